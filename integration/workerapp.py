@@ -1,0 +1,65 @@
+"""The Celery app that integration tests run real workers with.
+
+Broker, backend and queue come from the environment so one module serves Redis and RabbitMQ:
+LC_BROKER, LC_BACKEND (optional), LC_QUEUE (default ``lc-test``: a private queue, so other
+workers on a shared broker never take these tasks).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from celery import Celery
+
+BROKER = os.environ.get("LC_BROKER", "redis://127.0.0.1:6379/15")
+BACKEND = os.environ.get("LC_BACKEND") or None
+QUEUE = os.environ.get("LC_QUEUE", "lc-test")
+
+app = Celery("workerapp", broker=BROKER, backend=BACKEND, set_as_current=True)
+app.conf.update(
+    task_send_sent_event=True,
+    worker_send_task_events=True,
+    task_track_started=True,
+    task_default_queue=QUEUE,
+    result_extended=True,
+    result_expires=600,
+    worker_prefetch_multiplier=1,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+    worker_pool_restarts=True,
+)
+
+
+@app.task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task
+def sleepy(seconds: float = 0.1) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def _explode(payload: Any) -> None:
+    raise ValueError(f"bad payload: {payload!r}")
+
+
+@app.task
+def always_fail(payload: Any = None) -> None:
+    _explode(payload)
+
+
+@app.task(bind=True, max_retries=3, default_retry_delay=0.05)
+def flaky(self: Any, n: int, fail_for: int = 1) -> int:
+    """Retries ``fail_for`` times (same task id, retries counter grows), then returns n."""
+    if self.request.retries < fail_for:
+        raise self.retry(countdown=0.05, exc=RuntimeError(f"transient failure {self.request.retries}"))
+    return n
+
+
+@app.task
+def echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    return {"args": list(args), "kwargs": kwargs}

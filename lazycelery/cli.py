@@ -1,0 +1,103 @@
+"""Argument parsing and dispatch for the `lazycelery` command; every error becomes one line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from lazycelery import __version__
+from lazycelery.commands import COMMANDS
+from lazycelery.errors import LazyCeleryError
+
+__all__ = ["build_parser", "common_options", "main"]
+
+EPILOG = """\
+examples:
+  lazycelery                                  open the dashboard on redis://localhost:6379/0
+  lazycelery -A proj.celery                   use your app's broker, backend and queues
+  lazycelery tail --json | jq .               stream events as JSON lines
+  lazycelery queues                           queue depths, consumers and rates
+  lazycelery config init                      write a starter config file
+
+Connection: --broker / -A, then LAZYCELERY_BROKER_URL, CELERY_BROKER_URL, then the config
+file's active environment, else redis://localhost:6379/0.
+"""
+
+
+def common_options(suppress: bool) -> argparse.ArgumentParser:
+    """Connection options shared by the top-level parser and every sub-command.
+
+    Sub-parsers use ``SUPPRESS`` defaults so an option given before the sub-command
+    (``lazycelery --broker X tail``) is not reset by the sub-parser's default.
+    """
+    default: object = argparse.SUPPRESS if suppress else None
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("connection")
+    group.add_argument("-b", "--broker", metavar="URL", default=default,
+                       help="broker URL, e.g. redis://localhost:6379/0 or amqp://guest@host//")
+    group.add_argument("-A", "--app", metavar="MODULE[:ATTR]", default=default,
+                       help="import your Celery app like `celery -A` and use its settings")
+    group.add_argument("--result-backend", metavar="URL", default=default,
+                       help="result backend URL (read only; used for retry and reconciliation)")
+    group.add_argument("--env", metavar="NAME", default=default,
+                       help="use [environments.NAME] from the config file")
+    group.add_argument("--config", metavar="FILE", default=default,
+                       help="config file (default: platformdirs user config dir, see `config path`)")
+    group.add_argument("--read-only", action="store_true", default=default,
+                       help="refuse every action that changes the cluster")
+    group.add_argument("--max-tasks", type=int, metavar="N", default=default,
+                       help="tasks kept in memory, least recently active evicted (default 100000)")
+    group.add_argument("--ingest", choices=("auto", "fast", "kombu"), default=default,
+                       help="event reader: fast Redis path, celery's Receiver, or auto (default)")
+    group.add_argument("--no-color", action="store_true", default=default,
+                       help="no colours (also honoured: the NO_COLOR environment variable)")
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lazycelery",
+        description="A keyboard-driven terminal dashboard and CLI for Celery clusters.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common_options(suppress=False)],
+    )
+    parser.add_argument("--version", action="version", version=f"lazycelery {__version__}")
+    parser.set_defaults(handler="lazycelery.commands.dashboard:run")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    common = common_options(suppress=True)
+    for module_name in COMMANDS:
+        importlib.import_module(module_name).register(subparsers, common)
+    return parser
+
+
+def _resolve_handler(spec: str) -> Callable[[argparse.Namespace], int]:
+    module_name, _, func_name = spec.partition(":")
+    handler: Callable[[argparse.Namespace], int] = getattr(
+        importlib.import_module(module_name), func_name
+    )
+    return handler
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.no_color is None:
+        args.no_color = False
+    if os.environ.get("NO_COLOR"):
+        args.no_color = True
+    try:
+        return _resolve_handler(args.handler)(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): silence the flush at interpreter exit too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except LazyCeleryError as exc:
+        print(f"lazycelery: {exc}", file=sys.stderr)
+        return exc.exit_code

@@ -1,0 +1,339 @@
+"""Task and worker records, and the rules that merge events into them in any delivery order.
+
+Celery's ``State`` decides a task's state from the order events arrive in; that makes the final
+state depend on delivery order (a late ``task-started`` after ``task-succeeded`` is harmless
+there, but a late ``task-retried`` is not). Here the state is a pure function of *which* events a
+task has seen, so any order of the same events ends in the same record:
+
+* a terminal event decides: SUCCESS > FAILURE > REVOKED > REJECTED (rejected without requeue);
+* otherwise the newest attempt decides. An attempt is numbered by the ``retries`` field of
+  task-sent / task-received; task-started and task-retried carry no number, so they are
+  counted: the n-th start belongs to attempt n-1, the n-th retry ends attempt n-1.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any, Final
+
+import msgspec
+
+__all__ = [
+    "FAILURE",
+    "PENDING",
+    "READY_STATES",
+    "RECEIVED",
+    "REJECTED",
+    "RETRY",
+    "REVOKED",
+    "STARTED",
+    "STATES",
+    "SUCCESS",
+    "TaskRecord",
+    "WorkerRecord",
+    "apply_task_event",
+    "apply_worker_event",
+    "derive_state",
+    "new_task",
+    "worker_status",
+]
+
+PENDING: Final = "PENDING"
+RECEIVED: Final = "RECEIVED"
+STARTED: Final = "STARTED"
+SUCCESS: Final = "SUCCESS"
+FAILURE: Final = "FAILURE"
+RETRY: Final = "RETRY"
+REVOKED: Final = "REVOKED"
+REJECTED: Final = "REJECTED"
+#: Every state a record can be in, in display order.
+STATES: Final = (PENDING, RECEIVED, STARTED, RETRY, SUCCESS, FAILURE, REVOKED, REJECTED)
+#: States after which a task will not run again (celery's READY_STATES plus a final rejection).
+READY_STATES: Final = frozenset({SUCCESS, FAILURE, REVOKED, REJECTED})
+
+_intern = sys.intern
+
+
+class TaskRecord(msgspec.Struct, gc=False):
+    """Everything known about one task id. ``gc=False``: records hold no reference cycles,
+    and keeping a million of them out of the cyclic GC saves memory and GC pauses."""
+
+    uuid: str
+    state: str = PENDING
+    name: str | None = None
+    worker: str | None = None
+    args: str | None = None
+    kwargs: str | None = None
+    result: str | None = None
+    exception: str | None = None
+    traceback: str | None = None
+    runtime: float | None = None
+    retries: int = 0
+    eta: str | None = None
+    expires: str | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+    queue: str | None = None
+    exchange: str | None = None
+    routing_key: str | None = None
+    client: str | None = None  # hostname of the publisher (task-sent)
+    # epoch timestamps (sender clocks) of the latest event of each kind
+    sent: float | None = None
+    received: float | None = None
+    started: float | None = None
+    succeeded: float | None = None
+    failed: float | None = None
+    retried: float | None = None
+    revoked: float | None = None
+    rejected: float | None = None
+    terminated: bool = False
+    expired: bool = False
+    signum: int | None = None
+    requeue: bool = False
+    # local time of the last event applied (drives LRU eviction and "last activity")
+    last_seen: float = 0.0
+    # set when the state was corrected from the result backend / inspect, not from an event
+    reconciled: bool = False
+    # attempt bookkeeping (see the module docstring); -1 = not seen
+    n_started: int = 0
+    n_retried: int = 0
+    sent_attempt: int = -1
+    received_attempt: int = -1
+
+    @property
+    def timestamp(self) -> float | None:
+        """Sender time of the event that set the current state (None if unknown)."""
+        return _STATE_TIME[self.state](self) if self.state in _STATE_TIME else None
+
+    @property
+    def first_seen(self) -> float | None:
+        """Earliest known sender time (sent, else received, else any)."""
+        for value in (self.sent, self.received, self.started, self.failed, self.revoked,
+                      self.succeeded, self.retried, self.rejected):
+            if value is not None:
+                return value
+        return None
+
+    def history(self) -> list[tuple[str, float]]:
+        """(state, time) pairs known for this task, oldest first."""
+        pairs = [
+            (PENDING, self.sent), (RECEIVED, self.received), (STARTED, self.started),
+            (RETRY, self.retried), (SUCCESS, self.succeeded), (FAILURE, self.failed),
+            (REVOKED, self.revoked), (REJECTED, self.rejected),
+        ]
+        return sorted(((s, t) for s, t in pairs if t is not None), key=lambda p: p[1])
+
+    @property
+    def args_truncated(self) -> bool:
+        return _is_truncated(self.args)
+
+    @property
+    def kwargs_truncated(self) -> bool:
+        return _is_truncated(self.kwargs)
+
+    @property
+    def result_truncated(self) -> bool:
+        return _is_truncated(self.result)
+
+
+def _is_truncated(text: str | None) -> bool:
+    # celery's saferepr cuts at 1024 characters and appends "..." (the strings grow a few
+    # characters past the limit because closing brackets are kept).
+    return text is not None and len(text) >= 1024 and "..." in text[-12:]
+
+
+_STATE_TIME: Final[Mapping[str, Any]] = {
+    PENDING: lambda r: r.sent, RECEIVED: lambda r: r.received, STARTED: lambda r: r.started,
+    RETRY: lambda r: r.retried, SUCCESS: lambda r: r.succeeded, FAILURE: lambda r: r.failed,
+    REVOKED: lambda r: r.revoked, REJECTED: lambda r: r.rejected,
+}
+
+
+def new_task(uuid: str) -> TaskRecord:
+    return TaskRecord(uuid=uuid)
+
+
+def _max_time(old: float | None, new: float | None) -> float | None:
+    if new is None:
+        return old
+    if old is None or new > old:
+        return new
+    return old
+
+
+def _fill_identity(rec: TaskRecord, event: Mapping[str, Any]) -> None:
+    """Fields that sent and received both carry; the first value seen wins unless missing."""
+    name = event.get("name")
+    if name and rec.name is None:
+        rec.name = _intern(name)
+    for key in ("args", "kwargs", "eta", "expires"):
+        value = event.get(key)
+        if value is not None and getattr(rec, key) is None:
+            # "()", "{}" and the like are shared, not stored once per task
+            setattr(rec, key, _intern(value) if len(value) <= 2 else value)
+    parent = event.get("parent_id")
+    # A retry is re-sent with parent_id = its own id; that is not a parent (celery's State
+    # keeps it, which would make the task its own child).
+    if parent and parent != rec.uuid and rec.parent_id is None:
+        rec.parent_id = parent
+    root = event.get("root_id")
+    if root and rec.root_id is None:
+        rec.root_id = rec.uuid if root == rec.uuid else root
+    retries = event.get("retries")
+    if isinstance(retries, int) and retries > rec.retries:
+        rec.retries = retries
+
+
+def _attempt(event: Mapping[str, Any]) -> int:
+    retries = event.get("retries")
+    return retries if isinstance(retries, int) and retries >= 0 else 0
+
+
+def apply_task_event(rec: TaskRecord, event: Mapping[str, Any]) -> None:
+    """Merge one ``task-*`` event into ``rec`` (the event is never mutated)."""
+    kind = event.get("type", "")
+    ts = event.get("timestamp")
+    host = event.get("hostname")
+    if kind == "task-sent":
+        _fill_identity(rec, event)
+        rec.sent = _max_time(rec.sent, ts)
+        rec.sent_attempt = max(rec.sent_attempt, _attempt(event))
+        if host:
+            rec.client = _intern(host)
+        for key in ("queue", "exchange", "routing_key"):
+            value = event.get(key)
+            if value is not None and getattr(rec, key) is None:
+                setattr(rec, key, _intern(value))
+    elif kind == "task-received":
+        _fill_identity(rec, event)
+        rec.received = _max_time(rec.received, ts)
+        attempt = _attempt(event)
+        if attempt >= rec.received_attempt:
+            rec.received_attempt = attempt
+            _set_worker(rec, host, terminal=False)
+    elif kind == "task-started":
+        rec.started = _max_time(rec.started, ts)
+        rec.n_started += 1
+        _set_worker(rec, host, terminal=False)
+    elif kind == "task-succeeded":
+        rec.succeeded = _max_time(rec.succeeded, ts)
+        rec.result = event.get("result", rec.result)
+        rec.runtime = event.get("runtime", rec.runtime)
+        _set_worker(rec, host, terminal=True)
+    elif kind == "task-failed":
+        rec.failed = _max_time(rec.failed, ts)
+        rec.exception = event.get("exception", rec.exception)
+        rec.traceback = event.get("traceback", rec.traceback)
+        _set_worker(rec, host, terminal=True)
+    elif kind == "task-retried":
+        rec.retried = _max_time(rec.retried, ts)
+        rec.n_retried += 1
+        if rec.failed is None:  # a final failure's exception outranks a retry's
+            rec.exception = event.get("exception", rec.exception)
+            rec.traceback = event.get("traceback", rec.traceback)
+    elif kind == "task-revoked":
+        rec.revoked = _max_time(rec.revoked, ts)
+        rec.terminated = rec.terminated or bool(event.get("terminated"))
+        rec.expired = rec.expired or bool(event.get("expired"))
+        if event.get("signum") is not None:
+            rec.signum = event.get("signum")
+        _set_worker(rec, host, terminal=True)
+    elif kind == "task-rejected":
+        rec.rejected = _max_time(rec.rejected, ts)
+        rec.requeue = bool(event.get("requeue"))
+        _set_worker(rec, host, terminal=False)
+    elif kind == "task-cancelled":
+        # The worker lost its broker connection and gave the message back: it will be
+        # delivered again, so this ends an attempt like a requeued rejection does.
+        rec.rejected = _max_time(rec.rejected, ts)
+        rec.requeue = True
+    rec.state = derive_state(rec)
+
+
+def _set_worker(rec: TaskRecord, host: str | None, terminal: bool) -> None:
+    # The worker that finished the task is the one to show; before that, the latest one.
+    if not host:
+        return
+    if terminal or rec.state not in READY_STATES:
+        rec.worker = _intern(host)
+
+
+def derive_state(rec: TaskRecord) -> str:
+    """The state implied by the events seen so far, independent of their order."""
+    if rec.succeeded is not None:
+        return SUCCESS
+    if rec.failed is not None:
+        return FAILURE
+    if rec.revoked is not None:
+        return REVOKED
+    if rec.rejected is not None and not rec.requeue:
+        return REJECTED
+    attempt = max(rec.sent_attempt, rec.received_attempt, rec.n_retried - 1, rec.n_started - 1)
+    if attempt < 0:  # nothing but a requeued rejection / cancellation
+        return REJECTED if rec.rejected is not None else PENDING
+    if rec.n_retried > attempt:
+        return RETRY
+    if rec.n_started > attempt:
+        return STARTED
+    if rec.received_attempt == attempt:
+        return RECEIVED
+    return PENDING
+
+
+# --------------------------------------------------------------------------- workers
+
+ONLINE: Final = "online"
+OFFLINE: Final = "offline"
+LOST: Final = "lost"
+
+
+class WorkerRecord(msgspec.Struct):
+    """One worker as told by its worker-online / heartbeat / offline events."""
+
+    hostname: str
+    pid: int | None = None
+    sw_ident: str | None = None
+    sw_ver: str | None = None
+    sw_sys: str | None = None
+    freq: float = 2.0
+    active: int | None = None
+    processed: int | None = None
+    loadavg: tuple[float, ...] | None = None
+    last_heartbeat: float | None = None  # local receive time of the last worker event
+    offline: bool = False
+    clock: int = 0
+
+
+def apply_worker_event(rec: WorkerRecord, event: Mapping[str, Any], now: float) -> None:
+    """Merge one ``worker-*`` event. A heartbeat answering a ``heartbeat`` control command
+    carries no active/processed/loadavg (CELERY-INTERNALS §1): keep the last known values."""
+    kind = event.get("type", "")
+    rec.last_heartbeat = event.get("local_received") or now
+    rec.offline = kind == "worker-offline"
+    for key in ("pid", "sw_ident", "sw_ver", "sw_sys"):
+        value = event.get(key)
+        if value is not None:
+            setattr(rec, key, value)
+    freq = event.get("freq")
+    if isinstance(freq, (int, float)) and freq > 0:
+        rec.freq = float(freq)
+    for key in ("active", "processed"):
+        value = event.get(key)
+        if isinstance(value, int):
+            setattr(rec, key, value)
+    load = event.get("loadavg")
+    if isinstance(load, (list, tuple)):
+        rec.loadavg = tuple(float(x) for x in load)
+    clock = event.get("clock")
+    if isinstance(clock, int):
+        rec.clock = max(rec.clock, clock)
+
+
+def worker_status(rec: WorkerRecord, now: float) -> str:
+    """online / offline (said goodbye) / lost (no heartbeat within 2 x freq)."""
+    if rec.offline:
+        return OFFLINE
+    if rec.last_heartbeat is None or now - rec.last_heartbeat > 2 * rec.freq:
+        return LOST
+    return ONLINE
