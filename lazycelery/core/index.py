@@ -12,6 +12,7 @@ unfinished.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import threading
 import time
@@ -157,10 +158,8 @@ class TaskIndex:
             siblings = self._children.get(rec.parent_id)
             if siblings is not None:
                 # O(siblings): a parent has few children (a chain step has one).
-                try:
+                with contextlib.suppress(ValueError):
                     siblings.remove(rec.uuid)
-                except ValueError:
-                    pass
                 if not siblings:
                     del self._children[rec.parent_id]
 

@@ -194,7 +194,11 @@ def apply_task_event(rec: TaskRecord, event: Mapping[str, Any]) -> None:
     """Merge one ``task-*`` event into ``rec`` (the event is never mutated)."""
     kind = event.get("type", "")
     ts = event.get("timestamp")
+    if not isinstance(ts, (int, float)):
+        ts = None
     host = event.get("hostname")
+    if not isinstance(host, str):
+        host = None
     if kind == "task-sent":
         _fill_identity(rec, event)
         rec.sent = _max_time(rec.sent, ts)
@@ -227,9 +231,11 @@ def apply_task_event(rec: TaskRecord, event: Mapping[str, Any]) -> None:
         rec.traceback = event.get("traceback", rec.traceback)
         _set_worker(rec, host, terminal=True)
     elif kind == "task-retried":
+        latest = rec.retried is None or (ts is not None and ts >= rec.retried)
         rec.retried = _max_time(rec.retried, ts)
         rec.n_retried += 1
-        if rec.failed is None:  # a final failure's exception outranks a retry's
+        # A final failure's exception outranks a retry's; among retries the latest wins.
+        if rec.failed is None and latest:
             rec.exception = event.get("exception", rec.exception)
             rec.traceback = event.get("traceback", rec.traceback)
     elif kind == "task-revoked":
