@@ -63,3 +63,33 @@ def flaky(self: Any, n: int, fail_for: int = 1) -> int:
 @app.task
 def echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
     return {"args": list(args), "kwargs": kwargs}
+
+
+# --- actions tests (issue 5) -----------------------------------------------------------------
+
+
+def _marker(token: str) -> str:
+    import tempfile
+
+    return os.path.join(os.environ.get("LC_STATE_DIR") or tempfile.gettempdir(), f"lc-fail-once-{token}")
+
+
+@app.task
+def fail_once(token: str, value: Any, **extra: Any) -> dict[str, Any]:
+    """Fails on its first call for ``token`` (a marker file records the call), then succeeds:
+    a re-sent copy with the same args shows that a retry really carried them."""
+    try:
+        fd = os.open(_marker(token), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return {"value": value, "extra": extra}
+    os.close(fd)
+    raise RuntimeError(f"first call for {token} fails on purpose")
+
+
+@app.task
+def long_running(seconds: float = 60.0) -> float:
+    """Sleeps in small steps (a terminate test kills it long before it ends)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    return seconds

@@ -223,13 +223,18 @@ class TaskIndex:
         with self.lock:
             return [(w, worker_status(w, now)) for _, w in sorted(self.workers.items())]
 
-    def mark_reconciled(self, uuid: str, state: str, **fields: Any) -> TaskRecord | None:
-        """Correct a task's state from a source other than events (result backend, inspect)."""
+    def mark_reconciled(self, uuid: str, state: str, *, expect_state: str | None = None,
+                        **fields: Any) -> TaskRecord | None:
+        """Correct a task from a source other than events (result backend, inspect).
+
+        With ``expect_state``, nothing changes unless the task is still in that state (an event
+        may have moved it on while the caller was asking the backend). Returns the record, or
+        None if the task is gone or was not in ``expect_state``."""
         with self.lock:
             rec = self.get(uuid)
-            if rec is None:
+            if rec is None or (expect_state is not None and rec.state != expect_state):
                 return None
-            old_state = rec.state
+            old_state, old_name, old_worker = rec.state, rec.name, rec.worker
             for key, value in fields.items():
                 setattr(rec, key, value)
             rec.state = state
@@ -239,5 +244,11 @@ class TaskIndex:
                 _bump(self.by_state, state, +1)
                 if state in READY_STATES and uuid in self._active:
                     self._done[uuid] = self._active.pop(uuid)
+            if rec.name != old_name:
+                _bump(self.by_name, old_name, -1)
+                _bump(self.by_name, rec.name, +1)
+            if rec.worker != old_worker:
+                _bump(self.by_worker, old_worker, -1)
+                _bump(self.by_worker, rec.worker, +1)
             self.version += 1
             return rec

@@ -95,6 +95,9 @@ class TaskRecord(msgspec.Struct, gc=False):
     last_seen: float = 0.0
     # set when the state was corrected from the result backend / inspect, not from an event
     reconciled: bool = False
+    # set by reconciliation when no source could say what became of an unfinished task after
+    # a gap in the event stream: the state is kept, the UI shows "unknown since <time>"
+    unknown_since: float | None = None
     # attempt bookkeeping (see the module docstring); -1 = not seen
     n_started: int = 0
     n_retried: int = 0
@@ -193,6 +196,7 @@ def _attempt(event: Mapping[str, Any]) -> int:
 def apply_task_event(rec: TaskRecord, event: Mapping[str, Any]) -> None:
     """Merge one ``task-*`` event into ``rec`` (the event is never mutated)."""
     kind = event.get("type", "")
+    rec.unknown_since = None  # an event is news of the task
     ts = event.get("timestamp")
     if not isinstance(ts, (int, float)):
         ts = None

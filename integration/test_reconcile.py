@@ -1,0 +1,138 @@
+"""Reconciliation with real workers: tasks that finished while we were not listening."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from conftest import RedisServer, WorkerProcess, wait_for
+from lazycelery.config import Settings
+from lazycelery.core.index import TaskIndex
+from lazycelery.core.ingest import CONNECTED, Ingestor, IngestStatus
+from lazycelery.core.reconcile import Reconciler, ReconcileReport
+
+pytestmark = pytest.mark.integration
+
+
+def states(index: TaskIndex, ids: list[str]) -> list[str | None]:
+    return [getattr(index.get(i), "state", None) for i in ids]
+
+
+def test_tasks_that_finished_while_we_ignored_events_are_corrected(
+    redis_url: str, celery_worker_factory: Callable[..., WorkerProcess]
+) -> None:
+    worker = celery_worker_factory(redis_url, backend=redis_url, concurrency=4)
+    client = worker.app()
+    index = TaskIndex()
+    ingestor = Ingestor(redis_url, index, mode="auto")
+    ingestor.start()
+    try:
+        wait_for(lambda: ingestor.status.state == CONNECTED, timeout=20, what="the ingestor")
+        short = [client.send_task("workerapp.long_running", args=[2.0]).id for _ in range(2)]
+        failing = client.send_task("workerapp.always_fail", args=["x"], countdown=5).id
+        still = client.send_task("workerapp.long_running", args=[60]).id
+        wait_for(lambda: states(index, [*short, still]) == ["STARTED"] * 3, timeout=30,
+                 what="the tasks to start")
+        wait_for(lambda: states(index, [failing]) == ["RECEIVED"], timeout=30, what="the ETA task")
+        ingestor.stop()  # from here on we hear nothing
+        backend = client.backend
+        wait_for(lambda: [backend.get_task_meta(i)["status"] for i in [*short, failing]]
+                 == ["SUCCESS", "SUCCESS", "FAILURE"], timeout=30, what="the tasks to finish")
+        assert states(index, [*short, failing, still]) == ["STARTED", "STARTED", "RECEIVED", "STARTED"]
+
+        app = Settings(broker_url=redis_url, result_backend=redis_url).celery_app()
+        report = Reconciler(index, app, timeout=3.0).run()
+        assert report.checked == 4 and report.running == 1 and not report.unknown, report
+        assert {c.uuid: c.state for c in report.corrected} == {
+            short[0]: "SUCCESS", short[1]: "SUCCESS", failing: "FAILURE"}
+        assert states(index, [*short, failing, still]) == ["SUCCESS", "SUCCESS", "FAILURE", "STARTED"]
+        for task_id in [*short, failing]:
+            record = index.get(task_id)
+            assert record is not None and record.reconciled
+        failed = index.get(failing)
+        assert failed is not None and failed.exception == "ValueError(\"bad payload: 'x'\")"
+        short_rec = index.get(short[0])
+        assert short_rec is not None and short_rec.result == "2.0" and short_rec.succeeded
+    finally:
+        ingestor.stop()
+        client.close()
+
+
+def test_without_a_backend_vanished_tasks_are_flagged_unknown(
+    redis_url: str, celery_worker_factory: Callable[..., WorkerProcess]
+) -> None:
+    worker = celery_worker_factory(redis_url)
+    client = worker.app()
+    index = TaskIndex()
+    ingestor = Ingestor(redis_url, index, mode="auto")
+    ingestor.start()
+    try:
+        wait_for(lambda: ingestor.status.state == CONNECTED, timeout=20, what="the ingestor")
+        done = client.send_task("workerapp.long_running", args=[1.5]).id
+        still = client.send_task("workerapp.long_running", args=[60]).id
+        wait_for(lambda: states(index, [done, still]) == ["STARTED"] * 2, timeout=30,
+                 what="the tasks to start")
+        lost_at = time.time()
+        ingestor.stop()
+        time.sleep(3)  # `done` finishes unheard
+        app = Settings(broker_url=redis_url).celery_app()
+        report = Reconciler(index, app, timeout=3.0).run(trigger="reconnect", gap=(lost_at, time.time()))
+        assert [(c.uuid, c.state, c.unknown_since) for c in report.unknown] == [(done, "STARTED", lost_at)]
+        assert report.running == 1 and not report.corrected
+        assert "no result backend" in report.unknown[0].source
+    finally:
+        ingestor.stop()
+        client.close()
+
+
+def test_after_a_broker_restart_tasks_that_finished_in_the_gap_are_finished(
+    redis_url: str,
+    redis_server_factory: Callable[[], RedisServer],
+    celery_worker_factory: Callable[..., WorkerProcess],
+) -> None:
+    broker = redis_server_factory()
+    broker_url = f"{broker.url}/0"
+    worker = celery_worker_factory(broker_url, backend=redis_url, concurrency=3)
+    client = worker.app()
+    index = TaskIndex()
+    reports: list[ReconcileReport] = []
+    reconciled = threading.Event()
+
+    def on_report(report: ReconcileReport) -> None:
+        reports.append(report)
+        if report.corrected:
+            reconciled.set()
+
+    app = Settings(broker_url=broker_url, result_backend=redis_url).celery_app()
+    reconciler = Reconciler(index, app, interval=120, timeout=3.0, on_report=on_report)
+    statuses: list[IngestStatus] = []
+
+    def on_status(status: IngestStatus) -> None:
+        statuses.append(status)
+        reconciler.on_ingest_status(status)
+
+    ingestor = Ingestor(broker_url, index, mode="auto", on_status=on_status)
+    reconciler.start()
+    ingestor.start()
+    try:
+        wait_for(lambda: ingestor.status.state == CONNECTED, timeout=20, what="the ingestor")
+        ids = [client.send_task("workerapp.long_running", args=[3.0]).id for _ in range(3)]
+        wait_for(lambda: states(index, ids) == ["STARTED"] * 3, timeout=30, what="the tasks to start")
+        broker.stop()  # the tasks finish while the broker, and so the event stream, is down
+        backend = client.backend
+        wait_for(lambda: all(backend.get_task_meta(i)["status"] == "SUCCESS" for i in ids),
+                 timeout=30, what="the tasks to finish during the gap")
+        assert states(index, ids) == ["STARTED"] * 3
+        broker.start()
+        assert reconciled.wait(60), (reports, statuses[-3:])
+        assert states(index, ids) == ["SUCCESS"] * 3
+        gap = ingestor.status.gap
+        assert gap is not None and reports[0].trigger == "reconnect"
+        assert {c.uuid for r in reports for c in r.corrected} == set(ids)
+    finally:
+        ingestor.stop()
+        reconciler.stop()
+        client.close()

@@ -1,0 +1,166 @@
+"""`lazycelery task retry|revoke|terminate ID...`: task actions for scripts and terminals."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from lazycelery.errors import UsageError
+
+if TYPE_CHECKING:
+    from lazycelery.core.actions import ActionResult, Actions, Placement
+
+__all__ = ["add_safety_options", "confirm", "finish", "register", "run"]
+
+HANDLER = "lazycelery.commands.task:run"
+
+
+def add_safety_options(parser: argparse.ArgumentParser) -> None:
+    """--yes, --dry-run and --timeout, shared by the task and worker commands."""
+    parser.add_argument("-y", "--yes", action="store_true",
+                        help="do not ask for confirmation (needed when stdin is not a terminal)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="show what would be done, change nothing (allowed in --read-only)")
+    parser.add_argument("--timeout", type=float, default=1.0, metavar="SECONDS",
+                        help="how long to wait for worker replies (default 1.0)")
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    parser = subparsers.add_parser(
+        "task",
+        parents=[common],
+        help="retry, revoke or terminate tasks by id",
+        description="Retry, revoke or terminate tasks by id. Each asks for confirmation "
+                    "(default No) unless --yes; every executed action is written to the audit log.",
+    )
+    parser.set_defaults(handler=HANDLER)
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", dest="task_action")
+    actions.required = True
+    retry = actions.add_parser(
+        "retry", parents=[common],
+        help="re-send failed/revoked tasks with their real args (from the result backend)",
+        description="Re-send FAILURE/REVOKED/REJECTED tasks under a new id with their real name, "
+                    "args, kwargs and queue, read from the result backend's extended meta "
+                    "(result_extended=True); root_id/parent_id keep the new run in its workflow.",
+    )
+    revoke = actions.add_parser(
+        "revoke", parents=[common],
+        help="revoke queued or scheduled (ETA) tasks",
+        description="Revoke tasks at the worker holding them (found with a read-only inspect "
+                    "query_task), else at every worker that answered.",
+    )
+    terminate = actions.add_parser(
+        "terminate", parents=[common],
+        help="kill running tasks with a signal",
+        description="Revoke running tasks and signal the pool process running them.",
+    )
+    terminate.add_argument("--signal", default="SIGTERM", metavar="SIG",
+                           help="signal for the pool process: SIGTERM (default), SIGKILL, SIGINT...")
+    for sub in (retry, revoke, terminate):
+        sub.add_argument("ids", nargs="+", metavar="ID", help="task id")
+        add_safety_options(sub)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lazycelery import config
+    from lazycelery.core.actions import Actions, environment_label
+
+    action = getattr(args, "task_action", None)
+    if action not in ("retry", "revoke", "terminate"):
+        raise UsageError("task: expected an action: retry, revoke or terminate")
+    settings = config.resolve(args)
+    actions = Actions.from_settings(settings, timeout=_timeout(args))
+    if not args.dry_run:
+        actions.guard(action)  # refuse before asking the cluster anything
+    where = environment_label(settings)
+    if action == "retry":
+        return _retry(actions, args, where)
+    return _revoke(actions, args, where, terminate=action == "terminate")
+
+
+def _timeout(args: argparse.Namespace) -> float:
+    value = float(getattr(args, "timeout", 1.0))
+    if not value > 0:
+        raise UsageError(f"--timeout: must be positive (got {value:g})")
+    return value
+
+
+def _retry(actions: Actions, args: argparse.Namespace, where: str) -> int:
+    batch = actions.plan_retries(args.ids)
+    for line in batch.lines():
+        print(line)
+    if args.dry_run:
+        return 0 if not batch.refusals else 1
+    if not batch.plans:
+        print("retry: nothing to send", file=sys.stderr)
+        return 1
+    if not confirm(f"Re-send {_count(len(batch.plans), 'task')} on {where}?", yes=args.yes):
+        return _cancelled()
+    return finish(actions.retry(batch))
+
+
+def _revoke(actions: Actions, args: argparse.Namespace, where: str, *, terminate: bool) -> int:
+    from lazycelery.core.actions import locate_by_inspect, normalize_signal
+
+    ids = list(dict.fromkeys(args.ids))
+    signame = normalize_signal(args.signal) if terminate else "SIGTERM"
+    placement = locate_by_inspect(actions.app, ids, actions.timeout)
+    verb = f"terminate ({signame})" if terminate else "revoke"
+    for line in describe_placement(placement, ids, verb):
+        print(line)
+    if args.dry_run:
+        return 0
+    question = f"{verb.capitalize()} {_count(len(ids), 'task')} on {where}?"
+    if not confirm(question, yes=args.yes):
+        return _cancelled()
+    result = actions.revoke(ids, terminate=terminate, signal=signame, placement=placement)
+    return finish(result)
+
+
+def describe_placement(placement: Placement, ids: Sequence[str], verb: str) -> list[str]:
+    """One line per task: which worker(s) the command goes to, and why."""
+    out: list[str] = []
+    for task_id in ids:
+        holder = placement.holders.get(task_id)
+        if holder:
+            out.append(f"{verb} {task_id} at {holder} (holds it: {placement.held_as.get(task_id)})")
+        elif placement.online:
+            out.append(f"{verb} {task_id} at the {_count(len(placement.online), 'online worker')} "
+                       f"({', '.join(placement.online)}): no worker holds it (queued, or finished)")
+        else:
+            out.append(f"{verb} {task_id}: no worker answered, nothing can be sent")
+    return out
+
+
+def confirm(question: str, *, yes: bool) -> bool:
+    """``[y/N]`` on a terminal (default No); without one, only ``--yes`` goes ahead."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError("refusing to act without confirmation: stdin is not a terminal (add --yes)")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def finish(result: ActionResult) -> int:
+    """Print the result (message, each worker's reply) and turn it into an exit code."""
+    for line in result.lines():
+        print(line)
+    return 0 if result.ok else 1
+
+
+def _cancelled() -> int:
+    print("cancelled: nothing was sent", file=sys.stderr)
+    return 1
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -1,0 +1,143 @@
+"""`lazycelery worker ACTION NAME...`: remote control of named workers, never a broadcast."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from lazycelery.commands.task import add_safety_options, confirm, finish
+from lazycelery.errors import UsageError
+
+if TYPE_CHECKING:
+    from lazycelery.core.actions import ActionResult, Actions
+
+__all__ = ["ACTIONS", "register", "run"]
+
+HANDLER = "lazycelery.commands.worker:run"
+
+#: action -> help line
+ACTIONS: dict[str, str] = {
+    "shutdown": "warm shutdown (running tasks finish first)",
+    "pool-restart": "restart the pool processes (needs worker_pool_restarts=True)",
+    "pool-grow": "add N pool processes",
+    "pool-shrink": "remove N pool processes",
+    "autoscale": "set the autoscale range (worker started with --autoscale)",
+    "add-consumer": "start consuming from a queue",
+    "cancel-consumer": "stop consuming from a queue",
+    "rate-limit": "set a task type's rate limit",
+    "time-limit": "set a task type's soft/hard time limits",
+}
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    parser = subparsers.add_parser(
+        "worker",
+        parents=[common],
+        help="control named workers (shutdown, pool, consumers, limits)",
+        description="Remote-control named workers. Commands always carry the workers' names "
+                    "(never a broadcast); short names (w1 for w1@host) are resolved by ping. "
+                    "Each asks for confirmation (default No) unless --yes.",
+    )
+    parser.set_defaults(handler=HANDLER)
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", dest="worker_action")
+    actions.required = True
+    subs = {name: actions.add_parser(name, parents=[common], help=text, description=text[:1].upper()
+                                     + text[1:] + ".") for name, text in ACTIONS.items()}
+    for sub in subs.values():
+        sub.add_argument("workers", nargs="+", metavar="NAME", help="worker hostname (w1@host or w1)")
+        add_safety_options(sub)
+    subs["pool-restart"].add_argument("--reload", action="store_true",
+                                      help="also reload the modules (--module)")
+    subs["pool-restart"].add_argument("--module", action="append", dest="modules", metavar="MOD",
+                                      help="module to (re)import; repeatable")
+    for name in ("pool-grow", "pool-shrink"):
+        subs[name].add_argument("-n", type=int, default=1, metavar="N", help="processes (default 1)")
+    subs["autoscale"].add_argument("--max", type=int, required=True, metavar="N")
+    subs["autoscale"].add_argument("--min", type=int, required=True, metavar="N")
+    for name in ("add-consumer", "cancel-consumer"):
+        subs[name].add_argument("--queue", "-q", required=True, metavar="QUEUE")
+    subs["add-consumer"].add_argument("--exchange", metavar="NAME", help="default: the queue name")
+    subs["add-consumer"].add_argument("--exchange-type", default="direct", metavar="TYPE")
+    subs["add-consumer"].add_argument("--routing-key", metavar="KEY", help="default: the queue name")
+    for name in ("rate-limit", "time-limit"):
+        subs[name].add_argument("--task", "-t", required=True, metavar="NAME", help="task name")
+    subs["rate-limit"].add_argument("--rate", required=True, metavar="RATE",
+                                    help="e.g. 10/m, 2/s, 100/h; 0 removes the limit")
+    subs["time-limit"].add_argument("--soft", type=float, metavar="SECONDS")
+    subs["time-limit"].add_argument("--hard", type=float, metavar="SECONDS")
+
+
+def run(args: argparse.Namespace) -> int:
+    from lazycelery import config
+    from lazycelery.core.actions import Actions, environment_label, resolve_workers
+
+    action = getattr(args, "worker_action", None)
+    if action not in ACTIONS:
+        raise UsageError(f"worker: expected an action: {', '.join(ACTIONS)}")
+    timeout = float(args.timeout)
+    if not timeout > 0:
+        raise UsageError(f"--timeout: must be positive (got {timeout:g})")
+    settings = config.resolve(args)
+    actions = Actions.from_settings(settings, timeout=timeout)
+    if not args.dry_run:
+        actions.guard(action)
+    _check_arguments(action, args)  # bad numbers fail before anything is sent
+    workers = resolve_workers(actions.app, args.workers, timeout)
+    print(f"{action}{_details(action, args)} on: {', '.join(workers)}")
+    if args.dry_run:
+        return 0
+    if not confirm(f"{action} on {len(workers)} worker(s) of {environment_label(settings)}?",
+                   yes=args.yes):
+        print("cancelled: nothing was sent", file=sys.stderr)
+        return 1
+    return finish(_execute(actions, action, workers, args))
+
+
+def _check_arguments(action: str, args: argparse.Namespace) -> None:
+    if action in ("pool-grow", "pool-shrink") and args.n < 1:
+        raise UsageError(f"{action}: -n must be at least 1")
+    if action == "autoscale" and not 0 <= args.min <= args.max:
+        raise UsageError(f"autoscale: need 0 <= --min <= --max (got {args.min}, {args.max})")
+    if action == "time-limit" and args.soft is None and args.hard is None:
+        raise UsageError("time-limit: give --soft and/or --hard")
+
+
+def _details(action: str, args: argparse.Namespace) -> str:
+    details: dict[str, Any] = {
+        "pool-grow": lambda: f" by {args.n}",
+        "pool-shrink": lambda: f" by {args.n}",
+        "autoscale": lambda: f" max={args.max} min={args.min}",
+        "add-consumer": lambda: f" queue {args.queue}",
+        "cancel-consumer": lambda: f" queue {args.queue}",
+        "rate-limit": lambda: f" {args.task} = {args.rate}",
+        "time-limit": lambda: f" {args.task} soft={args.soft} hard={args.hard}",
+        "pool-restart": lambda: f" (reload {', '.join(args.modules)})" if args.reload and args.modules
+        else "",
+    }
+    make = details.get(action)
+    return str(make()) if make else ""
+
+
+def _execute(actions: Actions, action: str, workers: list[str], args: argparse.Namespace) -> ActionResult:
+    if action == "shutdown":
+        return actions.shutdown(workers)
+    if action == "pool-restart":
+        return actions.pool_restart(workers, modules=args.modules, reload=args.reload)
+    if action == "pool-grow":
+        return actions.pool_grow(workers, args.n)
+    if action == "pool-shrink":
+        return actions.pool_shrink(workers, args.n)
+    if action == "autoscale":
+        return actions.autoscale(workers, args.max, args.min)
+    if action == "add-consumer":
+        return actions.add_consumer(workers, args.queue, exchange=args.exchange,
+                                    exchange_type=args.exchange_type, routing_key=args.routing_key)
+    if action == "cancel-consumer":
+        return actions.cancel_consumer(workers, args.queue)
+    if action == "rate-limit":
+        return actions.rate_limit(workers, args.task, args.rate)
+    return actions.time_limit(workers, args.task, soft=args.soft, hard=args.hard)
