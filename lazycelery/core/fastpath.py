@@ -1,0 +1,372 @@
+"""The Redis fast path: celery events read from PUB/SUB with hiredis and decoded with msgspec.
+
+It produces the same event dicts as ``app.events.Receiver`` with ``localize=False`` does on
+the same messages (CELERY-INTERNALS §2, decode path):
+
+1. the kombu envelope (``{"body", "content-type", "headers", "properties"}``) is JSON;
+2. ``properties.body_encoding == "base64"``: the body is base64 (else it is the text itself);
+3. ``headers.compression``: decompressed with kombu's codecs;
+4. only ``application/json`` bodies are decoded (the Receiver's default ``accept``); a body
+   containing kombu's ``__type__`` markers, or JSON that msgspec refuses (``NaN``, lone
+   surrogates), goes through kombu's own JSON decoder so the result is the same;
+5. a list body (``task.multi``) is unrolled; every event gets the Receiver's clock handling
+   (``task-sent`` takes ``local clock - 1``, others adjust the local Lamport clock, a missing
+   ``clock`` is filled from it) and ``local_received``. Timestamps are left as sent.
+
+What it cannot decode is counted in :class:`DecodeStats` and skipped, never raised.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import msgspec
+
+if TYPE_CHECKING:
+    from lazycelery.core.ingest_redis import BrokerIdentity, RedisEndpoint, RespConnection
+
+__all__ = [
+    "Clock",
+    "DecodeStats",
+    "EventDecoder",
+    "FastSession",
+    "LocalClock",
+    "decode_redis_message",
+]
+
+JSON_CONTENT_TYPE: Final = "application/json"
+#: seconds without any data before the subscriber checks the connection with PING
+HEALTH_CHECK_AFTER: Final = 15.0
+#: seconds to wait for the PING reply before the connection is declared dead
+HEALTH_CHECK_TIMEOUT: Final = 10.0
+
+
+class Clock(Protocol):
+    """The part of celery's ``LamportClock`` the Receiver uses (``app.clock`` fits)."""
+
+    value: int
+
+    def adjust(self, other: int) -> int: ...
+
+    def forward(self) -> int: ...
+
+
+class LocalClock:
+    """A Lamport clock for one reader thread (celery's has a lock we do not need)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: int = 0) -> None:
+        self.value = value
+
+    def adjust(self, other: int) -> int:
+        # max() without the call; a non-number raises TypeError like celery's clock does
+        value = self.value
+        if other > value:
+            value = other
+        self.value = value = value + 1
+        return value
+
+    def forward(self) -> int:
+        self.value += 1
+        return self.value
+
+
+@dataclass
+class DecodeStats:
+    """Counters of one reader (fast or kombu path); messages skipped never raise."""
+
+    messages: int = 0
+    events: int = 0
+    #: bad envelope, bad base64, bad JSON, a body that is not an event, an event without type
+    malformed: int = 0
+    #: a content type or compression the reader does not decode (pickle, yaml ...)
+    unsupported: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"messages": self.messages, "events": self.events,
+                "malformed": self.malformed, "unsupported": self.unsupported}
+
+
+class _Properties(msgspec.Struct):
+    body_encoding: str | None = None
+
+
+class _Headers(msgspec.Struct):
+    compression: str | None = None
+
+
+class _Envelope(msgspec.Struct):
+    # kombu's virtual Message requires "properties"; only the fields decoding needs are read
+    # (msgspec skips the rest without building it, which is most of the speed-up).
+    properties: _Properties
+    body: str | None = None
+    content_type: str | None = msgspec.field(default=None, name="content-type")
+    headers: _Headers | None = None
+
+
+_ENVELOPE_DECODER: Final = msgspec.json.Decoder(_Envelope)
+_BODY_DECODER: Final = msgspec.json.Decoder()
+# kombu's JSON object_hook turns {"__type__": ..., "__value__": ...} into datetimes, UUIDs ...;
+# a body that mentions the key goes through kombu's decoder. (A compiled search: faster than
+# ``bytes.__contains__`` on these bodies, which are full of underscores and quotes.)
+_has_type_marker: Final = re.compile(rb'"__type__"').search
+
+
+def _kombu_json_loads(data: bytes | str) -> Any:
+    from kombu.utils.json import loads as kombu_loads
+
+    loads: Callable[[bytes | str], Any] = kombu_loads
+    return loads(data)
+
+
+class _Envelope64(msgspec.Struct):
+    # The common case, decoded in one step: msgspec turns the base64 body into bytes in C.
+    properties: _Properties
+    body: bytes = b""
+    content_type: str | None = msgspec.field(default=None, name="content-type")
+    headers: _Headers | None = None
+
+
+_ENVELOPE64_DECODER: Final = msgspec.json.Decoder(_Envelope64)
+#: what ``EventDecoder._body`` returns for a message it cannot decode (None is a JSON body)
+_FAILED: Final = object()
+
+
+class EventDecoder:
+    """Turns raw PUB/SUB payloads into Receiver-identical events; keeps the clock and counters."""
+
+    def __init__(self, clock: Clock | None = None, stats: DecodeStats | None = None) -> None:
+        self.clock: Clock = clock if clock is not None else LocalClock()
+        self.stats = stats if stats is not None else DecodeStats()
+
+    def decode(self, data: bytes | str, received_at: float) -> list[dict[str, Any]]:
+        """The events in one message (possibly none); never raises for bad input."""
+        stats = self.stats
+        stats.messages += 1
+        # The common case inline (this runs per message): what celery always sends, base64
+        # JSON without compression or kombu type markers. Anything else takes ``_body``.
+        body: Any = None
+        try:
+            envelope = _ENVELOPE64_DECODER.decode(data)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            envelope = None
+        if envelope is not None:
+            raw = envelope.body
+            headers = envelope.headers
+            if (raw and envelope.properties.body_encoding == "base64"
+                    and envelope.content_type == JSON_CONTENT_TYPE
+                    and (headers is None or not headers.compression)
+                    and _has_type_marker(raw) is None):
+                try:
+                    body = _BODY_DECODER.decode(raw)
+                except (msgspec.DecodeError, ValueError):  # ValueError: invalid UTF-8
+                    body = None
+        if body is None:  # not the common case (or a JSON null body: rare, and also skipped)
+            body = self._body(data)
+            if body is _FAILED:
+                return []
+        if type(body) is dict:
+            items: list[Any] = [body]
+        elif type(body) is list:
+            items = body
+        else:
+            stats.malformed += 1
+            return []
+        clock = self.clock
+        adjust = clock.adjust
+        out: list[dict[str, Any]] = []
+        for event in items:
+            if type(event) is not dict or "type" not in event:
+                stats.malformed += 1
+                continue
+            # celery.events.receiver.EventReceiver.event_from_message, localize=False
+            if event["type"] == "task-sent":
+                # clients never sync their clocks, so the receiver's own clock stands in
+                sent_clock = event["clock"] = (clock.value or 1) - 1
+                adjust(sent_clock)
+            elif "clock" in event:
+                try:
+                    adjust(event["clock"])
+                except TypeError:  # not a number: the Receiver would raise here
+                    stats.malformed += 1
+                    continue
+            else:
+                event["clock"] = clock.forward()
+            event["local_received"] = received_at
+            out.append(event)
+        stats.events += len(out)
+        return out
+
+    def _body(self, data: bytes | str) -> Any:
+        """The general route: any body encoding, compression, kombu's JSON for what msgspec
+        refuses. Returns ``_FAILED`` (counted) when the message cannot be decoded."""
+        stats = self.stats
+        envelope = self._envelope(data)
+        if envelope is None or not envelope.body:
+            stats.malformed += 1
+            return _FAILED
+        text = envelope.body
+        encoding = envelope.properties.body_encoding
+        raw: bytes
+        try:
+            if encoding and encoding.lower() != "utf-8":
+                if encoding != "base64":  # kombu's only codec (looked up case-sensitively)
+                    stats.unsupported += 1
+                    return _FAILED
+                raw = _b64decode(text)
+            else:
+                raw = text.encode("utf-8")
+        except ValueError:  # binascii.Error, UnicodeEncodeError
+            stats.malformed += 1
+            return _FAILED
+        compression = envelope.headers.compression if envelope.headers is not None else None
+        if compression:
+            try:
+                from kombu.compression import decompress as kombu_decompress
+
+                decompress: Callable[[bytes, str], bytes] = kombu_decompress
+                raw = decompress(raw, compression)
+            except Exception:  # an unknown codec or corrupt data; kombu counts it as undecodable
+                stats.unsupported += 1
+                return _FAILED
+        if envelope.content_type != JSON_CONTENT_TYPE:
+            stats.unsupported += 1
+            return _FAILED
+        try:
+            if _has_type_marker(raw) is not None:
+                return _kombu_json_loads(raw)
+            try:
+                return _BODY_DECODER.decode(raw)
+            except msgspec.DecodeError:
+                # NaN / Infinity / lone surrogates: legal for Python's json, not for msgspec
+                return _kombu_json_loads(raw)
+        except (ValueError, TypeError, RecursionError):
+            stats.malformed += 1
+            return _FAILED
+
+    @staticmethod
+    def _envelope(data: bytes | str) -> _Envelope | None:
+        try:
+            return _ENVELOPE_DECODER.decode(data)
+        except msgspec.ValidationError:
+            return None
+        except msgspec.DecodeError:
+            pass
+        try:
+            return msgspec.convert(_kombu_json_loads(data), _Envelope)
+        except (ValueError, TypeError, RecursionError, msgspec.ValidationError):
+            return None
+
+
+def _b64decode(text: str) -> bytes:
+    try:
+        return binascii.a2b_base64(text)
+    except ValueError:
+        # kombu encodes the str to UTF-8 first and a2b_base64 then skips non-alphabet bytes
+        return binascii.a2b_base64(text.encode("utf-8"))
+
+
+def decode_redis_message(data: bytes | str, received_at: float,
+                         decoder: EventDecoder | None = None) -> list[dict[str, Any]]:
+    """Decode one kombu envelope from the event channel into Receiver-identical events.
+
+    Pass one ``decoder`` for a whole stream: it carries the Lamport clock (``task-sent`` clocks
+    depend on it) and counts what was skipped. Without one, a fresh decoder is used.
+    """
+    return (decoder if decoder is not None else EventDecoder()).decode(data, received_at)
+
+
+class EventSink(Protocol):
+    """Where the readers put events (``lazycelery.core.ingest.BatchSink``)."""
+
+    def extend(self, events: list[dict[str, Any]]) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+class FastSession:
+    """One connection's life: connect, AUTH, INFO, PSUBSCRIBE, then read until stop or error."""
+
+    def __init__(self, endpoint: RedisEndpoint, pattern: str, decoder: EventDecoder,
+                 sink: EventSink, stop: threading.Event, *, connect_timeout: float = 4.0,
+                 poll_interval: float = 0.25,
+                 on_subscribed: Callable[[], None] | None = None) -> None:
+        self.endpoint = endpoint
+        self.pattern = pattern
+        self.decoder = decoder
+        self.sink = sink
+        self.stop = stop
+        self.connect_timeout = connect_timeout
+        self.poll_interval = poll_interval
+        self.on_subscribed = on_subscribed
+
+    def run(self, on_connected: Callable[[BrokerIdentity | None], None]) -> None:
+        """Returns when ``stop`` is set; raises ``OSError`` subclasses on broker trouble."""
+        from lazycelery.core.ingest_redis import RedisProtocolError, RespConnection
+
+        conn = RespConnection.open(self.endpoint, self.connect_timeout)
+        try:
+            identity = conn.identity()
+            reply = conn.command("PSUBSCRIBE", self.pattern)
+            if not (isinstance(reply, list) and reply and reply[0] == b"psubscribe"):
+                raise RedisProtocolError(f"unexpected reply to PSUBSCRIBE: {reply!r}"[:200])
+            on_connected(identity)
+            if self.on_subscribed is not None:
+                self.on_subscribed()
+            self._pump(conn)
+        finally:
+            conn.close()
+
+    def _pump(self, conn: RespConnection) -> None:
+        import hiredis
+
+        from lazycelery.core.ingest_redis import RedisProtocolError
+
+        sock, reader, stop = conn.sock, conn.reader, self.stop
+        decode, extend, flush = self.decoder.decode, self.sink.extend, self.sink.flush
+        sock.settimeout(self.poll_interval)
+        last_data = time.monotonic()
+        ping_sent: float | None = None
+        while True:
+            # Everything parsed so far is decoded and applied before the next read (and
+            # before returning on stop): one batch per socket read under load.
+            now = time.time()
+            while True:
+                reply = reader.gets()
+                if reply is False:
+                    break
+                if type(reply) is list and len(reply) == 4 and reply[0] == b"pmessage":
+                    events = decode(reply[3], now)
+                    if events:
+                        extend(events)
+                elif isinstance(reply, hiredis.ReplyError):
+                    raise RedisProtocolError(str(reply))
+                # anything else is the pong of our PING: nothing to do
+            flush()
+            if stop.is_set():
+                return
+            try:
+                conn.fill()
+            except TimeoutError:
+                mono = time.monotonic()
+                if ping_sent is not None:
+                    if mono - ping_sent > HEALTH_CHECK_TIMEOUT:
+                        raise RedisProtocolError(
+                            f"No reply to PING within {HEALTH_CHECK_TIMEOUT:.0f} s.") from None
+                elif mono - last_data > HEALTH_CHECK_AFTER:
+                    conn.send("PING")
+                    ping_sent = mono
+                continue
+            except OSError:
+                if stop.is_set():
+                    return
+                raise
+            last_data = time.monotonic()
+            ping_sent = None
