@@ -75,30 +75,32 @@ class TaskIndex:
         """Apply events in order under the lock; returns the record each one touched
         (None for a malformed or unknown event). Bumps ``version`` once."""
         with self.lock:
-            touched = [self._apply(event) for event in events]
+            now = self.clock()  # one clock read per batch: batches span milliseconds
+            touched = [self._apply(event, now) for event in events]
             self.version += 1
         return touched
 
     def apply(self, event: Mapping[str, Any]) -> TaskRecord | WorkerRecord | None:
         return self.apply_batch((event,))[0]
 
-    def _apply(self, event: Mapping[str, Any]) -> TaskRecord | WorkerRecord | None:
+    def _apply(self, event: Mapping[str, Any], now: float) -> TaskRecord | WorkerRecord | None:
         try:
             kind = event["type"]
         except (KeyError, TypeError):
             self.malformed += 1
             return None
-        if not isinstance(kind, str):
+        if kind.__class__ is not str:
             self.malformed += 1
             return None
         self.events_total += 1
-        self.events_by_type[kind] = self.events_by_type.get(kind, 0) + 1
+        by_type = self.events_by_type
+        by_type[kind] = by_type.get(kind, 0) + 1
         if kind.startswith("task-"):
             uuid = event.get("uuid")
-            if not isinstance(uuid, str) or not uuid:
+            if uuid.__class__ is not str or not uuid:
                 self.malformed += 1
                 return None
-            return self._apply_task(uuid, event)
+            return self._apply_task(uuid, event, now)  # type: ignore[arg-type]
         if kind.startswith("worker-"):
             host = event.get("hostname")
             if not isinstance(host, str) or not host:
@@ -107,11 +109,11 @@ class TaskIndex:
             worker = self.workers.get(host)
             if worker is None:
                 worker = self.workers[host] = WorkerRecord(hostname=host)
-            apply_worker_event(worker, event, self.clock())
+            apply_worker_event(worker, event, now)
             return worker
         return None
 
-    def _apply_task(self, uuid: str, event: Mapping[str, Any]) -> TaskRecord:
+    def _apply_task(self, uuid: str, event: Mapping[str, Any], now: float) -> TaskRecord:
         rec = self._active.pop(uuid, None)
         if rec is None:
             rec = self._done.pop(uuid, None)
@@ -126,20 +128,27 @@ class TaskIndex:
         except (TypeError, ValueError, AttributeError):
             # A field of the wrong type: keep what was merged so far, count it, go on.
             self.malformed += 1
-        rec.last_seen = self.clock()
-        (self._done if rec.state in READY_STATES else self._active)[uuid] = rec
-        if rec.state != old_state:
-            _bump(self.by_state, old_state, -1)
-            _bump(self.by_state, rec.state, +1)
-        if rec.name != old_name:
+        rec.last_seen = now
+        state = rec.state
+        (self._done if state in READY_STATES else self._active)[uuid] = rec
+        if state != old_state:  # nearly every event: _bump written out
+            by_state = self.by_state
+            if old_state is not None:
+                left = by_state[old_state] - 1
+                if left:
+                    by_state[old_state] = left
+                else:
+                    del by_state[old_state]
+            by_state[state] = by_state.get(state, 0) + 1
+        if rec.name is not old_name:
             _bump(self.by_name, old_name, -1)
             _bump(self.by_name, rec.name, +1)
-        if rec.worker != old_worker:
+        if rec.worker is not old_worker:
             _bump(self.by_worker, old_worker, -1)
             _bump(self.by_worker, rec.worker, +1)
-        if rec.parent_id is not None and old_parent is None:
+        if old_parent is None and rec.parent_id is not None:
             self._children.setdefault(rec.parent_id, []).append(uuid)
-        if old_state is None:
+        if old_state is None and len(self._active) + len(self._done) > self.max_tasks:
             self._evict_over_capacity()
         return rec
 
