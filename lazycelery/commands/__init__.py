@@ -14,4 +14,7 @@ COMMANDS: tuple[str, ...] = (
     "lazycelery.commands.tail",
     "lazycelery.commands.queues",
     "lazycelery.commands.config_cmd",
+    "lazycelery.commands.task",
+    "lazycelery.commands.worker",
+    "lazycelery.commands.audit_cmd",
 )

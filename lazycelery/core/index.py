@@ -100,7 +100,7 @@ class TaskIndex:
             if uuid.__class__ is not str or not uuid:
                 self.malformed += 1
                 return None
-            return self._apply_task(uuid, event, now)  # type: ignore[arg-type]
+            return self._apply_task(uuid, event, now)
         if kind.startswith("worker-"):
             host = event.get("hostname")
             if not isinstance(host, str) or not host:
