@@ -1,0 +1,176 @@
+"""Plain-text tables and the documented JSON documents for queue snapshots and peeked messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+
+from lazycelery.broker.model import PeekedMessage, QueueSnapshot, QueueStats
+
+__all__ = [
+    "PEEK_SCHEMA",
+    "QUEUES_SCHEMA",
+    "format_age",
+    "format_peek",
+    "format_snapshot",
+    "peek_document",
+    "snapshot_document",
+]
+
+QUEUES_SCHEMA = "lazycelery.queues/1"
+PEEK_SCHEMA = "lazycelery.peek/1"
+MISSING = "-"
+
+
+def _iso(epoch: float) -> str | None:
+    if epoch <= 0:
+        return None
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _queue_json(stats: QueueStats) -> dict[str, Any]:
+    return {
+        "name": stats.name,
+        "ready": stats.ready,
+        "reserved": stats.reserved,
+        "consumers": stats.consumers,
+        "by_priority": ({str(step): count for step, count in stats.by_priority.items()}
+                        if stats.by_priority is not None else None),
+        "in_rate": _round(stats.in_rate),
+        "out_rate": _round(stats.out_rate),
+        "net_rate": _round(stats.net_rate),
+        "oldest_age_s": _round(stats.oldest_age_s, 1),
+        "missing": stats.missing,
+        "sources": stats.sources,
+    }
+
+
+def snapshot_document(snapshot: QueueSnapshot, broker: str) -> dict[str, Any]:
+    """The ``--json`` document (schema ``lazycelery.queues/1``, see docs/queues.md)."""
+    return {
+        "schema": QUEUES_SCHEMA,
+        "broker": broker,
+        "source": snapshot.source,
+        "taken_at": _iso(snapshot.taken_at),
+        "duration_ms": round(snapshot.duration_s * 1000, 1),
+        "stale": snapshot.stale,
+        "error": snapshot.error,
+        "notes": list(snapshot.notes),
+        "unacked_total": snapshot.unacked_total,
+        "queues": [_queue_json(stats) for stats in snapshot.queues],
+    }
+
+
+def peek_document(queue: str, broker: str, messages: Sequence[PeekedMessage]) -> dict[str, Any]:
+    """The ``peek --json`` document (schema ``lazycelery.peek/1``)."""
+    return {
+        "schema": PEEK_SCHEMA,
+        "broker": broker,
+        "queue": queue,
+        "messages": [msgspec.to_builtins(message) for message in messages],
+    }
+
+
+def format_age(seconds: float | None) -> str:
+    if seconds is None:
+        return MISSING
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def _num(value: int | None) -> str:
+    return MISSING if value is None else str(value)
+
+
+def _rate(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return MISSING
+    if abs(value) < 0.05:
+        return "0"
+    return f"{value:+.1f}" if signed else f"{value:.1f}"
+
+
+def _priorities(stats: QueueStats) -> str:
+    if not stats.by_priority:
+        return ""
+    return " ".join(f"{step}:{count}" for step, count in stats.by_priority.items() if count)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
+    """Columns sized to their content; ``align`` has one ``l`` or ``r`` per column."""
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(header)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(cell.ljust(width) if how == "l" else cell.rjust(width)
+                         for cell, width, how in zip(cells, widths, align, strict=True)).rstrip()
+
+    return [line(header), *(line(row) for row in rows)]
+
+
+def format_snapshot(snapshot: QueueSnapshot, broker: str) -> str:
+    """The ``lazycelery queues`` table, with the source and any caveats under it."""
+    lines: list[str] = []
+    if snapshot.stale:
+        when = _iso(snapshot.taken_at)
+        lines.append(f"STALE: {snapshot.error}"
+                     + (f" (figures from {when})" if when else ""))
+    with_priorities = any(_priorities(s) for s in snapshot.queues)
+    header = ["QUEUE", "READY", "RESERVED", "CONSUMERS", "IN/S", "OUT/S", "NET/S", "OLDEST"]
+    if with_priorities:
+        header.append("BY PRIORITY")
+    rows = []
+    for stats in snapshot.queues:
+        row = [stats.name + (" (missing)" if stats.missing else ""), _num(stats.ready),
+               _num(stats.reserved), _num(stats.consumers), _rate(stats.in_rate),
+               _rate(stats.out_rate), _rate(stats.net_rate, signed=True),
+               format_age(stats.oldest_age_s)]
+        if with_priorities:
+            row.append(_priorities(stats))
+        rows.append(row)
+    if rows:
+        lines.extend(_table(header, rows, "lrrrrrrr" + ("l" if with_priorities else "")))
+    else:
+        lines.append("no queues found")
+    ready = sum(s.ready or 0 for s in snapshot.queues)
+    summary = f"{len(snapshot.queues)} queues, {ready} ready"
+    if snapshot.unacked_total is not None:
+        summary += f", {snapshot.unacked_total} unacked in total"
+    when = _iso(snapshot.taken_at) if not snapshot.stale else None
+    lines.append("")
+    lines.append(f"{broker} · {summary}" + (f" · {when}" if when else ""))
+    lines.append(f"source: {snapshot.source}")
+    lines.extend(f"note: {note}" for note in snapshot.notes)
+    return "\n".join(lines)
+
+
+def _clip(text: str | None, width: int) -> str:
+    if text is None:
+        return MISSING
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_peek(queue: str, messages: Sequence[PeekedMessage]) -> str:
+    if not messages:
+        return f"queue {queue} has no waiting messages"
+    header = ["#", "PRI", "TASK", "ID", "ETA", "AGE", "args / kwargs"]
+    rows = [
+        [str(m.position), _num(m.priority), _clip(m.task, 40), m.id or MISSING,
+         m.eta or MISSING, format_age(m.age_s),
+         _clip(m.argsrepr, 50) + " " + _clip(m.kwargsrepr, 40)
+         + (f"  [{m.note}]" if m.note and m.argsrepr is None else "")]
+        for m in messages
+    ]
+    return "\n".join(_table(header, rows, "rrlllrl"))

@@ -1,0 +1,53 @@
+"""Which queues live workers consume, asked by name (never a broadcast) and merged into snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from lazycelery.broker.model import QueueSnapshot, QueueStats, Source
+
+__all__ = ["ask_active_queues", "merge_consumers"]
+
+
+def ask_active_queues(app: Any, hostnames: Sequence[str],
+                      timeout: float = 1.0) -> dict[str, list[str]]:
+    """queue name -> hostnames of the named workers that consume it.
+
+    Only the given workers are asked (``destination=[...]``): a broadcast would reach every
+    worker on the vhost, other apps' too. Workers that don't answer within ``timeout`` are
+    left out; with a destination the call returns as soon as all have answered.
+    """
+    if not hostnames:
+        return {}
+    inspect = app.control.inspect(destination=list(hostnames), timeout=timeout)
+    replies: Mapping[str, Any] | None = inspect.active_queues()
+    consumers: dict[str, list[str]] = {}
+    for host, queues in (replies or {}).items():
+        for queue in queues or ():
+            name = queue.get("name") if isinstance(queue, dict) else None
+            if isinstance(name, str):
+                consumers.setdefault(name, []).append(host)
+    return consumers
+
+
+def merge_consumers(snapshot: QueueSnapshot,
+                    consumers: Mapping[str, Sequence[str]]) -> QueueSnapshot:
+    """Fill ``consumers`` from worker answers where the broker doesn't count them (Redis).
+
+    A broker's own count (RabbitMQ) is kept: it counts channels, which is what delivery
+    depends on, and it includes consumers that are not Celery workers.
+    """
+    queues: list[QueueStats] = []
+    filled = False
+    for stats in snapshot.queues:
+        if stats.consumers is None:
+            filled = True
+            stats = msgspec.structs.replace(
+                stats, consumers=len(consumers.get(stats.name, ())),
+                sources={**stats.sources, "consumers": Source.WORKERS})
+        queues.append(stats)
+    source = snapshot.source + ("; consumers: workers' active_queues" if filled else "")
+    return msgspec.structs.replace(snapshot, queues=tuple(queues), source=source)

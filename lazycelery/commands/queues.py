@@ -1,0 +1,245 @@
+"""`lazycelery queues [peek NAME | purge NAME]`: queue figures from the broker, one-shot or watched."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from lazycelery.errors import BrokerError, UsageError
+
+if TYPE_CHECKING:
+    from lazycelery.broker import BrokerInspector
+    from lazycelery.broker.model import QueueSnapshot
+    from lazycelery.broker.monitor import QueueMonitor, WorkerProbe
+    from lazycelery.config import Settings
+
+__all__ = ["register", "run"]
+
+HANDLER = "lazycelery.commands.queues:run"
+MANAGEMENT_ENV = "LAZYCELERY_MANAGEMENT_URL"
+
+EPILOG = """\
+examples:
+  lazycelery queues                      ready, reserved, consumers, rates and oldest per queue
+  lazycelery queues --json | jq .        the same as one JSON document (docs/queues.md)
+  lazycelery queues --watch              refresh every second until Ctrl-C
+  lazycelery queues peek celery -n 5     the next 5 messages, without consuming them (Redis)
+  lazycelery queues purge celery         delete its waiting messages (asks first)
+"""
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    parser = subparsers.add_parser(
+        "queues", parents=[common], help="queue depths, consumers and rates; peek; purge",
+        usage="lazycelery queues [options] [--json] [--watch] [--interval S] [--workers]\n"
+              "                         [--management-url URL]\n"
+              "       lazycelery queues peek NAME [-n N] [--json]\n"
+              "       lazycelery queues purge NAME [--yes]",
+        description="Queue figures read from the broker (Redis or RabbitMQ); each figure "
+                    "says where it came from in --json.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(handler=HANDLER)
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON document (with --watch: one per line)")
+    parser.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    parser.add_argument("--interval", type=_positive_float, default=1.0, metavar="S",
+                        help="seconds between refreshes with --watch (default 1)")
+    parser.add_argument("--workers", action="store_true",
+                        help="also ask live workers (by name, never a broadcast) which queues "
+                             "they consume: adds their queues and, on Redis, consumer counts")
+    parser.add_argument("--management-url", metavar="URL", default=None,
+                        help="RabbitMQ management API, e.g. http://host:15672/api/ (default: "
+                             f"derived from the broker URL, or ${MANAGEMENT_ENV}; 'none' "
+                             "disables it)")
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", dest="queues_action")
+    peek = actions.add_parser("peek", parents=[common], help="show the next messages of a queue",
+                              description="The next messages in consumption order, decoded "
+                                          "without consuming them (never unpickled).")
+    peek.add_argument("name", metavar="NAME", help="queue name")
+    peek.add_argument("-n", type=_positive_int, default=10, metavar="N",
+                      help="how many messages (default 10)")
+    peek.add_argument("--json", action="store_true", help="one JSON document")
+    purge = actions.add_parser("purge", parents=[common], help="delete a queue's waiting messages",
+                               description="Delete the ready messages of one queue (all "
+                                           "priorities). Reserved (unacked) messages are kept.")
+    purge.add_argument("name", metavar="NAME", help="queue name")
+    purge.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from lazycelery import config
+
+    settings = config.resolve(args)
+    action = getattr(args, "queues_action", None)
+    if action == "purge":
+        return _purge(args, settings)
+    inspector = _open(args, settings)
+    try:
+        if action == "peek":
+            return _peek(args, settings, inspector)
+        return _list(args, settings, inspector)
+    finally:
+        inspector.close()
+
+
+def _open(args: argparse.Namespace, settings: Settings) -> BrokerInspector:
+    from lazycelery.broker import open_inspector
+
+    management = getattr(args, "management_url", None) or os.environ.get(MANAGEMENT_ENV)
+    if management is not None and management.strip().lower() in ("", "none", "off"):
+        management = ""
+    return open_inspector(settings.broker_url, settings.transport_options, settings.queues,
+                          management_url=management)
+
+
+def _print_json(document: Any, *, pretty: bool) -> None:
+    import msgspec
+
+    data = msgspec.json.encode(document)
+    sys.stdout.write((msgspec.json.format(data, indent=2) if pretty else data).decode() + "\n")
+    sys.stdout.flush()
+
+
+def _worker_probe(settings: Settings, inspector: BrokerInspector) -> WorkerProbe:
+    from lazycelery.broker.workers import ask_active_queues
+
+    def probe() -> dict[str, list[str]]:
+        return ask_active_queues(settings.celery_app(), inspector.worker_hostnames())
+
+    return probe
+
+
+def _list(args: argparse.Namespace, settings: Settings, inspector: BrokerInspector) -> int:
+    from lazycelery.broker.monitor import QueueMonitor
+
+    workers = _worker_probe(settings, inspector) if args.workers else None
+    monitor = QueueMonitor(inspector, interval=args.interval, workers=workers)
+    first = monitor.refresh()
+    if first.error:
+        raise BrokerError(first.error)
+    if not args.watch:
+        _show(first, args, settings, pretty=True)
+        return 0
+    return _watch(monitor, first, args, settings)
+
+
+def _show(snapshot: QueueSnapshot, args: argparse.Namespace, settings: Settings, *,
+          pretty: bool) -> None:
+    from lazycelery.broker.report import format_snapshot, snapshot_document
+
+    if args.json:
+        _print_json(snapshot_document(snapshot, settings.masked_broker()), pretty=pretty)
+        return
+    text = format_snapshot(snapshot, settings.masked_broker())
+    if args.watch and sys.stdout.isatty():
+        # Home + clear, then the whole table: one write per refresh, no flicker of partial rows.
+        text = f"\x1b[H\x1b[2J{text}\n\n(refreshing every {args.interval:g}s; Ctrl-C quits)"
+    elif args.watch:
+        text += "\n"
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _watch(monitor: QueueMonitor, first: QueueSnapshot, args: argparse.Namespace,
+           settings: Settings) -> int:
+    import queue as queue_module
+
+    updates: queue_module.Queue[QueueSnapshot] = queue_module.Queue()
+    monitor.on_update(updates.put)
+    _show(first, args, settings, pretty=False)
+    monitor.start()
+    try:
+        while True:
+            try:
+                snapshot = updates.get(timeout=0.5)  # a timeout keeps Ctrl-C responsive
+            except queue_module.Empty:
+                continue
+            _show(snapshot, args, settings, pretty=False)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        monitor.stop()
+
+
+def _peek(args: argparse.Namespace, settings: Settings, inspector: BrokerInspector) -> int:
+    from lazycelery.broker.report import format_peek, peek_document
+
+    messages = inspector.peek(args.name, args.n)
+    if args.json:
+        _print_json(peek_document(args.name, settings.masked_broker(), messages), pretty=True)
+    else:
+        print(format_peek(args.name, messages))
+    return 0
+
+
+def _confirm(prompt: str) -> bool:
+    try:
+        answer = input(prompt)
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _purge(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.read_only:
+        raise UsageError(f"refusing to purge queue {args.name!r}: read-only mode "
+                         "(--read-only or read_only in the config file)")
+    if not args.yes and not sys.stdin.isatty():
+        raise UsageError(f"refusing to purge queue {args.name!r} without confirmation: "
+                         "stdin is not a terminal, pass --yes")
+    inspector = _open(args, settings)
+    try:
+        waiting = inspector.stats(args.name).ready
+        if not args.yes:
+            if not waiting:
+                print(f"Queue {args.name} has no waiting messages: nothing to purge.")
+                return 0
+            if not _confirm(f"Purge {waiting} messages from queue {args.name}? [y/N] "):
+                print("Not purged.")
+                return 1
+        purged = inspector.purge(args.name)
+        transport = inspector.transport
+    finally:
+        inspector.close()
+    _audit(args.name, purged, transport, settings)
+    print(f"Purged {purged} messages from queue {args.name} "
+          "(reserved messages, held by workers, were not touched).")
+    return 0
+
+
+def _audit(queue: str, purged: int, transport: str, settings: Settings) -> None:
+    from lazycelery.broker.audit import record
+
+    result = {"ok": True, "purged": purged, "transport": transport,
+              "broker": settings.masked_broker()}
+    try:
+        record("queue.purge", [queue], result, settings.env_name)
+    except OSError as exc:
+        print(f"lazycelery: warning: the purge was not written to the audit log: {exc}",
+              file=sys.stderr)
