@@ -134,7 +134,7 @@ def redis_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"{parts.scheme}://{parts.netloc}"
         return
     if _docker_answers():
-        from testcontainers.redis import RedisContainer  # type: ignore[import-untyped]
+        from testcontainers.redis import RedisContainer
 
         with RedisContainer() as container:
             host = container.get_container_host_ip()
@@ -209,7 +209,7 @@ def amqp_url() -> Iterator[str]:
         yield env
         return
     if _docker_answers():
-        from testcontainers.rabbitmq import RabbitMqContainer  # type: ignore[import-untyped]
+        from testcontainers.rabbitmq import RabbitMqContainer
 
         with RabbitMqContainer() as container:
             host = container.get_container_host_ip()

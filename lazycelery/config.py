@@ -178,8 +178,11 @@ def _password_survives(url: str, masked: str) -> bool:
         _, sep, rest = part.partition("://")
         authority = rest if sep else part
         userinfo, at, _ = authority.rpartition("@")
-        password = userinfo.partition(":")[2] if at else ""
-        if password and password != _MASK and password in masked:
+        user, _, password = userinfo.partition(":") if at else ("", "", "")
+        # The user name stays visible; a password equal to it (guest:guest) must not
+        # count as surviving just because the user name is shown.
+        visible = masked.replace(f"//{user}:", "//") if user else masked
+        if password and password != _MASK and password in visible:
             return True
     return False
 

@@ -820,3 +820,10 @@ def test_config_modules_do_not_import_celery() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+
+
+def test_mask_url_keeps_host_when_password_equals_user() -> None:
+    from lazycelery.config import mask_url
+
+    masked = mask_url("amqp://guest:guest@rabbit.example:5672//")
+    assert masked == "amqp://guest:********@rabbit.example:5672//"

@@ -1,0 +1,89 @@
+"""The `lazycelery tail` sub-command: its options; the work is in `lazycelery.tail` (imported on use)."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register", "run"]
+
+DESCRIPTION = """\
+Stream Celery task and worker events, one line per event, as they happen.
+
+Text lines: time, event type, task name, short task id, worker, summary. Coloured on a
+terminal (not with --no-color or NO_COLOR). --json prints one object per line; the schema
+is in docs/tail.md. worker-heartbeat events are hidden unless --heartbeats or a --type
+pattern names them.
+"""
+
+EPILOG = """\
+filters: different options must all match; a repeated option matches any of its values.
+
+examples:
+  lazycelery tail                                     follow redis://localhost:6379/0
+  lazycelery tail --broker amqp://guest:guest@localhost:5672// --json | jq .
+  lazycelery tail -A proj.celery --state FAILURE --name 'billing.*'
+  lazycelery tail --type 'task-failed' --type 'task-retried' --worker 'w1@*'
+  lazycelery tail --task-id 3f2a --limit 1            wait for one event of that task
+  lazycelery tail --json --timeout 60 > events.jsonl  stop after 60 s without events
+
+exit status: 0 after --limit events, after --timeout, on Ctrl-C and when the reader of
+stdout goes away (| head); 2 on a bad option or config, or if the event stream stops.
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "tail", parents=[common], help="stream task and worker events, one line each",
+        description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    output = parser.add_argument_group("output")
+    output.add_argument("--json", action="store_true",
+                        help="one JSON object per line (schema: docs/tail.md)")
+    output.add_argument("--heartbeats", action="store_true",
+                        help="also show worker-heartbeat events (hidden by default)")
+    filters = parser.add_argument_group("filters")
+    filters.add_argument("--type", action="append", metavar="GLOB",
+                         help="event type, e.g. task-failed or 'task-*' (repeatable)")
+    filters.add_argument("--state", action="append", metavar="STATE[,STATE]",
+                         help="the task's state after the event, e.g. FAILURE,RETRY "
+                              "(case-insensitive; repeatable)")
+    filters.add_argument("--name", action="append", metavar="GLOB",
+                         help="task name, e.g. 'billing.*' (repeatable)")
+    filters.add_argument("--worker", action="append", metavar="GLOB",
+                         help="worker hostname, e.g. 'celery@web-*' (repeatable)")
+    filters.add_argument("--task-id", action="append", metavar="ID",
+                         help="task id or a prefix of it (repeatable)")
+    stop = parser.add_argument_group("stopping")
+    stop.add_argument("--limit", type=_positive_int, metavar="N",
+                      help="exit (status 0) after N matching events")
+    stop.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+                      help="exit (status 0) after SECONDS without a matching event")
+    parser.set_defaults(handler="lazycelery.commands.tail:run")
+
+
+def run(args: argparse.Namespace) -> int:
+    from lazycelery.tail import run as run_tail
+
+    return run_tail(args)
