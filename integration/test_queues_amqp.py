@@ -219,7 +219,8 @@ def test_management_listing_finds_unconfigured_queues(amqp_url: str,
     inspector = inspectors(amqp_url, (), management_url=api)
     # The API lists a new queue at once but its figures only after a stats interval.
     full = wait_for(lambda: (s := inspector.snapshot().get(hidden)) is not None
-                    and s.ready == 4 and s, timeout=30, interval=0.5, what="API stats")
+                    and s.ready == 4 and s.consumers is not None and s, timeout=30, interval=0.5,
+                    what="API stats")
     assert full.reserved == 0 and full.consumers == 0
     # Listed by the API only (not configured, so not probed): every figure says so.
     assert set(full.sources.values()) == {Source.MANAGEMENT}

@@ -120,6 +120,8 @@ def test_watch_json_lines_until_ctrl_c(env: dict[str, str], seeded: str) -> None
             proc.wait()
     assert all(d["schema"] == "lazycelery.queues/1" for d in docs)
     assert docs[0]["taken_at"] < docs[1]["taken_at"] < docs[2]["taken_at"]
+    names = [[q["name"] for q in d["queues"]] for d in docs]
+    assert all("celery" in n for n in names), (names, [d.get("error") for d in docs])
     celery = next(q for q in docs[2]["queues"] if q["name"] == "celery")
     assert celery["net_rate"] == 0 and celery["sources"]["net_rate"] == "monitor:depth-delta"
 
