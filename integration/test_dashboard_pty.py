@@ -1,0 +1,154 @@
+"""End to end: the real `lazycelery` in a pseudo-terminal, its screen read back with pyte,
+against a real `celery worker -E` on Redis. Tasks appear, a failed task's traceback is reached
+with keys, `?` shows help, `q` quits and the terminal modes are restored."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pexpect = pytest.importorskip("pexpect")
+pyte = pytest.importorskip("pyte")
+
+pytestmark = pytest.mark.integration
+
+ROWS, COLS = 40, 140
+
+
+class Terminal:
+    """A pseudo-terminal running a command, with a pyte screen fed from its output."""
+
+    def __init__(self, command: str, args: list[str], env: dict[str, str]) -> None:
+        self.screen = pyte.Screen(COLS, ROWS)
+        self.stream = pyte.ByteStream(self.screen)
+        self.raw = bytearray()
+        self.child = pexpect.spawn(command, args, dimensions=(ROWS, COLS), env=env,
+                                   timeout=30)
+
+    def pump(self, seconds: float = 0.1) -> None:
+        end = time.monotonic() + seconds
+        while True:
+            try:
+                data = self.child.read_nonblocking(65536, timeout=0.05)
+            except pexpect.TIMEOUT:
+                data = b""
+            except pexpect.EOF:
+                return
+            if data:
+                self.raw += data
+                self.stream.feed(data)
+            if time.monotonic() >= end:
+                return
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.screen.display)
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 30.0,
+                 what: str = "screen") -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.pump(0.1)
+            if predicate(self.text):
+                return self.text
+        raise AssertionError(f"timed out waiting for {what}; screen:\n{self.text}")
+
+    def press(self, keys: str, settle: float = 0.3) -> None:
+        self.child.send(keys)
+        self.pump(settle)
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
+    made: list[Terminal] = []
+
+    def start(*args: str) -> Terminal:
+        env = dict(os.environ, TERM="xterm-256color", LANG="C.UTF-8", LC_ALL="C.UTF-8",
+                   LAZYCELERY_CONFIG=str(tmp_path / "none.toml"))
+        env.pop("NO_COLOR", None)
+        stty = tmp_path / "stty"
+        # record the terminal modes before and after, to prove they are restored
+        script = (f'stty -g > {stty}.before; "$0" -m lazycelery "$@"; code=$?; '
+                  f"stty -g > {stty}.after; exit $code")
+        term = Terminal("/bin/sh", ["-c", script, sys.executable, *args], env)
+        made.append(term)
+        return term
+
+    yield start
+    for term in made:
+        if term.child.isalive():
+            term.child.terminate(force=True)
+
+
+def test_dashboard_end_to_end(redis_url: str, celery_worker_factory: Any,
+                              terminal: Callable[..., Terminal], tmp_path: Path) -> None:
+    worker = celery_worker_factory(redis_url)
+    term = terminal("--broker", redis_url)
+    short_host = worker.hostname.split("@")[0]
+    term.wait_for(lambda s: "connected" in s and short_host in s, 30,
+                  "the worker to show up in the workers pane")
+
+    app = worker.app()
+    try:
+        for i in range(5):
+            app.send_task("workerapp.add", (i, i))
+        app.send_task("workerapp.always_fail", ("e2e-payload",))
+    finally:
+        app.close()
+    screen = term.wait_for(lambda s: "workerapp.always_fail" in s and "FAILURE" in s
+                           and s.count("workerapp.add") >= 5, 30, "tasks to appear")
+    assert "SUCCESS" in screen
+
+    # reach the failed task's traceback with keys: filter, open, next sections
+    term.press("/state:failure\r")
+    term.wait_for(lambda s: "/ state:failure" in s, 10, "the filter in the pane title")
+    term.press("\r")
+    term.wait_for(lambda s: "Task detail" in s and "Exception" in s, 10, "the detail pane")
+    for _ in range(8):
+        if "Traceback (most recent call last)" in term.text and \
+                "ValueError: bad payload: 'e2e-payload'" in term.text:
+            break
+        term.press("]")
+    screen = term.wait_for(lambda s: "ValueError: bad payload: 'e2e-payload'" in s, 10,
+                           "the traceback")
+    assert "Traceback (most recent call last)" in screen
+    assert "History" in screen and "STARTED" in screen
+
+    # ? shows the help generated from the command registry; ? closes it
+    term.press("?")
+    term.wait_for(lambda s: "cursor.down" in s and "Keys — detail pane" in s, 10,
+                  "the help overlay")
+    term.press("G")  # scroll to its end: the filter language and remapping
+    term.wait_for(lambda s: "Filter language" in s and "[keys]" in s, 10, "the help's end")
+    term.press("?")
+    term.wait_for(lambda s: "Filter language" not in s, 10, "the help to close")
+
+    # esc goes back to the list; q quits and restores the terminal
+    term.press("\x1b", settle=0.5)
+    term.wait_for(lambda s: "3 Tasks" in s, 10, "the task list")
+    term.press("q")
+    term.child.expect(pexpect.EOF, timeout=15)
+    term.child.close()
+    assert term.child.exitstatus == 0
+    assert (tmp_path / "stty.before").read_text() == (tmp_path / "stty.after").read_text()
+    tail = bytes(term.raw[-400:])
+    assert b"\x1b[?1049l" in tail  # left the alternate screen
+
+
+def test_dashboard_without_a_broker_shows_the_banner(terminal: Callable[..., Terminal],
+                                                     tmp_path: Path) -> None:
+    # nothing listens on port 1: the dashboard must keep retrying, never crash
+    term = terminal("--broker", "redis://127.0.0.1:1/0")
+    screen = term.wait_for(lambda s: "reconnecting: attempt" in s, 30, "the banner")
+    assert "Traceback" not in screen
+    term.press("q")
+    term.child.expect(pexpect.EOF, timeout=15)
+    term.child.close()
+    assert term.child.exitstatus == 0
+    assert (tmp_path / "stty.before").read_text() == (tmp_path / "stty.after").read_text()

@@ -1,0 +1,23 @@
+"""`lazycelery` with no sub-command: the full-screen dashboard (prompt_toolkit is imported here,
+inside ``run``, so the one-shot commands and ``--help`` stay fast)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Resolve settings, then run the dashboard until the user quits; returns the exit code."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("lazycelery: the dashboard needs a terminal; to stream events into a pipe use "
+              "`lazycelery tail` (or `tail --json`)", file=sys.stderr)
+        return 2
+    from lazycelery import config
+
+    settings = config.resolve(args)
+    from lazycelery.tui.app import run_dashboard
+
+    return run_dashboard(settings)

@@ -1,0 +1,750 @@
+"""Headless view models over the TaskIndex: the task list (filter, sort, selection, follow),
+worker and queue rows, event rates, and the hand-off of touched records from the ingest thread.
+
+Cost model (the dashboard must stay interactive with a million tasks):
+
+* The task list keeps its own arrival-ordered list, fed with the records each ingest batch
+  touched (:class:`TaskFeed`), so a new task costs O(1) and nothing is re-sorted per event.
+* A filter is applied to arrivals as they come, and a task whose state change makes it start or
+  stop matching is inserted or removed in O(log n) (binary search on its arrival number).
+* Whole-list work (a new filter, compaction after evictions, re-sorting by a column) runs as a
+  *job* in chunks (``step()``), newest records first, so the first screen of matches shows after
+  one chunk and key presses are handled between chunks.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from lazycelery.core.index import TaskIndex
+from lazycelery.core.model import (
+    FAILURE,
+    PENDING,
+    RECEIVED,
+    REJECTED,
+    RETRY,
+    REVOKED,
+    STARTED,
+    SUCCESS,
+    TaskRecord,
+    WorkerRecord,
+)
+from lazycelery.core.query import Predicate, compile_filter
+
+__all__ = [
+    "SORT_COLUMNS",
+    "QueueHistory",
+    "RateTracker",
+    "TaskFeed",
+    "TaskListView",
+    "WorkerRow",
+    "worker_rows",
+]
+
+#: sort columns of the task list, in the order ``s`` cycles through them
+SORT_COLUMNS: Final = ("time", "state", "name", "worker", "runtime")
+# state "severity" for sorting: what needs attention first
+_STATE_RANK: Final = {FAILURE: 0, RETRY: 1, REVOKED: 2, REJECTED: 3, STARTED: 4, RECEIVED: 5,
+                      PENDING: 6, SUCCESS: 7}
+_SORT_KEYS: Final[Mapping[str, Callable[[TaskRecord], Any]]] = {
+    "state": lambda r: _STATE_RANK.get(r.state, 8),
+    "name": lambda r: r.name or "",
+    "worker": lambda r: r.worker or "",
+    "runtime": lambda r: -1.0 if r.runtime is None else r.runtime,
+}
+_DEFAULT_DESCENDING: Final = {"time": True, "state": False, "name": False, "worker": False,
+                              "runtime": True}
+
+
+# --------------------------------------------------------------------------- feed
+
+
+class TaskFeed:
+    """Thread-safe hand-off of ingest batches to the UI thread (push there, drain here).
+
+    Bounded: if the UI does not drain (suspended terminal), batches beyond ``limit`` events are
+    dropped and ``drain`` reports ``overflowed`` so the reader resynchronises from the index.
+    """
+
+    def __init__(self, limit: int = 2_000_000) -> None:
+        self._lock = threading.Lock()
+        self._batches: list[tuple[Sequence[Mapping[str, Any]], Sequence[object]]] = []
+        self._pending = 0
+        self._limit = limit
+        self._overflowed = False
+
+    def push(self, events: Sequence[Mapping[str, Any]], records: Sequence[object]) -> None:
+        """Called on the ingest thread after the index applied ``events``."""
+        with self._lock:
+            if self._pending + len(records) > self._limit:
+                self._batches.clear()
+                self._pending = 0
+                self._overflowed = True
+                return
+            self._batches.append((events, records))
+            self._pending += len(records)
+
+    def drain(self) -> tuple[list[Mapping[str, Any]], list[object], bool]:
+        """(events, touched records, overflowed) since the last drain, in order."""
+        with self._lock:
+            batches, self._batches = self._batches, []
+            overflowed, self._overflowed = self._overflowed, False
+            self._pending = 0
+        events: list[Mapping[str, Any]] = []
+        records: list[object] = []
+        for evs, recs in batches:
+            events.extend(evs)
+            records.extend(recs)
+        return events, records, overflowed
+
+
+# --------------------------------------------------------------------------- task list
+
+
+class _Rows(Protocol):
+    def __len__(self) -> int: ...
+    def __getitem__(self, i: int, /) -> TaskRecord: ...
+
+
+class _Bidi:
+    """An arrival-ordered sequence that grows at both ends in O(1): ``front`` holds the older
+    part newest-first (a backwards scan appends to it), ``back`` the newer part in order."""
+
+    __slots__ = ("back", "front")
+
+    def __init__(self, front: list[TaskRecord] | None = None,
+                 back: list[TaskRecord] | None = None) -> None:
+        self.front = front if front is not None else []
+        self.back = back if back is not None else []
+
+    def __len__(self) -> int:
+        return len(self.front) + len(self.back)
+
+    def __getitem__(self, i: int) -> TaskRecord:
+        f = len(self.front)
+        return self.front[f - 1 - i] if i < f else self.back[i - f]
+
+    def insert(self, i: int, rec: TaskRecord) -> None:
+        f = len(self.front)
+        if i <= f and f:
+            self.front.insert(f - i, rec)
+        else:
+            self.back.insert(i - f, rec)
+
+    def pop(self, i: int) -> TaskRecord:
+        f = len(self.front)
+        return self.front.pop(f - 1 - i) if i < f else self.back.pop(i - f)
+
+
+@dataclass
+class _Job:
+    """Chunked whole-list work; ``steps`` yields after each chunk."""
+
+    kind: str  # "scan" | "compact" | "sort"
+    steps: Iterator[None]
+    progress: Callable[[], float] = lambda: 0.0
+
+
+class TaskListView:
+    """The task pane's model: rows newest first (or sorted by a column), an optional filter,
+    a selection held as a record (not a row number) and follow mode.
+
+    Single-threaded: call everything from the UI thread; records come in through ``sync()``.
+    """
+
+    def __init__(self, index: TaskIndex, *, chunk: int = 25_000,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] | None = None) -> None:
+        self.index = index
+        self.chunk = chunk
+        self._clock = clock
+        self._wall = wall_clock or index.clock
+        self._base: list[TaskRecord] = []  # every known task, arrival order
+        self._seq: dict[str, int] = {}  # uuid -> arrival number (also the "known" set)
+        self._next_seq = 0
+        self.predicate: Predicate | None = None
+        self._matches: _Rows = self._base  # arrival order; the base list when unfiltered
+        self.sort_column = "time"
+        self.descending = True
+        self._ordered: list[TaskRecord] | None = None  # display order, non-time sorts only
+        self._ordered_stale = False
+        self._job: _Job | None = None
+        self._deferred: list[TaskRecord] = []  # changed while a scan ran: re-check after it
+        self._evicted_mark = index.evicted
+        self._last_rescan = clock()
+        self._rescan_cost = 0.0
+        self._last_sort = clock()
+        self._sort_cost = 0.0
+        self.follow = True
+        self.selected: TaskRecord | None = None
+        self._hint = 0  # display index where ``selected`` was last seen
+        #: bumped whenever rows or the selection may have changed (views key caches on it)
+        self.generation = 0
+        self.rebuild()
+
+    # ------------------------------------------------------------------ rows
+
+    def __len__(self) -> int:
+        rows = self._ordered if self._ordered is not None else self._matches
+        return len(rows)
+
+    def row(self, d: int) -> TaskRecord:
+        """The record shown at display row ``d`` (0 = top)."""
+        if self._ordered is not None:
+            return self._ordered[d]
+        rows = self._matches
+        return rows[len(rows) - 1 - d] if self.descending else rows[d]
+
+    def rows(self, start: int, stop: int) -> list[TaskRecord]:
+        """Display rows ``start:stop`` (clamped): what a virtual table formats."""
+        stop = min(stop, len(self))
+        return [self.row(d) for d in range(max(0, start), stop)]
+
+    @property
+    def total(self) -> int:
+        """Tasks in the index (what the list shows when unfiltered)."""
+        return len(self.index)
+
+    @property
+    def filter_text(self) -> str:
+        return self.predicate.text if self.predicate is not None else ""
+
+    @property
+    def busy(self) -> bool:
+        """Whole-list work is pending; call ``step()`` until it is not."""
+        return self._job is not None
+
+    @property
+    def busy_kind(self) -> str | None:
+        return self._job.kind if self._job is not None else None
+
+    @property
+    def progress(self) -> float:
+        return self._job.progress() if self._job is not None else 1.0
+
+    # ------------------------------------------------------------------ building
+
+    def rebuild(self) -> None:
+        """Reload every task from the index (start-up, or after the feed overflowed).
+
+        Arrival order is unknown for tasks already indexed; first-seen time approximates it.
+        """
+        with self.index.lock:
+            records = list(self.index.iter_newest())
+        records.sort(key=lambda r: r.first_seen or r.last_seen)
+        self._base = records
+        self._seq = {r.uuid: i for i, r in enumerate(records)}
+        self._next_seq = len(records)
+        self._evicted_mark = self.index.evicted
+        self._job = None
+        self._restart(progressive=True)
+
+    def _restart(self, progressive: bool) -> None:
+        """Recompute matches (and order) for the current filter and sort."""
+        self._job = None
+        if self.predicate is None:
+            self._matches = self._base
+            self._after_matches()
+        else:
+            self._start_scan(progressive)
+        self._changed()
+
+    def _after_matches(self) -> None:
+        if self.sort_column == "time":
+            self._ordered = None
+        else:
+            self._sort_now()
+
+    # ------------------------------------------------------------------ filter & sort
+
+    def set_filter(self, text: str) -> None:
+        """Apply filter text (empty clears it); raises ``FilterError`` and keeps the old one."""
+        text = text.strip()
+        predicate = compile_filter(text, now=self._wall()) if text else None
+        if predicate is not None and predicate.is_empty:
+            predicate = None
+        if (predicate is None and self.predicate is None) or (
+                predicate is not None and self.predicate is not None
+                and predicate.text == self.predicate.text):
+            return
+        self.predicate = predicate
+        if predicate is not None:
+            self.selected = None  # a new filter starts at the top, as in lazygit and k9s
+            self._hint = 0
+        self._restart(progressive=True)
+
+    def set_sort(self, column: str, descending: bool | None = None) -> None:
+        if column not in SORT_COLUMNS:
+            raise ValueError(f"unknown sort column {column!r}")
+        self.sort_column = column
+        self.descending = _DEFAULT_DESCENDING[column] if descending is None else descending
+        if self._job is not None and self._job.kind == "scan":
+            return  # the scan sorts when it finishes
+        self._after_matches()
+        self._changed()
+
+    def cycle_sort(self) -> None:
+        i = SORT_COLUMNS.index(self.sort_column)
+        self.set_sort(SORT_COLUMNS[(i + 1) % len(SORT_COLUMNS)])
+
+    def reverse_sort(self) -> None:
+        self.set_sort(self.sort_column, not self.descending)
+
+    def _sort_now(self) -> None:
+        key = _SORT_KEYS[self.sort_column]
+        start = self._clock()
+        rows = self._matches
+        newest_first = [rows[i] for i in range(len(rows) - 1, -1, -1)]
+        # sorted() is stable with reverse=True too, so equal keys stay newest first
+        self._ordered = sorted(newest_first, key=key, reverse=self.descending)
+        self._sort_cost = self._clock() - start
+        self._last_sort = self._clock()
+        self._ordered_stale = False
+
+    # ------------------------------------------------------------------ jobs
+
+    def step(self, budget: float = 0.02) -> bool:
+        """Run pending whole-list work for about ``budget`` seconds; True if more remains."""
+        deadline = self._clock() + budget
+        while self._job is not None:
+            job = self._job
+            try:
+                next(job.steps)
+            except StopIteration:
+                if self._job is job:
+                    self._job = None
+                self._changed()
+                continue
+            if self.selected is None and len(self):
+                self.select_index(0)
+            if self._clock() >= deadline:
+                break
+        if self.selected is None and len(self):
+            self.select_index(0)
+        self._changed()
+        return self._job is not None
+
+    def settle(self) -> None:
+        """Finish all pending work now (tests, benchmarks, small lists)."""
+        while self.step(budget=3600.0):
+            pass
+
+    def _start_scan(self, progressive: bool) -> None:
+        predicate = self.predicate
+        if progressive:
+            self._deferred = []  # the scan sees every record as it is now
+        assert predicate is not None
+        predicate.refresh(self._wall())
+        base = self._base
+        limit = len(base)
+        found = _Bidi()
+        if progressive:
+            self._matches = found  # partial results show as they are found
+            self._ordered = None
+        chunk = self.chunk
+        state = {"pos": limit}
+        started = self._clock()
+
+        def steps() -> Iterator[None]:
+            pos = limit
+            while pos > 0:
+                lo = max(0, pos - chunk)
+                hits = predicate.filter(base[lo:pos])
+                hits.reverse()
+                found.front.extend(hits)
+                pos = state["pos"] = lo
+                yield
+            # arrivals during the scan were appended to the live list; bring them over
+            if not progressive:
+                found.back.extend(predicate.filter(self._base[limit:]))
+                self._matches = found
+            self._rescan_cost = self._clock() - started
+            self._last_rescan = self._clock()
+            deferred, self._deferred = self._deferred, []
+            if predicate.mutable:
+                self._apply_flips(predicate, deferred)
+            self._after_matches()
+            self._locate()
+
+        self._job = _Job("scan", steps(), lambda: 1.0 - state["pos"] / limit if limit else 1.0)
+
+    def _start_compaction(self) -> None:
+        """Drop evicted records (and pick up re-created ones) in chunks, then rescan."""
+        base = self._base
+        limit = len(base)
+        get = self.index.get
+        seq = self._seq
+        chunk = self.chunk
+        state = {"pos": 0}
+
+        def steps() -> Iterator[None]:
+            kept: list[TaskRecord] = []
+            pos = 0
+            while pos < limit:
+                for rec in base[pos:pos + chunk]:
+                    current = get(rec.uuid)
+                    if current is None:
+                        seq.pop(rec.uuid, None)
+                    else:
+                        kept.append(current)  # the index may hold a newer record object
+                pos = state["pos"] = pos + chunk
+                yield
+            kept.extend(self._base[limit:])
+            self._base = kept
+            if self.predicate is None:
+                self._matches = kept
+                self._after_matches()
+                self._locate()
+            else:
+                self._start_scan(progressive=False)  # chained: replaces this job
+
+        self._evicted_mark = self.index.evicted
+        self._job = _Job("compact", steps(), lambda: state["pos"] / limit if limit else 1.0)
+
+    # ------------------------------------------------------------------ live updates
+
+    def sync(self, records: Sequence[object] = ()) -> None:
+        """Take in records touched by ingest batches (in order) and schedule upkeep."""
+        predicate = self.predicate
+        new: list[TaskRecord] = []
+        changed: list[TaskRecord] = []
+        seq = self._seq
+        for rec in records:
+            if type(rec) is not TaskRecord:
+                continue
+            if rec.uuid in seq:
+                changed.append(rec)
+            else:
+                seq[rec.uuid] = self._next_seq
+                self._next_seq += 1
+                self._base.append(rec)
+                new.append(rec)
+        if new or changed:
+            if predicate is not None:
+                hits = predicate.filter(new)
+                if isinstance(self._matches, _Bidi):
+                    self._matches.back.extend(hits)
+                if self._ordered is not None:
+                    for rec in hits:
+                        self._insort(rec)
+                if predicate.mutable:
+                    if self._job is not None:
+                        self._deferred.extend(changed)
+                    else:
+                        self._apply_flips(predicate, changed)
+            elif self._ordered is not None:
+                for rec in new:
+                    self._insort(rec)
+            if changed and self._ordered is not None:
+                self._ordered_stale = True
+            self._changed()
+        self._upkeep()
+        if len(self) and (self.follow or self.selected is None):
+            self.selected = self.row(0)
+            self._hint = 0
+
+    def _apply_flips(self, predicate: Predicate, changed: Sequence[TaskRecord]) -> None:
+        """Insert/remove tasks whose change made them start/stop matching: O(log n) each."""
+        matches = self._matches
+        if not isinstance(matches, _Bidi):
+            return
+        seen: set[int] = set()
+        for rec in changed:
+            if id(rec) in seen:
+                continue
+            seen.add(id(rec))
+            seq = self._seq.get(rec.uuid)
+            if seq is None:
+                continue
+            pos, found = self._search(matches, seq)
+            hit = predicate(rec)
+            if hit and not found:
+                matches.insert(pos, rec)
+                if self._ordered is not None:
+                    self._insort(rec)
+            elif found and not hit:
+                matches.pop(pos)
+                if self._ordered is not None:
+                    self._ordered_stale = True
+
+    def _search(self, rows: _Rows, seq: int) -> tuple[int, bool]:
+        """Binary search of an arrival-ordered list by arrival number."""
+        seq_of = self._seq
+        lo, hi = 0, len(rows)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            s = seq_of.get(rows[mid].uuid, -1)
+            if s < seq:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo, lo < len(rows) and seq_of.get(rows[lo].uuid, -1) == seq
+
+    def _insort(self, rec: TaskRecord) -> None:
+        """Insert a new match into the sorted display list, first among equal keys."""
+        rows = self._ordered
+        assert rows is not None
+        key = _SORT_KEYS[self.sort_column]
+        k = key(rec)
+        lo, hi = 0, len(rows)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            km = key(rows[mid])
+            if (km > k) if self.descending else (km < k):
+                lo = mid + 1
+            else:
+                hi = mid
+        rows.insert(lo, rec)
+
+    def _upkeep(self) -> None:
+        """Schedule compaction, periodic rescans and re-sorts; each at most every
+        max(interval, 10-20 x its last cost) so large lists cost a bounded CPU share."""
+        if self._job is not None:
+            return
+        now = self._clock()
+        dead = self.index.evicted - self._evicted_mark
+        if dead and dead >= max(64, len(self._base) // 10):
+            self._start_compaction()
+            return
+        predicate = self.predicate
+        if predicate is not None and predicate.time_dependent and \
+                now - self._last_rescan >= max(5.0, 20 * self._rescan_cost):
+            self._start_scan(progressive=False)
+            return
+        if self._ordered is not None and self._ordered_stale and \
+                now - self._last_sort >= max(1.0, 20 * self._sort_cost):
+            self._sort_now()
+            self._locate()
+            self._changed()
+
+    def _changed(self) -> None:
+        self.generation += 1
+
+    # ------------------------------------------------------------------ selection
+
+    def selected_index(self) -> int:
+        """Display index of the selection (-1 if nothing is selected)."""
+        if self.selected is None or not len(self):
+            return -1
+        return self._locate()
+
+    def _locate(self) -> int:
+        """Find the selected record's display row: O(1) if unchanged, O(log n) by arrival
+        number in time order, else a linear scan (only after a re-sort)."""
+        sel = self.selected
+        n = len(self)
+        if sel is None or not n:
+            return -1
+        hint = min(self._hint, n - 1)
+        if self.row(hint) is sel:
+            self._hint = hint
+            return hint
+        d = -1
+        if self._ordered is None:
+            seq = self._seq.get(sel.uuid)
+            if seq is not None:
+                pos, found = self._search(self._matches, seq)
+                if found:
+                    d = n - 1 - pos if self.descending else pos
+        else:
+            for i, rec in enumerate(self._ordered):
+                if rec is sel:
+                    d = i
+                    break
+        if d < 0:
+            # the task left the list (filtered out or evicted): stay at the same row
+            d = hint
+            self.selected = self.row(d)
+        self._hint = d
+        return d
+
+    def select_index(self, d: int) -> None:
+        n = len(self)
+        if not n:
+            self.selected = None
+            return
+        d = max(0, min(d, n - 1))
+        self.selected = self.row(d)
+        self._hint = d
+        self._changed()
+
+    def select(self, record: TaskRecord) -> bool:
+        """Select ``record`` if it is in the list; returns whether it was found."""
+        previous, hint = self.selected, self._hint
+        self.selected = record
+        self._hint = 0
+        if self._locate() >= 0 and self.selected is record:
+            self.follow = False
+            self._changed()
+            return True
+        self.selected, self._hint = previous, hint
+        return False
+
+    def move(self, delta: int) -> None:
+        """Move the selection by ``delta`` rows; leaving the top row ends follow mode."""
+        d = self.selected_index()
+        self.select_index(max(0, d) + delta if d >= 0 else 0)
+        if self.selected_index() > 0:
+            self.follow = False
+
+    def first(self) -> None:
+        self.select_index(0)
+
+    def last(self) -> None:
+        self.select_index(len(self) - 1)
+        if self.selected_index() > 0:
+            self.follow = False
+
+    def set_follow(self, on: bool) -> None:
+        self.follow = on
+        if on and len(self):
+            self.select_index(0)
+        self._changed()
+
+
+# --------------------------------------------------------------------------- workers
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    """One line of the workers pane."""
+
+    hostname: str
+    status: str
+    active: int | None
+    processed: int | None
+    load: float | None
+    heartbeat_age: float | None
+    version: str | None
+    tasks: int
+
+
+def worker_rows(index: TaskIndex, now: float) -> list[WorkerRow]:
+    """Workers sorted by hostname with their status at ``now`` (few rows; cheap)."""
+    pairs = index.worker_rows(now)
+    by_worker = index.by_worker
+    rows: list[WorkerRow] = []
+    for rec, status in pairs:
+        rows.append(_worker_row(rec, status, now, by_worker.get(rec.hostname, 0)))
+    return rows
+
+
+def _worker_row(rec: WorkerRecord, status: str, now: float, tasks: int) -> WorkerRow:
+    age = None if rec.last_heartbeat is None else max(0.0, now - rec.last_heartbeat)
+    load = rec.loadavg[0] if rec.loadavg else None
+    return WorkerRow(rec.hostname, status, rec.active, rec.processed, load, age, rec.sw_ver,
+                     tasks)
+
+
+# --------------------------------------------------------------------------- rates
+
+
+class RateTracker:
+    """Per-second counts of events, successes and failures over the last ``horizon`` seconds
+    (a ring of buckets: O(1) per event, O(window) per query)."""
+
+    def __init__(self, horizon: int = 600, clock: Callable[[], float] = time.time) -> None:
+        self.horizon = horizon
+        self._clock = clock
+        self._events = [0] * horizon
+        self._ok = [0] * horizon
+        self._failed = [0] * horizon
+        self._stamp = [-1] * horizon  # which second each slot currently holds
+
+    def _slot(self, second: int) -> int:
+        i = second % self.horizon
+        if self._stamp[i] != second:
+            self._stamp[i] = second
+            self._events[i] = self._ok[i] = self._failed[i] = 0
+        return i
+
+    def add(self, events: Sequence[Mapping[str, Any]], now: float | None = None) -> None:
+        """Count events (bucketed by their local receive time, else ``now``)."""
+        now = self._clock() if now is None else now
+        for event in events:
+            when = event.get("local_received")
+            second = int(when if isinstance(when, (int, float)) else now)
+            if second <= now - self.horizon:
+                continue
+            i = self._slot(second)
+            self._events[i] += 1
+            kind = event.get("type")
+            if kind == "task-succeeded":
+                self._ok[i] += 1
+            elif kind == "task-failed":
+                self._failed[i] += 1
+
+    def _sum(self, series: list[int], seconds: int, now: float) -> int:
+        end = int(now)
+        total = 0
+        for second in range(end - seconds + 1, end + 1):
+            i = second % self.horizon
+            if self._stamp[i] == second:
+                total += series[i]
+        return total
+
+    def events_per_second(self, window: int = 5, now: float | None = None) -> float:
+        now = self._clock() if now is None else now
+        # the current second is incomplete: average over the completed ones
+        return self._sum(self._events, window, now - 1) / window
+
+    def totals(self, window: int = 300, now: float | None = None) -> tuple[int, int]:
+        """(succeeded, failed) over the last ``window`` seconds."""
+        now = self._clock() if now is None else now
+        return self._sum(self._ok, window, now), self._sum(self._failed, window, now)
+
+    def success_rate(self, window: int = 300, now: float | None = None) -> float | None:
+        """Share of finished tasks that succeeded in the window (None if none finished)."""
+        ok, failed = self.totals(window, now)
+        return None if ok + failed == 0 else ok / (ok + failed)
+
+    def series(self, kind: str, buckets: int, bucket_seconds: int = 1,
+               now: float | None = None) -> list[float]:
+        """Per-second rate of ``kind`` ("events", "ok", "failed") in ``buckets`` buckets,
+        oldest first, ending with the last completed second."""
+        now = self._clock() if now is None else now
+        data = {"events": self._events, "ok": self._ok, "failed": self._failed}[kind]
+        end = int(now) - 1
+        out: list[float] = []
+        for b in range(buckets - 1, -1, -1):
+            hi = end - b * bucket_seconds
+            total = 0
+            for second in range(hi - bucket_seconds + 1, hi + 1):
+                i = second % self.horizon
+                if self._stamp[i] == second:
+                    total += data[i]
+            out.append(total / bucket_seconds)
+        return out
+
+
+# --------------------------------------------------------------------------- queues
+
+
+@dataclass
+class QueueHistory:
+    """Recent depth samples per queue, taken from each new queue snapshot (for sparklines)."""
+
+    size: int = 60
+    samples: dict[str, deque[int]] = field(default_factory=dict)
+    _last: object = None
+
+    def update(self, snapshot: Any) -> bool:
+        """Record ``snapshot`` if it is new; returns True when it was."""
+        if snapshot is None or snapshot is self._last:
+            return False
+        self._last = snapshot
+        for stats in getattr(snapshot, "queues", ()):
+            series = self.samples.get(stats.name)
+            if series is None:
+                series = self.samples[stats.name] = deque(maxlen=self.size)
+            ready = getattr(stats, "ready", None)
+            series.append(int(ready) if isinstance(ready, (int, float)) else 0)
+        return True
+
+    def series(self, name: str) -> list[int]:
+        return list(self.samples.get(name, ()))

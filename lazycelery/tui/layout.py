@@ -1,0 +1,93 @@
+"""Assembles the screen: header, metrics, banner, panes, filter prompt, footer, overlays, and
+the too-small-terminal message. Containers are built once; what changes is data and state."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from prompt_toolkit.filters import Condition
+from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.layout import (
+    ConditionalContainer,
+    Container,
+    DynamicContainer,
+    FloatContainer,
+    HSplit,
+    Layout,
+    VSplit,
+    Window,
+    WindowAlign,
+)
+from prompt_toolkit.layout.controls import FormattedTextControl
+from prompt_toolkit.layout.dimension import Dimension
+
+from lazycelery.tui.panes.detail import detail_pane
+from lazycelery.tui.panes.filterbar import filter_bar
+from lazycelery.tui.panes.footer import footer
+from lazycelery.tui.panes.header import banner, header, metrics_strip
+from lazycelery.tui.panes.help import help_float
+from lazycelery.tui.panes.palette import palette_float
+from lazycelery.tui.panes.queues import queues_pane
+from lazycelery.tui.panes.tasks import tasks_pane
+from lazycelery.tui.panes.workers import workers_pane
+
+if TYPE_CHECKING:
+    from lazycelery.tui.app import Dashboard
+
+__all__ = ["MIN_COLUMNS", "MIN_ROWS", "build_layout", "too_small"]
+
+MIN_COLUMNS: Final = 60
+MIN_ROWS: Final = 14
+_CHROME: Final = 4  # header (2) + metrics (1) + footer (1)
+
+
+def too_small(d: Dashboard) -> bool:
+    size = d.size()
+    return size.columns < MIN_COLUMNS or size.rows < MIN_ROWS
+
+
+def _small_message(d: Dashboard) -> Container:
+    def text() -> StyleAndTextTuples:
+        size = d.size()
+        return [("class:small", f"Terminal too small: {size.columns}×{size.rows}.\n"
+                 f"lazycelery needs at least {MIN_COLUMNS}×{MIN_ROWS}.\n"
+                 "Enlarge the window, or press q to quit.")]
+
+    return HSplit([Window(), Window(FormattedTextControl(text), height=3,
+                                    align=WindowAlign.CENTER), Window()])
+
+
+def _top_height(d: Dashboard) -> Dimension:
+    """Workers and queues get the rows they need, at most a third of the body."""
+    body = d.size().rows - _CHROME - (1 if d.stale else 0) - (2 if d.ui.filter_editing else 0)
+    want = max(len(d.workers), len(d.queues), 1) + 2
+    return Dimension.exact(max(4, min(want, max(4, body // 3))))
+
+
+def build_layout(d: Dashboard) -> Layout:
+    parts = d.controls
+    workers = workers_pane(d, parts.workers)
+    queues = queues_pane(d, parts.queues)
+    tasks = tasks_pane(d, parts.tasks)
+    detail = detail_pane(d, parts.detail)
+    d.pane_windows.update(workers=workers.body, queues=queues.body,  # type: ignore[attr-defined]
+                          tasks=tasks.body, detail=detail.body)  # type: ignore[attr-defined]
+    top = VSplit([workers, Window(width=1, char="│", style="class:pane.sep"), queues],
+                 height=lambda: _top_height(d))
+    lists = HSplit([top, tasks])
+    body = DynamicContainer(lambda: detail if d.ui.pane == "detail" else lists)
+    bar, bar_input = filter_bar(d, parts.filter_buffer)
+    d.filter_window = bar_input
+    main = HSplit([header(d), metrics_strip(d), banner(d), body, bar, footer(d)])
+    small = _small_message(d)
+    help_overlay = help_float(d, parts.help)
+    palette, d.palette_window = palette_float(d, parts.palette_buffer)
+    help_overlay.content = ConditionalContainer(
+        help_overlay.content, filter=Condition(lambda: d.ui.overlay == "help"))
+    palette.content = ConditionalContainer(
+        palette.content, filter=Condition(lambda: d.ui.overlay == "palette"))
+    root = FloatContainer(
+        DynamicContainer(lambda: small if too_small(d) else main),
+        floats=[help_overlay, palette],
+    )
+    return Layout(root, focused_element=d.pane_windows["tasks"])

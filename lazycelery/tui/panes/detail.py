@@ -1,0 +1,332 @@
+"""Task detail: every field, state history, args/kwargs/result with truncation marks, the full
+traceback (scrollable) and the parent/root/children tree, whose lines open that task."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from prompt_toolkit.data_structures import Point
+from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.layout import Container
+from prompt_toolkit.layout.controls import UIContent, UIControl
+
+from lazycelery.core.index import TaskIndex
+from lazycelery.core.model import TaskRecord
+from lazycelery.tui.format import clock_time, duration, fit, one_line, wrap
+from lazycelery.tui.panes.common import pane
+from lazycelery.tui.style import state_class
+
+if TYPE_CHECKING:
+    from lazycelery.tui.app import Dashboard
+
+__all__ = ["SECTIONS", "DetailControl", "DetailLine", "DetailModel", "build_detail",
+           "detail_pane"]
+
+#: section headings, in order (``]``/``[`` jump between them)
+SECTIONS: Final = ("Fields", "History", "Args", "Kwargs", "Result", "Exception", "Traceback",
+                   "Family")
+TRUNCATED: Final = ("⚠ truncated by Celery (its repr is cut at 1024 characters; "
+                    "the rest is not in any event)")
+_MAX_TREE_LINES: Final = 300
+_MAX_DEPTH: Final = 40
+_LABEL_W: Final = 10
+
+
+@dataclass(frozen=True)
+class DetailLine:
+    """One screen line; ``link`` is a task id that enter opens, ``section`` marks headings."""
+
+    fragments: StyleAndTextTuples
+    link: str | None = None
+    section: str | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(frag[1] for frag in self.fragments)
+
+
+def _heading(name: str, note: str = "", note_style: str = "") -> DetailLine:
+    frags: StyleAndTextTuples = [("class:detail.section", name)]
+    if note:
+        frags += [("", "  "), (note_style, note)]
+    return DetailLine(frags, section=name)
+
+
+def _field(label: str, value: str, style: str = "", width: int = 80,
+           link: str | None = None) -> list[DetailLine]:
+    chunks = wrap(one_line(value), max(8, width - _LABEL_W - 2))
+    lines = [DetailLine([("class:detail.label", f"  {label:<{_LABEL_W}}"), (style, chunks[0])],
+                        link=link)]
+    lines += [DetailLine([("", " " * (_LABEL_W + 2)), (style, c)], link=link) for c in chunks[1:]]
+    return lines
+
+
+def _block(text: str, width: int, style: str = "") -> list[DetailLine]:
+    """Multi-line text (a traceback), each line wrapped with a two-space indent."""
+    out: list[DetailLine] = []
+    for raw in text.rstrip("\n").split("\n"):
+        for chunk in wrap(one_line(raw), max(8, width - 2)):
+            out.append(DetailLine([(style, "  " + chunk)]))
+    return out
+
+
+def _fields(rec: TaskRecord, width: int) -> list[DetailLine]:
+    out = [_heading("Fields")]
+    out += _field("id", rec.uuid, width=width)
+    state_note = " (corrected from the result backend)" if rec.reconciled else ""
+    out += _field("state", rec.state + state_note, state_class(rec.state), width)
+    out += _field("name", rec.name or "? (no task-sent/received event seen)", width=width)
+    out += _field("worker", rec.worker or "–", width=width)
+    if rec.queue or rec.routing_key:
+        route = rec.queue or "?"
+        if rec.exchange or rec.routing_key:
+            exchange = rec.exchange or '""'
+            route += f"  (exchange {exchange}, routing key {rec.routing_key})"
+        out += _field("queue", route, width=width)
+    if rec.client:
+        out += _field("sent by", rec.client, width=width)
+    out += _field("runtime", duration(rec.runtime) or "–", width=width)
+    out += _field("retries", str(rec.retries), width=width)
+    if rec.eta:
+        out += _field("eta", rec.eta, width=width)
+    if rec.expires:
+        out += _field("expires", rec.expires, width=width)
+    if rec.revoked is not None:
+        how = "terminated" if rec.terminated else "expired" if rec.expired else "revoked"
+        if rec.signum is not None:
+            how += f" (signal {rec.signum})"
+        out += _field("revoked", how, "class:task.state.revoked", width)
+    if rec.rejected is not None:
+        out += _field("rejected", "requeued" if rec.requeue else "not requeued", width=width)
+    if rec.parent_id:
+        out += _field("parent", rec.parent_id, "class:detail.link", width, link=rec.parent_id)
+    if rec.root_id and rec.root_id != rec.uuid:
+        out += _field("root", rec.root_id, "class:detail.link", width, link=rec.root_id)
+    return out
+
+
+def _history(rec: TaskRecord) -> list[DetailLine]:
+    out = [_heading("History")]
+    history = rec.history()
+    if not history:
+        return [*out, DetailLine([("class:detail.label", "  no timestamps seen")])]
+    start = history[0][1]
+    for state, ts in history:
+        delta = "" if ts == start else f"+{duration(ts - start)}"
+        out.append(DetailLine([
+            ("class:detail.label", f"  {clock_time(ts, millis=True)}  "),
+            (state_class(state), f"{state:<9}"), ("class:detail.label", f" {delta}"),
+        ]))
+    return out
+
+
+def _text_section(name: str, value: str | None, truncated: bool, width: int,
+                  style: str = "") -> list[DetailLine]:
+    if value is None:
+        return []
+    note = TRUNCATED if truncated else ""
+    out = [_heading(name, note, "class:detail.truncated")]
+    return out + _block(value, width, style)
+
+
+def _root_of(rec: TaskRecord, index: TaskIndex) -> str:
+    if rec.root_id:
+        return rec.root_id
+    uuid, seen = rec.uuid, {rec.uuid}
+    parent = rec.parent_id
+    while parent and parent not in seen and len(seen) < _MAX_DEPTH:
+        seen.add(parent)
+        uuid = parent
+        node = index.get(parent)
+        parent = node.parent_id if node is not None else None
+    return uuid
+
+
+def _family(rec: TaskRecord, index: TaskIndex, width: int) -> list[DetailLine]:
+    root = _root_of(rec, index)
+    if root == rec.uuid and not index.children_of(rec.uuid):
+        return [_heading("Family"),
+                DetailLine([("class:detail.label", "  no parent or children seen")])]
+    out = [_heading("Family", "enter opens a task", "class:detail.label")]
+    seen: set[str] = set()
+
+    def walk(uuid: str, prefix: str, last: bool, depth: int) -> None:
+        if len(out) > _MAX_TREE_LINES:
+            return
+        node = index.get(uuid)
+        branch = "" if depth == 0 else ("└─ " if last else "├─ ")
+        frags: StyleAndTextTuples = [("class:detail.label", "  " + prefix + branch)]
+        if node is None:
+            frags.append(("class:detail.label", f"{uuid[:8]}  (not in memory)"))
+        else:
+            frags += [(state_class(node.state), f"{node.state:<8} "),
+                      ("class:detail.current" if node is rec else "", node.name or "?"),
+                      ("class:detail.label", f"  {uuid[:8]}")]
+            if node is rec:
+                frags.append(("class:detail.current", "  ◀ this task"))
+        out.append(DetailLine(frags, link=uuid if node is not None and node is not rec
+                              else None))
+        if uuid in seen or depth >= _MAX_DEPTH:
+            return
+        seen.add(uuid)
+        children = index.children_of(uuid)
+        for i, child in enumerate(children):
+            extension = "" if depth == 0 else ("   " if last else "│  ")
+            walk(child, prefix + extension, i == len(children) - 1, depth + 1)
+        if len(out) > _MAX_TREE_LINES:
+            out.append(DetailLine([("class:detail.label", "  … (tree cut)")]))
+
+    walk(root, "", True, 0)
+    return out[: _MAX_TREE_LINES + 2]
+
+
+def build_detail(rec: TaskRecord, index: TaskIndex, width: int) -> list[DetailLine]:
+    """Every line of the detail view for ``rec`` at ``width`` cells."""
+    title: StyleAndTextTuples = [("class:detail.title", rec.name or "?"), ("", "  "),
+                                 (state_class(rec.state), rec.state)]
+    lines = [DetailLine(title), DetailLine([])]
+    sections = [
+        _fields(rec, width),
+        _history(rec),
+        _text_section("Args", rec.args, rec.args_truncated, width),
+        _text_section("Kwargs", rec.kwargs, rec.kwargs_truncated, width),
+        _text_section("Result", rec.result, rec.result_truncated, width),
+        _text_section("Exception", rec.exception, False, width, "class:task.state.failure"),
+        _text_section("Traceback", rec.traceback, False, width, "class:detail.traceback"),
+        _family(rec, index, width),
+    ]
+    for section in sections:
+        if section:
+            lines += section
+            lines.append(DetailLine([]))
+    return lines
+
+
+class DetailModel:
+    """Cursor and scroll over the detail lines of one task (lines cached per index version)."""
+
+    def __init__(self, index: TaskIndex) -> None:
+        self.index = index
+        self.record: TaskRecord | None = None
+        self.cursor = 0
+        self.page_rows = 10
+        #: set by a section jump: the next render puts the cursor line at the top
+        self.anchor_top = False
+        self._lines: list[DetailLine] = []
+        self._key: tuple[int, int, int] = (0, -1, -1)
+
+    def show(self, rec: TaskRecord | None) -> None:
+        if rec is not self.record:
+            self.record = rec
+            self.cursor = 0
+            self._key = (0, -1, -1)
+
+    def lines(self, width: int) -> list[DetailLine]:
+        rec = self.record
+        if rec is None:
+            return []
+        key = (id(rec), self.index.version, width)
+        if key != self._key:
+            self._lines = build_detail(rec, self.index, width)
+            self._key = key
+            self.cursor = min(self.cursor, max(0, len(self._lines) - 1))
+        return self._lines
+
+    @property
+    def current(self) -> list[DetailLine]:
+        """The lines of the last render (what cursor movement works on)."""
+        return self._lines
+
+    def move(self, delta: int) -> None:
+        self.cursor = max(0, min(self.cursor + delta, len(self._lines) - 1))
+
+    def first(self) -> None:
+        self.cursor = 0
+
+    def last(self) -> None:
+        self.cursor = max(0, len(self._lines) - 1)
+
+    def section(self, delta: int) -> str | None:
+        """Move to the next (+1) / previous (-1) heading; returns its name."""
+        lines = self._lines
+        i = self.cursor + delta
+        while 0 <= i < len(lines):
+            if lines[i].section is not None:
+                self.cursor = i
+                self.anchor_top = True
+                return lines[i].section
+            i += delta
+        return None
+
+    def jump_to(self, section: str) -> bool:
+        for i, line in enumerate(self._lines):
+            if line.section == section:
+                self.cursor = i
+                return True
+        return False
+
+    def link(self) -> str | None:
+        if 0 <= self.cursor < len(self._lines):
+            return self._lines[self.cursor].link
+        return None
+
+
+class DetailControl(UIControl):
+    """Renders the visible part of the detail with the cursor line highlighted."""
+
+    def __init__(self, model: DetailModel, empty: Callable[[], str]) -> None:
+        self.model = model
+        self.empty = empty
+        self.top = 0
+
+    def is_focusable(self) -> bool:
+        return True
+
+    def create_content(self, width: int, height: int) -> UIContent:
+        model = self.model
+        lines = model.lines(max(20, width - 1))
+        model.page_rows = height
+        if not lines:
+            empty: StyleAndTextTuples = [("class:pane.empty", " " + self.empty())]
+            return UIContent(get_line=lambda i: empty, line_count=1, show_cursor=False)
+        cursor = model.cursor
+        if model.anchor_top:
+            self.top = cursor  # a heading jumped to shows its section below it
+            model.anchor_top = False
+        if cursor < self.top:
+            self.top = cursor
+        elif cursor >= self.top + height:
+            self.top = cursor - height + 1
+        self.top = max(0, min(self.top, max(0, len(lines) - height)))
+        visible = lines[self.top:self.top + height]
+        rendered: list[StyleAndTextTuples] = []
+        for i, line in enumerate(visible):
+            frags = line.fragments
+            if self.top + i == cursor:
+                frags = [("class:detail.cursor", fit(line.text, width))]
+            rendered.append(frags)
+        return UIContent(get_line=lambda i: rendered[i] if i < len(rendered) else [],
+                         line_count=len(rendered),
+                         cursor_position=Point(0, cursor - self.top), show_cursor=False)
+
+
+def detail_title(d: Dashboard) -> StyleAndTextTuples:
+    rec = d.detail.record
+    out: StyleAndTextTuples = [("bold", " 4 Task detail ")]
+    if rec is not None:
+        out.append(("", f" {rec.uuid}"))
+        if d.ui.detail_stack:
+            out.append(("", f"  (opened from the family tree; esc goes back "
+                        f"{len(d.ui.detail_stack)})"))
+        if d.index.get(rec.uuid) is not rec:
+            out.append(("bold", "  EVICTED from memory"))
+    if d.stale:
+        out.append(("bold", "  STALE"))
+    return out
+
+
+def detail_pane(d: Dashboard, control: DetailControl) -> Container:
+    return pane(lambda: detail_title(d), control, lambda: d.ui.pane == "detail",
+                lambda: d.stale)

@@ -1,0 +1,110 @@
+"""The ``?`` overlay: every command with its keys (generated from the registry; those that do
+not work in the current pane are dimmed), the filter language, and how to remap keys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from prompt_toolkit.data_structures import Point
+from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.layout import Float, HSplit, Window
+from prompt_toolkit.layout.controls import FormattedTextControl, UIContent, UIControl
+from prompt_toolkit.widgets import Frame
+
+from lazycelery.tui.commands import GROUPS
+
+if TYPE_CHECKING:
+    from lazycelery.tui.app import Dashboard
+    from lazycelery.tui.commands import CommandRegistry
+
+__all__ = ["FILTER_HELP", "HelpControl", "help_float", "help_lines"]
+
+FILTER_HELP: Final = (
+    ("billing", "free text in name, id, args, kwargs, result, exception"),
+    ('"card declined"', "a phrase; smart case: an uppercase letter makes it case-sensitive"),
+    ("re:time(out|d)", "regular expression over the same fields"),
+    ("state:failure,retry", "state (aliases: failed, ok, running, done, unfinished ...)"),
+    ("name:billing.*", "task name; * and ? are wildcards, name:re:^x a regex"),
+    ("worker:w1*  queue:x", "worker hostname, queue (queue needs task-sent events)"),
+    ("id:3f2a  root:  parent:", "task id (prefix), workflow root, parent"),
+    ("exc:Timeout  tb:line", "exception text, traceback text"),
+    ("args: kwargs: result:", "the repr strings Celery sends in events"),
+    ("runtime>2s  retries>=1", "comparisons: > >= < <= = (ms, s, m, h)"),
+    ("since:10m  before:1h", "activity within / not within the last 10 minutes (or ISO time)"),
+    ("-state:success", "a leading - negates any term; terms are AND-ed"),
+)
+
+
+def help_lines(registry: CommandRegistry, d: Dashboard, context: str) -> list[StyleAndTextTuples]:
+    lines: list[StyleAndTextTuples] = [
+        [("class:overlay.title", f" Keys — {context} pane"),
+         ("class:help.disabled", "   (dim: not available here)   close: ? or esc")],
+        [],
+    ]
+    key_w, name_w = 18, 16
+    groups = [g for g in GROUPS] + sorted({c.group for c in registry} - set(GROUPS))
+    for group in groups:
+        commands = [c for c in registry if c.group == group]
+        if not commands:
+            continue
+        lines.append([("class:help.group", f" {group}")])
+        for c in commands:
+            keys = registry.key_label(c.name, limit=4) or "(palette)"
+            enabled = registry.is_enabled(c, d, context) or group == "Prompt"
+            dim = "" if enabled else "class:help.disabled"
+            lines.append([
+                (dim or "class:help.key", f"   {keys:<{key_w}}"),
+                (dim or "class:help.disabled", f"{c.name:<{name_w}} "),
+                (dim, c.title),
+            ])
+        lines.append([])
+    lines.append([("class:help.group", " Filter language (/)")])
+    for example, meaning in FILTER_HELP:
+        lines.append([("class:help.key", f"   {example:<26}"), ("", meaning)])
+    lines += [
+        [],
+        [("class:help.group", " Remapping")],
+        [("", '   In the config file: [keys]  quit = "Q"   "cursor.down" = "j, ctrl-n"')],
+        [("", "   Names are the middle column; `lazycelery config path` shows the file.")],
+    ]
+    return lines
+
+
+class HelpControl(UIControl):
+    """Scrollable help text; ``scroll`` is changed by the navigation commands."""
+
+    def __init__(self) -> None:
+        self.lines: list[StyleAndTextTuples] = []
+        self.top = 0
+        self.page_rows = 10
+
+    def set_lines(self, lines: list[StyleAndTextTuples]) -> None:
+        self.lines = lines
+        self.top = 0
+
+    def scroll(self, delta: int) -> None:
+        self.top = max(0, min(self.top + delta, max(0, len(self.lines) - self.page_rows)))
+
+    def is_focusable(self) -> bool:
+        return True
+
+    def create_content(self, width: int, height: int) -> UIContent:
+        self.page_rows = height
+        self.top = max(0, min(self.top, max(0, len(self.lines) - height)))
+        visible = self.lines[self.top:self.top + height]
+        return UIContent(get_line=lambda i: visible[i] if i < len(visible) else [],
+                         line_count=len(visible), cursor_position=Point(0, 0),
+                         show_cursor=False)
+
+
+def help_float(d: Dashboard, control: HelpControl) -> Float:
+    def more() -> StyleAndTextTuples:
+        below = len(control.lines) - control.top - control.page_rows
+        return [("class:help.disabled", f" j/k scroll — {below} more lines" if below > 0
+                 else " end")]
+
+    body = Frame(HSplit([
+        Window(control, wrap_lines=False),
+        Window(FormattedTextControl(more), height=1),
+    ]), title="Help", style="class:overlay")
+    return Float(body, top=1, bottom=1, left=2, right=2)

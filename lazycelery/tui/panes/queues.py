@@ -1,0 +1,78 @@
+"""The queues pane: ready, reserved, consumers, rates and a sparkline of depth per queue."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.layout import Container
+
+from lazycelery.broker.model import QueueStats
+from lazycelery.tui.format import age, number, sparkline
+from lazycelery.tui.panes.common import pane
+from lazycelery.tui.table import Column, VirtualTable
+
+if TYPE_CHECKING:
+    from lazycelery.tui.app import Dashboard
+
+__all__ = ["queue_columns", "queue_table", "queues_pane"]
+
+
+def _rate(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def queue_columns(d: Dashboard) -> list[Column[QueueStats]]:
+    def ready(q: QueueStats) -> tuple[str, str]:
+        style = "class:queue.backlog" if q.ready and q.consumers == 0 else ""
+        return style, number(q.ready)
+
+    return [
+        Column("QUEUE", lambda q: ("", q.name), min_width=8, max_width=32, grow=1),
+        Column("READY", ready, width=7, align="right"),
+        Column("RESERVED", lambda q: ("", number(q.reserved)), width=8, align="right",
+               priority=1),
+        Column("CONS", lambda q: ("", number(q.consumers)), width=4, align="right"),
+        Column("IN/S", lambda q: ("", _rate(q.in_rate)), width=6, align="right", priority=2),
+        Column("OUT/S", lambda q: ("", _rate(q.out_rate)), width=6, align="right", priority=2),
+        Column("Δ/S", lambda q: ("", _rate(q.net_rate)), width=6, align="right", priority=3),
+        Column("OLDEST", lambda q: ("", age(q.oldest_age_s) if q.oldest_age_s is not None
+                                    else "–"), width=6, align="right", priority=3),
+        Column("DEPTH", lambda q: ("class:spark.queue",
+                                   sparkline(d.queue_history.series(q.name), 16)),
+               width=16, priority=4),
+    ]
+
+
+def queue_table(d: Dashboard) -> VirtualTable[QueueStats]:
+    def empty() -> str:
+        if d.info.queues_unavailable:
+            return d.info.queues_unavailable
+        snap = d.queue_snapshot
+        if snap is not None and snap.error:
+            return f"queue depths unavailable: {snap.error}"
+        return "no queues found yet"
+
+    return VirtualTable(
+        lambda: d.queues, queue_columns(d), focused=lambda: d.ui.pane == "queues",
+        selection_key=lambda: d.queues.selected_key, empty_text=empty,
+    )
+
+
+def queues_title(d: Dashboard) -> StyleAndTextTuples:
+    snap = d.queue_snapshot
+    text: StyleAndTextTuples = [("bold", " 2 Queues "), ("", f" {len(d.queues)}")]
+    if snap is not None and snap.queues:
+        total = sum(q.ready or 0 for q in snap.queues)
+        text.append(("", f"  {number(total)} ready"))
+    if snap is not None and snap.stale and snap.taken_at:
+        text.append(("bold", "  STALE"))
+    if snap is not None and snap.error and snap.queues:
+        text.append(("", f"  ({snap.error})"))
+    return text
+
+
+def queues_pane(d: Dashboard, table: VirtualTable[QueueStats]) -> Container:
+    snap_stale = lambda: bool(d.queue_snapshot and d.queue_snapshot.stale  # noqa: E731
+                              and d.queue_snapshot.taken_at)
+    return pane(lambda: queues_title(d), table, lambda: d.ui.pane == "queues", snap_stale)
