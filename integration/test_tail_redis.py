@@ -21,7 +21,7 @@ from test_tail_helpers import (
     send_until,
 )
 
-from conftest import ROOT, RedisServer, WorkerProcess, free_port
+from conftest import ROOT, RedisServer, WorkerProcess, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -200,4 +200,37 @@ def test_a_terminal_gets_colour_a_banner_and_lines_cut_to_its_width(
             visible = re.sub(r"\x1b\[[0-9;]*m", "", line).rstrip("\r")
             assert visible.endswith("…") and len(visible) == 89  # cut to the 90 columns
     finally:
+        app.close()
+
+
+def test_tasks_finished_during_a_gap_are_reconciled_from_the_result_backend(
+        redis_url: str, redis_server_factory: Callable[[], RedisServer],
+        celery_worker_factory: Factory) -> None:
+    """tail prints one `reconciled` line per task that finished while the stream was down."""
+    server = redis_server_factory()
+    broker = f"{server.url}/0"
+    worker = celery_worker_factory(broker, backend=redis_url, concurrency=3)
+    app = worker.app()
+    tail = TailProcess(broker, "--json", "--result-backend", redis_url)
+    try:
+        send_until(tail, probe(app))
+        ids = [app.send_task("workerapp.long_running", args=[2.0]).id for _ in range(2)]
+        for uuid in ids:
+            tail.wait_doc(lambda d, u=uuid: d.get("uuid") == u and d["type"] == "task-started",
+                          timeout=30, what=f"{uuid} to start")
+        server.stop()  # the event stream goes down while the tasks run
+        wait_for(lambda: all(app.backend.get_task_meta(u)["status"] == "SUCCESS" for u in ids),
+                 timeout=30, what="the tasks to finish during the gap")
+        worker.stop()  # its buffered task-succeeded events die with it
+        server.start()
+        for uuid in ids:
+            doc = tail.wait_doc(lambda d, u=uuid: d.get("uuid") == u and d["type"] == "reconciled",
+                                timeout=60, what=f"{uuid} to be reconciled")
+            assert (doc["state"], doc["old_state"], doc["reconciled"]) == ("SUCCESS", "STARTED", True)
+            assert doc["name"] == "workerapp.long_running"
+        assert "reconcile (reconnect)" in tail.stderr()
+        assert tail.interrupt() == 0
+        assert_no_traceback(tail.stderr())
+    finally:
+        tail.close()
         app.close()

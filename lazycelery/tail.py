@@ -41,6 +41,7 @@ import msgspec
 
 from lazycelery.core.index import DEFAULT_MAX_TASKS, TaskIndex
 from lazycelery.core.model import STATES, TaskRecord, WorkerRecord
+from lazycelery.core.query import Predicate, compile_filter
 from lazycelery.errors import UsageError
 
 __all__ = [
@@ -214,6 +215,8 @@ class EventFilter:
     workers: tuple[str, ...] = ()
     task_ids: tuple[str, ...] = ()
     heartbeats: bool = False
+    #: the dashboard's filter language (``--filter``), evaluated on the task's record
+    query: Predicate | None = None
     _type_re: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
     _name_re: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
     _worker_re: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
@@ -289,7 +292,9 @@ def type_warnings(patterns: Sequence[str]) -> list[str]:
 
 
 def filter_from_args(args: argparse.Namespace) -> EventFilter:
+    text = getattr(args, "query", None)
     return EventFilter(
+        query=compile_filter(text) if text else None,
         types=tuple(getattr(args, "type", None) or ()),
         states=_split_states(getattr(args, "state", None)),
         names=tuple(getattr(args, "name", None) or ()),
@@ -855,6 +860,9 @@ class TailSink:
                 item = enrich(event, record, after[i] if after is not None else None)
                 if item is None or not self.filter.matches(item):
                     continue
+                if self.filter.query is not None and not _query_matches(
+                        self.filter.query, record, item):
+                    continue
                 lines.append(self.formatter.format(item))
             except Exception as exc:  # one bad event must not stop the stream
                 self.errors += 1
@@ -871,6 +879,16 @@ class TailSink:
         message = self.reporter.update(status)
         if message is not None:
             self.buffer.put(message)
+
+
+def _query_matches(query: Predicate, record: TaskRecord | WorkerRecord | None,
+                   item: TailEvent) -> bool:
+    """``--filter`` on the task as it was right after this event (like ``--state``)."""
+    if not isinstance(record, TaskRecord):
+        return False
+    if item.state is not None and item.state != record.state:
+        record = msgspec.structs.replace(record, state=item.state)
+    return query(record)
 
 
 # --------------------------------------------------------------------------- the writer
@@ -1039,6 +1057,14 @@ def _run(args: argparse.Namespace) -> int:
     masked = settings.masked_broker()
     reporter = StatusReporter(masked, settings.broker_url)
     sink = TailSink(index, event_filter, formatter, buffer, reporter, limit=limit)
+    reconciler = _reconciler(settings, index, buffer, json_lines=getattr(args, "json", False))
+    on_status: Callable[[Any], None] = sink.on_status
+    if reconciler is not None:
+        def on_status(status: Any) -> None:
+            sink.on_status(status)
+            reconciler.on_ingest_status(status)
+
+        reconciler.start()
     try:
         # wakeup=False: the Receiver's wakeup broadcasts a `heartbeat` control command to every
         # worker on the broker; tail hides heartbeats by default and needs no worker list.
@@ -1046,11 +1072,46 @@ def _run(args: argparse.Namespace) -> int:
             settings.broker_url, index, mode=settings.ingest,
             app=settings.celery_app() if settings.app_spec else None,
             transport_options=settings.transport_options,
-            on_batch=sink.on_batch, on_status=sink.on_status, wakeup=False,
+            on_batch=sink.on_batch, on_status=on_status, wakeup=False,
         )
         if _isatty(sys.stderr):
             path = getattr(ingestor, "path", "")
             _err_line(sys.stderr, f"following {masked}{_path_label(path)}")
         return follow(ingestor, buffer, reporter, out, sys.stderr, limit=limit, timeout=timeout)
     finally:
+        if reconciler is not None:
+            reconciler.stop(timeout=1.0)
         buffer.close()
+
+
+def _reconciler(settings: Any, index: TaskIndex, buffer: LineBuffer, *,
+                json_lines: bool) -> Any:
+    """Checks tasks left unfinished by a gap in the stream (result backend, then the workers
+    that hold them) and prints one line per corrected task. None without a Celery app to ask
+    (celery's import is paid only here, after the stream is set up)."""
+    from lazycelery.core.reconcile import Correction, Reconciler, ReconcileReport
+
+    try:
+        app = settings.celery_app()
+    except Exception as exc:  # a broken -A app was reported by resolve(); be quiet here
+        buffer.put(Notice(f"reconciliation off: {exc}"))
+        return None
+
+    def line(correction: Correction) -> bytes:
+        if json_lines:
+            doc = {"type": "reconciled", "time": _iso_time(time.time()), **correction.to_json()}
+            return JsonFormatter.encode(doc)
+        since = (f" (unknown since {_clock_text(correction.unknown_since)})"
+                 if correction.unknown_since is not None else "")
+        text = (f"{_clock_text(time.time())} reconciled       {correction.name or '?'} "
+                f"{correction.uuid[:8]} {correction.old_state} -> {correction.state}{since} "
+                f"[{correction.source}]\n")
+        return text.encode("utf-8", "replace")
+
+    def on_report(report: ReconcileReport) -> None:
+        changed = report.corrected + report.unknown
+        if changed:
+            buffer.put(Notice(f"{report.summary()}"))
+            buffer.put_lines([line(c) for c in changed])
+
+    return Reconciler(index, app, on_report=on_report)

@@ -525,3 +525,45 @@ def test_no_color_environment_reaches_the_formatter(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("TERM", raising=False)
     assert use_color(_Stream(tty=True), no_color=False) is True
     assert os.environ.get("NO_COLOR") is None
+
+
+def test_filter_language_selects_by_the_task_after_each_event() -> None:
+    """``--filter`` uses the dashboard's language on the task as it was after the event."""
+    import argparse
+
+    from lazycelery.tail import TailIndex, enrich, filter_from_args
+    from tests.replay import load_events
+
+    args = argparse.Namespace(query="state:failure name:*.always_fail", type=None, state=None,
+                              name=None, worker=None, task_id=None, heartbeats=False)
+    event_filter = filter_from_args(args)
+    assert event_filter.query is not None
+    index = TailIndex(max_tasks=1_000_000)
+    from lazycelery.tail import _query_matches
+
+    kinds: dict[str, int] = {}
+    for event in load_events("redis"):
+        [record] = index.apply_batch([event])
+        after = index.take_after(1)
+        item = enrich(event, record, after[0] if after else None)
+        if item is None or not event_filter.matches(item):
+            continue
+        if _query_matches(event_filter.query, record, item):
+            kinds[item.type] = kinds.get(item.type, 0) + 1
+    # always_fail tasks: only their task-failed events match (received/started were not FAILURE)
+    assert kinds == {"task-failed": 97}
+
+
+def test_bad_filter_is_one_line_usage_error() -> None:
+    import argparse
+
+    import pytest
+
+    from lazycelery.errors import UsageError
+    from lazycelery.tail import filter_from_args
+
+    args = argparse.Namespace(query="state:nosuch", type=None, state=None, name=None,
+                              worker=None, task_id=None, heartbeats=False)
+    with pytest.raises(UsageError) as info:
+        filter_from_args(args)
+    assert "\n" not in str(info.value)

@@ -24,6 +24,7 @@ examples:
   lazycelery tail -A proj.celery --state FAILURE --name 'billing.*'
   lazycelery tail --type 'task-failed' --type 'task-retried' --worker 'w1@*'
   lazycelery tail --task-id 3f2a --limit 1            wait for one event of that task
+  lazycelery tail --filter 'exc:timeout -name:*.ping'  the dashboard's filter language
   lazycelery tail --json --timeout 60 > events.jsonl  stop after 60 s without events
 
 exit status: 0 after --limit events, after --timeout, on Ctrl-C and when the reader of
@@ -75,6 +76,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                          help="worker hostname, e.g. 'celery@web-*' (repeatable)")
     filters.add_argument("--task-id", action="append", metavar="ID",
                          help="task id or a prefix of it (repeatable)")
+    filters.add_argument("--filter", metavar="QUERY", dest="query",
+                         help="the dashboard's filter language over the task, e.g. "
+                              "'state:failure name:billing.* runtime>2s' (docs/filter.md); "
+                              "task events only")
     stop = parser.add_argument_group("stopping")
     stop.add_argument("--limit", type=_positive_int, metavar="N",
                       help="exit (status 0) after N matching events")
