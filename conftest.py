@@ -170,6 +170,10 @@ def redis_url(redis_base_url: str) -> Iterator[str]:
     url = f"{redis_base_url}/{db}"
     client = redis.Redis.from_url(url)
     client.flushdb()
+    if "kombu.pools" in sys.modules:
+        # kombu's global connection pools remember which queues they declared; after a flush
+        # a reused connection would skip re-declaring (no _kombu.binding.* keys this time).
+        sys.modules["kombu.pools"].reset()
     try:
         yield url
     finally:

@@ -136,16 +136,18 @@ def test_purge_with_yes_writes_the_audit_line(cli: Callable[..., Any], seeded: s
     [line] = Path(env["LAZYCELERY_AUDIT_LOG"]).read_text().splitlines()
     entry = json.loads(line)
     assert {"time", "user", "host", "action", "targets", "result"} <= set(entry)
-    assert entry["action"] == "queue.purge" and entry["targets"] == ["celery"]
-    assert entry["result"]["purged"] == 3 and entry["result"]["broker"] == seeded
+    assert entry["action"] == "purge" and entry["targets"] == ["celery"]
+    assert entry["result"]["count"] == 3 and entry["result"]["ok"] is True
+    assert entry["environment"] == seeded  # the masked broker when no --env is named
 
 
 def test_purge_refused_without_tty_or_when_read_only(cli: Callable[..., Any], seeded: str,
                                                      env: dict[str, str]) -> None:
     line = _one_error_line(cli("queues", "purge", "celery", "-b", seeded, stdin="y\n"))
     assert "without confirmation" in line and "--yes" in line
-    line = _one_error_line(cli("--read-only", "queues", "purge", "celery", "--yes", "-b", seeded))
-    assert "read-only" in line
+    read_only = cli("--read-only", "queues", "purge", "celery", "--yes", "-b", seeded)
+    assert read_only.returncode == 3, read_only  # as for every refused action
+    assert "read-only" in read_only.stderr and "Traceback" not in read_only.stderr
     assert redis.Redis.from_url(seeded).llen("celery") == 1  # priority 0 list untouched
     assert not Path(env["LAZYCELERY_AUDIT_LOG"]).exists()
 
@@ -241,3 +243,29 @@ def test_watch_survives_a_broker_outage_in_the_table(env: dict[str, str],
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize(("typed", "purged"), [("celery", True), ("y", False)])
+def test_purge_of_more_than_1000_needs_the_queue_name_typed(env: dict[str, str], seeded: str,
+                                                            typed: str, purged: bool) -> None:
+    import pexpect
+
+    client = redis.Redis.from_url(seeded)
+    message = client.lindex("celery", 0)
+    assert message is not None
+    client.rpush("celery", *([message] * 1000))  # 1,003 waiting in all
+    child = pexpect.spawn(sys.executable, ["-m", "lazycelery", "queues", "purge", "celery",
+                                           "-b", seeded], cwd=str(ROOT), env=env,
+                          encoding="utf-8", timeout=30)
+    try:
+        child.expect_exact("Purge 1003 messages from queue celery? Type the queue name to confirm: ")
+        child.sendline(typed)
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    if purged:
+        assert child.exitstatus == 0 and "Purged 1003 messages" in (child.before or "")
+        assert not client.exists("celery")
+    else:
+        assert child.exitstatus == 1 and "Not purged." in (child.before or "")
+        assert client.llen("celery") == 1001  # priority 0 list: 1 seeded + 1000

@@ -198,18 +198,23 @@ def _peek(args: argparse.Namespace, settings: Settings, inspector: BrokerInspect
     return 0
 
 
-def _confirm(prompt: str) -> bool:
+def _answer(prompt: str) -> str:
     try:
-        answer = input(prompt)
+        return input(prompt).strip()
     except EOFError:
-        return False
-    return answer.strip().lower() in ("y", "yes")
+        return ""
+
+
+def _confirm(prompt: str) -> bool:
+    return _answer(prompt).lower() in ("y", "yes")
 
 
 def _purge(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.read_only:
-        raise UsageError(f"refusing to purge queue {args.name!r}: read-only mode "
-                         "(--read-only or read_only in the config file)")
+    # The same guard, audit line and typed confirmation as the dashboard's purge.
+    from lazycelery.core.actions import TYPED_CONFIRM_THRESHOLD, Actions
+
+    actions = Actions.from_settings(settings)
+    actions.guard("purge")
     if not args.yes and not sys.stdin.isatty():
         raise UsageError(f"refusing to purge queue {args.name!r} without confirmation: "
                          "stdin is not a terminal, pass --yes")
@@ -220,26 +225,23 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
             if not waiting:
                 print(f"Queue {args.name} has no waiting messages: nothing to purge.")
                 return 0
-            if not _confirm(f"Purge {waiting} messages from queue {args.name}? [y/N] "):
+            if waiting > TYPED_CONFIRM_THRESHOLD:
+                question = (f"Purge {waiting} messages from queue {args.name}? "
+                            f"Type the queue name to confirm: ")
+                confirmed = _answer(question) == args.name
+            else:
+                confirmed = _confirm(f"Purge {waiting} messages from queue {args.name}? [y/N] ")
+            if not confirmed:
                 print("Not purged.")
                 return 1
-        purged = inspector.purge(args.name)
-        transport = inspector.transport
+        result = actions.purge(args.name, inspector.purge, expected=None if args.yes else waiting)
     finally:
         inspector.close()
-    _audit(args.name, purged, transport, settings)
-    print(f"Purged {purged} messages from queue {args.name} "
+    if not result.ok:
+        raise BrokerError(f"queue {args.name!r}: {result.message}")
+    if result.audit_error:
+        print(f"lazycelery: warning: the purge was not written to the audit log: "
+              f"{result.audit_error}", file=sys.stderr)
+    print(f"Purged {result.count} messages from queue {args.name} "
           "(reserved messages, held by workers, were not touched).")
     return 0
-
-
-def _audit(queue: str, purged: int, transport: str, settings: Settings) -> None:
-    from lazycelery.broker.audit import record
-
-    result = {"ok": True, "purged": purged, "transport": transport,
-              "broker": settings.masked_broker()}
-    try:
-        record("queue.purge", [queue], result, settings.env_name)
-    except OSError as exc:
-        print(f"lazycelery: warning: the purge was not written to the audit log: {exc}",
-              file=sys.stderr)

@@ -108,6 +108,8 @@ class ActionResult:
     refused: Mapping[str, str] = field(default_factory=dict)
     #: the audit line could not be written (the action itself happened)
     audit_error: str | None = None
+    #: purge: how many messages were removed
+    count: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -120,6 +122,8 @@ class ActionResult:
             out["created"] = dict(self.created)
         if self.refused:
             out["refused"] = dict(self.refused)
+        if self.count is not None:
+            out["count"] = self.count
         return out
 
     def lines(self) -> list[str]:
@@ -747,7 +751,7 @@ class Actions:
         if expected is not None and expected != removed:
             message += f" ({expected} were shown: messages arrived or left meanwhile)"
         result = ActionResult("purge", (queue,), True, replies={queue: Reply(True, message)},
-                              message=message)
+                              message=message, count=removed)
         return self._audited(result)
 
     # ---------------------------------------------------------------- workers
