@@ -54,6 +54,8 @@ def common_options(suppress: bool) -> argparse.ArgumentParser:
                        help="event reader: fast Redis path, celery's Receiver, or auto (default)")
     group.add_argument("--no-color", action="store_true", default=default,
                        help="no colours (also honoured: the NO_COLOR environment variable)")
+    group.add_argument("--no-plugins", action="store_true", default=default,
+                       help="built-in panes only; LAZYCELERY_PLUGINS=a,b loads only those plugins")
     return parent
 
 

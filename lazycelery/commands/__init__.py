@@ -17,4 +17,5 @@ COMMANDS: tuple[str, ...] = (
     "lazycelery.commands.task",
     "lazycelery.commands.worker",
     "lazycelery.commands.audit_cmd",
+    "lazycelery.commands.plugins",
 )

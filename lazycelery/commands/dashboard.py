@@ -20,4 +20,4 @@ def run(args: argparse.Namespace) -> int:
     settings = config.resolve(args)
     from lazycelery.tui.app import run_dashboard
 
-    return run_dashboard(settings)
+    return run_dashboard(settings, no_plugins=bool(getattr(args, "no_plugins", False)))

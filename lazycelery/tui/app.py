@@ -38,6 +38,7 @@ from lazycelery.core.views import (
     worker_rows,
 )
 from lazycelery.errors import LazyCeleryError
+from lazycelery.tui.actions import Operator, connect_operator, operator_commands
 from lazycelery.tui.commands import Command, CommandRegistry, default_commands
 from lazycelery.tui.keys import build_key_bindings
 from lazycelery.tui.layout import build_layout
@@ -47,6 +48,7 @@ from lazycelery.tui.panes.palette import PaletteState
 from lazycelery.tui.panes.queues import queue_table
 from lazycelery.tui.panes.tasks import task_table
 from lazycelery.tui.panes.workers import worker_table
+from lazycelery.tui.plugins import PluginHost, PluginInfo, Selection, discover
 from lazycelery.tui.protocols import (
     DashboardInfo,
     IngestorLike,
@@ -89,6 +91,7 @@ class Dashboard:
     def __init__(self, index: TaskIndex, *, info: DashboardInfo | None = None,
                  feed: TaskFeed | None = None, keys: Mapping[str, str | Sequence[str]] | None
                  = None, extra_commands: Iterable[Command] = (), input: Input | None = None,
+                 plugins: Sequence[PluginInfo] = (), settings: Settings | None = None,
                  output: Output | None = None, color: bool = True,
                  clock: Callable[[], float] = time.time,
                  min_redraw_interval: float = 0.03, refresh_interval: float | None = 1.0) -> None:
@@ -109,10 +112,16 @@ class Dashboard:
         self.detail = DetailModel(index)
         self.ui = UiState()
         self.palette: PaletteState | None = None
+        #: operator actions (retry, revoke, purge, worker control), dialogs and their messages
+        self.operator = Operator(self)
         self.registry = CommandRegistry(default_commands())
+        for command in operator_commands(read_only=self.info.read_only):
+            self.registry.add(command)
         for command in extra_commands:
             self.registry.add(command)
-        warnings = self.registry.remap(keys or {})
+        # third-party panes: views created, commands added, shared commands extended to them
+        self.plugins = PluginHost(self, plugins, settings)
+        warnings = self.registry.remap(self.plugins.usable_keys(keys or {}))
         self.pane_windows: dict[str, Window] = {}
         self.filter_window: Window | None = None
         self.palette_window: Window | None = None
@@ -165,7 +174,8 @@ class Dashboard:
         self.feed.push(events, records)
         self.app.invalidate()
 
-    def on_status(self, _status: object) -> None:
+    def on_status(self, status: object) -> None:
+        self.operator.on_ingest_status(status)  # a reconnect after a gap: reconcile
         self.app.invalidate()
 
     @property
@@ -215,6 +225,8 @@ class Dashboard:
                 self.queues.set_items(sorted(snapshot.queues, key=lambda q: q.name))
         if self.ui.pane == "detail":
             self.detail.show(self.detail_record())
+        self.plugins.pull()
+        self.operator.pull()
 
     def _ensure_driver(self) -> None:
         if not self.app.is_running:
@@ -552,6 +564,7 @@ class Dashboard:
             self.ingestor.start()
         if self.monitor is not None:
             self.monitor.start()
+        self.operator.start()
 
     def shutdown(self) -> None:
         """Stop the threads we started (bounded waits)."""
@@ -561,6 +574,8 @@ class Dashboard:
             self.ingestor.stop(2.0)
         if self.monitor is not None:
             self.monitor.stop(2.0)
+        self.plugins.close()
+        self.operator.stop()
 
     def run_app(self) -> int:
         try:
@@ -592,7 +607,7 @@ def _queue_monitor(settings: Settings) -> tuple[QueueMonitorLike | None, str | N
     return QueueMonitor(inspector, interval=1.0, workers=consumers), None
 
 
-def run_dashboard(settings: Settings) -> int:
+def run_dashboard(settings: Settings, *, no_plugins: bool = False) -> int:
     """Build the index, the ingest thread and the queue monitor, and run the dashboard."""
     from lazycelery.core.ingest import Ingestor
 
@@ -600,7 +615,9 @@ def run_dashboard(settings: Settings) -> int:
     monitor, unavailable = _queue_monitor(settings)
     info = DashboardInfo(broker=settings.masked_broker(), env_name=settings.env_name,
                          read_only=settings.read_only, queues_unavailable=unavailable)
-    dashboard = Dashboard(index, info=info, keys=settings.keys, color=not settings.no_color)
+    plugins = discover(Selection.from_environment(no_plugins=no_plugins))
+    dashboard = Dashboard(index, info=info, keys=settings.keys, color=not settings.no_color,
+                          plugins=plugins, settings=settings)
     # wakeup=False: the wakeup is a `heartbeat` broadcast to every worker on the broker;
     # workers appear with their next regular heartbeat (2 s by default) instead.
     ingestor = Ingestor(
@@ -610,6 +627,7 @@ def run_dashboard(settings: Settings) -> int:
         on_batch=dashboard.on_batch, on_status=dashboard.on_status, wakeup=False,
     )
     dashboard.attach(ingestor, monitor)
+    connect_operator(dashboard, settings, monitor)
     for note in settings.notes:
         dashboard.ui.flash(note, seconds=8.0)
     return dashboard.run_app()

@@ -44,6 +44,9 @@ class Command:
     footer: str | None = None
     #: offered in the ``:`` palette
     palette: bool = True
+    #: kept out of the footer, help and palette (read-only mode keeps the keys of operator
+    #: actions bound only to say why they are refused)
+    hidden: bool = False
     #: the effective key sequences (None: parse ``keys``; set by remapping)
     _parsed: tuple[KeySeq, ...] | None = field(default=None, compare=False, repr=False)
 

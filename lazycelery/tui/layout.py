@@ -22,10 +22,12 @@ from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.layout.dimension import Dimension
 
 from lazycelery.tui.panes.detail import detail_pane
+from lazycelery.tui.panes.dialog import dialog_float
 from lazycelery.tui.panes.filterbar import filter_bar
 from lazycelery.tui.panes.footer import footer
 from lazycelery.tui.panes.header import banner, header, metrics_strip
 from lazycelery.tui.panes.help import help_float
+from lazycelery.tui.panes.messages import messages_float
 from lazycelery.tui.panes.palette import palette_float
 from lazycelery.tui.panes.queues import queues_pane
 from lazycelery.tui.panes.tasks import tasks_pane
@@ -72,22 +74,26 @@ def build_layout(d: Dashboard) -> Layout:
     detail = detail_pane(d, parts.detail)
     d.pane_windows.update(workers=workers.body, queues=queues.body,  # type: ignore[attr-defined]
                           tasks=tasks.body, detail=detail.body)  # type: ignore[attr-defined]
+    d.pane_windows.update(d.plugins.focus_windows())
     top = VSplit([workers, Window(width=1, char="│", style="class:pane.sep"), queues],
                  height=lambda: _top_height(d))
     lists = HSplit([top, tasks])
-    body = DynamicContainer(lambda: detail if d.ui.pane == "detail" else lists)
+    body = DynamicContainer(lambda: detail if d.ui.pane == "detail"
+                            else d.plugins.container(d.ui.pane) or lists)
     bar, bar_input = filter_bar(d, parts.filter_buffer)
     d.filter_window = bar_input
     main = HSplit([header(d), metrics_strip(d), banner(d), body, bar, footer(d)])
     small = _small_message(d)
     help_overlay = help_float(d, parts.help)
     palette, d.palette_window = palette_float(d, parts.palette_buffer)
+    dialog, d.operator.input_window = dialog_float(d, d.operator.buffer)
     help_overlay.content = ConditionalContainer(
         help_overlay.content, filter=Condition(lambda: d.ui.overlay == "help"))
     palette.content = ConditionalContainer(
         palette.content, filter=Condition(lambda: d.ui.overlay == "palette"))
     root = FloatContainer(
         DynamicContainer(lambda: small if too_small(d) else main),
-        floats=[help_overlay, palette],
+        # action results under the dialog, the dialog above everything
+        floats=[help_overlay, palette, messages_float(d), dialog],
     )
     return Layout(root, focused_element=d.pane_windows["tasks"])

@@ -21,7 +21,7 @@ PANE_ORDER: Final = ("workers", "queues", "tasks", "detail")
 PANES: Final = frozenset(PANE_ORDER)
 LIST_PANES: Final = frozenset({"workers", "queues", "tasks"})
 #: every key context: a pane, an overlay, or a prompt
-ALL_CONTEXTS: Final = PANES | {"help", "palette", "filter"}
+ALL_CONTEXTS: Final = PANES | {"help", "palette", "filter", "dialog"}
 
 
 @dataclass
@@ -29,7 +29,7 @@ class UiState:
     """Mutable UI state; the controller (``app.Dashboard``) is its only writer."""
 
     pane: str = "tasks"
-    #: "help" | "palette" | None
+    #: "help" | "palette" | "dialog" (an operator action's confirmation) | None
     overlay: str | None = None
     filter_editing: bool = False
     #: the filter that was active when the prompt opened (restored by esc)

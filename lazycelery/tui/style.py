@@ -82,6 +82,26 @@ DEFAULT_THEME: Final[Mapping[str, str]] = {
     "filter.error": "ansired bold",
     "filter.caret": "ansired bold",
     "small": "bold",
+    # operator actions: confirmation dialog, transient result messages, reconciliation marks
+    "dialog": "",
+    "dialog.headline": "bold",
+    "dialog.hint": "ansibrightblack",
+    "dialog.warning": "ansiyellow",
+    "dialog.prompt": "bold",
+    "dialog.input": "underline",
+    "dialog.choice": "",
+    "dialog.choice.selected": "reverse",
+    "dialog.button": "",
+    "dialog.button.danger": "ansired",
+    "dialog.button.disabled": "ansibrightblack",
+    "dialog.button.focused": "reverse bold",
+    "messages": "",
+    "messages.frame": "",
+    "messages.ok": "ansigreen",
+    "messages.error": "ansired bold",
+    "messages.info": "ansiyellow",
+    "messages.working": "ansicyan",
+    "task.unknown": "ansiyellow italic",
 }
 
 

@@ -75,8 +75,13 @@ def _block(text: str, width: int, style: str = "") -> list[DetailLine]:
 def _fields(rec: TaskRecord, width: int) -> list[DetailLine]:
     out = [_heading("Fields")]
     out += _field("id", rec.uuid, width=width)
-    state_note = " (corrected from the result backend)" if rec.reconciled else ""
+    state_note = " (reconciled: corrected from the result backend or a worker after missed " \
+        "events)" if rec.reconciled and rec.unknown_since is None else ""
     out += _field("state", rec.state + state_note, state_class(rec.state), width)
+    if rec.unknown_since is not None:
+        out += _field("unknown", f"since {clock_time(rec.unknown_since)}: events were missed and "
+                      "neither the result backend nor a worker accounts for it (state kept)",
+                      "class:task.unknown", width)
     out += _field("name", rec.name or "? (no task-sent/received event seen)", width=width)
     out += _field("worker", rec.worker or "–", width=width)
     if rec.queue or rec.routing_key:

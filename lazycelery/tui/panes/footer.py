@@ -23,7 +23,7 @@ def footer_hints(d: Dashboard) -> list[tuple[str, str]]:
     enabled = d.registry.enabled(d)
     enabled.sort(key=lambda c: c.group == "General")
     for command in enabled:
-        if command.footer is None:
+        if command.footer is None or command.hidden:
             continue
         keys = d.registry.keys(command.name)
         if not keys:

@@ -41,10 +41,11 @@ def help_lines(registry: CommandRegistry, d: Dashboard, context: str) -> list[St
          ("class:help.disabled", "   (dim: not available here)   close: ? or esc")],
         [],
     ]
-    key_w, name_w = 18, 16
+    key_w = 18
+    name_w = min(24, max([16, *(len(c.name) + 1 for c in registry if not c.hidden)]))
     groups = [g for g in GROUPS] + sorted({c.group for c in registry} - set(GROUPS))
     for group in groups:
-        commands = [c for c in registry if c.group == group]
+        commands = [c for c in registry if c.group == group and not c.hidden]
         if not commands:
             continue
         lines.append([("class:help.group", f" {group}")])

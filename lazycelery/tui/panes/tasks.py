@@ -26,7 +26,17 @@ def _args_preview(rec: TaskRecord) -> str:
     return args or ""
 
 
+def _args(rec: TaskRecord) -> Cell:
+    if rec.unknown_since is not None:
+        # reconciliation found no trace of it after a gap: say so before anything else
+        return "class:task.unknown", f"unknown since {clock_time(rec.unknown_since)}  " \
+            f"{_args_preview(rec)}"
+    return "class:table.dim", _args_preview(rec)
+
+
 def _state(rec: TaskRecord) -> Cell:
+    if rec.unknown_since is not None:
+        return "class:task.unknown", rec.state
     return state_class(rec.state), rec.state
 
 
@@ -40,8 +50,7 @@ def task_columns() -> list[Column[TaskRecord]]:
         Column("WORKER", lambda r: ("", r.worker or ""), min_width=8, max_width=28, priority=2),
         Column("RUNTIME", lambda r: ("", duration(r.runtime)), width=7, align="right",
                priority=2),
-        Column("ARGS", lambda r: ("class:table.dim", _args_preview(r)), min_width=8, grow=2,
-               priority=4),
+        Column("ARGS", _args, min_width=8, grow=2, priority=4),
     ]
 
 

@@ -1,0 +1,251 @@
+"""Operator actions on tasks and queues: retry, revoke, terminate (one task or the view), purge."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import msgspec
+from prompt_toolkit.formatted_text import StyleAndTextTuples
+
+from lazycelery.core.actions import RETRYABLE_STATES, TYPED_CONFIRM_THRESHOLD
+from lazycelery.core.model import READY_STATES, STARTED, TaskRecord
+from lazycelery.tui.format import number, short_id
+from lazycelery.tui.panes.dialog import CHOOSE, SHOWN, Dialog, counted, limited, text_lines
+from lazycelery.tui.panes.messages import styled_lines
+
+if TYPE_CHECKING:
+    from lazycelery.broker.model import QueueStats
+    from lazycelery.core.actions import Placement, RetryBatch
+    from lazycelery.tui.actions import ActionsLike, Operator, QueueOps
+
+__all__ = ["BULK_LIMIT", "SIGNALS", "TaskActions"]
+
+#: the most tasks one bulk action from the dashboard takes (narrow the filter beyond that)
+BULK_LIMIT: Final = 10_000
+#: signals offered by terminate, with what each does to the pool process
+SIGNALS: Final = (
+    ("SIGTERM", "ask the process to stop (the task may clean up)"),
+    ("SIGKILL", "kill the process at once (no cleanup)"),
+    ("SIGINT", "interrupt (KeyboardInterrupt in the task)"),
+    ("SIGQUIT", "quit and dump core"),
+    ("SIGHUP", "hang up"),
+    ("SIGUSR1", "user signal 1 (the task decides)"),
+)
+
+
+def _describe(rec: TaskRecord) -> str:
+    return f"{rec.uuid}  {rec.name or '?'}  {rec.state}"
+
+
+class TaskActions:
+    """The selected task (or the one shown in the detail), the tasks of the filtered view, and
+    the selected queue: each action reads first, asks in a dialog, then sends."""
+
+    def __init__(self, op: Operator) -> None:
+        self.op = op
+
+    def _view(self, action: str) -> list[TaskRecord] | None:
+        view = self.op.d.tasks
+        if view.busy:
+            self.op.board.post(f"{action}: the list is still being filtered; try again when it "
+                               "is done", level="error")
+            return None
+        return view.rows(0, len(view))
+
+    # ---------------------------------------------------------------- retry
+
+    def retry_selected(self) -> None:
+        rec = self.op.task()
+        if rec is None:
+            self.op.board.post("retry: no task selected", level="error")
+            return
+        self._plan_retry([rec], f"retry: checking where the args of {short_id(rec.uuid)} "
+                                "can come from…")
+
+    def retry_in_view(self) -> None:
+        records = self._view("retry")
+        if records is None:
+            return
+        targets = [r for r in records if r.state in RETRYABLE_STATES]
+        if not targets:
+            self.op.board.post("retry: no FAILURE, REVOKED or REJECTED task in view", level="info")
+            return
+        if len(targets) > BULK_LIMIT:
+            self.op.board.post(f"retry: {number(len(targets))} tasks in view; at most "
+                               f"{number(BULK_LIMIT)} at once: narrow the filter", level="error")
+            return
+        self._plan_retry(targets, f"retry: dry run for {counted(len(targets), 'task')}…")
+
+    def _plan_retry(self, records: list[TaskRecord], label: str) -> None:
+        actions = self.op.ready("retry")
+        if actions is None:
+            return
+        index = self.op.d.index
+
+        def plan() -> RetryBatch:
+            with index.lock:  # the ingest thread updates records in place: plan from copies
+                copies = [msgspec.structs.replace(r) for r in records]
+            return actions.plan_retries(copies)
+
+        self.op.background(label, plan, lambda batch: self._confirm_retry(actions, batch))
+
+    def _confirm_retry(self, actions: ActionsLike, batch: RetryBatch) -> None:
+        refusals = limited([f"  refuse  {r.uuid}  {r.reason}" for r in batch.refusals])
+        if not batch.plans:
+            self.op.board.post(f"{batch.summary()}: nothing to retry", styled_lines(refusals),
+                               level="error")
+            return
+        plans = limited([f"  retry   {p.uuid}  {p.describe()}" for p in batch.plans])
+        notes = limited(sorted({f"  note: {note}" for p in batch.plans for note in p.notes}), 4)
+        lines: list[StyleAndTextTuples] = [
+            [("class:dialog.headline", batch.summary())],
+            *styled_lines(plans), *text_lines(*notes, style="class:dialog.hint"),
+            *styled_lines(refusals),
+            *text_lines("Each is re-sent with its real args under a new id, as a child of the "
+                        "failed run; the original record stays as it is.")]
+        n = len(batch.plans)
+        self.op.confirm(f"Retry {counted(n, 'task')}", lines, f"Retry {n}",
+                        lambda: self.op.execute("retry", lambda: actions.retry(batch)))
+
+    # ---------------------------------------------------------------- revoke / terminate
+
+    def revoke_selected(self) -> None:
+        rec = self.op.task()
+        if rec is None:
+            self.op.board.post("revoke: no task selected", level="error")
+            return
+        self._plan_revoke([rec], terminate=False, signal="SIGTERM")
+
+    def revoke_in_view(self) -> None:
+        records = self._view("revoke")
+        if records is None:
+            return
+        targets = [r for r in records if r.state not in READY_STATES]
+        if not targets:
+            self.op.board.post("revoke: no unfinished task in view", level="info")
+            return
+        if len(targets) > BULK_LIMIT:
+            self.op.board.post(f"revoke: {number(len(targets))} tasks in view; at most "
+                               f"{number(BULK_LIMIT)} at once: narrow the filter", level="error")
+            return
+        self._plan_revoke(targets, terminate=False, signal="SIGTERM")
+
+    def terminate_selected(self) -> None:
+        rec = self.op.task()
+        if rec is None:
+            self.op.board.post("terminate: no task selected", level="error")
+            return
+        if self.op.ready("terminate") is None:
+            return
+        lines = text_lines(f"Terminate {_describe(rec)}.",
+                           "Which signal goes to the pool process that runs it?")
+        options = tuple(f"{name:<8} {what}" for name, what in SIGNALS)
+        self.op.open(Dialog(title=f"Terminate task {short_id(rec.uuid)}", lines=lines,
+                            kind=CHOOSE, options=options,
+                            on_confirm=lambda option: self._plan_revoke(
+                                [rec], terminate=True, signal=option.split()[0])))
+
+    def _plan_revoke(self, records: list[TaskRecord], *, terminate: bool, signal: str) -> None:
+        action = "terminate" if terminate else "revoke"
+        actions = self.op.ready(action)
+        if actions is None:
+            return
+        ids = [r.uuid for r in records]
+        self.op.background(
+            f"{action}: finding the workers that hold {counted(len(ids), 'task')}…",
+            lambda: actions.locate(ids),
+            lambda placement: self._confirm_revoke(actions, records, placement, terminate,
+                                                   signal))
+
+    def _confirm_revoke(self, actions: ActionsLike, records: list[TaskRecord],
+                        placement: Placement, terminate: bool, signal: str) -> None:
+        action = "terminate" if terminate else "revoke"
+        sendable = [r for r in records if placement.destination(r.uuid)]
+        skipped = [r for r in records if not placement.destination(r.uuid)]
+        if not sendable:
+            self.op.board.post(f"{action}: no online worker to tell (none seen online): "
+                               "nothing to send", level="error")
+            return
+        what = f"with {signal}" if terminate else ""
+        lines: list[StyleAndTextTuples] = [
+            [("class:dialog.headline",
+              f"{action.capitalize()} {counted(len(sendable), 'task')} {what}".rstrip())]]
+        described: list[str] = []
+        for rec in sendable:
+            holder = placement.holders.get(rec.uuid)
+            where = (f"at {holder} (holds it: {placement.held_as.get(rec.uuid, rec.state)})"
+                     if holder else "at the online workers (no worker holds it: queued?)")
+            described.append(f"  {_describe(rec)}  {where}")
+        lines += text_lines(*limited(described))
+        unheld = sum(1 for r in sendable if not placement.holders.get(r.uuid))
+        if unheld:
+            lines += text_lines(f"Sent to: {', '.join(placement.online)} (they keep the id "
+                                "and discard the task when it arrives).")
+        if terminate:
+            idle = [r for r in sendable if r.state != STARTED]
+            lines += text_lines(f"The pool process running each task gets {signal}.")
+            if idle:
+                lines += text_lines(f"{counted(len(idle), 'task')} not seen running: only "
+                                    "flagged as revoked.", style="class:dialog.warning")
+        else:
+            lines += text_lines("A revoked id lives in each worker's memory: a worker started "
+                                "later would still run the task.")
+        if skipped:
+            lines += text_lines(f"Skipped, no online worker to tell: "
+                                f"{', '.join(short_id(r.uuid) for r in skipped[:SHOWN])}",
+                                style="class:dialog.warning")
+        ids = [r.uuid for r in sendable]
+        title = f"{action.capitalize()} {counted(len(ids), 'task')}"
+        label = f"Terminate ({signal})" if terminate else f"Revoke {len(ids)}"
+        self.op.confirm(title, lines, label, lambda: self.op.execute(
+            action, lambda: actions.revoke(ids, terminate=terminate, signal=signal,
+                                           placement=placement)))
+
+    # ---------------------------------------------------------------- purge
+
+    def purge_selected(self) -> None:
+        queue = self.op.d.queues.selected
+        if queue is None:
+            self.op.board.post("purge: no queue selected", level="error")
+            return
+        actions = self.op.ready("purge")
+        if actions is None:
+            return
+        ops = self.op.queue_ops
+        if ops is None:
+            why = self.op.d.info.queues_unavailable or "queue introspection is not available"
+            self.op.board.post(f"purge: {why}", level="error")
+            return
+        name = queue.name
+        self.op.background(f"purge: counting the messages in {name}…", lambda: ops.stats(name),
+                           lambda stats: self._confirm_purge(actions, ops, name, stats))
+
+    def _confirm_purge(self, actions: ActionsLike, ops: QueueOps, name: str,
+                       stats: QueueStats) -> None:
+        ready = stats.ready
+        if ready == 0:
+            self.op.board.post(f"purge: queue {name} has no waiting messages: nothing to purge",
+                               level="info")
+            return
+        typed = ready is None or ready > TYPED_CONFIRM_THRESHOLD
+        count = "An unknown number of" if ready is None else number(ready)
+        noun = "message" if ready == 1 else "messages"
+        reserved = ("Reserved messages (delivered to workers, not acknowledged yet) are not "
+                    "touched." if not stats.reserved else
+                    f"{counted(stats.reserved, 'reserved message')} (delivered to workers, not "
+                    f"acknowledged yet) {'is' if stats.reserved == 1 else 'are'} not touched.")
+        lines: list[StyleAndTextTuples] = [
+            [("class:dialog.headline",
+              f"{count} waiting {noun} will be deleted from queue {name!r} (every priority).")],
+            *text_lines(reserved, "This cannot be undone: those tasks will never run.")]
+        hint = (f"More than {number(TYPED_CONFIRM_THRESHOLD)} messages (or an unknown count): "
+                "type the queue name to confirm." if typed else "")
+        label = f"Purge {number(ready)}" if ready is not None else "Purge"
+        self.op.confirm(f"Purge queue {name}", lines, label,
+                        lambda: self.op.execute("purge", lambda: actions.purge(
+                            name, ops.purge, expected=ready), after=self._purged),
+                        require=name if typed else None, hint=hint, prompt="queue name:")
+
+    def _purged(self) -> None:
+        if self.op.on_purged is not None:
+            self.op.on_purged()
