@@ -125,7 +125,7 @@ def test_status_lines() -> None:
 
 
 def test_backoff_is_capped_exponential() -> None:
-    assert [backoff_delay(n) for n in range(1, 9)] == [1, 2, 4, 8, 16, 30, 30, 30]
+    assert [backoff_delay(n) for n in range(1, 9)] == [1, 2, 4, 5, 5, 5, 5, 5]
 
 
 def _task_event(uuid: str, kind: str = "task-received") -> dict[str, Any]:

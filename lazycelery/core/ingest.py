@@ -50,7 +50,9 @@ FAST: Final = "fast"
 KOMBU: Final = "kombu"
 MODES: Final = ("auto", FAST, KOMBU)
 
-BACKOFF_MAX: Final = 30.0
+# Redis PUB/SUB keeps nothing: every second spent waiting after the broker is back is a
+# second of lost events, so the cap is short (a refused connect costs the broker nothing).
+BACKOFF_MAX: Final = 5.0
 #: how long an event may wait in the buffer while more keep arriving
 FLUSH_DELAY: Final = 0.02
 #: how often a blocked read looks at the stop flag (bounds stop latency)
@@ -162,6 +164,8 @@ class BatchSink:
         self.first_at = 0.0
         self.events = 0
         self.batches = 0
+        #: wall-clock time the last batch was applied (the start of a gap, if one follows)
+        self.last_event_at: float | None = None
         # (rate, monotonic time): a leaky integrator, swapped whole so readers see a pair
         self._rate: tuple[float, float] = (0.0, time.monotonic())
 
@@ -193,6 +197,7 @@ class BatchSink:
             return
         batch, self.buffer = self.buffer, []
         records = self.index.apply_batch(batch)
+        self.last_event_at = time.time()
         self.events += len(batch)
         self.batches += 1
         now = time.monotonic()
@@ -201,8 +206,9 @@ class BatchSink:
         if self.on_batch is not None:
             try:
                 self.on_batch(batch, records)
-            except Exception:
-                log.exception("on_batch callback failed")
+            except Exception as exc:
+                # one line, never a traceback on the user's terminal
+                log.warning("on_batch callback failed: %s", one_line_error(exc))
 
     def rate(self) -> float:
         """Events per second, exponentially averaged over about ``RATE_TAU`` seconds."""
@@ -306,6 +312,7 @@ class Ingestor:
         self._attempt = 0
         self._identity: BrokerIdentity | None = None
         self._lost_at: float | None = None
+        self._connected_at = 0.0
         self._lost_error: str | None = None
 
     # ------------------------------------------------------------------ public
@@ -469,13 +476,18 @@ class Ingestor:
             log.info("event stream resumed after a %s", gap.describe())
         if identity is not None:
             self._identity = identity
+        self._connected_at = now
         self._attempt = 0
         self._set_status(CONNECTED, gap=gap)
 
     def _on_failure(self, exc: BaseException) -> None:
         error = one_line_error(exc)
         if self.status.state == CONNECTED:
-            self._lost_at = time.time()
+            # Events may be lost from the last one we applied, not from when the dead
+            # connection was noticed (Redis drops an overflowing subscriber silently).
+            now = time.time()
+            last = self._sink.last_event_at
+            self._lost_at = last if last is not None and self._connected_at <= last <= now else now
             self._lost_error = error
         self._attempt += 1
         delay = backoff_delay(self._attempt)
@@ -513,5 +525,5 @@ class Ingestor:
         if self.on_status is not None:
             try:
                 self.on_status(new)
-            except Exception:
-                log.exception("on_status callback failed")
+            except Exception as exc:
+                log.warning("on_status callback failed: %s", one_line_error(exc))
