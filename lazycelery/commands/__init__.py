@@ -17,5 +17,6 @@ COMMANDS: tuple[str, ...] = (
     "lazycelery.commands.task",
     "lazycelery.commands.worker",
     "lazycelery.commands.audit_cmd",
+    "lazycelery.commands.demo",
     "lazycelery.commands.plugins",
 )

@@ -1,0 +1,163 @@
+"""The `lazycelery demo` sub-command: its options; the work is in `lazycelery.demo` (imported on use)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TextIO
+
+from lazycelery.errors import UsageError
+
+if TYPE_CHECKING:
+    from lazycelery.demo.runner import Demo
+
+__all__ = ["MAX_WORKERS", "register", "run"]
+
+MAX_WORKERS = 8
+
+DESCRIPTION = """\
+Start a small Celery cluster on this machine and open the dashboard on it: real worker
+processes (demo1@HOST, demo2@HOST, ... on the queues `default` and `priority`) and a producer
+sending a steady mix of tasks: successes, failures with tracebacks, retries, a slow task, ETA
+tasks, chains, groups, chords and the odd revoke (sent only to the demo's own workers).
+
+With no --broker it needs nothing else: the broker is kombu's filesystem transport in a temp
+dir. With --broker it uses that Redis or RabbitMQ with private queue names, which it deletes
+on exit. Quitting (q in the dashboard, Ctrl-C, SIGTERM, a closed terminal) stops every
+process it started and removes its temp dir.
+"""
+
+EPILOG = """\
+examples:
+  lazycelery demo                                   the dashboard on the embedded broker
+  lazycelery demo --broker redis://localhost:6379/0 on Redis (queue depths work there)
+  lazycelery demo --no-dashboard                    keep it running; use another terminal
+  lazycelery demo --no-dashboard --duration 60 --json
+
+The embedded broker has no queue depths, peeking or purging, and ignores priorities.
+More: docs/demo.md.
+"""
+
+
+def _worker_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_WORKERS}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "demo", parents=[common], help="run a demo cluster (workers + workload) and watch it",
+        description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo = parser.add_argument_group("demo")
+    demo.add_argument("--workers", type=_worker_count, default=2, metavar="N",
+                      help=f"worker processes to start, 1-{MAX_WORKERS} (default 2)")
+    demo.add_argument("--rate", type=_positive_float, default=2.0, metavar="R",
+                      help="workload items per second (default 2; a group counts as one)")
+    demo.add_argument("--no-dashboard", action="store_true",
+                      help="print where the demo runs and wait (Ctrl-C stops it)")
+    demo.add_argument("--duration", type=_positive_float, metavar="S",
+                      help="with --no-dashboard: stop after S seconds")
+    demo.add_argument("--json", action="store_true",
+                      help="with --no-dashboard: print what runs where as one JSON line on "
+                           "stdout (and one more when it stops)")
+    parser.set_defaults(handler="lazycelery.commands.demo:run")
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    """The broker to use (None: embedded); UsageError for options the demo cannot honour."""
+    from lazycelery.demo.runner import SUPPORTED_SCHEMES
+
+    if getattr(args, "app", None):
+        raise UsageError("demo runs its own app (lazycelery.demo.app); leave out -A/--app")
+    if getattr(args, "duration", None) is not None and not args.no_dashboard:
+        raise UsageError("--duration needs --no-dashboard")
+    if getattr(args, "json", False) and not args.no_dashboard:
+        raise UsageError("--json needs --no-dashboard")
+    broker: str | None = getattr(args, "broker", None)
+    if not broker:
+        # CELERY_BROKER_URL and the config file are ignored on purpose: only an explicit
+        # --broker sends the demo's workload to a real broker.
+        return None
+    scheme = broker.partition("://")[0].lower() if "://" in broker else ""
+    if scheme not in SUPPORTED_SCHEMES:
+        raise UsageError("--broker: the demo runs on Redis (redis://) or RabbitMQ (amqp://), "
+                         f"or with no --broker on its embedded broker; not {scheme or broker}")
+    return None if scheme == "filesystem" else broker
+
+
+def run(args: argparse.Namespace) -> int:
+    from lazycelery.demo.runner import DemoOptions, run_demo
+
+    broker = _check(args)
+    options = DemoOptions(broker_url=broker, workers=args.workers, rate=args.rate)
+    show = _wait(args) if args.no_dashboard else _watch(args)
+    return run_demo(options, show, json_output=bool(args.json))
+
+
+def _wait(args: argparse.Namespace) -> Callable[[Demo], int]:
+    def show(demo: Demo) -> int:
+        from lazycelery.demo.runner import wait_until
+
+        if not args.json:
+            stop = (f"stops in {args.duration:g} s; Ctrl-C stops it now" if args.duration
+                    else "Ctrl-C stops it")
+            _print_lines([*demo.summary(), stop], sys.stdout)
+        return wait_until(demo, args.duration)
+
+    return show
+
+
+def _watch(args: argparse.Namespace) -> Callable[[Demo], int]:
+    """The dashboard on the demo's broker and app; on a pipe, `tail`'s text lines instead."""
+    def show(demo: Demo) -> int:
+        _print_lines(demo.summary())
+        connection = _connection_args(args, demo)
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            print("lazycelery demo: no terminal, so no dashboard: following the events as "
+                  "text (Ctrl-C stops the demo)", file=sys.stderr, flush=True)
+            from lazycelery.commands import tail
+
+            return tail.run(connection)
+        from lazycelery.commands import dashboard
+
+        return dashboard.run(connection)
+
+    return show
+
+
+def _connection_args(args: argparse.Namespace, demo: Demo) -> argparse.Namespace:
+    """``args`` pointed at the demo: its broker, and ``-A lazycelery.demo.app`` for the
+    embedded broker's transport options and the queue names; tail's options at defaults."""
+    from lazycelery.demo.runner import APP_MODULE
+
+    assert demo.environment is not None
+    values = dict(vars(args))
+    values.update(broker=demo.environment.broker_url, app=APP_MODULE,
+                  result_backend=demo.environment.result_backend,
+                  json=False, heartbeats=False, type=None, state=None, name=None,
+                  worker=None, task_id=None, limit=None, timeout=None)
+    return argparse.Namespace(**values)
+
+
+def _print_lines(lines: list[str], stream: TextIO | None = None) -> None:
+    for line in lines:
+        print(line, file=stream or sys.stderr, flush=True)

@@ -1,0 +1,455 @@
+"""One `lazycelery demo` run: temp dir, processes, and a cleanup that runs on every way out."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final
+
+from lazycelery.demo.environment import (
+    ENV_DIR,
+    ENV_PARENT,
+    ENV_WORKERS,
+    RUN_PREFIX,
+    DemoEnvironment,
+    find_runs,
+    write_run_file,
+)
+from lazycelery.demo.housekeeping import Janitor
+from lazycelery.demo.supervisor import ManagedProcess, Supervisor
+from lazycelery.errors import BrokerError
+
+__all__ = [
+    "APP_MODULE",
+    "SUPPORTED_SCHEMES",
+    "Demo",
+    "DemoOptions",
+    "DemoTerminated",
+    "WorkerSpec",
+    "remove_stale_runs",
+    "run_demo",
+    "signals_raise",
+    "wait_until",
+    "worker_specs",
+]
+
+APP_MODULE: Final = "lazycelery.demo.app"
+SUPPORTED_SCHEMES: Final = frozenset({"filesystem", "redis", "rediss", "amqp", "amqps", "pyamqp"})
+#: variables of the user's shell that celery would prefer to the demo app's own settings
+_CELERY_OVERRIDES: Final = ("CELERY_BROKER_URL", "CELERY_BROKER_READ_URL",
+                            "CELERY_BROKER_WRITE_URL", "CELERY_RESULT_BACKEND")
+
+
+class DemoTerminated(SystemExit):
+    """Raised in the main thread by SIGTERM/SIGHUP so every ``finally`` runs (the dashboard's
+    terminal reset, then the demo's cleanup). A SystemExit, because asyncio (the dashboard's
+    loop) re-raises SystemExit and KeyboardInterrupt but swallows other exceptions."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What `lazycelery demo` was asked for; the defaults are the command's."""
+
+    broker_url: str | None = None
+    workers: int = 2
+    rate: float = 2.0
+    concurrency: int = 2
+    stop_timeout: float = 10.0
+    ready_timeout: float = 60.0
+    seed: int | None = None
+    tmp_root: Path | None = None
+    python: str = sys.executable
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    hostname: str
+    queues: tuple[str, ...]
+
+
+def worker_specs(count: int, environment: DemoEnvironment, host: str) -> list[WorkerSpec]:
+    """``demo1@host`` ... : all consume the default queue, every second one (or a lone one)
+    the priority queue too, so the two queues have different consumers."""
+    specs = []
+    for number in range(1, count + 1):
+        queues = [environment.default_queue]
+        if number % 2 == 0 or count == 1:
+            queues.append(environment.priority_queue)
+        specs.append(WorkerSpec(f"demo{number}@{host}", tuple(queues)))
+    return specs
+
+
+def remove_stale_runs(root: Path) -> list[Path]:
+    """Delete the temp dirs of runs whose process is gone (killed with SIGKILL, say: their
+    children stop on their own once their parent is gone, but nobody removed the dir)."""
+    removed = []
+    for run in find_runs(root, RUN_PREFIX):
+        if not run.alive:
+            shutil.rmtree(run.path, ignore_errors=True)
+            removed.append(run.path)
+    return removed
+
+
+@dataclass
+class Demo:
+    """The processes and files of one run; ``stop`` undoes ``start`` and is safe to repeat."""
+
+    options: DemoOptions
+    run_id: str = field(default_factory=lambda: secrets.token_hex(3))
+    environment: DemoEnvironment | None = None
+    workers: list[tuple[WorkerSpec, ManagedProcess]] = field(default_factory=list)
+    producer: ManagedProcess | None = None
+    notes: list[str] = field(default_factory=list)
+    killed: list[str] = field(default_factory=list)
+    supervisor: Supervisor = field(init=False)
+    _janitor: Janitor | None = field(default=None, init=False)
+    _stop_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _done: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(self.options.stop_timeout)
+
+    # ------------------------------------------------------------------ start
+
+    def start(self) -> DemoEnvironment:
+        """Make the temp dir, start the workers, wait until each answers a ping, then start
+        the producer. Raises BrokerError/UsageError with one line when that fails."""
+        root = self.options.tmp_root or Path(tempfile.gettempdir())
+        remove_stale_runs(root)
+        data_dir = Path(tempfile.mkdtemp(prefix=RUN_PREFIX, dir=root))
+        url = self.options.broker_url
+        environment = (DemoEnvironment.external(url, data_dir, self.run_id) if url
+                       else DemoEnvironment.embedded(data_dir))
+        self.environment = environment
+        environment.make_dirs(run=True)
+        write_run_file(environment, os.getpid())
+        # The dashboard (in this process) imports the demo app with -A: it reads these. And
+        # celery would prefer a $CELERY_BROKER_URL left in the shell to the demo's broker.
+        os.environ.update(environment.to_environ())
+        for name in _CELERY_OVERRIDES:
+            os.environ.pop(name, None)
+        self.notes = _notes(environment)
+        if not environment.is_embedded:
+            _check_broker(environment)
+        host = socket.gethostname()
+        specs = worker_specs(self.options.workers, environment, host)
+        child_env = self._child_environ([spec.hostname for spec in specs])
+        for spec in specs:
+            self.workers.append((spec, self._start_worker(spec, child_env)))
+        self._wait_ready(environment, [spec.hostname for spec in specs])
+        self.producer = self._start_producer(child_env)
+        if environment.is_embedded:
+            self._janitor = Janitor(environment.messages_dir, environment.queues).start()
+        return environment
+
+    def _child_environ(self, hostnames: list[str]) -> dict[str, str]:
+        assert self.environment is not None
+        env = {k: v for k, v in os.environ.items() if k not in _CELERY_OVERRIDES}
+        env.update(self.environment.to_environ())
+        env.update({
+            ENV_PARENT: str(os.getpid()),
+            ENV_WORKERS: ",".join(hostnames),
+            "TMPDIR": str(self.environment.tmp_dir),
+            "PYTHONUNBUFFERED": "1",
+        })
+        return env
+
+    def _start_worker(self, spec: WorkerSpec, env: dict[str, str]) -> ManagedProcess:
+        assert self.environment is not None
+        argv = [self.options.python, "-m", "celery", "-A", APP_MODULE, "worker", "-E",
+                "-n", spec.hostname, "-Q", ",".join(spec.queues),
+                "-c", str(self.options.concurrency), "-P", "prefork",
+                "--without-mingle", "--without-gossip", "-l", "info"]
+        name = spec.hostname.partition("@")[0]
+        # SIGQUIT: celery's cold shutdown. SIGTERM (warm) would wait for the running tasks,
+        # up to 30 s for the demo's slow ones; nobody needs them once the demo is closed.
+        return self.supervisor.start(name, argv, env=env, cwd=self.environment.data_dir,
+                                     log_path=self.environment.logs_dir / f"{name}.log",
+                                     stop_signal=signal.SIGQUIT)
+
+    def _start_producer(self, env: dict[str, str]) -> ManagedProcess:
+        assert self.environment is not None
+        argv = [self.options.python, "-m", "lazycelery.demo.producer",
+                "--rate", str(self.options.rate)]
+        if self.options.seed is not None:
+            argv += ["--seed", str(self.options.seed)]
+        return self.supervisor.start("producer", argv, env=env, cwd=self.environment.data_dir,
+                                     log_path=self.environment.logs_dir / "producer.log")
+
+    def _wait_ready(self, environment: DemoEnvironment, hostnames: list[str]) -> None:
+        """Ping (with destination) until every worker answered; fail early if one exits."""
+        from lazycelery.demo.factory import create_app
+
+        app = create_app(environment)
+        pending = set(hostnames)
+        deadline = time.monotonic() + self.options.ready_timeout
+        try:
+            while pending:
+                self.raise_if_exited()
+                if time.monotonic() > deadline:
+                    raise BrokerError(
+                        f"workers did not start within {self.options.ready_timeout:.0f} s: "
+                        f"{', '.join(sorted(pending))} (logs in {environment.logs_dir})")
+                replies = app.control.ping(destination=sorted(pending), timeout=0.5) or []
+                for reply in replies:
+                    pending.difference_update(reply)
+        finally:
+            app.close()
+
+    def raise_if_exited(self) -> None:
+        """BrokerError naming the first of our processes that exited on its own."""
+        for process in self.supervisor.exited():
+            tail = process.log_tail(1) or "no output"
+            raise BrokerError(f"demo {process.name} exited with status "
+                              f"{process.returncode()}: {tail}")
+
+    # ------------------------------------------------------------------ stop
+
+    def stop(self) -> None:
+        """Stop every process (SIGTERM, then SIGKILL after ``stop_timeout``), delete the
+        private queues on a real broker, remove the temp dir. Repeatable; a stop cut short
+        by an exception is done again in full by the next call."""
+        with self._stop_lock:
+            if self._done:
+                return
+            if self._janitor is not None:
+                self._janitor.stop()
+            self.killed = [p.name for p in self.supervisor.stop()]
+            environment = self.environment
+            if environment is not None:
+                if not environment.is_embedded:
+                    _delete_private_queues(environment)
+                shutil.rmtree(environment.data_dir, ignore_errors=True)
+            self._done = True
+
+    # ------------------------------------------------------------------ reporting
+
+    def processes(self) -> list[ManagedProcess]:
+        return self.supervisor.processes
+
+    def data_dir_text(self) -> str:
+        return str(self.environment.data_dir) if self.environment else "nothing"
+
+    def describe(self) -> dict[str, Any]:
+        """What is running where, as JSON-ready data (the broker URL masked)."""
+        from lazycelery.config import mask_url
+
+        environment = self.environment
+        assert environment is not None
+        environ = environment.to_environ()
+        environ = {k: mask_url(v) if "://" in v else v for k, v in environ.items()}
+        return {
+            "event": "demo-started",
+            "broker": mask_url(environment.broker_url),
+            "embedded": environment.is_embedded,
+            "app": APP_MODULE,
+            "data_dir": str(environment.data_dir),
+            "environ": environ,
+            "queues": list(environment.queues),
+            "result_backend": environment.result_backend,
+            "logs": str(environment.logs_dir),
+            "workers": [{"hostname": spec.hostname, "queues": list(spec.queues),
+                         "pid": process.pid} for spec, process in self.workers],
+            "producer": {"pid": self.producer.pid if self.producer else None,
+                         "rate": self.options.rate},
+            "notes": list(self.notes),
+        }
+
+    def summary(self) -> list[str]:
+        """The same for a person: what runs, and the commands to use in another terminal."""
+        from lazycelery.config import mask_url
+
+        environment = self.environment
+        assert environment is not None
+        workers = ", ".join(f"{spec.hostname} (pid {process.pid})"
+                            for spec, process in self.workers)
+        broker = mask_url(environment.broker_url)
+        if environment.is_embedded:
+            where = f"{broker} (embedded, in {environment.data_dir})"
+            prefix = f"{ENV_DIR}={environment.data_dir} "
+            connect = f"-A {APP_MODULE}"
+        else:
+            where = broker
+            prefix = ""
+            connect = f"--broker '{broker}'"
+        count = len(self.workers)
+        lines = [
+            f"lazycelery demo: {count} worker{'s' if count != 1 else ''} and a producer "
+            f"({self.options.rate:g} items/s) are running",
+            f"  broker   {where}",
+            f"  queues   {', '.join(environment.queues)}",
+            f"  workers  {workers}",
+            f"  results  {environment.result_backend}",
+            f"  logs     {environment.logs_dir}",
+        ]
+        lines += [f"  note     {note}" for note in self.notes]
+        lines += [
+            "in another terminal:",
+            f"  {prefix}lazycelery {connect}",
+            f"  {prefix}lazycelery tail {connect}",
+        ]
+        if not environment.is_embedded:
+            lines.append(f"  lazycelery queues {connect}")
+        return lines
+
+
+def _notes(environment: DemoEnvironment) -> list[str]:
+    if environment.is_embedded:
+        return [
+            "queue depths, peeking and purging are not available on the embedded broker "
+            "(lazycelery reads them from Redis and RabbitMQ); run `lazycelery demo --broker "
+            "redis://localhost:6379/0` to see them",
+            "the embedded broker ignores message priorities",
+        ]
+    return [f"private queue names: {', '.join(environment.queues)} "
+            "(deleted when the demo stops)"]
+
+
+def _check_broker(environment: DemoEnvironment) -> None:
+    from kombu.connection import Connection
+
+    from lazycelery.config import mask_url
+    from lazycelery.core.ingest import one_line_error
+
+    try:
+        with Connection(environment.broker_url,  # type: ignore[no-untyped-call]
+                        connect_timeout=4) as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=4)
+    except Exception as exc:
+        raise BrokerError(f"cannot connect to {mask_url(environment.broker_url)}: "
+                          f"{one_line_error(exc)}") from None
+
+
+def _delete_private_queues(environment: DemoEnvironment) -> None:
+    """Remove the run's queues (and their exchanges) from a real broker, best effort: the
+    workers have stopped, so what is left in them would never be consumed."""
+    from lazycelery.demo.factory import create_app
+
+    app = create_app(environment)
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=4)
+            channel = conn.default_channel
+            for queue in app.amqp.queues.values():
+                bound = queue.bind(channel)
+                # declare first: kombu's virtual transports only delete bindings they know
+                bound.declare()
+                bound.delete()
+                with contextlib.suppress(Exception):
+                    bound.exchange.delete()
+    except Exception:  # the broker went away meanwhile: nothing more we can do
+        pass
+    finally:
+        app.close()
+
+
+# ---------------------------------------------------------------------- the command's lifecycle
+
+
+@contextlib.contextmanager
+def signals_raise(signums: tuple[int, ...] = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+                  ) -> Iterator[Callable[[], None]]:
+    """Within the block SIGINT raises KeyboardInterrupt and the others ``DemoTerminated``, in
+    the main thread; the yielded function makes them all ignored from then on (during the
+    cleanup, which a second Ctrl-C must not cut short). Previous handlers are restored on
+    exit."""
+    quiet = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if quiet:
+            return
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise DemoTerminated(signum)
+
+    def silence() -> None:
+        nonlocal quiet
+        quiet = True
+
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    try:
+        yield silence
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def wait_until(demo: Demo, duration: float | None, *, poll: float = 1.0) -> int:
+    """Wait for ``duration`` seconds (None: until a signal or Ctrl-C) while the demo runs;
+    1 if all its workers exit on their own, else 0."""
+    deadline = None if duration is None else time.monotonic() + duration
+    reported: set[int] = set()
+    idle = threading.Event()  # never set: a sleep that signals interrupt
+    while deadline is None or time.monotonic() < deadline:
+        remaining = poll if deadline is None else min(poll, deadline - time.monotonic())
+        idle.wait(max(0.0, remaining))
+        exited = [p for p in demo.supervisor.exited() if p.pid not in reported]
+        for process in exited:
+            reported.add(process.pid)
+            _say(f"lazycelery demo: {process.name} exited with status {process.returncode()}"
+                 f" (log: {process.log_path})")
+        workers = [process for _, process in demo.workers]
+        if workers and all(p.returncode() is not None for p in workers):
+            return 1
+    return 0
+
+
+def _say(line: str, stream: Any = None) -> None:
+    """Print a line; never fail (the terminal may be gone after a SIGHUP)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=stream or sys.stderr, flush=True)
+
+
+def run_demo(options: DemoOptions, show: Callable[[Demo], int], *,
+             json_output: bool = False) -> int:
+    """Start the demo, hand it to ``show`` (the dashboard, tail or a wait) and stop it however
+    ``show`` ends; returns ``show``'s exit status, 128+N after signal N, 130 after Ctrl-C."""
+    from lazycelery.config import mask_url
+
+    demo = Demo(options)
+    atexit.register(demo.stop)  # a backstop: the finally below normally does it
+    started = False
+    with signals_raise() as silence:
+        try:
+            where = mask_url(options.broker_url) if options.broker_url else "the embedded broker"
+            workers = f"{options.workers} worker{'s' if options.workers != 1 else ''}"
+            _say(f"lazycelery demo: starting {workers} and a producer on {where}...")
+            demo.start()
+            started = True
+            if json_output:
+                _say(json.dumps(demo.describe()), sys.stdout)
+            return show(demo)
+        except DemoTerminated as exc:
+            return 128 + exc.signum
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            silence()
+            if started:
+                _say("lazycelery demo: stopping the workers and the producer...")
+            demo.stop()
+            atexit.unregister(demo.stop)
+            if json_output and started:
+                _say(json.dumps({"event": "demo-stopped", "killed": demo.killed}), sys.stdout)
+            if started:
+                killed = (f" ({', '.join(demo.killed)} killed after "
+                          f"{options.stop_timeout:g} s)" if demo.killed else "")
+                _say(f"lazycelery demo: stopped, removed {demo.data_dir_text()}{killed}")
