@@ -65,6 +65,8 @@ class Environment(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     read_only: bool = False
     queues: tuple[str, ...] = ()
     transport_options: dict[str, Any] = {}
+    #: RabbitMQ management API, e.g. "http://rabbit:15672/api/"; "none" turns it off
+    management_url: str | None = None
 
 
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -119,6 +121,9 @@ class Settings:
     keys: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     transport_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     queues: tuple[str, ...] = ()
+    #: RabbitMQ management API: LAZYCELERY_MANAGEMENT_URL, else the environment's
+    #: ``management_url``; None = derive it from the broker URL; "" = do not use it
+    management_url: str | None = None
     notes: tuple[str, ...] = ()
     _preimported_app: Celery | None = field(default=None, repr=False, compare=False)
     # Not an __init__ argument, so dataclasses.replace() gets a fresh app for its new settings.
@@ -467,6 +472,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -
         keys=MappingProxyType(dict(config.keys)),
         transport_options=MappingProxyType(options),
         queues=tuple(dict.fromkeys(queues)),
+        management_url=_resolve_management(environ, environment),
         notes=_notes(args, broker_source, env_name, environment),
         _preimported_app=imported.app if imported else None,
     )
@@ -536,6 +542,16 @@ def _resolve_backend(
     if environment and environment.result_backend:
         return environment.result_backend
     return env_app.result_backend if env_app else None
+
+
+def _resolve_management(environ: Mapping[str, str],
+                        environment: Environment | None) -> str | None:
+    value = environ.get("LAZYCELERY_MANAGEMENT_URL")
+    if value is None and environment is not None:
+        value = environment.management_url
+    if value is not None and value.strip().lower() in ("", "none", "off"):
+        return ""
+    return value
 
 
 def _resolve_max_tasks(args: argparse.Namespace, config: ConfigFile) -> int:

@@ -550,7 +550,7 @@ def test_missing_default_file_is_fine_but_explicit_config_is_not(tmp_path: Path)
         (
             '[environments.prod]\nbrokr = "redis://h"\n',
             "environments.prod.brokr: unknown key (known: broker, result_backend, app, "
-            "read_only, queues, transport_options)",
+            "read_only, queues, transport_options, management_url)",
         ),
         (
             'default_environment = "prodd"\n[environments.local]\n[environments.staging]\n',
@@ -827,3 +827,19 @@ def test_mask_url_keeps_host_when_password_equals_user() -> None:
 
     masked = mask_url("amqp://guest:guest@rabbit.example:5672//")
     assert masked == "amqp://guest:********@rabbit.example:5672//"
+
+
+def test_management_url_from_environment_table_and_variable(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from lazycelery.config import resolve
+
+    path = tmp_path / "config.toml"
+    path.write_text('default_environment = "prod"\n[environments.prod]\n'
+                    'broker = "amqp://u:p@rabbit//"\nmanagement_url = "http://rabbit:15672/api/"\n')
+    args = argparse.Namespace(broker=None, app=None, env=None, config=str(path), read_only=None,
+                              max_tasks=None, ingest=None, no_color=None, result_backend=None)
+    environ = {"LAZYCELERY_CONFIG": str(path)}
+    assert resolve(args, environ).management_url == "http://rabbit:15672/api/"
+    assert resolve(args, {**environ, "LAZYCELERY_MANAGEMENT_URL": "none"}).management_url == ""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -111,9 +110,11 @@ def run(args: argparse.Namespace) -> int:
 def _open(args: argparse.Namespace, settings: Settings) -> BrokerInspector:
     from lazycelery.broker import open_inspector
 
-    management = getattr(args, "management_url", None) or os.environ.get(MANAGEMENT_ENV)
+    management = getattr(args, "management_url", None)
     if management is not None and management.strip().lower() in ("", "none", "off"):
         management = ""
+    elif management is None:
+        management = settings.management_url  # LAZYCELERY_MANAGEMENT_URL or the environment's
     return open_inspector(settings.broker_url, settings.transport_options, settings.queues,
                           management_url=management)
 

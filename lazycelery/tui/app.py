@@ -596,7 +596,7 @@ def _queue_monitor(settings: Settings) -> tuple[QueueMonitorLike | None, str | N
 
     try:
         inspector = open_inspector(settings.broker_url, settings.transport_options,
-                                   settings.queues)
+                                   settings.queues, management_url=settings.management_url)
     except LazyCeleryError as exc:
         return None, str(exc)
 
