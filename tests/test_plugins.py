@@ -7,35 +7,35 @@ Plugins are "installed" the way pip leaves them for importlib.metadata: a ``*.di
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import os
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prompt_toolkit.data_structures import Size
-from prompt_toolkit.input import PipeInput, create_pipe_input
-from prompt_toolkit.layout.mouse_handlers import MouseHandlers
-from prompt_toolkit.layout.screen import Screen, WritePosition
-from prompt_toolkit.output import DummyOutput
 
 from lazycelery.config import Settings
 from lazycelery.core.index import TaskIndex
 from lazycelery.tui.app import Dashboard
 from lazycelery.tui.plugins import PluginInfo, Selection, discover
 from lazycelery.tui.protocols import DashboardInfo
+from tests.tui_harness import (
+    ESC,
+    DashboardHarness,
+    SizedOutput,
+    drive,
+    headless_dashboard,
+    screen_lines,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BEAT_PLUGIN = ROOT / "plugins" / "lazycelery-beat"
-ESC = "\x1b"
 
 # --------------------------------------------------------------------------- fake installs
 
@@ -262,43 +262,18 @@ def by_name(infos: list[PluginInfo]) -> dict[str, PluginInfo]:
 # --------------------------------------------------------------------------- headless dashboard
 
 
-class SizedOutput(DummyOutput):
-    def __init__(self, rows: int = 30, columns: int = 110) -> None:
-        self.size = Size(rows=rows, columns=columns)
-
-    def get_size(self) -> Size:
-        return self.size
-
-
 def screen_text(d: Dashboard) -> str:
-    """The characters the layout draws (a render without a terminal)."""
-    d.pull()
-    d.app.render_counter += 1
-    size = d.size()
-    screen = Screen(default_char=None, initial_width=size.columns, initial_height=size.rows)
-    d.layout.container.write_to_screen(screen, MouseHandlers(),
-                                       WritePosition(0, 0, size.columns, size.rows),
-                                       parent_style="", erase_bg=False, z_index=None)
-    screen.draw_all_floats()
-    return "\n".join("".join(screen.data_buffer[y][x].char for x in range(size.columns)).rstrip()
-                     for y in range(size.rows))
+    """The characters the layout draws (a render without a terminal), as one string."""
+    return "\n".join(screen_lines(d))
 
 
 @dataclass
-class Harness:
-    d: Dashboard
-    inp: PipeInput
-
+class Harness(DashboardHarness):
     async def keys(self, text: str, wait: float = 0.03) -> None:
-        self.inp.send_text(text)
-        await asyncio.sleep(wait + (0.1 if ESC in text else 0.0))
+        await self.send_keys(text, wait)
 
     async def until(self, cond: Callable[[], object], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():
-            if time.monotonic() > deadline:
-                raise AssertionError("condition not reached")
-            await asyncio.sleep(0.02)
+        await super().until(cond, timeout)
 
     def footer(self) -> str:
         return screen_text(self.d).rstrip().splitlines()[-1]
@@ -308,26 +283,10 @@ class Harness:
 def dashboard(plugins: list[PluginInfo], settings: Settings | None = None,
               keys: dict[str, str] | None = None, rows: int = 30,
               columns: int = 110) -> Iterator[Harness]:
-    with create_pipe_input() as inp:
-        d = Dashboard(TaskIndex(), info=DashboardInfo(broker="redis://127.0.0.1:6379/0"),
-                      input=inp, output=SizedOutput(rows, columns), plugins=plugins,
-                      settings=settings, keys=keys, refresh_interval=None)
+    info = DashboardInfo(broker="redis://127.0.0.1:6379/0")
+    with headless_dashboard(TaskIndex(), info, SizedOutput(rows, columns), keys=keys,
+                            plugins=plugins, settings=settings) as (d, inp):
         yield Harness(d, inp)
-
-
-def drive(h: Harness, scenario: Callable[[Harness], Awaitable[None]]) -> None:
-    async def main() -> None:
-        task = asyncio.ensure_future(h.d.app.run_async(pre_run=h.d.start))
-        await h.until(lambda: h.d.app.is_running)
-        try:
-            await scenario(h)
-        finally:
-            if h.d.app.is_running:
-                h.d.app.exit(result=0)
-            assert await asyncio.wait_for(task, 5) == 0
-            h.d.shutdown()
-
-    asyncio.run(main())
 
 
 # --------------------------------------------------------------------------- discovery

@@ -539,7 +539,7 @@ def test_filter_language_selects_by_the_task_after_each_event() -> None:
     event_filter = filter_from_args(args)
     assert event_filter.query is not None
     index = TailIndex(max_tasks=1_000_000)
-    from lazycelery.tail import _query_matches
+    from lazycelery.tail.filters import _query_matches
 
     kinds: dict[str, int] = {}
     for event in load_events("redis"):

@@ -11,12 +11,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from prompt_toolkit.data_structures import Size
-from prompt_toolkit.input import PipeInput, create_pipe_input
-from prompt_toolkit.layout.mouse_handlers import MouseHandlers
-from prompt_toolkit.layout.screen import Screen, WritePosition
-from prompt_toolkit.output import DummyOutput
-
 from lazycelery.broker.model import QueueSnapshot, QueueStats
 from lazycelery.core.actions import (
     ActionResult,
@@ -30,13 +24,21 @@ from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest import Gap, IngestStatus
 from lazycelery.core.model import TaskRecord
 from lazycelery.core.reconcile import Correction, ReconcileReport
-from lazycelery.tui.app import Dashboard
 from lazycelery.tui.panes.dialog import CANCEL, CHOOSE, INPUT, Dialog
 from lazycelery.tui.panes.footer import footer_hints
 from lazycelery.tui.panes.help import help_lines
 from lazycelery.tui.protocols import DashboardInfo
+from tests.tui_harness import (
+    ESC,
+    DashboardHarness,
+    FakeIngestor,
+    FakeMonitor,
+    SizedOutput,
+    drive,
+    headless_dashboard,
+    screen_lines,
+)
 
-ESC = "\x1b"
 TAB = "\t"
 ENTER = "\r"
 HOST = "w1@host"
@@ -187,44 +189,6 @@ class FakeReconciler:
         self.started = False
 
 
-@dataclass
-class FakeIngestor:
-    status: IngestStatus = field(default_factory=lambda: IngestStatus(state="connected",
-                                                                      path="fast"))
-
-    def events_per_second(self) -> float:
-        return 0.0
-
-    def start(self) -> None:
-        pass
-
-    def stop(self, timeout: float = 2.0) -> None:
-        pass
-
-
-@dataclass
-class FakeMonitor:
-    snapshot: QueueSnapshot = field(default_factory=lambda: QueueSnapshot(
-        taken_at=NOW, source="fake", queues=(
-            QueueStats(name="big", ready=5000, reserved=0, consumers=1),
-            QueueStats(name="small", ready=12, reserved=1, consumers=1),
-        )))
-
-    def on_update(self, callback: Callable[[QueueSnapshot], None]) -> Callable[[], None]:
-        return lambda: None
-
-    def start(self) -> None:
-        pass
-
-    def stop(self, timeout: float = 2.0) -> None:
-        pass
-
-
-class SizedOutput(DummyOutput):
-    def get_size(self) -> Size:
-        return Size(rows=40, columns=130)
-
-
 # --------------------------------------------------------------------------- events
 
 
@@ -259,9 +223,7 @@ def cluster_events() -> list[dict[str, Any]]:
 
 
 @dataclass
-class Harness:
-    d: Dashboard
-    inp: PipeInput
+class Harness(DashboardHarness):
     index: TaskIndex
     actions: FakeActions
     queues: FakeQueues
@@ -269,15 +231,7 @@ class Harness:
     ingestor: FakeIngestor
 
     async def keys(self, text: str) -> None:
-        self.inp.send_text(text)
-        await asyncio.sleep(0.05 + (0.1 if ESC in text else 0.0))
-
-    async def until(self, cond: Callable[[], object], timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():
-            if time.monotonic() > deadline:
-                raise AssertionError("condition not reached")
-            await asyncio.sleep(0.02)
+        await self.send_keys(text, 0.05)
 
     async def dialog(self) -> Dialog:
         await self.until(lambda: self.d.operator.dialog is not None)
@@ -290,7 +244,7 @@ class Harness:
         assert rec is not None and self.d.tasks.select(rec)
 
     def screen(self) -> str:
-        return "\n".join(screen_text(self.d))
+        return "\n".join(screen_lines(self.d))
 
     def messages(self) -> str:
         return "\n".join(f"{m.headline}\n" + "\n".join("".join(t for _, t, *_ in line)
@@ -298,29 +252,16 @@ class Harness:
                          for m in self.d.operator.board.visible())
 
 
-def screen_text(d: Dashboard) -> list[str]:
-    """The characters the layout draws (a render without a terminal)."""
-    d.pull()
-    d.app.render_counter += 1
-    size = d.size()
-    screen = Screen(default_char=None, initial_width=size.columns, initial_height=size.rows)
-    d.layout.container.write_to_screen(screen, MouseHandlers(),
-                                       WritePosition(0, 0, size.columns, size.rows),
-                                       parent_style="", erase_bg=False, z_index=None)
-    screen.draw_all_floats()
-    return ["".join(screen.data_buffer[y][x].char for x in range(size.columns)).rstrip()
-            for y in range(size.rows)]
-
-
 @contextmanager
 def harness(read_only: bool = False) -> Iterator[Harness]:
     index = TaskIndex()
-    with create_pipe_input() as inp:
-        d = Dashboard(index, info=DashboardInfo(broker="redis://127.0.0.1:6379/0",
-                                                env_name="test", read_only=read_only),
-                      input=inp, output=SizedOutput(), refresh_interval=None)
+    info = DashboardInfo(broker="redis://127.0.0.1:6379/0", env_name="test", read_only=read_only)
+    with headless_dashboard(index, info, SizedOutput(40, 130)) as (d, inp):
         ingestor = FakeIngestor()
-        d.attach(ingestor, FakeMonitor())
+        d.attach(ingestor, FakeMonitor(QueueSnapshot(taken_at=NOW, source="fake", queues=(
+            QueueStats(name="big", ready=5000, reserved=0, consumers=1),
+            QueueStats(name="small", ready=12, reserved=1, consumers=1),
+        ))))
         actions = FakeActions(read_only=read_only)
         queues = FakeQueues({"big": 5000, "small": 12, "empty": 0})
         reconciler = FakeReconciler()
@@ -331,19 +272,8 @@ def harness(read_only: bool = False) -> Iterator[Harness]:
 
 
 def run(h: Harness, scenario: Callable[[Harness], Awaitable[None]]) -> None:
-    async def main() -> None:
-        task = asyncio.ensure_future(h.d.app.run_async(pre_run=h.d.start))
-        await h.until(lambda: h.d.app.is_running)
-        await h.until(lambda: len(h.d.tasks) == 5)
-        try:
-            await scenario(h)
-        finally:
-            if h.d.app.is_running:
-                h.d.app.exit(result=0)
-            assert await asyncio.wait_for(task, 5) == 0
-            h.d.shutdown()
-
-    asyncio.run(main())
+    """Drive the app once the five tasks of ``cluster_events`` are in the list."""
+    drive(h, scenario, ready=lambda: len(h.d.tasks) == 5)
 
 
 # --------------------------------------------------------------------------- dialogs

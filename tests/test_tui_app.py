@@ -8,17 +8,14 @@ import asyncio
 import gzip
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prompt_toolkit.data_structures import Size
-from prompt_toolkit.input import PipeInput, create_pipe_input
-from prompt_toolkit.layout.screen import Screen, WritePosition
-from prompt_toolkit.output import DummyOutput
 
 from lazycelery.broker.model import QueueSnapshot, QueueStats
 from lazycelery.core.index import TaskIndex
@@ -26,9 +23,18 @@ from lazycelery.core.ingest import IngestStatus
 from lazycelery.tui.app import Dashboard
 from lazycelery.tui.layout import too_small
 from lazycelery.tui.protocols import DashboardInfo
+from tests.tui_harness import (
+    ESC,
+    DashboardHarness,
+    FakeIngestor,
+    FakeMonitor,
+    SizedOutput,
+    drive,
+    headless_dashboard,
+    screen_lines,
+)
 
 RECORDED = Path(__file__).parent / "data" / "recorded"
-ESC = "\x1b"
 
 
 def load(broker: str = "redis") -> list[dict[str, Any]]:
@@ -39,74 +45,8 @@ def load(broker: str = "redis") -> list[dict[str, Any]]:
 EVENTS = load()
 
 
-class SizedOutput(DummyOutput):
-    """A DummyOutput whose terminal size the test can change (resize)."""
-
-    def __init__(self, rows: int = 40, columns: int = 120) -> None:
-        self.size = Size(rows=rows, columns=columns)
-
-    def get_size(self) -> Size:
-        return self.size
-
-
 @dataclass
-class FakeIngestor:
-    status: IngestStatus = field(default_factory=lambda: IngestStatus(state="connected",
-                                                                      path="fast"))
-    started: bool = False
-    stopped: bool = False
-
-    def events_per_second(self) -> float:
-        return 42.0
-
-    def start(self) -> None:
-        self.started = True
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self.stopped = True
-
-
-@dataclass
-class FakeMonitor:
-    snapshot: QueueSnapshot = field(default_factory=lambda: QueueSnapshot(
-        taken_at=time.time(), source="fake", queues=(
-            QueueStats(name="celery", ready=12, reserved=2, consumers=1),
-            QueueStats(name="bench", ready=0, reserved=0, consumers=2),
-        )))
-    listeners: list[Callable[[QueueSnapshot], None]] = field(default_factory=list)
-
-    def on_update(self, callback: Callable[[QueueSnapshot], None]) -> Callable[[], None]:
-        self.listeners.append(callback)
-        return lambda: None
-
-    def start(self) -> None:
-        pass
-
-    def stop(self, timeout: float = 2.0) -> None:
-        pass
-
-
-def screen_text(d: Dashboard) -> list[str]:
-    """The characters the layout draws at the output's size (a render without a terminal)."""
-    d.pull()
-    # FormattedTextControl caches per render: count this as a render of its own
-    d.app.render_counter += 1
-    size = d.size()
-    screen = Screen(default_char=None, initial_width=size.columns, initial_height=size.rows)
-    from prompt_toolkit.layout.mouse_handlers import MouseHandlers
-
-    d.layout.container.write_to_screen(screen, MouseHandlers(),
-                                       WritePosition(0, 0, size.columns, size.rows),
-                                       parent_style="", erase_bg=False, z_index=None)
-    screen.draw_all_floats()
-    return ["".join(screen.data_buffer[y][x].char for x in range(size.columns)).rstrip()
-            for y in range(size.rows)]
-
-
-@dataclass
-class Harness:
-    d: Dashboard
-    inp: PipeInput
+class Harness(DashboardHarness):
     output: SizedOutput
     index: TaskIndex
     ingestor: FakeIngestor
@@ -122,8 +62,7 @@ class Harness:
         return h.d.controls.filter_buffer.text
 
     async def keys(self, text: str, wait: float = 0.02) -> None:
-        self.inp.send_text(text)
-        await asyncio.sleep(wait + (0.1 if ESC in text else 0.0))
+        await self.send_keys(text, wait)
         await self.idle()
 
     async def idle(self, timeout: float = 5.0) -> None:
@@ -134,41 +73,21 @@ class Harness:
             if not self.d.tasks.busy:
                 return
 
-    async def until(self, cond: Callable[[], object], timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():
-            if time.monotonic() > deadline:
-                raise AssertionError("condition not reached")
-            await asyncio.sleep(0.02)
-
 
 @contextmanager
 def harness(rows: int = 40, columns: int = 120, keys: dict[str, str] | None = None,
             index: TaskIndex | None = None) -> Iterator[Harness]:
     index = index or TaskIndex()
     output = SizedOutput(rows, columns)
-    with create_pipe_input() as inp:
-        d = Dashboard(index, info=DashboardInfo(broker="redis://127.0.0.1:6379/0",
-                                                env_name="test"),
-                      input=inp, output=output, keys=keys, refresh_interval=None)
-        ingestor, monitor = FakeIngestor(), FakeMonitor()
+    info = DashboardInfo(broker="redis://127.0.0.1:6379/0", env_name="test")
+    with headless_dashboard(index, info, output, keys=keys) as (d, inp):
+        ingestor = FakeIngestor(rate=42.0)
+        monitor = FakeMonitor(QueueSnapshot(taken_at=time.time(), source="fake", queues=(
+            QueueStats(name="celery", ready=12, reserved=2, consumers=1),
+            QueueStats(name="bench", ready=0, reserved=0, consumers=2),
+        )))
         d.attach(ingestor, monitor)
         yield Harness(d, inp, output, index, ingestor, monitor)
-
-
-def run(h: Harness, scenario: Callable[[Harness], Awaitable[None]]) -> None:
-    async def main() -> None:
-        task = asyncio.ensure_future(h.d.app.run_async(pre_run=h.d.start))
-        await h.until(lambda: h.d.app.is_running)
-        try:
-            await scenario(h)
-        finally:
-            if h.d.app.is_running:
-                h.d.app.exit(result=0)
-            assert await asyncio.wait_for(task, 5) == 0
-            h.d.shutdown()
-
-    asyncio.run(main())
 
 
 # --------------------------------------------------------------------------- tests
@@ -210,7 +129,7 @@ def test_tasks_arrive_and_navigation_keys() -> None:
             await h.keys("3")
             assert h.d.ui.pane == "tasks"
 
-        run(h, scenario)
+        drive(h, scenario)
 
 
 def test_selection_stays_on_its_task_while_tasks_arrive() -> None:
@@ -224,7 +143,7 @@ def test_selection_stays_on_its_task_while_tasks_arrive() -> None:
             screen_row = h.d.tasks.selected_index() - table.top
             h.feed(EVENTS[4000:8000])
             await h.until(lambda: h.d.tasks.selected_index() > 5)
-            screen_text(h.d)  # render: the table keeps the task on its screen row
+            screen_lines(h.d)  # render: the table keeps the task on its screen row
             assert h.d.tasks.selected is chosen
             assert h.d.tasks.selected_index() - table.top == screen_row
             await h.keys("f")  # follow: the newest is selected again and stays so
@@ -233,7 +152,7 @@ def test_selection_stays_on_its_task_while_tasks_arrive() -> None:
             await h.until(lambda: len(h.d.tasks) == 3000)
             assert h.d.tasks.selected is h.d.tasks.row(0)
 
-        run(h, scenario)
+        drive(h, scenario)
 
 
 def test_filter_typing_errors_apply_history_and_clear() -> None:
@@ -246,7 +165,7 @@ def test_filter_typing_errors_apply_history_and_clear() -> None:
             await h.keys("stat:failure")
             assert h.d.ui.filter_error is not None and "state" in h.d.ui.filter_error
             assert h.d.ui.filter_error_column == 0
-            text = "\n".join(screen_text(h.d))
+            text = "\n".join(screen_lines(h.d))
             assert "did you mean 'state'" in text  # explained inline
             await h.keys("\r")  # enter on a bad filter keeps the prompt open
             assert h.d.ui.filter_editing
@@ -254,7 +173,7 @@ def test_filter_typing_errors_apply_history_and_clear() -> None:
             await h.keys("\r")
             assert not h.d.ui.filter_editing
             assert h.d.tasks.filter_text == "state:failure" and len(h.d.tasks) == 121
-            assert "/ state:failure" in "\n".join(screen_text(h.d))  # shown in the pane title
+            assert "/ state:failure" in "\n".join(screen_lines(h.d))  # shown in the pane title
             await h.keys("/")
             assert h.controls_text(h) == "state:failure"  # the prompt starts with the filter
             await h.keys("\x15name:*flaky\r")  # ctrl-u clears it
@@ -268,7 +187,7 @@ def test_filter_typing_errors_apply_history_and_clear() -> None:
             await h.keys(ESC)  # esc in the list clears the filter
             assert h.d.tasks.filter_text == "" and len(h.d.tasks) == 3000
 
-        run(h, scenario)
+        drive(h, scenario)
 
 
 def test_enter_on_worker_filters_its_tasks() -> None:
@@ -280,7 +199,7 @@ def test_enter_on_worker_filters_its_tasks() -> None:
             assert h.d.ui.pane == "tasks" and h.d.tasks.filter_text == "worker:rec1@vm"
             assert all(r.worker == "rec1@vm" for r in h.d.tasks.rows(0, len(h.d.tasks)))
 
-        run(h, scenario)
+        drive(h, scenario)
 
 
 def test_detail_history_truncation_traceback_and_family() -> None:
@@ -324,7 +243,7 @@ def test_detail_history_truncation_traceback_and_family() -> None:
             await h.keys("j")
             assert "Traceback (most recent call last)" in \
                 h.d.detail.current[h.d.detail.cursor].text
-            screen = "\n".join(screen_text(h.d))
+            screen = "\n".join(screen_lines(h.d))
             assert "Traceback (most recent call last)" in screen
             # n/N walk the filtered list while staying in the detail
             await h.keys("n")
@@ -333,7 +252,7 @@ def test_detail_history_truncation_traceback_and_family() -> None:
             await h.keys("N")
             assert h.d.detail.record is rec
 
-        run(h, scenario)
+        drive(h, scenario)
 
 
 def test_help_overlay_lists_commands_and_closes() -> None:
@@ -341,7 +260,7 @@ def test_help_overlay_lists_commands_and_closes() -> None:
         async def scenario(h: Harness) -> None:
             await h.keys("?")
             assert h.d.ui.overlay == "help"
-            screen = "\n".join(screen_text(h.d))
+            screen = "\n".join(screen_lines(h.d))
             for fragment in ("cursor.down", "Filter language", "state:failure,retry", "quit"):
                 assert fragment in screen or any(
                     fragment in "".join(frag[1] for frag in line)
@@ -353,7 +272,7 @@ def test_help_overlay_lists_commands_and_closes() -> None:
             await h.keys("?" + ESC)
             assert h.d.ui.overlay is None
 
-        run(h, scenario)
+        drive(h, scenario)
 
 
 def test_palette_fuzzy_runs_a_command() -> None:
@@ -374,7 +293,7 @@ def test_palette_fuzzy_runs_a_command() -> None:
             await h.keys(":qui\r")
             await h.until(lambda: not h.d.app.is_running)
 
-        run(h, scenario)
+        drive(h, scenario)
 
 
 def test_sort_keys() -> None:
@@ -391,9 +310,9 @@ def test_sort_keys() -> None:
             assert h.d.tasks.sort_column == "runtime" and h.d.tasks.descending
             runtimes = [r.runtime or -1 for r in h.d.tasks.rows(0, 50)]
             assert runtimes == sorted(runtimes, reverse=True)
-            assert "sort runtime ↓" in "\n".join(screen_text(h.d))
+            assert "sort runtime ↓" in "\n".join(screen_lines(h.d))
 
-        run(h, scenario)
+        drive(h, scenario)
 
 
 def test_resize_and_too_small_terminal() -> None:
@@ -403,28 +322,28 @@ def test_resize_and_too_small_terminal() -> None:
             await h.until(lambda: len(h.d.tasks) == 3000)
             assert not too_small(h.d)
             table = h.d.controls.tasks
-            screen_text(h.d)
+            screen_lines(h.d)
             tall = table.page_rows
             h.output.size = Size(rows=24, columns=80)
-            lines = screen_text(h.d)
+            lines = screen_lines(h.d)
             assert table.page_rows < tall  # fewer rows fit
             assert table.rendered_rows == table.page_rows  # and only those are formatted
             assert all(len(line) <= 80 for line in lines)
             h.output.size = Size(rows=10, columns=50)
             assert too_small(h.d)
-            assert "Terminal too small: 50×10" in "\n".join(screen_text(h.d))
+            assert "Terminal too small: 50×10" in "\n".join(screen_lines(h.d))
             await h.keys("j")  # keys still work, nothing crashes
             h.output.size = Size(rows=3, columns=8)
-            screen_text(h.d)
+            screen_lines(h.d)
             h.d.app.invalidate()
             await asyncio.sleep(0.1)
             assert h.d.app.is_running
             h.output.size = Size(rows=40, columns=120)
-            assert "Tasks" in "\n".join(screen_text(h.d))
+            assert "Tasks" in "\n".join(screen_lines(h.d))
             await h.keys("q")
             await h.until(lambda: not h.d.app.is_running)
 
-        run(h, scenario)
+        drive(h, scenario)
 
 
 def test_stale_banner_on_connection_loss_and_recovery() -> None:
@@ -433,7 +352,7 @@ def test_stale_banner_on_connection_loss_and_recovery() -> None:
             h.feed(EVENTS[:2000])
             await h.until(lambda: len(h.d.tasks) > 0)
             assert not h.d.stale
-            assert "reconnecting" not in "\n".join(screen_text(h.d))
+            assert "reconnecting" not in "\n".join(screen_lines(h.d))
             shown = len(h.d.tasks)
             h.ingestor.status = IngestStatus(
                 state="reconnecting", path="fast", attempt=3, next_retry_in=4.0,
@@ -441,23 +360,23 @@ def test_stale_banner_on_connection_loss_and_recovery() -> None:
                 since=time.time() - 12, retry_at=time.time() + 4)
             h.d.on_status(h.ingestor.status)
             assert h.d.stale
-            screen = "\n".join(screen_text(h.d))
+            screen = "\n".join(screen_lines(h.d))
             assert "reconnecting: attempt 3" in screen and "Connection refused" in screen
             assert "stale" in screen and "STALE" in screen
             assert len(h.d.tasks) == shown  # the last data stays on screen
             await h.keys("j")  # and stays usable
             h.ingestor.status = replace(h.ingestor.status, state="connected", attempt=0)
             assert not h.d.stale
-            assert "reconnecting" not in "\n".join(screen_text(h.d))
+            assert "reconnecting" not in "\n".join(screen_lines(h.d))
 
-        run(h, scenario)
+        drive(h, scenario)
 
 
 def test_startup_without_broker_shows_the_banner_not_a_traceback() -> None:
     with harness() as h:
         h.ingestor.status = IngestStatus(state="reconnecting", path="kombu", attempt=1,
                                          last_error="Connection refused")
-        screen = "\n".join(screen_text(h.d))
+        screen = "\n".join(screen_lines(h.d))
         assert "reconnecting: attempt 1" in screen and "no data yet" in screen
         assert "no tasks yet" in screen
 
@@ -465,7 +384,7 @@ def test_startup_without_broker_shows_the_banner_not_a_traceback() -> None:
 def test_header_queues_and_workers_panes() -> None:
     with harness() as h:
         h.feed(EVENTS)
-        screen = "\n".join(screen_text(h.d))
+        screen = "\n".join(screen_lines(h.d))
         assert "env" not in screen or "test" in screen
         assert "test" in screen and "redis://127.0.0.1:6379/0" in screen
         assert "connected" in screen and "42 ev/s" in screen
@@ -493,7 +412,7 @@ def test_user_key_remapping() -> None:
             await h.keys(ESC + "Q")
             await h.until(lambda: not h.d.app.is_running)
 
-        run(h, scenario)
+        drive(h, scenario)
 
 
 def test_a_failing_command_is_reported_not_raised() -> None:
@@ -512,11 +431,11 @@ def test_no_work_per_frame_when_nothing_changed() -> None:
     """A redraw with no new events formats only the visible rows and changes nothing."""
     with harness(rows=30) as h:
         h.feed(EVENTS)
-        screen_text(h.d)
+        screen_lines(h.d)
         generation = h.d.tasks.generation
         table = h.d.controls.tasks
         for _ in range(3):
-            screen_text(h.d)
+            screen_lines(h.d)
         assert h.d.tasks.generation == generation
         assert table.rendered_rows == table.page_rows < 30
 
@@ -525,6 +444,6 @@ def test_no_work_per_frame_when_nothing_changed() -> None:
 def test_page_keys_depend_on_height(rows: int) -> None:
     with harness(rows=rows) as h:
         h.feed(EVENTS)
-        screen_text(h.d)
+        screen_lines(h.d)
         h.d.run("page.down")
         assert h.d.tasks.selected_index() == max(1, h.d.controls.tasks.page_rows // 2)

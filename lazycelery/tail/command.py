@@ -1,0 +1,147 @@
+"""The `lazycelery tail` command: wire config, index, filter, formatter, sink and ingestor, then follow."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+from lazycelery.core.index import TaskIndex
+from lazycelery.errors import UsageError
+from lazycelery.tail.buffer import LineBuffer, Notice
+from lazycelery.tail.events import TailIndex
+from lazycelery.tail.filters import filter_from_args, type_warnings
+from lazycelery.tail.format import (
+    Formatter,
+    JsonFormatter,
+    TextFormatter,
+    _clock_text,
+    _isatty,
+    _iso_time,
+    use_color,
+)
+from lazycelery.tail.sink import TailSink
+from lazycelery.tail.status import StatusReporter
+from lazycelery.tail.writer import _err_line, follow
+
+__all__ = ["run"]
+
+
+def _path_label(path: str) -> str:
+    if not path or path == "auto":
+        return ""
+    return f" ({path})" if "path" in path else f" ({path} path)"
+
+
+def _stdout_binary() -> IO[bytes]:
+    buffer: IO[bytes] | None = getattr(sys.stdout, "buffer", None)
+    if buffer is None:
+        raise UsageError("stdout is not a binary stream")
+    return buffer
+
+
+def _text_formatter(no_color: bool) -> TextFormatter:
+    """Colour and width follow stdout: a terminal gets both (width tracked on SIGWINCH)."""
+    tty = _isatty(sys.stdout)
+    text = TextFormatter(
+        color=use_color(sys.stdout, no_color),
+        width=shutil.get_terminal_size().columns if tty else None,
+        encoding=sys.stdout.encoding or "utf-8",
+    )
+    if tty and hasattr(signal, "SIGWINCH"):
+        def on_resize(signum: int, frame: object) -> None:
+            text.width = shutil.get_terminal_size().columns
+
+        signal.signal(signal.SIGWINCH, on_resize)
+    return text
+
+
+def run(args: argparse.Namespace) -> int:
+    """The `lazycelery tail` command; Ctrl-C anywhere (even while connecting) exits 0 quietly."""
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lazycelery.config import resolve
+    from lazycelery.core.ingest import Ingestor
+
+    event_filter = filter_from_args(args)
+    limit: int | None = getattr(args, "limit", None)
+    timeout: float | None = getattr(args, "timeout", None)
+    settings = resolve(args)
+    for warning in type_warnings(event_filter.types):
+        _err_line(sys.stderr, warning)
+
+    out = _stdout_binary()
+    formatter: Formatter = (JsonFormatter() if getattr(args, "json", False)
+                            else _text_formatter(bool(settings.no_color)))
+    index = TailIndex(max_tasks=settings.max_tasks)
+    buffer = LineBuffer(watch_fd=out.fileno())
+    masked = settings.masked_broker()
+    reporter = StatusReporter(masked, settings.broker_url)
+    sink = TailSink(index, event_filter, formatter, buffer, reporter, limit=limit)
+    reconciler = _reconciler(settings, index, buffer, json_lines=getattr(args, "json", False))
+    on_status: Callable[[Any], None] = sink.on_status
+    if reconciler is not None:
+        def on_status(status: Any) -> None:
+            sink.on_status(status)
+            reconciler.on_ingest_status(status)
+
+        reconciler.start()
+    try:
+        # wakeup=False: the Receiver's wakeup broadcasts a `heartbeat` control command to every
+        # worker on the broker; tail hides heartbeats by default and needs no worker list.
+        ingestor = Ingestor(
+            settings.broker_url, index, mode=settings.ingest,
+            app=settings.celery_app() if settings.app_spec else None,
+            transport_options=settings.transport_options,
+            on_batch=sink.on_batch, on_status=on_status, wakeup=False,
+        )
+        if _isatty(sys.stderr):
+            path = getattr(ingestor, "path", "")
+            _err_line(sys.stderr, f"following {masked}{_path_label(path)}")
+        return follow(ingestor, buffer, reporter, out, sys.stderr, limit=limit, timeout=timeout)
+    finally:
+        if reconciler is not None:
+            reconciler.stop(timeout=1.0)
+        buffer.close()
+
+
+def _reconciler(settings: Any, index: TaskIndex, buffer: LineBuffer, *,
+                json_lines: bool) -> Any:
+    """Checks tasks left unfinished by a gap in the stream (result backend, then the workers
+    that hold them) and prints one line per corrected task. None without a Celery app to ask
+    (celery's import is paid only here, after the stream is set up)."""
+    from lazycelery.core.reconcile import Correction, Reconciler, ReconcileReport
+
+    try:
+        app = settings.celery_app()
+    except Exception as exc:  # a broken -A app was reported by resolve(); be quiet here
+        buffer.put(Notice(f"reconciliation off: {exc}"))
+        return None
+
+    def line(correction: Correction) -> bytes:
+        if json_lines:
+            doc = {"type": "reconciled", "time": _iso_time(time.time()), **correction.to_json()}
+            return JsonFormatter.encode(doc)
+        since = (f" (unknown since {_clock_text(correction.unknown_since)})"
+                 if correction.unknown_since is not None else "")
+        text = (f"{_clock_text(time.time())} reconciled       {correction.name or '?'} "
+                f"{correction.uuid[:8]} {correction.old_state} -> {correction.state}{since} "
+                f"[{correction.source}]\n")
+        return text.encode("utf-8", "replace")
+
+    def on_report(report: ReconcileReport) -> None:
+        changed = report.corrected + report.unknown
+        if changed:
+            buffer.put(Notice(f"{report.summary()}"))
+            buffer.put_lines([line(c) for c in changed])
+
+    return Reconciler(index, app, on_report=on_report)
