@@ -18,6 +18,7 @@ MAX_PUBLISHERS = 2  # two cores: more publisher processes only steal CPU from th
 MAX_TASKS = 100_000
 SUSTAIN_LAG = 1.0  # a step passes if the consumer is done within this many seconds of the publisher
 DRAIN_WAIT = 30.0
+AMQP_SETTLE = 1.0  # s between publishing a drain backlog and resuming the consumer (AMQP)
 REDIS_PUBSUB_LIMIT = "pubsub 33554432 8388608 60"  # redis' default (32 MB hard, 8 MB / 60 s soft)
 
 
@@ -157,8 +158,8 @@ def wait_drained(consumer: Consumer, base: int, expected: int, since: float,
 
 def publisher_processes(broker: str, mode: str, rate: float) -> int:
     """How many publisher processes a rate needs (one process caps out near these shares on
-    this machine: the raw Redis replay is ~2 us/event, py-amqp ~40, kombu+celery ~60)."""
-    share = {("redis", e2e_procs.REPLAY): 30_000, ("amqp", e2e_procs.REPLAY): 6_000}.get(
+    this machine: the raw Redis and AMQP-frame replays are a few us/event, kombu+celery ~60)."""
+    share = {("redis", e2e_procs.REPLAY): 30_000, ("amqp", e2e_procs.REPLAY): 30_000}.get(
         (broker, mode), 6_000)
     return max(1, min(MAX_PUBLISHERS, math.ceil(rate / share)))
 
@@ -253,6 +254,10 @@ def drain(url: str, kind: str, backlog: int, pubs: Publishers, redis: RedisServe
             try:
                 cpu0 = cpu_seconds(consumer.pid)
                 rep = pubs.run(None, backlog, len(pubs.children), start_in=0.1)
+                if redis is None:
+                    # AMQP replay returns once its frames are in the socket buffers: let
+                    # RabbitMQ route the backlog into the queue before the clock starts
+                    time.sleep(AMQP_SETTLE)
             finally:
                 resumed = time.time()
                 os.kill(consumer.pid, signal.SIGCONT)
@@ -292,14 +297,17 @@ LADDERS: dict[str, dict[str, list[int]]] = {
         e2e_procs.FAST: [10_000, 20_000, 30_000, 40_000, 60_000, 80_000, 100_000, 120_000, 150_000],
     },
     "amqp": {
-        e2e_procs.CELERY: [1_000, 2_000, 3_000, 5_000, 7_500, 10_000, 15_000],
-        e2e_procs.KOMBU: [1_000, 2_000, 3_000, 5_000, 7_500, 10_000, 15_000, 20_000],
+        e2e_procs.CELERY: [1_000, 2_000, 3_000, 5_000, 7_500, 10_000, 15_000, 20_000, 30_000],
+        e2e_procs.KOMBU: [1_000, 2_000, 3_000, 5_000, 7_500, 10_000, 15_000, 20_000, 30_000],
+        # the AMQP fast path (lazycelery.core.ingest_amqp): Ingestor(mode="fast") on amqp://
+        e2e_procs.FAST: [5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000, 60_000],
     },
 }
 QUICK_LADDERS: dict[str, dict[str, list[int]]] = {
     "redis": {e2e_procs.CELERY: [5_000, 10_000], e2e_procs.KOMBU: [5_000, 10_000],
               e2e_procs.FAST: [20_000, 40_000]},
-    "amqp": {e2e_procs.CELERY: [2_000, 5_000], e2e_procs.KOMBU: [2_000, 5_000]},
+    "amqp": {e2e_procs.CELERY: [2_000, 5_000], e2e_procs.KOMBU: [2_000, 5_000],
+             e2e_procs.FAST: [5_000, 10_000]},
 }
 
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 def ingest(amqp_url: str) -> Iterator[tuple[Ingestor, TaskIndex, list[int]]]:
     index = TaskIndex()
     batches: list[int] = []
-    ingestor = Ingestor(amqp_url, index, on_batch=lambda events, records: batches.append(
+    ingestor = Ingestor(amqp_url, index, mode="kombu", on_batch=lambda events, records: batches.append(
         len(events)))
     ingestor.start()
     yield ingestor, index, batches
@@ -68,6 +68,6 @@ def test_kombu_path_on_rabbitmq(amqp_url: str, celery_worker_factory: Callable[.
     assert ingestor.status.state == STOPPED
 
 
-def test_fast_path_is_refused_for_amqp(amqp_url: str) -> None:
-    with pytest.raises(UsageError, match="Redis"):
-        Ingestor(amqp_url, TaskIndex(), mode="fast")
+def test_fast_mode_is_refused_for_an_amqp_failover_list(amqp_url: str) -> None:
+    with pytest.raises(UsageError, match="fast"):
+        Ingestor(f"{amqp_url};{amqp_url}", TaskIndex(), mode="fast")

@@ -51,7 +51,7 @@ def common_options(suppress: bool) -> argparse.ArgumentParser:
     group.add_argument("--max-tasks", type=int, metavar="N", default=default,
                        help="tasks kept in memory, least recently active evicted (default 100000)")
     group.add_argument("--ingest", choices=("auto", "fast", "kombu"), default=default,
-                       help="event reader: fast Redis path, celery's Receiver, or auto (default)")
+                       help="event reader: fast path (Redis, RabbitMQ), celery's Receiver, or auto (default)")
     group.add_argument("--no-color", action="store_true", default=default,
                        help="no colours (also honoured: the NO_COLOR environment variable)")
     group.add_argument("--no-plugins", action="store_true", default=default,

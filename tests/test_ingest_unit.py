@@ -36,7 +36,10 @@ from lazycelery.errors import UsageError
     ("redis+socket:///tmp/redis.sock?virtual_host=3", "auto", "fast"),
     ("unix:///tmp/redis.sock?db=1", "fast", "fast"),
     ("redis://localhost:6379/0", "kombu", "kombu"),
-    ("amqp://guest:guest@localhost:5672//", "auto", "kombu"),
+    ("amqp://guest:guest@localhost:5672//", "auto", "fast"),
+    ("amqps://guest:guest@localhost:5671//", "fast", "fast"),
+    ("amqp://u:p@h1//;amqp://u:p@h2//", "auto", "kombu"),
+    ("amqp://guest:guest@localhost:5672//", "kombu", "kombu"),
     ("sentinel://h1:26379;sentinel://h2:26379", "auto", "kombu"),
     ("redis://h1:6379/0;redis://h2:6379/0", "auto", "kombu"),
     ("redis://localhost:6379/notanumber", "auto", "kombu"),
@@ -45,7 +48,8 @@ def test_resolve_path(url: str, mode: str, path: str) -> None:
     assert resolve_path(url, mode) == path
 
 
-@pytest.mark.parametrize("url", ["amqp://guest:secret@localhost//", "sqs://", "sentinel://h:1"])
+@pytest.mark.parametrize("url", ["amqp://u:secret@h1//;amqp://u:secret@h2//", "sqs://",
+                                 "sentinel://h:1"])
 def test_fast_mode_refuses_other_brokers_in_one_line(url: str) -> None:
     with pytest.raises(UsageError) as info:
         resolve_path(url, "fast")

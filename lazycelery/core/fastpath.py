@@ -172,6 +172,12 @@ class EventDecoder:
             body = self._body(data)
             if body is _FAILED:
                 return []
+        return self.events_from(body, received_at)
+
+    def events_from(self, body: Any, received_at: float) -> list[dict[str, Any]]:
+        """``EventReceiver._receive`` + ``event_from_message(localize=False)`` on a decoded
+        body: a dict or a ``task.multi`` list; shared by the Redis and AMQP fast paths."""
+        stats = self.stats
         if type(body) is dict:
             items: list[Any] = [body]
         elif type(body) is list:
@@ -186,7 +192,6 @@ class EventDecoder:
             if type(event) is not dict or "type" not in event:
                 stats.malformed += 1
                 continue
-            # celery.events.receiver.EventReceiver.event_from_message, localize=False
             if event["type"] == "task-sent":
                 # clients never sync their clocks, so the receiver's own clock stands in
                 sent_clock = event["clock"] = (clock.value or 1) - 1

@@ -219,6 +219,10 @@ class BatchSink:
 # --------------------------------------------------------------------------- path choice
 
 
+#: URL schemes of the AMQP fast path (``lazycelery.core.ingest_amqp``, imported lazily)
+AMQP_SCHEMES: Final = frozenset({"amqp", "amqps", "pyamqp"})
+
+
 def _scheme(url: str) -> str:
     return url.partition("://")[0].lower() if "://" in url else ""
 
@@ -228,9 +232,14 @@ def _fast_unsupported(url: str, app: Any, transport_options: Mapping[str, Any]) 
     from lazycelery.core.ingest_redis import FAST_SCHEMES, parse_redis_url
 
     scheme = _scheme(url)
+    if scheme in AMQP_SCHEMES:
+        from lazycelery.core.ingest_amqp import amqp_unsupported
+
+        return amqp_unsupported(url, app, transport_options)
     if scheme not in FAST_SCHEMES:
-        return (f"the fast path needs a Redis broker (redis://, rediss://, redis+socket://, "
-                f"unix://), not {scheme or 'this'}://")
+        return (f"the fast path needs a Redis or AMQP broker (redis://, rediss://, "
+                f"redis+socket://, unix://, amqp://, amqps://, pyamqp://), "
+                f"not {scheme or 'this'}://")
     if ";" in url:
         return "the fast path reads one Redis server, not a failover list"
     if "credential_provider" in url or "credential_provider" in transport_options:
@@ -391,6 +400,8 @@ class Ingestor:
         if self._stats is None:
             self._stats = DecodeStats()
         if self.path == FAST:
+            if _scheme(self.broker_url) in AMQP_SCHEMES:
+                return self._amqp_session()
             return self._fast_session()
         from lazycelery.core.ingest_kombu import KombuSession
 
@@ -423,6 +434,28 @@ class Ingestor:
         return FastSession(self._endpoint, pattern, self._decoder, self._sink, self._stop,
                            connect_timeout=self._connect_timeout(), poll_interval=POLL_INTERVAL,
                            on_subscribed=self._wake_workers if self.wakeup else None)
+
+    def _amqp_session(self) -> _Session:
+        from lazycelery.core.fastpath import LocalClock
+        from lazycelery.core.ingest_amqp import (
+            AmqpDecoder,
+            AmqpFastSession,
+            event_queue,
+            parse_amqp_url,
+        )
+
+        app = self.app
+        if not isinstance(self._decoder, AmqpDecoder):
+            clock = app.clock if app is not None else LocalClock()
+            self._decoder = AmqpDecoder(clock, self._stats)
+        heartbeat = app.conf.broker_heartbeat if app is not None else None
+        endpoint = parse_amqp_url(self.broker_url,
+                                  app.conf.broker_use_ssl if app is not None else None,
+                                  heartbeat if isinstance(heartbeat, (int, float)) else None)
+        return AmqpFastSession(endpoint, lambda: event_queue(app), self._decoder, self._sink,
+                               self._stop, connect_timeout=self._connect_timeout(),
+                               poll_interval=POLL_INTERVAL,
+                               on_subscribed=self._wake_workers if self.wakeup else None)
 
     def _wake_workers(self) -> None:
         """What ``Receiver.wakeup_workers`` does on connect: a ``heartbeat`` broadcast, so

@@ -1,0 +1,127 @@
+"""The AMQP fast path over real RabbitMQ with a real worker, beside the kombu path."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import msgspec
+import pytest
+
+from conftest import WorkerProcess, wait_for
+from lazycelery.core.index import TaskIndex
+from lazycelery.core.ingest import CONNECTED, RECONNECTING, STOPPED, Ingestor
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def both(amqp_url: str) -> Iterator[tuple[Ingestor, Ingestor]]:
+    # wakeup=False: the wakeup broadcast ticks the sender's clock, which would make the two
+    # ingestors' Lamport clocks (and so task-sent clocks) differ
+    fast = Ingestor(amqp_url, TaskIndex(), mode="auto", wakeup=False)
+    kombu = Ingestor(amqp_url, TaskIndex(), mode="kombu", wakeup=False)
+    fast.start()
+    kombu.start()
+    yield fast, kombu
+    fast.stop()
+    kombu.stop()
+
+
+def _state(index: TaskIndex, task_id: str) -> str | None:
+    rec = index.get(task_id)
+    return rec.state if rec is not None else None
+
+
+def _record(index: TaskIndex, task_id: str) -> dict[str, Any]:
+    rec = index.get(task_id)
+    assert rec is not None
+    return {k: v for k, v in msgspec.structs.asdict(rec).items() if k != "last_seen"}
+
+
+def test_fast_and_kombu_paths_build_the_same_index(
+        amqp_url: str, celery_worker_factory: Callable[..., WorkerProcess],
+        both: tuple[Ingestor, Ingestor]) -> None:
+    fast, kombu = both
+    assert (fast.path, kombu.path) == ("fast", "kombu")
+    wait_for(lambda: fast.status.state == kombu.status.state == CONNECTED, 20,
+             what="both AMQP connections")
+    assert fast.status.describe() == "connected (fast path)"
+    worker = celery_worker_factory(amqp_url)
+    client = worker.app()
+    try:
+        ok = client.send_task("workerapp.add", (20, 22)).id
+        fail = client.send_task("workerapp.always_fail", ({"k": 1},)).id
+        flaky = client.send_task("workerapp.flaky", (5,), {"fail_for": 2}).id
+        add = "workerapp.add"
+        result = (client.signature(add, (1, 2)) | client.signature(add, (3,))).apply_async()
+        chain = [result.parent.id, result.id]
+    finally:
+        client.close()
+    expected: dict[str, str] = {ok: "SUCCESS", fail: "FAILURE", flaky: "SUCCESS",
+                                chain[0]: "SUCCESS", chain[1]: "SUCCESS"}
+    for ingestor in (fast, kombu):
+        wait_for(lambda i=ingestor: all(_state(i.index, t) == s for t, s in expected.items()),
+                 60, what=f"the tasks to finish ({ingestor.path} path)")
+    # both saw the same stream: wait until the event counts settle and agree
+    wait_for(lambda: fast.index.events_total == kombu.index.events_total, 10,
+             what="both paths to apply the same number of events")
+    for task_id in expected:
+        assert _record(fast.index, task_id) == _record(kombu.index, task_id)
+    rec = fast.index.get(fail)
+    assert rec is not None and rec.traceback and "ValueError" in rec.traceback
+    flaky_rec = fast.index.get(flaky)
+    assert flaky_rec is not None and flaky_rec.retries == 2 and flaky_rec.n_retried == 2
+    chained = fast.index.get(chain[1])
+    assert chained is not None and chained.parent_id == chain[0]
+    assert abs((fast.index.get(ok).succeeded or 0) - time.time()) < 120  # type: ignore[union-attr]
+    wait_for(lambda: worker.hostname in fast.index.workers, 10, what="the worker record")
+    assert fast.counters()["malformed"] == fast.counters()["unsupported"] == 0
+    assert fast.index.counts()["by_state"] == kombu.index.counts()["by_state"]
+    started = time.monotonic()
+    fast.stop()
+    assert time.monotonic() - started < 2.0
+    assert fast.status.state == STOPPED
+
+
+def test_wrong_password_is_one_masked_line(amqp_url: str) -> None:
+    bad = amqp_url.replace("guest:guest@", "guest:wrong-s3cret@", 1)
+    assert bad != amqp_url
+    ingestor = Ingestor(bad, TaskIndex(), mode="fast", wakeup=False)
+    ingestor.start()
+    try:
+        wait_for(lambda: ingestor.status.state == RECONNECTING, 20, what="the login failure")
+        error = ingestor.status.last_error or ""
+        assert error and "\n" not in error and "s3cret" not in error
+        assert "ACCESS_REFUSED" in error or "refused" in error.lower() or "closed" in error.lower()
+        assert "s3cret" not in ingestor.status.describe()
+    finally:
+        started = time.monotonic()
+        ingestor.stop()
+        assert time.monotonic() - started < 2.5
+
+
+def test_stop_is_prompt_while_idle_and_queue_goes_away(amqp_url: str) -> None:
+    ingestor = Ingestor(amqp_url, TaskIndex(), mode="fast", wakeup=False)
+    ingestor.start()
+    wait_for(lambda: ingestor.status.state == CONNECTED, 20, what="the AMQP connection")
+    time.sleep(0.5)
+    started = time.monotonic()
+    ingestor.stop()
+    assert time.monotonic() - started < 1.0
+    assert ingestor.status.state == STOPPED
+
+
+def test_refused_connection_reconnects(amqp_url: str) -> None:
+    # a port nothing listens on: reconnecting with a short error line, and stop stays prompt
+    ingestor = Ingestor("amqp://guest:guest@127.0.0.1:1//", TaskIndex(), mode="fast",
+                        wakeup=False)
+    ingestor.start()
+    try:
+        wait_for(lambda: ingestor.status.state == RECONNECTING, 10, what="the refused connect")
+        assert "refused" in (ingestor.status.last_error or "").lower()
+    finally:
+        started = time.monotonic()
+        ingestor.stop()
+        assert time.monotonic() - started < 2.5
