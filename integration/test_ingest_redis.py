@@ -161,7 +161,7 @@ def test_broker_restart_is_a_reported_gap(
                                   or "closed" in status.last_error.lower())
     attempts = [s.attempt for s in rec.statuses if s.state == RECONNECTING]
     assert attempts[:2] == [1, 2]
-    assert status.next_retry_in == 2.0 and status.describe().startswith("reconnecting: attempt 2")
+    assert status.next_retry_in == 1.0 and status.describe().startswith("reconnecting: attempt 2")
     lost_at = time.time()
 
     server.start()  # same port

@@ -53,6 +53,7 @@ MODES: Final = ("auto", FAST, KOMBU)
 # Redis PUB/SUB keeps nothing: every second spent waiting after the broker is back is a
 # second of lost events, so the cap is short (a refused connect costs the broker nothing).
 BACKOFF_MAX: Final = 5.0
+FAST_RETRIES: Final = 5
 #: how long an event may wait in the buffer while more keep arriving
 FLUSH_DELAY: Final = 0.02
 #: how often a blocked read looks at the stop flag (bounds stop latency)
@@ -110,8 +111,11 @@ class IngestStatus:
 
 
 def backoff_delay(attempt: int) -> float:
-    """1, 2, 4 ... seconds, capped at 30."""
-    return float(min(BACKOFF_MAX, 2 ** max(0, attempt - 1)))
+    """1 s for the first five attempts (a restarting broker is usually back within seconds,
+    and every second we wait after that is lost events), then 2, 4, 5, 5 ... s."""
+    if attempt <= FAST_RETRIES:
+        return 1.0
+    return float(min(BACKOFF_MAX, 2 ** (attempt - FAST_RETRIES)))
 
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>,]+")
