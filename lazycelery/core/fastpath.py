@@ -139,6 +139,18 @@ _ENVELOPE64_DECODER: Final = msgspec.json.Decoder(_Envelope64)
 _FAILED: Final = object()
 
 
+def decode_json_body(raw: bytes) -> Any:
+    """A JSON event body decoded as kombu would: msgspec for what celery sends, kombu's own
+    decoder for ``__type__`` markers and for what msgspec refuses (NaN, Infinity, lone
+    surrogates, UTF-16). Raises ValueError / TypeError / RecursionError if undecodable."""
+    if _has_type_marker(raw) is not None:
+        return _kombu_json_loads(raw)
+    try:
+        return _BODY_DECODER.decode(raw)
+    except msgspec.DecodeError:
+        return _kombu_json_loads(raw)
+
+
 class EventDecoder:
     """Turns raw PUB/SUB payloads into Receiver-identical events; keeps the clock and counters."""
 
@@ -245,13 +257,7 @@ class EventDecoder:
             stats.unsupported += 1
             return _FAILED
         try:
-            if _has_type_marker(raw) is not None:
-                return _kombu_json_loads(raw)
-            try:
-                return _BODY_DECODER.decode(raw)
-            except msgspec.DecodeError:
-                # NaN / Infinity / lone surrogates: legal for Python's json, not for msgspec
-                return _kombu_json_loads(raw)
+            return decode_json_body(raw)
         except (ValueError, TypeError, RecursionError):
             stats.malformed += 1
             return _FAILED

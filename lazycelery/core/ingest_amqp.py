@@ -19,7 +19,7 @@ from lazycelery.core.fastpath import (
     EventDecoder,
     EventSink,
     _has_type_marker,
-    _kombu_json_loads,
+    decode_json_body,
 )
 
 if TYPE_CHECKING:
@@ -226,13 +226,7 @@ class AmqpDecoder(EventDecoder):
             stats.malformed += 1
             return _FAILED
         try:
-            if _has_type_marker(body) is not None:
-                return _kombu_json_loads(body)
-            try:
-                return _BODY_DECODER.decode(body)
-            except msgspec.DecodeError:
-                # NaN / Infinity / lone surrogates / UTF-16: legal for Python's json
-                return _kombu_json_loads(body)
+            return decode_json_body(body)
         except (ValueError, TypeError, RecursionError):
             stats.unsupported += 1  # kombu: DecodeError -> on_decode_error
             return _FAILED
