@@ -236,3 +236,23 @@ def test_a_given_app_supplies_options_clock_and_exchange() -> None:
     assert session.pattern == "tenant:/3.myev/*"
     assert session.decoder.clock is app.clock  # as the Receiver does
     assert ingestor.path == "fast"
+
+
+def test_a_gap_starts_at_the_sender_time_of_the_last_event_applied() -> None:
+    """A consumer that fell behind (as before a Redis overflow) applies old events up to the
+    drop: the gap starts at their sender time, not when the broken connection was noticed."""
+    from lazycelery.core.index import TaskIndex
+    from lazycelery.core.ingest import Ingestor
+
+    ingestor = Ingestor("redis://127.0.0.1:1/0", TaskIndex(), mode="fast")
+    ingestor._connected_at = 1000.0
+    sink = ingestor._sink
+    sink.extend([{"type": "task-started", "uuid": "u1", "timestamp": 1010.0}])
+    sink.flush()
+    assert sink.last_event_ts == 1010.0 and sink.last_event_at is not None
+    assert ingestor._gap_start(now=sink.last_event_at + 5.0) == 1010.0
+    # a sender clock ahead of ours, or a time from before this connection, is not trusted
+    sink.last_event_ts = sink.last_event_at + 60.0
+    assert ingestor._gap_start(now=sink.last_event_at + 5.0) == sink.last_event_at
+    ingestor._connected_at = sink.last_event_at + 1.0
+    assert ingestor._gap_start(now=sink.last_event_at + 5.0) == sink.last_event_at + 5.0

@@ -168,8 +168,10 @@ class BatchSink:
         self.first_at = 0.0
         self.events = 0
         self.batches = 0
-        #: wall-clock time the last batch was applied (the start of a gap, if one follows)
+        #: wall-clock time the last batch was applied, and the sender time of its last event:
+        #: where a gap starts, if one follows (see ``Ingestor._on_failure``)
         self.last_event_at: float | None = None
+        self.last_event_ts: float | None = None
         # (rate, monotonic time): a leaky integrator, swapped whole so readers see a pair
         self._rate: tuple[float, float] = (0.0, time.monotonic())
 
@@ -202,6 +204,9 @@ class BatchSink:
         batch, self.buffer = self.buffer, []
         records = self.index.apply_batch(batch)
         self.last_event_at = time.time()
+        sent = batch[-1].get("timestamp")  # O(1): a batch is in arrival order
+        if isinstance(sent, (int, float)):
+            self.last_event_ts = float(sent)
         self.events += len(batch)
         self.batches += 1
         now = time.monotonic()
@@ -523,13 +528,23 @@ class Ingestor:
             # Events may be lost from the last one we applied, not from when the dead
             # connection was noticed (Redis drops an overflowing subscriber silently).
             now = time.time()
-            last = self._sink.last_event_at
-            self._lost_at = last if last is not None and self._connected_at <= last <= now else now
+            self._lost_at = self._gap_start(now)
             self._lost_error = error
         self._attempt += 1
         delay = backoff_delay(self._attempt)
         self._set_status(RECONNECTING, attempt=self._attempt, next_retry_in=delay,
                          last_error=error, retry_at=time.time() + delay)
+
+    def _gap_start(self, now: float) -> float:
+        """When events stopped arriving: the sender time of the last event applied (a consumer
+        that fell behind, as before a Redis overflow, applies old events up to the drop), else
+        when it was applied, else now. Times outside this connection (or a sender clock that
+        is ahead of ours) are not trusted."""
+        start = now
+        for candidate in (self._sink.last_event_at, self._sink.last_event_ts):
+            if candidate is not None and self._connected_at <= candidate < start:
+                start = candidate
+        return start
 
     def _gap_reason(self, identity: BrokerIdentity | None) -> str:
         before, error = self._identity, self._lost_error or "connection lost"
