@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
+from lazycelery.commands.argtypes import int_between, positive_float
 from lazycelery.errors import UsageError
 
 if TYPE_CHECKING:
@@ -40,26 +41,6 @@ More: docs/demo.md.
 """
 
 
-def _worker_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= MAX_WORKERS:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_WORKERS}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError("must be a positive number")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
              common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
@@ -68,13 +49,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo = parser.add_argument_group("demo")
-    demo.add_argument("--workers", type=_worker_count, default=2, metavar="N",
+    demo.add_argument("--workers", type=int_between(1, MAX_WORKERS), default=2, metavar="N",
                       help=f"worker processes to start, 1-{MAX_WORKERS} (default 2)")
-    demo.add_argument("--rate", type=_positive_float, default=2.0, metavar="R",
+    demo.add_argument("--rate", type=positive_float, default=2.0, metavar="R",
                       help="workload items per second (default 2; a group counts as one)")
     demo.add_argument("--no-dashboard", action="store_true",
                       help="print where the demo runs and wait (Ctrl-C stops it)")
-    demo.add_argument("--duration", type=_positive_float, metavar="S",
+    demo.add_argument("--duration", type=positive_float, metavar="S",
                       help="with --no-dashboard: stop after S seconds")
     demo.add_argument("--json", action="store_true",
                       help="with --no-dashboard: print what runs where as one JSON line on "

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from lazycelery.commands.argtypes import positive_float, positive_int
 from lazycelery.errors import BrokerError, UsageError
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def register(
     parser.add_argument("--json", action="store_true",
                         help="one JSON document (with --watch: one per line)")
     parser.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
-    parser.add_argument("--interval", type=_positive_float, default=1.0, metavar="S",
+    parser.add_argument("--interval", type=positive_float, default=1.0, metavar="S",
                         help="seconds between refreshes with --watch (default 1)")
     parser.add_argument("--workers", action="store_true",
                         help="also ask live workers (by name, never a broadcast) which queues "
@@ -61,7 +62,7 @@ def register(
                               description="The next messages in consumption order, decoded "
                                           "without consuming them (never unpickled).")
     peek.add_argument("name", metavar="NAME", help="queue name")
-    peek.add_argument("-n", type=_positive_int, default=10, metavar="N",
+    peek.add_argument("-n", type=positive_int, default=10, metavar="N",
                       help="how many messages (default 10)")
     peek.add_argument("--json", action="store_true", help="one JSON document")
     purge = actions.add_parser("purge", parents=[common], help="delete a queue's waiting messages",
@@ -69,26 +70,6 @@ def register(
                                            "priorities). Reserved (unacked) messages are kept.")
     purge.add_argument("name", metavar="NAME", help="queue name")
     purge.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from lazycelery.commands.argtypes import positive_float, positive_int
+
 __all__ = ["register", "run"]
 
 DESCRIPTION = """\
@@ -30,26 +32,6 @@ examples:
 exit status: 0 after --limit events, after --timeout, on Ctrl-C and when the reader of
 stdout goes away (| head); 2 on a bad option or config, or if the event stream stops.
 """
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -81,9 +63,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                               "'state:failure name:billing.* runtime>2s' (docs/filter.md); "
                               "task events only")
     stop = parser.add_argument_group("stopping")
-    stop.add_argument("--limit", type=_positive_int, metavar="N",
+    stop.add_argument("--limit", type=positive_int, metavar="N",
                       help="exit (status 0) after N matching events")
-    stop.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+    stop.add_argument("--timeout", type=positive_float, metavar="SECONDS",
                       help="exit (status 0) after SECONDS without a matching event")
     parser.set_defaults(handler="lazycelery.commands.tail:run")
 
