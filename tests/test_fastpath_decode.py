@@ -11,12 +11,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from lazycelery.core.fastpath import DecodeStats, EventDecoder, LocalClock, decode_redis_message
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest_kombu import receiver_class
+from tests.replay import record_dict, without
 
 RECORDED = Path(__file__).resolve().parent / "data" / "recorded" / "redis"
 
@@ -81,10 +81,6 @@ def kombu_ref() -> Iterator[KombuReference]:
     ref.close()
 
 
-def _without(event: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {k: v for k, v in event.items() if k not in keys}
-
-
 def test_decode_matches_the_recorded_receiver_events(raw: list[dict[str, Any]]) -> None:
     decoded, stats = _fast_events(raw)
     recorded = _recorded_events()
@@ -97,7 +93,7 @@ def test_decode_matches_the_recorded_receiver_events(raw: list[dict[str, Any]]) 
         # task-sent clocks (= receiver clock - 1) there also counted its own sends; they are
         # compared against kombu with a fresh clock in the next test instead.
         ignore = ("local_received", "clock") if ours["type"] == "task-sent" else ("local_received",)
-        assert _without(ours, *ignore) == _without(theirs, *ignore)
+        assert without(ours, *ignore) == without(theirs, *ignore)
 
 
 def test_decode_matches_kombus_decode_path(raw: list[dict[str, Any]],
@@ -108,16 +104,12 @@ def test_decode_matches_kombus_decode_path(raw: list[dict[str, Any]],
         ours = decoder.decode(message["data"].encode(), message["t"])
         theirs = kombu_ref.feed(message["data"])
         assert [list(e) for e in ours] == [list(e) for e in theirs]
-        assert [_without(e, "local_received") for e in ours] == \
-            [_without(e, "local_received") for e in theirs]
+        assert [without(e, "local_received") for e in ours] == \
+            [without(e, "local_received") for e in theirs]
         batches += len(ours) > 1
     assert batches > 1000  # task.multi lists were unrolled
     assert kombu_ref.stats.malformed == kombu_ref.stats.unsupported == 0
     assert decoder.clock.value == kombu_ref.app.clock.value
-
-
-def _record_dict(rec: Any, *ignore: str) -> dict[str, Any]:
-    return {k: v for k, v in msgspec.structs.asdict(rec).items() if k not in ignore}
 
 
 def test_both_paths_build_the_same_index(raw: list[dict[str, Any]],
@@ -132,11 +124,11 @@ def test_both_paths_build_the_same_index(raw: list[dict[str, Any]],
     kombu_tasks = {r.uuid: r for r in kombu_index.snapshot()}
     assert fast_tasks.keys() == kombu_tasks.keys()
     for uuid, rec in fast_tasks.items():
-        assert _record_dict(rec, "last_seen") == _record_dict(kombu_tasks[uuid], "last_seen")
+        assert record_dict(rec, "last_seen") == record_dict(kombu_tasks[uuid], "last_seen")
     assert fast_index.workers.keys() == kombu_index.workers.keys() == {"rec1@vm", "rec2@vm"}
     for host, worker in fast_index.workers.items():
-        assert _record_dict(worker, "last_heartbeat") == \
-            _record_dict(kombu_index.workers[host], "last_heartbeat")
+        assert record_dict(worker, "last_heartbeat") == \
+            record_dict(kombu_index.workers[host], "last_heartbeat")
     fast_counts, kombu_counts = fast_index.counts(), kombu_index.counts()
     for key in ("by_state", "by_name", "by_worker", "events", "malformed"):
         assert fast_counts[key] == kombu_counts[key]
@@ -174,7 +166,7 @@ def test_timestamps_are_not_localized() -> None:
 
 def test_clock_handling_follows_the_receiver() -> None:
     decoder = EventDecoder(LocalClock(10))
-    no_clock = _without(_event("worker-heartbeat"), "clock")
+    no_clock = without(_event("worker-heartbeat"), "clock")
     sent, other, filled = (decoder.decode(_envelope(e), 1.0)[0] for e in
                            (_event("task-sent", clock=99), _event(clock=3), no_clock))
     assert sent["clock"] == 9          # (local clock or 1) - 1, not the client's 99
@@ -233,8 +225,8 @@ def test_odd_input_agrees_with_kombu(kombu_ref: KombuReference) -> None:
     for data in cases:
         ours = decoder.decode(data, 1.0)
         theirs = kombu_ref.feed(data)
-        assert repr([_without(e, "local_received") for e in ours]) == \
-            repr([_without(e, "local_received") for e in theirs]), data
+        assert repr([without(e, "local_received") for e in ours]) == \
+            repr([without(e, "local_received") for e in theirs]), data
     skipped = decoder.stats.malformed + decoder.stats.unsupported
     assert skipped == kombu_ref.stats.malformed + kombu_ref.stats.unsupported
     assert decoder.stats.unsupported == 2  # pickle and yaml are not decoded

@@ -13,7 +13,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from lazycelery.core.fastpath import DecodeStats, LocalClock
@@ -30,6 +29,7 @@ from lazycelery.core.ingest_amqp import (
 )
 from lazycelery.core.ingest_kombu import receiver_class
 from lazycelery.errors import UsageError
+from tests.replay import record_dict, without
 
 RECORDED = Path(__file__).resolve().parent / "data" / "recorded" / "amqp"
 
@@ -43,10 +43,6 @@ def raw() -> list[dict[str, Any]]:
 def _recorded_events() -> list[dict[str, Any]]:
     with gzip.open(RECORDED / "events.jsonl.gz", "rt") as fh:
         return [json.loads(line) for line in fh]
-
-
-def _without(event: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {k: v for k, v in event.items() if k not in keys}
 
 
 class KombuAmqpReference:
@@ -110,7 +106,7 @@ def test_decode_matches_the_recorded_receiver_events(raw: list[dict[str, Any]]) 
         assert list(ours) == list(theirs)  # same fields in the same order
         # task-sent clocks depend on the recorder's own app clock (see test_fastpath_decode)
         ignore = ("local_received", "clock") if ours["type"] == "task-sent" else ("local_received",)
-        assert _without(ours, *ignore) == _without(theirs, *ignore)
+        assert without(ours, *ignore) == without(theirs, *ignore)
 
 
 def test_decode_matches_kombus_amqp_path(raw: list[dict[str, Any]],
@@ -122,16 +118,12 @@ def test_decode_matches_kombus_amqp_path(raw: list[dict[str, Any]],
         ours = decode_amqp_message(body, message["properties"], message["t"], decoder)
         theirs = kombu_ref.feed(body, message["properties"], message["routing_key"])
         assert [list(e) for e in ours] == [list(e) for e in theirs]
-        assert [_without(e, "local_received") for e in ours] == \
-            [_without(e, "local_received") for e in theirs]
+        assert [without(e, "local_received") for e in ours] == \
+            [without(e, "local_received") for e in theirs]
         batches += len(ours) > 1
     assert batches > 1000  # task.multi lists were unrolled
     assert kombu_ref.stats.malformed == kombu_ref.stats.unsupported == 0
     assert decoder.clock.value == kombu_ref.app.clock.value
-
-
-def _record_dict(rec: Any, *ignore: str) -> dict[str, Any]:
-    return {k: v for k, v in msgspec.structs.asdict(rec).items() if k not in ignore}
 
 
 def test_both_paths_build_the_same_index(raw: list[dict[str, Any]],
@@ -147,11 +139,11 @@ def test_both_paths_build_the_same_index(raw: list[dict[str, Any]],
     kombu_tasks = {r.uuid: r for r in kombu_index.snapshot()}
     assert len(fast_tasks) > 1000 and fast_tasks.keys() == kombu_tasks.keys()
     for uuid, rec in fast_tasks.items():
-        assert _record_dict(rec, "last_seen") == _record_dict(kombu_tasks[uuid], "last_seen")
+        assert record_dict(rec, "last_seen") == record_dict(kombu_tasks[uuid], "last_seen")
     assert fast_index.workers.keys() == kombu_index.workers.keys()
     for host, worker in fast_index.workers.items():
-        assert _record_dict(worker, "last_heartbeat") == \
-            _record_dict(kombu_index.workers[host], "last_heartbeat")
+        assert record_dict(worker, "last_heartbeat") == \
+            record_dict(kombu_index.workers[host], "last_heartbeat")
     fast_counts, kombu_counts = fast_index.counts(), kombu_index.counts()
     for key in ("by_state", "by_name", "by_worker", "events", "malformed"):
         assert fast_counts[key] == kombu_counts[key]
@@ -199,8 +191,8 @@ def test_odd_messages_match_kombu(body: bytes, properties: dict[str, Any],
     decoder = AmqpDecoder(LocalClock())
     ours = decode_amqp_message(body, properties, 1.0, decoder)
     theirs = kombu_ref.feed(body, properties)
-    assert [_without(e, "local_received") for e in ours] == \
-        [_without(e, "local_received") for e in theirs]
+    assert [without(e, "local_received") for e in ours] == \
+        [without(e, "local_received") for e in theirs]
     # skipped, never raised; counted (as skipped messages: the split may differ from kombu's)
     skipped = kombu_ref.stats.malformed + kombu_ref.stats.unsupported
     assert (decoder.stats.malformed + decoder.stats.unsupported > 0) == (skipped > 0)
