@@ -14,11 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prompt_toolkit.data_structures import Size
 from prompt_toolkit.input import PipeInput, create_pipe_input
-from prompt_toolkit.layout.mouse_handlers import MouseHandlers
-from prompt_toolkit.layout.screen import Screen, WritePosition
-from prompt_toolkit.output import DummyOutput
 
 from conftest import RedisServer, WorkerProcess, wait_for
 from lazycelery.broker import open_inspector
@@ -31,29 +27,15 @@ from lazycelery.core.model import TaskRecord
 from lazycelery.tui.actions import connect_operator
 from lazycelery.tui.app import Dashboard
 from lazycelery.tui.protocols import DashboardInfo
+from tests.tui_harness import SizedOutput, screen_lines
 
 pytestmark = pytest.mark.integration
 
 ESC, TAB, ENTER = "\x1b", "\t", "\r"
 
 
-class SizedOutput(DummyOutput):
-    def get_size(self) -> Size:
-        return Size(rows=40, columns=140)
-
-
 def screen_text(d: Dashboard) -> str:
-    """The characters the layout draws (a render without a terminal)."""
-    d.pull()
-    d.app.render_counter += 1
-    size = d.size()
-    screen = Screen(default_char=None, initial_width=size.columns, initial_height=size.rows)
-    d.layout.container.write_to_screen(screen, MouseHandlers(),
-                                       WritePosition(0, 0, size.columns, size.rows),
-                                       parent_style="", erase_bg=False, z_index=None)
-    screen.draw_all_floats()
-    return "\n".join("".join(screen.data_buffer[y][x].char for x in range(size.columns))
-                     for y in range(size.rows))
+    return "\n".join(screen_lines(d))
 
 
 @dataclass
@@ -111,7 +93,7 @@ def live_dashboard(broker: str, backend: str | None, queues: tuple[str, ...] = (
     with create_pipe_input() as inp:
         d = Dashboard(index, info=DashboardInfo(broker=settings.masked_broker(),
                                                 env_name="itest"),
-                      input=inp, output=SizedOutput(), refresh_interval=None)
+                      input=inp, output=SizedOutput(rows=40, columns=140), refresh_interval=None)
         monitor = QueueMonitor(open_inspector(broker, {}, queues), interval=0.5)
         ingestor = Ingestor(broker, index, on_batch=d.on_batch, on_status=d.on_status,
                             wakeup=False)
