@@ -1,28 +1,29 @@
-"""Resolves flags, environment variables and the TOML config file into one typed Settings."""
+"""Resolves flags, environment variables and the TOML config file into one typed Settings.
+
+The file's schema and loading are in ``config_file``, URL masking and checks in ``urls``, the
+user's Celery app in ``celery_app``; their public names are importable from here too.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
-import sys
-import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import msgspec
-
+from lazycelery.celery_app import AppHolder, ImportedApp, align_app, bare_app, import_app
+from lazycelery.config_file import (
+    ConfigFile,
+    Environment,
+    default_config_path,
+    load_file,
+    unknown_environment,
+)
 from lazycelery.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:
-    # mypy targets 3.10 (pyproject.toml), so it checks this line even where tomli is absent.
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+from lazycelery.urls import check_url, mask_secrets, mask_url
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -46,58 +47,6 @@ DEFAULT_BROKER = "redis://localhost:6379/0"
 DEFAULT_MAX_TASKS = 100_000
 INGEST_MODES: tuple[str, ...] = ("auto", "fast", "kombu")
 
-_MASK = "********"
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-_BACKEND_ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_+.-]*")  # result_backend = "rpc", "django-db"
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
-_SECRET_NAME = re.compile(r"pass|secret|token|signature|credential|apikey|(?:^|_)key$", re.I)
-_SECRET_QUERY = re.compile(r"([?&;]([^=&#;:/]*)=)([^&#;]*)")
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_TOML_POSITION = re.compile(r"\s*\((?:at line (\d+), column \d+|at end of document)\)$")
-
-
-class Environment(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    """One ``[environments.NAME]`` table: a cluster to connect to."""
-
-    broker: str | None = None
-    result_backend: str | None = None
-    app: str | None = None
-    read_only: bool = False
-    queues: tuple[str, ...] = ()
-    transport_options: dict[str, Any] = {}
-    #: RabbitMQ management API, e.g. "http://rabbit:15672/api/"; "none" turns it off
-    management_url: str | None = None
-
-
-class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    """The whole config file, validated."""
-
-    default_environment: str | None = None
-    read_only: bool = False
-    max_tasks: Annotated[int, msgspec.Meta(ge=1)] | None = None
-    ingest: Literal["auto", "fast", "kombu"] | None = None
-    environments: dict[str, Environment] = {}
-    keys: dict[str, str] = {}
-
-
-def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
-    """``$LAZYCELERY_CONFIG``, else ``config.toml`` in the platform's user config directory."""
-    env = os.environ if environ is None else environ
-    override = env.get("LAZYCELERY_CONFIG")
-    if override:
-        return Path(override).expanduser()
-    import platformdirs
-
-    return platformdirs.user_config_path("lazycelery", appauthor=False) / "config.toml"
-
-
-class _AppHolder:
-    """The Celery app behind a Settings, built once; shared by the UI and ingest threads."""
-
-    def __init__(self) -> None:
-        self.app: Celery | None = None
-        self.configured = False
-        self.lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -127,8 +76,8 @@ class Settings:
     notes: tuple[str, ...] = ()
     _preimported_app: Celery | None = field(default=None, repr=False, compare=False)
     # Not an __init__ argument, so dataclasses.replace() gets a fresh app for its new settings.
-    _app_holder: _AppHolder = field(
-        default_factory=_AppHolder, init=False, repr=False, compare=False
+    _app_holder: AppHolder = field(
+        default_factory=AppHolder, init=False, repr=False, compare=False
     )
 
     def masked_broker(self) -> str:
@@ -143,288 +92,14 @@ class Settings:
         with holder.lock:
             if holder.app is None:
                 holder.app = self._preimported_app or (
-                    _import_app(self.app_spec).app if self.app_spec else _bare_app(self)
+                    import_app(self.app_spec).app if self.app_spec
+                    else bare_app(self.broker_url, self.result_backend)
                 )
             if not holder.configured:
-                _align_app(holder.app, self)
+                align_app(holder.app, self.broker_url, self.result_backend,
+                          self.transport_options)
                 holder.configured = True
             return holder.app
-
-
-# --- masking ---------------------------------------------------------------------------------
-
-
-def mask_url(url: str | None) -> str:
-    """The URL with every password replaced by ``********``; never raises, fails closed."""
-    if url is None:
-        return ""
-    if not isinstance(url, str):
-        return _MASK
-    try:
-        from celery.app.utils import sanitize_url
-
-        masked = sanitize_url(url, mask=_MASK)
-        if not isinstance(masked, str) or _password_survives(url, masked):
-            return _placeholder(url)
-        return _SECRET_QUERY.sub(_mask_query_value, masked)
-    except Exception:
-        return _placeholder(url)
-
-
-def _placeholder(url: str) -> str:
-    scheme = _SCHEME.match(url)
-    return f"{scheme.group(0)}{_MASK}" if scheme else _MASK
-
-
-def _password_survives(url: str, masked: str) -> bool:
-    # sanitize_url leaves a password containing "/", "?" or "#" (an unencoded AWS secret, say)
-    # in place, and does not mask "user:pass@host" without a scheme: check every candidate.
-    for part in url.split(";"):
-        _, sep, rest = part.partition("://")
-        authority = rest if sep else part
-        userinfo, at, _ = authority.rpartition("@")
-        user, _, password = userinfo.partition(":") if at else ("", "", "")
-        # The user name stays visible; a password equal to it (guest:guest) must not
-        # count as surviving just because the user name is shown.
-        visible = masked.replace(f"//{user}:", "//") if user else masked
-        if password and password != _MASK and password in visible:
-            return True
-    return False
-
-
-def _mask_query_value(match: re.Match[str]) -> str:
-    if _SECRET_NAME.search(match.group(2)):
-        return f"{match.group(1)}{_MASK}"
-    return match.group(0)
-
-
-def _mask_text(text: str) -> str:
-    """Free text (an exception message) with every URL in it masked."""
-    return _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text)
-
-
-def mask_secrets(value: Any, key: str = "") -> Any:
-    """A copy of a settings value (dicts, lists, URLs) safe to print."""
-    if key and _SECRET_NAME.search(key) and value not in (None, "", False):
-        return _MASK
-    if isinstance(value, Mapping):
-        return {str(k): mask_secrets(v, str(k)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [mask_secrets(item) for item in value]
-    if isinstance(value, str) and "://" in value:
-        return mask_url(value)
-    return value
-
-
-# --- URL checks ------------------------------------------------------------------------------
-
-
-def check_url(value: str, source: str, *, backend: bool = False) -> str:
-    """``value`` if it looks like a broker URL (``scheme://``); else a ConfigError naming ``source``.
-
-    Result backends may also be a bare alias (``rpc``, ``django-db``), as celery accepts.
-    """
-    if _SCHEME.match(value) or (backend and _BACKEND_ALIAS.fullmatch(value)):
-        return value
-    raise ConfigError(f"{source}: not a URL ({mask_url(value)!r})")
-
-
-# --- the config file -------------------------------------------------------------------------
-
-
-def load_file(path: Path) -> ConfigFile:
-    """Read and validate a config file; every problem is one ConfigError line."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"config {path}: file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"config {path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config {path}: not UTF-8 text (byte {exc.start})") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config {path}: {_toml_problem(exc, text)}") from None
-    return _validate(raw, path)
-
-
-def _toml_problem(exc: tomllib.TOMLDecodeError, text: str) -> str:
-    message = str(exc)
-    position = _TOML_POSITION.search(message)
-    if position is None:
-        return f"invalid TOML ({message})"
-    line = position.group(1) or str(text.count("\n") + 1)
-    return f"line {line}: invalid TOML ({message[: position.start()]})"
-
-
-def _validate(raw: dict[str, Any], path: Path) -> ConfigFile:
-    # msgspec reports dict members as "[...]"; converting each environment and key binding on
-    # its own lets the message name it ("environments.prod.broker").
-    environments = raw.get("environments")
-    if isinstance(environments, dict):
-        for name, table in environments.items():
-            environment: Environment = _convert(table, Environment, path, ("environments", name))
-            _check_environment_urls(environment, path, name)
-    keys = raw.get("keys")
-    if isinstance(keys, dict):
-        for command, spec in keys.items():
-            _convert(spec, str, path, ("keys", command))
-    config: ConfigFile = _convert(raw, ConfigFile, path, ())
-    if config.default_environment is not None and config.default_environment not in (
-        config.environments
-    ):
-        raise ConfigError(
-            f"config {path}: default_environment: "
-            f"{_unknown_environment(config.default_environment, config)}"
-        )
-    return config
-
-
-def _check_environment_urls(environment: Environment, path: Path, name: str) -> None:
-    where = f"config {path}: {_key_path(('environments', name))}"
-    if environment.broker is not None:
-        check_url(environment.broker, f"{where}.broker")
-    if environment.result_backend is not None:
-        check_url(environment.result_backend, f"{where}.result_backend", backend=True)
-
-
-def _convert(value: Any, target: Any, path: Path, where: tuple[str, ...]) -> Any:
-    try:
-        return msgspec.convert(value, target)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"config {path}: {_explain(exc, target, where)}") from None
-
-
-def _explain(exc: msgspec.ValidationError, target: Any, where: tuple[str, ...]) -> str:
-    message, _, at = str(exc).partition(" - at `$")
-    location = _key_path(where) + at.rstrip("`").replace("[...]", "")
-    location = location.lstrip(".")
-    unknown = re.fullmatch(r"Object contains unknown field `(.*)`", message)
-    if unknown:
-        known = ", ".join(f.name for f in msgspec.structs.fields(target))
-        key = _key_path((unknown.group(1),))
-        return f"{location + '.' if location else ''}{key}: unknown key (known: {known})"
-    mismatch = re.fullmatch(r"Expected `(.*?)`, got `(.*?)`", message)
-    if mismatch:
-        message = f"expected {_type_name(mismatch.group(1))}, got {_type_name(mismatch.group(2))}"
-    else:
-        message = message.replace("`", "")
-        message = message[:1].lower() + message[1:]
-    return f"{location}: {message}" if location else message
-
-
-def _type_name(msgspec_name: str) -> str:
-    name = msgspec_name.removesuffix(" | null")
-    return "table" if name == "object" else name
-
-
-def _key_path(parts: Iterable[str]) -> str:
-    return ".".join(p if _BARE_KEY.fullmatch(p) else json.dumps(p) for p in parts)
-
-
-def _unknown_environment(name: str, config: ConfigFile) -> str:
-    known = ", ".join(sorted(config.environments)) or "none defined"
-    return f"unknown environment {name!r} (known: {known})"
-
-
-# --- the user's Celery app -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _ImportedApp:
-    app: Celery
-    broker_url: str | None
-    result_backend: str | None
-    transport_options: Mapping[str, Any]
-    queues: tuple[str, ...]
-
-
-def _import_app(spec: str) -> _ImportedApp:
-    """Import ``module[:attr]`` the way ``celery -A`` does and read its connection settings."""
-    try:
-        cwd = os.getcwd()
-    except OSError:
-        cwd = None
-    if cwd is not None and cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    from celery import Celery
-    from celery.app.utils import find_app
-
-    try:
-        app = find_app(spec)
-    except (Exception, SystemExit) as exc:
-        raise ConfigError(f"cannot import app {spec!r}: {_describe(exc)}") from None
-    if not isinstance(app, Celery):
-        raise ConfigError(
-            f"cannot import app {spec!r}: found a {type(app).__name__}, not a Celery app"
-        )
-    try:
-        conf = app.conf
-        # conf.broker_url would prefer os.environ["CELERY_BROKER_URL"]; we want the app's own.
-        broker = conf.get("broker_url")
-        backend = conf.get("result_backend")
-        options = dict(conf.broker_transport_options or {})
-        queues = _app_queues(conf.task_default_queue, conf.task_queues)
-    except (Exception, SystemExit) as exc:
-        raise ConfigError(f"cannot read the settings of app {spec!r}: {_describe(exc)}") from None
-    source = f"-A {spec}"
-    return _ImportedApp(
-        app=app,
-        broker_url=check_url(broker, f"{source}: broker_url") if broker else None,
-        result_backend=(
-            check_url(backend, f"{source}: result_backend", backend=True) if backend else None
-        ),
-        transport_options=options,
-        queues=queues,
-    )
-
-
-def _app_queues(default_queue: Any, task_queues: Any) -> tuple[str, ...]:
-    names: list[str] = [default_queue] if isinstance(default_queue, str) else []
-    if isinstance(task_queues, Mapping):
-        names.extend(str(name) for name in task_queues)
-    elif task_queues:
-        for queue in task_queues:
-            name = queue if isinstance(queue, str) else getattr(queue, "name", None)
-            if isinstance(name, str):
-                names.append(name)
-    return tuple(dict.fromkeys(names))
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    if not isinstance(exc, ImportError):
-        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return _mask_text(text or type(exc).__name__)
-
-
-def _bare_app(settings: Settings) -> Celery:
-    from celery import Celery
-
-    return Celery(
-        "lazycelery",
-        broker=settings.broker_url,
-        backend=settings.result_backend,
-        set_as_current=False,
-    )
-
-
-def _align_app(app: Celery, settings: Settings) -> None:
-    conf = app.conf
-    # celery's conf.broker_url prefers os.environ["CELERY_BROKER_URL"] to the configured value;
-    # the read/write URLs (what connection_for_read/_write use) are consulted first: pin them.
-    if conf.broker_url != settings.broker_url:
-        conf["broker_url"] = settings.broker_url
-        conf["broker_read_url"] = settings.broker_url
-        conf["broker_write_url"] = settings.broker_url
-    if settings.result_backend and conf.result_backend != settings.result_backend:
-        conf["result_backend"] = settings.result_backend
-    options = dict(settings.transport_options)
-    if dict(conf.broker_transport_options or {}) != options:
-        conf["broker_transport_options"] = options
 
 
 # --- resolution ------------------------------------------------------------------------------
@@ -444,7 +119,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -
     )
     flag_app = _flag(args, "app")
     app_spec = flag_app or (environment.app if environment else None)
-    imported = _import_app(app_spec) if app_spec else None
+    imported = import_app(app_spec) if app_spec else None
     cli_app = imported if flag_app else None
     env_app = imported if not flag_app else None
 
@@ -494,18 +169,18 @@ def _active_environment(
                 f"config {path}: unknown environment {name!r} "
                 "(no config file; `lazycelery config init` writes one)"
             )
-        raise ConfigError(f"config {path}: {_unknown_environment(name, config)}")
+        raise ConfigError(f"config {path}: {unknown_environment(name, config)}")
     return name, config.environments[name]
 
 
 def _resolve_broker(
     args: argparse.Namespace,
     environ: Mapping[str, str],
-    cli_app: _ImportedApp | None,
+    cli_app: ImportedApp | None,
     app_spec: str | None,
     env_name: str | None,
     environment: Environment | None,
-    env_app: _ImportedApp | None,
+    env_app: ImportedApp | None,
 ) -> tuple[str, str]:
     flag = _flag(args, "broker")
     if flag:
@@ -526,9 +201,9 @@ def _resolve_broker(
 def _resolve_backend(
     args: argparse.Namespace,
     environ: Mapping[str, str],
-    cli_app: _ImportedApp | None,
+    cli_app: ImportedApp | None,
     environment: Environment | None,
-    env_app: _ImportedApp | None,
+    env_app: ImportedApp | None,
 ) -> str | None:
     flag = _flag(args, "result_backend")
     if flag:

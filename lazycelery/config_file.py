@@ -1,0 +1,161 @@
+"""The TOML config file: its schema (``ConfigFile``, ``Environment``), where it lives, and
+loading it with one clear line for every problem."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from lazycelery.errors import ConfigError
+from lazycelery.urls import check_url
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    # mypy targets 3.10 (pyproject.toml), so it checks this line even where tomli is absent.
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+__all__ = ["ConfigFile", "Environment", "default_config_path", "load_file", "unknown_environment"]
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_TOML_POSITION = re.compile(r"\s*\((?:at line (\d+), column \d+|at end of document)\)$")
+
+
+class Environment(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """One ``[environments.NAME]`` table: a cluster to connect to."""
+
+    broker: str | None = None
+    result_backend: str | None = None
+    app: str | None = None
+    read_only: bool = False
+    queues: tuple[str, ...] = ()
+    transport_options: dict[str, Any] = {}
+    #: RabbitMQ management API, e.g. "http://rabbit:15672/api/"; "none" turns it off
+    management_url: str | None = None
+
+
+class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """The whole config file, validated."""
+
+    default_environment: str | None = None
+    read_only: bool = False
+    max_tasks: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    ingest: Literal["auto", "fast", "kombu"] | None = None
+    environments: dict[str, Environment] = {}
+    keys: dict[str, str] = {}
+
+
+def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """``$LAZYCELERY_CONFIG``, else ``config.toml`` in the platform's user config directory."""
+    env = os.environ if environ is None else environ
+    override = env.get("LAZYCELERY_CONFIG")
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return platformdirs.user_config_path("lazycelery", appauthor=False) / "config.toml"
+
+
+def load_file(path: Path) -> ConfigFile:
+    """Read and validate a config file; every problem is one ConfigError line."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config {path}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"config {path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config {path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path}: {_toml_problem(exc, text)}") from None
+    return _validate(raw, path)
+
+
+def _toml_problem(exc: tomllib.TOMLDecodeError, text: str) -> str:
+    message = str(exc)
+    position = _TOML_POSITION.search(message)
+    if position is None:
+        return f"invalid TOML ({message})"
+    line = position.group(1) or str(text.count("\n") + 1)
+    return f"line {line}: invalid TOML ({message[: position.start()]})"
+
+
+def _validate(raw: dict[str, Any], path: Path) -> ConfigFile:
+    # msgspec reports dict members as "[...]"; converting each environment and key binding on
+    # its own lets the message name it ("environments.prod.broker").
+    environments = raw.get("environments")
+    if isinstance(environments, dict):
+        for name, table in environments.items():
+            environment: Environment = _convert(table, Environment, path, ("environments", name))
+            _check_environment_urls(environment, path, name)
+    keys = raw.get("keys")
+    if isinstance(keys, dict):
+        for command, spec in keys.items():
+            _convert(spec, str, path, ("keys", command))
+    config: ConfigFile = _convert(raw, ConfigFile, path, ())
+    if config.default_environment is not None and config.default_environment not in (
+        config.environments
+    ):
+        raise ConfigError(
+            f"config {path}: default_environment: "
+            f"{unknown_environment(config.default_environment, config)}"
+        )
+    return config
+
+
+def _check_environment_urls(environment: Environment, path: Path, name: str) -> None:
+    where = f"config {path}: {_key_path(('environments', name))}"
+    if environment.broker is not None:
+        check_url(environment.broker, f"{where}.broker")
+    if environment.result_backend is not None:
+        check_url(environment.result_backend, f"{where}.result_backend", backend=True)
+
+
+def _convert(value: Any, target: Any, path: Path, where: tuple[str, ...]) -> Any:
+    try:
+        return msgspec.convert(value, target)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"config {path}: {_explain(exc, target, where)}") from None
+
+
+def _explain(exc: msgspec.ValidationError, target: Any, where: tuple[str, ...]) -> str:
+    message, _, at = str(exc).partition(" - at `$")
+    location = _key_path(where) + at.rstrip("`").replace("[...]", "")
+    location = location.lstrip(".")
+    unknown = re.fullmatch(r"Object contains unknown field `(.*)`", message)
+    if unknown:
+        known = ", ".join(f.name for f in msgspec.structs.fields(target))
+        key = _key_path((unknown.group(1),))
+        return f"{location + '.' if location else ''}{key}: unknown key (known: {known})"
+    mismatch = re.fullmatch(r"Expected `(.*?)`, got `(.*?)`", message)
+    if mismatch:
+        message = f"expected {_type_name(mismatch.group(1))}, got {_type_name(mismatch.group(2))}"
+    else:
+        message = message.replace("`", "")
+        message = message[:1].lower() + message[1:]
+    return f"{location}: {message}" if location else message
+
+
+def _type_name(msgspec_name: str) -> str:
+    name = msgspec_name.removesuffix(" | null")
+    return "table" if name == "object" else name
+
+
+def _key_path(parts: Iterable[str]) -> str:
+    return ".".join(p if _BARE_KEY.fullmatch(p) else json.dumps(p) for p in parts)
+
+
+def unknown_environment(name: str, config: ConfigFile) -> str:
+    known = ", ".join(sorted(config.environments)) or "none defined"
+    return f"unknown environment {name!r} (known: {known})"
