@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lazycelery.errors import ConfigError
-from lazycelery.urls import check_url, mask_text
+from lazycelery.text import error_line
+from lazycelery.urls import check_url
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -53,7 +54,7 @@ def import_app(spec: str) -> ImportedApp:
     try:
         app = find_app(spec)
     except (Exception, SystemExit) as exc:
-        raise ConfigError(f"cannot import app {spec!r}: {_describe(exc)}") from None
+        raise ConfigError(f"cannot import app {spec!r}: {error_line(exc, with_type=True)}") from None
     if not isinstance(app, Celery):
         raise ConfigError(
             f"cannot import app {spec!r}: found a {type(app).__name__}, not a Celery app"
@@ -66,7 +67,8 @@ def import_app(spec: str) -> ImportedApp:
         options = dict(conf.broker_transport_options or {})
         queues = _app_queues(conf.task_default_queue, conf.task_queues)
     except (Exception, SystemExit) as exc:
-        raise ConfigError(f"cannot read the settings of app {spec!r}: {_describe(exc)}") from None
+        raise ConfigError(f"cannot read the settings of app {spec!r}: "
+                          f"{error_line(exc, with_type=True)}") from None
     source = f"-A {spec}"
     return ImportedApp(
         app=app,
@@ -89,13 +91,6 @@ def _app_queues(default_queue: Any, task_queues: Any) -> tuple[str, ...]:
             if isinstance(name, str):
                 names.append(name)
     return tuple(dict.fromkeys(names))
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    if not isinstance(exc, ImportError):
-        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return mask_text(text or type(exc).__name__)
 
 
 def bare_app(broker_url: str, result_backend: str | None) -> Celery:

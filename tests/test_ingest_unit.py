@@ -22,12 +22,12 @@ from lazycelery.core.ingest import (
     Ingestor,
     IngestStatus,
     backoff_delay,
-    one_line_error,
     resolve_path,
     short_reason,
 )
 from lazycelery.core.ingest_redis import event_channel_pattern, parse_info, parse_redis_url
 from lazycelery.errors import UsageError
+from lazycelery.text import error_line
 
 
 @pytest.mark.parametrize(("url", "mode", "path"), [
@@ -111,7 +111,7 @@ def test_parse_info() -> None:
 
 def test_errors_are_one_masked_line() -> None:
     exc = ConnectionError("cannot reach amqp://guest:s3cret@rabbit:5672//\nretrying")
-    text = one_line_error(exc)
+    text = error_line(exc, limit=300)
     assert "s3cret" not in text and "\n" not in text and "rabbit" in text
     assert short_reason("Error 111 connecting to 127.0.0.1:6390. Connection refused.") == \
         "Connection refused"

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from lazycelery.broker.model import PeekedMessage, QueueSnapshot, QueueStats
+from lazycelery.text import whole_duration
 
 __all__ = [
     "PEEK_SCHEMA",
@@ -79,16 +80,7 @@ def peek_document(queue: str, broker: str, messages: Sequence[PeekedMessage]) ->
 
 
 def format_age(seconds: float | None) -> str:
-    if seconds is None:
-        return MISSING
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    if whole < 86400:
-        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
-    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+    return whole_duration(seconds, MISSING)
 
 
 def _num(value: int | None) -> str:

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from lazycelery.core import audit
 from lazycelery.core.model import FAILURE, READY_STATES, REJECTED, REVOKED, SUCCESS, TaskRecord
-from lazycelery.core.reconcile import NoResultBackend, fetch_metas, one_line
+from lazycelery.core.reconcile import NoResultBackend, fetch_metas
 from lazycelery.errors import LazyCeleryError, UsageError
+from lazycelery.text import error_line
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -259,7 +260,7 @@ def plan_retries(
     except NoResultBackend as exc:
         metas, backend_note = {}, str(exc)
     except Exception as exc:
-        metas, backend_note = {}, f"result backend unreadable ({type(exc).__name__}: {_oneline(exc)})"
+        metas, backend_note = {}, f"result backend unreadable ({type(exc).__name__}: {error_line(exc)})"
     held = _held_by_workers(app, records, metas, index, timeout)
     plans: list[RetryPlan] = []
     refusals: list[Refusal] = []
@@ -475,7 +476,7 @@ def locate_by_inspect(app: Celery, task_ids: Sequence[str], timeout: float = 1.0
     try:
         replies = app.control.inspect(timeout=timeout).query_task(*task_ids)
     except Exception as exc:
-        raise ActionError(f"cannot ask the workers where the tasks are: {_oneline(exc)}") from None
+        raise ActionError(f"cannot ask the workers where the tasks are: {error_line(exc)}") from None
     holders: dict[str, str] = {}
     held_as: dict[str, str] = {}
     for host, found in (replies or {}).items():
@@ -499,7 +500,7 @@ def resolve_workers(app: Celery, names: Sequence[str], timeout: float = 1.0) -> 
     try:
         replies = app.control.ping(destination=list(names) if exact else None, timeout=timeout)
     except Exception as exc:
-        raise ActionError(f"cannot ping the workers: {_oneline(exc)}") from None
+        raise ActionError(f"cannot ping the workers: {error_line(exc)}") from None
     online = sorted({host for reply in replies or [] for host in reply})
     resolved: list[str] = []
     for name in names:
@@ -527,10 +528,6 @@ def normalize_signal(value: str | int) -> str:
         return _signal.Signals[name].name
     except (KeyError, ValueError):
         raise UsageError(f"unknown signal {value!r} (e.g. SIGTERM, SIGKILL, SIGINT)") from None
-
-
-def _oneline(exc: BaseException) -> str:
-    return one_line(exc)
 
 
 def _collect(
@@ -623,7 +620,7 @@ class Actions:
             replies = method(destination=dest, reply=True, timeout=self.timeout, **arguments)
         except Exception as exc:
             result = ActionResult(action, tuple(targets or dest), False,
-                                  message=f"not sent: {_oneline(exc)}")
+                                  message=f"not sent: {error_line(exc)}")
             return self._audited(result)
         got, missing = _collect(replies, dest)
         ok = bool(got) and all(r.ok for r in got.values()) and not missing
@@ -660,7 +657,7 @@ class Actions:
                                    task_id=new_id, root_id=plan.root_id, parent_id=plan.parent_id,
                                    **options)
             except Exception as exc:
-                replies[plan.uuid] = Reply(False, f"not sent: {_oneline(exc)}")
+                replies[plan.uuid] = Reply(False, f"not sent: {error_line(exc)}")
                 continue
             created[plan.uuid] = new_id
             replies[plan.uuid] = Reply(True, f"sent as {new_id} to {plan.queue or 'default routing'}")
@@ -708,7 +705,7 @@ class Actions:
                 raw = self.app.control.revoke(group, destination=list(dest), terminate=terminate,
                                               signal=signame, reply=True, timeout=self.timeout)
             except Exception as exc:
-                errors.append(_oneline(exc))
+                errors.append(error_line(exc))
                 continue
             got, lost = _collect(raw, dest)
             for host, reply in got.items():
@@ -746,7 +743,7 @@ class Actions:
             removed = purge(queue)
         except Exception as exc:
             return self._audited(ActionResult("purge", (queue,), False,
-                                              message=f"not purged: {_oneline(exc)}"))
+                                              message=f"not purged: {error_line(exc)}"))
         message = f"{removed} message{'' if removed == 1 else 's'} removed"
         if expected is not None and expected != removed:
             message += f" ({expected} were shown: messages arrived or left meanwhile)"
@@ -768,7 +765,7 @@ class Actions:
                 self.app.control.shutdown(destination=list(alive), reply=False)
         except Exception as exc:
             return self._audited(ActionResult("shutdown", tuple(dest), False,
-                                              message=f"not sent: {_oneline(exc)}"))
+                                              message=f"not sent: {error_line(exc)}"))
         replies = {h: Reply(True, "shutdown requested (running tasks finish first)") for h in alive}
         result = ActionResult("shutdown", tuple(dest), bool(alive) and not missing, replies=replies,
                               missing=missing, message=_summary(replies, missing))

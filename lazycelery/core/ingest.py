@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import TaskRecord, WorkerRecord
 from lazycelery.errors import UsageError
+from lazycelery.text import error_line
 
 if TYPE_CHECKING:
     import celery
@@ -35,7 +36,6 @@ __all__ = [
     "IngestStatus",
     "Ingestor",
     "backoff_delay",
-    "one_line_error",
     "resolve_path",
     "short_reason",
 ]
@@ -118,24 +118,7 @@ def backoff_delay(attempt: int) -> float:
     return float(min(BACKOFF_MAX, 2 ** (attempt - FAST_RETRIES)))
 
 
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>,]+")
-_USERINFO = re.compile(r"(//[^/@:\s]*:)[^@/\s]+@")
 _ERRNO_PREFIX = re.compile(r"^\[Errno -?\d+\]\s*")
-
-
-def _mask(url: str) -> str:
-    try:
-        from lazycelery.config import mask_url
-    except ImportError:  # pragma: no cover - config.py is always there in a release
-        return _USERINFO.sub(r"\1********@", url)
-    return mask_url(url)
-
-
-def one_line_error(exc: BaseException, limit: int = 300) -> str:
-    """The exception as one line with every URL masked (broker errors may quote the URL)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    text = _URL.sub(lambda m: _mask(m.group(0)), text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def short_reason(error: str) -> str:
@@ -217,7 +200,7 @@ class BatchSink:
                 self.on_batch(batch, records)
             except Exception as exc:
                 # one line, never a traceback on the user's terminal
-                log.warning("on_batch callback failed: %s", one_line_error(exc))
+                log.warning("on_batch callback failed: %s", error_line(exc, limit=300))
 
     def rate(self) -> float:
         """Events per second, exponentially averaged over about ``RATE_TAU`` seconds."""
@@ -478,7 +461,7 @@ class Ingestor:
                                               transport_options=self.transport_options) as conn:
                     app.control.broadcast("heartbeat", connection=conn)
             except Exception as exc:
-                log.debug("wakeup broadcast failed: %s", one_line_error(exc))
+                log.debug("wakeup broadcast failed: %s", error_line(exc, limit=300))
 
         threading.Thread(target=send, name="lazycelery-wakeup", daemon=True).start()
 
@@ -523,7 +506,7 @@ class Ingestor:
         self._set_status(CONNECTED, gap=gap)
 
     def _on_failure(self, exc: BaseException) -> None:
-        error = one_line_error(exc)
+        error = error_line(exc, limit=300)
         if self.status.state == CONNECTED:
             # Events may be lost from the last one we applied, not from when the dead
             # connection was noticed (Redis drops an overflowing subscriber silently).
@@ -578,4 +561,4 @@ class Ingestor:
             try:
                 self.on_status(new)
             except Exception as exc:
-                log.warning("on_status callback failed: %s", one_line_error(exc))
+                log.warning("on_status callback failed: %s", error_line(exc, limit=300))

@@ -39,6 +39,7 @@ from lazycelery.core.model import (
     TaskRecord,
     derive_state,
 )
+from lazycelery.text import error_line
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -51,7 +52,6 @@ __all__ = [
     "ReconcileReport",
     "Reconciler",
     "fetch_metas",
-    "one_line",
     "result_backend",
 ]
 
@@ -115,16 +115,6 @@ def fetch_metas(app: Celery, task_ids: Sequence[str], *, batch_size: int = 500) 
         if isinstance(meta, dict) and (meta.get("status") != PENDING or meta.get("name")):
             out[task_id] = dict(meta)
     return out
-
-
-def one_line(exc: BaseException) -> str:
-    """The exception as one line, any URL in it with its password masked."""
-    import re
-
-    from lazycelery.config import mask_url
-
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return re.sub(r"[A-Za-z][A-Za-z0-9+.-]*://\S+", lambda m: mask_url(m.group(0)), text)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
@@ -384,7 +374,7 @@ class Reconciler:
         except NoResultBackend:
             have_backend = False
         except Exception as exc:
-            errors.append(f"result backend: {type(exc).__name__}: {one_line(exc)}")
+            errors.append(f"result backend: {type(exc).__name__}: {error_line(exc)}")
 
         rest: list[TaskRecord] = []
         for rec in candidates:
@@ -449,7 +439,7 @@ class Reconciler:
                 replies = self.app.control.inspect(destination=destination, timeout=self.timeout) \
                     .query_task(*chunk)
             except Exception as exc:
-                errors.append(f"inspect: {type(exc).__name__}: {one_line(exc)}")
+                errors.append(f"inspect: {type(exc).__name__}: {error_line(exc)}")
                 return held, None
             for host, found in (replies or {}).items():
                 answered.add(host)

@@ -327,7 +327,7 @@ def _check_broker(environment: DemoEnvironment) -> None:
     from kombu.connection import Connection
 
     from lazycelery.config import mask_url
-    from lazycelery.core.ingest import one_line_error
+    from lazycelery.text import error_line
 
     try:
         with Connection(environment.broker_url,  # type: ignore[no-untyped-call]
@@ -335,7 +335,7 @@ def _check_broker(environment: DemoEnvironment) -> None:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=4)
     except Exception as exc:
         raise BrokerError(f"cannot connect to {mask_url(environment.broker_url)}: "
-                          f"{one_line_error(exc)}") from None
+                          f"{error_line(exc, limit=300)}") from None
 
 
 def _delete_private_queues(environment: DemoEnvironment) -> None:

@@ -12,6 +12,7 @@ from typing import IO, Any, Final, Protocol
 import msgspec
 
 from lazycelery.tail.events import HEARTBEAT, TailEvent
+from lazycelery.text import fine_duration
 
 __all__ = ["JSON_KEYS", "Formatter", "JsonFormatter", "TextFormatter", "use_color"]
 
@@ -68,19 +69,6 @@ def _clock_text(ts: float | None) -> str:
     return f"{lt.tm_hour:02d}:{lt.tm_min:02d}:{lt.tm_sec:02d}.{int(ts * 1000) % 1000:03d}"
 
 
-def _runtime_text(value: Any) -> str | None:
-    """``98µs``, ``23.0ms``, ``1.23s``, ``95s``: short, and never in exponent notation."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
-        return None
-    if value < 0.001:
-        return f"{value * 1e6:.0f}µs"
-    if value < 1:
-        return f"{value * 1e3:.1f}ms"
-    if value < 60:
-        return f"{value:.2f}s"
-    return f"{value:.0f}s"
-
-
 def _signal_name(signum: Any) -> str:
     if isinstance(signum, int):
         try:
@@ -94,7 +82,7 @@ def _summary(item: TailEvent) -> str:
     """The last column of a text line: what this event says, in a few words."""
     event, kind = item.event, item.type
     if kind == "task-succeeded":
-        runtime = _runtime_text(event.get("runtime"))
+        runtime = fine_duration(event.get("runtime"))
         parts = [runtime] if runtime else []
         if "result" in event:
             parts.append(f"-> {event.get('result')}")

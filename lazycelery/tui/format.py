@@ -1,12 +1,19 @@
-"""Text helpers for cells: fitting to terminal cells, numbers, durations, ages, sparklines."""
+"""Text helpers for cells: fitting to terminal cells, numbers, times, sparklines.
+
+No prompt_toolkit here (cell widths come from ``wcwidth``, as prompt_toolkit's own do): the
+built-in pane modules format with these and must import without the TUI (``lazycelery plugins``).
+Durations and ages are ``lazycelery.text``'s, shared with the CLI."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Final
 
-from prompt_toolkit.utils import get_cwidth
+from wcwidth import wcwidth
+
+from lazycelery.text import age, duration
 
 __all__ = [
     "age",
@@ -31,8 +38,15 @@ def one_line(text: str) -> str:
     return text.translate(_CONTROL)
 
 
+@lru_cache(maxsize=8192)
+def get_cwidth(char: str) -> int:
+    """Terminal cells of one character; control characters (-1 in wcwidth) count 0, as in
+    prompt_toolkit's renderer."""
+    return max(0, wcwidth(char))
+
+
 def _width(text: str) -> int:
-    return len(text) if text.isascii() else get_cwidth(text)
+    return len(text) if text.isascii() else sum(get_cwidth(c) for c in text)
 
 
 def fit(text: str, width: int, align: str = "left") -> str:
@@ -94,33 +108,6 @@ def number(value: float | int | None) -> str:
 
 def percent(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f}%"
-
-
-def duration(seconds: float | None) -> str:
-    """Runtimes: ``850ms``, ``2.31s``, ``1m05s``, ``2h03m``."""
-    if seconds is None:
-        return ""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.2f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
-
-
-def age(seconds: float | None) -> str:
-    """How long ago: ``3s``, ``12m``, ``5h``, ``2d``."""
-    if seconds is None:
-        return "–"
-    s = max(0.0, seconds)
-    if s < 60:
-        return f"{s:.0f}s"
-    if s < 3600:
-        return f"{s // 60:.0f}m"
-    if s < 86400:
-        return f"{s // 3600:.0f}h"
-    return f"{s // 86400:.0f}d"
 
 
 def clock_time(ts: float | None, millis: bool = False) -> str:
