@@ -11,7 +11,7 @@ import pytest
 from conftest import wait_for
 from lazycelery.broker.model import PeekedMessage, QueueSnapshot, QueueStats, Source
 from lazycelery.broker.monitor import QueueMonitor, with_rates
-from lazycelery.broker.rates import RateTracker
+from lazycelery.broker.rates import SmoothedRates
 from lazycelery.broker.workers import merge_consumers
 from lazycelery.errors import BrokerError
 
@@ -104,7 +104,7 @@ def test_net_rate_from_successive_snapshots() -> None:
 def test_with_rates_leaves_unknown_depths_alone() -> None:
     snapshot = QueueSnapshot(taken_at=1.0, source="s",
                              queues=(QueueStats(name="x", ready=None, missing=True),))
-    assert with_rates(snapshot, RateTracker()) == snapshot
+    assert with_rates(snapshot, SmoothedRates()) == snapshot
 
 
 def test_listeners_get_every_snapshot_and_can_unsubscribe() -> None:

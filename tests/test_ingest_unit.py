@@ -218,11 +218,11 @@ def test_importing_ingest_is_light() -> None:
 
 
 def test_unix_urls_are_translated_for_kombu() -> None:
-    from lazycelery.core.ingest import _kombu_url
+    from lazycelery.core.ingest_path import kombu_url
 
-    assert _kombu_url("unix://:pw@/tmp/r.sock?db=2") == \
+    assert kombu_url("unix://:pw@/tmp/r.sock?db=2") == \
         "redis+socket://:pw@/tmp/r.sock?virtual_host=2"
-    assert _kombu_url("redis://h/0") == "redis://h/0"
+    assert kombu_url("redis://h/0") == "redis://h/0"
 
 
 def test_a_given_app_supplies_options_clock_and_exchange() -> None:

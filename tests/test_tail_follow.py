@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from lazycelery.tail import (
+    Dropped,
     EventFilter,
     Fatal,
-    Gap,
     JsonFormatter,
     LineBuffer,
     Notice,
@@ -45,7 +45,7 @@ def test_buffer_drops_past_its_bound_and_marks_the_gap_where_it_happened() -> No
     assert buffer.put_lines([b"7\n"]) == 0  # still 3 waiting: more than half full
     assert buffer.take(max_items=2) == [b"2\n", b"3\n"]
     assert buffer.put_lines([b"8\n", b"9\n"]) == 2  # down to half: the gap is marked here
-    assert buffer.take() == [b"4\n", Notice("status"), Gap(3), b"8\n", b"9\n"]
+    assert buffer.take() == [b"4\n", Notice("status"), Dropped(3), b"8\n", b"9\n"]
     assert buffer.dropped_total == 3
     buffer.close()
 
@@ -53,7 +53,7 @@ def test_buffer_drops_past_its_bound_and_marks_the_gap_where_it_happened() -> No
 def test_a_trailing_run_of_drops_is_reported_when_the_writer_catches_up() -> None:
     buffer = LineBuffer(max_lines=2)
     buffer.put_lines([b"1\n", b"2\n", b"3\n"])
-    assert buffer.take() == [b"1\n", b"2\n", Gap(1)]
+    assert buffer.take() == [b"1\n", b"2\n", Dropped(1)]
     assert buffer.take() == []
     buffer.close()
 
@@ -61,7 +61,7 @@ def test_a_trailing_run_of_drops_is_reported_when_the_writer_catches_up() -> Non
 def test_buffer_bounds_bytes_too() -> None:
     buffer = LineBuffer(max_lines=100, max_bytes=10)
     assert buffer.put_lines([b"12345\n", b"12345\n", b"x\n"]) == 1
-    assert buffer.take() == [b"12345\n", Gap(2)]  # a trailing run of drops is reported at once
+    assert buffer.take() == [b"12345\n", Dropped(2)]  # a trailing run of drops is reported at once
     buffer.close()
 
 

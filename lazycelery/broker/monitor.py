@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from lazycelery.broker.model import QueueSnapshot, QueueStats, Source
-from lazycelery.broker.rates import RateTracker
+from lazycelery.broker.rates import SmoothedRates
 from lazycelery.broker.workers import merge_consumers
 from lazycelery.errors import LazyCeleryError
 
@@ -28,7 +28,7 @@ Listener = Callable[[QueueSnapshot], None]
 WorkerProbe = Callable[[], Mapping[str, Sequence[str]]]
 
 
-def with_rates(snapshot: QueueSnapshot, tracker: RateTracker) -> QueueSnapshot:
+def with_rates(snapshot: QueueSnapshot, tracker: SmoothedRates) -> QueueSnapshot:
     """Fill ``net_rate`` (smoothed d(ready)/dt) from the tracker's history.
 
     Depths alone give only the difference between what arrived and what left. Where the
@@ -79,7 +79,7 @@ class QueueMonitor:
         self._workers_at = -workers_every_s
         self._consumers: Mapping[str, Sequence[str]] = {}
         self._workers_note: str | None = None
-        self._rates = RateTracker(half_life_s)
+        self._rates = SmoothedRates(half_life_s)
         self._listeners: list[Listener] = []
         self._stop = threading.Event()
         self._wake = threading.Event()

@@ -1,4 +1,5 @@
-"""Per-queue rates from successive snapshots: an exponentially weighted moving average per key."""
+"""Per-queue rates from successive snapshots: an exponentially weighted moving average per key
+(the dashboard's event rates are another thing: ``lazycelery.core.event_rates``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["RateTracker"]
+__all__ = ["SmoothedRates"]
 
 
 @dataclass
@@ -16,7 +17,7 @@ class _Sample:
     rate: float | None
 
 
-class RateTracker:
+class SmoothedRates:
     """Smoothed d(value)/dt per key.
 
     The weight of a new raw rate is ``1 - 2 ** (-dt / half_life_s)``: it depends on the time

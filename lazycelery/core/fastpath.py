@@ -1,4 +1,6 @@
-"""The Redis fast path: celery events read from PUB/SUB with hiredis and decoded with msgspec.
+"""Decoding for the fast paths: celery event messages (Redis PUB/SUB payloads, AMQP bodies) into
+the Receiver's event dicts with msgspec. The sessions that read them are in ``ingest_redis`` and
+``ingest_amqp``.
 
 It produces the same event dicts as ``app.events.Receiver`` with ``localize=False`` does on
 the same messages (CELERY-INTERNALS §2, decode path):
@@ -20,31 +22,23 @@ from __future__ import annotations
 
 import binascii
 import re
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
-
-if TYPE_CHECKING:
-    from lazycelery.core.ingest_redis import BrokerIdentity, RedisEndpoint, RespConnection
 
 __all__ = [
     "Clock",
     "DecodeStats",
     "EventDecoder",
-    "FastSession",
     "LocalClock",
+    "decode_json_body",
     "decode_redis_message",
+    "has_type_marker",
 ]
 
 JSON_CONTENT_TYPE: Final = "application/json"
-#: seconds without any data before the subscriber checks the connection with PING
-HEALTH_CHECK_AFTER: Final = 15.0
-#: seconds to wait for the PING reply before the connection is declared dead
-HEALTH_CHECK_TIMEOUT: Final = 10.0
 
 
 class Clock(Protocol):
@@ -112,11 +106,11 @@ class _Envelope(msgspec.Struct):
 
 
 _ENVELOPE_DECODER: Final = msgspec.json.Decoder(_Envelope)
-_BODY_DECODER: Final = msgspec.json.Decoder()
+BODY_DECODER: Final = msgspec.json.Decoder()
 # kombu's JSON object_hook turns {"__type__": ..., "__value__": ...} into datetimes, UUIDs ...;
 # a body that mentions the key goes through kombu's decoder. (A compiled search: faster than
 # ``bytes.__contains__`` on these bodies, which are full of underscores and quotes.)
-_has_type_marker: Final = re.compile(rb'"__type__"').search
+has_type_marker: Final = re.compile(rb'"__type__"').search
 
 
 def _kombu_json_loads(data: bytes | str) -> Any:
@@ -143,10 +137,10 @@ def decode_json_body(raw: bytes) -> Any:
     """A JSON event body decoded as kombu would: msgspec for what celery sends, kombu's own
     decoder for ``__type__`` markers and for what msgspec refuses (NaN, Infinity, lone
     surrogates, UTF-16). Raises ValueError / TypeError / RecursionError if undecodable."""
-    if _has_type_marker(raw) is not None:
+    if has_type_marker(raw) is not None:
         return _kombu_json_loads(raw)
     try:
-        return _BODY_DECODER.decode(raw)
+        return BODY_DECODER.decode(raw)
     except msgspec.DecodeError:
         return _kombu_json_loads(raw)
 
@@ -175,9 +169,9 @@ class EventDecoder:
             if (raw and envelope.properties.body_encoding == "base64"
                     and envelope.content_type == JSON_CONTENT_TYPE
                     and (headers is None or not headers.compression)
-                    and _has_type_marker(raw) is None):
+                    and has_type_marker(raw) is None):
                 try:
-                    body = _BODY_DECODER.decode(raw)
+                    body = BODY_DECODER.decode(raw)
                 except (msgspec.DecodeError, ValueError):  # ValueError: invalid UTF-8
                     body = None
         if body is None:  # not the common case (or a JSON null body: rare, and also skipped)
@@ -292,92 +286,3 @@ def decode_redis_message(data: bytes | str, received_at: float,
     depend on it) and counts what was skipped. Without one, a fresh decoder is used.
     """
     return (decoder if decoder is not None else EventDecoder()).decode(data, received_at)
-
-
-class EventSink(Protocol):
-    """Where the readers put events (``lazycelery.core.ingest.BatchSink``)."""
-
-    def extend(self, events: list[dict[str, Any]]) -> None: ...
-
-    def flush(self) -> None: ...
-
-
-class FastSession:
-    """One connection's life: connect, AUTH, INFO, PSUBSCRIBE, then read until stop or error."""
-
-    def __init__(self, endpoint: RedisEndpoint, pattern: str, decoder: EventDecoder,
-                 sink: EventSink, stop: threading.Event, *, connect_timeout: float = 4.0,
-                 poll_interval: float = 0.25,
-                 on_subscribed: Callable[[], None] | None = None) -> None:
-        self.endpoint = endpoint
-        self.pattern = pattern
-        self.decoder = decoder
-        self.sink = sink
-        self.stop = stop
-        self.connect_timeout = connect_timeout
-        self.poll_interval = poll_interval
-        self.on_subscribed = on_subscribed
-
-    def run(self, on_connected: Callable[[BrokerIdentity | None], None]) -> None:
-        """Returns when ``stop`` is set; raises ``OSError`` subclasses on broker trouble."""
-        from lazycelery.core.ingest_redis import RedisProtocolError, RespConnection
-
-        conn = RespConnection.open(self.endpoint, self.connect_timeout)
-        try:
-            identity = conn.identity()
-            reply = conn.command("PSUBSCRIBE", self.pattern)
-            if not (isinstance(reply, list) and reply and reply[0] == b"psubscribe"):
-                raise RedisProtocolError(f"unexpected reply to PSUBSCRIBE: {reply!r}"[:200])
-            on_connected(identity)
-            if self.on_subscribed is not None:
-                self.on_subscribed()
-            self._pump(conn)
-        finally:
-            conn.close()
-
-    def _pump(self, conn: RespConnection) -> None:
-        import hiredis
-
-        from lazycelery.core.ingest_redis import RedisProtocolError
-
-        sock, reader, stop = conn.sock, conn.reader, self.stop
-        decode, extend, flush = self.decoder.decode, self.sink.extend, self.sink.flush
-        sock.settimeout(self.poll_interval)
-        last_data = time.monotonic()
-        ping_sent: float | None = None
-        while True:
-            # Everything parsed so far is decoded and applied before the next read (and
-            # before returning on stop): one batch per socket read under load.
-            now = time.time()
-            while True:
-                reply = reader.gets()
-                if reply is False:
-                    break
-                if type(reply) is list and len(reply) == 4 and reply[0] == b"pmessage":
-                    events = decode(reply[3], now)
-                    if events:
-                        extend(events)
-                elif isinstance(reply, hiredis.ReplyError):
-                    raise RedisProtocolError(str(reply))
-                # anything else is the pong of our PING: nothing to do
-            flush()
-            if stop.is_set():
-                return
-            try:
-                conn.fill()
-            except TimeoutError:
-                mono = time.monotonic()
-                if ping_sent is not None:
-                    if mono - ping_sent > HEALTH_CHECK_TIMEOUT:
-                        raise RedisProtocolError(
-                            f"No reply to PING within {HEALTH_CHECK_TIMEOUT:.0f} s.") from None
-                elif mono - last_data > HEALTH_CHECK_AFTER:
-                    conn.send("PING")
-                    ping_sent = mono
-                continue
-            except OSError:
-                if stop.is_set():
-                    return
-                raise
-            last_data = time.monotonic()
-            ping_sent = None

@@ -1,20 +1,38 @@
-"""The ingest thread: reads celery events (fast Redis path or celery's Receiver), applies them to
-the TaskIndex in batches, reconnects with backoff, detects gaps and reports its status."""
+"""The ingest thread: reads celery events (fast Redis or AMQP path, or celery's Receiver),
+applies them to the TaskIndex in batches, reconnects with backoff, detects gaps and reports its
+status. The status vocabulary (``ingest_status``), the batching (``batch``) and the choice of
+reader (``ingest_path``) have modules of their own; their public names are importable here."""
 
 from __future__ import annotations
 
 import logging
-import math
-import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from lazycelery.core.batch import FLUSH_DELAY, BatchSink, OnBatch
 from lazycelery.core.index import TaskIndex
-from lazycelery.core.model import TaskRecord, WorkerRecord
-from lazycelery.errors import UsageError
+from lazycelery.core.ingest_path import (
+    AMQP_SCHEMES,
+    FAST,
+    KOMBU,
+    MODES,
+    kombu_url,
+    resolve_path,
+    url_scheme,
+)
+from lazycelery.core.ingest_status import (
+    CONNECTED,
+    CONNECTING,
+    RECONNECTING,
+    STOPPED,
+    Gap,
+    IngestStatus,
+    backoff_delay,
+    short_reason,
+)
 from lazycelery.text import error_line
 
 if TYPE_CHECKING:
@@ -42,243 +60,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CONNECTING: Final = "connecting"
-CONNECTED: Final = "connected"
-RECONNECTING: Final = "reconnecting"
-STOPPED: Final = "stopped"
-FAST: Final = "fast"
-KOMBU: Final = "kombu"
-MODES: Final = ("auto", FAST, KOMBU)
-
-# Redis PUB/SUB keeps nothing: every second spent waiting after the broker is back is a
-# second of lost events, so the cap is short (a refused connect costs the broker nothing).
-BACKOFF_MAX: Final = 5.0
-FAST_RETRIES: Final = 5
-#: how long an event may wait in the buffer while more keep arriving
-FLUSH_DELAY: Final = 0.02
 #: how often a blocked read looks at the stop flag (bounds stop latency)
 POLL_INTERVAL: Final = 0.25
-#: time constant of the events-per-second average
-RATE_TAU: Final = 2.0
 
-OnBatch = Callable[[Sequence[Mapping[str, Any]], Sequence[TaskRecord | WorkerRecord | None]], None]
-OnStatus = Callable[["IngestStatus"], None]
-
-
-# --------------------------------------------------------------------------- status
-
-
-@dataclass(frozen=True)
-class Gap:
-    """A stretch of time in which events were lost (disconnect, broker restart, overflow)."""
-
-    start: float
-    end: float
-    seconds: float
-    reason: str
-
-    def describe(self) -> str:
-        return f"gap of {self.seconds:.1f} s ({self.reason})"
-
-
-@dataclass(frozen=True)
-class IngestStatus:
-    """The ingest thread's state, swapped whole on every change (safe to read from any thread)."""
-
-    state: str
-    path: str
-    attempt: int = 0
-    next_retry_in: float | None = None
-    last_error: str | None = None
-    since: float = field(default_factory=time.time)
-    gap: Gap | None = None
-    #: time.time() of the next connection attempt while reconnecting (for a countdown)
-    retry_at: float | None = None
-
-    def describe(self) -> str:
-        """One human line: ``connected (fast path)``,
-        ``reconnecting: attempt 3, next try in 4.0 s (Connection refused)``."""
-        if self.state == RECONNECTING:
-            text = f"reconnecting: attempt {self.attempt}"
-            if self.next_retry_in is not None:
-                text += f", next try in {self.next_retry_in:.1f} s"
-            if self.last_error:
-                text += f" ({short_reason(self.last_error)})"
-            return text
-        if self.state == STOPPED:
-            return STOPPED
-        return f"{self.state} ({self.path} path)"
-
-
-def backoff_delay(attempt: int) -> float:
-    """1 s for the first five attempts (a restarting broker is usually back within seconds,
-    and every second we wait after that is lost events), then 2, 4, 5, 5 ... s."""
-    if attempt <= FAST_RETRIES:
-        return 1.0
-    return float(min(BACKOFF_MAX, 2 ** (attempt - FAST_RETRIES)))
-
-
-_ERRNO_PREFIX = re.compile(r"^\[Errno -?\d+\]\s*")
-
-
-def short_reason(error: str) -> str:
-    """The last sentence of an error: ``Error 111 connecting to h:1. Connection refused.``
-    -> ``Connection refused``."""
-    text = _ERRNO_PREFIX.sub("", error.strip()).rstrip(".")
-    parts = [part for part in text.split(". ") if part.strip()]
-    return parts[-1].strip() if parts else text
-
-
-# --------------------------------------------------------------------------- batching
-
-
-class BatchSink:
-    """Buffers events from the reader and applies them to the index in batches.
-
-    Only the ingest thread calls ``add``/``extend``/``flush``: the single writer. A batch is
-    applied when it reaches ``batch_max`` or when the reader sees the stream pause (it calls
-    ``flush``), so no timer runs per event.
-    """
-
-    def __init__(self, index: TaskIndex, on_batch: OnBatch | None = None,
-                 batch_max: int = 512) -> None:
-        if batch_max < 1:
-            raise ValueError("batch_max must be at least 1")
-        self.index = index
-        self.on_batch = on_batch
-        self.batch_max = batch_max
-        self.buffer: list[Mapping[str, Any]] = []
-        self.first_at = 0.0
-        self.events = 0
-        self.batches = 0
-        #: wall-clock time the last batch was applied, and the sender time of its last event:
-        #: where a gap starts, if one follows (see ``Ingestor._on_failure``)
-        self.last_event_at: float | None = None
-        self.last_event_ts: float | None = None
-        # (rate, monotonic time): a leaky integrator, swapped whole so readers see a pair
-        self._rate: tuple[float, float] = (0.0, time.monotonic())
-
-    @property
-    def pending(self) -> bool:
-        return bool(self.buffer)
-
-    def add(self, event: Mapping[str, Any]) -> None:
-        buffer = self.buffer
-        if not buffer:
-            self.first_at = time.monotonic()
-        buffer.append(event)
-        if len(buffer) >= self.batch_max:
-            self.flush()
-
-    def extend(self, events: Sequence[Mapping[str, Any]]) -> None:
-        if not self.buffer:
-            self.first_at = time.monotonic()
-        self.buffer.extend(events)
-        if len(self.buffer) >= self.batch_max:
-            self.flush()
-
-    def due(self) -> bool:
-        """True when the oldest buffered event has waited ``FLUSH_DELAY``."""
-        return bool(self.buffer) and time.monotonic() - self.first_at >= FLUSH_DELAY
-
-    def flush(self) -> None:
-        if not self.buffer:
-            return
-        batch, self.buffer = self.buffer, []
-        records = self.index.apply_batch(batch)
-        self.last_event_at = time.time()
-        sent = batch[-1].get("timestamp")  # O(1): a batch is in arrival order
-        if isinstance(sent, (int, float)):
-            self.last_event_ts = float(sent)
-        self.events += len(batch)
-        self.batches += 1
-        now = time.monotonic()
-        rate, at = self._rate
-        self._rate = (rate * math.exp(-(now - at) / RATE_TAU) + len(batch) / RATE_TAU, now)
-        if self.on_batch is not None:
-            try:
-                self.on_batch(batch, records)
-            except Exception as exc:
-                # one line, never a traceback on the user's terminal
-                log.warning("on_batch callback failed: %s", error_line(exc, limit=300))
-
-    def rate(self) -> float:
-        """Events per second, exponentially averaged over about ``RATE_TAU`` seconds."""
-        rate, at = self._rate
-        return rate * math.exp(-max(0.0, time.monotonic() - at) / RATE_TAU)
-
-
-# --------------------------------------------------------------------------- path choice
-
-
-#: URL schemes of the AMQP fast path (``lazycelery.core.ingest_amqp``, imported lazily)
-AMQP_SCHEMES: Final = frozenset({"amqp", "amqps", "pyamqp"})
-
-
-def _scheme(url: str) -> str:
-    return url.partition("://")[0].lower() if "://" in url else ""
-
-
-def _fast_unsupported(url: str, app: Any, transport_options: Mapping[str, Any]) -> str | None:
-    """Why the fast path cannot read this broker (one line), or None when it can."""
-    from lazycelery.core.ingest_redis import FAST_SCHEMES, parse_redis_url
-
-    scheme = _scheme(url)
-    if scheme in AMQP_SCHEMES:
-        from lazycelery.core.ingest_amqp import amqp_unsupported
-
-        return amqp_unsupported(url, app, transport_options)
-    if scheme not in FAST_SCHEMES:
-        return (f"the fast path needs a Redis or AMQP broker (redis://, rediss://, "
-                f"redis+socket://, unix://, amqp://, amqps://, pyamqp://), "
-                f"not {scheme or 'this'}://")
-    if ";" in url:
-        return "the fast path reads one Redis server, not a failover list"
-    if "credential_provider" in url or "credential_provider" in transport_options:
-        return "the fast path does not support credential_provider"
-    if app is not None:
-        serializer = str(app.conf.event_serializer or "json")
-        if serializer != "json":
-            return f"events are serialized as {serializer}; the fast path decodes JSON only"
-    try:
-        parse_redis_url(url)
-    except ValueError as exc:
-        return str(exc)
-    try:
-        import hiredis  # noqa: F401
-    except ImportError:
-        return "the fast path needs hiredis (pip install 'redis[hiredis]')"
-    return None
-
-
-def resolve_path(broker_url: str, mode: str = "auto", app: Any = None,
-                 transport_options: Mapping[str, Any] | None = None) -> str:
-    """``fast`` or ``kombu`` for ``--ingest auto|fast|kombu``; ``UsageError`` when impossible."""
-    if mode not in MODES:
-        raise UsageError(f"--ingest must be auto, fast or kombu, not {mode!r}")
-    if mode == KOMBU:
-        return KOMBU
-    reason = _fast_unsupported(broker_url, app, transport_options or {})
-    if reason is None:
-        return FAST
-    if mode == FAST:
-        raise UsageError(f"--ingest fast: {reason}")
-    return KOMBU
-
-
-def _kombu_url(url: str) -> str:
-    """redis-py's ``unix:///path?db=N`` is kombu's ``redis+socket:///path?virtual_host=N``."""
-    if _scheme(url) != "unix":
-        return url
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    query = [("virtual_host" if key == "db" else key, value)
-             for key, value in parse_qsl(parts.query)]
-    return urlunsplit(parts._replace(scheme="redis+socket", query=urlencode(query)))
-
-
-# --------------------------------------------------------------------------- the thread
+OnStatus = Callable[[IngestStatus], None]
 
 
 class _Session(Protocol):
@@ -357,7 +142,7 @@ class Ingestor:
     def _redis_endpoint(self) -> RedisEndpoint | None:
         from lazycelery.core.ingest_redis import FAST_SCHEMES, parse_redis_url
 
-        if _scheme(self.broker_url) not in FAST_SCHEMES:
+        if url_scheme(self.broker_url) not in FAST_SCHEMES:
             return None
         use_ssl = self.app.conf.broker_use_ssl if self.app is not None else None
         try:
@@ -380,7 +165,7 @@ class Ingestor:
             if self._built_app is None:
                 from celery import Celery
 
-                app = Celery("lazycelery", broker=_kombu_url(self.broker_url),
+                app = Celery("lazycelery", broker=kombu_url(self.broker_url),
                              set_as_current=False)
                 app.conf.broker_transport_options = dict(self.transport_options)
                 self._built_app = app
@@ -392,7 +177,7 @@ class Ingestor:
         if self._stats is None:
             self._stats = DecodeStats()
         if self.path == FAST:
-            if _scheme(self.broker_url) in AMQP_SCHEMES:
+            if url_scheme(self.broker_url) in AMQP_SCHEMES:
                 return self._amqp_session()
             return self._fast_session()
         from lazycelery.core.ingest_kombu import KombuSession
@@ -407,14 +192,14 @@ class Ingestor:
 
         # A built app has the transport options in its conf; a given one gets them on top.
         given_options = self.transport_options if self.app is not None else None
-        return KombuSession(self._celery_app(), _kombu_url(self.broker_url), self._sink,
+        return KombuSession(self._celery_app(), kombu_url(self.broker_url), self._sink,
                             self._stop, stats=self._stats, transport_options=given_options,
                             wakeup=self.wakeup, flush_delay=FLUSH_DELAY,
                             poll_interval=POLL_INTERVAL, probe=probe)
 
     def _fast_session(self) -> _Session:
-        from lazycelery.core.fastpath import EventDecoder, FastSession, LocalClock
-        from lazycelery.core.ingest_redis import event_channel_pattern
+        from lazycelery.core.fastpath import EventDecoder, LocalClock
+        from lazycelery.core.ingest_redis import RedisFastSession, event_channel_pattern
 
         assert self._endpoint is not None  # resolve_path checked that the URL parses
         if self._decoder is None:
@@ -423,7 +208,7 @@ class Ingestor:
             self._decoder = EventDecoder(clock, self._stats)
         exchange = str(self.app.conf.event_exchange) if self.app is not None else "celeryev"
         pattern = event_channel_pattern(self._endpoint.db, self._fast_options(), exchange)
-        return FastSession(self._endpoint, pattern, self._decoder, self._sink, self._stop,
+        return RedisFastSession(self._endpoint, pattern, self._decoder, self._sink, self._stop,
                            connect_timeout=self._connect_timeout(), poll_interval=POLL_INTERVAL,
                            on_subscribed=self._wake_workers if self.wakeup else None)
 
@@ -457,7 +242,7 @@ class Ingestor:
             try:
                 app = self._celery_app()
                 # to the broker we read, which may not be the given app's own broker_url
-                with app.connection_for_write(_kombu_url(self.broker_url),
+                with app.connection_for_write(kombu_url(self.broker_url),
                                               transport_options=self.transport_options) as conn:
                     app.control.broadcast("heartbeat", connection=conn)
             except Exception as exc:

@@ -14,15 +14,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import msgspec
 
 from lazycelery.core.fastpath import (
-    _BODY_DECODER,
+    BODY_DECODER,
     JSON_CONTENT_TYPE,
     EventDecoder,
-    EventSink,
-    _has_type_marker,
     decode_json_body,
+    has_type_marker,
 )
 
 if TYPE_CHECKING:
+    from lazycelery.core.batch import EventSink
     from lazycelery.core.ingest_redis import BrokerIdentity
 
 __all__ = [
@@ -190,9 +190,9 @@ class AmqpDecoder(EventDecoder):
         stats = self.stats
         stats.messages += 1
         if (content_type == JSON_CONTENT_TYPE and not compression and body
-                and _has_type_marker(body) is None):
+                and has_type_marker(body) is None):
             try:
-                value: Any = _BODY_DECODER.decode(body)
+                value: Any = BODY_DECODER.decode(body)
             except (msgspec.DecodeError, ValueError):
                 value = self._general(body, content_type, compression)
         else:

@@ -22,7 +22,7 @@ _SKIP: Final = object()
 
 
 class KombuSink(Protocol):
-    """Where the receiver puts events (``lazycelery.core.ingest.BatchSink``)."""
+    """Where the receiver puts events (``lazycelery.core.batch.BatchSink``)."""
 
     @property
     def pending(self) -> bool: ...

@@ -1,19 +1,27 @@
-"""Redis plumbing for ingest: broker URL parsing, the event channel name, a minimal RESP client."""
+"""The Redis fast path's plumbing: broker URL parsing, the event channel name, a minimal RESP client,
+and the session that subscribes to the events and reads them with hiredis."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import ssl
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+if TYPE_CHECKING:
+    from lazycelery.core.batch import EventSink
+    from lazycelery.core.fastpath import EventDecoder
 
 __all__ = [
     "FAST_SCHEMES",
     "BrokerIdentity",
     "RedisEndpoint",
+    "RedisFastSession",
     "RedisProtocolError",
     "RespConnection",
     "event_channel_pattern",
@@ -23,6 +31,10 @@ __all__ = [
 
 #: URL schemes the fast path can read (kombu's ``redis+socket`` and redis-py's ``unix``).
 FAST_SCHEMES: Final = frozenset({"redis", "rediss", "redis+socket", "unix"})
+#: seconds without any data before the subscriber checks the connection with PING
+HEALTH_CHECK_AFTER: Final = 15.0
+#: seconds to wait for the PING reply before the connection is declared dead
+HEALTH_CHECK_TIMEOUT: Final = 10.0
 
 _DEFAULT_PORT: Final = 6379
 _SSL_KEYS: Final = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile",
@@ -316,3 +328,80 @@ def probe_identity(endpoint: RedisEndpoint, timeout: float = 1.0) -> BrokerIdent
         return None
     finally:
         conn.close()
+
+
+class RedisFastSession:
+    """One connection's life: connect, AUTH, INFO, PSUBSCRIBE, then read until stop or error."""
+
+    def __init__(self, endpoint: RedisEndpoint, pattern: str, decoder: EventDecoder,
+                 sink: EventSink, stop: threading.Event, *, connect_timeout: float = 4.0,
+                 poll_interval: float = 0.25,
+                 on_subscribed: Callable[[], None] | None = None) -> None:
+        self.endpoint = endpoint
+        self.pattern = pattern
+        self.decoder = decoder
+        self.sink = sink
+        self.stop = stop
+        self.connect_timeout = connect_timeout
+        self.poll_interval = poll_interval
+        self.on_subscribed = on_subscribed
+
+    def run(self, on_connected: Callable[[BrokerIdentity | None], None]) -> None:
+        """Returns when ``stop`` is set; raises ``OSError`` subclasses on broker trouble."""
+        conn = RespConnection.open(self.endpoint, self.connect_timeout)
+        try:
+            identity = conn.identity()
+            reply = conn.command("PSUBSCRIBE", self.pattern)
+            if not (isinstance(reply, list) and reply and reply[0] == b"psubscribe"):
+                raise RedisProtocolError(f"unexpected reply to PSUBSCRIBE: {reply!r}"[:200])
+            on_connected(identity)
+            if self.on_subscribed is not None:
+                self.on_subscribed()
+            self._pump(conn)
+        finally:
+            conn.close()
+
+    def _pump(self, conn: RespConnection) -> None:
+        import hiredis
+
+        sock, reader, stop = conn.sock, conn.reader, self.stop
+        decode, extend, flush = self.decoder.decode, self.sink.extend, self.sink.flush
+        sock.settimeout(self.poll_interval)
+        last_data = time.monotonic()
+        ping_sent: float | None = None
+        while True:
+            # Everything parsed so far is decoded and applied before the next read (and
+            # before returning on stop): one batch per socket read under load.
+            now = time.time()
+            while True:
+                reply = reader.gets()
+                if reply is False:
+                    break
+                if type(reply) is list and len(reply) == 4 and reply[0] == b"pmessage":
+                    events = decode(reply[3], now)
+                    if events:
+                        extend(events)
+                elif isinstance(reply, hiredis.ReplyError):
+                    raise RedisProtocolError(str(reply))
+                # anything else is the pong of our PING: nothing to do
+            flush()
+            if stop.is_set():
+                return
+            try:
+                conn.fill()
+            except TimeoutError:
+                mono = time.monotonic()
+                if ping_sent is not None:
+                    if mono - ping_sent > HEALTH_CHECK_TIMEOUT:
+                        raise RedisProtocolError(
+                            f"No reply to PING within {HEALTH_CHECK_TIMEOUT:.0f} s.") from None
+                elif mono - last_data > HEALTH_CHECK_AFTER:
+                    conn.send("PING")
+                    ping_sent = mono
+                continue
+            except OSError:
+                if stop.is_set():
+                    return
+                raise
+            last_data = time.monotonic()
+            ping_sent = None

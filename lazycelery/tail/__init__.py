@@ -23,7 +23,7 @@ ingest modules when the command actually runs.
 
 from __future__ import annotations
 
-from lazycelery.tail.buffer import MAX_PENDING_BYTES, MAX_PENDING_LINES, Fatal, Gap, LineBuffer, Notice
+from lazycelery.tail.buffer import MAX_PENDING_BYTES, MAX_PENDING_LINES, Dropped, Fatal, LineBuffer, Notice
 from lazycelery.tail.command import run
 from lazycelery.tail.events import KNOWN_TYPES, TailEvent, TailIndex, enrich
 from lazycelery.tail.filters import EventFilter, filter_from_args, type_warnings
@@ -37,10 +37,10 @@ __all__ = [
     "KNOWN_TYPES",
     "MAX_PENDING_BYTES",
     "MAX_PENDING_LINES",
+    "Dropped",
     "EventFilter",
     "Fatal",
     "Formatter",
-    "Gap",
     "JsonFormatter",
     "LineBuffer",
     "Notice",

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["MAX_PENDING_BYTES", "MAX_PENDING_LINES", "Fatal", "Gap", "Item", "LineBuffer", "Notice"]
+__all__ = ["MAX_PENDING_BYTES", "MAX_PENDING_LINES", "Dropped", "Fatal", "Item", "LineBuffer", "Notice"]
 
 
 #: Bounds of the backlog between the ingest thread and the writer (see `lazycelery.tail`).
@@ -27,7 +27,7 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
-class Gap:
+class Dropped:
     """``count`` matching events were dropped here because the writer fell behind."""
 
     count: int
@@ -40,14 +40,14 @@ class Fatal:
     text: str
 
 
-Item = bytes | Notice | Gap | Fatal
+Item = bytes | Notice | Dropped | Fatal
 
 
 class LineBuffer:
     """A bounded queue of encoded lines from the ingest thread to the writer (main thread).
 
     ``put_lines`` never blocks: past ``max_lines`` or ``max_bytes`` pending, new lines are
-    dropped and counted until the backlog is down to half, and a ``Gap`` marker is queued
+    dropped and counted until the backlog is down to half, and a ``Dropped`` marker is queued
     before the next line kept, so the writer reports each run of drops once, where it
     happened. Notices are never dropped (they are rare: one per connection state change).
 
@@ -96,7 +96,7 @@ class LineBuffer:
                         self._dropping += 1
                         self.dropped_total += 1
                         continue
-                    self._items.append(Gap(self._dropping))
+                    self._items.append(Dropped(self._dropping))
                     self._dropping = 0
                 if self._lines >= self.max_lines or self._bytes + len(line) > self.max_bytes:
                     self._dropping = 1
@@ -128,7 +128,7 @@ class LineBuffer:
 
     def take(self, max_items: int = 4096) -> list[Item]:
         """Up to ``max_items`` pending items, oldest first; a run of drops with nothing queued
-        after it comes last as a ``Gap``. Taking in chunks keeps what the writer holds small."""
+        after it comes last as a ``Dropped``. Taking in chunks keeps what the writer holds small."""
         with self._lock:
             items: list[Item] = []
             pop = self._items.popleft
@@ -139,7 +139,7 @@ class LineBuffer:
                     self._bytes -= len(item)
                 items.append(item)
             if self._dropping and not self._items:
-                items.append(Gap(self._dropping))
+                items.append(Dropped(self._dropping))
                 self._dropping = 0
             if not self._items:
                 self._signalled = False

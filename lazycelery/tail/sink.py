@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lazycelery.core.model import TaskRecord, WorkerRecord
 from lazycelery.tail.buffer import LineBuffer, Notice
 from lazycelery.tail.events import TailIndex, enrich
 from lazycelery.tail.filters import EventFilter, _query_matches
 from lazycelery.tail.format import Formatter
-from lazycelery.tail.status import StatusInfo, StatusReporter
+from lazycelery.tail.status import StatusReporter
+
+if TYPE_CHECKING:
+    from lazycelery.core.ingest_status import IngestStatus
 
 __all__ = ["TailSink"]
 
@@ -59,7 +62,7 @@ class TailSink:
         if lines:
             self.queued += self.buffer.put_lines(lines)
 
-    def on_status(self, status: StatusInfo) -> None:
+    def on_status(self, status: IngestStatus) -> None:
         message = self.reporter.update(status)
         if message is not None:
             self.buffer.put(message)

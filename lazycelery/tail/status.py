@@ -4,31 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from lazycelery.tail.buffer import Fatal, Notice
 
-__all__ = ["GapInfo", "StatusInfo", "StatusReporter"]
+if TYPE_CHECKING:
+    from lazycelery.core.ingest_status import IngestStatus
 
-
-class GapInfo(Protocol):
-    @property
-    def seconds(self) -> float: ...
-
-
-class StatusInfo(Protocol):
-    """The fields of ``lazycelery.core.ingest.IngestStatus`` that tail reads."""
-
-    @property
-    def state(self) -> str: ...
-    @property
-    def attempt(self) -> int: ...
-    @property
-    def next_retry_in(self) -> float | None: ...
-    @property
-    def last_error(self) -> str | None: ...
-    @property
-    def gap(self) -> GapInfo | None: ...
+__all__ = ["StatusReporter"]
 
 
 def _url_secrets(url: str) -> list[str]:
@@ -71,12 +54,12 @@ class StatusReporter:
             text = text.replace(secret, "********")
         return text
 
-    def _retry_text(self, status: StatusInfo) -> str:
+    def _retry_text(self, status: IngestStatus) -> str:
         nxt = status.next_retry_in
         when = f", next try in {nxt:.1f} s" if nxt is not None else ""
         return f"attempt {status.attempt}{when}"
 
-    def update(self, status: StatusInfo) -> Notice | Fatal | None:
+    def update(self, status: IngestStatus) -> Notice | Fatal | None:
         state = status.state
         if state == "connected":
             return self._connected(status)
@@ -87,7 +70,7 @@ class StatusReporter:
             return Fatal(f"event stream stopped: {error}")
         return None  # "connecting" (the first attempt, or one more attempt) changes nothing
 
-    def _connected(self, status: StatusInfo) -> Notice | None:
+    def _connected(self, status: IngestStatus) -> Notice | None:
         since, self._trouble_since = self._trouble_since, None
         first, self._ever_connected = not self._ever_connected, True
         if since is None:
@@ -99,7 +82,7 @@ class StatusReporter:
         why = f" ({self._scrub(reason)})" if isinstance(reason, str) and reason else ""
         return Notice(f"reconnected after {gap:.1f} s gap{why}")
 
-    def _reconnecting(self, status: StatusInfo) -> Notice | None:
+    def _reconnecting(self, status: IngestStatus) -> Notice | None:
         if self._trouble_since is not None:
             return None  # one more attempt is no change of state
         self._trouble_since = self._clock()

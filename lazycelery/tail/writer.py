@@ -8,17 +8,15 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import IO, Any, Protocol, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
-from lazycelery.tail.buffer import Gap, LineBuffer, Notice
+from lazycelery.tail.buffer import Dropped, LineBuffer, Notice
 from lazycelery.tail.status import StatusReporter
 
-__all__ = ["IngestorLike", "follow"]
+if TYPE_CHECKING:
+    from lazycelery.core.ingest_status import IngestorLike
 
-
-class IngestorLike(Protocol):
-    def start(self) -> None: ...
-    def stop(self, timeout: float = 2.0) -> None: ...
+__all__ = ["follow"]
 
 
 def _silence(stream: IO[Any]) -> None:
@@ -75,7 +73,7 @@ def follow(ingestor: IngestorLike, buffer: LineBuffer, reporter: StatusReporter,
                     if limit is not None and written >= limit:
                         out.flush()
                         return 0
-                elif isinstance(item, Gap):
+                elif isinstance(item, Dropped):
                     out.flush()
                     _report_gap(err, item.count, buffer)
                     activity = True

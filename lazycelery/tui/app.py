@@ -27,6 +27,7 @@ from prompt_toolkit.output import ColorDepth, Output, create_output
 
 from lazycelery.broker.model import QueueSnapshot, QueueStats
 from lazycelery.core.index import TaskIndex
+from lazycelery.core.ingest_status import IngestStatus
 from lazycelery.core.model import TaskRecord
 from lazycelery.core.query import FilterError, compile_filter
 from lazycelery.core.views import (
@@ -52,7 +53,6 @@ from lazycelery.tui.plugins import PluginHost, PluginInfo, Selection, discover
 from lazycelery.tui.protocols import (
     DashboardInfo,
     IngestorLike,
-    IngestStatusLike,
     QueueMonitorLike,
 )
 from lazycelery.tui.state import PANE_ORDER, UiState
@@ -179,7 +179,7 @@ class Dashboard:
         self.app.invalidate()
 
     @property
-    def ingest_status(self) -> IngestStatusLike | None:
+    def ingest_status(self) -> IngestStatus | None:
         return self.ingestor.status if self.ingestor is not None else None
 
     @property
