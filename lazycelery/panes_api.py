@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from lazycelery.broker.model import QueueSnapshot, QueueStats
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import TaskRecord
-from lazycelery.core.views import WorkerRow, worker_rows
+from lazycelery.core.worker_rows import WorkerRow, worker_rows
 
 if TYPE_CHECKING:
     from celery import Celery

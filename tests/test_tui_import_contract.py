@@ -8,7 +8,7 @@ import sys
 import pytest
 
 CORE = ["lazycelery.core", "lazycelery.core.index", "lazycelery.core.model",
-        "lazycelery.core.query", "lazycelery.core.views", "lazycelery.commands.dashboard",
+        "lazycelery.core.query", "lazycelery.core.task_list", "lazycelery.commands.dashboard",
         "lazycelery.cli"]
 
 

@@ -12,15 +12,13 @@ from typing import Any
 
 import pytest
 
+from lazycelery.core.event_rates import EventRates
+from lazycelery.core.feed import TaskFeed
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import TaskRecord
-from lazycelery.core.views import (
-    QueueHistory,
-    RateTracker,
-    TaskFeed,
-    TaskListView,
-    worker_rows,
-)
+from lazycelery.core.queue_history import QueueHistory
+from lazycelery.core.task_list import TaskListView
+from lazycelery.core.worker_rows import worker_rows
 
 RECORDED = Path(__file__).parent / "data" / "recorded"
 
@@ -213,7 +211,7 @@ def test_feed_hands_over_batches_and_reports_overflow() -> None:
 
 def test_rate_tracker() -> None:
     clock = Clock(1000.5)
-    rates = RateTracker(horizon=600, clock=clock)
+    rates = EventRates(horizon=600, clock=clock)
     evs = [{"type": "task-succeeded", "local_received": 990.2}] * 9 + \
           [{"type": "task-failed", "local_received": 995.0}] + \
           [{"type": "worker-heartbeat", "local_received": 999.1}] * 5

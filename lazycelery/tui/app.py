@@ -26,18 +26,15 @@ from prompt_toolkit.layout import Window
 from prompt_toolkit.output import ColorDepth, Output, create_output
 
 from lazycelery.broker.model import QueueSnapshot, QueueStats
+from lazycelery.core.event_rates import EventRates
+from lazycelery.core.feed import TaskFeed
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest_status import IngestStatus
 from lazycelery.core.model import TaskRecord
 from lazycelery.core.query import FilterError, compile_filter
-from lazycelery.core.views import (
-    QueueHistory,
-    RateTracker,
-    TaskFeed,
-    TaskListView,
-    WorkerRow,
-    worker_rows,
-)
+from lazycelery.core.queue_history import QueueHistory
+from lazycelery.core.task_list import TaskListView
+from lazycelery.core.worker_rows import WorkerRow, worker_rows
 from lazycelery.errors import LazyCeleryError
 from lazycelery.tui.actions import Operator, connect_operator, operator_commands
 from lazycelery.tui.commands import Command, CommandRegistry, default_commands
@@ -108,7 +105,7 @@ class Dashboard:
         self.queues: ListModel[QueueStats] = ListModel(key=lambda q: q.name)
         self.queue_history = QueueHistory()
         self.queue_snapshot: QueueSnapshot | None = None
-        self.rates = RateTracker(clock=clock)
+        self.rates = EventRates(clock=clock)
         self.detail = DetailModel(index)
         self.ui = UiState()
         self.palette: PaletteState | None = None

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout import Container
 
-from lazycelery.core.views import WorkerRow
+from lazycelery.core.worker_rows import WorkerRow
 from lazycelery.tui.format import age, number
 from lazycelery.tui.panes.common import pane
 from lazycelery.tui.table import Column, VirtualTable

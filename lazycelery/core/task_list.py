@@ -1,10 +1,10 @@
-"""Headless view models over the TaskIndex: the task list (filter, sort, selection, follow),
-worker and queue rows, event rates, and the hand-off of touched records from the ingest thread.
+"""The task list the dashboard shows, over the TaskIndex: filter, sort, a selection kept as a
+record (not a row number), and follow mode.
 
 Cost model (the dashboard must stay interactive with a million tasks):
 
-* The task list keeps its own arrival-ordered list, fed with the records each ingest batch
-  touched (:class:`TaskFeed`), so a new task costs O(1) and nothing is re-sorted per event.
+* The list keeps its own arrival-ordered list, fed with the records each ingest batch touched
+  (``core.feed.TaskFeed``), so a new task costs O(1) and nothing is re-sorted per event.
 * A filter is applied to arrivals as they come, and a task whose state change makes it start or
   stop matching is inserted or removed in O(log n) (binary search on its arrival number).
 * Whole-list work (a new filter, compaction after evictions, re-sorting by a column) runs as a
@@ -14,11 +14,9 @@ Cost model (the dashboard must stay interactive with a million tasks):
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from lazycelery.core.index import TaskIndex
@@ -32,19 +30,10 @@ from lazycelery.core.model import (
     STARTED,
     SUCCESS,
     TaskRecord,
-    WorkerRecord,
 )
 from lazycelery.core.query import Predicate, compile_filter
 
-__all__ = [
-    "SORT_COLUMNS",
-    "QueueHistory",
-    "RateTracker",
-    "TaskFeed",
-    "TaskListView",
-    "WorkerRow",
-    "worker_rows",
-]
+__all__ = ["SORT_COLUMNS", "TaskListView"]
 
 #: sort columns of the task list, in the order ``s`` cycles through them
 SORT_COLUMNS: Final = ("time", "state", "name", "worker", "runtime")
@@ -59,51 +48,6 @@ _SORT_KEYS: Final[Mapping[str, Callable[[TaskRecord], Any]]] = {
 }
 _DEFAULT_DESCENDING: Final = {"time": True, "state": False, "name": False, "worker": False,
                               "runtime": True}
-
-
-# --------------------------------------------------------------------------- feed
-
-
-class TaskFeed:
-    """Thread-safe hand-off of ingest batches to the UI thread (push there, drain here).
-
-    Bounded: if the UI does not drain (suspended terminal), batches beyond ``limit`` events are
-    dropped and ``drain`` reports ``overflowed`` so the reader resynchronises from the index.
-    """
-
-    def __init__(self, limit: int = 2_000_000) -> None:
-        self._lock = threading.Lock()
-        self._batches: list[tuple[Sequence[Mapping[str, Any]], Sequence[object]]] = []
-        self._pending = 0
-        self._limit = limit
-        self._overflowed = False
-
-    def push(self, events: Sequence[Mapping[str, Any]], records: Sequence[object]) -> None:
-        """Called on the ingest thread after the index applied ``events``."""
-        with self._lock:
-            if self._pending + len(records) > self._limit:
-                self._batches.clear()
-                self._pending = 0
-                self._overflowed = True
-                return
-            self._batches.append((events, records))
-            self._pending += len(records)
-
-    def drain(self) -> tuple[list[Mapping[str, Any]], list[object], bool]:
-        """(events, touched records, overflowed) since the last drain, in order."""
-        with self._lock:
-            batches, self._batches = self._batches, []
-            overflowed, self._overflowed = self._overflowed, False
-            self._pending = 0
-        events: list[Mapping[str, Any]] = []
-        records: list[object] = []
-        for evs, recs in batches:
-            events.extend(evs)
-            records.extend(recs)
-        return events, records, overflowed
-
-
-# --------------------------------------------------------------------------- task list
 
 
 class _Rows(Protocol):
@@ -605,146 +549,3 @@ class TaskListView:
         if on and len(self):
             self.select_index(0)
         self._changed()
-
-
-# --------------------------------------------------------------------------- workers
-
-
-@dataclass(frozen=True)
-class WorkerRow:
-    """One line of the workers pane."""
-
-    hostname: str
-    status: str
-    active: int | None
-    processed: int | None
-    load: float | None
-    heartbeat_age: float | None
-    version: str | None
-    tasks: int
-
-
-def worker_rows(index: TaskIndex, now: float) -> list[WorkerRow]:
-    """Workers sorted by hostname with their status at ``now`` (few rows; cheap)."""
-    pairs = index.worker_rows(now)
-    by_worker = index.by_worker
-    rows: list[WorkerRow] = []
-    for rec, status in pairs:
-        rows.append(_worker_row(rec, status, now, by_worker.get(rec.hostname, 0)))
-    return rows
-
-
-def _worker_row(rec: WorkerRecord, status: str, now: float, tasks: int) -> WorkerRow:
-    age = None if rec.last_heartbeat is None else max(0.0, now - rec.last_heartbeat)
-    load = rec.loadavg[0] if rec.loadavg else None
-    return WorkerRow(rec.hostname, status, rec.active, rec.processed, load, age, rec.sw_ver,
-                     tasks)
-
-
-# --------------------------------------------------------------------------- rates
-
-
-class RateTracker:
-    """Per-second counts of events, successes and failures over the last ``horizon`` seconds
-    (a ring of buckets: O(1) per event, O(window) per query)."""
-
-    def __init__(self, horizon: int = 600, clock: Callable[[], float] = time.time) -> None:
-        self.horizon = horizon
-        self._clock = clock
-        self._events = [0] * horizon
-        self._ok = [0] * horizon
-        self._failed = [0] * horizon
-        self._stamp = [-1] * horizon  # which second each slot currently holds
-
-    def _slot(self, second: int) -> int:
-        i = second % self.horizon
-        if self._stamp[i] != second:
-            self._stamp[i] = second
-            self._events[i] = self._ok[i] = self._failed[i] = 0
-        return i
-
-    def add(self, events: Sequence[Mapping[str, Any]], now: float | None = None) -> None:
-        """Count events (bucketed by their local receive time, else ``now``)."""
-        now = self._clock() if now is None else now
-        for event in events:
-            when = event.get("local_received")
-            second = int(when if isinstance(when, (int, float)) else now)
-            if second <= now - self.horizon:
-                continue
-            i = self._slot(second)
-            self._events[i] += 1
-            kind = event.get("type")
-            if kind == "task-succeeded":
-                self._ok[i] += 1
-            elif kind == "task-failed":
-                self._failed[i] += 1
-
-    def _sum(self, series: list[int], seconds: int, now: float) -> int:
-        end = int(now)
-        total = 0
-        for second in range(end - seconds + 1, end + 1):
-            i = second % self.horizon
-            if self._stamp[i] == second:
-                total += series[i]
-        return total
-
-    def events_per_second(self, window: int = 5, now: float | None = None) -> float:
-        now = self._clock() if now is None else now
-        # the current second is incomplete: average over the completed ones
-        return self._sum(self._events, window, now - 1) / window
-
-    def totals(self, window: int = 300, now: float | None = None) -> tuple[int, int]:
-        """(succeeded, failed) over the last ``window`` seconds."""
-        now = self._clock() if now is None else now
-        return self._sum(self._ok, window, now), self._sum(self._failed, window, now)
-
-    def success_rate(self, window: int = 300, now: float | None = None) -> float | None:
-        """Share of finished tasks that succeeded in the window (None if none finished)."""
-        ok, failed = self.totals(window, now)
-        return None if ok + failed == 0 else ok / (ok + failed)
-
-    def series(self, kind: str, buckets: int, bucket_seconds: int = 1,
-               now: float | None = None) -> list[float]:
-        """Per-second rate of ``kind`` ("events", "ok", "failed") in ``buckets`` buckets,
-        oldest first, ending with the last completed second."""
-        now = self._clock() if now is None else now
-        data = {"events": self._events, "ok": self._ok, "failed": self._failed}[kind]
-        end = int(now) - 1
-        out: list[float] = []
-        for b in range(buckets - 1, -1, -1):
-            hi = end - b * bucket_seconds
-            total = 0
-            for second in range(hi - bucket_seconds + 1, hi + 1):
-                i = second % self.horizon
-                if self._stamp[i] == second:
-                    total += data[i]
-            out.append(total / bucket_seconds)
-        return out
-
-
-# --------------------------------------------------------------------------- queues
-
-
-@dataclass
-class QueueHistory:
-    """Recent depth samples per queue, taken from each new queue snapshot (for sparklines)."""
-
-    size: int = 60
-    samples: dict[str, deque[int]] = field(default_factory=dict)
-    _last: object = None
-
-    def update(self, snapshot: Any) -> bool:
-        """Record ``snapshot`` if it is new; returns True when it was."""
-        if snapshot is None or snapshot is self._last:
-            return False
-        self._last = snapshot
-        for stats in getattr(snapshot, "queues", ()):
-            series = self.samples.get(stats.name)
-            if series is None:
-                series = self.samples[stats.name] = deque(maxlen=self.size)
-            ready = getattr(stats, "ready", None)
-            series.append(int(ready) if isinstance(ready, (int, float)) else 0)
-        return True
-
-    def series(self, name: str) -> list[int]:
-        return list(self.samples.get(name, ()))
