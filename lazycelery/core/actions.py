@@ -1,4 +1,7 @@
-"""Operator actions (retry, revoke, terminate, worker control): planned, guarded, scoped, audited.
+"""Operator actions (retry, revoke, terminate, purge, worker control), executed: guarded, scoped,
+audited. What they plan with is in ``retry_plan`` (the retry dry run) and ``placement`` (which
+workers hold the tasks); what they return is ``action_result``. Their public names are importable
+from here too.
 
 Three rules hold for everything here:
 
@@ -15,20 +18,34 @@ the dashboard runs them off its UI thread. celery is imported lazily.
 
 from __future__ import annotations
 
-import ast
 import math
 import re
 import signal as _signal
 import uuid as _uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from lazycelery.core import audit
-from lazycelery.core.model import FAILURE, READY_STATES, REJECTED, REVOKED, SUCCESS, TaskRecord
-from lazycelery.core.reconcile import NoResultBackend, fetch_metas
-from lazycelery.errors import LazyCeleryError, UsageError
+from lazycelery.core.action_result import ActionError, ActionResult, ReadOnlyError, Reply
+from lazycelery.core.model import TaskRecord
+from lazycelery.core.placement import (
+    Placement,
+    locate_by_inspect,
+    locate_in_index,
+    online_workers,
+    resolve_workers,
+)
+from lazycelery.core.retry_plan import (
+    RETRYABLE_STATES,
+    Refusal,
+    RetryBatch,
+    RetryPlan,
+    plan_retries,
+    plan_retry,
+)
+from lazycelery.errors import UsageError
 from lazycelery.text import error_line
 
 if TYPE_CHECKING:
@@ -60,89 +77,9 @@ __all__ = [
     "resolve_workers",
 ]
 
-#: States a task may be re-sent from: it will not run again by itself.
-RETRYABLE_STATES: Final = frozenset({FAILURE, REVOKED, REJECTED})
 #: A purge of more messages than this is confirmed by typing the queue name (issue 5).
 TYPED_CONFIRM_THRESHOLD: Final = 1000
-#: celery's saferepr cuts argsrepr/kwargsrepr at this many characters (CELERY-INTERNALS §1).
-REPR_LIMIT: Final = 1024
 _RATE = re.compile(r"\d+(\.\d+)?(/[smh])?")
-
-
-class ReadOnlyError(LazyCeleryError):
-    """An action was refused because lazycelery runs read-only."""
-
-    exit_code = 3
-
-
-class ActionError(LazyCeleryError):
-    """An action could not be carried out (no worker to address, broker unreachable...)."""
-
-    exit_code = 1
-
-
-# --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One answer: a worker's control reply, or the outcome for one task of a retry."""
-
-    ok: bool
-    text: str
-
-
-@dataclass(frozen=True)
-class ActionResult:
-    """What an action did. ``replies`` is keyed by worker (control) or task id (retry);
-    ``missing`` are the workers addressed that did not answer within the timeout."""
-
-    action: str
-    targets: tuple[str, ...]
-    ok: bool
-    replies: Mapping[str, Reply] = field(default_factory=dict)
-    missing: tuple[str, ...] = ()
-    message: str = ""
-    #: retry: original task id -> id of the new run
-    created: Mapping[str, str] = field(default_factory=dict)
-    #: targets nothing was done for, and why
-    refused: Mapping[str, str] = field(default_factory=dict)
-    #: the audit line could not be written (the action itself happened)
-    audit_error: str | None = None
-    #: purge: how many messages were removed
-    count: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "ok": self.ok,
-            "message": self.message,
-            "replies": {k: {"ok": r.ok, "text": r.text} for k, r in self.replies.items()},
-            "missing": list(self.missing),
-        }
-        if self.created:
-            out["created"] = dict(self.created)
-        if self.refused:
-            out["refused"] = dict(self.refused)
-        if self.count is not None:
-            out["count"] = self.count
-        return out
-
-    def lines(self) -> list[str]:
-        """Human-readable: the message, then one line per reply, missing worker and refusal."""
-        width = max((len(k) for k in (*self.replies, *self.missing, *self.refused)), default=0)
-        out = [f"{self.action}: {self.message}"]
-        out.extend(
-            f"  {key:<{width}}  {'ok   ' if reply.ok else 'error'}  {reply.text}"
-            for key, reply in self.replies.items()
-        )
-        out.extend(f"  {host:<{width}}  error  no reply (timed out)" for host in self.missing)
-        out.extend(f"  {key:<{width}}  skip   {why}" for key, why in self.refused.items())
-        if self.audit_error:
-            out.append(f"  warning: audit log not written ({self.audit_error})")
-        return out
-
-
-# --------------------------------------------------------------------------- guard
 
 
 def guard(read_only: bool | Settings, action: str) -> None:
@@ -157,365 +94,6 @@ def guard(read_only: bool | Settings, action: str) -> None:
 def environment_label(settings: Settings) -> str:
     """What the audit log calls the cluster: the config environment, else the masked broker."""
     return settings.env_name or settings.masked_broker()
-
-
-# --------------------------------------------------------------------------- retry planning
-
-
-@dataclass(frozen=True)
-class RetryPlan:
-    """Everything needed to re-send one task, and where its arguments came from."""
-
-    uuid: str
-    name: str
-    args: tuple[Any, ...]
-    kwargs: Mapping[str, Any]
-    queue: str | None
-    root_id: str
-    parent_id: str
-    source: str
-    state: str
-    notes: tuple[str, ...] = ()
-
-    def describe(self, limit: int = 120) -> str:
-        call = ", ".join([*(repr(a) for a in self.args), *(f"{k}={v!r}" for k, v in self.kwargs.items())])
-        if len(call) > limit:
-            call = call[: limit - 3] + "..."
-        queue = self.queue or "default routing"
-        return f"{self.name}({call}) -> {queue}  [{self.state}; args from {self.source}]"
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A task that will not be retried, and why (one line)."""
-
-    uuid: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class RetryBatch:
-    """The dry run of a (bulk) retry: what would be re-sent and what is refused."""
-
-    plans: tuple[RetryPlan, ...]
-    refusals: tuple[Refusal, ...]
-
-    @property
-    def targets(self) -> tuple[str, ...]:
-        return tuple(p.uuid for p in self.plans) + tuple(r.uuid for r in self.refusals)
-
-    def summary(self) -> str:
-        return f"{_count(len(self.plans), 'task')} would be retried, {len(self.refusals)} refused"
-
-    def lines(self) -> list[str]:
-        out = [self.summary()]
-        out.extend(f"  retry   {p.uuid}  {p.describe()}" for p in self.plans)
-        for plan in self.plans:
-            out.extend(f"          {plan.uuid}  note: {note}" for note in plan.notes)
-        out.extend(f"  refuse  {r.uuid}  {r.reason}" for r in self.refusals)
-        return out
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def plan_retry(
-    target: str | TaskRecord,
-    app: Celery,
-    *,
-    index: TaskIndex | None = None,
-    timeout: float = 1.0,
-) -> RetryPlan | Refusal:
-    """Plan the retry of one task; see ``plan_retries``."""
-    batch = plan_retries([target], app, index=index, timeout=timeout)
-    return batch.plans[0] if batch.plans else batch.refusals[0]
-
-
-def plan_retries(
-    targets: Iterable[str | TaskRecord],
-    app: Celery,
-    *,
-    index: TaskIndex | None = None,
-    timeout: float = 1.0,
-) -> RetryBatch:
-    """Decide, for each task, whether and how it can be re-sent. Reads only.
-
-    The real name, args and kwargs come from, best first: the result backend's extended meta
-    (one MGET per batch of ids on key-value backends), ``inspect query_task`` at the worker that
-    holds the task (only asked when the index names an online worker), then the event reprs, but
-    only when they are complete Python literals: a repr Celery truncated (1024 characters, or
-    nesting deeper than 3 levels) is refused, never guessed.
-    """
-    records: list[tuple[str, TaskRecord | None]] = []
-    for target in targets:
-        if isinstance(target, TaskRecord):
-            records.append((target.uuid, target))
-        else:
-            records.append((target, index.get(target) if index is not None else None))
-    ids = list(dict.fromkeys(uuid for uuid, _ in records))
-    backend_note: str | None = None
-    try:
-        metas, backend_note = fetch_metas(app, ids), None
-    except NoResultBackend as exc:
-        metas, backend_note = {}, str(exc)
-    except Exception as exc:
-        metas, backend_note = {}, f"result backend unreadable ({type(exc).__name__}: {error_line(exc)})"
-    held = _held_by_workers(app, records, metas, index, timeout)
-    plans: list[RetryPlan] = []
-    refusals: list[Refusal] = []
-    seen: set[str] = set()
-    for uuid, rec in records:
-        if uuid in seen:
-            continue
-        seen.add(uuid)
-        outcome = _plan_one(uuid, rec, metas.get(uuid), held.get(uuid), backend_note)
-        if isinstance(outcome, RetryPlan):
-            plans.append(outcome)
-        else:
-            refusals.append(outcome)
-    return RetryBatch(plans=tuple(plans), refusals=tuple(refusals))
-
-
-def _held_by_workers(
-    app: Celery,
-    records: Sequence[tuple[str, TaskRecord | None]],
-    metas: Mapping[str, Mapping[str, Any]],
-    index: TaskIndex | None,
-    timeout: float,
-) -> dict[str, tuple[str, dict[str, Any]]]:
-    """task id -> (worker, request info) for tasks a known online worker still holds."""
-    if index is None:
-        return {}
-    online = set(online_workers(index))
-    by_worker: dict[str, list[str]] = {}
-    for uuid, rec in records:
-        if _meta_has_args(metas.get(uuid)) or rec is None or rec.worker not in online:
-            continue
-        by_worker.setdefault(rec.worker, []).append(uuid)
-    held: dict[str, tuple[str, dict[str, Any]]] = {}
-    for worker, ids in by_worker.items():
-        try:
-            replies = app.control.inspect(destination=[worker], timeout=timeout).query_task(*ids)
-        except Exception:
-            continue
-        for host, found in (replies or {}).items():
-            for task_id, pair in (found or {}).items():
-                if isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[1], dict):
-                    held[task_id] = (host, pair[1])
-    return held
-
-
-def _meta_has_args(meta: Mapping[str, Any] | None) -> bool:
-    return bool(meta) and meta is not None and meta.get("name") is not None and meta.get("args") is not None
-
-
-def _plan_one(
-    uuid: str,
-    rec: TaskRecord | None,
-    meta: Mapping[str, Any] | None,
-    held: tuple[str, dict[str, Any]] | None,
-    backend_note: str | None,
-) -> RetryPlan | Refusal:
-    state = _current_state(rec, meta)
-    if state is None:
-        why = backend_note or "no result-backend meta for it (expired, ignored, or never ran)"
-        return Refusal(uuid, f"unknown task: not in the index and {why}")
-    if state not in RETRYABLE_STATES:
-        return Refusal(uuid, _not_retryable(state))
-    root = (rec.root_id if rec else None) or uuid
-    parent = uuid
-    tried: list[str] = []
-
-    if _meta_has_args(meta):
-        assert meta is not None
-        args, kwargs = meta.get("args"), meta.get("kwargs") or {}
-        if isinstance(args, (list, tuple)) and isinstance(kwargs, Mapping):
-            queue = meta.get("queue") or (rec.queue if rec else None)
-            return _plan(uuid, str(meta["name"]), tuple(args), dict(kwargs), queue, root, parent,
-                         "result backend", state, rec, meta)
-        tried.append("result backend: args are not a list")
-    elif backend_note:
-        tried.append(backend_note)
-    elif meta:
-        tried.append("result backend: no args in the meta (the worker runs without result_extended=True)")
-    else:
-        tried.append("result backend: no meta for it (expired, ignored result, or never stored)")
-
-    if held is not None:
-        host, info = held
-        args, kwargs, name = info.get("args"), info.get("kwargs") or {}, info.get("name")
-        if name and isinstance(args, (list, tuple)) and isinstance(kwargs, Mapping):
-            delivery = info.get("delivery_info") or {}
-            queue = delivery.get("routing_key") if isinstance(delivery, Mapping) else None
-            return _plan(uuid, str(name), tuple(args), dict(kwargs), queue or (rec.queue if rec else None),
-                         root, parent, f"worker {host} (inspect query_task)", state, rec, meta)
-
-    if rec is None:
-        return Refusal(uuid, "; ".join(tried))
-    parsed = _parse_event_reprs(rec)
-    if isinstance(parsed, str):
-        tried.append(parsed)
-        return Refusal(uuid, "; ".join(tried))
-    if not rec.name:
-        return Refusal(uuid, "task name unknown (no task-received or task-sent event seen)")
-    args_t, kwargs_d = parsed
-    return _plan(uuid, rec.name, args_t, kwargs_d, rec.queue or rec.routing_key, root, parent,
-                 "event reprs", state, rec, meta,
-                 extra=("args rebuilt from the event's repr: right unless the caller set argsrepr",))
-
-
-def _current_state(rec: TaskRecord | None, meta: Mapping[str, Any] | None) -> str | None:
-    status = meta.get("status") if meta else None
-    if isinstance(status, str) and status != "PENDING":
-        # The backend is written by the worker itself; an index built from events can be stale.
-        return status
-    return rec.state if rec is not None else None
-
-
-def _not_retryable(state: str) -> str:
-    if state == SUCCESS:
-        return "succeeded: nothing to retry"
-    if state in READY_STATES:
-        return f"is {state}: only FAILURE, REVOKED or REJECTED tasks are retried"
-    return (f"is {state}: not finished, a retry would run it twice "
-            "(revoke or terminate it first, or wait)")
-
-
-def _plan(
-    uuid: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], queue: str | None,
-    root: str, parent: str, source: str, state: str, rec: TaskRecord | None,
-    meta: Mapping[str, Any] | None, extra: tuple[str, ...] = (),
-) -> RetryPlan:
-    notes = list(extra)
-    if queue is None:
-        notes.append("original queue unknown: the app's task_routes / default queue decide")
-    if meta and meta.get("group_id"):
-        notes.append(f"member of group {meta['group_id']}: its chord callback will not run again")
-    if rec is not None and rec.root_id and rec.root_id != uuid:
-        notes.append("step of a workflow: callbacks (the rest of a chain) are not re-sent")
-    return RetryPlan(uuid=uuid, name=name, args=args, kwargs=kwargs, queue=queue, root_id=root,
-                     parent_id=parent, source=source, state=state, notes=tuple(notes))
-
-
-def _parse_event_reprs(rec: TaskRecord) -> tuple[tuple[Any, ...], dict[str, Any]] | str:
-    """(args, kwargs) from the event reprs, or why they cannot be trusted."""
-    if rec.args is None or rec.kwargs is None:
-        return "events: no args/kwargs seen (no task-received or task-sent event)"
-    for label, text, truncated in (("args", rec.args, rec.args_truncated),
-                                   ("kwargs", rec.kwargs, rec.kwargs_truncated)):
-        if truncated or len(text) >= REPR_LIMIT:
-            return (f"events: {label} were truncated by Celery ({len(text)} characters, "
-                    f"cut at {REPR_LIMIT}); the real values are only in the result backend")
-    try:
-        args = ast.literal_eval(rec.args)
-        kwargs = ast.literal_eval(rec.kwargs)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return "events: args/kwargs repr is not a plain Python literal (objects cannot be rebuilt)"
-    if _has_ellipsis(args) or _has_ellipsis(kwargs):
-        return "events: args/kwargs nested deeper than Celery's repr keeps (shown as '...')"
-    if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
-        return "events: args/kwargs repr has an unexpected shape"
-    if not all(isinstance(k, str) for k in kwargs):
-        return "events: kwargs repr has non-string keys"
-    return tuple(args), kwargs
-
-
-def _has_ellipsis(value: Any) -> bool:
-    if value is Ellipsis:
-        return True
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return any(_has_ellipsis(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_ellipsis(k) or _has_ellipsis(v) for k, v in value.items())
-    return False
-
-
-# --------------------------------------------------------------------------- where tasks are
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where tasks are: the worker holding each (when known) and the workers to address
-    otherwise. ``held_as`` is inspect's word ('active', 'reserved', 'scheduled') or the
-    index state."""
-
-    holders: Mapping[str, str]
-    held_as: Mapping[str, str]
-    online: tuple[str, ...]
-    source: str
-
-    def destination(self, task_id: str) -> tuple[str, ...]:
-        holder = self.holders.get(task_id)
-        return (holder,) if holder else self.online
-
-
-def online_workers(index: TaskIndex, now: float | None = None) -> tuple[str, ...]:
-    return tuple(w.hostname for w, status in index.worker_rows(now) if status == "online")
-
-
-def locate_in_index(index: TaskIndex, task_ids: Sequence[str]) -> Placement:
-    """Placement from the event index: a task's worker if it is unfinished there and online."""
-    online = online_workers(index)
-    alive = set(online)
-    holders: dict[str, str] = {}
-    held_as: dict[str, str] = {}
-    for task_id in task_ids:
-        rec = index.get(task_id)
-        if rec is None:
-            continue
-        held_as[task_id] = rec.state
-        if rec.state not in READY_STATES and rec.worker in alive:
-            holders[task_id] = rec.worker
-    return Placement(holders=holders, held_as=held_as, online=online, source="index")
-
-
-def locate_by_inspect(app: Celery, task_ids: Sequence[str], timeout: float = 1.0) -> Placement:
-    """Placement from one read-only ``inspect query_task`` broadcast (discovery only: every
-    worker answers, so the repliers are also the online workers)."""
-    try:
-        replies = app.control.inspect(timeout=timeout).query_task(*task_ids)
-    except Exception as exc:
-        raise ActionError(f"cannot ask the workers where the tasks are: {error_line(exc)}") from None
-    holders: dict[str, str] = {}
-    held_as: dict[str, str] = {}
-    for host, found in (replies or {}).items():
-        for task_id, pair in (found or {}).items():
-            if task_id in task_ids and isinstance(pair, (list, tuple)) and pair:
-                holders[task_id] = host
-                held_as[task_id] = str(pair[0])
-    return Placement(holders=holders, held_as=held_as, online=tuple(sorted(replies or {})),
-                     source="inspect")
-
-
-def resolve_workers(app: Celery, names: Sequence[str], timeout: float = 1.0) -> list[str]:
-    """Full hostnames for ``names`` (``w1`` matches ``w1@host`` when unique), checked by ping.
-
-    Names with ``@`` are pinged with a destination (fast); short names need a read-only ping
-    broadcast to learn the full names. Raises ActionError naming any worker that did not answer.
-    """
-    if not names:
-        raise UsageError("name at least one worker")
-    exact = all("@" in n for n in names)
-    try:
-        replies = app.control.ping(destination=list(names) if exact else None, timeout=timeout)
-    except Exception as exc:
-        raise ActionError(f"cannot ping the workers: {error_line(exc)}") from None
-    online = sorted({host for reply in replies or [] for host in reply})
-    resolved: list[str] = []
-    for name in names:
-        matches = [h for h in online if h == name] or [h for h in online if h.split("@", 1)[0] == name]
-        if len(matches) == 1:
-            resolved.append(matches[0])
-            continue
-        known = ", ".join(online) or "none answered"
-        if matches:
-            raise UsageError(f"worker {name!r} is ambiguous: {', '.join(matches)}")
-        raise ActionError(f"worker {name!r} did not answer ping within {timeout:g}s (online: {known})")
-    return list(dict.fromkeys(resolved))
-
-
-# --------------------------------------------------------------------------- small helpers
 
 
 def normalize_signal(value: str | int) -> str:
@@ -554,9 +132,6 @@ def _destination(workers: Sequence[str]) -> list[str]:
     if not dest:
         raise UsageError("no worker named: control commands are never broadcast to every worker")
     return dest
-
-
-# --------------------------------------------------------------------------- the actions
 
 
 class Actions:

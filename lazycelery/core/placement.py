@@ -1,0 +1,102 @@
+"""Where tasks are and which workers to address: the worker holding each task (from the event
+index, or a read-only ``inspect`` broadcast when there is no index), and worker names resolved by
+ping. Control commands are then sent with ``destination=[...]``, never broadcast."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lazycelery.core.action_result import ActionError
+from lazycelery.core.model import READY_STATES
+from lazycelery.errors import UsageError
+from lazycelery.text import error_line
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from lazycelery.core.index import TaskIndex
+
+__all__ = ["Placement", "locate_by_inspect", "locate_in_index", "online_workers", "resolve_workers"]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where tasks are: the worker holding each (when known) and the workers to address
+    otherwise. ``held_as`` is inspect's word ('active', 'reserved', 'scheduled') or the
+    index state."""
+
+    holders: Mapping[str, str]
+    held_as: Mapping[str, str]
+    online: tuple[str, ...]
+    source: str
+
+    def destination(self, task_id: str) -> tuple[str, ...]:
+        holder = self.holders.get(task_id)
+        return (holder,) if holder else self.online
+
+
+def online_workers(index: TaskIndex, now: float | None = None) -> tuple[str, ...]:
+    return tuple(w.hostname for w, status in index.worker_rows(now) if status == "online")
+
+
+def locate_in_index(index: TaskIndex, task_ids: Sequence[str]) -> Placement:
+    """Placement from the event index: a task's worker if it is unfinished there and online."""
+    online = online_workers(index)
+    alive = set(online)
+    holders: dict[str, str] = {}
+    held_as: dict[str, str] = {}
+    for task_id in task_ids:
+        rec = index.get(task_id)
+        if rec is None:
+            continue
+        held_as[task_id] = rec.state
+        if rec.state not in READY_STATES and rec.worker in alive:
+            holders[task_id] = rec.worker
+    return Placement(holders=holders, held_as=held_as, online=online, source="index")
+
+
+def locate_by_inspect(app: Celery, task_ids: Sequence[str], timeout: float = 1.0) -> Placement:
+    """Placement from one read-only ``inspect query_task`` broadcast (discovery only: every
+    worker answers, so the repliers are also the online workers)."""
+    try:
+        replies = app.control.inspect(timeout=timeout).query_task(*task_ids)
+    except Exception as exc:
+        raise ActionError(f"cannot ask the workers where the tasks are: {error_line(exc)}") from None
+    holders: dict[str, str] = {}
+    held_as: dict[str, str] = {}
+    for host, found in (replies or {}).items():
+        for task_id, pair in (found or {}).items():
+            if task_id in task_ids and isinstance(pair, (list, tuple)) and pair:
+                holders[task_id] = host
+                held_as[task_id] = str(pair[0])
+    return Placement(holders=holders, held_as=held_as, online=tuple(sorted(replies or {})),
+                     source="inspect")
+
+
+def resolve_workers(app: Celery, names: Sequence[str], timeout: float = 1.0) -> list[str]:
+    """Full hostnames for ``names`` (``w1`` matches ``w1@host`` when unique), checked by ping.
+
+    Names with ``@`` are pinged with a destination (fast); short names need a read-only ping
+    broadcast to learn the full names. Raises ActionError naming any worker that did not answer.
+    """
+    if not names:
+        raise UsageError("name at least one worker")
+    exact = all("@" in n for n in names)
+    try:
+        replies = app.control.ping(destination=list(names) if exact else None, timeout=timeout)
+    except Exception as exc:
+        raise ActionError(f"cannot ping the workers: {error_line(exc)}") from None
+    online = sorted({host for reply in replies or [] for host in reply})
+    resolved: list[str] = []
+    for name in names:
+        matches = [h for h in online if h == name] or [h for h in online if h.split("@", 1)[0] == name]
+        if len(matches) == 1:
+            resolved.append(matches[0])
+            continue
+        known = ", ".join(online) or "none answered"
+        if matches:
+            raise UsageError(f"worker {name!r} is ambiguous: {', '.join(matches)}")
+        raise ActionError(f"worker {name!r} did not answer ping within {timeout:g}s (online: {known})")
+    return list(dict.fromkeys(resolved))
