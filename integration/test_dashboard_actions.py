@@ -24,9 +24,9 @@ from lazycelery.core import audit
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest import CONNECTED, Ingestor
 from lazycelery.core.model import TaskRecord
-from lazycelery.tui.actions import connect_operator
 from lazycelery.tui.app import Dashboard
-from lazycelery.tui.protocols import DashboardInfo
+from lazycelery.tui.run import connect_operator
+from lazycelery.tui.screen.sources import DashboardInfo
 from tests.tui_harness import SizedOutput, screen_lines
 
 pytestmark = pytest.mark.integration

@@ -24,7 +24,7 @@ from lazycelery.config import Settings
 from lazycelery.core.index import TaskIndex
 from lazycelery.tui.app import Dashboard
 from lazycelery.tui.plugins import PluginInfo, Selection, discover
-from lazycelery.tui.protocols import DashboardInfo
+from lazycelery.tui.screen.sources import DashboardInfo
 from tests.tui_harness import (
     ESC,
     DashboardHarness,
@@ -300,7 +300,8 @@ def test_builtin_panes_come_from_the_entry_point_group() -> None:
     for info in builtins:
         # registered by lazycelery's own distribution (pyproject.toml), not synthesised
         assert info.distribution == "lazycelery" and info.loaded and not info.reason
-        assert info.target == f"lazycelery.tui.plugins:{info.name.upper()}"
+        # one module per pane, one entry point naming its declaration
+        assert info.target == f"lazycelery.tui.panes.{info.name}:PANE"
 
 
 def test_discovery_reports_each_broken_plugin_and_loads_the_rest(site: Path) -> None:

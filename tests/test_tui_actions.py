@@ -27,7 +27,7 @@ from lazycelery.core.reconcile import Correction, ReconcileReport
 from lazycelery.tui.panes.dialog import CANCEL, CHOOSE, INPUT, Dialog
 from lazycelery.tui.panes.footer import footer_hints
 from lazycelery.tui.panes.help import help_lines
-from lazycelery.tui.protocols import DashboardInfo
+from lazycelery.tui.screen.sources import DashboardInfo
 from tests.tui_harness import (
     ESC,
     DashboardHarness,
@@ -506,10 +506,10 @@ def test_read_only_hides_the_actions_and_refuses_them() -> None:
         async def scenario(h: Harness) -> None:
             d = h.d
             h.select("fail-1")
-            labels = [label for _, label in footer_hints(d)]
+            labels = [label for _, label in footer_hints(d.registry, d.screen)]
             assert "retry" not in labels and "revoke" not in labels
             help_text = "\n".join("".join(t for _, t, *_ in line)
-                                  for line in help_lines(d.registry, d, "tasks"))
+                                  for line in help_lines(d.registry, d.screen, "tasks"))
             assert "task.retry" not in help_text and "queue.purge" not in help_text
             assert "reconcile" in help_text  # reading is allowed
             await h.keys(":")

@@ -22,7 +22,7 @@ from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest import IngestStatus
 from lazycelery.tui.app import Dashboard
 from lazycelery.tui.layout import too_small
-from lazycelery.tui.protocols import DashboardInfo
+from lazycelery.tui.screen.sources import DashboardInfo
 from tests.tui_harness import (
     ESC,
     DashboardHarness,
@@ -320,7 +320,7 @@ def test_resize_and_too_small_terminal() -> None:
         async def scenario(h: Harness) -> None:
             h.feed(EVENTS)
             await h.until(lambda: len(h.d.tasks) == 3000)
-            assert not too_small(h.d)
+            assert not too_small(h.d.screen)
             table = h.d.controls.tasks
             screen_lines(h.d)
             tall = table.page_rows
@@ -330,7 +330,7 @@ def test_resize_and_too_small_terminal() -> None:
             assert table.rendered_rows == table.page_rows  # and only those are formatted
             assert all(len(line) <= 80 for line in lines)
             h.output.size = Size(rows=10, columns=50)
-            assert too_small(h.d)
+            assert too_small(h.d.screen)
             assert "Terminal too small: 50×10" in "\n".join(screen_lines(h.d))
             await h.keys("j")  # keys still work, nothing crashes
             h.output.size = Size(rows=3, columns=8)
@@ -416,7 +416,7 @@ def test_user_key_remapping() -> None:
 
 
 def test_a_failing_command_is_reported_not_raised() -> None:
-    from lazycelery.tui.commands import Command
+    from lazycelery.tui.registry import Command
 
     def boom(d: Dashboard) -> None:
         raise RuntimeError("kaput")

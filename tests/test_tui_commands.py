@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from lazycelery.errors import ConfigError
-from lazycelery.tui.commands import GROUPS, Command, CommandRegistry, default_commands
 from lazycelery.tui.keys import display_keys, normalize_key, parse_key_spec
-from lazycelery.tui.panes.palette import fuzzy_match, rank
-from lazycelery.tui.state import ALL_CONTEXTS
+from lazycelery.tui.registry import GROUPS, Command, CommandRegistry
+from lazycelery.tui.screen.palette import fuzzy_match, rank
+from tests.tui_harness import ALL_CONTEXTS
+from tests.tui_harness import builtin_commands as default_commands
 
 ISSUE_KEYS = {  # the keys the issue asks for, by command
     "cursor.down": {"j", "down"}, "cursor.up": {"k", "up"}, "cursor.first": {"g"},

@@ -8,13 +8,12 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from lazycelery.core.index import TaskIndex
-from lazycelery.tui.actions import operator_commands
 from lazycelery.tui.app import Dashboard
-from lazycelery.tui.commands import CommandRegistry, default_commands
 from lazycelery.tui.panes.dialog import CANCEL, CHOOSE, CONFIRM, Dialog, _body
 from lazycelery.tui.panes.messages import ERROR_SECONDS, OK_SECONDS, MessageBoard, styled_lines
-from lazycelery.tui.protocols import DashboardInfo
-from lazycelery.tui.state import ALL_CONTEXTS
+from lazycelery.tui.registry import CommandRegistry
+from lazycelery.tui.screen.sources import DashboardInfo
+from tests.tui_harness import ALL_CONTEXTS, builtin_commands, operator_command_list
 
 
 def _dialog(**kwargs: Any) -> Dialog:
@@ -88,7 +87,7 @@ def test_reply_lines_are_styled_by_their_status_word() -> None:
 
 
 def test_operator_commands_fit_the_registry() -> None:
-    registry = CommandRegistry([*default_commands(), *operator_commands()])
+    registry = CommandRegistry([*builtin_commands(), *operator_command_list()])
     for context in ALL_CONTEXTS:
         seen: dict[tuple[str, ...], str] = {}
         for command in registry:
@@ -109,7 +108,7 @@ def test_operator_commands_fit_the_registry() -> None:
 
 
 def test_read_only_commands_are_hidden_but_reading_ones_are_not() -> None:
-    commands = {c.name: c for c in operator_commands(read_only=True)}
+    commands = {c.name: c for c in operator_command_list(read_only=True)}
     for name in ("task.retry", "view.revoke", "queue.purge", "worker.shutdown"):
         assert commands[name].hidden and not commands[name].palette
         assert commands[name].footer is None

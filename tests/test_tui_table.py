@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from lazycelery.tui.columns import Column
 from lazycelery.tui.format import age, duration, fit, number, one_line, sparkline, wrap
-from lazycelery.tui.table import Column, ListModel, VirtualTable
+from lazycelery.tui.screen.lists import ListModel
+from lazycelery.tui.table import VirtualTable
 
 
 class Huge:

@@ -20,21 +20,44 @@ from lazycelery.config import Settings
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest import IngestStatus
 from lazycelery.tui.app import Dashboard
-from lazycelery.tui.plugins import PluginInfo
-from lazycelery.tui.protocols import DashboardInfo
+from lazycelery.tui.global_commands import global_commands
+from lazycelery.tui.operator import Operator
+from lazycelery.tui.operator_commands import operator_commands
+from lazycelery.tui.plugins import PluginInfo, builtin_panes
+from lazycelery.tui.registry import Command
+from lazycelery.tui.screen.model import ScreenModel
+from lazycelery.tui.screen.sources import DashboardInfo
+from lazycelery.tui.screen.state import contexts
 
 __all__ = [
+    "ALL_CONTEXTS",
     "ESC",
     "DashboardHarness",
     "FakeIngestor",
     "FakeMonitor",
     "SizedOutput",
+    "builtin_commands",
     "drive",
     "headless_dashboard",
+    "operator_command_list",
     "screen_lines",
 ]
 
 ESC = "\x1b"
+#: every key context of a dashboard with the built-in panes only
+ALL_CONTEXTS = contexts(i.name for i in builtin_panes())
+
+
+def builtin_commands() -> list[Command]:
+    """The dashboard's own commands (with the built-in panes' ``pane.<name>``), no operator's."""
+    return global_commands(builtin_panes())
+
+
+def operator_command_list(read_only: bool = False) -> list[Command]:
+    """The operator actions' commands, bound to an operator without an application."""
+    screen = ScreenModel(TaskIndex())
+    return operator_commands(Operator(screen, screen.shell),
+                             frozenset(i.name for i in builtin_panes()), read_only=read_only)
 
 
 class SizedOutput(DummyOutput):

@@ -18,6 +18,6 @@ def run(args: argparse.Namespace) -> int:
     from lazycelery import config
 
     settings = config.resolve(args)
-    from lazycelery.tui.app import run_dashboard
+    from lazycelery.tui.run import run_dashboard
 
     return run_dashboard(settings, no_plugins=bool(getattr(args, "no_plugins", False)))

@@ -46,12 +46,14 @@ def register(
 
 
 def run(args: argparse.Namespace) -> int:
-    from lazycelery.tui.plugins import FAILED, Selection, check, discover
+    from lazycelery.tui.plugins import FAILED, Selection, discover
 
     selection = Selection.from_environment(no_plugins=bool(getattr(args, "no_plugins", False)))
     infos = discover(selection)
     if args.check:
-        check(infos, _settings(args))
+        from lazycelery.tui.run import check_panes
+
+        check_panes(infos, _settings(args))
     if args.json:
         _print_json(infos, selection)
     else:

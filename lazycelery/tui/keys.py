@@ -10,7 +10,7 @@ from prompt_toolkit.filters import Condition
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
 if TYPE_CHECKING:
-    from lazycelery.tui.commands import Command, CommandRegistry
+    from lazycelery.tui.registry import Command, CommandRegistry
 
 __all__ = ["KeySeq", "build_key_bindings", "display_keys", "normalize_key", "parse_key_spec"]
 

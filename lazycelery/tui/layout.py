@@ -1,8 +1,10 @@
-"""Assembles the screen: header, metrics, banner, panes, filter prompt, footer, overlays, and
-the too-small-terminal message. Containers are built once; what changes is data and state."""
+"""Assembles the screen: header, metrics, banner, the mounted panes in their slots, filter
+prompt, footer, overlays, and the too-small-terminal message. Containers are built once; what
+changes is the screen model they read."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from prompt_toolkit.filters import Condition
@@ -21,7 +23,6 @@ from prompt_toolkit.layout import (
 from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.layout.dimension import Dimension
 
-from lazycelery.tui.panes.detail import detail_pane
 from lazycelery.tui.panes.dialog import dialog_float
 from lazycelery.tui.panes.filterbar import filter_bar
 from lazycelery.tui.panes.footer import footer
@@ -29,29 +30,41 @@ from lazycelery.tui.panes.header import banner, header, metrics_strip
 from lazycelery.tui.panes.help import help_float
 from lazycelery.tui.panes.messages import messages_float
 from lazycelery.tui.panes.palette import palette_float
-from lazycelery.tui.panes.queues import queues_pane
-from lazycelery.tui.panes.tasks import tasks_pane
-from lazycelery.tui.panes.workers import workers_pane
+from lazycelery.tui.screen.builtin import BODY, MAIN, TOP
 
 if TYPE_CHECKING:
-    from lazycelery.tui.app import Dashboard
+    from prompt_toolkit.buffer import Buffer
 
-__all__ = ["MIN_COLUMNS", "MIN_ROWS", "build_layout", "too_small"]
+    from lazycelery.tui.mount import PaneHost
+    from lazycelery.tui.operator import Operator
+    from lazycelery.tui.registry import CommandRegistry
+    from lazycelery.tui.screen.model import ScreenModel
+
+__all__ = ["MIN_COLUMNS", "MIN_ROWS", "Placed", "build_layout", "too_small"]
 
 MIN_COLUMNS: Final = 60
 MIN_ROWS: Final = 14
 _CHROME: Final = 4  # header (2) + metrics (1) + footer (1)
 
 
-def too_small(d: Dashboard) -> bool:
-    size = d.size()
-    return size.columns < MIN_COLUMNS or size.rows < MIN_ROWS
+@dataclass
+class Placed:
+    """The layout, and the input windows the dashboard gives the keyboard to."""
+
+    layout: Layout
+    filter_window: Window
+    palette_window: Window
 
 
-def _small_message(d: Dashboard) -> Container:
+def too_small(screen: ScreenModel) -> bool:
+    columns, rows = screen.size()
+    return columns < MIN_COLUMNS or rows < MIN_ROWS
+
+
+def _small_message(screen: ScreenModel) -> Container:
     def text() -> StyleAndTextTuples:
-        size = d.size()
-        return [("class:small", f"Terminal too small: {size.columns}×{size.rows}.\n"
+        columns, rows = screen.size()
+        return [("class:small", f"Terminal too small: {columns}×{rows}.\n"
                  f"lazycelery needs at least {MIN_COLUMNS}×{MIN_ROWS}.\n"
                  "Enlarge the window, or press q to quit.")]
 
@@ -59,41 +72,56 @@ def _small_message(d: Dashboard) -> Container:
                                     align=WindowAlign.CENTER), Window()])
 
 
-def _top_height(d: Dashboard) -> Dimension:
+def _top_height(screen: ScreenModel) -> Dimension:
     """Workers and queues get the rows they need, at most a third of the body."""
-    body = d.size().rows - _CHROME - (1 if d.stale else 0) - (2 if d.ui.filter_editing else 0)
-    want = max(len(d.workers), len(d.queues), 1) + 2
+    body = screen.size()[1] - _CHROME - (1 if screen.stale else 0) - (
+        2 if screen.ui.filter_editing else 0)
+    want = max(len(screen.workers), len(screen.queues), 1) + 2
     return Dimension.exact(max(4, min(want, max(4, body // 3))))
 
 
-def build_layout(d: Dashboard) -> Layout:
-    parts = d.controls
-    workers = workers_pane(d, parts.workers)
-    queues = queues_pane(d, parts.queues)
-    tasks = tasks_pane(d, parts.tasks)
-    detail = detail_pane(d, parts.detail)
-    d.pane_windows.update(workers=workers.body, queues=queues.body,  # type: ignore[attr-defined]
-                          tasks=tasks.body, detail=detail.body)  # type: ignore[attr-defined]
-    d.pane_windows.update(d.plugins.focus_windows())
-    top = VSplit([workers, Window(width=1, char="│", style="class:pane.sep"), queues],
-                 height=lambda: _top_height(d))
-    lists = HSplit([top, tasks])
-    body = DynamicContainer(lambda: detail if d.ui.pane == "detail"
-                            else d.plugins.container(d.ui.pane) or lists)
-    bar, bar_input = filter_bar(d, parts.filter_buffer)
-    d.filter_window = bar_input
-    main = HSplit([header(d), metrics_strip(d), banner(d), body, bar, footer(d)])
-    small = _small_message(d)
-    help_overlay = help_float(d, parts.help)
-    palette, d.palette_window = palette_float(d, parts.palette_buffer)
-    dialog, d.operator.input_window = dialog_float(d, d.operator.buffer)
+def _top_row(screen: ScreenModel, panes: list[Container]) -> Container:
+    """The top-slot panes side by side, a rule between each two."""
+    row: list[Container] = []
+    for i, container in enumerate(panes):
+        if i:
+            row.append(Window(width=1, char="│", style="class:pane.sep"))
+        row.append(container)
+    return VSplit(row, height=lambda: _top_height(screen))
+
+
+def _body(screen: ScreenModel, host: PaneHost) -> Container:
+    """The lists (top row over the main pane), or the pane that fills the whole body."""
+    lists = HSplit([_top_row(screen, host.in_slot(TOP)), *host.in_slot(MAIN)])
+
+    def current() -> Container:
+        pane = screen.ui.pane
+        if host.slot(pane) == BODY:
+            return host.container(pane) or lists
+        return lists
+
+    return DynamicContainer(current)
+
+
+def build_layout(screen: ScreenModel, host: PaneHost, registry: CommandRegistry,
+                 operator: Operator, filter_buffer: Buffer, palette_buffer: Buffer) -> Placed:
+    columns = lambda: screen.size()[0]  # noqa: E731
+    bar, filter_window = filter_bar(screen, filter_buffer)
+    main = HSplit([header(screen), metrics_strip(screen), banner(screen), _body(screen, host),
+                   bar, footer(registry, screen)])
+    small = _small_message(screen)
+    help_overlay = help_float(screen.help)
+    palette, palette_window = palette_float(screen, registry, palette_buffer)
+    dialog, operator.input_window = dialog_float(lambda: operator.dialog, operator.buffer,
+                                                 columns)
     help_overlay.content = ConditionalContainer(
-        help_overlay.content, filter=Condition(lambda: d.ui.overlay == "help"))
+        help_overlay.content, filter=Condition(lambda: screen.ui.overlay == "help"))
     palette.content = ConditionalContainer(
-        palette.content, filter=Condition(lambda: d.ui.overlay == "palette"))
+        palette.content, filter=Condition(lambda: screen.ui.overlay == "palette"))
     root = FloatContainer(
-        DynamicContainer(lambda: small if too_small(d) else main),
+        DynamicContainer(lambda: small if too_small(screen) else main),
         # action results under the dialog, the dialog above everything
-        floats=[help_overlay, palette, messages_float(d), dialog],
+        floats=[help_overlay, palette, messages_float(operator.board, columns), dialog],
     )
-    return Layout(root, focused_element=d.pane_windows["tasks"])
+    layout = Layout(root, focused_element=host.focus_windows()["tasks"])
+    return Placed(layout, filter_window, palette_window)

@@ -4,9 +4,10 @@ so it reads on light and dark terminals and respects the terminal's own palette.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from prompt_toolkit.styles import Style
+if TYPE_CHECKING:
+    from prompt_toolkit.styles import Style
 
 __all__ = ["DEFAULT_THEME", "build_style", "state_class"]
 
@@ -111,6 +112,10 @@ def state_class(state: str) -> str:
 
 
 def build_style(overrides: Mapping[str, str] | None = None) -> Style:
+    """The prompt_toolkit style of the theme (imported here: pane modules read the class names
+    above without the TUI)."""
+    from prompt_toolkit.styles import Style
+
     rules = dict(DEFAULT_THEME)
     rules.update(overrides or {})
     return Style.from_dict(rules)

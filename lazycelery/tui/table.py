@@ -10,22 +10,19 @@ layout does not jitter while scrolling (they reset on resize).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from prompt_toolkit.data_structures import Point
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout.controls import UIContent, UIControl
 
+from lazycelery.tui.columns import Cell, Column
 from lazycelery.tui.format import fit, one_line
 
-__all__ = ["Cell", "Column", "ListModel", "TableModel", "VirtualTable"]
+__all__ = ["TableModel", "VirtualTable"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
-
-#: (style, text) of one cell
-Cell = tuple[str, str]
 
 
 class TableModel(Protocol[T_co]):
@@ -36,60 +33,6 @@ class TableModel(Protocol[T_co]):
     def rows(self, start: int, stop: int) -> Sequence[T_co]: ...
 
     def selected_index(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class Column(Generic[T]):
-    """``width``: fixed cells; 0 = flexible, sized from visible rows between ``min_width`` and
-    ``max_width`` (then ``grow`` shares what is left). ``priority``: higher columns are dropped
-    first when the terminal is narrow."""
-
-    title: str
-    cell: Callable[[T], Cell]
-    width: int = 0
-    min_width: int = 4
-    max_width: int = 1000
-    align: str = "left"
-    grow: int = 0
-    priority: int = 0
-
-
-class ListModel(Generic[T]):
-    """A small in-memory list with a selection kept by key (workers, queues)."""
-
-    def __init__(self, key: Callable[[T], object]) -> None:
-        self._key = key
-        self.items: list[T] = []
-        self.selected_key: object = None
-
-    def set_items(self, items: Sequence[T]) -> None:
-        self.items = list(items)
-        if self.items and self.selected_index() < 0:
-            self.selected_key = self._key(self.items[0])
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def rows(self, start: int, stop: int) -> Sequence[T]:
-        return self.items[max(0, start):stop]
-
-    def selected_index(self) -> int:
-        for i, item in enumerate(self.items):
-            if self._key(item) == self.selected_key:
-                return i
-        return -1
-
-    @property
-    def selected(self) -> T | None:
-        i = self.selected_index()
-        return self.items[i] if i >= 0 else None
-
-    def select_index(self, i: int) -> None:
-        if self.items:
-            self.selected_key = self._key(self.items[max(0, min(i, len(self.items) - 1))])
-
-    def move(self, delta: int) -> None:
-        self.select_index(max(0, self.selected_index()) + delta)
 
 
 class VirtualTable(UIControl, Generic[T]):

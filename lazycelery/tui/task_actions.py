@@ -16,7 +16,7 @@ from lazycelery.tui.panes.messages import styled_lines
 if TYPE_CHECKING:
     from lazycelery.broker.model import QueueStats
     from lazycelery.core.actions import Placement, RetryBatch
-    from lazycelery.tui.actions import ActionsLike, Operator, QueueOps
+    from lazycelery.tui.operator import ActionsLike, Operator, QueueOps
 
 __all__ = ["BULK_LIMIT", "SIGNALS", "TaskActions"]
 
@@ -45,7 +45,7 @@ class TaskActions:
         self.op = op
 
     def _view(self, action: str) -> list[TaskRecord] | None:
-        view = self.op.d.tasks
+        view = self.op.screen.tasks
         if view.busy:
             self.op.board.post(f"{action}: the list is still being filtered; try again when it "
                                "is done", level="error")
@@ -80,7 +80,7 @@ class TaskActions:
         actions = self.op.ready("retry")
         if actions is None:
             return
-        index = self.op.d.index
+        index = self.op.screen.index
 
         def plan() -> RetryBatch:
             with index.lock:  # the ingest thread updates records in place: plan from copies
@@ -204,7 +204,7 @@ class TaskActions:
     # ---------------------------------------------------------------- purge
 
     def purge_selected(self) -> None:
-        queue = self.op.d.queues.selected
+        queue = self.op.screen.queues.selected
         if queue is None:
             self.op.board.post("purge: no queue selected", level="error")
             return
@@ -213,7 +213,7 @@ class TaskActions:
             return
         ops = self.op.queue_ops
         if ops is None:
-            why = self.op.d.info.queues_unavailable or "queue introspection is not available"
+            why = self.op.screen.info.queues_unavailable or "queue introspection is not available"
             self.op.board.post(f"purge: {why}", level="error")
             return
         name = queue.name

@@ -12,7 +12,7 @@ from lazycelery.tui.panes.dialog import counted, text_lines
 
 if TYPE_CHECKING:
     from lazycelery.core.actions import ActionResult
-    from lazycelery.tui.actions import ActionsLike, Operator
+    from lazycelery.tui.operator import ActionsLike, Operator
 
 __all__ = ["WorkerActions"]
 
@@ -70,7 +70,7 @@ class WorkerActions:
         self.op = op
 
     def _worker_note(self, host: str) -> list[StyleAndTextTuples]:
-        row = self.op.d.workers.selected
+        row = self.op.screen.workers.selected
         if row is not None and row.hostname == host and row.status != "online":
             return text_lines(f"Note: {host} is {row.status} (no recent heartbeat): it may "
                               "not answer.", style="class:dialog.warning")
@@ -165,7 +165,7 @@ class WorkerActions:
         if target is None:
             return
         actions, host = target
-        queue = self.op.d.queues.selected
+        queue = self.op.screen.queues.selected
         default = queue.name if queue is not None else ""
 
         def confirm(name: str) -> None:
@@ -185,7 +185,7 @@ class WorkerActions:
         self.op.ask(title, [], "queue:", default, _name("queue name"), confirm)
 
     def _task_name_default(self) -> str:
-        rec = self.op.d.tasks.selected
+        rec = self.op.screen.tasks.selected
         return rec.name if rec is not None and rec.name else ""
 
     def rate_limit(self) -> None:

@@ -1,28 +1,30 @@
-"""Task detail: every field, state history, args/kwargs/result with truncation marks, the full
-traceback (scrollable) and the parent/root/children tree, whose lines open that task."""
+"""The task detail pane: every field, state history, args/kwargs/result with truncation marks,
+the full traceback (scrollable) and the parent/root/children tree, whose lines open that task.
+
+Imports without prompt_toolkit (``lazycelery plugins`` loads it to list the pane); its control is
+made when the dashboard creates the pane. The cursor and the task shown are the screen model's
+(``screen.detail``); this module makes the lines."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from prompt_toolkit.data_structures import Point
-from prompt_toolkit.formatted_text import StyleAndTextTuples
-from prompt_toolkit.layout import Container
-from prompt_toolkit.layout.controls import UIContent, UIControl
-
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import TaskRecord
-from lazycelery.tui.format import clock_time, duration, fit, one_line, wrap
-from lazycelery.tui.panes.common import pane
+from lazycelery.panes_api import PaneViewBase
+from lazycelery.tui.format import clock_time, duration, one_line, wrap
+from lazycelery.tui.screen.builtin import BODY, BuiltinPane, ScreenContext
 from lazycelery.tui.style import state_class
 
 if TYPE_CHECKING:
-    from lazycelery.tui.app import Dashboard
+    from prompt_toolkit.formatted_text import StyleAndTextTuples
+    from prompt_toolkit.layout import Container
 
-__all__ = ["SECTIONS", "DetailControl", "DetailLine", "DetailModel", "build_detail",
-           "detail_pane"]
+    from lazycelery.tui.detail_control import DetailControl
+    from lazycelery.tui.screen.model import ScreenModel
+
+__all__ = ["PANE", "SECTIONS", "DetailLine", "DetailView", "build_detail", "detail_title"]
 
 #: section headings, in order (``]``/``[`` jump between them)
 SECTIONS: Final = ("Fields", "History", "Args", "Kwargs", "Result", "Exception", "Traceback",
@@ -209,129 +211,38 @@ def build_detail(rec: TaskRecord, index: TaskIndex, width: int) -> list[DetailLi
     return lines
 
 
-class DetailModel:
-    """Cursor and scroll over the detail lines of one task (lines cached per index version)."""
-
-    def __init__(self, index: TaskIndex) -> None:
-        self.index = index
-        self.record: TaskRecord | None = None
-        self.cursor = 0
-        self.page_rows = 10
-        #: set by a section jump: the next render puts the cursor line at the top
-        self.anchor_top = False
-        self._lines: list[DetailLine] = []
-        self._key: tuple[int, int, int] = (0, -1, -1)
-
-    def show(self, rec: TaskRecord | None) -> None:
-        if rec is not self.record:
-            self.record = rec
-            self.cursor = 0
-            self._key = (0, -1, -1)
-
-    def lines(self, width: int) -> list[DetailLine]:
-        rec = self.record
-        if rec is None:
-            return []
-        key = (id(rec), self.index.version, width)
-        if key != self._key:
-            self._lines = build_detail(rec, self.index, width)
-            self._key = key
-            self.cursor = min(self.cursor, max(0, len(self._lines) - 1))
-        return self._lines
-
-    @property
-    def current(self) -> list[DetailLine]:
-        """The lines of the last render (what cursor movement works on)."""
-        return self._lines
-
-    def move(self, delta: int) -> None:
-        self.cursor = max(0, min(self.cursor + delta, len(self._lines) - 1))
-
-    def first(self) -> None:
-        self.cursor = 0
-
-    def last(self) -> None:
-        self.cursor = max(0, len(self._lines) - 1)
-
-    def section(self, delta: int) -> str | None:
-        """Move to the next (+1) / previous (-1) heading; returns its name."""
-        lines = self._lines
-        i = self.cursor + delta
-        while 0 <= i < len(lines):
-            if lines[i].section is not None:
-                self.cursor = i
-                self.anchor_top = True
-                return lines[i].section
-            i += delta
-        return None
-
-    def jump_to(self, section: str) -> bool:
-        for i, line in enumerate(self._lines):
-            if line.section == section:
-                self.cursor = i
-                return True
-        return False
-
-    def link(self) -> str | None:
-        if 0 <= self.cursor < len(self._lines):
-            return self._lines[self.cursor].link
-        return None
-
-
-class DetailControl(UIControl):
-    """Renders the visible part of the detail with the cursor line highlighted."""
-
-    def __init__(self, model: DetailModel, empty: Callable[[], str]) -> None:
-        self.model = model
-        self.empty = empty
-        self.top = 0
-
-    def is_focusable(self) -> bool:
-        return True
-
-    def create_content(self, width: int, height: int) -> UIContent:
-        model = self.model
-        lines = model.lines(max(20, width - 1))
-        model.page_rows = height
-        if not lines:
-            empty: StyleAndTextTuples = [("class:pane.empty", " " + self.empty())]
-            return UIContent(get_line=lambda i: empty, line_count=1, show_cursor=False)
-        cursor = model.cursor
-        if model.anchor_top:
-            self.top = cursor  # a heading jumped to shows its section below it
-            model.anchor_top = False
-        if cursor < self.top:
-            self.top = cursor
-        elif cursor >= self.top + height:
-            self.top = cursor - height + 1
-        self.top = max(0, min(self.top, max(0, len(lines) - height)))
-        visible = lines[self.top:self.top + height]
-        rendered: list[StyleAndTextTuples] = []
-        for i, line in enumerate(visible):
-            frags = line.fragments
-            if self.top + i == cursor:
-                frags = [("class:detail.cursor", fit(line.text, width))]
-            rendered.append(frags)
-        return UIContent(get_line=lambda i: rendered[i] if i < len(rendered) else [],
-                         line_count=len(rendered),
-                         cursor_position=Point(0, cursor - self.top), show_cursor=False)
-
-
-def detail_title(d: Dashboard) -> StyleAndTextTuples:
-    rec = d.detail.record
-    out: StyleAndTextTuples = [("bold", " 4 Task detail ")]
+def detail_title(screen: ScreenModel) -> StyleAndTextTuples:
+    rec = screen.detail.record
+    out: StyleAndTextTuples = [("bold", f" {PANE.key} {PANE.title} ")]
     if rec is not None:
         out.append(("", f" {rec.uuid}"))
-        if d.ui.detail_stack:
+        if screen.ui.detail_stack:
             out.append(("", f"  (opened from the family tree; esc goes back "
-                        f"{len(d.ui.detail_stack)})"))
-        if d.index.get(rec.uuid) is not rec:
+                        f"{len(screen.ui.detail_stack)})"))
+        if screen.index.get(rec.uuid) is not rec:
             out.append(("bold", "  EVICTED from memory"))
-    if d.stale:
+    if screen.stale:
         out.append(("bold", "  STALE"))
     return out
 
 
-def detail_pane(d: Dashboard, control: DetailControl) -> Container:
-    return pane(lambda: detail_title(d), control, lambda: d.ui.pane == "detail",
-                lambda: d.stale)
+class DetailView(PaneViewBase):
+    """The detail of the selected task (or of one opened from its family tree)."""
+
+    def __init__(self, ctx: ScreenContext) -> None:
+        from lazycelery.tui.detail_control import DetailControl
+        from lazycelery.tui.panes.common import pane
+
+        screen = ctx.screen
+        screen.detail.build = build_detail
+        self.control: DetailControl = DetailControl(screen.detail, lambda: "no task selected")
+        self._container = pane(lambda: detail_title(screen), self.control,
+                               lambda: screen.ui.pane == "detail", lambda: screen.stale)
+
+    def container(self) -> Container:
+        return self._container
+
+
+#: what the ``lazycelery.panes`` entry point ``detail`` names
+PANE = BuiltinPane(name="detail", title="Task detail", key="4", slot=BODY, view=DetailView,
+                   command_title="Go to task detail")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.filters import Condition
@@ -16,9 +16,6 @@ from prompt_toolkit.layout.dimension import Dimension
 from prompt_toolkit.widgets import Frame
 
 from lazycelery.tui.format import one_line
-
-if TYPE_CHECKING:
-    from lazycelery.tui.app import Dashboard
 
 __all__ = ["CANCEL", "CHOOSE", "CONFIRM", "INPUT", "Dialog", "counted", "dialog_float", "limited",
            "text_lines"]
@@ -164,11 +161,10 @@ def _keys_hint(dialog: Dialog) -> StyleAndTextTuples:
     return [("class:dialog.hint", " " + text)]
 
 
-def dialog_float(d: Dashboard, buffer: Buffer) -> tuple[Float, Window]:
-    """The dialog overlay (shown while ``d.operator.dialog`` is set) and its input window."""
-
-    def current() -> Dialog | None:
-        return d.operator.dialog
+def dialog_float(current: Callable[[], Dialog | None], buffer: Buffer,
+                 columns: Callable[[], int]) -> tuple[Float, Window]:
+    """The dialog overlay (shown while ``current()`` is a dialog) and its input window;
+    ``columns`` is the terminal's width."""
 
     def visible(check: Callable[[Dialog], bool]) -> Condition:
         return Condition(lambda: (dialog := current()) is not None and check(dialog))
@@ -208,7 +204,7 @@ def dialog_float(d: Dashboard, buffer: Buffer) -> tuple[Float, Window]:
         return len(dialog.prompt) + 2 if dialog is not None else 0
 
     def _width() -> int:
-        return min(_WIDTH, max(20, d.width() - 4))
+        return min(_WIDTH, max(20, columns() - 4))
 
     input_window = Window(BufferControl(buffer), height=1, style="class:dialog.input")
     content = HSplit([

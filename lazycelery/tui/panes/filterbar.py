@@ -11,7 +11,7 @@ from prompt_toolkit.layout import ConditionalContainer, Container, HSplit, VSpli
 from prompt_toolkit.layout.controls import BufferControl, FormattedTextControl
 
 if TYPE_CHECKING:
-    from lazycelery.tui.app import Dashboard
+    from lazycelery.tui.screen.model import ScreenModel
 
 __all__ = ["error_line", "filter_bar"]
 
@@ -28,7 +28,7 @@ def error_line(text: str, message: str, column: int, width: int) -> StyleAndText
     return [("", " " * pad), ("class:filter.caret", "^"), ("class:filter.error", msg[1:])]
 
 
-def filter_bar(d: Dashboard, buffer: Buffer) -> tuple[Container, Window]:
+def filter_bar(screen: ScreenModel, buffer: Buffer) -> tuple[Container, Window]:
     """The prompt container and its input window (to focus)."""
     input_window = Window(BufferControl(buffer), height=1)
     prompt = VSplit([
@@ -38,13 +38,14 @@ def filter_bar(d: Dashboard, buffer: Buffer) -> tuple[Container, Window]:
     ])
 
     def error() -> StyleAndTextTuples:
-        if d.ui.filter_error is None:
+        ui = screen.ui
+        if ui.filter_error is None:
             return [("class:help.disabled", "   enter apply · esc cancel · ↑/↓ history · "
                      "? after closing shows the filter language")]
-        return error_line(buffer.text, d.ui.filter_error, d.ui.filter_error_column, d.width())
+        return error_line(buffer.text, ui.filter_error, ui.filter_error_column, screen.size()[0])
 
     container = ConditionalContainer(
         HSplit([prompt, Window(FormattedTextControl(error), height=1)]),
-        filter=Condition(lambda: d.ui.filter_editing),
+        filter=Condition(lambda: screen.ui.filter_editing),
     )
     return container, input_window

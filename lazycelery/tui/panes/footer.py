@@ -11,43 +11,45 @@ from prompt_toolkit.layout.controls import FormattedTextControl
 from lazycelery.tui.keys import display_key
 
 if TYPE_CHECKING:
-    from lazycelery.tui.app import Dashboard
+    from lazycelery.tui.registry import CommandRegistry
+    from lazycelery.tui.screen.model import ScreenModel
 
 __all__ = ["footer", "footer_hints", "footer_text"]
 
 
-def footer_hints(d: Dashboard) -> list[tuple[str, str]]:
+def footer_hints(registry: CommandRegistry, screen: ScreenModel) -> list[tuple[str, str]]:
     """(keys, label) for enabled commands that have a footer label: what this pane does
     first, the general ones (help, quit) last."""
     hints: list[tuple[str, str]] = []
-    enabled = d.registry.enabled(d)
+    enabled = registry.enabled(screen)
     enabled.sort(key=lambda c: c.group == "General")
     for command in enabled:
         if command.footer is None or command.hidden:
             continue
-        keys = d.registry.keys(command.name)
+        keys = registry.keys(command.name)
         if not keys:
             continue
         label = display_key(keys[0])
-        if command.name == "cursor.down" and "cursor.up" in d.registry:
-            up = d.registry.keys("cursor.up")
+        if command.name == "cursor.down" and "cursor.up" in registry:
+            up = registry.keys("cursor.up")
             if up:
                 label = f"{label}/{display_key(up[0])}"
         hints.append((label, command.footer))
     return hints
 
 
-def footer_text(d: Dashboard) -> StyleAndTextTuples:
-    flash = d.ui.current_flash()
+def footer_text(registry: CommandRegistry, screen: ScreenModel) -> StyleAndTextTuples:
+    flash = screen.ui.current_flash()
     out: StyleAndTextTuples = []
     if flash is not None:
         text, error = flash
         out.append(("class:footer.error" if error else "class:footer.flash", f" {text} "))
         out.append(("class:footer", " "))
-    for keys, label in footer_hints(d):
+    for keys, label in footer_hints(registry, screen):
         out += [("class:footer.key", f" {keys}"), ("class:footer", f" {label} ")]
     return out
 
 
-def footer(d: Dashboard) -> Container:
-    return Window(FormattedTextControl(lambda: footer_text(d)), height=1, style="class:footer")
+def footer(registry: CommandRegistry, screen: ScreenModel) -> Container:
+    return Window(FormattedTextControl(lambda: footer_text(registry, screen)), height=1,
+                  style="class:footer")

@@ -10,13 +10,13 @@ from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout import ConditionalContainer, Container, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
 
-from lazycelery.core.ingest import short_reason
+from lazycelery.core.ingest_status import short_reason
 from lazycelery.core.model import FAILURE, RECEIVED, RETRY, REVOKED, STARTED, SUCCESS
 from lazycelery.tui.format import age, clock_time, number, percent, sparkline
 from lazycelery.tui.style import state_class
 
 if TYPE_CHECKING:
-    from lazycelery.tui.app import Dashboard
+    from lazycelery.tui.screen.model import ScreenModel
 
 __all__ = ["banner", "banner_text", "header", "header_text", "metrics_strip", "metrics_text"]
 
@@ -25,24 +25,24 @@ _SHOWN_STATES = ((SUCCESS, "ok"), (FAILURE, "failed"), (RETRY, "retry"), (STARTE
                  (RECEIVED, "received"), (REVOKED, "revoked"))
 
 
-def header_text(d: Dashboard) -> StyleAndTextTuples:
-    status = d.ingest_status
+def header_text(screen: ScreenModel) -> StyleAndTextTuples:
+    status = screen.ingest_status
     state = status.state if status is not None else "offline"
     out: StyleAndTextTuples = [("class:header.app", " lazycelery"), _SEP]
-    out.append(("class:header.env", d.info.env_name or "default"))
-    out += [_SEP, ("", d.info.broker), _SEP]
+    out.append(("class:header.env", screen.info.env_name or "default"))
+    out += [_SEP, ("", screen.info.broker), _SEP]
     out.append((f"class:conn.{state}", f"● {state}"))
     if status is not None and state == "reconnecting":
         out.append((f"class:conn.{state}", f" (attempt {status.attempt})"))
     gap = getattr(status, "gap", None) if status is not None else None
     if gap is not None and state == "connected":
         out.append(("class:conn.gap", f"  after a {gap.seconds:.0f}s gap"))
-    out += [_SEP, ("class:header.value", f"{d.events_per_second():,.0f}"),
+    out += [_SEP, ("class:header.value", f"{screen.events_per_second():,.0f}"),
             ("class:header.label", " ev/s")]
-    if d.info.read_only:
+    if screen.info.read_only:
         out += [_SEP, ("class:header.readonly", "READ-ONLY")]
     out.append(("", "\n "))
-    index = d.index
+    index = screen.index
     out += [("class:header.label", "tasks "), ("class:header.value", number(len(index)))]
     by_state = index.by_state  # single lookups are safe without the index lock
     for st, label in _SHOWN_STATES:
@@ -50,18 +50,18 @@ def header_text(d: Dashboard) -> StyleAndTextTuples:
         if count:
             out += [("", "  "), (state_class(st), f"{label} {number(count)}")]
     out += [_SEP, ("class:header.label", "success (5m) "),
-            ("class:header.value", percent(d.rates.success_rate(300)))]
+            ("class:header.value", percent(screen.rates.success_rate(300)))]
     if index.evicted:
         out += [_SEP, ("class:header.label", f"evicted {number(index.evicted)}")]
     return out
 
 
-def metrics_text(d: Dashboard, width: int) -> StyleAndTextTuples:
+def metrics_text(screen: ScreenModel, width: int) -> StyleAndTextTuples:
     """ok/s and failed/s over the last minutes (5 s buckets), then queue depths."""
     spark_w = max(8, min(36, (width - 60) // 3))
     bucket = 5
-    ok = d.rates.series("ok", spark_w, bucket)
-    failed = d.rates.series("failed", spark_w, bucket)
+    ok = screen.rates.series("ok", spark_w, bucket)
+    failed = screen.rates.series("failed", spark_w, bucket)
     minutes = spark_w * bucket / 60
     out: StyleAndTextTuples = [
         ("class:metrics.label", " ok/s "), ("class:spark.ok", sparkline(ok)),
@@ -70,18 +70,18 @@ def metrics_text(d: Dashboard, width: int) -> StyleAndTextTuples:
         ("", f" {failed[-1] if failed else 0:.1f}"),
         ("class:metrics.label", f"  ({minutes:.0f} min)  "),
     ]
-    snap = d.queue_snapshot
+    snap = screen.queue_snapshot
     if snap is not None and snap.queues:
         out.append(("class:metrics.label", "depth "))
         for q in sorted(snap.queues, key=lambda q: -(q.ready or 0))[:4]:
             out += [("", f"{q.name} {number(q.ready)} "),
-                    ("class:spark.queue", sparkline(d.queue_history.series(q.name), 8)),
+                    ("class:spark.queue", sparkline(screen.queue_history.series(q.name), 8)),
                     ("", "  ")]
     return out
 
 
-def banner_text(d: Dashboard) -> StyleAndTextTuples:
-    status = d.ingest_status
+def banner_text(screen: ScreenModel) -> StyleAndTextTuples:
+    status = screen.ingest_status
     if status is None:
         return []
     now = time.time()
@@ -93,7 +93,7 @@ def banner_text(d: Dashboard) -> StyleAndTextTuples:
                f"{max(0.0, retry_at - now):.0f} s"
         if status.last_error:
             text += f" ({short_reason(status.last_error)})"
-    last = d.last_event_at
+    last = screen.last_event_at
     if last is not None:
         text += f" · stale: showing data as of {clock_time(last)} ({age(now - last)} ago)"
     else:
@@ -101,18 +101,18 @@ def banner_text(d: Dashboard) -> StyleAndTextTuples:
     return [("class:banner", text)]
 
 
-def header(d: Dashboard) -> Container:
-    return Window(FormattedTextControl(lambda: header_text(d)), height=2, style="class:header")
+def header(screen: ScreenModel) -> Container:
+    return Window(FormattedTextControl(lambda: header_text(screen)), height=2, style="class:header")
 
 
-def metrics_strip(d: Dashboard) -> Container:
-    return Window(FormattedTextControl(lambda: metrics_text(d, d.width())), height=1,
+def metrics_strip(screen: ScreenModel) -> Container:
+    return Window(FormattedTextControl(lambda: metrics_text(screen, screen.size()[0])), height=1,
                   style="class:metrics")
 
 
-def banner(d: Dashboard) -> Container:
+def banner(screen: ScreenModel) -> Container:
     return ConditionalContainer(
-        Window(FormattedTextControl(lambda: banner_text(d)), height=1, style="class:banner",
+        Window(FormattedTextControl(lambda: banner_text(screen)), height=1, style="class:banner",
                wrap_lines=False),
-        filter=Condition(lambda: d.stale),
+        filter=Condition(lambda: screen.stale),
     )

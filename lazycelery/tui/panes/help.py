@@ -11,11 +11,12 @@ from prompt_toolkit.layout import Float, HSplit, Window
 from prompt_toolkit.layout.controls import FormattedTextControl, UIContent, UIControl
 from prompt_toolkit.widgets import Frame
 
-from lazycelery.tui.commands import GROUPS
+from lazycelery.tui.registry import GROUPS
 
 if TYPE_CHECKING:
-    from lazycelery.tui.app import Dashboard
-    from lazycelery.tui.commands import CommandRegistry
+    from lazycelery.tui.registry import CommandRegistry
+    from lazycelery.tui.screen.help import HelpModel
+    from lazycelery.tui.screen.model import ScreenModel
 
 __all__ = ["FILTER_HELP", "HelpControl", "help_float", "help_lines"]
 
@@ -35,7 +36,7 @@ FILTER_HELP: Final = (
 )
 
 
-def help_lines(registry: CommandRegistry, d: Dashboard, context: str) -> list[StyleAndTextTuples]:
+def help_lines(registry: CommandRegistry, screen: ScreenModel, context: str) -> list[StyleAndTextTuples]:
     lines: list[StyleAndTextTuples] = [
         [("class:overlay.title", f" Keys — {context} pane"),
          ("class:help.disabled", "   (dim: not available here)   close: ? or esc")],
@@ -51,7 +52,7 @@ def help_lines(registry: CommandRegistry, d: Dashboard, context: str) -> list[St
         lines.append([("class:help.group", f" {group}")])
         for c in commands:
             keys = registry.key_label(c.name, limit=4) or "(palette)"
-            enabled = registry.is_enabled(c, d, context) or group == "Prompt"
+            enabled = registry.is_enabled(c, screen, context) or group == "Prompt"
             dim = "" if enabled else "class:help.disabled"
             lines.append([
                 (dim or "class:help.key", f"   {keys:<{key_w}}"),
@@ -72,40 +73,32 @@ def help_lines(registry: CommandRegistry, d: Dashboard, context: str) -> list[St
 
 
 class HelpControl(UIControl):
-    """Scrollable help text; ``scroll`` is changed by the navigation commands."""
+    """The help overlay's lines (``screen.help``), scrolled to where the navigation keys put it."""
 
-    def __init__(self) -> None:
-        self.lines: list[StyleAndTextTuples] = []
-        self.top = 0
-        self.page_rows = 10
-
-    def set_lines(self, lines: list[StyleAndTextTuples]) -> None:
-        self.lines = lines
-        self.top = 0
-
-    def scroll(self, delta: int) -> None:
-        self.top = max(0, min(self.top + delta, max(0, len(self.lines) - self.page_rows)))
+    def __init__(self, model: HelpModel) -> None:
+        self.model = model
 
     def is_focusable(self) -> bool:
         return True
 
     def create_content(self, width: int, height: int) -> UIContent:
-        self.page_rows = height
-        self.top = max(0, min(self.top, max(0, len(self.lines) - height)))
-        visible = self.lines[self.top:self.top + height]
+        model = self.model
+        model.page_rows = height
+        model.top = max(0, min(model.top, max(0, len(model.lines) - height)))
+        visible: list[StyleAndTextTuples] = model.lines[model.top:model.top + height]
         return UIContent(get_line=lambda i: visible[i] if i < len(visible) else [],
                          line_count=len(visible), cursor_position=Point(0, 0),
                          show_cursor=False)
 
 
-def help_float(d: Dashboard, control: HelpControl) -> Float:
+def help_float(model: HelpModel) -> Float:
     def more() -> StyleAndTextTuples:
-        below = len(control.lines) - control.top - control.page_rows
+        below = len(model.lines) - model.top - model.page_rows
         return [("class:help.disabled", f" j/k scroll — {below} more lines" if below > 0
                  else " end")]
 
     body = Frame(HSplit([
-        Window(control, wrap_lines=False),
+        Window(HelpControl(model), wrap_lines=False),
         Window(FormattedTextControl(more), height=1),
     ]), title="Help", style="class:overlay")
     return Float(body, top=1, bottom=1, left=2, right=2)

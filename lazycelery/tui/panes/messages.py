@@ -6,7 +6,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import StyleAndTextTuples
@@ -15,9 +15,6 @@ from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.widgets import Frame
 
 from lazycelery.tui.format import fit, one_line
-
-if TYPE_CHECKING:
-    from lazycelery.tui.app import Dashboard
 
 __all__ = [
     "ERROR_SECONDS",
@@ -124,12 +121,12 @@ class MessageBoard:
         return sum(1 for _, t, *_ in text if t == "\n") + 1 if text else 0
 
 
-def messages_float(d: Dashboard) -> Float:
-    """The message box at the bottom right, above the footer (only while there is news)."""
-    board = d.operator.board
+def messages_float(board: MessageBoard, columns: Callable[[], int]) -> Float:
+    """The message box at the bottom right, above the footer (only while there is news);
+    ``columns`` is the terminal's width."""
 
     def width() -> int:
-        return max(20, min(110, d.width() - 4))
+        return max(20, min(110, columns() - 4))
 
     body = Window(FormattedTextControl(lambda: board.text(width() - 2)),
                   height=lambda: max(1, board.rows(width() - 2)), style="class:messages")

@@ -1,28 +1,33 @@
-"""The queues pane: ready, reserved, consumers, rates and a sparkline of depth per queue."""
+"""The queues pane: ready, reserved, consumers, rates and a sparkline of depth per queue.
+
+Imports without prompt_toolkit (``lazycelery plugins`` loads it to list the pane); its control is
+made when the dashboard creates the pane."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prompt_toolkit.formatted_text import StyleAndTextTuples
-from prompt_toolkit.layout import Container
-
 from lazycelery.broker.model import QueueStats
+from lazycelery.panes_api import PaneViewBase
+from lazycelery.tui.columns import Column
 from lazycelery.tui.format import age, number, sparkline
-from lazycelery.tui.panes.common import pane
-from lazycelery.tui.table import Column, VirtualTable
+from lazycelery.tui.screen.builtin import TOP, BuiltinPane, ScreenContext
 
 if TYPE_CHECKING:
-    from lazycelery.tui.app import Dashboard
+    from prompt_toolkit.formatted_text import StyleAndTextTuples
+    from prompt_toolkit.layout import Container
 
-__all__ = ["queue_columns", "queue_table", "queues_pane"]
+    from lazycelery.tui.screen.model import ScreenModel
+    from lazycelery.tui.table import VirtualTable
+
+__all__ = ["PANE", "QueuesView", "queue_columns", "queues_title"]
 
 
 def _rate(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}"
 
 
-def queue_columns(d: Dashboard) -> list[Column[QueueStats]]:
+def queue_columns(screen: ScreenModel) -> list[Column[QueueStats]]:
     def ready(q: QueueStats) -> tuple[str, str]:
         style = "class:queue.backlog" if q.ready and q.consumers == 0 else ""
         return style, number(q.ready)
@@ -39,29 +44,24 @@ def queue_columns(d: Dashboard) -> list[Column[QueueStats]]:
         Column("OLDEST", lambda q: ("", age(q.oldest_age_s) if q.oldest_age_s is not None
                                     else "–"), width=6, align="right", priority=3),
         Column("DEPTH", lambda q: ("class:spark.queue",
-                                   sparkline(d.queue_history.series(q.name), 16)),
+                                   sparkline(screen.queue_history.series(q.name), 16)),
                width=16, priority=4),
     ]
 
 
-def queue_table(d: Dashboard) -> VirtualTable[QueueStats]:
-    def empty() -> str:
-        if d.info.queues_unavailable:
-            return d.info.queues_unavailable
-        snap = d.queue_snapshot
-        if snap is not None and snap.error:
-            return f"queue depths unavailable: {snap.error}"
-        return "no queues found yet"
-
-    return VirtualTable(
-        lambda: d.queues, queue_columns(d), focused=lambda: d.ui.pane == "queues",
-        selection_key=lambda: d.queues.selected_key, empty_text=empty,
-    )
+def _empty(screen: ScreenModel) -> str:
+    if screen.info.queues_unavailable:
+        return screen.info.queues_unavailable
+    snap = screen.queue_snapshot
+    if snap is not None and snap.error:
+        return f"queue depths unavailable: {snap.error}"
+    return "no queues found yet"
 
 
-def queues_title(d: Dashboard) -> StyleAndTextTuples:
-    snap = d.queue_snapshot
-    text: StyleAndTextTuples = [("bold", " 2 Queues "), ("", f" {len(d.queues)}")]
+def queues_title(screen: ScreenModel) -> StyleAndTextTuples:
+    snap = screen.queue_snapshot
+    text: StyleAndTextTuples = [("bold", f" {PANE.key} {PANE.title} "),
+                                ("", f" {len(screen.queues)}")]
     if snap is not None and snap.queues:
         total = sum(q.ready or 0 for q in snap.queues)
         text.append(("", f"  {number(total)} ready"))
@@ -72,7 +72,33 @@ def queues_title(d: Dashboard) -> StyleAndTextTuples:
     return text
 
 
-def queues_pane(d: Dashboard, table: VirtualTable[QueueStats]) -> Container:
-    snap_stale = lambda: bool(d.queue_snapshot and d.queue_snapshot.stale  # noqa: E731
-                              and d.queue_snapshot.taken_at)
-    return pane(lambda: queues_title(d), table, lambda: d.ui.pane == "queues", snap_stale)
+def _snapshot_stale(screen: ScreenModel) -> bool:
+    snap = screen.queue_snapshot
+    return bool(snap and snap.stale and snap.taken_at)
+
+
+class QueuesView(PaneViewBase):
+    """The queues table under its title bar."""
+
+    def __init__(self, ctx: ScreenContext) -> None:
+        from lazycelery.tui.panes.common import pane
+        from lazycelery.tui.table import VirtualTable
+
+        screen = ctx.screen
+        self.table: VirtualTable[QueueStats] = VirtualTable(
+            lambda: screen.queues, queue_columns(screen),
+            focused=lambda: screen.ui.pane == "queues",
+            selection_key=lambda: screen.queues.selected_key, empty_text=lambda: _empty(screen),
+        )
+        screen.set_page_rows("queues", lambda: self.table.page_rows)
+        self._container = pane(lambda: queues_title(screen), self.table,
+                               lambda: screen.ui.pane == "queues",
+                               lambda: _snapshot_stale(screen))
+
+    def container(self) -> Container:
+        return self._container
+
+
+#: what the ``lazycelery.panes`` entry point ``queues`` names
+PANE = BuiltinPane(name="queues", title="Queues", key="2", slot=TOP, view=QueuesView,
+                   command_title="Go to queues")

@@ -1,22 +1,27 @@
-"""The task list pane: newest first, state coloured, filter and sort shown in its title."""
+"""The task list pane: newest first, state coloured, filter and sort shown in its title.
+
+Imports without prompt_toolkit (``lazycelery plugins`` loads it to list the pane); its control is
+made when the dashboard creates the pane."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prompt_toolkit.formatted_text import StyleAndTextTuples
-from prompt_toolkit.layout import Container
-
 from lazycelery.core.model import TaskRecord
+from lazycelery.panes_api import PaneViewBase
+from lazycelery.tui.columns import Cell, Column
 from lazycelery.tui.format import clock_time, duration, number
-from lazycelery.tui.panes.common import pane
+from lazycelery.tui.screen.builtin import MAIN, BuiltinPane, ScreenContext
 from lazycelery.tui.style import state_class
-from lazycelery.tui.table import Cell, Column, VirtualTable
 
 if TYPE_CHECKING:
-    from lazycelery.tui.app import Dashboard
+    from prompt_toolkit.formatted_text import StyleAndTextTuples
+    from prompt_toolkit.layout import Container
 
-__all__ = ["task_columns", "task_table", "tasks_pane", "tasks_title"]
+    from lazycelery.tui.screen.model import ScreenModel
+    from lazycelery.tui.table import VirtualTable
+
+__all__ = ["PANE", "TasksView", "task_columns", "tasks_title"]
 
 
 def _args_preview(rec: TaskRecord) -> str:
@@ -54,10 +59,10 @@ def task_columns() -> list[Column[TaskRecord]]:
     ]
 
 
-def tasks_title(d: Dashboard) -> StyleAndTextTuples:
-    view = d.tasks
+def tasks_title(screen: ScreenModel) -> StyleAndTextTuples:
+    view = screen.tasks
     shown, total = len(view), view.total
-    parts: StyleAndTextTuples = [("bold", " 3 Tasks "), ("", f" {number(shown)}")]
+    parts: StyleAndTextTuples = [("bold", f" {PANE.key} {PANE.title} "), ("", f" {number(shown)}")]
     if view.filter_text:
         parts.append(("", f" of {number(total)}  / {view.filter_text}"))
     arrow = "↓" if view.descending else "↑"
@@ -67,26 +72,42 @@ def tasks_title(d: Dashboard) -> StyleAndTextTuples:
     if view.busy:
         what = {"scan": "filtering", "compact": "compacting"}.get(view.busy_kind or "", "working")
         parts.append(("", f"  {what} {view.progress * 100:.0f}%"))
-    if d.stale:
+    if screen.stale:
         parts.append(("bold", "  STALE"))
     return parts
 
 
-def task_table(d: Dashboard) -> VirtualTable[TaskRecord]:
-    def empty() -> str:
-        if d.tasks.busy:
-            return "filtering…"
-        if d.tasks.filter_text:
-            return "no task matches the filter (esc clears it)"
-        return "no tasks yet: waiting for events (workers need -E or `celery control enable_events`)"
-
-    return VirtualTable(
-        lambda: d.tasks, task_columns(),
-        focused=lambda: d.ui.pane == "tasks",
-        selection_key=lambda: id(d.tasks.selected) if d.tasks.selected is not None else None,
-        empty_text=empty,
-    )
+def _empty(screen: ScreenModel) -> str:
+    if screen.tasks.busy:
+        return "filtering…"
+    if screen.tasks.filter_text:
+        return "no task matches the filter (esc clears it)"
+    return "no tasks yet: waiting for events (workers need -E or `celery control enable_events`)"
 
 
-def tasks_pane(d: Dashboard, table: VirtualTable[TaskRecord]) -> Container:
-    return pane(lambda: tasks_title(d), table, lambda: d.ui.pane == "tasks", lambda: d.stale)
+class TasksView(PaneViewBase):
+    """The task table under its title bar: only the rows on screen are formatted."""
+
+    def __init__(self, ctx: ScreenContext) -> None:
+        from lazycelery.tui.panes.common import pane
+        from lazycelery.tui.table import VirtualTable
+
+        screen = ctx.screen
+        tasks = screen.tasks
+        self.table: VirtualTable[TaskRecord] = VirtualTable(
+            lambda: tasks, task_columns(),
+            focused=lambda: screen.ui.pane == "tasks",
+            selection_key=lambda: id(tasks.selected) if tasks.selected is not None else None,
+            empty_text=lambda: _empty(screen),
+        )
+        screen.set_page_rows("tasks", lambda: self.table.page_rows)
+        self._container = pane(lambda: tasks_title(screen), self.table,
+                               lambda: screen.ui.pane == "tasks", lambda: screen.stale)
+
+    def container(self) -> Container:
+        return self._container
+
+
+#: what the ``lazycelery.panes`` entry point ``tasks`` names
+PANE = BuiltinPane(name="tasks", title="Tasks", key="3", slot=MAIN, view=TasksView,
+                   command_title="Go to tasks")

@@ -1,21 +1,26 @@
-"""The workers pane: status, name, active, processed, load, heartbeat age, version."""
+"""The workers pane: status, name, active, processed, load, heartbeat age, version.
+
+Imports without prompt_toolkit (``lazycelery plugins`` loads it to list the pane); its control is
+made when the dashboard creates the pane."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prompt_toolkit.formatted_text import StyleAndTextTuples
-from prompt_toolkit.layout import Container
-
 from lazycelery.core.worker_rows import WorkerRow
+from lazycelery.panes_api import PaneViewBase
+from lazycelery.tui.columns import Column
 from lazycelery.tui.format import age, number
-from lazycelery.tui.panes.common import pane
-from lazycelery.tui.table import Column, VirtualTable
+from lazycelery.tui.screen.builtin import TOP, BuiltinPane, ScreenContext
 
 if TYPE_CHECKING:
-    from lazycelery.tui.app import Dashboard
+    from prompt_toolkit.formatted_text import StyleAndTextTuples
+    from prompt_toolkit.layout import Container
 
-__all__ = ["worker_columns", "worker_table", "workers_pane"]
+    from lazycelery.tui.screen.model import ScreenModel
+    from lazycelery.tui.table import VirtualTable
+
+__all__ = ["PANE", "WorkersView", "worker_columns", "workers_title"]
 
 _DOT = {"online": "●", "lost": "◌", "offline": "○"}
 
@@ -35,23 +40,37 @@ def worker_columns() -> list[Column[WorkerRow]]:
     ]
 
 
-def worker_table(d: Dashboard) -> VirtualTable[WorkerRow]:
-    return VirtualTable(
-        lambda: d.workers, worker_columns(), focused=lambda: d.ui.pane == "workers",
-        selection_key=lambda: d.workers.selected_key,
-        empty_text=lambda: "no workers seen yet",
-    )
-
-
-def workers_title(d: Dashboard) -> StyleAndTextTuples:
-    rows = d.workers.items
+def workers_title(screen: ScreenModel) -> StyleAndTextTuples:
+    rows = screen.workers.items
     online = sum(1 for w in rows if w.status == "online")
-    text: StyleAndTextTuples = [("bold", " 1 Workers "), ("", f" {online}/{len(rows)} online")]
-    if d.stale:
+    text: StyleAndTextTuples = [("bold", f" {PANE.key} {PANE.title} "),
+                                ("", f" {online}/{len(rows)} online")]
+    if screen.stale:
         text.append(("bold", "  STALE"))
     return text
 
 
-def workers_pane(d: Dashboard, table: VirtualTable[WorkerRow]) -> Container:
-    return pane(lambda: workers_title(d), table, lambda: d.ui.pane == "workers",
-                lambda: d.stale)
+class WorkersView(PaneViewBase):
+    """The workers table under its title bar."""
+
+    def __init__(self, ctx: ScreenContext) -> None:
+        from lazycelery.tui.panes.common import pane
+        from lazycelery.tui.table import VirtualTable
+
+        screen = ctx.screen
+        self.table: VirtualTable[WorkerRow] = VirtualTable(
+            lambda: screen.workers, worker_columns(), focused=lambda: screen.ui.pane == "workers",
+            selection_key=lambda: screen.workers.selected_key,
+            empty_text=lambda: "no workers seen yet",
+        )
+        screen.set_page_rows("workers", lambda: self.table.page_rows)
+        self._container = pane(lambda: workers_title(screen), self.table,
+                               lambda: screen.ui.pane == "workers", lambda: screen.stale)
+
+    def container(self) -> Container:
+        return self._container
+
+
+#: what the ``lazycelery.panes`` entry point ``workers`` names
+PANE = BuiltinPane(name="workers", title="Workers", key="1", slot=TOP, view=WorkersView,
+                   command_title="Go to workers")

@@ -1,4 +1,5 @@
-"""Operator actions in the dashboard: commands, confirm dialogs, off-thread runs, results, reconciliation.
+"""The operator: what the dashboard's actions share (the action thread, the confirm dialogs, the
+result messages, reconciliation).
 
 Every action follows one path: the key or palette command resolves its target (the selected
 task, queue or worker, or the tasks of the current filtered view), reads what it needs off the UI
@@ -8,7 +9,8 @@ the UI thread. The result (each worker's answer, who did not answer) is a transi
 ``lazycelery.core.actions`` guards read-only mode, scopes every control command with
 ``destination=[...]`` and writes the audit line; this module never talks to the cluster itself.
 The actions live in ``task_actions`` (tasks, the filtered view, queues) and ``worker_actions``;
-this module holds what they share: the action thread, the dialogs, the messages.
+their commands in ``operator_commands``. The operator reads the screen model and asks the
+application (the ``Shell``) for redraws, focus and background work; it has no Dashboard.
 
 Threads: one action thread runs the blocking calls (``run_in_executor``), the continuation runs
 on the UI thread. The reconciler reports from its own thread into an inbox drained before each
@@ -19,13 +21,11 @@ lists like records touched by events.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from prompt_toolkit.buffer import Buffer
@@ -36,7 +36,6 @@ from prompt_toolkit.layout import Window
 from lazycelery.core.actions import ActionResult, Placement, RetryBatch, RetryPlan
 from lazycelery.core.model import TaskRecord
 from lazycelery.errors import LazyCeleryError
-from lazycelery.tui.commands import Command
 from lazycelery.tui.format import clock_time, number, short_id
 from lazycelery.tui.panes.dialog import (
     CANCEL,
@@ -48,25 +47,14 @@ from lazycelery.tui.panes.dialog import (
     limited,
 )
 from lazycelery.tui.panes.messages import MessageBoard, styled_lines
-from lazycelery.tui.state import PANES
-from lazycelery.tui.task_actions import TaskActions
-from lazycelery.tui.worker_actions import WorkerActions
+from lazycelery.tui.screen.shell import Shell
 
 if TYPE_CHECKING:
     from lazycelery.broker.model import QueueStats
-    from lazycelery.config import Settings
     from lazycelery.core.reconcile import ReconcileReport
-    from lazycelery.tui.app import Dashboard
+    from lazycelery.tui.screen.model import ScreenModel
 
-__all__ = [
-    "ON_DEMAND",
-    "ActionsLike",
-    "Operator",
-    "QueueOps",
-    "ReconcilerLike",
-    "connect_operator",
-    "operator_commands",
-]
+__all__ = ["ON_DEMAND", "ActionsLike", "Operator", "QueueOps", "ReconcilerLike"]
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +103,12 @@ class ReconcilerLike(Protocol):
     def stop(self, timeout: float = ...) -> None: ...
 
 
-# --------------------------------------------------------------------------- the controller
-
-
 class Operator:
     """The dashboard's operator actions: targets, dialogs, the action thread and messages."""
 
-    def __init__(self, d: Dashboard) -> None:
-        self.d = d
+    def __init__(self, screen: ScreenModel, shell: Shell) -> None:
+        self.screen = screen
+        self.shell = shell
         self.actions: ActionsLike | None = None
         self.queue_ops: QueueOps | None = None
         self.reconciler: ReconcilerLike | None = None
@@ -140,9 +126,6 @@ class Operator:
         self._executor_lock = threading.Lock()
         self._inbox: deque[ReconcileReport] = deque()
         self._serial = 0
-        #: the actions themselves, by what they act on
-        self.tasks = TaskActions(self)
-        self.workers = WorkerActions(self)
 
     # ---------------------------------------------------------------- wiring
 
@@ -160,7 +143,7 @@ class Operator:
 
     @property
     def read_only(self) -> bool:
-        return self.d.info.read_only or bool(getattr(self.actions, "read_only", False))
+        return self.screen.info.read_only or bool(getattr(self.actions, "read_only", False))
 
     def start(self) -> None:
         if self.reconciler is not None:
@@ -183,15 +166,15 @@ class Operator:
     def on_reconcile_report(self, report: ReconcileReport) -> None:
         """Reconciler (or action) thread: hand the corrected records to the task list, the
         report to the UI thread, and ask for a redraw."""
-        index = self.d.index
+        index = self.screen.index
         records = [rec for c in (*report.corrected, *report.unknown)
                    if (rec := index.get(c.uuid)) is not None]
         if records:
             # the same path as records touched by events: filtered lists gain or lose them
-            self.d.feed.push((), records)
+            self.screen.feed.push((), records)
         if report.trigger != ON_DEMAND:
             self._inbox.append(report)
-        self.d.app.invalidate()
+        self.shell.invalidate()
 
     def pull(self) -> None:
         """UI thread, before each render: show reconciliation news, open a waiting dialog."""
@@ -214,9 +197,8 @@ class Operator:
         self._serial += 1
         key = f"job-{self._serial}"
         self.board.post(label, level="working", key=key)
-        app = self.d.app
-        if app.is_running:
-            app.create_background_task(self._run(key, work, then))
+        if self.shell.running:
+            self.shell.spawn(self._run(key, work, then))
         else:
             try:
                 value = work()
@@ -224,7 +206,7 @@ class Operator:
                 self._failed(key, exc)
             else:
                 self._finish(key, then, value)
-        app.invalidate()
+        self.shell.invalidate()
 
     async def _run(self, key: str, work: Callable[[], T], then: Callable[[T], None]) -> None:
         loop = asyncio.get_running_loop()
@@ -234,7 +216,7 @@ class Operator:
             self._failed(key, exc)
         else:
             self._finish(key, then, value)
-        self.d.app.invalidate()
+        self.shell.invalidate()
 
     def _finish(self, key: str, then: Callable[[T], None], value: T) -> None:
         self.board.remove(key)
@@ -271,7 +253,7 @@ class Operator:
         self._open_pending()
 
     def _open_pending(self) -> None:
-        ui = self.d.ui
+        ui = self.screen.ui
         if self.dialog is not None or not self.pending or ui.filter_editing or \
                 ui.overlay is not None:
             return
@@ -282,24 +264,24 @@ class Operator:
                                  bypass_readonly=True)
         dialog.error = None
         self.focus()
-        self.d.app.invalidate()
+        self.shell.invalidate()
 
     def focus(self) -> None:
         """Give the keyboard to the dialog's input line when it has one; otherwise the pane
         keeps the focus (the dialog's keys are bound to the ``dialog`` context)."""
-        if self.dialog is not None and self.dialog.has_input and self.input_window is not None:
-            with contextlib.suppress(ValueError):
-                self.d.layout.focus(self.input_window)
+        self.shell.refocus()
+
+    @property
+    def wants_input(self) -> bool:
+        """A dialog is shown and asks for text: its input line has the keyboard."""
+        return self.dialog is not None and self.dialog.has_input
 
     def _close(self) -> None:
         self.dialog = None
-        ui = self.d.ui
+        ui = self.screen.ui
         if ui.overlay == "dialog":
             ui.overlay = None
-        window = self.d.pane_windows.get(ui.pane)
-        if window is not None:
-            with contextlib.suppress(ValueError):
-                self.d.layout.focus(window)
+        self.shell.refocus()
 
     def cancel(self) -> None:
         """esc, or enter on Cancel: close the dialog; nothing is sent."""
@@ -388,12 +370,12 @@ class Operator:
 
     def task(self) -> TaskRecord | None:
         """The task the keys act on: the one shown in the detail, else the selected one."""
-        if self.d.ui.pane == "detail":
-            return self.d.detail_record()
-        return self.d.tasks.selected
+        if self.screen.ui.pane == "detail":
+            return self.screen.detail_record()
+        return self.screen.tasks.selected
 
     def worker(self) -> str | None:
-        row = self.d.workers.selected
+        row = self.screen.workers.selected
         return row.hostname if row is not None else None
 
     # ---------------------------------------------------------------- reconciliation
@@ -408,7 +390,7 @@ class Operator:
                         self._show_reconcile)
 
     def _gap_seconds(self) -> float | None:
-        gap = getattr(self.d.ingest_status, "gap", None)
+        gap = getattr(self.screen.ingest_status, "gap", None)
         seconds = getattr(gap, "seconds", None)
         return float(seconds) if isinstance(seconds, (int, float)) else None
 
@@ -447,121 +429,3 @@ class Operator:
             return
         last = self.board.history[-1]
         self.board.post(last.headline, last.lines, level=last.level)
-
-
-# --------------------------------------------------------------------------- commands
-
-
-def _has_task(d: Dashboard) -> bool:
-    return d.operator.task() is not None
-
-
-def _has_queue(d: Dashboard) -> bool:
-    return d.queues.selected is not None
-
-
-def _has_worker(d: Dashboard) -> bool:
-    return d.workers.selected is not None
-
-
-def _dialog_is(kind: str) -> Callable[[Dashboard], bool]:
-    return lambda d: d.operator.dialog is not None and d.operator.dialog.kind == kind
-
-
-TASK_VIEWS: Final = frozenset({"tasks", "detail"})
-_DIALOG: Final = frozenset({"dialog"})
-
-
-def _mutating(read_only: bool) -> list[Command]:
-    op = "Actions"
-    workers = frozenset({"workers"})
-    commands = [
-        Command("task.retry", "Retry the task: re-send it with its real args (dry run first)",
-                lambda d: d.operator.tasks.retry_selected(), ("r",), TASK_VIEWS, _has_task, op,
-                footer="retry"),
-        Command("task.revoke", "Revoke the task (queued or ETA: it will not run)",
-                lambda d: d.operator.tasks.revoke_selected(), ("x",), TASK_VIEWS, _has_task, op),
-        Command("task.terminate", "Terminate the running task (choose the signal)",
-                lambda d: d.operator.tasks.terminate_selected(), ("X",), TASK_VIEWS, _has_task, op),
-        Command("view.retry", "Retry all failed in view (dry run first)",
-                lambda d: d.operator.tasks.retry_in_view(), (), TASK_VIEWS, None, op),
-        Command("view.revoke", "Revoke all unfinished in view",
-                lambda d: d.operator.tasks.revoke_in_view(), (), TASK_VIEWS, None, op),
-        Command("queue.purge", "Purge the queue (shows the count first)",
-                lambda d: d.operator.tasks.purge_selected(), ("P",), frozenset({"queues"}),
-                _has_queue, op, footer="purge"),
-        Command("worker.shutdown", "Shut down the worker (warm)",
-                lambda d: d.operator.workers.shutdown(), (), workers, _has_worker, op),
-        Command("worker.pool-restart", "Restart the worker's pool processes",
-                lambda d: d.operator.workers.pool_restart(), (), workers, _has_worker, op),
-        Command("worker.pool-grow", "Grow the worker's pool by N processes",
-                lambda d: d.operator.workers.pool_resize(True), (), workers, _has_worker, op),
-        Command("worker.pool-shrink", "Shrink the worker's pool by N processes",
-                lambda d: d.operator.workers.pool_resize(False), (), workers, _has_worker, op),
-        Command("worker.autoscale", "Set the worker's autoscale range (max, min)",
-                lambda d: d.operator.workers.autoscale(), (), workers, _has_worker, op),
-        Command("worker.add-consumer", "Worker: start consuming from a queue",
-                lambda d: d.operator.workers.consumer(True), (), workers, _has_worker, op),
-        Command("worker.cancel-consumer", "Worker: stop consuming from a queue",
-                lambda d: d.operator.workers.consumer(False), (), workers, _has_worker, op),
-        Command("worker.rate-limit", "Worker: set a task type's rate limit",
-                lambda d: d.operator.workers.rate_limit(), (), workers, _has_worker, op),
-        Command("worker.time-limit", "Worker: set a task type's soft / hard time limits",
-                lambda d: d.operator.workers.time_limit(), (), workers, _has_worker, op),
-    ]
-    if not read_only:
-        return commands
-    # read-only: out of the footer, help and palette; a key still pressed says why it is refused
-    return [replace(c, hidden=True, palette=False, footer=None, when=None) for c in commands]
-
-
-def operator_commands(read_only: bool = False) -> list[Command]:
-    """The commands this module adds to the registry (bound by name, remappable in [keys])."""
-    dialog = "Dialog"
-    return [
-        *_mutating(read_only),
-        Command("reconcile", "Reconcile now: check unfinished tasks against the result backend "
-                "and the workers", lambda d: d.operator.reconcile_now(), (), PANES,
-                group="Actions"),
-        Command("messages.last", "Show the last action result again",
-                lambda d: d.operator.show_last(), (), PANES, group="Actions"),
-        Command("dialog.accept", "Press the focused button / choose / next",
-                lambda d: d.operator.accept(), ("enter",), _DIALOG, group=dialog,
-                footer="ok", palette=False),
-        Command("dialog.cancel", "Cancel: close the dialog, nothing is sent",
-                lambda d: d.operator.cancel(), ("escape", "c-c"), _DIALOG, group=dialog,
-                footer="cancel", palette=False),
-        Command("dialog.next", "Next button", lambda d: d.operator.move_focus(1),
-                ("tab",), _DIALOG, _dialog_is(CONFIRM), dialog, footer="button",
-                palette=False),
-        Command("dialog.prev", "Previous button", lambda d: d.operator.move_focus(-1),
-                ("s-tab",), _DIALOG, _dialog_is(CONFIRM), dialog, palette=False),
-        Command("dialog.down", "Next choice", lambda d: d.operator.move_choice(1),
-                ("down", "j"), _DIALOG, _dialog_is(CHOOSE), dialog, footer="choose",
-                palette=False),
-        Command("dialog.up", "Previous choice", lambda d: d.operator.move_choice(-1),
-                ("up", "k"), _DIALOG, _dialog_is(CHOOSE), dialog, palette=False),
-    ]
-
-
-# --------------------------------------------------------------------------- wiring
-
-
-def connect_operator(d: Dashboard, settings: Settings, monitor: object | None) -> None:
-    """Give the dashboard its actions (scoped, guarded, audited), the broker's purge and the
-    reconciler. A cluster app that cannot be built leaves the dashboard read-only in effect,
-    saying why when an action is asked for."""
-    from lazycelery.broker.monitor import QueueMonitor
-    from lazycelery.core.actions import Actions
-    from lazycelery.core.reconcile import Reconciler
-
-    try:
-        app = settings.celery_app()
-        actions = Actions.from_settings(settings, index=d.index)
-    except LazyCeleryError as exc:
-        d.operator.unavailable = f"unavailable: {exc}"
-        return
-    reconciler = Reconciler(d.index, app, on_report=d.operator.on_reconcile_report)
-    queue_ops = monitor.inspector if isinstance(monitor, QueueMonitor) else None
-    on_purged = monitor.wake if isinstance(monitor, QueueMonitor) else None
-    d.operator.attach(actions, queue_ops=queue_ops, reconciler=reconciler, on_purged=on_purged)

@@ -1,32 +1,31 @@
-"""UI state that is not data: which pane is active, overlays, the detail stack, messages."""
+"""UI state that is not data: which pane is active, overlays, the filter prompt, the detail stack,
+the status-line message; and the names of the key contexts."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
 from lazycelery.core.model import TaskRecord
 
-__all__ = [
-    "ALL_CONTEXTS",
-    "LIST_PANES",
-    "PANES",
-    "PANE_ORDER",
-    "UiState",
-]
+__all__ = ["FILTER", "OVERLAYS", "UiState", "contexts"]
 
-#: panes in the order tab and 1-4 use
-PANE_ORDER: Final = ("workers", "queues", "tasks", "detail")
-PANES: Final = frozenset(PANE_ORDER)
-LIST_PANES: Final = frozenset({"workers", "queues", "tasks"})
-#: every key context: a pane, an overlay, or a prompt
-ALL_CONTEXTS: Final = PANES | {"help", "palette", "filter", "dialog"}
+#: the overlays: help (``?``), the command palette (``:``) and an operator action's dialog
+OVERLAYS: Final = ("help", "palette", "dialog")
+#: the filter prompt's key context
+FILTER: Final = "filter"
+
+
+def contexts(panes: Iterable[str]) -> frozenset[str]:
+    """Every key context: a pane, an overlay, or the filter prompt."""
+    return frozenset(panes) | frozenset(OVERLAYS) | {FILTER}
 
 
 @dataclass
 class UiState:
-    """Mutable UI state; the controller (``app.Dashboard``) is its only writer."""
+    """Mutable UI state; the screen model (``ScreenModel``) is its only writer."""
 
     pane: str = "tasks"
     #: "help" | "palette" | "dialog" (an operator action's confirmation) | None
@@ -49,7 +48,7 @@ class UiState:
     def context(self) -> str:
         """Which keys apply now: the prompt, else the overlay, else the pane."""
         if self.filter_editing:
-            return "filter"
+            return FILTER
         if self.overlay is not None:
             return self.overlay
         return self.pane

@@ -1,4 +1,5 @@
-"""What the dashboard needs from the ingest thread and the queue monitor (real ones or fakes)."""
+"""What the dashboard shows comes from: static facts for the header, the ingest thread and the
+queue monitor (real ones, or fakes in tests)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,108 @@
+"""Running the dashboard for real settings: the index, the ingest thread, the queue monitor, the
+operator's actions and reconciler, wired to a ``Dashboard``; and ``plugins --check``, which
+mounts and draws every plugin pane offscreen."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from lazycelery.core.index import TaskIndex
+from lazycelery.errors import LazyCeleryError
+from lazycelery.tui.app import Dashboard
+from lazycelery.tui.plugins import PluginInfo, Selection, discover
+from lazycelery.tui.screen.sources import DashboardInfo, QueueMonitorLike
+
+if TYPE_CHECKING:
+    from lazycelery.config import Settings
+
+__all__ = ["check_panes", "connect_operator", "run_dashboard"]
+
+
+def _queue_monitor(settings: Settings) -> tuple[QueueMonitorLike | None, str | None]:
+    """The queue monitor for the broker, or why there is none (shown in the queues pane)."""
+    from lazycelery.broker import open_inspector
+    from lazycelery.broker.monitor import QueueMonitor
+    from lazycelery.broker.workers import ask_active_queues
+
+    try:
+        inspector = open_inspector(settings.broker_url, settings.transport_options,
+                                   settings.queues, management_url=settings.management_url)
+    except LazyCeleryError as exc:
+        return None, str(exc)
+
+    def consumers() -> dict[str, list[str]]:
+        # asks only the workers the broker lists (destination=[...]), never a broadcast
+        return ask_active_queues(settings.celery_app(), inspector.worker_hostnames())
+
+    return QueueMonitor(inspector, interval=1.0, workers=consumers), None
+
+
+def connect_operator(d: Dashboard, settings: Settings, monitor: object | None) -> None:
+    """Give the dashboard its actions (scoped, guarded, audited), the broker's purge and the
+    reconciler. A cluster app that cannot be built leaves the dashboard read-only in effect,
+    saying why when an action is asked for."""
+    from lazycelery.broker.monitor import QueueMonitor
+    from lazycelery.core.actions import Actions
+    from lazycelery.core.reconcile import Reconciler
+
+    try:
+        app = settings.celery_app()
+        actions = Actions.from_settings(settings, index=d.index)
+    except LazyCeleryError as exc:
+        d.operator.unavailable = f"unavailable: {exc}"
+        return
+    reconciler = Reconciler(d.index, app, on_report=d.operator.on_reconcile_report)
+    queue_ops = monitor.inspector if isinstance(monitor, QueueMonitor) else None
+    on_purged = monitor.wake if isinstance(monitor, QueueMonitor) else None
+    d.operator.attach(actions, queue_ops=queue_ops, reconciler=reconciler, on_purged=on_purged)
+
+
+def run_dashboard(settings: Settings, *, no_plugins: bool = False) -> int:
+    """Build the index, the ingest thread and the queue monitor, and run the dashboard."""
+    from lazycelery.core.ingest import Ingestor
+
+    index = TaskIndex(max_tasks=settings.max_tasks)
+    monitor, unavailable = _queue_monitor(settings)
+    info = DashboardInfo(broker=settings.masked_broker(), env_name=settings.env_name,
+                         read_only=settings.read_only, queues_unavailable=unavailable)
+    plugins = discover(Selection.from_environment(no_plugins=no_plugins))
+    dashboard = Dashboard(index, info=info, keys=settings.keys, color=not settings.no_color,
+                          plugins=plugins, settings=settings)
+    # wakeup=False: the wakeup is a `heartbeat` broadcast to every worker on the broker;
+    # workers appear with their next regular heartbeat (2 s by default) instead.
+    ingestor = Ingestor(
+        settings.broker_url, index, mode=settings.ingest,
+        app=settings.celery_app() if settings.app_spec else None,
+        transport_options=settings.transport_options,
+        on_batch=dashboard.on_batch, on_status=dashboard.on_status, wakeup=False,
+    )
+    dashboard.attach(ingestor, monitor)
+    connect_operator(dashboard, settings, monitor)
+    for note in settings.notes:
+        dashboard.ui.flash(note, seconds=8.0)
+    return dashboard.run_app()
+
+
+def check_panes(infos: Sequence[PluginInfo], settings: Settings | None = None) -> None:
+    """Mount the loaded plugin panes in an offscreen dashboard and draw each once, so that
+    failures in ``create``, ``refresh`` or rendering show in ``infos`` (``plugins --check``)."""
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.layout.mouse_handlers import MouseHandlers
+    from prompt_toolkit.layout.screen import Screen, WritePosition
+    from prompt_toolkit.output import DummyOutput
+
+    with create_pipe_input() as pipe:
+        d = Dashboard(TaskIndex(), input=pipe, output=DummyOutput(), plugins=infos,
+                      settings=settings, refresh_interval=None)
+        try:
+            columns, rows = d.terminal_size()
+            for name in d.plugins.names:
+                d.screen.focus_pane(name)
+                d.pull()
+                screen = Screen(initial_width=columns, initial_height=rows)
+                d.layout.container.write_to_screen(
+                    screen, MouseHandlers(), WritePosition(0, 0, columns, rows),
+                    parent_style="", erase_bg=False, z_index=None)
+        finally:
+            d.shutdown()

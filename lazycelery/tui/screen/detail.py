@@ -1,0 +1,97 @@
+"""The task detail's model: which task is shown, the cursor over its lines, section jumps and the
+task a line links to. The lines themselves are made by the detail pane (``build``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Generic, Protocol, TypeVar
+
+from lazycelery.core.index import TaskIndex
+from lazycelery.core.model import TaskRecord
+
+__all__ = ["DetailLineLike", "DetailModel"]
+
+
+class DetailLineLike(Protocol):
+    """What the model needs of a detail line: the task it opens, the section it heads."""
+
+    @property
+    def link(self) -> str | None: ...
+
+    @property
+    def section(self) -> str | None: ...
+
+
+L = TypeVar("L", bound=DetailLineLike)
+
+
+class DetailModel(Generic[L]):
+    """Cursor and scroll over the detail lines of one task (lines cached per index version)."""
+
+    def __init__(self, index: TaskIndex,
+                 build: Callable[[TaskRecord, TaskIndex, int], Sequence[L]] | None = None) -> None:
+        self.index = index
+        #: makes the lines of a task at a width (set by the detail pane when it is mounted)
+        self.build = build
+        self.record: TaskRecord | None = None
+        self.cursor = 0
+        self.page_rows = 10
+        #: set by a section jump: the next render puts the cursor line at the top
+        self.anchor_top = False
+        self._lines: list[L] = []
+        self._key: tuple[int, int, int] = (0, -1, -1)
+
+    def show(self, rec: TaskRecord | None) -> None:
+        if rec is not self.record:
+            self.record = rec
+            self.cursor = 0
+            self._key = (0, -1, -1)
+
+    def lines(self, width: int) -> list[L]:
+        rec = self.record
+        if rec is None or self.build is None:
+            return []
+        key = (id(rec), self.index.version, width)
+        if key != self._key:
+            self._lines = list(self.build(rec, self.index, width))
+            self._key = key
+            self.cursor = min(self.cursor, max(0, len(self._lines) - 1))
+        return self._lines
+
+    @property
+    def current(self) -> list[L]:
+        """The lines of the last render (what cursor movement works on)."""
+        return self._lines
+
+    def move(self, delta: int) -> None:
+        self.cursor = max(0, min(self.cursor + delta, len(self._lines) - 1))
+
+    def first(self) -> None:
+        self.cursor = 0
+
+    def last(self) -> None:
+        self.cursor = max(0, len(self._lines) - 1)
+
+    def section(self, delta: int) -> str | None:
+        """Move to the next (+1) / previous (-1) heading; returns its name."""
+        lines = self._lines
+        i = self.cursor + delta
+        while 0 <= i < len(lines):
+            if lines[i].section is not None:
+                self.cursor = i
+                self.anchor_top = True
+                return lines[i].section
+            i += delta
+        return None
+
+    def jump_to(self, section: str) -> bool:
+        for i, line in enumerate(self._lines):
+            if line.section == section:
+                self.cursor = i
+                return True
+        return False
+
+    def link(self) -> str | None:
+        if 0 <= self.cursor < len(self._lines):
+            return self._lines[self.cursor].link
+        return None

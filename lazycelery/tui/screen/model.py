@@ -1,0 +1,448 @@
+"""The screen model: what the dashboard shows and where the user is, and what keys do to it.
+
+It holds the UI state, the list models (tasks, workers, queues), the task detail, the help and
+palette overlays' state, and implements navigation, the filter prompt, sorting, follow mode, the
+detail stack and selection. It never imports prompt_toolkit: the panes, the layout and the
+command handlers read and drive it, and what needs the running application (redraws, focus, the
+input lines) goes through its ``Shell`` (the ``Dashboard``). Compare pyvim's window arrangement
+and pymux's arrangement: a model the layout reads.
+
+Threads: only ``feed`` is touched by the ingest thread; everything else runs on the UI thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Final, Protocol
+
+from lazycelery.broker.model import QueueSnapshot, QueueStats
+from lazycelery.core.event_rates import EventRates
+from lazycelery.core.feed import TaskFeed
+from lazycelery.core.index import TaskIndex
+from lazycelery.core.ingest_status import IngestorLike, IngestStatus
+from lazycelery.core.model import TaskRecord
+from lazycelery.core.query import FilterError, compile_filter
+from lazycelery.core.queue_history import QueueHistory
+from lazycelery.core.task_list import TaskListView
+from lazycelery.core.worker_rows import WorkerRow, worker_rows
+from lazycelery.tui.screen.detail import DetailModel
+from lazycelery.tui.screen.help import HelpModel
+from lazycelery.tui.screen.lists import ListModel
+from lazycelery.tui.screen.palette import PaletteState
+from lazycelery.tui.screen.shell import FILTER_INPUT, PALETTE_INPUT, NullShell, Shell
+from lazycelery.tui.screen.sources import DashboardInfo, QueueMonitorLike
+from lazycelery.tui.screen.state import UiState
+
+__all__ = ["LIVE_FILTER_LIMIT", "CommandSource", "PaletteCommand", "ScreenModel"]
+
+#: below this many tasks the filter applies while you type; above, on enter
+LIVE_FILTER_LIMIT: Final = 100_000
+
+
+class PaletteCommand(Protocol):
+    """A command as the palette sees it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def palette(self) -> bool: ...
+
+
+class CommandSource(Protocol):
+    """The command registry as the model sees it: what is usable in the current context."""
+
+    def enabled(self, screen: ScreenModel, context: str | None = None) -> list[Any]: ...
+
+
+class ScreenModel:
+    """UI state, list models and what keys do to them; the dashboard's panes read it."""
+
+    def __init__(self, index: TaskIndex, *, info: DashboardInfo | None = None,
+                 feed: TaskFeed | None = None, clock: Callable[[], float] = time.time,
+                 shell: Shell | None = None) -> None:
+        self.index = index
+        self.info = info or DashboardInfo()
+        self.feed = feed or TaskFeed()
+        self.clock = clock
+        self.shell: Shell = shell if shell is not None else NullShell()
+        self.ingestor: IngestorLike | None = None
+        self.monitor: QueueMonitorLike | None = None
+        self.tasks = TaskListView(index, wall_clock=clock)
+        self.workers: ListModel[WorkerRow] = ListModel(key=lambda w: w.hostname)
+        self.queues: ListModel[QueueStats] = ListModel(key=lambda q: q.name)
+        self.queue_history = QueueHistory()
+        self.queue_snapshot: QueueSnapshot | None = None
+        self.rates = EventRates(clock=clock)
+        #: the lines are the detail pane's (``panes.detail.DetailLine``)
+        self.detail: DetailModel[Any] = DetailModel(index)
+        self.help = HelpModel()
+        self.ui = UiState()
+        self.palette: PaletteState[PaletteCommand] | None = None
+        #: the command registry (set by the dashboard; the palette offers what it enables)
+        self.commands: CommandSource | None = None
+        #: the mounted panes in tab order: the built-in ones, then plugin panes
+        self.panes: tuple[str, ...] = ("workers", "queues", "tasks", "detail")
+        #: wall-clock time of the last event taken in (None: none yet)
+        self.last_event_at: float | None = None
+        self._page_rows: dict[str, Callable[[], int]] = {
+            "detail": lambda: self.detail.page_rows, "help": lambda: self.help.page_rows}
+        self._history_pos = 0
+
+    # ------------------------------------------------------------------ sources
+
+    def attach(self, ingestor: IngestorLike | None = None,
+               monitor: QueueMonitorLike | None = None) -> None:
+        if ingestor is not None:
+            self.ingestor = ingestor
+        if monitor is not None:
+            self.monitor = monitor
+
+    @property
+    def ingest_status(self) -> IngestStatus | None:
+        return self.ingestor.status if self.ingestor is not None else None
+
+    @property
+    def stale(self) -> bool:
+        """The event stream is down (or never came up): what is shown is old."""
+        status = self.ingest_status
+        if status is None:
+            return False
+        if status.state == "reconnecting":
+            return True
+        return status.state == "connecting" and (status.attempt > 0 or bool(status.last_error))
+
+    def events_per_second(self) -> float:
+        if self.ingestor is not None:
+            return self.ingestor.events_per_second()
+        return self.rates.events_per_second()
+
+    def size(self) -> tuple[int, int]:
+        """The terminal's (columns, rows)."""
+        return self.shell.terminal_size()
+
+    # ------------------------------------------------------------------ per frame
+
+    def pull(self) -> None:
+        """Bring the models up to date (before every render; O(new events))."""
+        events, records, overflowed = self.feed.drain()
+        if overflowed:
+            self.tasks.rebuild()
+        if events:
+            self.last_event_at = self.clock()
+            self.rates.add(events, now=self.last_event_at)
+        self.tasks.sync(records)
+        if self.tasks.busy:
+            self.shell.schedule_work()
+        self.workers.set_items(worker_rows(self.index, self.clock()))
+        if self.monitor is not None:
+            snapshot = self.monitor.snapshot
+            if snapshot is not self.queue_snapshot:
+                self.queue_snapshot = snapshot
+                self.queue_history.update(snapshot)
+                self.queues.set_items(sorted(snapshot.queues, key=lambda q: q.name))
+        if self.ui.pane == "detail":
+            self.detail.show(self.detail_record())
+
+    def set_page_rows(self, context: str, rows: Callable[[], int]) -> None:
+        """Where half-page keys learn a pane's height (its control, after a render)."""
+        self._page_rows[context] = rows
+
+    # ------------------------------------------------------------------ general
+
+    def quit(self) -> None:
+        self.shell.quit()
+
+    def detail_record(self) -> TaskRecord | None:
+        if self.ui.detail_stack:
+            return self.ui.detail_stack[-1]
+        return self.tasks.selected
+
+    def toggle_help(self) -> None:
+        if self.ui.overlay == "help":
+            self.ui.overlay = None
+        else:
+            self.help.open(self.ui.pane)
+            self.ui.overlay = "help"
+        self.shell.refocus()
+
+    def open_palette(self) -> None:
+        enabled = self.commands.enabled(self) if self.commands is not None else []
+        self.palette = PaletteState([c for c in enabled if c.palette and c.name != "palette"])
+        self.shell.set_input_text(PALETTE_INPUT, "")
+        self.ui.overlay = "palette"
+        self.shell.refocus()
+
+    def can_go_back(self) -> bool:
+        ui = self.ui
+        return ui.overlay is not None or ui.pane == "detail" or (
+            ui.pane == "tasks" and bool(self.tasks.filter_text))
+
+    def back(self) -> None:
+        ui = self.ui
+        if ui.overlay is not None:
+            ui.overlay = None
+        elif ui.pane == "detail":
+            if ui.detail_stack:
+                ui.detail_stack.pop()
+            else:
+                ui.pane = ui.detail_return
+        elif ui.pane == "tasks" and self.tasks.filter_text:
+            self.clear_filter()
+        self.shell.refocus()
+
+    # ------------------------------------------------------------------ panes
+
+    def focus_pane(self, name: str) -> None:
+        if name == "detail":
+            self._open_detail()
+            return
+        self.ui.pane = name
+        self.shell.refocus()
+
+    def focus_next(self, delta: int) -> None:
+        order = self.panes
+        current = self.ui.pane
+        target = order[(order.index(current) + delta) % len(order)] if current in order \
+            else order[0]
+        self.focus_pane(target)
+
+    def _open_detail(self) -> None:
+        if self.tasks.selected is None:
+            self.ui.flash("no task selected")
+            return
+        if self.ui.pane != "detail":
+            self.ui.detail_return = self.ui.pane if self.ui.pane != "detail" else "tasks"
+        self.ui.detail_stack.clear()
+        self.tasks.follow = False  # the detail must not change under the reader
+        self.ui.pane = "detail"
+        self.detail.show(self.detail_record())
+        self.shell.refocus()
+
+    # ------------------------------------------------------------------ navigation
+
+    def _list(self) -> ListModel[Any] | None:
+        if self.ui.pane == "workers":
+            return self.workers
+        if self.ui.pane == "queues":
+            return self.queues
+        return None
+
+    def move(self, delta: int) -> None:
+        ctx = self.ui.context
+        if ctx == "help":
+            self.help.scroll(delta)
+        elif ctx == "tasks":
+            self.tasks.move(delta)
+        elif ctx == "detail":
+            self.detail.move(delta)
+        elif (lst := self._list()) is not None:
+            lst.move(delta)
+
+    def page(self, direction: int) -> None:
+        rows = self._page_rows.get(self.ui.context)
+        self.move(direction * max(1, (rows() if rows is not None else 10) // 2))
+
+    def first(self) -> None:
+        ctx = self.ui.context
+        if ctx == "help":
+            self.help.scroll(-len(self.help.lines))
+        elif ctx == "tasks":
+            self.tasks.first()
+        elif ctx == "detail":
+            self.detail.first()
+        elif (lst := self._list()) is not None:
+            lst.select_index(0)
+
+    def last(self) -> None:
+        ctx = self.ui.context
+        if ctx == "help":
+            self.help.scroll(len(self.help.lines))
+        elif ctx == "tasks":
+            self.tasks.last()
+        elif ctx == "detail":
+            self.detail.last()
+        elif (lst := self._list()) is not None:
+            lst.select_index(len(lst) - 1)
+
+    # ------------------------------------------------------------------ open
+
+    def can_activate(self) -> bool:
+        pane = self.ui.pane
+        if pane == "tasks":
+            return self.tasks.selected is not None
+        if pane == "detail":
+            return self.detail.link() is not None
+        lst = self._list()
+        return lst is not None and lst.selected is not None
+
+    def activate(self) -> None:
+        pane = self.ui.pane
+        if pane == "tasks":
+            self._open_detail()
+        elif pane == "detail":
+            uuid = self.detail.link()
+            rec = self.index.get(uuid) if uuid else None
+            if rec is None:
+                self.ui.flash("that task is not in memory")
+                return
+            self.ui.detail_stack.append(rec)
+            self.detail.show(rec)
+        elif pane == "workers" and self.workers.selected is not None:
+            self._filter_and_show(f"worker:{self.workers.selected.hostname}")
+        elif pane == "queues" and self.queues.selected is not None:
+            self._filter_and_show(f'queue:"{self.queues.selected.name}"')
+
+    def _filter_and_show(self, text: str) -> None:
+        self.apply_filter(text)
+        self.ui.pane = "tasks"
+        self.shell.refocus()
+
+    def show_tasks(self, filter_text: str) -> None:
+        """The task list with this filter applied (a plugin's ``ctx.show_tasks``); a bad
+        filter is reported in the status line."""
+        try:
+            self.apply_filter(filter_text)
+        except FilterError as exc:
+            self.ui.flash(f"filter {filter_text!r}: {exc.message}", error=True)
+            return
+        self.focus_pane("tasks")
+
+    # ------------------------------------------------------------------ filter
+
+    def apply_filter(self, text: str) -> None:
+        """Apply filter text now (raises FilterError) and remember it in the history."""
+        self.tasks.set_filter(text)
+        text = text.strip()
+        history = self.ui.filter_history
+        if text and (not history or history[-1] != text):
+            history.append(text)
+            del history[:-50]
+        if self.tasks.busy:
+            self.shell.schedule_work()
+
+    def clear_filter(self) -> None:
+        self.tasks.set_filter("")
+
+    def open_filter(self) -> None:
+        ui = self.ui
+        if ui.pane not in ("tasks", "detail"):
+            ui.pane = "tasks"
+        if ui.pane == "detail":
+            ui.pane = "tasks"
+        ui.filter_editing = True
+        ui.filter_before = self.tasks.filter_text
+        ui.filter_error = None
+        self._history_pos = len(ui.filter_history)
+        self.shell.set_input_text(FILTER_INPUT, ui.filter_before)
+        self.shell.refocus()
+
+    def filter_changed(self, text: str) -> None:
+        """Live feedback while typing: errors at once; small lists filter as you type."""
+        ui = self.ui
+        if not ui.filter_editing:
+            return
+        try:
+            compile_filter(text)
+        except FilterError as exc:
+            ui.filter_error, ui.filter_error_column = exc.message, exc.column
+            return
+        ui.filter_error = None
+        if self.tasks.total <= LIVE_FILTER_LIMIT:
+            self.tasks.set_filter(text)
+            if self.tasks.busy:
+                self.shell.schedule_work()
+
+    def prompt_accept(self) -> None:
+        ui = self.ui
+        if ui.overlay == "palette":
+            self._palette_run()
+            return
+        text = self.shell.input_text(FILTER_INPUT)
+        try:
+            self.apply_filter(text)
+        except FilterError as exc:
+            ui.filter_error, ui.filter_error_column = exc.message, exc.column
+            return
+        ui.filter_editing = False
+        ui.filter_error = None
+        self.shell.refocus()
+
+    def prompt_cancel(self) -> None:
+        ui = self.ui
+        if ui.overlay == "palette":
+            ui.overlay = None
+            self.palette = None
+        elif ui.filter_editing:
+            ui.filter_editing = False
+            ui.filter_error = None
+            self.tasks.set_filter(ui.filter_before)  # undo the live preview
+        self.shell.refocus()
+
+    def prompt_move(self, delta: int) -> None:
+        if self.ui.overlay == "palette" and self.palette is not None:
+            self.palette.selected = max(0, self.palette.selected + delta)
+            return
+        history = self.ui.filter_history
+        if not history:
+            return
+        self._history_pos = max(0, min(self._history_pos + delta, len(history)))
+        text = history[self._history_pos] if self._history_pos < len(history) else ""
+        self.shell.set_input_text(FILTER_INPUT, text)
+
+    # ------------------------------------------------------------------ palette
+
+    def palette_changed(self) -> None:
+        if self.palette is not None:
+            self.palette.selected = 0
+
+    def _palette_run(self) -> None:
+        state = self.palette
+        self.ui.overlay = None
+        self.palette = None
+        self.shell.refocus()
+        if state is None:
+            return
+        results = state.results(self.shell.input_text(PALETTE_INPUT))
+        if not results:
+            return
+        command = results[min(state.selected, len(results) - 1)][0]
+        self.shell.run_command(command)
+
+    # ------------------------------------------------------------------ tasks
+
+    def match(self, delta: int) -> None:
+        """Next/previous task of the (filtered) list; in the detail, show that task."""
+        self.tasks.move(delta)
+        self.tasks.follow = False
+        if self.ui.pane == "detail":
+            self.ui.detail_stack.clear()
+            self.detail.show(self.tasks.selected)
+
+    def toggle_follow(self) -> None:
+        self.tasks.set_follow(not self.tasks.follow)
+        self.ui.flash("follow on: the newest task stays selected" if self.tasks.follow
+                      else "follow off: the selection stays on its task")
+
+    def sort_next(self) -> None:
+        self.tasks.cycle_sort()
+        self._flash_sort()
+
+    def sort_reverse(self) -> None:
+        self.tasks.reverse_sort()
+        self._flash_sort()
+
+    def _flash_sort(self) -> None:
+        arrow = "descending" if self.tasks.descending else "ascending"
+        self.ui.flash(f"sorted by {self.tasks.sort_column}, {arrow}")
+
+    # ------------------------------------------------------------------ detail
+
+    def section(self, delta: int) -> None:
+        name = self.detail.section(delta)
+        if name is None:
+            self.ui.flash("no more sections")
