@@ -1,7 +1,9 @@
-"""The import contract: the headless core (and the CLI's start-up) never import prompt_toolkit."""
+"""The import contract: the headless core, the screen model, pane discovery and the built-in
+pane modules (and the CLI's start-up) never import prompt_toolkit."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -9,7 +11,11 @@ import pytest
 
 CORE = ["lazycelery.core", "lazycelery.core.index", "lazycelery.core.model",
         "lazycelery.core.query", "lazycelery.core.task_list", "lazycelery.commands.dashboard",
-        "lazycelery.cli"]
+        "lazycelery.cli",
+        # the screen model and what discovery loads: `lazycelery plugins` stays fast
+        "lazycelery.tui.screen.model", "lazycelery.tui.plugins", "lazycelery.tui.panes.workers",
+        "lazycelery.tui.panes.queues", "lazycelery.tui.panes.tasks",
+        "lazycelery.tui.panes.detail"]
 
 
 @pytest.mark.parametrize("module", CORE)
@@ -28,3 +34,18 @@ def test_dashboard_refuses_a_pipe_with_one_line() -> None:
                           timeout=60, stdin=subprocess.DEVNULL)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "needs a terminal" in proc.stderr
+
+
+def test_the_plugins_command_imports_no_ui() -> None:
+    """`lazycelery plugins` discovers (and loads) every pane, the built-in ones included,
+    without prompt_toolkit."""
+    code = ("import sys\nfrom lazycelery.cli import main\nrc = main(['plugins'])\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] == 'prompt_toolkit']\n"
+            "print('UI:', bad[:5])\nsys.exit(3 if bad else rc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "LAZYCELERY_PLUGINS": "none"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
+    for name in ("workers", "queues", "tasks", "detail"):
+        assert rows[name].endswith("loaded") and "built-in" in rows[name]
+

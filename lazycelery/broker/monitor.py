@@ -17,7 +17,7 @@ from lazycelery.broker.workers import merge_consumers
 from lazycelery.errors import LazyCeleryError
 
 if TYPE_CHECKING:
-    from lazycelery.broker import BrokerInspector
+    from lazycelery.broker.inspector import BrokerInspector
 
 __all__ = ["QueueMonitor", "with_rates"]
 

@@ -38,7 +38,6 @@ from lazycelery.core.worker_rows import WorkerRow
 from lazycelery.errors import LazyCeleryError
 from lazycelery.tui.detail_control import DetailControl
 from lazycelery.tui.global_commands import global_commands
-from lazycelery.tui.keys import build_key_bindings
 from lazycelery.tui.layout import build_layout
 from lazycelery.tui.mount import PaneHost
 from lazycelery.tui.operator import Operator
@@ -49,7 +48,7 @@ from lazycelery.tui.panes.queues import QueuesView
 from lazycelery.tui.panes.tasks import TasksView
 from lazycelery.tui.panes.workers import WorkersView
 from lazycelery.tui.plugins import PluginInfo, builtin_panes
-from lazycelery.tui.registry import Command, CommandRegistry
+from lazycelery.tui.registry import Command, CommandRegistry, build_key_bindings
 from lazycelery.tui.screen.detail import DetailModel
 from lazycelery.tui.screen.help import HelpModel
 from lazycelery.tui.screen.lists import ListModel

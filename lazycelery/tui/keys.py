@@ -1,18 +1,14 @@
-"""Key specs: parsing user notation (``ctrl-d``, ``shift-tab``, ``g g``), pretty names for help
-and footer, and turning the command registry into prompt_toolkit key bindings."""
+"""Key specs: parsing user notation (``ctrl-d``, ``shift-tab``, ``g g``) and pretty names for
+help and footer (the registry turns commands into key bindings)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from collections.abc import Sequence
+from typing import Final
 
-from prompt_toolkit.filters import Condition
-from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.key_binding import KeyBindings
 
-if TYPE_CHECKING:
-    from lazycelery.tui.registry import Command, CommandRegistry
-
-__all__ = ["KeySeq", "build_key_bindings", "display_keys", "normalize_key", "parse_key_spec"]
+__all__ = ["KeySeq", "display_keys", "normalize_key", "parse_key_spec"]
 
 #: one binding: a sequence of prompt_toolkit key names (usually one key)
 KeySeq = tuple[str, ...]
@@ -85,25 +81,3 @@ def display_key(seq: KeySeq) -> str:
 def display_keys(seqs: Sequence[KeySeq], limit: int = 3) -> str:
     """``(("j",), ("down",))`` -> ``j/↓``."""
     return "/".join(display_key(s) for s in seqs[:limit])
-
-
-def build_key_bindings(registry: CommandRegistry, is_enabled: Callable[[Command], bool],
-                       run: Callable[[Command], None]) -> KeyBindings:
-    """One binding per key of every command, active only where the command is enabled.
-
-    Commands the user remapped are added last: prompt_toolkit runs the last matching binding,
-    so a user's key wins over a default that still uses it.
-    """
-    kb = KeyBindings()
-    ordered = sorted(registry, key=lambda c: registry.is_remapped(c.name))
-    for command in ordered:
-        enabled = Condition(lambda c=command: is_enabled(c))  # type: ignore[misc]
-        for seq in registry.keys(command.name):
-
-            def handler(event: KeyPressEvent, c: Command = command) -> None:
-                run(c)
-
-            # a lone esc must not wait (timeoutlen, 1 s) for the Alt-sequences of the
-            # line editor's emacs bindings: eager runs it at once
-            kb.add(*seq, filter=enabled, eager=seq == ("escape",))(handler)
-    return kb

@@ -13,13 +13,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
+from prompt_toolkit.filters import Condition
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+
 from lazycelery.errors import ConfigError
 from lazycelery.tui.keys import KeySeq, display_keys, parse_key_spec
 
 if TYPE_CHECKING:
     from lazycelery.tui.screen.model import ScreenModel
 
-__all__ = ["GROUPS", "Command", "CommandRegistry", "Handler"]
+__all__ = ["GROUPS", "Command", "CommandRegistry", "Handler", "build_key_bindings"]
 
 Handler = Callable[["ScreenModel"], None]
 
@@ -134,3 +137,25 @@ class CommandRegistry:
         if ctx not in command.contexts:
             return False
         return command.when is None or bool(command.when(screen))
+
+
+def build_key_bindings(registry: CommandRegistry, is_enabled: Callable[[Command], bool],
+                       run: Callable[[Command], None]) -> KeyBindings:
+    """One binding per key of every command, active only where the command is enabled.
+
+    Commands the user remapped are added last: prompt_toolkit runs the last matching binding,
+    so a user's key wins over a default that still uses it.
+    """
+    kb = KeyBindings()
+    ordered = sorted(registry, key=lambda c: registry.is_remapped(c.name))
+    for command in ordered:
+        enabled = Condition(lambda c=command: is_enabled(c))  # type: ignore[misc]
+        for seq in registry.keys(command.name):
+
+            def handler(event: KeyPressEvent, c: Command = command) -> None:
+                run(c)
+
+            # a lone esc must not wait (timeoutlen, 1 s) for the Alt-sequences of the
+            # line editor's emacs bindings: eager runs it at once
+            kb.add(*seq, filter=enabled, eager=seq == ("escape",))(handler)
+    return kb

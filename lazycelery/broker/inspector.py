@@ -1,0 +1,54 @@
+"""What the CLI and the dashboard need from a broker's queues: the inspector interface, one
+implementation per transport (``redis``, ``amqp``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from lazycelery.broker.model import PeekedMessage, QueueSnapshot, QueueStats
+
+__all__ = ["BrokerInspector"]
+
+
+class BrokerInspector(Protocol):
+    """What the CLI and the dashboard need from a broker; one implementation per transport.
+
+    Methods raise ``BrokerError`` (broker unreachable, credentials refused, ...) or
+    ``UsageError`` (unknown queue, unsupported operation), each with a one-line message.
+    An inspector is used from one thread at a time, except ``peek``/``purge``/``stats``
+    which may run in another thread while ``snapshot`` runs in the monitor's.
+    """
+
+    transport: str
+
+    @property
+    def source(self) -> str:
+        """Which broker, without credentials, e.g. ``redis 127.0.0.1:6379/0``."""
+        ...
+
+    def snapshot(self) -> QueueSnapshot:
+        """All known queues, read now. Rates are left to ``QueueMonitor``."""
+        ...
+
+    def stats(self, queue: str) -> QueueStats:
+        """One queue, read now; ``UsageError`` if the broker doesn't know it."""
+        ...
+
+    def peek(self, queue: str, n: int = 10) -> list[PeekedMessage]:
+        """The next ``n`` messages in consumption order, without consuming them."""
+        ...
+
+    def purge(self, queue: str) -> int:
+        """Delete the queue's ready messages (not reserved ones); returns how many."""
+        ...
+
+    def watch_queues(self, names: Iterable[str]) -> None:
+        """Also report these queues from the next snapshot on (e.g. found via workers)."""
+        ...
+
+    def worker_hostnames(self) -> list[str]:
+        """Workers the broker shows remote-control queues for (may include stale ones)."""
+        ...
+
+    def close(self) -> None: ...
