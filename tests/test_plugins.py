@@ -8,6 +8,7 @@ Plugins are "installed" the way pip leaves them for importlib.metadata: a ``*.di
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -435,6 +436,74 @@ def test_a_plugin_pane_is_mounted_with_its_key_commands_and_navigation(site: Pat
             assert d.ui.pane == "tasks"
             await h.keys("p")  # the plugin's key is its own pane's only
             assert view.pokes == 1
+
+        drive(h, scenario)
+
+
+NEW_BUILTIN = """
+    from prompt_toolkit.layout import Window
+    from prompt_toolkit.layout.controls import FormattedTextControl
+
+    from lazycelery.panes_api import PaneCommand, PaneViewBase
+    from lazycelery.tui.screen.builtin import BODY, BuiltinPane
+
+    VIEWS = []
+
+    class ErrorsView(PaneViewBase):
+        def __init__(self, ctx):
+            self.screen = ctx.screen
+            self.moves = []
+            self.counted = 0
+            VIEWS.append(self)
+
+        def container(self):
+            text = lambda: f"errors pane: {len(self.screen.tasks)} tasks, counted {self.counted}"
+            return Window(FormattedTextControl(text, focusable=True))
+
+        def commands(self):
+            return [PaneCommand("count", "Count the errors", self.count, keys=("c",))]
+
+        def count(self):
+            self.counted += 1
+
+        def move(self, delta):
+            self.moves.append(delta)
+
+    PANE = BuiltinPane(name="errors", title="Errors", key="5", slot=BODY, view=ErrorsView,
+                       command_title="Go to errors")
+"""
+
+
+def test_a_new_builtin_pane_is_one_module_and_one_entry_point(site: Path) -> None:
+    """What adding a pane to lazycelery takes: a module declaring it and its entry point. Here
+    lazycelery's own registrations plus that one line are installed first on the path (so
+    nothing of lazycelery itself is edited)."""
+    own = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="lazycelery.panes")
+           if ep.dist is not None and ep.dist.metadata["Name"] == "lazycelery"}
+    assert set(own) == {"workers", "queues", "tasks", "detail"}
+    write_dist(site, "lazycelery", "0.1.0", {**own, "errors": "errors_pane:PANE"},
+               {"errors_pane.py": NEW_BUILTIN})
+    infos = discover(Selection(no_plugins=True))
+    assert [(i.name, i.key) for i in infos if i.builtin] == [
+        ("workers", "1"), ("queues", "2"), ("tasks", "3"), ("detail", "4"), ("errors", "5")]
+    assert by_name(infos)["errors"].loaded
+    with dashboard(infos) as h:
+        async def scenario(h: Harness) -> None:
+            d = h.d
+            view = importlib.import_module("errors_pane").VIEWS[-1]
+            assert d.plugins.order[-1] == "errors" and d.plugins.names == ()
+            assert d.registry.get("pane.errors").title == "Go to errors"
+            await h.keys("5")
+            assert d.ui.pane == "errors"
+            assert "errors pane: 0 tasks, counted 0" in screen_text(d)
+            await h.keys("jG")  # the cursor keys reach its view
+            assert view.moves == [1, 1_000_000_000]
+            await h.keys("c")  # its own command, named after it
+            assert view.counted == 1 and "errors.count" in d.registry
+            await h.keys("\t")  # tab: errors is last, then workers
+            assert d.ui.pane == "workers"
+            await h.keys("j")
+            assert view.moves == [1, 1_000_000_000]  # the workers list moved, not the view
 
         drive(h, scenario)
 

@@ -52,7 +52,7 @@ from lazycelery.tui.registry import Command, CommandRegistry, build_key_bindings
 from lazycelery.tui.screen.detail import DetailModel
 from lazycelery.tui.screen.help import HelpModel
 from lazycelery.tui.screen.lists import ListModel
-from lazycelery.tui.screen.model import ScreenModel
+from lazycelery.tui.screen.model import LIST_PANES, ScreenModel
 from lazycelery.tui.screen.palette import PaletteState
 from lazycelery.tui.screen.shell import DIALOG_INPUT, FILTER_INPUT, PALETTE_INPUT
 from lazycelery.tui.screen.sources import DashboardInfo, IngestorLike, QueueMonitorLike
@@ -69,8 +69,6 @@ log = logging.getLogger(__name__)
 
 #: seconds of whole-list work per slice before input and redraws get their turn
 STEP_BUDGET: Final = 0.015
-#: the panes the screen model itself drives (a stale install may lack their entry points)
-_REQUIRED: Final = ("workers", "queues", "tasks", "detail")
 
 
 @dataclass
@@ -384,7 +382,7 @@ def _with_builtins(infos: Sequence[PluginInfo]) -> list[PluginInfo]:
 
 
 def _check_builtins(host: PaneHost) -> None:
-    missing = [name for name in _REQUIRED if host.view(name) is None]
+    missing = [name for name in LIST_PANES if host.view(name) is None]
     if missing:
         reasons = {i.name: i.status() for i in host.infos if i.builtin}
         why = "; ".join(f"{n}: {reasons.get(n, 'not registered')}" for n in missing)

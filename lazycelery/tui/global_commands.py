@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from lazycelery.tui.registry import Command
 from lazycelery.tui.screen.builtin import BuiltinPane
+from lazycelery.tui.screen.model import LIST_PANES
 
 if TYPE_CHECKING:
     from lazycelery.tui.plugins import PluginInfo
@@ -47,6 +48,7 @@ def global_commands(builtins: Sequence[PluginInfo]) -> list[Command]:
     order the help overlay lists them."""
     panes = frozenset(i.name for i in builtins)
     views = panes | {"help"}
+    lists = panes & frozenset(LIST_PANES)  # enter is the model's there; other panes bind it
     tasks_or_detail = frozenset({"tasks", "detail"})
     prompts = frozenset({"filter", "palette"})
     return [
@@ -80,7 +82,7 @@ def global_commands(builtins: Sequence[PluginInfo]) -> list[Command]:
                 contexts=views, group="Navigation"),
         # tasks
         Command("open", "Open: task detail / tasks of a worker or queue / linked task",
-                lambda s: s.activate(), keys=("enter",), contexts=panes, group="Tasks",
+                lambda s: s.activate(), keys=("enter",), contexts=lists, group="Tasks",
                 footer="open", when=lambda s: s.can_activate()),
         Command("filter", "Filter tasks (/state:failure name:billing.* runtime>2s ...)",
                 lambda s: s.open_filter(), keys=("/",), contexts=panes, group="Tasks",

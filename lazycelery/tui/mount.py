@@ -196,29 +196,43 @@ class PaneHost:
 
     def commands(self, existing: Sequence[Command]) -> list[Command]:
         """The registry's commands, those that work in every built-in pane extended to the
-        plugin panes, then each plugin's ``pane.<name>`` and its own commands."""
-        if not self.names:
-            return list(existing)
+        plugin panes (the cursor keys reaching a pane's own ``move`` where the screen model
+        does not navigate), then the built-in panes' own commands (``<pane>.<name>``), then
+        each plugin's ``pane.<name>`` and own commands."""
         builtin = frozenset(i.name for i in self.builtins)
         names = frozenset(self.names)
+        by_view = frozenset(n for n in self.order if not self._screen.navigates(n))
+        if not by_view:
+            return list(existing)
         out = [self._widen(c, names) if c.contexts >= builtin and c.name not in _OWN_KEYS else c
                for c in existing]
+        for info in self.builtins:
+            out.extend(self._own_commands(info.name, out, builtin | names))
         for name in self.names:
-            m = self._mounted[name]
-            out.append(self._checked(out, goto_command(m.info, builtin | names), name))
-            try:
-                wanted = list(m.view.commands())
-            except Exception as exc:
-                self._fail(name, "commands", exc)
+            out.append(self._checked(out, goto_command(self._mounted[name].info, builtin | names),
+                                     name))
+            out.extend(self._own_commands(name, out, builtin | names))
+        return out
+
+    def _own_commands(self, name: str, existing: list[Command],
+                      everywhere: frozenset[str]) -> list[Command]:
+        m = self._mounted[name]
+        try:
+            wanted = list(m.view.commands())
+        except Exception as exc:
+            if m.info.builtin:
+                raise
+            self._fail(name, "commands", exc)
+            return []
+        out: list[Command] = []
+        for pc in wanted:
+            command = self._command(name, m.info.title, pc, everywhere)
+            if command is None:
                 continue
-            for pc in wanted:
-                command = self._command(name, m.info.title, pc, builtin | names)
-                if command is None:
-                    continue
-                if any(c.name == command.name for c in out):  # twice, or a built-in's name
-                    self.notes.append(f"plugin {name}: command {command.name} already exists")
-                    continue
-                out.append(self._checked(out, command, name))
+            if any(c.name == command.name for c in [*existing, *out]):  # twice, or taken
+                self.notes.append(f"plugin {name}: command {command.name} already exists")
+                continue
+            out.append(self._checked([*existing, *out], command, name))
         return out
 
     def _widen(self, command: Command, names: frozenset[str]) -> Command:
@@ -263,7 +277,7 @@ class PaneHost:
     def _move(self, s: ScreenModel, step: Callable[[int], int],
               builtin: Callable[[ScreenModel], None]) -> None:
         m = self._mounted.get(s.ui.context)
-        if m is None or m.info.builtin:
+        if m is None or self._screen.navigates(s.ui.context):
             builtin(s)
             return
         heights = [w.render_info.window_height for w in m.windows if w.render_info is not None]

@@ -34,10 +34,13 @@ from lazycelery.tui.screen.shell import FILTER_INPUT, PALETTE_INPUT, NullShell, 
 from lazycelery.tui.screen.sources import DashboardInfo, QueueMonitorLike
 from lazycelery.tui.screen.state import UiState
 
-__all__ = ["LIVE_FILTER_LIMIT", "CommandSource", "PaletteCommand", "ScreenModel"]
+__all__ = ["LIST_PANES", "LIVE_FILTER_LIMIT", "CommandSource", "PaletteCommand", "ScreenModel"]
 
 #: below this many tasks the filter applies while you type; above, on enter
 LIVE_FILTER_LIMIT: Final = 100_000
+#: the panes whose cursor and enter key the model drives (their lists are its own); any other
+#: pane, built-in or plugin, gets the cursor keys in its view's ``move``
+LIST_PANES: Final = ("workers", "queues", "tasks", "detail")
 
 
 class PaletteCommand(Protocol):
@@ -86,7 +89,7 @@ class ScreenModel:
         #: the command registry (set by the dashboard; the palette offers what it enables)
         self.commands: CommandSource | None = None
         #: the mounted panes in tab order: the built-in ones, then plugin panes
-        self.panes: tuple[str, ...] = ("workers", "queues", "tasks", "detail")
+        self.panes: tuple[str, ...] = LIST_PANES
         #: wall-clock time of the last event taken in (None: none yet)
         self.last_event_at: float | None = None
         self._page_rows: dict[str, Callable[[], int]] = {
@@ -147,6 +150,10 @@ class ScreenModel:
                 self.queues.set_items(sorted(snapshot.queues, key=lambda q: q.name))
         if self.ui.pane == "detail":
             self.detail.show(self.detail_record())
+
+    def navigates(self, context: str) -> bool:
+        """The cursor keys in ``context`` move one of the model's lists (or the help)."""
+        return context in LIST_PANES or context == "help"
 
     def set_page_rows(self, context: str, rows: Callable[[], int]) -> None:
         """Where half-page keys learn a pane's height (its control, after a render)."""
