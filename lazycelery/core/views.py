@@ -51,11 +51,31 @@ SORT_COLUMNS: Final = ("time", "state", "name", "worker", "runtime")
 # state "severity" for sorting: what needs attention first
 _STATE_RANK: Final = {FAILURE: 0, RETRY: 1, REVOKED: 2, REJECTED: 3, STARTED: 4, RECEIVED: 5,
                       PENDING: 6, SUCCESS: 7}
+
+
+def _text_key(value: object) -> str:
+    # a field of another type (a record built without validation) sorts as empty, never raises
+    return value if isinstance(value, str) else ""
+
+
+def _runtime_key(value: object) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+        try:
+            return float(value)
+        except OverflowError:
+            return float("inf") if value > 0 else -1.0
+    return -1.0  # unknown (None, NaN, a string) sorts with the tasks that have no runtime
+
+
+def _state_key(value: object) -> int:
+    return _STATE_RANK.get(value, 8) if isinstance(value, str) else 8
+
+
 _SORT_KEYS: Final[Mapping[str, Callable[[TaskRecord], Any]]] = {
-    "state": lambda r: _STATE_RANK.get(r.state, 8),
-    "name": lambda r: r.name or "",
-    "worker": lambda r: r.worker or "",
-    "runtime": lambda r: -1.0 if r.runtime is None else r.runtime,
+    "state": lambda r: _state_key(r.state),
+    "name": lambda r: _text_key(r.name),
+    "worker": lambda r: _text_key(r.worker),
+    "runtime": lambda r: _runtime_key(r.runtime),
 }
 _DEFAULT_DESCENDING: Final = {"time": True, "state": False, "name": False, "worker": False,
                               "runtime": True}
@@ -635,8 +655,9 @@ def worker_rows(index: TaskIndex, now: float) -> list[WorkerRow]:
 
 
 def _worker_row(rec: WorkerRecord, status: str, now: float, tasks: int) -> WorkerRow:
-    age = None if rec.last_heartbeat is None else max(0.0, now - rec.last_heartbeat)
-    load = rec.loadavg[0] if rec.loadavg else None
+    beat = rec.last_heartbeat
+    age = max(0.0, now - beat) if isinstance(beat, (int, float)) and beat == beat else None
+    load = rec.loadavg[0] if isinstance(rec.loadavg, (tuple, list)) and rec.loadavg else None
     return WorkerRow(rec.hostname, status, rec.active, rec.processed, load, age, rec.sw_ver,
                      tasks)
 
