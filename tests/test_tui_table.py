@@ -108,7 +108,7 @@ def test_format_helpers() -> None:
     assert fit("abcdef", 4) == "abc…"
     assert fit("ab", 4, "right") == "  ab"
     assert fit("日本語です", 5) == "日本…"
-    assert one_line("a\nb\x1b[31m") == "a b [31m"
+    assert one_line("a\nb\x1b[31m") == "a\\x0ab\\x1b[31m"  # one line, escapes shown
     assert wrap("abcdefg", 3) == ["abc", "def", "g"]
     assert number(1234567) == "1.23M" and number(1234) == "1,234" and number(None) == "–"
     assert duration(0.0123) == "12ms" and duration(2.5) == "2.50s" and duration(65) == "1m05s"
