@@ -392,6 +392,6 @@ def worker_status(rec: WorkerRecord, now: float) -> str:
     try:
         if rec.last_heartbeat is None or now - rec.last_heartbeat > 2 * rec.freq:
             return LOST
-    except TypeError:  # a record built without validation: no usable heartbeat time
+    except (TypeError, ArithmeticError):  # a record built without validation: no usable time
         return LOST
     return ONLINE

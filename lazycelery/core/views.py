@@ -14,6 +14,7 @@ Cost model (the dashboard must stay interactive with a million tasks):
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -58,7 +59,8 @@ def _text_key(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _runtime_key(value: object) -> float:
+def _number_key(value: object) -> float:
+    """A number to order by (runtimes, times); unknown or odd values give -1."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
         try:
             return float(value)
@@ -75,7 +77,7 @@ _SORT_KEYS: Final[Mapping[str, Callable[[TaskRecord], Any]]] = {
     "state": lambda r: _state_key(r.state),
     "name": lambda r: _text_key(r.name),
     "worker": lambda r: _text_key(r.worker),
-    "runtime": lambda r: _runtime_key(r.runtime),
+    "runtime": lambda r: _number_key(r.runtime),
 }
 _DEFAULT_DESCENDING: Final = {"time": True, "state": False, "name": False, "worker": False,
                               "runtime": True}
@@ -256,7 +258,7 @@ class TaskListView:
         """
         with self.index.lock:
             records = list(self.index.iter_newest())
-        records.sort(key=lambda r: r.first_seen or r.last_seen)
+        records.sort(key=lambda r: _number_key(r.first_seen or r.last_seen))
         self._base = records
         self._seq = {r.uuid: i for i, r in enumerate(records)}
         self._next_seq = len(records)
@@ -655,8 +657,8 @@ def worker_rows(index: TaskIndex, now: float) -> list[WorkerRow]:
 
 
 def _worker_row(rec: WorkerRecord, status: str, now: float, tasks: int) -> WorkerRow:
-    beat = rec.last_heartbeat
-    age = max(0.0, now - beat) if isinstance(beat, (int, float)) and beat == beat else None
+    beat = _number_key(rec.last_heartbeat) if rec.last_heartbeat is not None else None
+    age = None if beat is None or beat == -1.0 else max(0.0, now - beat)
     load = rec.loadavg[0] if isinstance(rec.loadavg, (tuple, list)) and rec.loadavg else None
     return WorkerRow(rec.hostname, status, rec.active, rec.processed, load, age, rec.sw_ver,
                      tasks)
@@ -746,6 +748,13 @@ class RateTracker:
 # --------------------------------------------------------------------------- queues
 
 
+def _depth(ready: object) -> int:
+    # a depth that is not a finite number (a broker figure of an odd type) counts as 0
+    if isinstance(ready, float):
+        return int(ready) if math.isfinite(ready) else 0
+    return ready if isinstance(ready, int) and not isinstance(ready, bool) else 0
+
+
 @dataclass
 class QueueHistory:
     """Recent depth samples per queue, taken from each new queue snapshot (for sparklines)."""
@@ -763,8 +772,7 @@ class QueueHistory:
             series = self.samples.get(stats.name)
             if series is None:
                 series = self.samples[stats.name] = deque(maxlen=self.size)
-            ready = getattr(stats, "ready", None)
-            series.append(int(ready) if isinstance(ready, (int, float)) else 0)
+            series.append(_depth(getattr(stats, "ready", None)))
         return True
 
     def series(self, name: str) -> list[int]:
