@@ -249,9 +249,12 @@ def _json_fallback(value: Any) -> Any:
 
 
 def _json_clean(value: Any) -> Any:
-    """Make what msgspec refused encodable: string keys and strings without lone surrogates."""
+    """Make what msgspec refused encodable: string keys, strings without lone surrogates,
+    integers beyond Python's 4,300-digit limit (as text saying so)."""
     if isinstance(value, str):
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, int) and value.bit_length() > 14_000:
+        return text_of(value)
     if isinstance(value, Mapping):
         return {_json_clean(k if isinstance(k, str) else str(k)): _json_clean(v)
                 for k, v in value.items()}
