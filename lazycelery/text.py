@@ -5,16 +5,18 @@ tracebacks, hostnames, queue names, URLs in error lines) may carry terminal cont
 ``\\x1b]0;...\\x07`` retitles the window, ``\\x1b[2J`` clears the screen. Every surface that prints
 such text to a terminal passes it through :func:`visible` (JSON output keeps JSON's own escaping).
 A field may also hold a value of the wrong type (a list where a name belongs, an integer of 400
-digits): :func:`text_of` turns any value into text without ever raising. JSON output escapes
+digits): :func:`text_of` turns any value into text without ever raising, :func:`real` into a
+finite float or None (a count or time to format). JSON output escapes
 C0 controls itself; :func:`json_visible` escapes the rest (DEL, C1, bidi controls) the JSON way.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Final
 
-__all__ = ["json_visible", "text_of", "visible", "visible_lines"]
+__all__ = ["json_visible", "real", "text_of", "visible", "visible_lines"]
 
 
 def _escape(code: int) -> str:
@@ -62,6 +64,18 @@ def text_of(value: object) -> str:
             digits = int(abs(value).bit_length() * 0.30103) + 1
             return f"<int: about {digits:,} digits>"
         return f"<{type(value).__name__}>"
+
+
+def real(value: object) -> float | None:
+    """``value`` as a finite float, or None when it is not a real number (bool, str, NaN, inf,
+    an integer too large for a float): what a time, duration or rate formatter can use."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        f = float(value)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
 
 
 def _json_escape(match: re.Match[bytes]) -> bytes:

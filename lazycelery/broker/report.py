@@ -5,7 +5,6 @@ characters as escapes (``lazycelery.text.visible``), whatever its type; JSON kee
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import msgspec
 
 from lazycelery.broker.model import PeekedMessage, QueueSnapshot, QueueStats
-from lazycelery.text import text_of, visible
+from lazycelery.text import real, text_of, visible
 
 __all__ = [
     "PEEK_SCHEMA",
@@ -90,10 +89,10 @@ def _shown(value: object) -> str:
 def format_age(seconds: float | None) -> str:
     if seconds is None:
         return MISSING
-    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or \
-            not math.isfinite(seconds):
+    finite = real(seconds)
+    if finite is None:
         return "?"
-    whole = int(seconds)
+    whole = int(finite)
     if whole < 60:
         return f"{whole}s"
     if whole < 3600:
@@ -110,8 +109,10 @@ def _num(value: int | None) -> str:
 def _rate(value: float | None, signed: bool = False) -> str:
     if value is None:
         return MISSING
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    finite = real(value)
+    if finite is None:
         return "?"
+    value = finite
     if abs(value) < 0.05:
         return "0"
     return f"{value:+.1f}" if signed else f"{value:.1f}"

@@ -14,7 +14,6 @@ Cost model (the dashboard must stay interactive with a million tasks):
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import deque
@@ -36,6 +35,7 @@ from lazycelery.core.model import (
     WorkerRecord,
 )
 from lazycelery.core.query import Predicate, compile_filter
+from lazycelery.text import real
 
 __all__ = [
     "SORT_COLUMNS",
@@ -60,13 +60,10 @@ def _text_key(value: object) -> str:
 
 
 def _number_key(value: object) -> float:
-    """A number to order by (runtimes, times); unknown or odd values give -1."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
-        try:
-            return float(value)
-        except OverflowError:
-            return float("inf") if value > 0 else -1.0
-    return -1.0  # unknown (None, NaN, a string) sorts with the tasks that have no runtime
+    """A number to order by (runtimes, times); unknown or odd values (None, NaN, inf, a
+    string, 10**400) give -1, with the tasks that have no runtime."""
+    finite = real(value)
+    return -1.0 if finite is None else finite
 
 
 def _state_key(value: object) -> int:
@@ -750,9 +747,8 @@ class RateTracker:
 
 def _depth(ready: object) -> int:
     # a depth that is not a finite number (a broker figure of an odd type) counts as 0
-    if isinstance(ready, float):
-        return int(ready) if math.isfinite(ready) else 0
-    return ready if isinstance(ready, int) and not isinstance(ready, bool) else 0
+    finite = real(ready)
+    return 0 if finite is None else int(finite)
 
 
 @dataclass

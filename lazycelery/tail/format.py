@@ -6,7 +6,6 @@ event reaches the terminal as a control sequence. JSON lines keep JSON's own esc
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import time
@@ -17,7 +16,7 @@ from typing import IO, Any, Final, Protocol
 import msgspec
 
 from lazycelery.tail.events import HEARTBEAT, TailEvent
-from lazycelery.text import json_visible, text_of, visible
+from lazycelery.text import json_visible, real, text_of, visible
 
 __all__ = ["JSON_KEYS", "Formatter", "JsonFormatter", "TextFormatter", "reconciled_line",
            "use_color"]
@@ -74,13 +73,8 @@ def _clock_text(ts: float | None) -> str:
 
 def _runtime_text(value: Any) -> str | None:
     """``98µs``, ``23.0ms``, ``1.23s``, ``95s``: short, and never in exponent notation."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return None
-    try:
-        value = float(value)
-    except OverflowError:
-        return None
-    if not math.isfinite(value) or value < 0:
+    value = real(value)
+    if value is None or value < 0:
         return None
     if value < 0.001:
         return f"{value * 1e6:.0f}µs"

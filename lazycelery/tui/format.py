@@ -15,7 +15,7 @@ from typing import Final
 
 from prompt_toolkit.utils import get_cwidth
 
-from lazycelery.text import text_of, visible, visible_lines
+from lazycelery.text import real, text_of, visible, visible_lines
 
 __all__ = [
     "ODD",
@@ -28,7 +28,6 @@ __all__ = [
     "number",
     "one_line",
     "percent",
-    "real",
     "short_id",
     "sparkline",
     "wrap",
@@ -48,18 +47,6 @@ def one_line(value: object) -> str:
 def lines_of(value: object) -> list[str]:
     """Any value as lines of text (tracebacks keep their line breaks), escapes made visible."""
     return visible_lines(text_of(value)).split("\n")
-
-
-def real(value: object) -> float | None:
-    """``value`` as a finite float, or None when it is not a real number (bool, str, NaN, inf,
-    an integer too large for a float)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        f = float(value)
-    except OverflowError:
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _width(text: str) -> int:
