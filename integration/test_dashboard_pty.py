@@ -152,3 +152,49 @@ def test_dashboard_without_a_broker_shows_the_banner(terminal: Callable[..., Ter
     term.child.close()
     assert term.child.exitstatus == 0
     assert (tmp_path / "stty.before").read_text() == (tmp_path / "stty.after").read_text()
+
+
+def _send_hostile_events(url: str) -> None:
+    """Events that broke the dashboard (issue 20): out-of-range timestamps in the time column,
+    control sequences in names, ids and hostnames, a runtime that is a string, a version that is
+    a list and a count of 10**400; sent with celery's own dispatcher."""
+    from celery import Celery
+
+    app = Celery("lc-hostile", broker=url, set_as_current=False)
+    try:
+        with app.connection_for_write() as conn:
+            tasks = app.events.Dispatcher(conn, hostname="evil\x1b[31m@host", enabled=True)
+            tasks.send("task-received", uuid="hostile-1e20", name="evil\x1b]0;pwned\x07\x1b[2J",
+                       args="('\x1b[2J', '\u202e')", kwargs="{}", retries=0, timestamp=1e20)
+            tasks.send("task-received", uuid="hostile-1e308\x07", name="huge.time", args="()",
+                       kwargs="{}", retries=0, timestamp=1e308)
+            tasks.send("task-succeeded", uuid="hostile-runtime", runtime="slow",
+                       result=["\x1bP1$rq\x1b\\"])
+            tasks.send("task-failed", uuid="hostile-runtime", exception={"not": "a string"},
+                       traceback=["\x1b[2J"])
+            tasks.close()
+            worker = app.events.Dispatcher(conn, hostname="w\x1b]0;x\x07@host", enabled=True)
+            worker.send("worker-heartbeat", freq=2.0, active=10**400, processed=True,
+                        sw_ver=[5, 7], sw_ident="py-celery", sw_sys="Linux", loadavg=[0.5])
+            worker.close()
+    finally:
+        app.close()
+
+
+def test_hostile_values_on_screen_and_q_still_quits(redis_url: str,
+                                                     terminal: Callable[..., Terminal],
+                                                     tmp_path: Path) -> None:
+    term = terminal("--broker", redis_url)
+    term.wait_for(lambda s: "connected" in s, 30, "the dashboard to connect")
+    _send_hostile_events(redis_url)
+    screen = term.wait_for(lambda s: "evil\\x1b]0;pwned" in s and "huge.time" in s
+                           and "w\\x1b]0;x\\x07@host" in s, 30, "the hostile rows")
+    assert "Traceback" not in screen and "Press ENTER" not in screen
+    assert "pwned" not in (term.screen.title or "")  # the escape did not retitle the window
+    row = next(line for line in term.screen.display if "evil\\x1b]0;pwned" in line)
+    assert row.lstrip().startswith("?")  # the 1e20 time, where localtime() raised
+    term.press("q")
+    term.child.expect(pexpect.EOF, timeout=15)
+    term.child.close()
+    assert term.child.exitstatus == 0
+    assert (tmp_path / "stty.before").read_text() == (tmp_path / "stty.after").read_text()
