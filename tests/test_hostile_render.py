@@ -5,6 +5,7 @@ whose rendering raises shows a marker instead and the keys keep working."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -157,6 +158,28 @@ def test_timestamps_out_of_range_show_a_question_mark() -> None:
             lines = text_of_content(d.controls.tasks.create_content(150, len(d.tasks) + 1))
             row = lines[d.tasks.selected_index() + 1]
             assert row.startswith("?  ") and "SUCCESS" in row, row
+
+
+def test_dialogs_messages_and_flashes_show_escapes() -> None:
+    evil = "q\x1b]0;owned\x07\u202e\x9b2J"
+    shown = visible(evil)
+    info = DashboardInfo(broker="redis://host/0")
+    with headless_dashboard(TaskIndex(), info, SizedOutput(40, 160)) as (d, _inp):
+        d.operator.board.post(f"purge {evil}", [[("", f"  ok  {evil}")]], level="ok")
+        d.operator.confirm(f"Purge {evil}", [[("", f"delete queue {evil}?")]], "Purge",
+                           lambda: None, require=evil, prompt=f"{evil}:")
+        d.ui.flash(f"filter {evil}", error=True)
+
+        async def render() -> list[str]:  # the dialog's input line loads its history async
+            return screen_lines(d)
+
+        screen = asyncio.run(render())
+    assert_screen_clean(screen, "dialog, messages, footer")
+    text = "\n".join(screen)
+    assert f"Purge {shown}" in text  # the dialog's title
+    assert f"delete queue {shown}?" in text  # its body
+    assert f"purge {shown}" in text and f"ok  {shown}" in text  # the action message
+    assert f"filter {shown}" in screen[-1]  # the footer's flash
 
 
 # --------------------------------------------------------------------------- the guards

@@ -10,10 +10,8 @@ screen, so neither ``q`` nor Ctrl-C gets through. The formatting helpers are tot
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Final
 
-from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.key_binding import KeyBindingsBase
 from prompt_toolkit.layout import Container
 from prompt_toolkit.layout.dimension import Dimension
@@ -21,7 +19,7 @@ from prompt_toolkit.layout.mouse_handlers import MouseHandlers
 from prompt_toolkit.layout.screen import Char, Screen, WritePosition
 from prompt_toolkit.utils import get_cwidth
 
-from lazycelery.text import text_of, visible
+from lazycelery.text import visible
 
 __all__ = [
     "MARKER_STYLE",
@@ -30,7 +28,6 @@ __all__ = [
     "SECTION_MARKER",
     "GuardedContainer",
     "RenderErrors",
-    "guarded_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -71,7 +68,7 @@ class RenderErrors:
         if kind in self._kinds or len(self._kinds) >= _MAX_KINDS:
             return
         self._kinds.add(kind)
-        summary = visible(f"{where}: {type(exc).__name__}: {text_of(str_of(exc))}")[:200]
+        summary = visible(f"{where}: {type(exc).__name__}: {_str_of(exc)}")[:200]
         self.new.append(summary)
         log.debug("could not render %s", where, exc_info=exc)
 
@@ -80,26 +77,12 @@ class RenderErrors:
         return new
 
 
-def str_of(exc: BaseException) -> str:
+def _str_of(exc: BaseException) -> str:
     """``str(exc)``, which may itself raise (a broken ``__str__``)."""
     try:
         return str(exc)
     except Exception:
         return f"<{type(exc).__name__}>"
-
-
-def guarded_text(text: Callable[[], StyleAndTextTuples], where: str,
-                 errors: RenderErrors) -> Callable[[], StyleAndTextTuples]:
-    """A FormattedTextControl's text callable that shows a marker instead of raising."""
-
-    def safe() -> StyleAndTextTuples:
-        try:
-            return text()
-        except Exception as exc:
-            errors.record(where, exc)
-            return [(MARKER_STYLE, f" {PANE_MARKER} ({where})")]
-
-    return safe
 
 
 class GuardedContainer(Container):
