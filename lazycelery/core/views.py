@@ -54,6 +54,9 @@ _STATE_RANK: Final = {FAILURE: 0, RETRY: 1, REVOKED: 2, REJECTED: 3, STARTED: 4,
                       PENDING: 6, SUCCESS: 7}
 
 
+_INF: Final = float("inf")
+
+
 def _text_key(value: object) -> str:
     # a field of another type (a record built without validation) sorts as empty, never raises
     return value if isinstance(value, str) else ""
@@ -62,6 +65,8 @@ def _text_key(value: object) -> str:
 def _number_key(value: object) -> float:
     """A number to order by (runtimes, times); unknown or odd values (None, NaN, inf, a
     string, 10**400) give -1, with the tasks that have no runtime."""
+    if value.__class__ is float and -_INF < value < _INF:  # the common case; NaN fails it
+        return value
     finite = real(value)
     return -1.0 if finite is None else finite
 
@@ -255,7 +260,10 @@ class TaskListView:
         """
         with self.index.lock:
             records = list(self.index.iter_newest())
-        records.sort(key=lambda r: _number_key(r.first_seen or r.last_seen))
+        try:
+            records.sort(key=lambda r: r.first_seen or r.last_seen)
+        except TypeError:  # a time of an odd type (a record built without validation)
+            records.sort(key=lambda r: _number_key(r.first_seen or r.last_seen))
         self._base = records
         self._seq = {r.uuid: i for i, r in enumerate(records)}
         self._next_seq = len(records)
