@@ -19,13 +19,22 @@ from prompt_toolkit.layout.controls import UIContent
 from lazycelery.broker.model import QueueSnapshot, QueueStats
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import TaskRecord
-from lazycelery.core.views import SORT_COLUMNS
+from lazycelery.core.views import SORT_COLUMNS, WorkerRow
 from lazycelery.text import visible
 from lazycelery.tui.app import Dashboard
-from lazycelery.tui.guard import PANE_MARKER, ROW_MARKER, SECTION_MARKER, GuardedContainer
+from lazycelery.tui.guard import (
+    PANE_MARKER,
+    ROW_MARKER,
+    SECTION_MARKER,
+    GuardedContainer,
+    RenderErrors,
+)
+from lazycelery.tui.panes.detail import build_detail
+from lazycelery.tui.panes.tasks import task_columns
+from lazycelery.tui.panes.workers import worker_columns
 from lazycelery.tui.protocols import DashboardInfo
 from lazycelery.tui.table import Column, ListModel, VirtualTable
-from tests.hostile import HOSTILE, RAW, TEXT_HOSTILE, build_index, records
+from tests.hostile import HOSTILE, RAW, TASK_FIELDS, TEXT_HOSTILE, build_index, records
 from tests.tui_harness import (
     DashboardHarness,
     FakeIngestor,
@@ -123,6 +132,28 @@ def test_every_field_renders_in_every_pane(name: str) -> None:
             d.ui.pane = pane
             assert_screen_clean(screen_lines(d), f"{pane} pane")
         assert d.render_errors.count == 0
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_a_record_with_every_field_odd_at_once(name: str) -> None:
+    value = HOSTILE[name]
+    uuid = value if isinstance(value, str) and value else "all-odd"
+    rec = TaskRecord(uuid=uuid, **{f: value for f in TASK_FIELDS})
+    worker = WorkerRow(hostname=uuid, status="online", active=value,  # type: ignore[arg-type]
+                       processed=value, load=value, heartbeat_age=value,  # type: ignore[arg-type]
+                       version=value, tasks=0)  # type: ignore[arg-type]
+    tasks: ListModel[TaskRecord] = ListModel(key=lambda r: r.uuid)
+    tasks.set_items([rec])
+    workers: ListModel[WorkerRow] = ListModel(key=lambda w: w.hostname)
+    workers.set_items([worker])
+    task_table = VirtualTable(lambda: tasks, task_columns())
+    worker_table = VirtualTable(lambda: workers, worker_columns())
+    assert_clean(text_of_content(task_table.create_content(150, 5)), "task row")
+    assert_clean(text_of_content(worker_table.create_content(150, 5)), "worker row")
+    errors = RenderErrors()
+    lines = build_detail(rec, TaskIndex(), 100, errors)
+    assert_clean([line.text for line in lines], "detail")
+    assert task_table.errors.count == worker_table.errors.count == errors.count == 0
 
 
 @pytest.mark.parametrize("name", list(TEXT_HOSTILE))
@@ -235,8 +266,6 @@ def test_a_container_that_raises_is_replaced_by_a_marker() -> None:
     from prompt_toolkit.layout.controls import FormattedTextControl
     from prompt_toolkit.layout.mouse_handlers import MouseHandlers
     from prompt_toolkit.layout.screen import Screen, WritePosition
-
-    from lazycelery.tui.guard import RenderErrors
 
     def text() -> StyleAndTextTuples:
         raise _Boom("header bug")
