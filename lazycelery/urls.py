@@ -20,6 +20,7 @@ __all__ = [
     "MASK",
     "PERCENT_ENCODING_HINT",
     "mask_url",
+    "scrub",
     "shown_url",
     "split_failover",
     "url_problem",
@@ -39,7 +40,7 @@ _SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _AUTHORITY_END: Final = re.compile(r"[/?#]")
 # What may follow the credentials when their end is a guess: a host name, an IPv6 literal or
 # nothing (socket URLs), then an optional port. Anything else may be the rest of a password.
-_HOST_LIKE: Final = re.compile(r"(?:\[[0-9A-Za-z:.%]*\]|[\w.~%-]*)(?::\d*)?")
+_HOST_LIKE: Final = re.compile(r"(?:\[[0-9A-Za-z:.%]*\]|\[[0-9A-Fa-f:.]*|[\w.~%-]*)(?::\d*)?")
 _SECRET_NAME: Final = re.compile(
     r"pass|secret|token|signature|credential|apikey|(?:^|_)key$", re.I
 )
@@ -218,6 +219,13 @@ def url_secrets(url: str) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
+def scrub(text: str, url: str) -> str:
+    """``text`` (a library's error message) with every secret of ``url`` in it masked."""
+    for secret in url_secrets(url):
+        text = text.replace(secret, MASK)
+    return text
+
+
 def _ambiguous_readings(url: str, parts: _Parts) -> set[str]:
     # urllib's reading: the authority ends at the first "/", "?" or "#"; what it calls the
     # password, host or port there is then a piece of the real password.
@@ -281,7 +289,7 @@ def _host_problem(part: str) -> str | None:
     try:
         split = urlsplit(part)
     except ValueError:  # the only one urlsplit raises: "Invalid IPv6 URL"
-        return "an unclosed '[' (an IPv6 address is written [::1]:6379)"
+        return "an unclosed '[' (an IPv6 address is written in brackets: [::1])"
     try:
         split.port  # noqa: B018 - a property that validates
     except ValueError:
