@@ -134,7 +134,7 @@ def _mask_one(url: str) -> str:
     if not parts.scheme:
         return _mask_schemeless(parts)
     if parts.userinfo is None:
-        if not _HOST_LIKE.fullmatch(parts.host):  # "redis://:pa" cut out of "redis://:pa ss@h"
+        if _looks_like_user_and_password(parts.host):  # "redis://:pa" cut from "redis://:pa s@h"
             return f"{parts.scheme}{MASK}"
         return f"{parts.scheme}{parts.host}{_mask_tail(parts.tail)}"
     if not parts.ambiguous:
@@ -145,6 +145,14 @@ def _mask_one(url: str) -> str:
     if not _HOST_LIKE.fullmatch(parts.host):
         return f"{parts.scheme}{MASK}"
     return f"{parts.scheme}{MASK}@{parts.host}{_mask_tail(parts.tail)}"
+
+
+def _looks_like_user_and_password(authority: str) -> bool:
+    """``x:y`` where ``y`` is no port number: maybe credentials whose ``@host`` got cut off."""
+    if authority.startswith("["):  # an IPv6 literal: only what follows "]" may hold a port
+        authority = authority.partition("]")[2]
+    _, colon, port = authority.rpartition(":")
+    return bool(colon and port) and not port.isdigit()
 
 
 def _mask_schemeless(parts: _Parts) -> str:
