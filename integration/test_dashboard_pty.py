@@ -178,3 +178,29 @@ def test_dashboard_started_in_a_tiny_terminal_waits_for_a_bigger_one(
     assert term.child.exitstatus == 0
     assert b"Traceback" not in bytes(term.raw)
     assert (tmp_path / "stty.before").read_text() == (tmp_path / "stty.after").read_text()
+
+
+def test_the_header_masks_a_password_with_raw_special_characters(
+        terminal: Callable[..., Terminal]) -> None:
+    password = "Zq9@Xy7:Wv Ut%Sr"  # raw "@", ":", a space and "%": kombu reads it as written
+    term = terminal("--broker", f"redis://:{password}@127.0.0.1:1/0")
+    screen = term.wait_for(lambda s: "reconnecting: attempt" in s, 30, "the banner")
+    assert "redis://:********@127.0.0.1:1/0" in screen
+    term.press("q")
+    term.child.expect(pexpect.EOF, timeout=15)
+    term.child.close()
+    everything = bytes(term.raw).decode("utf-8", "replace")
+    leaked = [password[i:i + 3] for i in range(len(password) - 2)
+              if password[i:i + 3] in everything]
+    assert not leaked, leaked
+
+
+def test_the_dashboard_refuses_an_unclosed_ipv6_url_in_one_line(
+        terminal: Callable[..., Terminal]) -> None:
+    term = terminal("--broker", "redis://[::1")
+    term.child.expect(pexpect.EOF, timeout=30)
+    term.child.close()
+    output = bytes(term.raw + (term.child.before or b"")).decode("utf-8", "replace")
+    assert term.child.exitstatus == 2
+    assert "lazycelery: --broker: bad URL redis://[::1: an unclosed '['" in output
+    assert "Traceback" not in output
