@@ -91,8 +91,12 @@ def build_layout(d: Dashboard) -> Layout:
         help_overlay.content, filter=Condition(lambda: d.ui.overlay == "help"))
     palette.content = ConditionalContainer(
         palette.content, filter=Condition(lambda: d.ui.overlay == "palette"))
+    is_small = Condition(lambda: too_small(d))
     root = FloatContainer(
-        DynamicContainer(lambda: small if too_small(d) else main),
+        # Both stay in the layout (hidden, not swapped out), so the panes can take the focus
+        # even when the dashboard starts in a terminal that is too small.
+        HSplit([ConditionalContainer(main, filter=~is_small),
+                ConditionalContainer(small, filter=is_small)]),
         # action results under the dialog, the dialog above everything
         floats=[help_overlay, palette, messages_float(d), dialog],
     )
