@@ -132,3 +132,19 @@ def test_an_escape_in_a_config_value_is_shown_not_sent(tmp_path: Path) -> None:
                     encoding="utf-8")
     line = one_line(run("--config", str(path), "config", "show"))
     assert "\\x1b]0;x\\x07" in line
+
+
+@pytest.mark.parametrize(
+    ("broker", "expected"),
+    [
+        ("", "--broker is empty (leave it out for the embedded broker)"),
+        ("redis://[::1", "--broker: bad URL redis://[::1: an unclosed '['"),
+        (AMBIGUOUS, "--broker: bad URL redis://********@127.0.0.1:1/0: where the password "
+                    "ends is ambiguous"),
+    ],
+    ids=["empty", "unclosed-ipv6", "ambiguous-password"],
+)
+def test_demo_checks_its_broker_url_the_same_way(broker: str, expected: str) -> None:
+    line = one_line(run("demo", "--no-dashboard", "--broker", broker))
+    assert line.startswith(f"lazycelery: {expected}"), line
+    assert "Zq9" not in line
