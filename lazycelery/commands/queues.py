@@ -90,12 +90,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _open(args: argparse.Namespace, settings: Settings) -> BrokerInspector:
     from lazycelery.broker import open_inspector
+    from lazycelery.config import check_url
 
     management = getattr(args, "management_url", None)
     if management is not None and management.strip().lower() in ("", "none", "off"):
         management = ""
     elif management is None:
         management = settings.management_url  # LAZYCELERY_MANAGEMENT_URL or the environment's
+    else:
+        management = check_url(management, "--management-url")
     return open_inspector(settings.broker_url, settings.transport_options, settings.queues,
                           management_url=management)
 

@@ -106,8 +106,12 @@ def build_layout(d: Dashboard) -> Layout:
     messages = messages_float(d)
     messages.content = guard(messages.content, "messages")
     dialog.content = guard(dialog.content, "dialog")
+    is_small = Condition(lambda: too_small(d))
     root = FloatContainer(
-        guard(DynamicContainer(lambda: small if too_small(d) else main), "screen"),
+        # Both stay in the layout (hidden, not swapped out), so the panes can take the focus
+        # even when the dashboard starts in a terminal that is too small.
+        guard(HSplit([ConditionalContainer(main, filter=~is_small),
+                      ConditionalContainer(small, filter=is_small)]), "screen"),
         # action results under the dialog, the dialog above everything
         floats=[help_overlay, palette, messages, dialog],
     )
