@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lazycelery.errors import ConfigError
-from lazycelery.text import error_line
-from lazycelery.urls import check_url
+from lazycelery.urls import check_url, error_line
 
 if TYPE_CHECKING:
     from celery import Celery

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from lazycelery.celery_app import AppHolder, ImportedApp, align_app, bare_app, import_app
 from lazycelery.config_file import (
+    MAX_DEPTH,
     ConfigFile,
     Environment,
     default_config_path,
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_BROKER",
     "DEFAULT_MAX_TASKS",
     "INGEST_MODES",
+    "MAX_DEPTH",
     "ConfigFile",
     "Environment",
     "Settings",
@@ -44,9 +46,11 @@ __all__ = [
 ]
 
 DEFAULT_BROKER = "redis://localhost:6379/0"
+#: Environment variables naming the broker / result backend, first wins; empty ones are unset.
+BROKER_VARIABLES: tuple[str, ...] = ("LAZYCELERY_BROKER_URL", "CELERY_BROKER_URL")
+BACKEND_VARIABLES: tuple[str, ...] = ("LAZYCELERY_RESULT_BACKEND", "CELERY_RESULT_BACKEND")
 DEFAULT_MAX_TASKS = 100_000
 INGEST_MODES: tuple[str, ...] = ("auto", "fast", "kombu")
-
 
 
 @dataclass(frozen=True)
@@ -107,17 +111,21 @@ class Settings:
 
 def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> Settings:
     """Flags beat environment variables beat the config file beat defaults."""
-    flag_config = _flag(args, "config")
+    flag_config = _nonempty_flag(args, "config", "--config")
     config_path = (
         Path(flag_config).expanduser() if flag_config else default_config_path(environ)
     )
-    config_found = bool(flag_config) or config_path.exists()
-    config = load_file(config_path) if config_found else ConfigFile()
+    # A path named by --config or LAZYCELERY_CONFIG must exist; only the default may be absent.
+    named_by = None if flag_config or not environ.get("LAZYCELERY_CONFIG") else (
+        "LAZYCELERY_CONFIG"
+    )
+    config_found = bool(flag_config or named_by) or _exists(config_path)
+    config = load_file(config_path, named_by) if config_found else ConfigFile()
 
     env_name, environment = _active_environment(
-        config, _flag(args, "env"), config_path, config_found
+        config, _nonempty_flag(args, "env", "--env"), config_path, config_found
     )
-    flag_app = _flag(args, "app")
+    flag_app = _nonempty_flag(args, "app", "-A/--app")
     app_spec = flag_app or (environment.app if environment else None)
     imported = import_app(app_spec) if app_spec else None
     cli_app = imported if flag_app else None
@@ -147,14 +155,29 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -
         keys=MappingProxyType(dict(config.keys)),
         transport_options=MappingProxyType(options),
         queues=tuple(dict.fromkeys(queues)),
-        management_url=_resolve_management(environ, environment),
-        notes=_notes(args, broker_source, env_name, environment),
+        management_url=_resolve_management(environ, environment, env_name),
+        notes=_notes(args, environ, broker_source, env_name, environment),
         _preimported_app=imported.app if imported else None,
     )
 
 
 def _flag(args: argparse.Namespace, name: str) -> Any:
     return getattr(args, name, None)
+
+
+def _nonempty_flag(args: argparse.Namespace, name: str, option: str) -> Any:
+    """The flag's value; an empty one (``--broker ''``) is an error, never the default."""
+    value = _flag(args, name)
+    if isinstance(value, str) and not value.strip():
+        raise ConfigError(f"{option} is empty")
+    return value
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long for the file system, say: load_file says what is wrong
+        return True
 
 
 def _active_environment(
@@ -183,16 +206,18 @@ def _resolve_broker(
     env_app: ImportedApp | None,
 ) -> tuple[str, str]:
     flag = _flag(args, "broker")
-    if flag:
+    if flag is not None:
         return check_url(flag, "--broker"), "--broker"
     if cli_app and cli_app.broker_url:
         return cli_app.broker_url, f"-A {app_spec}"
-    for variable in ("LAZYCELERY_BROKER_URL", "CELERY_BROKER_URL"):
+    # An empty variable counts as unset, as celery itself reads CELERY_BROKER_URL.
+    for variable in BROKER_VARIABLES:
         value = environ.get(variable)
         if value:
             return check_url(value, variable), variable
     if environment and environment.broker:
-        return environment.broker, f"config environment {env_name!r}"
+        source = f"config environment {env_name!r}"
+        return check_url(environment.broker, f"{source}: broker"), source
     if env_app and env_app.broker_url:
         return env_app.broker_url, f"-A {app_spec} (config environment {env_name!r})"
     return DEFAULT_BROKER, "default"
@@ -206,27 +231,32 @@ def _resolve_backend(
     env_app: ImportedApp | None,
 ) -> str | None:
     flag = _flag(args, "result_backend")
-    if flag:
+    if flag is not None:
         return check_url(flag, "--result-backend", backend=True)
     if cli_app and cli_app.result_backend:
         return cli_app.result_backend
-    for variable in ("LAZYCELERY_RESULT_BACKEND", "CELERY_RESULT_BACKEND"):
+    for variable in BACKEND_VARIABLES:
         value = environ.get(variable)
         if value:
             return check_url(value, variable, backend=True)
     if environment and environment.result_backend:
-        return environment.result_backend
+        return check_url(environment.result_backend, "config environment: result_backend",
+                         backend=True)
     return env_app.result_backend if env_app else None
 
 
-def _resolve_management(environ: Mapping[str, str],
-                        environment: Environment | None) -> str | None:
+def _resolve_management(environ: Mapping[str, str], environment: Environment | None,
+                        env_name: str | None) -> str | None:
     value = environ.get("LAZYCELERY_MANAGEMENT_URL")
+    source = "LAZYCELERY_MANAGEMENT_URL"
     if value is None and environment is not None:
         value = environment.management_url
-    if value is not None and value.strip().lower() in ("", "none", "off"):
+        source = f"config environment {env_name!r}: management_url"
+    if value is None:
+        return None
+    if value.strip().lower() in ("", "none", "off"):
         return ""
-    return value
+    return check_url(value, source)
 
 
 def _resolve_max_tasks(args: argparse.Namespace, config: ConfigFile) -> int:
@@ -247,20 +277,26 @@ def _resolve_ingest(args: argparse.Namespace, config: ConfigFile) -> str:
 
 def _notes(
     args: argparse.Namespace,
+    environ: Mapping[str, str],
     broker_source: str,
     env_name: str | None,
     environment: Environment | None,
 ) -> tuple[str, ...]:
+    notes = [
+        f"{variable} is set but empty: ignored, as if unset"
+        for variable in (*BROKER_VARIABLES, *BACKEND_VARIABLES, "LAZYCELERY_CONFIG")
+        if environ.get(variable) == ""
+    ]
     # Variables outrank the config file, so a CELERY_BROKER_URL left in the shell silently wins
     # over an explicit --env: say so.
     if (
         _flag(args, "env")
         and environment is not None
         and (environment.broker or environment.app)
-        and broker_source in ("LAZYCELERY_BROKER_URL", "CELERY_BROKER_URL")
+        and broker_source in BROKER_VARIABLES
     ):
-        return (
+        notes.append(
             f"{broker_source} overrides the broker of config environment {env_name!r}; "
-            f"unset it to use the environment's",
+            f"unset it to use the environment's"
         )
-    return ()
+    return tuple(notes)

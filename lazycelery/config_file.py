@@ -22,9 +22,13 @@ else:
     # mypy targets 3.10 (pyproject.toml), so it checks this line even where tomli is absent.
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["ConfigFile", "Environment", "default_config_path", "load_file", "unknown_environment"]
+__all__ = ["MAX_DEPTH", "ConfigFile", "Environment", "default_config_path", "load_file",
+           "unknown_environment"]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+#: tables and arrays nested deeper than this are refused (no real setting needs more than 4)
+MAX_DEPTH = 32
+_TOO_DEEP = f"tables or arrays nested more than {MAX_DEPTH} levels deep"
 _TOML_POSITION = re.compile(r"\s*\((?:at line (\d+), column \d+|at end of document)\)$")
 
 
@@ -63,12 +67,16 @@ def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
     return platformdirs.user_config_path("lazycelery", appauthor=False) / "config.toml"
 
 
-def load_file(path: Path) -> ConfigFile:
-    """Read and validate a config file; every problem is one ConfigError line."""
+def load_file(path: Path, origin: str | None = None) -> ConfigFile:
+    """Read and validate a config file; every problem is one ConfigError line.
+
+    ``origin`` names what chose the path (``LAZYCELERY_CONFIG``) for the "not found" line.
+    """
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"config {path}: file not found") from None
+        named = f" ({origin} names it; `lazycelery config init` writes it)" if origin else ""
+        raise ConfigError(f"config {path}: file not found{named}") from None
     except OSError as exc:
         raise ConfigError(f"config {path}: cannot read ({exc.strerror or exc})") from None
     try:
@@ -79,7 +87,27 @@ def load_file(path: Path) -> ConfigFile:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {path}: {_toml_problem(exc, text)}") from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays/inline tables
+        raise ConfigError(f"config {path}: {_TOO_DEEP}") from None
+    if _depth(raw) > MAX_DEPTH:  # dotted keys nest without recursion in tomllib
+        raise ConfigError(f"config {path}: {_TOO_DEEP}")
     return _validate(raw, path)
+
+
+def _depth(value: Any) -> int:
+    """How deeply tables and arrays nest in ``value`` (iterative: the input may be deep)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((child, level + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, level + 1) for child in item)
+    return deepest
 
 
 def _toml_problem(exc: tomllib.TOMLDecodeError, text: str) -> str:

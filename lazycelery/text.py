@@ -4,13 +4,23 @@ Anything a worker, a client or a broker can put in a string (task names, ids, ar
 tracebacks, hostnames, queue names, URLs in error lines) may carry terminal control sequences:
 ``\\x1b]0;...\\x07`` retitles the window, ``\\x1b[2J`` clears the screen. Every surface that prints
 such text to a terminal passes it through :func:`visible` (JSON output keeps JSON's own escaping).
+A field may also hold a value of the wrong type (a list where a name belongs, an integer of 400
+digits): :func:`text_of` turns any value into text without ever raising, :func:`real` into a
+finite float or None (a count or time to format). JSON output escapes
+C0 controls itself; :func:`json_visible` escapes the rest (DEL, C1, bidi controls) the JSON way.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Final
 
-__all__ = ["visible", "visible_lines"]
+__all__ = ["ODD", "age", "duration", "fine_duration", "json_visible", "real", "text_of",
+           "visible", "visible_lines", "whole_duration"]
+
+#: what a number, time or duration of the wrong type or out of range is shown as
+ODD: Final = "?"
 
 
 def _escape(code: int) -> str:
@@ -23,6 +33,9 @@ _CODES: Final = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x
                  *range(0x2066, 0x206A)]
 _TABLE: Final[dict[int, str]] = {c: _escape(c) for c in _CODES}
 _TABLE_KEEP_NEWLINES: Final[dict[int, str]] = {c: e for c, e in _TABLE.items() if c != 0x0A}
+# The same characters as UTF-8 bytes, minus C0 (JSON encoders escape those already): DEL,
+# U+0080-U+009F, U+202A-U+202E, U+2066-U+2069.
+_JSON_RAW: Final = re.compile(b"\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xaa-\xae]|\xe2\x81[\xa6-\xa9]")
 
 
 def visible(text: str) -> str:
@@ -39,19 +52,44 @@ def visible_lines(text: str) -> str:
     return text.translate(_TABLE_KEEP_NEWLINES)
 
 
-def error_line(exc: BaseException, *, with_type: bool = False, limit: int | None = None) -> str:
-    """An exception as one line: whitespace collapsed, every URL in it with its password masked
-    (broker errors quote the URL), cut to ``limit`` characters. ``with_type`` puts the type
-    first (``ValueError: bad``), except for an ImportError, whose message names the module."""
-    from lazycelery.urls import mask_text
+def text_of(value: object) -> str:
+    """Any value as text, never raising: a string as it is, None as ``""``, anything else as its
+    ``repr`` (``[1, 2]``, ``nan``); what cannot be shown (an integer beyond Python's 4,300-digit
+    limit, a repr that fails) as ``<int: 5,001 digits>`` / ``<list>``. Not escaped: pass the
+    result through :func:`visible` before it reaches a terminal."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    try:
+        return repr(value)
+    except Exception:  # ValueError (huge int), RecursionError (deep nesting), a broken __repr__
+        if isinstance(value, int):
+            digits = int(abs(value).bit_length() * 0.30103) + 1
+            return f"<int: about {digits:,} digits>"
+        return f"<{type(value).__name__}>"
 
-    text = " ".join(str(exc).split())
-    if with_type and not isinstance(exc, ImportError):
-        text = f"{type(exc).__name__}: {text}" if text else ""
-    text = mask_text(text or type(exc).__name__)
-    if limit is not None and len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return text
+
+def real(value: object) -> float | None:
+    """``value`` as a finite float, or None when it is not a real number (bool, str, NaN, inf,
+    an integer too large for a float): what a time, duration or rate formatter can use."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        f = float(value)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _json_escape(match: re.Match[bytes]) -> bytes:
+    return b"\\u%04x" % ord(match.group().decode("utf-8"))
+
+
+def json_visible(data: bytes) -> bytes:
+    """UTF-8 JSON with the control characters JSON leaves raw (DEL, C1, bidi overrides)
+    written as ``\\u`` escapes: the same document, safe to print on a terminal."""
+    return _JSON_RAW.sub(_json_escape, data)
 
 
 # --------------------------------------------------------------------------- durations
@@ -64,10 +102,14 @@ def _minutes_and_hours(whole: int) -> str:
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
-def duration(seconds: float | None) -> str:
-    """A runtime in the dashboard: ``850ms``, ``2.31s``, ``1m05s``, ``2h03m``; None -> ``""``."""
-    if seconds is None:
+def duration(value: object) -> str:
+    """A runtime in the dashboard: ``850ms``, ``2.31s``, ``1m05s``, ``2h03m``; None -> ``""``;
+    not a real number -> ``?``."""
+    if value is None:
         return ""
+    seconds = real(value)
+    if seconds is None:
+        return ODD
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms"
     if seconds < 60:
@@ -77,8 +119,9 @@ def duration(seconds: float | None) -> str:
 
 def fine_duration(value: object) -> str | None:
     """A runtime in ``tail``'s lines, finer below a second and never in exponent notation:
-    ``98µs``, ``23.0ms``, ``1.23s``, ``95s``; None when ``value`` is not a number."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+    ``98µs``, ``23.0ms``, ``1.23s``, ``95s``; None when ``value`` is not a real number >= 0."""
+    value = real(value)
+    if value is None or value < 0:
         return None
     if value < 0.001:
         return f"{value * 1e6:.0f}µs"
@@ -89,11 +132,15 @@ def fine_duration(value: object) -> str | None:
     return f"{value:.0f}s"
 
 
-def whole_duration(seconds: float | None, missing: str = "–") -> str:
-    """How old, in whole seconds (CLI tables): ``59s``, ``1m00s``, ``1h00m``, ``1d01h``."""
+def whole_duration(seconds: object, missing: str = "–") -> str:
+    """How old, in whole seconds (CLI tables): ``59s``, ``1m00s``, ``1h00m``, ``1d01h``; not a
+    real number -> ``?``."""
     if seconds is None:
         return missing
-    whole = int(seconds)
+    finite = real(seconds)
+    if finite is None:
+        return ODD
+    whole = int(finite)
     if whole < 60:
         return f"{whole}s"
     if whole < 86400:
@@ -101,11 +148,15 @@ def whole_duration(seconds: float | None, missing: str = "–") -> str:
     return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
 
 
-def age(seconds: float | None) -> str:
-    """How long ago, in one unit: ``3s``, ``12m``, ``5h``, ``2d``; None -> ``–``."""
+def age(seconds: object) -> str:
+    """How long ago, in one unit: ``3s``, ``12m``, ``5h``, ``2d``; None -> ``–``; not a real
+    number -> ``?``."""
     if seconds is None:
         return "–"
-    s = max(0.0, seconds)
+    v = real(seconds)
+    if v is None:
+        return ODD
+    s = max(0.0, v)
     if s < 60:
         return f"{s:.0f}s"
     if s < 3600:

@@ -27,7 +27,7 @@ from lazycelery.core.ingest import (
 )
 from lazycelery.core.ingest_redis import event_channel_pattern, parse_info, parse_redis_url
 from lazycelery.errors import UsageError
-from lazycelery.text import error_line
+from lazycelery.urls import error_line
 
 
 @pytest.mark.parametrize(("url", "mode", "path"), [

@@ -26,7 +26,8 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     # controls, and pane discovery (headless)
     (6, "tui toolkit", ("lazycelery.tui.format", "lazycelery.tui.style", "lazycelery.tui.columns",
                         "lazycelery.tui.keys", "lazycelery.tui.registry", "lazycelery.tui.table",
-                        "lazycelery.tui.detail_control", "lazycelery.tui.plugins")),
+                        "lazycelery.tui.detail_control", "lazycelery.tui.guard",
+                        "lazycelery.tui.plugins")),
     (7, "panes", ("lazycelery.tui.panes",)),
     (8, "layout/commands/actions", (
         "lazycelery.tui.layout", "lazycelery.tui.mount", "lazycelery.tui.global_commands",

@@ -46,7 +46,7 @@ from lazycelery.core.retry_plan import (
     plan_retry,
 )
 from lazycelery.errors import UsageError
-from lazycelery.text import error_line
+from lazycelery.urls import error_line
 
 if TYPE_CHECKING:
     from celery import Celery

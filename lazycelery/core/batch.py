@@ -11,7 +11,7 @@ from typing import Any, Final, Protocol
 
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import TaskRecord, WorkerRecord
-from lazycelery.text import error_line
+from lazycelery.urls import error_line
 
 __all__ = ["FLUSH_DELAY", "RATE_TAU", "BatchSink", "EventSink", "OnBatch"]
 

@@ -33,7 +33,7 @@ from lazycelery.core.ingest_status import (
     backoff_delay,
     short_reason,
 )
-from lazycelery.text import error_line
+from lazycelery.urls import error_line
 
 if TYPE_CHECKING:
     import celery

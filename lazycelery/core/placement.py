@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from lazycelery.core.action_result import ActionError
 from lazycelery.core.model import READY_STATES
 from lazycelery.errors import UsageError
-from lazycelery.text import error_line
+from lazycelery.urls import error_line
 
 if TYPE_CHECKING:
     from celery import Celery

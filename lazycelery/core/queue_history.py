@@ -7,7 +7,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from lazycelery.text import real
+
 __all__ = ["QueueHistory"]
+
+
+def _depth(ready: object) -> int:
+    # a depth that is not a finite number (a broker figure of an odd type) counts as 0
+    finite = real(ready)
+    return 0 if finite is None else int(finite)
 
 
 @dataclass
@@ -27,8 +35,7 @@ class QueueHistory:
             series = self.samples.get(stats.name)
             if series is None:
                 series = self.samples[stats.name] = deque(maxlen=self.size)
-            ready = getattr(stats, "ready", None)
-            series.append(int(ready) if isinstance(ready, (int, float)) else 0)
+            series.append(_depth(getattr(stats, "ready", None)))
         return True
 
     def series(self, name: str) -> list[int]:

@@ -39,7 +39,7 @@ from lazycelery.core.model import (
     TaskRecord,
     derive_state,
 )
-from lazycelery.text import error_line
+from lazycelery.urls import error_line
 
 if TYPE_CHECKING:
     from celery import Celery

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 from lazycelery.core.model import FAILURE, READY_STATES, REJECTED, REVOKED, SUCCESS, TaskRecord
 from lazycelery.core.placement import online_workers
 from lazycelery.core.reconcile import NoResultBackend, fetch_metas
-from lazycelery.text import error_line
+from lazycelery.urls import error_line
 
 if TYPE_CHECKING:
     from celery import Celery

@@ -32,19 +32,43 @@ from lazycelery.core.model import (
     TaskRecord,
 )
 from lazycelery.core.query import Predicate, compile_filter
+from lazycelery.text import real
 
-__all__ = ["SORT_COLUMNS", "TaskListView"]
+__all__ = ["SORT_COLUMNS", "TaskListView", "number_key"]
 
 #: sort columns of the task list, in the order ``s`` cycles through them
 SORT_COLUMNS: Final = ("time", "state", "name", "worker", "runtime")
 # state "severity" for sorting: what needs attention first
 _STATE_RANK: Final = {FAILURE: 0, RETRY: 1, REVOKED: 2, REJECTED: 3, STARTED: 4, RECEIVED: 5,
                       PENDING: 6, SUCCESS: 7}
+
+
+_INF: Final = float("inf")
+
+
+def _text_key(value: object) -> str:
+    # a field of another type (a record built without validation) sorts as empty, never raises
+    return value if isinstance(value, str) else ""
+
+
+def number_key(value: object) -> float:
+    """A number to order by (runtimes, times); unknown or odd values (None, NaN, inf, a
+    string, 10**400) give -1, with the tasks that have no runtime."""
+    if value.__class__ is float and -_INF < value < _INF:  # the common case; NaN fails it
+        return value
+    finite = real(value)
+    return -1.0 if finite is None else finite
+
+
+def _state_key(value: object) -> int:
+    return _STATE_RANK.get(value, 8) if isinstance(value, str) else 8
+
+
 _SORT_KEYS: Final[Mapping[str, Callable[[TaskRecord], Any]]] = {
-    "state": lambda r: _STATE_RANK.get(r.state, 8),
-    "name": lambda r: r.name or "",
-    "worker": lambda r: r.worker or "",
-    "runtime": lambda r: -1.0 if r.runtime is None else r.runtime,
+    "state": lambda r: _state_key(r.state),
+    "name": lambda r: _text_key(r.name),
+    "worker": lambda r: _text_key(r.worker),
+    "runtime": lambda r: number_key(r.runtime),
 }
 _DEFAULT_DESCENDING: Final = {"time": True, "state": False, "name": False, "worker": False,
                               "runtime": True}
@@ -180,7 +204,10 @@ class TaskListView:
         """
         with self.index.lock:
             records = list(self.index.iter_newest())
-        records.sort(key=lambda r: r.first_seen or r.last_seen)
+        try:
+            records.sort(key=lambda r: r.first_seen or r.last_seen)
+        except TypeError:  # a time of an odd type (a record built without validation)
+            records.sort(key=lambda r: number_key(r.first_seen or r.last_seen))
         self._base = records
         self._seq = {r.uuid: i for i, r in enumerate(records)}
         self._next_seq = len(records)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import WorkerRecord
+from lazycelery.core.task_list import number_key
 
 __all__ = ["WorkerRow", "worker_rows"]
 
@@ -36,7 +37,8 @@ def worker_rows(index: TaskIndex, now: float) -> list[WorkerRow]:
 
 
 def _worker_row(rec: WorkerRecord, status: str, now: float, tasks: int) -> WorkerRow:
-    age = None if rec.last_heartbeat is None else max(0.0, now - rec.last_heartbeat)
-    load = rec.loadavg[0] if rec.loadavg else None
+    beat = number_key(rec.last_heartbeat) if rec.last_heartbeat is not None else None
+    age = None if beat is None or beat == -1.0 else max(0.0, now - beat)
+    load = rec.loadavg[0] if isinstance(rec.loadavg, (tuple, list)) and rec.loadavg else None
     return WorkerRow(rec.hostname, status, rec.active, rec.processed, load, age, rec.sw_ver,
                      tasks)

@@ -327,7 +327,7 @@ def _check_broker(environment: DemoEnvironment) -> None:
     from kombu.connection import Connection
 
     from lazycelery.config import mask_url
-    from lazycelery.text import error_line
+    from lazycelery.urls import error_line
 
     try:
         with Connection(environment.broker_url,  # type: ignore[no-untyped-call]

@@ -54,6 +54,7 @@ from lazycelery.tui.screen.help import HelpModel
 from lazycelery.tui.screen.lists import ListModel
 from lazycelery.tui.screen.model import LIST_PANES, ScreenModel
 from lazycelery.tui.screen.palette import PaletteState
+from lazycelery.tui.screen.render_errors import RenderErrors
 from lazycelery.tui.screen.shell import DIALOG_INPUT, FILTER_INPUT, PALETTE_INPUT
 from lazycelery.tui.screen.sources import DashboardInfo, IngestorLike, QueueMonitorLike
 from lazycelery.tui.screen.state import UiState
@@ -135,7 +136,7 @@ class Dashboard:
             min_redraw_interval=min_redraw_interval,
             refresh_interval=refresh_interval,  # ages and clocks only; data changes invalidate
             enable_page_navigation_bindings=False,
-            before_render=lambda _app: self.pull(),
+            before_render=lambda _app: self._before_render(),
             input=input,
             output=self.output,
         )
@@ -228,6 +229,10 @@ class Dashboard:
     def stale(self) -> bool:
         return self.screen.stale
 
+    @property
+    def render_errors(self) -> RenderErrors:
+        return self.screen.render_errors
+
     # ------------------------------------------------------------------ sources
 
     def attach(self, ingestor: IngestorLike | None = None,
@@ -305,7 +310,10 @@ class Dashboard:
         """Run whole-list work in slices; input and redraws run between slices."""
         tasks = self.screen.tasks
         while tasks.busy:
-            tasks.step(STEP_BUDGET)
+            try:
+                tasks.step(STEP_BUDGET)
+            except Exception as exc:  # the failed job is over; the next step finishes it
+                self.screen.render_errors.record("list update", exc)
             self.app.invalidate()
             await asyncio.sleep(0)
 
@@ -317,6 +325,20 @@ class Dashboard:
         self.app.create_background_task(work)
 
     # ------------------------------------------------------------------ per frame
+
+    def _before_render(self) -> None:
+        """``pull`` for the next frame; an exception is counted, never raised into
+        prompt_toolkit (whose handler would wait for Enter with the keys taken away)."""
+        errors = self.screen.render_errors
+        errors.begin_frame()
+        try:
+            self.pull()
+        except Exception as exc:
+            errors.record("update", exc)
+        new = errors.take_new()
+        if new:
+            self.screen.ui.flash(f"could not show: {new[-1]} (marked ⚠; the rest is live)",
+                                 error=True, seconds=8.0)
 
     def pull(self) -> None:
         """Bring the models up to date (runs before every render; O(new events))."""

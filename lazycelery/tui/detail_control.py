@@ -10,8 +10,9 @@ from prompt_toolkit.data_structures import Point
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout.controls import UIContent, UIControl
 
-from lazycelery.tui.format import fit
+from lazycelery.tui.format import fit, one_line
 from lazycelery.tui.screen.detail import DetailModel
+from lazycelery.tui.screen.render_errors import MARKER_STYLE, PANE_MARKER
 
 __all__ = ["DetailControl", "StyledLine"]
 
@@ -44,11 +45,20 @@ class DetailControl(UIControl):
         return True
 
     def create_content(self, width: int, height: int) -> UIContent:
+        try:
+            return self._content(width, height)
+        except Exception as exc:  # a bug: one marker line, the frame completes
+            self.model.errors.record("detail", exc)
+            marker: StyleAndTextTuples = [(MARKER_STYLE, fit(f" {PANE_MARKER}", width))]
+            return UIContent(get_line=lambda i: marker if i == 0 else [], line_count=1,
+                             show_cursor=False)
+
+    def _content(self, width: int, height: int) -> UIContent:
         model = self.model
         lines = model.lines(max(20, width - 1))
         model.page_rows = height
         if not lines:
-            empty: StyleAndTextTuples = [("class:pane.empty", " " + self.empty())]
+            empty: StyleAndTextTuples = [("class:pane.empty", " " + one_line(self.empty()))]
             return UIContent(get_line=lambda i: empty, line_count=1, show_cursor=False)
         cursor = model.cursor
         if model.anchor_top:

@@ -1,6 +1,9 @@
 """Assembles the screen: header, metrics, banner, the mounted panes in their slots, filter
 prompt, footer, overlays, and the too-small-terminal message. Containers are built once; what
-changes is the screen model they read."""
+changes is the screen model they read.
+
+Each part is wrapped in a ``GuardedContainer``: a part that raises while drawn shows a marker
+and the rest of the frame (and every key) keeps working."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from prompt_toolkit.layout import (
 from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.layout.dimension import Dimension
 
+from lazycelery.tui.guard import GuardedContainer
 from lazycelery.tui.panes.dialog import dialog_float
 from lazycelery.tui.panes.filterbar import filter_bar
 from lazycelery.tui.panes.footer import footer
@@ -80,6 +84,10 @@ def _top_height(screen: ScreenModel) -> Dimension:
     return Dimension.exact(max(4, min(want, max(4, body // 3))))
 
 
+def _guard(screen: ScreenModel, container: Container, where: str) -> Container:
+    return GuardedContainer(container, where, screen.render_errors)
+
+
 def _top_row(screen: ScreenModel, panes: list[Container]) -> Container:
     """The top-slot panes side by side, a rule between each two."""
     row: list[Container] = []
@@ -91,13 +99,17 @@ def _top_row(screen: ScreenModel, panes: list[Container]) -> Container:
 
 
 def _body(screen: ScreenModel, host: PaneHost) -> Container:
-    """The lists (top row over the main pane), or the pane that fills the whole body."""
-    lists = HSplit([_top_row(screen, host.in_slot(TOP)), *host.in_slot(MAIN)])
+    """The lists (top row over the main pane), or the pane that fills the whole body; each
+    built-in pane guarded (a plugin pane guards itself)."""
+    guarded = {name: _guard(screen, host.container(name) or Window(), f"{title.lower()} pane")
+               for name, title in host.builtin_titles()}
+    lists = HSplit([_top_row(screen, [guarded[n] for n in host.in_slot(TOP)]),
+                    *(guarded[n] for n in host.in_slot(MAIN))])
 
     def current() -> Container:
         pane = screen.ui.pane
         if host.slot(pane) == BODY:
-            return host.container(pane) or lists
+            return guarded.get(pane) or host.container(pane) or lists
         return lists
 
     return DynamicContainer(current)
@@ -106,22 +118,36 @@ def _body(screen: ScreenModel, host: PaneHost) -> Container:
 def build_layout(screen: ScreenModel, host: PaneHost, registry: CommandRegistry,
                  operator: Operator, filter_buffer: Buffer, palette_buffer: Buffer) -> Placed:
     columns = lambda: screen.size()[0]  # noqa: E731
+
+    def guard(container: Container, where: str) -> Container:
+        return _guard(screen, container, where)
+
     bar, filter_window = filter_bar(screen, filter_buffer)
-    main = HSplit([header(screen), metrics_strip(screen), banner(screen), _body(screen, host),
-                   bar, footer(registry, screen)])
+    main = HSplit([guard(header(screen), "header"), guard(metrics_strip(screen), "metrics"),
+                   guard(banner(screen), "banner"), guard(_body(screen, host), "panes"),
+                   guard(bar, "filter"), guard(footer(registry, screen), "footer")])
     small = _small_message(screen)
     help_overlay = help_float(screen.help)
     palette, palette_window = palette_float(screen, registry, palette_buffer)
     dialog, operator.input_window = dialog_float(lambda: operator.dialog, operator.buffer,
                                                  columns)
     help_overlay.content = ConditionalContainer(
-        help_overlay.content, filter=Condition(lambda: screen.ui.overlay == "help"))
+        guard(help_overlay.content, "help"),
+        filter=Condition(lambda: screen.ui.overlay == "help"))
     palette.content = ConditionalContainer(
-        palette.content, filter=Condition(lambda: screen.ui.overlay == "palette"))
+        guard(palette.content, "palette"),
+        filter=Condition(lambda: screen.ui.overlay == "palette"))
+    messages = messages_float(operator.board, columns)
+    messages.content = guard(messages.content, "messages")
+    dialog.content = guard(dialog.content, "dialog")
+    is_small = Condition(lambda: too_small(screen))
     root = FloatContainer(
-        DynamicContainer(lambda: small if too_small(screen) else main),
+        # Both stay in the layout (hidden, not swapped out), so the panes can take the focus
+        # even when the dashboard starts in a terminal that is too small.
+        guard(HSplit([ConditionalContainer(main, filter=~is_small),
+                      ConditionalContainer(small, filter=is_small)]), "screen"),
         # action results under the dialog, the dialog above everything
-        floats=[help_overlay, palette, messages_float(operator.board, columns), dialog],
+        floats=[help_overlay, palette, messages, dialog],
     )
     layout = Layout(root, focused_element=host.focus_windows()["tasks"])
     return Placed(layout, filter_window, palette_window)

@@ -313,9 +313,13 @@ class PaneHost:
         m = self._mounted.get(name)
         return m.slot if m is not None else None
 
-    def in_slot(self, slot: str) -> list[Container]:
-        """The built-in panes' containers in ``slot``, in tab order."""
-        return [m.container for m in self._mounted.values() if m.info.builtin and m.slot == slot]
+    def in_slot(self, slot: str) -> list[str]:
+        """The built-in panes in ``slot``, in tab order."""
+        return [name for name, m in self._mounted.items() if m.info.builtin and m.slot == slot]
+
+    def builtin_titles(self) -> list[tuple[str, str]]:
+        """(name, title) of the mounted built-in panes, in tab order."""
+        return [(name, m.info.title) for name, m in self._mounted.items() if m.info.builtin]
 
     def focus_windows(self) -> dict[str, Window]:
         return {name: m.focus for name, m in self._mounted.items()}

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from lazycelery.broker.model import QueueStats
 from lazycelery.panes_api import PaneViewBase
 from lazycelery.tui.columns import Column
-from lazycelery.tui.format import age, number, sparkline
+from lazycelery.tui.format import age, fixed, number, one_line, sparkline
 from lazycelery.tui.screen.builtin import TOP, BuiltinPane, ScreenContext
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ __all__ = ["PANE", "QueuesView", "queue_columns", "queues_title"]
 
 
 def _rate(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f}"
+    return fixed(value, 1)
 
 
 def queue_columns(screen: ScreenModel) -> list[Column[QueueStats]]:
@@ -63,12 +63,12 @@ def queues_title(screen: ScreenModel) -> StyleAndTextTuples:
     text: StyleAndTextTuples = [("bold", f" {PANE.key} {PANE.title} "),
                                 ("", f" {len(screen.queues)}")]
     if snap is not None and snap.queues:
-        total = sum(q.ready or 0 for q in snap.queues)
+        total = sum(q.ready for q in snap.queues if isinstance(q.ready, int))
         text.append(("", f"  {number(total)} ready"))
     if snap is not None and snap.stale and snap.taken_at:
         text.append(("bold", "  STALE"))
     if snap is not None and snap.error and snap.queues:
-        text.append(("", f"  ({snap.error})"))
+        text.append(("", f"  ({one_line(snap.error)})"))
     return text
 
 
@@ -89,6 +89,7 @@ class QueuesView(PaneViewBase):
             lambda: screen.queues, queue_columns(screen),
             focused=lambda: screen.ui.pane == "queues",
             selection_key=lambda: screen.queues.selected_key, empty_text=lambda: _empty(screen),
+            errors=screen.render_errors,
         )
         screen.set_page_rows("queues", lambda: self.table.page_rows)
         self._container = pane(lambda: queues_title(screen), self.table,

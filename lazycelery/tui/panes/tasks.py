@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from lazycelery.core.model import TaskRecord
 from lazycelery.panes_api import PaneViewBase
 from lazycelery.tui.columns import Cell, Column
-from lazycelery.tui.format import clock_time, duration, number
+from lazycelery.tui.format import clock_time, duration, number, one_line, short_id
 from lazycelery.tui.screen.builtin import MAIN, BuiltinPane, ScreenContext
 from lazycelery.tui.style import state_class
 
@@ -27,8 +27,8 @@ __all__ = ["PANE", "TasksView", "task_columns", "tasks_title"]
 def _args_preview(rec: TaskRecord) -> str:
     args, kwargs = rec.args, rec.kwargs
     if kwargs and kwargs != "{}":
-        return f"{args or ''} {kwargs}"
-    return args or ""
+        return f"{one_line(args)} {one_line(kwargs)}"
+    return one_line(args)
 
 
 def _args(rec: TaskRecord) -> Cell:
@@ -51,7 +51,7 @@ def task_columns() -> list[Column[TaskRecord]]:
                priority=3),
         Column("STATE", _state, width=8),
         Column("NAME", lambda r: ("", r.name or "?"), min_width=12, max_width=48, grow=1),
-        Column("ID", lambda r: ("class:table.dim", r.uuid[:8]), width=8, priority=1),
+        Column("ID", lambda r: ("class:table.dim", short_id(r.uuid)), width=8, priority=1),
         Column("WORKER", lambda r: ("", r.worker or ""), min_width=8, max_width=28, priority=2),
         Column("RUNTIME", lambda r: ("", duration(r.runtime)), width=7, align="right",
                priority=2),
@@ -64,7 +64,7 @@ def tasks_title(screen: ScreenModel) -> StyleAndTextTuples:
     shown, total = len(view), view.total
     parts: StyleAndTextTuples = [("bold", f" {PANE.key} {PANE.title} "), ("", f" {number(shown)}")]
     if view.filter_text:
-        parts.append(("", f" of {number(total)}  / {view.filter_text}"))
+        parts.append(("", f" of {number(total)}  / {one_line(view.filter_text)}"))
     arrow = "↓" if view.descending else "↑"
     parts.append(("", f"  sort {view.sort_column} {arrow}"))
     if view.follow and view.sort_column == "time":
@@ -98,7 +98,7 @@ class TasksView(PaneViewBase):
             lambda: tasks, task_columns(),
             focused=lambda: screen.ui.pane == "tasks",
             selection_key=lambda: id(tasks.selected) if tasks.selected is not None else None,
-            empty_text=lambda: _empty(screen),
+            empty_text=lambda: _empty(screen), errors=screen.render_errors,
         )
         screen.set_page_rows("tasks", lambda: self.table.page_rows)
         self._container = pane(lambda: tasks_title(screen), self.table,

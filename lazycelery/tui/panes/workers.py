@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from lazycelery.core.worker_rows import WorkerRow
 from lazycelery.panes_api import PaneViewBase
 from lazycelery.tui.columns import Column
-from lazycelery.tui.format import age, number
+from lazycelery.tui.format import age, fixed, number
 from lazycelery.tui.screen.builtin import TOP, BuiltinPane, ScreenContext
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def worker_columns() -> list[Column[WorkerRow]]:
         Column("ACTIVE", lambda w: ("", number(w.active)), width=6, align="right"),
         Column("PROCESSED", lambda w: ("", number(w.processed)), width=9, align="right",
                priority=1),
-        Column("LOAD", lambda w: ("", "–" if w.load is None else f"{w.load:.2f}"), width=5,
+        Column("LOAD", lambda w: ("", fixed(w.load, 2)), width=5,
                align="right", priority=2),
         Column("HB", lambda w: ("", age(w.heartbeat_age)), width=4, align="right", priority=1),
         Column("VERSION", lambda w: ("class:table.dim", w.version or ""), width=7, priority=3),
@@ -61,7 +61,7 @@ class WorkersView(PaneViewBase):
         self.table: VirtualTable[WorkerRow] = VirtualTable(
             lambda: screen.workers, worker_columns(), focused=lambda: screen.ui.pane == "workers",
             selection_key=lambda: screen.workers.selected_key,
-            empty_text=lambda: "no workers seen yet",
+            empty_text=lambda: "no workers seen yet", errors=screen.render_errors,
         )
         screen.set_page_rows("workers", lambda: self.table.page_rows)
         self._container = pane(lambda: workers_title(screen), self.table,

@@ -8,6 +8,7 @@ from typing import Generic, Protocol, TypeVar
 
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import TaskRecord
+from lazycelery.tui.screen.render_errors import RenderErrors
 
 __all__ = ["DetailLineLike", "DetailModel"]
 
@@ -29,10 +30,13 @@ class DetailModel(Generic[L]):
     """Cursor and scroll over the detail lines of one task (lines cached per index version)."""
 
     def __init__(self, index: TaskIndex,
-                 build: Callable[[TaskRecord, TaskIndex, int], Sequence[L]] | None = None) -> None:
+                 build: Callable[[TaskRecord, TaskIndex, int, RenderErrors], Sequence[L]]
+                 | None = None) -> None:
         self.index = index
         #: makes the lines of a task at a width (set by the detail pane when it is mounted)
         self.build = build
+        #: sections that could not be built are counted here (the dashboard shares one)
+        self.errors = RenderErrors()
         self.record: TaskRecord | None = None
         self.cursor = 0
         self.page_rows = 10
@@ -53,7 +57,7 @@ class DetailModel(Generic[L]):
             return []
         key = (id(rec), self.index.version, width)
         if key != self._key:
-            self._lines = list(self.build(rec, self.index, width))
+            self._lines = list(self.build(rec, self.index, width, self.errors))
             self._key = key
             self.cursor = min(self.cursor, max(0, len(self._lines) - 1))
         return self._lines

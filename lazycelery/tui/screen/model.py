@@ -30,6 +30,7 @@ from lazycelery.tui.screen.detail import DetailModel
 from lazycelery.tui.screen.help import HelpModel
 from lazycelery.tui.screen.lists import ListModel
 from lazycelery.tui.screen.palette import PaletteState
+from lazycelery.tui.screen.render_errors import RenderErrors
 from lazycelery.tui.screen.shell import FILTER_INPUT, PALETTE_INPUT, NullShell, Shell
 from lazycelery.tui.screen.sources import DashboardInfo, QueueMonitorLike
 from lazycelery.tui.screen.state import UiState
@@ -81,8 +82,11 @@ class ScreenModel:
         self.queue_history = QueueHistory()
         self.queue_snapshot: QueueSnapshot | None = None
         self.rates = EventRates(clock=clock)
+        #: rows and panes that raised while drawn (shown as markers; the header says how many)
+        self.render_errors = RenderErrors()
         #: the lines are the detail pane's (``panes.detail.DetailLine``)
         self.detail: DetailModel[Any] = DetailModel(index)
+        self.detail.errors = self.render_errors
         self.help = HelpModel()
         self.ui = UiState()
         self.palette: PaletteState[PaletteCommand] | None = None
