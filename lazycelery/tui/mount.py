@@ -179,7 +179,9 @@ class PaneHost:
             return
         windows = [w for w in walk(body) if isinstance(w, Window)]
         if isinstance(pane, BuiltinPane):
-            focus = next(w for w in windows if w.content.is_focusable())
+            focus = next((w for w in windows if w.content.is_focusable()), None)
+            if focus is None:
+                raise TypeError(f"the built-in {info.name} pane has no focusable window")
             self._mounted[info.name] = Mounted(info, view, body, focus, pane.slot, windows)
             return
         guarded = _Guarded(body, lambda stage, exc: self._fail(info.name, stage, exc))
