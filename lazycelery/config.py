@@ -34,6 +34,7 @@ __all__ = [
     "ConfigFile",
     "Environment",
     "Settings",
+    "check_store",
     "check_url",
     "default_config_path",
     "load_file",
@@ -67,6 +68,8 @@ class Environment(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     transport_options: dict[str, Any] = {}
     #: RabbitMQ management API, e.g. "http://rabbit:15672/api/"; "none" turns it off
     management_url: str | None = None
+    #: history store: "sqlite:///path" or "postgresql://..." (docs/store.md)
+    store: str | None = None
 
 
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -124,6 +127,10 @@ class Settings:
     #: RabbitMQ management API: LAZYCELERY_MANAGEMENT_URL, else the environment's
     #: ``management_url``; None = derive it from the broker URL; "" = do not use it
     management_url: str | None = None
+    #: history store URL (--store, LAZYCELERY_STORE, the environment's ``store``); None = the
+    #: default SQLite file (``lazycelery.store.default_store_url``)
+    store_url: str | None = None
+    store_source: str = "default"
     notes: tuple[str, ...] = ()
     _preimported_app: Celery | None = field(default=None, repr=False, compare=False)
     # Not an __init__ argument, so dataclasses.replace() gets a fresh app for its new settings.
@@ -136,6 +143,9 @@ class Settings:
 
     def masked_backend(self) -> str:
         return mask_url(self.result_backend)
+
+    def masked_store(self) -> str:
+        return mask_url(self.store_url) if self.store_url else "default"
 
     def celery_app(self) -> Celery:
         """The user's app (``-A``) or a bare one, configured to match these settings."""
@@ -289,6 +299,20 @@ def _check_environment_urls(environment: Environment, path: Path, name: str) -> 
         check_url(environment.broker, f"{where}.broker")
     if environment.result_backend is not None:
         check_url(environment.result_backend, f"{where}.result_backend", backend=True)
+    if environment.store is not None:
+        check_store(environment.store, f"{where}.store")
+
+
+_STORE_SCHEMES = ("sqlite", "postgresql", "postgres")
+
+
+def check_store(value: str, source: str) -> str:
+    """``value`` if it is a store URL (``sqlite:///path``, ``postgresql://...``) or a file path."""
+    scheme, sep, _ = value.partition("://")
+    if not value.strip() or (sep and scheme.lower() not in _STORE_SCHEMES):
+        raise ConfigError(f"{source}: not a store URL ({mask_url(value)!r}; "
+                          "use sqlite:///path or postgresql://user@host/db)")
+    return value
 
 
 def _convert(value: Any, target: Any, path: Path, where: tuple[str, ...]) -> Any:
@@ -473,6 +497,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -
         transport_options=MappingProxyType(options),
         queues=tuple(dict.fromkeys(queues)),
         management_url=_resolve_management(environ, environment),
+        **_resolve_store(args, environ, env_name, environment),
         notes=_notes(args, broker_source, env_name, environment),
         _preimported_app=imported.app if imported else None,
     )
@@ -552,6 +577,21 @@ def _resolve_management(environ: Mapping[str, str],
     if value is not None and value.strip().lower() in ("", "none", "off"):
         return ""
     return value
+
+
+def _resolve_store(args: argparse.Namespace, environ: Mapping[str, str], env_name: str | None,
+                   environment: Environment | None) -> dict[str, Any]:
+    flag = _flag(args, "store")
+    if flag:
+        return {"store_url": check_store(flag, "--store"), "store_source": "--store"}
+    value = environ.get("LAZYCELERY_STORE")
+    if value:
+        return {"store_url": check_store(value, "LAZYCELERY_STORE"),
+                "store_source": "LAZYCELERY_STORE"}
+    if environment is not None and environment.store:
+        return {"store_url": environment.store,
+                "store_source": f"config environment {env_name!r}"}
+    return {"store_url": None, "store_source": "default"}
 
 
 def _resolve_max_tasks(args: argparse.Namespace, config: ConfigFile) -> int:

@@ -1,0 +1,79 @@
+"""On the ingest thread: turn one applied batch (events + the records they touched) into a
+WriteBatch of snapshots, so the writer thread never reads a record the ingest thread changes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import msgspec
+
+from lazycelery.core.model import TaskRecord, WorkerRecord
+from lazycelery.store.batch import Transition, WorkerSample, WriteBatch
+
+__all__ = ["WORKER_SAMPLE_INTERVAL", "BatchCapture", "event_time"]
+
+#: A worker's heartbeat figures (active, processed, load) are kept at most this often.
+WORKER_SAMPLE_INTERVAL: Final = 60.0
+_WORKER_KINDS: Final = {"worker-online": "online", "worker-offline": "offline",
+                        "worker-heartbeat": "heartbeat"}
+
+
+def event_time(event: Mapping[str, Any]) -> float | None:
+    """The sender's time of an event, else when it was received."""
+    for key in ("timestamp", "local_received"):
+        value = event.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+class BatchCapture:
+    """Builds the store's view of an ingest batch. Used by one thread (the ingest thread)."""
+
+    def __init__(self, worker_interval: float = WORKER_SAMPLE_INTERVAL) -> None:
+        self.worker_interval = worker_interval
+        self._sampled: dict[str, float] = {}
+
+    def capture(self, events: Sequence[Mapping[str, Any]],
+                records: Sequence[TaskRecord | WorkerRecord | None]) -> WriteBatch:
+        tasks: dict[str, TaskRecord] = {}
+        transitions: list[Transition] = []
+        workers: list[WorkerSample] = []
+        for event, rec in zip(events, records, strict=False):
+            if rec.__class__ is TaskRecord:
+                assert isinstance(rec, TaskRecord)
+                tasks[rec.uuid] = rec
+                retries = event.get("retries")
+                transitions.append(Transition(
+                    rec.uuid, str(event.get("type")), event_time(event),
+                    _text(event.get("hostname")),
+                    retries if retries.__class__ is int else None))
+            elif isinstance(rec, WorkerRecord):
+                sample = self._worker_sample(event, rec)
+                if sample is not None:
+                    workers.append(sample)
+        # Copies, taken here on the ingest thread: the index keeps changing its records.
+        snapshots = [msgspec.structs.replace(rec) for rec in tasks.values()]
+        return WriteBatch(tasks=snapshots, transitions=transitions, workers=workers,
+                          events=len(events))
+
+    def _worker_sample(self, event: Mapping[str, Any], rec: WorkerRecord) -> WorkerSample | None:
+        kind = _WORKER_KINDS.get(str(event.get("type")))
+        when = event_time(event)
+        if kind is None or when is None:
+            return None
+        if kind == "heartbeat":
+            last = self._sampled.get(rec.hostname)
+            if last is not None and when - last < self.worker_interval:
+                return None
+            if rec.active is None and rec.processed is None and rec.loadavg is None:
+                return None  # an answer to a `heartbeat` command carries no figures
+        self._sampled[rec.hostname] = when
+        load = (*(rec.loadavg or ()), None, None, None)
+        return WorkerSample(rec.hostname, when, kind, rec.active, rec.processed,
+                            load[0], load[1], load[2], rec.pid, rec.freq, rec.sw_ver)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
