@@ -145,10 +145,11 @@ class Recorder:
             writer.stop(timeout=15.0)
             self._drain_notices()
             restore()
-            try:
-                store.end_recorder(run_id)
-            except Exception as exc:
-                _say(f"{store.describe_error(exc)} (marking the recorder stopped)")
+            if writer.finished:  # else the writer thread still owns the connection
+                try:
+                    store.end_recorder(run_id)
+                except Exception as exc:
+                    _say(f"{store.describe_error(exc)} (marking the recorder stopped)")
             stats = writer.stats()
             _say(f"stopped: {stats.written:,} events recorded, {stats.lost:,} lost, "
                  f"{stats.gaps:,} gaps recorded")

@@ -123,6 +123,10 @@ class Store(ABC):
     def close(self) -> None: ...
 
     @abstractmethod
+    def interrupt(self) -> None:
+        """Abort the statement another thread is running (safe to call from any thread)."""
+
+    @abstractmethod
     def size_bytes(self) -> int | None:
         """Bytes on disk (None if unknown)."""
 

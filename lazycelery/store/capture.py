@@ -70,8 +70,15 @@ class BatchCapture:
             if rec.active is None and rec.processed is None and rec.loadavg is None:
                 return None  # an answer to a `heartbeat` command carries no figures
         self._sampled[rec.hostname] = when
-        load = (*(rec.loadavg or ()), None, None, None)
-        return WorkerSample(rec.hostname, when, kind, rec.active, rec.processed,
+        # The event's own figures: the record already holds the rest of the batch.
+        active, processed = event.get("active"), event.get("processed")
+        raw_load = event.get("loadavg")
+        loadavg = raw_load if isinstance(raw_load, (list, tuple)) else rec.loadavg or ()
+        load = [float(x) if isinstance(x, (int, float)) else None for x in loadavg][:3]
+        load += [None] * (3 - len(load))
+        return WorkerSample(rec.hostname, when, kind,
+                            active if isinstance(active, int) else rec.active,
+                            processed if isinstance(processed, int) else rec.processed,
                             load[0], load[1], load[2], rec.pid, rec.freq, rec.sw_ver)
 
 

@@ -92,6 +92,11 @@ class PostgresStore(Store):
                 self._conn.close()
         self._connect()
 
+    def interrupt(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._conn is not None:
+                self._conn.cancel_safe(timeout=2.0)
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             if self._conn is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from typing import Any, ClassVar, Final
@@ -17,10 +18,11 @@ __all__ = ["SqliteStore"]
 #: How long a statement waits for another process's write lock before "locked".
 BUSY_TIMEOUT: Final = 5.0
 
+_READ_ONLY: Final = "read-only: check the permissions of the file and of its directory"
 # sqlite3 error texts -> what to tell the user (first match wins)
 _EXPLAIN: Final = (
-    ("readonly", "read-only: check the permissions of the file and of its directory"),
-    ("read-only", "read-only: check the permissions of the file and of its directory"),
+    ("readonly", _READ_ONLY),
+    ("read-only", _READ_ONLY),
     ("locked", "locked by another process (another recorder, or a long transaction)"),
     ("not a database", "not a SQLite database, or corrupt"),
     ("malformed", "corrupt (database disk image is malformed)"),
@@ -86,7 +88,12 @@ class SqliteStore(Store):
         self._conn.execute("COMMIT")
 
     def check_writable(self) -> None:
-        """Take and release the write lock: a read-only or locked file fails here, at start."""
+        """Take and release the write lock: a read-only or locked file fails here, at start.
+        (In WAL mode the lock needs only the -wal and -shm files, so the file itself and its
+        directory are checked too: a read-only file would fail at the first checkpoint.)"""
+        for target in (self.path, self.path.parent):
+            if not os.access(target, os.W_OK):
+                raise StoreError(f"store {self.masked}: {_READ_ONLY}")
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.execute("ROLLBACK")
@@ -109,6 +116,10 @@ class SqliteStore(Store):
         with contextlib.suppress(sqlite3.Error):
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
+
+    def interrupt(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.interrupt()
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):

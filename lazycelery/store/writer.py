@@ -37,6 +37,8 @@ PRUNE_EVERY: Final = 60.0
 #: With no events, the recorder's "alive" time is still written this often (seconds).
 ALIVE_EVERY: Final = 15.0
 RETRY_MAX: Final = 5.0
+#: After interrupting a stuck statement at stop, how long to wait for the thread (seconds).
+INTERRUPT_GRACE: Final = 10.0
 
 Notice = Callable[[str], None]
 
@@ -171,6 +173,10 @@ class StoreWriter:
         thread = self._thread
         if thread is not None:
             thread.join(max(0.0, timeout) + 1.0)
+            if thread.is_alive():
+                # stuck in a statement (a lock wait, a dead link): abort it, from this thread
+                self.store.interrupt()
+                thread.join(INTERRUPT_GRACE)
         with self._cond:
             left = self._pending
             self._queue.clear()
@@ -180,6 +186,12 @@ class StoreWriter:
             self._notify(f"store: {left:,} queued events not written at exit "
                          f"({self._error or 'timed out'})")
         return not left
+
+    @property
+    def finished(self) -> bool:
+        """True once the writer thread has ended: only then may the owner use or close the
+        store again (a thread still inside a statement would crash on a closed connection)."""
+        return self._thread is None or not self._thread.is_alive()
 
     def stats(self) -> WriterStats:
         with self._cond:
@@ -233,10 +245,7 @@ class StoreWriter:
                 if not self._failed(batch, exc):
                     return True  # dropped: not worth retrying
                 if self._stop_deadline_passed():
-                    with self._cond:
-                        self._lost += batch.events
-                        self._pending -= batch.events
-                    return False
+                    return False  # still pending: stop() counts it as lost
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 self._reconnect()
