@@ -100,7 +100,7 @@ def test_an_unreachable_postgresql_is_one_line_without_the_password() -> None:
     with pytest.raises(StoreError) as info:
         open_store(url)
     text = _one_line(info)
-    assert text.startswith(f"store postgresql://lc:********@127.0.0.1:") and "refused" in text
+    assert text.startswith("store postgresql://lc:********@127.0.0.1:") and "refused" in text
     assert "s3cret-pw" not in text
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import TaskRecord
+from lazycelery.store.errors import StoreError
 from lazycelery.store.rows import (
     RECORD_FIELDS,
     merge_records,
@@ -17,7 +18,6 @@ from lazycelery.store.rows import (
     task_times,
 )
 from lazycelery.store.url import parse_store_url
-from lazycelery.store.errors import StoreError
 from tests.replay import BROKERS, load_events, record_dict
 
 
