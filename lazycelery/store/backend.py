@@ -154,8 +154,14 @@ class Store(ABC):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return list(self.execute(sql, params).fetchall())
 
-    def _bool(self, value: bool) -> Any:
-        return value
+    def insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Append rows (``columns`` is a comma-separated list) inside the caller's transaction."""
+        marks = ", ".join("?" for _ in columns.split(","))
+        self.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+
+    def upsert_tasks(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert or replace task rows (already merged with what was stored) by uuid."""
+        self.executemany(self._upsert_sql(), rows)
 
     # ------------------------------------------------------------------ schema
 
@@ -199,15 +205,10 @@ class Store(ABC):
         now = time.time() if now is None else now
         with self.transaction():
             new = self._write_tasks(batch.tasks, batch.backfilled)
-            self.executemany(f"INSERT INTO transitions ({_TRANSITION_COLS}) "
-                             "VALUES (?, ?, ?, ?, ?, ?)",
-                             [(*t[:5], self._bool(t.backfilled)) for t in batch.transitions])
-            self.executemany(f"INSERT INTO worker_samples ({_WORKER_COLS}) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch.workers)
-            self.executemany(f"INSERT INTO queue_samples ({_QUEUE_COLS}) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", batch.queues)
-            self.executemany(f"INSERT INTO gaps ({_GAP_COLS}) VALUES (?, ?, ?, ?, ?, ?)",
-                             [(*g, now) for g in batch.gaps])
+            self.insert_rows("transitions", _TRANSITION_COLS, batch.transitions)
+            self.insert_rows("worker_samples", _WORKER_COLS, batch.workers)
+            self.insert_rows("queue_samples", _QUEUE_COLS, batch.queues)
+            self.insert_rows("gaps", _GAP_COLS, [(*g, now) for g in batch.gaps])
             if recorder is not None:
                 self.execute("UPDATE recorders SET alive = ? WHERE id = ?", (now, recorder))
         return WriteResult(new_tasks=new, events=batch.events)
@@ -227,18 +228,16 @@ class Store(ABC):
                 old, old_backfilled = was
                 rec = merge_records(old, rec)
                 is_backfill = is_backfill and old_backfilled
-            row = record_to_row(rec, is_backfill)
-            rows.append(self._task_row(row))
-        self.executemany(self._upsert_sql(), rows)
+            rows.append(record_to_row(rec, is_backfill))
+        self.upsert_tasks(rows)
         return len(latest) - len(stored)
 
-    def _task_row(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        return row
-
-    def _upsert_sql(self) -> str:
+    def _upsert_sql(self, source: str | None = None) -> str:
+        """``INSERT ... ON CONFLICT (uuid) DO UPDATE``, from VALUES or from table ``source``."""
         marks = ", ".join("?" for _ in TASK_COLUMNS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in TASK_COLUMNS if c != "uuid")
-        return (f"INSERT INTO tasks ({_TASK_COLS}) VALUES ({marks}) "
+        values = f"VALUES ({marks})" if source is None else f"SELECT {_TASK_COLS} FROM {source}"
+        return (f"INSERT INTO tasks ({_TASK_COLS}) {values} "
                 f"ON CONFLICT (uuid) DO UPDATE SET {updates}")
 
     # ------------------------------------------------------------------ recorder runs

@@ -6,8 +6,10 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Final
 
+from lazycelery.core.model import TaskRecord
 from lazycelery.store.backend import Store
 from lazycelery.store.errors import StoreError
+from lazycelery.store.rows import TASK_COLUMNS, record_from_row
 from lazycelery.store.schema import POSTGRESQL, Dialect
 from lazycelery.store.url import StoreURL
 
@@ -32,9 +34,11 @@ class PostgresStore(Store):
         super().__init__(url)
         self._pg = _psycopg()
         self._conn: Any = None
+        self._staging = False  # the session's temporary table for upserts exists
         self._connect()
 
     def _connect(self) -> None:
+        self._staging = False
         try:
             self._conn = self._pg.connect(self.url.url, connect_timeout=CONNECT_TIMEOUT,
                                           application_name="lazycelery", autocommit=True)
@@ -57,6 +61,37 @@ class PostgresStore(Store):
         if rows:
             with self._conn.cursor() as cur:
                 cur.executemany(self._sql(sql), rows)
+
+    def insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
+        # COPY: several times faster than INSERTs, even pipelined
+        if rows:
+            with self._conn.cursor() as cur, cur.copy(
+                    f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+    def upsert_tasks(self, rows: Sequence[Sequence[Any]]) -> None:
+        """COPY into a temporary table (emptied at commit), then one INSERT ... SELECT ...
+        ON CONFLICT: an upsert at COPY speed."""
+        if not rows:
+            return
+        if not self._staging:
+            self.execute(f"CREATE TEMP TABLE IF NOT EXISTS lazycelery_tasks_in "
+                         f"ON COMMIT DELETE ROWS AS SELECT {', '.join(TASK_COLUMNS)} "
+                         "FROM tasks WITH NO DATA")
+            self._staging = True
+        self.insert_rows("lazycelery_tasks_in", ", ".join(TASK_COLUMNS), rows)
+        self.execute(self._upsert_sql("lazycelery_tasks_in"))
+
+    def fetch_tasks(self, uuids: Sequence[str]) -> dict[str, tuple[TaskRecord, bool]]:
+        out: dict[str, tuple[TaskRecord, bool]] = {}
+        if uuids:
+            rows = self.query(f"SELECT {', '.join(TASK_COLUMNS)} FROM tasks "
+                              "WHERE uuid = ANY(?)", (list(uuids),))
+            for row in rows:
+                rec, backfilled = record_from_row(row)
+                out[rec.uuid] = (rec, backfilled)
+        return out
 
     def _stream(self, sql: str, params: Sequence[Any], chunk: int) -> Iterator[Sequence[Any]]:
         # A server-side cursor: a long history is read in chunks, not loaded whole.

@@ -60,16 +60,24 @@ TERMINAL_PRECEDENCE: Final = ("SUCCESS", "FAILURE", "REVOKED", "REJECTED")
 def task_times(rec: TaskRecord) -> tuple[float | None, float | None]:
     """(first, last) event time of a record: what retention and ``--since`` queries use.
     A record with no event time (reconciled only) falls back to ``last_seen``."""
-    times = [t for t in (getattr(rec, name) for name in _TIME_FIELDS) if t is not None]
+    times = [t for t in (rec.sent, rec.received, rec.started, rec.succeeded, rec.failed,
+                         rec.retried, rec.revoked, rec.rejected) if t is not None]
     if not times:
         fallback = rec.last_seen or None
         return fallback, fallback
     return min(times), max(times)
 
 
+# The columns are TaskRecord's fields in declaration order (checked here, once): a row is then
+# ``msgspec.structs.astuple`` (C speed, one call) instead of 38 getattr calls.
+_SAME_ORDER: Final = RECORD_FIELDS == tuple(f.name for f in msgspec.structs.fields(TaskRecord))
+
+
 def record_to_row(rec: TaskRecord, backfilled: bool = False) -> tuple[Any, ...]:
     """The ``tasks`` row of a record, in ``TASK_COLUMNS`` order."""
     first, last = task_times(rec)
+    if _SAME_ORDER:
+        return (*msgspec.structs.astuple(rec), backfilled, first, last)
     return (*(getattr(rec, name) for name in RECORD_FIELDS), backfilled, first, last)
 
 
