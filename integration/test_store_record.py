@@ -36,14 +36,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 class RecordProcess:
     """``lazycelery record`` with stderr in a file (read after it stops)."""
 
-    def __init__(self, broker: str, store: str, tmp_path: Path) -> None:
-        self.err_path = tmp_path / "record.stderr"
+    def __init__(self, broker: str, store: str, tmp_path: Path, *args: str,
+                 name: str = "record") -> None:
+        self.err_path = tmp_path / f"{name}.stderr"
         env = dict(os.environ)
         env.pop("LAZYCELERY_STORE", None)
         with self.err_path.open("wb") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "lazycelery", "record", "--broker", broker,
-                 "--store", store, "--status-every", "0"],
+                 "--store", store, "--status-every", "0", *args],
                 cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=err, start_new_session=True)
 
@@ -174,3 +175,76 @@ def _final_metas(backend: Any, ids: list[str]) -> dict[str, dict[str, Any]] | No
     if all(m["status"] in ("SUCCESS", "FAILURE") for m in metas.values()):
         return metas
     return None
+
+
+def _wait_recorded(reader: Store, ids: list[str], metas: dict[str, dict[str, Any]]) -> None:
+    def done() -> bool:
+        found = reader.fetch_tasks(ids)
+        return len(found) == len(ids) and all(
+            rec.state == metas[u]["status"] for u, (rec, _) in found.items())
+
+    wait_for(done, timeout=60, what="the tasks' final states in the store")
+
+
+def test_a_recorder_killed_and_restarted_ends_with_every_task_in_its_final_state(
+        redis_url: str, store_url: str, celery_worker_factory: Factory,
+        tmp_path: Path) -> None:
+    """kill -9 mid-workload; the tasks that finished while no recorder ran are backfilled from
+    the result backend at restart, and the gap is recorded with its cause."""
+    worker = celery_worker_factory(redis_url, backend=redis_url, concurrency=2)
+    app = worker.app()
+    backend = app.backend
+    first = RecordProcess(redis_url, store_url, tmp_path, "--result-backend", redis_url,
+                          name="first")
+    second: RecordProcess | None = None
+    reader: Store | None = None
+    try:
+        reader = wait_for(lambda: _try_open(store_url), timeout=30, what="the store")
+        _send_until_recorded(app, reader)
+        before = [str(app.send_task("workerapp.add", args=(i, 1)).id) for i in range(20)]
+        metas = wait_for(lambda: _final_metas(backend, before), timeout=60, what="batch 1")
+        _wait_recorded(reader, before, metas)
+        # in flight at the kill: received (maybe started) by the worker, finished in the gap
+        crossing = [str(app.send_task("workerapp.sleepy", args=(1.5,)).id) for _ in range(2)]
+        wait_for(lambda: len(reader.fetch_tasks(crossing)) == 2, timeout=30,
+                 what="the sleepy tasks in the store")
+        first.proc.kill()  # SIGKILL: no flush, no clean stop
+        first.proc.wait(10)
+        during = [str(app.send_task("workerapp.add", args=(i, 2)).id) for i in range(20)]
+        during += [str(app.send_task("workerapp.always_fail", args=(f"gap{i}",)).id)
+                   for i in range(2)]
+        metas.update(wait_for(lambda: _final_metas(backend, during + crossing), timeout=60,
+                              what="the tasks sent while no recorder ran"))
+
+        second = RecordProcess(redis_url, store_url, tmp_path, "--result-backend", redis_url,
+                               name="second")
+        wait_for(lambda: "backfill: " in second.stderr(), timeout=60, what="the backfill line")
+        after = [str(app.send_task("workerapp.add", args=(i, 3)).id) for i in range(10)]
+        metas.update(wait_for(lambda: _final_metas(backend, after), timeout=60, what="batch 3"))
+        everything = before + crossing + during + after
+        _wait_recorded(reader, everything, metas)
+        assert second.terminate() == 0
+        err = second.stderr()
+        assert_no_traceback(err)
+        assert "ended without stopping: killed?" in err
+
+        stored = reader.fetch_tasks(everything)
+        for uuid in everything:
+            rec, backfilled = stored[uuid]
+            _assert_matches_backend(rec, metas[uuid])
+            if uuid in during:
+                assert backfilled, uuid
+                assert [t.type for t in reader.transitions_of(uuid)] == [
+                    "task-succeeded" if metas[uuid]["status"] == "SUCCESS" else "task-failed"]
+            elif uuid in before or uuid in after:
+                assert not backfilled, uuid
+        gaps = [g for g in reader.gaps() if g.source == "recorder"]
+        assert len(gaps) == 1 and "killed?" in gaps[0].cause
+        assert gaps[0].backfilled_tasks is not None and gaps[0].backfilled_tasks >= len(during)
+    finally:
+        for process in (first, second):
+            if process is not None:
+                process.close()
+        if reader is not None:
+            reader.close()
+        app.close()

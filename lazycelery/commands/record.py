@@ -27,6 +27,11 @@ __all__ = ["register", "run"]
 HANDLER = "lazycelery.commands.record:run"
 #: seconds between two status lines on stderr (0 turns them off)
 STATUS_EVERY = 60.0
+#: a gap's backfill window reaches this far past its ends (clocks differ by a little)
+MARGIN = 5.0
+#: ... and, after a recorder restart, this far before the previous run's last write: events it
+#: had received but not yet written when it was killed are lost too
+RESTART_MARGIN = 60.0
 
 DESCRIPTION = """\
 Record every task and worker event into the history store, with no screen: one row per
@@ -62,6 +67,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     parser.add_argument("--status-every", type=float, metavar="S", default=STATUS_EVERY,
                         help=f"seconds between status lines on stderr (default {STATUS_EVERY:g}; "
                              "0 = only changes)")
+    parser.add_argument("--no-backfill", action="store_true",
+                        help="do not fill gaps from the result backend, nor reconcile "
+                             "unfinished tasks after a gap")
     parser.set_defaults(handler=HANDLER)
 
 
@@ -78,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     url = store_url(settings)
     store = open_store(url)  # StoreError: one line, exit 2
     try:
-        return Recorder(settings, store, retention, status_every=args.status_every).run()
+        return Recorder(settings, store, retention,
+                        store_opener=lambda: open_store(url, writer=False),
+                        status_every=args.status_every, backfill=not args.no_backfill).run()
     finally:
         store.close()
 
@@ -101,11 +111,18 @@ class Recorder:
     """Wires Ingestor -> StoreWriter -> store, and reports on stderr from the main thread."""
 
     def __init__(self, settings: Settings, store: Store, retention: Any, *,
-                 status_every: float = STATUS_EVERY) -> None:
+                 store_opener: Callable[[], Store], status_every: float = STATUS_EVERY,
+                 backfill: bool = True) -> None:
         self.settings = settings
         self.store = store
+        self.store_opener = store_opener  # a second connection, for the backfill thread
         self.retention = retention
         self.status_every = status_every
+        self.backfill = backfill
+        self._reconciler: Any = None
+        self._backfiller: Any = None
+        self._reader: Store | None = None
+        self._restart: tuple[float, float] | None = None
         self.notices: queue.SimpleQueue[tuple[str, bool]] = queue.SimpleQueue()
         self.stop = threading.Event()
         self._last_gap: Any = None
@@ -120,14 +137,16 @@ class Recorder:
         masked = settings.masked_broker()
         run_id, previous = store.begin_recorder(socket.gethostname(), os.getpid(), masked)
         writer = StoreWriter(store, recorder=run_id, retention=self.retention,
-                             on_notice=lambda text: self.notices.put((text, False)))
-        self._restart_gap(writer, previous)
+                             on_notice=lambda text: self.notices.put((text, False)),
+                             on_gap=self._on_store_gap)
+        self._restart = self._restart_gap(writer, previous)
         reporter = StatusReporter(masked, settings.broker_url)
+        index = TaskIndex(max_tasks=settings.max_tasks)
+        self._start_repair(index, writer)
 
         def on_status(status: Any) -> None:
             self._on_status(status, reporter, writer)
 
-        index = TaskIndex(max_tasks=settings.max_tasks)
         ingestor = Ingestor(settings.broker_url, index, mode=settings.ingest,
                             app=settings.celery_app() if settings.app_spec else None,
                             transport_options=settings.transport_options,
@@ -142,6 +161,7 @@ class Recorder:
         finally:
             reporter.stopping = True
             ingestor.stop(timeout=3.0)  # its last batch reaches the writer here
+            self._stop_repair()
             writer.stop(timeout=15.0)
             self._drain_notices()
             restore()
@@ -186,25 +206,98 @@ class Recorder:
             _say(text)
 
     def _on_status(self, status: Any, reporter: Any, writer: StoreWriter) -> None:
-        """On the ingest thread: a gap after a reconnect goes to the store; state changes
-        become stderr lines (printed by the main thread)."""
+        """On the ingest thread: a gap after a reconnect goes to the store, and to
+        reconciliation and backfill; state changes become stderr lines (main thread)."""
         from lazycelery.store import GapRow
+        from lazycelery.store.backfill import Window
         from lazycelery.tail.buffer import Fatal
 
+        if self._reconciler is not None:
+            self._reconciler.on_ingest_status(status)
         gap = status.gap
         if gap is not None and gap is not self._last_gap:
             self._last_gap = gap
             writer.add_gap(GapRow(gap.start, gap.end, gap.reason, "ingest"))
+            self._backfill(Window(gap.start - MARGIN, gap.end + MARGIN, (gap.start, gap.end)))
+        if status.state == "connected" and self._restart is not None:
+            # Events are heard from now on: fill from the previous run's last write until now.
+            start, end = self._restart
+            self._restart = None
+            self._backfill(Window(start - RESTART_MARGIN, time.time() + MARGIN, (start, end)))
         message = reporter.update(status)
         if message is not None:
             self.notices.put((message.text, isinstance(message, Fatal)))
 
-    def _restart_gap(self, writer: StoreWriter, previous: PreviousRun | None) -> None:
+    def _on_store_gap(self, gap: Any) -> None:
+        from lazycelery.store.backfill import Window
+
+        self._backfill(Window(gap.start - MARGIN, gap.end + MARGIN, (gap.start, gap.end)))
+
+    def _backfill(self, window: Any) -> None:
+        if self._backfiller is not None:
+            self._backfiller.add(window)
+
+    def _start_repair(self, index: Any, writer: StoreWriter) -> None:
+        """Reconciliation (unfinished tasks after a gap: result backend, then workers) and
+        backfill (tasks that finished inside a gap), when there is a result backend to read."""
+        import msgspec
+
+        from lazycelery.core.reconcile import (
+            NoResultBackend,
+            Reconciler,
+            ReconcileReport,
+            result_backend,
+        )
+        from lazycelery.store.backfill import Backfiller, BackfillReport
+        from lazycelery.store.batch import WriteBatch
+
+        if not self.backfill:
+            return
+        try:
+            app = self.settings.celery_app()
+            result_backend(app)
+        except NoResultBackend as exc:
+            _say(f"backfill and reconciliation off: {exc}")
+            return
+        except Exception as exc:  # a broken app was reported by resolve(); one line here
+            _say(f"backfill and reconciliation off: {exc}")
+            return
+
+        def on_reconcile(report: ReconcileReport) -> None:
+            changed = [c.uuid for c in (*report.corrected, *report.unknown)]
+            if not changed:
+                return
+            with index.lock:
+                records = [msgspec.structs.replace(r) for r in map(index.get, changed) if r]
+            writer.submit(WriteBatch(tasks=records), force=True)
+            self.notices.put((report.summary(), False))
+
+        def on_backfill(report: BackfillReport) -> None:
+            self.notices.put((report.summary(), False))
+
+        reader = self.store_opener()
+        self._reader = reader
+        self._reconciler = Reconciler(index, app, on_report=on_reconcile)
+        self._backfiller = Backfiller(app, lambda batch: writer.submit(batch, force=True),
+                                      reader.finished_ids, on_report=on_backfill)
+        self._reconciler.start()
+        self._backfiller.start()
+
+    def _stop_repair(self) -> None:
+        if self._reconciler is not None:
+            self._reconciler.stop(timeout=2.0)
+        if self._backfiller is not None:
+            self._backfiller.stop(timeout=5.0)
+        if self._reader is not None:
+            self._reader.close()
+
+    def _restart_gap(self, writer: StoreWriter,
+                     previous: PreviousRun | None) -> tuple[float, float] | None:
         """The time no recorder was running, from the previous run's last sign of life."""
         from lazycelery.store import GapRow
 
         if previous is None:
-            return
+            return None
         now = time.time()
         if previous.stopped is not None:
             cause = "no recorder running (the previous one stopped cleanly)"
@@ -214,6 +307,7 @@ class Recorder:
         start = min(previous.alive, now)
         writer.add_gap(GapRow(start, now, cause, "recorder"))
         _say(f"history gap of {now - start:,.1f} s before this run: {cause}")
+        return start, now
 
     def _catch_signals(self) -> Callable[[], None]:
         """Ctrl-C and SIGTERM set the stop flag: the main loop ends and everything flushes."""

@@ -209,6 +209,9 @@ class Store(ABC):
             self.insert_rows("worker_samples", _WORKER_COLS, batch.workers)
             self.insert_rows("queue_samples", _QUEUE_COLS, batch.queues)
             self.insert_rows("gaps", _GAP_COLS, [(*g, now) for g in batch.gaps])
+            for start, end, count in batch.filled:
+                self.execute("UPDATE gaps SET backfilled_at = ?, backfilled_tasks = ? "
+                             "WHERE gap_start = ? AND gap_end = ?", (now, count, start, end))
             if recorder is not None:
                 self.execute("UPDATE recorders SET alive = ? WHERE id = ?", (now, recorder))
         return WriteResult(new_tasks=new, events=batch.events)
@@ -278,6 +281,13 @@ class Store(ABC):
                 rec, backfilled = record_from_row(row)
                 out[rec.uuid] = (rec, backfilled)
         return out
+
+    def finished_ids(self, uuids: Sequence[str]) -> set[str]:
+        """The ids among ``uuids`` whose stored task is in a finished state."""
+        from lazycelery.core.model import READY_STATES
+
+        return {uuid for uuid, (rec, _) in self.fetch_tasks(uuids).items()
+                if rec.state in READY_STATES}
 
     def get_task(self, uuid: str) -> tuple[TaskRecord, bool] | None:
         return self.fetch_tasks([uuid]).get(uuid)

@@ -68,6 +68,8 @@ class WriteBatch:
     events: int = 0
     #: ids of the tasks that come from the result backend, not from events
     backfilled: set[str] = field(default_factory=set)
+    #: gaps (start, end) backfilled, with the number of tasks written for them
+    filled: list[tuple[float, float, int]] = field(default_factory=list)
 
     def extend(self, other: WriteBatch) -> None:
         self.tasks.extend(other.tasks)
@@ -77,7 +79,9 @@ class WriteBatch:
         self.gaps.extend(other.gaps)
         self.events += other.events
         self.backfilled |= other.backfilled
+        self.filled.extend(other.filled)
 
     @property
     def empty(self) -> bool:
-        return not (self.tasks or self.transitions or self.workers or self.queues or self.gaps)
+        return not (self.tasks or self.transitions or self.workers or self.queues or self.gaps
+                    or self.filled)

@@ -70,7 +70,7 @@ def task_times(rec: TaskRecord) -> tuple[float | None, float | None]:
 
 # The columns are TaskRecord's fields in declaration order (checked here, once): a row is then
 # ``msgspec.structs.astuple`` (C speed, one call) instead of 38 getattr calls.
-_SAME_ORDER: Final = RECORD_FIELDS == tuple(f.name for f in msgspec.structs.fields(TaskRecord))
+_SAME_ORDER: Final = tuple(f.name for f in msgspec.structs.fields(TaskRecord)) == RECORD_FIELDS
 
 
 def record_to_row(rec: TaskRecord, backfilled: bool = False) -> tuple[Any, ...]:

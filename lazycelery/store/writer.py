@@ -63,6 +63,7 @@ class StoreWriter:
                  max_pending_events: int = MAX_PENDING_EVENTS,
                  max_transaction_events: int = MAX_TRANSACTION_EVENTS,
                  prune_every: float = PRUNE_EVERY,
+                 on_gap: Callable[[GapRow], None] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.recorder = recorder
@@ -71,6 +72,8 @@ class StoreWriter:
         self.max_pending_events = max_pending_events
         self.max_transaction_events = max_transaction_events
         self.prune_every = prune_every
+        #: called (on the submitting thread) when a loss of events is recorded as a gap
+        self.on_gap = on_gap
         self.clock = clock
         self.capture = BatchCapture()
         self._cond = threading.Condition()
@@ -95,26 +98,32 @@ class StoreWriter:
         """The Ingestor's ``on_batch``: snapshot the batch and queue it; never blocks."""
         self.submit(self.capture.capture(events, records))
 
-    def submit(self, batch: WriteBatch) -> bool:
+    def submit(self, batch: WriteBatch, *, force: bool = False) -> bool:
         """Queue a batch; False if it was dropped because the queue is full (counted, and
-        recorded as a gap once batches fit again)."""
+        recorded as a gap once batches fit again). ``force``: never dropped (backfill and
+        reconciliation results: few, and already bounded by their producers)."""
         if batch.empty:
             return True
         notice = None
+        gap = None
         with self._cond:
             self._submitted += batch.events
-            if self._pending + batch.events > self.max_pending_events and batch.events:
+            full = self._pending + batch.events > self.max_pending_events
+            if full and batch.events and not force:
                 notice = self._drop(batch)
                 accepted = False
             else:
                 if self._loss is not None:
                     notice = self._close_loss(batch)
+                    gap = batch.gaps[-1]
                 self._queue.append(batch)
                 self._pending += batch.events
                 self._cond.notify()
                 accepted = True
         if notice:
             self._notify(notice)
+        if gap is not None and self.on_gap is not None:
+            self.on_gap(gap)
         return accepted
 
     def add_gap(self, gap: GapRow) -> None:
