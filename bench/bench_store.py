@@ -94,6 +94,7 @@ def _one(url: str, events: list[dict[str, Any]], rate: float | None) -> dict[str
     writer = StoreWriter(store, max_pending_events=max_pending)
     writer.start()
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     peak = 0
 
     def on_batch(chunk: Any, records: Any) -> None:
@@ -104,6 +105,7 @@ def _one(url: str, events: list[dict[str, Any]], rate: float | None) -> dict[str
     fed = _feed(events, on_batch, rate)
     writer.stop(timeout=600)
     total = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0  # both threads of this process (not the server's)
     stats = writer.stats()
     tasks = store.count("tasks")
     if url.startswith("sqlite"):
@@ -113,6 +115,7 @@ def _one(url: str, events: list[dict[str, Any]], rate: float | None) -> dict[str
     store.close()
     return {"events": len(events), "written": stats.written, "lost": stats.lost,
             "feed_s": fed, "total_s": total, "events_per_s": stats.written / total,
+            "cpu_s": cpu, "cpu_us_per_event": cpu / len(events) * 1e6,
             "transactions": stats.transactions, "peak_pending": peak, "tasks": tasks,
             "transitions": transitions, "bytes": size,
             "bytes_per_task": size / tasks if tasks else None}
