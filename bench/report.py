@@ -177,7 +177,7 @@ SECTIONS = [
     ("memory", "4. Memory per retained task", memory),
     ("startup", "5. Startup", startup),
     ("gap", "6. Gap detection", gap),
-    ("store", "7. Recording into the history store", store),
+    ("store", "9. Recording into the history store", store),
 ]
 
 
