@@ -135,6 +135,9 @@ def test_record_keeps_every_task_in_its_final_state_and_tail_since_prints_them(
         for uuid in ids["flaky"]:
             kinds = [t.type for t in reader.transitions_of(uuid)]
             assert kinds.count("task-retried") == 1 and kinds.count("task-started") == 2
+        # queue depths, sampled when the recorder started and every 10 s
+        sampled = reader.query("SELECT DISTINCT queue FROM queue_samples WHERE priority IS NULL")
+        assert (worker.queue,) in [tuple(row) for row in sampled]
 
         tail = TailProcess(redis_url, "--json", "--since", "1h", "--store", store_url,
                            "--timeout", "3")

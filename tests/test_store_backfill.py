@@ -1,4 +1,4 @@
-"""Backfill's pure parts: a result meta as a task record, and backends it cannot read."""
+"""Backfill's pure parts (a result meta as a task record, backends it cannot read) and queue samples."""
 
 from __future__ import annotations
 
@@ -51,3 +51,20 @@ def test_a_backend_other_than_redis_is_refused_in_one_line() -> None:
     assert report.summary().startswith("backfill off: ") and "\n" not in report.summary()
     assert written == []
     app.close()
+
+
+def test_queue_samples_one_row_per_queue_and_per_busy_priority() -> None:
+    from lazycelery.broker.model import QueueSnapshot, QueueStats
+    from lazycelery.store.capture import queue_samples
+
+    snapshot = QueueSnapshot(taken_at=100.0, source="redis", queues=(
+        QueueStats(name="celery", ready=7, reserved=2, consumers=1,
+                   by_priority={0: 4, 3: 0, 6: 3}),
+        QueueStats(name="gone", ready=None, missing=True),
+    ))
+    assert [tuple(s) for s in queue_samples(snapshot)] == [
+        (100.0, "celery", None, 7, 2, 1), (100.0, "celery", 0, 4, None, None),
+        (100.0, "celery", 6, 3, None, None)]
+    stale = QueueSnapshot(taken_at=101.0, source="redis", queues=snapshot.queues, stale=True,
+                          error="Connection refused")
+    assert queue_samples(stale) == []

@@ -154,12 +154,17 @@ class Recorder:
         _say(f"recording {masked} ({ingestor.path} path) into {store.masked}")
         restore = self._catch_signals()
         code = 0
+        monitor = None
         try:
             writer.start()
             ingestor.start()
+            monitor = self._sample_queues(writer)
             code = self._wait(writer)
         finally:
             reporter.stopping = True
+            if monitor is not None:
+                monitor.stop(timeout=2.0)
+                monitor.inspector.close()
             ingestor.stop(timeout=3.0)  # its last batch reaches the writer here
             self._stop_repair()
             writer.stop(timeout=15.0)
@@ -227,6 +232,29 @@ class Recorder:
         message = reporter.update(status)
         if message is not None:
             self.notices.put((message.text, isinstance(message, Fatal)))
+
+    def _sample_queues(self, writer: StoreWriter) -> Any:
+        """Queue depths every 10 s (per queue, and per priority on Redis), from their own
+        thread; a broker whose queues cannot be read says so once and is not sampled."""
+        from lazycelery.broker import open_inspector
+        from lazycelery.broker.monitor import QueueMonitor
+        from lazycelery.store.batch import WriteBatch
+        from lazycelery.store.capture import QUEUE_SAMPLE_INTERVAL, queue_samples
+
+        settings = self.settings
+        try:
+            inspector = open_inspector(settings.broker_url, settings.transport_options,
+                                       settings.queues, management_url=settings.management_url)
+        except Exception as exc:
+            _say(f"queue sampling off: {exc}")
+            return None
+        monitor = QueueMonitor(inspector, interval=QUEUE_SAMPLE_INTERVAL)
+
+        def on_snapshot(snapshot: Any) -> None:
+            writer.submit(WriteBatch(queues=queue_samples(snapshot)), force=True)
+
+        monitor.on_update(on_snapshot)
+        return monitor.start()
 
     def _on_store_gap(self, gap: Any) -> None:
         from lazycelery.store.backfill import Window

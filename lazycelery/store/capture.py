@@ -8,13 +8,17 @@ from typing import Any, Final
 
 import msgspec
 
+from lazycelery.broker.model import QueueSnapshot
 from lazycelery.core.model import TaskRecord, WorkerRecord
-from lazycelery.store.batch import Transition, WorkerSample, WriteBatch
+from lazycelery.store.batch import QueueSample, Transition, WorkerSample, WriteBatch
 
-__all__ = ["WORKER_SAMPLE_INTERVAL", "BatchCapture", "event_time"]
+__all__ = ["QUEUE_SAMPLE_INTERVAL", "WORKER_SAMPLE_INTERVAL", "BatchCapture", "event_time",
+           "queue_samples"]
 
 #: A worker's heartbeat figures (active, processed, load) are kept at most this often.
 WORKER_SAMPLE_INTERVAL: Final = 60.0
+#: Queue depths are sampled this often (seconds).
+QUEUE_SAMPLE_INTERVAL: Final = 10.0
 _WORKER_KINDS: Final = {"worker-online": "online", "worker-offline": "offline",
                         "worker-heartbeat": "heartbeat"}
 
@@ -84,3 +88,22 @@ class BatchCapture:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def queue_samples(snapshot: QueueSnapshot) -> list[QueueSample]:
+    """One row per queue (``priority`` None: all priorities, with reserved and consumers), and
+    one per priority step holding messages (Redis). Nothing from a stale or failed snapshot:
+    its figures are old ones."""
+    if snapshot.stale or snapshot.error:
+        return []
+    rows: list[QueueSample] = []
+    for stats in snapshot.queues:
+        if stats.missing:
+            continue
+        rows.append(QueueSample(snapshot.taken_at, stats.name, None, stats.ready,
+                                stats.reserved, stats.consumers))
+        for priority, count in sorted((stats.by_priority or {}).items()):
+            if count:
+                rows.append(QueueSample(snapshot.taken_at, stats.name, priority, count,
+                                        None, None))
+    return rows
