@@ -186,3 +186,31 @@ def test_backfilled_tasks_keep_the_mark_until_events_arrive(store: Store) -> Non
     store.write(WriteBatch(tasks=[later]))
     got, backfilled = store.get_task("b1") or (None, None)
     assert backfilled is False and got is not None and got.state == "SUCCESS"
+
+
+def test_a_read_only_postgresql_role_reads_history_but_cannot_record(postgres_url: str) -> None:
+    """A dashboard's role may have SELECT only: opening a current store writes nothing, and a
+    recorder with that role is refused at start in one line."""
+    import uuid
+
+    import psycopg
+
+    open_store(postgres_url).close()  # the schema, made by a recorder's role
+    role = f"lc_ro_{uuid.uuid4().hex[:8]}"
+    prefix, database = postgres_url.rsplit("/", 1)
+    host = prefix.partition("://")[2].rpartition("@")[2]
+    reader_url = f"postgresql://{role}@{host}/{database}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        admin.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"')
+    try:
+        reader = open_store(reader_url, create=False, writer=False)
+        assert reader.count("tasks") == 0
+        reader.close()
+        with pytest.raises(StoreError) as info:
+            open_store(reader_url)
+        assert str(info.value) == (f"store {reader_url}: permission denied for table tasks")
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "{role}"')
+            admin.execute(f'DROP ROLE "{role}"')

@@ -133,6 +133,9 @@ class Store(ABC):
     def _placeholder_sql(self, sql: str) -> str:
         return sql
 
+    @abstractmethod
+    def has_table(self, name: str) -> bool: ...
+
     # ------------------------------------------------------------------ SQL helpers
 
     def _sql(self, sql: str) -> str:
@@ -174,9 +177,12 @@ class Store(ABC):
         by a newer lazycelery raises StoreError (nothing is changed)."""
         from lazycelery import __version__
 
-        with self.transaction():
-            self.execute(VERSION_TABLE)
-        found = self.schema_version()
+        found = self.schema_version() if self.has_table("lazycelery_schema") else 0
+        if found == SCHEMA_VERSION:
+            return found  # nothing to write: a read-only role can open a current store
+        if found == 0:
+            with self.transaction():
+                self.execute(VERSION_TABLE)
         if found > SCHEMA_VERSION:
             raise StoreError(
                 f"store {self.masked} was written by a newer lazycelery (schema {found}; this "

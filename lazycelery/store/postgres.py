@@ -62,6 +62,20 @@ class PostgresStore(Store):
             with self._conn.cursor() as cur:
                 cur.executemany(self._sql(sql), rows)
 
+    def check_writable(self) -> None:
+        """A role that may only read (a dashboard's) is refused here, at start, rather than
+        at its first write: take the lock an INSERT takes, then roll back."""
+        try:
+            with self._conn.transaction(force_rollback=True):
+                self._conn.execute("SET LOCAL lock_timeout = '5s'")
+                self._conn.execute("LOCK TABLE tasks, transitions, worker_samples, "
+                                   "queue_samples, gaps, recorders IN ROW EXCLUSIVE MODE")
+        except self._pg.Error as exc:
+            raise StoreError(self.describe_error(exc)) from None
+
+    def has_table(self, name: str) -> bool:
+        return self.query("SELECT to_regclass(?)", (name,))[0][0] is not None
+
     def insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
         # COPY: several times faster than INSERTs, even pipelined
         if rows:

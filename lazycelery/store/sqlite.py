@@ -92,6 +92,10 @@ class SqliteStore(Store):
             raise
         self._conn.execute("COMMIT")
 
+    def has_table(self, name: str) -> bool:
+        return bool(self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                               (name,)))
+
     def check_writable(self) -> None:
         """Take and release the write lock: a read-only or locked file fails here, at start.
         (In WAL mode the lock needs only the -wal and -shm files, so the file itself and its
