@@ -27,7 +27,9 @@ def _flags(**values: object) -> argparse.Namespace:
 
 
 def _env(tmp_path: Path, **variables: str) -> dict[str, str]:
-    return {"LAZYCELERY_CONFIG": str(tmp_path / "config.toml"), **variables}
+    """The test's config file if it wrote one, else none (``/dev/null``)."""
+    path = tmp_path / "config.toml"
+    return {"LAZYCELERY_CONFIG": str(path) if path.exists() else "/dev/null", **variables}
 
 
 @pytest.fixture
@@ -50,7 +52,7 @@ def test_flag_beats_variable_beats_environment(tmp_path: Path, config: Path) -> 
 
 
 def test_default_is_a_file_in_the_user_data_dir(tmp_path: Path) -> None:
-    settings = resolve(_flags(), {"LAZYCELERY_CONFIG": str(tmp_path / "none.toml")})
+    settings = resolve(_flags(), _env(tmp_path))
     assert (settings.store_url, settings.store_source) == (None, "default")
     data = tmp_path / "data"
     assert default_store_path({"XDG_DATA_HOME": str(data)}) == data / "lazycelery" / "history.sqlite3"

@@ -125,7 +125,7 @@ class TaskRecord(msgspec.Struct, gc=False):
             (RETRY, self.retried), (SUCCESS, self.succeeded), (FAILURE, self.failed),
             (REVOKED, self.revoked), (REJECTED, self.rejected),
         ]
-        return sorted(((s, t) for s, t in pairs if t is not None), key=lambda p: p[1])
+        return sorted(((s, t) for s, t in pairs if t is not None), key=_time_order)
 
     @property
     def args_truncated(self) -> bool:
@@ -143,7 +143,19 @@ class TaskRecord(msgspec.Struct, gc=False):
 def _is_truncated(text: str | None) -> bool:
     # celery's saferepr cuts at 1024 characters and appends "..." (the strings grow a few
     # characters past the limit because closing brackets are kept).
-    return text is not None and len(text) >= 1024 and "..." in text[-12:]
+    return isinstance(text, str) and len(text) >= 1024 and "..." in text[-12:]
+
+
+def _time_order(pair: tuple[str, Any]) -> tuple[int, float]:
+    # A time that is not a real number (a record built without validation) sorts last
+    # instead of making the comparison raise.
+    t = pair[1]
+    if isinstance(t, (int, float)) and not isinstance(t, bool) and t == t:
+        try:
+            return 0, float(t)
+        except OverflowError:
+            return 0, float("inf") if t > 0 else float("-inf")
+    return 1, 0.0
 
 
 _STATE_TIME: Final[Mapping[str, Any]] = {
@@ -377,6 +389,9 @@ def worker_status(rec: WorkerRecord, now: float) -> str:
     """online / offline (said goodbye) / lost (no heartbeat within 2 x freq)."""
     if rec.offline:
         return OFFLINE
-    if rec.last_heartbeat is None or now - rec.last_heartbeat > 2 * rec.freq:
+    try:
+        if rec.last_heartbeat is None or now - rec.last_heartbeat > 2 * rec.freq:
+            return LOST
+    except (TypeError, ArithmeticError):  # a record built without validation: no usable time
         return LOST
     return ONLINE

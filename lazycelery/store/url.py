@@ -58,7 +58,7 @@ def default_store_url(environ: Mapping[str, str] | None = None) -> str:
 
 def mask_store_url(url: str) -> str:
     """The URL with its password replaced by ``********`` (the project's masking)."""
-    from lazycelery.config import mask_url
+    from lazycelery.urls import mask_url
 
     return mask_url(url)
 

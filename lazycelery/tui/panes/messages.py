@@ -107,7 +107,7 @@ class MessageBoard:
             mark = "…" if message.level == "working" else "●"
             rows.append([(_LEVEL_STYLE.get(message.level, ""),
                           fit(f" {mark} {one_line(message.headline)}", width))])
-            rows += [[(style, fit(" " + text, width)) for style, text, *_ in line]
+            rows += [[(style, fit(" " + one_line(text), width)) for style, text, *_ in line]
                      for line in message.lines]
         if len(rows) > _MAX_ROWS:
             rows = [[("class:messages.info", fit(f" … {len(rows) - _MAX_ROWS + 1} more lines "
