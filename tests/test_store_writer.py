@@ -148,3 +148,23 @@ def test_worker_samples_are_kept_once_a_minute(tmp_path: Path, kind: str) -> Non
     else:
         assert len(samples) == 61  # online/offline are kept when they happen
     store.close()
+
+
+def test_the_writer_prunes_old_history_in_the_background(tmp_path: Path) -> None:
+    import time
+
+    from lazycelery.store import Retention
+
+    store = open_store(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    now = time.time()
+    old = [{"type": "task-succeeded", "uuid": f"old-{i}", "timestamp": now - 40 * 86400,
+            "hostname": "w"} for i in range(5000)]
+    fresh = [{"type": "task-succeeded", "uuid": f"new-{i}", "timestamp": now,
+              "hostname": "w"} for i in range(10)]
+    writer = StoreWriter(store, retention=Retention(max_age=30 * 86400))
+    _feed(writer, old + fresh)  # queued before start: written, then pruned in steps
+    writer.start()
+    wait_for(lambda: writer.stats().pruned >= 10_000, timeout=60, what="pruning")
+    assert writer.stop(timeout=30)
+    assert store.count("tasks") == 10 and store.count("transitions") == 10
+    store.close()
