@@ -1,4 +1,5 @@
-"""Text from events and brokers made safe for a terminal: control characters shown, never sent.
+"""Text for a terminal: control characters from events and brokers shown, never sent; numbers
+formatted the same way on every surface (dashboard and CLI).
 
 Anything a worker, a client or a broker can put in a string (task names, ids, args, exceptions,
 tracebacks, hostnames, queue names, URLs in error lines) may carry terminal control sequences:
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["visible", "visible_lines"]
+__all__ = ["number", "rate", "visible", "visible_lines"]
 
 
 def _escape(code: int) -> str:
@@ -37,3 +38,29 @@ def visible_lines(text: str) -> str:
     if text.isprintable():
         return text
     return text.translate(_TABLE_KEEP_NEWLINES)
+
+
+def number(value: float | None, missing: str = "–") -> str:
+    """1234 -> ``1,234``; 12.5M and 3.45M past six digits; None -> ``missing``.
+
+    The one number format of the dashboard and the CLI tables (``--json`` keeps plain numbers)."""
+    if value is None:
+        return missing
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}"
+    v = int(value)
+    if abs(v) >= 10_000_000:
+        return f"{v / 1_000_000:.1f}M"
+    if abs(v) >= 1_000_000:
+        return f"{v / 1_000_000:.2f}M"
+    return f"{v:,}"
+
+
+def rate(value: float | None, *, signed: bool = False, missing: str = "–") -> str:
+    """A per-second rate with one decimal: ``12.5``, ``+3.0`` / ``-0.4`` when ``signed``;
+    anything that would print as 0.0 is ``0`` (never ``-0.0``)."""
+    if value is None:
+        return missing
+    if abs(value) < 0.05:
+        return "0"
+    return f"{value:+,.1f}" if signed else f"{value:,.1f}"

@@ -430,7 +430,7 @@ def test_purge_is_guarded_and_audited(audit_log: Path) -> None:
     actions = Actions(FakeApp(FakeControl(set())), environment="prod")
     done = actions.purge("emails", lambda queue: 1200, expected=1199)
     assert done.ok
-    assert done.message == "1200 messages removed (1199 were shown: messages arrived or left meanwhile)"
+    assert done.message == "1,200 messages removed (1,199 were shown: messages arrived or left meanwhile)"
 
     def broken(queue: str) -> int:
         raise ConnectionError("redis://:pw@h:1/0 down")

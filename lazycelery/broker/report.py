@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from lazycelery.broker.model import PeekedMessage, QueueSnapshot, QueueStats
+from lazycelery.text import number, rate
 
 __all__ = [
     "PEEK_SCHEMA",
@@ -92,21 +93,19 @@ def format_age(seconds: float | None) -> str:
 
 
 def _num(value: int | None) -> str:
-    return MISSING if value is None else str(value)
+    # the dashboard's format (1,200), so the two never disagree on how a figure reads
+    return number(value, missing=MISSING)
 
 
 def _rate(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return MISSING
-    if abs(value) < 0.05:
-        return "0"
-    return f"{value:+.1f}" if signed else f"{value:.1f}"
+    return rate(value, signed=signed, missing=MISSING)
 
 
 def _priorities(stats: QueueStats) -> str:
     if not stats.by_priority:
         return ""
-    return " ".join(f"{step}:{count}" for step, count in stats.by_priority.items() if count)
+    return " ".join(f"{step}:{number(count)}" for step, count in stats.by_priority.items()
+                    if count)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
@@ -145,9 +144,9 @@ def format_snapshot(snapshot: QueueSnapshot, broker: str) -> str:
     else:
         lines.append("no queues found")
     ready = sum(s.ready or 0 for s in snapshot.queues)
-    summary = f"{len(snapshot.queues)} queues, {ready} ready"
+    summary = f"{number(len(snapshot.queues))} queues, {number(ready)} ready"
     if snapshot.unacked_total is not None:
-        summary += f", {snapshot.unacked_total} unacked in total"
+        summary += f", {number(snapshot.unacked_total)} unacked in total"
     when = _iso(snapshot.taken_at) if not snapshot.stale else None
     lines.append("")
     lines.append(f"{broker} · {summary}" + (f" · {when}" if when else ""))

@@ -194,6 +194,7 @@ def _confirm(prompt: str) -> bool:
 def _purge(args: argparse.Namespace, settings: Settings) -> int:
     # The same guard, audit line and typed confirmation as the dashboard's purge.
     from lazycelery.core.actions import TYPED_CONFIRM_THRESHOLD, Actions
+    from lazycelery.text import number
 
     actions = Actions.from_settings(settings)
     actions.guard("purge")
@@ -208,11 +209,12 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"Queue {args.name} has no waiting messages: nothing to purge.")
                 return 0
             if waiting > TYPED_CONFIRM_THRESHOLD:
-                question = (f"Purge {waiting} messages from queue {args.name}? "
+                question = (f"Purge {number(waiting)} messages from queue {args.name}? "
                             f"Type the queue name to confirm: ")
                 confirmed = _answer(question) == args.name
             else:
-                confirmed = _confirm(f"Purge {waiting} messages from queue {args.name}? [y/N] ")
+                confirmed = _confirm(f"Purge {number(waiting)} messages from queue "
+                                     f"{args.name}? [y/N] ")
             if not confirmed:
                 print("Not purged.")
                 return 1
@@ -224,6 +226,6 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
     if result.audit_error:
         print(f"lazycelery: warning: the purge was not written to the audit log: "
               f"{result.audit_error}", file=sys.stderr)
-    print(f"Purged {result.count} messages from queue {args.name} "
+    print(f"Purged {number(result.count)} messages from queue {args.name} "
           "(reserved messages, held by workers, were not touched).")
     return 0

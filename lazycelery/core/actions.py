@@ -29,6 +29,7 @@ from lazycelery.core import audit
 from lazycelery.core.model import FAILURE, READY_STATES, REJECTED, REVOKED, SUCCESS, TaskRecord
 from lazycelery.core.reconcile import NoResultBackend, fetch_metas, one_line
 from lazycelery.errors import LazyCeleryError, UsageError
+from lazycelery.text import number
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -747,9 +748,9 @@ class Actions:
         except Exception as exc:
             return self._audited(ActionResult("purge", (queue,), False,
                                               message=f"not purged: {_oneline(exc)}"))
-        message = f"{removed} message{'' if removed == 1 else 's'} removed"
+        message = f"{number(removed)} message{'' if removed == 1 else 's'} removed"
         if expected is not None and expected != removed:
-            message += f" ({expected} were shown: messages arrived or left meanwhile)"
+            message += f" ({number(expected)} were shown: messages arrived or left meanwhile)"
         result = ActionResult("purge", (queue,), True, replies={queue: Reply(True, message)},
                               message=message, count=removed)
         return self._audited(result)

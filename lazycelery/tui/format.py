@@ -8,6 +8,8 @@ from typing import Final
 
 from prompt_toolkit.utils import get_cwidth
 
+from lazycelery.text import number, rate
+
 __all__ = [
     "age",
     "clock_time",
@@ -16,6 +18,7 @@ __all__ = [
     "number",
     "one_line",
     "percent",
+    "rate",
     "short_id",
     "sparkline",
     "wrap",
@@ -76,20 +79,6 @@ def wrap(text: str, width: int) -> list[str]:
         used += cw
     lines.append("".join(cur))
     return lines
-
-
-def number(value: float | int | None) -> str:
-    """1234 -> ``1,234``; 12.5k and 3.4M past six digits; None -> ``–``."""
-    if value is None:
-        return "–"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.1f}"
-    v = int(value)
-    if abs(v) >= 10_000_000:
-        return f"{v / 1_000_000:.1f}M"
-    if abs(v) >= 1_000_000:
-        return f"{v / 1_000_000:.2f}M"
-    return f"{v:,}"
 
 
 def percent(value: float | None) -> str:
