@@ -238,6 +238,28 @@ def test_limits_restart_errors_and_silent_workers(
     assert len(audit.read(audit_log)) == 6
 
 
+def test_cli_clears_a_time_limit(worker: WorkerProcess, client: Any, audit_log: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    def limits() -> str:
+        [entry] = [t for t in inspect(client, worker).registered("time_limit", "soft_time_limit")
+                   [worker.hostname] if t.startswith("workerapp.add")]
+        return str(entry)
+
+    code = main(["-b", worker.broker, "worker", "time-limit", worker.hostname, "-t",
+                 "workerapp.add", "--soft", "30", "--hard", "60", "--yes"])
+    assert code == 0, capsys.readouterr()
+    assert "time_limit=60" in limits() and "soft_time_limit=30" in limits()
+    code = main(["-b", worker.broker, "worker", "time-limit", worker.hostname, "-t",
+                 "workerapp.add", "--clear", "--yes"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "time-limit workerapp.add soft=none hard=none on:" in out
+    assert limits() == "workerapp.add"  # no per-task limit left
+    code = main(["-b", worker.broker, "worker", "time-limit", worker.hostname, "-t",
+                 "workerapp.add", "--hard", "0", "--yes"])
+    assert code == 0 and limits() == "workerapp.add"
+
+
 def test_cli_worker_commands_print_each_reply(
     worker: WorkerProcess, audit_log: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

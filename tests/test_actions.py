@@ -393,6 +393,21 @@ def test_worker_commands_are_scoped_and_replies_collected(audit_log: Path) -> No
     assert entries[3].targets == ["w1@h", "extra"]
 
 
+def test_time_limits_can_be_cleared(audit_log: Path) -> None:
+    control = FakeControl({"w1@h"})
+    actions = Actions(FakeApp(control))
+    actions.time_limit(["w1@h"], "tasks.add", clear=True)
+    actions.time_limit(["w1@h"], "tasks.add", soft=0, hard=60)
+    sent = [(call["soft"], call["hard"]) for _, call in control.mutating()]
+    assert sent == [(None, None), (None, 60)]
+    assert [e.targets[-1] for e in audit.read(audit_log)] == [
+        "tasks.add soft=none hard=none", "tasks.add soft=none hard=60s"]
+    with pytest.raises(UsageError, match="--clear removes both"):
+        actions.time_limit(["w1@h"], "tasks.add", soft=5, clear=True)
+    with pytest.raises(UsageError, match="0 removes it"):
+        actions.time_limit(["w1@h"], "tasks.add", hard=-1)
+
+
 def test_shutdown_pings_first_and_reports_who_was_told(audit_log: Path) -> None:
     control = FakeControl({"w1@h"})
     result = Actions(FakeApp(control)).shutdown(["w1@h", "w2@h"])
@@ -415,7 +430,7 @@ def test_no_worker_means_no_command() -> None:
     (lambda a: a.pool_grow(["w"], 0), "positive"),
     (lambda a: a.rate_limit(["w"], "t", "fast"), "bad rate"),
     (lambda a: a.time_limit(["w"], "t", soft=10, hard=5), "must not exceed"),
-    (lambda a: a.time_limit(["w"], "t"), "--soft"),
+    (lambda a: a.time_limit(["w"], "t"), "--soft and/or --hard seconds, or --clear"),
     (lambda a: a.add_consumer(["w"], " "), "empty"),
     (lambda a: a.terminate(["x"], signal="SIGNOPE"), "unknown signal"),
 ])

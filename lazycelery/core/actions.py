@@ -49,6 +49,7 @@ __all__ = [
     "Reply",
     "RetryBatch",
     "RetryPlan",
+    "describe_limits",
     "environment_label",
     "guard",
     "locate_by_inspect",
@@ -818,19 +819,35 @@ class Actions:
                              task_name=task_name, rate_limit=str(rate))
 
     def time_limit(self, workers: Sequence[str], task_name: str, *, soft: float | None = None,
-                   hard: float | None = None) -> ActionResult:
-        """Soft and hard time limits in seconds for a task type (applies to new runs)."""
+                   hard: float | None = None, clear: bool = False) -> ActionResult:
+        """Soft and hard time limits in seconds for a task type (applies to new runs).
+
+        Celery's ``time_limit`` command sets both limits at once, so a limit not given (None)
+        or given as 0 is removed; ``clear=True`` removes both. A removed limit falls back to the
+        worker's own (``--time-limit`` / ``task_time_limit``)."""
         _named(task_name, "time-limit: task")
-        if soft is None and hard is None:
-            raise UsageError("time-limit: give --soft and/or --hard seconds")
+        if clear and (soft or hard):
+            raise UsageError("time-limit: --clear removes both limits: give no --soft/--hard")
+        if soft is None and hard is None and not clear:
+            raise UsageError("time-limit: give --soft and/or --hard seconds, or --clear")
         for label, value in (("soft", soft), ("hard", hard)):
-            if value is not None and (not math.isfinite(value) or value <= 0):
-                raise UsageError(f"time-limit: {label} must be a positive number of seconds")
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise UsageError(f"time-limit: {label} must be a positive number of seconds "
+                                 "(0 removes it)")
+        soft, hard = soft or None, hard or None  # 0 means no limit, as celery's None does
         if soft is not None and hard is not None and soft > hard:
             raise UsageError(f"time-limit: soft ({soft:g}s) must not exceed hard ({hard:g}s)")
         return self._control("time-limit", "time_limit", workers,
-                             targets=_with(workers, f"{task_name} soft={soft} hard={hard}"),
+                             targets=_with(workers, f"{task_name} {describe_limits(soft, hard)}"),
                              task_name=task_name, soft=soft, hard=hard)
+
+
+def describe_limits(soft: float | None, hard: float | None) -> str:
+    """``soft=30s hard=none``: what a ``time_limit`` command leaves in place (None/0: none)."""
+    def one(value: float | None) -> str:
+        return f"{value:g}s" if value else "none"
+
+    return f"soft={one(soft)} hard={one(hard)}"
 
 
 def _positive(n: int, what: str) -> None:
