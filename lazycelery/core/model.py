@@ -119,13 +119,30 @@ class TaskRecord(msgspec.Struct, gc=False):
         return None
 
     def history(self) -> list[tuple[str, float]]:
-        """(state, time) pairs known for this task, oldest first."""
+        """(state, time) pairs known for this task, oldest first.
+
+        Within one attempt the lifecycle order wins over the clocks: celery publishes task-sent
+        *after* the message, and a worker on another host (or a chain step's next worker) may
+        stamp task-received earlier, so sorting by time alone listed RECEIVED before PENDING.
+        The times shown stay the ones the events carried."""
+        started = self.started
+        received = self.received
+        if received is not None and started is not None and started < received \
+                and self.n_started - 1 == self.received_attempt:
+            received = started
+        sent = self.sent
+        if sent is not None and received is not None and received < sent \
+                and self.sent_attempt == self.received_attempt:
+            sent = received
         pairs = [
-            (PENDING, self.sent), (RECEIVED, self.received), (STARTED, self.started),
-            (RETRY, self.retried), (SUCCESS, self.succeeded), (FAILURE, self.failed),
-            (REVOKED, self.revoked), (REJECTED, self.rejected),
+            (PENDING, self.sent, sent), (RECEIVED, self.received, received),
+            (STARTED, self.started, started), (RETRY, self.retried, self.retried),
+            (SUCCESS, self.succeeded, self.succeeded), (FAILURE, self.failed, self.failed),
+            (REVOKED, self.revoked, self.revoked), (REJECTED, self.rejected, self.rejected),
         ]
-        return sorted(((s, t) for s, t in pairs if t is not None), key=lambda p: p[1])
+        ordered = sorted((key, rank, state, shown) for rank, (state, shown, key) in
+                         enumerate(pairs) if key is not None and shown is not None)
+        return [(state, shown) for _, _, state, shown in ordered]
 
     @property
     def args_truncated(self) -> bool:

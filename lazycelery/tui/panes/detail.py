@@ -119,7 +119,10 @@ def _history(rec: TaskRecord) -> list[DetailLine]:
         return [*out, DetailLine([("class:detail.label", "  no timestamps seen")])]
     start = history[0][1]
     for state, ts in history:
-        delta = "" if ts == start else f"+{duration(ts - start)}"
+        # within an attempt the order is the lifecycle's; another host's clock may put a step
+        # a little before the one it follows (shown as a negative offset, not reordered)
+        delta = "" if ts == start else f"+{duration(ts - start)}" if ts > start else \
+            f"-{duration(start - ts)}"
         out.append(DetailLine([
             ("class:detail.label", f"  {clock_time(ts, millis=True)}  "),
             (state_class(state), f"{state:<9}"), ("class:detail.label", f" {delta}"),
