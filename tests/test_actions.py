@@ -279,7 +279,7 @@ def test_retry_resends_with_a_new_id_in_the_same_workflow(audit_log: Path) -> No
     result = actions.retry(batch)
     assert [s["name"] for s in app.sent] == ["tasks.add"]
     sent = app.sent[0]
-    assert sent["args"] == [5] and sent["queue"] == "hipri"
+    assert sent["args"] == (5,) and sent["queue"] == "hipri"
     assert sent["parent_id"] == ok_id and sent["root_id"] == ok_id and sent["task_id"] != ok_id
     assert result.created == {ok_id: sent["task_id"]}
     assert not result.ok and bad_id in result.refused  # one refused: not all done
@@ -539,3 +539,25 @@ def test_result_lines_and_json() -> None:
 def test_placement_destination() -> None:
     placement = Placement(holders={"a": "w1"}, held_as={"a": "active"}, online=("w1", "w2"), source="x")
     assert placement.destination("a") == ("w1",) and placement.destination("b") == ("w1", "w2")
+
+
+def test_a_retried_task_keeps_its_args_a_tuple_in_the_message(audit_log: Path) -> None:
+    # a real celery app on kombu's in-memory transport: the argsrepr header is what events and
+    # the dashboard show for the new run
+    from celery import Celery
+
+    app = Celery("lc-retry-args", broker="memory://", set_as_current=False)
+    try:
+        plan = RetryPlan(uuid="orig", name="tasks.add", args=(1, [2, 3]), kwargs={"k": 4},
+                         queue="lc-retry-args", root_id="orig", parent_id="orig",
+                         source="result backend", state="FAILURE")
+        result = Actions(app).retry(plan)
+        assert result.ok, result.lines()
+        with app.connection_for_read() as conn:
+            message = conn.SimpleQueue("lc-retry-args").get(timeout=2)
+            assert message.headers["argsrepr"] == "(1, [2, 3])"
+            assert message.headers["kwargsrepr"] == "{'k': 4}"
+            assert message.headers["parent_id"] == "orig"
+            message.ack()
+    finally:
+        app.close()

@@ -658,7 +658,8 @@ class Actions:
             new_id = str(_uuid.uuid4())
             options: dict[str, Any] = {"queue": plan.queue} if plan.queue else {}
             try:
-                self.app.send_task(plan.name, args=list(plan.args), kwargs=dict(plan.kwargs),
+                # a tuple, as .delay() sends: the new run's argsrepr reads (5,), not [5]
+                self.app.send_task(plan.name, args=tuple(plan.args), kwargs=dict(plan.kwargs),
                                    task_id=new_id, root_id=plan.root_id, parent_id=plan.parent_id,
                                    **options)
             except Exception as exc:
