@@ -15,6 +15,7 @@ __all__ = [
     "PEEK_SCHEMA",
     "QUEUES_SCHEMA",
     "format_age",
+    "format_priorities",
     "format_peek",
     "format_snapshot",
     "peek_document",
@@ -101,7 +102,8 @@ def _rate(value: float | None, signed: bool = False) -> str:
     return rate(value, signed=signed, missing=MISSING)
 
 
-def _priorities(stats: QueueStats) -> str:
+def format_priorities(stats: QueueStats) -> str:
+    """``0:4 6:1 9:2``: ready messages per priority step, the non-empty ones (Redis only)."""
     if not stats.by_priority:
         return ""
     return " ".join(f"{step}:{number(count)}" for step, count in stats.by_priority.items()
@@ -126,7 +128,7 @@ def format_snapshot(snapshot: QueueSnapshot, broker: str) -> str:
         when = _iso(snapshot.taken_at)
         lines.append(f"STALE: {snapshot.error}"
                      + (f" (figures from {when})" if when else ""))
-    with_priorities = any(_priorities(s) for s in snapshot.queues)
+    with_priorities = any(format_priorities(s) for s in snapshot.queues)
     header = ["QUEUE", "READY", "RESERVED", "CONSUMERS", "IN/S", "OUT/S", "NET/S", "OLDEST"]
     if with_priorities:
         header.append("BY PRIORITY")
@@ -137,7 +139,7 @@ def format_snapshot(snapshot: QueueSnapshot, broker: str) -> str:
                _rate(stats.out_rate), _rate(stats.net_rate, signed=True),
                format_age(stats.oldest_age_s)]
         if with_priorities:
-            row.append(_priorities(stats))
+            row.append(format_priorities(stats))
         rows.append(row)
     if rows:
         lines.extend(_table(header, rows, "lrrrrrrr" + ("l" if with_priorities else "")))

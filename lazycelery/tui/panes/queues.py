@@ -1,4 +1,4 @@
-"""The queues pane: ready, reserved, consumers, rates and a sparkline of depth per queue."""
+"""The queues pane: ready, reserved, consumers, rates, priorities and a sparkline of depth per queue."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout import Container
 
 from lazycelery.broker.model import QueueStats
+from lazycelery.broker.report import format_priorities
 from lazycelery.tui.format import age, number, rate, sparkline
 from lazycelery.tui.panes.common import pane
 from lazycelery.tui.table import Column, VirtualTable
@@ -35,6 +36,9 @@ def queue_columns(d: Dashboard) -> list[Column[QueueStats]]:
                priority=3),
         Column("OLDEST", lambda q: ("", age(q.oldest_age_s) if q.oldest_age_s is not None
                                     else "–"), width=6, align="right", priority=3),
+        # Redis priority sub-lists, as `lazycelery queues` shows them (step:count, non-empty)
+        Column("PRIORITIES", lambda q: ("", format_priorities(q)), min_width=10, max_width=24,
+               priority=2),
         Column("DEPTH", lambda q: ("class:spark.queue",
                                    sparkline(d.queue_history.series(q.name), 16)),
                width=16, priority=4),
