@@ -4,6 +4,7 @@ peek order against kombu's own consumption, purge, reserved/consumers with a rea
 from __future__ import annotations
 
 import datetime as dt
+import time
 import shutil
 import subprocess
 import uuid
@@ -372,3 +373,26 @@ def test_worker_reserved_consumers_and_purge(
         assert inspector.snapshot().get(worker.queue).reserved == 3  # type: ignore[union-attr]
     finally:
         app.close()
+
+
+def test_consumers_show_soon_when_the_monitor_started_before_the_worker(
+        redis_url: str, celery_worker_factory: Callable[..., WorkerProcess],
+        inspectors: Callable[..., RedisInspector], publisher: Callable[..., Any]) -> None:
+    # The dashboard and its workers start together (the demo): the first probe finds nobody.
+    # Workers are asked again soon, not only every workers_every_s (60 s here).
+    queue = f"lcq-{uuid.uuid4().hex[:8]}"
+    app = publisher()
+    inspector = inspectors(redis_url, known=(queue,))
+    monitor = QueueMonitor(inspector, interval=0.2, workers_every_s=60.0,
+                           workers=lambda: ask_active_queues(app, inspector.worker_hostnames()))
+    first = monitor.refresh().get(queue)
+    assert first is not None and first.consumers == 0
+    worker = celery_worker_factory(redis_url, queue=queue)
+    ready_at = time.monotonic()
+
+    def consumed() -> bool:
+        stats = monitor.refresh().get(queue)
+        return stats is not None and stats.consumers == 1
+
+    wait_for(consumed, timeout=30, interval=0.1, what=f"{worker.hostname} counted as consumer")
+    assert time.monotonic() - ready_at < 30

@@ -117,7 +117,8 @@ class AmqpInspector:
         notes = [self._api_note] if self._api_note else []
         if listing is None and not self._known:
             notes.append(f"probing only {', '.join(DEFAULT_QUEUES)}: AMQP cannot list queues; "
-                         "configure queues (-A or the config file) or enable the management API")
+                         "configure queues (-A or the config file), add --workers, or enable "
+                         "the management API")
         return QueueSnapshot(taken_at=taken_at, queues=queues, source=f"{self.source}: {methods}",
                              duration_s=time.perf_counter() - started, notes=tuple(notes))
 

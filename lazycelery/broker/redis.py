@@ -187,6 +187,15 @@ class RedisInspector:
         with self._errors():
             if self._discovered_at == -math.inf:
                 self._discover()
+            hosts = self._pidbox_hosts()
+            # none yet: workers may have started since the last discovery (every 10 s); a
+            # SCAN of the binding keys is cheap, so look again rather than wait
+            if not hosts and time.monotonic() - self._discovered_at >= 1.0:
+                self._discover()
+                hosts = self._pidbox_hosts()
+        return hosts
+
+    def _pidbox_hosts(self) -> list[str]:
         return sorted({h for b in self._bindings if (h := pidbox_hostname(b)) is not None})
 
     def close(self) -> None:

@@ -51,8 +51,10 @@ def register(
     parser.add_argument("--interval", type=positive_float, default=1.0, metavar="S",
                         help="seconds between refreshes with --watch (default 1)")
     parser.add_argument("--workers", action="store_true",
-                        help="also ask live workers (by name, never a broadcast) which queues "
-                             "they consume: adds their queues and, on Redis, consumer counts")
+                        help="also ask live workers which queues they consume (by name; on "
+                             "RabbitMQ without the management API a read-only inspect "
+                             "broadcast finds them): adds their queues and, on Redis, "
+                             "consumer counts")
     parser.add_argument("--management-url", metavar="URL", default=None,
                         help="RabbitMQ management API, e.g. http://host:15672/api/ (default: "
                              f"derived from the broker URL, or ${MANAGEMENT_ENV}; 'none' "
@@ -109,12 +111,9 @@ def _print_json(document: Any, *, pretty: bool) -> None:
 
 
 def _worker_probe(settings: Settings, inspector: BrokerInspector) -> WorkerProbe:
-    from lazycelery.broker.workers import ask_active_queues
+    from lazycelery.broker.workers import worker_probe
 
-    def probe() -> dict[str, list[str]]:
-        return ask_active_queues(settings.celery_app(), inspector.worker_hostnames())
-
-    return probe
+    return worker_probe(settings.celery_app, inspector)
 
 
 def _list(args: argparse.Namespace, settings: Settings, inspector: BrokerInspector) -> int:
