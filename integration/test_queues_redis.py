@@ -77,6 +77,32 @@ def _kombu_consumption_order(url: str, queue: str, options: dict[str, Any] | Non
     return ids
 
 
+def test_one_shot_oldest_age_from_a_publish_timestamp(redis_url: str, publisher: Callable[..., Any],
+                                                       inspectors: Callable[..., RedisInspector],
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from lazycelery.cli import main
+
+    app = publisher()
+    stamped = f"stamped-{uuid.uuid4().hex[:6]}"
+    plain = f"plain-{uuid.uuid4().hex[:6]}"
+    # what a `before_task_publish` handler setting properties["timestamp"] does, too
+    _send(app, stamped, timestamp=time.time() - 90.0)
+    _send(app, stamped, timestamp=time.time())  # newer: the next message is the older one
+    _send(app, plain)
+    code = main(["-b", redis_url, "queues", "--json"])
+    document = json.loads(capsys.readouterr().out)
+    assert code == 0, document
+    ages = {q["name"]: q for q in document["queues"]}
+    assert 90.0 <= ages[stamped]["oldest_age_s"] < 150.0
+    assert ages[stamped]["sources"]["oldest_age_s"] == Source.REDIS_TAIL
+    assert ages[plain]["oldest_age_s"] is None  # Celery's own messages carry no time
+    code = main(["-b", redis_url, "queues"])
+    [row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith(stamped)]
+    assert row.split()[7] in ("1m30s", "1m31s", "1m32s")
+
+
 def test_priorities_0_to_9_and_none(redis_url: str, publisher: Callable[..., Any],
                                     inspectors: Callable[..., RedisInspector]) -> None:
     app = publisher()

@@ -395,6 +395,9 @@ class RedisInspector:
             eta = parse_eta(info.eta)
             if eta is not None and eta < now:
                 candidates.append(now - eta)  # due since its ETA and still not taken
+            if info.timestamp is not None:
+                # stamped by its publisher: known from the first read, one-shot included
+                candidates.append(max(0.0, now - info.timestamp))
             if info.id is not None:
                 first = self._tails.get(key)
                 if first is not None and first[0] == info.id:
