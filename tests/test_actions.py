@@ -23,6 +23,7 @@ from lazycelery.core.actions import (
     guard,
     locate_in_index,
     normalize_signal,
+    one_retry_per_job,
     plan_retries,
     plan_retry,
     resolve_workers,
@@ -561,3 +562,71 @@ def test_a_retried_task_keeps_its_args_a_tuple_in_the_message(audit_log: Path) -
             message.ack()
     finally:
         app.close()
+
+
+# --------------------------------------------------------------------------- one retry per job
+
+
+def _recorded_failure() -> list[dict[str, Any]]:
+    """The events of one real always_fail run from the recorded Redis stream."""
+    from tests.replay import load_events
+
+    events = load_events("redis")
+    failed = next(e["uuid"] for e in events if e["type"] == "task-failed"
+                  and any(x.get("uuid") == e["uuid"] and x.get("name") == "benchapp.always_fail"
+                          for x in events if x["type"] == "task-received"))
+    return [e for e in events if e.get("uuid") == failed]
+
+
+def _run(template: list[dict[str, Any]], uuid: str, *, parent: str | None = None,
+         until: str = "task-failed", shift: float = 0.0) -> list[dict[str, Any]]:
+    """The recorded run again as ``uuid`` (a retry copy when ``parent`` is given), stopped
+    after the event ``until``; ``task-succeeded`` replaces the failure when asked for."""
+    out = []
+    for event in template:
+        kind = "task-succeeded" if until == "task-succeeded" and event["type"] == "task-failed" \
+            else event["type"]
+        copy = {**event, "type": kind, "uuid": uuid, "timestamp": event["timestamp"] + shift}
+        if parent is not None and kind in ("task-sent", "task-received"):
+            copy.update(parent_id=parent, root_id=parent)
+        out.append(copy)
+        if kind == until:
+            break
+    return out
+
+
+def test_a_bulk_retry_keeps_one_failure_per_job() -> None:
+    template = _recorded_failure()
+    index = TaskIndex()
+    for events in (
+        _run(template, "a1"), _run(template, "a2", parent="a1", shift=10),   # failed twice
+        _run(template, "a3", parent="a2", shift=20),                         # ... three times
+        _run(template, "b1"), _run(template, "b2", parent="b1", until="task-started", shift=5),
+        _run(template, "c1"), _run(template, "c2", parent="c1", until="task-succeeded", shift=5),
+        _run(template, "d1"),                                                # failed once
+    ):
+        index.apply_batch(events)
+    failures = [r for r in index.snapshot() if r.state == "FAILURE"]
+    assert sorted(r.uuid for r in failures) == ["a1", "a2", "a3", "b1", "c1", "d1"]
+
+    kept, refused = one_retry_per_job(failures, index)
+    assert sorted(r.uuid for r in kept) == ["a3", "d1"]
+    reasons = {r.uuid: r.reason for r in refused}
+    assert reasons["a1"] == reasons["a2"] == ("an earlier failed run of the same job: retrying "
+                                              "the newest, a3, instead")
+    assert reasons["b1"].startswith("already retried: run b2 of the same job is STARTED")
+    assert reasons["c1"].startswith("already retried: run c2 of the same job is SUCCESS")
+    # only some runs of a job in view (a filter hid a3): still the newest of those, once
+    kept, refused = one_retry_per_job([index.get("a1"), index.get("a2")], index)  # type: ignore[list-item]
+    assert [r.uuid for r in kept] == ["a2"] and [r.uuid for r in refused] == ["a1"]
+
+
+def test_a_chain_step_after_a_success_is_its_own_job() -> None:
+    template = _recorded_failure()
+    index = TaskIndex()
+    # same task name, but the parent succeeded: a chain step (add | add), not a retry copy
+    index.apply_batch(_run(template, "s1", until="task-succeeded"))
+    index.apply_batch(_run(template, "s2", parent="s1", shift=5))
+    index.apply_batch(_run(template, "e1"))
+    kept, refused = one_retry_per_job([index.get("s2"), index.get("e1")], index)  # type: ignore[list-item]
+    assert [r.uuid for r in kept] == ["s2", "e1"] and refused == []

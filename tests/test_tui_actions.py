@@ -419,6 +419,33 @@ def test_bulk_retry_of_the_view_shows_the_dry_run_count_and_refusals() -> None:
         run(h, scenario)
 
 
+def test_bulk_retry_never_sends_two_runs_of_one_job() -> None:
+    with harness() as h:
+        # fail-1 was retried already (copy-1, sent with parent_id=fail-1) and that failed too
+        copy = [{"type": "task-sent", "uuid": "copy-1", "name": "app.flaky", "args": "(1,)",
+                 "kwargs": "{}", "parent_id": "fail-1", "root_id": "fail-1", "hostname": HOST,
+                 "timestamp": NOW + 5, "local_received": NOW + 5},
+                *task_events("copy-1", "app.flaky", "RECEIVED", "STARTED", "FAILURE", t=NOW + 6)]
+        h.d.on_batch(copy, h.index.apply_batch(copy))
+
+        async def scenario(h: Harness) -> None:
+            await h.keys("/state:failure" + ENTER)
+            await h.until(lambda: len(h.d.tasks) == 3)
+            await h.keys(":retry all failed" + ENTER)
+            await h.dialog()
+            assert sorted(h.actions.call("plan_retries")[0][0]) == ["copy-1", "fail-2"]
+            screen = h.screen()
+            assert "2 tasks would be retried, 1 refused" in screen
+            assert "an earlier failed run of the same job" in screen
+            await h.keys(TAB + ENTER)
+            await h.until(lambda: "retry" in h.actions.names())
+            [batch], _ = h.actions.call("retry")
+            assert sorted(p.uuid for p in batch.plans) == ["copy-1", "fail-2"]
+            assert [r.uuid for r in batch.refusals] == ["fail-1"]
+
+        drive(h, scenario, ready=lambda: len(h.d.tasks) == 6)
+
+
 def test_bulk_revoke_of_the_view_takes_only_unfinished_tasks() -> None:
     with harness() as h:
         async def scenario(h: Harness) -> None:
