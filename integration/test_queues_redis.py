@@ -4,9 +4,9 @@ peek order against kombu's own consumption, purge, reserved/consumers with a rea
 from __future__ import annotations
 
 import datetime as dt
-import time
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path

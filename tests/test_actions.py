@@ -630,3 +630,65 @@ def test_a_chain_step_after_a_success_is_its_own_job() -> None:
     index.apply_batch(_run(template, "e1"))
     kept, refused = one_retry_per_job([index.get("s2"), index.get("e1")], index)  # type: ignore[list-item]
     assert [r.uuid for r in kept] == ["s2", "e1"] and refused == []
+
+
+# --------------------------------------------------------------------------- marks in the index
+
+
+def test_a_confirmed_revoke_marks_waiting_tasks_revoked(audit_log: Path) -> None:
+    queued, held, running, silent = new_id(), new_id(), new_id(), new_id()
+    control = FakeControl({"w1@h", "w2@h"})
+    index = _index_with({queued: ("PENDING", ""), held: ("RECEIVED", "w1@h"),
+                         running: ("STARTED", "w1@h")}, ["w1@h", "w2@h"])
+    result = Actions(FakeApp(control), index=index).revoke([queued, held, running])
+    assert result.ok
+    # a running task revoked without terminate keeps running: only waiting ones are REVOKED
+    assert set(result.marked) == {queued, held}
+    assert [rec(index, i).state for i in (queued, held, running)] == \
+        ["REVOKED", "REVOKED", "STARTED"]
+    assert rec(index, queued).note == "revoked by lazycelery, confirmed by w1@h, w2@h"
+    assert index.by_state == {"REVOKED": 2, "STARTED": 1}
+    assert audit.read(audit_log)[0].result["marked"] == list(result.marked)
+    # a worker that did not answer: not confirmed, nothing marked
+    index2 = _index_with({silent: ("PENDING", "")}, ["w1@h", "w9@h"])
+    lost = Actions(FakeApp(FakeControl({"w1@h"})), index=index2).revoke([silent])
+    assert lost.marked == () and rec(index2, silent).state == "PENDING"
+
+
+def test_a_purge_that_names_its_tasks_marks_them_purged(audit_log: Path) -> None:
+    # queued tasks as the recorded stream shows them: task-sent only (PENDING)
+    from tests.replay import load_events
+
+    events = load_events("redis")
+    sent = [e for e in events if e["type"] == "task-sent" and not e.get("retries")][:4]
+    index = TaskIndex()
+    index.apply_batch(sent)
+    ids = [e["uuid"] for e in sent]
+    index.apply_batch([e for e in events if e.get("uuid") == ids[3]])  # this one ran
+    assert [rec(index, i).state for i in ids[:3]] == ["PENDING"] * 3
+    result = Actions(FakeApp(FakeControl(set())), index=index).purge(
+        "celery", lambda queue: (5, [*ids, "not-in-the-index"]))
+    assert result.ok and result.count == 5
+    assert result.message == "5 messages removed; 3 tasks marked PURGED"
+    assert set(result.marked) == set(ids[:3])
+    assert [rec(index, i).state for i in ids[:3]] == ["PURGED"] * 3
+    assert rec(index, ids[3]).state not in ("PURGED", "PENDING")
+    assert rec(index, ids[0]).note == "purged from queue celery by lazycelery"
+    assert index.by_state.get("PURGED") == 3 and index.by_state.get("PENDING") is None
+    assert [s for s, _ in rec(index, ids[0]).history()] == ["PENDING", "PURGED"]
+    # order-independent: a late event of the same attempt does not bring PENDING back,
+    # and a worker that did take a copy of the message still shows it
+    index.apply_batch([e for e in sent if e["uuid"] == ids[0]])
+    assert rec(index, ids[0]).state == "PURGED"
+    index.apply({"type": "task-received", "uuid": ids[1], "hostname": "w1@h",
+                 "timestamp": time.time(), "name": "x", "retries": 0})
+    assert rec(index, ids[1]).state == "RECEIVED"
+    # a plain count (AMQP: ids unknown) marks nothing
+    assert Actions(FakeApp(FakeControl(set())), index=index).purge(
+        "celery", lambda queue: 2).marked == ()
+
+
+def rec(index: TaskIndex, task_id: str) -> TaskRecord:
+    found = index.get(task_id)
+    assert found is not None
+    return found

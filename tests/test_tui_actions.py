@@ -104,9 +104,10 @@ class FakeActions:
                      placement=placement)
         return self._result("terminate" if terminate else "revoke", task_ids)
 
-    def purge(self, queue: str, purge: Callable[[str], int], *,
-              expected: int | None = None) -> ActionResult:
-        removed = purge(queue)
+    def purge(self, queue: str, purge: Callable[[str], int | tuple[int, Sequence[str] | None]],
+              *, expected: int | None = None) -> ActionResult:
+        outcome = purge(queue)
+        removed = outcome[0] if isinstance(outcome, tuple) else outcome
         self._called("purge", queue, expected=expected, removed=removed)
         return ActionResult("purge", (queue,), True, replies={queue: Reply(True, f"{removed} "
                                                                          "messages removed")},
@@ -161,10 +162,10 @@ class FakeQueues:
     def stats(self, queue: str) -> QueueStats:
         return QueueStats(name=queue, ready=self.ready[queue], reserved=1)
 
-    def purge(self, queue: str) -> int:
+    def purge_tasks(self, queue: str) -> tuple[int, list[str] | None]:
         self.purged.append(queue)
         removed, self.ready[queue] = self.ready[queue] or 0, 0
-        return removed
+        return removed, None
 
 
 @dataclass

@@ -143,6 +143,10 @@ class AmqpInspector:
                 self._channel = None  # the broker closed this channel
                 raise UsageError(f"unknown queue {queue!r} on rabbitmq {self.where}") from None
 
+    def purge_tasks(self, queue: str) -> tuple[int, list[str] | None]:
+        # AMQP cannot read a message without taking it: the purged ids stay unknown
+        return self.purge(queue), None
+
     def watch_queues(self, names: Iterable[str]) -> None:
         self._known.update(names)
 

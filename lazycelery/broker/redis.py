@@ -32,6 +32,8 @@ DEFAULT_CONNECT_TIMEOUT = 3.0
 #: HSCAN page size when counting reserved messages per queue.
 UNACKED_SCAN_COUNT = 1000
 MAX_PEEK = 10_000
+#: purge_tasks reads the ids of at most this many messages (each read whole, ~1 KB)
+MAX_PURGE_IDS = 10_000
 
 _SSL_CERT_REQS = {"cert_required": "required", "cert_optional": "optional", "cert_none": "none"}
 
@@ -178,6 +180,27 @@ class RedisInspector:
         purged_keys = set(self.layout.queue_keys(queue))
         self._tails = {k: v for k, v in self._tails.items() if k not in purged_keys}
         return sum(int(count) for count in replies[::2])
+
+    def purge_tasks(self, queue: str, limit: int = MAX_PURGE_IDS) -> tuple[int, list[str] | None]:
+        """``purge``, plus the task ids of the deleted messages when there are at most
+        ``limit``: read with ``LRANGE`` in the same ``MULTI``/``EXEC`` as the ``DEL``, so they
+        are exactly the messages deleted. Above ``limit`` the ids are not read (None)."""
+        keys = self.layout.queue_keys(queue)
+        with self._errors():
+            self._require_known(queue)
+            counts = self._run([("LLEN", key) for key in keys])
+            if sum(c for c in counts if isinstance(c, int)) > limit:
+                return self.purge(queue), None
+            with self._client.pipeline(transaction=True) as pipe:
+                for key in keys:
+                    pipe.lrange(key, 0, -1)
+                    pipe.delete(key)
+                replies = pipe.execute()
+        self._tails = {k: v for k, v in self._tails.items() if k not in set(keys)}
+        messages = [raw for items in replies[::2] for raw in items or ()]
+        ids = [info.id for raw in messages
+               if isinstance(raw, bytes) and (info := decode_tail(raw)) is not None and info.id]
+        return len(messages), ids
 
     def watch_queues(self, names: Iterable[str]) -> None:
         self._known.update(names)

@@ -19,6 +19,7 @@ import ast
 import math
 import re
 import signal as _signal
+import time
 import uuid as _uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from lazycelery.core import audit
-from lazycelery.core.model import FAILURE, READY_STATES, REJECTED, REVOKED, SUCCESS, TaskRecord
+from lazycelery.core.model import (
+    FAILURE,
+    PENDING,
+    READY_STATES,
+    RECEIVED,
+    REJECTED,
+    RETRY,
+    REVOKED,
+    SUCCESS,
+    TaskRecord,
+)
 from lazycelery.core.reconcile import NoResultBackend, fetch_metas, one_line
 from lazycelery.errors import LazyCeleryError, UsageError
 from lazycelery.text import number
@@ -38,8 +49,10 @@ if TYPE_CHECKING:
     from lazycelery.core.index import TaskIndex
 
 __all__ = [
+    "QUEUED_STATES",
     "RETRYABLE_STATES",
     "TYPED_CONFIRM_THRESHOLD",
+    "WAITING_STATES",
     "ActionError",
     "ActionResult",
     "Actions",
@@ -68,6 +81,11 @@ RETRYABLE_STATES: Final = frozenset({FAILURE, REVOKED, REJECTED})
 TYPED_CONFIRM_THRESHOLD: Final = 1000
 #: celery's saferepr cuts argsrepr/kwargsrepr at this many characters (CELERY-INTERNALS §1).
 REPR_LIMIT: Final = 1024
+#: A task in one of these states is waiting (in a queue, or held by a worker before it runs): a
+#: confirmed revoke means it will not run. A STARTED one keeps running unless terminated.
+WAITING_STATES: Final = frozenset({PENDING, RECEIVED, RETRY})
+#: A task whose message sits in a broker queue (sent, or re-sent for a retry, not received).
+QUEUED_STATES: Final = frozenset({PENDING, RETRY})
 _RATE = re.compile(r"\d+(\.\d+)?(/[smh])?")
 
 
@@ -113,6 +131,8 @@ class ActionResult:
     audit_error: str | None = None
     #: purge: how many messages were removed
     count: int | None = None
+    #: tasks whose record this action changed in the index (PURGED, or REVOKED once confirmed)
+    marked: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -127,6 +147,8 @@ class ActionResult:
             out["refused"] = dict(self.refused)
         if self.count is not None:
             out["count"] = self.count
+        if self.marked:
+            out["marked"] = list(self.marked)
         return out
 
     def lines(self) -> list[str]:
@@ -794,6 +816,7 @@ class Actions:
         replies: dict[str, Reply] = {}
         missing: list[str] = []
         errors: list[str] = []
+        confirmed: dict[str, tuple[str, ...]] = {}
         for dest, group in groups.items():
             try:
                 raw = self.app.control.revoke(group, destination=list(dest), terminate=terminate,
@@ -802,6 +825,8 @@ class Actions:
                 errors.append(_oneline(exc))
                 continue
             got, lost = _collect(raw, dest)
+            if not lost and got and all(r.ok for r in got.values()):
+                confirmed.update(dict.fromkeys(group, dest))
             for host, reply in got.items():
                 previous = replies.get(host)
                 replies[host] = reply if previous is None else Reply(
@@ -817,9 +842,21 @@ class Actions:
                           "; the rest were not running on a worker that answered (flagged revoked)"))
         if errors:
             message = f"not sent: {errors[0]}; " + message
+        marked = self._mark_revoked(confirmed)
         result = ActionResult(action, tuple(ids), ok, replies=replies, missing=tuple(missing),
-                              message=message, refused=refused)
+                              message=message, refused=refused, marked=marked)
         return self._audited(result)
+
+    def _mark_revoked(self, confirmed: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+        """REVOKED in the index for waiting tasks every addressed worker confirmed: a task in a
+        queue sends no event until a worker takes its message, maybe much later."""
+        if self.index is None:
+            return ()
+        now = time.time()
+        marked = [uuid for uuid, workers in confirmed.items() if self.index.mark_by_action(
+            uuid, WAITING_STATES, f"revoked by lazycelery, confirmed by {', '.join(workers)}",
+            revoked=now) is not None]
+        return tuple(marked)
 
     def terminate(self, task_ids: Sequence[str], *, signal: str | int = "SIGTERM",
                   placement: Placement | None = None) -> ActionResult:
@@ -827,23 +864,39 @@ class Actions:
 
     # ---------------------------------------------------------------- queues
 
-    def purge(self, queue: str, purge: Callable[[str], int], *, expected: int | None = None) -> ActionResult:
+    def purge(self, queue: str, purge: Callable[[str], int | tuple[int, Sequence[str] | None]],
+              *, expected: int | None = None) -> ActionResult:
         """Purge ``queue`` with the broker module's ``purge`` (all priority sub-lists), under the
         same guard and audit as every other action. ``expected`` is the count the user confirmed;
-        above ``TYPED_CONFIRM_THRESHOLD`` the caller must have had the queue name typed."""
+        above ``TYPED_CONFIRM_THRESHOLD`` the caller must have had the queue name typed.
+
+        ``purge`` may also return the task ids of the messages it removed (``purge_tasks``):
+        those tasks are then PURGED in the index, where they would stay PENDING forever."""
         self.guard("purge")
         _named(queue, "purge: queue")
         try:
-            removed = purge(queue)
+            outcome = purge(queue)
         except Exception as exc:
             return self._audited(ActionResult("purge", (queue,), False,
                                               message=f"not purged: {_oneline(exc)}"))
+        removed, ids = outcome if isinstance(outcome, tuple) else (outcome, None)
         message = f"{number(removed)} message{'' if removed == 1 else 's'} removed"
         if expected is not None and expected != removed:
             message += f" ({number(expected)} were shown: messages arrived or left meanwhile)"
+        marked = self._mark_purged(queue, ids or ())
+        if marked:
+            message += f"; {counted_tasks(len(marked))} marked PURGED"
         result = ActionResult("purge", (queue,), True, replies={queue: Reply(True, message)},
-                              message=message, count=removed)
+                              message=message, count=removed, marked=marked)
         return self._audited(result)
+
+    def _mark_purged(self, queue: str, ids: Iterable[str]) -> tuple[str, ...]:
+        if self.index is None:
+            return ()
+        now = time.time()
+        note = f"purged from queue {queue} by lazycelery"
+        return tuple(uuid for uuid in dict.fromkeys(ids) if self.index.mark_by_action(
+            uuid, QUEUED_STATES, note, purged=now) is not None)
 
     # ---------------------------------------------------------------- workers
 
@@ -937,6 +990,10 @@ def describe_limits(soft: float | None, hard: float | None) -> str:
         return f"{value:g}s" if value else "none"
 
     return f"soft={one(soft)} hard={one(hard)}"
+
+
+def counted_tasks(n: int) -> str:
+    return f"{number(n)} task{'' if n == 1 else 's'}"
 
 
 def _positive(n: int, what: str) -> None:

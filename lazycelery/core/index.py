@@ -31,6 +31,7 @@ from lazycelery.core.model import (
     WorkerRecord,
     apply_task_event,
     apply_worker_event,
+    derive_state,
     worker_status,
 )
 
@@ -325,21 +326,40 @@ class TaskIndex:
             rec = self.get(uuid)
             if rec is None or (expect_state is not None and rec.state != expect_state):
                 return None
-            old_state, old_name, old_worker = rec.state, rec.name, rec.worker
+            self._set_state(rec, state, fields)
+            rec.reconciled = True
+            return rec
+
+    def mark_by_action(self, uuid: str, only_from: frozenset[str], note: str,
+                       **fields: Any) -> TaskRecord | None:
+        """Record what an action of lazycelery did to a task (``fields`` set, e.g. ``purged`` or
+        ``revoked``; the state is derived from them as for events, so a later event still
+        counts). Only while the task is in one of ``only_from``; returns the record or None."""
+        with self.lock:
+            rec = self.get(uuid)
+            if rec is None or rec.state not in only_from:
+                return None
             for key, value in fields.items():
                 setattr(rec, key, value)
-            rec.state = state
-            rec.reconciled = True
-            if state != old_state:
-                _bump(self.by_state, old_state, -1)
-                _bump(self.by_state, state, +1)
-                if state in READY_STATES and uuid in self._active:
-                    self._done[uuid] = self._active.pop(uuid)
-            if rec.name != old_name:
-                _bump(self.by_name, old_name, -1)
-                _bump(self.by_name, rec.name, +1)
-            if rec.worker != old_worker:
-                _bump(self.by_worker, old_worker, -1)
-                _bump(self.by_worker, rec.worker, +1)
-            self.version += 1
+            rec.note = note
+            self._set_state(rec, derive_state(rec), {})
             return rec
+
+    def _set_state(self, rec: TaskRecord, state: str, fields: Mapping[str, Any]) -> None:
+        """Apply ``fields`` and ``state`` to a held record, keeping counters and pools right."""
+        old_state, old_name, old_worker = rec.state, rec.name, rec.worker
+        for key, value in fields.items():
+            setattr(rec, key, value)
+        rec.state = state
+        if state != old_state:
+            _bump(self.by_state, old_state, -1)
+            _bump(self.by_state, state, +1)
+            if state in READY_STATES and rec.uuid in self._active:
+                self._done[rec.uuid] = self._active.pop(rec.uuid)
+        if rec.name != old_name:
+            _bump(self.by_name, old_name, -1)
+            _bump(self.by_name, rec.name, +1)
+        if rec.worker != old_worker:
+            _bump(self.by_worker, old_worker, -1)
+            _bump(self.by_worker, rec.worker, +1)
+        self.version += 1

@@ -28,6 +28,7 @@ from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import (
     FAILURE,
     PENDING,
+    PURGED,
     RECEIVED,
     REJECTED,
     RETRY,
@@ -52,10 +53,10 @@ __all__ = [
 #: sort columns of the task list, in the order ``s`` cycles through them
 SORT_COLUMNS: Final = ("time", "state", "name", "worker", "runtime")
 # state "severity" for sorting: what needs attention first
-_STATE_RANK: Final = {FAILURE: 0, RETRY: 1, REVOKED: 2, REJECTED: 3, STARTED: 4, RECEIVED: 5,
-                      PENDING: 6, SUCCESS: 7}
+_STATE_RANK: Final = {FAILURE: 0, RETRY: 1, REVOKED: 2, REJECTED: 3, PURGED: 4, STARTED: 5,
+                      RECEIVED: 6, PENDING: 7, SUCCESS: 8}
 _SORT_KEYS: Final[Mapping[str, Callable[[TaskRecord], Any]]] = {
-    "state": lambda r: _STATE_RANK.get(r.state, 8),
+    "state": lambda r: _STATE_RANK.get(r.state, 9),
     "name": lambda r: r.name or "",
     "worker": lambda r: r.worker or "",
     "runtime": lambda r: -1.0 if r.runtime is None else r.runtime,

@@ -252,7 +252,7 @@ class TaskActions:
         label = f"Purge {number(ready)}" if ready is not None else "Purge"
         self.op.confirm(f"Purge queue {name}", lines, label,
                         lambda: self.op.execute("purge", lambda: actions.purge(
-                            name, ops.purge, expected=ready), after=self._purged),
+                            name, ops.purge_tasks, expected=ready), after=self._purged),
                         require=name if typed else None, hint=hint, prompt="queue name:")
 
     def _purged(self) -> None:

@@ -105,6 +105,8 @@ def _fields(rec: TaskRecord, width: int) -> list[DetailLine]:
         out += _field("revoked", how, "class:task.state.revoked", width)
     if rec.rejected is not None:
         out += _field("rejected", "requeued" if rec.requeue else "not requeued", width=width)
+    if rec.note:  # what lazycelery did to it: a purge, a revoke the workers confirmed
+        out += _field("note", rec.note, width=width)
     if rec.parent_id:
         out += _field("parent", rec.parent_id, "class:detail.link", width, link=rec.parent_id)
     if rec.root_id and rec.root_id != rec.uuid:
