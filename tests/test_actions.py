@@ -692,3 +692,40 @@ def rec(index: TaskIndex, task_id: str) -> TaskRecord:
     found = index.get(task_id)
     assert found is not None
     return found
+
+
+# --------------------------------------------------------------------------- id prefixes
+
+
+def test_task_id_prefixes_resolve_from_the_index() -> None:
+    from lazycelery.core.actions import resolve_task_ids
+    from tests.replay import load_events
+
+    index = TaskIndex()
+    index.apply_batch(load_events("redis"))
+    ids = sorted(r.uuid for r in index.snapshot())
+    one = ids[0]
+    shared = next(a[:2] for a, b in zip(ids, ids[1:], strict=False) if a[:2] == b[:2])
+    app = FakeApp(FakeControl(set()))
+    assert resolve_task_ids([one[:8], one, "custom-id"], app, index=index) == [
+        (one[:8], one), (one, one), ("custom-id", "custom-id")]
+    assert resolve_task_ids([one[:8].upper()], app, index=index) == [(one[:8].upper(), one)]
+    with pytest.raises(UsageError, match=f"task id prefix '{shared}' is ambiguous: ") as exc:
+        resolve_task_ids([shared], app, index=index)
+    assert str(exc.value).endswith(" and more")  # 3,000 tasks: far more than 10 share 2 chars
+    assert len(str(exc.value).split(": ", 1)[1].split(", ")) == 10
+    with pytest.raises(UsageError, match="no task id starts with 'ffffffff0' in the dashboard"):
+        resolve_task_ids(["ffffffff0"], app, index=index)
+
+
+def test_without_an_index_or_a_searchable_backend_a_full_id_is_needed() -> None:
+    from lazycelery.core.actions import resolve_task_ids
+
+    full = new_id()
+    no_backend = FakeApp(FakeControl(set()))
+    assert resolve_task_ids([full], no_backend) == [(full, full)]  # nothing to look up
+    with pytest.raises(UsageError, match="is not a full task id .*no result backend.*give the full id"):
+        resolve_task_ids([full[:8]], no_backend)
+    memory = FakeApp(FakeControl(set()), backend="cache+memory://")
+    with pytest.raises(UsageError, match="CacheBackend result backend cannot be searched"):
+        resolve_task_ids([full[:8]], memory)

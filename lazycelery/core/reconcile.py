@@ -56,6 +56,7 @@ __all__ = [
     "ReconcileReport",
     "Reconciler",
     "fetch_metas",
+    "find_task_ids",
     "one_line",
     "result_backend",
 ]
@@ -122,6 +123,34 @@ def fetch_metas(app: Celery, task_ids: Sequence[str], *, batch_size: int = 500) 
         if isinstance(meta, dict) and (meta.get("status") != PENDING or meta.get("name")):
             out[task_id] = dict(meta)
     return out
+
+
+def find_task_ids(app: Celery, prefix: str, limit: int = 10) -> list[str]:
+    """Ids of stored results whose id starts with ``prefix``, sorted; the search stops after
+    ``limit + 1`` (so more than ``limit`` means "and more").
+
+    Only a Redis result backend can be searched: one ``SCAN MATCH celery-task-meta-<prefix>*``
+    over its keys (read-only; it walks the whole keyspace, in pages of 1,000). Raises
+    NoResultBackend for any other backend, saying so."""
+    backend = result_backend(app)
+    client = getattr(backend, "client", None)
+    if type(backend).__name__ not in ("RedisBackend", "SentinelBackend") or client is None:
+        raise NoResultBackend(f"the {type(backend).__name__} result backend cannot be searched "
+                              "by id prefix (only Redis can)")
+    key = backend.get_key_for_task(prefix)
+    key = key.decode() if isinstance(key, bytes) else str(key)
+    head = key[: len(key) - len(prefix)]
+    found: set[str] = set()
+    for name in client.scan_iter(match=_glob_escape(key) + "*", count=1000):
+        text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+        found.add(text[len(head):])
+        if len(found) > limit:
+            break
+    return sorted(found)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def one_line(exc: BaseException) -> str:
