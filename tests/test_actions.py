@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
@@ -705,7 +706,7 @@ def test_task_id_prefixes_resolve_from_the_index() -> None:
     index.apply_batch(load_events("redis"))
     ids = sorted(r.uuid for r in index.snapshot())
     one = ids[0]
-    shared = next(a[:2] for a, b in zip(ids, ids[1:], strict=False) if a[:2] == b[:2])
+    shared = next(a[:2] for a, b in itertools.pairwise(ids) if a[:2] == b[:2])
     app = FakeApp(FakeControl(set()))
     assert resolve_task_ids([one[:8], one, "custom-id"], app, index=index) == [
         (one[:8], one), (one, one), ("custom-id", "custom-id")]
@@ -724,7 +725,8 @@ def test_without_an_index_or_a_searchable_backend_a_full_id_is_needed() -> None:
     full = new_id()
     no_backend = FakeApp(FakeControl(set()))
     assert resolve_task_ids([full], no_backend) == [(full, full)]  # nothing to look up
-    with pytest.raises(UsageError, match="is not a full task id .*no result backend.*give the full id"):
+    with pytest.raises(UsageError,
+                       match=r"is not a full task id .*no result backend.*give the full id"):
         resolve_task_ids([full[:8]], no_backend)
     memory = FakeApp(FakeControl(set()), backend="cache+memory://")
     with pytest.raises(UsageError, match="CacheBackend result backend cannot be searched"):
