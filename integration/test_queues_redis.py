@@ -363,7 +363,9 @@ def test_worker_reserved_consumers_and_purge(
         def reserved() -> QueueSnapshot | None:
             snap = inspector.snapshot()
             stats = snap.get(worker.queue)
-            return snap if stats is not None and stats.reserved == 3 else None
+            # HLEN and the HSCAN are two reads: wait until both have seen all 3
+            return snap if stats is not None and stats.reserved == 3 and \
+                snap.unacked_total == 3 else None
 
         snapshot = wait_for(reserved, timeout=30, what="3 reserved ETA tasks")
         stats = snapshot.get(worker.queue)
