@@ -24,12 +24,18 @@ ROWS, COLS = 40, 140
 class Terminal:
     """A pseudo-terminal running a command, with a pyte screen fed from its output."""
 
-    def __init__(self, command: str, args: list[str], env: dict[str, str]) -> None:
-        self.screen = pyte.Screen(COLS, ROWS)
+    def __init__(self, command: str, args: list[str], env: dict[str, str],
+                 rows: int = ROWS, cols: int = COLS) -> None:
+        self.screen = pyte.Screen(cols, rows)
         self.stream = pyte.ByteStream(self.screen)
         self.raw = bytearray()
-        self.child = pexpect.spawn(command, args, dimensions=(ROWS, COLS), env=env,
+        self.child = pexpect.spawn(command, args, dimensions=(rows, cols), env=env,
                                    timeout=30)
+
+    def resize(self, rows: int, cols: int) -> None:
+        """Resize the pseudo-terminal (the child gets SIGWINCH) and the screen read back."""
+        self.screen.resize(rows, cols)
+        self.child.setwinsize(rows, cols)
 
     def pump(self, seconds: float = 0.1) -> None:
         end = time.monotonic() + seconds
@@ -68,15 +74,15 @@ class Terminal:
 def terminal(tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
     made: list[Terminal] = []
 
-    def start(*args: str) -> Terminal:
+    def start(*args: str, rows: int = ROWS, cols: int = COLS) -> Terminal:
         env = dict(os.environ, TERM="xterm-256color", LANG="C.UTF-8", LC_ALL="C.UTF-8",
-                   LAZYCELERY_CONFIG=str(tmp_path / "none.toml"))
+                   LAZYCELERY_CONFIG=os.devnull)  # an empty config file
         env.pop("NO_COLOR", None)
         stty = tmp_path / "stty"
         # record the terminal modes before and after, to prove they are restored
         script = (f'stty -g > {stty}.before; "$0" -m lazycelery "$@"; code=$?; '
                   f"stty -g > {stty}.after; exit $code")
-        term = Terminal("/bin/sh", ["-c", script, sys.executable, *args], env)
+        term = Terminal("/bin/sh", ["-c", script, sys.executable, *args], env, rows, cols)
         made.append(term)
         return term
 
@@ -152,3 +158,95 @@ def test_dashboard_without_a_broker_shows_the_banner(terminal: Callable[..., Ter
     term.child.close()
     assert term.child.exitstatus == 0
     assert (tmp_path / "stty.before").read_text() == (tmp_path / "stty.after").read_text()
+
+
+def _send_hostile_events(url: str) -> None:
+    """Events that broke the dashboard (issue 20): out-of-range timestamps in the time column,
+    control sequences in names, ids and hostnames, a runtime that is a string, a version that is
+    a list and a count of 10**400; sent with celery's own dispatcher."""
+    from celery import Celery
+
+    app = Celery("lc-hostile", broker=url, set_as_current=False)
+    try:
+        with app.connection_for_write() as conn:
+            tasks = app.events.Dispatcher(conn, hostname="evil\x1b[31m@host", enabled=True)
+            tasks.send("task-received", uuid="hostile-1e20", name="evil\x1b]0;pwned\x07\x1b[2J",
+                       args="('\x1b[2J', '\u202e')", kwargs="{}", retries=0, timestamp=1e20)
+            tasks.send("task-received", uuid="hostile-1e308\x07", name="huge.time", args="()",
+                       kwargs="{}", retries=0, timestamp=1e308)
+            tasks.send("task-succeeded", uuid="hostile-runtime", runtime="slow",
+                       result=["\x1bP1$rq\x1b\\"])
+            tasks.send("task-failed", uuid="hostile-runtime", exception={"not": "a string"},
+                       traceback=["\x1b[2J"])
+            tasks.close()
+            worker = app.events.Dispatcher(conn, hostname="w\x1b]0;x\x07@host", enabled=True)
+            worker.send("worker-heartbeat", freq=2.0, active=10**400, processed=True,
+                        sw_ver=[5, 7], sw_ident="py-celery", sw_sys="Linux", loadavg=[0.5])
+            worker.close()
+    finally:
+        app.close()
+
+
+def test_hostile_values_on_screen_and_q_still_quits(redis_url: str,
+                                                     terminal: Callable[..., Terminal],
+                                                     tmp_path: Path) -> None:
+    term = terminal("--broker", redis_url)
+    term.wait_for(lambda s: "connected" in s, 30, "the dashboard to connect")
+    _send_hostile_events(redis_url)
+    screen = term.wait_for(lambda s: "evil\\x1b]0;pwned" in s and "huge.time" in s
+                           and "w\\x1b]0;x\\x07@host" in s, 30, "the hostile rows")
+    assert "Traceback" not in screen and "Press ENTER" not in screen
+    assert "pwned" not in (term.screen.title or "")  # the escape did not retitle the window
+    row = next(line for line in term.screen.display if "evil\\x1b]0;pwned" in line)
+    assert row.lstrip().startswith("?")  # the 1e20 time, where localtime() raised
+    term.press("q")
+    term.child.expect(pexpect.EOF, timeout=15)
+    term.child.close()
+    assert term.child.exitstatus == 0
+    assert (tmp_path / "stty.before").read_text() == (tmp_path / "stty.after").read_text()
+
+
+def test_dashboard_started_in_a_tiny_terminal_waits_for_a_bigger_one(
+        terminal: Callable[..., Terminal], tmp_path: Path) -> None:
+    # started at 40x10 (the minimum is 60x14): the "too small" message, not a traceback;
+    # enlarged, the dashboard; q quits cleanly
+    term = terminal("--broker", "redis://127.0.0.1:1/0", rows=10, cols=40)
+    screen = term.wait_for(lambda s: "Terminal too small: 40×10" in s, 30, "the too-small message")
+    assert "lazycelery needs at least 60×14" in screen
+    assert "Traceback" not in screen
+    term.resize(30, 100)
+    screen = term.wait_for(lambda s: "Tasks" in s and "reconnecting: attempt" in s, 30,
+                           "the dashboard after the resize")
+    assert "Terminal too small" not in screen
+    term.press("q")
+    term.child.expect(pexpect.EOF, timeout=15)
+    term.child.close()
+    assert term.child.exitstatus == 0
+    assert b"Traceback" not in bytes(term.raw)
+    assert (tmp_path / "stty.before").read_text() == (tmp_path / "stty.after").read_text()
+
+
+def test_the_header_masks_a_password_with_raw_special_characters(
+        terminal: Callable[..., Terminal]) -> None:
+    password = "Zq9@Xy7:Wv Ut%Sr"  # raw "@", ":", a space and "%": kombu reads it as written
+    term = terminal("--broker", f"redis://:{password}@127.0.0.1:1/0")
+    screen = term.wait_for(lambda s: "reconnecting: attempt" in s, 30, "the banner")
+    assert "redis://:********@127.0.0.1:1/0" in screen
+    term.press("q")
+    term.child.expect(pexpect.EOF, timeout=15)
+    term.child.close()
+    everything = bytes(term.raw).decode("utf-8", "replace")
+    leaked = [password[i:i + 3] for i in range(len(password) - 2)
+              if password[i:i + 3] in everything]
+    assert not leaked, leaked
+
+
+def test_the_dashboard_refuses_an_unclosed_ipv6_url_in_one_line(
+        terminal: Callable[..., Terminal]) -> None:
+    term = terminal("--broker", "redis://[::1")
+    term.child.expect(pexpect.EOF, timeout=30)
+    term.child.close()
+    output = bytes(term.raw + (term.child.before or b"")).decode("utf-8", "replace")
+    assert term.child.exitstatus == 2
+    assert "lazycelery: --broker: bad URL redis://[::1: an unclosed '['" in output
+    assert "Traceback" not in output

@@ -49,7 +49,7 @@ def test_pip_installs_the_plugin_and_lazycelery_lists_it(tmp_path: Path) -> None
     assert (target / "lazycelery_beat-0.1.0.dist-info" / "entry_points.txt").read_text() \
         .split() == ["[lazycelery.panes]", "beat", "=", "lazycelery_beat:pane"]
     env = {k: v for k, v in os.environ.items() if k != "LAZYCELERY_PLUGINS"}
-    env.update(PYTHONPATH=str(target), LAZYCELERY_CONFIG=str(tmp_path / "absent.toml"),
+    env.update(PYTHONPATH=str(target), LAZYCELERY_CONFIG=os.devnull,
                LAZYCELERY_BEAT_SOURCE="app")
     proc = subprocess.run([sys.executable, "-m", "lazycelery", "plugins", "--json", "--check"],
                           capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)

@@ -25,7 +25,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     """No user config, no broker from the environment, a private audit log."""
     environ = {k: v for k, v in os.environ.items()
                if k not in ("CELERY_BROKER_URL", "LAZYCELERY_BROKER_URL", MANAGEMENT_ENV)}
-    environ.update(LAZYCELERY_CONFIG=str(tmp_path / "absent.toml"),
+    environ.update(LAZYCELERY_CONFIG=os.devnull,
                    LAZYCELERY_AUDIT_LOG=str(tmp_path / "audit.log"), NO_COLOR="1")
     return environ
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from lazycelery import __version__
 from lazycelery.commands import COMMANDS
 from lazycelery.errors import LazyCeleryError
+from lazycelery.text import visible
 
 __all__ = ["build_parser", "common_options", "main"]
 
@@ -101,5 +102,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except LazyCeleryError as exc:
-        print(f"lazycelery: {exc}", file=sys.stderr)
+        # the message may echo a URL or a broker's answer: control characters as escapes
+        print(f"lazycelery: {visible(str(exc))}", file=sys.stderr)
         return exc.exit_code

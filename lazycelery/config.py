@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import msgspec
 
 from lazycelery.errors import ConfigError
+from lazycelery.urls import MASK as _MASK
+from lazycelery.urls import mask_url, shown_url, url_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -43,16 +45,20 @@ __all__ = [
 ]
 
 DEFAULT_BROKER = "redis://localhost:6379/0"
+#: Environment variables naming the broker / result backend, first wins; empty ones are unset.
+BROKER_VARIABLES: tuple[str, ...] = ("LAZYCELERY_BROKER_URL", "CELERY_BROKER_URL")
+BACKEND_VARIABLES: tuple[str, ...] = ("LAZYCELERY_RESULT_BACKEND", "CELERY_RESULT_BACKEND")
 DEFAULT_MAX_TASKS = 100_000
 INGEST_MODES: tuple[str, ...] = ("auto", "fast", "kombu")
 
-_MASK = "********"
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _BACKEND_ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_+.-]*")  # result_backend = "rpc", "django-db"
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 _SECRET_NAME = re.compile(r"pass|secret|token|signature|credential|apikey|(?:^|_)key$", re.I)
-_SECRET_QUERY = re.compile(r"([?&;]([^=&#;:/]*)=)([^&#;]*)")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+#: tables and arrays nested deeper than this are refused (no real setting needs more than 4)
+MAX_DEPTH = 32
+_TOO_DEEP = f"tables or arrays nested more than {MAX_DEPTH} levels deep"
 _TOML_POSITION = re.compile(r"\s*\((?:at line (\d+), column \d+|at end of document)\)$")
 
 
@@ -152,50 +158,7 @@ class Settings:
 
 
 # --- masking ---------------------------------------------------------------------------------
-
-
-def mask_url(url: str | None) -> str:
-    """The URL with every password replaced by ``********``; never raises, fails closed."""
-    if url is None:
-        return ""
-    if not isinstance(url, str):
-        return _MASK
-    try:
-        from celery.app.utils import sanitize_url
-
-        masked = sanitize_url(url, mask=_MASK)
-        if not isinstance(masked, str) or _password_survives(url, masked):
-            return _placeholder(url)
-        return _SECRET_QUERY.sub(_mask_query_value, masked)
-    except Exception:
-        return _placeholder(url)
-
-
-def _placeholder(url: str) -> str:
-    scheme = _SCHEME.match(url)
-    return f"{scheme.group(0)}{_MASK}" if scheme else _MASK
-
-
-def _password_survives(url: str, masked: str) -> bool:
-    # sanitize_url leaves a password containing "/", "?" or "#" (an unencoded AWS secret, say)
-    # in place, and does not mask "user:pass@host" without a scheme: check every candidate.
-    for part in url.split(";"):
-        _, sep, rest = part.partition("://")
-        authority = rest if sep else part
-        userinfo, at, _ = authority.rpartition("@")
-        user, _, password = userinfo.partition(":") if at else ("", "", "")
-        # The user name stays visible; a password equal to it (guest:guest) must not
-        # count as surviving just because the user name is shown.
-        visible = masked.replace(f"//{user}:", "//") if user else masked
-        if password and password != _MASK and password in visible:
-            return True
-    return False
-
-
-def _mask_query_value(match: re.Match[str]) -> str:
-    if _SECRET_NAME.search(match.group(2)):
-        return f"{match.group(1)}{_MASK}"
-    return match.group(0)
+# mask_url lives in lazycelery.urls (re-exported here, where callers have always found it).
 
 
 def _mask_text(text: str) -> str:
@@ -219,25 +182,40 @@ def mask_secrets(value: Any, key: str = "") -> Any:
 # --- URL checks ------------------------------------------------------------------------------
 
 
-def check_url(value: str, source: str, *, backend: bool = False) -> str:
-    """``value`` if it looks like a broker URL (``scheme://``); else a ConfigError naming ``source``.
+def check_url(value: object, source: str, *, backend: bool = False) -> str:
+    """``value`` without surrounding blanks if it is a URL that lazycelery, kombu and redis-py
+    read the same way; else a ConfigError naming ``source`` (the URL masked, never echoed raw).
 
     Result backends may also be a bare alias (``rpc``, ``django-db``), as celery accepts.
     """
-    if _SCHEME.match(value) or (backend and _BACKEND_ALIAS.fullmatch(value)):
-        return value
-    raise ConfigError(f"{source}: not a URL ({mask_url(value)!r})")
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: expected a URL, got a {type(value).__name__}")
+    url = value.strip()
+    if not url:
+        raise ConfigError(f"{source} is empty")
+    if backend and _BACKEND_ALIAS.fullmatch(url):
+        return url
+    problem = url_problem(url)
+    if problem is None:
+        return url
+    if problem == "not a URL":
+        raise ConfigError(f"{source}: not a URL ('{shown_url(url)}')")
+    raise ConfigError(f"{source}: bad URL {shown_url(url)}: {problem}")
 
 
 # --- the config file -------------------------------------------------------------------------
 
 
-def load_file(path: Path) -> ConfigFile:
-    """Read and validate a config file; every problem is one ConfigError line."""
+def load_file(path: Path, origin: str | None = None) -> ConfigFile:
+    """Read and validate a config file; every problem is one ConfigError line.
+
+    ``origin`` names what chose the path (``LAZYCELERY_CONFIG``) for the "not found" line.
+    """
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"config {path}: file not found") from None
+        named = f" ({origin} names it; `lazycelery config init` writes it)" if origin else ""
+        raise ConfigError(f"config {path}: file not found{named}") from None
     except OSError as exc:
         raise ConfigError(f"config {path}: cannot read ({exc.strerror or exc})") from None
     try:
@@ -248,7 +226,27 @@ def load_file(path: Path) -> ConfigFile:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {path}: {_toml_problem(exc, text)}") from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays/inline tables
+        raise ConfigError(f"config {path}: {_TOO_DEEP}") from None
+    if _depth(raw) > MAX_DEPTH:  # dotted keys nest without recursion in tomllib
+        raise ConfigError(f"config {path}: {_TOO_DEEP}")
     return _validate(raw, path)
+
+
+def _depth(value: Any) -> int:
+    """How deeply tables and arrays nest in ``value`` (iterative: the input may be deep)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((child, level + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, level + 1) for child in item)
+    return deepest
 
 
 def _toml_problem(exc: tomllib.TOMLDecodeError, text: str) -> str:
@@ -432,17 +430,21 @@ def _align_app(app: Celery, settings: Settings) -> None:
 
 def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> Settings:
     """Flags beat environment variables beat the config file beat defaults."""
-    flag_config = _flag(args, "config")
+    flag_config = _nonempty_flag(args, "config", "--config")
     config_path = (
         Path(flag_config).expanduser() if flag_config else default_config_path(environ)
     )
-    config_found = bool(flag_config) or config_path.exists()
-    config = load_file(config_path) if config_found else ConfigFile()
+    # A path named by --config or LAZYCELERY_CONFIG must exist; only the default may be absent.
+    named_by = None if flag_config or not environ.get("LAZYCELERY_CONFIG") else (
+        "LAZYCELERY_CONFIG"
+    )
+    config_found = bool(flag_config or named_by) or _exists(config_path)
+    config = load_file(config_path, named_by) if config_found else ConfigFile()
 
     env_name, environment = _active_environment(
-        config, _flag(args, "env"), config_path, config_found
+        config, _nonempty_flag(args, "env", "--env"), config_path, config_found
     )
-    flag_app = _flag(args, "app")
+    flag_app = _nonempty_flag(args, "app", "-A/--app")
     app_spec = flag_app or (environment.app if environment else None)
     imported = _import_app(app_spec) if app_spec else None
     cli_app = imported if flag_app else None
@@ -472,14 +474,29 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -
         keys=MappingProxyType(dict(config.keys)),
         transport_options=MappingProxyType(options),
         queues=tuple(dict.fromkeys(queues)),
-        management_url=_resolve_management(environ, environment),
-        notes=_notes(args, broker_source, env_name, environment),
+        management_url=_resolve_management(environ, environment, env_name),
+        notes=_notes(args, environ, broker_source, env_name, environment),
         _preimported_app=imported.app if imported else None,
     )
 
 
 def _flag(args: argparse.Namespace, name: str) -> Any:
     return getattr(args, name, None)
+
+
+def _nonempty_flag(args: argparse.Namespace, name: str, option: str) -> Any:
+    """The flag's value; an empty one (``--broker ''``) is an error, never the default."""
+    value = _flag(args, name)
+    if isinstance(value, str) and not value.strip():
+        raise ConfigError(f"{option} is empty")
+    return value
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long for the file system, say: load_file says what is wrong
+        return True
 
 
 def _active_environment(
@@ -508,16 +525,18 @@ def _resolve_broker(
     env_app: _ImportedApp | None,
 ) -> tuple[str, str]:
     flag = _flag(args, "broker")
-    if flag:
+    if flag is not None:
         return check_url(flag, "--broker"), "--broker"
     if cli_app and cli_app.broker_url:
         return cli_app.broker_url, f"-A {app_spec}"
-    for variable in ("LAZYCELERY_BROKER_URL", "CELERY_BROKER_URL"):
+    # An empty variable counts as unset, as celery itself reads CELERY_BROKER_URL.
+    for variable in BROKER_VARIABLES:
         value = environ.get(variable)
         if value:
             return check_url(value, variable), variable
     if environment and environment.broker:
-        return environment.broker, f"config environment {env_name!r}"
+        source = f"config environment {env_name!r}"
+        return check_url(environment.broker, f"{source}: broker"), source
     if env_app and env_app.broker_url:
         return env_app.broker_url, f"-A {app_spec} (config environment {env_name!r})"
     return DEFAULT_BROKER, "default"
@@ -531,27 +550,32 @@ def _resolve_backend(
     env_app: _ImportedApp | None,
 ) -> str | None:
     flag = _flag(args, "result_backend")
-    if flag:
+    if flag is not None:
         return check_url(flag, "--result-backend", backend=True)
     if cli_app and cli_app.result_backend:
         return cli_app.result_backend
-    for variable in ("LAZYCELERY_RESULT_BACKEND", "CELERY_RESULT_BACKEND"):
+    for variable in BACKEND_VARIABLES:
         value = environ.get(variable)
         if value:
             return check_url(value, variable, backend=True)
     if environment and environment.result_backend:
-        return environment.result_backend
+        return check_url(environment.result_backend, "config environment: result_backend",
+                         backend=True)
     return env_app.result_backend if env_app else None
 
 
-def _resolve_management(environ: Mapping[str, str],
-                        environment: Environment | None) -> str | None:
+def _resolve_management(environ: Mapping[str, str], environment: Environment | None,
+                        env_name: str | None) -> str | None:
     value = environ.get("LAZYCELERY_MANAGEMENT_URL")
+    source = "LAZYCELERY_MANAGEMENT_URL"
     if value is None and environment is not None:
         value = environment.management_url
-    if value is not None and value.strip().lower() in ("", "none", "off"):
+        source = f"config environment {env_name!r}: management_url"
+    if value is None:
+        return None
+    if value.strip().lower() in ("", "none", "off"):
         return ""
-    return value
+    return check_url(value, source)
 
 
 def _resolve_max_tasks(args: argparse.Namespace, config: ConfigFile) -> int:
@@ -572,20 +596,26 @@ def _resolve_ingest(args: argparse.Namespace, config: ConfigFile) -> str:
 
 def _notes(
     args: argparse.Namespace,
+    environ: Mapping[str, str],
     broker_source: str,
     env_name: str | None,
     environment: Environment | None,
 ) -> tuple[str, ...]:
+    notes = [
+        f"{variable} is set but empty: ignored, as if unset"
+        for variable in (*BROKER_VARIABLES, *BACKEND_VARIABLES, "LAZYCELERY_CONFIG")
+        if environ.get(variable) == ""
+    ]
     # Variables outrank the config file, so a CELERY_BROKER_URL left in the shell silently wins
     # over an explicit --env: say so.
     if (
         _flag(args, "env")
         and environment is not None
         and (environment.broker or environment.app)
-        and broker_source in ("LAZYCELERY_BROKER_URL", "CELERY_BROKER_URL")
+        and broker_source in BROKER_VARIABLES
     ):
-        return (
+        notes.append(
             f"{broker_source} overrides the broker of config environment {env_name!r}; "
-            f"unset it to use the environment's",
+            f"unset it to use the environment's"
         )
-    return ()
+    return tuple(notes)

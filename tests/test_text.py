@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
+import msgspec
 import pytest
 
-from lazycelery.text import visible, visible_lines
+from lazycelery.text import json_visible, real, text_of, visible, visible_lines
 
 
 @pytest.mark.parametrize(
@@ -30,6 +33,53 @@ def test_visible_escapes_every_control_character(raw: str, shown: str) -> None:
 def test_visible_lines_keeps_line_breaks_only() -> None:
     assert visible_lines("Traceback:\n  \x1b[31mboom\x1b[0m\n") == "Traceback:\n  \\x1b[31mboom\\x1b[0m\n"
 
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("plain", "plain"),
+        (None, ""),
+        (3, "3"),
+        (float("nan"), "nan"),
+        ([1, "x"], "[1, 'x']"),
+        ({"a": None}, "{'a': None}"),
+        (True, "True"),
+        (10**400, "1" + "0" * 400),
+        (10**5000, "<int: about 5,001 digits>"),  # beyond Python's int -> str limit
+    ],
+    ids=["str", "none", "int", "nan", "list", "dict", "bool", "10**400", "10**5000"],
+)
+def test_text_of_shows_any_value_and_never_raises(value: object, shown: str) -> None:
+    assert text_of(value) == shown
+
+
+def test_text_of_survives_a_broken_repr_and_deep_nesting() -> None:
+    class Broken:
+        def __repr__(self) -> str:
+            raise RuntimeError("no")
+
+    assert text_of(Broken()) == "<Broken>"
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert text_of(deep) == "<list>"
+
+
+@pytest.mark.parametrize(
+    ("value", "number"),
+    [(1.5, 1.5), (3, 3.0), (float("nan"), None), (float("inf"), None), (10**400, None),
+     (True, None), ("1", None), (None, None), ([1], None)],
+    ids=["float", "int", "nan", "inf", "10**400", "bool", "str", "none", "list"],
+)
+def test_real_is_a_finite_float_or_none(value: object, number: float | None) -> None:
+    assert real(value) == number
+
+
+def test_json_visible_escapes_what_json_leaves_raw() -> None:
+    doc = {"k\u202e": "a\x7fb\x9bc\u2066d\x1be é ✓"}
+    data = json_visible(msgspec.json.encode(doc))
+    assert data == b'{"k\\u202e":"a\\u007fb\\u009bc\\u2066d\\u001be \xc3\xa9 \xe2\x9c\x93"}'
+    assert json.loads(data) == doc
 
 def test_one_number_and_rate_format() -> None:
     from lazycelery.text import number, rate

@@ -315,6 +315,26 @@ def test_sort_keys() -> None:
         drive(h, scenario)
 
 
+def test_starting_in_a_too_small_terminal_then_growing() -> None:
+    # built while too small, the panes must still be focusable (was: "Window does not appear
+    # in the layout" before the first frame)
+    with harness(rows=10, columns=40) as h:
+        async def scenario(h: Harness) -> None:
+            h.feed(EVENTS)
+            await h.until(lambda: len(h.d.tasks) == 3000)
+            assert "Terminal too small: 40×10" in "\n".join(screen_lines(h.d))
+            h.output.size = Size(rows=40, columns=120)
+            assert "Tasks" in "\n".join(screen_lines(h.d))
+            assert h.d.layout.current_window is h.d.pane_windows["tasks"]
+            first = h.d.tasks.selected
+            await h.keys("j")
+            assert h.d.tasks.selected is not first  # keys reach the task list
+            await h.keys("q")
+            await h.until(lambda: not h.d.app.is_running)
+
+        drive(h, scenario)
+
+
 def test_resize_and_too_small_terminal() -> None:
     with harness(rows=40, columns=120) as h:
         async def scenario(h: Harness) -> None:

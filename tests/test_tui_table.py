@@ -5,7 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lazycelery.tui.format import age, duration, fit, number, one_line, sparkline, wrap
+import pytest
+
+from lazycelery.tui.format import (
+    age,
+    clock_time,
+    duration,
+    fit,
+    fixed,
+    lines_of,
+    number,
+    one_line,
+    percent,
+    short_id,
+    sparkline,
+    wrap,
+)
 from lazycelery.tui.table import Column, ListModel, VirtualTable
 
 
@@ -108,10 +123,32 @@ def test_format_helpers() -> None:
     assert fit("abcdef", 4) == "abc…"
     assert fit("ab", 4, "right") == "  ab"
     assert fit("日本語です", 5) == "日本…"
-    assert one_line("a\nb\x1b[31m") == "a b [31m"
+    assert one_line("a\nb\x1b[31m") == "a\\x0ab\\x1b[31m"  # one line, escapes shown
     assert wrap("abcdefg", 3) == ["abc", "def", "g"]
     assert number(1234567) == "1.23M" and number(1234) == "1,234" and number(None) == "–"
     assert duration(0.0123) == "12ms" and duration(2.5) == "2.50s" and duration(65) == "1m05s"
     assert age(5) == "5s" and age(7200) == "2h"
     assert sparkline([0, 1, 2, 4]) == "▁▃▅█"
     assert sparkline([0, 0]) == "▁▁" and sparkline([]) == ""
+
+
+ODD_VALUES = [float("nan"), float("inf"), float("-inf"), 10**400, "12", [1], {"a": 1}, True]
+
+
+@pytest.mark.parametrize("value", ODD_VALUES,
+                         ids=["nan", "inf", "-inf", "10**400", "str", "list", "dict", "bool"])
+def test_number_helpers_show_odd_values_as_a_question_mark(value: object) -> None:
+    assert duration(value) == "?" and age(value) == "?" and clock_time(value) == "?"
+    assert percent(value) == "?" and fixed(value, 2) == "?"
+    assert number(value) == ("1.00e+400" if value == 10**400 else "?")
+
+
+def test_out_of_range_times_and_huge_counts() -> None:
+    # time.localtime raised "timestamp out of range for platform time_t" in the time column
+    assert clock_time(1e20) == "?" and clock_time(1e308, millis=True) == "?"
+    assert number(10**5000) == "1.00e+5000" and number(2 * 10**15) == "2.00e+15"
+    assert number(1e300) == "1.00e+300" and number(-3.5) == "-3.5"
+    assert sparkline([float("nan"), 2, "x", -1, 4]) == "▁▅▁▁█"
+    assert short_id(["a", "b"]) == "['a', 'b"
+    assert one_line(None) == "" and one_line(10**5000) == "<int: about 5,001 digits>"
+    assert lines_of("Traceback:\n  \x1b[31mboom") == ["Traceback:", "  \\x1b[31mboom"]

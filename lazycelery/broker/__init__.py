@@ -94,15 +94,23 @@ def open_inspector(broker_url: str, transport_options: Mapping[str, Any] | None 
     ``""`` disables the management API.
     """
     scheme = scheme_of(broker_url)
-    if scheme in REDIS_SCHEMES:
-        from lazycelery.broker.redis import RedisInspector
+    try:
+        if scheme in REDIS_SCHEMES:
+            from lazycelery.broker.redis import RedisInspector
 
-        return RedisInspector(broker_url, transport_options, known_queues)
-    if scheme in AMQP_SCHEMES:
-        from lazycelery.broker.amqp import AmqpInspector
+            return RedisInspector(broker_url, transport_options, known_queues)
+        if scheme in AMQP_SCHEMES:
+            from lazycelery.broker.amqp import AmqpInspector
 
-        return AmqpInspector(broker_url, transport_options, known_queues,
-                             management_url=management_url)
+            return AmqpInspector(broker_url, transport_options, known_queues,
+                                 management_url=management_url)
+    except (ValueError, UnicodeError) as exc:
+        # config.check_url refuses such URLs first; a URL built elsewhere still gets one line.
+        # Not the library's message: it may quote a piece of the password ("port 'p4ss'").
+        from lazycelery.urls import shown_url
+
+        raise BrokerError(f"bad broker URL {shown_url(broker_url)} "
+                          f"({type(exc).__name__})") from None
     shown = f"{scheme}://" if scheme else "these"
     raise BrokerError(f"queue depths are not supported for {shown} brokers "
                       "(supported: redis, amqp)")

@@ -22,6 +22,7 @@ from lazycelery.broker.management import (
 )
 from lazycelery.broker.model import PeekedMessage, QueueSnapshot, QueueStats, Source
 from lazycelery.errors import BrokerError, UsageError
+from lazycelery.urls import scrub, shown_url, url_problem
 
 __all__ = ["DEFAULT_QUEUES", "AmqpInspector"]
 
@@ -55,7 +56,9 @@ def _connection(url: str, transport_options: Mapping[str, Any] | None) -> tuple[
         where = (f"{connection.hostname}:{connection.port or 5672} "
                  f"vhost {connection.virtual_host or '/'!r}")
     except ValueError as exc:
-        raise BrokerError(f"bad amqp broker URL: {exc}") from None
+        # url_problem's clause, or the library's message without the password in it
+        reason = url_problem(url) or scrub(str(exc), url)
+        raise BrokerError(f"bad amqp broker URL {shown_url(url)}: {reason}") from None
     return connection, where
 
 

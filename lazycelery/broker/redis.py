@@ -20,6 +20,7 @@ from lazycelery.broker.envelope import decode_message, decode_tail, decode_unack
 from lazycelery.broker.keys import Binding, RedisLayout, is_internal, pidbox_hostname
 from lazycelery.broker.model import PeekedMessage, QueueSnapshot, QueueStats, Source
 from lazycelery.errors import BrokerError, UsageError
+from lazycelery.urls import scrub, shown_url, url_problem
 
 if TYPE_CHECKING:
     from redis.connection import ConnectionPool
@@ -74,7 +75,9 @@ def _client_for(url: str, options: Mapping[str, Any]) -> tuple[redis.Redis, str]
         db = int(parts.path.strip("/") or query.get("virtual_host") or 0)
         host, port = parts.hostname or "127.0.0.1", parts.port or 6379
     except ValueError as exc:
-        raise BrokerError(f"bad redis broker URL: {exc}") from None
+        # url_problem's clause, or the library's message without the password in it
+        reason = url_problem(url) or scrub(str(exc), url)
+        raise BrokerError(f"bad redis broker URL {shown_url(url)}: {reason}") from None
     tls: dict[str, Any] = {}
     if parts.scheme == "rediss":
         reqs = str(query.get("ssl_cert_reqs", "required")).lower()

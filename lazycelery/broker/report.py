@@ -1,4 +1,7 @@
-"""Plain-text tables and the documented JSON documents for queue snapshots and peeked messages."""
+"""Plain-text tables and the documented JSON documents for queue snapshots and peeked messages.
+
+Text taken from the broker (queue names, task names, ids, args, errors) is shown with control
+characters as escapes (``lazycelery.text.visible``), whatever its type; JSON keeps its escaping."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Any
 import msgspec
 
 from lazycelery.broker.model import PeekedMessage, QueueSnapshot, QueueStats
-from lazycelery.text import number, rate
+from lazycelery.text import number, rate, real, text_of, visible
 
 __all__ = [
     "PEEK_SCHEMA",
@@ -80,10 +83,17 @@ def peek_document(queue: str, broker: str, messages: Sequence[PeekedMessage]) ->
     }
 
 
+def _shown(value: object) -> str:
+    return visible(text_of(value))
+
+
 def format_age(seconds: float | None) -> str:
     if seconds is None:
         return MISSING
-    whole = int(seconds)
+    finite = real(seconds)
+    if finite is None:
+        return "?"
+    whole = int(finite)
     if whole < 60:
         return f"{whole}s"
     if whole < 3600:
@@ -94,8 +104,11 @@ def format_age(seconds: float | None) -> str:
 
 
 def _num(value: int | None) -> str:
-    # the dashboard's format (1,200), so the two never disagree on how a figure reads
-    return number(value, missing=MISSING)
+    # the dashboard's format (1,200), so the two never disagree on how a figure reads; a value
+    # of another type is shown as it is
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return number(value, missing=MISSING)
+    return _shown(value)
 
 
 def _rate(value: float | None, signed: bool = False) -> str:
@@ -106,8 +119,8 @@ def format_priorities(stats: QueueStats) -> str:
     """``0:4 6:1 9:2``: ready messages per priority step, the non-empty ones (Redis only)."""
     if not stats.by_priority:
         return ""
-    return " ".join(f"{step}:{number(count)}" for step, count in stats.by_priority.items()
-                    if count)
+    return " ".join(f"{_shown(step)}:{_num(count)}"
+                    for step, count in stats.by_priority.items() if count)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
@@ -126,7 +139,7 @@ def format_snapshot(snapshot: QueueSnapshot, broker: str) -> str:
     lines: list[str] = []
     if snapshot.stale:
         when = _iso(snapshot.taken_at)
-        lines.append(f"STALE: {snapshot.error}"
+        lines.append(f"STALE: {_shown(snapshot.error)}"
                      + (f" (figures from {when})" if when else ""))
     with_priorities = any(format_priorities(s) for s in snapshot.queues)
     header = ["QUEUE", "READY", "RESERVED", "CONSUMERS", "IN/S", "OUT/S", "NET/S", "OLDEST"]
@@ -134,7 +147,7 @@ def format_snapshot(snapshot: QueueSnapshot, broker: str) -> str:
         header.append("BY PRIORITY")
     rows = []
     for stats in snapshot.queues:
-        row = [stats.name + (" (missing)" if stats.missing else ""), _num(stats.ready),
+        row = [_shown(stats.name) + (" (missing)" if stats.missing else ""), _num(stats.ready),
                _num(stats.reserved), _num(stats.consumers), _rate(stats.in_rate),
                _rate(stats.out_rate), _rate(stats.net_rate, signed=True),
                format_age(stats.oldest_age_s)]
@@ -151,27 +164,28 @@ def format_snapshot(snapshot: QueueSnapshot, broker: str) -> str:
         summary += f", {number(snapshot.unacked_total)} unacked in total"
     when = _iso(snapshot.taken_at) if not snapshot.stale else None
     lines.append("")
-    lines.append(f"{broker} · {summary}" + (f" · {when}" if when else ""))
-    lines.append(f"source: {snapshot.source}")
-    lines.extend(f"note: {note}" for note in snapshot.notes)
+    lines.append(f"{_shown(broker)} · {summary}" + (f" · {when}" if when else ""))
+    lines.append(f"source: {_shown(snapshot.source)}")
+    lines.extend(f"note: {_shown(note)}" for note in snapshot.notes)
     return "\n".join(lines)
 
 
 def _clip(text: str | None, width: int) -> str:
     if text is None:
         return MISSING
-    return text if len(text) <= width else text[: width - 1] + "…"
+    shown = _shown(text)
+    return shown if len(shown) <= width else shown[: width - 1] + "…"
 
 
 def format_peek(queue: str, messages: Sequence[PeekedMessage]) -> str:
     if not messages:
-        return f"queue {queue} has no waiting messages"
+        return f"queue {_shown(queue)} has no waiting messages"
     header = ["#", "PRI", "TASK", "ID", "ETA", "AGE", "args / kwargs"]
     rows = [
-        [str(m.position), _num(m.priority), _clip(m.task, 40), m.id or MISSING,
-         m.eta or MISSING, format_age(m.age_s),
+        [_shown(m.position), _num(m.priority), _clip(m.task, 40), _shown(m.id or MISSING),
+         _shown(m.eta or MISSING), format_age(m.age_s),
          _clip(m.argsrepr, 50) + " " + _clip(m.kwargsrepr, 40)
-         + (f"  [{m.note}]" if m.note and m.argsrepr is None else "")]
+         + (f"  [{_shown(m.note)}]" if m.note and m.argsrepr is None else "")]
         for m in messages
     ]
     return "\n".join(_table(header, rows, "rrlllrl"))

@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     import msgspec
 
     from lazycelery.core import audit
+    from lazycelery.text import json_visible, text_of, visible
 
     path = audit.default_path()
     if args.path:
@@ -49,11 +50,13 @@ def run(args: argparse.Namespace) -> int:
     encoder = msgspec.json.Encoder()
     for entry in entries:
         if args.json:
-            print(encoder.encode(entry).decode())
+            print(json_visible(encoder.encode(entry)).decode())
             continue
         result = entry.result
         status = "ok" if result.get("ok") else "FAILED"
-        targets = " ".join(entry.targets)
-        print(f"{entry.time}  {entry.user}@{entry.host}  {entry.environment}  {entry.action}  "
-              f"{status}  {result.get('message', '')}  [{targets}]")
+        targets = " ".join(text_of(t) for t in entry.targets)
+        # task names, queue names and worker replies in the log came from the cluster
+        print(visible(f"{entry.time}  {entry.user}@{entry.host}  {entry.environment}  "
+                      f"{entry.action}  {status}  {text_of(result.get('message', ''))}  "
+                      f"[{targets}]"))
     return 0

@@ -69,12 +69,15 @@ def _config_path(args: argparse.Namespace) -> Path:
     from lazycelery.config import default_config_path
 
     explicit = getattr(args, "config", None)
+    if explicit is not None and not explicit.strip():
+        raise ConfigError("--config is empty")
     return Path(explicit).expanduser() if explicit else default_config_path()
 
 
 def render_settings(settings: Settings) -> str:
     """One ``name  value`` line per setting, URLs and secrets masked."""
     from lazycelery.config import mask_secrets
+    from lazycelery.text import visible
 
     found = settings.config_path.exists()
     rows: list[tuple[str, str]] = [
@@ -94,7 +97,8 @@ def render_settings(settings: Settings) -> str:
     ]
     rows.extend(("note", note) for note in settings.notes)
     width = max(len(name) for name, _ in rows)
-    return "".join(f"{name:<{width}}  {value}\n" for name, value in rows)
+    # visible(): a value may hold a control character (a key binding, a queue name)
+    return "".join(f"{name:<{width}}  {visible(value)}\n" for name, value in rows)
 
 
 def _text(value: Any) -> str:
@@ -115,9 +119,11 @@ def render_starter_file(args: argparse.Namespace) -> str:
     broker = getattr(args, "broker", None)
     backend = getattr(args, "result_backend", None)
     app = getattr(args, "app", None)
-    broker = check_url(broker, "--broker") if broker else DEFAULT_BROKER
-    if backend:
-        check_url(backend, "--result-backend", backend=True)
+    broker = check_url(broker, "--broker") if broker is not None else DEFAULT_BROKER
+    if backend is not None:
+        backend = check_url(backend, "--result-backend", backend=True)
+    if app is not None and not app.strip():
+        raise ConfigError("-A/--app is empty")
 
     def setting(key: str, value: str | None, example: str) -> str:
         if value:

@@ -11,13 +11,14 @@ __all__ = ["run"]
 
 def run(args: argparse.Namespace) -> int:
     """Resolve settings, then run the dashboard until the user quits; returns the exit code."""
+    from lazycelery import config
+
+    # Settings first: a bad URL or config file is the same one line with or without a terminal.
+    settings = config.resolve(args)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print("lazycelery: the dashboard needs a terminal; to stream events into a pipe use "
               "`lazycelery tail` (or `tail --json`)", file=sys.stderr)
         return 2
-    from lazycelery import config
-
-    settings = config.resolve(args)
     from lazycelery.tui.app import run_dashboard
 
     return run_dashboard(settings, no_plugins=bool(getattr(args, "no_plugins", False)))

@@ -74,14 +74,22 @@ def _check(args: argparse.Namespace) -> str | None:
     if getattr(args, "json", False) and not args.no_dashboard:
         raise UsageError("--json needs --no-dashboard")
     broker: str | None = getattr(args, "broker", None)
-    if not broker:
+    if broker is None:
         # CELERY_BROKER_URL and the config file are ignored on purpose: only an explicit
         # --broker sends the demo's workload to a real broker.
         return None
-    scheme = broker.partition("://")[0].lower() if "://" in broker else ""
+    if not broker.strip():
+        raise UsageError("--broker is empty (leave it out for the embedded broker)")
+    scheme = broker.partition("://")[0].lower().strip() if "://" in broker else ""
     if scheme not in SUPPORTED_SCHEMES:
+        from lazycelery.urls import shown_url
+
         raise UsageError("--broker: the demo runs on Redis (redis://) or RabbitMQ (amqp://), "
-                         f"or with no --broker on its embedded broker; not {scheme or broker}")
+                         "or with no --broker on its embedded broker; "
+                         f"not {scheme or shown_url(broker)}")
+    from lazycelery.config import check_url
+
+    broker = check_url(broker, "--broker")  # one line for a URL kombu would misread
     return None if scheme == "filesystem" else broker
 
 

@@ -63,11 +63,13 @@ def _settings(args: argparse.Namespace) -> Settings | None:
     """The connection settings, for panes that need the app; a bad config is only a note."""
     from lazycelery import config
     from lazycelery.errors import LazyCeleryError
+    from lazycelery.text import visible
 
     try:
         return config.resolve(args)
     except LazyCeleryError as exc:
-        print(f"lazycelery: note: checking without settings ({exc})", file=sys.stderr)
+        print(f"lazycelery: note: checking without settings ({visible(str(exc))})",
+              file=sys.stderr)
         return None
 
 
@@ -86,14 +88,20 @@ def _document(infos: list[PluginInfo], selection: Selection) -> dict[str, Any]:
 def _print_json(infos: list[PluginInfo], selection: Selection) -> None:
     import msgspec
 
+    from lazycelery.text import json_visible
+
     data = msgspec.json.encode(_document(infos, selection))
-    sys.stdout.write(msgspec.json.format(data, indent=2).decode() + "\n")
+    sys.stdout.write(json_visible(msgspec.json.format(data, indent=2)).decode() + "\n")
 
 
 def _print_table(infos: list[PluginInfo], selection: Selection, *, verbose: bool) -> None:
+    from lazycelery.text import text_of, visible, visible_lines
+
     header = ("NAME", "KEY", "KIND", "DISTRIBUTION", "VERSION", "STATE")
-    rows = [(i.name, i.key or "–", "built-in" if i.builtin else "plugin", i.distribution,
-             i.version, i.status()) for i in infos]
+    # a plugin's metadata and its error messages are third-party text
+    rows = [tuple(visible(text_of(cell)) for cell in (
+        i.name, i.key or "–", "built-in" if i.builtin else "plugin", i.distribution,
+        i.version, i.status())) for i in infos]
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header) - 1)]
     for row in [header, *rows]:
         cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=False)]
@@ -101,6 +109,7 @@ def _print_table(infos: list[PluginInfo], selection: Selection, *, verbose: bool
     print(f"\n{selection.describe()}")
     if verbose:
         for info in infos:
-            print(f"\n{info.name}: {info.target} ({info.distribution} {info.version})")
+            print()
+            print(visible(f"{info.name}: {info.target} ({info.distribution} {info.version})"))
             if info.detail:
-                print(info.detail.rstrip())
+                print(visible_lines(info.detail.rstrip()))

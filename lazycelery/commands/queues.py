@@ -92,12 +92,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _open(args: argparse.Namespace, settings: Settings) -> BrokerInspector:
     from lazycelery.broker import open_inspector
+    from lazycelery.config import check_url
 
     management = getattr(args, "management_url", None)
     if management is not None and management.strip().lower() in ("", "none", "off"):
         management = ""
     elif management is None:
         management = settings.management_url  # LAZYCELERY_MANAGEMENT_URL or the environment's
+    else:
+        management = check_url(management, "--management-url")
     return open_inspector(settings.broker_url, settings.transport_options, settings.queues,
                           management_url=management)
 
@@ -105,8 +108,11 @@ def _open(args: argparse.Namespace, settings: Settings) -> BrokerInspector:
 def _print_json(document: Any, *, pretty: bool) -> None:
     import msgspec
 
+    from lazycelery.text import json_visible
+
     data = msgspec.json.encode(document)
-    sys.stdout.write((msgspec.json.format(data, indent=2) if pretty else data).decode() + "\n")
+    data = json_visible(msgspec.json.format(data, indent=2) if pretty else data)
+    sys.stdout.write(data.decode() + "\n")
     sys.stdout.flush()
 
 
@@ -175,7 +181,7 @@ def _peek(args: argparse.Namespace, settings: Settings, inspector: BrokerInspect
     if args.json:
         _print_json(peek_document(args.name, settings.masked_broker(), messages), pretty=True)
     else:
-        print(format_peek(args.name, messages))
+        print(format_peek(args.name, messages))  # escapes made visible there
     return 0
 
 
@@ -193,7 +199,7 @@ def _confirm(prompt: str) -> bool:
 def _purge(args: argparse.Namespace, settings: Settings) -> int:
     # The same guard, audit line and typed confirmation as the dashboard's purge.
     from lazycelery.core.actions import TYPED_CONFIRM_THRESHOLD, Actions
-    from lazycelery.text import number
+    from lazycelery.text import number, visible
 
     actions = Actions.from_settings(settings)
     actions.guard("purge")
@@ -205,15 +211,15 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
         waiting = inspector.stats(args.name).ready
         if not args.yes:
             if not waiting:
-                print(f"Queue {args.name} has no waiting messages: nothing to purge.")
+                print(f"Queue {visible(args.name)} has no waiting messages: nothing to purge.")
                 return 0
             if waiting > TYPED_CONFIRM_THRESHOLD:
-                question = (f"Purge {number(waiting)} messages from queue {args.name}? "
+                question = (f"Purge {number(waiting)} messages from queue {visible(args.name)}? "
                             f"Type the queue name to confirm: ")
                 confirmed = _answer(question) == args.name
             else:
                 confirmed = _confirm(f"Purge {number(waiting)} messages from queue "
-                                     f"{args.name}? [y/N] ")
+                                     f"{visible(args.name)}? [y/N] ")
             if not confirmed:
                 print("Not purged.")
                 return 1
@@ -225,6 +231,6 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
     if result.audit_error:
         print(f"lazycelery: warning: the purge was not written to the audit log: "
               f"{result.audit_error}", file=sys.stderr)
-    print(f"Purged {number(result.count)} messages from queue {args.name} "
+    print(f"Purged {number(result.count)} messages from queue {visible(args.name)} "
           "(reserved messages, held by workers, were not touched).")
     return 0

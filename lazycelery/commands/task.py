@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from lazycelery.errors import UsageError
+from lazycelery.text import visible
 
 if TYPE_CHECKING:
     from lazycelery.core.actions import ActionResult, Actions, Placement
@@ -108,7 +109,7 @@ def _timeout(args: argparse.Namespace) -> float:
 def _retry(actions: Actions, args: argparse.Namespace, where: str) -> int:
     batch = actions.plan_retries(args.ids)
     for line in batch.lines():
-        print(line)
+        print(visible(line))  # task names and args come from the cluster
     if args.dry_run:
         return 0 if not batch.refusals else 1
     if not batch.plans:
@@ -127,7 +128,7 @@ def _revoke(actions: Actions, args: argparse.Namespace, where: str, *, terminate
     placement = locate_by_inspect(actions.app, ids, actions.timeout)
     verb = f"terminate ({signame})" if terminate else "revoke"
     for line in describe_placement(placement, ids, verb):
-        print(line)
+        print(visible(line))  # worker names and states come from the cluster
     if args.dry_run:
         return 0
     question = f"{verb.capitalize()} {_count(len(ids), 'task')} on {where}?"
@@ -166,9 +167,10 @@ def confirm(question: str, *, yes: bool) -> bool:
 
 
 def finish(result: ActionResult) -> int:
-    """Print the result (message, each worker's reply) and turn it into an exit code."""
+    """Print the result (message, each worker's reply) and turn it into an exit code; what the
+    workers said is shown with control characters as escapes."""
     for line in result.lines():
-        print(line)
+        print(visible(line))
     return 0 if result.ok else 1
 
 

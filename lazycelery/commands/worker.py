@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from lazycelery.commands.task import add_safety_options, confirm, finish
 from lazycelery.errors import UsageError
+from lazycelery.text import visible
 
 if TYPE_CHECKING:
     from lazycelery.core.actions import ActionResult, Actions
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         actions.guard(action)
     _check_arguments(action, args)  # bad numbers fail before anything is sent
     workers = resolve_workers(actions.app, args.workers, timeout)
-    print(f"{action}{_details(action, args)} on: {', '.join(workers)}")
+    print(visible(f"{action}{_details(action, args)} on: {', '.join(workers)}"))
     if args.dry_run:
         return 0
     if not confirm(f"{action} on {len(workers)} worker(s) of {environment_label(settings)}?",

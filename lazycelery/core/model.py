@@ -137,12 +137,10 @@ class TaskRecord(msgspec.Struct, gc=False):
         The times shown stay the ones the events carried."""
         started = self.started
         received = self.received
-        if received is not None and started is not None and started < received \
-                and self.n_started - 1 == self.received_attempt:
+        if _earlier(started, received) and self.n_started - 1 == self.received_attempt:
             received = started
         sent = self.sent
-        if sent is not None and received is not None and received < sent \
-                and self.sent_attempt == self.received_attempt:
+        if _earlier(received, sent) and self.sent_attempt == self.received_attempt:
             sent = received
         pairs = [
             (PENDING, self.sent, sent), (RECEIVED, self.received, received),
@@ -151,8 +149,9 @@ class TaskRecord(msgspec.Struct, gc=False):
             (REVOKED, self.revoked, self.revoked), (REJECTED, self.rejected, self.rejected),
             (PURGED, self.purged, self.purged),
         ]
-        ordered = sorted((key, rank, state, shown) for rank, (state, shown, key) in
-                         enumerate(pairs) if key is not None and shown is not None)
+        ordered = sorted(((_time_order((state, key)), rank, state, shown) for rank,
+                          (state, shown, key) in enumerate(pairs) if shown is not None),
+                         key=lambda item: (item[0], item[1]))
         return [(state, shown) for _, _, state, shown in ordered]
 
     @property
@@ -171,7 +170,25 @@ class TaskRecord(msgspec.Struct, gc=False):
 def _is_truncated(text: str | None) -> bool:
     # celery's saferepr cuts at 1024 characters and appends "..." (the strings grow a few
     # characters past the limit because closing brackets are kept).
-    return text is not None and len(text) >= 1024 and "..." in text[-12:]
+    return isinstance(text, str) and len(text) >= 1024 and "..." in text[-12:]
+
+
+def _earlier(a: Any, b: Any) -> bool:
+    """Both are real times and ``a`` is before ``b`` (odd values never compare)."""
+    first, second = _time_order(("", a)), _time_order(("", b))
+    return first[0] == second[0] == 0 and first < second
+
+
+def _time_order(pair: tuple[str, Any]) -> tuple[int, float]:
+    # A time that is not a real number (a record built without validation) sorts last
+    # instead of making the comparison raise.
+    t = pair[1]
+    if isinstance(t, (int, float)) and not isinstance(t, bool) and t == t:
+        try:
+            return 0, float(t)
+        except OverflowError:
+            return 0, float("inf") if t > 0 else float("-inf")
+    return 1, 0.0
 
 
 _STATE_TIME: Final[Mapping[str, Any]] = {
@@ -405,6 +422,9 @@ def worker_status(rec: WorkerRecord, now: float) -> str:
     """online / offline (said goodbye) / lost (no heartbeat within 2 x freq)."""
     if rec.offline:
         return OFFLINE
-    if rec.last_heartbeat is None or now - rec.last_heartbeat > 2 * rec.freq:
+    try:
+        if rec.last_heartbeat is None or now - rec.last_heartbeat > 2 * rec.freq:
+            return LOST
+    except (TypeError, ArithmeticError):  # a record built without validation: no usable time
         return LOST
     return ONLINE

@@ -458,11 +458,21 @@ class Predicate:
                 self._namespace[name] = now - back
 
     def __call__(self, record: TaskRecord) -> bool:
-        return self._match(record)
+        """Whether ``record`` matches; a field of an odd type (a record built without
+        validation: a list where a name belongs) makes it not match, never raise."""
+        try:
+            return self._match(record)
+        except Exception:
+            return False
 
     def filter(self, records: Iterable[TaskRecord]) -> list[TaskRecord]:
-        """The matching records, in the given order (one generated loop)."""
-        return self._filter(records)
+        """The matching records, in the given order (one generated loop; record by record
+        only when a record's odd field made the loop raise)."""
+        rows = records if isinstance(records, (list, tuple)) else list(records)
+        try:
+            return self._filter(rows)
+        except Exception:
+            return [r for r in rows if self(r)]
 
     def __repr__(self) -> str:
         return f"Predicate({self.text!r})"

@@ -39,6 +39,7 @@ from lazycelery.core.model import (
     WorkerRecord,
 )
 from lazycelery.core.query import Predicate, compile_filter
+from lazycelery.text import real
 
 __all__ = [
     "SORT_COLUMNS",
@@ -55,11 +56,34 @@ SORT_COLUMNS: Final = ("time", "state", "name", "worker", "runtime")
 # state "severity" for sorting: what needs attention first
 _STATE_RANK: Final = {FAILURE: 0, RETRY: 1, REVOKED: 2, REJECTED: 3, PURGED: 4, STARTED: 5,
                       RECEIVED: 6, PENDING: 7, SUCCESS: 8}
+
+
+_INF: Final = float("inf")
+
+
+def _text_key(value: object) -> str:
+    # a field of another type (a record built without validation) sorts as empty, never raises
+    return value if isinstance(value, str) else ""
+
+
+def _number_key(value: object) -> float:
+    """A number to order by (runtimes, times); unknown or odd values (None, NaN, inf, a
+    string, 10**400) give -1, with the tasks that have no runtime."""
+    if value.__class__ is float and -_INF < value < _INF:  # the common case; NaN fails it
+        return value
+    finite = real(value)
+    return -1.0 if finite is None else finite
+
+
+def _state_key(value: object) -> int:
+    return _STATE_RANK.get(value, 9) if isinstance(value, str) else 9
+
+
 _SORT_KEYS: Final[Mapping[str, Callable[[TaskRecord], Any]]] = {
-    "state": lambda r: _STATE_RANK.get(r.state, 9),
-    "name": lambda r: r.name or "",
-    "worker": lambda r: r.worker or "",
-    "runtime": lambda r: -1.0 if r.runtime is None else r.runtime,
+    "state": lambda r: _state_key(r.state),
+    "name": lambda r: _text_key(r.name),
+    "worker": lambda r: _text_key(r.worker),
+    "runtime": lambda r: _number_key(r.runtime),
 }
 _DEFAULT_DESCENDING: Final = {"time": True, "state": False, "name": False, "worker": False,
                               "runtime": True}
@@ -265,7 +289,10 @@ class TaskListView:
         """
         with self.index.lock:
             records = list(self.index.iter_newest())
-        records.sort(key=lambda r: r.first_seen or r.last_seen)
+        try:
+            records.sort(key=lambda r: r.first_seen or r.last_seen)
+        except TypeError:  # a time of an odd type (a record built without validation)
+            records.sort(key=lambda r: _number_key(r.first_seen or r.last_seen))
         self._base = records
         self._seq = {r.uuid: i for i, r in enumerate(records)}
         self._next_seq = len(records)
@@ -715,8 +742,9 @@ def worker_rows(index: TaskIndex, now: float) -> list[WorkerRow]:
 
 
 def _worker_row(rec: WorkerRecord, status: str, now: float, tasks: int) -> WorkerRow:
-    age = None if rec.last_heartbeat is None else max(0.0, now - rec.last_heartbeat)
-    load = rec.loadavg[0] if rec.loadavg else None
+    beat = _number_key(rec.last_heartbeat) if rec.last_heartbeat is not None else None
+    age = None if beat is None or beat == -1.0 else max(0.0, now - beat)
+    load = rec.loadavg[0] if isinstance(rec.loadavg, (tuple, list)) and rec.loadavg else None
     return WorkerRow(rec.hostname, status, rec.active, rec.processed, load, age, rec.sw_ver,
                      tasks)
 
@@ -805,6 +833,12 @@ class RateTracker:
 # --------------------------------------------------------------------------- queues
 
 
+def _depth(ready: object) -> int:
+    # a depth that is not a finite number (a broker figure of an odd type) counts as 0
+    finite = real(ready)
+    return 0 if finite is None else int(finite)
+
+
 @dataclass
 class QueueHistory:
     """Recent depth samples per queue, taken from each new queue snapshot (for sparklines)."""
@@ -822,8 +856,7 @@ class QueueHistory:
             series = self.samples.get(stats.name)
             if series is None:
                 series = self.samples[stats.name] = deque(maxlen=self.size)
-            ready = getattr(stats, "ready", None)
-            series.append(int(ready) if isinstance(ready, (int, float)) else 0)
+            series.append(_depth(getattr(stats, "ready", None)))
         return True
 
     def series(self, name: str) -> list[int]:

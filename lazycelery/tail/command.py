@@ -19,9 +19,9 @@ from lazycelery.tail.format import (
     Formatter,
     JsonFormatter,
     TextFormatter,
-    _clock_text,
     _isatty,
     _iso_time,
+    reconciled_line,
     use_color,
 )
 from lazycelery.tail.sink import TailSink
@@ -131,12 +131,7 @@ def _reconciler(settings: Any, index: TaskIndex, buffer: LineBuffer, *,
         if json_lines:
             doc = {"type": "reconciled", "time": _iso_time(time.time()), **correction.to_json()}
             return JsonFormatter.encode(doc)
-        since = (f" (unknown since {_clock_text(correction.unknown_since)})"
-                 if correction.unknown_since is not None else "")
-        text = (f"{_clock_text(time.time())} reconciled       {correction.name or '?'} "
-                f"{correction.uuid[:8]} {correction.old_state} -> {correction.state}{since} "
-                f"[{correction.source}]\n")
-        return text.encode("utf-8", "replace")
+        return reconciled_line(correction, time.time())
 
     def on_report(report: ReconcileReport) -> None:
         changed = report.corrected + report.unknown

@@ -56,7 +56,10 @@ class TailEvent(msgspec.Struct, frozen=True):
         for key in ("timestamp", "local_received"):
             value = self.event.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
+                try:
+                    return float(value)
+                except OverflowError:  # an integer beyond any float: not a time
+                    return None
         return None
 
 

@@ -1,4 +1,8 @@
-"""How `tail` prints an event: coloured text columns or one JSON object per line, as bytes."""
+"""How `tail` prints an event: coloured text columns or one JSON object per line, as bytes.
+
+Text lines show every value whatever its type (``lazycelery.text.text_of``) with control
+characters as escapes (``lazycelery.text.visible``): one event is one line, and nothing from an
+event reaches the terminal as a control sequence. JSON lines keep JSON's own escaping."""
 
 from __future__ import annotations
 
@@ -12,8 +16,10 @@ from typing import IO, Any, Final, Protocol
 import msgspec
 
 from lazycelery.tail.events import HEARTBEAT, TailEvent
+from lazycelery.text import json_visible, real, text_of, visible
 
-__all__ = ["JSON_KEYS", "Formatter", "JsonFormatter", "TextFormatter", "use_color"]
+__all__ = ["JSON_KEYS", "Formatter", "JsonFormatter", "TextFormatter", "reconciled_line",
+           "use_color"]
 
 
 #: Keys present on every ``--json`` line, in this order; the event's other fields follow.
@@ -49,10 +55,6 @@ _TYPE_COLORS: Final[Mapping[str, str]] = {
 _SUMMARY_COLORS: Final[Mapping[str, str]] = {"task-failed": "31", "task-retried": "33"}
 _DIM: Final = "2"
 
-# Control characters in names, args or results must not reach the terminal (escape sequences).
-_CONTROL: Final[dict[int, str]] = {
-    code: f"\\x{code:02x}" for code in (*range(0x00, 0x20), *range(0x7F, 0xA0))
-}
 _EVENT_BASE_KEYS: Final = frozenset({
     "type", "hostname", "timestamp", "utcoffset", "pid", "clock", "local_received", "uuid",
 })
@@ -63,14 +65,16 @@ def _clock_text(ts: float | None) -> str:
         return "--:--:--.---"
     try:
         lt = time.localtime(ts)
-    except (OverflowError, ValueError, OSError):
+        millis = int(ts * 1000) % 1000
+    except (OverflowError, ValueError, OSError, TypeError):
         return "--:--:--.---"
-    return f"{lt.tm_hour:02d}:{lt.tm_min:02d}:{lt.tm_sec:02d}.{int(ts * 1000) % 1000:03d}"
+    return f"{lt.tm_hour:02d}:{lt.tm_min:02d}:{lt.tm_sec:02d}.{millis:03d}"
 
 
 def _runtime_text(value: Any) -> str | None:
     """``98µs``, ``23.0ms``, ``1.23s``, ``95s``: short, and never in exponent notation."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+    value = real(value)
+    if value is None or value < 0:
         return None
     if value < 0.001:
         return f"{value * 1e6:.0f}µs"
@@ -82,11 +86,11 @@ def _runtime_text(value: Any) -> str | None:
 
 
 def _signal_name(signum: Any) -> str:
-    if isinstance(signum, int):
+    if isinstance(signum, int) and not isinstance(signum, bool):
         try:
             return signal.Signals(signum).name
-        except ValueError:
-            return f"signal {signum}"
+        except (ValueError, OverflowError):
+            return f"signal {text_of(signum)}"
     return ""
 
 
@@ -97,10 +101,10 @@ def _summary(item: TailEvent) -> str:
         runtime = _runtime_text(event.get("runtime"))
         parts = [runtime] if runtime else []
         if "result" in event:
-            parts.append(f"-> {event.get('result')}")
+            parts.append(f"-> {text_of(event.get('result'))}")
         return " ".join(parts)
     if kind in ("task-failed", "task-retried"):
-        return str(event.get("exception") or "")
+        return text_of(event.get("exception") or "")
     if kind in ("task-received", "task-sent"):
         return _call_text(item)
     if kind == "task-revoked":
@@ -114,7 +118,7 @@ def _summary(item: TailEvent) -> str:
         return _worker_text(event)
     if kind in ("task-started", "task-cancelled"):
         return ""
-    extra = [f"{k}={v}" for k, v in event.items() if k not in _EVENT_BASE_KEYS]
+    extra = [f"{text_of(k)}={text_of(v)}" for k, v in event.items() if k not in _EVENT_BASE_KEYS]
     return " ".join(extra)
 
 
@@ -122,15 +126,15 @@ def _call_text(item: TailEvent) -> str:
     event = item.event
     args = event.get("args", item.args)
     kwargs = event.get("kwargs", item.kwargs)
-    parts = [f"args={args}" if args is not None else ""]
-    if kwargs not in (None, "{}"):
-        parts.append(f"kwargs={kwargs}")
+    parts = [f"args={text_of(args)}" if args is not None else ""]
+    if kwargs is not None and kwargs != "{}":
+        parts.append(f"kwargs={text_of(kwargs)}")
     retries = event.get("retries")
-    if isinstance(retries, int) and retries > 0:
-        parts.append(f"retries={retries}")
+    if isinstance(retries, int) and not isinstance(retries, bool) and retries > 0:
+        parts.append(f"retries={text_of(retries)}")
     for key in ("eta", "expires"):
         if event.get(key):
-            parts.append(f"{key}={event.get(key)}")
+            parts.append(f"{key}={text_of(event.get(key))}")
     return " ".join(p for p in parts if p)
 
 
@@ -138,12 +142,12 @@ def _worker_text(event: Mapping[str, Any]) -> str:
     parts = []
     for key in ("active", "processed"):
         if key in event:
-            parts.append(f"{key}={event.get(key)}")
+            parts.append(f"{key}={text_of(event.get(key))}")
     load = event.get("loadavg")
     if isinstance(load, (list, tuple)):
-        parts.append("load=" + ",".join(str(x) for x in load))
+        parts.append("load=" + ",".join(text_of(x) for x in load))
     if not parts and event.get("freq") is not None:
-        parts.append(f"freq={event.get('freq')}")
+        parts.append(f"freq={text_of(event.get('freq'))}")
     return " ".join(parts)
 
 
@@ -176,10 +180,10 @@ class TextFormatter:
         return (self.format_text(item) + "\n").encode(self.encoding, "backslashreplace")
 
     def format_text(self, item: TailEvent) -> str:
-        kind = item.type.translate(_CONTROL)
-        name = (item.name or "-").translate(_CONTROL)
-        short = item.uuid[:8].translate(_CONTROL) if item.uuid else "-"
-        worker = (item.worker or "-").translate(_CONTROL)
+        kind = visible(text_of(item.type))
+        name = visible(text_of(item.name or "-"))
+        short = visible(text_of(item.uuid)[:8]) if item.uuid else "-"
+        worker = visible(text_of(item.worker or "-"))
         if len(name) > self._name_w:
             self._name_w = min(len(name), self.NAME_MAX)
         if len(worker) > self._worker_w:
@@ -193,7 +197,7 @@ class TextFormatter:
         ]
         plain_len = sum(max(len(text), width) + 1 for text, width, _ in cols)
         prefix = " ".join(self._paint(text.ljust(width), code) for text, width, code in cols)
-        summary = _summary(item).translate(_CONTROL)
+        summary = visible(_summary(item))
         width = self.width
         if width is not None and summary:
             room = max(width - plain_len - 1, 12)
@@ -204,6 +208,34 @@ class TextFormatter:
         return f"{prefix} {self._paint(summary, _SUMMARY_COLORS.get(item.type))}"
 
 
+class CorrectionLike(Protocol):
+    """The fields of ``lazycelery.core.reconcile.Correction`` a ``reconciled`` line shows."""
+
+    @property
+    def uuid(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def old_state(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def unknown_since(self) -> float | None: ...
+
+
+def reconciled_line(correction: CorrectionLike, now: float) -> bytes:
+    """``HH:MM:SS.mmm reconciled  name short-id OLD -> NEW [source]``: a task reconciliation
+    corrected, escaped like the task-* lines (a name or id may carry control sequences)."""
+    since = (f" (unknown since {_clock_text(correction.unknown_since)})"
+             if correction.unknown_since is not None else "")
+    text = (f"{_clock_text(now)} reconciled       {text_of(correction.name or '?')} "
+            f"{text_of(correction.uuid)[:8]} {text_of(correction.old_state)} -> "
+            f"{text_of(correction.state)}{since} [{text_of(correction.source)}]")
+    return (visible(text) + "\n").encode("utf-8", "backslashreplace")
+
+
 def _json_fallback(value: Any) -> Any:
     # msgspec already writes datetime/date/time (ISO 8601), timedelta (ISO 8601 duration),
     # Decimal and UUID (strings), bytes (base64), sets and tuples (arrays), NaN/inf (null).
@@ -211,9 +243,12 @@ def _json_fallback(value: Any) -> Any:
 
 
 def _json_clean(value: Any) -> Any:
-    """Make what msgspec refused encodable: string keys and strings without lone surrogates."""
+    """Make what msgspec refused encodable: string keys, strings without lone surrogates,
+    integers beyond Python's 4,300-digit limit (as text saying so)."""
     if isinstance(value, str):
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, int) and value.bit_length() > 14_000:
+        return text_of(value)
     if isinstance(value, Mapping):
         return {_json_clean(k if isinstance(k, str) else str(k)): _json_clean(v)
                 for k, v in value.items()}
@@ -283,9 +318,10 @@ class JsonFormatter:
     @staticmethod
     def encode(doc: Mapping[str, Any]) -> bytes:
         try:
-            return msgspec.json.encode(doc, enc_hook=_json_fallback) + b"\n"
+            data = msgspec.json.encode(doc, enc_hook=_json_fallback)
         except (TypeError, ValueError, UnicodeError, msgspec.EncodeError):
-            return msgspec.json.encode(_json_clean(doc), enc_hook=_json_fallback) + b"\n"
+            data = msgspec.json.encode(_json_clean(doc), enc_hook=_json_fallback)
+        return json_visible(data) + b"\n"
 
 
 def _isatty(stream: IO[Any]) -> bool:

@@ -33,17 +33,9 @@ class StatusInfo(Protocol):
 
 def _url_secrets(url: str) -> list[str]:
     """Passwords in a broker URL (or a ``;``-separated list of them), to scrub from errors."""
-    from urllib.parse import unquote, urlsplit
+    from lazycelery.urls import url_secrets
 
-    secrets: list[str] = []
-    for part in url.split(";"):
-        try:
-            password = urlsplit(part.strip()).password
-        except ValueError:
-            continue
-        if password:
-            secrets.extend({password, unquote(password)})
-    return sorted(secrets, key=len, reverse=True)
+    return url_secrets(url)
 
 
 class StatusReporter:

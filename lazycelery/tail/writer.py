@@ -12,6 +12,7 @@ from typing import IO, Any, Protocol, TextIO
 
 from lazycelery.tail.buffer import Gap, LineBuffer, Notice
 from lazycelery.tail.status import StatusReporter
+from lazycelery.text import visible
 
 __all__ = ["IngestorLike", "follow"]
 
@@ -100,8 +101,10 @@ def follow(ingestor: IngestorLike, buffer: LineBuffer, reporter: StatusReporter,
 
 
 def _err_line(err: TextIO, text: str) -> None:
+    """One line on stderr; an error that echoes a URL or a broker's message may carry control
+    characters: they are shown as escapes."""
     try:
-        err.write(f"lazycelery: {text}\n")
+        err.write(f"lazycelery: {visible(text)}\n")
         err.flush()
     except (BrokenPipeError, ValueError, OSError):
         pass

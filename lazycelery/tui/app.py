@@ -40,6 +40,7 @@ from lazycelery.core.views import (
 from lazycelery.errors import LazyCeleryError
 from lazycelery.tui.actions import Operator, connect_operator, operator_commands
 from lazycelery.tui.commands import Command, CommandRegistry, default_commands
+from lazycelery.tui.guard import RenderErrors
 from lazycelery.tui.keys import build_key_bindings
 from lazycelery.tui.layout import build_layout
 from lazycelery.tui.panes.detail import DetailControl, DetailModel
@@ -109,7 +110,10 @@ class Dashboard:
         self.queue_history = QueueHistory()
         self.queue_snapshot: QueueSnapshot | None = None
         self.rates = RateTracker(clock=clock)
+        #: rows and panes that raised while drawn (shown as markers; the header says how many)
+        self.render_errors = RenderErrors()
         self.detail = DetailModel(index)
+        self.detail.errors = self.render_errors
         self.ui = UiState()
         self.palette: PaletteState | None = None
         #: operator actions (retry, revoke, purge, worker control), dialogs and their messages
@@ -138,6 +142,8 @@ class Dashboard:
                                  on_text_changed=lambda b: self.filter_changed(b.text)),
             palette_buffer=Buffer(multiline=False, on_text_changed=self._palette_changed),
         )
+        for table in (self.controls.tasks, self.controls.workers, self.controls.queues):
+            table.errors = self.render_errors
         self.layout = build_layout(self)
         self.app: Application[int] = Application(
             layout=self.layout,
@@ -149,7 +155,7 @@ class Dashboard:
             min_redraw_interval=min_redraw_interval,
             refresh_interval=refresh_interval,  # ages and clocks only; data changes invalidate
             enable_page_navigation_bindings=False,
-            before_render=lambda _app: self.pull(),
+            before_render=lambda _app: self._before_render(),
             input=input,
             output=self.output,
         )
@@ -205,6 +211,20 @@ class Dashboard:
 
     # ------------------------------------------------------------------ per frame
 
+    def _before_render(self) -> None:
+        """``pull`` for the next frame; an exception is counted, never raised into
+        prompt_toolkit (whose handler would wait for Enter with the keys taken away)."""
+        errors = self.render_errors
+        errors.begin_frame()
+        try:
+            self.pull()
+        except Exception as exc:
+            errors.record("update", exc)
+        new = errors.take_new()
+        if new:
+            self.ui.flash(f"could not show: {new[-1]} (marked ⚠; the rest is live)",
+                          error=True, seconds=8.0)
+
     def pull(self) -> None:
         """Bring the view models up to date (runs before every render; O(new events))."""
         events, records, overflowed = self.feed.drain()
@@ -237,7 +257,10 @@ class Dashboard:
     async def _drive(self) -> None:
         """Run whole-list work in slices; input and redraws run between slices."""
         while self.tasks.busy:
-            self.tasks.step(STEP_BUDGET)
+            try:
+                self.tasks.step(STEP_BUDGET)
+            except Exception as exc:  # the failed job is over; the next step finishes it
+                self.render_errors.record("list update", exc)
             self.app.invalidate()
             await asyncio.sleep(0)
 

@@ -1,4 +1,9 @@
-"""Text helpers for cells: fitting to terminal cells, numbers, durations, ages, sparklines."""
+"""Text helpers for cells: fitting to terminal cells, numbers, durations, ages, sparklines.
+
+Every helper is total: a value of the wrong type or out of range (a timestamp of 1e308, a NaN
+runtime, a count of 10**400, a list where a name belongs) gives ``?`` or its repr made visible,
+never an exception, and text from events never carries a control character to the terminal.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,16 @@ from typing import Final
 
 from prompt_toolkit.utils import get_cwidth
 
-from lazycelery.text import number, rate
+from lazycelery.text import ODD, number, rate, real, text_of, visible, visible_lines
 
 __all__ = [
+    "ODD",
     "age",
     "clock_time",
     "duration",
     "fit",
+    "fixed",
+    "lines_of",
     "number",
     "one_line",
     "percent",
@@ -25,13 +33,17 @@ __all__ = [
 ]
 
 _BARS: Final = "▁▂▃▄▅▆▇█"
-# control characters (newlines in args, escape sequences) must never reach the terminal
-_CONTROL: Final = {c: " " for c in range(32)} | {127: " "} | {0x9B: " "}
 
 
-def one_line(text: str) -> str:
-    """Control characters (newline, tab, ESC) replaced by spaces."""
-    return text.translate(_CONTROL)
+def one_line(value: object) -> str:
+    """Any value as one line of text, control characters (newline, ESC, BEL, bidi overrides)
+    shown as escapes (``\\x1b``): safe in a fixed-width cell and on the terminal."""
+    return visible(text_of(value))
+
+
+def lines_of(value: object) -> list[str]:
+    """Any value as lines of text (tracebacks keep their line breaks), escapes made visible."""
+    return visible_lines(text_of(value)).split("\n")
 
 
 def _width(text: str) -> int:
@@ -81,28 +93,45 @@ def wrap(text: str, width: int) -> list[str]:
     return lines
 
 
-def percent(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:.1f}%"
+def percent(value: object) -> str:
+    if value is None:
+        return "–"
+    v = real(value)
+    return ODD if v is None else f"{v * 100:.1f}%"
 
 
-def duration(seconds: float | None) -> str:
-    """Runtimes: ``850ms``, ``2.31s``, ``1m05s``, ``2h03m``."""
+def fixed(value: object, digits: int = 2) -> str:
+    """A real number with ``digits`` decimals; None -> ``–``; anything else -> ``?``."""
+    if value is None:
+        return "–"
+    v = real(value)
+    return ODD if v is None else f"{v:.{digits}f}"
+
+
+def duration(seconds: object) -> str:
+    """Runtimes: ``850ms``, ``2.31s``, ``1m05s``, ``2h03m``; not a real number -> ``?``."""
     if seconds is None:
         return ""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.2f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    s = real(seconds)
+    if s is None:
+        return ODD
+    if s < 1:
+        return f"{s * 1000:.0f}ms"
+    if s < 60:
+        return f"{s:.2f}s"
+    if s < 3600:
+        return f"{int(s // 60)}m{int(s % 60):02d}s"
+    return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
 
 
-def age(seconds: float | None) -> str:
-    """How long ago: ``3s``, ``12m``, ``5h``, ``2d``."""
+def age(seconds: object) -> str:
+    """How long ago: ``3s``, ``12m``, ``5h``, ``2d``; not a real number -> ``?``."""
     if seconds is None:
         return "–"
-    s = max(0.0, seconds)
+    v = real(seconds)
+    if v is None:
+        return ODD
+    s = max(0.0, v)
     if s < 60:
         return f"{s:.0f}s"
     if s < 3600:
@@ -112,28 +141,38 @@ def age(seconds: float | None) -> str:
     return f"{s // 86400:.0f}d"
 
 
-def clock_time(ts: float | None, millis: bool = False) -> str:
-    """Local wall-clock time of an epoch timestamp: ``14:03:07`` (``.123`` with millis)."""
+def clock_time(ts: object, millis: bool = False) -> str:
+    """Local wall-clock time of an epoch timestamp: ``14:03:07`` (``.123`` with millis);
+    ``?`` for a value that is not a time the platform can convert (1e20, NaN, a string)."""
     if ts is None:
         return ""
-    text = time.strftime("%H:%M:%S", time.localtime(ts))
+    t = real(ts)
+    if t is None:
+        return ODD
+    try:
+        local = time.localtime(t)
+    except (OverflowError, OSError, ValueError):
+        return ODD
+    text = time.strftime("%H:%M:%S", local)
     if millis:
-        text += f".{int(ts * 1000) % 1000:03d}"
+        text += f".{int(t * 1000) % 1000:03d}"
     return text
 
 
-def short_id(uuid: str, n: int = 8) -> str:
-    return uuid[:n]
+def short_id(uuid: object, n: int = 8) -> str:
+    return one_line(uuid)[:n]
 
 
-def sparkline(values: Sequence[float], width: int | None = None) -> str:
+def sparkline(values: Sequence[object], width: int | None = None) -> str:
     """One block character per value, scaled to the largest (zero stays the lowest bar)."""
     if width is not None:
         values = values[-width:] if width > 0 else []
-    if not values:
+    # not a real number (NaN, a string) or below zero: the lowest bar
+    clean = [max(0.0, r) if (r := real(v)) is not None else 0.0 for v in values]
+    if not clean:
         return ""
-    top = max(values)
+    top = max(clean)
     if top <= 0:
-        return _BARS[0] * len(values)
+        return _BARS[0] * len(clean)
     last = len(_BARS) - 1
-    return "".join(_BARS[min(last, round(v / top * last))] for v in values)
+    return "".join(_BARS[min(last, round(v / top * last))] for v in clean)

@@ -1,5 +1,8 @@
 """Assembles the screen: header, metrics, banner, panes, filter prompt, footer, overlays, and
-the too-small-terminal message. Containers are built once; what changes is data and state."""
+the too-small-terminal message. Containers are built once; what changes is data and state.
+
+Each part is wrapped in a ``GuardedContainer``: a part that raises while drawn shows a marker
+and the rest of the frame (and every key) keeps working."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from prompt_toolkit.layout import (
 from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.layout.dimension import Dimension
 
+from lazycelery.tui.guard import GuardedContainer
 from lazycelery.tui.panes.detail import detail_pane
 from lazycelery.tui.panes.dialog import dialog_float
 from lazycelery.tui.panes.filterbar import filter_bar
@@ -68,6 +72,10 @@ def _top_height(d: Dashboard) -> Dimension:
 
 def build_layout(d: Dashboard) -> Layout:
     parts = d.controls
+
+    def guard(container: Container, where: str) -> Container:
+        return GuardedContainer(container, where, d.render_errors)
+
     workers = workers_pane(d, parts.workers)
     queues = queues_pane(d, parts.queues)
     tasks = tasks_pane(d, parts.tasks)
@@ -75,25 +83,36 @@ def build_layout(d: Dashboard) -> Layout:
     d.pane_windows.update(workers=workers.body, queues=queues.body,  # type: ignore[attr-defined]
                           tasks=tasks.body, detail=detail.body)  # type: ignore[attr-defined]
     d.pane_windows.update(d.plugins.focus_windows())
-    top = VSplit([workers, Window(width=1, char="│", style="class:pane.sep"), queues],
-                 height=lambda: _top_height(d))
-    lists = HSplit([top, tasks])
-    body = DynamicContainer(lambda: detail if d.ui.pane == "detail"
+    top = VSplit([guard(workers, "workers pane"), Window(width=1, char="│",
+                                                         style="class:pane.sep"),
+                  guard(queues, "queues pane")], height=lambda: _top_height(d))
+    lists = HSplit([top, guard(tasks, "task list")])
+    guarded_detail = guard(detail, "task detail")
+    body = DynamicContainer(lambda: guarded_detail if d.ui.pane == "detail"
                             else d.plugins.container(d.ui.pane) or lists)
     bar, bar_input = filter_bar(d, parts.filter_buffer)
     d.filter_window = bar_input
-    main = HSplit([header(d), metrics_strip(d), banner(d), body, bar, footer(d)])
+    main = HSplit([guard(header(d), "header"), guard(metrics_strip(d), "metrics"),
+                   guard(banner(d), "banner"), guard(body, "panes"), guard(bar, "filter"),
+                   guard(footer(d), "footer")])
     small = _small_message(d)
     help_overlay = help_float(d, parts.help)
     palette, d.palette_window = palette_float(d, parts.palette_buffer)
     dialog, d.operator.input_window = dialog_float(d, d.operator.buffer)
     help_overlay.content = ConditionalContainer(
-        help_overlay.content, filter=Condition(lambda: d.ui.overlay == "help"))
+        guard(help_overlay.content, "help"), filter=Condition(lambda: d.ui.overlay == "help"))
     palette.content = ConditionalContainer(
-        palette.content, filter=Condition(lambda: d.ui.overlay == "palette"))
+        guard(palette.content, "palette"), filter=Condition(lambda: d.ui.overlay == "palette"))
+    messages = messages_float(d)
+    messages.content = guard(messages.content, "messages")
+    dialog.content = guard(dialog.content, "dialog")
+    is_small = Condition(lambda: too_small(d))
     root = FloatContainer(
-        DynamicContainer(lambda: small if too_small(d) else main),
+        # Both stay in the layout (hidden, not swapped out), so the panes can take the focus
+        # even when the dashboard starts in a terminal that is too small.
+        guard(HSplit([ConditionalContainer(main, filter=~is_small),
+                      ConditionalContainer(small, filter=is_small)]), "screen"),
         # action results under the dialog, the dialog above everything
-        floats=[help_overlay, palette, messages_float(d), dialog],
+        floats=[help_overlay, palette, messages, dialog],
     )
     return Layout(root, focused_element=d.pane_windows["tasks"])

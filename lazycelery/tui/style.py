@@ -103,12 +103,17 @@ DEFAULT_THEME: Final[Mapping[str, str]] = {
     "messages.info": "ansiyellow",
     "messages.working": "ansicyan",
     "task.unknown": "ansiyellow italic",
+    # a row or part of the screen that could not be shown (lazycelery.tui.guard)
+    "render.error": "ansired",
 }
 
 
-def state_class(state: str) -> str:
-    """``FAILURE`` -> ``class:task.state.failure``."""
-    return f"class:task.state.{state.lower()}"
+def state_class(state: object) -> str:
+    """``FAILURE`` -> ``class:task.state.failure``; a state that is not a plain word (a custom
+    state from a result backend may be anything) gets no colour, and never injects a style."""
+    if isinstance(state, str) and state.isascii() and state.replace("_", "").isalnum():
+        return f"class:task.state.{state.lower()}"
+    return "class:task.state.other"
 
 
 def build_style(overrides: Mapping[str, str] | None = None) -> Style:

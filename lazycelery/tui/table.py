@@ -5,6 +5,10 @@ Window never sees more lines than fit. When the selected item is the same as las
 selection keeps its screen row while rows arrive above it; otherwise the view scrolls just
 enough to show it. Column widths are measured on the visible rows only and only grow, so the
 layout does not jitter while scrolling (they reset on resize).
+
+Cell text is made one line with control characters shown as escapes (whatever type the cell
+function returned); a row whose cells raise shows a marker, and a failure of the whole table
+one marker line, each counted in ``errors``: a frame always completes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout.controls import UIContent, UIControl
 
 from lazycelery.tui.format import fit, one_line
+from lazycelery.tui.guard import MARKER_STYLE, PANE_MARKER, ROW_MARKER, RenderErrors
 
 __all__ = ["Cell", "Column", "ListModel", "TableModel", "VirtualTable"]
 
@@ -100,7 +105,7 @@ class VirtualTable(UIControl, Generic[T]):
                  row_style: Callable[[T], str] | None = None,
                  selection_key: Callable[[], object] | None = None,
                  empty_text: Callable[[], str] = lambda: "nothing to show",
-                 show_header: bool = True) -> None:
+                 show_header: bool = True, errors: RenderErrors | None = None) -> None:
         self.model = model
         self.columns = list(columns)
         self.focused = focused
@@ -117,6 +122,8 @@ class VirtualTable(UIControl, Generic[T]):
         self._last_screen_row = 0
         #: data rows formatted by the last render (never more than fit on screen)
         self.rendered_rows = 0
+        #: where rows and frames that could not be shown are counted (the dashboard shares one)
+        self.errors = errors if errors is not None else RenderErrors()
 
     def is_focusable(self) -> bool:
         return True
@@ -137,7 +144,7 @@ class VirtualTable(UIControl, Generic[T]):
         self._last_key = key
         self._last_screen_row = sel - self.top if sel >= 0 else 0
 
-    def _layout(self, width: int, cells: list[list[Cell]]) -> list[tuple[int, int]]:
+    def _layout(self, width: int, cells: list[list[Cell] | None]) -> list[tuple[int, int]]:
         """Pick the columns that fit and their widths: (column index, width) pairs, measured
         on the visible rows' cells only."""
         if width != self._last_width:
@@ -149,7 +156,7 @@ class VirtualTable(UIControl, Generic[T]):
         def want(i: int) -> int:
             if i not in wanted:
                 col = columns[i]
-                measured = max([len(col.title)] + [len(row[i][1]) for row in cells])
+                measured = max([len(col.title)] + [len(row[i][1]) for row in cells if row])
                 measured = max(measured, self._widths.get(i, 0))
                 wanted[i] = col.width or max(col.min_width, min(measured, col.max_width))
             return wanted[i]
@@ -189,6 +196,27 @@ class VirtualTable(UIControl, Generic[T]):
     # ------------------------------------------------------------------ content
 
     def create_content(self, width: int, height: int) -> UIContent:
+        try:
+            return self._content(width, height)
+        except Exception as exc:  # a bug: one marker line, the frame completes
+            self.errors.record("table", exc)
+            marker: StyleAndTextTuples = [(MARKER_STYLE, fit(f" {PANE_MARKER}", width))]
+            return UIContent(get_line=lambda i: marker if i == 0 else [], line_count=1,
+                             show_cursor=False)
+
+    def _cells(self, row: T) -> list[Cell] | None:
+        """The row's cells as (style, one-line text), or None when a cell function raised."""
+        try:
+            out: list[Cell] = []
+            for col in self.columns:
+                style, text = col.cell(row)
+                out.append((style if isinstance(style, str) else "", one_line(text)))
+            return out
+        except Exception as exc:
+            self.errors.record("table row", exc)
+            return None
+
+    def _content(self, width: int, height: int) -> UIContent:
         model = self.model()
         n = len(model)
         header = 1 if self.show_header else 0
@@ -198,18 +226,20 @@ class VirtualTable(UIControl, Generic[T]):
         self._scroll(n, sel, body)
         rows = model.rows(self.top, self.top + body)
         self.rendered_rows = len(rows)
-        columns = self.columns
-        cells = [[col.cell(row) for col in columns] for row in rows]
+        cells = [self._cells(row) for row in rows]
         layout = self._layout(width, cells)
         lines: list[StyleAndTextTuples] = []
         if header:
             lines.append(self._header_line(layout, width))
         focused = self.focused()
         for offset, row in enumerate(rows):
-            lines.append(self._row_line(row, cells[offset], layout, width,
-                                        self.top + offset == sel, focused))
+            selected = self.top + offset == sel
+            row_cells = cells[offset]
+            line = None if row_cells is None else self._safe_row_line(
+                row, row_cells, layout, width, selected, focused)
+            lines.append(line if line is not None else self._marker_line(width, selected))
         if n == 0:
-            lines.append([("class:pane.empty", fit(" " + self.empty_text(), width))])
+            lines.append([("class:pane.empty", fit(one_line(" " + self.empty_text()), width))])
         cursor = Point(0, max(0, sel - self.top) + header if sel >= 0 else 0)
 
         def get_line(i: int) -> StyleAndTextTuples:
@@ -217,6 +247,19 @@ class VirtualTable(UIControl, Generic[T]):
 
         return UIContent(get_line=get_line, line_count=len(lines), cursor_position=cursor,
                          show_cursor=False)
+
+    def _safe_row_line(self, row: T, cells: list[Cell], layout: list[tuple[int, int]],
+                       width: int, selected: bool, focused: bool) -> StyleAndTextTuples | None:
+        try:
+            return self._row_line(row, cells, layout, width, selected, focused)
+        except Exception as exc:  # row_style raised
+            self.errors.record("table row", exc)
+            return None
+
+    @staticmethod
+    def _marker_line(width: int, selected: bool) -> StyleAndTextTuples:
+        style = MARKER_STYLE + (" class:table.selected" if selected else "")
+        return [(style, fit(f" {ROW_MARKER}", width))]
 
     def _header_line(self, layout: list[tuple[int, int]], width: int) -> StyleAndTextTuples:
         cols = self.columns
@@ -236,7 +279,7 @@ class VirtualTable(UIControl, Generic[T]):
                 used += 1
             style, text = cells[i]
             out.append((f"{base} {style}" if style else base,
-                        fit(one_line(text), w, self.columns[i].align)))
+                        fit(text, w, self.columns[i].align)))
             used += w
         if used < width:
             out.append((base, " " * (width - used)))

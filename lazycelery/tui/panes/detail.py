@@ -1,5 +1,8 @@
 """Task detail: every field, state history, args/kwargs/result with truncation marks, the full
-traceback (scrollable) and the parent/root/children tree, whose lines open that task."""
+traceback (scrollable) and the parent/root/children tree, whose lines open that task.
+
+Every value is shown whatever its type (``lazycelery.tui.format``: control characters as
+escapes, odd numbers as ``?``); a section that still fails to build shows a marker line."""
 
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ from prompt_toolkit.layout.controls import UIContent, UIControl
 
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import TaskRecord
-from lazycelery.tui.format import clock_time, duration, fit, one_line, wrap
+from lazycelery.tui.format import clock_time, duration, fit, lines_of, one_line, short_id, wrap
+from lazycelery.tui.guard import MARKER_STYLE, PANE_MARKER, SECTION_MARKER, RenderErrors
 from lazycelery.tui.panes.common import pane
 from lazycelery.tui.style import state_class
 
@@ -54,8 +58,9 @@ def _heading(name: str, note: str = "", note_style: str = "") -> DetailLine:
     return DetailLine(frags, section=name)
 
 
-def _field(label: str, value: str, style: str = "", width: int = 80,
-           link: str | None = None) -> list[DetailLine]:
+def _field(label: str, value: object, style: str = "", width: int = 80,
+           link: object = None) -> list[DetailLine]:
+    link = link if isinstance(link, str) else None  # an id of another type opens nothing
     chunks = wrap(one_line(value), max(8, width - _LABEL_W - 2))
     lines = [DetailLine([("class:detail.label", f"  {label:<{_LABEL_W}}"), (style, chunks[0])],
                         link=link)]
@@ -63,11 +68,14 @@ def _field(label: str, value: str, style: str = "", width: int = 80,
     return lines
 
 
-def _block(text: str, width: int, style: str = "") -> list[DetailLine]:
+def _block(value: object, width: int, style: str = "") -> list[DetailLine]:
     """Multi-line text (a traceback), each line wrapped with a two-space indent."""
     out: list[DetailLine] = []
-    for raw in text.rstrip("\n").split("\n"):
-        for chunk in wrap(one_line(raw), max(8, width - 2)):
+    lines = lines_of(value)
+    while len(lines) > 1 and not lines[-1]:
+        lines.pop()
+    for raw in lines:
+        for chunk in wrap(raw, max(8, width - 2)):
             out.append(DetailLine([(style, "  " + chunk)]))
     return out
 
@@ -77,7 +85,7 @@ def _fields(rec: TaskRecord, width: int) -> list[DetailLine]:
     out += _field("id", rec.uuid, width=width)
     state_note = " (reconciled: corrected from the result backend or a worker after missed " \
         "events)" if rec.reconciled and rec.unknown_since is None else ""
-    out += _field("state", rec.state + state_note, state_class(rec.state), width)
+    out += _field("state", one_line(rec.state) + state_note, state_class(rec.state), width)
     if rec.unknown_since is not None:
         out += _field("unknown", f"since {clock_time(rec.unknown_since)}: events were missed and "
                       "neither the result backend nor a worker accounts for it (state kept)",
@@ -85,15 +93,15 @@ def _fields(rec: TaskRecord, width: int) -> list[DetailLine]:
     out += _field("name", rec.name or "? (no task-sent/received event seen)", width=width)
     out += _field("worker", rec.worker or "–", width=width)
     if rec.queue or rec.routing_key:
-        route = rec.queue or "?"
+        route = one_line(rec.queue or "?")
         if rec.exchange or rec.routing_key:
-            exchange = rec.exchange or '""'
-            route += f"  (exchange {exchange}, routing key {rec.routing_key})"
+            exchange = one_line(rec.exchange or '""')
+            route += f"  (exchange {exchange}, routing key {one_line(rec.routing_key)})"
         out += _field("queue", route, width=width)
     if rec.client:
         out += _field("sent by", rec.client, width=width)
     out += _field("runtime", duration(rec.runtime) or "–", width=width)
-    out += _field("retries", str(rec.retries), width=width)
+    out += _field("retries", rec.retries, width=width)
     if rec.eta:
         out += _field("eta", rec.eta, width=width)
     if rec.expires:
@@ -101,7 +109,7 @@ def _fields(rec: TaskRecord, width: int) -> list[DetailLine]:
     if rec.revoked is not None:
         how = "terminated" if rec.terminated else "expired" if rec.expired else "revoked"
         if rec.signum is not None:
-            how += f" (signal {rec.signum})"
+            how += f" (signal {one_line(rec.signum)})"
         out += _field("revoked", how, "class:task.state.revoked", width)
     if rec.rejected is not None:
         out += _field("rejected", "requeued" if rec.requeue else "not requeued", width=width)
@@ -109,9 +117,16 @@ def _fields(rec: TaskRecord, width: int) -> list[DetailLine]:
         out += _field("note", rec.note, width=width)
     if rec.parent_id:
         out += _field("parent", rec.parent_id, "class:detail.link", width, link=rec.parent_id)
-    if rec.root_id and rec.root_id != rec.uuid:
+    if rec.root_id and not _same(rec.root_id, rec.uuid):
         out += _field("root", rec.root_id, "class:detail.link", width, link=rec.root_id)
     return out
+
+
+def _same(a: object, b: object) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # an odd value's __eq__
+        return False
 
 
 def _history(rec: TaskRecord) -> list[DetailLine]:
@@ -123,16 +138,24 @@ def _history(rec: TaskRecord) -> list[DetailLine]:
     for state, ts in history:
         # within an attempt the order is the lifecycle's; another host's clock may put a step
         # a little before the one it follows (shown as a negative offset, not reordered)
-        delta = "" if ts == start else f"+{duration(ts - start)}" if ts > start else \
-            f"-{duration(start - ts)}"
+        delta = "" if _same(ts, start) else _delta(ts, start)
         out.append(DetailLine([
             ("class:detail.label", f"  {clock_time(ts, millis=True)}  "),
-            (state_class(state), f"{state:<9}"), ("class:detail.label", f" {delta}"),
+            (state_class(state), f"{one_line(state):<9}"), ("class:detail.label", f" {delta}"),
         ]))
     return out
 
 
-def _text_section(name: str, value: str | None, truncated: bool, width: int,
+def _delta(ts: object, start: object) -> str:
+    """``+1.20s`` after the first event, ``-3ms`` before it; ``?`` for times of odd types."""
+    try:
+        diff = ts - start  # type: ignore[operator]
+        return f"+{duration(diff)}" if diff >= 0 else f"-{duration(-diff)}"
+    except Exception:  # times of odd types: no difference to show
+        return "?"
+
+
+def _text_section(name: str, value: object, truncated: bool, width: int,
                   style: str = "") -> list[DetailLine]:
     if value is None:
         return []
@@ -142,11 +165,11 @@ def _text_section(name: str, value: str | None, truncated: bool, width: int,
 
 
 def _root_of(rec: TaskRecord, index: TaskIndex) -> str:
-    if rec.root_id:
+    if rec.root_id and isinstance(rec.root_id, str):
         return rec.root_id
     uuid, seen = rec.uuid, {rec.uuid}
     parent = rec.parent_id
-    while parent and parent not in seen and len(seen) < _MAX_DEPTH:
+    while isinstance(parent, str) and parent and parent not in seen and len(seen) < _MAX_DEPTH:
         seen.add(parent)
         uuid = parent
         node = index.get(parent)
@@ -169,11 +192,11 @@ def _family(rec: TaskRecord, index: TaskIndex, width: int) -> list[DetailLine]:
         branch = "" if depth == 0 else ("└─ " if last else "├─ ")
         frags: StyleAndTextTuples = [("class:detail.label", "  " + prefix + branch)]
         if node is None:
-            frags.append(("class:detail.label", f"{uuid[:8]}  (not in memory)"))
+            frags.append(("class:detail.label", f"{short_id(uuid)}  (not in memory)"))
         else:
-            frags += [(state_class(node.state), f"{node.state:<8} "),
-                      ("class:detail.current" if node is rec else "", node.name or "?"),
-                      ("class:detail.label", f"  {uuid[:8]}")]
+            frags += [(state_class(node.state), f"{one_line(node.state):<8} "),
+                      ("class:detail.current" if node is rec else "", one_line(node.name or "?")),
+                      ("class:detail.label", f"  {short_id(uuid)}")]
             if node is rec:
                 frags.append(("class:detail.current", "  ◀ this task"))
         out.append(DetailLine(frags, link=uuid if node is not None and node is not rec
@@ -192,22 +215,32 @@ def _family(rec: TaskRecord, index: TaskIndex, width: int) -> list[DetailLine]:
     return out[: _MAX_TREE_LINES + 2]
 
 
-def build_detail(rec: TaskRecord, index: TaskIndex, width: int) -> list[DetailLine]:
-    """Every line of the detail view for ``rec`` at ``width`` cells."""
-    title: StyleAndTextTuples = [("class:detail.title", rec.name or "?"), ("", "  "),
-                                 (state_class(rec.state), rec.state)]
+def build_detail(rec: TaskRecord, index: TaskIndex, width: int,
+                 errors: RenderErrors | None = None) -> list[DetailLine]:
+    """Every line of the detail view for ``rec`` at ``width`` cells; a section that raises
+    shows a marker line (counted in ``errors``) and the others are still shown."""
+    title: StyleAndTextTuples = [("class:detail.title", one_line(rec.name or "?")), ("", "  "),
+                                 (state_class(rec.state), one_line(rec.state))]
     lines = [DetailLine(title), DetailLine([])]
-    sections = [
-        _fields(rec, width),
-        _history(rec),
-        _text_section("Args", rec.args, rec.args_truncated, width),
-        _text_section("Kwargs", rec.kwargs, rec.kwargs_truncated, width),
-        _text_section("Result", rec.result, rec.result_truncated, width),
-        _text_section("Exception", rec.exception, False, width, "class:task.state.failure"),
-        _text_section("Traceback", rec.traceback, False, width, "class:detail.traceback"),
-        _family(rec, index, width),
+    sections: list[tuple[str, Callable[[], list[DetailLine]]]] = [
+        ("Fields", lambda: _fields(rec, width)),
+        ("History", lambda: _history(rec)),
+        ("Args", lambda: _text_section("Args", rec.args, rec.args_truncated, width)),
+        ("Kwargs", lambda: _text_section("Kwargs", rec.kwargs, rec.kwargs_truncated, width)),
+        ("Result", lambda: _text_section("Result", rec.result, rec.result_truncated, width)),
+        ("Exception", lambda: _text_section("Exception", rec.exception, False, width,
+                                            "class:task.state.failure")),
+        ("Traceback", lambda: _text_section("Traceback", rec.traceback, False, width,
+                                            "class:detail.traceback")),
+        ("Family", lambda: _family(rec, index, width)),
     ]
-    for section in sections:
+    for name, build in sections:
+        try:
+            section = build()
+        except Exception as exc:
+            if errors is not None:
+                errors.record(f"detail {name}", exc)
+            section = [_heading(name), DetailLine([(MARKER_STYLE, f"  {SECTION_MARKER}")])]
         if section:
             lines += section
             lines.append(DetailLine([]))
@@ -226,6 +259,8 @@ class DetailModel:
         self.anchor_top = False
         self._lines: list[DetailLine] = []
         self._key: tuple[int, int, int] = (0, -1, -1)
+        #: sections that could not be built are counted here (the dashboard shares one)
+        self.errors = RenderErrors()
 
     def show(self, rec: TaskRecord | None) -> None:
         if rec is not self.record:
@@ -239,7 +274,7 @@ class DetailModel:
             return []
         key = (id(rec), self.index.version, width)
         if key != self._key:
-            self._lines = build_detail(rec, self.index, width)
+            self._lines = build_detail(rec, self.index, width, self.errors)
             self._key = key
             self.cursor = min(self.cursor, max(0, len(self._lines) - 1))
         return self._lines
@@ -295,11 +330,20 @@ class DetailControl(UIControl):
         return True
 
     def create_content(self, width: int, height: int) -> UIContent:
+        try:
+            return self._content(width, height)
+        except Exception as exc:  # a bug: one marker line, the frame completes
+            self.model.errors.record("detail", exc)
+            marker: StyleAndTextTuples = [(MARKER_STYLE, fit(f" {PANE_MARKER}", width))]
+            return UIContent(get_line=lambda i: marker if i == 0 else [], line_count=1,
+                             show_cursor=False)
+
+    def _content(self, width: int, height: int) -> UIContent:
         model = self.model
         lines = model.lines(max(20, width - 1))
         model.page_rows = height
         if not lines:
-            empty: StyleAndTextTuples = [("class:pane.empty", " " + self.empty())]
+            empty: StyleAndTextTuples = [("class:pane.empty", " " + one_line(self.empty()))]
             return UIContent(get_line=lambda i: empty, line_count=1, show_cursor=False)
         cursor = model.cursor
         if model.anchor_top:
@@ -326,7 +370,7 @@ def detail_title(d: Dashboard) -> StyleAndTextTuples:
     rec = d.detail.record
     out: StyleAndTextTuples = [("bold", " 4 Task detail ")]
     if rec is not None:
-        out.append(("", f" {rec.uuid}"))
+        out.append(("", f" {one_line(rec.uuid)}"))
         if d.ui.detail_stack:
             out.append(("", f"  (opened from the family tree; esc goes back "
                         f"{len(d.ui.detail_stack)})"))

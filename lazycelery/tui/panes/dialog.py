@@ -129,7 +129,7 @@ def _options(dialog: Dialog) -> StyleAndTextTuples:
     for i, option in enumerate(dialog.options):
         chosen = i == dialog.selected
         out.append(("class:dialog.choice.selected" if chosen else "class:dialog.choice",
-                    f" {'▶' if chosen else ' '} {option} "))
+                    f" {'▶' if chosen else ' '} {one_line(option)} "))
         out.append(("", "\n"))
     return out[:-1] if out else out
 
@@ -158,7 +158,8 @@ def _keys_hint(dialog: Dialog) -> StyleAndTextTuples:
     elif dialog.kind == INPUT:
         text = "enter next · esc cancel"
     elif dialog.require is not None:
-        text = f"type {dialog.require!r}, then tab to {dialog.confirm_label} and enter · esc cancels"
+        text = f"type {one_line(repr(dialog.require))}, then tab to {dialog.confirm_label} and " \
+            "enter · esc cancels"
     else:
         text = f"tab to {dialog.confirm_label}, then enter · enter on Cancel or esc cancels"
     return [("class:dialog.hint", " " + text)]
@@ -183,7 +184,8 @@ def dialog_float(d: Dashboard, buffer: Buffer) -> tuple[Float, Window]:
 
     def prompt() -> StyleAndTextTuples:
         dialog = current()
-        return [("class:dialog.prompt", f" {dialog.prompt} ")] if dialog is not None else []
+        return [("class:dialog.prompt", f" {one_line(dialog.prompt)} ")] if dialog is not None \
+            else []
 
     def error() -> StyleAndTextTuples:
         dialog = current()
@@ -201,11 +203,11 @@ def dialog_float(d: Dashboard, buffer: Buffer) -> tuple[Float, Window]:
 
     def title() -> str:
         dialog = current()
-        return dialog.title if dialog is not None else ""
+        return one_line(dialog.title) if dialog is not None else ""
 
     def prompt_width() -> int:
         dialog = current()
-        return len(dialog.prompt) + 2 if dialog is not None else 0
+        return len(one_line(dialog.prompt)) + 2 if dialog is not None else 0
 
     def _width() -> int:
         return min(_WIDTH, max(20, d.width() - 4))

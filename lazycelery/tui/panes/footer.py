@@ -8,6 +8,7 @@ from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout import Container, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
 
+from lazycelery.tui.format import one_line
 from lazycelery.tui.keys import display_key
 
 if TYPE_CHECKING:
@@ -42,7 +43,8 @@ def footer_text(d: Dashboard) -> StyleAndTextTuples:
     out: StyleAndTextTuples = []
     if flash is not None:
         text, error = flash
-        out.append(("class:footer.error" if error else "class:footer.flash", f" {text} "))
+        out.append(("class:footer.error" if error else "class:footer.flash",
+                    f" {one_line(text)} "))
         out.append(("class:footer", " "))
     for keys, label in footer_hints(d):
         out += [("class:footer.key", f" {keys}"), ("class:footer", f" {label} ")]

@@ -12,7 +12,7 @@ from prompt_toolkit.layout.controls import FormattedTextControl
 
 from lazycelery.core.ingest import short_reason
 from lazycelery.core.model import FAILURE, RECEIVED, RETRY, REVOKED, STARTED, SUCCESS
-from lazycelery.tui.format import age, clock_time, number, percent, sparkline
+from lazycelery.tui.format import age, clock_time, number, one_line, percent, sparkline
 from lazycelery.tui.style import state_class
 
 if TYPE_CHECKING:
@@ -29,8 +29,8 @@ def header_text(d: Dashboard) -> StyleAndTextTuples:
     status = d.ingest_status
     state = status.state if status is not None else "offline"
     out: StyleAndTextTuples = [("class:header.app", " lazycelery"), _SEP]
-    out.append(("class:header.env", d.info.env_name or "default"))
-    out += [_SEP, ("", d.info.broker), _SEP]
+    out.append(("class:header.env", one_line(d.info.env_name or "default")))
+    out += [_SEP, ("", one_line(d.info.broker)), _SEP]
     out.append((f"class:conn.{state}", f"● {state}"))
     if status is not None and state == "reconnecting":
         out.append((f"class:conn.{state}", f" (attempt {status.attempt})"))
@@ -41,6 +41,10 @@ def header_text(d: Dashboard) -> StyleAndTextTuples:
             ("class:header.label", " ev/s")]
     if d.info.read_only:
         out += [_SEP, ("class:header.readonly", "READ-ONLY")]
+    failures = d.render_errors.last_frame
+    if failures:
+        noun = "row or pane" if failures == 1 else "rows or panes"
+        out += [_SEP, ("class:render.error", f"⚠ {number(failures)} {noun} not shown")]
     out.append(("", "\n "))
     index = d.index
     out += [("class:header.label", "tasks "), ("class:header.value", number(len(index)))]
@@ -73,8 +77,8 @@ def metrics_text(d: Dashboard, width: int) -> StyleAndTextTuples:
     snap = d.queue_snapshot
     if snap is not None and snap.queues:
         out.append(("class:metrics.label", "depth "))
-        for q in sorted(snap.queues, key=lambda q: -(q.ready or 0))[:4]:
-            out += [("", f"{q.name} {number(q.ready)} "),
+        for q in sorted(snap.queues, key=lambda q: -q.ready if isinstance(q.ready, int) else 0)[:4]:
+            out += [("", f"{one_line(q.name)} {number(q.ready)} "),
                     ("class:spark.queue", sparkline(d.queue_history.series(q.name), 8)),
                     ("", "  ")]
     return out
@@ -98,7 +102,7 @@ def banner_text(d: Dashboard) -> StyleAndTextTuples:
         text += f" · stale: showing data as of {clock_time(last)} ({age(now - last)} ago)"
     else:
         text += " · no data yet; retrying"
-    return [("class:banner", text)]
+    return [("class:banner", one_line(text))]
 
 
 def header(d: Dashboard) -> Container:

@@ -128,9 +128,10 @@ class MessageBoard:
                              f" {mark} {one_line(message.headline)}", width)
             for line in message.lines:
                 if len(line) == 1:
-                    rows += _wrapped(line[0][0], " " + line[0][1], width)
+                    rows += _wrapped(line[0][0], " " + one_line(line[0][1]), width)
                 else:  # mixed styles: one row, cut (none of ours are)
-                    rows.append([(style, fit(" " + text, width)) for style, text, *_ in line])
+                    rows.append([(style, fit(" " + one_line(text), width))
+                                 for style, text, *_ in line])
         if len(rows) > _MAX_ROWS:
             rows = [[("class:messages.info", fit(f" … {len(rows) - _MAX_ROWS + 1} more lines "
                                                  "above", width))], *rows[-_MAX_ROWS + 1:]]

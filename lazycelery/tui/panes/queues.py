@@ -9,7 +9,7 @@ from prompt_toolkit.layout import Container
 
 from lazycelery.broker.model import QueueStats
 from lazycelery.broker.report import format_priorities
-from lazycelery.tui.format import age, number, rate, sparkline
+from lazycelery.tui.format import age, number, one_line, rate, sparkline
 from lazycelery.tui.panes.common import pane
 from lazycelery.tui.table import Column, VirtualTable
 
@@ -64,12 +64,12 @@ def queues_title(d: Dashboard) -> StyleAndTextTuples:
     snap = d.queue_snapshot
     text: StyleAndTextTuples = [("bold", " 2 Queues "), ("", f" {len(d.queues)}")]
     if snap is not None and snap.queues:
-        total = sum(q.ready or 0 for q in snap.queues)
+        total = sum(q.ready for q in snap.queues if isinstance(q.ready, int))
         text.append(("", f"  {number(total)} ready"))
     if snap is not None and snap.stale and snap.taken_at:
         text.append(("bold", "  STALE"))
     if snap is not None and snap.error and snap.queues:
-        text.append(("", f"  ({snap.error})"))
+        text.append(("", f"  ({one_line(snap.error)})"))
     return text
 
 

@@ -8,7 +8,7 @@ from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout import Container
 
 from lazycelery.core.model import TaskRecord
-from lazycelery.tui.format import clock_time, duration, number
+from lazycelery.tui.format import clock_time, duration, number, one_line, short_id
 from lazycelery.tui.panes.common import pane
 from lazycelery.tui.style import state_class
 from lazycelery.tui.table import Cell, Column, VirtualTable
@@ -22,8 +22,8 @@ __all__ = ["task_columns", "task_table", "tasks_pane", "tasks_title"]
 def _args_preview(rec: TaskRecord) -> str:
     args, kwargs = rec.args, rec.kwargs
     if kwargs and kwargs != "{}":
-        return f"{args or ''} {kwargs}"
-    return args or ""
+        return f"{one_line(args)} {one_line(kwargs)}"
+    return one_line(args)
 
 
 def _args(rec: TaskRecord) -> Cell:
@@ -46,7 +46,7 @@ def task_columns() -> list[Column[TaskRecord]]:
                priority=3),
         Column("STATE", _state, width=8),
         Column("NAME", lambda r: ("", r.name or "?"), min_width=12, max_width=48, grow=1),
-        Column("ID", lambda r: ("class:table.dim", r.uuid[:8]), width=8, priority=1),
+        Column("ID", lambda r: ("class:table.dim", short_id(r.uuid)), width=8, priority=1),
         Column("WORKER", lambda r: ("", r.worker or ""), min_width=8, max_width=28, priority=2),
         Column("RUNTIME", lambda r: ("", duration(r.runtime)), width=7, align="right",
                priority=2),
@@ -59,7 +59,7 @@ def tasks_title(d: Dashboard) -> StyleAndTextTuples:
     shown, total = len(view), view.total
     parts: StyleAndTextTuples = [("bold", " 3 Tasks "), ("", f" {number(shown)}")]
     if view.filter_text:
-        parts.append(("", f" of {number(total)}  / {view.filter_text}"))
+        parts.append(("", f" of {number(total)}  / {one_line(view.filter_text)}"))
     arrow = "↓" if view.descending else "↑"
     parts.append(("", f"  sort {view.sort_column} {arrow}"))
     if view.follow and view.sort_column == "time":

@@ -8,7 +8,7 @@ from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout import Container
 
 from lazycelery.core.views import WorkerRow
-from lazycelery.tui.format import age, number
+from lazycelery.tui.format import age, fixed, number
 from lazycelery.tui.panes.common import pane
 from lazycelery.tui.table import Column, VirtualTable
 
@@ -28,7 +28,7 @@ def worker_columns() -> list[Column[WorkerRow]]:
         Column("ACTIVE", lambda w: ("", number(w.active)), width=6, align="right"),
         Column("PROCESSED", lambda w: ("", number(w.processed)), width=9, align="right",
                priority=1),
-        Column("LOAD", lambda w: ("", "–" if w.load is None else f"{w.load:.2f}"), width=5,
+        Column("LOAD", lambda w: ("", fixed(w.load, 2)), width=5,
                align="right", priority=2),
         Column("HB", lambda w: ("", age(w.heartbeat_age)), width=4, align="right", priority=1),
         Column("VERSION", lambda w: ("class:table.dim", w.version or ""), width=7, priority=3),

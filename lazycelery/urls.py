@@ -1,0 +1,314 @@
+"""Broker and backend URLs as people paste them: masking that fails closed, and the checks that
+turn a URL kombu or redis-py would misread into one clear line.
+
+A password with an unencoded ``/``, ``?`` or ``#`` moves the end of the URL's authority, so
+``urlsplit`` (and kombu, and redis-py) read part of the password as a host, a port or a path.
+Masking therefore never relies on a URL parser: it treats everything between ``scheme://`` and
+the *last* ``@`` as credentials when a parser could disagree about where they end.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import unquote, urlsplit
+
+from lazycelery.text import visible
+
+__all__ = [
+    "MASK",
+    "PERCENT_ENCODING_HINT",
+    "mask_url",
+    "scrub",
+    "shown_url",
+    "split_failover",
+    "url_problem",
+    "url_secrets",
+]
+
+MASK: Final = "********"
+
+#: One line telling the user how to write a password that holds special characters.
+PERCENT_ENCODING_HINT: Final = (
+    "percent-encode the password ('/' as %2F, '?' as %3F, '#' as %23, '@' as %40, ':' as %3A, "
+    "';' as %3B, '&' as %26, '+' as %2B, '%' as %25, a space as %20), e.g. with: python3 -c "
+    "'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=\"\"))' 'PASSWORD'"
+)
+
+_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_AUTHORITY_END: Final = re.compile(r"[/?#]")
+# What may follow the credentials when their end is a guess: a host name, an IPv6 literal or
+# nothing (socket URLs), then an optional port. Anything else may be the rest of a password.
+_HOST_LIKE: Final = re.compile(r"(?:\[[0-9A-Za-z:.%]*\]|\[[0-9A-Fa-f:.]*|[\w.~%-]*)(?::\d*)?")
+_SECRET_NAME: Final = re.compile(
+    r"pass|secret|token|signature|credential|apikey|(?:^|_)key$", re.I
+)
+# A query is split only at a "&" or ";" that starts another "name=": a raw "&" inside a password
+# value stays part of the (masked) value.
+_PARAM_SEPARATOR: Final = re.compile(r"([&;])(?=[^&;=]*=)")
+_SECRET_PARAM: Final = re.compile(r"[?&;]([^&;=?#]*)=")
+
+#: Schemes whose URLs kombu, celery or redis-py read with ``urllib.parse`` rules; a URL of one
+#: of these that urllib would misread is refused. Other schemes (``db+postgresql://``, read by
+#: SQLAlchemy with its own rules) are only masked.
+URLLIB_SCHEMES: Final = frozenset({
+    "amqp", "amqps", "pyamqp", "librabbitmq", "redis", "rediss", "redis+socket", "unix",
+    "sentinel", "sqs", "http", "https",
+})
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """One URL cut where its credentials end, without trusting a parser."""
+
+    scheme: str  # "redis://", or "" when there is none
+    userinfo: str | None  # before the "@" that ends the credentials; None: no "@" at all
+    host: str  # after it, up to the first "/", "?" or "#"
+    tail: str  # path, query and fragment
+    #: an "@" comes after a "/", "?" or "#": the credentials may end at either
+    ambiguous: bool
+
+
+def _cut(url: str) -> _Parts:
+    match = _SCHEME.match(url)
+    scheme = match.group(0) if match else ""
+    rest = url[len(scheme):]
+    end = _first_end(rest)
+    at = rest.rfind("@")
+    if at < end or _has_secret_param(rest[:at]):
+        # urllib's reading: the authority ends at the first "/", "?" or "#". Also taken when an
+        # "@" after that may sit in a secret query value ("?password=a@b"): the query masking
+        # hides that value whole, and the host stays visible.
+        authority = rest[:end]
+        at = authority.rfind("@")
+        userinfo = authority[:at] if at >= 0 else None
+        return _Parts(scheme, userinfo, authority[at + 1:], rest[end:], ambiguous=False)
+    after = rest[at + 1:]
+    host_end = _first_end(after)
+    return _Parts(scheme, rest[:at], after[:host_end], after[host_end:], ambiguous=True)
+
+
+def _first_end(text: str) -> int:
+    found = _AUTHORITY_END.search(text)
+    return found.start() if found else len(text)
+
+
+def split_failover(url: str) -> list[str]:
+    """The URLs of a ``;``-separated failover list; a ``;`` that does not start another
+    ``scheme://`` belongs to the URL before it (a password holding ``;``)."""
+    pieces = url.split(";")
+    parts = [pieces[0]]
+    for piece in pieces[1:]:
+        if _SCHEME.match(piece.strip()):
+            parts.append(piece)
+        else:
+            parts[-1] += ";" + piece
+    return parts
+
+
+# --- masking ---------------------------------------------------------------------------------
+
+
+def mask_url(url: str | None) -> str:
+    """The URL with every password and secret query value replaced by ``********``.
+
+    Never raises and fails closed: when where a password ends is ambiguous, everything up to the
+    last ``@`` is masked (``redis://********@host:6379/0``); when even the host is in doubt, only
+    ``scheme://********`` is left.
+    """
+    if url is None:
+        return ""
+    if not isinstance(url, str):
+        return MASK
+    try:
+        return ";".join(_mask_one(part) for part in split_failover(url))
+    except Exception:  # fail closed, whatever the input
+        match = _SCHEME.match(url.strip())
+        return f"{match.group(0)}{MASK}" if match else MASK
+
+
+def _mask_one(url: str) -> str:
+    stripped = url.strip()
+    parts = _cut(stripped)
+    if not parts.scheme:
+        return _mask_schemeless(parts)
+    if parts.userinfo is None:
+        if _looks_like_user_and_password(parts.host):  # "redis://:pa" cut from "redis://:pa s@h"
+            return f"{parts.scheme}{MASK}"
+        return f"{parts.scheme}{parts.host}{_mask_tail(parts.tail)}"
+    if not parts.ambiguous:
+        return f"{parts.scheme}{_mask_userinfo(parts.userinfo)}@{parts.host}" \
+               f"{_mask_tail(parts.tail)}"
+    # Everything up to the last "@" may be credentials; what follows must look like a host
+    # to be shown, or it may be the rest of a password.
+    if not _HOST_LIKE.fullmatch(parts.host):
+        return f"{parts.scheme}{MASK}"
+    return f"{parts.scheme}{MASK}@{parts.host}{_mask_tail(parts.tail)}"
+
+
+def _looks_like_user_and_password(authority: str) -> bool:
+    """``x:y`` where ``y`` is no port number: maybe credentials whose ``@host`` got cut off."""
+    if authority.startswith("["):  # an IPv6 literal: only what follows "]" may hold a port
+        authority = authority.partition("]")[2]
+    _, colon, port = authority.rpartition(":")
+    return bool(colon and port) and not port.isdigit()
+
+
+def _mask_schemeless(parts: _Parts) -> str:
+    # "user:pass@host:6379" (no scheme): never echo what may be a password.
+    if parts.userinfo is not None:
+        return f"{MASK}@{parts.host}" if _HOST_LIKE.fullmatch(parts.host) else MASK
+    # "localhost:6379" is worth echoing in "not a URL"; "user:secret" is not
+    if ":" not in parts.host or _HOST_LIKE.fullmatch(parts.host):
+        return parts.host + _mask_tail(parts.tail)
+    return MASK
+
+
+def _mask_userinfo(userinfo: str) -> str:
+    user, colon, _ = userinfo.partition(":")
+    return f"{user}:{MASK}" if colon else userinfo
+
+
+def _has_secret_param(text: str) -> bool:
+    return any(_SECRET_NAME.search(unquote(m.group(1))) for m in _SECRET_PARAM.finditer(text))
+
+
+def _mask_tail(tail: str) -> str:
+    """Path, query and fragment with the values of secret-looking query parameters masked."""
+    question = tail.find("?")
+    if question < 0:
+        return tail
+    pieces = _PARAM_SEPARATOR.split(tail[question + 1:])
+    # re.split with a group keeps the separators at odd indexes
+    masked = [piece if i % 2 else _mask_param(piece) for i, piece in enumerate(pieces)]
+    return tail[:question + 1] + "".join(masked)
+
+
+def _mask_param(param: str) -> str:
+    name, equals, value = param.partition("=")
+    if equals and value and _SECRET_NAME.search(unquote(name)):
+        return f"{name}={MASK}"
+    return param
+
+
+def shown_url(url: str, limit: int = 120) -> str:
+    """The masked URL for an error line: control characters visible, at most ``limit`` long."""
+    text = visible(mask_url(url))
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+# --- secrets, to scrub from error text -------------------------------------------------------
+
+
+def url_secrets(url: str) -> list[str]:
+    """Every string of ``url`` that may be (part of) a secret, longest first.
+
+    For scrubbing library error messages that might quote a password: the password as written
+    and percent-decoded, the secret query values, and for an ambiguous URL every reading of
+    where the password ends (those guesses only from 3 characters on, so that scrubbing does
+    not eat ordinary words).
+    """
+    exact: set[str] = set()
+    guesses: set[str] = set()
+    for part in split_failover(url):
+        part = part.strip()
+        parts = _cut(part)
+        if parts.userinfo is not None:
+            exact.add(parts.userinfo.partition(":")[2])
+            if parts.ambiguous:
+                guesses.update(_ambiguous_readings(part, parts))
+        for match in _SECRET_PARAM.finditer(part):
+            if _SECRET_NAME.search(unquote(match.group(1))):
+                exact.add(_PARAM_SEPARATOR.split(part[match.end():])[0])
+    guesses = {guess for guess in guesses if len(guess) >= 3}
+    found = {secret for secret in exact | guesses if secret}
+    found |= {unquote(secret) for secret in found}
+    return sorted(found, key=len, reverse=True)
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (a library's error message) with every secret of ``url`` in it masked."""
+    for secret in url_secrets(url):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def _ambiguous_readings(url: str, parts: _Parts) -> set[str]:
+    # urllib's reading: the authority ends at the first "/", "?" or "#"; what it calls the
+    # password, host or port there is then a piece of the real password.
+    rest = url[len(parts.scheme):]
+    authority = rest[:_first_end(rest)]
+    userinfo = parts.userinfo or ""
+    pieces = {userinfo, authority, *re.split(r"[:@/?#]", userinfo), *re.split(r"[:@]", authority)}
+    return {piece for piece in pieces if piece}
+
+
+# --- checks ----------------------------------------------------------------------------------
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be used as written (one clause, no secret in it); None when fine.
+
+    Only URLs whose scheme is read with urllib's rules are checked beyond the basics; the
+    problems are those that make kombu or redis-py connect elsewhere or fail with a traceback.
+    """
+    if not url.strip():
+        return "empty"
+    control = next((ch for ch in url if ord(ch) < 0x20 or ord(ch) == 0x7F), None)
+    if control is not None:
+        return f"a control character ({visible(control)}): remove it"
+    for part in split_failover(url.strip()):
+        problem = _part_problem(part.strip())
+        if problem:
+            return problem
+    return None
+
+
+def _part_problem(part: str) -> str | None:
+    parts = _cut(part)
+    if not parts.scheme:
+        return "not a URL"
+    if parts.scheme[:-3].lower() not in URLLIB_SCHEMES:
+        return None
+    if ";" in part:
+        return f"a ';' that does not start another URL of the failover list; " \
+               f"{PERCENT_ENCODING_HINT}"
+    if parts.ambiguous:
+        return "where the password ends is ambiguous (an '@' after a '/', '?' or '#'); " \
+               f"{PERCENT_ENCODING_HINT}"
+    if _misread_secret_value(parts.tail):
+        return "a '#', '&' or '+' in a password query parameter is read as something else; " \
+               f"{PERCENT_ENCODING_HINT}"
+    return _host_problem(part)
+
+
+def _misread_secret_value(tail: str) -> bool:
+    # urllib's parse_qsl ends a value at "&" and "#" and reads "+" as a space
+    question = tail.find("?")
+    if question < 0:
+        return False
+    pieces = _PARAM_SEPARATOR.split(tail[question + 1:])[::2]
+    return any(_mask_param(piece) != piece and any(ch in piece for ch in "#&+")
+               for piece in pieces)
+
+
+def _host_problem(part: str) -> str | None:
+    try:
+        split = urlsplit(part)
+    except ValueError:  # the only one urlsplit raises: "Invalid IPv6 URL"
+        return "an unclosed '[' (an IPv6 address is written in brackets: [::1])"
+    try:
+        split.port  # noqa: B018 - a property that validates
+    except ValueError:
+        return "the port is not a number between 0 and 65535"
+    host = split.hostname or ""
+    if len(host) > 253:
+        return f"the host name is {len(host)} characters long (at most 253)"
+    if host and ":" not in host:
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            return "the host name is not valid (an empty part between dots, or a part longer " \
+                   "than 63 characters)"
+    return None
