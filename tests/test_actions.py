@@ -267,6 +267,8 @@ def test_bulk_retry_reads_the_backend_in_batches(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(app.backend, "mget", counting_mget)
     metas = reconcile.fetch_metas(app, ids)
     assert metas == {} and calls == [500, 500, 200]
+    # and the dry run counts the way the dashboard does: 1,200, not 1200
+    assert plan_retries(ids, app).summary() == "0 tasks would be retried, 1,200 refused"
 
 
 # --------------------------------------------------------------------------- retry execution

@@ -180,4 +180,6 @@ def _cancelled() -> int:
 
 
 def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+    from lazycelery.text import number
+
+    return f"{number(n)} {noun}{'' if n == 1 else 's'}"

@@ -230,7 +230,8 @@ class RetryBatch:
         return tuple(p.uuid for p in self.plans) + tuple(r.uuid for r in self.refusals)
 
     def summary(self) -> str:
-        return f"{_count(len(self.plans), 'task')} would be retried, {len(self.refusals)} refused"
+        return (f"{_count(len(self.plans), 'task')} would be retried, "
+                f"{number(len(self.refusals))} refused")
 
     def lines(self) -> list[str]:
         out = [self.summary()]
@@ -242,7 +243,7 @@ class RetryBatch:
 
 
 def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+    return f"{number(n)} {noun}{'' if n == 1 else 's'}"
 
 
 def plan_retry(
@@ -831,7 +832,8 @@ class Actions:
         refused = {r.uuid: r.reason for r in batch.refusals}
         sent = len(created)
         ok = sent == len(batch.plans) and sent > 0 and not refused
-        message = f"{sent} of {len(batch.targets)} sent" + (f", {len(refused)} refused" if refused else "")
+        message = f"{number(sent)} of {number(len(batch.targets))} sent" + (
+            f", {number(len(refused))} refused" if refused else "")
         result = ActionResult("retry", batch.targets, ok, replies=replies, message=message,
                               created=created, refused=refused)
         return self._audited(result)
