@@ -19,6 +19,7 @@ import ast
 import math
 import re
 import signal as _signal
+import time
 import uuid as _uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,9 +27,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from lazycelery.core import audit
-from lazycelery.core.model import FAILURE, READY_STATES, REJECTED, REVOKED, SUCCESS, TaskRecord
-from lazycelery.core.reconcile import NoResultBackend, fetch_metas, one_line
+from lazycelery.core.model import (
+    FAILURE,
+    PENDING,
+    READY_STATES,
+    RECEIVED,
+    REJECTED,
+    RETRY,
+    REVOKED,
+    SUCCESS,
+    TaskRecord,
+)
+from lazycelery.core.reconcile import NoResultBackend, fetch_metas, find_task_ids, one_line
 from lazycelery.errors import LazyCeleryError, UsageError
+from lazycelery.text import number
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -37,8 +49,10 @@ if TYPE_CHECKING:
     from lazycelery.core.index import TaskIndex
 
 __all__ = [
+    "QUEUED_STATES",
     "RETRYABLE_STATES",
     "TYPED_CONFIRM_THRESHOLD",
+    "WAITING_STATES",
     "ActionError",
     "ActionResult",
     "Actions",
@@ -48,14 +62,17 @@ __all__ = [
     "Reply",
     "RetryBatch",
     "RetryPlan",
+    "describe_limits",
     "environment_label",
     "guard",
     "locate_by_inspect",
     "locate_in_index",
     "normalize_signal",
+    "one_retry_per_job",
     "online_workers",
     "plan_retries",
     "plan_retry",
+    "resolve_task_ids",
     "resolve_workers",
 ]
 
@@ -65,6 +82,11 @@ RETRYABLE_STATES: Final = frozenset({FAILURE, REVOKED, REJECTED})
 TYPED_CONFIRM_THRESHOLD: Final = 1000
 #: celery's saferepr cuts argsrepr/kwargsrepr at this many characters (CELERY-INTERNALS §1).
 REPR_LIMIT: Final = 1024
+#: A task in one of these states is waiting (in a queue, or held by a worker before it runs): a
+#: confirmed revoke means it will not run. A STARTED one keeps running unless terminated.
+WAITING_STATES: Final = frozenset({PENDING, RECEIVED, RETRY})
+#: A task whose message sits in a broker queue (sent, or re-sent for a retry, not received).
+QUEUED_STATES: Final = frozenset({PENDING, RETRY})
 _RATE = re.compile(r"\d+(\.\d+)?(/[smh])?")
 
 
@@ -110,6 +132,8 @@ class ActionResult:
     audit_error: str | None = None
     #: purge: how many messages were removed
     count: int | None = None
+    #: tasks whose record this action changed in the index (PURGED, or REVOKED once confirmed)
+    marked: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -124,6 +148,8 @@ class ActionResult:
             out["refused"] = dict(self.refused)
         if self.count is not None:
             out["count"] = self.count
+        if self.marked:
+            out["marked"] = list(self.marked)
         return out
 
     def lines(self) -> list[str]:
@@ -204,7 +230,8 @@ class RetryBatch:
         return tuple(p.uuid for p in self.plans) + tuple(r.uuid for r in self.refusals)
 
     def summary(self) -> str:
-        return f"{_count(len(self.plans), 'task')} would be retried, {len(self.refusals)} refused"
+        return (f"{_count(len(self.plans), 'task')} would be retried, "
+                f"{number(len(self.refusals))} refused")
 
     def lines(self) -> list[str]:
         out = [self.summary()]
@@ -216,7 +243,7 @@ class RetryBatch:
 
 
 def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+    return f"{number(n)} {noun}{'' if n == 1 else 's'}"
 
 
 def plan_retry(
@@ -397,6 +424,93 @@ def _plan(
                      parent_id=parent, source=source, state=state, notes=tuple(notes))
 
 
+# --------------------------------------------------------------------------- one retry per job
+
+#: how far up a chain of retry copies the origin is looked for (a cycle cannot loop forever)
+_MAX_RETRY_DEPTH: Final = 100
+
+
+def one_retry_per_job(records: Sequence[TaskRecord], index: TaskIndex
+                      ) -> tuple[list[TaskRecord], list[Refusal]]:
+    """Keep one failure per job, so a bulk retry never runs a job twice.
+
+    A retry (ours, or any re-send with ``parent_id`` = the failed run) is a child with the
+    *same name* as a failed, revoked or rejected parent: a *retry copy*. A job is an original
+    failure and every copy below it. For each job among ``records``:
+
+    * if any run of the job is unfinished or succeeded (a retry is queued, running, or already
+      worked), every failure of it is refused: retrying would run the job twice;
+    * otherwise only the newest failure is kept (its args are the same); the older ones are
+      refused, naming the one retried instead.
+
+    Reads the index under its lock (children and parents of the given records only)."""
+    with index.lock:  # the ingest thread updates records in place: read states here
+        origins = {rec.uuid: _origin(rec, index) for rec in records}
+        runs = {origin: [(r.uuid, r.state) for r in _job_runs(origin, index)]
+                for origin in set(origins.values())}
+    groups: dict[str, list[TaskRecord]] = {}
+    for rec in records:
+        groups.setdefault(origins[rec.uuid], []).append(rec)
+    kept: list[TaskRecord] = []
+    refused: list[Refusal] = []
+    for origin, members in groups.items():
+        live = [(uuid, state) for uuid, state in runs[origin] if state not in RETRYABLE_STATES]
+        if live:
+            other, state = live[-1]
+            refused.extend(Refusal(r.uuid, f"already retried: run {other} of the same job is "
+                                            f"{state}; a retry would run it twice")
+                           for r in members)
+            continue
+        newest = max(members, key=_ended_at)
+        kept.append(newest)
+        refused.extend(Refusal(r.uuid, f"an earlier failed run of the same job: retrying the "
+                                       f"newest, {newest.uuid}, instead")
+                       for r in members if r is not newest)
+    order = {rec.uuid: i for i, rec in enumerate(records)}
+    kept.sort(key=lambda r: order[r.uuid])
+    return kept, refused
+
+
+def _is_retry_copy(child: TaskRecord | None, parent: TaskRecord | None) -> bool:
+    return (child is not None and parent is not None and child.name is not None
+            and child.name == parent.name and parent.state in RETRYABLE_STATES)
+
+
+def _origin(rec: TaskRecord, index: TaskIndex) -> str:
+    """The original failure a retry copy descends from (the record itself if it is none)."""
+    current = rec
+    for _ in range(_MAX_RETRY_DEPTH):
+        parent = index.get(current.parent_id) if current.parent_id else None
+        if parent is None or not _is_retry_copy(current, parent):
+            break
+        current = parent
+    return current.uuid
+
+
+def _job_runs(origin: str, index: TaskIndex) -> list[TaskRecord]:
+    """The origin and every retry copy below it, oldest first (breadth first)."""
+    first = index.get(origin)
+    if first is None:
+        return []
+    runs, todo, seen = [first], [first], {origin}
+    while todo and len(runs) < _MAX_RETRY_DEPTH:
+        parent = todo.pop(0)
+        for child_id in index.children_of(parent.uuid):
+            child = index.get(child_id)
+            if child_id not in seen and child is not None and _is_retry_copy(child, parent):
+                seen.add(child_id)
+                runs.append(child)
+                todo.append(child)
+    return runs
+
+
+def _ended_at(rec: TaskRecord) -> float:
+    for when in (rec.failed, rec.revoked, rec.rejected):  # the worker's clock, when known
+        if when is not None:
+            return when
+    return rec.last_seen
+
+
 def _parse_event_reprs(rec: TaskRecord) -> tuple[tuple[Any, ...], dict[str, Any]] | str:
     """(args, kwargs) from the event reprs, or why they cannot be trusted."""
     if rec.args is None or rec.kwargs is None:
@@ -512,6 +626,56 @@ def resolve_workers(app: Celery, names: Sequence[str], timeout: float = 1.0) -> 
             raise UsageError(f"worker {name!r} is ambiguous: {', '.join(matches)}")
         raise ActionError(f"worker {name!r} did not answer ping within {timeout:g}s (online: {known})")
     return list(dict.fromkeys(resolved))
+
+
+# --------------------------------------------------------------------------- task id prefixes
+
+_FULL_UUID: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                               r"[0-9a-fA-F]{12}")
+_ID_PREFIX: Final = re.compile(r"[0-9a-fA-F][0-9a-fA-F-]{0,34}")
+#: matching ids named when a prefix is ambiguous
+_SHOWN_MATCHES: Final = 10
+
+
+def resolve_task_ids(ids: Sequence[str], app: Celery, *, index: TaskIndex | None = None
+                     ) -> list[tuple[str, str]]:
+    """(given, full id) for each id: a full uuid (or a custom, non-hex id) as it is; a shorter
+    hex prefix (the dashboard shows 8 characters) resolved to the one task id it starts.
+
+    Prefixes are looked up in the index when there is one, else in the result backend's keys
+    (Redis: ``SCAN MATCH celery-task-meta-<prefix>*``). UsageError when a prefix matches
+    several ids (naming them), none, or cannot be looked up (a full id is needed then)."""
+    out: list[tuple[str, str]] = []
+    for given in ids:
+        text = given.strip()
+        if _FULL_UUID.fullmatch(text) or not _ID_PREFIX.fullmatch(text):
+            out.append((given, text))
+            continue
+        prefix = text.lower()
+        if index is not None:
+            with index.lock:
+                matches = sorted(r.uuid for r in index.iter_newest() if r.uuid.startswith(prefix))
+            where = "the dashboard's index"
+        else:
+            try:
+                matches = find_task_ids(app, prefix, _SHOWN_MATCHES)
+            except NoResultBackend as exc:
+                raise UsageError(f"{text!r} is not a full task id and it cannot be looked up "
+                                 f"({exc}): give the full id") from None
+            except Exception as exc:
+                raise ActionError(f"cannot look up task id prefix {text!r}: "
+                                  f"{_oneline(exc)}") from None
+            where = "the result backend"
+        if len(matches) == 1:
+            out.append((given, matches[0]))
+            continue
+        if not matches:
+            raise UsageError(f"no task id starts with {text!r} in {where} (a task still in a "
+                             "queue has no result yet): give the full id")
+        more = " and more" if len(matches) > _SHOWN_MATCHES else ""
+        raise UsageError(f"task id prefix {text!r} is ambiguous: "
+                         f"{', '.join(matches[:_SHOWN_MATCHES])}{more}")
+    return out
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -656,7 +820,8 @@ class Actions:
             new_id = str(_uuid.uuid4())
             options: dict[str, Any] = {"queue": plan.queue} if plan.queue else {}
             try:
-                self.app.send_task(plan.name, args=list(plan.args), kwargs=dict(plan.kwargs),
+                # a tuple, as .delay() sends: the new run's argsrepr reads (5,), not [5]
+                self.app.send_task(plan.name, args=tuple(plan.args), kwargs=dict(plan.kwargs),
                                    task_id=new_id, root_id=plan.root_id, parent_id=plan.parent_id,
                                    **options)
             except Exception as exc:
@@ -667,7 +832,8 @@ class Actions:
         refused = {r.uuid: r.reason for r in batch.refusals}
         sent = len(created)
         ok = sent == len(batch.plans) and sent > 0 and not refused
-        message = f"{sent} of {len(batch.targets)} sent" + (f", {len(refused)} refused" if refused else "")
+        message = f"{number(sent)} of {number(len(batch.targets))} sent" + (
+            f", {number(len(refused))} refused" if refused else "")
         result = ActionResult("retry", batch.targets, ok, replies=replies, message=message,
                               created=created, refused=refused)
         return self._audited(result)
@@ -703,6 +869,7 @@ class Actions:
         replies: dict[str, Reply] = {}
         missing: list[str] = []
         errors: list[str] = []
+        confirmed: dict[str, tuple[str, ...]] = {}
         for dest, group in groups.items():
             try:
                 raw = self.app.control.revoke(group, destination=list(dest), terminate=terminate,
@@ -711,6 +878,8 @@ class Actions:
                 errors.append(_oneline(exc))
                 continue
             got, lost = _collect(raw, dest)
+            if not lost and got and all(r.ok for r in got.values()):
+                confirmed.update(dict.fromkeys(group, dest))
             for host, reply in got.items():
                 previous = replies.get(host)
                 replies[host] = reply if previous is None else Reply(
@@ -726,9 +895,21 @@ class Actions:
                           "; the rest were not running on a worker that answered (flagged revoked)"))
         if errors:
             message = f"not sent: {errors[0]}; " + message
+        marked = self._mark_revoked(confirmed)
         result = ActionResult(action, tuple(ids), ok, replies=replies, missing=tuple(missing),
-                              message=message, refused=refused)
+                              message=message, refused=refused, marked=marked)
         return self._audited(result)
+
+    def _mark_revoked(self, confirmed: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+        """REVOKED in the index for waiting tasks every addressed worker confirmed: a task in a
+        queue sends no event until a worker takes its message, maybe much later."""
+        if self.index is None:
+            return ()
+        now = time.time()
+        marked = [uuid for uuid, workers in confirmed.items() if self.index.mark_by_action(
+            uuid, WAITING_STATES, f"revoked by lazycelery, confirmed by {', '.join(workers)}",
+            revoked=now) is not None]
+        return tuple(marked)
 
     def terminate(self, task_ids: Sequence[str], *, signal: str | int = "SIGTERM",
                   placement: Placement | None = None) -> ActionResult:
@@ -736,23 +917,39 @@ class Actions:
 
     # ---------------------------------------------------------------- queues
 
-    def purge(self, queue: str, purge: Callable[[str], int], *, expected: int | None = None) -> ActionResult:
+    def purge(self, queue: str, purge: Callable[[str], int | tuple[int, Sequence[str] | None]],
+              *, expected: int | None = None) -> ActionResult:
         """Purge ``queue`` with the broker module's ``purge`` (all priority sub-lists), under the
         same guard and audit as every other action. ``expected`` is the count the user confirmed;
-        above ``TYPED_CONFIRM_THRESHOLD`` the caller must have had the queue name typed."""
+        above ``TYPED_CONFIRM_THRESHOLD`` the caller must have had the queue name typed.
+
+        ``purge`` may also return the task ids of the messages it removed (``purge_tasks``):
+        those tasks are then PURGED in the index, where they would stay PENDING forever."""
         self.guard("purge")
         _named(queue, "purge: queue")
         try:
-            removed = purge(queue)
+            outcome = purge(queue)
         except Exception as exc:
             return self._audited(ActionResult("purge", (queue,), False,
                                               message=f"not purged: {_oneline(exc)}"))
-        message = f"{removed} message{'' if removed == 1 else 's'} removed"
+        removed, ids = outcome if isinstance(outcome, tuple) else (outcome, None)
+        message = f"{number(removed)} message{'' if removed == 1 else 's'} removed"
         if expected is not None and expected != removed:
-            message += f" ({expected} were shown: messages arrived or left meanwhile)"
+            message += f" ({number(expected)} were shown: messages arrived or left meanwhile)"
+        marked = self._mark_purged(queue, ids or ())
+        if marked:
+            message += f"; {counted_tasks(len(marked))} marked PURGED"
         result = ActionResult("purge", (queue,), True, replies={queue: Reply(True, message)},
-                              message=message, count=removed)
+                              message=message, count=removed, marked=marked)
         return self._audited(result)
+
+    def _mark_purged(self, queue: str, ids: Iterable[str]) -> tuple[str, ...]:
+        if self.index is None:
+            return ()
+        now = time.time()
+        note = f"purged from queue {queue} by lazycelery"
+        return tuple(uuid for uuid in dict.fromkeys(ids) if self.index.mark_by_action(
+            uuid, QUEUED_STATES, note, purged=now) is not None)
 
     # ---------------------------------------------------------------- workers
 
@@ -817,19 +1014,39 @@ class Actions:
                              task_name=task_name, rate_limit=str(rate))
 
     def time_limit(self, workers: Sequence[str], task_name: str, *, soft: float | None = None,
-                   hard: float | None = None) -> ActionResult:
-        """Soft and hard time limits in seconds for a task type (applies to new runs)."""
+                   hard: float | None = None, clear: bool = False) -> ActionResult:
+        """Soft and hard time limits in seconds for a task type (applies to new runs).
+
+        Celery's ``time_limit`` command sets both limits at once, so a limit not given (None)
+        or given as 0 is removed; ``clear=True`` removes both. A removed limit falls back to the
+        worker's own (``--time-limit`` / ``task_time_limit``)."""
         _named(task_name, "time-limit: task")
-        if soft is None and hard is None:
-            raise UsageError("time-limit: give --soft and/or --hard seconds")
+        if clear and (soft or hard):
+            raise UsageError("time-limit: --clear removes both limits: give no --soft/--hard")
+        if soft is None and hard is None and not clear:
+            raise UsageError("time-limit: give --soft and/or --hard seconds, or --clear")
         for label, value in (("soft", soft), ("hard", hard)):
-            if value is not None and (not math.isfinite(value) or value <= 0):
-                raise UsageError(f"time-limit: {label} must be a positive number of seconds")
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise UsageError(f"time-limit: {label} must be a positive number of seconds "
+                                 "(0 removes it)")
+        soft, hard = soft or None, hard or None  # 0 means no limit, as celery's None does
         if soft is not None and hard is not None and soft > hard:
             raise UsageError(f"time-limit: soft ({soft:g}s) must not exceed hard ({hard:g}s)")
         return self._control("time-limit", "time_limit", workers,
-                             targets=_with(workers, f"{task_name} soft={soft} hard={hard}"),
+                             targets=_with(workers, f"{task_name} {describe_limits(soft, hard)}"),
                              task_name=task_name, soft=soft, hard=hard)
+
+
+def describe_limits(soft: float | None, hard: float | None) -> str:
+    """``soft=30s hard=none``: what a ``time_limit`` command leaves in place (None/0: none)."""
+    def one(value: float | None) -> str:
+        return f"{value:g}s" if value else "none"
+
+    return f"soft={one(soft)} hard={one(hard)}"
+
+
+def counted_tasks(n: int) -> str:
+    return f"{number(n)} task{'' if n == 1 else 's'}"
 
 
 def _positive(n: int, what: str) -> None:

@@ -8,7 +8,9 @@ task has seen, so any order of the same events ends in the same record:
 * a terminal event decides: SUCCESS > FAILURE > REVOKED > REJECTED (rejected without requeue);
 * otherwise the newest attempt decides. An attempt is numbered by the ``retries`` field of
   task-sent / task-received; task-started and task-retried carry no number, so they are
-  counted: the n-th start belongs to attempt n-1, the n-th retry ends attempt n-1.
+  counted: the n-th start belongs to attempt n-1, the n-th retry ends attempt n-1;
+* PURGED instead of PENDING / RETRY once lazycelery purged the task's message from its queue
+  (no event will ever come for it).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import msgspec
 __all__ = [
     "FAILURE",
     "PENDING",
+    "PURGED",
     "READY_STATES",
     "RECEIVED",
     "REJECTED",
@@ -47,10 +50,13 @@ FAILURE: Final = "FAILURE"
 RETRY: Final = "RETRY"
 REVOKED: Final = "REVOKED"
 REJECTED: Final = "REJECTED"
+#: Not a celery state: lazycelery purged the queue that held the task's message.
+PURGED: Final = "PURGED"
 #: Every state a record can be in, in display order.
-STATES: Final = (PENDING, RECEIVED, STARTED, RETRY, SUCCESS, FAILURE, REVOKED, REJECTED)
-#: States after which a task will not run again (celery's READY_STATES plus a final rejection).
-READY_STATES: Final = frozenset({SUCCESS, FAILURE, REVOKED, REJECTED})
+STATES: Final = (PENDING, RECEIVED, STARTED, RETRY, SUCCESS, FAILURE, REVOKED, REJECTED, PURGED)
+#: States after which a task will not run again (celery's READY_STATES plus a final rejection,
+#: and a purged message).
+READY_STATES: Final = frozenset({SUCCESS, FAILURE, REVOKED, REJECTED, PURGED})
 
 _intern = sys.intern
 
@@ -98,6 +104,10 @@ class TaskRecord(msgspec.Struct, gc=False):
     # set by reconciliation when no source could say what became of an unfinished task after
     # a gap in the event stream: the state is kept, the UI shows "unknown since <time>"
     unknown_since: float | None = None
+    # local time lazycelery purged the queue holding the task's message (state PURGED)
+    purged: float | None = None
+    # what lazycelery itself did to the task (a purge, a revoke the workers confirmed)
+    note: str | None = None
     # attempt bookkeeping (see the module docstring); -1 = not seen
     n_started: int = 0
     n_retried: int = 0
@@ -119,13 +129,30 @@ class TaskRecord(msgspec.Struct, gc=False):
         return None
 
     def history(self) -> list[tuple[str, float]]:
-        """(state, time) pairs known for this task, oldest first."""
+        """(state, time) pairs known for this task, oldest first.
+
+        Within one attempt the lifecycle order wins over the clocks: celery publishes task-sent
+        *after* the message, and a worker on another host (or a chain step's next worker) may
+        stamp task-received earlier, so sorting by time alone listed RECEIVED before PENDING.
+        The times shown stay the ones the events carried."""
+        started = self.started
+        received = self.received
+        if _earlier(started, received) and self.n_started - 1 == self.received_attempt:
+            received = started
+        sent = self.sent
+        if _earlier(received, sent) and self.sent_attempt == self.received_attempt:
+            sent = received
         pairs = [
-            (PENDING, self.sent), (RECEIVED, self.received), (STARTED, self.started),
-            (RETRY, self.retried), (SUCCESS, self.succeeded), (FAILURE, self.failed),
-            (REVOKED, self.revoked), (REJECTED, self.rejected),
+            (PENDING, self.sent, sent), (RECEIVED, self.received, received),
+            (STARTED, self.started, started), (RETRY, self.retried, self.retried),
+            (SUCCESS, self.succeeded, self.succeeded), (FAILURE, self.failed, self.failed),
+            (REVOKED, self.revoked, self.revoked), (REJECTED, self.rejected, self.rejected),
+            (PURGED, self.purged, self.purged),
         ]
-        return sorted(((s, t) for s, t in pairs if t is not None), key=_time_order)
+        ordered = sorted(((_time_order((state, key)), rank, state, shown) for rank,
+                          (state, shown, key) in enumerate(pairs) if shown is not None),
+                         key=lambda item: (item[0], item[1]))
+        return [(state, shown) for _, _, state, shown in ordered]
 
     @property
     def args_truncated(self) -> bool:
@@ -146,6 +173,12 @@ def _is_truncated(text: str | None) -> bool:
     return isinstance(text, str) and len(text) >= 1024 and "..." in text[-12:]
 
 
+def _earlier(a: Any, b: Any) -> bool:
+    """Both are real times and ``a`` is before ``b`` (odd values never compare)."""
+    first, second = _time_order(("", a)), _time_order(("", b))
+    return first[0] == second[0] == 0 and first < second
+
+
 def _time_order(pair: tuple[str, Any]) -> tuple[int, float]:
     # A time that is not a real number (a record built without validation) sorts last
     # instead of making the comparison raise.
@@ -161,7 +194,7 @@ def _time_order(pair: tuple[str, Any]) -> tuple[int, float]:
 _STATE_TIME: Final[Mapping[str, Any]] = {
     PENDING: lambda r: r.sent, RECEIVED: lambda r: r.received, STARTED: lambda r: r.started,
     RETRY: lambda r: r.retried, SUCCESS: lambda r: r.succeeded, FAILURE: lambda r: r.failed,
-    REVOKED: lambda r: r.revoked, REJECTED: lambda r: r.rejected,
+    REVOKED: lambda r: r.revoked, REJECTED: lambda r: r.rejected, PURGED: lambda r: r.purged,
 }
 
 
@@ -328,12 +361,12 @@ def derive_state(rec: TaskRecord) -> str:
     if attempt < 0:  # nothing but a requeued rejection / cancellation
         return REJECTED if rec.rejected is not None else PENDING
     if n_retried > attempt:
-        return RETRY
+        return RETRY if rec.purged is None else PURGED
     if n_started > attempt:
         return STARTED
     if rec.received_attempt == attempt:
         return RECEIVED
-    return PENDING
+    return PENDING if rec.purged is None else PURGED
 
 
 # --------------------------------------------------------------------------- workers

@@ -1,4 +1,4 @@
-"""The queues pane: ready, reserved, consumers, rates and a sparkline of depth per queue."""
+"""The queues pane: ready, reserved, consumers, rates, priorities and a sparkline of depth per queue."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout import Container
 
 from lazycelery.broker.model import QueueStats
-from lazycelery.tui.format import age, fixed, number, one_line, sparkline
+from lazycelery.broker.report import format_priorities
+from lazycelery.tui.format import age, number, one_line, rate, sparkline
 from lazycelery.tui.panes.common import pane
 from lazycelery.tui.table import Column, VirtualTable
 
@@ -16,10 +17,6 @@ if TYPE_CHECKING:
     from lazycelery.tui.app import Dashboard
 
 __all__ = ["queue_columns", "queue_table", "queues_pane"]
-
-
-def _rate(value: float | None) -> str:
-    return fixed(value, 1)
 
 
 def queue_columns(d: Dashboard) -> list[Column[QueueStats]]:
@@ -33,11 +30,15 @@ def queue_columns(d: Dashboard) -> list[Column[QueueStats]]:
         Column("RESERVED", lambda q: ("", number(q.reserved)), width=8, align="right",
                priority=1),
         Column("CONS", lambda q: ("", number(q.consumers)), width=4, align="right"),
-        Column("IN/S", lambda q: ("", _rate(q.in_rate)), width=6, align="right", priority=2),
-        Column("OUT/S", lambda q: ("", _rate(q.out_rate)), width=6, align="right", priority=2),
-        Column("Δ/S", lambda q: ("", _rate(q.net_rate)), width=6, align="right", priority=3),
+        Column("IN/S", lambda q: ("", rate(q.in_rate)), width=6, align="right", priority=2),
+        Column("OUT/S", lambda q: ("", rate(q.out_rate)), width=6, align="right", priority=2),
+        Column("Δ/S", lambda q: ("", rate(q.net_rate, signed=True)), width=6, align="right",
+               priority=3),
         Column("OLDEST", lambda q: ("", age(q.oldest_age_s) if q.oldest_age_s is not None
                                     else "–"), width=6, align="right", priority=3),
+        # Redis priority sub-lists, as `lazycelery queues` shows them (step:count, non-empty)
+        Column("PRIORITIES", lambda q: ("", format_priorities(q)), min_width=10, max_width=24,
+               priority=2),
         Column("DEPTH", lambda q: ("class:spark.queue",
                                    sparkline(d.queue_history.series(q.name), 16)),
                width=16, priority=4),
