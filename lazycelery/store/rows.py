@@ -36,6 +36,7 @@ RECORD_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("failed", "float"), ("retried", "float"), ("revoked", "float"), ("rejected", "float"),
     ("terminated", "bool"), ("expired", "bool"), ("signum", "int"), ("requeue", "bool"),
     ("last_seen", "float"), ("reconciled", "bool"), ("unknown_since", "float"),
+    ("purged", "float"), ("note", "text"),
     ("n_started", "int"), ("n_retried", "int"), ("sent_attempt", "int"),
     ("received_attempt", "int"),
 )
@@ -51,7 +52,8 @@ _TIME_FIELDS: Final = ("sent", "received", "started", "succeeded", "failed", "re
                        "revoked", "rejected")
 # Identity fields: the newer record's value when it has one, else the stored one.
 _IDENTITY: Final = ("name", "args", "kwargs", "eta", "expires", "parent_id", "root_id", "queue",
-                    "exchange", "routing_key", "client", "result", "runtime", "signum")
+                    "exchange", "routing_key", "client", "result", "runtime", "signum",
+             "purged", "note")
 _COUNTS: Final = ("retries", "n_started", "n_retried", "sent_attempt", "received_attempt")
 #: Terminal states, strongest first (the same order as ``derive_state``).
 TERMINAL_PRECEDENCE: Final = ("SUCCESS", "FAILURE", "REVOKED", "REJECTED")
