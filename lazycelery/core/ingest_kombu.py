@@ -145,6 +145,19 @@ def envelope_failure(exc: BaseException) -> tuple[str, bool]:
 _ENVELOPE_ERRORS: Final = (LookupError, ValueError, TypeError, AttributeError, RecursionError)
 
 
+#: the keys kombu's virtual ``Message`` looks up in an envelope
+_ENVELOPE_KEYS: Final = ("properties", "delivery_tag")
+
+
+def _broken_message(exc: BaseException, broker_errors: tuple[type[BaseException], ...]) -> bool:
+    """True when ``exc`` (out of ``drain_events``) is one message's broken envelope. kombu's
+    Redis transport counts KeyError among its connection errors (its poller's lookups of
+    sockets and queues), so a KeyError is a message's only when it names an envelope key."""
+    if isinstance(exc, KeyError):
+        return bool(exc.args) and exc.args[0] in _ENVELOPE_KEYS
+    return not isinstance(exc, broker_errors)
+
+
 class _DroppedByKombu(logging.Handler):
     """Counts the envelopes kombu's Redis channel drops by itself (not JSON: it logs a warning
     and goes on), so they are counted as on the fast path. Only records of one thread."""
@@ -230,7 +243,7 @@ class KombuSession:
                     break
                 raise
             except _ENVELOPE_ERRORS as exc:
-                if isinstance(exc, broker_errors):
+                if not _broken_message(exc, broker_errors):
                     raise
                 # One broken message (kombu's virtual channel could not build it), not a
                 # broken connection: count it and read on.

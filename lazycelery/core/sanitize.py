@@ -112,7 +112,10 @@ class BadInput:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.every = every
         self.clock = clock
+        #: how often each kind was seen (skipped or repaired)
         self.counts: dict[str, int] = {}
+        #: how often each kind made an event or message be skipped whole
+        self.skips: dict[str, int] = {}
         self.details: dict[str, str] = {}
         #: events or messages skipped whole
         self.skipped = 0
@@ -120,10 +123,12 @@ class BadInput:
         self.repaired = 0
         #: True while some count has not been reported
         self.pending = False
-        self._reported: dict[str, tuple[int, float]] = {}
+        # kind -> (count, skips) at its last line, and when that was
+        self._reported: dict[str, tuple[int, int, float]] = {}
 
     def skip(self, kind: str, detail: str | None = None) -> None:
         self.skipped += 1
+        self.skips[kind] = self.skips.get(kind, 0) + 1
         self._count(kind, detail)
 
     def repair(self, kind: str, detail: str | None = None) -> None:
@@ -142,29 +147,38 @@ class BadInput:
 
     def report(self, force: bool = False) -> list[str]:
         """One line per kind with new counts whose last line is ``every`` s old (or that
-        never had one; all of them with ``force``)."""
+        never had one; all of them with ``force``): ``bad events: invalid JSON, 3 skipped``."""
         if not self.pending:
             return []
         now = self.clock()
         lines: list[str] = []
         waiting = False
         for kind, count in self.counts.items():
-            done, at = self._reported.get(kind, (0, -math.inf))
+            done, done_skips, at = self._reported.get(kind, (0, 0, -math.inf))
             if count == done:
                 continue
             if not force and now - at < self.every:
                 waiting = True
                 continue
-            self._reported[kind] = (count, now)
+            skips = self.skips.get(kind, 0)
+            self._reported[kind] = (count, skips, now)
             detail = self.details.get(kind)
             what = f"{kind} ({detail})" if detail else kind
+            new = _outcome(skips - done_skips, count - done - (skips - done_skips),
+                           "more " if done else "")
             if done:
-                lines.append(f"bad events: {what} x{count - done:,} more ({count:,} in all)")
+                lines.append(f"bad events: {what}, {new} ({count:,} in all)")
             else:
-                lines.append(f"bad events: {what} x{count:,} (skipped or repaired; one line a "
-                             f"kind every {self.every:.0f} s at most)")
+                lines.append(f"bad events: {what}, {new} (one line a kind every "
+                             f"{self.every:.0f} s at most)")
         self.pending = waiting
         return lines
+
+
+def _outcome(skipped: int, repaired: int, more: str) -> str:
+    parts = [f"{n:,} {more}{verb}" for n, verb in ((skipped, "skipped"), (repaired, "repaired"))
+             if n]
+    return " and ".join(parts)
 
 
 # --------------------------------------------------------------------------- cleaning
