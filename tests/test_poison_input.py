@@ -305,3 +305,18 @@ def test_the_sink_hands_new_bad_input_to_the_ingestor() -> None:
     sink.extend([{"type": "task-started", "uuid": ["x"]}])
     sink.flush()
     assert calls == [1]
+
+
+def test_the_dashboard_header_shows_the_skipped_count() -> None:
+    from lazycelery.core.ingest import IngestStatus
+    from lazycelery.tui.panes.header import header_text
+    from lazycelery.tui.protocols import DashboardInfo
+    from tests.tui_harness import FakeIngestor, SizedOutput, headless_dashboard
+
+    with headless_dashboard(TaskIndex(), DashboardInfo(broker="redis://h/0"),
+                            SizedOutput(30, 120)) as (d, _inp):
+        ingestor = FakeIngestor(status=IngestStatus(state="connected", path="fast"))
+        d.attach(ingestor)
+        assert "bad events" not in "".join(text for _style, text, *_ in header_text(d))
+        ingestor.status = IngestStatus(state="connected", path="fast", skipped=1234, repaired=5)
+        assert "1,234 bad events skipped" in "".join(text for _style, text, *_ in header_text(d))

@@ -13,7 +13,9 @@ the same messages (CELERY-INTERNALS §2, decode path):
    (``task-sent`` takes ``local clock - 1``, others adjust the local Lamport clock, a missing
    ``clock`` is filled from it) and ``local_received``. Timestamps are left as sent.
 
-What it cannot decode is counted in :class:`DecodeStats` and skipped, never raised.
+What it cannot decode is counted in :class:`DecodeStats` and skipped, never raised; one bad
+message or event costs only itself (``lazycelery.core.sanitize``: the bodies celery sends pass a
+typed msgspec decoder that checks the bounds in C, anything else is checked event by event).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from lazycelery.core.sanitize import (
     NOT_AN_EVENT,
     SCREEN,
     TOO_DEEP,
+    UNDECODABLE,
     UNSUPPORTED_CONTENT,
     UNSUPPORTED_ENCODING,
     BadInput,
@@ -185,10 +188,6 @@ def json_failure(exc: BaseException) -> str:
     if isinstance(exc, UnicodeError):
         return INVALID_UTF8
     return INVALID_JSON
-
-
-#: the kind for an error the decoder did not foresee (the message is skipped, never raised)
-UNDECODABLE: Final = "undecodable message"
 
 
 class EventDecoder:

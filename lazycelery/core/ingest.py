@@ -117,15 +117,6 @@ class IngestStatus:
             return STOPPED
         return f"{self.state} ({self.path} path)"
 
-    def bad_input(self) -> str | None:
-        """``12 bad events skipped, 3 fields repaired``, or None when there were none."""
-        parts = []
-        if self.skipped:
-            parts.append(f"{self.skipped:,} bad event{'s' if self.skipped != 1 else ''} skipped")
-        if self.repaired:
-            parts.append(f"{self.repaired:,} field{'s' if self.repaired != 1 else ''} repaired")
-        return ", ".join(parts) or None
-
 
 def backoff_delay(attempt: int) -> float:
     """1 s for the first five attempts (a restarting broker is usually back within seconds,

@@ -15,7 +15,6 @@ import msgspec
 
 from lazycelery.core.fastpath import (
     JSON_CONTENT_TYPE,
-    UNDECODABLE,
     EventDecoder,
     EventSink,
     _has_type_marker,
@@ -27,6 +26,7 @@ from lazycelery.core.sanitize import (
     NOT_AN_EVENT,
     SCREEN,
     TOO_DEEP,
+    UNDECODABLE,
     UNSUPPORTED_CONTENT,
 )
 

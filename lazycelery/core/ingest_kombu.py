@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from lazycelery.core.fastpath import UNDECODABLE, DecodeStats, json_failure
+from lazycelery.core.fastpath import DecodeStats, json_failure
 from lazycelery.core.sanitize import (
     APPLY_FAILED,
     BAD_BASE64,
@@ -18,6 +18,7 @@ from lazycelery.core.sanitize import (
     BAD_ENVELOPE,
     INVALID_JSON,
     NOT_AN_EVENT,
+    UNDECODABLE,
     UNSUPPORTED_CONTENT,
     clean_event,
     field_kind,

@@ -80,6 +80,8 @@ UNSUPPORTED_CONTENT: Final = "unsupported content type"
 UNSUPPORTED_ENCODING: Final = "unsupported body encoding"
 BAD_COMPRESSION: Final = "undecodable compressed body"
 APPLY_FAILED: Final = "failed to apply"
+#: an error the decoder did not foresee (the message is skipped, never raised)
+UNDECODABLE: Final = "undecodable message"
 
 # --------------------------------------------------------------------------- the screen
 
