@@ -178,6 +178,7 @@ def run_poison_stream(watched: Watched, publisher: Publisher, transport: str, se
     assert any(line.startswith("bad events: ") for line in watched.notices), watched.notices
     counters = ingestor.counters()
     assert counters["skipped"] == bad.skipped and counters["repaired"] == bad.repaired
+    assert sum(ingestor.bad_input().values()) == bad.total
 
 
 @pytest.mark.parametrize("mode", ["fast", "kombu"])

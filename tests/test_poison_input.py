@@ -320,3 +320,20 @@ def test_the_dashboard_header_shows_the_skipped_count() -> None:
         assert "bad events" not in "".join(text for _style, text, *_ in header_text(d))
         ingestor.status = IngestStatus(state="connected", path="fast", skipped=1234, repaired=5)
         assert "1,234 bad events skipped" in "".join(text for _style, text, *_ in header_text(d))
+
+
+def test_amqp_headers_that_cannot_be_read_cost_one_message() -> None:
+    import struct
+
+    from lazycelery.core.ingest_amqp import UNREADABLE_HEADERS, parse_content_header
+
+    ctype = b"application/json"
+    table = b"\x0bcompressionZ\x00\x00"  # an unknown field type 'Z'
+    props = (struct.pack(">H", 0xA000) + bytes([len(ctype)]) + ctype
+             + struct.pack(">I", len(table)) + table)
+    size, content_type, compression = parse_content_header(struct.pack(">HHQ", 60, 0, 9) + props)
+    assert (size, content_type, compression) == (9, "application/json", UNREADABLE_HEADERS)
+    decoder = AmqpDecoder(LocalClock())
+    assert decoder.decode_body(b'{"type": "task-started", "uuid": "u"}', content_type, 1.0,
+                               compression) == []
+    assert decoder.stats.bad.counts == {"bad envelope": 1}

@@ -23,6 +23,7 @@ from lazycelery.core.fastpath import (
 )
 from lazycelery.core.sanitize import (
     BAD_COMPRESSION,
+    BAD_ENVELOPE,
     NOT_AN_EVENT,
     SCREEN,
     TOO_DEEP,
@@ -64,6 +65,8 @@ _METHOD_FRAME, _HEADER_FRAME, _BODY_FRAME, _HEARTBEAT_FRAME = 1, 2, 3, 8
 _BASIC_DELIVER: Final = (60, 60)
 #: what ``decode_body`` returns for a message it cannot decode (None is a JSON body)
 _FAILED: Final = object()
+#: the "compression" ``parse_content_header`` gives for headers py-amqp cannot read
+UNREADABLE_HEADERS: Final = "\x00unreadable headers"
 
 
 class AmqpProtocolError(ConnectionError):
@@ -217,6 +220,9 @@ class AmqpDecoder(EventDecoder):
     def _general(self, body: bytes, content_type: str | None, compression: str | None) -> Any:
         """kombu's ``Message.decode`` with the Receiver's ``accept={'application/json'}``."""
         stats = self.stats
+        if compression == UNREADABLE_HEADERS:
+            stats.skip(BAD_ENVELOPE, "unreadable headers")
+            return _FAILED
         if compression:
             try:
                 from kombu.compression import decompress as kombu_decompress
@@ -282,7 +288,10 @@ def parse_content_header(payload: bytes) -> tuple[int, str | None, str | None]:
         if b"compression" in table:  # rare: decode the table properly
             from amqp.serialization import loads as amqp_loads
 
-            (headers,), _ = amqp_loads("F", table, 0)
+            try:
+                (headers,), _ = amqp_loads("F", table, 0)
+            except Exception:  # the publisher's table (nesting, odd types): that message only
+                return size, content_type, UNREADABLE_HEADERS
             value = headers.get("compression") if isinstance(headers, dict) else None
             compression = str(value) if value else None
     return size, content_type, compression
