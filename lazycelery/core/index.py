@@ -34,6 +34,7 @@ from lazycelery.core.model import (
     derive_state,
     worker_status,
 )
+from lazycelery.core.sanitize import APPLY_FAILED, NOT_AN_EVENT, BadInput, field_kind
 
 __all__ = ["DEFAULT_MAX_TASKS", "TaskIndex"]
 
@@ -42,6 +43,9 @@ DEFAULT_MAX_TASKS: Final = 100_000
 EVICTION_LOG: Final = 16_384
 #: unnamed tasks remembered for the reconciler to name from the result backend
 UNNAMED_LOG: Final = 10_000
+#: distinct event types counted by name; further ones (any client can invent them) share one
+TYPES_MAX: Final = 256
+OTHER_TYPES: Final = "(other)"
 
 
 def _bump(counter: dict[str, int], key: str | None, delta: int) -> None:
@@ -77,6 +81,7 @@ class TaskIndex:
         self.events_total = 0
         self.events_by_type: dict[str, int] = {}
         self.evicted = 0
+        #: events refused (no type, no uuid ...); details by kind in ``bad``
         self.malformed = 0
         # evicted unfinished records, kept aside until their task sends another event
         self.limbo_size = max(100, max_tasks // 10)
@@ -89,12 +94,16 @@ class TaskIndex:
         # a task started before we listened, or evicted and forgotten): the reconciler asks the
         # result backend for their names (``take_unnamed``, ``fill_identity``)
         self._unnamed: deque[str] = deque(maxlen=UNNAMED_LOG)
+        #: bad input by kind, skipped or repaired: the index's and its readers' (the Ingestor
+        #: hands this to its decoders, so one object counts a whole stream)
+        self.bad = BadInput()
 
     # ------------------------------------------------------------------ writing
 
     def apply_batch(self, events: Iterable[Mapping[str, Any]]) -> list[TaskRecord | WorkerRecord | None]:
         """Apply events in order under the lock; returns the record each one touched
-        (None for a malformed or unknown event). Bumps ``version`` once."""
+        (None for a malformed or unknown event). Bumps ``version`` once. Never raises for a
+        bad event: it is counted and the batch's other events are applied."""
         with self.lock:
             now = self.clock()  # one clock read per batch: batches span milliseconds
             touched = [self._apply(event, now) for event in events]
@@ -104,35 +113,51 @@ class TaskIndex:
     def apply(self, event: Mapping[str, Any]) -> TaskRecord | WorkerRecord | None:
         return self.apply_batch((event,))[0]
 
+    def _refuse(self, kind: str, detail: str | None = None) -> None:
+        self.malformed += 1
+        self.bad.skip(kind, detail)
+
     def _apply(self, event: Mapping[str, Any], now: float) -> TaskRecord | WorkerRecord | None:
-        try:
+        try:  # free in CPython 3.11 until something raises
             kind = event["type"]
-        except (KeyError, TypeError):
-            self.malformed += 1
-            return None
-        if kind.__class__ is not str:
-            self.malformed += 1
-            return None
-        self.events_total += 1
-        by_type = self.events_by_type
-        by_type[kind] = by_type.get(kind, 0) + 1
-        if kind.startswith("task-"):
-            uuid = event.get("uuid")
-            if uuid.__class__ is not str or not uuid:
-                self.malformed += 1
+            if kind.__class__ is not str:
+                self._refuse(field_kind("type"))
                 return None
-            return self._apply_task(uuid, event, now)
-        if kind.startswith("worker-"):
-            host = event.get("hostname")
-            if not isinstance(host, str) or not host:
-                self.malformed += 1
+            self.events_total += 1
+            by_type = self.events_by_type
+            count = by_type.get(kind)
+            if count is not None:
+                by_type[kind] = count + 1
+            elif len(by_type) < TYPES_MAX:
+                by_type[kind] = 1
+            else:
+                by_type[OTHER_TYPES] = by_type.get(OTHER_TYPES, 0) + 1
+            if kind.startswith("task-"):
+                uuid = event.get("uuid")
+                if uuid.__class__ is not str or not uuid:
+                    self._refuse(field_kind("uuid"))
+                    return None
+                return self._apply_task(uuid, event, now)
+            if kind.startswith("worker-"):
+                host = event.get("hostname")
+                if host.__class__ is not str or not host:
+                    self._refuse(field_kind("hostname"))
+                    return None
+                worker = self.workers.get(host)
+                if worker is None:
+                    worker = self.workers[host] = WorkerRecord(hostname=host)
+                apply_worker_event(worker, event, now, self.bad)
+                return worker
+            return None
+        except (KeyError, TypeError, AttributeError) as exc:
+            if not isinstance(event, Mapping) or "type" not in event:
+                self._refuse(NOT_AN_EVENT)
                 return None
-            worker = self.workers.get(host)
-            if worker is None:
-                worker = self.workers[host] = WorkerRecord(hostname=host)
-            apply_worker_event(worker, event, now)
-            return worker
-        return None
+            self._refuse(APPLY_FAILED, exc.__class__.__name__)
+            return None
+        except Exception as exc:  # the model checks every field; never one event's failure
+            self._refuse(APPLY_FAILED, exc.__class__.__name__)
+            return None
 
     def _apply_task(self, uuid: str, event: Mapping[str, Any], now: float) -> TaskRecord:
         rec = self._active.pop(uuid, None)
@@ -153,10 +178,10 @@ class TaskIndex:
                 self.restored += 1
             old_name = old_worker = old_parent = None
         try:
-            apply_task_event(rec, event)
-        except (TypeError, ValueError, AttributeError):
-            # A field of the wrong type: keep what was merged so far, count it, go on.
-            self.malformed += 1
+            apply_task_event(rec, event, self.bad)
+        except Exception as exc:  # pragma: no cover - the model checks every field it reads
+            # keep what was merged so far and the record in the index, count it, go on
+            self._refuse(APPLY_FAILED, exc.__class__.__name__)
         rec.last_seen = now
         state = rec.state
         (self._done if state in READY_STATES else self._active)[uuid] = rec

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import TaskRecord, WorkerRecord
+from lazycelery.core.sanitize import TIME_MAX
 from lazycelery.errors import UsageError
 
 if TYPE_CHECKING:
@@ -63,6 +64,9 @@ RATE_TAU: Final = 2.0
 
 OnBatch = Callable[[Sequence[Mapping[str, Any]], Sequence[TaskRecord | WorkerRecord | None]], None]
 OnStatus = Callable[["IngestStatus"], None]
+OnNotice = Callable[[str], None]
+#: seconds between two status updates that only change the bad-input counters
+BAD_STATUS_EVERY: Final = 1.0
 
 
 # --------------------------------------------------------------------------- status
@@ -94,6 +98,10 @@ class IngestStatus:
     gap: Gap | None = None
     #: time.time() of the next connection attempt while reconnecting (for a countdown)
     retry_at: float | None = None
+    #: bad events (or messages) skipped, and fields of applied events dropped or cut, since
+    #: the start (``sanitize.BadInput``; updated at most once a second)
+    skipped: int = 0
+    repaired: int = 0
 
     def describe(self) -> str:
         """One human line: ``connected (fast path)``,
@@ -158,12 +166,15 @@ class BatchSink:
     """
 
     def __init__(self, index: TaskIndex, on_batch: OnBatch | None = None,
-                 batch_max: int = 512) -> None:
+                 batch_max: int = 512, on_bad: Callable[[], None] | None = None) -> None:
         if batch_max < 1:
             raise ValueError("batch_max must be at least 1")
         self.index = index
         self.on_batch = on_batch
         self.batch_max = batch_max
+        #: called from ``tick`` while bad input has not been reported (it rate-limits itself)
+        self.on_bad = on_bad
+        self.bad = index.bad
         self.buffer: list[Mapping[str, Any]] = []
         self.first_at = 0.0
         self.events = 0
@@ -198,15 +209,22 @@ class BatchSink:
         """True when the oldest buffered event has waited ``FLUSH_DELAY``."""
         return bool(self.buffer) and time.monotonic() - self.first_at >= FLUSH_DELAY
 
+    def tick(self) -> None:
+        """Readers call this (through ``flush``) at least every poll interval: bad input not
+        yet reported goes to ``on_bad``. One attribute test when there is none."""
+        if self.bad.pending and self.on_bad is not None:
+            self.on_bad()
+
     def flush(self) -> None:
         if not self.buffer:
+            self.tick()
             return
         batch, self.buffer = self.buffer, []
         records = self.index.apply_batch(batch)
         self.last_event_at = time.time()
         sent = batch[-1].get("timestamp")  # O(1): a batch is in arrival order
-        if isinstance(sent, (int, float)):
-            self.last_event_ts = float(sent)
+        if sent.__class__ is float and 0.0 <= sent <= TIME_MAX:
+            self.last_event_ts = sent
         self.events += len(batch)
         self.batches += 1
         now = time.monotonic()
@@ -218,6 +236,7 @@ class BatchSink:
             except Exception as exc:
                 # one line, never a traceback on the user's terminal
                 log.warning("on_batch callback failed: %s", one_line_error(exc))
+        self.tick()
 
     def rate(self) -> float:
         """Events per second, exponentially averaged over about ``RATE_TAU`` seconds."""
@@ -309,17 +328,21 @@ class Ingestor:
                  app: celery.Celery | None = None,
                  transport_options: Mapping[str, Any] | None = None,
                  on_batch: OnBatch | None = None, on_status: OnStatus | None = None,
-                 wakeup: bool = True, batch_max: int = 512) -> None:
+                 on_notice: OnNotice | None = None, wakeup: bool = True,
+                 batch_max: int = 512) -> None:
         self.broker_url = broker_url
         self.index = index
         self.mode = mode
         self.app = app
         self.transport_options: dict[str, Any] = dict(transport_options or {})
         self.on_status = on_status
+        #: one-line reports of bad input (``sanitize.BadInput.report``), for a stderr
+        self.on_notice = on_notice
         self.wakeup = wakeup
         self.path: str = resolve_path(broker_url, mode, app, self._fast_options())
         self.status = IngestStatus(state=CONNECTING, path=self.path)
-        self._sink = BatchSink(index, on_batch, batch_max)
+        self._sink = BatchSink(index, on_batch, batch_max, on_bad=self._report_bad)
+        self._bad_next = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._app_lock = threading.Lock()
@@ -356,11 +379,19 @@ class Ingestor:
         return self._sink.rate()
 
     def counters(self) -> dict[str, int]:
-        """Events applied, batches, and what the reader skipped (malformed / unsupported)."""
+        """Events applied, batches, what the reader skipped (malformed / unsupported), and
+        the bad input skipped or repaired anywhere (reader or index)."""
         out = {"applied": self._sink.events, "batches": self._sink.batches}
         if self._stats is not None:
             out.update(self._stats.as_dict())
+        bad = self.index.bad
+        out.update({"skipped": bad.skipped, "repaired": bad.repaired})
         return out
+
+    def bad_input(self) -> dict[str, int]:
+        """Bad input skipped or repaired so far, by kind (``invalid JSON``, ``bad field
+        timestamp`` ...); read from the ingest thread's counters (a copy)."""
+        return dict(self.index.bad.counts)
 
     # ------------------------------------------------------------------ configuration
 
@@ -407,7 +438,8 @@ class Ingestor:
         from lazycelery.core.fastpath import DecodeStats
 
         if self._stats is None:
-            self._stats = DecodeStats()
+            # the readers count bad input where the index does: one BadInput for the stream
+            self._stats = DecodeStats(bad=self.index.bad)
         if self.path == FAST:
             if _scheme(self.broker_url) in AMQP_SCHEMES:
                 return self._amqp_session()
@@ -501,6 +533,7 @@ class Ingestor:
                     self._sink.flush()
         finally:
             self._sink.flush()
+            self._report_bad(final=True)
             self._set_status(STOPPED)
             if self._built_app is not None:
                 try:
@@ -562,6 +595,34 @@ class Ingestor:
                         "client-output-buffer-limit pubsub)")
         return f"disconnected: {short_reason(error)}"
 
+    def _report_bad(self, final: bool = False) -> None:
+        """Bad input not yet reported: the counters into the status (at most once a second)
+        and due lines (one a kind every ``sanitize.REPORT_EVERY`` s) to ``on_notice``.
+        Never a reconnect, a gap or a reconciliation: the connection is fine."""
+        now = time.monotonic()
+        if not final and now < self._bad_next:
+            return
+        self._bad_next = now + BAD_STATUS_EVERY
+        bad = self.index.bad
+        lines = bad.report(force=final)
+        if lines and self.on_notice is not None:
+            for line in lines:
+                try:
+                    self.on_notice(line)
+                except Exception as exc:
+                    log.warning("on_notice callback failed: %s", one_line_error(exc))
+        old = self.status
+        if (old.skipped, old.repaired) != (bad.skipped, bad.repaired):
+            self._publish(replace(old, skipped=bad.skipped, repaired=bad.repaired))
+
+    def _publish(self, new: IngestStatus) -> None:
+        self.status = new
+        if self.on_status is not None:
+            try:
+                self.on_status(new)
+            except Exception as exc:
+                log.warning("on_status callback failed: %s", one_line_error(exc))
+
     def _set_status(self, state: str, **changes: Any) -> None:
         old = self.status
         since = old.since if state == old.state else time.time()
@@ -571,11 +632,5 @@ class Ingestor:
             defaults["last_error"] = old.last_error
         defaults.update(changes)
         new = replace(old, state=state, since=since, **defaults)
-        if new == old:
-            return
-        self.status = new
-        if self.on_status is not None:
-            try:
-                self.on_status(new)
-            except Exception as exc:
-                log.warning("on_status callback failed: %s", one_line_error(exc))
+        if new != old:
+            self._publish(new)

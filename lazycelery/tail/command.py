@@ -107,7 +107,8 @@ def _run(args: argparse.Namespace) -> int:
             settings.broker_url, index, mode=settings.ingest,
             app=settings.celery_app() if settings.app_spec else None,
             transport_options=settings.transport_options,
-            on_batch=sink.on_batch, on_status=on_status, wakeup=False,
+            on_batch=sink.on_batch, on_status=on_status, on_notice=sink.on_notice,
+            wakeup=False,
         )
         if history is not None:
             store, since = history
