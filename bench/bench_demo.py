@@ -9,8 +9,8 @@ when, within ``--timeout`` seconds:
   - ``lazycelery queues --json`` shows the priority queue filled (the producer pauses its
     consumers) in at least two priority sub-lists;
   - beat's schedule file has a run recorded (entries_from_shelve: total_run_count > 0);
-  - Ctrl-C (SIGINT) stops it with status 130, every process group it started is gone and its
-    temp dir is removed.
+  - Ctrl-C (SIGINT) stops it with status 130, nothing had to be killed (SIGKILL), every
+    process group it started is gone and its temp dir is removed.
 
 Times, from the moment `lazycelery demo` is started: ``ready`` (the demo-started line) and
 ``first_task`` (the first task event tail printed; what a user waits for before the dashboard
@@ -232,6 +232,10 @@ def one_run(number: int, args: argparse.Namespace, root: Path) -> Run:
         if run.exit_status != 130 or left or Path(info["data_dir"]).exists():
             run.failure = (f"Ctrl-C: status {run.exit_status}, groups left {left}, data dir "
                            f"{'left' if Path(info['data_dir']).exists() else 'removed'}")
+            return run
+        stopped = next((d for _, d in demo.docs() if d.get("event") == "demo-stopped"), {})
+        if stopped.get("killed"):
+            run.failure = f"Ctrl-C: had to SIGKILL {stopped['killed']}"
             return run
         err = tmp.joinpath("demo.err").read_text(errors="replace")
         if "Traceback" in err:

@@ -36,7 +36,8 @@ def test_a_worker_that_cannot_start_is_reported_and_everything_is_removed(
     options = DemoOptions(python=str(fake_python), tmp_root=root, ready_timeout=30)
     shown: list[Demo] = []
     started = time.monotonic()
-    with pytest.raises(BrokerError, match=r"demo demo\d exited with status 3: ImportError"):
+    with pytest.raises(BrokerError,
+                       match=r"demo (demo\d|beat|producer) exited with status 3: ImportError"):
         run_demo(options, lambda demo: shown.append(demo) or 0)
     assert time.monotonic() - started < 20
     assert shown == []
@@ -78,7 +79,9 @@ def test_stop_before_start_is_harmless() -> None:
 def _fake_start(tmp_path: Path) -> Any:
     """Demo.start replaced: a sleeping 'worker' in the supervisor and a data dir, no celery."""
     def start(self: Demo) -> DemoEnvironment:
-        environment = DemoEnvironment.embedded(tmp_path / "lazycelery-demo-fake")
+        environment = DemoEnvironment.embedded_at(
+            "redis://127.0.0.1:1/0", "redis://127.0.0.1:1/1", tmp_path / "lazycelery-demo-fake",
+            "fakeredis")
         environment.make_dirs(run=True)
         self.environment = environment
         process = self.supervisor.start(

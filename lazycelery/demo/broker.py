@@ -58,6 +58,8 @@ HOST: Final = "127.0.0.1"
 _PING: Final = b"*1\r\n$4\r\nPING\r\n"
 #: how often a broker child looks whether `lazycelery demo` is still its parent
 _PARENT_POLL: Final = 0.5
+#: once orphaned, how long the broker waits for the demo's other processes to disconnect
+_ORPHAN_LINGER: Final = 20.0
 
 
 @dataclass
@@ -69,7 +71,7 @@ class EmbeddedBroker:
     process: ManagedProcess
     #: owns only the broker's process: the demo stops it after the others
     supervisor: Supervisor
-    #: why earlier kinds of the chain were not used (shown as notes)
+    #: why earlier kinds of the chain were not used, one line each (shown as notes)
     skipped: tuple[str, ...] = ()
 
     @property
@@ -184,40 +186,62 @@ def start_embedded(wanted: str, data_dir: Path, logs_dir: Path, *,
                                 dict(os.environ if env is None else env), timeout)
         except BrokerError as exc:
             supervisor.stop()
-            failures.append(f"{kind}: {exc}")
+            failures.append(str(exc))  # each names its kind
             continue
         broker.skipped = tuple(failures)
         return broker
-    raise BrokerError("cannot start the embedded broker ("
-                      + "; ".join(failures) + f"; log: {logs_dir / 'broker.log'}); "
-                      "use --broker redis://HOST:PORT/DB instead")
+    # no log path: the run's temp dir (and the log in it) is removed on the way out
+    raise BrokerError("cannot start the embedded broker: " + "; ".join(failures)
+                      + "; use --broker redis://HOST:PORT/DB instead")
 
 
 # ---------------------------------------------------------------------- the child process
 
 
-def _stop_event() -> threading.Event:
-    """Set by SIGTERM/SIGINT/SIGHUP, or when the parent (`lazycelery demo`) is gone."""
-    stop = threading.Event()
-    parent = os.getppid()
+class _Stop:
+    """Set by SIGTERM/SIGINT/SIGHUP (the demo stops us, after its other processes), or when
+    the parent (`lazycelery demo`) is gone: then ``orphaned`` is set too."""
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.orphaned = False
+        parent = os.getppid()
 
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, on_signal)
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            self.event.set()
 
-    def watch() -> None:
-        # Nothing to block on for another process's death: look twice a second.
-        while not stop.wait(_PARENT_POLL):
-            if os.getppid() != parent:
-                stop.set()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, on_signal)
 
-    threading.Thread(target=watch, name="lazycelery-demo-parent", daemon=True).start()
-    return stop
+        def watch() -> None:
+            # Nothing to block on for another process's death: look twice a second.
+            while not self.event.wait(_PARENT_POLL):
+                if os.getppid() != parent:
+                    self.orphaned = True
+                    self.event.set()
+
+        threading.Thread(target=watch, name="lazycelery-demo-parent", daemon=True).start()
+
+    def wait(self) -> None:
+        # Never an untimed wait: a signal the kernel hands to another thread only runs our
+        # handler once the main thread wakes up.
+        while not self.event.wait(0.2):
+            pass
+
+    def linger(self, clients: Callable[[], int], limit: float = _ORPHAN_LINGER) -> None:
+        """When orphaned, serve until the demo's other processes have disconnected (up to
+        ``limit`` s): a worker whose broker vanishes in the middle of its shutdown can hang."""
+        deadline = time.monotonic() + limit
+        while self.orphaned and time.monotonic() < deadline:
+            try:
+                if clients() == 0:
+                    return
+            except Exception:  # cannot count them: give them the time
+                pass
+            time.sleep(0.2)
 
 
-def _serve_fakeredis(listen_fd: int, stop: threading.Event) -> int:
+def _serve_fakeredis(listen_fd: int, stop: _Stop) -> int:
     from fakeredis import TcpFakeServer
 
     server = TcpFakeServer((HOST, 0), bind_and_activate=False, server_type="redis")
@@ -229,20 +253,33 @@ def _serve_fakeredis(listen_fd: int, stop: threading.Event) -> int:
     thread.start()
     print(f"fakeredis serving {HOST}:{server.server_address[1]}", flush=True)
     stop.wait()
+    stop.linger(lambda: len(server.clients))
     server.shutdown()  # also tells every connection's handler to end
     server.server_close()
     return 0
 
 
-def _serve_redis_server(binary: str, port: int, data_dir: str, stop: threading.Event) -> int:
+def _redis_clients(port: int) -> int:
+    """Connected clients of the redis-server on ``port``, not counting this question."""
+    import redis
+
+    client = redis.Redis(host=HOST, port=port, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        return int(client.info("clients")["connected_clients"]) - 1
+    finally:
+        client.close()
+
+
+def _serve_redis_server(binary: str, port: int, data_dir: str, stop: _Stop) -> int:
     argv = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
             "--dir", data_dir, "--daemonize", "no", "--protected-mode", "yes",
             # a monitor must never be cut off by the pub/sub output-buffer limit in a demo
             "--client-output-buffer-limit", "pubsub 256mb 64mb 60"]
     with subprocess.Popen(argv, stdin=subprocess.DEVNULL) as server:
-        while not stop.wait(0.1):
+        while not stop.event.wait(0.1):
             if server.poll() is not None:
                 return int(server.returncode)
+        stop.linger(lambda: _redis_clients(port))
         server.terminate()
         try:
             return int(server.wait(10))
@@ -263,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     real.add_argument("--port", type=int, required=True)
     real.add_argument("--dir", default=".")
     args = parser.parse_args(argv)
-    stop = _stop_event()
+    stop = _Stop()
     with contextlib.suppress(KeyboardInterrupt):
         if args.kind == FAKEREDIS:
             return _serve_fakeredis(args.listen_fd, stop)

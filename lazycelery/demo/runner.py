@@ -378,8 +378,7 @@ def _beat_pane_installed() -> bool:
 
 
 def _notes(environment: DemoEnvironment, broker: EmbeddedBroker | None) -> list[str]:
-    notes = [f"{kind} was not used: {why}" for kind, _, why in
-             (failure.partition(": ") for failure in (broker.skipped if broker else ()))]
+    notes = [f"{failure}; using {broker.kind}" for failure in broker.skipped] if broker else []
     if not environment.is_embedded:
         notes.append(f"private queue names: {', '.join(environment.queues)} "
                      "(deleted when the demo stops)")
