@@ -198,14 +198,20 @@ def test_embedded_demo_shows_everything_and_leaves_nothing_behind(
     data_dir = Path(info["data_dir"])
     assert data_dir.is_dir() and data_dir.parent == tmp_path / "run0"
 
-    # Another terminal: what the summary prints (`LAZYCELERY_DEMO_DIR=... lazycelery tail -A`).
+    # Another terminal: what the summary prints (`LAZYCELERY_DEMO_DIR=... lazycelery tail -A`),
+    # on the fast path (PSUBSCRIBE over a raw socket, hiredis): it refuses to start otherwise
     env = _env(tmp_path / "run0", LAZYCELERY_DEMO_DIR=str(data_dir))
-    tail = _tail(info["broker"], env, tmp_path / "tail.err", "-A", "lazycelery.demo.app")
+    tail = _tail(info["broker"], env, tmp_path / "tail.err", "-A", "lazycelery.demo.app",
+                 "--ingest", "fast")
     try:
         wait_for(lambda: _saw_variety(tail) or tail.proc.poll() is not None, timeout=60,
                  interval=0.5, what="successes, failures and retries from both workers")
         assert tail.proc.poll() is None, tail.stderr()
         _assert_variety(tail.docs())
+        # a chord's body ran: the Redis result backend counted its header (Lua on fakeredis)
+        wait_for(lambda: any(d["type"] == "task-succeeded" and d.get("name") ==
+                             "demo.merge_counts" for d in tail.docs()), timeout=60,
+                 interval=0.5, what="a chord body (demo.merge_counts) to succeed")
         # the producer's pause fills the priority queue: depths by priority sub-list
         row = wait_for(lambda: _filled_by_priority(env), timeout=60, interval=1,
                        what="the priority queue filling in 2+ priority sub-lists")

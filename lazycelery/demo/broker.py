@@ -188,6 +188,9 @@ def start_embedded(wanted: str, data_dir: Path, logs_dir: Path, *,
             supervisor.stop()
             failures.append(str(exc))  # each names its kind
             continue
+        except BaseException:  # Ctrl-C while it starts: nobody else knows this process
+            supervisor.stop()
+            raise
         broker.skipped = tuple(failures)
         return broker
     # no log path: the run's temp dir (and the log in it) is removed on the way out
