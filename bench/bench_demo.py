@@ -18,6 +18,8 @@ shows a task). Results: bench/results/demo-<kind>.json and a markdown summary on
 
     python bench/bench_demo.py --runs 50 [--embedded-broker auto|redis-server|fakeredis]
 
+    python bench/bench_demo.py --screen 10    # the dashboard in a pty: first task row on screen
+
 Never run by the test suite; asserts nothing.
 """
 
@@ -27,6 +29,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -253,6 +256,46 @@ def one_run(number: int, args: argparse.Namespace, root: Path) -> Run:
                 os.killpg(pid, signal.SIGKILL)
 
 
+_TASK_ROW = re.compile(r"^\d\d:\d\d:\d\d (PENDING|RECEIVED|STARTED|SUCCESS|FAILURE|RETRY|REVOKED)"
+                       r" +demo\.", re.M)
+
+
+def screen_run(number: int, root: Path, timeout: float = 90.0) -> float | None:
+    """The dashboard in a pseudo-terminal: seconds from start to the first task row on screen
+    (None: none within ``timeout``). Needs pexpect and pyte (the test extras)."""
+    import pexpect
+    import pyte
+
+    tmp = root / f"screen{number:03d}"
+    tmp.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYCELERY_")}
+    env.update(TMPDIR=str(tmp), TERM="xterm-256color")
+    screen = pyte.Screen(140, 40)
+    stream = pyte.ByteStream(screen)
+    cmd = _lazycelery()
+    start = time.monotonic()
+    child = pexpect.spawn(cmd[0], [*cmd[1:], "demo"], cwd=str(REPO), env=env,
+                          dimensions=(40, 140))
+    seen: float | None = None
+    try:
+        while time.monotonic() - start < timeout:
+            try:
+                stream.feed(child.read_nonblocking(65536, timeout=0.05))
+            except pexpect.TIMEOUT:
+                continue
+            except pexpect.EOF:
+                break
+            if _TASK_ROW.search("\n".join(screen.display)):
+                seen = time.monotonic() - start
+                break
+    finally:
+        child.send("q")
+        with contextlib.suppress(pexpect.TIMEOUT, pexpect.EOF):
+            child.expect(pexpect.EOF, timeout=60)
+        child.close(force=True)
+    return seen
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
@@ -285,7 +328,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds each check may take (default 60)")
     parser.add_argument("--output", type=Path, default=None,
                         help="default bench/results/demo-<embedded-broker>.json")
+    parser.add_argument("--screen", type=int, default=0, metavar="N",
+                        help="instead: N runs of the dashboard in a pseudo-terminal, timing "
+                             "the first task row on screen (needs pexpect and pyte)")
     args = parser.parse_args(argv)
+    if args.screen:
+        return _screen_main(args.screen)
     output = args.output or RESULTS / f"demo-{args.embedded_broker}.json"
     runs: list[Run] = []
     log(f"demo: {args.runs} runs, embedded broker {args.embedded_broker}, load "
@@ -312,6 +360,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"- {failure}")
     log(f"wrote {output}")
     return 0 if s["passed"] == s["runs"] else 1
+
+
+def _screen_main(runs: int) -> int:
+    times: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="lazycelery-bench-demo-") as root:
+        for number in range(1, runs + 1):
+            seen = screen_run(number, Path(root))
+            log(f"screen {number}: first task row "
+                f"{'never' if seen is None else f'after {seen:.2f} s'} (load {loadavg()[0]:.2f})")
+            if seen is not None:
+                times.append(seen)
+    print(f"| dashboard runs | first task row on screen, median / p95 / max |\n|---|---|\n"
+          f"| {len(times)}/{runs} | {statistics.median(times):.2f} / {_pct(times, 0.95):.2f} / "
+          f"{max(times):.2f} s |" if times else f"no task row in {runs} runs")
+    return 0 if len(times) == runs else 1
 
 
 if __name__ == "__main__":
