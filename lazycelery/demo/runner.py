@@ -248,7 +248,7 @@ class Demo:
                 if not pending:
                     time.sleep(0.1)
                     continue
-                replies = app.control.ping(destination=sorted(pending), timeout=0.5) or []
+                replies = _ping(app, sorted(pending))
                 for reply in replies:
                     pending.difference_update(reply)
         finally:
@@ -363,6 +363,18 @@ class Demo:
             f"  {prefix}lazycelery queues {connect}",
         ]
         return lines
+
+
+def _ping(app: Any, hostnames: list[str]) -> list[dict[str, Any]]:
+    """The workers' answers to one scoped ping; a broker problem is one BrokerError line."""
+    from lazycelery.config import mask_url
+    from lazycelery.core.ingest import one_line_error
+
+    try:
+        return list(app.control.ping(destination=hostnames, timeout=0.5) or [])
+    except Exception as exc:
+        raise BrokerError(f"cannot ping the demo's workers on "
+                          f"{mask_url(app.conf.broker_url)}: {one_line_error(exc)}") from None
 
 
 def _beat_wrote(environment: DemoEnvironment) -> bool:
