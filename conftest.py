@@ -232,6 +232,45 @@ def amqp_url() -> Iterator[str]:
         _drop_vhost(vhost)
 
 
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def _postgres_admin() -> tuple[Any, str]:
+    """A connection to the server's ``postgres`` database and the URL prefix it used: as the
+    current user, else as ``postgres`` (trust auth on 127.0.0.1). Skips with the reason."""
+    try:
+        import psycopg
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install -e '.[test]' brings it)")
+    base = os.environ.get("LAZYCELERY_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432")
+    parts = urlsplit(base)
+    prefixes = [f"{parts.scheme}://{parts.netloc}"]
+    if "@" not in parts.netloc:
+        prefixes.append(f"{parts.scheme}://postgres@{parts.netloc}")
+    errors = []
+    for prefix in prefixes:
+        try:
+            return psycopg.connect(f"{prefix}/postgres", autocommit=True, connect_timeout=3), prefix
+        except psycopg.Error as exc:
+            errors.append(" ".join(str(exc).split()))
+    pytest.skip(f"no PostgreSQL answers at {base} (start it: pg_ctlcluster "
+                f"--skip-systemctl-redirect <version> main start): {errors[-1]}")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """``postgresql://.../lc_test_<random>``: a database of this test's own, dropped after."""
+    admin, prefix = _postgres_admin()
+    name = f"lc_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"{prefix}/{name}"
+    finally:
+        with contextlib.suppress(Exception):
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
 # --------------------------------------------------------------------------- workers
 
 

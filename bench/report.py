@@ -152,6 +152,24 @@ def gap(r: dict[str, Any]) -> str:
                      "what the consumer reported (`Ingestor.status.gap`)"], rows)
 
 
+def store(r: dict[str, Any]) -> str:
+    rows = []
+    for name, result in r.get("backends", {}).items():
+        if "max" not in result:
+            rows.append([name, "-", "-", "-", "-", "-", f"skipped: {result.get('skipped')}"])
+            continue
+        top, paced = result["max"], result["paced"]
+        rows.append([name, fmt_int(top["events_per_s"]), fmt_int(top["lost"]),
+                     _us(top.get("cpu_us_per_event")), fmt_int(paced["lost"]),
+                     fmt_int(paced["peak_pending"]), fmt_int(top["bytes_per_task"])])
+    head = (f"{fmt_int(r.get('events'))} events (copies of the recorded Redis stream), fed as "
+            "the ingest thread does (index + snapshot + queue)\n\n")
+    paced = f"lost at a paced {fmt_int(r.get('paced_rate'))}/s (queue 200,000)"
+    return head + md_table(["store", "events/s written (queue as big as the run)", "lost",
+                            "CPU per event (lazycelery's process)", paced,
+                            "peak queued (paced)", "bytes on disk per task"], rows)
+
+
 SECTIONS = [
     ("inprocess", "1. In-process decode + index update (recorded Redis stream, no network)", inprocess),
     ("redis", "2. End to end over Redis", lambda r: e2e(r, "redis")),
@@ -159,6 +177,7 @@ SECTIONS = [
     ("memory", "4. Memory per retained task", memory),
     ("startup", "5. Startup", startup),
     ("gap", "6. Gap detection", gap),
+    ("store", "9. Recording into the history store", store),
 ]
 
 

@@ -106,6 +106,36 @@ def test_cli_retry_dry_run_then_yes(worker: WorkerProcess, client: Any, audit_lo
         _marker(token).unlink(missing_ok=True)
 
 
+def test_cli_takes_a_unique_id_prefix(worker: WorkerProcess, client: Any, audit_log: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    token = uuid.uuid4().hex
+    stem = uuid.uuid4().hex[:6]
+    try:
+        # two finished tasks whose ids share their first 6 characters, one failed
+        failed = client.send_task("workerapp.fail_once", args=[token, 1],
+                                  task_id=f"{stem}aa-0000-4000-8000-{token[:12]}")
+        done = client.send_task("workerapp.add", args=[1, 2],
+                                task_id=f"{stem}bb-0000-4000-8000-{token[:12]}")
+        wait_for(lambda: failed.state == "FAILURE" and done.state == "SUCCESS", timeout=30,
+                 what="both tasks to finish")
+        base = ["-b", worker.broker, "--result-backend", str(worker.backend), "task", "retry"]
+        assert main([*base, failed.id[:8], "--dry-run"]) == 0
+        out, err = capsys.readouterr()
+        assert f"{failed.id[:8]} is task {failed.id}" in err
+        assert f"retry   {failed.id}  workerapp.fail_once(" in out
+        assert main([*base, stem, "--dry-run"]) == 2
+        err = capsys.readouterr().err
+        assert f"task id prefix '{stem}' is ambiguous: {failed.id}, {done.id}" in err
+        queued = client.send_task("workerapp.add", args=[1, 1], queue="lc-nobody-consumes",
+                                  task_id=f"{token[:8]}-0000-4000-8000-000000000000")
+        assert main(["-b", worker.broker, "--result-backend", str(worker.backend), "task",
+                     "revoke", queued.id[:8], "--dry-run"]) == 2
+        assert f"no task id starts with '{queued.id[:8]}' in the result backend" in \
+            capsys.readouterr().err
+    finally:
+        _marker(token).unlink(missing_ok=True)
+
+
 # --------------------------------------------------------------------------- revoke / terminate
 
 
@@ -236,6 +266,28 @@ def test_limits_restart_errors_and_silent_workers(
     assert not silent.ok and silent.missing == (ghost,) and silent.replies[worker.hostname].ok
     assert f"1 did not answer: {ghost}" in silent.message
     assert len(audit.read(audit_log)) == 6
+
+
+def test_cli_clears_a_time_limit(worker: WorkerProcess, client: Any, audit_log: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    def limits() -> str:
+        [entry] = [t for t in inspect(client, worker).registered("time_limit", "soft_time_limit")
+                   [worker.hostname] if t.startswith("workerapp.add")]
+        return str(entry)
+
+    code = main(["-b", worker.broker, "worker", "time-limit", worker.hostname, "-t",
+                 "workerapp.add", "--soft", "30", "--hard", "60", "--yes"])
+    assert code == 0, capsys.readouterr()
+    assert "time_limit=60" in limits() and "soft_time_limit=30" in limits()
+    code = main(["-b", worker.broker, "worker", "time-limit", worker.hostname, "-t",
+                 "workerapp.add", "--clear", "--yes"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "time-limit workerapp.add soft=none hard=none on:" in out
+    assert limits() == "workerapp.add"  # no per-task limit left
+    code = main(["-b", worker.broker, "worker", "time-limit", worker.hostname, "-t",
+                 "workerapp.add", "--hard", "0", "--yes"])
+    assert code == 0 and limits() == "workerapp.add"
 
 
 def test_cli_worker_commands_print_each_reply(

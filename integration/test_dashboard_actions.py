@@ -266,3 +266,63 @@ def test_tasks_finished_during_a_broker_restart_are_reconciled_in_the_dashboard(
             drive(live, scenario)
     finally:
         client.close()
+
+
+def test_revoked_and_purged_queued_tasks_do_not_stay_pending(
+    redis_url: str, celery_worker_factory: Callable[..., WorkerProcess], audit_log: Path,
+) -> None:
+    from celery import Celery
+
+    worker = celery_worker_factory(redis_url)
+    idle = f"lc-idle-{uuid.uuid4().hex[:8]}"  # nobody consumes it: its tasks wait there
+    client = Celery("lc-client", broker=redis_url, set_as_current=False)
+    client.conf.task_send_sent_event = True  # the dashboard learns of queued tasks
+
+    ids: list[str] = []
+
+    def state(live: Live, task_id: str) -> str | None:
+        return getattr(live.index.get(task_id), "state", None)
+
+    async def scenario(live: Live) -> None:
+        d = live.d
+        await live.until(lambda: any(w.hostname == worker.hostname and w.status == "online"
+                                     for w in d.workers.items), what="the worker's heartbeat")
+        ids.extend(client.send_task("workerapp.add", args=[i, i], queue=idle).id
+                   for i in range(4))
+        await live.until(lambda: all(state(live, i) == "PENDING" for i in ids),
+                         what="the task-sent events")
+        lonely = ids[0]
+
+        # revoke a queued task: no worker holds it, the online workers confirm the revoke
+        await live.open_task(lonely)
+        await live.keys("x")
+        shown = await live.confirm("Revoke 1 task")
+        assert "no worker holds it: queued?" in shown
+        await live.until(lambda: "revoke: 1 ok" in live.messages(), what="the revoke reply")
+        await live.until(lambda: state(live, lonely) == "REVOKED", what="REVOKED in the list")
+        record = live.index.get(lonely)
+        assert record is not None and f"confirmed by {worker.hostname}" in (record.note or "")
+
+        # purge the queue: its tasks' messages are gone, they are PURGED, not PENDING forever
+        await live.keys(ESC + "2")
+        for _ in range(len(d.queues)):
+            if d.queues.selected is not None and d.queues.selected.name == idle:
+                break
+            await live.keys("j")
+        await live.keys("P")
+        await live.confirm(f"Purge queue {idle}")
+        await live.until(lambda: "4 messages removed; 3 tasks marked PURGED" in live.messages(),
+                         what="the purge result")
+        assert [state(live, i) for i in ids] == ["REVOKED", "PURGED", "PURGED", "PURGED"]
+        await live.keys("3/\x15state:purged" + ENTER)
+        await live.until(lambda: len(d.tasks) == 3, what="3 PURGED tasks in the filtered list")
+        assert "PURGED" in screen_text(d)
+
+    try:
+        with live_dashboard(redis_url, None, queues=(idle,)) as live:
+            drive(live, scenario)
+    finally:
+        client.close()
+    entries = audit.read(audit_log)
+    assert [e.action for e in entries] == ["revoke", "purge"]
+    assert sorted(entries[1].result["marked"]) == sorted(ids[1:])

@@ -5,6 +5,7 @@ with keys, `?` shows help, `q` quits and the terminal modes are restored."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -198,7 +199,9 @@ def test_hostile_values_on_screen_and_q_still_quits(redis_url: str,
     assert "Traceback" not in screen and "Press ENTER" not in screen
     assert "pwned" not in (term.screen.title or "")  # the escape did not retitle the window
     row = next(line for line in term.screen.display if "evil\\x1b]0;pwned" in line)
-    assert row.lstrip().startswith("?")  # the 1e20 time, where localtime() raised
+    # the 1e20 time, where localtime() raised: ingest replaces it by the receive time
+    # (core/sanitize.py); the display's own "?" for such values is tested in test_hostile_render
+    assert re.match(r"\d\d:\d\d:\d\d ", row.lstrip()), row
     term.press("q")
     term.child.expect(pexpect.EOF, timeout=15)
     term.child.close()

@@ -225,3 +225,28 @@ def test_management_listing_finds_unconfigured_queues(amqp_url: str,
     # Listed by the API only (not configured, so not probed): every figure says so.
     assert set(full.sources.values()) == {Source.MANAGEMENT}
     assert {"ready", "reserved", "consumers"} <= set(full.sources)
+
+
+def test_workers_queues_are_found_without_the_management_api(
+        amqp_url: str, celery_worker_factory: Callable[..., WorkerProcess],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from lazycelery.cli import main
+
+    # The worker consumes a queue nobody configured; without the API nothing names it, so
+    # `--workers` asks the workers (read-only inspect) and passive-declares what they consume.
+    worker = celery_worker_factory(amqp_url, concurrency=1)
+    app = worker.app()
+    try:
+        code = main(["-b", amqp_url, "queues", "--json", "--management-url", "none"])
+        plain = json.loads(capsys.readouterr().out)
+        assert code == 0 and worker.queue not in {q["name"] for q in plain["queues"]}
+        code = main(["-b", amqp_url, "queues", "--workers", "--json", "--management-url", "none"])
+        document = json.loads(capsys.readouterr().out)
+        assert code == 0, document
+        [found] = [q for q in document["queues"] if q["name"] == worker.queue]
+        assert found["consumers"] == 1 and found["sources"]["consumers"] == Source.AMQP_DECLARE
+        assert found["ready"] == 0 and not found["missing"]
+    finally:
+        app.close()

@@ -258,13 +258,13 @@ def test_purge_of_more_than_1000_needs_the_queue_name_typed(env: dict[str, str],
                                            "-b", seeded], cwd=str(ROOT), env=env,
                           encoding="utf-8", timeout=30)
     try:
-        child.expect_exact("Purge 1003 messages from queue celery? Type the queue name to confirm: ")
+        child.expect_exact("Purge 1,003 messages from queue celery? Type the queue name to confirm: ")
         child.sendline(typed)
         child.expect(pexpect.EOF)
     finally:
         child.close()
     if purged:
-        assert child.exitstatus == 0 and "Purged 1003 messages" in (child.before or "")
+        assert child.exitstatus == 0 and "Purged 1,003 messages" in (child.before or "")
         assert not client.exists("celery")
     else:
         assert child.exitstatus == 1 and "Not purged." in (child.before or "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -74,6 +75,32 @@ def _kombu_consumption_order(url: str, queue: str, options: dict[str, Any] | Non
         while (message := channel.basic_get(queue, no_ack=True)) is not None:
             ids.append(message.headers["id"])
     return ids
+
+
+def test_one_shot_oldest_age_from_a_publish_timestamp(redis_url: str, publisher: Callable[..., Any],
+                                                       inspectors: Callable[..., RedisInspector],
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from lazycelery.cli import main
+
+    app = publisher()
+    stamped = f"stamped-{uuid.uuid4().hex[:6]}"
+    plain = f"plain-{uuid.uuid4().hex[:6]}"
+    # what a `before_task_publish` handler setting properties["timestamp"] does, too
+    _send(app, stamped, timestamp=time.time() - 90.0)
+    _send(app, stamped, timestamp=time.time())  # newer: the next message is the older one
+    _send(app, plain)
+    code = main(["-b", redis_url, "queues", "--json"])
+    document = json.loads(capsys.readouterr().out)
+    assert code == 0, document
+    ages = {q["name"]: q for q in document["queues"]}
+    assert 90.0 <= ages[stamped]["oldest_age_s"] < 150.0
+    assert ages[stamped]["sources"]["oldest_age_s"] == Source.REDIS_TAIL
+    assert ages[plain]["oldest_age_s"] is None  # Celery's own messages carry no time
+    code = main(["-b", redis_url, "queues"])
+    [row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith(stamped)]
+    assert row.split()[7] in ("1m30s", "1m31s", "1m32s")
 
 
 def test_priorities_0_to_9_and_none(redis_url: str, publisher: Callable[..., Any],
@@ -336,7 +363,9 @@ def test_worker_reserved_consumers_and_purge(
         def reserved() -> QueueSnapshot | None:
             snap = inspector.snapshot()
             stats = snap.get(worker.queue)
-            return snap if stats is not None and stats.reserved == 3 else None
+            # HLEN and the HSCAN are two reads: wait until both have seen all 3
+            return snap if stats is not None and stats.reserved == 3 and \
+                snap.unacked_total == 3 else None
 
         snapshot = wait_for(reserved, timeout=30, what="3 reserved ETA tasks")
         stats = snapshot.get(worker.queue)
@@ -372,3 +401,26 @@ def test_worker_reserved_consumers_and_purge(
         assert inspector.snapshot().get(worker.queue).reserved == 3  # type: ignore[union-attr]
     finally:
         app.close()
+
+
+def test_consumers_show_soon_when_the_monitor_started_before_the_worker(
+        redis_url: str, celery_worker_factory: Callable[..., WorkerProcess],
+        inspectors: Callable[..., RedisInspector], publisher: Callable[..., Any]) -> None:
+    # The dashboard and its workers start together (the demo): the first probe finds nobody.
+    # Workers are asked again soon, not only every workers_every_s (60 s here).
+    queue = f"lcq-{uuid.uuid4().hex[:8]}"
+    app = publisher()
+    inspector = inspectors(redis_url, known=(queue,))
+    monitor = QueueMonitor(inspector, interval=0.2, workers_every_s=60.0,
+                           workers=lambda: ask_active_queues(app, inspector.worker_hostnames()))
+    first = monitor.refresh().get(queue)
+    assert first is not None and first.consumers == 0
+    worker = celery_worker_factory(redis_url, queue=queue)
+    ready_at = time.monotonic()
+
+    def consumed() -> bool:
+        stats = monitor.refresh().get(queue)
+        return stats is not None and stats.consumers == 1
+
+    wait_for(consumed, timeout=30, interval=0.1, what=f"{worker.hostname} counted as consumer")
+    assert time.monotonic() - ready_at < 30

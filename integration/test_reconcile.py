@@ -136,3 +136,40 @@ def test_after_a_broker_restart_tasks_that_finished_in_the_gap_are_finished(
         ingestor.stop()
         reconciler.stop()
         client.close()
+
+
+def test_a_task_first_seen_without_a_name_is_named_from_the_backend(
+    redis_url: str, celery_worker_factory: Callable[..., WorkerProcess]
+) -> None:
+    # The task starts before we listen: all we hear is its task-succeeded (no name), the same
+    # as a running task that a burst evicted and the index forgot.
+    worker = celery_worker_factory(redis_url, backend=redis_url)
+    client = worker.app()
+    index = TaskIndex()
+    ingestor = Ingestor(redis_url, index, mode="auto")
+    app = Settings(broker_url=redis_url, result_backend=redis_url).celery_app()
+    reconciler = Reconciler(index, app, interval=120, timeout=3.0)
+    try:
+        task = client.send_task("workerapp.long_running", args=[4.0])
+        wait_for(lambda: _active(client, worker, task.id), timeout=30, what="the task to start")
+        ingestor.start()
+        reconciler.start()
+        wait_for(lambda: ingestor.status.state == CONNECTED, timeout=20, what="the ingestor")
+        assert index.get(task.id) is None
+        wait_for(lambda: states(index, [task.id]) == ["SUCCESS"], timeout=30,
+                 what="its task-succeeded")
+        wait_for(lambda: getattr(index.get(task.id), "name", None) == "workerapp.long_running",
+                 timeout=15, what="its name from the result backend")
+        named = index.get(task.id)
+        assert named is not None and named.args == "(4.0,)" and index.by_name == {
+            "workerapp.long_running": 1}
+    finally:
+        ingestor.stop()
+        reconciler.stop()
+        client.close()
+
+
+def _active(client: object, worker: WorkerProcess, task_id: str) -> bool:
+    replies = client.control.inspect(destination=[worker.hostname],  # type: ignore[attr-defined]
+                                     timeout=2.0).active() or {}
+    return any(t.get("id") == task_id for tasks in replies.values() for t in tasks or ())

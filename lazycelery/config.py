@@ -24,7 +24,7 @@ from lazycelery.config_file import (
     unknown_environment,
 )
 from lazycelery.errors import ConfigError
-from lazycelery.urls import check_url, mask_secrets, mask_url
+from lazycelery.urls import check_store, check_url, mask_secrets, mask_url
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -37,6 +37,7 @@ __all__ = [
     "ConfigFile",
     "Environment",
     "Settings",
+    "check_store",
     "check_url",
     "default_config_path",
     "load_file",
@@ -77,6 +78,10 @@ class Settings:
     #: RabbitMQ management API: LAZYCELERY_MANAGEMENT_URL, else the environment's
     #: ``management_url``; None = derive it from the broker URL; "" = do not use it
     management_url: str | None = None
+    #: history store URL (--store, LAZYCELERY_STORE, the environment's ``store``); None = the
+    #: default SQLite file (``lazycelery.store.default_store_url``)
+    store_url: str | None = None
+    store_source: str = "default"
     notes: tuple[str, ...] = ()
     _preimported_app: Celery | None = field(default=None, repr=False, compare=False)
     # Not an __init__ argument, so dataclasses.replace() gets a fresh app for its new settings.
@@ -89,6 +94,9 @@ class Settings:
 
     def masked_backend(self) -> str:
         return mask_url(self.result_backend)
+
+    def masked_store(self) -> str:
+        return mask_url(self.store_url) if self.store_url else "default"
 
     def celery_app(self) -> Celery:
         """The user's app (``-A``) or a bare one, configured to match these settings."""
@@ -156,6 +164,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -
         transport_options=MappingProxyType(options),
         queues=tuple(dict.fromkeys(queues)),
         management_url=_resolve_management(environ, environment, env_name),
+        **_resolve_store(args, environ, env_name, environment),
         notes=_notes(args, environ, broker_source, env_name, environment),
         _preimported_app=imported.app if imported else None,
     )
@@ -257,6 +266,21 @@ def _resolve_management(environ: Mapping[str, str], environment: Environment | N
     if value.strip().lower() in ("", "none", "off"):
         return ""
     return check_url(value, source)
+
+
+def _resolve_store(args: argparse.Namespace, environ: Mapping[str, str], env_name: str | None,
+                   environment: Environment | None) -> dict[str, Any]:
+    flag = _flag(args, "store")
+    if flag:
+        return {"store_url": check_store(flag, "--store"), "store_source": "--store"}
+    value = environ.get("LAZYCELERY_STORE")
+    if value:
+        return {"store_url": check_store(value, "LAZYCELERY_STORE"),
+                "store_source": "LAZYCELERY_STORE"}
+    if environment is not None and environment.store:
+        return {"store_url": environment.store,
+                "store_source": f"config environment {env_name!r}"}
+    return {"store_url": None, "store_source": "default"}
 
 
 def _resolve_max_tasks(args: argparse.Namespace, config: ConfigFile) -> int:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from lazycelery.errors import ConfigError
-from lazycelery.urls import check_url
+from lazycelery.urls import check_store, check_url
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -43,6 +43,8 @@ class Environment(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     transport_options: dict[str, Any] = {}
     #: RabbitMQ management API, e.g. "http://rabbit:15672/api/"; "none" turns it off
     management_url: str | None = None
+    #: history store: "sqlite:///path" or "postgresql://..." (docs/store.md)
+    store: str | None = None
 
 
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -148,6 +150,8 @@ def _check_environment_urls(environment: Environment, path: Path, name: str) -> 
         check_url(environment.broker, f"{where}.broker")
     if environment.result_backend is not None:
         check_url(environment.result_backend, f"{where}.result_backend", backend=True)
+    if environment.store is not None:
+        check_store(environment.store, f"{where}.store")
 
 
 def _convert(value: Any, target: Any, path: Path, where: tuple[str, ...]) -> Any:

@@ -8,16 +8,19 @@ A field may also hold a value of the wrong type (a list where a name belongs, an
 digits): :func:`text_of` turns any value into text without ever raising, :func:`real` into a
 finite float or None (a count or time to format). JSON output escapes
 C0 controls itself; :func:`json_visible` escapes the rest (DEL, C1, bidi controls) the JSON way.
+Numbers read the same on every surface (dashboard and CLI): :func:`number`, :func:`rate`; so do
+durations and ages, each format named for what it shows.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 from typing import Final
 
-__all__ = ["ODD", "age", "duration", "fine_duration", "json_visible", "real", "text_of",
-           "visible", "visible_lines", "whole_duration"]
+__all__ = ["ODD", "age", "duration", "fine_duration", "json_visible", "number", "rate", "real",
+           "text_of", "visible", "visible_lines", "whole_duration"]
 
 #: what a number, time or duration of the wrong type or out of range is shown as
 ODD: Final = "?"
@@ -90,6 +93,43 @@ def json_visible(data: bytes) -> bytes:
     """UTF-8 JSON with the control characters JSON leaves raw (DEL, C1, bidi overrides)
     written as ``\\u`` escapes: the same document, safe to print on a terminal."""
     return _JSON_RAW.sub(_json_escape, data)
+
+
+def number(value: object, missing: str = "–") -> str:
+    """1234 -> ``1,234``; 12.5M and 3.45M past six digits; ``1.00e+15`` beyond; None ->
+    ``missing``; not a number (or NaN, inf) -> ``?``.
+
+    The one number format of the dashboard and the CLI tables (``--json`` keeps plain numbers)."""
+    if value is None:
+        return missing
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ODD
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return ODD
+        if not value.is_integer():
+            return f"{value:,.1f}" if abs(value) < 1e15 else f"{value:.2e}"
+    v = int(value)
+    if abs(v) >= 10**15:
+        return format(Decimal(v), ".2e")  # exact for any size: no float conversion
+    if abs(v) >= 10_000_000:
+        return f"{v / 1_000_000:.1f}M"
+    if abs(v) >= 1_000_000:
+        return f"{v / 1_000_000:.2f}M"
+    return f"{v:,}"
+
+
+def rate(value: object, *, signed: bool = False, missing: str = "–") -> str:
+    """A per-second rate with one decimal: ``12.5``, ``+3.0`` / ``-0.4`` when ``signed``;
+    anything that would print as 0.0 is ``0`` (never ``-0.0``); not a real number -> ``?``."""
+    if value is None:
+        return missing
+    finite = real(value)
+    if finite is None:
+        return ODD
+    if abs(finite) < 0.05:
+        return "0"
+    return f"{finite:+,.1f}" if signed else f"{finite:,.1f}"
 
 
 # --------------------------------------------------------------------------- durations

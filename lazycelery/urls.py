@@ -22,6 +22,7 @@ from lazycelery.text import visible
 __all__ = [
     "MASK",
     "PERCENT_ENCODING_HINT",
+    "check_store",
     "check_url",
     "error_line",
     "mask_secrets",
@@ -373,3 +374,24 @@ def check_url(value: object, source: str, *, backend: bool = False) -> str:
     if problem == "not a URL":
         raise ConfigError(f"{source}: not a URL ('{shown_url(url)}')")
     raise ConfigError(f"{source}: bad URL {shown_url(url)}: {problem}")
+
+
+_STORE_SCHEMES: Final = ("sqlite", "postgresql", "postgres")
+
+
+def check_store(value: str, source: str) -> str:
+    """``value`` (stripped) if it is a store URL (``sqlite:///path``, ``postgresql://...``) or a
+    file path; else a ConfigError naming ``source``, the URL masked."""
+    url = value.strip()
+    if not url:
+        raise ConfigError(f"{source} is empty")
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        return url  # a SQLite file path
+    if scheme.lower() not in _STORE_SCHEMES:
+        raise ConfigError(f"{source}: not a store URL ('{shown_url(url)}'; "
+                          "use sqlite:///path or postgresql://user@host/db)")
+    problem = url_problem(url) if scheme.lower() != "sqlite" else None
+    if problem is not None:
+        raise ConfigError(f"{source}: bad URL {shown_url(url)}: {problem}")
+    return url

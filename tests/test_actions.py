@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from lazycelery.core.actions import (
     guard,
     locate_in_index,
     normalize_signal,
+    one_retry_per_job,
     plan_retries,
     plan_retry,
     resolve_workers,
@@ -265,6 +267,8 @@ def test_bulk_retry_reads_the_backend_in_batches(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(app.backend, "mget", counting_mget)
     metas = reconcile.fetch_metas(app, ids)
     assert metas == {} and calls == [500, 500, 200]
+    # and the dry run counts the way the dashboard does: 1,200, not 1200
+    assert plan_retries(ids, app).summary() == "0 tasks would be retried, 1,200 refused"
 
 
 # --------------------------------------------------------------------------- retry execution
@@ -279,7 +283,7 @@ def test_retry_resends_with_a_new_id_in_the_same_workflow(audit_log: Path) -> No
     result = actions.retry(batch)
     assert [s["name"] for s in app.sent] == ["tasks.add"]
     sent = app.sent[0]
-    assert sent["args"] == [5] and sent["queue"] == "hipri"
+    assert sent["args"] == (5,) and sent["queue"] == "hipri"
     assert sent["parent_id"] == ok_id and sent["root_id"] == ok_id and sent["task_id"] != ok_id
     assert result.created == {ok_id: sent["task_id"]}
     assert not result.ok and bad_id in result.refused  # one refused: not all done
@@ -393,6 +397,21 @@ def test_worker_commands_are_scoped_and_replies_collected(audit_log: Path) -> No
     assert entries[3].targets == ["w1@h", "extra"]
 
 
+def test_time_limits_can_be_cleared(audit_log: Path) -> None:
+    control = FakeControl({"w1@h"})
+    actions = Actions(FakeApp(control))
+    actions.time_limit(["w1@h"], "tasks.add", clear=True)
+    actions.time_limit(["w1@h"], "tasks.add", soft=0, hard=60)
+    sent = [(call["soft"], call["hard"]) for _, call in control.mutating()]
+    assert sent == [(None, None), (None, 60)]
+    assert [e.targets[-1] for e in audit.read(audit_log)] == [
+        "tasks.add soft=none hard=none", "tasks.add soft=none hard=60s"]
+    with pytest.raises(UsageError, match="--clear removes both"):
+        actions.time_limit(["w1@h"], "tasks.add", soft=5, clear=True)
+    with pytest.raises(UsageError, match="0 removes it"):
+        actions.time_limit(["w1@h"], "tasks.add", hard=-1)
+
+
 def test_shutdown_pings_first_and_reports_who_was_told(audit_log: Path) -> None:
     control = FakeControl({"w1@h"})
     result = Actions(FakeApp(control)).shutdown(["w1@h", "w2@h"])
@@ -415,7 +434,7 @@ def test_no_worker_means_no_command() -> None:
     (lambda a: a.pool_grow(["w"], 0), "positive"),
     (lambda a: a.rate_limit(["w"], "t", "fast"), "bad rate"),
     (lambda a: a.time_limit(["w"], "t", soft=10, hard=5), "must not exceed"),
-    (lambda a: a.time_limit(["w"], "t"), "--soft"),
+    (lambda a: a.time_limit(["w"], "t"), "--soft and/or --hard seconds, or --clear"),
     (lambda a: a.add_consumer(["w"], " "), "empty"),
     (lambda a: a.terminate(["x"], signal="SIGNOPE"), "unknown signal"),
 ])
@@ -430,7 +449,7 @@ def test_purge_is_guarded_and_audited(audit_log: Path) -> None:
     actions = Actions(FakeApp(FakeControl(set())), environment="prod")
     done = actions.purge("emails", lambda queue: 1200, expected=1199)
     assert done.ok
-    assert done.message == "1200 messages removed (1199 were shown: messages arrived or left meanwhile)"
+    assert done.message == "1,200 messages removed (1,199 were shown: messages arrived or left meanwhile)"
 
     def broken(queue: str) -> int:
         raise ConnectionError("redis://:pw@h:1/0 down")
@@ -524,3 +543,193 @@ def test_result_lines_and_json() -> None:
 def test_placement_destination() -> None:
     placement = Placement(holders={"a": "w1"}, held_as={"a": "active"}, online=("w1", "w2"), source="x")
     assert placement.destination("a") == ("w1",) and placement.destination("b") == ("w1", "w2")
+
+
+def test_a_retried_task_keeps_its_args_a_tuple_in_the_message(audit_log: Path) -> None:
+    # a real celery app on kombu's in-memory transport: the argsrepr header is what events and
+    # the dashboard show for the new run
+    from celery import Celery
+
+    app = Celery("lc-retry-args", broker="memory://", set_as_current=False)
+    try:
+        plan = RetryPlan(uuid="orig", name="tasks.add", args=(1, [2, 3]), kwargs={"k": 4},
+                         queue="lc-retry-args", root_id="orig", parent_id="orig",
+                         source="result backend", state="FAILURE")
+        result = Actions(app).retry(plan)
+        assert result.ok, result.lines()
+        with app.connection_for_read() as conn:
+            message = conn.SimpleQueue("lc-retry-args").get(timeout=2)
+            assert message.headers["argsrepr"] == "(1, [2, 3])"
+            assert message.headers["kwargsrepr"] == "{'k': 4}"
+            assert message.headers["parent_id"] == "orig"
+            message.ack()
+    finally:
+        app.close()
+
+
+# --------------------------------------------------------------------------- one retry per job
+
+
+def _recorded_failure() -> list[dict[str, Any]]:
+    """The events of one real always_fail run from the recorded Redis stream."""
+    from tests.replay import load_events
+
+    events = load_events("redis")
+    failed = next(e["uuid"] for e in events if e["type"] == "task-failed"
+                  and any(x.get("uuid") == e["uuid"] and x.get("name") == "benchapp.always_fail"
+                          for x in events if x["type"] == "task-received"))
+    return [e for e in events if e.get("uuid") == failed]
+
+
+def _run(template: list[dict[str, Any]], uuid: str, *, parent: str | None = None,
+         until: str = "task-failed", shift: float = 0.0) -> list[dict[str, Any]]:
+    """The recorded run again as ``uuid`` (a retry copy when ``parent`` is given), stopped
+    after the event ``until``; ``task-succeeded`` replaces the failure when asked for."""
+    out = []
+    for event in template:
+        kind = "task-succeeded" if until == "task-succeeded" and event["type"] == "task-failed" \
+            else event["type"]
+        copy = {**event, "type": kind, "uuid": uuid, "timestamp": event["timestamp"] + shift}
+        if parent is not None and kind in ("task-sent", "task-received"):
+            copy.update(parent_id=parent, root_id=parent)
+        out.append(copy)
+        if kind == until:
+            break
+    return out
+
+
+def test_a_bulk_retry_keeps_one_failure_per_job() -> None:
+    template = _recorded_failure()
+    index = TaskIndex()
+    for events in (
+        _run(template, "a1"), _run(template, "a2", parent="a1", shift=10),   # failed twice
+        _run(template, "a3", parent="a2", shift=20),                         # ... three times
+        _run(template, "b1"), _run(template, "b2", parent="b1", until="task-started", shift=5),
+        _run(template, "c1"), _run(template, "c2", parent="c1", until="task-succeeded", shift=5),
+        _run(template, "d1"),                                                # failed once
+    ):
+        index.apply_batch(events)
+    failures = [r for r in index.snapshot() if r.state == "FAILURE"]
+    assert sorted(r.uuid for r in failures) == ["a1", "a2", "a3", "b1", "c1", "d1"]
+
+    kept, refused = one_retry_per_job(failures, index)
+    assert sorted(r.uuid for r in kept) == ["a3", "d1"]
+    reasons = {r.uuid: r.reason for r in refused}
+    assert reasons["a1"] == reasons["a2"] == ("an earlier failed run of the same job: retrying "
+                                              "the newest, a3, instead")
+    assert reasons["b1"].startswith("already retried: run b2 of the same job is STARTED")
+    assert reasons["c1"].startswith("already retried: run c2 of the same job is SUCCESS")
+    # only some runs of a job in view (a filter hid a3): still the newest of those, once
+    kept, refused = one_retry_per_job([index.get("a1"), index.get("a2")], index)  # type: ignore[list-item]
+    assert [r.uuid for r in kept] == ["a2"] and [r.uuid for r in refused] == ["a1"]
+
+
+def test_a_chain_step_after_a_success_is_its_own_job() -> None:
+    template = _recorded_failure()
+    index = TaskIndex()
+    # same task name, but the parent succeeded: a chain step (add | add), not a retry copy
+    index.apply_batch(_run(template, "s1", until="task-succeeded"))
+    index.apply_batch(_run(template, "s2", parent="s1", shift=5))
+    index.apply_batch(_run(template, "e1"))
+    kept, refused = one_retry_per_job([index.get("s2"), index.get("e1")], index)  # type: ignore[list-item]
+    assert [r.uuid for r in kept] == ["s2", "e1"] and refused == []
+
+
+# --------------------------------------------------------------------------- marks in the index
+
+
+def test_a_confirmed_revoke_marks_waiting_tasks_revoked(audit_log: Path) -> None:
+    queued, held, running, silent = new_id(), new_id(), new_id(), new_id()
+    control = FakeControl({"w1@h", "w2@h"})
+    index = _index_with({queued: ("PENDING", ""), held: ("RECEIVED", "w1@h"),
+                         running: ("STARTED", "w1@h")}, ["w1@h", "w2@h"])
+    result = Actions(FakeApp(control), index=index).revoke([queued, held, running])
+    assert result.ok
+    # a running task revoked without terminate keeps running: only waiting ones are REVOKED
+    assert set(result.marked) == {queued, held}
+    assert [rec(index, i).state for i in (queued, held, running)] == \
+        ["REVOKED", "REVOKED", "STARTED"]
+    assert rec(index, queued).note == "revoked by lazycelery, confirmed by w1@h, w2@h"
+    assert index.by_state == {"REVOKED": 2, "STARTED": 1}
+    assert audit.read(audit_log)[0].result["marked"] == list(result.marked)
+    # a worker that did not answer: not confirmed, nothing marked
+    index2 = _index_with({silent: ("PENDING", "")}, ["w1@h", "w9@h"])
+    lost = Actions(FakeApp(FakeControl({"w1@h"})), index=index2).revoke([silent])
+    assert lost.marked == () and rec(index2, silent).state == "PENDING"
+
+
+def test_a_purge_that_names_its_tasks_marks_them_purged(audit_log: Path) -> None:
+    # queued tasks as the recorded stream shows them: task-sent only (PENDING)
+    from tests.replay import load_events
+
+    events = load_events("redis")
+    sent = [e for e in events if e["type"] == "task-sent" and not e.get("retries")][:4]
+    index = TaskIndex()
+    index.apply_batch(sent)
+    ids = [e["uuid"] for e in sent]
+    index.apply_batch([e for e in events if e.get("uuid") == ids[3]])  # this one ran
+    assert [rec(index, i).state for i in ids[:3]] == ["PENDING"] * 3
+    result = Actions(FakeApp(FakeControl(set())), index=index).purge(
+        "celery", lambda queue: (5, [*ids, "not-in-the-index"]))
+    assert result.ok and result.count == 5
+    assert result.message == "5 messages removed; 3 tasks marked PURGED"
+    assert set(result.marked) == set(ids[:3])
+    assert [rec(index, i).state for i in ids[:3]] == ["PURGED"] * 3
+    assert rec(index, ids[3]).state not in ("PURGED", "PENDING")
+    assert rec(index, ids[0]).note == "purged from queue celery by lazycelery"
+    assert index.by_state.get("PURGED") == 3 and index.by_state.get("PENDING") is None
+    assert [s for s, _ in rec(index, ids[0]).history()] == ["PENDING", "PURGED"]
+    # order-independent: a late event of the same attempt does not bring PENDING back,
+    # and a worker that did take a copy of the message still shows it
+    index.apply_batch([e for e in sent if e["uuid"] == ids[0]])
+    assert rec(index, ids[0]).state == "PURGED"
+    index.apply({"type": "task-received", "uuid": ids[1], "hostname": "w1@h",
+                 "timestamp": time.time(), "name": "x", "retries": 0})
+    assert rec(index, ids[1]).state == "RECEIVED"
+    # a plain count (AMQP: ids unknown) marks nothing
+    assert Actions(FakeApp(FakeControl(set())), index=index).purge(
+        "celery", lambda queue: 2).marked == ()
+
+
+def rec(index: TaskIndex, task_id: str) -> TaskRecord:
+    found = index.get(task_id)
+    assert found is not None
+    return found
+
+
+# --------------------------------------------------------------------------- id prefixes
+
+
+def test_task_id_prefixes_resolve_from_the_index() -> None:
+    from lazycelery.core.actions import resolve_task_ids
+    from tests.replay import load_events
+
+    index = TaskIndex()
+    index.apply_batch(load_events("redis"))
+    ids = sorted(r.uuid for r in index.snapshot())
+    one = ids[0]
+    shared = next(a[:2] for a, b in itertools.pairwise(ids) if a[:2] == b[:2])
+    app = FakeApp(FakeControl(set()))
+    assert resolve_task_ids([one[:8], one, "custom-id"], app, index=index) == [
+        (one[:8], one), (one, one), ("custom-id", "custom-id")]
+    assert resolve_task_ids([one[:8].upper()], app, index=index) == [(one[:8].upper(), one)]
+    with pytest.raises(UsageError, match=f"task id prefix '{shared}' is ambiguous: ") as exc:
+        resolve_task_ids([shared], app, index=index)
+    assert str(exc.value).endswith(" and more")  # 3,000 tasks: far more than 10 share 2 chars
+    assert len(str(exc.value).split(": ", 1)[1].split(", ")) == 10
+    with pytest.raises(UsageError, match="no task id starts with 'ffffffff0' in the dashboard"):
+        resolve_task_ids(["ffffffff0"], app, index=index)
+
+
+def test_without_an_index_or_a_searchable_backend_a_full_id_is_needed() -> None:
+    from lazycelery.core.actions import resolve_task_ids
+
+    full = new_id()
+    no_backend = FakeApp(FakeControl(set()))
+    assert resolve_task_ids([full], no_backend) == [(full, full)]  # nothing to look up
+    with pytest.raises(UsageError,
+                       match=r"is not a full task id .*no result backend.*give the full id"):
+        resolve_task_ids([full[:8]], no_backend)
+    memory = FakeApp(FakeControl(set()), backend="cache+memory://")
+    with pytest.raises(UsageError, match="CacheBackend result backend cannot be searched"):
+        resolve_task_ids([full[:8]], memory)

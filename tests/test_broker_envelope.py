@@ -125,7 +125,21 @@ def test_tail_info() -> None:
     assert info is not None
     assert info.id == "288f25b5-462a-4aa7-8c81-5f1a40092748"
     assert info.eta == "2030-01-01T00:00:00+00:00"
+    assert info.timestamp is None  # Celery does not stamp its messages
     assert decode_tail(b"garbage") is None
+
+
+def test_tail_info_reads_a_publish_timestamp() -> None:
+    import json
+
+    envelope = json.loads(RECORDED)
+    envelope["properties"]["timestamp"] = 1_700_000_000.5
+    info = decode_tail(json.dumps(envelope).encode())
+    assert info is not None and info.timestamp == 1_700_000_000.5
+    for bad in ("yesterday", True, -1, None):
+        envelope["properties"]["timestamp"] = bad
+        info = decode_tail(json.dumps(envelope).encode())
+        assert info is not None and info.timestamp is None
 
 
 def test_parse_eta() -> None:

@@ -181,3 +181,25 @@ def test_broker_consumer_counts_win_over_workers() -> None:
 def test_interval_must_be_positive() -> None:
     with pytest.raises(ValueError):
         QueueMonitor(ScriptedInspector([{}]), interval=0)
+
+
+def test_workers_are_asked_again_soon_until_one_answers() -> None:
+    # the dashboard started before its workers: the first answers are empty
+    answers: list[dict[str, list[str]]] = [{}, {}, {"a": ["w1@h"]}]
+    calls: list[float] = []
+
+    def probe() -> dict[str, list[str]]:
+        calls.append(time.monotonic())
+        return answers[min(len(calls), len(answers)) - 1]
+
+    monitor = QueueMonitor(ScriptedInspector([{"a": 1}]), interval=0.05, workers=probe,
+                           workers_every_s=3600.0)
+    first = monitor.refresh().get("a")
+    assert first is not None and first.consumers == 0
+    # not 3600 s later: after the interval, then twice that
+    wait_for(lambda: (q := monitor.refresh().get("a")) is not None and q.consumers == 1,
+             timeout=10, interval=0.01, what="consumers from the third probe")
+    assert len(calls) == 3 and calls[2] - calls[1] >= calls[1] - calls[0] > 0
+    for _ in range(20):  # once a worker answered, the next probe waits workers_every_s
+        monitor.refresh()
+    assert len(calls) == 3

@@ -25,8 +25,9 @@ def test_registered_with_defaults() -> None:
     assert "lazycelery.commands.demo" in COMMANDS
     args = parse()
     assert args.handler == "lazycelery.commands.demo:run"
-    assert (args.workers, args.rate, args.no_dashboard, args.duration, args.json) == (
-        2, 2.0, False, None, False)
+    assert (args.workers, args.rate, args.no_dashboard, args.duration, args.json,
+            args.embedded_broker) == (2, 2.0, False, None, False, "auto")
+    assert parse("--embedded-broker", "fakeredis").embedded_broker == "fakeredis"
     args = parse("--workers", "3", "--rate", "0.5", "--no-dashboard", "--duration", "20",
                  "--json", "--broker", "redis://localhost:6379/5")
     assert (args.workers, args.rate, args.duration, args.broker) == (
@@ -34,7 +35,8 @@ def test_registered_with_defaults() -> None:
 
 
 @pytest.mark.parametrize("argv", [["--workers", "0"], ["--workers", "9"], ["--workers", "x"],
-                                  ["--rate", "0"], ["--rate", "-1"], ["--duration", "inf"]])
+                                  ["--rate", "0"], ["--rate", "-1"], ["--duration", "inf"],
+                                  ["--embedded-broker", "memcached"]])
 def test_bad_numbers_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         parse(*argv)
@@ -47,7 +49,7 @@ def test_embedded_unless_an_explicit_broker(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://prod:6379/0")
     monkeypatch.setenv("LAZYCELERY_BROKER_URL", "redis://prod:6379/0")
     assert _check(parse()) is None
-    assert _check(parse("--broker", "filesystem://")) is None
+    assert _check(parse("--embedded-broker", "redis-server")) is None
     assert _check(parse("--broker", "redis://h:6379/3")) == "redis://h:6379/3"
     assert _check(parse("--broker", "amqp://guest:guest@h:5672//")) == "amqp://guest:guest@h:5672//"
 
@@ -58,6 +60,9 @@ def test_embedded_unless_an_explicit_broker(monkeypatch: pytest.MonkeyPatch) -> 
     (["--json"], "--json needs --no-dashboard"),
     (["--broker", "sqs://"], "Redis (redis://) or RabbitMQ"),
     (["--broker", "localhost:6379"], "Redis (redis://) or RabbitMQ"),
+    # the filesystem transport is gone: the embedded broker speaks Redis
+    (["--broker", "filesystem://"], "Redis (redis://) or RabbitMQ"),
+    (["--broker", "redis://h/0", "--embedded-broker", "fakeredis"], "leave out --broker"),
 ])
 def test_refusals(argv: list[str], message: str) -> None:
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -66,11 +71,13 @@ def test_refusals(argv: list[str], message: str) -> None:
 
 def test_the_dashboard_gets_the_demo_broker_and_app(tmp_path: Path) -> None:
     demo = Demo(DemoOptions())
-    demo.environment = DemoEnvironment.embedded(tmp_path)
+    demo.environment = DemoEnvironment.embedded_at("redis://127.0.0.1:7001/0",
+                                                   "redis://127.0.0.1:7001/1", tmp_path,
+                                                   "redis-server")
     args = _connection_args(parse("--read-only", "--max-tasks", "500"), demo)
-    assert args.broker == demo.environment.broker_url
+    assert args.broker == "redis://127.0.0.1:7001/0"
     assert args.app == "lazycelery.demo.app"
-    assert args.result_backend == demo.environment.result_backend
+    assert args.result_backend == "redis://127.0.0.1:7001/1"  # reconciliation and retry
     assert (args.read_only, args.max_tasks) == (True, 500)
     # what `tail` reads when there is no terminal for the dashboard
     assert (args.json, args.limit, args.timeout, args.type) == (False, None, None, None)

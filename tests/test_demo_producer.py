@@ -5,12 +5,21 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from lazycelery.demo.environment import DemoEnvironment
-from lazycelery.demo.producer import DECK, Producer, parse_destinations
+from lazycelery.demo.producer import (
+    BURST,
+    DECK,
+    PAUSE_FIRST,
+    LongTask,
+    Producer,
+    QueuePause,
+    parse_destinations,
+)
 
 pytest.importorskip("celery")
 
@@ -113,3 +122,103 @@ def test_every_kind_in_the_deck_has_a_sender(app: Any) -> None:
 def test_parse_destinations() -> None:
     assert parse_destinations(" demo1@a, ,demo2@a ") == ["demo1@a", "demo2@a"]
     assert parse_destinations(None) == []
+
+
+class Control:
+    """Records cancel_consumer / add_consumer; answers like the workers named in ``up``."""
+
+    def __init__(self, up: list[str]) -> None:
+        self.up = up
+        self.calls: list[tuple[str, str, list[str]]] = []
+
+    def _call(self, command: str, queue: str, destination: list[str], **kwargs: Any
+              ) -> list[dict[str, Any]]:
+        assert kwargs["reply"] is True  # scoped and answered, never a silent broadcast
+        self.calls.append((command, queue, list(destination)))
+        return [{name: {"ok": command}} for name in destination if name in self.up]
+
+    def cancel_consumer(self, queue: str, destination: list[str], **kwargs: Any
+                        ) -> list[dict[str, Any]]:
+        return self._call("cancel", queue, destination, **kwargs)
+
+    def add_consumer(self, queue: str, destination: list[str], **kwargs: Any
+                     ) -> list[dict[str, Any]]:
+        return self._call("add", queue, destination, **kwargs)
+
+
+def test_the_priority_queue_is_paused_then_resumed_on_its_workers_only() -> None:
+    control = Control(up=[])
+    bursts: list[float] = []
+    pause = QueuePause(SimpleNamespace(control=control), "t-priority", ["demo2@h"], start=100.0,
+                       burst=lambda: bursts.append(1), first=4, length=20, every=60)
+    pause.step(103.9)
+    assert control.calls == []
+    pause.step(104.0)  # no worker up yet: nobody answered, so no pause; tried again in 2 s
+    assert control.calls == [("cancel", "t-priority", ["demo2@h"])] and not pause.paused
+    control.up.append("demo2@h")
+    pause.step(105.0)
+    assert len(control.calls) == 1
+    pause.step(106.0)
+    assert pause.paused and pause.pauses == 1 and bursts == [1]
+    pause.step(125.9)
+    assert pause.paused
+    pause.step(126.0)
+    assert not pause.paused
+    assert control.calls[-1] == ("add", "t-priority", ["demo2@h"])
+    pause.step(165.9)
+    assert not pause.paused
+    pause.step(166.0)  # every 60 s from the start of the last pause
+    assert pause.paused and pause.pauses == 2
+    pause.resume_now()  # the producer stops: the queue is consumed again
+    assert control.calls[-1][0] == "add" and not pause.paused
+    pause.resume_now()
+    assert [c[0] for c in control.calls] == ["cancel", "cancel", "add", "cancel", "add"]
+
+
+def test_no_priority_workers_no_pauses() -> None:
+    control = Control(up=["demo1@h"])
+    pause = QueuePause(SimpleNamespace(control=control), "priority", [], start=0.0)
+    for now in range(0, 300, 5):
+        pause.step(float(now))
+    assert control.calls == []
+
+
+def test_the_pause_sends_a_burst_with_priorities(app: Any, published: list[dict[str, Any]],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    control = Control(up=["demo2@h"])
+    monkeypatch.setattr(app.control, "cancel_consumer", control.cancel_consumer)
+    now = [0.0]
+    producer = Producer(app, random.Random(2), ["demo1@h", "demo2@h"], clock=lambda: now[0],
+                        pause_workers=["demo2@h"], long_task=False)
+    assert producer.pause.queue == "t-priority"
+    now[0] = PAUSE_FIRST
+    producer.step()
+    emails = [m for m in published if m["name"] == "demo.send_email"]
+    assert len(emails) >= BURST
+    assert {m["routing_key"] for m in emails} == {"t-priority"}
+    assert {m["priority"] for m in emails} == set(range(10))  # every Redis priority sub-list
+
+
+def test_one_long_task_at_a_time(app: Any, published: list[dict[str, Any]]) -> None:
+    long_task = LongTask(app, seconds=240, check_every=15)
+    ended = {"yes": False}
+    long_task._ended = lambda task_id, now: ended["yes"]  # type: ignore[method-assign]
+    long_task.step(0.0)
+    long_task.step(5.0)  # not time to check yet
+    long_task.step(15.0)  # still running
+    assert long_task.sent == 1
+    ended["yes"] = True  # finished, or terminated from the dashboard
+    long_task.step(30.0)
+    assert long_task.sent == 2
+    sent = [m for m in published if m["name"] == "demo.rebuild_search_index"]
+    assert len(sent) == 2 and {m["routing_key"] for m in sent} == {"t-default"}
+
+
+def test_without_a_backend_the_long_task_is_sent_again_after_its_run(tmp_path: Path) -> None:
+    from lazycelery.demo.factory import create_app
+
+    app = create_app(DemoEnvironment("memory://", tmp_path, None, "t-"))
+    long_task = LongTask(app, seconds=100, check_every=10)
+    assert not long_task._ended("x", 50.0)
+    assert long_task._ended("x", 110.0)
+    app.close()

@@ -36,7 +36,8 @@ def test_a_worker_that_cannot_start_is_reported_and_everything_is_removed(
     options = DemoOptions(python=str(fake_python), tmp_root=root, ready_timeout=30)
     shown: list[Demo] = []
     started = time.monotonic()
-    with pytest.raises(BrokerError, match=r"demo demo\d exited with status 3: ImportError"):
+    with pytest.raises(BrokerError,
+                       match=r"demo (demo\d|beat|producer) exited with status 3: ImportError"):
         run_demo(options, lambda demo: shown.append(demo) or 0)
     assert time.monotonic() - started < 20
     assert shown == []
@@ -78,7 +79,9 @@ def test_stop_before_start_is_harmless() -> None:
 def _fake_start(tmp_path: Path) -> Any:
     """Demo.start replaced: a sleeping 'worker' in the supervisor and a data dir, no celery."""
     def start(self: Demo) -> DemoEnvironment:
-        environment = DemoEnvironment.embedded(tmp_path / "lazycelery-demo-fake")
+        environment = DemoEnvironment.embedded_at(
+            "redis://127.0.0.1:1/0", "redis://127.0.0.1:1/1", tmp_path / "lazycelery-demo-fake",
+            "fakeredis")
         environment.make_dirs(run=True)
         self.environment = environment
         process = self.supervisor.start(
@@ -121,3 +124,26 @@ def test_sigterm_while_showing_stops_the_demo(tmp_path: Path,
     assert run_demo(DemoOptions(stop_timeout=5), show) == 128 + signal.SIGTERM
     assert not group_alive(seen[0].processes()[0].pid)
     assert not (tmp_path / "lazycelery-demo-fake").exists()
+
+
+def test_an_embedded_broker_that_cannot_start_is_one_line_and_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    broken = bin_dir / "redis-server"
+    broken.write_text("#!/bin/sh\necho 'FATAL: cannot open the config' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    root = tmp_path / "tmp"
+    root.mkdir()
+    shown: list[Demo] = []
+    with pytest.raises(BrokerError) as caught:
+        run_demo(DemoOptions(embedded="redis-server", tmp_root=root),
+                 lambda demo: shown.append(demo) or 0)
+    assert str(caught.value) == ("cannot start the embedded broker: redis-server exited with "
+                                 "status 1: FATAL: cannot open the config; use --broker "
+                                 "redis://HOST:PORT/DB instead")
+    assert shown == []
+    assert list(root.iterdir()) == []  # the run's temp dir is gone
+    assert "stopped" not in capsys.readouterr().err

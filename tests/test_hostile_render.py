@@ -187,6 +187,9 @@ def test_timestamps_out_of_range_show_a_question_mark() -> None:
         index = build_index(value)
         rec = index.get("task-succeeded.task-sent.timestamp")
         assert rec is not None and rec.first_seen is not None
+        # ingest now replaces an out-of-range timestamp by the receive time (core/sanitize.py):
+        # set it on the record as a record built without validation would hold it
+        rec.sent = value
         with dashboard(index, value) as d:
             assert d.tasks.select(rec)
             lines = text_of_content(d.controls.tasks.create_content(150, len(d.tasks) + 1))

@@ -233,3 +233,47 @@ def test_version_bumps_once_per_batch() -> None:
     v = index.version
     index.apply_batch([_task("a"), _task("b"), _task("c")])
     assert index.version == v + 1
+
+
+def test_a_running_task_evicted_by_a_burst_keeps_its_name_when_it_comes_back() -> None:
+    # recorded events: a real task's received + started, then a burst of more task-sent
+    # events than the index holds (all unfinished: the running task goes), then its success
+    from tests.replay import load_events
+
+    events = load_events("redis")
+    running = next(e["uuid"] for e in events if e["type"] == "task-started")
+    own = [e for e in events if e.get("uuid") == running]
+    before = [e for e in own if e["type"] in ("task-received", "task-started")]
+    after = [e for e in own if e["type"] == "task-succeeded"]
+    burst = [e for e in events if e["type"] == "task-sent" and e["uuid"] != running][:600]
+    index = TaskIndex(max_tasks=500)
+    index.apply_batch(before)
+    name = index.get(running).name  # type: ignore[union-attr]
+    assert name
+    index.apply_batch(burst)
+    assert running not in index and index.evicted > 50
+    # some of the burst finish (a task that comes back finished is kept over older finished
+    # ones, which go first), then the evicted task's own success arrives
+    index.apply_batch([{**e, "type": "task-succeeded", "result": "None"} for e in burst[-5:]])
+    index.apply_batch(after)
+    back = index.get(running)
+    assert back is not None and back.state == SUCCESS and back.name == name
+    assert back.args is not None and back.worker is not None and index.restored == 1
+    assert len(index) <= 500
+    recount: dict[str, int] = {}
+    for rec in index.snapshot():
+        if rec.name is not None:
+            recount[rec.name] = recount.get(rec.name, 0) + 1
+    assert index.by_name == recount and sum(index.by_state.values()) == len(index)
+
+
+def test_limbo_is_bounded() -> None:
+    index = TaskIndex(max_tasks=10)
+    assert index.limbo_size == 100
+    for i in range(500):
+        index.apply(_task(f"u{i}", "task-started"))
+    assert len(index) == 10 and len(index._limbo) == 100
+    index.apply(_task("u0", "task-succeeded"))  # too long ago: forgotten, a new record
+    assert index.restored == 0
+    index.apply(_task("u450", "task-succeeded"))
+    assert index.restored == 1

@@ -474,15 +474,21 @@ NEW_BUILTIN = """
 """
 
 
-def test_a_new_builtin_pane_is_one_module_and_one_entry_point(site: Path) -> None:
-    """What adding a pane to lazycelery takes: a module declaring it and its entry point. Here
-    lazycelery's own registrations plus that one line are installed first on the path (so
+def test_a_new_builtin_pane_is_one_module_and_one_entry_point(
+        site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What adding a pane to lazycelery takes: a module in ``lazycelery/tui/panes/`` declaring
+    it, and its entry point. Here the module goes in a directory added to that package's path,
+    and lazycelery's own registrations plus that one line are installed first on sys.path (so
     nothing of lazycelery itself is edited)."""
+    import lazycelery.tui.panes
+
     own = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="lazycelery.panes")
            if ep.dist is not None and ep.dist.metadata["Name"] == "lazycelery"}
-    assert set(own) == {"workers", "queues", "tasks", "detail"}
-    write_dist(site, "lazycelery", "0.1.0", {**own, "errors": "errors_pane:PANE"},
-               {"errors_pane.py": NEW_BUILTIN})
+    assert {"workers", "queues", "tasks", "detail"} <= set(own)
+    write_dist(site, "lazycelery", "0.1.0", {**own, "errors": "lazycelery.tui.panes.errors:PANE"},
+               {"extra_panes/errors.py": NEW_BUILTIN})
+    monkeypatch.setattr(lazycelery.tui.panes, "__path__",
+                        [*lazycelery.tui.panes.__path__, str(site / "extra_panes")])
     infos = discover(Selection(no_plugins=True))
     assert [(i.name, i.key) for i in infos if i.builtin] == [
         ("workers", "1"), ("queues", "2"), ("tasks", "3"), ("detail", "4"), ("errors", "5")]
@@ -490,7 +496,7 @@ def test_a_new_builtin_pane_is_one_module_and_one_entry_point(site: Path) -> Non
     with dashboard(infos) as h:
         async def scenario(h: Harness) -> None:
             d = h.d
-            view = importlib.import_module("errors_pane").VIEWS[-1]
+            view = importlib.import_module("lazycelery.tui.panes.errors").VIEWS[-1]
             assert d.plugins.order[-1] == "errors" and d.plugins.names == ()
             assert d.registry.get("pane.errors").title == "Go to errors"
             await h.keys("5")

@@ -44,8 +44,10 @@ try:
         entries_from_app,
         entries_from_redbeat,
         entries_from_shelve,
+        entry_filter,
         load,
         resolve_source,
+        source_mtime,
     )
 finally:
     sys.path.remove(str(BEAT_PLUGIN))
@@ -316,9 +318,64 @@ def test_beat_pane_from_the_apps_schedule(site: Path, monkeypatch: pytest.Monkey
             assert "sweep:" in screen_text(h.d)  # the detail line of the selected entry
             await h.keys("\r")
             assert h.d.ui.pane == "tasks"
-            assert h.d.tasks.filter_text == f'name:"{beat_app.main}.sweep"'
+            sweep = next(e for e in entries_from_app(beat_app) if e.name == "sweep")
+            assert h.d.tasks.filter_text == entry_filter(sweep)
             await h.keys("5r")
             assert h.d.ui.current_flash() == ("reading the beat schedule…", False)
+
+        drive(h, scenario)
+
+
+def test_enter_filters_by_schedule_entry_not_by_task_name(beat_app: Any) -> None:
+    from lazycelery.core.index import TaskIndex
+    from lazycelery.core.query import compile_filter
+
+    report = f"{beat_app.main}.report"
+    beat_app.conf.beat_schedule = {
+        "report-7": {"task": report, "schedule": 60.0, "args": (7,)},
+        "report-8": {"task": report, "schedule": 60.0, "args": [8], "kwargs": {"fmt": 'a "b"'}},
+        "report-all": {"task": report, "schedule": 60.0},
+    }
+    entries = {e.name: e for e in entries_from_app(beat_app)}
+    index = TaskIndex()
+    # what the task events of each run carry: beat sends args as a list, a client a tuple
+    sent = [("by-beat-7", report, "[7]", "{}"), ("by-hand-7", report, "(7,)", "{}"),
+            ("by-beat-8", report, "[8]", "{'fmt': 'a \"b\"'}"),
+            ("by-beat-all", report, "[]", "{}"), ("other-task", report + "2", "[7]", "{}"),
+            ("seventy", report, "[77]", "{}")]
+    index.apply_batch([{"type": "task-received", "uuid": u, "name": n, "args": a, "kwargs": k,
+                        "hostname": "w@h", "timestamp": 1.0} for u, n, a, k in sent])
+
+    def matching(name: str) -> list[str]:
+        predicate = compile_filter(entry_filter(entries[name]))
+        return sorted(r.uuid for r in predicate.filter(index.snapshot()))
+
+    assert matching("report-7") == ["by-beat-7", "by-hand-7"]
+    assert matching("report-8") == ["by-beat-8"]
+    assert matching("report-all") == ["by-beat-all"]
+
+
+def test_a_shelve_rewrite_is_read_at_once(site: Path, monkeypatch: pytest.MonkeyPatch,
+                                          beat_app: Any, tmp_path: Path) -> None:
+    # beat rewrites its file when it syncs: the pane reads it then, not at the next interval
+    path = tmp_path / "beat-state" / "celerybeat-schedule"
+    path.parent.mkdir()
+    write_shelve(beat_app, path)
+    stamp = source_mtime(BeatSource("shelve", str(path)))
+    assert stamp is not None
+    monkeypatch.setenv("LAZYCELERY_BEAT_SCHEDULE", str(path))
+    monkeypatch.setenv("LAZYCELERY_BEAT_INTERVAL", "3600")
+    with _beat_dashboard(site, monkeypatch, beat_app) as h:
+        async def scenario(h: Harness) -> None:
+            def ping_runs() -> str:
+                row = next((line for line in screen_text(h.d).splitlines()
+                            if line.startswith("ping ")), "")
+                return row.split()[-1] if row else ""
+
+            await _open_beat(h, "nightly-report")
+            assert ping_runs() == "2"
+            write_shelve(beat_app, path)  # ping sent twice more: 4 runs
+            await h.until(lambda: ping_runs() == "4", timeout=10)
 
         drive(h, scenario)
 

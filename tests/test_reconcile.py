@@ -216,3 +216,30 @@ def test_a_worker_missing_heartbeats_is_still_asked_and_an_offline_one_is_not() 
     report = Reconciler(index, FakeApp(control), clock=clock).run()
     assert control.calls[0][1]["destination"] == ["w1@h"]
     assert report.running == 1 and [c.uuid for c in report.unknown] == [orphan]
+
+
+def test_tasks_seen_without_a_name_are_named_from_the_backend() -> None:
+    # a task that started before we listened (or came back after eviction): its
+    # task-succeeded carries no name; the backend's extended meta has it
+    index = TaskIndex()
+    app = FakeApp(FakeControl({"w1@h"}), backend="cache+memory://")
+    named, plain, known = new_id(), new_id(), new_id()
+    index.apply(received(known, "w1@h", name="tasks.known"))
+    for task_id in (named, plain, known):
+        index.apply(ev("task-succeeded", task_id, "w1@h", result="3", runtime=0.1))
+    store(app, named, "SUCCESS", 3, name="tasks.add", args=(1, [2]), kwargs={"k": "v"},
+          queue="hipri")
+    store(app, plain, "SUCCESS", 3, extended=False)  # no result_extended: no name to read
+    reports: list[ReconcileReport] = []
+    reconciler = Reconciler(index, app, on_report=reports.append)
+    report = reconciler.name_unknown()
+    assert report is not None and report.checked == 2  # the named one is not asked about
+    [correction] = report.corrected
+    assert correction.uuid == named and correction.state == correction.old_state == "SUCCESS"
+    assert reports == [report]
+    got = rec(index, named)
+    assert (got.name, got.args, got.kwargs, got.queue) == ("tasks.add", "(1, [2])",
+                                                            "{'k': 'v'}", "hipri")
+    assert rec(index, plain).name is None
+    assert index.by_name == {"tasks.known": 1, "tasks.add": 1}
+    assert reconciler.name_unknown() is None  # each id is asked about once

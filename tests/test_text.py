@@ -80,3 +80,35 @@ def test_json_visible_escapes_what_json_leaves_raw() -> None:
     data = json_visible(msgspec.json.encode(doc))
     assert data == b'{"k\\u202e":"a\\u007fb\\u009bc\\u2066d\\u001be \xc3\xa9 \xe2\x9c\x93"}'
     assert json.loads(data) == doc
+
+def test_one_number_and_rate_format() -> None:
+    from lazycelery.text import number, rate
+
+    assert [number(v) for v in (0, 7, 1200, 999_999, 1_234_567, 12_345_678)] == \
+        ["0", "7", "1,200", "999,999", "1.23M", "12.3M"]
+    assert number(None) == "–" and number(None, missing="-") == "-"
+    assert [rate(v) for v in (0.0, 0.04, -0.04, 1.25, 1234.5)] == ["0", "0", "0", "1.2", "1,234.5"]
+    assert [rate(v, signed=True) for v in (-0.04, -0.049, 0.2, -3.0)] == ["0", "0", "+0.2", "-3.0"]
+
+
+def test_the_cli_table_and_the_dashboard_show_a_queue_the_same_way() -> None:
+    from lazycelery.broker.model import QueueSnapshot, QueueStats
+    from lazycelery.broker.report import format_snapshot
+    from lazycelery.tui.panes.queues import queue_columns
+
+    stats = QueueStats(name="reports", ready=1200, reserved=1500, consumers=0, net_rate=-0.04,
+                       in_rate=1234.5, out_rate=0.0)
+    row = format_snapshot(QueueSnapshot(taken_at=1.0, queues=(stats,), source="s"),
+                          "b").splitlines()[1].split()
+    assert row[:7] == ["reports", "1,200", "1,500", "0", "1,234.5", "0", "0"]
+
+    class History:
+        def series(self, name: str) -> list[int]:
+            return []
+
+    class D:
+        queue_history = History()
+
+    cells = {c.title: c.cell(stats)[1] for c in queue_columns(D())}  # type: ignore[arg-type]
+    assert (cells["READY"], cells["RESERVED"], cells["CONS"], cells["IN/S"], cells["OUT/S"],
+            cells["Δ/S"]) == ("1,200", "1,500", "0", "1,234.5", "0", "0")

@@ -104,9 +104,10 @@ class FakeActions:
                      placement=placement)
         return self._result("terminate" if terminate else "revoke", task_ids)
 
-    def purge(self, queue: str, purge: Callable[[str], int], *,
-              expected: int | None = None) -> ActionResult:
-        removed = purge(queue)
+    def purge(self, queue: str, purge: Callable[[str], int | tuple[int, Sequence[str] | None]],
+              *, expected: int | None = None) -> ActionResult:
+        outcome = purge(queue)
+        removed = outcome[0] if isinstance(outcome, tuple) else outcome
         self._called("purge", queue, expected=expected, removed=removed)
         return ActionResult("purge", (queue,), True, replies={queue: Reply(True, f"{removed} "
                                                                          "messages removed")},
@@ -161,10 +162,10 @@ class FakeQueues:
     def stats(self, queue: str) -> QueueStats:
         return QueueStats(name=queue, ready=self.ready[queue], reserved=1)
 
-    def purge(self, queue: str) -> int:
+    def purge_tasks(self, queue: str) -> tuple[int, list[str] | None]:
         self.purged.append(queue)
         removed, self.ready[queue] = self.ready[queue] or 0, 0
-        return removed
+        return removed, None
 
 
 @dataclass
@@ -417,6 +418,33 @@ def test_bulk_retry_of_the_view_shows_the_dry_run_count_and_refusals() -> None:
             assert [r.uuid for r in batch.refusals] == ["fail-2"]
 
         run(h, scenario)
+
+
+def test_bulk_retry_never_sends_two_runs_of_one_job() -> None:
+    with harness() as h:
+        # fail-1 was retried already (copy-1, sent with parent_id=fail-1) and that failed too
+        copy = [{"type": "task-sent", "uuid": "copy-1", "name": "app.flaky", "args": "(1,)",
+                 "kwargs": "{}", "parent_id": "fail-1", "root_id": "fail-1", "hostname": HOST,
+                 "timestamp": NOW + 5, "local_received": NOW + 5},
+                *task_events("copy-1", "app.flaky", "RECEIVED", "STARTED", "FAILURE", t=NOW + 6)]
+        h.d.on_batch(copy, h.index.apply_batch(copy))
+
+        async def scenario(h: Harness) -> None:
+            await h.keys("/state:failure" + ENTER)
+            await h.until(lambda: len(h.d.tasks) == 3)
+            await h.keys(":retry all failed" + ENTER)
+            await h.dialog()
+            assert sorted(h.actions.call("plan_retries")[0][0]) == ["copy-1", "fail-2"]
+            screen = h.screen()
+            assert "2 tasks would be retried, 1 refused" in screen
+            assert "an earlier failed run of the same job" in screen
+            await h.keys(TAB + ENTER)
+            await h.until(lambda: "retry" in h.actions.names())
+            [batch], _ = h.actions.call("retry")
+            assert sorted(p.uuid for p in batch.plans) == ["copy-1", "fail-2"]
+            assert [r.uuid for r in batch.refusals] == ["fail-1"]
+
+        drive(h, scenario, ready=lambda: len(h.d.tasks) == 6)
 
 
 def test_bulk_revoke_of_the_view_takes_only_unfinished_tasks() -> None:

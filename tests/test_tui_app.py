@@ -467,3 +467,17 @@ def test_page_keys_depend_on_height(rows: int) -> None:
         screen_lines(h.d)
         h.d.run("page.down")
         assert h.d.tasks.selected_index() == max(1, h.d.controls.tasks.page_rows // 2)
+
+
+def test_queues_pane_shows_the_priority_breakdown() -> None:
+    with harness() as h:
+        h.monitor.snapshot = QueueSnapshot(taken_at=time.time(), source="fake", queues=(
+            QueueStats(name="celery", ready=7, reserved=2, consumers=1,
+                       by_priority={0: 4, 3: 0, 6: 1, 9: 2}),
+            QueueStats(name="bench", ready=0, reserved=0, consumers=2,
+                       by_priority={0: 0, 3: 0, 6: 0, 9: 0}),
+        ))
+        lines = screen_lines(h.d)
+        assert any("PRIORITIES" in line for line in lines)
+        [row] = [line.split("│")[1] for line in lines if "│celery" in line]
+        assert row.split()[-3:] == ["0:4", "6:1", "9:2"]  # the same cells as `lazycelery queues`

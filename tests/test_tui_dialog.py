@@ -133,3 +133,21 @@ def test_without_a_running_app_actions_run_inline() -> None:
         d.operator.background("working", lambda: 1 // 0, got.append)
         [message] = [m for m in d.operator.board.visible() if m.level == "error"]
         assert "ZeroDivisionError" in message.headline
+
+
+def test_result_lines_are_wrapped_so_a_refusal_reason_is_readable_to_its_end() -> None:
+    board = MessageBoard()
+    reason = ("result backend: no meta for it (expired, ignored result, or never stored); "
+              "events: args were truncated by Celery (1034 characters, cut at 1024); the real "
+              "values are only in the result backend")
+    board.post("retry: 0 tasks would be retried, 1 refused: nothing to retry",
+               styled_lines([f"  refuse  6c0e1f2a-0000-4000-8000-000000000001  {reason}"]),
+               level="error")
+    rows = "".join(t for _, t, *_ in board.text(60)).split("\n")
+    assert all(len(row) == 60 for row in rows)
+    assert "…" not in "".join(rows)
+    # every word of the reason is there, in order, continuation rows indented under the line
+    assert " ".join("".join(rows).split()).endswith(" ".join(reason.split()))
+    assert "args were truncated" in " ".join(" ".join(rows).split())
+    refusal = next(i for i, row in enumerate(rows) if row.startswith("   refuse "))
+    assert all(row.startswith("     ") for row in rows[refusal + 1:])

@@ -120,7 +120,8 @@ class AmqpInspector:
         notes = [self._api_note] if self._api_note else []
         if listing is None and not self._known:
             notes.append(f"probing only {', '.join(DEFAULT_QUEUES)}: AMQP cannot list queues; "
-                         "configure queues (-A or the config file) or enable the management API")
+                         "configure queues (-A or the config file), add --workers, or enable "
+                         "the management API")
         return QueueSnapshot(taken_at=taken_at, queues=queues, source=f"{self.source}: {methods}",
                              duration_s=time.perf_counter() - started, notes=tuple(notes))
 
@@ -144,6 +145,10 @@ class AmqpInspector:
             except amqp.exceptions.NotFound:
                 self._channel = None  # the broker closed this channel
                 raise UsageError(f"unknown queue {queue!r} on rabbitmq {self.where}") from None
+
+    def purge_tasks(self, queue: str) -> tuple[int, list[str] | None]:
+        # AMQP cannot read a message without taking it: the purged ids stay unknown
+        return self.purge(queue), None
 
     def watch_queues(self, names: Iterable[str]) -> None:
         self._known.update(names)

@@ -6,6 +6,7 @@ import base64
 import binascii
 import bz2
 import lzma
+import math
 import zlib
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -47,18 +48,26 @@ class _Headers(msgspec.Struct):
     eta: Any = None
 
 
+class _Properties(msgspec.Struct):
+    timestamp: Any = None
+
+
 class _Tail(msgspec.Struct):
     headers: _Headers | None = None
+    properties: _Properties | None = None
 
 
 _tail_decoder = msgspec.json.Decoder(_Tail)
 
 
 class TailInfo(msgspec.Struct, frozen=True):
-    """The id and ETA of the next message of a sub-list: enough to age it."""
+    """The id, ETA and publish time of the next message of a sub-list: enough to age it."""
 
     id: str | None
     eta: str | None
+    #: the AMQP ``timestamp`` property (epoch seconds) when the publisher set one; Celery
+    #: doesn't unless asked (``apply_async(timestamp=...)`` or a ``before_task_publish`` handler)
+    timestamp: float | None = None
 
 
 def decode_unacked_route(raw: bytes) -> tuple[str, str] | None:
@@ -78,7 +87,10 @@ def decode_tail(raw: bytes) -> TailInfo | None:
         return None
     if tail.headers is None:
         return None
-    return TailInfo(_str_or_none(tail.headers.id), _str_or_none(tail.headers.eta))
+    stamp = tail.properties.timestamp if tail.properties is not None else None
+    timestamp = float(stamp) if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) \
+        and math.isfinite(stamp) and stamp > 0 else None
+    return TailInfo(_str_or_none(tail.headers.id), _str_or_none(tail.headers.eta), timestamp)
 
 
 def parse_eta(eta: str | None) -> float | None:

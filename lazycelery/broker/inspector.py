@@ -43,6 +43,11 @@ class BrokerInspector(Protocol):
         """Delete the queue's ready messages (not reserved ones); returns how many."""
         ...
 
+    def purge_tasks(self, queue: str) -> tuple[int, list[str] | None]:
+        """``purge``, and the task ids of the messages it deleted when the broker can tell
+        (None: unknown, e.g. AMQP cannot read messages without taking them)."""
+        ...
+
     def watch_queues(self, names: Iterable[str]) -> None:
         """Also report these queues from the next snapshot on (e.g. found via workers)."""
         ...

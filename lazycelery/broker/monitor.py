@@ -64,7 +64,10 @@ class QueueMonitor:
 
     With ``workers``, live workers are asked every ``workers_every_s`` which queues they
     consume: those queues are watched too, and consumers are filled in where the broker
-    cannot count them (Redis).
+    cannot count them (Redis). While no worker has answered (the dashboard started before its
+    workers, or they are still starting) they are asked again sooner: after ``interval``, then
+    twice as long each time up to ``workers_every_s``, so consumers do not read 0 for the
+    first 10 s.
     """
 
     def __init__(self, inspector: BrokerInspector, interval: float = 1.0, *,
@@ -76,7 +79,8 @@ class QueueMonitor:
         self.interval = interval
         self._workers = workers
         self._workers_every_s = workers_every_s
-        self._workers_at = -workers_every_s
+        self._workers_due = -math.inf  # monotonic time of the next worker probe
+        self._workers_retry_s = interval
         self._consumers: Mapping[str, Sequence[str]] = {}
         self._workers_note: str | None = None
         self._rates = SmoothedRates(half_life_s)
@@ -121,15 +125,8 @@ class QueueMonitor:
         return fresh
 
     def _read(self) -> QueueSnapshot:
-        if self._workers is not None and time.monotonic() - self._workers_at >= \
-                self._workers_every_s:
-            self._workers_at = time.monotonic()
-            try:
-                self._consumers = self._workers()
-                self._workers_note = None
-                self.inspector.watch_queues(self._consumers)
-            except Exception as exc:  # workers are a bonus: the broker figures still count
-                self._workers_note = f"asking workers for their queues failed: {exc}"
+        if self._workers is not None and time.monotonic() >= self._workers_due:
+            self._probe_workers()
         snapshot = self.inspector.snapshot()
         if self._workers is None:
             return snapshot
@@ -137,6 +134,21 @@ class QueueMonitor:
             snapshot = msgspec.structs.replace(snapshot,
                                                notes=(*snapshot.notes, self._workers_note))
         return merge_consumers(snapshot, self._consumers)
+
+    def _probe_workers(self) -> None:
+        assert self._workers is not None
+        try:
+            self._consumers = self._workers()
+            self._workers_note = None
+            self.inspector.watch_queues(self._consumers)
+        except Exception as exc:  # workers are a bonus: the broker figures still count
+            self._workers_note = f"asking workers for their queues failed: {exc}"
+        if self._consumers and self._workers_note is None:
+            delay, self._workers_retry_s = self._workers_every_s, self.interval
+        else:  # nobody answered yet: ask again soon, backing off
+            delay = self._workers_retry_s
+            self._workers_retry_s = min(self._workers_retry_s * 2, self._workers_every_s)
+        self._workers_due = time.monotonic() + delay
 
     def _stale(self, error: str) -> QueueSnapshot:
         if self._last_good is None:

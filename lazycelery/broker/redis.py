@@ -33,6 +33,8 @@ DEFAULT_CONNECT_TIMEOUT = 3.0
 #: HSCAN page size when counting reserved messages per queue.
 UNACKED_SCAN_COUNT = 1000
 MAX_PEEK = 10_000
+#: purge_tasks reads the ids of at most this many messages (each read whole, ~1 KB)
+MAX_PURGE_IDS = 10_000
 
 _SSL_CERT_REQS = {"cert_required": "required", "cert_optional": "optional", "cert_none": "none"}
 
@@ -182,6 +184,27 @@ class RedisInspector:
         self._tails = {k: v for k, v in self._tails.items() if k not in purged_keys}
         return sum(int(count) for count in replies[::2])
 
+    def purge_tasks(self, queue: str, limit: int = MAX_PURGE_IDS) -> tuple[int, list[str] | None]:
+        """``purge``, plus the task ids of the deleted messages when there are at most
+        ``limit``: read with ``LRANGE`` in the same ``MULTI``/``EXEC`` as the ``DEL``, so they
+        are exactly the messages deleted. Above ``limit`` the ids are not read (None)."""
+        keys = self.layout.queue_keys(queue)
+        with self._errors():
+            self._require_known(queue)
+            counts = self._run([("LLEN", key) for key in keys])
+            if sum(c for c in counts if isinstance(c, int)) > limit:
+                return self.purge(queue), None
+            with self._client.pipeline(transaction=True) as pipe:
+                for key in keys:
+                    pipe.lrange(key, 0, -1)
+                    pipe.delete(key)
+                replies = pipe.execute()
+        self._tails = {k: v for k, v in self._tails.items() if k not in set(keys)}
+        messages = [raw for items in replies[::2] for raw in items or ()]
+        ids = [info.id for raw in messages
+               if isinstance(raw, bytes) and (info := decode_tail(raw)) is not None and info.id]
+        return len(messages), ids
+
     def watch_queues(self, names: Iterable[str]) -> None:
         self._known.update(names)
         self._names = None
@@ -190,6 +213,15 @@ class RedisInspector:
         with self._errors():
             if self._discovered_at == -math.inf:
                 self._discover()
+            hosts = self._pidbox_hosts()
+            # none yet: workers may have started since the last discovery (every 10 s); a
+            # SCAN of the binding keys is cheap, so look again rather than wait
+            if not hosts and time.monotonic() - self._discovered_at >= 1.0:
+                self._discover()
+                hosts = self._pidbox_hosts()
+        return hosts
+
+    def _pidbox_hosts(self) -> list[str]:
         return sorted({h for b in self._bindings if (h := pidbox_hostname(b)) is not None})
 
     def close(self) -> None:
@@ -389,6 +421,9 @@ class RedisInspector:
             eta = parse_eta(info.eta)
             if eta is not None and eta < now:
                 candidates.append(now - eta)  # due since its ETA and still not taken
+            if info.timestamp is not None:
+                # stamped by its publisher: known from the first read, one-shot included
+                candidates.append(max(0.0, now - info.timestamp))
             if info.id is not None:
                 first = self._tails.get(key)
                 if first is not None and first[0] == info.id:

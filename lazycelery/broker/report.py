@@ -12,13 +12,14 @@ from typing import Any
 import msgspec
 
 from lazycelery.broker.model import PeekedMessage, QueueSnapshot, QueueStats
-from lazycelery.text import real, text_of, visible, whole_duration
+from lazycelery.text import number, rate, text_of, visible, whole_duration
 
 __all__ = [
     "PEEK_SCHEMA",
     "QUEUES_SCHEMA",
     "format_age",
     "format_peek",
+    "format_priorities",
     "format_snapshot",
     "peek_document",
     "snapshot_document",
@@ -91,25 +92,22 @@ def format_age(seconds: float | None) -> str:
 
 
 def _num(value: int | None) -> str:
-    return MISSING if value is None else _shown(value)
+    # the dashboard's format (1,200), so the two never disagree on how a figure reads; a value
+    # of another type is shown as it is
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return number(value, missing=MISSING)
+    return _shown(value)
 
 
 def _rate(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return MISSING
-    finite = real(value)
-    if finite is None:
-        return "?"
-    value = finite
-    if abs(value) < 0.05:
-        return "0"
-    return f"{value:+.1f}" if signed else f"{value:.1f}"
+    return rate(value, signed=signed, missing=MISSING)
 
 
-def _priorities(stats: QueueStats) -> str:
+def format_priorities(stats: QueueStats) -> str:
+    """``0:4 6:1 9:2``: ready messages per priority step, the non-empty ones (Redis only)."""
     if not stats.by_priority:
         return ""
-    return " ".join(f"{_shown(step)}:{_shown(count)}"
+    return " ".join(f"{_shown(step)}:{_num(count)}"
                     for step, count in stats.by_priority.items() if count)
 
 
@@ -131,7 +129,7 @@ def format_snapshot(snapshot: QueueSnapshot, broker: str) -> str:
         when = _iso(snapshot.taken_at)
         lines.append(f"STALE: {_shown(snapshot.error)}"
                      + (f" (figures from {when})" if when else ""))
-    with_priorities = any(_priorities(s) for s in snapshot.queues)
+    with_priorities = any(format_priorities(s) for s in snapshot.queues)
     header = ["QUEUE", "READY", "RESERVED", "CONSUMERS", "IN/S", "OUT/S", "NET/S", "OLDEST"]
     if with_priorities:
         header.append("BY PRIORITY")
@@ -142,16 +140,16 @@ def format_snapshot(snapshot: QueueSnapshot, broker: str) -> str:
                _rate(stats.out_rate), _rate(stats.net_rate, signed=True),
                format_age(stats.oldest_age_s)]
         if with_priorities:
-            row.append(_priorities(stats))
+            row.append(format_priorities(stats))
         rows.append(row)
     if rows:
         lines.extend(_table(header, rows, "lrrrrrrr" + ("l" if with_priorities else "")))
     else:
         lines.append("no queues found")
     ready = sum(s.ready or 0 for s in snapshot.queues)
-    summary = f"{len(snapshot.queues)} queues, {ready} ready"
+    summary = f"{number(len(snapshot.queues))} queues, {number(ready)} ready"
     if snapshot.unacked_total is not None:
-        summary += f", {snapshot.unacked_total} unacked in total"
+        summary += f", {number(snapshot.unacked_total)} unacked in total"
     when = _iso(snapshot.taken_at) if not snapshot.stale else None
     lines.append("")
     lines.append(f"{_shown(broker)} · {summary}" + (f" · {when}" if when else ""))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from lazycelery.broker.model import QueueSnapshot, QueueStats, Source
 
-__all__ = ["ask_active_queues", "merge_consumers"]
+if TYPE_CHECKING:
+    from lazycelery.broker.inspector import BrokerInspector
+
+__all__ = ["ask_active_queues", "discover_active_queues", "merge_consumers", "worker_probe"]
 
 
 def ask_active_queues(app: Any, hostnames: Sequence[str],
@@ -23,7 +26,35 @@ def ask_active_queues(app: Any, hostnames: Sequence[str],
     if not hostnames:
         return {}
     inspect = app.control.inspect(destination=list(hostnames), timeout=timeout)
-    replies: Mapping[str, Any] | None = inspect.active_queues()
+    return _by_queue(inspect.active_queues())
+
+
+def discover_active_queues(app: Any, timeout: float = 1.0) -> dict[str, list[str]]:
+    """queue name -> hostnames, from a read-only ``inspect active_queues`` broadcast.
+
+    Only for a broker that cannot name its workers (RabbitMQ without the management API): every
+    worker on the vhost answers, other apps' too; it changes nothing, and it waits ``timeout``
+    for the last answer."""
+    return _by_queue(app.control.inspect(timeout=timeout).active_queues())
+
+
+def worker_probe(app: Callable[[], Any], inspector: BrokerInspector,
+                 timeout: float = 1.0) -> Callable[[], dict[str, list[str]]]:
+    """The ``QueueMonitor`` probe of the CLI (``--workers``) and the dashboard: the workers the
+    broker names, asked by name; on RabbitMQ, when it names none (no management API), a
+    read-only broadcast finds them, so their queues are passive-declared too."""
+    def probe() -> dict[str, list[str]]:
+        names = inspector.worker_hostnames()
+        if names:
+            return ask_active_queues(app(), names, timeout)
+        if inspector.transport == "amqp":
+            return discover_active_queues(app(), timeout)
+        return {}
+
+    return probe
+
+
+def _by_queue(replies: Mapping[str, Any] | None) -> dict[str, list[str]]:
     consumers: dict[str, list[str]] = {}
     for host, queues in (replies or {}).items():
         for queue in queues or ():

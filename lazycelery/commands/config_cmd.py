@@ -90,6 +90,8 @@ def render_settings(settings: Settings) -> str:
         ("read_only", _text(settings.read_only)),
         ("max_tasks", str(settings.max_tasks)),
         ("ingest", settings.ingest),
+        ("store", settings.masked_store()),
+        ("store_source", settings.store_source),
         ("no_color", _text(settings.no_color)),
         ("queues", ", ".join(settings.queues) or "-"),
         ("transport_options", _text(mask_secrets(dict(settings.transport_options)))),

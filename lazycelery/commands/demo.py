@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from lazycelery.commands.argtypes import int_between, positive_float
+from lazycelery.demo.broker import EMBEDDED_KINDS  # stdlib only: `--help` stays light
 from lazycelery.errors import UsageError
 
 if TYPE_CHECKING:
@@ -19,24 +21,27 @@ MAX_WORKERS = 8
 
 DESCRIPTION = """\
 Start a small Celery cluster on this machine and open the dashboard on it: real worker
-processes (demo1@HOST, demo2@HOST, ... on the queues `default` and `priority`) and a producer
-sending a steady mix of tasks: successes, failures with tracebacks, retries, a slow task, ETA
-tasks, chains, groups, chords and the odd revoke (sent only to the demo's own workers).
+processes (demo1@HOST, demo2@HOST, ... on the queues `default` and `priority`), celery beat
+with a schedule, and a producer sending a steady mix of tasks: successes, failures with
+tracebacks, retries, slow and long tasks, ETA tasks, priorities, chains, groups, chords and the
+odd revoke (sent only to the demo's own workers). Every minute the `priority` queue's workers
+are paused for 20 s, so the queue fills by priority and drains again.
 
-With no --broker it needs nothing else: the broker is kombu's filesystem transport in a temp
-dir. With --broker it uses that Redis or RabbitMQ with private queue names, which it deletes
-on exit. Quitting (q in the dashboard, Ctrl-C, SIGTERM, a closed terminal) stops every
-process it started and removes its temp dir.
+With no --broker it needs nothing else: it starts its own Redis-protocol broker on a free
+127.0.0.1 port (redis-server when on PATH, else fakeredis), with the result backend in db 1.
+With --broker it uses that Redis or RabbitMQ with private queue names, which it deletes on
+exit. Quitting (q in the dashboard, Ctrl-C, SIGTERM, a closed terminal) stops every process
+it started and removes its temp dir.
 """
 
 EPILOG = """\
 examples:
   lazycelery demo                                   the dashboard on the embedded broker
-  lazycelery demo --broker redis://localhost:6379/0 on Redis (queue depths work there)
+  lazycelery demo --broker redis://localhost:6379/0 on your Redis (private queue names)
   lazycelery demo --no-dashboard                    keep it running; use another terminal
   lazycelery demo --no-dashboard --duration 60 --json
+  lazycelery demo --embedded-broker fakeredis       the pure-Python broker even with redis-server
 
-The embedded broker has no queue depths, peeking or purging, and ignores priorities.
 More: docs/demo.md.
 """
 
@@ -53,6 +58,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                       help=f"worker processes to start, 1-{MAX_WORKERS} (default 2)")
     demo.add_argument("--rate", type=positive_float, default=2.0, metavar="R",
                       help="workload items per second (default 2; a group counts as one)")
+    demo.add_argument("--embedded-broker", choices=EMBEDDED_KINDS, default="auto",
+                      metavar="KIND",
+                      help="without --broker: auto (default: redis-server when on PATH, else "
+                           "fakeredis), redis-server or fakeredis")
     demo.add_argument("--no-dashboard", action="store_true",
                       help="print where the demo runs and wait (Ctrl-C stops it)")
     demo.add_argument("--duration", type=positive_float, metavar="S",
@@ -87,19 +96,36 @@ def _check(args: argparse.Namespace) -> str | None:
         raise UsageError("--broker: the demo runs on Redis (redis://) or RabbitMQ (amqp://), "
                          "or with no --broker on its embedded broker; "
                          f"not {scheme or shown_url(broker)}")
+    if getattr(args, "embedded_broker", "auto") != "auto":
+        raise UsageError("--embedded-broker is for the embedded broker: leave out --broker")
     from lazycelery.config import check_url
 
-    broker = check_url(broker, "--broker")  # one line for a URL kombu would misread
-    return None if scheme == "filesystem" else broker
+    return check_url(broker, "--broker")  # one line for a URL kombu would misread
 
 
 def run(args: argparse.Namespace) -> int:
     from lazycelery.demo.runner import DemoOptions, run_demo
 
     broker = _check(args)
-    options = DemoOptions(broker_url=broker, workers=args.workers, rate=args.rate)
+    options = DemoOptions(broker_url=broker, embedded=args.embedded_broker,
+                          workers=args.workers, rate=args.rate)
+    if not args.no_dashboard and sys.stdin.isatty() and sys.stdout.isatty():
+        _import_in_background("lazycelery.tui.app")
     show = _wait(args) if args.no_dashboard else _watch(args)
     return run_demo(options, show, json_output=bool(args.json))
+
+
+def _import_in_background(module: str) -> None:
+    """Import the dashboard while the workers start (0.3 s here, more on a busy machine): the
+    main thread only waits on them, and the dashboard then opens that much sooner."""
+    import importlib
+    import threading
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # the dashboard imports it again and reports
+            importlib.import_module(module)
+
+    threading.Thread(target=load, name="lazycelery-demo-import", daemon=True).start()
 
 
 def _wait(args: argparse.Namespace) -> Callable[[Demo], int]:
@@ -134,8 +160,9 @@ def _watch(args: argparse.Namespace) -> Callable[[Demo], int]:
 
 
 def _connection_args(args: argparse.Namespace, demo: Demo) -> argparse.Namespace:
-    """``args`` pointed at the demo: its broker, and ``-A lazycelery.demo.app`` for the
-    embedded broker's transport options and the queue names; tail's options at defaults."""
+    """``args`` pointed at the demo: its broker and result backend, and ``-A
+    lazycelery.demo.app`` for the queue names and beat's schedule; tail's options at
+    defaults."""
     from lazycelery.demo.runner import APP_MODULE
 
     assert demo.environment is not None

@@ -51,8 +51,10 @@ def register(
     parser.add_argument("--interval", type=positive_float, default=1.0, metavar="S",
                         help="seconds between refreshes with --watch (default 1)")
     parser.add_argument("--workers", action="store_true",
-                        help="also ask live workers (by name, never a broadcast) which queues "
-                             "they consume: adds their queues and, on Redis, consumer counts")
+                        help="also ask live workers which queues they consume (by name; on "
+                             "RabbitMQ without the management API a read-only inspect "
+                             "broadcast finds them): adds their queues and, on Redis, "
+                             "consumer counts")
     parser.add_argument("--management-url", metavar="URL", default=None,
                         help="RabbitMQ management API, e.g. http://host:15672/api/ (default: "
                              f"derived from the broker URL, or ${MANAGEMENT_ENV}; 'none' "
@@ -115,12 +117,9 @@ def _print_json(document: Any, *, pretty: bool) -> None:
 
 
 def _worker_probe(settings: Settings, inspector: BrokerInspector) -> WorkerProbe:
-    from lazycelery.broker.workers import ask_active_queues
+    from lazycelery.broker.workers import worker_probe
 
-    def probe() -> dict[str, list[str]]:
-        return ask_active_queues(settings.celery_app(), inspector.worker_hostnames())
-
-    return probe
+    return worker_probe(settings.celery_app, inspector)
 
 
 def _list(args: argparse.Namespace, settings: Settings, inspector: BrokerInspector) -> int:
@@ -200,7 +199,7 @@ def _confirm(prompt: str) -> bool:
 def _purge(args: argparse.Namespace, settings: Settings) -> int:
     # The same guard, audit line and typed confirmation as the dashboard's purge.
     from lazycelery.core.actions import TYPED_CONFIRM_THRESHOLD, Actions
-    from lazycelery.text import visible
+    from lazycelery.text import number, visible
 
     actions = Actions.from_settings(settings)
     actions.guard("purge")
@@ -215,11 +214,12 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"Queue {visible(args.name)} has no waiting messages: nothing to purge.")
                 return 0
             if waiting > TYPED_CONFIRM_THRESHOLD:
-                question = (f"Purge {waiting} messages from queue {args.name}? "
+                question = (f"Purge {number(waiting)} messages from queue {visible(args.name)}? "
                             f"Type the queue name to confirm: ")
                 confirmed = _answer(question) == args.name
             else:
-                confirmed = _confirm(f"Purge {waiting} messages from queue {args.name}? [y/N] ")
+                confirmed = _confirm(f"Purge {number(waiting)} messages from queue "
+                                     f"{visible(args.name)}? [y/N] ")
             if not confirmed:
                 print("Not purged.")
                 return 1
@@ -231,6 +231,6 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
     if result.audit_error:
         print(f"lazycelery: warning: the purge was not written to the audit log: "
               f"{result.audit_error}", file=sys.stderr)
-    print(f"Purged {result.count} messages from queue {visible(args.name)} "
+    print(f"Purged {number(result.count)} messages from queue {visible(args.name)} "
           "(reserved messages, held by workers, were not touched).")
     return 0

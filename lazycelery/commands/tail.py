@@ -28,6 +28,7 @@ examples:
   lazycelery tail --task-id 3f2a --limit 1            wait for one event of that task
   lazycelery tail --filter 'exc:timeout -name:*.ping'  the dashboard's filter language
   lazycelery tail --json --timeout 60 > events.jsonl  stop after 60 s without events
+  lazycelery tail --since 2h --filter state:failure   failures of the last 2 hours, then live
 
 exit status: 0 after --limit events, after --timeout, on Ctrl-C and when the reader of
 stdout goes away (| head); 2 on a bad option or config, or if the event stream stops.
@@ -62,6 +63,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                          help="the dashboard's filter language over the task, e.g. "
                               "'state:failure name:billing.* runtime>2s' (docs/filter.md); "
                               "task events only")
+    history = parser.add_argument_group("history")
+    history.add_argument("--since", metavar="AGE|TIME",
+                         help="first print the events of the last AGE (30m, 2h, 1d) or since an "
+                              "ISO time from the history store (`lazycelery record`), then "
+                              "follow live; history lines carry \"history\": true in --json")
     stop = parser.add_argument_group("stopping")
     stop.add_argument("--limit", type=positive_int, metavar="N",
                       help="exit (status 0) after N matching events")

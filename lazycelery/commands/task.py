@@ -63,7 +63,9 @@ def register(
     terminate.add_argument("--signal", default="SIGTERM", metavar="SIG",
                            help="signal for the pool process: SIGTERM (default), SIGKILL, SIGINT...")
     for sub in (retry, revoke, terminate):
-        sub.add_argument("ids", nargs="+", metavar="ID", help="task id")
+        sub.add_argument("ids", nargs="+", metavar="ID",
+                         help="task id, or a unique prefix of one (e.g. the 8 characters the "
+                              "dashboard shows; looked up in a Redis result backend)")
         add_safety_options(sub)
 
 
@@ -78,10 +80,23 @@ def run(args: argparse.Namespace) -> int:
     actions = Actions.from_settings(settings, timeout=_timeout(args))
     if not args.dry_run:
         actions.guard(action)  # refuse before asking the cluster anything
+    args.ids = _full_ids(actions, args.ids)
     where = environment_label(settings)
     if action == "retry":
         return _retry(actions, args, where)
     return _revoke(actions, args, where, terminate=action == "terminate")
+
+
+def _full_ids(actions: Actions, ids: Sequence[str]) -> list[str]:
+    """Prefixes (the dashboard's 8 characters) resolved to full ids, each said on stderr."""
+    from lazycelery.core.actions import resolve_task_ids
+    from lazycelery.text import visible
+
+    resolved = resolve_task_ids(ids, actions.app)
+    for given, full in resolved:
+        if given != full:
+            print(f"lazycelery: {visible(given)} is task {visible(full)}", file=sys.stderr)
+    return [full for _, full in resolved]
 
 
 def _timeout(args: argparse.Namespace) -> float:
@@ -165,4 +180,6 @@ def _cancelled() -> int:
 
 
 def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+    from lazycelery.text import number
+
+    return f"{number(n)} {noun}{'' if n == 1 else 's'}"

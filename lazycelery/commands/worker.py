@@ -68,8 +68,19 @@ def register(
         subs[name].add_argument("--task", "-t", required=True, metavar="NAME", help="task name")
     subs["rate-limit"].add_argument("--rate", required=True, metavar="RATE",
                                     help="e.g. 10/m, 2/s, 100/h; 0 removes the limit")
-    subs["time-limit"].add_argument("--soft", type=float, metavar="SECONDS")
-    subs["time-limit"].add_argument("--hard", type=float, metavar="SECONDS")
+    subs["time-limit"].add_argument("--soft", type=float, metavar="SECONDS",
+                                    help="soft limit (SoftTimeLimitExceeded in the task); 0 = none")
+    subs["time-limit"].add_argument("--hard", type=float, metavar="SECONDS",
+                                    help="hard limit (the pool process is killed); 0 = none")
+    subs["time-limit"].add_argument("--clear", action="store_true",
+                                    help="remove both limits: the worker's own --time-limit / "
+                                         "--soft-time-limit apply again")
+    subs["time-limit"].epilog = (
+        "Celery sets both limits in one command: a limit you do not give is removed.\n"
+        "examples:\n"
+        "  lazycelery worker time-limit w1 -t proj.report --soft 50 --hard 60\n"
+        "  lazycelery worker time-limit w1 -t proj.report --clear")
+    subs["time-limit"].formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,11 +114,15 @@ def _check_arguments(action: str, args: argparse.Namespace) -> None:
         raise UsageError(f"{action}: -n must be at least 1")
     if action == "autoscale" and not 0 <= args.min <= args.max:
         raise UsageError(f"autoscale: need 0 <= --min <= --max (got {args.min}, {args.max})")
-    if action == "time-limit" and args.soft is None and args.hard is None:
-        raise UsageError("time-limit: give --soft and/or --hard")
+    if action == "time-limit" and args.soft is None and args.hard is None and not args.clear:
+        raise UsageError("time-limit: give --soft and/or --hard, or --clear")
+    if action == "time-limit" and args.clear and (args.soft or args.hard):
+        raise UsageError("time-limit: --clear removes both limits: give no --soft/--hard")
 
 
 def _details(action: str, args: argparse.Namespace) -> str:
+    from lazycelery.core.actions import describe_limits
+
     details: dict[str, Any] = {
         "pool-grow": lambda: f" by {args.n}",
         "pool-shrink": lambda: f" by {args.n}",
@@ -115,7 +130,7 @@ def _details(action: str, args: argparse.Namespace) -> str:
         "add-consumer": lambda: f" queue {args.queue}",
         "cancel-consumer": lambda: f" queue {args.queue}",
         "rate-limit": lambda: f" {args.task} = {args.rate}",
-        "time-limit": lambda: f" {args.task} soft={args.soft} hard={args.hard}",
+        "time-limit": lambda: f" {args.task} {describe_limits(args.soft, args.hard)}",
         "pool-restart": lambda: f" (reload {', '.join(args.modules)})" if args.reload and args.modules
         else "",
     }
@@ -141,4 +156,4 @@ def _execute(actions: Actions, action: str, workers: list[str], args: argparse.N
         return actions.cancel_consumer(workers, args.queue)
     if action == "rate-limit":
         return actions.rate_limit(workers, args.task, args.rate)
-    return actions.time_limit(workers, args.task, soft=args.soft, hard=args.hard)
+    return actions.time_limit(workers, args.task, soft=args.soft, hard=args.hard, clear=args.clear)

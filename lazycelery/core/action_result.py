@@ -51,6 +51,8 @@ class ActionResult:
     audit_error: str | None = None
     #: purge: how many messages were removed
     count: int | None = None
+    #: tasks whose record this action changed in the index (PURGED, or REVOKED once confirmed)
+    marked: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -65,6 +67,8 @@ class ActionResult:
             out["refused"] = dict(self.refused)
         if self.count is not None:
             out["count"] = self.count
+        if self.marked:
+            out["marked"] = list(self.marked)
         return out
 
     def lines(self) -> list[str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 import signal as _signal
+import time
 import uuid as _uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -29,12 +30,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from lazycelery.core import audit
 from lazycelery.core.action_result import ActionError, ActionResult, ReadOnlyError, Reply
-from lazycelery.core.model import TaskRecord
+from lazycelery.core.model import PENDING, RECEIVED, RETRY, TaskRecord
 from lazycelery.core.placement import (
     Placement,
     locate_by_inspect,
     locate_in_index,
     online_workers,
+    resolve_task_ids,
     resolve_workers,
 )
 from lazycelery.core.retry_plan import (
@@ -42,10 +44,12 @@ from lazycelery.core.retry_plan import (
     Refusal,
     RetryBatch,
     RetryPlan,
+    one_retry_per_job,
     plan_retries,
     plan_retry,
 )
 from lazycelery.errors import UsageError
+from lazycelery.text import number
 from lazycelery.urls import error_line
 
 if TYPE_CHECKING:
@@ -55,8 +59,10 @@ if TYPE_CHECKING:
     from lazycelery.core.index import TaskIndex
 
 __all__ = [
+    "QUEUED_STATES",
     "RETRYABLE_STATES",
     "TYPED_CONFIRM_THRESHOLD",
+    "WAITING_STATES",
     "ActionError",
     "ActionResult",
     "Actions",
@@ -66,19 +72,27 @@ __all__ = [
     "Reply",
     "RetryBatch",
     "RetryPlan",
+    "describe_limits",
     "environment_label",
     "guard",
     "locate_by_inspect",
     "locate_in_index",
     "normalize_signal",
+    "one_retry_per_job",
     "online_workers",
     "plan_retries",
     "plan_retry",
+    "resolve_task_ids",
     "resolve_workers",
 ]
 
 #: A purge of more messages than this is confirmed by typing the queue name (issue 5).
 TYPED_CONFIRM_THRESHOLD: Final = 1000
+#: A task in one of these states is waiting (in a queue, or held by a worker before it runs): a
+#: confirmed revoke means it will not run. A STARTED one keeps running unless terminated.
+WAITING_STATES: Final = frozenset({PENDING, RECEIVED, RETRY})
+#: A task whose message sits in a broker queue (sent, or re-sent for a retry, not received).
+QUEUED_STATES: Final = frozenset({PENDING, RETRY})
 _RATE = re.compile(r"\d+(\.\d+)?(/[smh])?")
 
 
@@ -228,7 +242,8 @@ class Actions:
             new_id = str(_uuid.uuid4())
             options: dict[str, Any] = {"queue": plan.queue} if plan.queue else {}
             try:
-                self.app.send_task(plan.name, args=list(plan.args), kwargs=dict(plan.kwargs),
+                # a tuple, as .delay() sends: the new run's argsrepr reads (5,), not [5]
+                self.app.send_task(plan.name, args=tuple(plan.args), kwargs=dict(plan.kwargs),
                                    task_id=new_id, root_id=plan.root_id, parent_id=plan.parent_id,
                                    **options)
             except Exception as exc:
@@ -239,7 +254,8 @@ class Actions:
         refused = {r.uuid: r.reason for r in batch.refusals}
         sent = len(created)
         ok = sent == len(batch.plans) and sent > 0 and not refused
-        message = f"{sent} of {len(batch.targets)} sent" + (f", {len(refused)} refused" if refused else "")
+        message = f"{number(sent)} of {number(len(batch.targets))} sent" + (
+            f", {number(len(refused))} refused" if refused else "")
         result = ActionResult("retry", batch.targets, ok, replies=replies, message=message,
                               created=created, refused=refused)
         return self._audited(result)
@@ -275,6 +291,7 @@ class Actions:
         replies: dict[str, Reply] = {}
         missing: list[str] = []
         errors: list[str] = []
+        confirmed: dict[str, tuple[str, ...]] = {}
         for dest, group in groups.items():
             try:
                 raw = self.app.control.revoke(group, destination=list(dest), terminate=terminate,
@@ -283,6 +300,8 @@ class Actions:
                 errors.append(error_line(exc))
                 continue
             got, lost = _collect(raw, dest)
+            if not lost and got and all(r.ok for r in got.values()):
+                confirmed.update(dict.fromkeys(group, dest))
             for host, reply in got.items():
                 previous = replies.get(host)
                 replies[host] = reply if previous is None else Reply(
@@ -298,9 +317,21 @@ class Actions:
                           "; the rest were not running on a worker that answered (flagged revoked)"))
         if errors:
             message = f"not sent: {errors[0]}; " + message
+        marked = self._mark_revoked(confirmed)
         result = ActionResult(action, tuple(ids), ok, replies=replies, missing=tuple(missing),
-                              message=message, refused=refused)
+                              message=message, refused=refused, marked=marked)
         return self._audited(result)
+
+    def _mark_revoked(self, confirmed: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+        """REVOKED in the index for waiting tasks every addressed worker confirmed: a task in a
+        queue sends no event until a worker takes its message, maybe much later."""
+        if self.index is None:
+            return ()
+        now = time.time()
+        marked = [uuid for uuid, workers in confirmed.items() if self.index.mark_by_action(
+            uuid, WAITING_STATES, f"revoked by lazycelery, confirmed by {', '.join(workers)}",
+            revoked=now) is not None]
+        return tuple(marked)
 
     def terminate(self, task_ids: Sequence[str], *, signal: str | int = "SIGTERM",
                   placement: Placement | None = None) -> ActionResult:
@@ -308,23 +339,39 @@ class Actions:
 
     # ---------------------------------------------------------------- queues
 
-    def purge(self, queue: str, purge: Callable[[str], int], *, expected: int | None = None) -> ActionResult:
+    def purge(self, queue: str, purge: Callable[[str], int | tuple[int, Sequence[str] | None]],
+              *, expected: int | None = None) -> ActionResult:
         """Purge ``queue`` with the broker module's ``purge`` (all priority sub-lists), under the
         same guard and audit as every other action. ``expected`` is the count the user confirmed;
-        above ``TYPED_CONFIRM_THRESHOLD`` the caller must have had the queue name typed."""
+        above ``TYPED_CONFIRM_THRESHOLD`` the caller must have had the queue name typed.
+
+        ``purge`` may also return the task ids of the messages it removed (``purge_tasks``):
+        those tasks are then PURGED in the index, where they would stay PENDING forever."""
         self.guard("purge")
         _named(queue, "purge: queue")
         try:
-            removed = purge(queue)
+            outcome = purge(queue)
         except Exception as exc:
             return self._audited(ActionResult("purge", (queue,), False,
                                               message=f"not purged: {error_line(exc)}"))
-        message = f"{removed} message{'' if removed == 1 else 's'} removed"
+        removed, ids = outcome if isinstance(outcome, tuple) else (outcome, None)
+        message = f"{number(removed)} message{'' if removed == 1 else 's'} removed"
         if expected is not None and expected != removed:
-            message += f" ({expected} were shown: messages arrived or left meanwhile)"
+            message += f" ({number(expected)} were shown: messages arrived or left meanwhile)"
+        marked = self._mark_purged(queue, ids or ())
+        if marked:
+            message += f"; {counted_tasks(len(marked))} marked PURGED"
         result = ActionResult("purge", (queue,), True, replies={queue: Reply(True, message)},
-                              message=message, count=removed)
+                              message=message, count=removed, marked=marked)
         return self._audited(result)
+
+    def _mark_purged(self, queue: str, ids: Iterable[str]) -> tuple[str, ...]:
+        if self.index is None:
+            return ()
+        now = time.time()
+        note = f"purged from queue {queue} by lazycelery"
+        return tuple(uuid for uuid in dict.fromkeys(ids) if self.index.mark_by_action(
+            uuid, QUEUED_STATES, note, purged=now) is not None)
 
     # ---------------------------------------------------------------- workers
 
@@ -389,19 +436,39 @@ class Actions:
                              task_name=task_name, rate_limit=str(rate))
 
     def time_limit(self, workers: Sequence[str], task_name: str, *, soft: float | None = None,
-                   hard: float | None = None) -> ActionResult:
-        """Soft and hard time limits in seconds for a task type (applies to new runs)."""
+                   hard: float | None = None, clear: bool = False) -> ActionResult:
+        """Soft and hard time limits in seconds for a task type (applies to new runs).
+
+        Celery's ``time_limit`` command sets both limits at once, so a limit not given (None)
+        or given as 0 is removed; ``clear=True`` removes both. A removed limit falls back to the
+        worker's own (``--time-limit`` / ``task_time_limit``)."""
         _named(task_name, "time-limit: task")
-        if soft is None and hard is None:
-            raise UsageError("time-limit: give --soft and/or --hard seconds")
+        if clear and (soft or hard):
+            raise UsageError("time-limit: --clear removes both limits: give no --soft/--hard")
+        if soft is None and hard is None and not clear:
+            raise UsageError("time-limit: give --soft and/or --hard seconds, or --clear")
         for label, value in (("soft", soft), ("hard", hard)):
-            if value is not None and (not math.isfinite(value) or value <= 0):
-                raise UsageError(f"time-limit: {label} must be a positive number of seconds")
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise UsageError(f"time-limit: {label} must be a positive number of seconds "
+                                 "(0 removes it)")
+        soft, hard = soft or None, hard or None  # 0 means no limit, as celery's None does
         if soft is not None and hard is not None and soft > hard:
             raise UsageError(f"time-limit: soft ({soft:g}s) must not exceed hard ({hard:g}s)")
         return self._control("time-limit", "time_limit", workers,
-                             targets=_with(workers, f"{task_name} soft={soft} hard={hard}"),
+                             targets=_with(workers, f"{task_name} {describe_limits(soft, hard)}"),
                              task_name=task_name, soft=soft, hard=hard)
+
+
+def describe_limits(soft: float | None, hard: float | None) -> str:
+    """``soft=30s hard=none``: what a ``time_limit`` command leaves in place (None/0: none)."""
+    def one(value: float | None) -> str:
+        return f"{value:g}s" if value else "none"
+
+    return f"soft={one(soft)} hard={one(hard)}"
+
+
+def counted_tasks(n: int) -> str:
+    return f"{number(n)} task{'' if n == 1 else 's'}"
 
 
 def _positive(n: int, what: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any, Final, Protocol
 
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import TaskRecord, WorkerRecord
+from lazycelery.core.sanitize import TIME_MAX
 from lazycelery.urls import error_line
 
 __all__ = ["FLUSH_DELAY", "RATE_TAU", "BatchSink", "EventSink", "OnBatch"]
@@ -42,12 +43,15 @@ class BatchSink:
     """
 
     def __init__(self, index: TaskIndex, on_batch: OnBatch | None = None,
-                 batch_max: int = 512) -> None:
+                 batch_max: int = 512, on_bad: Callable[[], None] | None = None) -> None:
         if batch_max < 1:
             raise ValueError("batch_max must be at least 1")
         self.index = index
         self.on_batch = on_batch
         self.batch_max = batch_max
+        #: called from ``tick`` while bad input has not been reported (it rate-limits itself)
+        self.on_bad = on_bad
+        self.bad = index.bad
         self.buffer: list[Mapping[str, Any]] = []
         self.first_at = 0.0
         self.events = 0
@@ -82,15 +86,22 @@ class BatchSink:
         """True when the oldest buffered event has waited ``FLUSH_DELAY``."""
         return bool(self.buffer) and time.monotonic() - self.first_at >= FLUSH_DELAY
 
+    def tick(self) -> None:
+        """Readers call this (through ``flush``) at least every poll interval: bad input not
+        yet reported goes to ``on_bad``. One attribute test when there is none."""
+        if self.bad.pending and self.on_bad is not None:
+            self.on_bad()
+
     def flush(self) -> None:
         if not self.buffer:
+            self.tick()
             return
         batch, self.buffer = self.buffer, []
         records = self.index.apply_batch(batch)
         self.last_event_at = time.time()
         sent = batch[-1].get("timestamp")  # O(1): a batch is in arrival order
-        if isinstance(sent, (int, float)):
-            self.last_event_ts = float(sent)
+        if sent.__class__ is float and 0.0 <= sent <= TIME_MAX:
+            self.last_event_ts = sent
         self.events += len(batch)
         self.batches += 1
         now = time.monotonic()
@@ -102,6 +113,7 @@ class BatchSink:
             except Exception as exc:
                 # one line, never a traceback on the user's terminal
                 log.warning("on_batch callback failed: %s", error_line(exc, limit=300))
+        self.tick()
 
     def rate(self) -> float:
         """Events per second, exponentially averaged over about ``RATE_TAU`` seconds."""

@@ -15,7 +15,9 @@ the same messages (CELERY-INTERNALS §2, decode path):
    (``task-sent`` takes ``local clock - 1``, others adjust the local Lamport clock, a missing
    ``clock`` is filled from it) and ``local_received``. Timestamps are left as sent.
 
-What it cannot decode is counted in :class:`DecodeStats` and skipped, never raised.
+What it cannot decode is counted in :class:`DecodeStats` and skipped, never raised; one bad
+message or event costs only itself (``lazycelery.core.sanitize``: the bodies celery sends pass a
+typed msgspec decoder that checks the bounds in C, anything else is checked event by event).
 """
 
 from __future__ import annotations
@@ -23,10 +25,27 @@ from __future__ import annotations
 import binascii
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import msgspec
+
+from lazycelery.core.sanitize import (
+    BAD_BASE64,
+    BAD_COMPRESSION,
+    BAD_ENVELOPE,
+    INVALID_JSON,
+    INVALID_UTF8,
+    NOT_AN_EVENT,
+    SCREEN,
+    TOO_DEEP,
+    UNDECODABLE,
+    UNSUPPORTED_CONTENT,
+    UNSUPPORTED_ENCODING,
+    BadInput,
+    clean_event,
+    field_kind,
+)
 
 __all__ = [
     "Clock",
@@ -36,6 +55,7 @@ __all__ = [
     "decode_json_body",
     "decode_redis_message",
     "has_type_marker",
+    "json_failure",
 ]
 
 JSON_CONTENT_TYPE: Final = "application/json"
@@ -74,7 +94,8 @@ class LocalClock:
 
 @dataclass
 class DecodeStats:
-    """Counters of one reader (fast or kombu path); messages skipped never raise."""
+    """Counters of one reader (fast or kombu path); messages skipped never raise. What was
+    skipped or repaired is also counted by kind in ``bad`` (shared with the index)."""
 
     messages: int = 0
     events: int = 0
@@ -82,10 +103,20 @@ class DecodeStats:
     malformed: int = 0
     #: a content type or compression the reader does not decode (pickle, yaml ...)
     unsupported: int = 0
+    bad: BadInput = field(default_factory=BadInput)
+
+    def skip(self, kind: str, detail: str | None = None, *, unsupported: bool = False) -> None:
+        """Count one message or event skipped, by ``kind`` (``sanitize.INVALID_JSON`` ...)."""
+        if unsupported:
+            self.unsupported += 1
+        else:
+            self.malformed += 1
+        self.bad.skip(kind, detail)
 
     def as_dict(self) -> dict[str, int]:
         return {"messages": self.messages, "events": self.events,
-                "malformed": self.malformed, "unsupported": self.unsupported}
+                "malformed": self.malformed, "unsupported": self.unsupported,
+                "skipped": self.bad.skipped, "repaired": self.bad.repaired}
 
 
 class _Properties(msgspec.Struct):
@@ -145,8 +176,20 @@ def decode_json_body(raw: bytes) -> Any:
         return _kombu_json_loads(raw)
 
 
+def json_failure(exc: BaseException) -> str:
+    """The kind of bad input a JSON decoding error means (``sanitize.INVALID_JSON`` ...)."""
+    if isinstance(exc, RecursionError):
+        return TOO_DEEP
+    if isinstance(exc, UnicodeError):
+        return INVALID_UTF8
+    return INVALID_JSON
+
+
 class EventDecoder:
-    """Turns raw PUB/SUB payloads into Receiver-identical events; keeps the clock and counters."""
+    """Turns raw PUB/SUB payloads into Receiver-identical events; keeps the clock and counters.
+
+    Each message is decoded on its own and each event in it checked on its own: what is bad
+    is counted (``stats``) and skipped, the rest of the message is kept, nothing raises."""
 
     def __init__(self, clock: Clock | None = None, stats: DecodeStats | None = None) -> None:
         self.clock: Clock = clock if clock is not None else LocalClock()
@@ -156,49 +199,70 @@ class EventDecoder:
         """The events in one message (possibly none); never raises for bad input."""
         stats = self.stats
         stats.messages += 1
-        # The common case inline (this runs per message): what celery always sends, base64
-        # JSON without compression or kombu type markers. Anything else takes ``_body``.
-        body: Any = None
-        try:
-            envelope = _ENVELOPE64_DECODER.decode(data)
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            envelope = None
-        if envelope is not None:
-            raw = envelope.body
-            headers = envelope.headers
-            if (raw and envelope.properties.body_encoding == "base64"
-                    and envelope.content_type == JSON_CONTENT_TYPE
-                    and (headers is None or not headers.compression)
-                    and has_type_marker(raw) is None):
-                try:
-                    body = BODY_DECODER.decode(raw)
-                except (msgspec.DecodeError, ValueError):  # ValueError: invalid UTF-8
-                    body = None
-        if body is None:  # not the common case (or a JSON null body: rare, and also skipped)
+        try:  # free in CPython 3.11 until something raises
+            # The common case inline (this runs per message): what celery always sends, base64
+            # JSON without compression or kombu type markers, every value within bounds (the
+            # typed SCREEN checks that in C). Anything else takes ``_body`` and ``clean_event``.
+            try:
+                envelope = _ENVELOPE64_DECODER.decode(data)
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                envelope = None
+            if envelope is not None:
+                raw = envelope.body
+                headers = envelope.headers
+                if (raw and envelope.properties.body_encoding == "base64"
+                        and envelope.content_type == JSON_CONTENT_TYPE
+                        and (headers is None or not headers.compression)
+                        and has_type_marker(raw) is None):
+                    try:
+                        body = SCREEN.decode(raw)
+                    except (msgspec.DecodeError, ValueError):  # ValueError: invalid UTF-8
+                        pass
+                    else:
+                        return self.events_from(body, received_at)
             body = self._body(data)
             if body is _FAILED:
                 return []
-        return self.events_from(body, received_at)
+            return self.events_from(body, received_at, clean=True)
+        except RecursionError:  # an envelope nested deeper than the decoder's stack
+            stats.skip(TOO_DEEP)
+        except Exception as exc:  # a case not foreseen: still one message, not the connection
+            stats.skip(UNDECODABLE, type(exc).__name__)
+        return []
 
-    def events_from(self, body: Any, received_at: float) -> list[dict[str, Any]]:
+    def events_from(self, body: Any, received_at: float,
+                    clean: bool = False) -> list[dict[str, Any]]:
         """``EventReceiver._receive`` + ``event_from_message(localize=False)`` on a decoded
-        body: a dict or a ``task.multi`` list; shared by the Redis and AMQP fast paths."""
+        body: a dict or a ``task.multi`` list; shared by the Redis and AMQP fast paths.
+
+        ``clean``: the body did not pass the typed ``SCREEN`` (or was decoded by kombu's
+        JSON), so each event goes through ``clean_event`` first. An event that is bad is
+        counted and skipped; the others are kept."""
         stats = self.stats
         if type(body) is dict:
             items: list[Any] = [body]
         elif type(body) is list:
             items = body
         else:
-            stats.malformed += 1
+            stats.skip(NOT_AN_EVENT)
             return []
         clock = self.clock
         adjust = clock.adjust
         out: list[dict[str, Any]] = []
         for event in items:
-            if type(event) is not dict or "type" not in event:
-                stats.malformed += 1
+            if type(event) is not dict:
+                stats.skip(NOT_AN_EVENT)
                 continue
-            if event["type"] == "task-sent":
+            if clean:
+                event = clean_event(event, stats.bad)
+                if event is None:
+                    stats.malformed += 1
+                    continue
+            kind = event.get("type")
+            if kind.__class__ is not str:
+                stats.skip(NOT_AN_EVENT if kind is None else field_kind("type"))
+                continue
+            if kind == "task-sent":
                 # clients never sync their clocks, so the receiver's own clock stands in
                 sent_clock = event["clock"] = (clock.value or 1) - 1
                 adjust(sent_clock)
@@ -206,7 +270,7 @@ class EventDecoder:
                 try:
                     adjust(event["clock"])
                 except TypeError:  # not a number: the Receiver would raise here
-                    stats.malformed += 1
+                    stats.skip(field_kind("clock"), "not a number")
                     continue
             else:
                 event["clock"] = clock.forward()
@@ -220,8 +284,11 @@ class EventDecoder:
         refuses. Returns ``_FAILED`` (counted) when the message cannot be decoded."""
         stats = self.stats
         envelope = self._envelope(data)
-        if envelope is None or not envelope.body:
-            stats.malformed += 1
+        if isinstance(envelope, str):
+            stats.skip(envelope)
+            return _FAILED
+        if not envelope.body:
+            stats.skip(NOT_AN_EVENT, "empty body")
             return _FAILED
         text = envelope.body
         encoding = envelope.properties.body_encoding
@@ -229,13 +296,13 @@ class EventDecoder:
         try:
             if encoding and encoding.lower() != "utf-8":
                 if encoding != "base64":  # kombu's only codec (looked up case-sensitively)
-                    stats.unsupported += 1
+                    stats.skip(UNSUPPORTED_ENCODING, unsupported=True)
                     return _FAILED
                 raw = _b64decode(text)
             else:
                 raw = text.encode("utf-8")
-        except ValueError:  # binascii.Error, UnicodeEncodeError
-            stats.malformed += 1
+        except ValueError as exc:  # binascii.Error, UnicodeEncodeError
+            stats.skip(INVALID_UTF8 if isinstance(exc, UnicodeError) else BAD_BASE64)
             return _FAILED
         compression = envelope.headers.compression if envelope.headers is not None else None
         if compression:
@@ -245,29 +312,32 @@ class EventDecoder:
                 decompress: Callable[[bytes, str], bytes] = kombu_decompress
                 raw = decompress(raw, compression)
             except Exception:  # an unknown codec or corrupt data; kombu counts it as undecodable
-                stats.unsupported += 1
+                stats.skip(BAD_COMPRESSION, unsupported=True)
                 return _FAILED
         if envelope.content_type != JSON_CONTENT_TYPE:
-            stats.unsupported += 1
+            stats.skip(UNSUPPORTED_CONTENT, unsupported=True)
             return _FAILED
         try:
             return decode_json_body(raw)
-        except (ValueError, TypeError, RecursionError):
-            stats.malformed += 1
+        except (ValueError, TypeError, RecursionError) as exc:
+            stats.skip(json_failure(exc))
             return _FAILED
 
     @staticmethod
-    def _envelope(data: bytes | str) -> _Envelope | None:
+    def _envelope(data: bytes | str) -> _Envelope | str:
+        """The envelope, or the kind of bad input it is."""
         try:
             return _ENVELOPE_DECODER.decode(data)
         except msgspec.ValidationError:
-            return None
+            return BAD_ENVELOPE
         except msgspec.DecodeError:
             pass
         try:
             return msgspec.convert(_kombu_json_loads(data), _Envelope)
-        except (ValueError, TypeError, RecursionError, msgspec.ValidationError):
-            return None
+        except msgspec.ValidationError:
+            return BAD_ENVELOPE
+        except (ValueError, TypeError, RecursionError) as exc:
+            return json_failure(exc)
 
 
 def _b64decode(text: str) -> bytes:

@@ -7,16 +7,21 @@ dict lookups, ``OrderedDict.move_to_end`` and ``popitem`` for eviction, counter 
 Eviction is least-recently-*active* first, and finished tasks go before unfinished ones:
 celery's ``State`` evicts by first sighting, so a long task vanishes while it runs. Here a task
 that is still PENDING / RECEIVED / STARTED / RETRY is only evicted when every retained task is
-unfinished.
+unfinished (a burst larger than ``max_tasks``). Such a task will send more events, and its
+``task-started`` / ``task-succeeded`` carry no name or args: the last ``limbo_size`` evicted
+unfinished records are kept aside (not counted, not listed) and taken back whole when their task
+comes back, so it keeps its name instead of showing as ``SUCCESS ?``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import heapq
+import itertools
+import sys
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
@@ -26,12 +31,21 @@ from lazycelery.core.model import (
     WorkerRecord,
     apply_task_event,
     apply_worker_event,
+    derive_state,
     worker_status,
 )
+from lazycelery.core.sanitize import APPLY_FAILED, NOT_AN_EVENT, BadInput, field_kind
 
 __all__ = ["DEFAULT_MAX_TASKS", "TaskIndex"]
 
 DEFAULT_MAX_TASKS: Final = 100_000
+#: evicted task ids remembered for readers that drop them from their own lists (``evicted_since``)
+EVICTION_LOG: Final = 16_384
+#: unnamed tasks remembered for the reconciler to name from the result backend
+UNNAMED_LOG: Final = 10_000
+#: distinct event types counted by name; further ones (any client can invent them) share one
+TYPES_MAX: Final = 256
+OTHER_TYPES: Final = "(other)"
 
 
 def _bump(counter: dict[str, int], key: str | None, delta: int) -> None:
@@ -67,13 +81,29 @@ class TaskIndex:
         self.events_total = 0
         self.events_by_type: dict[str, int] = {}
         self.evicted = 0
+        #: events refused (no type, no uuid ...); details by kind in ``bad``
         self.malformed = 0
+        # evicted unfinished records, kept aside until their task sends another event
+        self.limbo_size = max(100, max_tasks // 10)
+        self._limbo: OrderedDict[str, TaskRecord] = OrderedDict()
+        #: evicted tasks that came back with a later event and were restored from limbo
+        self.restored = 0
+        # ids of the last EVICTION_LOG evictions; the n-th eviction is evicted_log[n - 1 - base]
+        self._evicted_log: deque[str] = deque(maxlen=EVICTION_LOG)
+        # tasks first seen through an event without a name (a task-started / task-succeeded of
+        # a task started before we listened, or evicted and forgotten): the reconciler asks the
+        # result backend for their names (``take_unnamed``, ``fill_identity``)
+        self._unnamed: deque[str] = deque(maxlen=UNNAMED_LOG)
+        #: bad input by kind, skipped or repaired: the index's and its readers' (the Ingestor
+        #: hands this to its decoders, so one object counts a whole stream)
+        self.bad = BadInput()
 
     # ------------------------------------------------------------------ writing
 
     def apply_batch(self, events: Iterable[Mapping[str, Any]]) -> list[TaskRecord | WorkerRecord | None]:
         """Apply events in order under the lock; returns the record each one touched
-        (None for a malformed or unknown event). Bumps ``version`` once."""
+        (None for a malformed or unknown event). Bumps ``version`` once. Never raises for a
+        bad event: it is counted and the batch's other events are applied."""
         with self.lock:
             now = self.clock()  # one clock read per batch: batches span milliseconds
             touched = [self._apply(event, now) for event in events]
@@ -83,51 +113,75 @@ class TaskIndex:
     def apply(self, event: Mapping[str, Any]) -> TaskRecord | WorkerRecord | None:
         return self.apply_batch((event,))[0]
 
+    def _refuse(self, kind: str, detail: str | None = None) -> None:
+        self.malformed += 1
+        self.bad.skip(kind, detail)
+
     def _apply(self, event: Mapping[str, Any], now: float) -> TaskRecord | WorkerRecord | None:
-        try:
+        try:  # free in CPython 3.11 until something raises
             kind = event["type"]
-        except (KeyError, TypeError):
-            self.malformed += 1
-            return None
-        if kind.__class__ is not str:
-            self.malformed += 1
-            return None
-        self.events_total += 1
-        by_type = self.events_by_type
-        by_type[kind] = by_type.get(kind, 0) + 1
-        if kind.startswith("task-"):
-            uuid = event.get("uuid")
-            if uuid.__class__ is not str or not uuid:
-                self.malformed += 1
+            if kind.__class__ is not str:
+                self._refuse(field_kind("type"))
                 return None
-            return self._apply_task(uuid, event, now)
-        if kind.startswith("worker-"):
-            host = event.get("hostname")
-            if not isinstance(host, str) or not host:
-                self.malformed += 1
+            self.events_total += 1
+            by_type = self.events_by_type
+            count = by_type.get(kind)
+            if count is not None:
+                by_type[kind] = count + 1
+            elif len(by_type) < TYPES_MAX:
+                by_type[kind] = 1
+            else:
+                by_type[OTHER_TYPES] = by_type.get(OTHER_TYPES, 0) + 1
+            if kind.startswith("task-"):
+                uuid = event.get("uuid")
+                if uuid.__class__ is not str or not uuid:
+                    self._refuse(field_kind("uuid"))
+                    return None
+                return self._apply_task(uuid, event, now)
+            if kind.startswith("worker-"):
+                host = event.get("hostname")
+                if host.__class__ is not str or not host:
+                    self._refuse(field_kind("hostname"))
+                    return None
+                worker = self.workers.get(host)
+                if worker is None:
+                    worker = self.workers[host] = WorkerRecord(hostname=host)
+                apply_worker_event(worker, event, now, self.bad)
+                return worker
+            return None
+        except (KeyError, TypeError, AttributeError) as exc:
+            if not isinstance(event, Mapping) or "type" not in event:
+                self._refuse(NOT_AN_EVENT)
                 return None
-            worker = self.workers.get(host)
-            if worker is None:
-                worker = self.workers[host] = WorkerRecord(hostname=host)
-            apply_worker_event(worker, event, now)
-            return worker
-        return None
+            self._refuse(APPLY_FAILED, exc.__class__.__name__)
+            return None
+        except Exception as exc:  # the model checks every field; never one event's failure
+            self._refuse(APPLY_FAILED, exc.__class__.__name__)
+            return None
 
     def _apply_task(self, uuid: str, event: Mapping[str, Any], now: float) -> TaskRecord:
         rec = self._active.pop(uuid, None)
         if rec is None:
             rec = self._done.pop(uuid, None)
-        if rec is None:
-            rec = TaskRecord(uuid=uuid)
-            old_state: str | None = None
-        else:
+        old_state: str | None = None
+        if rec is not None:
             old_state = rec.state
-        old_name, old_worker, old_parent = rec.name, rec.worker, rec.parent_id
+            old_name, old_worker, old_parent = rec.name, rec.worker, rec.parent_id
+        else:
+            # new to the index (or back from limbo: counted again like a new task)
+            rec = self._limbo.pop(uuid, None) if self._limbo else None
+            if rec is None:
+                rec = TaskRecord(uuid=uuid)
+                if event.get("name") is None:
+                    self._unnamed.append(uuid)
+            else:
+                self.restored += 1
+            old_name = old_worker = old_parent = None
         try:
-            apply_task_event(rec, event)
-        except (TypeError, ValueError, AttributeError):
-            # A field of the wrong type: keep what was merged so far, count it, go on.
-            self.malformed += 1
+            apply_task_event(rec, event, self.bad)
+        except Exception as exc:  # pragma: no cover - the model checks every field it reads
+            # keep what was merged so far and the record in the index, count it, go on
+            self._refuse(APPLY_FAILED, exc.__class__.__name__)
         rec.last_seen = now
         state = rec.state
         (self._done if state in READY_STATES else self._active)[uuid] = rec
@@ -154,12 +208,19 @@ class TaskIndex:
 
     def _evict_over_capacity(self) -> None:
         while len(self._active) + len(self._done) > self.max_tasks:
-            pool = self._done if self._done else self._active
-            _, rec = pool.popitem(last=False)
+            if self._done:
+                _, rec = self._done.popitem(last=False)
+            else:
+                uuid, rec = self._active.popitem(last=False)
+                limbo = self._limbo
+                limbo[uuid] = rec  # it will send more events: keep its name and args aside
+                if len(limbo) > self.limbo_size:
+                    limbo.popitem(last=False)
             self._forget(rec)
 
     def _forget(self, rec: TaskRecord) -> None:
         self.evicted += 1
+        self._evicted_log.append(rec.uuid)
         _bump(self.by_state, rec.state, -1)
         _bump(self.by_name, rec.name, -1)
         _bump(self.by_worker, rec.worker, -1)
@@ -185,6 +246,21 @@ class TaskIndex:
     def get(self, uuid: str) -> TaskRecord | None:
         rec = self._active.get(uuid)
         return rec if rec is not None else self._done.get(uuid)
+
+    def evicted_since(self, mark: int) -> list[str] | None:
+        """Ids of the tasks evicted after the ``mark``-th eviction (``evicted`` read earlier), in
+        order; None when the log no longer reaches back that far (then rescan). A restored
+        task's id stays in it: check ``get(uuid)``."""
+        with self.lock:
+            missed = self.evicted - mark
+            if missed <= 0:
+                return []
+            log = self._evicted_log
+            if missed > len(log):
+                return None
+            newest_first = list(itertools.islice(reversed(log), missed))
+        newest_first.reverse()
+        return newest_first
 
     def children_of(self, uuid: str) -> list[str]:
         return list(self._children.get(uuid, ()))
@@ -222,6 +298,7 @@ class TaskIndex:
                 "by_worker": dict(self.by_worker),
                 "events": self.events_total,
                 "evicted": self.evicted,
+                "restored": self.restored,
                 "malformed": self.malformed,
                 "version": self.version,
             }
@@ -231,6 +308,37 @@ class TaskIndex:
         now = self.clock() if now is None else now
         with self.lock:
             return [(w, worker_status(w, now)) for _, w in sorted(self.workers.items())]
+
+    def take_unnamed(self, limit: int) -> list[str]:
+        """Up to ``limit`` ids of tasks first seen without a name that still have none (the
+        oldest first); each is handed out once."""
+        out: list[str] = []
+        with self.lock:
+            while self._unnamed and len(out) < limit:
+                uuid = self._unnamed.popleft()
+                rec = self.get(uuid)
+                if rec is not None and rec.name is None:
+                    out.append(uuid)
+        return out
+
+    def fill_identity(self, uuid: str, *, name: str, args: str | None = None,
+                      kwargs: str | None = None, queue: str | None = None) -> TaskRecord | None:
+        """Name a task that events left nameless (from the result backend); fields already
+        known are kept. Returns the record, or None if it is gone or was named meanwhile."""
+        with self.lock:
+            rec = self.get(uuid)
+            if rec is None or rec.name is not None:
+                return None
+            rec.name = sys.intern(name)
+            _bump(self.by_name, rec.name, +1)
+            if rec.args is None:
+                rec.args = args
+            if rec.kwargs is None:
+                rec.kwargs = kwargs
+            if rec.queue is None and queue is not None:
+                rec.queue = sys.intern(queue)
+            self.version += 1
+            return rec
 
     def mark_reconciled(self, uuid: str, state: str, *, expect_state: str | None = None,
                         **fields: Any) -> TaskRecord | None:
@@ -243,21 +351,40 @@ class TaskIndex:
             rec = self.get(uuid)
             if rec is None or (expect_state is not None and rec.state != expect_state):
                 return None
-            old_state, old_name, old_worker = rec.state, rec.name, rec.worker
+            self._set_state(rec, state, fields)
+            rec.reconciled = True
+            return rec
+
+    def mark_by_action(self, uuid: str, only_from: frozenset[str], note: str,
+                       **fields: Any) -> TaskRecord | None:
+        """Record what an action of lazycelery did to a task (``fields`` set, e.g. ``purged`` or
+        ``revoked``; the state is derived from them as for events, so a later event still
+        counts). Only while the task is in one of ``only_from``; returns the record or None."""
+        with self.lock:
+            rec = self.get(uuid)
+            if rec is None or rec.state not in only_from:
+                return None
             for key, value in fields.items():
                 setattr(rec, key, value)
-            rec.state = state
-            rec.reconciled = True
-            if state != old_state:
-                _bump(self.by_state, old_state, -1)
-                _bump(self.by_state, state, +1)
-                if state in READY_STATES and uuid in self._active:
-                    self._done[uuid] = self._active.pop(uuid)
-            if rec.name != old_name:
-                _bump(self.by_name, old_name, -1)
-                _bump(self.by_name, rec.name, +1)
-            if rec.worker != old_worker:
-                _bump(self.by_worker, old_worker, -1)
-                _bump(self.by_worker, rec.worker, +1)
-            self.version += 1
+            rec.note = note
+            self._set_state(rec, derive_state(rec), {})
             return rec
+
+    def _set_state(self, rec: TaskRecord, state: str, fields: Mapping[str, Any]) -> None:
+        """Apply ``fields`` and ``state`` to a held record, keeping counters and pools right."""
+        old_state, old_name, old_worker = rec.state, rec.name, rec.worker
+        for key, value in fields.items():
+            setattr(rec, key, value)
+        rec.state = state
+        if state != old_state:
+            _bump(self.by_state, old_state, -1)
+            _bump(self.by_state, state, +1)
+            if state in READY_STATES and rec.uuid in self._active:
+                self._done[rec.uuid] = self._active.pop(rec.uuid)
+        if rec.name != old_name:
+            _bump(self.by_name, old_name, -1)
+            _bump(self.by_name, rec.name, +1)
+        if rec.worker != old_worker:
+            _bump(self.by_worker, old_worker, -1)
+            _bump(self.by_worker, rec.worker, +1)
+        self.version += 1

@@ -64,6 +64,9 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL: Final = 0.25
 
 OnStatus = Callable[[IngestStatus], None]
+OnNotice = Callable[[str], None]
+#: seconds between two status updates that only change the bad-input counters
+BAD_STATUS_EVERY: Final = 1.0
 
 
 class _Session(Protocol):
@@ -77,17 +80,21 @@ class Ingestor:
                  app: celery.Celery | None = None,
                  transport_options: Mapping[str, Any] | None = None,
                  on_batch: OnBatch | None = None, on_status: OnStatus | None = None,
-                 wakeup: bool = True, batch_max: int = 512) -> None:
+                 on_notice: OnNotice | None = None, wakeup: bool = True,
+                 batch_max: int = 512) -> None:
         self.broker_url = broker_url
         self.index = index
         self.mode = mode
         self.app = app
         self.transport_options: dict[str, Any] = dict(transport_options or {})
         self.on_status = on_status
+        #: one-line reports of bad input (``sanitize.BadInput.report``), for a stderr
+        self.on_notice = on_notice
         self.wakeup = wakeup
         self.path: str = resolve_path(broker_url, mode, app, self._fast_options())
         self.status = IngestStatus(state=CONNECTING, path=self.path)
-        self._sink = BatchSink(index, on_batch, batch_max)
+        self._sink = BatchSink(index, on_batch, batch_max, on_bad=self._report_bad)
+        self._bad_next = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._app_lock = threading.Lock()
@@ -124,11 +131,19 @@ class Ingestor:
         return self._sink.rate()
 
     def counters(self) -> dict[str, int]:
-        """Events applied, batches, and what the reader skipped (malformed / unsupported)."""
+        """Events applied, batches, what the reader skipped (malformed / unsupported), and
+        the bad input skipped or repaired anywhere (reader or index)."""
         out = {"applied": self._sink.events, "batches": self._sink.batches}
         if self._stats is not None:
             out.update(self._stats.as_dict())
+        bad = self.index.bad
+        out.update({"skipped": bad.skipped, "repaired": bad.repaired})
         return out
+
+    def bad_input(self) -> dict[str, int]:
+        """Bad input skipped or repaired so far, by kind (``invalid JSON``, ``bad field
+        timestamp`` ...); read from the ingest thread's counters (a copy)."""
+        return dict(self.index.bad.counts)
 
     # ------------------------------------------------------------------ configuration
 
@@ -175,7 +190,8 @@ class Ingestor:
         from lazycelery.core.fastpath import DecodeStats
 
         if self._stats is None:
-            self._stats = DecodeStats()
+            # the readers count bad input where the index does: one BadInput for the stream
+            self._stats = DecodeStats(bad=self.index.bad)
         if self.path == FAST:
             if url_scheme(self.broker_url) in AMQP_SCHEMES:
                 return self._amqp_session()
@@ -269,6 +285,7 @@ class Ingestor:
                     self._sink.flush()
         finally:
             self._sink.flush()
+            self._report_bad(final=True)
             self._set_status(STOPPED)
             if self._built_app is not None:
                 try:
@@ -330,6 +347,34 @@ class Ingestor:
                         "client-output-buffer-limit pubsub)")
         return f"disconnected: {short_reason(error)}"
 
+    def _report_bad(self, final: bool = False) -> None:
+        """Bad input not yet reported: the counters into the status (at most once a second)
+        and due lines (one a kind every ``sanitize.REPORT_EVERY`` s) to ``on_notice``.
+        Never a reconnect, a gap or a reconciliation: the connection is fine."""
+        now = time.monotonic()
+        if not final and now < self._bad_next:
+            return
+        self._bad_next = now + BAD_STATUS_EVERY
+        bad = self.index.bad
+        lines = bad.report(force=final)
+        if lines and self.on_notice is not None:
+            for line in lines:
+                try:
+                    self.on_notice(line)
+                except Exception as exc:
+                    log.warning("on_notice callback failed: %s", error_line(exc, limit=300))
+        old = self.status
+        if (old.skipped, old.repaired) != (bad.skipped, bad.repaired):
+            self._publish(replace(old, skipped=bad.skipped, repaired=bad.repaired))
+
+    def _publish(self, new: IngestStatus) -> None:
+        self.status = new
+        if self.on_status is not None:
+            try:
+                self.on_status(new)
+            except Exception as exc:
+                log.warning("on_status callback failed: %s", error_line(exc, limit=300))
+
     def _set_status(self, state: str, **changes: Any) -> None:
         old = self.status
         since = old.since if state == old.state else time.time()
@@ -339,11 +384,5 @@ class Ingestor:
             defaults["last_error"] = old.last_error
         defaults.update(changes)
         new = replace(old, state=state, since=since, **defaults)
-        if new == old:
-            return
-        self.status = new
-        if self.on_status is not None:
-            try:
-                self.on_status(new)
-            except Exception as exc:
-                log.warning("on_status callback failed: %s", error_line(exc, limit=300))
+        if new != old:
+            self._publish(new)

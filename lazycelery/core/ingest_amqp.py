@@ -14,11 +14,20 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import msgspec
 
 from lazycelery.core.fastpath import (
-    BODY_DECODER,
     JSON_CONTENT_TYPE,
     EventDecoder,
     decode_json_body,
     has_type_marker,
+    json_failure,
+)
+from lazycelery.core.sanitize import (
+    BAD_COMPRESSION,
+    BAD_ENVELOPE,
+    NOT_AN_EVENT,
+    SCREEN,
+    TOO_DEEP,
+    UNDECODABLE,
+    UNSUPPORTED_CONTENT,
 )
 
 if TYPE_CHECKING:
@@ -56,6 +65,8 @@ _METHOD_FRAME, _HEADER_FRAME, _BODY_FRAME, _HEARTBEAT_FRAME = 1, 2, 3, 8
 _BASIC_DELIVER: Final = (60, 60)
 #: what ``decode_body`` returns for a message it cannot decode (None is a JSON body)
 _FAILED: Final = object()
+#: the "compression" ``parse_content_header`` gives for headers py-amqp cannot read
+UNREADABLE_HEADERS: Final = "\x00unreadable headers"
 
 
 class AmqpProtocolError(ConnectionError):
@@ -189,21 +200,29 @@ class AmqpDecoder(EventDecoder):
         """The events in one message body (possibly none); never raises for bad input."""
         stats = self.stats
         stats.messages += 1
-        if (content_type == JSON_CONTENT_TYPE and not compression and body
-                and has_type_marker(body) is None):
-            try:
-                value: Any = BODY_DECODER.decode(body)
-            except (msgspec.DecodeError, ValueError):
-                value = self._general(body, content_type, compression)
-        else:
+        try:  # free in CPython 3.11 until something raises
+            if (content_type == JSON_CONTENT_TYPE and not compression and body
+                    and has_type_marker(body) is None):
+                try:  # within bounds (see sanitize.SCREEN): no per-event check needed
+                    return self.events_from(SCREEN.decode(body), received_at)
+                except (msgspec.DecodeError, ValueError):
+                    pass
             value = self._general(body, content_type, compression)
-        if value is _FAILED:
-            return []
-        return self.events_from(value, received_at)
+            if value is _FAILED:
+                return []
+            return self.events_from(value, received_at, clean=True)
+        except RecursionError:
+            stats.skip(TOO_DEEP)
+        except Exception as exc:  # a case not foreseen: still one message, not the connection
+            stats.skip(UNDECODABLE, exc.__class__.__name__)
+        return []
 
     def _general(self, body: bytes, content_type: str | None, compression: str | None) -> Any:
         """kombu's ``Message.decode`` with the Receiver's ``accept={'application/json'}``."""
         stats = self.stats
+        if compression == UNREADABLE_HEADERS:
+            stats.skip(BAD_ENVELOPE, "unreadable headers")
+            return _FAILED
         if compression:
             try:
                 from kombu.compression import decompress as kombu_decompress
@@ -211,24 +230,24 @@ class AmqpDecoder(EventDecoder):
                 decompress: Callable[[bytes, str], bytes] = kombu_decompress
                 body = decompress(body, compression)
             except Exception:  # an unknown codec or corrupt data: kombu's decode error
-                stats.unsupported += 1
+                stats.skip(BAD_COMPRESSION, unsupported=True)
                 return _FAILED
         content_type = content_type or "application/data"
         if content_type != JSON_CONTENT_TYPE:
             # pickle, yaml, msgpack ...: refused by accept (the Receiver's on_decode_error);
             # trusted raw types decode to text, which is not an event
             if content_type in _TRUSTED and body:
-                stats.malformed += 1
+                stats.skip(NOT_AN_EVENT)
             else:
-                stats.unsupported += 1
+                stats.skip(UNSUPPORTED_CONTENT, unsupported=True)
             return _FAILED
         if not body:  # kombu hands the empty body on as is: not an event
-            stats.malformed += 1
+            stats.skip(NOT_AN_EVENT, "empty body")
             return _FAILED
         try:
             return decode_json_body(body)
-        except (ValueError, TypeError, RecursionError):
-            stats.unsupported += 1  # kombu: DecodeError -> on_decode_error
+        except (ValueError, TypeError, RecursionError) as exc:
+            stats.skip(json_failure(exc))  # kombu: DecodeError -> on_decode_error
             return _FAILED
 
 
@@ -269,7 +288,10 @@ def parse_content_header(payload: bytes) -> tuple[int, str | None, str | None]:
         if b"compression" in table:  # rare: decode the table properly
             from amqp.serialization import loads as amqp_loads
 
-            (headers,), _ = amqp_loads("F", table, 0)
+            try:
+                (headers,), _ = amqp_loads("F", table, 0)
+            except Exception:  # the publisher's table (nesting, odd types): that message only
+                return size, content_type, UNREADABLE_HEADERS
             value = headers.get("compression") if isinstance(headers, dict) else None
             compression = str(value) if value else None
     return size, content_type, compression

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import binascii
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from lazycelery.core.fastpath import DecodeStats
+from lazycelery.core.fastpath import DecodeStats, json_failure
+from lazycelery.core.sanitize import (
+    APPLY_FAILED,
+    BAD_BASE64,
+    BAD_COMPRESSION,
+    BAD_ENVELOPE,
+    INVALID_JSON,
+    NOT_AN_EVENT,
+    UNDECODABLE,
+    UNSUPPORTED_CONTENT,
+    clean_event,
+    field_kind,
+)
 
 if TYPE_CHECKING:
     from lazycelery.core.ingest_redis import BrokerIdentity
@@ -33,14 +47,19 @@ class KombuSink(Protocol):
 
     def flush(self) -> None: ...
 
+    def tick(self) -> None: ...
+
 
 def receiver_class(app: Any) -> type:
     """A subclass of ``app.events.Receiver`` (make one per app and keep it) that:
 
     * keeps epoch timestamps: ``event_from_message(localize=False)`` (the default shifts them
       by the sender's UTC offset, CELERY-INTERNALS §1);
-    * counts and skips a body that is not an event (kombu would raise out of ``drain_events``
-      and tear the connection down) and a message it cannot decode (``on_decode_error``);
+    * checks each event on its own (``sanitize.clean_event``: nesting, integer size, finite
+      numbers, string sizes) and counts and skips a bad one, where celery would raise out of
+      ``drain_events`` and tear the connection down; the other events of a ``task.multi``
+      message are kept;
+    * counts and skips a message it cannot decode (``on_decode_error``), by kind;
     * counts into ``stats`` (a :class:`DecodeStats`, an extra keyword argument).
     """
     base: type = app.events.Receiver
@@ -53,30 +72,116 @@ def receiver_class(app: Any) -> type:
         def event_from_message(self, body: Any, localize: bool = False,
                                now: Callable[[], float] = time.time,
                                *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            stats = self.stats
             if not isinstance(body, dict) or "type" not in body:
-                self.stats.malformed += 1
+                stats.skip(NOT_AN_EVENT)
+                return _SKIP, body
+            event = clean_event(body, stats.bad)
+            if event is None:
+                stats.malformed += 1
+                return _SKIP, body
+            if not isinstance(event["type"], str):
+                stats.skip(field_kind("type"))
                 return _SKIP, body
             try:
                 result: tuple[Any, Any] = super().event_from_message(
-                    body, False, now, *args, **kwargs)
+                    event, False, now, *args, **kwargs)
             except TypeError:  # a clock that is not a number
-                self.stats.malformed += 1
+                stats.skip(field_kind("clock"), "not a number")
                 return _SKIP, body
-            self.stats.events += 1
+            except Exception as exc:  # not foreseen: one event, never the connection
+                stats.skip(UNDECODABLE, exc.__class__.__name__)
+                return _SKIP, body
+            stats.events += 1
             return result
 
         def process(self, type: Any, event: Any) -> None:
-            if type is not _SKIP:
+            if type is _SKIP:
+                return
+            try:
                 super().process(type, event)
+            except Exception as exc:  # the sink never raises; this is the last line of defence
+                self.stats.skip(APPLY_FAILED, exc.__class__.__name__)
 
         def on_decode_error(self, message: Any, exc: Exception) -> None:
             # Not JSON (pickle is never accepted), corrupt, or compressed with an unknown codec.
             # The consumer is no_ack, so there is nothing to acknowledge.
-            self.stats.unsupported += 1
-            log.debug("skipped an undecodable event message: %s", exc)
+            kind, unsupported = decode_failure(exc)
+            self.stats.skip(kind, unsupported=unsupported)
+            log.debug("skipped an undecodable event message: %s", exc.__class__.__name__)
 
     EpochReceiver.__name__ = EpochReceiver.__qualname__ = f"Epoch{base.__name__}"
     return EpochReceiver
+
+
+def decode_failure(exc: BaseException) -> tuple[str, bool]:
+    """(kind, unsupported) for what kombu could not decode: ``ContentDisallowed`` (pickle,
+    yaml ...), a ``DecodeError`` wrapping the JSON error, or a broken envelope."""
+    from kombu.exceptions import ContentDisallowed, DecodeError
+
+    if isinstance(exc, ContentDisallowed):
+        return UNSUPPORTED_CONTENT, True
+    if isinstance(exc, DecodeError):
+        cause = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+        return json_failure(cause if cause is not None else exc), False
+    return envelope_failure(exc)
+
+
+def envelope_failure(exc: BaseException) -> tuple[str, bool]:
+    """(kind, unsupported) for an error raised while kombu built a message from its envelope
+    (no ``properties``, bad base64, a body that is not a string) or decompressed its body."""
+    if isinstance(exc, RecursionError):
+        return json_failure(exc), False
+    if isinstance(exc, binascii.Error):
+        return BAD_BASE64, False
+    if isinstance(exc, (KeyError, AttributeError, TypeError, UnicodeError)):
+        return BAD_ENVELOPE, False
+    if isinstance(exc, ValueError):
+        return INVALID_JSON, False
+    return BAD_COMPRESSION, True
+
+
+#: what building a message from a broken envelope raises (kombu's virtual transports build
+#: it before the consumer's ``on_decode_error`` can see it, so it leaves ``drain_events``)
+_ENVELOPE_ERRORS: Final = (LookupError, ValueError, TypeError, AttributeError, RecursionError)
+
+
+#: the keys kombu's virtual ``Message`` looks up in an envelope
+_ENVELOPE_KEYS: Final = ("properties", "delivery_tag")
+
+
+def _broken_message(exc: BaseException, broker_errors: tuple[type[BaseException], ...]) -> bool:
+    """True when ``exc`` (out of ``drain_events``) is one message's broken envelope. kombu's
+    Redis transport counts KeyError among its connection errors (its poller's lookups of
+    sockets and queues), so a KeyError is a message's only when it names an envelope key."""
+    if isinstance(exc, KeyError):
+        return bool(exc.args) and exc.args[0] in _ENVELOPE_KEYS
+    return not isinstance(exc, broker_errors)
+
+
+class _DroppedByKombu(logging.Handler):
+    """Counts the envelopes kombu's Redis channel drops by itself (not JSON: it logs a warning
+    and goes on), so they are counted as on the fast path. Only records of one thread."""
+
+    def __init__(self, stats: DecodeStats) -> None:
+        super().__init__(logging.WARNING)
+        self.stats = stats
+        self.thread_id = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread_id and str(record.msg).startswith("Cannot process event"):
+            self.stats.skip(INVALID_JSON)
+
+
+@contextmanager
+def _counting_kombu_drops(stats: DecodeStats) -> Iterator[None]:
+    logger = logging.getLogger("kombu.transport.redis")
+    handler = _DroppedByKombu(stats)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 class KombuSession:
@@ -101,7 +206,8 @@ class KombuSession:
     def run(self, on_connected: Callable[[BrokerIdentity | None], None]) -> None:
         """Returns when ``stop`` is set; raises whatever the broker client raises."""
         options = {"transport_options": self.transport_options} if self.transport_options else {}
-        with self.app.connection_for_read(self.url, **options) as conn:
+        with _counting_kombu_drops(self.stats), \
+                self.app.connection_for_read(self.url, **options) as conn:
             # Fail at once when the broker is down: the Ingestor does the (interruptible)
             # backoff. kombu's own retry loop sleeps and ignores stop requests.
             conn.ensure_connection(max_retries=0)
@@ -125,6 +231,7 @@ class KombuSession:
         milliseconds, so the Receiver's own wakeup (before that) loses the answers on Redis.
         """
         sink, stop = self.sink, self.stop
+        broker_errors = tuple(conn.connection_errors) + tuple(conn.channel_errors)
         next_heartbeat = time.monotonic() + 1.0
         first_timeout = self.flush_delay if wake is not None else self.poll_interval
         while not stop.is_set():
@@ -136,9 +243,19 @@ class KombuSession:
                 if stop.is_set():
                     break
                 raise
+            except _ENVELOPE_ERRORS as exc:
+                if not _broken_message(exc, broker_errors):
+                    raise
+                # One broken message (kombu's virtual channel could not build it), not a
+                # broken connection: count it and read on.
+                kind, unsupported = envelope_failure(exc)
+                self.stats.skip(kind, unsupported=unsupported)
+                sink.tick()
             else:
                 if sink.due():
                     sink.flush()
+                else:
+                    sink.tick()
             if wake is not None:
                 wake()
                 wake = None

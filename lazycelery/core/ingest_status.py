@@ -61,6 +61,10 @@ class IngestStatus:
     gap: Gap | None = None
     #: time.time() of the next connection attempt while reconnecting (for a countdown)
     retry_at: float | None = None
+    #: bad events (or messages) skipped, and fields of applied events dropped or cut, since
+    #: the start (``sanitize.BadInput``; updated at most once a second)
+    skipped: int = 0
+    repaired: int = 0
 
     def describe(self) -> str:
         """One human line: ``connected (fast path)``,

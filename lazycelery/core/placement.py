@@ -1,15 +1,18 @@
-"""Where tasks are and which workers to address: the worker holding each task (from the event
-index, or a read-only ``inspect`` broadcast when there is no index), and worker names resolved by
-ping. Control commands are then sent with ``destination=[...]``, never broadcast."""
+"""Where tasks are and what to address: the worker holding each task (from the event index, or a
+read-only ``inspect`` broadcast when there is no index), worker names resolved by ping, task id
+prefixes resolved to full ids. Control commands are then sent with ``destination=[...]``, never
+broadcast."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from lazycelery.core.action_result import ActionError
 from lazycelery.core.model import READY_STATES
+from lazycelery.core.reconcile import NoResultBackend, find_task_ids
 from lazycelery.errors import UsageError
 from lazycelery.urls import error_line
 
@@ -18,7 +21,8 @@ if TYPE_CHECKING:
 
     from lazycelery.core.index import TaskIndex
 
-__all__ = ["Placement", "locate_by_inspect", "locate_in_index", "online_workers", "resolve_workers"]
+__all__ = ["Placement", "locate_by_inspect", "locate_in_index", "online_workers",
+           "resolve_task_ids", "resolve_workers"]
 
 
 @dataclass(frozen=True)
@@ -100,3 +104,53 @@ def resolve_workers(app: Celery, names: Sequence[str], timeout: float = 1.0) -> 
             raise UsageError(f"worker {name!r} is ambiguous: {', '.join(matches)}")
         raise ActionError(f"worker {name!r} did not answer ping within {timeout:g}s (online: {known})")
     return list(dict.fromkeys(resolved))
+
+
+# --------------------------------------------------------------------------- task id prefixes
+
+_FULL_UUID: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                               r"[0-9a-fA-F]{12}")
+_ID_PREFIX: Final = re.compile(r"[0-9a-fA-F][0-9a-fA-F-]{0,34}")
+#: matching ids named when a prefix is ambiguous
+_SHOWN_MATCHES: Final = 10
+
+
+def resolve_task_ids(ids: Sequence[str], app: Celery, *, index: TaskIndex | None = None
+                     ) -> list[tuple[str, str]]:
+    """(given, full id) for each id: a full uuid (or a custom, non-hex id) as it is; a shorter
+    hex prefix (the dashboard shows 8 characters) resolved to the one task id it starts.
+
+    Prefixes are looked up in the index when there is one, else in the result backend's keys
+    (Redis: ``SCAN MATCH celery-task-meta-<prefix>*``). UsageError when a prefix matches
+    several ids (naming them), none, or cannot be looked up (a full id is needed then)."""
+    out: list[tuple[str, str]] = []
+    for given in ids:
+        text = given.strip()
+        if _FULL_UUID.fullmatch(text) or not _ID_PREFIX.fullmatch(text):
+            out.append((given, text))
+            continue
+        prefix = text.lower()
+        if index is not None:
+            with index.lock:
+                matches = sorted(r.uuid for r in index.iter_newest() if r.uuid.startswith(prefix))
+            where = "the dashboard's index"
+        else:
+            try:
+                matches = find_task_ids(app, prefix, _SHOWN_MATCHES)
+            except NoResultBackend as exc:
+                raise UsageError(f"{text!r} is not a full task id and it cannot be looked up "
+                                 f"({exc}): give the full id") from None
+            except Exception as exc:
+                raise ActionError(f"cannot look up task id prefix {text!r}: "
+                                  f"{error_line(exc)}") from None
+            where = "the result backend"
+        if len(matches) == 1:
+            out.append((given, matches[0]))
+            continue
+        if not matches:
+            raise UsageError(f"no task id starts with {text!r} in {where} (a task still in a "
+                             "queue has no result yet): give the full id")
+        more = " and more" if len(matches) > _SHOWN_MATCHES else ""
+        raise UsageError(f"task id prefix {text!r} is ambiguous: "
+                         f"{', '.join(matches[:_SHOWN_MATCHES])}{more}")
+    return out

@@ -11,6 +11,10 @@ reconnect, periodically while they stay unfinished, and on demand:
 3. a task last seen RECEIVED or STARTED that no backend and no worker accounts for is marked
    "unknown since <gap start / last event>": its state is kept and flagged, never guessed.
 
+Tasks first seen through an event that carries no name (one that started before we listened,
+or came back after the index evicted and forgot it) are named from the backend's extended meta
+(``result_extended = True``) within a few seconds: ``name_unknown``.
+
 Corrections set the timestamp fields ``derive_state`` reads (``succeeded``, ``failed``,
 ``revoked``, ...), so a late event cannot flip a corrected task back. Nothing is polled per task
 per second: runs are batched, spaced by ``interval``, and a task still running is re-checked
@@ -19,6 +23,7 @@ with a doubling back-off.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -52,6 +57,7 @@ __all__ = [
     "ReconcileReport",
     "Reconciler",
     "fetch_metas",
+    "find_task_ids",
     "result_backend",
 ]
 
@@ -64,6 +70,8 @@ _HELD_STATE: Final = {"active": STARTED, "reserved": RECEIVED, "scheduled": RECE
 _HELD_STATES: Final = frozenset({RECEIVED, STARTED})
 _UNKNOWN_FIELD: Final = "unknown_since" in TaskRecord.__struct_fields__
 _MAX_BACKOFF: Final = 900.0
+#: seconds between looks for tasks to name from the result backend
+_NAMES_EVERY: Final = 2.0
 
 
 class NoResultBackend(Exception):
@@ -117,6 +125,34 @@ def fetch_metas(app: Celery, task_ids: Sequence[str], *, batch_size: int = 500) 
     return out
 
 
+def find_task_ids(app: Celery, prefix: str, limit: int = 10) -> list[str]:
+    """Ids of stored results whose id starts with ``prefix``, sorted; the search stops after
+    ``limit + 1`` (so more than ``limit`` means "and more").
+
+    Only a Redis result backend can be searched: one ``SCAN MATCH celery-task-meta-<prefix>*``
+    over its keys (read-only; it walks the whole keyspace, in pages of 1,000). Raises
+    NoResultBackend for any other backend, saying so."""
+    backend = result_backend(app)
+    client = getattr(backend, "client", None)
+    if type(backend).__name__ not in ("RedisBackend", "SentinelBackend") or client is None:
+        raise NoResultBackend(f"the {type(backend).__name__} result backend cannot be searched "
+                              "by id prefix (only Redis can)")
+    key = backend.get_key_for_task(prefix)
+    key = key.decode() if isinstance(key, bytes) else str(key)
+    head = key[: len(key) - len(prefix)]
+    found: set[str] = set()
+    for name in client.scan_iter(match=_glob_escape(key) + "*", count=1000):
+        text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+        found.add(text[len(head):])
+        if len(found) > limit:
+            break
+    return sorted(found)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     size = max(1, size)
     for start in range(0, len(items), size):
@@ -155,6 +191,11 @@ def _result_text(result: Any) -> str:
     from celery.utils.saferepr import saferepr
 
     return str(saferepr(result, 1024))
+
+
+def _repr(value: Any) -> str:
+    """args / kwargs as celery's own argsrepr would read (cut at 1,024 characters)."""
+    return _result_text(value)
 
 
 # --------------------------------------------------------------------------- report
@@ -295,11 +336,17 @@ class Reconciler:
             self._thread = None
 
     def _loop(self) -> None:
+        due = time.monotonic() + self.interval
         while not self._stop.is_set():
-            self._wake.wait(self.interval)
-            self._wake.clear()
+            woken = self._wake.wait(max(0.0, min(_NAMES_EVERY, due - time.monotonic())))
             if self._stop.is_set():
                 return
+            with contextlib.suppress(Exception):  # a failing backend: the next look retries
+                self.name_unknown()
+            if not woken and time.monotonic() < due:
+                continue
+            self._wake.clear()
+            due = time.monotonic() + self.interval
             with self._state_lock:
                 gap, self._gap = self._gap, None
             try:
@@ -311,6 +358,45 @@ class Reconciler:
                 continue
             # at most one run per interval, even when the connection flaps
             self._stop.wait(min(self.interval, 5.0))
+
+    # ---------------------------------------------------------------- names
+
+    def name_unknown(self) -> ReconcileReport | None:
+        """Name tasks the index holds without a name, from the result backend's extended meta;
+        reported (``on_report``) as corrections that keep the state. None when there was none
+        to name."""
+        ids = self.index.take_unnamed(self.batch_size)
+        if not ids:
+            return None
+        began = time.monotonic()
+        errors: list[str] = []
+        try:
+            metas = fetch_metas(self.app, ids, batch_size=self.batch_size)
+        except NoResultBackend:
+            metas = {}
+        except Exception as exc:
+            metas = {}
+            errors.append(f"result backend: {type(exc).__name__}: {error_line(exc)}")
+        corrected: list[Correction] = []
+        for uuid in ids:
+            meta = metas.get(uuid) or {}
+            name = meta.get("name")
+            if not isinstance(name, str) or not name:
+                continue  # no result_extended, ignored result, or expired
+            args, kwargs, queue = meta.get("args"), meta.get("kwargs"), meta.get("queue")
+            rec = self.index.fill_identity(
+                uuid, name=name,
+                args=_repr(tuple(args)) if isinstance(args, (list, tuple)) else None,
+                kwargs=_repr(dict(kwargs)) if isinstance(kwargs, Mapping) else None,
+                queue=queue if isinstance(queue, str) else None)
+            if rec is not None:
+                corrected.append(Correction(uuid, name, rec.state, rec.state,
+                                            "result backend: its name"))
+        report = ReconcileReport("names", len(ids), tuple(corrected), (), 0, tuple(errors),
+                                 time.monotonic() - began)
+        if self.on_report is not None and (corrected or errors):
+            self.on_report(report)
+        return report
 
     # ---------------------------------------------------------------- one run
 

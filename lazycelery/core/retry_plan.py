@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 from lazycelery.core.model import FAILURE, READY_STATES, REJECTED, REVOKED, SUCCESS, TaskRecord
 from lazycelery.core.placement import online_workers
 from lazycelery.core.reconcile import NoResultBackend, fetch_metas
+from lazycelery.text import number
 from lazycelery.urls import error_line
 
 if TYPE_CHECKING:
@@ -18,8 +19,8 @@ if TYPE_CHECKING:
 
     from lazycelery.core.index import TaskIndex
 
-__all__ = ["REPR_LIMIT", "RETRYABLE_STATES", "Refusal", "RetryBatch", "RetryPlan", "plan_retries",
-           "plan_retry"]
+__all__ = ["REPR_LIMIT", "RETRYABLE_STATES", "Refusal", "RetryBatch", "RetryPlan",
+           "one_retry_per_job", "plan_retries", "plan_retry"]
 
 #: States a task may be re-sent from: it will not run again by itself.
 RETRYABLE_STATES: Final = frozenset({FAILURE, REVOKED, REJECTED})
@@ -70,7 +71,8 @@ class RetryBatch:
         return tuple(p.uuid for p in self.plans) + tuple(r.uuid for r in self.refusals)
 
     def summary(self) -> str:
-        return f"{_count(len(self.plans), 'task')} would be retried, {len(self.refusals)} refused"
+        return (f"{_count(len(self.plans), 'task')} would be retried, "
+                f"{number(len(self.refusals))} refused")
 
     def lines(self) -> list[str]:
         out = [self.summary()]
@@ -82,7 +84,7 @@ class RetryBatch:
 
 
 def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+    return f"{number(n)} {noun}{'' if n == 1 else 's'}"
 
 
 def plan_retry(
@@ -261,6 +263,93 @@ def _plan(
         notes.append("step of a workflow: callbacks (the rest of a chain) are not re-sent")
     return RetryPlan(uuid=uuid, name=name, args=args, kwargs=kwargs, queue=queue, root_id=root,
                      parent_id=parent, source=source, state=state, notes=tuple(notes))
+
+
+# --------------------------------------------------------------------------- one retry per job
+
+#: how far up a chain of retry copies the origin is looked for (a cycle cannot loop forever)
+_MAX_RETRY_DEPTH: Final = 100
+
+
+def one_retry_per_job(records: Sequence[TaskRecord], index: TaskIndex
+                      ) -> tuple[list[TaskRecord], list[Refusal]]:
+    """Keep one failure per job, so a bulk retry never runs a job twice.
+
+    A retry (ours, or any re-send with ``parent_id`` = the failed run) is a child with the
+    *same name* as a failed, revoked or rejected parent: a *retry copy*. A job is an original
+    failure and every copy below it. For each job among ``records``:
+
+    * if any run of the job is unfinished or succeeded (a retry is queued, running, or already
+      worked), every failure of it is refused: retrying would run the job twice;
+    * otherwise only the newest failure is kept (its args are the same); the older ones are
+      refused, naming the one retried instead.
+
+    Reads the index under its lock (children and parents of the given records only)."""
+    with index.lock:  # the ingest thread updates records in place: read states here
+        origins = {rec.uuid: _origin(rec, index) for rec in records}
+        runs = {origin: [(r.uuid, r.state) for r in _job_runs(origin, index)]
+                for origin in set(origins.values())}
+    groups: dict[str, list[TaskRecord]] = {}
+    for rec in records:
+        groups.setdefault(origins[rec.uuid], []).append(rec)
+    kept: list[TaskRecord] = []
+    refused: list[Refusal] = []
+    for origin, members in groups.items():
+        live = [(uuid, state) for uuid, state in runs[origin] if state not in RETRYABLE_STATES]
+        if live:
+            other, state = live[-1]
+            refused.extend(Refusal(r.uuid, f"already retried: run {other} of the same job is "
+                                            f"{state}; a retry would run it twice")
+                           for r in members)
+            continue
+        newest = max(members, key=_ended_at)
+        kept.append(newest)
+        refused.extend(Refusal(r.uuid, f"an earlier failed run of the same job: retrying the "
+                                       f"newest, {newest.uuid}, instead")
+                       for r in members if r is not newest)
+    order = {rec.uuid: i for i, rec in enumerate(records)}
+    kept.sort(key=lambda r: order[r.uuid])
+    return kept, refused
+
+
+def _is_retry_copy(child: TaskRecord | None, parent: TaskRecord | None) -> bool:
+    return (child is not None and parent is not None and child.name is not None
+            and child.name == parent.name and parent.state in RETRYABLE_STATES)
+
+
+def _origin(rec: TaskRecord, index: TaskIndex) -> str:
+    """The original failure a retry copy descends from (the record itself if it is none)."""
+    current = rec
+    for _ in range(_MAX_RETRY_DEPTH):
+        parent = index.get(current.parent_id) if current.parent_id else None
+        if parent is None or not _is_retry_copy(current, parent):
+            break
+        current = parent
+    return current.uuid
+
+
+def _job_runs(origin: str, index: TaskIndex) -> list[TaskRecord]:
+    """The origin and every retry copy below it, oldest first (breadth first)."""
+    first = index.get(origin)
+    if first is None:
+        return []
+    runs, todo, seen = [first], [first], {origin}
+    while todo and len(runs) < _MAX_RETRY_DEPTH:
+        parent = todo.pop(0)
+        for child_id in index.children_of(parent.uuid):
+            child = index.get(child_id)
+            if child_id not in seen and child is not None and _is_retry_copy(child, parent):
+                seen.add(child_id)
+                runs.append(child)
+                todo.append(child)
+    return runs
+
+
+def _ended_at(rec: TaskRecord) -> float:
+    for when in (rec.failed, rec.revoked, rec.rejected):  # the worker's clock, when known
+        if when is not None:
+            return when
+    return rec.last_seen
 
 
 def _parse_event_reprs(rec: TaskRecord) -> tuple[tuple[Any, ...], dict[str, Any]] | str:

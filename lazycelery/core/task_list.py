@@ -7,9 +7,12 @@ Cost model (the dashboard must stay interactive with a million tasks):
   (``core.feed.TaskFeed``), so a new task costs O(1) and nothing is re-sorted per event.
 * A filter is applied to arrivals as they come, and a task whose state change makes it start or
   stop matching is inserted or removed in O(log n) (binary search on its arrival number).
-* Whole-list work (a new filter, compaction after evictions, re-sorting by a column) runs as a
-  *job* in chunks (``step()``), newest records first, so the first screen of matches shows after
-  one chunk and key presses are handled between chunks.
+* Whole-list work (a new filter, re-sorting by a column) runs as a *job* in chunks
+  (``step()``), newest records first, so the first screen of matches shows after one chunk and
+  key presses are handled between chunks.
+* Tasks the index evicts leave the list at the next ``sync()`` (the index logs their ids; each
+  is found by binary search and the lists are cut in one pass), so the count shown never
+  exceeds what the index holds. A compaction job is the fallback when the log was outrun.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import (
     FAILURE,
     PENDING,
+    PURGED,
     RECEIVED,
     REJECTED,
     RETRY,
@@ -39,8 +43,8 @@ __all__ = ["SORT_COLUMNS", "TaskListView", "number_key"]
 #: sort columns of the task list, in the order ``s`` cycles through them
 SORT_COLUMNS: Final = ("time", "state", "name", "worker", "runtime")
 # state "severity" for sorting: what needs attention first
-_STATE_RANK: Final = {FAILURE: 0, RETRY: 1, REVOKED: 2, REJECTED: 3, STARTED: 4, RECEIVED: 5,
-                      PENDING: 6, SUCCESS: 7}
+_STATE_RANK: Final = {FAILURE: 0, RETRY: 1, REVOKED: 2, REJECTED: 3, PURGED: 4, STARTED: 5,
+                      RECEIVED: 6, PENDING: 7, SUCCESS: 8}
 
 
 _INF: Final = float("inf")
@@ -61,7 +65,7 @@ def number_key(value: object) -> float:
 
 
 def _state_key(value: object) -> int:
-    return _STATE_RANK.get(value, 8) if isinstance(value, str) else 8
+    return _STATE_RANK.get(value, 9) if isinstance(value, str) else 9
 
 
 _SORT_KEYS: Final[Mapping[str, Callable[[TaskRecord], Any]]] = {
@@ -97,6 +101,12 @@ class _Bidi:
         f = len(self.front)
         return self.front[f - 1 - i] if i < f else self.back[i - f]
 
+    def remove_at(self, positions: Sequence[int]) -> None:
+        """Remove the rows at these (sorted, distinct) logical positions."""
+        f = len(self.front)
+        _remove_at(self.front, sorted(f - 1 - i for i in positions if i < f))
+        _remove_at(self.back, [i - f for i in positions if i >= f])
+
     def insert(self, i: int, rec: TaskRecord) -> None:
         f = len(self.front)
         if i <= f and f:
@@ -107,6 +117,25 @@ class _Bidi:
     def pop(self, i: int) -> TaskRecord:
         f = len(self.front)
         return self.front.pop(f - 1 - i) if i < f else self.back.pop(i - f)
+
+
+def _remove_at(rows: list[TaskRecord], positions: Sequence[int]) -> None:
+    """Remove rows at sorted, distinct positions, in place. Only the span between the first and
+    the last position is rebuilt: evicted tasks are the least recently active, so they cluster
+    at the old end of the list, and touching every record would cost a cache miss each."""
+    if not positions:
+        return
+    if len(positions) <= 4:
+        for i in reversed(positions):
+            del rows[i]
+        return
+    first = positions[0]
+    kept: list[TaskRecord] = []
+    start = first
+    for i in positions:
+        kept += rows[start:i]
+        start = i + 1
+    rows[first:start] = kept
 
 
 @dataclass
@@ -381,16 +410,20 @@ class TaskListView:
 
     def sync(self, records: Sequence[object] = ()) -> None:
         """Take in records touched by ingest batches (in order) and schedule upkeep."""
+        revived = self._drop_evicted()
+        if revived:
+            records = [*revived, *records]
         predicate = self.predicate
         new: list[TaskRecord] = []
         changed: list[TaskRecord] = []
         seq = self._seq
+        get = self.index.get
         for rec in records:
             if type(rec) is not TaskRecord:
                 continue
             if rec.uuid in seq:
                 changed.append(rec)
-            else:
+            elif get(rec.uuid) is rec:  # not evicted within the same batches
                 seq[rec.uuid] = self._next_seq
                 self._next_seq += 1
                 self._base.append(rec)
@@ -418,6 +451,53 @@ class TaskListView:
         if len(self) and (self.follow or self.selected is None):
             self.selected = self.row(0)
             self._hint = 0
+
+    def _drop_evicted(self) -> list[TaskRecord]:
+        """Remove the records the index evicted since the last call (none while a job runs: it
+        takes positions in the lists). Returns the live records that replace a removed one
+        (the task came back as a new record), to be added as new."""
+        if self._job is not None or self.index.evicted == self._evicted_mark:
+            return []
+        uuids = self.index.evicted_since(self._evicted_mark)
+        if uuids is None:  # evicted faster than the log keeps: compact in chunks instead
+            self._start_compaction()
+            return []
+        self._evicted_mark += len(uuids)
+        get = self.index.get
+        base = self._base
+        dead: dict[str, tuple[int, TaskRecord]] = {}
+        revived: list[TaskRecord] = []
+        for uuid in dict.fromkeys(uuids):
+            seq = self._seq.get(uuid)
+            if seq is None:
+                continue
+            pos, found = self._search(base, seq)
+            if not found:
+                continue
+            current = get(uuid)
+            if current is base[pos]:
+                continue  # evicted, then taken back from limbo: still the same record
+            dead[uuid] = (pos, base[pos])
+            if current is not None:
+                revived.append(current)
+        if not dead:
+            return revived
+        matches = self._matches
+        if matches is not base:
+            hits = [self._search(matches, self._seq[uuid]) for uuid in dead]
+            at = sorted(pos for pos, found in hits if found)
+            if isinstance(matches, _Bidi):
+                matches.remove_at(at)
+            elif isinstance(matches, list):
+                _remove_at(matches, at)
+        _remove_at(base, sorted(pos for pos, _ in dead.values()))
+        if self._ordered is not None:
+            gone = {id(rec) for _, rec in dead.values()}
+            self._ordered[:] = [r for r in self._ordered if id(r) not in gone]
+        for uuid in dead:
+            del self._seq[uuid]
+        self._changed()
+        return revived
 
     def _apply_flips(self, predicate: Predicate, changed: Sequence[TaskRecord]) -> None:
         """Insert/remove tasks whose change made them start/stop matching: O(log n) each."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import random
@@ -15,12 +16,13 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Final
 
-from lazycelery.demo.environment import ENV_PARENT, ENV_WORKERS
+from lazycelery.demo.environment import ENV_PARENT, ENV_PRIORITY_WORKERS, ENV_WORKERS
 
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["DECK", "Producer", "Revocation", "main", "parse_destinations"]
+__all__ = ["DECK", "LongTask", "Producer", "QueuePause", "Revocation", "main",
+           "parse_destinations"]
 
 log = logging.getLogger("lazycelery.demo.producer")
 
@@ -42,6 +44,19 @@ _WORDS = ("celery", "broker", "queue", "worker", "task", "retry", "chord", "even
 _SOURCES = ("orders-db", "crm-api", "billing-api", "warehouse")
 
 
+#: the priority queue's consumers are paused this long after start, then for PAUSE_FOR seconds
+#: every PAUSE_EVERY seconds: the queue fills (depths by priority, the oldest message's age,
+#: something to purge) and then drains, priority 0 first (Redis) or 9 first (RabbitMQ)
+PAUSE_FIRST: Final = 4.0
+PAUSE_FOR: Final = 20.0
+PAUSE_EVERY: Final = 60.0
+#: e-mails sent at once when a pause starts ("a newsletter"), with priorities spread over 0-9
+BURST: Final = 24
+#: the long task runs this long; a new one is sent once the last has ended (or was terminated)
+LONG_TASK_SECONDS: Final = 240.0
+LONG_TASK_CHECK: Final = 15.0
+
+
 @dataclass(order=True)
 class Revocation:
     """A revoke to send later (when an ETA task is waiting, or a slow task is running)."""
@@ -51,16 +66,110 @@ class Revocation:
     terminate: bool = field(default=False, compare=False)
 
 
+class QueuePause:
+    """Pauses ``queue`` on ``workers`` now and then (``cancel_consumer``, then ``add_consumer``,
+    both scoped with ``destination``), and sends a burst to it when a pause starts."""
+
+    def __init__(self, app: Celery, queue: str, workers: Sequence[str], start: float, *,
+                 burst: Callable[[], None] | None = None, first: float = PAUSE_FIRST,
+                 length: float = PAUSE_FOR, every: float = PAUSE_EVERY) -> None:
+        self.app = app
+        self.queue = queue
+        self.workers = list(workers)
+        self.burst = burst
+        self.length = length
+        self.every = every
+        self.next_pause = start + first
+        self.resume_at: float | None = None
+        self.pauses = 0
+
+    @property
+    def paused(self) -> bool:
+        return self.resume_at is not None
+
+    def step(self, now: float) -> None:
+        if not self.workers:
+            return
+        if self.resume_at is not None:
+            if now >= self.resume_at:
+                self._resume()
+                self.resume_at = None
+        elif now >= self.next_pause:
+            self._pause(now)
+
+    def _pause(self, now: float) -> None:
+        replies = self.app.control.cancel_consumer(self.queue, destination=self.workers,
+                                                   reply=True, timeout=1.0) or []
+        if not replies:  # the workers are not up yet: try again shortly
+            self.next_pause = now + 2.0
+            return
+        log.info("paused %s on %s for %.0f s", self.queue, ", ".join(self.workers), self.length)
+        self.pauses += 1
+        self.resume_at = now + self.length
+        self.next_pause = now + self.every
+        if self.burst is not None:
+            self.burst()
+
+    def _resume(self) -> None:
+        # to every worker that consumed it: one that missed the cancel just says so
+        self.app.control.add_consumer(self.queue, destination=self.workers, reply=True,
+                                      timeout=1.0)
+        log.info("resumed %s on %s", self.queue, ", ".join(self.workers))
+
+    def resume_now(self) -> None:
+        """On the way out: never leave the demo's workers paused."""
+        if self.resume_at is not None:
+            self._resume()
+            self.resume_at = None
+
+
+class LongTask:
+    """Keeps one long task (``demo.rebuild_search_index``) in the cluster: a new one is sent
+    when the last one has ended, or was terminated from the dashboard."""
+
+    def __init__(self, app: Celery, *, seconds: float = LONG_TASK_SECONDS,
+                 check_every: float = LONG_TASK_CHECK) -> None:
+        self.app = app
+        self.seconds = seconds
+        self.check_every = check_every
+        self.task_id: str | None = None
+        self.sent_at = 0.0
+        self.next_check = 0.0
+        self.sent = 0
+
+    def step(self, now: float) -> None:
+        if now < self.next_check:
+            return
+        self.next_check = now + self.check_every
+        if self.task_id is not None and not self._ended(self.task_id, now):
+            return
+        result = self.app.signature("demo.rebuild_search_index",
+                                    args=(12, self.seconds)).apply_async()
+        self.task_id = str(result.id)
+        self.sent_at = now
+        self.sent += 1
+
+    def _ended(self, task_id: str, now: float) -> bool:
+        if not self.app.conf.result_backend:  # nothing to ask: assume it ran its course
+            return now - self.sent_at >= self.seconds + self.check_every
+        return bool(self.app.AsyncResult(task_id).ready())
+
+
 class Producer:
-    """Sends one workload item per ``step``; revokes only ever go to ``destinations``."""
+    """Sends one workload item per ``step``; revokes only ever go to ``destinations``; the
+    priority queue is paused now and then on ``pause_workers``."""
 
     def __init__(self, app: Celery, rng: random.Random, destinations: Sequence[str],
-                 *, chords: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
+                 *, chords: bool = True, clock: Callable[[], float] = time.monotonic,
+                 pause_workers: Sequence[str] = (), long_task: bool = True) -> None:
         self.app = app
         self.rng = rng
         self.destinations = list(destinations)
         self.chords = chords
         self.clock = clock
+        self.pause = QueuePause(app, _priority_queue(app), pause_workers, clock(),
+                                burst=self._send_newsletter)
+        self.long_task = LongTask(app) if long_task else None
         self.pending: list[Revocation] = []
         self.sent: dict[str, int] = {}
         self._deck: list[str] = []
@@ -90,8 +199,13 @@ class Producer:
         return True
 
     def step(self) -> str:
-        """Send the revokes that are due, then the next item of the deck; returns its kind."""
+        """Send the revokes that are due, pause or resume the priority queue, keep the long task
+        running, then send the next item of the deck; returns its kind."""
         self.send_due_revokes()
+        now = self.clock()
+        self.pause.step(now)
+        if self.long_task is not None:
+            self.long_task.step(now)
         kind = self.next_kind()
         self._senders[kind]()
         self.sent[kind] = self.sent.get(kind, 0) + 1
@@ -126,6 +240,13 @@ class Producer:
         user = self.rng.randint(1, 500)
         self._signature("send_email", f"user{user}@example.com", "Your order has shipped") \
             .apply_async(priority=self.rng.randint(0, 9))
+
+    def _send_newsletter(self) -> None:
+        for n in range(BURST):
+            user = self.rng.randint(1, 500)
+            self._signature("send_email", f"user{user}@example.com", "Our spring newsletter") \
+                .apply_async(priority=n % 10)
+        self.sent["newsletter"] = self.sent.get("newsletter", 0) + 1
 
     def _send_notify(self) -> None:
         channel = self.rng.choice(("sms", "push", "email"))
@@ -190,6 +311,12 @@ class Producer:
             self._signature("add", 1, 1).apply_async(countdown=2, expires=1)
 
 
+def _priority_queue(app: Celery) -> str:
+    """The queue the app routes e-mails to (``<prefix>priority``)."""
+    route = dict(app.conf.task_routes or {}).get("demo.send_email") or {}
+    return str(route.get("queue") or "priority")
+
+
 # ---------------------------------------------------------------------- the process
 
 
@@ -210,6 +337,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--destination", default=os.environ.get(ENV_WORKERS, ""),
                         help=f"comma-separated worker hostnames revokes go to (default "
                              f"${ENV_WORKERS}; none: no revokes)")
+    parser.add_argument("--pause-workers", default=os.environ.get(ENV_PRIORITY_WORKERS, ""),
+                        help=f"comma-separated hostnames of the priority queue's consumers, "
+                             f"paused {PAUSE_FOR:.0f} s every {PAUSE_EVERY:.0f} s (default "
+                             f"${ENV_PRIORITY_WORKERS}; none: no pauses)")
     args = parser.parse_args(argv)
     if not args.rate > 0:
         parser.error("--rate must be positive")
@@ -237,7 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parent_text = os.environ.get(ENV_PARENT, "")
     parent = int(parent_text) if parent_text.isdigit() else None
     producer = Producer(app, random.Random(args.seed), parse_destinations(args.destination),
-                        chords=bool(app.conf.result_backend))
+                        chords=bool(app.conf.result_backend),
+                        pause_workers=parse_destinations(args.pause_workers))
     log.info("sending %.1f items/s to %s (revokes to: %s)", args.rate, app.conf.broker_url,
              ", ".join(producer.destinations) or "nobody")
     end = None if args.duration is None else time.monotonic() + args.duration
@@ -257,6 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             next_at = time.monotonic() + min(30.0, float(2 ** min(failures, 5)))
         next_at = max(next_at + interval, time.monotonic() - interval)
         stop.wait(max(0.0, next_at - time.monotonic()))
+    with contextlib.suppress(Exception):  # the broker may be gone already
+        producer.pause.resume_now()
     log.info("stopped after %s", ", ".join(f"{k}={v}" for k, v in sorted(producer.sent.items())))
     app.close()
     return 0

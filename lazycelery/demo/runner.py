@@ -20,16 +20,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
+from lazycelery.demo.broker import EmbeddedBroker, start_embedded
 from lazycelery.demo.environment import (
     ENV_DIR,
     ENV_PARENT,
+    ENV_PRIORITY_WORKERS,
     ENV_WORKERS,
     RUN_PREFIX,
     DemoEnvironment,
     find_runs,
     write_run_file,
 )
-from lazycelery.demo.housekeeping import Janitor
+from lazycelery.demo.producer import PAUSE_EVERY, PAUSE_FOR
 from lazycelery.demo.supervisor import ManagedProcess, Supervisor
 from lazycelery.errors import BrokerError
 
@@ -48,7 +50,9 @@ __all__ = [
 ]
 
 APP_MODULE: Final = "lazycelery.demo.app"
-SUPPORTED_SCHEMES: Final = frozenset({"filesystem", "redis", "rediss", "amqp", "amqps", "pyamqp"})
+SUPPORTED_SCHEMES: Final = frozenset({"redis", "rediss", "amqp", "amqps", "pyamqp"})
+#: the suffixes the dbm backends give beat's shelve (any of them means beat has written it)
+_SHELVE_SUFFIXES: Final = ("", ".db", ".dat", ".dir")
 #: variables of the user's shell that celery would prefer to the demo app's own settings
 _CELERY_OVERRIDES: Final = ("CELERY_BROKER_URL", "CELERY_BROKER_READ_URL",
                             "CELERY_BROKER_WRITE_URL", "CELERY_RESULT_BACKEND")
@@ -69,6 +73,8 @@ class DemoOptions:
     """What `lazycelery demo` was asked for; the defaults are the command's."""
 
     broker_url: str | None = None
+    #: with no ``broker_url``: ``auto`` (redis-server when on PATH, else fakeredis) or a kind
+    embedded: str = "auto"
     workers: int = 2
     rate: float = 2.0
     concurrency: int = 2
@@ -117,10 +123,13 @@ class Demo:
     environment: DemoEnvironment | None = None
     workers: list[tuple[WorkerSpec, ManagedProcess]] = field(default_factory=list)
     producer: ManagedProcess | None = None
+    beat: ManagedProcess | None = None
+    broker: EmbeddedBroker | None = None
     notes: list[str] = field(default_factory=list)
     killed: list[str] = field(default_factory=list)
     supervisor: Supervisor = field(init=False)
-    _janitor: Janitor | None = field(default=None, init=False)
+    #: seconds from ``start`` until the broker answered, and until every worker had answered
+    timings: dict[str, float] = field(default_factory=dict)
     _stop_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _done: bool = field(default=False, init=False)
 
@@ -130,14 +139,18 @@ class Demo:
     # ------------------------------------------------------------------ start
 
     def start(self) -> DemoEnvironment:
-        """Make the temp dir, start the workers, wait until each answers a ping, then start
-        the producer. Raises BrokerError/UsageError with one line when that fails."""
+        """Make the temp dir, start the broker (embedded unless ``--broker``), then the
+        workers, beat and the producer together; return once every worker answered a ping
+        and beat has written its schedule. Raises BrokerError/UsageError with one line."""
+        began = time.monotonic()
         root = self.options.tmp_root or Path(tempfile.gettempdir())
         remove_stale_runs(root)
         data_dir = Path(tempfile.mkdtemp(prefix=RUN_PREFIX, dir=root))
+        # what a failed start leaves is removed by stop(), which needs to know the dir
+        self.environment = DemoEnvironment("", data_dir)
         url = self.options.broker_url
         environment = (DemoEnvironment.external(url, data_dir, self.run_id) if url
-                       else DemoEnvironment.embedded(data_dir))
+                       else self._start_embedded(data_dir))
         self.environment = environment
         environment.make_dirs(run=True)
         write_run_file(environment, os.getpid())
@@ -146,27 +159,42 @@ class Demo:
         os.environ.update(environment.to_environ())
         for name in _CELERY_OVERRIDES:
             os.environ.pop(name, None)
-        self.notes = _notes(environment)
+        self.notes = _notes(environment, self.broker)
         if not environment.is_embedded:
             _check_broker(environment)
+        self.timings["broker"] = time.monotonic() - began
         host = socket.gethostname()
         specs = worker_specs(self.options.workers, environment, host)
-        child_env = self._child_environ([spec.hostname for spec in specs])
+        child_env = self._child_environ(specs)
         for spec in specs:
             self.workers.append((spec, self._start_worker(spec, child_env)))
-        self._wait_ready(environment, [spec.hostname for spec in specs])
+        # Beat and the producer start with the workers: the broker keeps what they send until
+        # the workers are up, so the first tasks are there as soon as the dashboard is.
+        self.beat = self._start_beat(child_env)
         self.producer = self._start_producer(child_env)
-        if environment.is_embedded:
-            self._janitor = Janitor(environment.messages_dir, environment.queues).start()
+        self._wait_ready(environment, [spec.hostname for spec in specs])
+        self.timings["ready"] = time.monotonic() - began
         return environment
 
-    def _child_environ(self, hostnames: list[str]) -> dict[str, str]:
+    def _start_embedded(self, data_dir: Path) -> DemoEnvironment:
+        logs = data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if k not in _CELERY_OVERRIDES}
+        self.broker = start_embedded(self.options.embedded, data_dir, logs, env=env,
+                                     stop_timeout=self.options.stop_timeout)
+        return DemoEnvironment.embedded_at(self.broker.broker_url, self.broker.result_backend,
+                                           data_dir, self.broker.kind)
+
+    def _child_environ(self, specs: list[WorkerSpec]) -> dict[str, str]:
         assert self.environment is not None
+        priority = self.environment.priority_queue
         env = {k: v for k, v in os.environ.items() if k not in _CELERY_OVERRIDES}
         env.update(self.environment.to_environ())
         env.update({
             ENV_PARENT: str(os.getpid()),
-            ENV_WORKERS: ",".join(hostnames),
+            ENV_WORKERS: ",".join(spec.hostname for spec in specs),
+            ENV_PRIORITY_WORKERS: ",".join(spec.hostname for spec in specs
+                                           if priority in spec.queues),
             "TMPDIR": str(self.environment.tmp_dir),
             "PYTHONUNBUFFERED": "1",
         })
@@ -185,6 +213,13 @@ class Demo:
                                      log_path=self.environment.logs_dir / f"{name}.log",
                                      stop_signal=signal.SIGQUIT)
 
+    def _start_beat(self, env: dict[str, str]) -> ManagedProcess:
+        assert self.environment is not None
+        argv = [self.options.python, "-m", "celery", "-A", APP_MODULE, "beat", "-l", "info",
+                "--pidfile", str(self.environment.data_dir / "beat.pid")]
+        return self.supervisor.start("beat", argv, env=env, cwd=self.environment.data_dir,
+                                     log_path=self.environment.logs_dir / "beat.log")
+
     def _start_producer(self, env: dict[str, str]) -> ManagedProcess:
         assert self.environment is not None
         argv = [self.options.python, "-m", "lazycelery.demo.producer",
@@ -195,28 +230,38 @@ class Demo:
                                      log_path=self.environment.logs_dir / "producer.log")
 
     def _wait_ready(self, environment: DemoEnvironment, hostnames: list[str]) -> None:
-        """Ping (with destination) until every worker answered; fail early if one exits."""
+        """Ping (with destination) until every worker answered and wait for beat's schedule
+        file; fail early if one of our processes exits."""
         from lazycelery.demo.factory import create_app
 
         app = create_app(environment)
         pending = set(hostnames)
         deadline = time.monotonic() + self.options.ready_timeout
         try:
-            while pending:
+            while pending or not _beat_wrote(environment):
                 self.raise_if_exited()
                 if time.monotonic() > deadline:
+                    waiting = sorted(pending) or [f"beat (no {environment.beat_schedule})"]
                     raise BrokerError(
-                        f"workers did not start within {self.options.ready_timeout:.0f} s: "
-                        f"{', '.join(sorted(pending))} (logs in {environment.logs_dir})")
-                replies = app.control.ping(destination=sorted(pending), timeout=0.5) or []
+                        f"the demo did not start within {self.options.ready_timeout:.0f} s: "
+                        f"{', '.join(waiting)} (logs in {environment.logs_dir})")
+                if not pending:
+                    time.sleep(0.1)
+                    continue
+                replies = _ping(app, sorted(pending))
                 for reply in replies:
                     pending.difference_update(reply)
         finally:
             app.close()
 
+    def exited(self) -> list[ManagedProcess]:
+        """Our processes (the embedded broker's too) that have exited on their own so far."""
+        broker = self.broker.supervisor.exited() if self.broker is not None else []
+        return [*broker, *self.supervisor.exited()]
+
     def raise_if_exited(self) -> None:
         """BrokerError naming the first of our processes that exited on its own."""
-        for process in self.supervisor.exited():
+        for process in self.exited():
             tail = process.log_tail(1) or "no output"
             raise BrokerError(f"demo {process.name} exited with status "
                               f"{process.returncode()}: {tail}")
@@ -224,18 +269,19 @@ class Demo:
     # ------------------------------------------------------------------ stop
 
     def stop(self) -> None:
-        """Stop every process (SIGTERM, then SIGKILL after ``stop_timeout``), delete the
-        private queues on a real broker, remove the temp dir. Repeatable; a stop cut short
-        by an exception is done again in full by the next call."""
+        """Stop every process (SIGTERM, then SIGKILL after ``stop_timeout``), the embedded
+        broker last, delete the private queues on a real broker, remove the temp dir.
+        Repeatable; a stop cut short by an exception is done again in full by the next call."""
         with self._stop_lock:
             if self._done:
                 return
-            if self._janitor is not None:
-                self._janitor.stop()
-            self.killed = [p.name for p in self.supervisor.stop()]
+            killed = [p.name for p in self.supervisor.stop()]
+            if self.broker is not None:
+                killed += [p.name for p in self.broker.supervisor.stop()]
+            self.killed = killed
             environment = self.environment
             if environment is not None:
-                if not environment.is_embedded:
+                if environment.broker_url and not environment.is_embedded:
                     _delete_private_queues(environment)
                 shutil.rmtree(environment.data_dir, ignore_errors=True)
             self._done = True
@@ -243,7 +289,8 @@ class Demo:
     # ------------------------------------------------------------------ reporting
 
     def processes(self) -> list[ManagedProcess]:
-        return self.supervisor.processes
+        broker = self.broker.supervisor.processes if self.broker is not None else []
+        return [*broker, *self.supervisor.processes]
 
     def data_dir_text(self) -> str:
         return str(self.environment.data_dir) if self.environment else "nothing"
@@ -256,10 +303,13 @@ class Demo:
         assert environment is not None
         environ = environment.to_environ()
         environ = {k: mask_url(v) if "://" in v else v for k, v in environ.items()}
+        broker = self.broker
         return {
             "event": "demo-started",
             "broker": mask_url(environment.broker_url),
             "embedded": environment.is_embedded,
+            "embedded_broker": None if broker is None else {
+                "kind": broker.kind, "port": broker.port, "pid": broker.process.pid},
             "app": APP_MODULE,
             "data_dir": str(environment.data_dir),
             "environ": environ,
@@ -270,6 +320,9 @@ class Demo:
                          "pid": process.pid} for spec, process in self.workers],
             "producer": {"pid": self.producer.pid if self.producer else None,
                          "rate": self.options.rate},
+            "beat": {"pid": self.beat.pid if self.beat else None,
+                     "schedule": str(environment.beat_schedule)},
+            "startup_seconds": {k: round(v, 3) for k, v in self.timings.items()},
             "notes": list(self.notes),
         }
 
@@ -282,22 +335,24 @@ class Demo:
         workers = ", ".join(f"{spec.hostname} (pid {process.pid})"
                             for spec, process in self.workers)
         broker = mask_url(environment.broker_url)
-        if environment.is_embedded:
-            where = f"{broker} (embedded, in {environment.data_dir})"
-            prefix = f"{ENV_DIR}={environment.data_dir} "
+        if self.broker is not None:
+            where = f"{broker} (embedded: {self.broker.kind}, pid {self.broker.process.pid})"
             connect = f"-A {APP_MODULE}"
+            prefix = f"{ENV_DIR}={environment.data_dir} "
         else:
             where = broker
-            prefix = ""
             connect = f"--broker '{broker}'"
+            prefix = ""
         count = len(self.workers)
+        beat = f"pid {self.beat.pid}, schedule {environment.beat_schedule}" if self.beat else "-"
         lines = [
-            f"lazycelery demo: {count} worker{'s' if count != 1 else ''} and a producer "
+            f"lazycelery demo: {count} worker{'s' if count != 1 else ''}, beat and a producer "
             f"({self.options.rate:g} items/s) are running",
             f"  broker   {where}",
             f"  queues   {', '.join(environment.queues)}",
             f"  workers  {workers}",
-            f"  results  {environment.result_backend}",
+            f"  beat     {beat}",
+            f"  results  {mask_url(environment.result_backend)}",
             f"  logs     {environment.logs_dir}",
         ]
         lines += [f"  note     {note}" for note in self.notes]
@@ -305,22 +360,46 @@ class Demo:
             "in another terminal:",
             f"  {prefix}lazycelery {connect}",
             f"  {prefix}lazycelery tail {connect}",
+            f"  {prefix}lazycelery queues {connect}",
         ]
-        if not environment.is_embedded:
-            lines.append(f"  lazycelery queues {connect}")
         return lines
 
 
-def _notes(environment: DemoEnvironment) -> list[str]:
-    if environment.is_embedded:
-        return [
-            "queue depths, peeking and purging are not available on the embedded broker "
-            "(lazycelery reads them from Redis and RabbitMQ); run `lazycelery demo --broker "
-            "redis://localhost:6379/0` to see them",
-            "the embedded broker ignores message priorities",
-        ]
-    return [f"private queue names: {', '.join(environment.queues)} "
-            "(deleted when the demo stops)"]
+def _ping(app: Any, hostnames: list[str]) -> list[dict[str, Any]]:
+    """The workers' answers to one scoped ping; a broker problem is one BrokerError line."""
+    from lazycelery.config import mask_url
+    from lazycelery.urls import error_line
+
+    try:
+        return list(app.control.ping(destination=hostnames, timeout=0.5) or [])
+    except Exception as exc:
+        raise BrokerError(f"cannot ping the demo's workers on "
+                          f"{mask_url(app.conf.broker_url)}: {error_line(exc, limit=300)}") from None
+
+
+def _beat_wrote(environment: DemoEnvironment) -> bool:
+    """True once ``celery beat`` has created its schedule file (so the beat pane finds it)."""
+    base = str(environment.beat_schedule)
+    return any(os.path.exists(base + suffix) for suffix in _SHELVE_SUFFIXES)
+
+
+def _beat_pane_installed() -> bool:
+    from importlib.metadata import entry_points
+
+    return any(ep.name == "beat" for ep in entry_points(group="lazycelery.panes"))
+
+
+def _notes(environment: DemoEnvironment, broker: EmbeddedBroker | None) -> list[str]:
+    notes = [f"{failure}; using {broker.kind}" for failure in broker.skipped] if broker else []
+    if not environment.is_embedded:
+        notes.append(f"private queue names: {', '.join(environment.queues)} "
+                     "(deleted when the demo stops)")
+    notes.append(f"every {PAUSE_EVERY:g} s, {environment.priority_queue} is paused for "
+                 f"{PAUSE_FOR:g} s on its workers: watch it fill by priority, then drain")
+    if not _beat_pane_installed():
+        notes.append("the beat pane is a plugin: pip install ./plugins/lazycelery-beat "
+                     "(from a lazycelery checkout), then press 5")
+    return notes
 
 
 def _check_broker(environment: DemoEnvironment) -> None:
@@ -401,7 +480,7 @@ def wait_until(demo: Demo, duration: float | None, *, poll: float = 1.0) -> int:
     while deadline is None or time.monotonic() < deadline:
         remaining = poll if deadline is None else min(poll, deadline - time.monotonic())
         idle.wait(max(0.0, remaining))
-        exited = [p for p in demo.supervisor.exited() if p.pid not in reported]
+        exited = [p for p in demo.exited() if p.pid not in reported]
         for process in exited:
             reported.add(process.pid)
             _say(f"lazycelery demo: {process.name} exited with status {process.returncode()}"
@@ -431,7 +510,7 @@ def run_demo(options: DemoOptions, show: Callable[[Demo], int], *,
         try:
             where = mask_url(options.broker_url) if options.broker_url else "the embedded broker"
             workers = f"{options.workers} worker{'s' if options.workers != 1 else ''}"
-            _say(f"lazycelery demo: starting {workers} and a producer on {where}...")
+            _say(f"lazycelery demo: starting {workers}, beat and a producer on {where}...")
             demo.start()
             started = True
             if json_output:
@@ -444,7 +523,7 @@ def run_demo(options: DemoOptions, show: Callable[[Demo], int], *,
         finally:
             silence()
             if started:
-                _say("lazycelery demo: stopping the workers and the producer...")
+                _say("lazycelery demo: stopping the workers, beat, the producer and the broker...")
             demo.stop()
             atexit.unregister(demo.stop)
             if json_output and started:

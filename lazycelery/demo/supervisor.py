@@ -92,10 +92,12 @@ class Supervisor:
 
     def start(self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
               cwd: Path | None = None, log_path: Path | None = None,
-              stop_signal: int = signal.SIGTERM) -> ManagedProcess:
+              stop_signal: int = signal.SIGTERM, pass_fds: Sequence[int] = ()
+              ) -> ManagedProcess:
         """Start ``argv`` in a new session; output goes to ``log_path`` (else is discarded).
         ``stop`` sends it ``stop_signal`` (e.g. SIGQUIT: celery's cold shutdown, which does not
-        wait for the running tasks as SIGTERM's warm shutdown does)."""
+        wait for the running tasks as SIGTERM's warm shutdown does). ``pass_fds`` are inherited
+        (the embedded broker's listening socket)."""
         with self._lock:
             if self._stopped:
                 raise RuntimeError("the supervisor has been stopped")
@@ -105,7 +107,7 @@ class Supervisor:
                 popen = subprocess.Popen(
                     list(argv), env=dict(env) if env is not None else None, cwd=cwd,
                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                    start_new_session=True,
+                    start_new_session=True, pass_fds=tuple(pass_fds),
                 )
             process = ManagedProcess(name, tuple(argv), popen, log_path, stop_signal)
             self._processes.append(process)

@@ -15,6 +15,7 @@ __all__ = [
     "UpstreamTimeout",
     "add",
     "charge_card",
+    "cleanup_sessions",
     "count_words",
     "demo_task",
     "fetch_rows",
@@ -22,10 +23,12 @@ __all__ = [
     "generate_report",
     "merge_counts",
     "notify",
+    "rebuild_search_index",
     "resize_image",
     "send_email",
     "send_reminder",
     "store_rows",
+    "sync_inventory",
     "transform_rows",
 ]
 
@@ -113,6 +116,29 @@ def fetch_url(self: Any, url: str, fail_times: int) -> dict[str, Any]:
 def generate_report(report_id: int, seconds: float) -> dict[str, Any]:
     time.sleep(seconds)
     return {"report_id": report_id, "pages": int(seconds * 3)}
+
+
+@demo_task("demo.rebuild_search_index")
+def rebuild_search_index(shards: int, seconds: float) -> dict[str, Any]:
+    """The long one (minutes): there to be found running, and terminated from the dashboard."""
+    for _ in range(shards):
+        time.sleep(seconds / shards)
+    return {"shards": shards, "documents": shards * 25_000}
+
+
+# ---------------------------------------------------------------------- sent by celery beat
+
+
+@demo_task("demo.cleanup_sessions")
+def cleanup_sessions() -> int:
+    time.sleep(random.uniform(0.05, 0.2))
+    return random.randint(0, 40)
+
+
+@demo_task("demo.sync_inventory")
+def sync_inventory(source: str) -> dict[str, Any]:
+    time.sleep(random.uniform(1.0, 3.0))
+    return {"source": source, "items": random.randint(800, 1200)}
 
 
 # ---------------------------------------------------------------------- canvas: chain, chord

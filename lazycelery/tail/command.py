@@ -6,8 +6,8 @@ import argparse
 import shutil
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
 from typing import IO, Any
 
 from lazycelery.core.index import TaskIndex
@@ -87,13 +87,18 @@ def _run(args: argparse.Namespace) -> int:
     masked = settings.masked_broker()
     reporter = StatusReporter(masked, settings.broker_url)
     sink = TailSink(index, event_filter, formatter, buffer, reporter, limit=limit)
+    history = _open_history(args, settings)
     reconciler = _reconciler(settings, index, buffer, json_lines=getattr(args, "json", False))
-    on_status: Callable[[Any], None] = sink.on_status
-    if reconciler is not None:
-        def on_status(status: Any) -> None:
-            sink.on_status(status)
-            reconciler.on_ingest_status(status)
+    connected = threading.Event()
 
+    def on_status(status: Any) -> None:
+        sink.on_status(status)
+        if reconciler is not None:
+            reconciler.on_ingest_status(status)
+        if status.state == "connected":
+            connected.set()
+
+    if reconciler is not None:
         reconciler.start()
     try:
         # wakeup=False: the Receiver's wakeup broadcasts a `heartbeat` control command to every
@@ -102,8 +107,18 @@ def _run(args: argparse.Namespace) -> int:
             settings.broker_url, index, mode=settings.ingest,
             app=settings.celery_app() if settings.app_spec else None,
             transport_options=settings.transport_options,
-            on_batch=sink.on_batch, on_status=on_status, wakeup=False,
+            on_batch=sink.on_batch, on_status=on_status, on_notice=sink.on_notice,
+            wakeup=False,
         )
+        if history is not None:
+            store, since = history
+            written = _replay(store, since, ingestor, connected, event_filter, formatter, out,
+                              settings.max_tasks, limit)
+            if limit is not None:
+                if written >= limit:
+                    ingestor.stop(timeout=2.0)
+                    return 0
+                limit -= written
         if _isatty(sys.stderr):
             path = getattr(ingestor, "path", "")
             _err_line(sys.stderr, f"following {masked}{_path_label(path)}")
@@ -111,7 +126,51 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if reconciler is not None:
             reconciler.stop(timeout=1.0)
+        if history is not None:
+            history[0].close()
         buffer.close()
+
+
+def _open_history(args: argparse.Namespace, settings: Any) -> tuple[Any, float] | None:
+    """``--since``: the store to read history from, or None (live only, with one line why)."""
+    text = getattr(args, "since", None)
+    if not text:
+        return None
+    from lazycelery.store import StoreError, default_store_url, open_store
+    from lazycelery.tail.history import parse_since
+
+    since = parse_since(text)
+    try:
+        store = open_store(settings.store_url or default_store_url(), create=False,
+                           writer=False)
+    except StoreError as exc:
+        _err_line(sys.stderr, f"history off: {exc}; following live events only")
+        return None
+    return store, since
+
+
+def _replay(store: Any, since: float, ingestor: Any, connected: threading.Event,
+            event_filter: Any, formatter: Formatter, out: IO[bytes], max_tasks: int,
+            limit: int | None) -> int:
+    """Start the live stream, then print history up to the moment it connected (live lines
+    wait in the bounded buffer meanwhile); returns the history lines written."""
+    from lazycelery.store import StoreError
+    from lazycelery.tail.history import RECORDER_LAG, print_history
+
+    ingestor.start()
+    connected.wait(5.0)
+    until = time.time()
+    time.sleep(RECORDER_LAG)  # let a running recorder write what it has up to `until`
+    try:
+        return print_history(store, since, until, event_filter=event_filter,
+                             formatter=formatter, out=out,
+                             say=lambda text: _err_line(sys.stderr, text),
+                             max_tasks=max_tasks, limit=limit)
+    except StoreError as exc:
+        _err_line(sys.stderr, f"history stopped: {exc}")
+    except Exception as exc:
+        _err_line(sys.stderr, f"history stopped: {store.describe_error(exc)}")
+    return 0
 
 
 def _reconciler(settings: Any, index: TaskIndex, buffer: LineBuffer, *,

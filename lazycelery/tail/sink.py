@@ -66,3 +66,7 @@ class TailSink:
         message = self.reporter.update(status)
         if message is not None:
             self.buffer.put(message)
+
+    def on_notice(self, line: str) -> None:
+        """The Ingestor's report of bad input (one line a kind, rate-limited): to stderr."""
+        self.buffer.put(Notice(line))

@@ -11,16 +11,14 @@ never an exception, and text from events never carries a control character to th
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
-from decimal import Decimal
 from functools import lru_cache
 from typing import Final
 
 from wcwidth import wcwidth
 
-from lazycelery.text import ODD, age, duration, real, text_of, visible, visible_lines
+from lazycelery.text import ODD, age, duration, number, rate, real, text_of, visible, visible_lines
 
 __all__ = [
     "ODD",
@@ -33,6 +31,7 @@ __all__ = [
     "number",
     "one_line",
     "percent",
+    "rate",
     "short_id",
     "sparkline",
     "wrap",
@@ -104,28 +103,6 @@ def wrap(text: str, width: int) -> list[str]:
         used += cw
     lines.append("".join(cur))
     return lines
-
-
-def number(value: object) -> str:
-    """1234 -> ``1,234``; 12.5k and 3.4M past six digits; ``1.00e+15`` beyond; None -> ``–``;
-    not a number (or NaN, inf) -> ``?``."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return ODD
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return ODD
-        if not value.is_integer():
-            return f"{value:,.1f}" if abs(value) < 1e15 else f"{value:.2e}"
-    v = int(value)
-    if abs(v) >= 10**15:
-        return format(Decimal(v), ".2e")  # exact for any size: no float conversion
-    if abs(v) >= 10_000_000:
-        return f"{v / 1_000_000:.1f}M"
-    if abs(v) >= 1_000_000:
-        return f"{v / 1_000_000:.2f}M"
-    return f"{v:,}"
 
 
 def percent(value: object) -> str:

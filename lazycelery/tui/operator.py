@@ -73,8 +73,8 @@ class ActionsLike(Protocol):
     def locate(self, task_ids: Sequence[str]) -> Placement: ...
     def revoke(self, task_ids: Sequence[str], *, terminate: bool = ..., signal: str | int = ...,
                placement: Placement | None = ...) -> ActionResult: ...
-    def purge(self, queue: str, purge: Callable[[str], int], *,
-              expected: int | None = ...) -> ActionResult: ...
+    def purge(self, queue: str, purge: Callable[[str], int | tuple[int, Sequence[str] | None]],
+              *, expected: int | None = ...) -> ActionResult: ...
     def shutdown(self, workers: Sequence[str]) -> ActionResult: ...
     def pool_restart(self, workers: Sequence[str], *, modules: Sequence[str] | None = ...,
                      reload: bool = ...) -> ActionResult: ...
@@ -90,10 +90,11 @@ class ActionsLike(Protocol):
 
 
 class QueueOps(Protocol):
-    """The broker inspector's part a purge needs: a fresh count, and the purge itself."""
+    """The broker inspector's part a purge needs: a fresh count, and the purge itself (with
+    the ids of the purged tasks when the broker can tell)."""
 
     def stats(self, queue: str) -> QueueStats: ...
-    def purge(self, queue: str) -> int: ...
+    def purge_tasks(self, queue: str) -> tuple[int, list[str] | None]: ...
 
 
 class ReconcilerLike(Protocol):
@@ -237,6 +238,10 @@ class Operator:
                 after: Callable[[], None] | None = None) -> None:
         """Send a confirmed action; its result becomes a message."""
         def show(result: ActionResult) -> None:
+            if result.marked:  # PURGED / REVOKED in the index: filtered lists follow
+                index = self.screen.index
+                self.screen.feed.push((), [rec for uuid in result.marked
+                                           if (rec := index.get(uuid)) is not None])
             lines = result.lines()
             self.board.post(lines[0], styled_lines(lines[1:]),
                             level="ok" if result.ok else "error")

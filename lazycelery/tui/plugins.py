@@ -1,10 +1,10 @@
 """Pane plugins, discovered: every object in the ``lazycelery.panes`` entry-point group, checked
 against the API (``lazycelery.panes_api``), with its state: loaded, failed (and why) or disabled.
 
-lazycelery's own panes (workers, queues, tasks, detail) are registered in the same group by its
-own distribution and checked the same way. Nothing here imports prompt_toolkit (a pane module
-imports its controls when it is created), so ``lazycelery plugins`` stays fast; mounting the
-panes into the dashboard is ``lazycelery.tui.mount``.
+lazycelery's own panes (workers, queues, tasks, detail: modules of its package) are registered in
+the same group by its own distribution and checked the same way. Nothing here imports
+prompt_toolkit (a pane module imports its controls when it is created), so ``lazycelery plugins``
+stays fast; mounting the panes into the dashboard is ``lazycelery.tui.mount``.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def discover(selection: Selection | None = None,
     others: list[PluginInfo] = []
     for ep in sorted(eps, key=lambda e: (e.name, e.value)):
         dist, version = _dist_of(ep)
-        info = PluginInfo(ep.name, ep.value, dist, version, _normalize(dist) == DISTRIBUTION)
+        info = PluginInfo(ep.name, ep.value, dist, version, _is_builtin(ep, dist))
         if info.builtin:
             if ep.name not in builtins:
                 builtins[ep.name] = info
@@ -203,6 +203,12 @@ def discover(selection: Selection | None = None,
     out += others
     _assign_keys(out)
     return out
+
+
+def _is_builtin(ep: metadata.EntryPoint, dist: str) -> bool:
+    """A pane of lazycelery's own package, registered by its own distribution. (The wheel also
+    ships the beat plugin; that one is a plugin like any other.)"""
+    return _normalize(dist) == DISTRIBUTION and ep.value.startswith(f"{DISTRIBUTION}.")
 
 
 def _load_builtin(info: PluginInfo, ep: metadata.EntryPoint) -> None:

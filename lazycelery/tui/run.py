@@ -23,19 +23,16 @@ def _queue_monitor(settings: Settings) -> tuple[QueueMonitorLike | None, str | N
     """The queue monitor for the broker, or why there is none (shown in the queues pane)."""
     from lazycelery.broker import open_inspector
     from lazycelery.broker.monitor import QueueMonitor
-    from lazycelery.broker.workers import ask_active_queues
+    from lazycelery.broker.workers import worker_probe
 
     try:
         inspector = open_inspector(settings.broker_url, settings.transport_options,
                                    settings.queues, management_url=settings.management_url)
     except LazyCeleryError as exc:
         return None, str(exc)
-
-    def consumers() -> dict[str, list[str]]:
-        # asks only the workers the broker lists (destination=[...]), never a broadcast
-        return ask_active_queues(settings.celery_app(), inspector.worker_hostnames())
-
-    return QueueMonitor(inspector, interval=1.0, workers=consumers), None
+    # the workers the broker lists, by name (RabbitMQ without its API: a read-only inspect)
+    return QueueMonitor(inspector, interval=1.0,
+                        workers=worker_probe(settings.celery_app, inspector)), None
 
 
 def connect_operator(d: Dashboard, settings: Settings, monitor: object | None) -> None:

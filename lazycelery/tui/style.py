@@ -54,6 +54,7 @@ DEFAULT_THEME: Final[Mapping[str, str]] = {
     "task.state.failure": "ansired bold",
     "task.state.revoked": "ansimagenta",
     "task.state.rejected": "ansimagenta",
+    "task.state.purged": "ansimagenta",
     # workers and queues
     "worker.online": "ansigreen",
     "worker.lost": "ansiyellow bold",

@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING, Final
 import msgspec
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 
-from lazycelery.core.actions import RETRYABLE_STATES, TYPED_CONFIRM_THRESHOLD
+from lazycelery.core.actions import (
+    RETRYABLE_STATES,
+    TYPED_CONFIRM_THRESHOLD,
+    RetryBatch,
+    one_retry_per_job,
+)
 from lazycelery.core.model import READY_STATES, STARTED, TaskRecord
 from lazycelery.tui.format import number, short_id
 from lazycelery.tui.panes.dialog import CHOOSE, SHOWN, Dialog, counted, limited, text_lines
@@ -15,7 +20,7 @@ from lazycelery.tui.panes.messages import styled_lines
 
 if TYPE_CHECKING:
     from lazycelery.broker.model import QueueStats
-    from lazycelery.core.actions import Placement, RetryBatch
+    from lazycelery.core.actions import Placement
     from lazycelery.tui.operator import ActionsLike, Operator, QueueOps
 
 __all__ = ["BULK_LIMIT", "SIGNALS", "TaskActions"]
@@ -85,7 +90,11 @@ class TaskActions:
         def plan() -> RetryBatch:
             with index.lock:  # the ingest thread updates records in place: plan from copies
                 copies = [msgspec.structs.replace(r) for r in records]
-            return actions.plan_retries(copies)
+            # one retry per job: never an earlier failure of a job retried in the same batch,
+            # nor one whose retry is queued, running or succeeded
+            kept, skipped = one_retry_per_job(copies, index)
+            batch = actions.plan_retries(kept) if kept else RetryBatch(plans=(), refusals=())
+            return RetryBatch(plans=batch.plans, refusals=(*batch.refusals, *skipped))
 
         self.op.background(label, plan, lambda batch: self._confirm_retry(actions, batch))
 
@@ -243,7 +252,7 @@ class TaskActions:
         label = f"Purge {number(ready)}" if ready is not None else "Purge"
         self.op.confirm(f"Purge queue {name}", lines, label,
                         lambda: self.op.execute("purge", lambda: actions.purge(
-                            name, ops.purge, expected=ready), after=self._purged),
+                            name, ops.purge_tasks, expected=ready), after=self._purged),
                         require=name if typed else None, hint=hint, prompt="queue name:")
 
     def _purged(self) -> None:

@@ -221,9 +221,7 @@ class WorkerActions:
 
         def ask_hard(task: str, soft: float | None) -> None:
             def parse(text: str) -> float | None:
-                hard = _seconds(text)
-                if hard is None and soft is None:
-                    raise ValueError("give a soft or a hard limit")
+                hard = _seconds(text)  # both empty: remove the task's limits
                 if hard is not None and soft is not None and soft > hard:
                     raise ValueError(f"must not be below the soft limit ({soft:g} s)")
                 return hard
@@ -237,11 +235,17 @@ class WorkerActions:
             def show(v: float | None) -> str:
                 return "none" if v is None else f"{v:g} s"
 
-            self._confirm_worker("time-limit", host, f"Time limits on {host}",
-                                 [f"{task} on {host}: soft {show(soft)}, hard {show(hard)}.",
-                                  "Applies to runs that start from now on."],
-                                 "Set time limits",
-                                 lambda: actions.time_limit([host], task, soft=soft, hard=hard))
+            lines = [f"{task} on {host}: soft {show(soft)}, hard {show(hard)}.",
+                     "Applies to runs that start from now on."]
+            if soft is None and hard is None:
+                lines.append("Removes the task's limits: the worker's own --time-limit / "
+                             "--soft-time-limit apply again.")
+            # 0 = none: celery's command sets both limits, a limit left empty is removed
+            self._confirm_worker("time-limit", host, f"Time limits on {host}", lines,
+                                 "Clear time limits" if soft is None and hard is None
+                                 else "Set time limits",
+                                 lambda: actions.time_limit([host], task, soft=soft or 0,
+                                                            hard=hard or 0))
 
         self.op.ask(f"Time limits on {host}", [], "task name:", self._task_name_default(),
                     _name("task name"), ask_soft)

@@ -116,6 +116,8 @@ def _fields(rec: TaskRecord, width: int) -> list[DetailLine]:
         out += _field("revoked", how, "class:task.state.revoked", width)
     if rec.rejected is not None:
         out += _field("rejected", "requeued" if rec.requeue else "not requeued", width=width)
+    if rec.note:  # what lazycelery did to it: a purge, a revoke the workers confirmed
+        out += _field("note", rec.note, width=width)
     if rec.parent_id:
         out += _field("parent", rec.parent_id, "class:detail.link", width, link=rec.parent_id)
     if rec.root_id and not _same(rec.root_id, rec.uuid):
@@ -137,7 +139,9 @@ def _history(rec: TaskRecord) -> list[DetailLine]:
         return [*out, DetailLine([("class:detail.label", "  no timestamps seen")])]
     start = history[0][1]
     for state, ts in history:
-        delta = "" if _same(ts, start) else f"+{_delta(ts, start)}"
+        # within an attempt the order is the lifecycle's; another host's clock may put a step
+        # a little before the one it follows (shown as a negative offset, not reordered)
+        delta = "" if _same(ts, start) else _delta(ts, start)
         out.append(DetailLine([
             ("class:detail.label", f"  {clock_time(ts, millis=True)}  "),
             (state_class(state), f"{one_line(state):<9}"), ("class:detail.label", f" {delta}"),
@@ -146,8 +150,10 @@ def _history(rec: TaskRecord) -> list[DetailLine]:
 
 
 def _delta(ts: object, start: object) -> str:
+    """``+1.20s`` after the first event, ``-3ms`` before it; ``?`` for times of odd types."""
     try:
-        return duration(ts - start)  # type: ignore[operator]
+        diff = ts - start  # type: ignore[operator]
+        return f"+{duration(diff)}" if diff >= 0 else f"-{duration(-diff)}"
     except Exception:  # times of odd types: no difference to show
         return "?"
 

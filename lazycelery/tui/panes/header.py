@@ -57,6 +57,9 @@ def header_text(screen: ScreenModel) -> StyleAndTextTuples:
             ("class:header.value", percent(screen.rates.success_rate(300)))]
     if index.evicted:
         out += [_SEP, ("class:header.label", f"evicted {number(index.evicted)}")]
+    skipped = getattr(status, "skipped", 0)
+    if isinstance(skipped, int) and skipped > 0:  # bad input (lazycelery.core.sanitize)
+        out += [_SEP, ("class:header.label", f"{number(skipped)} bad events skipped")]
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -12,9 +13,10 @@ from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout import ConditionalContainer, Float, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
+from prompt_toolkit.utils import get_cwidth
 from prompt_toolkit.widgets import Frame
 
-from lazycelery.tui.format import fit, one_line
+from lazycelery.tui.format import fit, one_line, wrap
 
 __all__ = [
     "ERROR_SECONDS",
@@ -46,6 +48,22 @@ def styled_lines(lines: Sequence[str]) -> list[StyleAndTextTuples]:
                      "retry": "class:messages.ok"}.get(words[1], "")
         out.append([(style, text)])
     return out
+
+
+def _wrapped(style: str, text: str, width: int) -> list[StyleAndTextTuples]:
+    """One message line as rows of ``width`` cells: word-wrapped, continuations indented under
+    the text (two more than the line's own indent), words longer than a row split."""
+    text = one_line(text)
+    lead = len(text) - len(text.lstrip(" "))
+    indent = " " * min(lead + 2, max(0, width // 3))
+    if text.isascii() or get_cwidth(text) == len(text):  # one cell per character
+        rows = textwrap.wrap(text, max(1, width), subsequent_indent=indent,
+                             break_on_hyphens=False, drop_whitespace=True) or [""]
+        if lead:  # textwrap keeps the first row's indent; keep it exact
+            rows[0] = " " * lead + rows[0].lstrip(" ")
+    else:  # wide characters: wrap by cells
+        rows = wrap(text, max(1, width))
+    return [[(style, fit(row, width))] for row in rows]
 
 
 @dataclass
@@ -98,14 +116,19 @@ class MessageBoard:
         return list(self._live.values())
 
     def text(self, width: int) -> StyleAndTextTuples:
-        """The visible messages as lines (newest last, at most ``_MAX_ROWS``)."""
+        """The visible messages as lines (newest last, at most ``_MAX_ROWS``); long lines are
+        wrapped, never cut: a refusal's reason is the part worth reading."""
         rows: list[StyleAndTextTuples] = []
         for message in self.visible():
             mark = "…" if message.level == "working" else "●"
-            rows.append([(_LEVEL_STYLE.get(message.level, ""),
-                          fit(f" {mark} {one_line(message.headline)}", width))])
-            rows += [[(style, fit(" " + one_line(text), width)) for style, text, *_ in line]
-                     for line in message.lines]
+            rows += _wrapped(_LEVEL_STYLE.get(message.level, ""),
+                             f" {mark} {one_line(message.headline)}", width)
+            for line in message.lines:
+                if len(line) == 1:
+                    rows += _wrapped(line[0][0], " " + one_line(line[0][1]), width)
+                else:  # mixed styles: one row, cut (none of ours are)
+                    rows.append([(style, fit(" " + one_line(text), width))
+                                 for style, text, *_ in line])
         if len(rows) > _MAX_ROWS:
             rows = [[("class:messages.info", fit(f" … {len(rows) - _MAX_ROWS + 1} more lines "
                                                  "above", width))], *rows[-_MAX_ROWS + 1:]]

@@ -1,4 +1,5 @@
-"""The queues pane: ready, reserved, consumers, rates and a sparkline of depth per queue.
+"""The queues pane: ready, reserved, consumers, rates, priorities and a sparkline of depth per
+queue.
 
 Imports without prompt_toolkit (``lazycelery plugins`` loads it to list the pane); its control is
 made when the dashboard creates the pane."""
@@ -8,9 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lazycelery.broker.model import QueueStats
+from lazycelery.broker.report import format_priorities
 from lazycelery.panes_api import PaneViewBase
 from lazycelery.tui.columns import Column
-from lazycelery.tui.format import age, fixed, number, one_line, sparkline
+from lazycelery.tui.format import age, number, one_line, rate, sparkline
 from lazycelery.tui.screen.builtin import TOP, BuiltinPane, ScreenContext
 
 if TYPE_CHECKING:
@@ -21,10 +23,6 @@ if TYPE_CHECKING:
     from lazycelery.tui.table import VirtualTable
 
 __all__ = ["PANE", "QueuesView", "queue_columns", "queues_title"]
-
-
-def _rate(value: float | None) -> str:
-    return fixed(value, 1)
 
 
 def queue_columns(screen: ScreenModel) -> list[Column[QueueStats]]:
@@ -38,11 +36,15 @@ def queue_columns(screen: ScreenModel) -> list[Column[QueueStats]]:
         Column("RESERVED", lambda q: ("", number(q.reserved)), width=8, align="right",
                priority=1),
         Column("CONS", lambda q: ("", number(q.consumers)), width=4, align="right"),
-        Column("IN/S", lambda q: ("", _rate(q.in_rate)), width=6, align="right", priority=2),
-        Column("OUT/S", lambda q: ("", _rate(q.out_rate)), width=6, align="right", priority=2),
-        Column("Δ/S", lambda q: ("", _rate(q.net_rate)), width=6, align="right", priority=3),
+        Column("IN/S", lambda q: ("", rate(q.in_rate)), width=6, align="right", priority=2),
+        Column("OUT/S", lambda q: ("", rate(q.out_rate)), width=6, align="right", priority=2),
+        Column("Δ/S", lambda q: ("", rate(q.net_rate, signed=True)), width=6, align="right",
+               priority=3),
         Column("OLDEST", lambda q: ("", age(q.oldest_age_s) if q.oldest_age_s is not None
                                     else "–"), width=6, align="right", priority=3),
+        # Redis priority sub-lists, as `lazycelery queues` shows them (step:count, non-empty)
+        Column("PRIORITIES", lambda q: ("", format_priorities(q)), min_width=10, max_width=24,
+               priority=2),
         Column("DEPTH", lambda q: ("class:spark.queue",
                                    sparkline(screen.queue_history.series(q.name), 16)),
                width=16, priority=4),

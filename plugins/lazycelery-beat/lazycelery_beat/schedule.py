@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shelve
 import shutil
 import tempfile
@@ -34,8 +35,10 @@ __all__ = [
     "entries_from_app",
     "entries_from_redbeat",
     "entries_from_shelve",
+    "entry_filter",
     "load",
     "resolve_source",
+    "source_mtime",
 ]
 
 DEFAULT_KEY_PREFIX: Final = "redbeat:"
@@ -224,6 +227,28 @@ def _next_run(schedule: Any, last_run_at: datetime | None) -> float | None:
     if not isinstance(remaining, timedelta):
         return None
     return time.time() + remaining.total_seconds()
+
+
+def entry_filter(entry: BeatEntry) -> str:
+    """The task-list filter for the tasks this schedule entry sent: its task name, args and
+    kwargs (beat marks its messages only with a ``celery_beat_task`` header, which no event
+    carries, so two entries with the same task and arguments cannot be told apart).
+
+    Beat sends args as a list, other callers often as a tuple: both are matched. Arguments
+    shown cut (``…``) are left out of the filter."""
+    terms = ["name:re:" + _quoted("^" + re.escape(entry.task) + "$")]
+    args = entry.args
+    if args.startswith("(") and args.endswith(")"):
+        inner = args[1:-1].removesuffix(",")
+        terms.append("args:re:" + _quoted(r"^(?:\(|\[)" + re.escape(inner) + r",?(?:\)|\])$"))
+    if entry.kwargs.startswith("{") and entry.kwargs.endswith("}"):
+        terms.append("kwargs:re:" + _quoted("^" + re.escape(entry.kwargs) + "$"))
+    return " ".join(terms)
+
+
+def _quoted(value: str) -> str:
+    """A filter-language value in double quotes (a backslash escapes the next character)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _short_repr(value: Any, limit: int = 200) -> str:
@@ -496,6 +521,19 @@ def resolve_source(app: Celery | None, app_spec: str | None = None,
     return (f"No beat schedule found. Start lazycelery with -A your.app to read its "
             f"beat_schedule, set {SCHEDULE_ENV}=/path/celerybeat-schedule to read the file beat "
             f"keeps, or {REDIS_ENV}=redis://… to read celery-redbeat's keys.")
+
+
+def source_mtime(source: BeatSource) -> float | None:
+    """When the source last changed, if it can tell: a shelve's newest file (beat rewrites it
+    when it syncs); None for the app and redbeat (read again on the interval)."""
+    if source.kind != "shelve":
+        return None
+    base = _shelve_base(Path(source.location))
+    stamps = []
+    for suffix in SHELVE_SUFFIXES:
+        with contextlib.suppress(OSError):
+            stamps.append(Path(f"{base}{suffix}").stat().st_mtime)
+    return max(stamps) if stamps else None
 
 
 def load(source: BeatSource, app: Celery | None,

@@ -16,7 +16,15 @@ from prompt_toolkit.layout import Container, HSplit, Window
 from prompt_toolkit.layout.controls import FormattedTextControl, UIContent, UIControl
 
 from lazycelery.panes_api import PaneCommand, PaneContext, PaneViewBase
-from lazycelery_beat.schedule import BeatEntry, BeatSchedule, BeatSource, load, resolve_source
+from lazycelery_beat.schedule import (
+    BeatEntry,
+    BeatSchedule,
+    BeatSource,
+    entry_filter,
+    load,
+    resolve_source,
+    source_mtime,
+)
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -24,7 +32,9 @@ if TYPE_CHECKING:
 __all__ = ["BeatTable", "BeatView", "ago", "relative", "when"]
 
 INTERVAL_ENV: Final = "LAZYCELERY_BEAT_INTERVAL"
-DEFAULT_INTERVAL: Final = 5.0
+DEFAULT_INTERVAL: Final = 2.0
+#: how often a shelve file's modification time is looked at between reads
+MTIME_POLL: Final = 0.25
 _COLUMNS: Final = ("NAME", "TASK", "SCHEDULE", "LAST RUN", "NEXT RUN", "RUNS")
 
 
@@ -195,8 +205,8 @@ class BeatView(PaneViewBase):
         return (
             PaneCommand("reload", "Read the beat schedule again", self.reload, ("r",),
                         footer="reload"),
-            PaneCommand("tasks", "Show the tasks this entry sent (task list filtered by name)",
-                        self.show_tasks, ("enter",), footer="its tasks"),
+            PaneCommand("tasks", "Show the tasks this entry sent (filtered by its task name, "
+                        "args and kwargs)", self.show_tasks, ("enter",), footer="its tasks"),
         )
 
     def move(self, delta: int) -> None:
@@ -240,25 +250,38 @@ class BeatView(PaneViewBase):
         if entry is None:
             self.ctx.log("no schedule entry selected", error=True)
             return
-        self.ctx.show_tasks(f'name:"{entry.task}"')
+        self.ctx.show_tasks(entry_filter(entry))
 
     # ------------------------------------------------------------------ loading
 
     def _run(self) -> None:
-        """The loader thread: resolve the source once, then read it every ``interval``."""
+        """The loader thread: resolve the source once, then read it every ``interval``, and at
+        once when a shelve file changes (beat rewrites it when it syncs)."""
         source: BeatSource | str | None = None
         while not self._stop.is_set():
             app = self._app()
             if source is None or isinstance(source, str) or self._resolve_again:
                 self._resolve_again = False
                 source = self._resolve(app)
+            stamp = source_mtime(source) if isinstance(source, BeatSource) else None
             result: BeatSchedule | str = source if isinstance(source, str) else load(
                 source, app, self._assumed)
             with self._lock:
                 self._latest = result
             self.ctx.invalidate()
-            self._wake.wait(self.interval)
-            self._wake.clear()
+            self._wait(source, stamp)
+
+    def _wait(self, source: BeatSource | str, stamp: float | None) -> None:
+        """Until the next read: ``interval``, a wake-up (``r``), or the file's mtime moving."""
+        deadline = time.monotonic() + self.interval
+        watch = isinstance(source, BeatSource) and source.kind == "shelve"
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._wake.wait(min(left, MTIME_POLL) if watch else left):
+                break
+            if watch and isinstance(source, BeatSource) and source_mtime(source) != stamp:
+                break
+        self._wake.clear()
 
     def _app(self) -> Celery | None:
         try:

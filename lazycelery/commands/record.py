@@ -1,0 +1,354 @@
+"""`lazycelery record`: headless ingest into the history store until Ctrl-C / SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from lazycelery.commands.argtypes import positive_int
+from lazycelery.errors import UsageError
+
+if TYPE_CHECKING:
+    from lazycelery.config import Settings
+    from lazycelery.store import PreviousRun, Store
+    from lazycelery.store.writer import StoreWriter
+
+__all__ = ["register", "run"]
+
+HANDLER = "lazycelery.commands.record:run"
+#: seconds between two status lines on stderr (0 turns them off)
+STATUS_EVERY = 60.0
+#: a gap's backfill window reaches this far past its ends (clocks differ by a little)
+MARGIN = 5.0
+#: ... and, after a recorder restart, this far before the previous run's last write: events it
+#: had received but not yet written when it was killed are lost too
+RESTART_MARGIN = 60.0
+
+DESCRIPTION = """\
+Record every task and worker event into the history store, with no screen: one row per
+task (its merged record), its state transitions, worker samples and the gaps in the record.
+Stops on Ctrl-C or SIGTERM after writing what it holds. The store: --store, $LAZYCELERY_STORE,
+the environment's `store` in the config file, else a SQLite file in the user data directory.
+"""
+
+EPILOG = """\
+examples:
+  lazycelery record                                     into the default SQLite store
+  lazycelery record --store sqlite:///var/lib/lc/history.sqlite3 --retention 7d
+  lazycelery record --store postgresql://lc@db/celerymon --retention 30d
+  lazycelery tail --since 2h --filter state:failure     read it back, then follow live
+
+exit status: 0 after Ctrl-C / SIGTERM; 2 if the store cannot be opened (one line says why)
+or the event stream stops by itself.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "record", parents=[common], help="record events into the history store (headless)",
+        description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--retention", metavar="AGE", default=None,
+                        help="delete history older than AGE, e.g. 30d, 12h (default 30d; "
+                             "'none' keeps everything)")
+    parser.add_argument("--retention-tasks", type=positive_int, metavar="N", default=None,
+                        help="keep at most N tasks, least recently active deleted first")
+    parser.add_argument("--status-every", type=float, metavar="S", default=STATUS_EVERY,
+                        help=f"seconds between status lines on stderr (default {STATUS_EVERY:g}; "
+                             "0 = only changes)")
+    parser.add_argument("--no-backfill", action="store_true",
+                        help="do not fill gaps from the result backend, nor reconcile "
+                             "unfinished tasks after a gap")
+    parser.set_defaults(handler=HANDLER)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lazycelery.config import resolve
+    from lazycelery.store import open_store
+    from lazycelery.store.retention import retention_from
+
+    settings = resolve(args)
+    try:
+        retention = retention_from(args.retention, args.retention_tasks)
+    except ValueError as exc:
+        raise UsageError(f"--retention: {exc}") from None
+    url = store_url(settings)
+    store = open_store(url)  # StoreError: one line, exit 2
+    try:
+        return Recorder(settings, store, retention,
+                        store_opener=lambda: open_store(url, writer=False),
+                        status_every=args.status_every, backfill=not args.no_backfill).run()
+    finally:
+        store.close()
+
+
+def store_url(settings: Settings) -> str:
+    from lazycelery.store import default_store_url
+
+    return settings.store_url or default_store_url()
+
+
+def _say(text: str) -> None:
+    try:
+        sys.stderr.write(f"lazycelery: {text}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class Recorder:
+    """Wires Ingestor -> StoreWriter -> store, and reports on stderr from the main thread."""
+
+    def __init__(self, settings: Settings, store: Store, retention: Any, *,
+                 store_opener: Callable[[], Store], status_every: float = STATUS_EVERY,
+                 backfill: bool = True) -> None:
+        self.settings = settings
+        self.store = store
+        self.store_opener = store_opener  # a second connection, for the backfill thread
+        self.retention = retention
+        self.status_every = status_every
+        self.backfill = backfill
+        self._reconciler: Any = None
+        self._backfiller: Any = None
+        self._reader: Store | None = None
+        self._restart: tuple[float, float] | None = None
+        self.notices: queue.SimpleQueue[tuple[str, bool]] = queue.SimpleQueue()
+        self.stop = threading.Event()
+        self._last_gap: Any = None
+
+    def run(self) -> int:
+        from lazycelery.core.index import TaskIndex
+        from lazycelery.core.ingest import Ingestor
+        from lazycelery.store.writer import StoreWriter
+        from lazycelery.tail.status import StatusReporter
+
+        settings, store = self.settings, self.store
+        masked = settings.masked_broker()
+        run_id, previous = store.begin_recorder(socket.gethostname(), os.getpid(), masked)
+        writer = StoreWriter(store, recorder=run_id, retention=self.retention,
+                             on_notice=lambda text: self.notices.put((text, False)),
+                             on_gap=self._on_store_gap)
+        self._restart = self._restart_gap(writer, previous)
+        reporter = StatusReporter(masked, settings.broker_url)
+        index = TaskIndex(max_tasks=settings.max_tasks)
+        self._start_repair(index, writer)
+
+        def on_status(status: Any) -> None:
+            self._on_status(status, reporter, writer)
+
+        ingestor = Ingestor(settings.broker_url, index, mode=settings.ingest,
+                            app=settings.celery_app() if settings.app_spec else None,
+                            transport_options=settings.transport_options,
+                            on_batch=writer.on_batch, on_status=on_status)
+        _say(f"recording {masked} ({ingestor.path} path) into {store.masked}")
+        restore = self._catch_signals()
+        code = 0
+        monitor = None
+        try:
+            writer.start()
+            ingestor.start()
+            monitor = self._sample_queues(writer)
+            code = self._wait(writer)
+        finally:
+            reporter.stopping = True
+            if monitor is not None:
+                monitor.stop(timeout=2.0)
+                monitor.inspector.close()
+            ingestor.stop(timeout=3.0)  # its last batch reaches the writer here
+            self._stop_repair()
+            writer.stop(timeout=15.0)
+            self._drain_notices()
+            restore()
+            if writer.finished:  # else the writer thread still owns the connection
+                try:
+                    store.end_recorder(run_id)
+                except Exception as exc:
+                    _say(f"{store.describe_error(exc)} (marking the recorder stopped)")
+            stats = writer.stats()
+            _say(f"stopped: {stats.written:,} events recorded, {stats.lost:,} lost, "
+                 f"{stats.gaps:,} gaps recorded")
+        return code
+
+    def _wait(self, writer: StoreWriter) -> int:
+        next_status = time.monotonic() + self.status_every if self.status_every > 0 else None
+        last_written = 0
+        while not self.stop.is_set():
+            timeout = 0.5 if next_status is None else max(0.0, min(0.5, next_status - time.monotonic()))
+            try:
+                text, fatal = self.notices.get(timeout=timeout)
+            except queue.Empty:
+                pass
+            else:
+                _say(text)
+                if fatal:
+                    return 2
+            if next_status is not None and time.monotonic() >= next_status:
+                stats = writer.stats()
+                rate = (stats.written - last_written) / self.status_every
+                last_written = stats.written
+                _say(f"recorded {stats.written:,} events ({rate:,.0f}/s), {stats.lost:,} lost, "
+                     f"{stats.pending:,} waiting")
+                next_status = time.monotonic() + self.status_every
+        return 0
+
+    def _drain_notices(self) -> None:
+        while True:
+            try:
+                text, _ = self.notices.get_nowait()
+            except queue.Empty:
+                return
+            _say(text)
+
+    def _on_status(self, status: Any, reporter: Any, writer: StoreWriter) -> None:
+        """On the ingest thread: a gap after a reconnect goes to the store, and to
+        reconciliation and backfill; state changes become stderr lines (main thread)."""
+        from lazycelery.store import GapRow
+        from lazycelery.store.backfill import Window
+        from lazycelery.tail.buffer import Fatal
+
+        if self._reconciler is not None:
+            self._reconciler.on_ingest_status(status)
+        gap = status.gap
+        if gap is not None and gap is not self._last_gap:
+            self._last_gap = gap
+            writer.add_gap(GapRow(gap.start, gap.end, gap.reason, "ingest"))
+            self._backfill(Window(gap.start - MARGIN, gap.end + MARGIN, (gap.start, gap.end)))
+        if status.state == "connected" and self._restart is not None:
+            # Events are heard from now on: fill from the previous run's last write until now.
+            start, end = self._restart
+            self._restart = None
+            self._backfill(Window(start - RESTART_MARGIN, time.time() + MARGIN, (start, end)))
+        message = reporter.update(status)
+        if message is not None:
+            self.notices.put((message.text, isinstance(message, Fatal)))
+
+    def _sample_queues(self, writer: StoreWriter) -> Any:
+        """Queue depths every 10 s (per queue, and per priority on Redis), from their own
+        thread; a broker whose queues cannot be read says so once and is not sampled."""
+        from lazycelery.broker import open_inspector
+        from lazycelery.broker.monitor import QueueMonitor
+        from lazycelery.store.batch import WriteBatch
+        from lazycelery.store.capture import QUEUE_SAMPLE_INTERVAL, queue_samples
+
+        settings = self.settings
+        try:
+            inspector = open_inspector(settings.broker_url, settings.transport_options,
+                                       settings.queues, management_url=settings.management_url)
+        except Exception as exc:
+            _say(f"queue sampling off: {exc}")
+            return None
+        monitor = QueueMonitor(inspector, interval=QUEUE_SAMPLE_INTERVAL)
+
+        def on_snapshot(snapshot: Any) -> None:
+            writer.submit(WriteBatch(queues=queue_samples(snapshot)), force=True)
+
+        monitor.on_update(on_snapshot)
+        return monitor.start()
+
+    def _on_store_gap(self, gap: Any) -> None:
+        from lazycelery.store.backfill import Window
+
+        self._backfill(Window(gap.start - MARGIN, gap.end + MARGIN, (gap.start, gap.end)))
+
+    def _backfill(self, window: Any) -> None:
+        if self._backfiller is not None:
+            self._backfiller.add(window)
+
+    def _start_repair(self, index: Any, writer: StoreWriter) -> None:
+        """Reconciliation (unfinished tasks after a gap: result backend, then workers) and
+        backfill (tasks that finished inside a gap), when there is a result backend to read."""
+        import msgspec
+
+        from lazycelery.core.reconcile import (
+            NoResultBackend,
+            Reconciler,
+            ReconcileReport,
+            result_backend,
+        )
+        from lazycelery.store.backfill import Backfiller, BackfillReport
+        from lazycelery.store.batch import WriteBatch
+
+        if not self.backfill:
+            return
+        try:
+            app = self.settings.celery_app()
+            result_backend(app)
+        except NoResultBackend as exc:
+            _say(f"backfill and reconciliation off: {exc}")
+            return
+        except Exception as exc:  # a broken app was reported by resolve(); one line here
+            _say(f"backfill and reconciliation off: {exc}")
+            return
+
+        def on_reconcile(report: ReconcileReport) -> None:
+            changed = [c.uuid for c in (*report.corrected, *report.unknown)]
+            if not changed:
+                return
+            with index.lock:
+                records = [msgspec.structs.replace(r) for r in map(index.get, changed) if r]
+            writer.submit(WriteBatch(tasks=records), force=True)
+            self.notices.put((report.summary(), False))
+
+        def on_backfill(report: BackfillReport) -> None:
+            self.notices.put((report.summary(), False))
+
+        reader = self.store_opener()
+        self._reader = reader
+        self._reconciler = Reconciler(index, app, on_report=on_reconcile)
+        self._backfiller = Backfiller(app, lambda batch: writer.submit(batch, force=True),
+                                      reader.finished_ids, on_report=on_backfill)
+        self._reconciler.start()
+        self._backfiller.start()
+
+    def _stop_repair(self) -> None:
+        if self._reconciler is not None:
+            self._reconciler.stop(timeout=2.0)
+        if self._backfiller is not None:
+            self._backfiller.stop(timeout=5.0)
+        if self._reader is not None:
+            self._reader.close()
+
+    def _restart_gap(self, writer: StoreWriter,
+                     previous: PreviousRun | None) -> tuple[float, float] | None:
+        """The time no recorder was running, from the previous run's last sign of life."""
+        from lazycelery.store import GapRow
+
+        if previous is None:
+            return None
+        now = time.time()
+        if previous.stopped is not None:
+            cause = "no recorder running (the previous one stopped cleanly)"
+        else:
+            cause = (f"no recorder running (the previous one, pid {previous.pid} on "
+                     f"{previous.host}, ended without stopping: killed?)")
+        start = min(previous.alive, now)
+        writer.add_gap(GapRow(start, now, cause, "recorder"))
+        _say(f"history gap of {now - start:,.1f} s before this run: {cause}")
+        return start, now
+
+    def _catch_signals(self) -> Callable[[], None]:
+        """Ctrl-C and SIGTERM set the stop flag: the main loop ends and everything flushes."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            self.stop.set()
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore

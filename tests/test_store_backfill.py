@@ -1,0 +1,70 @@
+"""Backfill's pure parts (a result meta as a task record, backends it cannot read) and queue samples."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from lazycelery.store.backfill import Backfiller, Window, record_from_meta
+from lazycelery.store.batch import WriteBatch
+
+DONE = "2026-11-28T02:12:45.358000+00:00"
+WHEN = datetime(2026, 11, 28, 2, 12, 45, 358000, tzinfo=timezone.utc).timestamp()
+
+
+def test_a_success_meta_with_result_extended_becomes_a_full_record() -> None:
+    meta = {"status": "SUCCESS", "result": {"n": [1, 2]}, "traceback": None, "children": [],
+            "date_done": DONE, "name": "billing.charge", "args": [7, "eur"],
+            "kwargs": {"retry": True}, "worker": "celery@w1", "retries": 2, "queue": "billing",
+            "parent_id": "p-1", "task_id": "t-1"}
+    rec = record_from_meta("t-1", meta, WHEN)
+    assert rec is not None
+    assert (rec.state, rec.name, rec.worker, rec.queue, rec.retries, rec.parent_id) == (
+        "SUCCESS", "billing.charge", "celery@w1", "billing", 2, "p-1")
+    # the reprs celery's events would carry (argsrepr of a tuple, saferepr of the result)
+    assert (rec.args, rec.kwargs, rec.result) == ("(7, 'eur')", "{'retry': True}",
+                                                  "{'n': [1, 2]}")
+    assert rec.succeeded == WHEN and rec.last_seen == WHEN
+
+
+def test_a_failure_meta_keeps_the_exception_and_traceback() -> None:
+    meta = {"status": "FAILURE", "date_done": DONE, "traceback": "Traceback ...\nKeyError: 'x'\n",
+            "result": {"exc_type": "KeyError", "exc_message": ["x"], "exc_module": "builtins"}}
+    rec = record_from_meta("t-2", meta, WHEN)
+    assert rec is not None
+    assert (rec.state, rec.exception, rec.failed) == ("FAILURE", "KeyError('x')", WHEN)
+    assert rec.traceback and rec.traceback.endswith("KeyError: 'x'\n")
+    assert rec.name is None and rec.args is None  # no result_extended: nothing invented
+
+
+def test_unfinished_metas_are_not_backfilled() -> None:
+    for status in ("PENDING", "STARTED", "RETRY"):
+        assert record_from_meta("t", {"status": status, "date_done": None}, WHEN) is None
+
+
+def test_a_backend_other_than_redis_is_refused_in_one_line() -> None:
+    from celery import Celery
+
+    app = Celery("t", backend="cache+memory://", set_as_current=False)
+    written: list[WriteBatch] = []
+    report = Backfiller(app, written.append, lambda ids: set()).run([Window(0.0, WHEN)])
+    assert report.error is not None and "Redis result backends only" in report.error
+    assert report.summary().startswith("backfill off: ") and "\n" not in report.summary()
+    assert written == []
+    app.close()
+
+
+def test_queue_samples_one_row_per_queue_and_per_busy_priority() -> None:
+    from lazycelery.broker.model import QueueSnapshot, QueueStats
+    from lazycelery.store.capture import queue_samples
+
+    snapshot = QueueSnapshot(taken_at=100.0, source="redis", queues=(
+        QueueStats(name="celery", ready=7, reserved=2, consumers=1,
+                   by_priority={0: 4, 3: 0, 6: 3}),
+        QueueStats(name="gone", ready=None, missing=True),
+    ))
+    assert [tuple(s) for s in queue_samples(snapshot)] == [
+        (100.0, "celery", None, 7, 2, 1), (100.0, "celery", 0, 4, None, None),
+        (100.0, "celery", 6, 3, None, None)]
+    stale = QueueSnapshot(taken_at=101.0, source="redis", queues=snapshot.queues, stale=True,
+                          error="Connection refused")
+    assert queue_samples(stale) == []
