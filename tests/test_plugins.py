@@ -708,3 +708,17 @@ def test_a_pane_can_be_unit_tested_with_a_bare_context() -> None:
         ctx.celery_app()
     with pytest.raises(LookupError):
         ctx.run_command("quit")
+
+
+def test_the_beat_pane_installed_twice_is_listed_once(site: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # lazycelery's wheel ships the beat pane; `pip install plugins/lazycelery-beat` declares the
+    # same entry point again: one pane, from the plugin's own distribution, and no failure
+    from importlib import metadata
+
+    own = [ep for ep in metadata.entry_points(group="lazycelery.panes") if ep.name == "beat"
+           and (ep.dist is not None and ep.dist.metadata["Name"] == "lazycelery")]
+    assert own, "this install of lazycelery declares the beat pane (pip install -e .)"
+    install_beat(site, monkeypatch)
+    beats = [i for i in discover() if i.name == "beat"]
+    assert [(i.distribution, i.status()) for i in beats] == [("lazycelery-beat", "loaded")]

@@ -181,7 +181,7 @@ def discover(selection: Selection | None = None,
              entry_points: Iterable[metadata.EntryPoint] | None = None) -> list[PluginInfo]:
     """Every pane in the entry-point group, built-ins first; never raises for a bad plugin."""
     selection = selection or Selection()
-    eps = _entry_points() if entry_points is None else list(entry_points)
+    eps = _without_bundled_copies(_entry_points() if entry_points is None else list(entry_points))
     builtins: dict[str, PluginInfo] = {}
     others: list[PluginInfo] = []
     for ep in sorted(eps, key=lambda e: (e.name, e.value)):
@@ -203,6 +203,17 @@ def discover(selection: Selection | None = None,
     out += others
     _assign_keys(out)
     return out
+
+
+def _without_bundled_copies(eps: list[metadata.EntryPoint]) -> list[metadata.EntryPoint]:
+    """lazycelery's wheel also ships first-party plugins (the beat pane) under their own entry
+    points; when the plugin's own distribution is installed too, the same pane is declared twice
+    (same name, same object). Keep the plugin distribution's declaration, not a "name taken"
+    failure: it is the one the user installed on purpose, perhaps a newer version."""
+    elsewhere = {(ep.name, ep.value) for ep in eps
+                 if _normalize(_dist_of(ep)[0]) != DISTRIBUTION}
+    return [ep for ep in eps
+            if not (_normalize(_dist_of(ep)[0]) == DISTRIBUTION and (ep.name, ep.value) in elsewhere)]
 
 
 def _is_builtin(ep: metadata.EntryPoint, dist: str) -> bool:
