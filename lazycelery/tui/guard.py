@@ -10,6 +10,8 @@ screen, so neither ``q`` nor Ctrl-C gets through. The formatting helpers are tot
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prompt_toolkit.key_binding import KeyBindingsBase
 from prompt_toolkit.layout import Container
 from prompt_toolkit.layout.dimension import Dimension
@@ -32,40 +34,40 @@ __all__ = [
     "SECTION_MARKER",
     "GuardedContainer",
     "RenderErrors",
+    "SafeContainer",
 ]
 
 
-class GuardedContainer(Container):
-    """Wraps a container: an exception while it is measured or drawn is recorded and the area
-    shows a marker line, so the frame completes and the keys keep working."""
+class SafeContainer(Container):
+    """Wraps a container: an exception while it is reset, measured or drawn goes to ``on_error``
+    (with the stage: "reset" or "render") and the frame completes; with a ``marker`` the area
+    shows that line instead of what the inner container half-drew."""
 
-    def __init__(self, inner: Container, where: str, errors: RenderErrors) -> None:
+    def __init__(self, inner: Container, on_error: Callable[[str, BaseException], None],
+                 marker: str | None = None) -> None:
         self.inner = inner
-        self.where = where
-        self.errors = errors
-
-    def _failed(self, exc: BaseException) -> None:
-        self.errors.record(self.where, exc)
+        self.on_error = on_error
+        self.marker = marker
 
     def reset(self) -> None:
         try:
             self.inner.reset()
         except Exception as exc:
-            self._failed(exc)
+            self.on_error("reset", exc)
 
     def preferred_width(self, max_available_width: int) -> Dimension:
         try:
             return self.inner.preferred_width(max_available_width)
         except Exception as exc:
-            self._failed(exc)
+            self.on_error("render", exc)
             return Dimension()
 
     def preferred_height(self, width: int, max_available_height: int) -> Dimension:
         try:
             return self.inner.preferred_height(width, max_available_height)
         except Exception as exc:
-            self._failed(exc)
-            return Dimension(min=1)
+            self.on_error("render", exc)
+            return Dimension(min=1) if self.marker else Dimension()  # room for the marker
 
     def write_to_screen(self, screen: Screen, mouse_handlers: MouseHandlers,
                         write_position: WritePosition, parent_style: str, erase_bg: bool,
@@ -74,8 +76,9 @@ class GuardedContainer(Container):
             self.inner.write_to_screen(screen, mouse_handlers, write_position, parent_style,
                                        erase_bg, z_index)
         except Exception as exc:
-            self._failed(exc)
-            _draw_marker(screen, write_position, f" {PANE_MARKER} ({self.where})")
+            self.on_error("render", exc)
+            if self.marker:
+                _draw_marker(screen, write_position, self.marker)
 
     def is_modal(self) -> bool:
         return self.inner.is_modal()
@@ -85,6 +88,17 @@ class GuardedContainer(Container):
 
     def get_children(self) -> list[Container]:
         return [self.inner]
+
+
+class GuardedContainer(SafeContainer):
+    """A part of the dashboard: an error is counted in ``errors`` (the screen model's
+    ``RenderErrors``) and the area shows a marker line, so the keys keep working."""
+
+    def __init__(self, inner: Container, where: str, errors: RenderErrors) -> None:
+        super().__init__(inner, lambda _stage, exc: errors.record(where, exc),
+                         f" {PANE_MARKER} ({where})")
+        self.where = where
+        self.errors = errors
 
 
 def _draw_marker(screen: Screen, wp: WritePosition, text: str) -> None:

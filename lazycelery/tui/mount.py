@@ -18,15 +18,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from prompt_toolkit.formatted_text import StyleAndTextTuples
-from prompt_toolkit.key_binding import KeyBindingsBase
 from prompt_toolkit.layout import Container, HSplit, Window, walk
 from prompt_toolkit.layout.controls import FormattedTextControl
-from prompt_toolkit.layout.dimension import Dimension
-from prompt_toolkit.layout.mouse_handlers import MouseHandlers
-from prompt_toolkit.layout.screen import Screen, WritePosition
 
 from lazycelery.panes_api import Pane, PaneCommand, PaneContext, PaneView
 from lazycelery.tui.global_commands import goto_command
+from lazycelery.tui.guard import SafeContainer
 from lazycelery.tui.keys import KeySeq, display_keys
 from lazycelery.tui.plugins import FAILED, NAME_PATTERN, PluginInfo, one_line, settings_view
 from lazycelery.tui.registry import Command
@@ -42,53 +39,6 @@ log = logging.getLogger(__name__)
 
 #: ``g``/``G`` reach a plugin's ``move`` as this many rows
 _FAR: Final = 1_000_000_000
-
-
-class _Guarded(Container):
-    """A plugin's container: an exception while it is measured or drawn (its controls, their
-    lines, its dimensions) fails the plugin, not the frame."""
-
-    def __init__(self, inner: Container, on_error: Callable[[str, BaseException], None]) -> None:
-        self.inner = inner
-        self.on_error = on_error
-
-    def reset(self) -> None:
-        try:
-            self.inner.reset()
-        except Exception as exc:
-            self.on_error("reset", exc)
-
-    def preferred_width(self, max_available_width: int) -> Dimension:
-        try:
-            return self.inner.preferred_width(max_available_width)
-        except Exception as exc:
-            self.on_error("render", exc)
-            return Dimension()
-
-    def preferred_height(self, width: int, max_available_height: int) -> Dimension:
-        try:
-            return self.inner.preferred_height(width, max_available_height)
-        except Exception as exc:
-            self.on_error("render", exc)
-            return Dimension()
-
-    def write_to_screen(self, screen: Screen, mouse_handlers: MouseHandlers,
-                        write_position: WritePosition, parent_style: str, erase_bg: bool,
-                        z_index: int | None) -> None:
-        try:
-            self.inner.write_to_screen(screen, mouse_handlers, write_position, parent_style,
-                                       erase_bg, z_index)
-        except Exception as exc:
-            self.on_error("render", exc)
-
-    def is_modal(self) -> bool:
-        return self.inner.is_modal()
-
-    def get_key_bindings(self) -> KeyBindingsBase | None:
-        return self.inner.get_key_bindings()
-
-    def get_children(self) -> list[Container]:
-        return [self.inner]
 
 
 @dataclass
@@ -184,7 +134,8 @@ class PaneHost:
                 raise TypeError(f"the built-in {info.name} pane has no focusable window")
             self._mounted[info.name] = Mounted(info, view, body, focus, pane.slot, windows)
             return
-        guarded = _Guarded(body, lambda stage, exc: self._fail(info.name, stage, exc))
+        # a plugin that raises while drawn is switched off (no marker: _fail replaces it)
+        guarded = SafeContainer(body, lambda stage, exc: self._fail(info.name, stage, exc))
         bar = Window(FormattedTextControl(lambda: self._title(info.name), focusable=True),
                      height=1, style=lambda: self._title_style(info.name))
         focus = next((w for w in windows if w.content.is_focusable()), bar)
