@@ -228,7 +228,9 @@ def test_tasks_finished_during_a_gap_are_reconciled_from_the_result_backend(
                                 timeout=60, what=f"{uuid} to be reconciled")
             assert (doc["state"], doc["old_state"], doc["reconciled"]) == ("SUCCESS", "STARTED", True)
             assert doc["name"] == "workerapp.long_running"
-        assert "reconcile (reconnect)" in tail.stderr()
+        # the summary goes to stderr, read by another thread than the lines above: wait for it
+        tail.wait_until(lambda: any("reconcile (reconnect)" in line for line in tail.errors),
+                        timeout=30, what="the reconcile summary on stderr")
         assert tail.interrupt() == 0
         assert_no_traceback(tail.stderr())
     finally:
