@@ -56,6 +56,8 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     ingest: Literal["auto", "fast", "kombu"] | None = None
     environments: dict[str, Environment] = {}
     keys: dict[str, str] = {}
+    #: `lazycelery serve`: users and tokens with their roles (checked by lazycelery.serve.auth)
+    serve: dict[str, Any] = {}
 
 
 def default_config_path(environ: Mapping[str, str] | None = None) -> Path:

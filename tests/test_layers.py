@@ -22,6 +22,7 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (4, "store", ("lazycelery.store",)),
     (5, "panes_api", ("lazycelery.panes_api",)),
     (6, "tail", ("lazycelery.tail",)),
+    (6, "serve", ("lazycelery.serve",)),
     (6, "screen model", ("lazycelery.tui", "lazycelery.tui.screen")),
     # what panes are made of: cell text, styles, columns, keys, the command registry, the
     # controls, and pane discovery (headless)

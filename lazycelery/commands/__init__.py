@@ -13,6 +13,7 @@ __all__ = ["COMMANDS"]
 COMMANDS: tuple[str, ...] = (
     "lazycelery.commands.tail",
     "lazycelery.commands.record",
+    "lazycelery.commands.serve",
     "lazycelery.commands.queues",
     "lazycelery.commands.config_cmd",
     "lazycelery.commands.task",

@@ -112,8 +112,12 @@ class Recorder:
 
     def __init__(self, settings: Settings, store: Store, retention: Any, *,
                  store_opener: Callable[[], Store], status_every: float = STATUS_EVERY,
-                 backfill: bool = True) -> None:
+                 backfill: bool = True, index: Any = None, observer: Any = None) -> None:
         self.settings = settings
+        #: `serve` passes the index its HTTP handlers read, and an observer that also gets
+        #: every batch and status (``on_batch``, ``on_status``) and the running parts (``attach``)
+        self.index = index
+        self.observer = observer
         self.store = store
         self.store_opener = store_opener  # a second connection, for the backfill thread
         self.retention = retention
@@ -141,16 +145,26 @@ class Recorder:
                              on_gap=self._on_store_gap)
         self._restart = self._restart_gap(writer, previous)
         reporter = StatusReporter(masked, settings.broker_url)
-        index = TaskIndex(max_tasks=settings.max_tasks)
+        index = self.index if self.index is not None else TaskIndex(max_tasks=settings.max_tasks)
         self._start_repair(index, writer)
+        observer = self.observer
 
         def on_status(status: Any) -> None:
             self._on_status(status, reporter, writer)
+            if observer is not None:
+                observer.on_status(status)
+
+        def on_batch(events: Any, records: Any) -> None:
+            writer.on_batch(events, records)
+            observer.on_batch(events, records)
 
         ingestor = Ingestor(settings.broker_url, index, mode=settings.ingest,
                             app=settings.celery_app() if settings.app_spec else None,
                             transport_options=settings.transport_options,
-                            on_batch=writer.on_batch, on_status=on_status)
+                            on_batch=writer.on_batch if observer is None else on_batch,
+                            on_status=on_status)
+        if observer is not None:
+            observer.attach(ingestor, writer)
         _say(f"recording {masked} ({ingestor.path} path) into {store.masked}")
         restore = self._catch_signals()
         code = 0

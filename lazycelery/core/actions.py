@@ -164,6 +164,7 @@ class Actions:
         index: TaskIndex | None = None,
         timeout: float = 1.0,
         audit_path: Path | None = None,
+        user: str | None = None,
     ) -> None:
         if not timeout > 0:
             raise UsageError("timeout must be positive")
@@ -173,6 +174,8 @@ class Actions:
         self.index = index
         self.timeout = timeout
         self.audit_path = audit_path
+        #: who asked, when not this process's OS user (an HTTP API caller), for the audit log
+        self.user = user
 
     @classmethod
     def from_settings(
@@ -195,7 +198,7 @@ class Actions:
     def _audited(self, result: ActionResult) -> ActionResult:
         try:
             audit.record(result.action, result.targets, result.to_json(), self.environment,
-                         path=self.audit_path)
+                         path=self.audit_path, user=self.user)
         except OSError as exc:
             return replace(result, audit_error=str(exc))
         return result

@@ -65,15 +65,17 @@ def record(
     environment: str | None,
     *,
     path: Path | None = None,
+    user: str | None = None,
 ) -> AuditEntry:
     """Append one line and return it. ``result`` must be JSON-able (an ``ActionResult.to_json()``).
 
     Raises ``OSError`` when the file cannot be written: an action that cannot be audited should
-    be reported, not silently forgotten.
+    be reported, not silently forgotten. ``user`` names who asked when it is not this process's
+    OS user (an HTTP API caller: ``api:user:alice (as lc)``).
     """
     entry = AuditEntry(
         time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-        user=_user(),
+        user=_user() if user is None else f"{user} (as {_user()})",
         host=socket.gethostname(),
         environment=environment or "-",
         action=action,

@@ -283,6 +283,12 @@ class TaskIndex:
                 out.append(rec)
             return out
 
+    def record_lists(self) -> tuple[list[TaskRecord], list[TaskRecord]]:
+        """(unfinished, finished), each least recently active first: a copy of the references
+        taken under the lock (O(n), no sort), for readers that filter without holding it."""
+        with self.lock:
+            return list(self._active.values()), list(self._done.values())
+
     def snapshot(self) -> list[TaskRecord]:
         """Every record, most recently active first (O(n): for filters and sorts)."""
         with self.lock:

@@ -1,0 +1,243 @@
+"""`lazycelery serve`: the ingest (and, with --store, the recorder) plus a Flower-compatible
+HTTP API and Prometheus metrics, in one process."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import signal
+import sys
+import threading
+from typing import Any
+
+from lazycelery.commands.argtypes import positive_int
+from lazycelery.errors import UsageError
+
+__all__ = ["register", "run"]
+
+HANDLER = "lazycelery.commands.serve:run"
+DEFAULT_PORT = 5555
+
+DESCRIPTION = """\
+Serve Flower's HTTP API (same paths, parameters and JSON) and Prometheus metrics (Flower's
+metric names and more) from lazycelery's ingest: one process, one subscription to the event
+stream. With --store (or a store in the config file's environment) it also records history,
+like `lazycelery record`. Binds 127.0.0.1; another address needs users or tokens in the
+config file's [serve] table (docs/serve.md), or --insecure-no-auth.
+"""
+
+EPILOG = """\
+examples:
+  lazycelery serve -A proj.celery --port 5555
+  curl 'localhost:5555/api/tasks?state=FAILURE&limit=10'
+  curl localhost:5555/metrics
+  lazycelery serve --new-token                 print a token and its [serve] entry
+  lazycelery serve --hash-password             read a password, print its [serve] entry
+  lazycelery serve --host 0.0.0.0 --store postgresql://lc@db/celerymon --read-only
+
+exit status: 0 after Ctrl-C / SIGTERM; 2 on a bad option, a port in use or a bad [serve] table.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "serve", parents=[common], help="Flower-compatible HTTP API and /metrics (headless)",
+        description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    http = parser.add_argument_group("http")
+    http.add_argument("--host", default="127.0.0.1",
+                      help="address to listen on (default 127.0.0.1)")
+    http.add_argument("--port", type=positive_int, default=DEFAULT_PORT,
+                      help=f"port (default {DEFAULT_PORT}, Flower's)")
+    http.add_argument("--insecure-no-auth", action="store_true",
+                      help="allow a non-loopback address with no users or tokens configured")
+    http.add_argument("--certfile", metavar="PEM", help="serve HTTPS with this certificate")
+    http.add_argument("--keyfile", metavar="PEM", help="... and this private key")
+    http.add_argument("--access-log", action="store_true", help="log every request on stderr")
+    http.add_argument("--queue-interval", type=float, metavar="S", default=5.0,
+                      help="seconds between queue reads for /metrics (default 5)")
+    parser.add_argument("--record", action="store_true",
+                        help="also record history into the store (implied by --store)")
+    setup = parser.add_argument_group("credentials (print and exit)")
+    setup.add_argument("--new-token", metavar="NAME", nargs="?", const="api",
+                       help="print a new bearer token and its [serve] entry")
+    setup.add_argument("--hash-password", metavar="USER", nargs="?", const="admin",
+                       help="read a password (stdin or prompt), print its [serve] entry")
+    parser.set_defaults(handler=HANDLER)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.new_token is not None:
+        return _print_token(args.new_token)
+    if args.hash_password is not None:
+        return _print_password(args.hash_password)
+    try:
+        import prometheus_client  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(f"serve needs the 'serve' extra ({exc.name} is missing): "
+                         "pip install 'lazycelery[serve]'") from None
+    from lazycelery.config import resolve
+
+    settings = resolve(args)
+    guard = _guard(settings)
+    if (args.certfile is None) != (args.keyfile is None):
+        raise UsageError("--certfile and --keyfile go together")
+    return _Serve(args, settings, guard).run()
+
+
+def _print_token(name: str) -> int:
+    from lazycelery.serve.auth import hash_token, new_token
+
+    token = new_token()
+    print(f"token (give it to the client; it is not stored): {token}")
+    print("\n[[serve.tokens]]  # in the config file (`lazycelery config path`)")
+    print(f'name = "{name}"\nsha256 = "{hash_token(token)}"\nrole = "viewer"  # or "operator"')
+    return 0
+
+
+def _print_password(user: str) -> int:
+    from lazycelery.serve.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {user}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise UsageError("empty password")
+    print("[[serve.users]]  # in the config file (`lazycelery config path`)")
+    print(f'name = "{user}"\npassword = "{hash_password(password)}"\n'
+          'role = "viewer"  # or "operator"')
+    return 0
+
+
+def _guard(settings: Any) -> Any:
+    from lazycelery.config_file import load_file
+    from lazycelery.serve.auth import AuthError, Guard, load_auth
+
+    table: dict[str, Any] = {}
+    if settings.config_path.exists():
+        table = dict(load_file(settings.config_path).serve)
+    try:
+        return Guard(load_auth(table))
+    except AuthError as exc:
+        raise UsageError(f"{settings.config_path}: {exc}") from None
+
+
+def _say(text: str) -> None:
+    try:
+        sys.stderr.write(f"lazycelery: {text}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class _Serve:
+    def __init__(self, args: argparse.Namespace, settings: Any, guard: Any) -> None:
+        self.args = args
+        self.settings = settings
+        self.guard = guard
+
+    def run(self) -> int:
+        from lazycelery.serve.server import is_loopback, listen
+
+        args = self.args
+        if not is_loopback(args.host) and self.guard.open and not args.insecure_no_auth:
+            raise UsageError(f"refusing to listen on {args.host} without authentication: add "
+                             "users or tokens to [serve] in the config file (docs/serve.md), "
+                             "or pass --insecure-no-auth")
+        sock = listen(args.host, args.port)
+        try:
+            return self._serve(sock)
+        finally:
+            sock.close()
+
+    def _serve(self, sock: Any) -> int:
+        from lazycelery.serve.app import build_app
+        from lazycelery.serve.runtime import Observer, make_service
+        from lazycelery.serve.server import HttpServer
+
+        args, settings = self.args, self.settings
+        queues = self._queues()
+        service = make_service(settings, queues, read_only=settings.read_only)
+        observer = Observer(service)
+        server = HttpServer(build_app(service, self.guard), sock, certfile=args.certfile,
+                            keyfile=args.keyfile, access_log=args.access_log)
+        server.start()
+        scheme = "https" if args.certfile else "http"
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        auth = "no authentication" if self.guard.open else "authentication required"
+        _say(f"serving {scheme}://{host}:{sock.getsockname()[1]} for "
+             f"{settings.masked_broker()} ({auth}{', read-only' if settings.read_only else ''})")
+        try:
+            if args.record or settings.store_url:
+                return self._record(service, observer)
+            return self._ingest_only(service, observer, server)
+        finally:
+            server.stop()
+            if queues is not None:
+                queues.stop()
+
+    def _queues(self) -> Any:
+        from lazycelery.broker import open_inspector
+        from lazycelery.serve.queues import QueueReader
+
+        s = self.settings
+        try:
+            inspector = open_inspector(s.broker_url, s.transport_options, s.queues,
+                                       management_url=s.management_url)
+        except Exception as exc:
+            _say(f"queue lengths off: {exc}")
+            return None
+        return QueueReader(inspector, interval=max(0.5, self.args.queue_interval)).start()
+
+    def _record(self, service: Any, observer: Any) -> int:
+        from lazycelery.commands.record import Recorder, store_url
+        from lazycelery.store import open_store
+        from lazycelery.store.retention import retention_from
+
+        url = store_url(self.settings)
+        store = open_store(url)
+        try:
+            return Recorder(self.settings, store, retention_from(None, None),
+                            store_opener=lambda: open_store(url, writer=False),
+                            index=service.index, observer=observer).run()
+        finally:
+            store.close()
+
+    def _ingest_only(self, service: Any, observer: Any, server: Any) -> int:
+        from lazycelery.serve.runtime import plain_ingestor
+
+        stop = threading.Event()
+        restore = _catch_signals(stop)
+        ingestor = plain_ingestor(self.settings, service, observer)
+        ingestor.start()
+        try:
+            while not stop.wait(0.5):
+                if not server.alive:
+                    _say(f"the HTTP server stopped: {server.error or 'unknown reason'}")
+                    return 2
+            return 0
+        finally:
+            restore()
+            ingestor.stop(timeout=3.0)
+            _say("stopped")
+
+
+def _catch_signals(stop: threading.Event) -> Any:
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore

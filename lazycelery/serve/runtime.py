@@ -1,0 +1,70 @@
+"""Wiring one ``serve``: the Service the handlers read, fed by the ingest thread through an
+observer (counters for the metrics, the ingest status, the store writer's figures)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from lazycelery.core.actions import environment_label
+from lazycelery.core.index import TaskIndex
+from lazycelery.core.ingest import Ingestor
+from lazycelery.core.ingest_status import IngestStatus
+from lazycelery.core.model import TaskRecord, WorkerRecord
+from lazycelery.serve.service import Service
+
+if TYPE_CHECKING:
+    from lazycelery.config import Settings
+    from lazycelery.serve.queues import QueueReader
+
+__all__ = ["Observer", "make_service", "plain_ingestor"]
+
+
+class Observer:
+    """What the ingest thread tells the Service (the ``Recorder`` takes one too)."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def on_batch(self, events: Sequence[Mapping[str, Any]],
+                 records: Sequence[TaskRecord | WorkerRecord | None]) -> None:
+        self.service.counters.on_batch(events, records)
+
+    def on_status(self, status: IngestStatus) -> None:
+        self.service.counters.on_status(status)
+
+    def attach(self, ingestor: Ingestor, writer: Any = None) -> None:
+        self.service.ingest_status = lambda: ingestor.status
+        if writer is not None:
+            self.service.store_stats = writer.stats
+
+
+def known_queues(app: Any, settings: Settings) -> tuple[str, ...]:
+    names = {str(app.conf.task_default_queue or "celery"), *settings.queues}
+    for queue in app.conf.task_queues or ():
+        name = getattr(queue, "name", None)
+        if name:
+            names.add(str(name))
+    return tuple(sorted(names))
+
+
+def make_service(settings: Settings, queues: QueueReader | None, *,
+                 read_only: bool) -> Service:
+    app = settings.celery_app()
+    service = Service(app=app, index=TaskIndex(max_tasks=settings.max_tasks),
+                      environment=environment_label(settings), read_only=read_only,
+                      known_queues=known_queues(app, settings))
+    if queues is not None:
+        service.queues = lambda: queues.latest
+        service.read_queues = queues.read
+    return service
+
+
+def plain_ingestor(settings: Settings, service: Service, observer: Observer) -> Ingestor:
+    """The ingest thread without a store (``--store`` goes through the Recorder instead)."""
+    ingestor = Ingestor(settings.broker_url, service.index, mode=settings.ingest,
+                        app=settings.celery_app() if settings.app_spec else None,
+                        transport_options=settings.transport_options,
+                        on_batch=observer.on_batch, on_status=observer.on_status)
+    observer.attach(ingestor)
+    return ingestor

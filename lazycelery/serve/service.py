@@ -1,0 +1,56 @@
+"""Everything the HTTP handlers read: the index (one writer: the ingest thread), the ingest
+status, the queue monitor's snapshot, the worker inspect cache, the counters for the metrics;
+and the actions they run, audited with the API caller's name."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lazycelery.broker.model import QueueSnapshot
+from lazycelery.core.actions import Actions
+from lazycelery.core.index import TaskIndex
+from lazycelery.core.ingest_status import IngestStatus
+from lazycelery.serve.counters import FlowerCounters
+from lazycelery.serve.workers import WorkerInfo
+
+__all__ = ["Service"]
+
+
+@dataclass
+class Service:
+    """The shared state of one ``serve``; attributes set at start, read by every request."""
+
+    app: Any  # the celery app (-A, or a bare one for the broker)
+    index: TaskIndex
+    environment: str
+    read_only: bool = False
+    workers: WorkerInfo | None = None
+    counters: FlowerCounters = field(default_factory=FlowerCounters)
+    #: the ingest thread's status, read from the Ingestor once it exists
+    ingest_status: Callable[[], IngestStatus | None] = lambda: None
+    #: the latest queue snapshot (the monitor thread swaps it whole)
+    queues: Callable[[], QueueSnapshot | None] = lambda: None
+    #: a queue snapshot read now (at most once a second), covering these queue names; None when
+    #: the broker's queues cannot be read
+    read_queues: Callable[[list[str]], QueueSnapshot] | None = None
+    #: store writer figures (written, lost, pending) when ``--store`` records
+    store_stats: Callable[[], Any] | None = None
+    #: the default queue and the app's configured queues (Flower's fallback for queue lengths)
+    known_queues: tuple[str, ...] = ()
+    control_timeout: float = 1.0
+    audit_path: Path | None = None
+    started: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        if self.workers is None:
+            self.workers = WorkerInfo(self.app, self.index, self.control_timeout)
+
+    def actions(self, user: str) -> Actions:
+        """Actions for one API caller: read-only refuses, every one is audited as ``user``."""
+        return Actions(self.app, read_only=self.read_only, environment=self.environment,
+                       index=self.index, timeout=self.control_timeout,
+                       audit_path=self.audit_path, user=user)

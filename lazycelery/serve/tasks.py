@@ -1,0 +1,131 @@
+"""``GET /api/tasks``: Flower's parameters (limit, offset, sort_by, workername, taskname,
+state, received_start, received_end, search) over a copy of the index's records.
+
+The default order is most recently active first (the index's own order, read lazily, so the
+first page of a million tasks costs a page, not a sort); ``sort_by`` sorts what matches."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from lazycelery.core.model import TaskRecord
+from lazycelery.serve import params
+from lazycelery.serve.errors import bad_param
+from lazycelery.serve.search import Predicate, SearchError, compile_search
+
+__all__ = ["MAX_LIMIT", "SORT_KEYS", "TaskQuery", "parse_query", "select"]
+
+#: the most tasks one answer holds (Flower has no cap: a bare /api/tasks returns them all)
+MAX_LIMIT = 10_000
+SORT_KEYS = frozenset({"name", "state", "received", "started"})
+_DATE = "%Y-%m-%d %H:%M"
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    limit: int
+    offset: int
+    sort_by: str | None
+    descending: bool
+    worker: str | None
+    name: str | None
+    state: str | None
+    received_start: float | None
+    received_end: float | None
+    search: Predicate | None
+
+
+def _all_means_none(value: str | None) -> str | None:
+    return None if value in (None, "", "All") else value
+
+
+def _date(query: Mapping[str, str], name: str) -> float | None:
+    value = params.text(query, name)
+    if not value:
+        return None
+    try:
+        # local time, as Flower reads it (time.mktime)
+        return time.mktime(datetime.strptime(value.strip(), _DATE).timetuple())
+    except (ValueError, OverflowError):
+        raise bad_param(name, f"expected 'YYYY-MM-DD HH:MM', got {value[:40]!r}") from None
+
+
+def parse_query(query: Mapping[str, str]) -> TaskQuery:
+    """The parameters, checked: a bad one raises ``ApiError`` 400 naming it."""
+    limit = params.optional_int(query, "limit", minimum=0)
+    offset = params.optional_int(query, "offset", minimum=0) or 0
+    sort_by = params.text(query, "sort_by") or None
+    if sort_by is not None and sort_by.lstrip("-") not in SORT_KEYS:
+        raise bad_param("sort_by", f"expected one of {', '.join(sorted(SORT_KEYS))} "
+                                   "(a leading - sorts descending)")
+    search_text = params.text(query, "search")
+    try:
+        search = compile_search(search_text) if search_text else None
+    except SearchError as exc:
+        raise bad_param("search", str(exc)) from None
+    return TaskQuery(
+        limit=MAX_LIMIT if limit is None else min(limit, MAX_LIMIT), offset=offset,
+        sort_by=sort_by.lstrip("-") if sort_by else None,
+        descending=bool(sort_by and sort_by.startswith("-")),
+        worker=_all_means_none(params.text(query, "workername")),
+        name=_all_means_none(params.text(query, "taskname")),
+        state=_all_means_none(params.text(query, "state")),
+        received_start=_date(query, "received_start"),
+        received_end=_date(query, "received_end"), search=search)
+
+
+def _filter(q: TaskQuery) -> Callable[[TaskRecord], bool]:
+    worker = q.worker.casefold() if q.worker else None
+    name = q.name.casefold() if q.name else None
+    state = q.state.casefold() if q.state else None
+    start, end, search = q.received_start, q.received_end, q.search
+
+    def keep(rec: TaskRecord) -> bool:
+        if state is not None and rec.state.casefold() != state:
+            return False
+        if name is not None and (rec.name or "").casefold() != name:
+            return False
+        if worker is not None and (rec.worker or "").casefold() != worker:
+            return False
+        received = rec.received
+        if received is not None and ((start is not None and received < start)
+                                     or (end is not None and received > end)):
+            return False
+        return search is None or search(rec)
+
+    return keep
+
+
+def _sort_key(field: str) -> Callable[[TaskRecord], tuple[bool, object, str]]:
+    numeric = field in ("received", "started")
+
+    def key(rec: TaskRecord) -> tuple[bool, object, str]:
+        value = getattr(rec, field)
+        if value is None:
+            return False, 0.0 if numeric else "", rec.uuid
+        return True, value if numeric else str(value).casefold(), rec.uuid
+
+    return key
+
+
+def newest_first(active: list[TaskRecord], done: list[TaskRecord]) -> Iterator[TaskRecord]:
+    """The index's two lists (each least recently active first) merged, newest first."""
+    return heapq.merge(reversed(active), reversed(done), key=lambda r: r.last_seen, reverse=True)
+
+
+def select(q: TaskQuery, records: Iterable[TaskRecord]) -> list[TaskRecord]:
+    """The page: filtered, ordered, ``offset`` skipped, at most ``limit``. ``records`` come
+    newest first; without ``sort_by`` only as many are read as the page needs."""
+    keep = _filter(q)
+    matching = (r for r in records if keep(r))
+    if q.sort_by is None:
+        return list(itertools.islice(matching, q.offset, q.offset + q.limit))
+    key = _sort_key(q.sort_by)
+    end = q.offset + q.limit
+    chosen = (heapq.nlargest if q.descending else heapq.nsmallest)(end, matching, key=key)
+    return chosen[q.offset:end]
