@@ -40,7 +40,8 @@ class ReadApi:
         query = parse_query(request.query_params)
         active, done = self.service.index.record_lists()
         page = await run_in_threadpool(lambda: select(query, newest_first(active, done)))
-        return json_response({rec.uuid: task_dict(rec, kids) for rec, kids in self._copies(page)})
+        return json_response({rec.uuid: task_dict(rec, kids, worker_last=True)
+                              for rec, kids in self._copies(page)})
 
     async def task_types(self, request: Request, caller: Caller) -> Response:
         names = self.service.index.counts()["by_name"]

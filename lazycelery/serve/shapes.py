@@ -18,10 +18,12 @@ TASK_FIELDS = ("uuid", "name", "state", "received", "sent", "started", "rejected
                "children")
 
 
-def task_dict(rec: TaskRecord, children: Sequence[str] = ()) -> dict[str, Any]:
+def task_dict(rec: TaskRecord, children: Sequence[str] = (), *,
+              worker_last: bool = False) -> dict[str, Any]:
     """One task, Flower's keys. ``root`` and ``parent`` are the ids (Flower: the same ids, as
-    celery's serializer writes them); ``clock`` is not tracked per task (0)."""
-    return {
+    celery's serializer writes them); ``clock`` is not tracked per task (0). ``worker_last``:
+    the key order of Flower's /api/tasks (it moves ``worker`` to the end)."""
+    out = {
         "uuid": rec.uuid, "name": rec.name, "state": rec.state,
         "received": rec.received, "sent": rec.sent, "started": rec.started,
         "rejected": rec.rejected, "succeeded": rec.succeeded, "failed": rec.failed,
@@ -33,3 +35,6 @@ def task_dict(rec: TaskRecord, children: Sequence[str] = ()) -> dict[str, Any]:
         "root": rec.root_id, "root_id": rec.root_id, "parent": rec.parent_id,
         "parent_id": rec.parent_id, "children": list(children),
     }
+    if worker_last:
+        out["worker"] = out.pop("worker")
+    return out
