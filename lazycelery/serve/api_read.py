@@ -118,6 +118,10 @@ class ReadApi:
             entry: dict[str, Any] = {"name": name, "messages": 0}
             if stats is not None and stats.ready is not None:
                 entry["messages"] = stats.ready
+                if stats.sources.get("ready", "").startswith(("amqp", "rabbitmq")):
+                    # RabbitMQ's "messages" (what Flower shows there) counts unacked ones too
+                    entry["messages_ready"] = stats.ready
+                    entry["messages"] = stats.ready + (stats.reserved or 0)
                 if stats.by_priority:  # Redis: every priority sub-list counted
                     entry["priorities"] = {str(k): v for k, v in sorted(stats.by_priority.items())}
                 if stats.reserved is not None:
