@@ -46,7 +46,7 @@ def test_passwords_and_tokens_identify_callers_with_roles(config: AuthConfig) ->
 
 
 def test_an_open_guard_lets_everyone_act_as_anonymous() -> None:
-    caller, status, _ = Guard(AuthConfig({})).identify(None, "127.0.0.1")
+    caller, _, _ = Guard(AuthConfig({})).identify(None, "127.0.0.1")
     assert caller is not None and caller.name == "anonymous@127.0.0.1" and caller.may_act
 
 
