@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from lazycelery.core.index import TaskIndex
+from lazycelery.serve import tasks as serve_tasks
 from lazycelery.serve.counters import FlowerCounters
 from lazycelery.serve.errors import ApiError
 from lazycelery.serve.search import SearchError, compile_search
-from lazycelery.serve.tasks import MAX_LIMIT, newest_first, parse_query, select
+from lazycelery.serve.tasks import MAX_LIMIT, page, parse_query
 from tests.replay import BROKERS, load_events
 
 flower_events = pytest.importorskip("flower.events", reason="Flower is in the test extra")
@@ -36,8 +37,7 @@ def both(request: pytest.FixtureRequest) -> Iterator[tuple[TaskIndex, Any, Flowe
 
 
 def ours(index: TaskIndex, **query: str) -> list[str]:
-    active, done = index.record_lists()
-    return [r.uuid for r in select(parse_query(query), newest_first(active, done))]
+    return [r.uuid for r in page(index, parse_query(query))]
 
 
 def theirs(flower: Any, **query: Any) -> list[str]:
@@ -79,11 +79,24 @@ def test_sorted_pages_are_the_same(both: tuple[TaskIndex, Any, FlowerCounters],
     assert ours(index, **query) == theirs(flower, **dict(query))
 
 
-def test_a_page_without_sort_is_newest_first(both: tuple[TaskIndex, Any, FlowerCounters]) -> None:
+def test_a_page_without_sort_is_newest_first(both: tuple[TaskIndex, Any, FlowerCounters],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     index, _, _ = both
-    page = ours(index, limit="5", offset="2")
-    newest = [r.uuid for r in index.newest(7)]
-    assert page == newest[2:7]
+    newest = [r.uuid for r in index.newest(len(index))]
+    assert ours(index, limit="5", offset="2") == newest[2:7]
+    failed = [u for u in newest if index.get(u).state == "FAILURE"]  # type: ignore[union-attr]
+    assert ours(index, state="FAILURE", limit="3", offset="1") == failed[1:4]
+    # past the scan budget the page comes from the copy, sorted by last activity (records of
+    # one batch share their time: among them the order may differ)
+    monkeypatch.setattr(serve_tasks, "SCAN_BUDGET", 10)
+
+    def times(ids: list[str]) -> list[float]:
+        return [index.get(u).last_seen for u in ids]  # type: ignore[union-attr]
+
+    copied = ours(index, state="FAILURE", limit="3", offset="1")
+    assert times(copied) == times(failed[1:4])
+    assert {index.get(u).state for u in copied} == {"FAILURE"}  # type: ignore[union-attr]
+    assert times(ours(index, limit="20", offset="2")) == times(newest[2:22])
 
 
 @pytest.mark.parametrize("query", [

@@ -224,6 +224,8 @@ class _Serve:
         finally:
             restore()
             ingestor.stop(timeout=3.0)
+            if observer.reconciler is not None:
+                observer.reconciler.stop(timeout=2.0)
             _say("stopped")
 
 

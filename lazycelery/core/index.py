@@ -283,11 +283,12 @@ class TaskIndex:
                 out.append(rec)
             return out
 
-    def record_lists(self) -> tuple[list[TaskRecord], list[TaskRecord]]:
-        """(unfinished, finished), each least recently active first: a copy of the references
-        taken under the lock (O(n), no sort), for readers that filter without holding it."""
+    def records(self) -> list[TaskRecord]:
+        """Every record in no particular order: a copy of the references taken under the lock,
+        for readers that filter or sort without holding it. Read through the plain dicts
+        (an OrderedDict's own iteration looks every key up again: ~100x slower at 1M)."""
         with self.lock:
-            return list(self._active.values()), list(self._done.values())
+            return [*dict.values(self._active), *dict.values(self._done)]
 
     def snapshot(self) -> list[TaskRecord]:
         """Every record, most recently active first (O(n): for filters and sorts)."""

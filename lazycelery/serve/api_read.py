@@ -17,7 +17,7 @@ from lazycelery.serve.errors import ApiError
 from lazycelery.serve.http import json_response
 from lazycelery.serve.service import Service
 from lazycelery.serve.shapes import task_dict
-from lazycelery.serve.tasks import newest_first, parse_query, select
+from lazycelery.serve.tasks import page, parse_query
 
 __all__ = ["ReadApi"]
 
@@ -38,10 +38,9 @@ class ReadApi:
 
     async def tasks(self, request: Request, caller: Caller) -> Response:
         query = parse_query(request.query_params)
-        active, done = self.service.index.record_lists()
-        page = await run_in_threadpool(lambda: select(query, newest_first(active, done)))
+        found = await run_in_threadpool(page, self.service.index, query)
         return json_response({rec.uuid: task_dict(rec, kids, worker_last=True)
-                              for rec, kids in self._copies(page)})
+                              for rec, kids in self._copies(found)})
 
     async def task_types(self, request: Request, caller: Caller) -> Response:
         names = self.service.index.counts()["by_name"]

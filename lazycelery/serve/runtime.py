@@ -25,6 +25,8 @@ class Observer:
 
     def __init__(self, service: Service) -> None:
         self.service = service
+        #: without a store, serve reconciles unfinished tasks after a gap itself
+        self.reconciler: Any = None
 
     def on_batch(self, events: Sequence[Mapping[str, Any]],
                  records: Sequence[TaskRecord | WorkerRecord | None]) -> None:
@@ -32,6 +34,8 @@ class Observer:
 
     def on_status(self, status: IngestStatus) -> None:
         self.service.counters.on_status(status)
+        if self.reconciler is not None:
+            self.reconciler.on_ingest_status(status)
 
     def attach(self, ingestor: Ingestor, writer: Any = None) -> None:
         self.service.ingest_status = lambda: ingestor.status
@@ -61,7 +65,17 @@ def make_service(settings: Settings, queues: QueueReader | None, *,
 
 
 def plain_ingestor(settings: Settings, service: Service, observer: Observer) -> Ingestor:
-    """The ingest thread without a store (``--store`` goes through the Recorder instead)."""
+    """The ingest thread without a store (``--store`` goes through the Recorder instead), with
+    reconciliation after a gap when the app has a result backend."""
+    from lazycelery.core.reconcile import NoResultBackend, Reconciler, result_backend
+
+    try:
+        result_backend(service.app)
+    except NoResultBackend:
+        pass
+    else:
+        observer.reconciler = Reconciler(service.index, service.app)
+        observer.reconciler.start()
     ingestor = Ingestor(settings.broker_url, service.index, mode=settings.ingest,
                         app=settings.celery_app() if settings.app_spec else None,
                         transport_options=settings.transport_options,

@@ -7,21 +7,23 @@ first page of a million tasks costs a page, not a sort); ``sort_by`` sorts what 
 from __future__ import annotations
 
 import heapq
-import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import TaskRecord
 from lazycelery.serve import params
 from lazycelery.serve.errors import bad_param
 from lazycelery.serve.search import Predicate, SearchError, compile_search
 
-__all__ = ["MAX_LIMIT", "SORT_KEYS", "TaskQuery", "parse_query", "select"]
+__all__ = ["MAX_LIMIT", "SORT_KEYS", "TaskQuery", "page", "parse_query"]
 
 #: the most tasks one answer holds (Flower has no cap: a bare /api/tasks returns them all)
 MAX_LIMIT = 10_000
+#: records read under the index's lock for one page before falling back to a copy
+SCAN_BUDGET = 20_000
 SORT_KEYS = frozenset({"name", "state", "received", "started"})
 _DATE = "%Y-%m-%d %H:%M"
 
@@ -113,19 +115,43 @@ def _sort_key(field: str) -> Callable[[TaskRecord], tuple[bool, object, str]]:
     return key
 
 
-def newest_first(active: list[TaskRecord], done: list[TaskRecord]) -> Iterator[TaskRecord]:
-    """The index's two lists (each least recently active first) merged, newest first."""
-    return heapq.merge(reversed(active), reversed(done), key=lambda r: r.last_seen, reverse=True)
+def page(index: TaskIndex, q: TaskQuery) -> list[TaskRecord]:
+    """The page: filtered, ordered, ``offset`` skipped, at most ``limit``.
 
-
-def select(q: TaskQuery, records: Iterable[TaskRecord]) -> list[TaskRecord]:
-    """The page: filtered, ordered, ``offset`` skipped, at most ``limit``. ``records`` come
-    newest first; without ``sort_by`` only as many are read as the page needs."""
+    Without ``sort_by`` the index is read newest first under its lock, lazily, for at most
+    ``SCAN_BUDGET`` records (the first page of a million tasks costs a page). A page not found
+    within the budget, or a ``sort_by``, works on a copy of the references, outside the lock."""
     keep = _filter(q)
+    end = q.offset + q.limit
+    if q.sort_by is None:
+        with index.lock:
+            found = _scan(index.iter_newest(), keep, end)
+        if found is not None:
+            return found[q.offset:end]
+    records = index.records()
     matching = (r for r in records if keep(r))
     if q.sort_by is None:
-        return list(itertools.islice(matching, q.offset, q.offset + q.limit))
+        return heapq.nlargest(end, matching, key=_newest)[q.offset:end]
     key = _sort_key(q.sort_by)
-    end = q.offset + q.limit
     chosen = (heapq.nlargest if q.descending else heapq.nsmallest)(end, matching, key=key)
     return chosen[q.offset:end]
+
+
+def _newest(rec: TaskRecord) -> float:
+    return rec.last_seen
+
+
+def _scan(records: Iterator[TaskRecord], keep: Callable[[TaskRecord], bool],
+          end: int) -> list[TaskRecord] | None:
+    """The first ``end`` matches, or None when ``SCAN_BUDGET`` records did not hold them."""
+    out: list[TaskRecord] = []
+    if end == 0:
+        return out
+    for seen, rec in enumerate(records, 1):
+        if keep(rec):
+            out.append(rec)
+            if len(out) >= end:
+                return out
+        if seen >= SCAN_BUDGET:
+            return None
+    return out
