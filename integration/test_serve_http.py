@@ -84,6 +84,27 @@ def test_auth_roles_actions_and_audit(redis_url: str, celery_worker_factory: Cal
     assert revoked["message"] == f"Revoked '{task_id}'"
     assert list(revoked["detail"]["replies"]) == [worker.hostname]  # addressed, not broadcast
 
+    # /metrics parses as Prometheus text with Flower's families and ours
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def families() -> dict[str, Any]:
+        text = httpx.get(f"{url}/metrics", headers=viewer).text
+        return {f.name: f for f in text_string_to_metric_families(text)}
+
+    found = wait_for(lambda: (lambda f: f if f["flower_task_runtime_seconds"].samples else None)(
+        families()), what="the task's runtime in /metrics")
+    for name in ("flower_events", "flower_task_runtime_seconds", "flower_task_prefetch_time_seconds",
+                 "flower_worker_prefetched_tasks", "flower_worker_online",
+                 "flower_worker_number_of_currently_executing_tasks", "lazycelery_queue_messages",
+                 "lazycelery_tasks", "lazycelery_ingest_gaps"):
+        assert name in found, name
+    online = {s.labels["worker"]: s.value for s in found["flower_worker_online"].samples}
+    assert online[worker.hostname] == 1
+    succeeded = [s for s in found["flower_events"].samples
+                 if s.labels == {"worker": worker.hostname, "type": "task-succeeded",
+                                 "task": "workerapp.add"}]
+    assert succeeded and succeeded[0].value == 1
+
     # unknown names are 404s; bad parameters 400s naming them
     assert httpx.post(f"{url}/api/worker/shutdown/celery@nowhere",
                       headers=operator).status_code == 404

@@ -4,7 +4,6 @@ HTTP API and Prometheus metrics, in one process."""
 from __future__ import annotations
 
 import argparse
-import getpass
 import signal
 import sys
 import threading
@@ -100,6 +99,8 @@ def _print_token(name: str) -> int:
 
 
 def _print_password(user: str) -> int:
+    import getpass
+
     from lazycelery.serve.auth import hash_password
 
     if sys.stdin.isatty():
