@@ -17,6 +17,8 @@ from lazycelery.urls import error_line
 __all__ = ["WorkerInfo"]
 
 METHODS: Final = ("stats", "active_queues", "registered", "conf")
+#: a worker that did not answer is not asked again unprompted for this many seconds
+RETRY_AFTER: Final = 30.0
 TASK_METHODS: Final = ("scheduled", "active", "reserved", "revoked")
 
 
@@ -30,6 +32,7 @@ class WorkerInfo:
         self._lock = threading.Lock()
         self._ask_lock = threading.Lock()
         self._info: dict[str, dict[str, Any]] = {}
+        self._asked: dict[str, float] = {}  # hostname -> monotonic time it was last asked
 
     def known(self, name: str) -> bool:
         with self._lock:
@@ -43,8 +46,12 @@ class WorkerInfo:
             return {name: dict(info) for name, info in self._info.items()}
 
     def unasked(self) -> list[str]:
+        """Online workers with no answer yet, not asked within ``RETRY_AFTER`` seconds."""
+        now = time.monotonic()
+        online = online_workers(self.index)
         with self._lock:
-            return [w for w in online_workers(self.index) if w not in self._info]
+            return [w for w in online if w not in self._info
+                    and now - self._asked.get(w, -RETRY_AFTER) >= RETRY_AFTER]
 
     def ask(self, names: Sequence[str] | None = None, *, tasks: bool = False) -> str | None:
         """Inspect ``names`` (default: every online worker); None, or why it failed."""
@@ -52,6 +59,8 @@ class WorkerInfo:
         if not dest:
             return None
         methods = METHODS + (TASK_METHODS if tasks else ())
+        with self._lock:
+            self._asked.update(dict.fromkeys(dest, time.monotonic()))
         with self._ask_lock:
             inspect = self.app.control.inspect(destination=dest, timeout=self.timeout)
             for method in methods:
