@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("starlette", reason="the serve extra")
 with warnings.catch_warnings():  # starlette 1.x suggests another httpx package: not ours to pick
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from lazycelery.core.index import TaskIndex
