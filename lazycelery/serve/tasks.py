@@ -7,6 +7,7 @@ first page of a million tasks costs a page, not a sort); ``sort_by`` sorts what 
 from __future__ import annotations
 
 import heapq
+import operator
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -132,9 +133,27 @@ def page(index: TaskIndex, q: TaskQuery) -> list[TaskRecord]:
     matching = (r for r in records if keep(r))
     if q.sort_by is None:
         return heapq.nlargest(end, matching, key=_newest)[q.offset:end]
-    key = _sort_key(q.sort_by)
-    chosen = (heapq.nlargest if q.descending else heapq.nsmallest)(end, matching, key=key)
+    select = heapq.nlargest if q.descending else heapq.nsmallest
+    if q.sort_by in ("received", "started"):
+        # tasks without the time sort as Flower's do: before the others ascending, after them
+        # descending; the rest by (time, uuid), compared in C (attrgetter), not in a lambda
+        field = q.sort_by
+        timed: list[TaskRecord] = []
+        untimed: list[TaskRecord] = []
+        for rec in matching:
+            (untimed if getattr(rec, field) is None else timed).append(rec)
+        untimed.sort(key=_uuid, reverse=q.descending)
+        if q.descending:  # records come roughly oldest first: the heap then rarely changes
+            timed.reverse()
+        chosen = select(end, timed, key=operator.attrgetter(field, "uuid"))
+        ordered = chosen + untimed if q.descending else untimed + chosen
+        return ordered[q.offset:end]
+    chosen = select(end, matching, key=_sort_key(q.sort_by))
     return chosen[q.offset:end]
+
+
+def _uuid(rec: TaskRecord) -> str:
+    return rec.uuid
 
 
 def _newest(rec: TaskRecord) -> float:
