@@ -141,6 +141,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=30, help="per query for serve")
     parser.add_argument("--flower-requests", type=int, default=10, help="per query for Flower")
+    parser.add_argument("--skip-flower", action="store_true", help="measure serve only")
     parser.add_argument("--_ours", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--_flower", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -149,6 +150,11 @@ def main() -> None:
     if args._flower:
         return serve_flower(args._flower, args.tasks)
     ours = run_server("ours", args.tasks, args.requests)
+    if args.skip_flower:
+        rows = [[f"`{label}`", f"{ours[label][0] * 1000:.1f}", f"{ours[label][1] * 1000:.1f}"]
+                for label, _ in QUERIES]
+        print(md_table(["query", "serve p50 ms", "serve p95 ms"], rows))
+        return
     theirs = run_server("flower", args.tasks, args.flower_requests)
     rows = [[f"`{label}`", f"{ours[label][0] * 1000:.1f}", f"{ours[label][1] * 1000:.1f}",
              f"{theirs[label][0] * 1000:.0f}", f"{theirs[label][1] * 1000:.0f}",
