@@ -117,3 +117,18 @@ def test_metrics_render(open_client: TestClient) -> None:
     text = open_client.get("/metrics").text
     assert 'flower_events_total{task="benchapp.add",type="task-received",worker="' in text
     assert 'lazycelery_tasks{state="SUCCESS"}' in text
+
+
+def test_gaps_are_counted_once_each() -> None:
+    from lazycelery.core.ingest_status import Gap, IngestStatus
+
+    counters = FlowerCounters()
+    first = Gap(start=10.0, end=12.5, seconds=2.5, reason="connection lost")
+    for status in (IngestStatus(state="connected", path="fast"),
+                   IngestStatus(state="connected", path="fast", gap=first),
+                   IngestStatus(state="connected", path="fast", gap=first),
+                   IngestStatus(state="connected", path="fast",
+                                gap=Gap(start=20.0, end=21.0, seconds=1.0, reason="restart"))):
+        counters.on_status(status)
+    copy = counters.copy()
+    assert (copy["gaps"], copy["gap_seconds"]) == (2, 3.5)
