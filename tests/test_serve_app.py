@@ -132,3 +132,26 @@ def test_gaps_are_counted_once_each() -> None:
         counters.on_status(status)
     copy = counters.copy()
     assert (copy["gaps"], copy["gap_seconds"]) == (2, 3.5)
+
+
+def test_task_info_falls_back_to_the_history_store(tmp_path: Any, index: TaskIndex) -> None:
+    from celery import Celery
+
+    from lazycelery.core.model import TaskRecord
+    from lazycelery.serve.runtime import store_lookup
+    from lazycelery.store import open_store
+    from lazycelery.store.batch import WriteBatch
+
+    url = f"sqlite:///{tmp_path / 'h.sqlite3'}"
+    store = open_store(url)
+    old = TaskRecord(uuid="gone-from-memory", state="SUCCESS", name="proj.old", worker="w@h",
+                     received=100.0, succeeded=101.0, result="42")
+    store.write(WriteBatch(tasks=[old]))
+    store.close()
+    service = Service(app=Celery("t", broker="memory://", set_as_current=False), index=index,
+                      environment="t", stored_task=store_lookup(url))
+    with TestClient(build_app(service, Guard(AuthConfig({})))) as c:
+        info = c.get("/api/task/info/gone-from-memory").json()
+        assert (info["state"], info["name"], info["result"], info["worker"]) == \
+            ("SUCCESS", "proj.old", "42", "w@h")
+        assert c.get("/api/task/info/never-seen").status_code == 404

@@ -197,11 +197,13 @@ class _Serve:
 
     def _record(self, service: Any, observer: Any) -> int:
         from lazycelery.commands.record import Recorder, store_url
+        from lazycelery.serve.runtime import store_lookup
         from lazycelery.store import open_store
         from lazycelery.store.retention import retention_from
 
         url = store_url(self.settings)
         store = open_store(url)
+        service.stored_task = store_lookup(url)
         try:
             return Recorder(self.settings, store, retention_from(None, None),
                             store_opener=lambda: open_store(url, writer=False),

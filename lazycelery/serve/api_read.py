@@ -52,7 +52,11 @@ class ReadApi:
         with index.lock:
             rec = index.get(task_id)
         if rec is None:
-            raise ApiError(404, f"Unknown task '{task_id[:200]}'")
+            lookup = self.service.stored_task
+            stored = await run_in_threadpool(lookup, task_id) if lookup is not None else None
+            if stored is None:
+                raise ApiError(404, f"Unknown task '{task_id[:200]}'")
+            return json_response(task_dict(stored))  # from the history store
         (copy, kids), = self._copies([rec])
         return json_response(task_dict(copy, kids))
 

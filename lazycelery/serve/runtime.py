@@ -3,7 +3,7 @@ observer (counters for the metrics, the ingest status, the store writer's figure
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lazycelery.core.actions import environment_label
@@ -62,6 +62,28 @@ def make_service(settings: Settings, queues: QueueReader | None, *,
         service.queues = lambda: queues.latest
         service.read_queues = queues.read
     return service
+
+
+def store_lookup(url: str) -> Callable[[str], TaskRecord | None]:
+    """A task by id from the history store, on a connection of its own per call (a request
+    thread; only asked for ids no longer in memory). A store error answers "unknown"."""
+    from lazycelery.store import open_store
+    from lazycelery.store.errors import StoreError
+
+    def lookup(uuid: str) -> TaskRecord | None:
+        try:
+            store = open_store(url, create=False, writer=False)
+        except StoreError:
+            return None
+        try:
+            found = store.get_task(uuid)
+        except Exception:
+            return None
+        finally:
+            store.close()
+        return found[0] if found is not None else None
+
+    return lookup
 
 
 def plain_ingestor(settings: Settings, service: Service, observer: Observer) -> Ingestor:

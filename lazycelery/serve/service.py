@@ -14,6 +14,7 @@ from lazycelery.broker.model import QueueSnapshot
 from lazycelery.core.actions import Actions
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest_status import IngestStatus
+from lazycelery.core.model import TaskRecord
 from lazycelery.serve.counters import FlowerCounters
 from lazycelery.serve.workers import WorkerInfo
 
@@ -37,6 +38,8 @@ class Service:
     #: a queue snapshot read now (at most once a second), covering these queue names; None when
     #: the broker's queues cannot be read
     read_queues: Callable[[list[str]], QueueSnapshot] | None = None
+    #: a task from the history store (``--store``), for ids no longer in memory; blocks
+    stored_task: Callable[[str], TaskRecord | None] | None = None
     #: store writer figures (written, lost, pending) when ``--store`` records
     store_stats: Callable[[], Any] | None = None
     #: the default queue and the app's configured queues (Flower's fallback for queue lengths)
