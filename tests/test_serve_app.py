@@ -155,3 +155,27 @@ def test_task_info_falls_back_to_the_history_store(tmp_path: Any, index: TaskInd
         assert (info["state"], info["name"], info["result"], info["worker"]) == \
             ("SUCCESS", "proj.old", "42", "w@h")
         assert c.get("/api/task/info/never-seen").status_code == 404
+
+
+def test_our_exposition_parses_like_prometheus_clients(index: TaskIndex) -> None:
+    from celery import Celery
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from lazycelery.broker.model import QueueSnapshot, QueueStats
+    from lazycelery.serve.metrics import registry_for, render, render_reference
+
+    service = Service(app=Celery("t", broker="memory://", set_as_current=False), index=index,
+                      environment="t", counters=COUNTERS)
+    snapshot = QueueSnapshot(taken_at=1.0, source="t", queues=(
+        QueueStats(name='odd "queue"\\name\n', ready=3, by_priority={0: 1, 9: 2}, consumers=2),))
+    service.queues = lambda: snapshot
+    registry = registry_for(service)
+
+    def parsed(text: bytes) -> list[tuple[str, str, list[Any]]]:
+        return [(f.name, f.type, sorted((s.name, sorted(s.labels.items()), s.value)
+                                        for s in f.samples))
+                for f in text_string_to_metric_families(text.decode())
+                if f.name != "lazycelery_queue_snapshot_age_seconds"]  # the clock moves
+
+    ours, reference = parsed(render(registry)), parsed(render_reference(registry))
+    assert ours == reference and len(ours) > 10

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -22,7 +21,9 @@ from lazycelery.core.model import STATES, worker_status
 from lazycelery.serve.counters import BUCKETS
 from lazycelery.serve.service import Service
 
-__all__ = ["ServeCollector", "render"]
+__all__ = ["ServeCollector", "registry_for", "render", "render_reference"]
+
+_INF = float("inf")
 
 
 class ServeCollector(Collector):
@@ -162,5 +163,42 @@ def registry_for(service: Service) -> CollectorRegistry:
     return registry
 
 
-def render(registry: Any) -> bytes:
+def _value(value: float) -> str:
+    if value == _INF:
+        return "+Inf"
+    if value == -_INF:
+        return "-Inf"
+    if value != value:
+        return "NaN"
+    return repr(float(value))
+
+
+def _label(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The text exposition format (0.0.4), as ``generate_latest`` writes it for these
+    families, at a fraction of its cost per line (its formatting was 3/4 of a scrape with
+    10,000 queues)."""
+    out: list[str] = []
+    append = out.append
+    for family in registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        doc = family.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+        append(f"# HELP {name} {doc}\n# TYPE {name} {family.type}\n")
+        for sample in family.samples:
+            labels = sample.labels
+            if labels:
+                text = ",".join([f'{k}="{_label(v)}"' for k, v in sorted(labels.items())])
+                append(f"{sample.name}{{{text}}} {_value(sample.value)}\n")
+            else:
+                append(f"{sample.name} {_value(sample.value)}\n")
+    return "".join(out).encode()
+
+
+def render_reference(registry: CollectorRegistry) -> bytes:
+    """prometheus_client's own rendering (tests compare the two)."""
     return generate_latest(registry)
