@@ -4,7 +4,7 @@ frames of the application's own code. Two failures with one fingerprint are one 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from lazycelery.analysis.normalize import normalize_message
@@ -24,6 +24,8 @@ class Fingerprint:
     message: str
     #: the innermost application frames, ``dir/file.py:function``, outermost first
     frames: tuple[str, ...]
+    #: ``type: message`` as raised (not normalised): one example of the group
+    raw: str = field(default="", compare=False)
 
     @property
     def title(self) -> str:
@@ -50,4 +52,6 @@ def fingerprint(exception: str | None, traceback: str | None) -> Fingerprint:
     normal = normalize_message(message)
     digest = hashlib.sha1("\n".join((exc_type, normal, *frames)).encode("utf-8", "replace"),
                           usedforsecurity=False).hexdigest()
-    return Fingerprint(key=digest[:12], exc_type=exc_type, message=normal, frames=frames)
+    raw = f"{exc_type}: {message}" if message else exc_type
+    return Fingerprint(key=digest[:12], exc_type=exc_type, message=normal, frames=frames,
+                       raw=raw[:1000])

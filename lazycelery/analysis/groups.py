@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -23,6 +23,8 @@ __all__ = ["DEFAULT_MAX_GROUPS", "FAILURE_EVENTS", "ErrorGroup", "ErrorGroups", 
            "host_of"]
 
 FAILURE_EVENTS: Final = frozenset({"task-failed", "task-retried"})
+#: the events whose task record is read (for its name, args, queue)
+_NAMED: Final = FAILURE_EVENTS | {"task-succeeded"}
 DEFAULT_MAX_GROUPS: Final = 10_000
 #: task ids kept per group (the newest): what "open the group's tasks" and bulk actions take
 TASK_IDS: Final = 500
@@ -46,7 +48,7 @@ class ErrorGroup:
     """One fingerprint's failures."""
 
     fp: Fingerprint
-    #: the first raw exception text seen (the message before normalisation)
+    #: the first failure's ``type: message`` as raised (before normalisation)
     example: str
     traceback: str | None
     first_seen: float
@@ -120,12 +122,18 @@ class ErrorGroups:
     # ------------------------------------------------------------------ feeding
 
     def observe_batch(self, events: Sequence[Mapping[str, Any]],
-                      records: Sequence[object] = ()) -> None:
+                      records: Sequence[object] = (), *,
+                      lookup: Callable[[str], object] | None = None) -> None:
         """``on_batch``'s arguments: the events and, position for position, the records the
-        index returned for them (optional)."""
+        index returned for them; or, without records, ``lookup`` finds a task's record by id
+        (``TaskIndex.get``) for the events that need one."""
         with self.lock:
             for i, event in enumerate(events):
-                self._observe(event, records[i] if i < len(records) else None)
+                record = records[i] if i < len(records) else None
+                if record is None and lookup is not None and event.get("type") in _NAMED:
+                    uuid = event.get("uuid")
+                    record = lookup(uuid) if isinstance(uuid, str) else None
+                self._observe(event, record)
 
     def observe(self, event: Mapping[str, Any], record: object = None) -> ErrorGroup | None:
         with self.lock:
@@ -216,7 +224,7 @@ class ErrorGroups:
                                traceback if isinstance(traceback, str) else None)
         group = self.groups.get(fp.key)
         if group is None:
-            group = ErrorGroup(fp, example=exception if isinstance(exception, str) else "",
+            group = ErrorGroup(fp, example=fp.raw,
                                traceback=traceback if isinstance(traceback, str) else None,
                                first_seen=when, last_seen=when)
             self.groups[fp.key] = group
