@@ -157,7 +157,7 @@ class ErrorsView(PaneViewBase):
     def commands(self) -> Sequence[PaneCommand]:
         return (
             PaneCommand("open", "Show the group's tasks in the task list",
-                        lambda: None if self.open() else None, keys=("enter",), footer="tasks"),
+                        self._open, keys=("enter",), footer="tasks"),
             PaneCommand("retry", "Retry the group's failed tasks (dry run and confirmation "
                         "first)", lambda: self._act("view.retry"), keys=("r",),
                         footer="retry"),
@@ -172,6 +172,9 @@ class ErrorsView(PaneViewBase):
             return False
         self.ctx.show_tasks(self.model.tasks_filter(group))
         return self.ctx.screen.ui.pane == "tasks"
+
+    def _open(self) -> None:
+        self.open()
 
     def _act(self, command: str) -> None:
         # the task list's own action on the group's tasks: its dry run, dialog, read-only
