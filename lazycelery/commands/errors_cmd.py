@@ -182,7 +182,11 @@ def _listen(args: argparse.Namespace, settings: Any, groups: Any, index: Any) ->
     started = time.time()
     ingestor.start()
     try:
-        done.wait(args.listen)
+        if connected.wait(args.listen):
+            until = f" or {limit:,} failures" if limit is not None else ""
+            print(f"lazycelery: listening to {settings.masked_broker()} for {args.listen:g} s"
+                  f"{until}", file=sys.stderr, flush=True)
+            done.wait(max(0.0, args.listen - (time.time() - started)))
     finally:
         ingestor.stop(timeout=2.0)
     if not connected.is_set():
