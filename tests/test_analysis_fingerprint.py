@@ -24,7 +24,8 @@ from tests.errors_data import by_task, recorded_events, replay
      "[Errno 2] No such file or directory: <path>"),
     ("[Errno 28] No space left on device", "[Errno 28] No space left on device"),
     ("<urllib3.connection.HTTPConnection object at 0x7f3a2b1c4d50>",
-     "<urllib3.connection.HTTPConnection object at <hex>>"),
+     "<urllib<n>.connection.HTTPConnection object at <hex>>"),
+    ("user42 and utf8", "user<n> and utf<n>"),
     ("digest deadbeef0123 mismatch", "digest <hex> mismatch"),
     ("no such table: report_2026_12_01", "no such table: report_<n>_<n>_<n>"),
     ("at 2026-12-06T18:22:13.5+00:00 and 18:22:14", "at <time> and <time>"),
@@ -93,3 +94,21 @@ def test_same_failure_different_values_same_key() -> None:
     b = fingerprint("ValueError('card declined for order 22: amount 350.25 over limit')", None)
     c = fingerprint("ValueError('card expired for order 22')", None)
     assert a.key == b.key != c.key
+
+
+def test_the_skeleton_cache_gives_the_uncached_result() -> None:
+    """The cache is keyed by the text with its digits made 0: a message seen first with other
+    digits normalises exactly as it would alone."""
+    import re
+
+    from lazycelery.analysis import normalize
+
+    messages = {parse_traceback(e["traceback"]).message for e in recorded_events()
+                if e.get("traceback")}
+    messages |= {"[Errno 28] No space left", "[Errno 2] No such file: '/a/b1.png'",
+                 "at 2026-12-06T18:22:13 from 10.0.0.1:6379 id 3f2a4c1e-9b7d-4e2a-8c1f-0a1b2c3d4e5f"}
+    for message in sorted(messages):
+        other = re.sub(r"\d", lambda m: str((int(m.group()) + 3) % 10), message)
+        normalize.normalize_message(other)  # warms the cache with the same skeleton
+        errnos = normalize._ERRNO.findall(message)
+        assert normalize_message(message) == normalize._normalize(message, errnos)

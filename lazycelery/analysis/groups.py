@@ -155,11 +155,12 @@ class ErrorGroups:
         if self.last_time is None or when > self.last_time:
             self.last_time = when
         if kind == "task-succeeded":
-            self._finished(event, record, succeeded=True)
+            self._finished(self._fields(event, record), succeeded=True)
         elif kind in FAILURE_EVENTS:
+            fields = self._fields(event, record)
             if kind == "task-failed":
-                self._finished(event, record, succeeded=False)
-            return self._failure(kind, event, record, when)
+                self._finished(fields, succeeded=False)
+            return self._failure(kind, event, fields, when)
         return None
 
     def _worker(self, kind: str, event: Mapping[str, Any], when: float | None) -> None:
@@ -196,8 +197,7 @@ class ErrorGroups:
                 "queue": text("queue") or text("routing_key"), "args": text("args"),
                 "version": seen.sw_ver if seen is not None else None}
 
-    def _finished(self, event: Mapping[str, Any], record: object, *, succeeded: bool) -> None:
-        f = self._fields(event, record)
+    def _finished(self, f: dict[str, str | None], *, succeeded: bool) -> None:
         self.finished += 1
         for dim, counter in self.finished_by.items():
             counter.add(f[dim])
@@ -216,7 +216,7 @@ class ErrorGroups:
                 self._cache.popitem(last=False)
         return fp
 
-    def _failure(self, kind: str, event: Mapping[str, Any], record: object,
+    def _failure(self, kind: str, event: Mapping[str, Any], f: dict[str, str | None],
                  when: float) -> ErrorGroup:
         exception = event.get("exception")
         traceback = event.get("traceback")
@@ -233,7 +233,6 @@ class ErrorGroups:
                 self.evicted += 1
         else:
             self.groups.move_to_end(fp.key)
-        f = self._fields(event, record)
         group.count += 1
         if kind == "task-failed":
             group.failed += 1

@@ -4,7 +4,9 @@ hex (addresses, digests) and numbers."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections import OrderedDict
 from typing import Final
 
 __all__ = ["MESSAGE_MAX", "normalize_message"]
@@ -31,20 +33,47 @@ _RULES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     (re.compile(r"(?<![\w.<])(?:[A-Za-z]:)?[/\\](?:[\w.@-]+[/\\])+[\w.@-]*"), "<path>"),
     (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
     (re.compile(r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"), "<hex>"),
-    # numbers, also inside identifiers (report_2026_12_01), not after a letter (utf8, h2)
-    (re.compile(r"(?<![A-Za-z])\d+(?:\.\d+)?"), "<n>"),
+    # numbers, wherever they are (report_2026_12_01, user42, utf8)
+    (re.compile(r"\d+(?:\.\d+)?"), "<n>"),
 )
+#: the rules as one alternation, tried in order at each position: one pass over the text
+_ALL: Final = re.compile("|".join(f"(?P<r{i}>{pattern.pattern})"
+                                  for i, (pattern, _) in enumerate(_RULES)))
+_PLACEHOLDER: Final = {f"r{i}": placeholder for i, (_, placeholder) in enumerate(_RULES)}
 _ERRNO: Final = re.compile(r"\[Errno (\d+)\]")
+_DIGIT: Final = re.compile(r"\d")
+_CACHE: OrderedDict[tuple[str, ...], str] = OrderedDict()
+_CACHE_MAX: Final = 4_096
 _SPACE: Final = re.compile(r"\s+")
+
+
+def _placeholder(match: re.Match[str]) -> str:
+    return _PLACEHOLDER[match.lastgroup or ""]
 
 
 def normalize_message(text: str) -> str:
     """``text`` with its variable parts as placeholders, whitespace collapsed, at most
-    ``MESSAGE_MAX`` characters. An errno stays (``[Errno 28]`` and ``[Errno 2]`` differ)."""
-    errnos = _ERRNO.findall(text)
-    out = _ERRNO.sub("[Errno]", text)
-    for pattern, placeholder in _RULES:
-        out = pattern.sub(placeholder, out)
+    ``MESSAGE_MAX`` characters. An errno stays (``[Errno 28]`` and ``[Errno 2]`` differ).
+
+    Every rule treats all digits alike, so the result depends only on the text with each
+    digit made ``0`` (and the errno): results are cached by that skeleton, and the messages
+    of one cause, which differ in their numbers, are normalised once."""
+    errnos = _ERRNO.findall(text) if "[Errno" in text else []
+    key = (_DIGIT.sub("0", text), *errnos)
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    out = _normalize(text, errnos)
+    _CACHE[key] = out
+    if len(_CACHE) > _CACHE_MAX:
+        with contextlib.suppress(KeyError):  # another thread evicted it first
+            _CACHE.popitem(last=False)
+    return out
+
+
+def _normalize(text: str, errnos: list[str]) -> str:
+    out = _ERRNO.sub("[Errno]", text) if errnos else text
+    out = _ALL.sub(_placeholder, out)
     for number in errnos:
         out = out.replace("[Errno]", f"[Errno {number}]", 1)
     out = _SPACE.sub(" ", out).strip()

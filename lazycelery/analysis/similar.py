@@ -32,7 +32,21 @@ _COMMON: Final = 200
 _WORD: Final = re.compile(r"<\w+>|[A-Za-z_][A-Za-z0-9_]*")
 
 
+_TOKENS: dict[str, frozenset[str]] = {}
+_TOKENS_MAX: Final = 200_000
+
+
 def tokens(fp: Fingerprint) -> frozenset[str]:
+    """The fingerprint's token set (cached by its key)."""
+    found = _TOKENS.get(fp.key)
+    if found is None:
+        if len(_TOKENS) >= _TOKENS_MAX:
+            _TOKENS.clear()
+        found = _TOKENS[fp.key] = _tokens(fp)
+    return found
+
+
+def _tokens(fp: Fingerprint) -> frozenset[str]:
     words = [w.lower() for w in _WORD.findall(fp.message)]
     out = {f"type:{fp.short_type.lower()}"}
     out.update(f"w:{w}" for w in words)

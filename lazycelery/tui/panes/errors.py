@@ -76,7 +76,7 @@ def errors_title(model: ErrorsModel) -> StyleAndTextTuples:
     text: StyleAndTextTuples = [("bold", f" {PANE.key} {PANE.title} "),
                                 ("", f" {number(len(groups))} groups  "
                                      f"{number(groups.failures)} failures")]
-    new = sum(1 for g in model.list.items if model.is_new(g))
+    new = model.new_count()
     if new:
         text.append(("class:task.state.retry", f"  {new} new"))
     return text
@@ -151,7 +151,6 @@ class ErrorsView(PaneViewBase):
         return self._container
 
     def move(self, delta: int) -> None:
-        self.model.refresh(force=True)
         self.model.move(delta)
 
     def commands(self) -> Sequence[PaneCommand]:
