@@ -297,7 +297,7 @@ def test_builtin_panes_come_from_the_entry_point_group() -> None:
     infos = discover(Selection(no_plugins=True))
     builtins = [i for i in infos if i.builtin]
     assert [i.name for i in builtins] == ["workers", "queues", "tasks", "detail", "errors"]
-    assert [i.key for i in builtins] == ["1", "2", "3", "4", "0"]
+    assert [i.key for i in builtins] == ["1", "2", "3", "4", "e"]
     for info in builtins:
         # registered by lazycelery's own distribution (pyproject.toml), not synthesised
         assert info.distribution == "lazycelery" and info.loaded and not info.reason
@@ -493,7 +493,7 @@ def test_a_new_builtin_pane_is_one_module_and_one_entry_point(
     infos = discover(Selection(no_plugins=True))
     assert [(i.name, i.key) for i in infos if i.builtin] == [
         ("workers", "1"), ("queues", "2"), ("tasks", "3"), ("detail", "4"), ("slowest", "5"),
-        ("errors", "0")]
+        ("errors", "e")]
     assert by_name(infos)["slowest"].loaded
     with dashboard(infos) as h:
         async def scenario(h: Harness) -> None:
@@ -508,7 +508,7 @@ def test_a_new_builtin_pane_is_one_module_and_one_entry_point(
             assert view.moves == [1, 1_000_000_000]
             await h.keys("c")  # its own command, named after it
             assert view.counted == 1 and "slowest.count" in d.registry
-            await h.keys("\t")  # tab: in key order, 0 (errors) after 5
+            await h.keys("\t")  # tab: errors (key e) after the number keys
             assert d.ui.pane == "errors"
             await h.keys("j")
             assert view.moves == [1, 1_000_000_000]  # the workers list moved, not the view

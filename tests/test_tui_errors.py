@@ -42,10 +42,10 @@ def ready(h: ActionsHarness) -> bool:
 def test_groups_rows_and_the_hint_naming_the_bad_worker() -> None:
     with harness() as h:
         async def scenario(h: ActionsHarness) -> None:
-            await h.keys("0")
+            await h.keys("e")
             assert h.d.ui.pane == "errors"
             screen = h.screen()
-            assert "0 Errors  17 groups  156 failures" in screen
+            assert "e Errors  17 groups  156 failures" in screen
             header = next(line for line in screen.splitlines() if "COUNT" in line)
             for column in ("GROUP", "NEW", "LAST 15 MIN", "ERROR", "TASKS", "WORKERS",
                            "QUEUES", "FIRST", "LAST"):
@@ -67,7 +67,7 @@ def test_groups_rows_and_the_hint_naming_the_bad_worker() -> None:
 def test_enter_opens_the_groups_tasks() -> None:
     with harness() as h:
         async def scenario(h: ActionsHarness) -> None:
-            await h.keys("0")
+            await h.keys("e")
             await h.keys("\r")
             assert h.d.ui.pane == "tasks"
             assert h.d.tasks.filter_text.startswith("id:")
@@ -82,7 +82,7 @@ def test_enter_opens_the_groups_tasks() -> None:
 def test_retry_a_group_asks_first_with_the_dry_run() -> None:
     with harness() as h:
         async def scenario(h: ActionsHarness) -> None:
-            await h.keys("0")
+            await h.keys("e")
             await h.keys("r")
             dialog = await h.dialog()
             assert dialog.title == "Retry 31 tasks"
@@ -98,7 +98,7 @@ def test_retry_a_group_asks_first_with_the_dry_run() -> None:
 def test_retry_a_group_is_refused_read_only() -> None:
     with harness(read_only=True) as h:
         async def scenario(h: ActionsHarness) -> None:
-            await h.keys("0")
+            await h.keys("e")
             await h.keys("r")
             await h.until(lambda: "read-only" in h.messages())
             assert h.d.operator.dialog is None

@@ -199,7 +199,7 @@ def discover(selection: Selection | None = None,
             info.state, info.reason = DISABLED, refusal
             continue
         _load(info, ep)
-    # in keyboard order: 1 ... 9, then 0
+    # in keyboard order: 1 ... 9, 0, then letters (e: errors)
     out = sorted(builtins.values(), key=lambda i: (i.key is None, _KEY_ORDER.find(i.key or "")
                                                    % 11, i.key or "", i.name))
     _check_names(others, frozenset(builtins))
@@ -270,7 +270,7 @@ def _check_names(others: list[PluginInfo], builtins: frozenset[str]) -> None:
 
 
 def _assign_keys(infos: list[PluginInfo]) -> None:
-    """Built-ins keep 1-4 and 0 (errors); a plugin gets the key it asks for when free, else
+    """Built-ins keep 1-4 and e (errors); a plugin gets the key it asks for when free, else
     the next of 5-9."""
     taken = {i.key for i in infos if i.builtin}
     wanted = [i for i in infos if not i.builtin and i.loaded]

@@ -185,5 +185,5 @@ class ErrorsView(PaneViewBase):
 
 
 #: what the ``lazycelery.panes`` entry point ``errors`` names
-PANE = BuiltinPane(name="errors", title="Errors", key="0", slot=BODY, view=ErrorsView,
+PANE = BuiltinPane(name="errors", title="Errors", key="e", slot=BODY, view=ErrorsView,
                    command_title="Go to error groups")
