@@ -10,13 +10,14 @@ One thread feeds it; readers on another thread take ``lock``."""
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from lazycelery.analysis.counts import BoundedCounter, Buckets
+from lazycelery.analysis.counts import OTHER, BoundedCounter, Buckets
 from lazycelery.analysis.fingerprint import Fingerprint, fingerprint
 
 __all__ = ["DEFAULT_MAX_GROUPS", "FAILURE_EVENTS", "ErrorGroup", "ErrorGroups", "WorkerSeen",
@@ -34,6 +35,18 @@ MINUTES_KEPT: Final = 24 * 60
 HOURS_KEPT: Final = 24 * 31
 #: fingerprints remembered per exact (exception, traceback) text: repeats skip the regexes
 _CACHE: Final = 4_096
+
+
+def _per_name(table: dict[str, BoundedCounter], name: str, limit: int) -> BoundedCounter:
+    """The counter of ``name`` in ``table`` (at most 4,096 names; later ones share one)."""
+    counter = table.get(name)
+    if counter is None:
+        if len(table) >= 4096:
+            name = OTHER
+            counter = table.get(name)
+        if counter is None:
+            counter = table[name] = BoundedCounter(limit)
+    return counter
 
 
 def host_of(worker: str | None) -> str | None:
@@ -107,10 +120,10 @@ class ErrorGroups:
         self.finished = 0
         self.finished_by: dict[str, BoundedCounter] = {
             dim: BoundedCounter(256) for dim in ("worker", "host", "queue", "version")}
-        #: finished tasks per (task name, worker)
-        self.finished_name_worker = BoundedCounter(4096)
-        #: succeeded tasks per (task name, args)
-        self.succeeded_name_args = BoundedCounter(4096)
+        #: finished tasks per task name, by worker
+        self.finished_name_worker: dict[str, BoundedCounter] = {}
+        #: succeeded tasks per task name, by args
+        self.succeeded_name_args: dict[str, BoundedCounter] = {}
         self.failures = 0
         self.evicted = 0
         self.first_time: float | None = None
@@ -118,6 +131,7 @@ class ErrorGroups:
         #: bumped per observed failure (views cache per version)
         self.version = 0
         self._cache: OrderedDict[tuple[str | None, str | None], Fingerprint] = OrderedDict()
+        self._by_first: tuple[int, list[float], list[ErrorGroup]] | None = None
 
     # ------------------------------------------------------------------ feeding
 
@@ -203,9 +217,9 @@ class ErrorGroups:
             counter.add(f[dim])
         name = f["name"] or "?"
         if f["worker"] is not None:
-            self.finished_name_worker.add(f"{name}\x00{f['worker']}")
+            _per_name(self.finished_name_worker, name, 64).add(f["worker"])
         if succeeded and f["args"] is not None:
-            self.succeeded_name_args.add(f"{name}\x00{f['args']}")
+            _per_name(self.succeeded_name_args, name, 256).add(f["args"])
 
     def _fingerprint(self, exception: str | None, traceback: str | None) -> Fingerprint:
         key = (exception, traceback)
@@ -275,6 +289,16 @@ class ErrorGroups:
             return group
         found = [g for k, g in self.groups.items() if k.startswith(key)] if key else []
         return found[0] if len(found) == 1 else None
+
+    def started_between(self, start: float, end: float) -> list[ErrorGroup]:
+        """Groups first seen in ``[start, end)`` (a sorted index rebuilt once per version;
+        call with ``lock`` held)."""
+        cached = self._by_first
+        if cached is None or cached[0] != self.version:
+            ordered = sorted(self.groups.values(), key=lambda g: g.first_seen)
+            cached = self._by_first = (self.version, [g.first_seen for g in ordered], ordered)
+        _, firsts, ordered = cached
+        return ordered[bisect.bisect_left(firsts, start):bisect.bisect_left(firsts, end)]
 
     def ranked(self) -> list[ErrorGroup]:
         """Groups, most failures first (then the most recent)."""

@@ -119,13 +119,13 @@ def _worker_baseline(group: ErrorGroup, groups: ErrorGroups,
     names = {name for name, _ in group.names.top() if name != OTHER}
     on_worker = total = 0
     workers_seen: set[str] = set()
-    for key, count in groups.finished_name_worker.counts.items():
-        name, _, w = key.partition("\x00")
-        if name in names:
-            total += count
-            workers_seen.add(w)
-            if w == worker:
-                on_worker += count
+    for name in names:
+        counter = groups.finished_name_worker.get(name)
+        if counter is None:
+            continue
+        total += counter.total
+        workers_seen.update(w for w in counter.counts if w != OTHER)
+        on_worker += counter.get(worker)
     return (on_worker / total if total else 0.0), total, workers_seen
 
 
@@ -160,8 +160,11 @@ def _argument(group: ErrorGroup, groups: ErrorGroups) -> list[Hint]:
     if share < SHARE:
         return []
     names = {name for name, _ in group.names.top() if name != OTHER}
-    other_ok = sum(count for key, count in groups.succeeded_name_args.counts.items()
-                   if key.partition("\x00")[0] in names and key.partition("\x00")[2] != value)
+    other_ok = 0
+    for name in names:
+        counter = groups.succeeded_name_args.get(name)
+        if counter is not None:
+            other_ok += counter.total - counter.get(value)
     if other_ok == 0:
         return []
     return [Hint("argument", f"{_pct(share)} of {group.args.total:,} failures had the arguments "
@@ -245,9 +248,8 @@ def _follows(group: ErrorGroup, groups: ErrorGroups) -> list[Hint]:
     if group.count < MIN_FAILURES:
         return []
     best: tuple[int, ErrorGroup] | None = None
-    for other in groups.groups.values():
-        if other is group or other.first_seen >= group.first_seen or \
-                group.first_seen - other.first_seen > AFTER:
+    for other in groups.started_between(group.first_seen - AFTER, group.first_seen):
+        if other is group:
             continue
         before = sum(1 for t in other.times if t < group.first_seen)
         if before >= max(2 * MIN_FAILURES, SHARE * len(other.times)) and \
