@@ -86,6 +86,8 @@ def test_trend_of_one_group(store_url: str, capsys: pytest.CaptureFixture[str]) 
     (["--new", "soon"], "--new: needs a duration"),
     (["--since", "yesterday-ish"], "--since: needs a duration"),
     (["trend", "nosuchgroup"], "no error group 'nosuchgroup'"),
+    (["export"], "errors: unknown arguments 'export'"),
+    (["export", "nosuchgroup"], "no error group 'nosuchgroup'"),
 ])
 def test_bad_input_is_one_line(store_url: str, capsys: pytest.CaptureFixture[str],
                                args: list[str], message: str) -> None:
@@ -99,3 +101,31 @@ def test_no_store_and_no_listen(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 2
     assert "lazycelery record" in err and "--listen SECONDS" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "ndjson"])
+def test_export_a_groups_tasks(store_url: str, capsys: pytest.CaptureFixture[str],
+                               fmt: str) -> None:
+    code, out, _ = errors(capsys, "--store", store_url, "--since", "2026-01-01T00:00",
+                          "export", "18bda5", "--format", fmt)
+    assert code == 0
+    if fmt == "csv":
+        import csv
+        import io
+
+        rows = list(csv.DictReader(io.StringIO(out)))
+    elif fmt == "json":
+        rows = json.loads(out)
+    else:
+        rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 31
+    assert {(r["name"], r["state"], r["worker"], r["group"]) for r in rows} == {
+        ("shop.resize", "FAILURE", "w-bad@shop-1", "18bda5c9c091")}
+    assert len({r["uuid"] for r in rows}) == 31
+
+
+def test_export_cells_never_start_a_formula() -> None:
+    from lazycelery.analysis.export import render
+
+    out = render([{"uuid": "u", "args": "=HYPERLINK(1)", "name": "-x"}], "csv")
+    assert "'=HYPERLINK(1)" in out and "'-x" in out

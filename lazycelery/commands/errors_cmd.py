@@ -33,6 +33,7 @@ examples:
   lazycelery errors --listen 300 --limit 100        ... or until 100 failures
   lazycelery errors trend 18bda5c9 --unit hour      one group's failures per hour
   lazycelery errors trend all --since 1d --json     every group's, per minute
+  lazycelery errors export 18bda5c9 > resize.csv    the group's tasks (--format csv|json|ndjson)
 
 exit status: 0 with a report (also when nothing failed); 2 on a bad option, no history store
 and no --listen, or when the broker could not be read during --listen.
@@ -48,9 +49,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
         "errors", parents=[common], help="failures grouped by cause, with root-cause hints",
         description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("words", nargs="*", metavar="trend GROUP",
+    parser.add_argument("words", nargs="*", metavar="trend|export GROUP",
                         help="`trend GROUP` (a group id or its prefix, or `all`): failures "
-                             "per --unit")
+                             "per --unit; `export GROUP`: the group's tasks (--format)")
     source = parser.add_argument_group("events")
     source.add_argument("--since", metavar="AGE|TIME",
                         help="read the history store from AGE ago (30m, 2h, 1d) or an ISO time "
@@ -67,6 +68,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                         help="mark groups first seen within AGE as new (default 10m)")
     output.add_argument("--unit", choices=("minute", "hour", "day"), default="minute",
                         help="trend buckets (default minute)")
+    output.add_argument("--format", choices=("csv", "json", "ndjson"), default="csv",
+                        help="export: the rows' format (default csv)")
     parser.set_defaults(handler="lazycelery.commands.errors_cmd:run")
 
 
@@ -74,20 +77,23 @@ def run(args: argparse.Namespace) -> int:
     from lazycelery.errors import UsageError
 
     words = list(args.words or [])
-    trend_of: str | None = None
+    action: tuple[str, str] | None = None
     if words:
-        if words[0] != "trend" or len(words) > 2:
-            raise UsageError(f"errors: unknown arguments {' '.join(words)!r} (only "
-                             "`trend GROUP`)")
-        trend_of = words[1] if len(words) == 2 else "all"
+        if words[0] not in ("trend", "export") or len(words) > 2 or \
+                (words[0] == "export" and len(words) != 2):
+            raise UsageError(f"errors: unknown arguments {' '.join(words)!r} (`trend GROUP` "
+                             "or `export GROUP`)")
+        action = (words[0], words[1] if len(words) == 2 else "all")
     new_within = _duration("--new", args.new)
     if args.limit is not None and args.listen is None:
         raise UsageError("--limit needs --listen SECONDS")
     from lazycelery.config import resolve
 
     settings = resolve(args)
-    groups, sources = _collect(args, settings)
-    return _print(args, groups, sources, trend_of, new_within)
+    groups, index, sources = _collect(args, settings)
+    if action is not None and action[0] == "export":
+        return _export(args, groups, index, action[1])
+    return _print(args, groups, sources, action[1] if action else None, new_within)
 
 
 def _duration(option: str, text: str) -> float:
@@ -100,7 +106,7 @@ def _duration(option: str, text: str) -> float:
         raise UsageError(f"{option}: needs a duration (30m, 2h, 1d), not {text!r}") from None
 
 
-def _collect(args: argparse.Namespace, settings: Any) -> tuple[Any, dict[str, Any]]:
+def _collect(args: argparse.Namespace, settings: Any) -> tuple[Any, Any, dict[str, Any]]:
     from lazycelery.analysis import ErrorGroups
     from lazycelery.core.index import TaskIndex
 
@@ -112,7 +118,7 @@ def _collect(args: argparse.Namespace, settings: Any) -> tuple[Any, dict[str, An
         sources["history"] = history
     if args.listen is not None:
         sources["live"] = _listen(args, settings, groups, index)
-    return groups, sources
+    return groups, index, sources
 
 
 def _history(args: argparse.Namespace, settings: Any, groups: Any,
@@ -196,6 +202,23 @@ def _listen(args: argparse.Namespace, settings: Any, groups: Any, index: Any) ->
             "stopped_by_limit": done.is_set()}
 
 
+def _group(groups: Any, text: str) -> Any:
+    from lazycelery.errors import UsageError
+
+    group = groups.get(text)
+    if group is None:
+        raise UsageError(f"no error group {text!r} in these events (`lazycelery errors` lists "
+                         "them; a prefix works when it is unique)")
+    return group
+
+
+def _export(args: argparse.Namespace, groups: Any, index: Any, key: str) -> int:
+    from lazycelery.analysis.export import export_rows, render
+
+    sys.stdout.write(render(export_rows(_group(groups, key), index.get), args.format))
+    return 0
+
+
 def _print(args: argparse.Namespace, groups: Any, sources: dict[str, Any],
            trend_of: str | None, new_within: float) -> int:
     import json
@@ -203,16 +226,9 @@ def _print(args: argparse.Namespace, groups: Any, sources: dict[str, Any],
 
     from lazycelery.analysis.report import groups_json, trend_json
     from lazycelery.analysis.text import groups_table, trend_lines
-    from lazycelery.errors import UsageError
 
     if trend_of is not None:
-        key = None
-        if trend_of != "all":
-            group = groups.get(trend_of)
-            if group is None:
-                raise UsageError(f"no error group {trend_of!r} in these events (`lazycelery "
-                                 "errors` lists them; a prefix works when it is unique)")
-            key = group.key
+        key = None if trend_of == "all" else _group(groups, trend_of).key
         doc = trend_json(groups, key, args.unit)
         lines = trend_lines(doc)
     else:
