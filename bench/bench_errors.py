@@ -1,8 +1,9 @@
 """Error analysis speed: failures into groups per second (against the TaskIndex applying the
-same events, measured in the same run), the dashboard's per-frame feed with and without the
-error groups, and the errors pane's frame with 100,000 groups. Prints a markdown table.
+same events, measured in the same run), the errors pane's frame with 100,000 groups, and the
+dashboard's per-frame intake with and without the error groups. Prints a markdown table.
 
     .venv/bin/python bench/bench_errors.py [--failures 200000] [--groups 100000] [--repeats 5]
+                                           [--copies 5]
 
 The failures are the recorded real ones (tests/data/errors) with fresh task ids and the numbers
 in their messages and tracebacks changed per copy, so no two copies share a raw text (the
@@ -138,16 +139,58 @@ def bench_pane(n_groups: int, repeats: int) -> dict[str, float]:
             "frame_after_rerank_ms": statistics.median(after) * 1000}
 
 
+def bench_pull(copies: int, repeats: int) -> dict[str, float]:
+    """The dashboard's per-frame intake (``ScreenModel.pull``: rates, task list, error groups)
+    of the recorded mixed stream (tests/data/recorded/redis, ~13 % failures), with and without
+    the error groups, in batches of 200 events."""
+    from lazycelery.tui.screen.model import ScreenModel
+
+    with gzip.open(ROOT / "tests" / "data" / "recorded" / "redis" / "events.jsonl.gz",
+                   "rt") as f:
+        base = [json.loads(line) for line in f]
+    events: list[dict[str, Any]] = []
+    for _ in range(copies):
+        fresh: dict[str, str] = {}
+        for e in base:
+            e = dict(e)
+            for k in ("uuid", "root_id", "parent_id"):
+                if isinstance(e.get(k), str):
+                    e[k] = fresh.setdefault(e[k], str(uuid.uuid4()))
+            events.append(e)
+
+    def run(with_errors: bool) -> float:
+        index = TaskIndex(max_tasks=len(events))
+        screen = ScreenModel(index)
+        if not with_errors:
+            screen.errors.feed = lambda batch: None  # type: ignore[method-assign]
+        spent = 0.0
+        for i in range(0, len(events), 200):
+            batch = events[i:i + 200]
+            screen.feed.push(batch, index.apply_batch(batch))
+            start = time.perf_counter()
+            screen.pull()
+            spent += time.perf_counter() - start
+        return spent
+
+    without = statistics.median(run(False) for _ in range(repeats))
+    with_groups = statistics.median(run(True) for _ in range(repeats))
+    return {"events": len(events), "without_us": without / len(events) * 1e6,
+            "with_us": with_groups / len(events) * 1e6}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--failures", type=int, default=200_000)
     parser.add_argument("--groups", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--copies", type=int, default=5,
+                        help="copies of the recorded mixed stream for the dashboard intake")
     args = parser.parse_args()
     events = stream(args.failures)
     g = bench_grouping(events, args.repeats)
     p = bench_pane(args.groups, args.repeats)
+    u = bench_pull(args.copies, args.repeats)
     print("| measure | median | reference (same run) | ratio |")
     print("|---|---|---|---|")
     print(f"| failures into groups ({g['failures']:,} real failures, distinct texts) | "
@@ -158,6 +201,9 @@ def main() -> int:
           f"{p['frame_ms']:.1f} ms | | |")
     print(f"| errors pane frame, {p['groups']:,} groups, after a failure (re-rank + "
           f"clusters of the top 2,000) | {p['frame_after_rerank_ms']:.1f} ms | | |")
+    print(f"| dashboard intake (ScreenModel.pull) per event, {u['events']:,} recorded mixed "
+          f"events, with error groups | {u['with_us']:.1f} µs | without: {u['without_us']:.1f} µs"
+          f" | {u['with_us'] / u['without_us']:.2f}x |")
     return 0
 
 

@@ -141,13 +141,30 @@ class ErrorGroups:
         """``on_batch``'s arguments: the events and, position for position, the records the
         index returned for them; or, without records, ``lookup`` finds a task's record by id
         (``TaskIndex.get``) for the events that need one."""
+        n = len(records)
         with self.lock:
             for i, event in enumerate(events):
-                record = records[i] if i < len(records) else None
-                if record is None and lookup is not None and event.get("type") in _NAMED:
-                    uuid = event.get("uuid")
-                    record = lookup(uuid) if isinstance(uuid, str) else None
+                kind = event.get("type")
+                if kind not in _NAMED:
+                    if isinstance(kind, str) and kind.startswith("task-"):
+                        # most events (sent, received, started): only their time counts
+                        t = event.get("timestamp")
+                        if type(t) is float or type(t) is int:
+                            self._saw(t)
+                        continue
+                    record = None
+                else:
+                    record = records[i] if i < n else None
+                    if record is None and lookup is not None:
+                        uuid = event.get("uuid")
+                        record = lookup(uuid) if isinstance(uuid, str) else None
                 self._observe(event, record)
+
+    def _saw(self, when: float) -> None:
+        if self.first_time is None or when < self.first_time:
+            self.first_time = when
+        if self.last_time is None or when > self.last_time:
+            self.last_time = when
 
     def observe(self, event: Mapping[str, Any], record: object = None) -> ErrorGroup | None:
         with self.lock:
@@ -164,10 +181,7 @@ class ErrorGroups:
             return None
         if when is None:
             return None
-        if self.first_time is None or when < self.first_time:
-            self.first_time = when
-        if self.last_time is None or when > self.last_time:
-            self.last_time = when
+        self._saw(when)
         if kind == "task-succeeded":
             self._finished(self._fields(event, record), succeeded=True)
         elif kind in FAILURE_EVENTS:
