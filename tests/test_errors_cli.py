@@ -129,3 +129,12 @@ def test_export_cells_never_start_a_formula() -> None:
 
     out = render([{"uuid": "u", "args": "=HYPERLINK(1)", "name": "-x"}], "csv")
     assert "'=HYPERLINK(1)" in out and "'-x" in out
+
+
+def test_listen_to_a_broker_that_is_down_is_one_masked_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = errors(capsys, "--broker", "redis://user:secret@127.0.0.1:1/0",
+                            "--listen", "1")
+    assert code == 2 and out == ""
+    assert "could not read events from redis://user:********@127.0.0.1:1/0" in err
+    assert "secret" not in err and len(err.strip().splitlines()) == 1
