@@ -20,6 +20,8 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (2, "broker", ("lazycelery.broker",)),
     (3, "core", ("lazycelery.core",)),
     (4, "store", ("lazycelery.store",)),
+    # span export from the event stream (headless; the OpenTelemetry SDK imported lazily)
+    (4, "otel", ("lazycelery.otel",)),
     (5, "panes_api", ("lazycelery.panes_api",)),
     (6, "tail", ("lazycelery.tail",)),
     (6, "screen model", ("lazycelery.tui", "lazycelery.tui.screen")),

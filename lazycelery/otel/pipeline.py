@@ -1,0 +1,371 @@
+"""The span pipeline: a tap on the ingest thread that only queues finished task records, and an
+exporter thread that samples them, builds the spans and hands them to the SDK's
+BatchSpanProcessor (OTLP over HTTP or gRPC).
+
+The ingest thread never waits: ``on_batch`` appends snapshots of the records an event finished
+(and the ``traceparent`` reports of the worker-side companion) to a bounded deque; when it is
+full the snapshot is counted as lost. Exporting is the SDK's own batching thread's; spans it
+could not queue or send are counted too, and every loss is reported (``stats``, ``summary``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+
+from lazycelery.core.model import FAILURE, READY_STATES, TaskRecord, WorkerRecord
+from lazycelery.otel.ids import ParentContext, parse_traceparent, trace_id_of
+from lazycelery.otel.sampling import TailSampler
+from lazycelery.otel.settings import GRPC, OtelSettings
+from lazycelery.urls import error_line
+
+__all__ = ["TRACEPARENT_EVENT", "OtelStats", "SpanPipeline", "build_exporter"]
+
+#: the event the worker-side companion (plugins/lazycelery-traceparent) sends per task
+TRACEPARENT_EVENT: Final = "task-traceparent"
+_FINISHING: Final = frozenset({"task-succeeded", "task-failed", "task-revoked", "task-rejected",
+                               "task-retried", TRACEPARENT_EVENT})
+#: in "keep everything" mode a finished span still waits this long, so a ``traceparent`` that
+#: arrives a little after its task's last event is not missed
+SETTLE: Final = 0.5
+#: task ids remembered: reported traceparents, spans already exported (a duplicate terminal
+#: event must not export a second span)
+REMEMBER: Final = 100_000
+#: seconds the stop waits for the collector
+STOP_TIMEOUT: Final = 5.0
+#: spans the SDK's batch processor holds while it exports (OTEL_BSP_MAX_QUEUE_SIZE overrides)
+BSP_QUEUE: Final = 16_384
+#: seconds between two loss reports
+REPORT_EVERY: Final = 30.0
+_DONE, _RETRY, _TP = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class OtelStats:
+    queued: int
+    lost: int
+    built: int
+    sampled_out: int
+    exported: int
+    export_failed: int
+    export_dropped: int
+    waiting: int
+    last_error: str | None
+
+
+class _CountingExporter:
+    """Wraps the real exporter: counts the spans each export sent or failed to send."""
+
+    def __init__(self, inner: Any) -> None:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        self.inner = inner
+        self._success = SpanExportResult.SUCCESS
+        self._failure = SpanExportResult.FAILURE
+        self.exported = 0
+        self.failed = 0
+        self.last_error: str | None = None
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        try:
+            result = self.inner.export(spans)
+        except Exception as exc:
+            self.last_error = error_line(exc, with_type=True, limit=200)
+            result = self._failure
+        if result == self._success:
+            self.exported += len(spans)
+        else:
+            self.failed += len(spans)
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        flush = getattr(self.inner, "force_flush", None)
+        return bool(flush(timeout_millis)) if flush is not None else True
+
+
+class _LastLine(logging.Handler):
+    """Keeps the SDK's last warning (why an export failed) instead of printing it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.line: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.line = " ".join(record.getMessage().split())[:200]
+        except Exception:
+            self.line = record.msg if isinstance(record.msg, str) else None
+
+
+def build_exporter(settings: OtelSettings) -> Any:
+    """The OTLP exporter the settings name (HTTP/protobuf or gRPC)."""
+    headers = dict(settings.headers) or None
+    if settings.protocol == GRPC:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        insecure = settings.endpoint.startswith("http://")
+        return OTLPSpanExporter(endpoint=settings.endpoint, insecure=insecure,
+                                headers=headers, timeout=STOP_TIMEOUT)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HttpExporter,
+    )
+
+    return HttpExporter(endpoint=settings.endpoint, headers=headers, timeout=STOP_TIMEOUT)
+
+
+class SpanPipeline:
+    """Ingest tap + exporter thread. ``exporter`` defaults to the OTLP one of ``settings``
+    (tests pass the SDK's InMemorySpanExporter)."""
+
+    def __init__(self, settings: OtelSettings, exporter: Any = None, *,
+                 notify: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        from lazycelery.otel.spans import SpanBuilder
+
+        self.settings = settings
+        self.notify = notify
+        self.clock = clock
+        self._queue: deque[tuple[Any, ...]] = deque()
+        self._limit = settings.queue_size
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.lost = 0
+        self.queued = 0
+        self.built = 0
+        self.handed = 0
+        self._parents: OrderedDict[str, ParentContext] = OrderedDict()
+        self._exported_ids: OrderedDict[tuple[str, int | None], None] = OrderedDict()
+        self._settling: deque[tuple[float, Any]] = deque()
+        self.sampler: TailSampler[Any] = TailSampler(
+            settings.sample_ratio, wait=settings.decision_wait,
+            max_spans=settings.max_buffered_spans, clock=clock)
+        self.builder = SpanBuilder(settings.service_name, self._parents)
+        self._log = _LastLine()
+        sdk_log = logging.getLogger("opentelemetry")
+        sdk_log.addHandler(self._log)
+        sdk_log.propagate = False  # no SDK warning on the user's terminal: counted and reported
+        self.exporter = _CountingExporter(exporter if exporter is not None
+                                          else build_exporter(settings))
+        self.processor = BatchSpanProcessor(self.exporter, **_bsp_options())  # type: ignore[arg-type]
+        self._reported_failed = 0
+        self._reported_lost = 0
+        self._next_report = 0.0
+
+    # ------------------------------------------------------------ the ingest thread
+
+    def on_batch(self, events: Sequence[Mapping[str, Any]],
+                 records: Sequence[TaskRecord | WorkerRecord | None]) -> None:
+        """Called on the ingest thread after each applied batch: O(1) per event, never blocks."""
+        queue = self._queue
+        limit = self._limit
+        added = 0
+        watched = _FINISHING
+        for event, rec in zip(events, records, strict=False):
+            kind = event.get("type")
+            if kind not in watched or rec.__class__ is not TaskRecord:
+                continue
+            assert isinstance(rec, TaskRecord)
+            if kind == TRACEPARENT_EVENT:
+                item: tuple[Any, ...] = (_TP, rec.uuid, event.get("traceparent"))
+            elif kind == "task-retried":
+                item = (_RETRY, msgspec.structs.replace(rec))
+            elif rec.state in READY_STATES:
+                item = (_DONE, msgspec.structs.replace(rec))
+            else:
+                continue  # a rejection that requeued the task: not its end
+            if len(queue) >= limit:
+                self.lost += 1
+                continue
+            queue.append(item)
+            added += 1
+        if added:
+            self.queued += added
+            self._wake.set()
+
+    def tee(self, first: Callable[..., None] | None) -> Callable[..., None]:
+        """An ``on_batch`` that calls ``first`` (the store writer, the tail sink), then this."""
+        if first is None:
+            return self.on_batch
+        mine = self.on_batch
+
+        def both(events: Sequence[Mapping[str, Any]],
+                 records: Sequence[TaskRecord | WorkerRecord | None]) -> None:
+            first(events, records)
+            mine(events, records)
+
+        return both
+
+    # ------------------------------------------------------------ the exporter thread
+
+    def start(self) -> SpanPipeline:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="lazycelery-otel", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Export what is held (every waiting trace is decided now), flush, shut the SDK down;
+        waits at most about ``timeout`` seconds for the collector."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        else:
+            self.pump(final=True)
+        done = threading.Event()
+
+        def close() -> None:
+            try:
+                self.processor.force_flush(int(timeout * 1000))
+                self.processor.shutdown()  # type: ignore[no-untyped-call]
+            finally:
+                done.set()
+
+        threading.Thread(target=close, name="lazycelery-otel-close", daemon=True).start()
+        done.wait(timeout + 1.0)
+        logging.getLogger("opentelemetry").removeHandler(self._log)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(0.1)
+            self._wake.clear()
+            try:
+                self.pump()
+            except Exception as exc:  # never kill the thread; say it once
+                self._say(f"otel: {error_line(exc, with_type=True, limit=200)}")
+        self.pump(final=True)
+
+    def pump(self, final: bool = False) -> None:
+        """Take what the ingest thread queued, release what is due (everything if ``final``)."""
+        queue = self._queue
+        now = self.clock()
+        sampler = self.sampler
+        tail = self.settings.tail_sampling
+        while queue:
+            item = queue.popleft()
+            kind = item[0]
+            if kind == _TP:
+                self._remember_parent(item[1], item[2])
+                continue
+            from lazycelery.otel.spans import Finished
+
+            rec: TaskRecord = item[1]
+            finished = Finished(rec, None if kind == _DONE else max(rec.received_attempt, 0))
+            if not tail:
+                self._settling.append((now + SETTLE, finished))
+                continue
+            root = rec.root_id or rec.uuid
+            slow = self.settings.slow_seconds
+            duration = _duration(rec)
+            interesting = (kind == _RETRY or rec.state == FAILURE or rec.retries > 0
+                           or (slow is not None and duration is not None and duration > slow))
+            self._export(sampler.add(root, trace_id_of(root), finished,
+                                     root_done=kind == _DONE and root == rec.uuid,
+                                     interesting=interesting))
+        settling = self._settling
+        while settling and (final or settling[0][0] <= now):
+            self._export([settling.popleft()[1]])
+        self._export(sampler.flush() if final else sampler.due())
+        self._report()
+
+    def _remember_parent(self, task_id: str, value: object) -> None:
+        parent = parse_traceparent(value)
+        if parent is None:
+            return
+        parents = self._parents
+        parents[task_id] = parent
+        parents.move_to_end(task_id)
+        while len(parents) > REMEMBER:
+            parents.popitem(last=False)
+
+    def _export(self, items: Sequence[Any]) -> None:
+        seen = self._exported_ids
+        for item in items:
+            key = (item.rec.uuid, item.attempt)
+            if key in seen:
+                continue
+            seen[key] = None
+            if len(seen) > REMEMBER:
+                seen.popitem(last=False)
+            span = self.builder.build(item)
+            self.built += 1
+            self.processor.on_end(span)
+            self.handed += 1
+
+    # ------------------------------------------------------------ reporting
+
+    def stats(self) -> OtelStats:
+        exported, failed = self.exporter.exported, self.exporter.failed
+        dropped = max(0, self.handed - exported - failed) if self._stop.is_set() else 0
+        return OtelStats(queued=self.queued, lost=self.lost, built=self.built,
+                         sampled_out=self.sampler.dropped_spans, exported=exported,
+                         export_failed=failed, export_dropped=dropped,
+                         waiting=self.sampler.held + len(self._settling) + len(self._queue),
+                         last_error=self.exporter.last_error or self._log.line)
+
+    def summary(self) -> str:
+        s = self.stats()
+        text = (f"otel: {s.exported:,} spans exported to {self.settings.masked_endpoint}, "
+                f"{s.lost:,} lost (queue full), {s.export_failed + s.export_dropped:,} not "
+                f"delivered, {s.sampled_out:,} sampled out")
+        if s.export_failed + s.export_dropped and s.last_error:
+            text += f" (last error: {s.last_error})"
+        return text
+
+    def _report(self) -> None:
+        """At most one line per ``REPORT_EVERY`` seconds about new losses."""
+        now = self.clock()
+        if now < self._next_report:
+            return
+        failed, lost = self.exporter.failed, self.lost
+        if failed > self._reported_failed:
+            reason = self.exporter.last_error or self._log.line or "the collector refused them"
+            self._say(f"otel: {failed - self._reported_failed:,} spans not delivered to "
+                      f"{self.settings.masked_endpoint}: {reason}")
+        if lost > self._reported_lost:
+            self._say(f"otel: {lost - self._reported_lost:,} finished tasks lost (span queue "
+                      "full: the exporter is behind)")
+        if failed > self._reported_failed or lost > self._reported_lost:
+            self._next_report = now + REPORT_EVERY
+        self._reported_failed, self._reported_lost = failed, lost
+
+    def _say(self, text: str) -> None:
+        if self.notify is not None:
+            with contextlib.suppress(Exception):
+                self.notify(text)
+
+
+def _bsp_options(environ: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Bigger batches than the SDK's defaults (a busy cluster finishes thousands of tasks a
+    second), unless the standard OTEL_BSP_* variables say otherwise."""
+    import os
+
+    env = os.environ if environ is None else environ
+    options: dict[str, int] = {}
+    if not env.get("OTEL_BSP_MAX_QUEUE_SIZE"):
+        options["max_queue_size"] = BSP_QUEUE
+    if not env.get("OTEL_BSP_SCHEDULE_DELAY"):
+        options["schedule_delay_millis"] = 1000
+    return options
+
+
+def _duration(rec: TaskRecord) -> float | None:
+    first = rec.first_seen
+    end = rec.timestamp
+    if first is None or end is None:
+        return None
+    return end - first
