@@ -24,17 +24,20 @@ T = TypeVar("T")
 
 #: decisions remembered for spans that finish after their trace was decided
 MAX_DECISIONS: Final = 100_000
-_MASK64: Final = (1 << 64) - 1
+_MASK56: Final = (1 << 56) - 1
 
 
 def ratio_keeps(trace_id: int, ratio: float) -> bool:
-    """The SDK's TraceIdRatioBased rule: the low 64 bits of the trace id under ratio * 2**64,
-    so every recorder (and the app's own sampler) agrees on the same traces."""
+    """Keep when the trace id's rightmost 56 bits are under ratio * 2**56 (the random part
+    by W3C Trace Context level 2, and OpenTelemetry's consistent-probability threshold), so
+    every recorder agrees on the same traces. Not the low 64 bits of the SDK's older
+    TraceIdRatioBased: trace ids here are uuid4 task ids, whose 57th-64th bits hold the UUID
+    variant and are not random."""
     if ratio >= 1.0:
         return True
     if ratio <= 0.0:
         return False
-    return (trace_id & _MASK64) < round(ratio * (1 << 64))
+    return (trace_id & _MASK56) < round(ratio * (1 << 56))
 
 
 @dataclass
