@@ -22,7 +22,7 @@ import pytest
 pytest.importorskip("opentelemetry.proto")
 pytest.importorskip("opentelemetry.sdk")
 
-from conftest import ROOT, WorkerProcess, wait_for  # noqa: E402
+from conftest import ROOT, WorkerProcess, wait_for
 
 pytestmark = pytest.mark.integration
 Factory = Callable[..., WorkerProcess]

@@ -149,6 +149,7 @@ class SpanPipeline:
         self.handed = 0
         self._parents: OrderedDict[str, ParentContext] = OrderedDict()
         self._exported_ids: OrderedDict[tuple[str, int | None], None] = OrderedDict()
+        self._attempts: OrderedDict[str, int] = OrderedDict()
         self._settling: deque[tuple[float, Any]] = deque()
         self.sampler: TailSampler[Any] = TailSampler(
             settings.sample_ratio, wait=settings.decision_wait,
@@ -182,7 +183,8 @@ class SpanPipeline:
             if kind == TRACEPARENT_EVENT:
                 item: tuple[Any, ...] = (_TP, rec.uuid, event.get("traceparent"))
             elif kind == "task-retried":
-                item = (_RETRY, msgspec.structs.replace(rec))
+                # the record is read after the whole batch: the retry's own time is the event's
+                item = (_RETRY, msgspec.structs.replace(rec), event.get("timestamp"))
             elif rec.state in READY_STATES:
                 item = (_DONE, msgspec.structs.replace(rec))
             else:
@@ -264,7 +266,10 @@ class SpanPipeline:
             from lazycelery.otel.spans import Finished
 
             rec: TaskRecord = item[1]
-            finished = Finished(rec, None if kind == _DONE else max(rec.received_attempt, 0))
+            if kind == _DONE:
+                finished = Finished(rec)
+            else:
+                finished = Finished(rec, self._next_attempt(rec.uuid), _time(item[2]))
             if not tail:
                 self._settling.append((now + SETTLE, finished))
                 continue
@@ -281,6 +286,15 @@ class SpanPipeline:
             self._export([settling.popleft()[1]])
         self._export(sampler.flush() if final else sampler.due())
         self._report()
+
+    def _next_attempt(self, task_id: str) -> int:
+        """Attempts of a task that were retried, counted in the order their events came."""
+        attempts = self._attempts
+        number = attempts.pop(task_id, -1) + 1
+        attempts[task_id] = number
+        if len(attempts) > REMEMBER:
+            attempts.popitem(last=False)
+        return number
 
     def _remember_parent(self, task_id: str, value: object) -> None:
         parent = parse_traceparent(value)
@@ -361,6 +375,10 @@ def _bsp_options(environ: Mapping[str, str] | None = None) -> dict[str, int]:
     if not env.get("OTEL_BSP_SCHEDULE_DELAY"):
         options["schedule_delay_millis"] = 1000
     return options
+
+
+def _time(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _duration(rec: TaskRecord) -> float | None:

@@ -41,6 +41,8 @@ class Finished:
 
     rec: TaskRecord
     attempt: int | None = None
+    #: when a retried attempt ended (its task-retried event's time)
+    end: float | None = None
 
 
 def _ns(t: float | None) -> int | None:
@@ -102,7 +104,7 @@ class SpanBuilder:
             if remote is not None and remote.trace_id == trace_id:
                 parent = SpanContext(trace_id, remote.span_id, is_remote=True,
                                      trace_flags=_SAMPLED)
-        end = rec.retried if attempt is not None else _end_time(rec)
+        end = (item.end or rec.retried) if attempt is not None else _end_time(rec)
         events: list[Event] = []
         start = self._start(rec, attempt, end, events)
         if end is None or end < start:
@@ -161,14 +163,13 @@ class SpanBuilder:
     def _attributes(rec: TaskRecord, attempt: int | None, exc_type: str | None,
                     exc_message: str | None) -> dict[str, Any]:
         attrs: dict[str, Any] = {
-            "messaging.system": "celery", "messaging.operation.type": "process",
-            "messaging.message.id": rec.uuid, "celery.task_id": rec.uuid,
+            "messaging.system": "celery", "celery.task_id": rec.uuid,
             "celery.state": "RETRY" if attempt is not None else rec.state,
             "celery.retries": rec.retries if attempt is None else attempt,
         }
         optional: tuple[tuple[str, object], ...] = (
             ("celery.task_name", rec.name), ("celery.worker", rec.worker),
-            ("celery.queue", rec.queue), ("messaging.destination.name", rec.queue),
+            ("celery.queue", rec.queue),
             ("celery.routing_key", rec.routing_key), ("celery.exchange", rec.exchange),
             ("celery.parent_id", rec.parent_id), ("celery.root_id", rec.root_id),
             ("celery.client", rec.client), ("exception.type", exc_type),
