@@ -40,6 +40,7 @@ class Receiver:
         self.spans: list[dict[str, Any]] = []
         self.requests = 0
         self.lock = threading.Lock()
+        self.protocol = "http/protobuf"
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -100,14 +101,49 @@ class Receiver:
         self.server.server_close()
 
 
+class GrpcReceiver(Receiver):
+    """The same, as an OTLP/gRPC TraceService on 127.0.0.1 (grpcio)."""
+
+    def __init__(self) -> None:  # noqa: D107 - no HTTP server
+        from concurrent import futures
+
+        import grpc
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+        self.pb = trace_service_pb2
+        self.protocol = "grpc"
+        self.spans = []
+        self.requests = 0
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Service(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+            def Export(self, request: Any, context: Any) -> Any:
+                receiver.add(request.SerializeToString())
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        self.grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), self.grpc_server)
+        self.port = self.grpc_server.add_insecure_port("127.0.0.1:0")
+        self.grpc_server.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.grpc_server.stop(grace=None)
+
+
 def _value(value: Any) -> Any:
     kind = value.WhichOneof("value")
     return getattr(value, kind) if kind else None
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
+@pytest.fixture(params=["http/protobuf"])
+def receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
+    r = GrpcReceiver() if request.param == "grpc" else Receiver()
+    r.protocol = request.param
     try:
         yield r
     finally:
@@ -117,10 +153,12 @@ def receiver() -> Iterator[Receiver]:
 class Record:
     """``lazycelery record --otel`` as a subprocess, stderr into a file."""
 
-    def __init__(self, broker: str, tmp_path: Path, endpoint: str) -> None:
+    def __init__(self, broker: str, tmp_path: Path, endpoint: str,
+                 protocol: str = "http/protobuf") -> None:
         env = dict(os.environ)
         env.pop("LAZYCELERY_STORE", None)
         env.update(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_SERVICE_NAME="lc-test-workers",
+                   OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
                    LAZYCELERY_CONFIG=str(tmp_path / "none.toml"))
         (tmp_path / "none.toml").write_text("")
         self.err = tmp_path / "record.stderr"
@@ -148,7 +186,7 @@ class Record:
 
 @contextlib.contextmanager
 def recording(broker: str, tmp_path: Path, receiver: Receiver) -> Iterator[Record]:
-    record = Record(broker, tmp_path, receiver.url)
+    record = Record(broker, tmp_path, receiver.url, receiver.protocol)
     try:
         yield record
     finally:
@@ -168,6 +206,7 @@ def _until_exported(app: Any, receiver: Receiver, record: Record) -> None:
     wait_for(arrived, timeout=60, interval=1.0, what="a probe span at the receiver")
 
 
+@pytest.mark.parametrize("receiver", ["http/protobuf", "grpc"], indirect=True)
 def test_record_otel_exports_a_chain_as_one_trace(
         redis_url: str, celery_worker_factory: Factory, tmp_path: Path, receiver: Receiver) -> None:
     from celery import chain

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -41,6 +42,7 @@ SETTLE: Final = 0.5
 REMEMBER: Final = 100_000
 #: seconds the stop waits for the collector
 STOP_TIMEOUT: Final = 5.0
+_ERRNO: Final = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
 #: spans the SDK's batch processor holds while it exports (OTEL_BSP_MAX_QUEUE_SIZE overrides)
 BSP_QUEUE: Final = 16_384
 #: seconds between two loss reports
@@ -95,17 +97,26 @@ class _CountingExporter:
 
 
 class _LastLine(logging.Handler):
-    """Keeps the SDK's last warning (why an export failed) instead of printing it."""
+    """Keeps why the SDK's last export failed (one short line, URLs masked) instead of
+    printing its warnings on the user's terminal."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.line: str | None = None
+        self._cause: str | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.line = " ".join(record.getMessage().split())[:200]
+            text = record.getMessage()
         except Exception:
-            self.line = record.msg if isinstance(record.msg, str) else None
+            text = str(record.msg)
+        errno = _ERRNO.search(text)
+        short = errno.group(0) if errno else error_line(Exception(text), limit=200)
+        if text.startswith("Transient error"):
+            self._cause = short
+        if "due to timeout, max retries" in text and self._cause:
+            short = f"{self._cause} (gave up after retrying)"
+        self.line = short
 
 
 def build_exporter(settings: OtelSettings) -> Any:
