@@ -4,9 +4,9 @@
 
 The recorded Redis stream, ``copies`` times with fresh task ids, is decoded with the fast path
 and applied with ``TaskIndex.apply_batch`` (64 messages a batch) the way the ingest thread does;
-with ``--otel`` the SpanPipeline's tap runs on every batch and its exporter thread builds the
-spans and sends them with the SDK's BatchSpanProcessor and OTLP/HTTP exporter to a receiver in
-another process (127.0.0.1, decodes every ExportTraceServiceRequest and counts the spans).
+with ``--otel`` the tap runs on every batch and the exporter process ``record --otel`` starts
+(``lazycelery.otel.child``) builds the spans and sends them with the SDK's BatchSpanProcessor and
+OTLP/HTTP exporter to a receiver in a third process (127.0.0.1, decodes every ExportTraceServiceRequest and counts the spans).
 Reported: events/s fed flat out (median of the repeats, reference and otel alternated), the
 ratio, and the spans delivered vs expected; then a feed paced at 30,000 events/s and what was
 lost. Asserts nothing.
@@ -133,12 +133,12 @@ def run_once(messages: list[bytes], receiver: Receiver | None,
     if receiver is None:
         seconds, events = feed(messages, None, rate)
         return {"seconds": seconds, "events": events}
-    from lazycelery.otel.pipeline import SpanPipeline
+    from lazycelery.otel.process import ProcessPipeline
     from lazycelery.otel.settings import OtelSettings
 
     receiver.count(reset=True)
-    pipeline = SpanPipeline(OtelSettings(endpoint=f"{receiver.url}/v1/traces",
-                                         queue_size=20_000)).start()
+    # what `record --otel` runs: the tap here, the span pipeline in its child process
+    pipeline = ProcessPipeline(OtelSettings(endpoint=f"{receiver.url}/v1/traces")).start()
     seconds, events = feed(messages, pipeline.on_batch, rate)
     t0 = time.perf_counter()
     pipeline.stop(timeout=60.0)

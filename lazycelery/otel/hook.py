@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from lazycelery.errors import UsageError
 
 if TYPE_CHECKING:
-    from lazycelery.otel.pipeline import SpanPipeline
+    from lazycelery.otel.process import ProcessPipeline
 
 __all__ = ["OTEL_HELP", "add_otel_option", "start_tracing", "stop_tracing"]
 
@@ -25,7 +25,7 @@ def add_otel_option(parser: argparse._ActionsContainer) -> None:
 
 
 def start_tracing(args: argparse.Namespace, settings: Any,
-                  say: Callable[[str], None]) -> SpanPipeline | None:
+                  say: Callable[[str], None]) -> ProcessPipeline | None:
     """The running pipeline when ``--otel`` was given, else None; a bad setting or a missing
     SDK is one UsageError/ConfigError line."""
     if not getattr(args, "otel", False):
@@ -33,13 +33,11 @@ def start_tracing(args: argparse.Namespace, settings: Any,
     from lazycelery.otel.settings import otel_settings
 
     otel = otel_settings(getattr(settings, "config_path", None))
+    from lazycelery.otel.process import ProcessPipeline
+
     try:
-        from lazycelery.otel.pipeline import SpanPipeline
-    except ImportError:
-        raise UsageError(INSTALL_HINT) from None
-    try:
-        pipeline = SpanPipeline(otel, notify=say)
-    except ImportError as exc:  # an exporter package missing (gRPC without grpcio, say)
+        pipeline = ProcessPipeline(otel, notify=say)
+    except ImportError as exc:  # the SDK or its exporter is not installed
         raise UsageError(f"{INSTALL_HINT} ({exc})") from None
     sampling = "" if not otel.tail_sampling else (
         f", keeping {otel.sample_ratio:.0%} of the plain successful traces")
@@ -48,7 +46,7 @@ def start_tracing(args: argparse.Namespace, settings: Any,
     return pipeline.start()
 
 
-def stop_tracing(pipeline: SpanPipeline | None, say: Callable[[str], None]) -> None:
+def stop_tracing(pipeline: ProcessPipeline | None, say: Callable[[str], None]) -> None:
     """Flush what is held and say what became of the spans (one line)."""
     if pipeline is None:
         return

@@ -17,23 +17,18 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
-import msgspec
-
-from lazycelery.core.model import FAILURE, READY_STATES, TaskRecord, WorkerRecord
+from lazycelery.core.model import FAILURE, TaskRecord
 from lazycelery.otel.ids import ParentContext, parse_traceparent, trace_id_of
 from lazycelery.otel.sampling import TailSampler
 from lazycelery.otel.settings import GRPC, OtelSettings
+from lazycelery.otel.stats import OtelStats, summary_line
+from lazycelery.otel.tap import _DONE, _RETRY, _TP, TRACEPARENT_EVENT, Tap
 from lazycelery.urls import error_line
 
 __all__ = ["TRACEPARENT_EVENT", "OtelStats", "SpanPipeline", "build_exporter"]
 
-#: the event the worker-side companion (plugins/lazycelery-traceparent) sends per task
-TRACEPARENT_EVENT: Final = "task-traceparent"
-_FINISHING: Final = frozenset({"task-succeeded", "task-failed", "task-revoked", "task-rejected",
-                               "task-retried", TRACEPARENT_EVENT})
 #: in "keep everything" mode a finished span still waits this long, so a ``traceparent`` that
 #: arrives a little after its task's last event is not missed
 SETTLE: Final = 0.5
@@ -47,20 +42,6 @@ _ERRNO: Final = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
 BSP_QUEUE: Final = 16_384
 #: seconds between two loss reports
 REPORT_EVERY: Final = 30.0
-_DONE, _RETRY, _TP = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class OtelStats:
-    queued: int
-    lost: int
-    built: int
-    sampled_out: int
-    exported: int
-    export_failed: int
-    export_dropped: int
-    waiting: int
-    last_error: str | None
 
 
 class _CountingExporter:
@@ -135,9 +116,10 @@ def build_exporter(settings: OtelSettings) -> Any:
     return HttpExporter(endpoint=settings.endpoint, headers=headers, timeout=STOP_TIMEOUT)
 
 
-class SpanPipeline:
-    """Ingest tap + exporter thread. ``exporter`` defaults to the OTLP one of ``settings``
-    (tests pass the SDK's InMemorySpanExporter)."""
+class SpanPipeline(Tap):
+    """Ingest tap + exporter thread, in this process. ``exporter`` defaults to the OTLP one of
+    ``settings`` (tests pass the SDK's InMemorySpanExporter). ``record --otel`` and
+    ``tail --otel`` run it in a child process instead (``process.ProcessPipeline``)."""
 
     def __init__(self, settings: OtelSettings, exporter: Any = None, *,
                  notify: Callable[[str], None] | None = None,
@@ -146,16 +128,12 @@ class SpanPipeline:
 
         from lazycelery.otel.spans import SpanBuilder
 
+        super().__init__(settings.queue_size)
         self.settings = settings
         self.notify = notify
         self.clock = clock
-        self._queue: deque[tuple[Any, ...]] = deque()
-        self._limit = settings.queue_size
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.lost = 0
-        self.queued = 0
         self.built = 0
         self.handed = 0
         self._parents: OrderedDict[str, ParentContext] = OrderedDict()
@@ -176,51 +154,6 @@ class SpanPipeline:
         self._reported_failed = 0
         self._reported_lost = 0
         self._next_report = 0.0
-
-    # ------------------------------------------------------------ the ingest thread
-
-    def on_batch(self, events: Sequence[Mapping[str, Any]],
-                 records: Sequence[TaskRecord | WorkerRecord | None]) -> None:
-        """Called on the ingest thread after each applied batch: O(1) per event, never blocks."""
-        queue = self._queue
-        limit = self._limit
-        added = 0
-        watched = _FINISHING
-        for event, rec in zip(events, records, strict=False):
-            kind = event.get("type")
-            if kind not in watched or rec.__class__ is not TaskRecord:
-                continue
-            assert isinstance(rec, TaskRecord)
-            if kind == TRACEPARENT_EVENT:
-                item: tuple[Any, ...] = (_TP, rec.uuid, event.get("traceparent"))
-            elif kind == "task-retried":
-                # the record is read after the whole batch: the retry's own time is the event's
-                item = (_RETRY, msgspec.structs.replace(rec), event.get("timestamp"))
-            elif rec.state in READY_STATES:
-                item = (_DONE, msgspec.structs.replace(rec))
-            else:
-                continue  # a rejection that requeued the task: not its end
-            if len(queue) >= limit:
-                self.lost += 1
-                continue
-            queue.append(item)
-            added += 1
-        if added:
-            self.queued += added
-            self._wake.set()
-
-    def tee(self, first: Callable[..., None] | None) -> Callable[..., None]:
-        """An ``on_batch`` that calls ``first`` (the store writer, the tail sink), then this."""
-        if first is None:
-            return self.on_batch
-        mine = self.on_batch
-
-        def both(events: Sequence[Mapping[str, Any]],
-                 records: Sequence[TaskRecord | WorkerRecord | None]) -> None:
-            first(events, records)
-            mine(events, records)
-
-        return both
 
     # ------------------------------------------------------------ the exporter thread
 
@@ -343,13 +276,7 @@ class SpanPipeline:
                          last_error=self.exporter.last_error or self._log.line)
 
     def summary(self) -> str:
-        s = self.stats()
-        text = (f"otel: {s.exported:,} spans exported to {self.settings.masked_endpoint}, "
-                f"{s.lost:,} lost (queue full), {s.export_failed + s.export_dropped:,} not "
-                f"delivered, {s.sampled_out:,} sampled out")
-        if s.export_failed + s.export_dropped and s.last_error:
-            text += f" (last error: {s.last_error})"
-        return text
+        return summary_line(self.stats(), self.settings.masked_endpoint)
 
     def _report(self) -> None:
         """At most one line per ``REPORT_EVERY`` seconds about new losses."""
