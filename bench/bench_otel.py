@@ -6,7 +6,8 @@ The recorded Redis stream, ``copies`` times with fresh task ids, is decoded with
 and applied with ``TaskIndex.apply_batch`` (64 messages a batch) the way the ingest thread does;
 with ``--otel`` the tap runs on every batch and the exporter process ``record --otel`` starts
 (``lazycelery.otel.child``) builds the spans and sends them with the SDK's BatchSpanProcessor and
-OTLP/HTTP exporter to a receiver in a third process (127.0.0.1, decodes every ExportTraceServiceRequest and counts the spans).
+OTLP/HTTP exporter to a receiver in a third process (127.0.0.1; it decodes every
+ExportTraceServiceRequest and counts the spans).
 Reported: events/s fed flat out (median of the repeats, reference and otel alternated), the
 ratio, and the spans delivered vs expected; then a feed paced at 30,000 events/s and what was
 lost. Asserts nothing.

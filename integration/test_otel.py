@@ -104,7 +104,7 @@ class Receiver:
 class GrpcReceiver(Receiver):
     """The same, as an OTLP/gRPC TraceService on 127.0.0.1 (grpcio)."""
 
-    def __init__(self) -> None:  # noqa: D107 - no HTTP server
+    def __init__(self) -> None:
         from concurrent import futures
 
         import grpc
