@@ -290,3 +290,39 @@ def test_traceparent_companion_joins_the_producer_trace(
     # a task sent outside any span keeps its own trace (its id)
     assert other["trace_id"] == outside.replace("-", "") and other["parent"] == ""
     assert "Traceback" not in worker.output()
+
+
+def test_collector_down_costs_spans_not_events(
+        redis_url: str, celery_worker_factory: Factory, tmp_path: Path) -> None:
+    """Nothing listens on the endpoint: the store still gets every event, the spans are counted
+    as not delivered with the reason, in one line each, and the recorder stops in time."""
+    from conftest import free_port
+    from lazycelery.store import open_store
+
+    worker = celery_worker_factory(redis_url)
+    app = worker.app()
+    record = Record(redis_url, tmp_path, f"http://127.0.0.1:{free_port()}")
+    try:
+        sent: list[str] = []
+
+        def some_recorded() -> bool:
+            assert record.proc.poll() is None, record.stderr()
+            sent.extend(str(app.send_task("workerapp.add", args=(i, i)).id) for i in range(5))
+            return "not delivered to" in record.stderr()
+
+        wait_for(some_recorded, timeout=90, interval=2.0, what="the not-delivered report")
+        code = record.stop()
+    finally:
+        record.stop()
+    assert code == 0
+    err = record.stderr()
+    assert "Connection refused" in err, err
+    summary = next(line for line in err.splitlines() if "spans exported to" in line)
+    assert "0 spans exported" in summary and "0 lost (queue full)" in summary
+    store = open_store(f"sqlite:///{tmp_path / 'h.sqlite3'}", writer=False)
+    try:
+        found = store.fetch_tasks(sent)
+    finally:
+        store.close()
+    assert sum(1 for rec, _ in found.values() if rec.state == "SUCCESS") >= 5
+    assert "Traceback" not in err

@@ -444,3 +444,48 @@ def test_bad_settings_are_one_line(tmp_path: Path, env: dict[str, str], text: st
 
 def test_no_flag_no_pipeline() -> None:
     assert start_tracing(argparse.Namespace(otel=False), None, print) is None
+
+
+# --------------------------------------------------------------------------- the child process's wire
+
+
+def test_frames_carry_records_and_reports_unchanged() -> None:
+    import io
+
+    import msgspec
+
+    from lazycelery.core.model import TaskRecord
+    from lazycelery.otel.child import Item, read_frame, write_frame
+
+    rec = TaskRecord(uuid="u1", state="FAILURE", name="n", exception="ValueError('x')",
+                     failed=1.5, retries=2, root_id="r")
+    items = [Item(0, rec), Item(1, rec, None, 1.25), Item(2, None, "u1", "00-ab-cd-01")]
+    stream = io.BytesIO()
+    write_frame(stream, msgspec.msgpack.encode(items))
+    write_frame(stream, b"")
+    stream.write(b"\x00\x00")  # a cut frame ends the stream
+    stream.seek(0)
+    decoded = msgspec.msgpack.Decoder(list[Item]).decode(read_frame(stream) or b"")
+    assert decoded == items
+    assert read_frame(stream) == b""
+    assert read_frame(stream) is None
+
+
+def test_a_missing_sdk_is_one_usage_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from lazycelery.errors import UsageError
+    from lazycelery.otel import process
+
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any) -> Any:
+        return None if name.startswith("opentelemetry.exporter.otlp.proto.grpc") else real(name, *args)
+
+    monkeypatch.setattr(process.importlib.util, "find_spec", find_spec)
+    assert process.missing_packages(OtelSettings(protocol=GRPC)) == [
+        "opentelemetry.exporter.otlp.proto.grpc"]
+    assert process.missing_packages(OtelSettings()) == []
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    with pytest.raises(UsageError, match=r"pip install 'lazycelery\[otel\]'"):
+        start_tracing(argparse.Namespace(otel=True), None, print)
