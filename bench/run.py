@@ -2,7 +2,8 @@
 
     python bench/run.py [--quick] [--only NAME[,NAME]] [--repeats N] [--publisher replay|live]
 
-Names: inprocess, redis, amqp, memory, startup, gap, store, otel. Never run by the test suite; asserts nothing.
+Names: inprocess, redis, amqp, memory, startup, gap, store, otel. Never run by the test suite;
+asserts nothing.
 """
 
 from __future__ import annotations

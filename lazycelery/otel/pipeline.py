@@ -40,6 +40,8 @@ STOP_TIMEOUT: Final = 5.0
 _ERRNO: Final = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
 #: spans the SDK's batch processor holds while it exports (OTEL_BSP_MAX_QUEUE_SIZE overrides)
 BSP_QUEUE: Final = 16_384
+#: spans kept free in the batch processor's queue (a batch being exported, say)
+BSP_HEADROOM: Final = 1_024
 #: seconds between two loss reports
 REPORT_EVERY: Final = 30.0
 
@@ -150,7 +152,9 @@ class SpanPipeline(Tap):
         sdk_log.propagate = False  # no SDK warning on the user's terminal: counted and reported
         self.exporter = _CountingExporter(exporter if exporter is not None
                                           else build_exporter(settings))
-        self.processor = BatchSpanProcessor(self.exporter, **_bsp_options())  # type: ignore[arg-type]
+        options = _bsp_options()
+        self._bsp_queue = options.get("max_queue_size", _env_int("OTEL_BSP_MAX_QUEUE_SIZE", 2048))
+        self.processor = BatchSpanProcessor(self.exporter, **options)  # type: ignore[arg-type]
         self._reported_failed = 0
         self._reported_lost = 0
         self._next_report = 0.0
@@ -261,8 +265,22 @@ class SpanPipeline(Tap):
                 seen.popitem(last=False)
             span = self.builder.build(item)
             self.built += 1
+            self._room()
             self.processor.on_end(span)
             self.handed += 1
+
+    def _room(self) -> None:
+        """Wait while the batch processor holds nearly its whole queue (counted from the spans
+        handed to it and those its exporter finished with; no private attribute read): the
+        backlog then stays in this pipeline's bounded queue (in the child process: in the
+        pipe, then the ingesting process's queue, which counts what it cannot hold) instead of
+        the processor dropping spans silently. Not while stopping: what no longer fits is then
+        dropped and counted."""
+        exporter = self.exporter
+        high = self._bsp_queue - BSP_HEADROOM
+        while (self.handed - exporter.exported - exporter.failed >= high
+               and not self._stop.is_set()):
+            self._stop.wait(0.01)
 
     # ------------------------------------------------------------ reporting
 
@@ -299,6 +317,15 @@ class SpanPipeline(Tap):
         if self.notify is not None:
             with contextlib.suppress(Exception):
                 self.notify(text)
+
+
+def _env_int(name: str, default: int) -> int:
+    import os
+
+    try:
+        return max(1, int(os.environ.get(name, "")))
+    except ValueError:
+        return default
 
 
 def _bsp_options(environ: Mapping[str, str] | None = None) -> dict[str, int]:
