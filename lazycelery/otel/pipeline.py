@@ -35,8 +35,10 @@ SETTLE: Final = 0.5
 #: task ids remembered: reported traceparents, spans already exported (a duplicate terminal
 #: event must not export a second span)
 REMEMBER: Final = 100_000
-#: seconds the stop waits for the collector
+#: seconds without progress after which the stop gives up on the collector
 STOP_TIMEOUT: Final = 5.0
+#: seconds the stop waits at most for the collector to take what is held
+MAX_DRAIN: Final = 60.0
 _ERRNO: Final = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
 #: spans the SDK's batch processor holds while it exports (OTEL_BSP_MAX_QUEUE_SIZE overrides)
 BSP_QUEUE: Final = 16_384
@@ -135,6 +137,7 @@ class SpanPipeline(Tap):
         self.notify = notify
         self.clock = clock
         self._stop = threading.Event()
+        self._abandon = threading.Event()
         self._thread: threading.Thread | None = None
         self.built = 0
         self.handed = 0
@@ -168,26 +171,44 @@ class SpanPipeline(Tap):
         return self
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Export what is held (every waiting trace is decided now), flush, shut the SDK down;
-        waits at most about ``timeout`` seconds for the collector."""
+        """Export what is held (every waiting trace is decided now), flush, shut the SDK down.
+        Waits while the collector keeps taking spans (at most ``MAX_DRAIN`` seconds) and gives
+        up after ``timeout`` seconds without progress: what is left is counted as dropped."""
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        else:
-            self.pump(final=True)
+        worker = self._thread
+        if worker is None:
+            worker = threading.Thread(target=self.pump, kwargs={"final": True}, daemon=True)
+            worker.start()
+        self._watch(lambda: not worker.is_alive(), timeout)
         done = threading.Event()
 
         def close() -> None:
             try:
-                self.processor.force_flush(int(timeout * 1000))
+                self.processor.force_flush(int(MAX_DRAIN * 1000))
                 self.processor.shutdown()  # type: ignore[no-untyped-call]
             finally:
                 done.set()
 
         threading.Thread(target=close, name="lazycelery-otel-close", daemon=True).start()
-        done.wait(timeout + 1.0)
+        self._watch(done.is_set, timeout)
         logging.getLogger("opentelemetry").removeHandler(self._log)
+
+    def _watch(self, finished: Callable[[], bool], stall: float) -> None:
+        """Wait until ``finished()`` while the exporter makes progress; else give up."""
+        def progress() -> int:  # spans the collector took (failures are no progress)
+            return self.exporter.exported
+
+        start = last_change = time.monotonic()
+        last = progress()
+        while not finished():
+            time.sleep(0.05)
+            now, current = time.monotonic(), progress()
+            if current != last:
+                last, last_change = current, now
+            elif now - last_change > stall or now - start > MAX_DRAIN:
+                self._abandon.set()
+                return
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -274,13 +295,13 @@ class SpanPipeline(Tap):
         handed to it and those its exporter finished with; no private attribute read): the
         backlog then stays in this pipeline's bounded queue (in the child process: in the
         pipe, then the ingesting process's queue, which counts what it cannot hold) instead of
-        the processor dropping spans silently. Not while stopping: what no longer fits is then
-        dropped and counted."""
+        the processor dropping spans silently. Not once the stop gave up on the collector: what
+        no longer fits is then dropped and counted."""
         exporter = self.exporter
         high = self._bsp_queue - BSP_HEADROOM
         while (self.handed - exporter.exported - exporter.failed >= high
-               and not self._stop.is_set()):
-            self._stop.wait(0.01)
+               and not self._abandon.is_set()):
+            self._abandon.wait(0.01)
 
     # ------------------------------------------------------------ reporting
 

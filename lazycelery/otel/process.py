@@ -33,8 +33,9 @@ __all__ = ["ProcessPipeline", "missing_packages"]
 FRAME_ITEMS: Final = 2_000
 #: seconds between two reports of new losses
 REPORT_EVERY: Final = 30.0
-#: seconds the stop waits for the child to flush on top of its own export timeout
+#: seconds the stop waits for the child on top of its own limits (``pipeline.MAX_DRAIN``)
 STOP_GRACE: Final = 10.0
+MAX_DRAIN: Final = 60.0
 
 
 def missing_packages(settings: OtelSettings) -> list[str]:
@@ -156,7 +157,8 @@ class ProcessPipeline(Tap):
             self._next_report = now + REPORT_EVERY
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Hand over what is queued, let the child decide, export and flush (bounded)."""
+        """Hand over what is queued and let the child decide, export and flush: waited for
+        while it makes progress (its stats lines), at most ``MAX_DRAIN`` + a grace."""
         self._stop.set()
         self._wake.set()
         if self._feeder is not None:
@@ -164,13 +166,24 @@ class ProcessPipeline(Tap):
         proc = self._proc
         if proc is None:
             return
-        try:
-            proc.wait(timeout + STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        start = last_change = time.monotonic()
+        last = self._progress()
+        while proc.poll() is None:
+            time.sleep(0.1)
+            now, current = time.monotonic(), self._progress()
+            if current != last:
+                last, last_change = current, now
+            elif now - last_change > timeout + STOP_GRACE or now - start > MAX_DRAIN + STOP_GRACE:
+                proc.kill()
+                break
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(5)
         if self._reader is not None:
             self._reader.join(2.0)
+
+    def _progress(self) -> int:
+        child = self._child
+        return int(child.get("exported", 0))  # spans the collector took
 
     def stats(self) -> OtelStats:
         child = self._child
