@@ -489,3 +489,50 @@ def test_a_missing_sdk_is_one_usage_line(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
     with pytest.raises(UsageError, match=r"pip install 'lazycelery\[otel\]'"):
         start_tracing(argparse.Namespace(otel=True), None, print)
+
+
+# --------------------------------------------------------------------------- the worker-side companion
+
+
+def test_the_companion_injects_the_current_span_and_keeps_an_existing_header() -> None:
+    import sys
+
+    from opentelemetry.sdk.trace import TracerProvider
+
+    plugin = Path(__file__).resolve().parent.parent / "plugins" / "lazycelery-traceparent"
+    sys.path.insert(0, str(plugin))
+    try:
+        import lazycelery_traceparent as companion
+    finally:
+        sys.path.remove(str(plugin))
+
+    headers: dict[str, Any] = {}
+    companion._on_publish(headers=headers)
+    assert headers == {}  # no current span: nothing to say
+    tracer = TracerProvider().get_tracer("t")
+    with tracer.start_as_current_span("request") as span:
+        companion._on_publish(headers=headers)
+        kept = {"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}
+        companion._on_publish(headers=kept)
+    context = span.get_span_context()
+    parsed = parse_traceparent(headers["traceparent"])
+    assert parsed is not None
+    assert (parsed.trace_id, parsed.span_id) == (context.trace_id, context.span_id)
+    assert kept["traceparent"].startswith("00-111")
+
+    class Request:
+        id = "t1"
+        traceparent = headers["traceparent"]
+
+    class Task:
+        request = Request()
+
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, dict[str, Any]]] = []
+
+        def send_event(self, type_: str, **fields: Any) -> None:
+            self.sent.append((type_, fields))
+
+    task = Task()
+    companion._on_prerun(task_id="t1", task=task)
+    assert task.sent == [("task-traceparent", {"traceparent": headers["traceparent"], "retry": False})]
