@@ -75,13 +75,29 @@ def _end_time(rec: TaskRecord) -> float | None:
     return rec.timestamp
 
 
+class _Resource(Resource):
+    """A Resource whose hash is computed once: the OTLP encoder groups spans by resource and
+    the SDK's ``__hash__`` serialises the attributes to JSON on every call (12% of encoding)."""
+
+    def __init__(self, attributes: Any, schema_url: str | None = None) -> None:
+        super().__init__(attributes, schema_url)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return super().__eq__(other)
+
+
 class SpanBuilder:
     """Turns ``Finished`` snapshots into SDK ``ReadableSpan``s. ``parents`` maps a task id to
     the ``traceparent`` its worker reported (kept by the caller, bounded)."""
 
     def __init__(self, service_name: str, parents: Mapping[str, ParentContext] | None = None,
                  resource: Resource | None = None) -> None:
-        self.resource = resource or Resource.create({"service.name": service_name})
+        base = resource or Resource.create({"service.name": service_name})
+        self.resource = _Resource(base.attributes, base.schema_url)
         self.scope = InstrumentationScope("lazycelery", __version__)
         self.parents: Mapping[str, ParentContext] = parents if parents is not None else {}
 
@@ -170,7 +186,7 @@ class SpanBuilder:
         optional: tuple[tuple[str, object], ...] = (
             ("celery.task_name", rec.name), ("celery.worker", rec.worker),
             ("celery.queue", rec.queue),
-            ("celery.routing_key", rec.routing_key), ("celery.exchange", rec.exchange),
+            ("celery.routing_key", rec.routing_key), ("celery.exchange", rec.exchange or None),
             ("celery.parent_id", rec.parent_id), ("celery.root_id", rec.root_id),
             ("celery.client", rec.client), ("exception.type", exc_type),
             ("exception.message", exc_message),
