@@ -326,3 +326,30 @@ def test_collector_down_costs_spans_not_events(
         store.close()
     assert sum(1 for rec, _ in found.values() if rec.state == "SUCCESS") >= 5
     assert "Traceback" not in err
+
+
+def test_tail_otel_exports_while_it_prints(
+        redis_url: str, celery_worker_factory: Factory, receiver: Receiver,
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from test_tail_helpers import TailProcess, assert_no_traceback, probe, send_until
+
+    worker = celery_worker_factory(redis_url)
+    app = worker.app()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+    monkeypatch.setenv("LAZYCELERY_CONFIG", str(tmp_path / "none.toml"))
+    (tmp_path / "none.toml").write_text("")
+    tail = TailProcess(redis_url, "--json", "--otel")
+    try:
+        send_until(tail, probe(app))
+        failed = str(app.send_task("workerapp.always_fail", args=("t",)).id)
+        tail.wait_doc(lambda d: d["type"] == "task-failed" and d["uuid"] == failed,
+                      what="the failure printed")
+        wait_for(lambda: receiver.task(failed), timeout=30, what="the failure's span")
+        assert tail.interrupt() == 0
+    finally:
+        tail.close()
+    span = receiver.task(failed)
+    assert span is not None and span["status"] == 2
+    err = "\n".join(tail.errors)
+    assert "spans exported to" in err and "0 lost" in err, err
+    assert_no_traceback(err)
