@@ -142,6 +142,7 @@ class Recorder:
         from lazycelery.tail.status import StatusReporter
 
         settings, store = self.settings, self.store
+        tracing = start_tracing(argparse.Namespace(otel=self.otel), settings, _say)  # bad: exit 2
         masked = settings.masked_broker()
         run_id, previous = store.begin_recorder(socket.gethostname(), os.getpid(), masked)
         writer = StoreWriter(store, recorder=run_id, retention=self.retention,
@@ -155,7 +156,6 @@ class Recorder:
         def on_status(status: Any) -> None:
             self._on_status(status, reporter, writer)
 
-        tracing = start_tracing(argparse.Namespace(otel=self.otel), settings, _say)
         ingestor = Ingestor(settings.broker_url, index, mode=settings.ingest,
                             app=settings.celery_app() if settings.app_spec else None,
                             transport_options=settings.transport_options,
