@@ -110,7 +110,9 @@ def build_exporter(settings: OtelSettings) -> Any:
     if settings.protocol == GRPC:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        insecure = settings.endpoint.startswith("http://")
+        # http:// is plain text, https:// TLS; no scheme: the SDK decides (OTEL_EXPORTER_OTLP_INSECURE)
+        scheme = settings.endpoint.partition("://")[0].lower() if "://" in settings.endpoint else ""
+        insecure = {"http": True, "https": False}.get(scheme)
         return OTLPSpanExporter(endpoint=settings.endpoint, insecure=insecure,
                                 headers=headers, timeout=STOP_TIMEOUT)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
