@@ -536,3 +536,21 @@ def test_the_companion_injects_the_current_span_and_keeps_an_existing_header() -
     task = Task()
     companion._on_prerun(task_id="t1", task=task)
     assert task.sent == [("task-traceparent", {"traceparent": headers["traceparent"], "retry": False})]
+
+
+def test_hostile_events_never_break_the_tap() -> None:
+    memory = InMemorySpanExporter()
+    pipeline = SpanPipeline(OtelSettings(), memory)
+    index = TaskIndex()
+    events: list[dict[str, Any]] = [
+        {"type": ["task-succeeded"], "uuid": "a"},
+        {"type": "task-succeeded", "uuid": {"x": 1}},
+        {"type": "task-retried", "uuid": "b", "timestamp": "soon"},
+        {"type": "task-traceparent", "uuid": "b", "traceparent": {"deep": [1, 2]}},
+        {"type": "task-succeeded", "uuid": "b", "timestamp": 5.0, "hostname": "w"},
+    ]
+    pipeline.on_batch(events, index.apply_batch(events))
+    pipeline.stop()
+    spans = memory.get_finished_spans()
+    assert sorted(s.attributes["celery.state"] for s in spans) == ["RETRY", "SUCCESS"]
+    assert all(s.parent is None for s in spans)

@@ -41,8 +41,11 @@ class Tap:
         added = 0
         watched = _FINISHING
         for event, rec in zip(events, records, strict=False):
+            # the index refused an event whose type is not a string: its record is None
+            if rec.__class__ is not TaskRecord:
+                continue
             kind = event.get("type")
-            if kind not in watched or rec.__class__ is not TaskRecord:
+            if kind not in watched:
                 continue
             assert isinstance(rec, TaskRecord)
             if kind == TRACEPARENT_EVENT:
