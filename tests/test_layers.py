@@ -20,6 +20,8 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (2, "broker", ("lazycelery.broker",)),
     (3, "core", ("lazycelery.core",)),
     (4, "store", ("lazycelery.store",)),
+    # span export from the event stream (headless; the OpenTelemetry SDK imported lazily)
+    (4, "otel", ("lazycelery.otel",)),
     (5, "analysis", ("lazycelery.analysis",)),
     (6, "panes_api", ("lazycelery.panes_api",)),
     (7, "tail", ("lazycelery.tail",)),

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from lazycelery.commands.argtypes import positive_int
 from lazycelery.errors import UsageError
+from lazycelery.otel.hook import add_otel_option
 
 if TYPE_CHECKING:
     from lazycelery.config import Settings
@@ -46,6 +47,8 @@ examples:
   lazycelery record --store sqlite:///var/lib/lc/history.sqlite3 --retention 7d
   lazycelery record --store postgresql://lc@db/celerymon --retention 30d
   lazycelery tail --since 2h --filter state:failure     read it back, then follow live
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 lazycelery record --otel
+                                                        also one span per task (docs/tracing.md)
 
 exit status: 0 after Ctrl-C / SIGTERM; 2 if the store cannot be opened (one line says why)
 or the event stream stops by itself.
@@ -70,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     parser.add_argument("--no-backfill", action="store_true",
                         help="do not fill gaps from the result backend, nor reconcile "
                              "unfinished tasks after a gap")
+    add_otel_option(parser)
     parser.set_defaults(handler=HANDLER)
 
 
@@ -86,9 +90,11 @@ def run(args: argparse.Namespace) -> int:
     url = store_url(settings)
     store = open_store(url)  # StoreError: one line, exit 2
     try:
-        return Recorder(settings, store, retention,
-                        store_opener=lambda: open_store(url, writer=False),
-                        status_every=args.status_every, backfill=not args.no_backfill).run()
+        recorder = Recorder(settings, store, retention,
+                            store_opener=lambda: open_store(url, writer=False),
+                            status_every=args.status_every, backfill=not args.no_backfill)
+        recorder.otel = args.otel  # span export (lazycelery/otel), started with the ingestor
+        return recorder.run()
     finally:
         store.close()
 
@@ -126,14 +132,17 @@ class Recorder:
         self.notices: queue.SimpleQueue[tuple[str, bool]] = queue.SimpleQueue()
         self.stop = threading.Event()
         self._last_gap: Any = None
+        self.otel = False
 
     def run(self) -> int:
         from lazycelery.core.index import TaskIndex
         from lazycelery.core.ingest import Ingestor
+        from lazycelery.otel.hook import start_tracing, stop_tracing
         from lazycelery.store.writer import StoreWriter
         from lazycelery.tail.status import StatusReporter
 
         settings, store = self.settings, self.store
+        tracing = start_tracing(argparse.Namespace(otel=self.otel), settings, _say)  # bad: exit 2
         masked = settings.masked_broker()
         run_id, previous = store.begin_recorder(socket.gethostname(), os.getpid(), masked)
         writer = StoreWriter(store, recorder=run_id, retention=self.retention,
@@ -150,7 +159,8 @@ class Recorder:
         ingestor = Ingestor(settings.broker_url, index, mode=settings.ingest,
                             app=settings.celery_app() if settings.app_spec else None,
                             transport_options=settings.transport_options,
-                            on_batch=writer.on_batch, on_status=on_status)
+                            on_batch=writer.on_batch if tracing is None else tracing.tee(
+                                writer.on_batch), on_status=on_status)
         _say(f"recording {masked} ({ingestor.path} path) into {store.masked}")
         restore = self._catch_signals()
         code = 0
@@ -166,6 +176,7 @@ class Recorder:
                 monitor.stop(timeout=2.0)
                 monitor.inspector.close()
             ingestor.stop(timeout=3.0)  # its last batch reaches the writer here
+            stop_tracing(tracing, _say)
             self._stop_repair()
             writer.stop(timeout=15.0)
             self._drain_notices()
