@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Build every release artefact from a clone: sdist, wheel, wheelhouse, .deb, .rpm, zipapp.
 
-    python packaging/build.py                 # all of them into dist/
-    python packaging/build.py dists deb       # only some (later steps build what they need)
+    python packaging/build_all.py                 # all of them into dist/
+    python packaging/build_all.py dists deb       # only some (later steps build what they need)
     nox -s package                            # the same, in a fresh virtualenv
 
 Steps, in order (each needs the ones before it):
@@ -49,7 +49,7 @@ def version() -> str:
                 and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "__version__"
                 and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
             return node.value.value
-    raise SystemExit("build.py: no __version__ = '...' in lazycelery/__init__.py")
+    raise SystemExit("build_all.py: no __version__ = '...' in lazycelery/__init__.py")
 
 
 def run(*cmd: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = None) -> None:
@@ -119,7 +119,7 @@ def build_deb(out: Path, python: str) -> Path:
         root = Path(tmp) / "root"
         stage(root, python, house)
         (root / "usr" / "bin").mkdir(parents=True)
-        (root / "usr" / "bin" / "lazycelery").symlink_to(f"{PREFIX}/bin/lazycelery")
+        (root / "usr" / "bin" / "lazycelery").symlink_to(f"../..{PREFIX}/bin/lazycelery")
         doc = root / "usr" / "share" / "doc" / "lazycelery"
         doc.mkdir(parents=True)
         shutil.copy(from_debian / "copyright", doc / "copyright")
@@ -158,7 +158,7 @@ def build_rpm(out: Path, python: str) -> Path:
         PACKAGING / "rpm" / "lazycelery.spec")
     built = sorted((top / "RPMS").rglob("lazycelery-*.rpm"))
     if len(built) != 1:
-        raise SystemExit(f"build.py: expected one rpm, found {built}")
+        raise SystemExit(f"build_all.py: expected one rpm, found {built}")
     target = out / built[0].name
     shutil.move(built[0], target)
     shutil.rmtree(top)
@@ -200,8 +200,8 @@ def build_pyz(out: Path, python: str) -> Path:
 
 
 def build_recipes(out: Path, python: str) -> None:
-    run(sys.executable, PACKAGING / "gen_recipes.py", "--sdist",
-        out / f"lazycelery-{version()}.tar.gz")
+    run(sys.executable, PACKAGING / "gen_recipes.py", "--wheel", wheel_path(out),
+        "--sdist", out / f"lazycelery-{version()}.tar.gz")
 
 
 BUILDERS = {"dists": build_dists, "wheelhouse": build_wheelhouse, "deb": build_deb,
