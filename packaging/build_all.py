@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Build every release artefact from a clone: sdist, wheel, wheelhouse, .deb, .rpm, zipapp.
 
-    python packaging/build_all.py                 # all of them into dist/
-    python packaging/build_all.py dists deb       # only some (later steps build what they need)
-    nox -s package                            # the same, in a fresh virtualenv
+    python packaging/build_all.py                # all of them into dist/
+    python packaging/build_all.py rpm            # one step (the ones before it already run)
+    nox -s package                               # all, in a fresh virtualenv, + twine check
 
 Steps, in order (each needs the ones before it):
   dists      python -m build: dist/lazycelery-V.tar.gz and dist/lazycelery-V-py3-none-any.whl
@@ -12,9 +12,9 @@ Steps, in order (each needs the ones before it):
   rpm        the same layout with packaging/rpm/lazycelery.spec and rpmbuild: dist/*.rpm
   pyz        one file with every dependency for CPython 3.10-3.13 on x86_64 Linux (pex):
              dist/lazycelery.pyz
-The Homebrew formula and the Arch PKGBUILD are generated from PyPI by
-packaging/gen_recipes.py (step `recipes`, not in the default list: it needs the network
-and changes tracked files).
+  recipes    the Homebrew formula and the Arch PKGBUILD for these files: dist/recipes/
+             (packaging/gen_recipes.py: the dependency set resolved for CPython 3.13, each
+             file's URL and sha256 from the package index)
 
 The version is read from lazycelery/__init__.py, the one place it is written.
 Needs: the `package` extra (build, pex), dpkg-deb for deb, rpmbuild for rpm.
@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGING = ROOT / "packaging"
 PREFIX = "/opt/lazycelery"
-STEPS = ("dists", "wheelhouse", "deb", "rpm", "pyz")
+STEPS = ("dists", "wheelhouse", "deb", "rpm", "pyz", "recipes")
 # the interpreters the zipapp carries binary wheels for (marker values: the lowest release)
 PYZ_PYTHONS = {10: "3.10.0", 11: "3.11.0", 12: "3.12.0", 13: "3.13.0"}
 
@@ -109,7 +109,13 @@ def stage(root: Path, python: str, house: Path) -> None:
         "--python", python, "--wheelhouse", house, f"lazycelery=={version()}")
 
 
+def require(tool: str, hint: str) -> None:
+    if shutil.which(tool) is None:
+        raise SystemExit(f"build_all.py: {tool} not found ({hint})")
+
+
 def build_deb(out: Path, python: str) -> Path:
+    require("dpkg-deb", "a Debian or Ubuntu machine has it")
     from_debian = PACKAGING / "debian"
     house = out / "wheelhouse"
     arch = subprocess.run(["dpkg", "--print-architecture"], check=True, capture_output=True,
@@ -143,6 +149,7 @@ def build_deb(out: Path, python: str) -> Path:
 
 
 def build_rpm(out: Path, python: str) -> Path:
+    require("rpmbuild", "apt-get install rpm, or dnf install rpm-build")
     house = out / "wheelhouse"
     top = out / "rpmbuild"
     if top.exists():
@@ -200,8 +207,10 @@ def build_pyz(out: Path, python: str) -> Path:
 
 
 def build_recipes(out: Path, python: str) -> None:
+    """The Homebrew formula and the PKGBUILD for this build, in dist/recipes/ (the tracked ones
+    in packaging/ are updated by the release procedure, from the published files)."""
     run(sys.executable, PACKAGING / "gen_recipes.py", "--wheel", wheel_path(out),
-        "--sdist", out / f"lazycelery-{version()}.tar.gz")
+        "--sdist", out / f"lazycelery-{version()}.tar.gz", "--out", out / "recipes")
 
 
 BUILDERS = {"dists": build_dists, "wheelhouse": build_wheelhouse, "deb": build_deb,
@@ -218,7 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default="/usr/bin/python3",
                         help="the system interpreter the .deb and .rpm run on "
                              "(default /usr/bin/python3, resolved to its versioned name)")
+    parser.add_argument("--print-version", action="store_true",
+                        help="print lazycelery's version (for scripts, e.g. the image tag) and exit")
     args = parser.parse_args(argv)
+    if args.print_version:
+        print(version())
+        return 0
     unknown = [step for step in args.steps if step not in BUILDERS]
     if unknown:
         parser.error(f"unknown step {unknown[0]!r}: choose from {', '.join(BUILDERS)}")
@@ -229,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     python = os.path.realpath(args.python)
     for step in args.steps or STEPS:
         BUILDERS[step](out, python)
-    for artefact in sorted(out.glob("lazycelery*")):
+    for artefact in sorted([*out.glob("lazycelery*"), *out.glob("recipes/*")]):
         print(f"{artefact.stat().st_size:>12,}  {artefact}")
     return 0
 

@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -206,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wheel", type=Path, required=True, help="dist/lazycelery-V-py3-none-any.whl")
     parser.add_argument("--sdist", type=Path, required=True, help="dist/lazycelery-V.tar.gz")
     parser.add_argument("--python", default="3.13", help="the CPython the recipes target (3.13)")
+    parser.add_argument("--out", type=Path,
+                        help="write lazycelery.rb and PKGBUILD (+ stage_venv.py) there instead "
+                             "of updating packaging/homebrew/ and packaging/arch/")
     args = parser.parse_args(argv)
     version = args.sdist.name.removeprefix("lazycelery-").removesuffix(".tar.gz")
     pins = resolve(args.wheel, args.python)
@@ -216,14 +220,17 @@ def main(argv: list[str] | None = None) -> int:
         wheels.append(wheel_of(files, name, pinned, args.python))
     own_sdist = own_file(args.sdist, f"{FILES}/source/l/lazycelery/{args.sdist.name}")
     own_wheel = own_file(args.wheel, f"{FILES}/py3/l/lazycelery/{args.wheel.name}")
-    FORMULA.parent.mkdir(parents=True, exist_ok=True)
-    FORMULA.write_text(formula(version, own_sdist, resources, args.python))
-    PKGBUILD.parent.mkdir(parents=True, exist_ok=True)
-    PKGBUILD.write_text(pkgbuild(version, own_wheel, wheels, PKGBUILD.parent / "stage_venv.py",
-                                 args.python))
+    formula_path, pkgbuild_path = FORMULA, PKGBUILD
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        formula_path, pkgbuild_path = args.out / FORMULA.name, args.out / PKGBUILD.name
+        shutil.copy(HERE / "stage_venv.py", args.out / "stage_venv.py")
+    formula_path.write_text(formula(version, own_sdist, resources, args.python))
+    pkgbuild_path.write_text(pkgbuild(version, own_wheel, wheels, HERE / "stage_venv.py",
+                                      args.python))
     print(f"gen_recipes: {len(pins)} dependencies for CPython {args.python}: "
           + ", ".join(f"{n}=={v}" for n, v in pins.items()))
-    print(f"gen_recipes: wrote {FORMULA.relative_to(ROOT)} and {PKGBUILD.relative_to(ROOT)}")
+    print(f"gen_recipes: wrote {formula_path} and {pkgbuild_path}")
     return 0
 
 
