@@ -26,6 +26,25 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "packaging" / "build_all.py"
 PREFIX = Path("/opt/lazycelery")
 LINK = Path("/usr/bin/lazycelery")
+GEN_RECIPES = ROOT / "packaging" / "gen_recipes.py"
+
+# makepkg's fetch, checksum and package() steps (no makepkg on Debian): bash runs the PKGBUILD
+MINI_MAKEPKG = r"""
+set -euo pipefail
+startdir=$PWD; srcdir=$startdir/src; pkgdir=$startdir/pkg
+source ./PKGBUILD
+for i in "${!source[@]}"; do
+  s=${source[$i]}; f=${s##*/}
+  if [[ $s == https://* ]]; then
+    [[ -e $srcdir/$f ]] || curl -sSfL --max-time 120 -o "$srcdir/$f" "$s"
+  else
+    cp "$startdir/$s" "$srcdir/$f"
+  fi
+  echo "${sha256sums[$i]}  $srcdir/$f" | sha256sum -c --quiet
+done
+cd "$srcdir"
+package
+"""
 
 pytestmark = [
     pytest.mark.integration,
@@ -161,6 +180,36 @@ def test_after_removal_nothing_is_left() -> None:
     status = subprocess.run(["dpkg-query", "-W", "-f", "${Status}", "lazycelery"],
                             capture_output=True, text=True)
     assert "installed" not in status.stdout
+
+
+@pytest.mark.network
+@pytest.mark.timeout(900)
+def test_pkgbuild_package_function_installs_the_venv(out: Path, wheelhouse: Path,
+                                                      tmp_path: Path) -> None:
+    """The PKGBUILD template, generated for this machine's Python (Arch's is newer) and run by
+    bash as makepkg would: every download checked against its sha256, then package()."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl not found")
+    python = os.path.realpath("/usr/bin/python3")
+    minor = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    version = lazycelery.__version__
+    wheel = out / f"lazycelery-{version}-py3-none-any.whl"
+    arch = tmp_path / "arch"
+    subprocess.run([sys.executable, str(GEN_RECIPES), "--wheel", str(wheel),
+                    "--sdist", str(out / f"lazycelery-{version}.tar.gz"), "--python", minor,
+                    "--interpreter", python, "--out", str(arch)], check=True, timeout=600)
+    (arch / "src").mkdir()
+    (arch / "pkg").mkdir()
+    shutil.copy(wheel, arch / "src")  # lazycelery's own wheel: not on the index before release
+    subprocess.run(["bash", "-c", MINI_MAKEPKG], cwd=arch, check=True, timeout=600,
+                   env=clean_env())
+    pkg = arch / "pkg"
+    assert os.readlink(pkg / "usr" / "bin" / "lazycelery") == "../../opt/lazycelery/bin/lazycelery"
+    assert (pkg / "usr" / "share" / "licenses" / "lazycelery" / "LICENSE").is_file()
+    script = (pkg / "opt" / "lazycelery" / "bin" / "lazycelery").read_text()
+    assert script.startswith("#!/opt/lazycelery/bin/python\n")
+    assert str(arch) not in (pkg / "opt" / "lazycelery" / "pyvenv.cfg").read_text()
 
 
 def _pythons() -> list[str]:

@@ -55,13 +55,25 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def resolve(wheel: Path, python: str) -> dict[str, str]:
-    """{canonical name: version} of every dependency of `wheel` on CPython `python` (3.13)."""
-    nodot = python.replace(".", "")
+def resolve(wheel: Path, python: str, interpreter: str | None) -> dict[str, str]:
+    """{canonical name: version} of every dependency of `wheel` on CPython `python` (3.13).
+
+    pip evaluates environment markers (python_version < "3.11", ...) with the interpreter it
+    runs on, whatever --python-version says: so it runs on `interpreter` (default: python3.13
+    on PATH) when there is one, else on this Python, with a warning."""
+    nodot = "".join(python.split(".")[:2])
+    interpreter = interpreter or shutil.which(f"python{python}")
     with tempfile.TemporaryDirectory() as tmp:
+        pip = [sys.executable, "-m", "pip"]
+        if interpreter:
+            subprocess.run([interpreter, "-m", "venv", f"{tmp}/venv"], check=True)
+            pip = [f"{tmp}/venv/bin/python", "-m", "pip"]
+        else:
+            print(f"gen_recipes: no python{python} found: environment markers are evaluated for "
+                  f"this Python {sys.version.split()[0]}", file=sys.stderr)
         report = Path(tmp) / "report.json"
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
+            [*pip, "install", "--dry-run", "--quiet", "--ignore-installed",
              "--disable-pip-version-check", "--report", str(report), "--target", f"{tmp}/t",
              "--only-binary", ":all:", "--python-version", python, "--implementation", "cp",
              "--abi", f"cp{nodot}", "--platform", "manylinux_2_28_x86_64",
@@ -196,7 +208,8 @@ package() {{
     --python "/usr/bin/python{python}" --wheelhouse "$srcdir" "lazycelery==$pkgver"
   install -d "$pkgdir/usr/bin"
   ln -s ../../opt/lazycelery/bin/lazycelery "$pkgdir/usr/bin/lazycelery"
-  install -Dm644 "$pkgdir/opt/lazycelery/lib/python{python}/site-packages/lazycelery-$pkgver.dist-info/licenses/LICENSE" \\
+  local site="$pkgdir/opt/lazycelery/lib/python{python}/site-packages"
+  install -Dm644 "$site/lazycelery-$pkgver.dist-info/licenses/LICENSE" \\
     "$pkgdir/usr/share/licenses/$pkgname/LICENSE"
 }}
 '''
@@ -207,12 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wheel", type=Path, required=True, help="dist/lazycelery-V-py3-none-any.whl")
     parser.add_argument("--sdist", type=Path, required=True, help="dist/lazycelery-V.tar.gz")
     parser.add_argument("--python", default="3.13", help="the CPython the recipes target (3.13)")
+    parser.add_argument("--interpreter",
+                        help="the Python pip resolves on (markers are evaluated for it); "
+                             "default: python3.13 (--python) on PATH, else this one")
     parser.add_argument("--out", type=Path,
                         help="write lazycelery.rb and PKGBUILD (+ stage_venv.py) there instead "
                              "of updating packaging/homebrew/ and packaging/arch/")
     args = parser.parse_args(argv)
     version = args.sdist.name.removeprefix("lazycelery-").removesuffix(".tar.gz")
-    pins = resolve(args.wheel, args.python)
+    pins = resolve(args.wheel, args.python, args.interpreter)
     resources, wheels = [], []
     for name, pinned in pins.items():
         files = served(name)

@@ -59,7 +59,7 @@ def pkgbuild_arrays() -> dict[str, list[str]]:
     out = subprocess.run(["bash", "-c", script, "bash", str(PKGBUILD)], check=True,
                          capture_output=True, text=True, cwd=PKGBUILD.parent).stdout.splitlines()
     names = ["source", "sha256sums", "noextract", "depends"]
-    arrays = {name: [v for v in line.split("\t") if v] for name, line in zip(names, out[2:])}
+    arrays = {name: [v for v in line.split("\t") if v] for name, line in zip(names, out[2:], strict=True)}
     arrays["pkgver"], arrays["pkgname"] = [out[0]], [out[1]]
     return arrays
 
@@ -126,7 +126,7 @@ def test_pkgbuild_is_valid_bash_with_a_checksum_per_source() -> None:
     wheels = [s.rsplit("/", 1)[1] for s in arrays["source"] if s.endswith(".whl")]
     assert sorted(arrays["noextract"]) == sorted(wheels)
     # the local source: stage_venv.py beside the PKGBUILD is the one the .deb and .rpm use
-    local = dict(zip(arrays["source"], arrays["sha256sums"]))["stage_venv.py"]
+    local = dict(zip(arrays["source"], arrays["sha256sums"], strict=True))["stage_venv.py"]
     assert (PKGBUILD.parent / "stage_venv.py").resolve() == PACKAGING / "stage_venv.py"
     assert local == hashlib.sha256((PACKAGING / "stage_venv.py").read_bytes()).hexdigest(), \
         "stage_venv.py changed: run packaging/gen_recipes.py"
@@ -233,14 +233,14 @@ def test_every_hash_matches_the_file_the_registry_serves() -> None:
     if not _index_reachable():
         pytest.skip("the package index is not reachable")
     arrays = pkgbuild_arrays()
-    expected = {url: sha for url, sha in zip(arrays["source"], arrays["sha256sums"])
+    expected = {url: sha for url, sha in zip(arrays["source"], arrays["sha256sums"], strict=True)
                 if url.startswith("https://")}
     expected.update(formula_resources().values())
     own_sdist = re.search(r'^  url "([^"]+)"\n  sha256 "([^"]+)"', FORMULA.read_text(), re.M)
     assert own_sdist
     expected[own_sdist.group(1)] = own_sdist.group(2)
     with ThreadPoolExecutor(8) as pool:
-        got = dict(zip(expected, pool.map(_sha256_of, expected)))
+        got = dict(zip(expected, pool.map(_sha256_of, expected), strict=True))
     unpublished = [url for url, sha in got.items() if sha is None]
     assert all("/lazycelery-" in url for url in unpublished), unpublished
     wrong = {url: (expected[url], sha) for url, sha in got.items() if sha and sha != expected[url]}
