@@ -1,9 +1,11 @@
-"""The release artefacts, built and run: the .deb installed with dpkg, used, removed; the zipapp.
+"""The release artefacts, built and used: the .deb installed with dpkg, run, removed; the .rpm
+inspected with rpm -qpl / -qpR; the PKGBUILD's package() run by bash; the zipapp run.
 
-packaging/build_all.py builds the wheel, the wheelhouse, the .deb and the zipapp once for the
-module (about a minute, more on a busy machine). The .deb test needs root and dpkg (it installs
-into /opt/lazycelery and /usr/bin, and removes both); LAZYCELERY_TEST_PACKAGES=0 skips the
-module. The zipapp is built for CPython 3.10-3.13 and run with every one found here.
+packaging/build_all.py builds the wheel, the wheelhouse and each artefact once for the module
+(about 1.5 min of CPU in all). The .deb test needs root and dpkg (it installs into
+/opt/lazycelery and /usr/bin, and removes both; it skips if lazycelery is already installed);
+the .rpm test needs rpmbuild (apt-get install rpm); the PKGBUILD and zipapp tests download from
+the package index. LAZYCELERY_TEST_PACKAGES=0 skips the module.
 """
 
 from __future__ import annotations
@@ -79,8 +81,10 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def wheelhouse(out: Path) -> Path:
     needs("build")
-    if not Path("/usr/bin/python3").exists():
-        pytest.skip("no system /usr/bin/python3")
+    system = subprocess.run(["/usr/bin/python3", "-c", "import ensurepip, venv"],
+                            capture_output=True)
+    if system.returncode != 0:
+        pytest.skip("no system /usr/bin/python3 with venv and ensurepip (python3-venv)")
     subprocess.run([sys.executable, str(BUILD), "--out", str(out), "dists", "wheelhouse"],
                    check=True, timeout=600)
     return out / "wheelhouse"
@@ -101,6 +105,15 @@ def pyz(out: Path, wheelhouse: Path) -> Path:
     subprocess.run([sys.executable, str(BUILD), "--out", str(out), "pyz"], check=True,
                    timeout=600, env={**os.environ, "PEX_ROOT": str(out / "pex-build")})
     return out / "lazycelery.pyz"
+
+
+@pytest.fixture(scope="module")
+def rpm(out: Path, wheelhouse: Path) -> Path:
+    if shutil.which("rpmbuild") is None:
+        pytest.skip("rpmbuild not found (apt-get install rpm)")
+    subprocess.run([sys.executable, str(BUILD), "--out", str(out), "rpm"], check=True, timeout=600)
+    (built,) = out.glob(f"lazycelery-{lazycelery.__version__}-1*.rpm")
+    return built
 
 
 @pytest.fixture
@@ -210,6 +223,28 @@ def test_pkgbuild_package_function_installs_the_venv(out: Path, wheelhouse: Path
     script = (pkg / "opt" / "lazycelery" / "bin" / "lazycelery").read_text()
     assert script.startswith("#!/opt/lazycelery/bin/python\n")
     assert str(arch) not in (pkg / "opt" / "lazycelery" / "pyvenv.cfg").read_text()
+
+
+@pytest.mark.timeout(900)
+def test_rpm_lists_the_venv_and_requires_the_python_it_was_built_with(rpm: Path) -> None:
+    files = subprocess.run(["rpm", "-qpl", str(rpm)], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    assert "/usr/bin/lazycelery" in files
+    assert "/opt/lazycelery/bin/lazycelery" in files
+    assert any(f.startswith("/opt/lazycelery/lib/python3.") and f.endswith("/lazycelery/cli.py")
+               for f in files)
+    assert any(f.endswith("/LICENSE") and f.startswith("/usr/share/licenses/") for f in files)
+    assert not [f for f in files if "/tmp/" in f or "BUILDROOT" in f]
+    requires = subprocess.run(["rpm", "-qpR", str(rpm)], capture_output=True, text=True,
+                              check=True).stdout.splitlines()
+    minor = subprocess.run(["/usr/bin/python3", "-c",
+                            "import sys; print('%d.%d' % sys.version_info[:2])"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert f"python(abi) = {minor}" in requires
+    assert not [r for r in requires if r.startswith("/opt/")]  # its own files need nothing
+    provides = subprocess.run(["rpm", "-qp", "--provides", str(rpm)], capture_output=True,
+                              text=True, check=True).stdout.split()
+    assert not [p for p in provides if ".so" in p]  # the venv's libraries stay private
 
 
 def _pythons() -> list[str]:
