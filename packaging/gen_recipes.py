@@ -204,7 +204,7 @@ sha256sums=(
 )
 
 package() {{
-  python "$srcdir/stage_venv.py" --root "$pkgdir" --prefix /opt/lazycelery \\
+  "/usr/bin/python{python}" "$srcdir/stage_venv.py" --root "$pkgdir" --prefix /opt/lazycelery \\
     --python "/usr/bin/python{python}" --wheelhouse "$srcdir" "lazycelery==$pkgver"
   install -d "$pkgdir/usr/bin"
   ln -s ../../opt/lazycelery/bin/lazycelery "$pkgdir/usr/bin/lazycelery"
