@@ -19,7 +19,6 @@ Standard library only: it runs inside rpmbuild and on any build machine.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -93,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     # the source mtimes the .pyc record are kept by dpkg and rpm
     run(args.python, "-m", "compileall", "-q", "-j", "0", "-s", root, "-p", "/",
         *sorted(str(p) for p in (venv / "lib").iterdir()))
-    os.utime(venv)
     return 0
 
 
