@@ -63,6 +63,9 @@ def resolve(wheel: Path, python: str, interpreter: str | None) -> dict[str, str]
     on PATH) when there is one, else on this Python, with a warning."""
     nodot = "".join(python.split(".")[:2])
     interpreter = interpreter or shutil.which(f"python{python}")
+    if interpreter and subprocess.run([interpreter, "-c", "import venv"],
+                                      capture_output=True).returncode != 0:
+        interpreter = None  # e.g. a pyenv shim for a version that is not installed
     with tempfile.TemporaryDirectory() as tmp:
         pip = [sys.executable, "-m", "pip"]
         if interpreter:

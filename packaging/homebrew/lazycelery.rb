@@ -5,7 +5,7 @@ class Lazycelery < Formula
   desc "Keyboard-driven terminal dashboard and CLI for Celery clusters"
   homepage "https://github.com/lazycelery/lazycelery"
   url "https://files.pythonhosted.org/packages/source/l/lazycelery/lazycelery-0.1.0.tar.gz"
-  sha256 "a10a74126d09daeabeadaeb27814fdae43505b33b12cb321edacf65cbf62ff22"
+  sha256 "40ea636019c6a405e347c508d871bcdd293b46e5cf02ead2e5ed57ff3fd1be9b"
   license "MIT"
 
   depends_on "python@3.13"
