@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
@@ -228,7 +228,7 @@ class Store(ABC):
             latest[rec.uuid] = rec
         if not latest:
             return 0
-        stored = self.fetch_tasks(list(latest))
+        stored = self._fetch_for_merge(list(latest))
         rows = []
         for uuid, rec in latest.items():
             was = stored.get(uuid)
@@ -241,6 +241,12 @@ class Store(ABC):
         self.upsert_tasks(rows)
         return len(latest) - len(stored)
 
+    def _fetch_for_merge(self, uuids: list[str]) -> dict[str, tuple[TaskRecord, bool]]:
+        """The stored records the batch merges with, inside the write transaction. Nothing
+        may change them before it commits, or a concurrent writer's merge would be lost: SQLite
+        has one writer at a time (``BEGIN IMMEDIATE``); ``PostgresStore`` locks the rows."""
+        return self.fetch_tasks(uuids)
+
     def _upsert_sql(self, source: str | None = None) -> str:
         """``INSERT ... ON CONFLICT (uuid) DO UPDATE``, from VALUES or from table ``source``."""
         marks = ", ".join("?" for _ in TASK_COLUMNS)
@@ -252,16 +258,24 @@ class Store(ABC):
     # ------------------------------------------------------------------ recorder runs
 
     def begin_recorder(self, host: str, pid: int, broker: str,
-                       now: float | None = None) -> tuple[int, PreviousRun | None]:
-        """Register this recorder run; returns its id and the previous run (if any)."""
+                       now: float | None = None, *, same_broker: bool = False,
+                       running: Callable[[PreviousRun], bool] | None = None,
+                       ) -> tuple[int, PreviousRun | None]:
+        """Register this recorder run; returns its id and the previous run (if any).
+
+        Several recorders sharing a store (``record --shard`` / ``--shared-queue``) look for
+        the previous run of their own kind only (``same_broker``: the same ``broker`` text,
+        which names the shard or queue), and skip the runs ``running`` says still run."""
         from lazycelery import __version__
 
         now = time.time() if now is None else now
         with self.transaction():
+            where, params = ("WHERE broker = ? ", (broker,)) if same_broker else ("", ())
             rows = self.query("SELECT host, pid, alive, stopped FROM recorders "
-                              "ORDER BY alive DESC LIMIT 1")
-            previous = PreviousRun(str(rows[0][0]), int(rows[0][1]), float(rows[0][2]),
-                                   rows[0][3]) if rows else None
+                              f"{where}ORDER BY alive DESC LIMIT {1 if running is None else 100}",
+                              params)
+            runs = (PreviousRun(str(r[0]), int(r[1]), float(r[2]), r[3]) for r in rows)
+            previous = next((r for r in runs if running is None or not running(r)), None)
             cur = self.execute("INSERT INTO recorders (host, pid, broker, version, started, "
                                "alive) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                                (host, pid, broker, __version__, now, now))

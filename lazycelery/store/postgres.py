@@ -107,6 +107,28 @@ class PostgresStore(Store):
                 out[rec.uuid] = (rec, backfilled)
         return out
 
+    def _fetch_for_merge(self, uuids: list[str]) -> dict[str, tuple[TaskRecord, bool]]:
+        """Several recorders may write the same task at once (``record --shard`` /
+        ``--shared-queue``): hold its row from the read to the commit, so each merge starts from
+        the other's committed one and no update is lost. A missing row is inserted first (id
+        only; ON CONFLICT waits for a concurrent insert of the same id to commit), then every row
+        is read FOR UPDATE. Both in id order, so two writers never wait on each other in a
+        circle."""
+        out: dict[str, tuple[TaskRecord, bool]] = {}
+        if not uuids:
+            return out
+        ordered = sorted(uuids)
+        self.execute("INSERT INTO tasks (uuid) SELECT u FROM unnest(?::text[]) AS u ORDER BY u "
+                     "ON CONFLICT (uuid) DO NOTHING", (ordered,))
+        rows = self.query(f"SELECT {', '.join(TASK_COLUMNS)} FROM tasks WHERE uuid = ANY(?) "
+                          "ORDER BY uuid FOR UPDATE", (ordered,))
+        for row in rows:
+            if row[1] is None:
+                continue  # the id-only row inserted just now: nothing stored yet
+            rec, backfilled = record_from_row(row)
+            out[rec.uuid] = (rec, backfilled)
+        return out
+
     def _stream(self, sql: str, params: Sequence[Any], chunk: int) -> Iterator[Sequence[Any]]:
         # A server-side cursor: a long history is read in chunks, not loaded whole.
         with self._conn.transaction(), self._conn.cursor(name="lazycelery_history") as cur:
