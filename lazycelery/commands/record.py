@@ -407,7 +407,7 @@ class Recorder:
                      f"(killed?): the events it had read but not written are missing")
         start = min(previous.alive, now)
         writer.add_gap(GapRow(start, now, self._cause(cause), "recorder"))
-        _say(f"history gap of {now - start:,.1f} s before this run: {cause}")
+        _say(f"history gap of {now - start:,.1f} s before this run: {self._cause(cause)}")
         return start, now
 
     def _cause(self, cause: str) -> str:
