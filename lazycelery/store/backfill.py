@@ -106,7 +106,7 @@ def record_from_meta(task_id: str, meta: Mapping[str, Any], when: float) -> Task
 
 
 def _scheme(app: Celery, backend: Any) -> str:
-    url = getattr(backend, "url", None) or app.conf.result_backend
+    url = app.conf.result_backend or getattr(backend, "url", None)
     text = str(url) if url else type(backend).__name__
     return text.partition("://")[0] if "://" in text else text
 
