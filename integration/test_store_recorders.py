@@ -19,6 +19,7 @@ from test_tail_helpers import assert_no_traceback
 
 from conftest import WorkerProcess, wait_for
 from lazycelery.store import Store, WriteBatch, open_store
+from lazycelery.store.schema import MIGRATIONS
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +84,33 @@ def test_two_writers_merging_the_same_tasks_at_once_lose_no_update(postgres_url:
         assert stores[0].count("tasks") == len(ids)
     finally:
         for store in stores:
+            store.close()
+
+
+def test_recorders_starting_at_once_on_a_new_database_all_open_it(postgres_url: str) -> None:
+    """Each creates the tables if they are missing: one does, the others wait and find them."""
+    barrier = threading.Barrier(4)
+    opened: list[Store] = []
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            barrier.wait(30)
+            opened.append(open_store(postgres_url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == [] and len(opened) == 4
+        assert [tuple(r) for r in opened[0].query("SELECT version FROM lazycelery_schema")] == [
+            (m.version,) for m in MIGRATIONS]
+    finally:
+        for store in opened:
             store.close()
 
 

@@ -182,6 +182,7 @@ class Store(ABC):
             return found  # nothing to write: a read-only role can open a current store
         if found == 0:
             with self.transaction():
+                self._lock_schema()
                 self.execute(VERSION_TABLE)
         if found > SCHEMA_VERSION:
             raise StoreError(
@@ -191,6 +192,7 @@ class Store(ABC):
             if migration.version <= found:
                 continue
             with self.transaction():
+                self._lock_schema()
                 # re-read inside the transaction: another process may have migrated meanwhile
                 if self.schema_version() >= migration.version:
                     continue
@@ -201,6 +203,11 @@ class Store(ABC):
                              (migration.version, migration.description, time.time(),
                               __version__))
         return found
+
+    def _lock_schema(self) -> None:
+        """Inside a migration's transaction: wait for any other process migrating the same
+        store (several recorders started at once). SQLite's ``BEGIN IMMEDIATE`` already
+        serializes them; ``PostgresStore`` takes an advisory lock."""
 
     # ------------------------------------------------------------------ writing
 

@@ -16,6 +16,8 @@ from lazycelery.store.url import StoreURL
 __all__ = ["PostgresStore"]
 
 CONNECT_TIMEOUT: Final = 5
+#: advisory lock key held while a process migrates the schema ("lazycelery" in ASCII, 8 bytes)
+SCHEMA_LOCK: Final = 0x6C617A7963656C65
 
 
 def _psycopg() -> Any:
@@ -106,6 +108,11 @@ class PostgresStore(Store):
                 rec, backfilled = record_from_row(row)
                 out[rec.uuid] = (rec, backfilled)
         return out
+
+    def _lock_schema(self) -> None:
+        # Two recorders starting at once on a new database would both create the tables
+        # (one fails: duplicate pg_type key): the second waits here, then finds them made.
+        self.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
 
     def _fetch_for_merge(self, uuids: list[str]) -> dict[str, tuple[TaskRecord, bool]]:
         """Several recorders may write the same task at once (``record --shard`` /
