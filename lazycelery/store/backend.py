@@ -208,6 +208,7 @@ class Store(ABC):
         """Inside a migration's transaction: wait for any other process migrating the same
         store (several recorders started at once). SQLite's ``BEGIN IMMEDIATE`` already
         serializes them; ``PostgresStore`` takes an advisory lock."""
+        return None
 
     # ------------------------------------------------------------------ writing
 
