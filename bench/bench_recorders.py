@@ -8,7 +8,12 @@
   nothing: every recorder must keep up live) to 1 recorder (everything) or 2 (``0/2``, ``1/2``).
 
 Loss = events published - transitions stored (task events only are published, so every one is a
-row). The recorders are real subprocesses; PostgreSQL is the local server.
+row). The recorders are real subprocesses; PostgreSQL is the local server. Each setting runs
+``repeats`` times, 1 and 2 recorders alternating; medians, and 2 recorders / 1 as a ratio.
+
+* Row locks: what the PostgreSQL merge under row locks (several writers safe) costs one writer,
+  against the plain read-merge-upsert (safe for one writer only), in-process as in
+  bench_store.py, alternating in the same run.
 
     python bench/bench_recorders.py [--quick] [--only amqp,redis]
 """
@@ -32,7 +37,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 from bench_store import _postgres_url
-from common import REPO, RabbitVhost, RedisServer, log, rabbit_available, redis_stream_copies
+from common import (
+    REPO,
+    RabbitVhost,
+    RedisServer,
+    log,
+    median,
+    rabbit_available,
+    redis_stream_copies,
+)
 
 PACED_RATE = 20_000
 
@@ -197,32 +210,85 @@ def _redis_step(url: str, messages: list[tuple[str, bytes, bytes]], events: int,
     return out
 
 
-def run(quick: bool, only: tuple[str, ...] = ("amqp", "redis")) -> dict[str, Any]:
+def _summary(steps: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for n, runs in steps.items():
+        rates = [r["events_per_s"] or 0.0 for r in runs]
+        per = [sorted(r["per_recorder_written"]) for r in runs]
+        out[str(n)] = {"events_per_s_median": median(rates), "events_per_s": rates,
+                       "lost_total": sum(r["lost"] for r in runs),
+                       "per_recorder_written_median": [median([p[i] for p in per])
+                                                       for i in range(n)],
+                       "runs": runs}
+    one, two = out.get("1"), out.get("2")
+    if one and two and one["events_per_s_median"]:
+        out["ratio_2_vs_1"] = two["events_per_s_median"] / one["events_per_s_median"]
+    return out
+
+
+def _lock_cost(copies: int, repeats: int) -> dict[str, Any]:
+    """One in-process writer into PostgreSQL (bench_store.py's feed): the merge under row locks
+    against the plain read-merge-upsert, alternating."""
+    from bench_store import _one, _stream
+
+    from lazycelery.store.backend import Store
+    from lazycelery.store.postgres import PostgresStore
+
+    events = _stream(copies)
+    locked = PostgresStore._fetch_for_merge
+    rates: dict[str, list[float]] = {"row_locks": [], "plain": []}
+    try:
+        for _ in range(repeats):
+            for name in ("plain", "row_locks"):
+                PostgresStore._fetch_for_merge = (  # type: ignore[method-assign]
+                    Store._fetch_for_merge if name == "plain" else locked)
+                with _postgres_url() as url:
+                    rates[name].append(_one(url, events, None)["events_per_s"])
+    finally:
+        PostgresStore._fetch_for_merge = locked  # type: ignore[method-assign]
+    out: dict[str, Any] = {"events": len(events), "events_per_s": rates,
+                           "row_locks_median": median(rates["row_locks"]),
+                           "plain_median": median(rates["plain"])}
+    out["ratio_row_locks_vs_plain"] = out["row_locks_median"] / out["plain_median"]
+    return out
+
+
+def run(quick: bool, only: tuple[str, ...] = ("amqp", "redis", "locks")) -> dict[str, Any]:
     import tempfile
 
     copies = 4 if quick else 12
+    repeats = 1 if quick else 3
     messages, events = _messages(copies)
     log(f"recorders: {events:,} task events in {len(messages):,} messages ({copies} copies)")
-    out: dict[str, Any] = {"events": events, "paced_rate": PACED_RATE, "cpus": os.cpu_count()}
+    out: dict[str, Any] = {"events": events, "paced_rate": PACED_RATE, "cpus": os.cpu_count(),
+                           "repeats": repeats}
     with tempfile.TemporaryDirectory(prefix="lc-bench-rec-") as tmp_name:
         tmp = Path(tmp_name)
         if "amqp" in only:
             if not rabbit_available():
                 out["amqp"] = {"skipped": "no RabbitMQ"}
             else:
+                steps: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
                 with RabbitVhost() as vhost:
-                    out["amqp"] = {}
-                    for n in (1, 2):
-                        step = _amqp_step(vhost.url, messages, events, n, tmp)
-                        out["amqp"][f"{n}"] = step
-                        log(f"amqp shared queue, {n} recorder(s): {step}")
+                    for _ in range(repeats):
+                        for n in (1, 2):
+                            step = _amqp_step(vhost.url, messages, events, n, tmp)
+                            steps[n].append(step)
+                            log(f"amqp shared queue, {n} recorder(s): {step}")
+                out["amqp"] = _summary(steps)
         if "redis" in only:
+            steps = {1: [], 2: []}
             with RedisServer() as server:
-                out["redis"] = {}
-                for n in (1, 2):
-                    step = _redis_step(server.url, messages, events, n, tmp)
-                    out["redis"][f"{n}"] = step
-                    log(f"redis, {n} recorder(s): {step}")
+                for _ in range(repeats):
+                    for n in (1, 2):
+                        step = _redis_step(server.url, messages, events, n, tmp)
+                        steps[n].append(step)
+                        log(f"redis, {n} recorder(s): {step}")
+            out["redis"] = _summary(steps)
+    if "locks" in only:
+        out["locks"] = _lock_cost(8 if quick else 20, repeats)
+        log(f"row locks: {out['locks']['row_locks_median']:,.0f} events/s, plain "
+            f"{out['locks']['plain_median']:,.0f} ({out['locks']['ratio_row_locks_vs_plain']:.2f}x)")
     return out
 
 
@@ -230,7 +296,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="amqp,redis")
+    parser.add_argument("--only", default="amqp,redis,locks")
     args = parser.parse_args()
     result = run(args.quick, tuple(n.strip() for n in args.only.split(",") if n.strip()))
     print(json.dumps(result, indent=1))
