@@ -235,17 +235,17 @@ def _lock_cost(copies: int, repeats: int) -> dict[str, Any]:
     from lazycelery.store.postgres import PostgresStore
 
     events = _stream(copies)
-    locked = PostgresStore._fetch_for_merge
+    locked = PostgresStore._write_tasks
     rates: dict[str, list[float]] = {"row_locks": [], "plain": []}
     try:
         for _ in range(repeats):
             for name in ("plain", "row_locks"):
-                PostgresStore._fetch_for_merge = (  # type: ignore[method-assign]
-                    Store._fetch_for_merge if name == "plain" else locked)
+                PostgresStore._write_tasks = (  # type: ignore[method-assign]
+                    Store._write_tasks if name == "plain" else locked)
                 with _postgres_url() as url:
                     rates[name].append(_one(url, events, None)["events_per_s"])
     finally:
-        PostgresStore._fetch_for_merge = locked  # type: ignore[method-assign]
+        PostgresStore._write_tasks = locked  # type: ignore[method-assign]
     out: dict[str, Any] = {"events": len(events), "events_per_s": rates,
                            "row_locks_median": median(rates["row_locks"]),
                            "plain_median": median(rates["plain"])}

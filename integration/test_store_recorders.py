@@ -46,9 +46,12 @@ def test_two_writers_merging_the_same_tasks_at_once_lose_no_update(postgres_url:
     """One writer has each task's task-received (name, args, worker), the other its
     task-succeeded (result), in the same order, transaction for transaction, at the same time:
     every stored task must hold both halves. A read-merge-write without row locks loses one
-    half whenever the two transactions overlap."""
+    half whenever the two transactions overlap. The first 1,500 tasks are stored before (their
+    task-sent): both writers then update existing rows; the others are new to both."""
     now = time.time()
     ids = [str(uuid.uuid4()) for _ in range(3000)]
+    sent = _records([_event("task-sent", u, now - 1, name="app.add", args="(1, 2)",
+                            kwargs="{}", retries=0, queue="q1") for u in ids[:1500]])
     received = _records([_event("task-received", u, now, name="app.add", args="(1, 2)",
                                 kwargs="{}", retries=0) for u in ids])
     succeeded = _records([_event("task-succeeded", u, now + 1, result="3", runtime=0.01)
@@ -69,6 +72,7 @@ def test_two_writers_merging_the_same_tasks_at_once_lose_no_update(postgres_url:
     threads = [threading.Thread(target=write, args=(store, recs))
                for store, recs in zip(stores, (received, succeeded), strict=True)]
     try:
+        stores[0].write(WriteBatch(tasks=sent))
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -80,6 +84,8 @@ def test_two_writers_merging_the_same_tasks_at_once_lose_no_update(postgres_url:
                   if (rec.state, rec.name, rec.args, rec.result) != ("SUCCESS", "app.add",
                                                                      "(1, 2)", "3")
                   or rec.received is None or rec.succeeded is None]
+        broken += [u for u in ids[:1500] if stored[u][0].sent is None
+                   or stored[u][0].queue != "q1"]
         assert broken == [], f"{len(broken)} tasks lost an update, e.g. {stored[broken[0]]}"
         assert stores[0].count("tasks") == len(ids)
     finally:

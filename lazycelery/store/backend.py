@@ -237,6 +237,13 @@ class Store(ABC):
         if not latest:
             return 0
         stored = self._fetch_for_merge(list(latest))
+        self.upsert_tasks(self._merged_rows(latest, stored, backfilled))
+        return len(latest) - len(stored)
+
+    @staticmethod
+    def _merged_rows(latest: dict[str, TaskRecord], stored: dict[str, tuple[TaskRecord, bool]],
+                     backfilled: set[str]) -> list[tuple[Any, ...]]:
+        """The rows to write: each record merged with its stored one, if any."""
         rows = []
         for uuid, rec in latest.items():
             was = stored.get(uuid)
@@ -246,13 +253,13 @@ class Store(ABC):
                 rec = merge_records(old, rec)
                 is_backfill = is_backfill and old_backfilled
             rows.append(record_to_row(rec, is_backfill))
-        self.upsert_tasks(rows)
-        return len(latest) - len(stored)
+        return rows
 
     def _fetch_for_merge(self, uuids: list[str]) -> dict[str, tuple[TaskRecord, bool]]:
         """The stored records the batch merges with, inside the write transaction. Nothing
         may change them before it commits, or a concurrent writer's merge would be lost: SQLite
-        has one writer at a time (``BEGIN IMMEDIATE``); ``PostgresStore`` locks the rows."""
+        has one writer at a time (``BEGIN IMMEDIATE``); ``PostgresStore._write_tasks`` locks
+        the rows."""
         return self.fetch_tasks(uuids)
 
     def _upsert_sql(self, source: str | None = None) -> str:
