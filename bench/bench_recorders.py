@@ -80,6 +80,15 @@ def _recorder(broker: str, store: str, *extra: str, name: str, tmp: Path) -> Any
     return proc
 
 
+def _gaps(store: str) -> list[str]:
+    """The gaps the recorders wrote (source: cause, events lost)."""
+    import psycopg
+
+    with psycopg.connect(store, autocommit=True) as conn:
+        rows = conn.execute("SELECT source, cause, lost_events FROM gaps ORDER BY gap_start")
+        return [f"{r[0]}: {r[1]}" + (f" ({r[2]:,} events)" if r[2] else "") for r in rows]
+
+
 def _stop(procs: list[Any]) -> list[int]:
     written = []
     for proc in procs:
@@ -164,9 +173,10 @@ def _amqp_step(url: str, messages: list[tuple[str, bytes, bytes]], events: int,
             count, first, last = _follow(store, events)
         finally:
             per = _stop(procs)
+        gaps = _gaps(store)
     ch.queue_delete(name)
     conn.close()
-    return _result(events, count, first, last, per)
+    return {**_result(events, count, first, last, per), "gaps": gaps}
 
 
 def _redis_step(url: str, messages: list[tuple[str, bytes, bytes]], events: int,
@@ -204,8 +214,9 @@ def _redis_step(url: str, messages: list[tuple[str, bytes, bytes]], events: int,
             count, first, last = _follow(store, events, start=started)
         finally:
             per = _stop(procs)
+        gaps = _gaps(store)
     client.close()
-    out = _result(events, count, first, last, per)
+    out = {**_result(events, count, first, last, per), "gaps": gaps}
     out["publish_rate"] = events / publish_s
     return out
 
@@ -217,6 +228,7 @@ def _summary(steps: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
         per = [sorted(r["per_recorder_written"]) for r in runs]
         out[str(n)] = {"events_per_s_median": median(rates), "events_per_s": rates,
                        "lost_total": sum(r["lost"] for r in runs),
+                       "lost": [r["lost"] for r in runs],
                        "per_recorder_written_median": [median([p[i] for p in per])
                                                        for i in range(n)],
                        "runs": runs}
