@@ -374,7 +374,17 @@ class Recorder:
 
         reader = self.store_opener()
         self._reader = reader
-        self._reconciler = Reconciler(index, app, on_report=on_reconcile)
+        if self.topology.shared_queue is not None:
+            # Each recorder of a shared queue sees some of a task's events: the one that got
+            # task-received writes the name, and the store merges it. Asking the result
+            # backend for the names of the others' tasks would only load it.
+            class SharedQueueReconciler(Reconciler):
+                def name_unknown(self) -> ReconcileReport | None:
+                    return None
+
+            self._reconciler = SharedQueueReconciler(index, app, on_report=on_reconcile)
+        else:
+            self._reconciler = Reconciler(index, app, on_report=on_reconcile)
         self._backfiller = Backfiller(app, lambda batch: writer.submit(batch, force=True),
                                       reader.finished_ids, on_report=on_backfill,
                                       owns=self.topology.owns if self.topology.shard else None)
