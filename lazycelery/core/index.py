@@ -36,7 +36,7 @@ from lazycelery.core.model import (
 )
 from lazycelery.core.sanitize import APPLY_FAILED, NOT_AN_EVENT, BadInput, field_kind
 
-__all__ = ["DEFAULT_MAX_TASKS", "TaskIndex"]
+__all__ = ["BACKFILLED", "DEFAULT_MAX_TASKS", "FROM_HISTORY", "TaskIndex"]
 
 DEFAULT_MAX_TASKS: Final = 100_000
 #: evicted task ids remembered for readers that drop them from their own lists (``evicted_since``)
@@ -46,6 +46,13 @@ UNNAMED_LOG: Final = 10_000
 #: distinct event types counted by name; further ones (any client can invent them) share one
 TYPES_MAX: Final = 256
 OTHER_TYPES: Final = "(other)"
+#: marks of a task record that came from the history store (``TaskIndex.mark``)
+FROM_HISTORY: Final = 1
+#: ... and that the store has only from the result backend (backfilled after a gap)
+BACKFILLED: Final = 2
+
+#: merges a stored record with a newer one (``lazycelery.store.rows.merge_records``)
+Merge = Callable[[TaskRecord, TaskRecord], TaskRecord]
 
 
 def _bump(counter: dict[str, int], key: str | None, delta: int) -> None:
@@ -97,6 +104,11 @@ class TaskIndex:
         #: bad input by kind, skipped or repaired: the index's and its readers' (the Ingestor
         #: hands this to its decoders, so one object counts a whole stream)
         self.bad = BadInput()
+        #: tasks whose record came (in part) from the history store: uuid -> FROM_HISTORY |
+        #: BACKFILLED (bounded: evicted tasks leave it)
+        self._marks: dict[str, int] = {}
+        #: tasks taken in from the store (``merge_stored``)
+        self.from_history = 0
 
     # ------------------------------------------------------------------ writing
 
@@ -220,6 +232,8 @@ class TaskIndex:
 
     def _forget(self, rec: TaskRecord) -> None:
         self.evicted += 1
+        if self._marks:
+            self._marks.pop(rec.uuid, None)
         self._evicted_log.append(rec.uuid)
         _bump(self.by_state, rec.state, -1)
         _bump(self.by_name, rec.name, -1)
@@ -232,6 +246,90 @@ class TaskIndex:
                     siblings.remove(rec.uuid)
                 if not siblings:
                     del self._children[rec.parent_id]
+
+    # ------------------------------------------------------------------ from the store
+
+    def merge_stored(self, stored: Iterable[tuple[TaskRecord, bool]], merge: Merge) -> int:
+        """Take in task records read from the history store (newest first), under the lock.
+
+        A task in memory is merged by the store's order-independent rules with the live
+        record as the newer one, in place (live state is never overwritten by older stored
+        state; the record object, its place in the LRU and its ``last_seen`` stay). A task
+        not in memory is added at the *old* end of the LRU, only while there is room: history
+        never evicts a live task. Returns how many records were added or merged."""
+        taken = 0
+        with self.lock:
+            for rec, backfilled in stored:
+                if self._merge_one(rec, backfilled, merge):
+                    taken += 1
+            if taken:
+                self.from_history += taken
+                self.version += 1
+        return taken
+
+    def _merge_one(self, stored: TaskRecord, backfilled: bool, merge: Merge) -> bool:
+        uuid = stored.uuid
+        mark = FROM_HISTORY | (BACKFILLED if backfilled else 0)
+        live = self.get(uuid)
+        if live is not None:
+            merged = merge(stored, live)
+            merged.last_seen = live.last_seen
+            old_parent = live.parent_id
+            fields = {f: getattr(merged, f) for f in merged.__struct_fields__
+                      if f not in ("uuid", "state") and getattr(merged, f) != getattr(live, f)}
+            self._set_state(live, merged.state, fields)
+            self.version -= 1  # counted once per merge_stored
+            if old_parent is None and live.parent_id is not None:
+                self._children.setdefault(live.parent_id, []).append(uuid)
+            self._marks[uuid] = self._marks.get(uuid, 0) | mark
+            return True
+        if len(self) >= self.max_tasks:
+            return False
+        waiting = self._limbo.pop(uuid, None)
+        rec = merge(stored, waiting) if waiting is not None else stored
+        pool = self._done if rec.state in READY_STATES else self._active
+        last = rec.last_seen or stored.last_seen
+        if pool:
+            oldest = pool[next(iter(pool))].last_seen
+            last = min(last, oldest) if last else oldest
+        rec.last_seen = last  # iter_newest needs each pool in last_seen order
+        pool[uuid] = rec
+        pool.move_to_end(uuid, last=False)
+        _bump(self.by_state, rec.state, +1)
+        _bump(self.by_name, rec.name, +1)
+        _bump(self.by_worker, rec.worker, +1)
+        if rec.parent_id is not None:
+            self._children.setdefault(rec.parent_id, []).append(uuid)
+        self._marks[uuid] = mark
+        return True
+
+    def merge_workers(self, events: Iterable[Mapping[str, Any]]) -> int:
+        """Workers the store has seen and memory has not (their latest sample as an event);
+        a worker already known live is left alone. Returns how many were added."""
+        added = 0
+        with self.lock:
+            now = self.clock()
+            for event in events:
+                host = event.get("hostname")
+                if not isinstance(host, str) or not host or host in self.workers:
+                    continue
+                worker = self.workers[host] = WorkerRecord(hostname=host)
+                apply_worker_event(worker, event, now, self.bad)
+                added += 1
+            if added:
+                self.version += 1
+        return added
+
+    def oldest_activity(self) -> float | None:
+        """``last_seen`` of the least recently active task in memory (None: no task)."""
+        with self.lock:
+            times = [pool[next(iter(pool))].last_seen for pool in (self._active, self._done)
+                     if pool]
+        return min(times) if times else None
+
+    def mark(self, uuid: str) -> int:
+        """FROM_HISTORY / BACKFILLED bits of a task in memory (0: live only)."""
+        return self._marks.get(uuid, 0)
 
     # ------------------------------------------------------------------ reading
     # Callers that iterate must hold ``lock`` (or accept a RuntimeError if the writer
