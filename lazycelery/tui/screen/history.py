@@ -39,6 +39,9 @@ MAX_MATCHES: Final = 10_000
 MAX_SCANNED: Final = 500_000
 #: workers and gaps shown from the last ... seconds
 RECENT: Final = 86_400.0
+#: the store pages by sender time (``last_time``, indexed), the filter compares the recorder's
+#: receive time (``last_seen``, as for live tasks): read this much more on each side
+CLOCK_SLACK: Final = 300.0
 
 
 @dataclass(frozen=True)
@@ -281,6 +284,10 @@ class HistorySource:
         from lazycelery.store.reader import task_page
 
         generation, predicate, since, until = arg
+        if since is not None:
+            since -= CLOCK_SLACK
+        if until is not None:
+            until += CLOCK_SLACK
         cursor: tuple[float, str] | None = None
         matches = scanned = 0
         while generation == self._generation and not self._stop.is_set():

@@ -1,0 +1,409 @@
+"""History in the dashboard: the ``since:`` / ``before:`` range of a filter, the merge of stored
+records into the index (live state never overwritten, history never evicts), the task list's
+history part, the store reader's paging (real SQLite and PostgreSQL), and the headless
+dashboard opening with a real SQLite store: preload, H/B marks, a task evicted from memory
+opened from the store, a ``since:`` range read from the store, an unreachable store."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from lazycelery.core.index import BACKFILLED, FROM_HISTORY, TaskIndex
+from lazycelery.core.model import READY_STATES, TaskRecord
+from lazycelery.core.query import compile_filter
+from lazycelery.core.task_list import TaskListView
+from lazycelery.store import Store, WriteBatch, open_store
+from lazycelery.store.capture import BatchCapture
+from lazycelery.store.reader import recent_tasks, task_page, workers_seen
+from lazycelery.store.rows import merge_records
+from lazycelery.tui.screen.history import HistorySource
+from lazycelery.tui.screen.sources import DashboardInfo
+from tests.tui_harness import DashboardHarness, SizedOutput, drive, screen_lines
+
+NOW = 1_800_000_000.0
+
+
+def _task_events(uuid: str, t: float, *, name: str = "app.add", state: str = "SUCCESS",
+                 worker: str = "w1@host") -> list[dict[str, Any]]:
+    events = [
+        {"type": "task-received", "uuid": uuid, "name": name, "args": "(1, 2)", "kwargs": "{}",
+         "hostname": worker, "timestamp": t},
+        {"type": "task-started", "uuid": uuid, "hostname": worker, "timestamp": t + 0.1},
+    ]
+    if state == "SUCCESS":
+        events.append({"type": "task-succeeded", "uuid": uuid, "result": "3", "runtime": 0.1,
+                       "hostname": worker, "timestamp": t + 0.2})
+    elif state == "FAILURE":
+        events.append({"type": "task-failed", "uuid": uuid, "exception": "ValueError('x')",
+                       "traceback": "Traceback ...", "hostname": worker, "timestamp": t + 0.2})
+    return events
+
+
+def _record(store: Store, events: list[dict[str, Any]], batch: int = 50) -> None:
+    """Write events as ``lazycelery record`` does; the recorder's clock is the event time."""
+    clock = {"t": 0.0}
+    index = TaskIndex(max_tasks=1_000_000, clock=lambda: clock["t"])
+    capture = BatchCapture()
+    for start in range(0, len(events), batch):
+        chunk = events[start:start + batch]
+        clock["t"] = max(float(e.get("timestamp") or 0.0) for e in chunk)
+        store.write(capture.capture(chunk, index.apply_batch(chunk)))
+
+
+def _ids(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}{i:04d}-0000-4000-8000-000000000000" for i in range(n)]
+
+
+# --------------------------------------------------------------------------- filter tokens
+
+
+def test_time_range_of_since_and_before() -> None:
+    pred = compile_filter("state:failure since:2h before:30m", now=NOW)
+    assert pred.time_range == (NOW - 7200, NOW - 1800)
+    pred.refresh(NOW + 60)  # relative bounds move with the clock
+    assert pred.time_range == (NOW - 7200 + 60, NOW - 1800 + 60)
+    # the tightest bound wins; a negated bound does not narrow the range
+    assert compile_filter("since:2h since:1h -before:10m", now=NOW).time_range == \
+        (NOW - 3600, None)
+    assert compile_filter("name:x", now=NOW).time_range == (None, None)
+    iso = compile_filter("since:2026-12-06T10:00 before:2026-12-06T11:00+00:00", now=NOW)
+    since, until = iso.time_range
+    assert until == 1796554800.0  # 11:00 UTC
+    assert since is not None and since < until + 86_400  # 10:00 local time
+    # matching: last activity inside the range
+    pred.refresh(NOW)
+    assert pred(TaskRecord(uuid="a", state="FAILURE", last_seen=NOW - 3600))
+    assert not pred(TaskRecord(uuid="a", state="SUCCESS", last_seen=NOW - 3600))
+    assert not pred(TaskRecord(uuid="b", state="FAILURE", last_seen=NOW - 60))
+    assert not pred(TaskRecord(uuid="c", state="FAILURE", last_seen=NOW - 3 * 3600))
+
+
+def test_bad_time_tokens_say_what_they_need() -> None:
+    from lazycelery.core.query import FilterError
+
+    for text in ("since:yesterday", "before:10x", "since:"):
+        with pytest.raises(FilterError) as err:
+            compile_filter(text)
+        assert "since" in str(err.value) or "before" in str(err.value)
+
+
+# --------------------------------------------------------------------------- merge
+
+
+def _apply(index: TaskIndex, events: list[dict[str, Any]]) -> None:
+    index.apply_batch(events)
+
+
+def _stored(events: list[dict[str, Any]]) -> TaskRecord:
+    index = TaskIndex()
+    index.apply_batch(events)
+    rec = index.get(events[0]["uuid"])
+    assert rec is not None
+    return msgspec.structs.replace(rec)
+
+
+def _counts_agree(index: TaskIndex) -> None:
+    recs = index.snapshot()
+    assert sum(index.by_state.values()) == len(recs) == len(index)
+    by_state: dict[str, int] = {}
+    for r in recs:
+        by_state[r.state] = by_state.get(r.state, 0) + 1
+    assert by_state == index.by_state
+    names: dict[str, int] = {}
+    for r in recs:
+        if r.name is not None:
+            names[r.name] = names.get(r.name, 0) + 1
+    assert names == index.by_name
+
+
+def test_merge_keeps_newer_live_state_and_fills_what_live_missed() -> None:
+    uuid = _ids("a", 1)[0]
+    events = _task_events(uuid, NOW)
+    # the store saw received + started (name, args); live saw only the success
+    stored = _stored(events[:2])
+    index = TaskIndex()
+    _apply(index, events[2:])
+    live = index.get(uuid)
+    assert live is not None and live.name is None and live.state == "SUCCESS"
+    assert index.merge_stored([(stored, False)], merge_records) == 1
+    assert index.get(uuid) is live  # merged in place: the list keeps its object
+    assert live.state == "SUCCESS" and live.name == "app.add" and live.args == "(1, 2)"
+    assert live.result == "3"
+    assert index.mark(uuid) == FROM_HISTORY
+    _counts_agree(index)
+
+
+def test_merge_is_order_independent() -> None:
+    """Whatever part of a task's events the store and the live stream each saw, the merged
+    record has the state of all the events applied together, in any split."""
+    uuid = _ids("b", 1)[0]
+    events = _task_events(uuid, NOW, state="FAILURE")
+    whole = _stored(events)
+    for r in range(1, len(events) + 1):
+        for part in itertools.combinations(range(len(events)), r):
+            stored = _stored([events[i] for i in part])
+            rest = [events[i] for i in range(len(events)) if i not in part]
+            index = TaskIndex()
+            if rest:
+                _apply(index, rest)
+            index.merge_stored([(stored, False)], merge_records)
+            got = index.get(uuid)
+            assert got is not None
+            assert got.state == whole.state == "FAILURE"
+            assert got.name == whole.name and got.exception == whole.exception
+            _counts_agree(index)
+
+
+def test_history_never_evicts_live_tasks_and_goes_to_the_old_end() -> None:
+    index = TaskIndex(max_tasks=10, clock=lambda: NOW)
+    live_ids = _ids("l", 6)
+    for i, uuid in enumerate(live_ids):
+        _apply(index, _task_events(uuid, NOW - 10 + i))
+    stored = [(_stored(_task_events(u, NOW - 1000 - i)), i % 2 == 0)
+              for i, u in enumerate(_ids("s", 8))]
+    for rec, _ in stored:
+        rec.last_seen = NOW + 5  # a recorder whose clock is ahead: still older than live
+    taken = index.merge_stored(stored, merge_records)
+    assert taken == 4 and len(index) == 10 and index.evicted == 0
+    newest = [r.uuid for r in index.snapshot()]
+    assert newest[:6] == list(reversed(live_ids))  # live first, history after
+    assert newest[6:] == [r.uuid for r, _ in stored[:4]]  # newest history first
+    assert index.mark(stored[0][0].uuid) == FROM_HISTORY | BACKFILLED
+    assert index.mark(stored[1][0].uuid) == FROM_HISTORY
+    assert index.mark(live_ids[0]) == 0
+    _counts_agree(index)
+    # history records are the first to go, and their marks go with them
+    for uuid in _ids("n", 4):
+        _apply(index, _task_events(uuid, NOW + 1))
+    assert all(index.get(r.uuid) is None and index.mark(r.uuid) == 0 for r, _ in stored[:4])
+    assert all(index.get(u) is not None for u in live_ids)
+
+
+def test_workers_from_history_never_replace_live_ones() -> None:
+    index = TaskIndex(clock=lambda: NOW)
+    index.apply({"type": "worker-heartbeat", "hostname": "live@h", "timestamp": NOW,
+                 "active": 3, "freq": 2.0})
+    added = index.merge_workers([
+        {"type": "worker-heartbeat", "hostname": "live@h", "active": 0,
+         "local_received": NOW - 100},
+        {"type": "worker-offline", "hostname": "old@h", "local_received": NOW - 100},
+        {"type": "worker-heartbeat", "hostname": "gone@h", "local_received": NOW - 100},
+    ])
+    assert added == 2
+    status = {w.hostname: s for w, s in index.worker_rows(NOW)}
+    assert status == {"gone@h": "lost", "live@h": "online", "old@h": "offline"}
+    assert index.workers["live@h"].active == 3
+
+
+# --------------------------------------------------------------------------- the task list
+
+
+def test_task_list_history_part() -> None:
+    index = TaskIndex(clock=lambda: NOW)
+    for i, uuid in enumerate(_ids("l", 3)):
+        _apply(index, _task_events(uuid, NOW - 10 + i))
+    view = TaskListView(index, wall_clock=lambda: NOW)
+    view.set_filter("since:1d")
+    view.settle()
+    old = [_stored(_task_events(u, NOW - 5000 - i)) for i, u in enumerate(_ids("h", 3))]
+    for rec in old:
+        rec.last_seen = NOW - 5000
+    too_old = _stored(_task_events(_ids("x", 1)[0], NOW - 10 * 86400))
+    too_old.last_seen = NOW - 10 * 86400
+    live_dup = _stored(_task_events(_ids("l", 1)[0], NOW - 10))
+    added = view.add_history([(old[0], FROM_HISTORY), (old[1], FROM_HISTORY | BACKFILLED),
+                              (too_old, FROM_HISTORY), (live_dup, FROM_HISTORY),
+                              (old[2], FROM_HISTORY)])
+    assert added == 3 and view.history_count == 3  # filtered, and in-memory tasks skipped
+    assert [r.uuid for r in view.rows(0, 10)] == [
+        *reversed(_ids("l", 3)), *(r.uuid for r in old)]
+    assert view.history_mark(old[1].uuid) == FROM_HISTORY | BACKFILLED
+    view.reverse_sort()
+    assert [r.uuid for r in view.rows(0, 10)] == [*(r.uuid for r in reversed(old)),
+                                                  *_ids("l", 3)]
+    view.reverse_sort()
+    view.select(old[1])
+    assert view.selected_index() == 4
+    view.set_sort("name")  # a sort by column includes the tasks from history
+    assert len(view) == 6
+    view.set_sort("time")
+    # the task arrives live: its history row leaves, the live record is listed
+    _apply(index, _task_events(old[2].uuid, NOW))
+    view.sync(index.newest(1))
+    assert view.history_count == 2 and len(view) == 6
+    assert view.row(0).uuid == old[2].uuid and view.row(0) is index.get(old[2].uuid)
+    view.set_filter("state:success since:2d")  # a new filter starts a new query
+    assert view.history_count == 0
+
+
+# --------------------------------------------------------------------------- real stores
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    opened = open_store(url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def test_reader_pages_by_last_activity(store: Store) -> None:
+    ids = _ids("p", 25)
+    events = [e for i, u in enumerate(ids) for e in _task_events(u, NOW - 1000 + i * 10)]
+    _record(store, events)
+    # the same last_time twice: keyset paging must not lose or repeat either
+    store.write(WriteBatch(tasks=[TaskRecord(uuid="tie-1", state="SUCCESS", succeeded=NOW - 500.0,
+                                             last_seen=NOW - 500),
+                                  TaskRecord(uuid="tie-2", state="SUCCESS", succeeded=NOW - 500.0,
+                                             last_seen=NOW - 500)]))
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = task_page(store, NOW - 900, NOW - 200, cursor, limit=4)
+        pages += 1
+        seen += [t.record.uuid for t in page.tasks]
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    expected = [u for i, u in enumerate(ids) if NOW - 900 <= NOW - 1000 + i * 10 + 0.2 < NOW - 200]
+    assert sorted(seen) == sorted([*expected, "tie-1", "tie-2"])
+    assert len(seen) == len(set(seen)) and pages >= 5
+    times = [t.last_time for t in recent_tasks(store, 100)]
+    assert times == sorted(times, reverse=True)  # newest first
+    assert [t.record.uuid for t in recent_tasks(store, 3)] == ["tie-2", "tie-1", ids[-1]]
+
+
+def test_reader_workers_seen(store: Store) -> None:
+    _record(store, [
+        {"type": "worker-online", "hostname": "a@h", "timestamp": NOW - 100, "freq": 2.0},
+        {"type": "worker-offline", "hostname": "a@h", "timestamp": NOW - 50},
+        {"type": "worker-online", "hostname": "b@h", "timestamp": NOW - 40},
+    ])
+    seen = {e["hostname"]: e["type"] for e in workers_seen(store, NOW - 1000)}
+    assert seen == {"a@h": "worker-offline", "b@h": "worker-online"}
+
+
+# --------------------------------------------------------------------------- the dashboard
+
+
+def _recorded_store(path: Path, n: int, *, now: float) -> str:
+    url = f"sqlite:///{path / 'history.sqlite3'}"
+    store = open_store(url)
+    try:
+        events = [e for i, u in enumerate(_ids("r", n))
+                  for e in _task_events(u, now - 3000 + i, state="FAILURE" if i % 5 == 0
+                                        else "SUCCESS")]
+        _record(store, events)
+        # one task the store has only from the result backend
+        backfill = WriteBatch(tasks=[TaskRecord(uuid="bf-0000", state="SUCCESS", name="app.bf",
+                                                succeeded=now - 2000, result="7")],
+                              backfilled={"bf-0000"})
+        store.write(backfill)
+    finally:
+        store.close()
+    return url
+
+
+def test_dashboard_opens_with_history_and_reads_past_memory(tmp_path: Path) -> None:
+    now = time.time()
+    url = _recorded_store(tmp_path, 60, now=now)
+    index = TaskIndex(max_tasks=20)
+    history = HistorySource(url, index)
+    info = DashboardInfo(broker="redis://127.0.0.1:6379/0", env_name="test")
+    # the history source is given to the dashboard before its panes are built
+    from prompt_toolkit.input import create_pipe_input
+
+    from lazycelery.tui.app import Dashboard
+
+    with create_pipe_input() as inp:
+        d = Dashboard(index, info=info, input=inp, output=SizedOutput(30, 140),
+                      refresh_interval=None, history=history)
+        h = DashboardHarness(d, inp)
+
+        async def scenario(h: DashboardHarness) -> None:
+            d = h.d
+            await h.until(lambda: history.state == "on" and len(d.tasks) == 20)
+            # the index had room for 20: the 20 most recently active stored tasks, marked
+            assert index.from_history == 20 and index.evicted == 0
+            assert d.tasks.row(0).uuid == "bf-0000"  # the most recent: backfilled
+            assert index.mark("bf-0000") == FROM_HISTORY | BACKFILLED
+            text = "\n".join(screen_lines(d))
+            assert "history: 20 tasks" in text and "H " in text
+            # a live task arrives: it is listed first; history never evicted a live task
+            live = _task_events("live-0000", now)
+            d.on_batch(live, index.apply_batch(live))
+            await h.until(lambda: d.tasks.row(0).uuid == "live-0000")
+            assert index.get("live-0000") is not None
+            # since: reaching past memory: the rest of the range is read from the store
+            h.inp.send_text("/since:2h\r")
+            await h.until(lambda: d.screen.history_query.startswith("+"))
+            # 61 stored; in memory: the live task and 19 from history (one was evicted by it)
+            assert d.tasks.history_count == 61 - 19
+            assert len(d.tasks) == 20 + 42
+            assert [d.tasks.row(i).uuid for i in range(20, 62)] == _ids("r", 42)[::-1]
+            title = "\n".join(screen_lines(d))
+            assert "+42 from history" in title
+            # the backfilled task carries its mark in the list and the detail
+            bf = next(i for i in range(len(d.tasks)) if d.tasks.row(i).uuid == "bf-0000")
+            d.tasks.select_index(bf)
+            h.inp.send_text("\r")
+            await h.until(lambda: d.ui.pane == "detail")
+            detail = "\n".join(line.text for line in d.detail.current)
+            assert "backfilled" in detail and "app.bf" in detail
+            assert "BACKFILLED" in "\n".join(screen_lines(d))
+            # an evicted task opens from the store through the family link machinery
+            oldest = _ids("r", 60)[0]
+            assert index.get(oldest) is None
+            assert d.screen.open_from_history(oldest)
+            await h.until(lambda: d.detail.record is not None
+                          and d.detail.record.uuid == oldest
+                          and d.detail.record.name == "app.add")
+            assert d.detail.record.state == "FAILURE"
+            assert "FROM HISTORY" in "\n".join(screen_lines(d))
+            # a task the store does not have either
+            assert d.screen.open_from_history("nope-0000")
+            assert "loading from history" in "\n".join(screen_lines(d))
+            await h.until(lambda: d.ui.flash_text is not None
+                          and "neither in memory nor in history" in d.ui.flash_text)
+
+        drive(h, scenario)
+
+
+def test_unreachable_store_leaves_the_live_view_and_says_why(tmp_path: Path) -> None:
+    from prompt_toolkit.input import create_pipe_input
+
+    from lazycelery.tui.app import Dashboard
+
+    index = TaskIndex()
+    history = HistorySource("postgresql://lc:s3cret@127.0.0.1:1/nowhere", index)
+    info = DashboardInfo(broker="redis://127.0.0.1:6379/0")
+    with create_pipe_input() as inp:
+        d = Dashboard(index, info=info, input=inp, output=SizedOutput(30, 160),
+                      refresh_interval=None, history=history)
+        h = DashboardHarness(d, inp)
+
+        async def scenario(h: DashboardHarness) -> None:
+            await h.until(lambda: history.state == "off")
+            events = _task_events("live-0001", time.time())
+            h.d.on_batch(events, index.apply_batch(events))
+            await h.until(lambda: len(h.d.tasks) == 1)
+            text = "\n".join(screen_lines(h.d))
+            assert "history off: store postgresql://lc:********@127.0.0.1:1/nowhere" in text
+            assert "s3cret" not in text
+            assert not h.d.screen.open_from_history("live-0002")
+
+        drive(h, scenario)
+    assert all(r.state in READY_STATES for r in index.snapshot())
