@@ -240,8 +240,15 @@ class ScreenModel:
             return False
         if uuid not in self._from_store:
             self.history.lookup(uuid)
-        self.ui.detail_stack.append(TaskRecord(uuid=uuid))
+        ui = self.ui
+        if ui.pane != "detail":
+            ui.detail_return = ui.pane
+            ui.detail_stack.clear()
+            ui.pane = "detail"
+            self.tasks.follow = False
+        ui.detail_stack.append(TaskRecord(uuid=uuid))
         self.detail.show(self.detail_record())
+        self.shell.refocus()
         return True
 
     def history_loading(self, uuid: str) -> bool:
