@@ -87,7 +87,8 @@ def tasks_title(screen: ScreenModel) -> StyleAndTextTuples:
     shown, total = len(view), view.total
     parts: StyleAndTextTuples = [("bold", f" {PANE.key} {PANE.title} "), ("", f" {number(shown)}")]
     if view.filter_text:
-        parts.append(("", f" of {number(total)}  / {one_line(view.filter_text)}"))
+        where = " in memory" if view.history_count else ""
+        parts.append(("", f" of {number(total)}{where}  / {one_line(view.filter_text)}"))
     arrow = "↓" if view.descending else "↑"
     parts.append(("", f"  sort {view.sort_column} {arrow}"))
     if view.follow and view.sort_column == "time":
