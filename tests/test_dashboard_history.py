@@ -28,6 +28,7 @@ from lazycelery.tui.screen.sources import DashboardInfo
 from tests.tui_harness import DashboardHarness, SizedOutput, drive, screen_lines
 
 NOW = 1_800_000_000.0
+OLDEST = "0123abcd-0000-4000-8000-000000000001"
 
 
 def _task_events(uuid: str, t: float, *, name: str = "app.add", state: str = "SUCCESS",
@@ -303,9 +304,10 @@ def _recorded_store(path: Path, n: int, *, now: float) -> str:
     url = f"sqlite:///{path / 'history.sqlite3'}"
     store = open_store(url)
     try:
-        events = [e for i, u in enumerate(_ids("r", n))
-                  for e in _task_events(u, now - 3000 + i, state="FAILURE" if i % 5 == 0
-                                        else "SUCCESS")]
+        events = _task_events(OLDEST, now - 3500)  # a real task id: found by `id:` too
+        events += [e for i, u in enumerate(_ids("r", n))
+                   for e in _task_events(u, now - 3000 + i, state="FAILURE" if i % 5 == 0
+                                         else "SUCCESS")]
         _record(store, events)
         # one task the store has only from the result backend
         backfill = WriteBatch(tasks=[TaskRecord(uuid="bf-0000", state="SUCCESS", name="app.bf",
@@ -350,12 +352,24 @@ def test_dashboard_opens_with_history_and_reads_past_memory(tmp_path: Path) -> N
             # since: reaching past memory: the rest of the range is read from the store
             h.inp.send_text("/since:2h\r")
             await h.until(lambda: d.screen.history_query.startswith("+"))
-            # 61 stored; in memory: the live task and 19 from history (one was evicted by it)
-            assert d.tasks.history_count == 61 - 19
-            assert len(d.tasks) == 20 + 42
-            assert [d.tasks.row(i).uuid for i in range(20, 62)] == _ids("r", 42)[::-1]
+            # 62 stored; in memory: the live task and 19 from history (one was evicted by it)
+            assert d.tasks.history_count == 62 - 19
+            assert len(d.tasks) == 20 + 43
+            assert [d.tasks.row(i).uuid for i in range(20, 63)] == [*_ids("r", 42)[::-1],
+                                                                   OLDEST]
             title = "\n".join(screen_lines(d))
-            assert "+42 from history" in title
+            assert "+43 from history" in title
+            # a narrower range that memory holds reads nothing from the store
+            d.screen.apply_filter("since:1m")
+            d.pull()
+            assert d.screen.history_query == "" and d.tasks.history_count == 0
+            # a task id memory does not hold is looked up in the store
+            d.screen.apply_filter(f"id:{OLDEST}")
+            await h.until(lambda: d.screen.history_query == "+1 from history")
+            assert len(d.tasks) == 1 and d.tasks.row(0).uuid == OLDEST
+            assert d.tasks.history_mark(OLDEST) == FROM_HISTORY
+            d.screen.apply_filter("since:2h")
+            await h.until(lambda: d.screen.history_query.startswith("+4"))
             # the backfilled task carries its mark in the list and the detail
             bf = next(i for i in range(len(d.tasks)) if d.tasks.row(i).uuid == "bf-0000")
             d.tasks.select_index(bf)

@@ -12,6 +12,7 @@ Threads: only ``feed`` is touched by the ingest thread; everything else runs on 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol
@@ -41,6 +42,9 @@ __all__ = ["LIST_PANES", "LIVE_FILTER_LIMIT", "LOADING", "CommandSource", "Palet
 
 #: below this many tasks the filter applies while you type; above, on enter
 LIVE_FILTER_LIMIT: Final = 100_000
+#: a full task id in an ``id:`` / ``uuid:`` term (a lookup by id in the store)
+_FULL_ID: Final = re.compile(r"(?:^|\s)(?:id|uuid):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                             r"[0-9a-f]{4}-[0-9a-f]{12})(?=\s|$)")
 #: origin bit of a task being read from the history store (``ScreenModel.origin``)
 LOADING: Final = 4
 #: the panes whose cursor and enter key the model drives (their lists are its own); any other
@@ -113,6 +117,8 @@ class ScreenModel:
         # tasks opened from the store by id (the detail of an evicted / never seen task)
         self._from_store: dict[str, tuple[TaskRecord, int]] = {}
         self._not_stored: set[str] = set()
+        # full task ids of an ``id:`` filter that memory does not hold, asked of the store
+        self._id_lookups: set[str] = set()
         self.detail.origin = self.origin
 
     # ------------------------------------------------------------------ sources
@@ -207,19 +213,37 @@ class ScreenModel:
         predicate = self.tasks.predicate
         self._query_found = 0
         self.history_query = ""
+        self._id_lookups = set()
         since, until = predicate.time_range if predicate is not None else (None, None)
+        if predicate is not None and history.on and since is None and until is None:
+            # `id:<full task id>` of a task memory does not hold: ask the store for it
+            ids = {u for u in _FULL_ID.findall(predicate.text) if self.index.get(u) is None}
+            for uuid in ids:
+                history.lookup(uuid)
+            if ids:
+                self._id_lookups = ids
+                self.history_query = "searching history…"
         if predicate is None or (since is None and until is None) or not history.on:
             history.cancel()
             return
+        # memory holds the least recently active tasks last (LRU), and the start-up load took
+        # the most recent of the store: a range after the oldest task in memory is all there
         oldest = self.index.oldest_activity()
-        if oldest is not None and since is not None and since >= oldest and \
-                self.index.evicted == 0 and history.loaded:
-            history.cancel()  # memory holds the whole range
+        if oldest is not None and since is not None and since >= oldest and history.loaded:
+            history.cancel()
             return
         history.query(predicate, since, until)
         self.history_query = "searching history…"
 
     def _looked_up(self, answer: LookupDone) -> None:
+        if answer.uuid in self._id_lookups:  # asked for by an `id:` filter
+            self._id_lookups.discard(answer.uuid)
+            if answer.record is not None:
+                self._query_found += self.tasks.add_history([(answer.record, answer.mark)])
+            if not self._id_lookups:
+                self.history_query = f"+{self._query_found:,} from history"
+            if answer.record is None or self.ui.pane != "detail":
+                return
         if answer.record is None:
             if len(self._not_stored) >= 256:
                 self._not_stored.clear()
