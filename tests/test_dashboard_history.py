@@ -342,8 +342,12 @@ def test_dashboard_opens_with_history_and_reads_past_memory(tmp_path: Path) -> N
             assert index.from_history == 20 and index.evicted == 0
             assert d.tasks.row(0).uuid == "bf-0000"  # the most recent: backfilled
             assert index.mark("bf-0000") == FROM_HISTORY | BACKFILLED
-            text = "\n".join(screen_lines(d))
-            assert "history: 20 tasks" in text and "H " in text
+            lines = screen_lines(d)
+            text = "\n".join(lines)
+            assert "history: 20 tasks" in text
+            rows = [line for line in lines if "app.add" in line or "app.bf" in line]
+            assert rows[0].startswith("B ") and "app.bf" in rows[0]  # the backfilled mark
+            assert all(r.startswith("H ") for r in rows[1:]) and len(rows) >= 10
             # a live task arrives: it is listed first; history never evicted a live task
             live = _task_events("live-0000", now)
             d.on_batch(live, index.apply_batch(live))
