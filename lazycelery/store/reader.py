@@ -41,7 +41,7 @@ class TaskPage:
     """One page, newest first; ``cursor`` continues after it (None: the range is exhausted)."""
 
     tasks: list[StoredTask]
-    cursor: tuple[float, str] | None
+    cursor: float | None
 
 
 def _stored(row: Sequence[Any]) -> StoredTask:
@@ -52,14 +52,32 @@ def _stored(row: Sequence[Any]) -> StoredTask:
 
 def recent_tasks(store: Store, limit: int, until: float | None = None) -> list[StoredTask]:
     """The ``limit`` most recently active tasks (before ``until`` if given), newest first."""
-    return task_page(store, None, until, None, limit).tasks
+    return task_page(store, None, until, None, limit).tasks[:limit]
 
 
 def task_page(store: Store, since: float | None, until: float | None,
-              cursor: tuple[float, str] | None, limit: int = PAGE) -> TaskPage:
-    """Tasks whose last activity lies in ``[since, until)``, newest first, after ``cursor``
-    (the (last_time, uuid) of the previous page's last task). Uses ``tasks_last_time``."""
-    where: list[str] = ["last_time IS NOT NULL"]
+              cursor: float | None, limit: int = PAGE) -> TaskPage:
+    """Tasks whose last activity lies in ``[since, until)``, newest first, older than
+    ``cursor`` (the previous page's ``cursor``). One backward walk of ``tasks_last_time`` (no
+    sort): the page is cut at a change of time, and the tasks that share the time of its last
+    row are read whole, so a page may hold a few more than ``limit`` and none is lost."""
+    where, params = _range(since, until if cursor is None else
+                           (cursor if until is None else min(cursor, until)))
+    rows = store.query(f"SELECT {_COLS} FROM tasks WHERE {where} "
+                       f"ORDER BY last_time DESC LIMIT {int(limit)}", params)
+    tasks = [_stored(r) for r in rows]
+    if len(tasks) < limit:
+        return TaskPage(tasks, None)
+    boundary = tasks[-1].last_time
+    assert boundary is not None
+    tasks = [t for t in tasks if t.last_time != boundary]
+    tasks += [_stored(r) for r in store.query(
+        f"SELECT {_COLS} FROM tasks WHERE last_time = ?", (boundary,))]
+    return TaskPage(tasks, boundary)
+
+
+def _range(since: float | None, until: float | None) -> tuple[str, list[Any]]:
+    where = ["last_time IS NOT NULL"]
     params: list[Any] = []
     if since is not None:
         where.append("last_time >= ?")
@@ -67,17 +85,7 @@ def task_page(store: Store, since: float | None, until: float | None,
     if until is not None:
         where.append("last_time < ?")
         params.append(until)
-    if cursor is not None:
-        where.append("(last_time < ? OR (last_time = ? AND uuid < ?))")
-        params += [cursor[0], cursor[0], cursor[1]]
-    rows = store.query(f"SELECT {_COLS} FROM tasks WHERE {' AND '.join(where)} "
-                       f"ORDER BY last_time DESC, uuid DESC LIMIT {int(limit)}", params)
-    tasks = [_stored(r) for r in rows]
-    last = tasks[-1] if tasks else None
-    more = len(tasks) >= limit and last is not None and last.last_time is not None
-    next_cursor = (last.last_time, last.record.uuid) if more and last is not None \
-        and last.last_time is not None else None
-    return TaskPage(tasks, next_cursor)
+    return " AND ".join(where), params
 
 
 def workers_seen(store: Store, since: float) -> list[dict[str, Any]]:

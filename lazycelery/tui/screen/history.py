@@ -288,7 +288,7 @@ class HistorySource:
             since -= CLOCK_SLACK
         if until is not None:
             until += CLOCK_SLACK
-        cursor: tuple[float, str] | None = None
+        cursor: float | None = None
         matches = scanned = 0
         while generation == self._generation and not self._stop.is_set():
             page = task_page(store, since, until, cursor)
