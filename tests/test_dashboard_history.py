@@ -6,6 +6,7 @@ opened from the store, a ``since:`` range read from the store, an unreachable st
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Iterator
@@ -396,6 +397,24 @@ def test_dashboard_opens_with_history_and_reads_past_memory(tmp_path: Path) -> N
             assert "loading from history" in "\n".join(screen_lines(d))
             await h.until(lambda: d.ui.flash_text is not None
                           and "neither in memory nor in history" in d.ui.flash_text)
+            # a task evicted while its detail is open is read again from the store
+            h.inp.send_text("\x1b\x1b")
+            await h.until(lambda: d.ui.pane == "tasks" and not d.ui.detail_stack)
+            d.screen.apply_filter("")
+            kept = _ids("r", 60)[50]
+            assert index.get(kept) is not None
+            assert d.tasks.select(index.get(kept))
+            d.screen.focus_pane("detail")
+            assert d.detail.record is index.get(kept)
+            flood = [e for i in range(25) for e in _task_events(f"flood-{i:04d}", now + i)]
+            d.on_batch(flood, index.apply_batch(flood))
+            await h.until(lambda: index.get(kept) is None and d.detail.record is not None
+                          and d.detail.record.uuid == kept
+                          and d.screen.origin(d.detail.record) == FROM_HISTORY)
+            assert "FROM HISTORY" in "\n".join(screen_lines(d))
+            await asyncio.sleep(0.1)
+            screen_lines(d)
+            assert d.detail.record is not None and d.detail.record.uuid == kept
 
         drive(h, scenario)
 

@@ -253,9 +253,17 @@ class ScreenModel:
             if stack and stack[-1].uuid == answer.uuid and self.index.get(answer.uuid) is None:
                 stack.pop()
             return
+        record = answer.record
+        shown = self.ui.detail_stack[-1] if self.ui.detail_stack else self.tasks.selected
+        if shown is not None and shown.uuid == answer.uuid:
+            # a record evicted while shown may know more than the store yet (a recorder
+            # lags the stream): merged, the newer state wins whichever side has it
+            from lazycelery.store.rows import merge_records
+
+            record = merge_records(record, shown)
         if len(self._from_store) >= 256:
             self._from_store.clear()
-        self._from_store[answer.uuid] = (answer.record, answer.mark)
+        self._from_store[answer.uuid] = (record, answer.mark)
 
     def open_from_history(self, uuid: str) -> bool:
         """Open the detail of a task memory does not hold: "loading from history…" until the
