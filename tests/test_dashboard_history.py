@@ -444,3 +444,25 @@ def test_unreachable_store_leaves_the_live_view_and_says_why(tmp_path: Path) -> 
 
         drive(h, scenario)
     assert all(r.state in READY_STATES for r in index.snapshot())
+
+
+def test_which_store_the_dashboard_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--store / LAZYCELERY_STORE / the environment's store; else the default file, only if a
+    recorder created it (and then quietly: a missing default file is no news)."""
+    import argparse
+
+    from lazycelery.config import resolve
+    from lazycelery.store import default_store_path
+    from lazycelery.tui.run import history_source
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    env = {"LAZYCELERY_CONFIG": "/dev/null", "XDG_DATA_HOME": str(tmp_path / "data")}
+    index = TaskIndex()
+    named = history_source(resolve(argparse.Namespace(), {**env,
+                                   "LAZYCELERY_STORE": "sqlite:///x.sqlite3"}), index)
+    assert named is not None and named.url == "sqlite:///x.sqlite3" and not named.quiet_missing
+    assert history_source(resolve(argparse.Namespace(), env), index) is None
+    path = default_store_path(env)
+    open_store(f"sqlite:///{path}").close()
+    default = history_source(resolve(argparse.Namespace(), env), index)
+    assert default is not None and default.quiet_missing and str(path) in default.url
