@@ -466,3 +466,42 @@ def test_which_store_the_dashboard_reads(tmp_path: Path, monkeypatch: pytest.Mon
     open_store(f"sqlite:///{path}").close()
     default = history_source(resolve(argparse.Namespace(), env), index)
     assert default is not None and default.quiet_missing and str(path) in default.url
+
+
+# --------------------------------------------------------------------------- tail's switch
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.afters: list[Any] = []
+
+    def on_batch(self, events: Any, touched: Any, after: Any = None) -> None:
+        assert len(events) == len(touched)
+        self.events += events
+        self.afters += list(after) if after is not None else [None] * len(events)
+
+
+def test_live_gate_holds_then_drops_what_history_printed() -> None:
+    from lazycelery.tail.events import TailIndex
+    from lazycelery.tail.history import LiveGate, event_key
+
+    index = TailIndex()
+    sink = _Sink()
+    gate = LiveGate(sink, index)
+    events = [e for i, u in enumerate(_ids("g", 20)) for e in _task_events(u, NOW + i)]
+    for start in range(0, len(events), 7):  # batches as the ingest thread hands them over
+        chunk = events[start:start + 7]
+        gate.on_batch(chunk, index.apply_batch(chunk))
+    assert sink.events == []  # held while history prints
+    assert gate.first_task == event_key(events[0])
+    printed = {k for k in (event_key(e) for e in events[:25]) if k is not None}
+    gate.release(printed, NOW + 100)
+    assert sink.events == events[25:]  # in order, without what history printed
+    # the states the index had right after each event travel with them
+    assert len(sink.afters) == len(sink.events) and all(a is not None for a in sink.afters)
+    assert gate.dropped == 25
+    # after the switch: live events pass at once; a late copy of a printed one is dropped
+    late = [events[3], *_task_events("late-0000", NOW + 50)]
+    gate.on_batch(late, index.apply_batch(late))
+    assert sink.events[-3:] == late[1:] and gate.dropped == 26

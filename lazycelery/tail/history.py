@@ -64,6 +64,7 @@ class LiveGate:
         self._held: list[_Held] | None = []
         self._held_events = 0
         self._hold_max = hold_max
+        self._releasing = False  # the main thread passes held batches on: keep queueing
         self._printed: set[EventKey] = set()
         self._until = 0.0
         #: the first task event seen live: when the store has it, a recorder caught up
@@ -79,7 +80,8 @@ class LiveGate:
                     if str(event.get("type", "")).startswith("task-"):
                         self.first_task = event_key(event)
                         break
-            if self._held is not None and self._held_events < self._hold_max:
+            if self._held is not None and (self._releasing
+                                           or self._held_events < self._hold_max):
                 self._held.append((events, touched, after))
                 self._held_events += len(events)
                 return
@@ -90,7 +92,19 @@ class LiveGate:
         ``until``): pass the held batches on without those events, then every live one."""
         with self._lock:
             self._printed, self._until = printed, until
-            held, self._held = self._held or [], None
+            self._releasing = True
+        while True:
+            # pass on what is held without holding the lock: the ingest thread goes on
+            # queueing behind it meanwhile, and is only stopped for the last handful
+            with self._lock:
+                held = self._held or []
+                if len(held) <= 8:
+                    for events, touched, after in held:
+                        self._pass(events, touched, after)
+                    self._held = None
+                    return
+                self._held = []
+                self._held_events = 0
             for events, touched, after in held:
                 self._pass(events, touched, after)
 
