@@ -91,7 +91,7 @@ def _range(url: str, since: float) -> tuple[float, float, int]:
     source = HistorySource(url, index, preload=0)
     source.start()
     _wait(lambda: source.loaded > 0)
-    predicate = compile_filter(f"state:failure since:{time.time() - since:.0f}s")
+    predicate = compile_filter(f"state:failure since:{since:.0f}s")
     found = 0
     first = None
     done = False

@@ -88,7 +88,10 @@ def record_from_row(row: Sequence[Any]) -> tuple[TaskRecord, bool]:
     values = list(row[: len(RECORD_FIELDS)])
     for i in _BOOL_INDEXES:
         values[i] = bool(values[i])
-    rec = TaskRecord(**dict(zip(RECORD_FIELDS, values, strict=True)))
+    if _SAME_ORDER:  # positional: 3-4x faster than by keyword (the dashboard reads pages)
+        rec = TaskRecord(*values)
+    else:
+        rec = TaskRecord(**dict(zip(RECORD_FIELDS, values, strict=True)))
     return rec, bool(row[len(RECORD_FIELDS)])
 
 
