@@ -172,8 +172,8 @@ def main() -> None:
     n = 20_000 if args.quick else 500_000
     results = [run(kind, n) for kind in args.only.split(",")]
     print("| store | tasks stored | start-up load (5,000 tasks, median of 5) | same 5,000 tasks "
-          "live (20,000 events, same run) | ratio | `state:failure since:2000s` past memory (~40,000 tasks, 10% failed): "
-          "first page / all (matches) | task by id (median of 200) |")
+          "live (20,000 events, same run) | ratio | `state:failure since:2000s` past memory "
+          "(~40,000 tasks, 10% failed): first page / all (matches) | task by id (median of 200) |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['store']} | {r['tasks']:,} | {r['preload_s'] * 1e3:,.0f} ms | "
