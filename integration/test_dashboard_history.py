@@ -6,12 +6,14 @@ producer keeps sending tasks."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_dashboard_pty import pexpect, terminal
 from test_store_record import RecordProcess, _final_metas, _send_until_recorded, _try_open
 from test_tail_helpers import TailProcess, assert_no_traceback
 
@@ -20,6 +22,7 @@ from lazycelery.store import Store
 from tests.tui_harness import DashboardHarness, SizedOutput, drive, screen_lines
 
 pytestmark = pytest.mark.integration
+__all__ = ["terminal"]  # the pseudo-terminal fixture of test_dashboard_pty
 
 Factory = Callable[..., WorkerProcess]
 
@@ -188,6 +191,64 @@ def test_tail_since_switches_to_live_with_nothing_lost_or_twice(
         recorder.close()
         if tail is not None:
             tail.close()
+        if reader is not None:
+            reader.close()
+        app.close()
+
+
+def test_lazycelery_store_in_a_real_terminal(
+        redis_url: str, celery_worker_factory: Factory, terminal: Callable[..., Any],
+        tmp_path: Path) -> None:
+    """The real `lazycelery --store URL --max-tasks 5` in a pseudo-terminal: it opens with the
+    recorded tasks marked H, `since:` lists the rest from the store; an unreachable store
+    leaves the live view working and says why in the header."""
+    store_url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    worker = celery_worker_factory(redis_url, backend=redis_url, concurrency=2)
+    app = worker.app()
+    recorder = RecordProcess(redis_url, store_url, tmp_path)
+    reader: Store | None = None
+    try:
+        reader = wait_for(lambda: _try_open(store_url), timeout=30, what="the store")
+        _send_until_recorded(app, reader)
+        ids = [str(app.send_task("workerapp.add", args=(i, 1000)).id) for i in range(12)]
+        metas = wait_for(lambda: _final_metas(app.backend, ids), timeout=90,
+                         what="every task to finish")
+        wait_for(lambda: _recorded_final(reader, ids, metas), timeout=60,
+                 what="every task in the store")
+        assert recorder.terminate() == 0
+
+        term = terminal("--broker", redis_url, "--store", store_url, "--max-tasks", "5")
+        screen = term.wait_for(lambda s: "history: 5 tasks" in s and "H " in s, 30,
+                               "the tasks from history")
+        assert "● connected" in screen or "connecting" in screen
+        term.press("/since:1h\r")
+        screen = term.wait_for(lambda s: re.search(r"\+\d+ from history", s) is not None, 30,
+                               "the range read from the store")
+        found = int(re.search(r"\+(\d+) from history", screen).group(1))  # type: ignore[union-attr]
+        assert found >= len(ids) - 5
+        term.press("q")
+        term.child.expect(pexpect.EOF, timeout=15)
+
+        down = terminal("--broker", redis_url, "--store",
+                        "postgresql://lc:s3cret@127.0.0.1:1/nowhere")
+        screen = down.wait_for(lambda s: "history off" in s, 30, "the history-off line")
+        assert "postgresql://lc:********@127.0.0.1:1/nowhere" in screen
+        assert "s3cret" not in screen
+        down.wait_for(lambda s: "● connected" in s, 30, "the live stream")
+
+        def live_task_shown() -> bool:  # PUB/SUB: a task sent before the subscription is lost
+            app.send_task("workerapp.add", args=(1, 1))
+            try:
+                down.wait_for(lambda s: "workerapp.add" in s, 2, "a live task")
+            except AssertionError:
+                return False
+            return True
+
+        wait_for(live_task_shown, timeout=30, interval=0, what="a live task despite the store")
+        down.press("q")
+        down.child.expect(pexpect.EOF, timeout=15)
+    finally:
+        recorder.close()
         if reader is not None:
             reader.close()
         app.close()
