@@ -101,6 +101,7 @@ def test_evicted_tasks_open_from_the_store_in_the_dashboard(
                               and d.detail.record.name == "workerapp.always_fail", 30)
                 rec = d.detail.record
                 assert rec.state == "FAILURE" and "bad payload" in (rec.exception or "")
+                screen_lines(d)  # a render builds the detail lines
                 detail = "\n".join(line.text for line in d.detail.current)
                 assert "from history" in detail and "Traceback" in detail
                 h.inp.send_text("\x1b")

@@ -20,7 +20,7 @@ from lazycelery.core.index import BACKFILLED, FROM_HISTORY, TaskIndex
 from lazycelery.core.model import READY_STATES, TaskRecord
 from lazycelery.core.query import compile_filter
 from lazycelery.core.task_list import TaskListView
-from lazycelery.store import Store, WriteBatch, open_store
+from lazycelery.store import GapRow, Store, WriteBatch, open_store
 from lazycelery.store.capture import BatchCapture
 from lazycelery.store.reader import recent_tasks, task_page, workers_seen
 from lazycelery.store.rows import merge_records
@@ -315,6 +315,8 @@ def _recorded_store(path: Path, n: int, *, now: float) -> str:
                                                 succeeded=now - 2000, result="7")],
                               backfilled={"bf-0000"})
         store.write(backfill)
+        store.write(WriteBatch(gaps=[GapRow(now - 1000.0, now - 990.0, "no recorder running",
+                                            "recorder")]))
     finally:
         store.close()
     return url
@@ -345,7 +347,8 @@ def test_dashboard_opens_with_history_and_reads_past_memory(tmp_path: Path) -> N
             assert index.mark("bf-0000") == FROM_HISTORY | BACKFILLED
             lines = screen_lines(d)
             text = "\n".join(lines)
-            assert "history: 20 tasks" in text
+            assert "history: 20 tasks;" in text
+            assert "; last gap " in text and "(10 s, no recorder running)" in text, lines[:2]
             rows = [line for line in lines if "app.add" in line or "app.bf" in line]
             assert rows[0].startswith("B ") and "app.bf" in rows[0]  # the backfilled mark
             assert all(r.startswith("H ") for r in rows[1:]) and len(rows) >= 10
@@ -380,8 +383,9 @@ def test_dashboard_opens_with_history_and_reads_past_memory(tmp_path: Path) -> N
             d.tasks.select_index(bf)
             h.inp.send_text("\r")
             await h.until(lambda: d.ui.pane == "detail")
+            title = "\n".join(screen_lines(d))  # a render builds the detail lines
             detail = "\n".join(line.text for line in d.detail.current)
-            assert "backfilled" in detail and "app.bf" in detail
+            assert "backfilled" in detail and "app.bf" in detail, title
             assert "BACKFILLED" in "\n".join(screen_lines(d))
             # an evicted task opens from the store through the family link machinery
             oldest = _ids("r", 60)[0]

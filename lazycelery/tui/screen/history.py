@@ -258,13 +258,15 @@ class HistorySource:
         def clock_time(t: float) -> str:
             return time.strftime("%H:%M:%S", time.localtime(t))
 
+        # short: the header line has room for little (the store is in `config show`)
         text = f"history: {tasks:,} tasks"
         if workers:
-            text += f", {workers:,} workers"
-        text += f" from {self.masked}"
+            text += f", {workers:,} worker{'s' if workers != 1 else ''}"
         if self.gaps:
             gap = self.gaps[-1]
-            text += (f"; last gap {clock_time(gap.start)} ({gap.end - gap.start:,.0f} s, "
+            count = f"{len(self.gaps)} gaps in the last day, last" if len(self.gaps) > 1 \
+                else "last gap"
+            text += (f"; {count} {clock_time(gap.start)} ({gap.end - gap.start:,.0f} s, "
                      f"{gap.cause})")
         return text
 
