@@ -134,7 +134,7 @@ def test_merge_keeps_newer_live_state_and_fills_what_live_missed() -> None:
     _apply(index, events[2:])
     live = index.get(uuid)
     assert live is not None and live.name is None and live.state == "SUCCESS"
-    assert index.merge_stored([(stored, False)], merge_records) == 1
+    assert index.merge_stored([(stored, False)], merge_records, wait=0) == 1
     assert index.get(uuid) is live  # merged in place: the list keeps its object
     assert live.state == "SUCCESS" and live.name == "app.add" and live.args == "(1, 2)"
     assert live.result == "3"
@@ -155,7 +155,7 @@ def test_merge_is_order_independent() -> None:
             index = TaskIndex()
             if rest:
                 _apply(index, rest)
-            index.merge_stored([(stored, False)], merge_records)
+            index.merge_stored([(stored, False)], merge_records, wait=0)
             got = index.get(uuid)
             assert got is not None
             assert got.state == whole.state == "FAILURE"
@@ -172,7 +172,7 @@ def test_history_never_evicts_live_tasks_and_goes_to_the_old_end() -> None:
               for i, u in enumerate(_ids("s", 8))]
     for rec, _ in stored:
         rec.last_seen = NOW + 5  # a recorder whose clock is ahead: still older than live
-    taken = index.merge_stored(stored, merge_records)
+    taken = index.merge_stored(stored, merge_records, wait=0)
     assert taken == 4 and len(index) == 10 and index.evicted == 0
     newest = [r.uuid for r in index.snapshot()]
     assert newest[:6] == list(reversed(live_ids))  # live first, history after
@@ -192,7 +192,7 @@ def test_workers_from_history_never_replace_live_ones() -> None:
     index = TaskIndex(clock=lambda: NOW)
     index.apply({"type": "worker-heartbeat", "hostname": "live@h", "timestamp": NOW,
                  "active": 3, "freq": 2.0})
-    added = index.merge_workers([
+    added = index.merge_workers(wait=0, events=[
         {"type": "worker-heartbeat", "hostname": "live@h", "active": 0,
          "local_received": NOW - 100},
         {"type": "worker-offline", "hostname": "old@h", "local_received": NOW - 100},
@@ -509,3 +509,31 @@ def test_live_gate_holds_then_drops_what_history_printed() -> None:
     late = [events[3], *_task_events("late-0000", NOW + 50)]
     gate.on_batch(late, index.apply_batch(late))
     assert sink.events[-3:] == late[1:] and gate.dropped == 26
+
+
+def test_history_goes_through_the_writer_when_it_runs() -> None:
+    """Work handed to the index runs on the writer (the thread applying batches), before its
+    next batch; with no batch within the wait, on the caller, under the lock."""
+    import threading
+
+    index = TaskIndex()
+    ran_on: list[str] = []
+    caller = threading.Thread(target=lambda: index.hand_over(
+        lambda: ran_on.append(threading.current_thread().name), wait=30.0), name="history")
+    caller.start()
+    # the writer (this thread) applies a batch: the handed work runs first, here
+    while not index._handed:  # the caller has handed it over
+        threading.Event().wait(0.001)
+    index.apply_batch(_task_events(_ids("w", 1)[0], NOW))
+    caller.join(5)
+    assert ran_on == [threading.current_thread().name]
+    # no writer: the caller runs it after the wait
+    index.hand_over(lambda: ran_on.append("caller"), wait=0.01)
+    assert ran_on[-1] == "caller"
+    # a failing piece of work never breaks the writer's batch
+    failing = threading.Thread(target=lambda: index.hand_over(lambda: 1 / 0, wait=30.0))
+    failing.start()
+    while not index._handed:
+        threading.Event().wait(0.001)
+    assert index.apply_batch(_task_events(_ids("w", 2)[1], NOW))[0] is not None
+    failing.join(5)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import logging
 import sys
 import threading
 import time
@@ -35,6 +36,8 @@ from lazycelery.core.model import (
     worker_status,
 )
 from lazycelery.core.sanitize import APPLY_FAILED, NOT_AN_EVENT, BadInput, field_kind
+
+log = logging.getLogger(__name__)
 
 __all__ = ["BACKFILLED", "DEFAULT_MAX_TASKS", "FROM_HISTORY", "TaskIndex"]
 
@@ -109,6 +112,8 @@ class TaskIndex:
         self._marks: dict[str, int] = {}
         #: tasks taken in from the store (``merge_stored``)
         self.from_history = 0
+        # work other threads hand to the writer: run by the next ``apply_batch``
+        self._handed: deque[tuple[Callable[[], None], threading.Event]] = deque()
 
     # ------------------------------------------------------------------ writing
 
@@ -117,6 +122,8 @@ class TaskIndex:
         (None for a malformed or unknown event). Bumps ``version`` once. Never raises for a
         bad event: it is counted and the batch's other events are applied."""
         with self.lock:
+            if self._handed:  # work handed to the writer (``hand_over``) goes first
+                self._run_handed()
             now = self.clock()  # one clock read per batch: batches span milliseconds
             touched = [self._apply(event, now) for event in events]
             self.version += 1
@@ -249,22 +256,51 @@ class TaskIndex:
 
     # ------------------------------------------------------------------ from the store
 
-    def merge_stored(self, stored: Iterable[tuple[TaskRecord, bool]], merge: Merge) -> int:
-        """Take in task records read from the history store (newest first), under the lock.
+    def hand_over(self, work: Callable[[], None], wait: float) -> None:
+        """Run ``work`` on the writer: the ingest thread runs it, under the lock, before its
+        next batch. If the writer applies no batch within ``wait`` seconds (an idle cluster, a
+        broker that is down), the caller runs it, under the same lock, so it never waits for
+        events to come. Either way it runs once, and has run when this returns."""
+        done = threading.Event()
+        self._handed.append((work, done))
+        if not done.wait(wait):
+            with self.lock:
+                self._run_handed()
+
+    def _run_handed(self) -> None:
+        """Under the lock: run the work handed over, in order."""
+        while self._handed:
+            work, done = self._handed.popleft()
+            try:
+                work()
+            except Exception:  # never into the writer's batch: the caller sees no result
+                log.exception("work handed to the index writer failed")
+            finally:
+                done.set()
+
+    def merge_stored(self, stored: Iterable[tuple[TaskRecord, bool]], merge: Merge,
+                     wait: float = 1.0) -> int:
+        """Take in task records read from the history store (newest first), through the
+        writer (``hand_over``).
 
         A task in memory is merged by the store's order-independent rules with the live
         record as the newer one, in place (live state is never overwritten by older stored
         state; the record object, its place in the LRU and its ``last_seen`` stay). A task
         not in memory is added at the *old* end of the LRU, only while there is room: history
         never evicts a live task. Returns how many records were added or merged."""
+        records = list(stored)
+        taken: list[int] = []
+        self.hand_over(lambda: taken.append(self._merge_all(records, merge)), wait)
+        return taken[0] if taken else 0
+
+    def _merge_all(self, stored: Iterable[tuple[TaskRecord, bool]], merge: Merge) -> int:
         taken = 0
-        with self.lock:
-            for rec, backfilled in stored:
-                if self._merge_one(rec, backfilled, merge):
-                    taken += 1
-            if taken:
-                self.from_history += taken
-                self.version += 1
+        for rec, backfilled in stored:
+            if self._merge_one(rec, backfilled, merge):
+                taken += 1
+        if taken:
+            self.from_history += taken
+            self.version += 1
         return taken
 
     def _merge_one(self, stored: TaskRecord, backfilled: bool, merge: Merge) -> bool:
@@ -303,22 +339,28 @@ class TaskIndex:
         self._marks[uuid] = mark
         return True
 
-    def merge_workers(self, events: Iterable[Mapping[str, Any]]) -> int:
+    def merge_workers(self, events: Iterable[Mapping[str, Any]], wait: float = 1.0) -> int:
         """Workers the store has seen and memory has not (their latest sample as an event);
         a worker already known live is left alone. Returns how many were added."""
-        added = 0
-        with self.lock:
+        samples = list(events)
+        added: list[int] = []
+
+        def work() -> None:
+            count = 0
             now = self.clock()
-            for event in events:
+            for event in samples:
                 host = event.get("hostname")
                 if not isinstance(host, str) or not host or host in self.workers:
                     continue
                 worker = self.workers[host] = WorkerRecord(hostname=host)
                 apply_worker_event(worker, event, now, self.bad)
-                added += 1
-            if added:
+                count += 1
+            if count:
                 self.version += 1
-        return added
+            added.append(count)
+
+        self.hand_over(work, wait)
+        return added[0] if added else 0
 
     def oldest_activity(self) -> float | None:
         """``last_seen`` of the least recently active task in memory (None: no task)."""

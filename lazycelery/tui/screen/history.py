@@ -4,8 +4,10 @@ UI asks (a task by id, pages of a ``since:`` / ``before:`` range). The UI never 
 database: requests go to the thread through a queue, answers come back through ``take()``
 (drained before each frame) and a redraw request.
 
-Writes to the index go through its lock, as every writer's do (the ingest thread applies live
-events under the same lock); the UI thread copies what it shows."""
+What goes into the index is handed to its one writer, the ingest thread, which merges it
+before its next batch (``TaskIndex.hand_over``); only when no batch comes within a second (an
+idle cluster, a broker that is down) does this thread merge it, under the index's lock. The
+UI thread copies what it shows."""
 
 from __future__ import annotations
 
@@ -39,6 +41,10 @@ MAX_MATCHES: Final = 10_000
 MAX_SCANNED: Final = 500_000
 #: workers and gaps shown from the last ... seconds
 RECENT: Final = 86_400.0
+#: how long the start-up load waits for the ingest thread (the index's one writer) to take it
+#: in before its next batch; an idle or disconnected stream: the history thread does, under
+#: the index's lock (``TaskIndex.hand_over``)
+WRITER_WAIT: Final = 1.0
 #: the store pages by sender time (``last_time``, indexed), the filter compares the recorder's
 #: receive time (``last_seen``, as for live tasks): read this much more on each side
 CLOCK_SLACK: Final = 300.0
@@ -79,7 +85,8 @@ class HistorySource:
 
     def __init__(self, url: str, index: TaskIndex, *, on_change: Callable[[], None] = lambda: None,
                  preload: int = PRELOAD, quiet_missing: bool = False,
-                 opener: Callable[[str], Store] | None = None) -> None:
+                 opener: Callable[[str], Store] | None = None,
+                 writer_wait: float = WRITER_WAIT) -> None:
         from lazycelery.store import mask_store_url
 
         self.url = url
@@ -90,6 +97,7 @@ class HistorySource:
         #: the default store that does not exist yet is not worth a line (nothing recorded)
         self.quiet_missing = quiet_missing
         self._opener = opener
+        self.writer_wait = writer_wait
         #: opening / on / off
         self.state = "opening"
         #: one line for the header
@@ -245,9 +253,9 @@ class HistorySource:
         room = max(0, min(self.preload, self.index.max_tasks - len(self.index)))
         tasks = recent_tasks(store, room) if room else []
         taken = self.index.merge_stored(((_record(t), t.backfilled) for t in tasks),
-                                        merge_records)
+                                        merge_records, self.writer_wait)
         since = time.time() - RECENT
-        workers = self.index.merge_workers(workers_seen(store, since))
+        workers = self.index.merge_workers(workers_seen(store, since), self.writer_wait)
         self.gaps = recent_gaps(store, since)
         self.state = "on"
         self.status = self._summary(taken, workers)
