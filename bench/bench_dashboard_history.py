@@ -71,7 +71,9 @@ def _preload(url: str) -> float:
     from lazycelery.tui.screen.history import HistorySource
 
     index = TaskIndex(max_tasks=100_000)
-    source = HistorySource(url, index)
+    # no ingest thread here: the history thread merges at once (writer_wait=0) instead of
+    # waiting a second for a writer's batch; the work is the same either way
+    source = HistorySource(url, index, writer_wait=0.0)
     t0 = time.perf_counter()
     source.start()
     _wait(lambda: source.loaded > 0 or source.state == "off")
@@ -88,7 +90,7 @@ def _range(url: str, since: float) -> tuple[float, float, int]:
     from lazycelery.tui.screen.history import HistorySource, RangePage
 
     index = TaskIndex(max_tasks=100_000)
-    source = HistorySource(url, index, preload=0)
+    source = HistorySource(url, index, preload=0, writer_wait=0.0)
     source.start()
     _wait(lambda: source.loaded > 0)
     predicate = compile_filter(f"state:failure since:{since:.0f}s")
