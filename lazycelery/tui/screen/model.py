@@ -202,6 +202,8 @@ class ScreenModel:
                     self.history_query = f"+{self._query_found:,} from history{cut}"
                 else:
                     self.history_query = f"searching history… +{self._query_found:,}"
+        if not history.on and self.history_query.startswith("searching"):
+            self.history_query = ""  # the store went away meanwhile (the header says why)
         predicate = self.tasks.predicate
         if predicate is not self._queried:
             self._queried = predicate
