@@ -537,3 +537,47 @@ def test_history_goes_through_the_writer_when_it_runs() -> None:
         threading.Event().wait(0.001)
     assert index.apply_batch(_task_events(_ids("w", 2)[1], NOW))[0] is not None
     failing.join(5)
+
+
+def test_history_thread_survives_a_lost_connection(postgres_url: str) -> None:
+    """PostgreSQL drops the history thread's connection: that request fails with one line
+    in the header, the next one reconnects and the line is the summary again."""
+    import psycopg
+
+    store = open_store(postgres_url)
+    uuid = _ids("c", 1)[0]
+    try:
+        _record(store, _task_events(uuid, NOW))
+    finally:
+        store.close()
+    answers: list[Any] = []
+    history = HistorySource(postgres_url, TaskIndex(), preload=0, writer_wait=0)
+    history.start()
+    try:
+        deadline = time.monotonic() + 30
+        while history.loaded == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        summary = history.status
+        assert history.state == "on" and summary.startswith("history: 0 tasks")
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+        def ask() -> Any:
+            history.lookup(uuid)
+            end = time.monotonic() + 30
+            while time.monotonic() < end:
+                got = history.take()
+                if got:
+                    return got[0]
+                time.sleep(0.01)
+            raise AssertionError("no answer")
+
+        answers.append(ask())
+        assert answers[0].record is None  # the request that met the dropped connection
+        assert history.status.startswith("history: store postgresql://"), history.status
+        answers.append(ask())
+        assert answers[-1].record is not None and answers[-1].record.uuid == uuid
+        assert history.status == summary and history.state == "on"
+    finally:
+        history.stop()

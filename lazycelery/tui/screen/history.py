@@ -105,6 +105,7 @@ class HistorySource:
         #: bumped when tasks were taken into the index (the list then rebuilds)
         self.loaded = 0
         self.gaps: list[StoredGap] = []
+        self._summary_text = ""
         self._requests: queue.Queue[tuple[str, object] | None] = queue.Queue()
         self._answers: deque[LookupDone | RangePage] = deque()
         self._generation = 0
@@ -222,6 +223,9 @@ class HistorySource:
                         self._lookup(store, arg)
                     else:
                         self._range(store, arg)  # type: ignore[arg-type]
+                    if self.status != self._summary_text:  # works again after an error
+                        self.status = self._summary_text
+                        self.on_change()
                 except Exception as exc:
                     if self._stop.is_set():
                         break
@@ -258,7 +262,7 @@ class HistorySource:
         workers = self.index.merge_workers(workers_seen(store, since), self.writer_wait)
         self.gaps = recent_gaps(store, since)
         self.state = "on"
-        self.status = self._summary(taken, workers)
+        self.status = self._summary_text = self._summary(taken, workers)
         self.loaded += 1
         self.on_change()
 
