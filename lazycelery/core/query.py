@@ -218,6 +218,8 @@ class _Compiler:
         self.now = now
         # (constant name, seconds back or None for an absolute time, absolute time)
         self.time_constants: list[tuple[str, float | None]] = []
+        #: (field, constant name, negated) of each ``since:`` / ``before:`` term
+        self.bounds: list[tuple[str, str, bool]] = []
         self._n = 0
 
     def const(self, value: Any) -> str:
@@ -367,6 +369,7 @@ class _Compiler:
                                   f"(2024-05-01T10:00), not {value!r}", col, tok.end) from None
         k = self.const(cutoff)
         self.time_constants.append((k, back))
+        self.bounds.append((field, k, False))
         op = ">=" if field == "since" else "<"
         return Term(f"r.last_seen {op} {k}", 1, frozenset({"last_seen"}), tok.start, tok.end)
 
@@ -378,8 +381,10 @@ class _Compiler:
             raw, offset, negated = raw[1:], 1, True
         elif raw == "-":
             raise FilterError("'-' must be followed by a term to negate", tok.start)
+        bounds = len(self.bounds)
         term = self._positive(raw, tok, offset)
         if negated:
+            self.bounds[bounds:] = [(f, k, True) for f, k, _ in self.bounds[bounds:]]
             term = Term(f"not ({term.expr})", term.cost, term.attrs, tok.start, tok.end, True)
         return term
 
@@ -424,11 +429,13 @@ class Predicate:
     """A compiled filter: call it on a record, or ``filter()`` a sequence of records."""
 
     def __init__(self, text: str, terms: Sequence[Term], namespace: dict[str, Any],
-                 time_constants: Sequence[tuple[str, float | None]]) -> None:
+                 time_constants: Sequence[tuple[str, float | None]],
+                 bounds: Sequence[tuple[str, str, bool]] = ()) -> None:
         self.text = text
         self.terms = tuple(terms)
         self._namespace = namespace
         self._time_constants = tuple(time_constants)
+        self._bounds = tuple(bounds)
         # cheapest terms first: `and` stops at the first miss
         ordered = sorted(self.terms, key=lambda t: t.cost)
         expr = " and ".join(f"({t.expr})" for t in ordered) or "True"
@@ -456,6 +463,23 @@ class Predicate:
     def time_dependent(self) -> bool:
         """True if matching changes with the clock alone (``since:``/``before:`` durations)."""
         return any(back is not None for _, back in self._time_constants)
+
+    @property
+    def time_range(self) -> tuple[float | None, float | None]:
+        """(since, until): the span of last activity every match lies in, from the
+        ``since:`` / ``before:`` terms that are not negated (the latest since, the earliest
+        before); None where unbounded. What a history query asks the store for."""
+        since: float | None = None
+        until: float | None = None
+        for field, name, negated in self._bounds:
+            if negated:
+                continue
+            value = float(self._namespace[name])
+            if field == "since":
+                since = value if since is None else max(since, value)
+            else:
+                until = value if until is None else min(until, value)
+        return since, until
 
     def refresh(self, now: float | None = None) -> None:
         """Move relative time bounds (``since:10m``) to ``now``."""
@@ -492,4 +516,4 @@ def compile_filter(text: str, *, now: float | None = None) -> Predicate:
     """
     compiler = _Compiler(time.time() if now is None else now)
     terms = [compiler.term(tok) for tok in tokenize(text)]
-    return Predicate(text, terms, compiler.namespace, compiler.time_constants)
+    return Predicate(text, terms, compiler.namespace, compiler.time_constants, compiler.bounds)
