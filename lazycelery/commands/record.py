@@ -130,6 +130,7 @@ class Recorder:
     def run(self) -> int:
         from lazycelery.core.index import TaskIndex
         from lazycelery.core.ingest import Ingestor
+        from lazycelery.mask.settings import masker_for
         from lazycelery.store.writer import StoreWriter
         from lazycelery.tail.status import StatusReporter
 
@@ -147,10 +148,13 @@ class Recorder:
         def on_status(status: Any) -> None:
             self._on_status(status, reporter, writer)
 
+        masker = masker_for(settings)
+        for problem in masker.problems:
+            _say(f"mask rule skipped: {problem}")
         ingestor = Ingestor(settings.broker_url, index, mode=settings.ingest,
                             app=settings.celery_app() if settings.app_spec else None,
                             transport_options=settings.transport_options,
-                            on_batch=writer.on_batch, on_status=on_status)
+                            on_batch=writer.on_batch, on_status=on_status, masker=masker)
         _say(f"recording {masked} ({ingestor.path} path) into {store.masked}")
         restore = self._catch_signals()
         code = 0

@@ -33,6 +33,7 @@ from lazycelery.core.ingest_status import (
     backoff_delay,
     short_reason,
 )
+from lazycelery.mask import Masker
 from lazycelery.urls import error_line
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class Ingestor:
                  transport_options: Mapping[str, Any] | None = None,
                  on_batch: OnBatch | None = None, on_status: OnStatus | None = None,
                  on_notice: OnNotice | None = None, wakeup: bool = True,
-                 batch_max: int = 512) -> None:
+                 batch_max: int = 512, masker: Masker | None = None) -> None:
         self.broker_url = broker_url
         self.index = index
         self.mode = mode
@@ -93,7 +94,11 @@ class Ingestor:
         self.wakeup = wakeup
         self.path: str = resolve_path(broker_url, mode, app, self._fast_options())
         self.status = IngestStatus(state=CONNECTING, path=self.path)
-        self._sink = BatchSink(index, on_batch, batch_max, on_bad=self._report_bad)
+        #: masking applied to every event before the index sees it: the default rules unless
+        #: the caller passes its configured masker (``lazycelery.mask.settings.masker_for``)
+        self.masker = masker if masker is not None else Masker()
+        self._sink = BatchSink(index, on_batch, batch_max, on_bad=self._report_bad,
+                               masker=self.masker)
         self._bad_next = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -285,6 +290,7 @@ class Ingestor:
                     self._sink.flush()
         finally:
             self._sink.flush()
+            self.masker.save()
             self._report_bad(final=True)
             self._set_status(STOPPED)
             if self._built_app is not None:

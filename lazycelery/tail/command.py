@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from lazycelery.config import resolve
     from lazycelery.core.ingest import Ingestor
+    from lazycelery.mask.settings import masker_for
 
     event_filter = filter_from_args(args)
     limit: int | None = getattr(args, "limit", None)
@@ -103,12 +104,15 @@ def _run(args: argparse.Namespace) -> int:
     try:
         # wakeup=False: the Receiver's wakeup broadcasts a `heartbeat` control command to every
         # worker on the broker; tail hides heartbeats by default and needs no worker list.
+        masker = masker_for(settings)
+        for problem in masker.problems:
+            _err_line(sys.stderr, f"mask rule skipped: {problem}")
         ingestor = Ingestor(
             settings.broker_url, index, mode=settings.ingest,
             app=settings.celery_app() if settings.app_spec else None,
             transport_options=settings.transport_options,
             on_batch=sink.on_batch, on_status=on_status, on_notice=sink.on_notice,
-            wakeup=False,
+            wakeup=False, masker=masker,
         )
         if history is not None:
             store, since = history

@@ -58,8 +58,10 @@ def connect_operator(d: Dashboard, settings: Settings, monitor: object | None) -
 def run_dashboard(settings: Settings, *, no_plugins: bool = False) -> int:
     """Build the index, the ingest thread and the queue monitor, and run the dashboard."""
     from lazycelery.core.ingest import Ingestor
+    from lazycelery.mask.settings import masker_for
 
     index = TaskIndex(max_tasks=settings.max_tasks)
+    masker = masker_for(settings)
     monitor, unavailable = _queue_monitor(settings)
     info = DashboardInfo(broker=settings.masked_broker(), env_name=settings.env_name,
                          read_only=settings.read_only, queues_unavailable=unavailable)
@@ -73,10 +75,11 @@ def run_dashboard(settings: Settings, *, no_plugins: bool = False) -> int:
         app=settings.celery_app() if settings.app_spec else None,
         transport_options=settings.transport_options,
         on_batch=dashboard.on_batch, on_status=dashboard.on_status, wakeup=False,
+        masker=masker,
     )
     dashboard.attach(ingestor, monitor)
     connect_operator(dashboard, settings, monitor)
-    for note in settings.notes:
+    for note in (*settings.notes, *(f"mask rule skipped: {p}" for p in masker.problems)):
         dashboard.ui.flash(note, seconds=8.0)
     return dashboard.run_app()
 

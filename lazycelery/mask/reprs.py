@@ -1,0 +1,268 @@
+"""Masking inside values and inside the repr strings celery's events carry (``args``,
+``kwargs``, ``result``): parsed with ``ast.literal_eval`` where that works and re-rendered as a
+repr; where it does not (objects, cut reprs, tracebacks), key names and patterns are found in
+the text itself."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Sequence
+from typing import Any, Final
+
+from lazycelery.mask.paths import replace_at
+from lazycelery.mask.patterns import luhn_ok, scan
+from lazycelery.mask.rules import FAIL_CLOSED, FieldRule, RuleSet
+from lazycelery.mask.shape import MARK, Masked, shape_of, text_shape
+
+__all__ = ["mask_text", "mask_tree", "render"]
+
+#: values a key rule leaves as they are: they hold no secret
+_HARMLESS: Final = (type(None), bool, type(Ellipsis), Masked)
+#: containers nested deeper than this are masked whole (celery's reprs keep 3 levels)
+_DEPTH_MAX: Final = 50
+_UNPARSED: Final = object()
+
+# a quoted key followed by ':' (a dict repr), or a bare name followed by '=' or ': ' (keyword
+# arguments in an object's repr, ``password=...`` in a log line or a traceback)
+_KEYED: Final = re.compile(
+    r"""(?P<q>['"])(?P<key>[^'"\\\n]{1,200})(?P=q)\s*:\s*"""
+    r"""|(?<![\w.'"])(?P<word>[A-Za-z_][\w-]{0,200})(?:\s*=(?!=)\s*|:[ \t]+)""")
+_BARE: Final = re.compile(r"[^,)\]}\s]*")
+_NAME: Final = re.compile(r"[\w.]*")
+_CLOSE: Final = {"(": ")", "[": "]", "{": "}", "<": ">"}
+
+
+# --------------------------------------------------------------------------- parsed values
+
+
+def _int_card(value: int, rules: RuleSet) -> str | None:
+    digits = str(value)
+    if 13 <= len(digits) <= 19 and "2" <= digits[0] <= "6" and luhn_ok(digits):
+        return next((p.rule for p in rules.patterns if p.name == "card"), None)
+    return None
+
+
+def mask_tree(value: Any, rules: RuleSet, hits: list[str], depth: int = 0) -> Any:
+    """``value`` with what the key and pattern rules find replaced by its shape (``Masked``);
+    the same object when nothing is, else a copy (the input is never changed)."""
+    cls = value.__class__
+    if cls is str:
+        spans = scan(value, rules.patterns, rules.value_trigger)
+        if not spans:
+            return value
+        hits.extend(rule for _, _, rule in spans)
+        return shape_of(value)
+    if cls is int:
+        rule = _int_card(value, rules) if value > 10**12 else None
+        if rule is None:
+            return value
+        hits.append(rule)
+        return shape_of(value)
+    if cls is bytes:
+        spans = scan(value.decode("latin-1"), rules.patterns, rules.value_trigger)
+        if not spans:
+            return value
+        hits.extend(rule for _, _, rule in spans)
+        return shape_of(value)
+    if cls is dict:
+        if depth >= _DEPTH_MAX:
+            hits.append(FAIL_CLOSED)
+            return shape_of(value)
+        out: dict[Any, Any] | None = None
+        for key, item in value.items():
+            rule = rules.key_rule(key) if key.__class__ is str else None
+            if rule is not None and not isinstance(item, _HARMLESS):
+                hits.append(rule)
+                new = shape_of(item)
+            else:
+                new = mask_tree(item, rules, hits, depth + 1)
+            if new is not item:
+                if out is None:
+                    out = dict(value)
+                out[key] = new
+        return value if out is None else out
+    if cls is list or cls is tuple or cls is set or cls is frozenset:
+        if depth >= _DEPTH_MAX:
+            hits.append(FAIL_CLOSED)
+            return shape_of(value)
+        items = list(value)
+        changed = False
+        for i, item in enumerate(items):
+            new = mask_tree(item, rules, hits, depth + 1)
+            if new is not item:
+                items[i] = new
+                changed = True
+        if not changed:
+            return value
+        return items if cls is list else tuple(items) if cls is tuple else _Rendered(items, cls)
+    return value
+
+
+class _Rendered(list[Any]):
+    """A set with masked members (``Masked`` is not hashable by value): rendered as a set."""
+
+    def __init__(self, items: list[Any], kind: type) -> None:
+        super().__init__(items)
+        self.kind = kind
+
+
+def render(value: Any) -> str:
+    """A repr of ``value`` in which masked values read as their shape."""
+    cls = value.__class__
+    if cls is Masked:
+        return str(value.text)
+    if cls is dict:
+        return "{" + ", ".join(f"{render(k)}: {render(v)}" for k, v in value.items()) + "}"
+    if cls is list:
+        return "[" + ", ".join(render(v) for v in value) + "]"
+    if cls is tuple:
+        if len(value) == 1:
+            return f"({render(value[0])},)"
+        return "(" + ", ".join(render(v) for v in value) + ")"
+    if cls is _Rendered or cls is set or cls is frozenset:
+        inner = ", ".join(render(v) for v in value)
+        if getattr(value, "kind", cls) is frozenset:
+            return f"frozenset({{{inner}}})" if inner else "frozenset()"
+        return "{" + inner + "}" if inner else "set()"
+    if value is Ellipsis:
+        return "..."
+    return repr(value)
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _quoted_end(text: str, start: int) -> int:
+    quote = text[start]
+    at = start + 1
+    while at < len(text):
+        char = text[at]
+        if char == "\\":
+            at += 2
+            continue
+        if char == quote:
+            return at + 1
+        at += 1
+    return len(text)
+
+
+def _bracket_end(text: str, start: int) -> int:
+    stack = [_CLOSE[text[start]]]
+    at = start + 1
+    while at < len(text) and stack:
+        char = text[at]
+        if char in "'\"":
+            at = _quoted_end(text, at)
+            continue
+        if char in _CLOSE and char != "<":
+            stack.append(_CLOSE[char])
+        elif char == stack[-1]:
+            stack.pop()
+        at += 1
+    return at
+
+
+def _value_end(text: str, start: int) -> int:
+    """Where the value starting at ``start`` ends (the end of the text when it is cut)."""
+    if start >= len(text):
+        return start
+    char = text[start]
+    if char in "bBrRuU" and start + 1 < len(text) and text[start + 1] in "'\"":
+        return _quoted_end(text, start + 1)
+    if char in "'\"":
+        return _quoted_end(text, start)
+    if char in _CLOSE:
+        return _bracket_end(text, start)
+    name = _NAME.match(text, start)
+    end = name.end() if name else start
+    if end < len(text) and text[end] == "(":
+        return _bracket_end(text, end)
+    bare = _BARE.match(text, start)
+    return bare.end() if bare else start
+
+
+def _mask_keyed(text: str, rules: RuleSet, hits: list[str]) -> str:
+    if not rules.keys:
+        return text
+    pieces: list[str] = []
+    done = 0
+    for match in _KEYED.finditer(text):
+        start = match.end()
+        if start < done:
+            continue
+        rule = rules.key_rule(match.group("key") or match.group("word"))
+        if rule is None or text.startswith(MARK, start):
+            continue
+        end = _value_end(text, start)
+        value = text[start:end]
+        if not value or value in ("None", "True", "False"):
+            continue
+        pieces += [text[done:start], text_shape(value)]
+        hits.append(rule)
+        done = end
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+def _mask_spans(text: str, rules: RuleSet, hits: list[str]) -> str:
+    spans = scan(text, rules.patterns, rules.value_trigger)
+    if not spans:
+        return text
+    pieces: list[str] = []
+    done = 0
+    for start, end, rule in spans:
+        pieces += [text[done:start], text_shape(text[start:end])]
+        hits.append(rule)
+        done = end
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except Exception:  # SyntaxError, ValueError, MemoryError ... : not a plain literal
+        return _UNPARSED
+    except RecursionError:
+        return _UNPARSED
+
+
+def mask_text(text: str, rules: RuleSet, hits: list[str],
+              fields: Sequence[FieldRule] = (), root: str = "", *, checked: bool = False) -> str:
+    """``text`` (a repr, or any text) with every secret the rules find replaced by its shape;
+    the same string when there is none. ``fields``: the task's field rules, applied to the
+    parsed value when their path starts with ``root``; a repr that cannot be parsed is then
+    masked whole (the path cannot be followed in text). ``checked``: the caller knows
+    ``rules.could_match`` is true."""
+    if rules.fail_closed:
+        hits.append(FAIL_CLOSED)
+        return text_shape(text)
+    mine = [rule for rule in fields if rule.path[0] == root]
+    if not mine and not checked and not rules.could_match(text):
+        return text
+    return _mask_checked(text, rules, hits, mine)
+
+
+def _mask_checked(text: str, rules: RuleSet, hits: list[str], mine: list[FieldRule]) -> str:
+    value = _literal(text) if text[:1] in "([{'\"bBrRuU-0123456789" else _UNPARSED
+    if value is _UNPARSED:
+        if mine:
+            hits.extend(rule.rule for rule in mine)
+            return text_shape(text)
+        return _mask_spans(_mask_keyed(text, rules, hits), rules, hits)
+    try:
+        new = mask_tree(value, rules, hits)
+        for rule in mine:
+            new, count = replace_at(new, rule.path[1], _shape_unless_masked)
+            hits.extend([rule.rule] * count)
+        return text if new is value else render(new)
+    except RecursionError:
+        hits.append(FAIL_CLOSED)
+        return text_shape(text)
+
+
+def _shape_unless_masked(value: Any) -> Any:
+    return value if value.__class__ is Masked else shape_of(value)
