@@ -157,8 +157,12 @@ def _validate(raw: dict[str, Any], path: Path) -> ConfigFile:
     environments = raw.get("environments")
     if isinstance(environments, dict):
         for name, table in environments.items():
+            if isinstance(table, dict) and isinstance(table.get("mask"), dict):
+                _convert(table["mask"], MaskConfig, path, ("environments", name, "mask"))
             environment: Environment = _convert(table, Environment, path, ("environments", name))
             _check_environment_urls(environment, path, name)
+    if isinstance(raw.get("mask"), dict):
+        _convert(raw["mask"], MaskConfig, path, ("mask",))
     keys = raw.get("keys")
     if isinstance(keys, dict):
         for command, spec in keys.items():

@@ -11,9 +11,10 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, Final
 
 from lazycelery.config_file import MaskConfig
-from lazycelery.mask.reprs import mask_text, mask_tree, render
+from lazycelery.mask.paths import replace_at
+from lazycelery.mask.reprs import mask_text, mask_tree, render, shape_unless_masked
 from lazycelery.mask.rules import FAIL_CLOSED, FieldRule, RuleSet, compile_rules
-from lazycelery.mask.shape import shape_of
+from lazycelery.mask.shape import Masked, shape_of
 
 __all__ = ["CACHE_MAX", "MASKED_FIELDS", "SAVE_EVERY", "Masker"]
 
@@ -153,6 +154,35 @@ class Masker:
         return (self.mask_field(task, "args", _repr(args)),
                 self.mask_field(task, "kwargs", _repr(kwargs)))
 
+    def mask_values(self, task: str | None, args: Any, kwargs: Any) -> tuple[Any, Any]:
+        """Real args and kwargs as values (for JSON), each masked value replaced by the text
+        of its shape (``"'***' (str, 7 chars)"``); the field rules of ``task`` apply."""
+        rules = self.rules
+        out: list[Any] = []
+        for root, value in (("args", args), ("kwargs", kwargs)):
+            hits: list[str] = []
+            if value is None:
+                out.append(None)
+                continue
+            if rules.fail_closed:
+                new: Any = shape_of(value)
+                hits.append(FAIL_CLOSED)
+            elif not rules.active:
+                new = value
+            else:
+                try:
+                    new = mask_tree(value, rules, hits)
+                    for rule in rules.fields_for(task):
+                        if rule.path[0] == root:
+                            new, count = replace_at(new, rule.path[1], shape_unless_masked)
+                            hits.extend([rule.rule] * count)
+                except RecursionError:
+                    new = shape_of(value)
+                    hits.append(FAIL_CLOSED)
+            self._count(hits)
+            out.append(_plain(new))
+        return out[0], out[1]
+
     # ------------------------------------------------------------------ counters
 
     def take_counts(self) -> dict[str, int]:
@@ -183,6 +213,18 @@ class Masker:
             append(delta, self.environment, self.events)
         except OSError as exc:
             log.debug("mask counts not written: %s", exc)
+
+
+def _plain(value: Any) -> Any:
+    """A masked tree as plain JSON-able values (a masked value is the text of its shape)."""
+    cls = value.__class__
+    if cls is Masked:
+        return value.text
+    if cls is dict:
+        return {k: _plain(v) for k, v in value.items()}
+    if cls is list or cls is tuple or isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _repr(value: Any) -> str:

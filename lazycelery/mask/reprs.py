@@ -15,7 +15,7 @@ from lazycelery.mask.patterns import luhn_ok, scan
 from lazycelery.mask.rules import FAIL_CLOSED, FieldRule, RuleSet
 from lazycelery.mask.shape import MARK, Masked, shape_of, text_shape
 
-__all__ = ["mask_text", "mask_tree", "render"]
+__all__ = ["mask_text", "mask_tree", "render", "shape_unless_masked"]
 
 #: values a key rule leaves as they are: they hold no secret
 _HARMLESS: Final = (type(None), bool, type(Ellipsis), Masked)
@@ -256,7 +256,7 @@ def _mask_checked(text: str, rules: RuleSet, hits: list[str], mine: list[FieldRu
     try:
         new = mask_tree(value, rules, hits)
         for rule in mine:
-            new, count = replace_at(new, rule.path[1], _shape_unless_masked)
+            new, count = replace_at(new, rule.path[1], shape_unless_masked)
             hits.extend([rule.rule] * count)
         return text if new is value else render(new)
     except RecursionError:
@@ -264,5 +264,5 @@ def _mask_checked(text: str, rules: RuleSet, hits: list[str], mine: list[FieldRu
         return text_shape(text)
 
 
-def _shape_unless_masked(value: Any) -> Any:
+def shape_unless_masked(value: Any) -> Any:
     return value if value.__class__ is Masked else shape_of(value)
