@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -32,7 +33,10 @@ _KEY_CACHE_MAX: Final = 4096
 
 
 def normal_key(name: str) -> str:
-    """``API-Key`` -> ``apikey``: how key names are compared."""
+    """``API-Key`` -> ``apikey``, ``Pässword`` -> ``password``: how key names are compared
+    (accents dropped, so a look-alike spelling is not a way around a rule)."""
+    if not name.isascii():
+        name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     return name.lower().translate(_SEPARATORS)
 
 
