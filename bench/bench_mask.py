@@ -5,8 +5,9 @@ Variants, all on the same messages except the last:
   off        no masker (what ingest cost before masking existed)
   default    the default rules on the recorded stream (few secrets: the cheap pre-check path)
   secrets    the default rules on the same stream with a password, a card number and a token
-             in every task's kwargs, each value unique (no cache hits: the worst case)
-  secrets-off the secrets stream without masking (the reference for ``secrets``)
+             in every task's kwargs, unique per task (task-sent and task-received share them)
+  unique     the same, unique per event (no cache hit at all: the worst case)
+  secrets-off the secrets stream without masking (the reference for both)
 
     python bench/bench_mask.py [--quick]
 """
@@ -31,17 +32,20 @@ from common import log, median, redis_stream_copies
 BATCH_MESSAGES = 64
 
 
-def with_secrets(messages: Sequence[bytes]) -> list[bytes]:
-    """The messages with secrets added to every task's kwargs (unique per task)."""
+def with_secrets(messages: Sequence[bytes], per_event: bool = False) -> list[bytes]:
+    """The messages with secrets added to every task's kwargs: unique per task (its
+    task-sent and task-received carry the same text, as celery's do), or with ``per_event``
+    unique per event (no cache hit at all)."""
     out: list[bytes] = []
-    n = 0
+    numbers: dict[str, int] = {}
     for data in messages:
         env = json.loads(data)
         body = json.loads(base64.b64decode(env["body"]))
         events = body if isinstance(body, list) else [body]
         for event in events:
             if "kwargs" in event:
-                n += 1
+                key = str(len(numbers)) if per_event else event["uuid"]
+                n = numbers.setdefault(key, len(numbers))
                 event["kwargs"] = repr({"password": f"hunter{n}", "card": "4111 1111 1111 1111",
                                         "auth": f"Bearer tok{n:012d}", "amount": n})
         env["body"] = base64.b64encode(json.dumps(body).encode()).decode()
@@ -83,9 +87,11 @@ def run(quick: bool = False, repeats: int = 5) -> dict[str, Any]:
     copies = 1 if quick else 4
     plain = redis_stream_copies(copies)
     secret = with_secrets(plain)
+    unique = with_secrets(plain, per_event=True)
     max_tasks = 100_000
     variants = {"off": (plain, False), "default": (plain, True),
-                "secrets-off": (secret, False), "secrets": (secret, True)}
+                "secrets-off": (secret, False), "secrets": (secret, True),
+                "unique": (unique, True)}
     rates: dict[str, list[float]] = {name: [] for name in variants}
     masked_values: dict[str, int] = {}
     for r in range(repeats):
@@ -101,6 +107,8 @@ def run(quick: bool = False, repeats: int = 5) -> dict[str, Any]:
                                       / result["off"]["events_per_s_median"])
     result["ratio_secrets_vs_secrets_off"] = (result["secrets"]["events_per_s_median"]
                                               / result["secrets-off"]["events_per_s_median"])
+    result["ratio_unique_vs_secrets_off"] = (result["unique"]["events_per_s_median"]
+                                             / result["secrets-off"]["events_per_s_median"])
     result["messages"] = len(plain)
     return result
 
@@ -113,11 +121,13 @@ def main() -> None:
     result = run(args.quick, args.repeats)
     print("| variant | events/s (median) | values masked |")
     print("|---|---:|---:|")
-    for name in ("off", "default", "secrets-off", "secrets"):
+    for name in ("off", "default", "secrets-off", "secrets", "unique"):
         row = result[name]
         print(f"| {name} | {row['events_per_s_median']:,.0f} | {row['values_masked']:,} |")
     print(f"\nmasking on / off, recorded stream: {result['ratio_default_vs_off']:.3f}")
-    print(f"masking on / off, a secret in every task: {result['ratio_secrets_vs_secrets_off']:.3f}")
+    print(f"masking on / off, secrets in every task: {result['ratio_secrets_vs_secrets_off']:.3f}")
+    print(f"masking on / off, secrets unique per event: "
+          f"{result['ratio_unique_vs_secrets_off']:.3f}")
 
 
 if __name__ == "__main__":

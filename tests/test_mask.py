@@ -92,8 +92,13 @@ def test_text_that_does_not_parse_is_masked_by_key_and_pattern() -> None:
     assert SECRET not in masked(cut)
     assert masked("<User password='hunter2' name='ana'>") == (
         "<User password='***' (text, 9 chars) name='ana'>")
+    assert masked("{'when': datetime(2024, 1, 1), 'token': 'abc', 'cut': 'x...") == (
+        "{'when': datetime(2024, 1, 1), 'token': '***' (text, 5 chars), 'cut': 'x...")
+    # objects' reprs that parse are walked like literals, keyword arguments included
     assert masked("{'when': datetime.datetime(2024, 1, 1), 'token': 'abc'}") == (
-        "{'when': datetime.datetime(2024, 1, 1), 'token': '***' (text, 5 chars)}")
+        "{'when': datetime.datetime(2024, 1, 1), 'token': '***' (str, 3 chars)}")
+    assert masked("(User(name='ana', password='hunter2'), Decimal('4111111111111111'))") == (
+        "(User(name='ana', password='***' (str, 7 chars)), Decimal('***' (str, 16 chars)))")
     trace = ("Traceback (most recent call last):\n  File \"t.py\", line 1, in f\n"
              f"ValueError: bad token {JWT}")
     out = Masker().mask_field(None, "traceback", trace)

@@ -1,19 +1,18 @@
-"""Masking inside values and inside the repr strings celery's events carry (``args``,
-``kwargs``, ``result``): parsed with ``ast.literal_eval`` where that works and re-rendered as a
-repr; where it does not (objects, cut reprs, tracebacks), key names and patterns are found in
-the text itself."""
+"""Masking inside values (``mask_tree``, ``render``: real args from a message body or the result
+backend) and inside the repr strings celery's events carry (``mask_text``): parsed with
+``ast.parse`` where that works (``lazycelery.mask.source``: masked in place); where it does not
+(a cut repr, ``<object at 0x...>``, a traceback), key names and patterns are found in the text."""
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Sequence
 from typing import Any, Final
 
-from lazycelery.mask.paths import replace_at
 from lazycelery.mask.patterns import luhn_ok, scan
 from lazycelery.mask.rules import FAIL_CLOSED, FieldRule, RuleSet
 from lazycelery.mask.shape import MARK, Masked, shape_of, text_shape
+from lazycelery.mask.source import mask_source
 
 __all__ = ["mask_text", "mask_tree", "render", "shape_unless_masked"]
 
@@ -21,7 +20,6 @@ __all__ = ["mask_text", "mask_tree", "render", "shape_unless_masked"]
 _HARMLESS: Final = (type(None), bool, type(Ellipsis), Masked)
 #: containers nested deeper than this are masked whole (celery's reprs keep 3 levels)
 _DEPTH_MAX: Final = 50
-_UNPARSED: Final = object()
 
 # a quoted key followed by ':' (a dict repr), or a bare name followed by '=' or ': ' (keyword
 # arguments in an object's repr, ``password=...`` in a log line or a traceback)
@@ -221,15 +219,6 @@ def _mask_spans(text: str, rules: RuleSet, hits: list[str]) -> str:
     return "".join(pieces)
 
 
-def _literal(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except Exception:  # SyntaxError, ValueError, MemoryError ... : not a plain literal
-        return _UNPARSED
-    except RecursionError:
-        return _UNPARSED
-
-
 def mask_text(text: str, rules: RuleSet, hits: list[str],
               fields: Sequence[FieldRule] = (), root: str = "", *, checked: bool = False) -> str:
     """``text`` (a repr, or any text) with every secret the rules find replaced by its shape;
@@ -247,21 +236,13 @@ def mask_text(text: str, rules: RuleSet, hits: list[str],
 
 
 def _mask_checked(text: str, rules: RuleSet, hits: list[str], mine: list[FieldRule]) -> str:
-    value = _literal(text) if text[:1] in "([{'\"bBrRuU-0123456789" else _UNPARSED
-    if value is _UNPARSED:
-        if mine:
-            hits.extend(rule.rule for rule in mine)
-            return text_shape(text)
-        return _mask_spans(_mask_keyed(text, rules, hits), rules, hits)
-    try:
-        new = mask_tree(value, rules, hits)
-        for rule in mine:
-            new, count = replace_at(new, rule.path[1], shape_unless_masked)
-            hits.extend([rule.rule] * count)
-        return text if new is value else render(new)
-    except RecursionError:
-        hits.append(FAIL_CLOSED)
+    masked = mask_source(text, rules, hits, mine)
+    if masked is not None:
+        return masked
+    if mine:
+        hits.extend(rule.rule for rule in mine)
         return text_shape(text)
+    return _mask_spans(_mask_keyed(text, rules, hits), rules, hits)
 
 
 def shape_unless_masked(value: Any) -> Any:
