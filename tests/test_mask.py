@@ -275,3 +275,14 @@ def test_literal_reprs_render_back_to_equal_values() -> None:
     parsed = ast.literal_eval(out.replace("'***' (str, 1 char)", "'MASKED'"))
     assert parsed == ({"a": [1, 2.5, None, True], "b": (1,), "c": b"x", "password": "MASKED"},
                       "z", -3)
+
+
+def test_a_field_that_is_not_a_string_stays_one_masked() -> None:
+    """Not what celery sends: still masked, and still not a string (the index counts it as a
+    bad field, as before)."""
+    masker = Masker()
+    event = {"type": "task-received", "uuid": "u", "args": [{"password": SECRET}, 1],
+             "kwargs": {"n": 1}}
+    masker.apply([event])
+    assert event["args"] == [{"password": "'***' (str, 7 chars)"}, 1]
+    assert event["kwargs"] == {"n": 1}

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from lazycelery.config_file import MaskConfig
 from lazycelery.mask.paths import replace_at
-from lazycelery.mask.reprs import mask_text, mask_tree, render, shape_unless_masked
+from lazycelery.mask.reprs import mask_text, mask_tree, shape_unless_masked
 from lazycelery.mask.rules import FAIL_CLOSED, FieldRule, RuleSet, compile_rules
 from lazycelery.mask.shape import Masked, shape_of
 
@@ -127,7 +127,7 @@ class Masker:
         return cached
 
     def _mask_other(self, value: Any) -> Any:
-        """A field that is not a string (not what celery sends): masked as a value, as text."""
+        """A field that is not a string (not what celery sends): masked as a value."""
         hits: list[str] = []
         if self.rules.fail_closed:
             hits.append(FAIL_CLOSED)
@@ -139,7 +139,8 @@ class Masker:
                 hits.append(FAIL_CLOSED)
                 new = shape_of(value)
         self._count(hits)
-        return value if new is value else render(new)
+        # the same kind of value, masked (the index still sees a field that is not a string)
+        return value if new is value else _plain(new)
 
     def _count(self, hits: Iterable[str]) -> None:
         counts = self.counts
@@ -222,7 +223,7 @@ def _plain(value: Any) -> Any:
         return value.text
     if cls is dict:
         return {k: _plain(v) for k, v in value.items()}
-    if cls is list or cls is tuple or isinstance(value, list):
+    if cls is list or cls is tuple:
         return [_plain(v) for v in value]
     return value
 

@@ -1,4 +1,4 @@
-"""Masking inside values (``mask_tree``, ``render``: real args from a message body or the result
+"""Masking inside values (``mask_tree``: real args from a message body or the result
 backend) and inside the repr strings celery's events carry (``mask_text``): parsed with
 ``ast.parse`` where that works (``lazycelery.mask.source``: masked in place); where it does not
 (a cut repr, ``<object at 0x...>``, a traceback), key names and patterns are found in the text."""
@@ -14,7 +14,7 @@ from lazycelery.mask.rules import FAIL_CLOSED, FieldRule, RuleSet
 from lazycelery.mask.shape import MARK, Masked, shape_of, text_shape
 from lazycelery.mask.source import mask_source
 
-__all__ = ["mask_text", "mask_tree", "render", "shape_unless_masked"]
+__all__ = ["mask_text", "mask_tree", "shape_unless_masked"]
 
 #: values a key rule leaves as they are: they hold no secret
 _HARMLESS: Final = (type(None), bool, type(Ellipsis), Masked)
@@ -93,39 +93,9 @@ def mask_tree(value: Any, rules: RuleSet, hits: list[str], depth: int = 0) -> An
                 changed = True
         if not changed:
             return value
-        return items if cls is list else tuple(items) if cls is tuple else _Rendered(items, cls)
+        # a set with masked members becomes a list (``Masked`` is not hashable by value)
+        return tuple(items) if cls is tuple else items
     return value
-
-
-class _Rendered(list[Any]):
-    """A set with masked members (``Masked`` is not hashable by value): rendered as a set."""
-
-    def __init__(self, items: list[Any], kind: type) -> None:
-        super().__init__(items)
-        self.kind = kind
-
-
-def render(value: Any) -> str:
-    """A repr of ``value`` in which masked values read as their shape."""
-    cls = value.__class__
-    if cls is Masked:
-        return str(value.text)
-    if cls is dict:
-        return "{" + ", ".join(f"{render(k)}: {render(v)}" for k, v in value.items()) + "}"
-    if cls is list:
-        return "[" + ", ".join(render(v) for v in value) + "]"
-    if cls is tuple:
-        if len(value) == 1:
-            return f"({render(value[0])},)"
-        return "(" + ", ".join(render(v) for v in value) + ")"
-    if cls is _Rendered or cls is set or cls is frozenset:
-        inner = ", ".join(render(v) for v in value)
-        if getattr(value, "kind", cls) is frozenset:
-            return f"frozenset({{{inner}}})" if inner else "frozenset()"
-        return "{" + inner + "}" if inner else "set()"
-    if value is Ellipsis:
-        return "..."
-    return repr(value)
 
 
 # --------------------------------------------------------------------------- text
