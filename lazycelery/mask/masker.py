@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, Final
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 #: seconds between two lines of a long-running ingest in the counts log
 SAVE_EVERY: Final = 60.0
 
-#: distinct texts whose masked form is remembered (tasks are often sent with the same args)
+#: distinct texts of a field whose masked form is remembered (a task's args come twice)
 CACHE_MAX: Final = 8192
 #: longer texts are not remembered (celery cuts its reprs at 1,024 characters)
 CACHE_TEXT_MAX: Final = 4096
@@ -52,7 +53,11 @@ class Masker:
         self.counts: dict[str, int] = {}
         self.events = 0
         self._taken: dict[str, int] = {}
-        self._cache: dict[tuple[str | None, str, str], tuple[str, tuple[str, ...]]] = {}
+        # the outcome of masking a text, clean or not, per field (and per task for the tasks
+        # with field rules): cleared when full
+        self._caches: defaultdict[str, dict[str, tuple[str, tuple[str, ...]]]] = (
+            defaultdict(dict))
+        self._task_cache: dict[tuple[str | None, str, str], tuple[str, tuple[str, ...]]] = {}
         self._active = self.rules.active
 
     @classmethod
@@ -67,26 +72,44 @@ class Masker:
     # ------------------------------------------------------------------ events
 
     def apply(self, events: Iterable[MutableMapping[str, Any]]) -> None:
-        """Mask every event of a batch in place (the hook at ingest)."""
+        """Mask every event of a batch in place (the hook at ingest). The common case inline
+        (no field rule, a text seen before or too short to hold anything): a few dict
+        look-ups per event."""
         if not self._active:
             return
+        rules = self.rules
+        plain = not rules.fields and not rules.fail_closed
+        caches = self._caches
         fields_of = MASKED_FIELDS.get
+        seen = 0
         for event in events:
             fields = fields_of(event.get("type"))  # type: ignore[arg-type]
             if fields is None:
                 continue
-            self.events += 1
-            name = event.get("name")
+            seen += 1
             for field in fields:
                 value = event.get(field)
-                if value is None:
+                if value.__class__ is not str:
+                    if value is not None:
+                        new = self._mask_other(value)
+                        if new is not value:
+                            event[field] = new
                     continue
-                if value.__class__ is str:
-                    new = self.mask_field(name if name.__class__ is str else None, field, value)
-                else:
-                    new = self._mask_other(value)
+                if plain:
+                    if len(value) < 5:
+                        continue  # (), {}, None, 42: nothing that can be masked
+                    cached = caches[field].get(value)
+                    if cached is None:
+                        cached = self._masked(None, field, value, ())
+                    if cached[1]:
+                        self._count(cached[1])
+                        event[field] = cached[0]
+                    continue
+                name = event.get("name")
+                new = self.mask_field(name if name.__class__ is str else None, field, value)
                 if new is not value:
                     event[field] = new
+        self.events += seen
 
     def mask_field(self, task: str | None, field: str, text: str) -> str:
         """One event field's text, masked (the same string when nothing is to be masked)."""
@@ -94,15 +117,13 @@ class Masker:
         mine = rules.fields_for(task) if rules.fields else ()
         if len(text) < 5 and not mine and not rules.fail_closed:
             return text  # (), {}, None, 42: nothing that can be masked
-        key = (task if mine else None, field, text)
-        cached = self._cache.get(key)
+        cached = (self._task_cache.get((task, field, text)) if mine
+                  else self._caches[field].get(text))
         if cached is None:
             cached = self._masked(task, field, text, mine)
         masked, rules_hit = cached
         if rules_hit:
-            counts = self.counts
-            for rule in rules_hit:
-                counts[rule] = counts.get(rule, 0) + 1
+            self._count(rules_hit)
             return masked
         return text
 
@@ -121,9 +142,15 @@ class Masker:
             masked = text
         cached = (masked, tuple(hits))
         if len(text) <= CACHE_TEXT_MAX:
-            if len(self._cache) >= CACHE_MAX:
-                self._cache.clear()
-            self._cache[(task if mine else None, field, text)] = cached
+            if mine:
+                if len(self._task_cache) >= CACHE_MAX:
+                    self._task_cache.clear()
+                self._task_cache[(task, field, text)] = cached
+            else:
+                cache = self._caches[field]
+                if len(cache) >= CACHE_MAX:
+                    cache.clear()
+                cache[text] = cached
         return cached
 
     def _mask_other(self, value: Any) -> Any:
