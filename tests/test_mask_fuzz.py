@@ -32,3 +32,27 @@ def test_no_secret_survives_masking_in_generated_arguments() -> None:
                 checked += 1
     assert checked == SETS * 4
     assert sum(masker.counts.values()) > SETS  # secrets were there, and were masked
+
+
+def test_the_flat_dict_shortcut_masks_exactly_as_the_syntax_tree() -> None:
+    from lazycelery.mask import compile_rules
+    from lazycelery.mask.source import mask_flat, mask_source
+    from tests.mask_fuzz import KEY_NAMES, PLAIN_KEYS, pattern_secret
+
+    rng = random.Random(3)
+    rules = compile_rules()
+    flat = 0
+    for _ in range(3_000):
+        value = {rng.choice(KEY_NAMES + PLAIN_KEYS): rng.choice(
+            [pattern_secret(rng), "ana", "it's", 4111111111111111, -2, 1.5, None, True, "x\\y"])
+            for _ in range(rng.randrange(0, 5))}
+        text = repr(value)
+        fast: list[str] = []
+        slow: list[str] = []
+        shortcut = mask_flat(text, rules, fast)
+        if shortcut is None:
+            continue
+        flat += 1
+        assert shortcut == mask_source(text, rules, slow, ()), text
+        assert sorted(fast) == sorted(slow), text
+    assert flat > 1_000

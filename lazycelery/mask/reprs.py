@@ -9,10 +9,10 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final
 
-from lazycelery.mask.patterns import luhn_ok, scan
+from lazycelery.mask.patterns import scan
 from lazycelery.mask.rules import FAIL_CLOSED, FieldRule, RuleSet
 from lazycelery.mask.shape import MARK, Masked, shape_of, text_shape
-from lazycelery.mask.source import mask_source
+from lazycelery.mask.source import card_rule, mask_flat, mask_source
 
 __all__ = ["mask_text", "mask_tree", "shape_unless_masked"]
 
@@ -34,13 +34,6 @@ _CLOSE: Final = {"(": ")", "[": "]", "{": "}", "<": ">"}
 # --------------------------------------------------------------------------- parsed values
 
 
-def _int_card(value: int, rules: RuleSet) -> str | None:
-    digits = str(value)
-    if 13 <= len(digits) <= 19 and "2" <= digits[0] <= "6" and luhn_ok(digits):
-        return next((p.rule for p in rules.patterns if p.name == "card"), None)
-    return None
-
-
 def mask_tree(value: Any, rules: RuleSet, hits: list[str], depth: int = 0) -> Any:
     """``value`` with what the key and pattern rules find replaced by its shape (``Masked``);
     the same object when nothing is, else a copy (the input is never changed)."""
@@ -52,7 +45,7 @@ def mask_tree(value: Any, rules: RuleSet, hits: list[str], depth: int = 0) -> An
         hits.extend(rule for _, _, rule in spans)
         return shape_of(value)
     if cls is int:
-        rule = _int_card(value, rules) if value > 10**12 else None
+        rule = card_rule(value, rules) if value > 10**12 else None
         if rule is None:
             return value
         hits.append(rule)
@@ -206,7 +199,9 @@ def mask_text(text: str, rules: RuleSet, hits: list[str],
 
 
 def _mask_checked(text: str, rules: RuleSet, hits: list[str], mine: list[FieldRule]) -> str:
-    masked = mask_source(text, rules, hits, mine)
+    masked = None if mine else mask_flat(text, rules, hits)
+    if masked is None:
+        masked = mask_source(text, rules, hits, mine)
     if masked is not None:
         return masked
     if mine:

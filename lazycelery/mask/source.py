@@ -7,6 +7,7 @@ everything else keeps celery's formatting to the character. Objects' reprs that 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -15,7 +16,7 @@ from lazycelery.mask.patterns import luhn_ok, scan
 from lazycelery.mask.rules import FieldRule, RuleSet
 from lazycelery.mask.shape import MARK, shape_of, text_shape
 
-__all__ = ["mask_source"]
+__all__ = ["card_rule", "mask_flat", "mask_source"]
 
 #: containers nested deeper than this are masked whole
 _DEPTH_MAX: Final = 50
@@ -23,6 +24,14 @@ _CONTAINERS: Final[dict[type[ast.expr], str]] = {ast.List: "list", ast.Tuple: "t
                                                   ast.Set: "set"}
 
 Span = tuple[int, int, str]  # (start, end) in the text, and what replaces it
+
+# A flat dict of plain values, as most kwargs are: ``{'password': 'x', 'amount': 10}`` with no
+# quote or backslash inside a string. Its pairs are found by a regex, as exactly as by parsing,
+# several times faster.
+_PAIR: Final = r"'([^'\\\n]*)': ('[^'\\\n]*'|-?\d+(?:\.\d+)?|None|True|False)"
+_FLAT: Final = re.compile(rf"\{{(?:{_PAIR}(?:, {_PAIR})*)?\}}")
+_PAIRS: Final = re.compile(_PAIR).finditer
+_PLAIN: Final = frozenset({"None", "True", "False"})
 
 
 class _Walk:
@@ -90,11 +99,9 @@ class _Walk:
                 self.mask(node, spans[0][2])
                 self.hits.extend(rule for _, _, rule in spans[1:])
         elif value.__class__ is int and isinstance(value, int) and value > 10**12:
-            digits = str(value)
-            if 13 <= len(digits) <= 19 and "2" <= digits[0] <= "6" and luhn_ok(digits):
-                rule = next((p.rule for p in self.rules.patterns if p.name == "card"), None)
-                if rule is not None:
-                    self.mask(node, rule)
+            rule = card_rule(value, self.rules)
+            if rule is not None:
+                self.mask(node, rule)
 
     def path(self, node: ast.expr, steps: tuple[Any, ...], rule: str) -> None:
         if not steps:
@@ -128,6 +135,14 @@ class _Walk:
         return "".join(pieces)
 
 
+def card_rule(value: int, rules: RuleSet) -> str | None:
+    """``pattern:card`` when an integer is a card number (and the pattern is on)."""
+    digits = str(value)
+    if 13 <= len(digits) <= 19 and "2" <= digits[0] <= "6" and luhn_ok(digits):
+        return next((p.rule for p in rules.patterns if p.name == "card"), None)
+    return None
+
+
 def _harmless(node: ast.expr) -> bool:
     """None, True, False, ``...``: nothing to hide."""
     if isinstance(node, ast.Constant):
@@ -147,6 +162,37 @@ def _shape(node: ast.expr, source: str) -> str:
     if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
         return shape_of(node.operand.value).text
     return text_shape(source)
+
+
+def mask_flat(text: str, rules: RuleSet, hits: list[str]) -> str | None:
+    """``text`` masked when it is a flat dict of plain values; None when it is not one."""
+    if text[:1] != "{" or _FLAT.fullmatch(text) is None:
+        return None
+    pieces: list[str] = []
+    done = 0
+    for pair in _PAIRS(text):
+        value = pair.group(2)
+        rule = rules.key_rule(pair.group(1))
+        if rule is not None and value not in _PLAIN:
+            shape = (shape_of(value[1:-1]) if value[0] == "'" else
+                     shape_of(int(value)) if "." not in value else shape_of(0.0)).text
+        elif value[0] == "'":
+            spans = scan(value[1:-1], rules.patterns, rules.value_trigger)
+            if not spans:
+                continue
+            rule, shape = spans[0][2], shape_of(value[1:-1]).text
+            hits.extend(r for _, _, r in spans[1:])
+        elif len(value) >= 13 and value.isdigit() and (rule := card_rule(int(value), rules)):
+            shape = shape_of(int(value)).text
+        else:
+            continue
+        hits.append(rule)
+        pieces += [text[done:pair.start(2)], shape]
+        done = pair.end(2)
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 def mask_source(text: str, rules: RuleSet, hits: list[str],
