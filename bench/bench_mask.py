@@ -113,21 +113,26 @@ def run(quick: bool = False, repeats: int = 5) -> dict[str, Any]:
     return result
 
 
+def markdown(result: dict[str, Any]) -> str:
+    rows = ["| variant | events/s (median) | values masked |", "|---|---:|---:|"]
+    for name in ("off", "default", "secrets-off", "secrets", "unique"):
+        row = result[name]
+        rows.append(f"| {name} | {row['events_per_s_median']:,.0f} | {row['values_masked']:,} |")
+    rows += ["",
+             f"masking on / off, recorded stream: {result['ratio_default_vs_off']:.3f}",
+             f"masking on / off, secrets in every task: "
+             f"{result['ratio_secrets_vs_secrets_off']:.3f}",
+             f"masking on / off, secrets unique per event: "
+             f"{result['ratio_unique_vs_secrets_off']:.3f}"]
+    return "\n".join(rows)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    result = run(args.quick, args.repeats)
-    print("| variant | events/s (median) | values masked |")
-    print("|---|---:|---:|")
-    for name in ("off", "default", "secrets-off", "secrets", "unique"):
-        row = result[name]
-        print(f"| {name} | {row['events_per_s_median']:,.0f} | {row['values_masked']:,} |")
-    print(f"\nmasking on / off, recorded stream: {result['ratio_default_vs_off']:.3f}")
-    print(f"masking on / off, secrets in every task: {result['ratio_secrets_vs_secrets_off']:.3f}")
-    print(f"masking on / off, secrets unique per event: "
-          f"{result['ratio_unique_vs_secrets_off']:.3f}")
+    print(markdown(run(args.quick, args.repeats)))
 
 
 if __name__ == "__main__":
