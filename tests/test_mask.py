@@ -286,3 +286,19 @@ def test_a_field_that_is_not_a_string_stays_one_masked() -> None:
     masker.apply([event])
     assert event["args"] == [{"password": "'***' (str, 7 chars)"}, 1]
     assert event["kwargs"] == {"n": 1}
+
+
+def test_every_ingestor_masks_by_default_and_takes_the_configured_masker() -> None:
+    from lazycelery.config import Settings
+    from lazycelery.core.index import TaskIndex
+    from lazycelery.core.ingest import Ingestor
+    from lazycelery.mask.settings import masker_for
+
+    plain = Ingestor("redis://127.0.0.1:1/0", TaskIndex(), mode="kombu")
+    assert plain.masker.rules.active and plain._sink.masker is plain.masker
+    settings = Settings(broker_url="redis://127.0.0.1:1/0", env_name="prod",
+                        mask=MaskConfig(extra_keys=("pin",)))
+    masker = masker_for(settings, save_counts=False)
+    configured = Ingestor(settings.broker_url, TaskIndex(), mode="kombu", masker=masker)
+    assert configured._sink.masker is masker and masker.environment == "prod"
+    assert "pin" in masker.rules.keys
