@@ -121,14 +121,17 @@ def test_the_store_file_holds_no_masked_value(redis_url: str, celery_worker_fact
     try:
         reader = wait_for(lambda: _try_open(store_url), timeout=30, what="the store")
         _send_until_recorded(app, reader)
+        ids, secrets = _generated(app)
         task = app.send_task("workerapp.echo", args=(CARD,), kwargs={"password": SECRET})
+        ids.append(str(task.id))
         store = reader
 
         def stored() -> bool:
-            found = store.fetch_tasks([str(task.id)])
-            return bool(found) and found[str(task.id)][0].state == "SUCCESS"
+            found = store.fetch_tasks(ids)
+            return len(found) == len(ids) and all(
+                rec.state == "SUCCESS" for rec, _ in found.values())
 
-        wait_for(stored, timeout=60, what="the echo task in the store")
+        wait_for(stored, timeout=90, what="every echo task in the store")
         rec = reader.fetch_tasks([str(task.id)])[str(task.id)][0]
         assert rec.kwargs == "{'password': '***' (str, 7 chars)}"
         assert recorder.terminate() == 0
@@ -138,6 +141,8 @@ def test_the_store_file_holds_no_masked_value(redis_url: str, celery_worker_fact
         for file in tmp_path.glob("history.sqlite3*"):  # the database, its WAL, its journal
             data = file.read_bytes()
             assert SECRET.encode() not in data and CARD.encode() not in data, file
+            leaked = [s for s in secrets if s.encode() in data]
+            assert not leaked, (file, leaked[:3])
     finally:
         recorder.close()
         if reader is not None:
