@@ -5,8 +5,6 @@ as Markdown, JSON or CSV."""
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -227,6 +225,9 @@ def render_md(doc: dict[str, Any]) -> str:
 
 def render_csv(doc: dict[str, Any]) -> str:
     """One row per figure: ``section,environment,user,name,value``."""
+    import csv
+    import io
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(("section", "environment", "user", "name", "value"))
