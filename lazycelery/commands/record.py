@@ -280,6 +280,7 @@ class Recorder:
             ReconcileReport,
             result_backend,
         )
+        from lazycelery.mask.settings import masker_for
         from lazycelery.store.backfill import Backfiller, BackfillReport
         from lazycelery.store.batch import WriteBatch
 
@@ -309,7 +310,9 @@ class Recorder:
 
         reader = self.store_opener()
         self._reader = reader
-        self._reconciler = Reconciler(index, app, on_report=on_reconcile)
+        # its own masker with the same rules: the values the result backend gives are masked
+        self._reconciler = Reconciler(index, app, on_report=on_reconcile,
+                                      masker=masker_for(self.settings, save_counts=False))
         self._backfiller = Backfiller(app, lambda batch: writer.submit(batch, force=True),
                                       reader.finished_ids, on_report=on_backfill)
         self._reconciler.start()

@@ -183,6 +183,7 @@ def _reconciler(settings: Any, index: TaskIndex, buffer: LineBuffer, *,
     that hold them) and prints one line per corrected task. None without a Celery app to ask
     (celery's import is paid only here, after the stream is set up)."""
     from lazycelery.core.reconcile import Correction, Reconciler, ReconcileReport
+    from lazycelery.mask.settings import masker_for
 
     try:
         app = settings.celery_app()
@@ -202,4 +203,6 @@ def _reconciler(settings: Any, index: TaskIndex, buffer: LineBuffer, *,
             buffer.put(Notice(f"{report.summary()}"))
             buffer.put_lines([line(c) for c in changed])
 
-    return Reconciler(index, app, on_report=on_report)
+    # its own masker with the same rules: the values the result backend gives are masked too
+    return Reconciler(index, app, on_report=on_report,
+                      masker=masker_for(settings, save_counts=False))

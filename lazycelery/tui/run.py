@@ -49,7 +49,11 @@ def connect_operator(d: Dashboard, settings: Settings, monitor: object | None) -
     except LazyCeleryError as exc:
         d.operator.unavailable = f"unavailable: {exc}"
         return
-    reconciler = Reconciler(d.index, app, on_report=d.operator.on_reconcile_report)
+    from lazycelery.mask.settings import masker_for
+
+    # its own masker with the same rules: the values the result backend gives are masked too
+    reconciler = Reconciler(d.index, app, on_report=d.operator.on_reconcile_report,
+                            masker=masker_for(settings, save_counts=False))
     queue_ops = monitor.inspector if isinstance(monitor, QueueMonitor) else None
     on_purged = monitor.wake if isinstance(monitor, QueueMonitor) else None
     d.operator.attach(actions, queue_ops=queue_ops, reconciler=reconciler, on_purged=on_purged)
