@@ -123,3 +123,33 @@ def test_report_bad_input_is_one_line(files: Path, capsys: pytest.CaptureFixture
     assert err.startswith("lazycelery: --since: needs a duration") and err.count("\n") == 1
     assert main(["report"]) == 2
     assert capsys.readouterr().err == "lazycelery: report: expected a report: compliance\n"
+
+
+def test_the_compliance_report_measures_coverage_from_the_store(
+        files: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from lazycelery.store import open_store
+    from lazycelery.store.batch import GapRow, WriteBatch
+
+    url = f"sqlite:///{files / 'history.sqlite3'}"
+    monkeypatch.setenv("LAZYCELERY_STORE", url)
+    assert main(["report", "compliance", "--since", "1d", "--format", "json"]) == 0
+    assert "error" in json.loads(capsys.readouterr().out)["coverage"]  # no store yet
+
+    now = time.time()
+    store = open_store(url)
+    run, _ = store.begin_recorder("h", 1, "redis://h", now=now - 7200)
+    store.end_recorder(run, now=now - 3600)  # a recorder ran 1 h of the last day
+    store.write(WriteBatch(gaps=[GapRow(now - 5400, now - 4500, "broker restarted", "ingest",
+                                        lost_events=12)]))
+    store.close()
+    assert main(["report", "compliance", "--since", "1d", "--format", "json"]) == 0
+    cov = json.loads(capsys.readouterr().out)["coverage"]
+    assert cov["recorded_s"] == pytest.approx(3600, abs=1)
+    assert cov["gaps"] == 1 and cov["gap_s"] == pytest.approx(900, abs=1)
+    assert cov["lost_events"] == 12
+    assert cov["coverage"] == pytest.approx(2700 / 86400, rel=1e-3)
+    assert main(["report", "compliance", "--since", "1d"]) == 0
+    assert ("a recorder ran 1.0 h of 24.0 h; 1 gap(s) in its record (0.2 h, 12 events counted "
+            "lost); covered 3.1% of the period.") in capsys.readouterr().out

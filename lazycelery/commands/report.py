@@ -1,6 +1,6 @@
 """`lazycelery report compliance`: actions taken (the audit log) per user, environment and kind,
-the masking rules in force and how many values each masked, retention and read-only settings;
-as Markdown, JSON or CSV."""
+the masking rules in force and how many values each masked, retention and read-only settings,
+monitoring coverage (the history store's recorder runs and gaps); as Markdown, JSON or CSV."""
 
 from __future__ import annotations
 
@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         actions=audit.read(audit.default_path()),
         counts=counts.read(counts.default_path()),
         audit_path=audit.default_path(), counts_path=counts.default_path(),
+        coverage=coverage(settings, since, now),
     )
     render = {"md": render_md, "json": _render_json, "csv": render_csv}[args.format]
     print(render(document), end="")
@@ -127,10 +128,53 @@ def _environments(settings: Settings) -> list[dict[str, Any]]:
             for name, env in sorted(config.environments.items())]
 
 
+def _merged_seconds(intervals: Iterable[tuple[float, float]], since: float,
+                    until: float) -> float:
+    """Seconds of [since, until] covered by the union of ``intervals``."""
+    total, reach = 0.0, since
+    for start, end in sorted((max(a, since), min(b, until)) for a, b in intervals):
+        if end <= reach:
+            continue
+        total += end - max(start, reach)
+        reach = end
+    return total
+
+
+def coverage(settings: Settings, since: float, until: float) -> dict[str, Any]:
+    """Monitoring coverage from the history store: the time a recorder ran, the gaps in its
+    record (ingest, store or recorder), events lost; ``error`` when the store cannot be read."""
+    from lazycelery.store import StoreError, default_store_url, open_store
+    from lazycelery.urls import error_line
+
+    url = settings.store_url or default_store_url()
+    out: dict[str, Any] = {"store": settings.masked_store(), "period_s": until - since}
+    try:
+        store = open_store(url, create=False, writer=False)
+    except StoreError as exc:
+        return {**out, "error": str(exc)}
+    try:
+        runs = store.query("SELECT started, alive FROM recorders WHERE alive >= ? AND started <= ?",
+                           (since, until))
+        gaps = store.gaps(since, until)
+    except Exception as exc:  # a schema this version does not know: say so, report the rest
+        return {**out, "error": f"cannot read the store: {error_line(exc)}"}
+    finally:
+        store.close()
+    recorded = _merged_seconds(((float(a), float(b)) for a, b in runs), since, until)
+    missing = _merged_seconds(((g.start, g.end) for g in gaps), since, until)
+    lost = sum(g.lost_events or 0 for g in gaps)
+    covered = max(0.0, recorded - missing)
+    return {**out, "recorded_s": recorded, "gaps": len(gaps), "gap_s": missing,
+            "lost_events": lost, "covered_s": covered,
+            "coverage": covered / out["period_s"] if out["period_s"] > 0 else 0.0}
+
+
 def build_compliance(*, since: float, until: float, settings: Settings,
                      actions: Sequence[AuditEntry], counts: Sequence[CountsEntry],
-                     audit_path: Path, counts_path: Path) -> dict[str, Any]:
-    """The report as one JSON-able document (``render_md`` / ``render_csv`` format it)."""
+                     audit_path: Path, counts_path: Path,
+                     coverage: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report as one JSON-able document (``render_md`` / ``render_csv`` format it);
+    ``coverage`` is what ``coverage()`` read from the history store."""
     from lazycelery.mask.settings import masker_for
     from lazycelery.store.retention import DEFAULT_RETENTION
 
@@ -169,6 +213,7 @@ def build_compliance(*, since: float, until: float, settings: Settings,
             "mask_counts_log": f"{counts_path} (append-only, kept until removed)",
         },
         "read_only": _environments(settings),
+        "coverage": coverage or {},
     }
 
 
@@ -220,7 +265,23 @@ def render_md(doc: dict[str, Any]) -> str:
     out += _md_table(("environment", "read-only"),
                      ((e["environment"], "yes" if e["read_only"] else "no")
                       for e in doc["read_only"]))
+    out += ["", "## Monitoring coverage", "", _coverage_line(doc.get("coverage") or {})]
     return "".join(visible(line) + "\n" for line in out)
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:,.1f} h"
+
+
+def _coverage_line(cov: dict[str, Any]) -> str:
+    if not cov:
+        return "Not measured."
+    if "error" in cov:
+        return f"History store {cov['store']}: not read ({cov['error']})."
+    return (f"History store {cov['store']}: a recorder ran {_hours(cov['recorded_s'])} of "
+            f"{_hours(cov['period_s'])}; {cov['gaps']:,} gap(s) in its record "
+            f"({_hours(cov['gap_s'])}, {cov['lost_events']:,} events counted lost); "
+            f"covered {cov['coverage']:.1%} of the period.")
 
 
 def render_csv(doc: dict[str, Any]) -> str:
@@ -244,4 +305,8 @@ def render_csv(doc: dict[str, Any]) -> str:
     for e in doc["read_only"]:
         writer.writerow(("read_only", e["environment"], "", "read_only",
                          str(e["read_only"]).lower()))
+    cov = doc.get("coverage") or {}
+    for key in ("recorded_s", "gaps", "gap_s", "lost_events", "coverage"):
+        if key in cov:
+            writer.writerow(("coverage", doc["environment"] or "-", "", key, cov[key]))
     return buffer.getvalue()
