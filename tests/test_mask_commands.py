@@ -151,5 +151,5 @@ def test_the_compliance_report_measures_coverage_from_the_store(
     assert cov["lost_events"] == 12
     assert cov["coverage"] == pytest.approx(2700 / 86400, rel=1e-3)
     assert main(["report", "compliance", "--since", "1d"]) == 0
-    assert ("a recorder ran 1.0 h of 24.0 h; 1 gap(s) in its record (0.2 h, 12 events counted "
+    assert ("a recorder ran 60 min of 24.0 h; 1 gap(s) in its record (15 min, 12 events counted "
             "lost); covered 3.1% of the period.") in capsys.readouterr().out

@@ -270,6 +270,11 @@ def render_md(doc: dict[str, Any]) -> str:
 
 
 def _hours(seconds: float) -> str:
+    """``42 s``, ``17 min``, ``3.5 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:,.1f} h"
 
 
