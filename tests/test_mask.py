@@ -302,3 +302,10 @@ def test_every_ingestor_masks_by_default_and_takes_the_configured_masker() -> No
     configured = Ingestor(settings.broker_url, TaskIndex(), mode="kombu", masker=masker)
     assert configured._sink.masker is masker and masker.environment == "prod"
     assert "pin" in masker.rules.keys
+
+
+def test_a_regex_with_a_global_flag_joins_the_pre_check() -> None:
+    rules = compile_rules(MaskConfig(regex=("(?i)sk_live_[0-9a-z]{4}",)))
+    assert rules.value_trigger is not None and rules.value_trigger.pattern != ""
+    assert not rules.could_match("(1, 2, 'ana')")
+    assert Masker(rules).mask_field(None, "args", "('SK_LIVE_ABCD',)") == "('***' (str, 12 chars),)"

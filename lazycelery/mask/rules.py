@@ -163,6 +163,16 @@ _QUOTED_KEYS: Final = re.compile(r"""['"]([^'"\\\n]{1,200})['"]\s*:""").findall
 _WORD_KEYS: Final = re.compile(r"([A-Za-z_][\w-]{0,200})\s*=").findall
 
 
+_GLOBAL_FLAGS: Final = re.compile(r"\(\?([imsx]+)\)")
+
+
+def _scoped(pattern: str) -> str:
+    """``(?i)sk_live`` -> ``(?i:sk_live)``: a leading global flag, scoped, so that the pattern
+    can join the others in the one pre-check regex."""
+    flags = _GLOBAL_FLAGS.match(pattern)
+    return f"(?{flags.group(1)}:{pattern[flags.end():]})" if flags else pattern
+
+
 def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
@@ -200,7 +210,7 @@ def _compile_patterns(config: MaskConfig, problems: list[str]) -> tuple[ValuePat
         if regex.search("") is not None:
             problems.append(f"mask.regex[{i}]: {text!r} matches the empty string: skipped")
             continue
-        patterns.append(ValuePattern(f"regex[{i}]", regex))
+        patterns.append(ValuePattern(f"regex[{i}]", regex, anchor=_scoped(text)))
     return tuple(patterns)
 
 
