@@ -184,7 +184,7 @@ SECTIONS = [
     ("startup", "5. Startup", startup),
     ("gap", "6. Gap detection", gap),
     ("store", "9. Recording into the history store", store),
-    ("mask", "11. Masking at ingest", mask),
+    ("mask", "12. Masking at ingest", mask),
 ]
 
 

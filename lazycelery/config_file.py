@@ -22,8 +22,8 @@ else:
     # mypy targets 3.10 (pyproject.toml), so it checks this line even where tomli is absent.
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["MAX_DEPTH", "ConfigFile", "Environment", "MaskConfig", "default_config_path",
-           "load_file", "unknown_environment"]
+__all__ = ["MAX_DEPTH", "ConfigFile", "Environment", "MaskConfig", "OtelTable",
+           "default_config_path", "load_file", "unknown_environment"]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 #: tables and arrays nested deeper than this are refused (no real setting needs more than 4)
@@ -76,6 +76,20 @@ class Environment(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     mask: MaskConfig | None = None
 
 
+class OtelTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """The ``[otel]`` table: span export (docs/tracing.md). ``OTEL_*`` variables win."""
+
+    endpoint: str | None = None
+    protocol: Literal["http/protobuf", "grpc"] | None = None
+    headers: dict[str, str] = {}
+    service_name: str | None = None
+    sample_ratio: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 1.0
+    slow_seconds: Annotated[float, msgspec.Meta(gt=0.0)] | None = None
+    decision_wait: Annotated[float, msgspec.Meta(ge=0.0, le=600.0)] = 5.0
+    queue_size: Annotated[int, msgspec.Meta(ge=1)] = 20_000
+    max_buffered_spans: Annotated[int, msgspec.Meta(ge=1)] = 100_000
+
+
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """The whole config file, validated."""
 
@@ -85,6 +99,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     ingest: Literal["auto", "fast", "kombu"] | None = None
     environments: dict[str, Environment] = {}
     keys: dict[str, str] = {}
+    otel: OtelTable = OtelTable()
     mask: MaskConfig | None = None
 
 

@@ -22,4 +22,5 @@ COMMANDS: tuple[str, ...] = (
     "lazycelery.commands.report",
     "lazycelery.commands.demo",
     "lazycelery.commands.plugins",
+    "lazycelery.commands.errors_cmd",
 )

@@ -45,6 +45,7 @@ class BatchSink:
 
     def __init__(self, index: TaskIndex, on_batch: OnBatch | None = None,
                  batch_max: int = 512, on_bad: Callable[[], None] | None = None,
+                 keep: Callable[[Mapping[str, Any]], bool] | None = None,
                  masker: Masker | None = None) -> None:
         if batch_max < 1:
             raise ValueError("batch_max must be at least 1")
@@ -53,6 +54,9 @@ class BatchSink:
         self.batch_max = batch_max
         #: called from ``tick`` while bad input has not been reported (it rate-limits itself)
         self.on_bad = on_bad
+        #: events for which this returns False are dropped before the index sees them (a
+        #: recorder's shard of task ids: ``lazycelery record --shard``)
+        self.keep = keep
         #: masks each batch before the index, the sinks or the store see it (lazycelery.mask):
         #: the one place where masking is applied
         self.masker = masker
@@ -104,6 +108,12 @@ class BatchSink:
             self.tick()
             return
         batch, self.buffer = self.buffer, []
+        if self.keep is not None:
+            keep = self.keep
+            batch = [event for event in batch if keep(event)]
+            if not batch:
+                self.tick()
+                return
         if self.masker is not None:
             self.masker.apply(batch)  # type: ignore[arg-type]  # the readers' own fresh dicts
         records = self.index.apply_batch(batch)

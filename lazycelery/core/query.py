@@ -95,6 +95,8 @@ _UNITS: Final = {None: 1.0, "ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min":
                  "h": 3600.0, "d": 86400.0}
 _UUID_CHARS: Final = frozenset("0123456789abcdef-")
 _ID_ATTRS: Final = frozenset({"uuid", "root_id", "parent_id"})
+_FULL_ID: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                             r"[0-9a-fA-F]{12}")
 
 
 class FilterError(UsageError):
@@ -319,6 +321,11 @@ class _Compiler:
         exprs: list[str] = []
         cost = 0
         col = offset
+        if attr in _ID_ATTRS and len(alternatives) > 1 and \
+                all(_FULL_ID.fullmatch(alt) for alt in alternatives):
+            # whole ids (an error group's tasks): one set lookup, not a test per id
+            ids = self.const(frozenset(alt.lower() for alt in alternatives))
+            return Term(f"r.{attr} in {ids}", 1, frozenset({attr}), tok.start, tok.end)
         for alt in alternatives:
             if not alt:
                 raise FilterError(f"empty value in {field}:", tok.start + col, tok.end)

@@ -72,6 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     from lazycelery.config import resolve
     from lazycelery.core.ingest import Ingestor
     from lazycelery.mask.settings import masker_for
+    from lazycelery.otel.hook import start_tracing, stop_tracing
 
     event_filter = filter_from_args(args)
     limit: int | None = getattr(args, "limit", None)
@@ -99,6 +100,7 @@ def _run(args: argparse.Namespace) -> int:
         if status.state == "connected":
             connected.set()
 
+    tracing = start_tracing(args, settings, lambda text: _err_line(sys.stderr, text))
     if reconciler is not None:
         reconciler.start()
     try:
@@ -111,7 +113,8 @@ def _run(args: argparse.Namespace) -> int:
             settings.broker_url, index, mode=settings.ingest,
             app=settings.celery_app() if settings.app_spec else None,
             transport_options=settings.transport_options,
-            on_batch=sink.on_batch, on_status=on_status, on_notice=sink.on_notice,
+            on_batch=sink.on_batch if tracing is None else tracing.tee(sink.on_batch),
+            on_status=on_status, on_notice=sink.on_notice,
             wakeup=False, masker=masker,
         )
         if history is not None:
@@ -128,6 +131,7 @@ def _run(args: argparse.Namespace) -> int:
             _err_line(sys.stderr, f"following {masked}{_path_label(path)}")
         return follow(ingestor, buffer, reporter, out, sys.stderr, limit=limit, timeout=timeout)
     finally:
+        stop_tracing(tracing, lambda text: _err_line(sys.stderr, text))
         if reconciler is not None:
             reconciler.stop(timeout=1.0)
         if history is not None:

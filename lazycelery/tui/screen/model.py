@@ -27,6 +27,7 @@ from lazycelery.core.queue_history import QueueHistory
 from lazycelery.core.task_list import TaskListView
 from lazycelery.core.worker_rows import WorkerRow, worker_rows
 from lazycelery.tui.screen.detail import DetailModel
+from lazycelery.tui.screen.errors import ErrorsModel
 from lazycelery.tui.screen.help import HelpModel
 from lazycelery.tui.screen.lists import ListModel
 from lazycelery.tui.screen.palette import PaletteState
@@ -82,6 +83,8 @@ class ScreenModel:
         self.queue_history = QueueHistory()
         self.queue_snapshot: QueueSnapshot | None = None
         self.rates = EventRates(clock=clock)
+        #: error groups, fed from every batch (the errors pane shows them)
+        self.errors = ErrorsModel(lookup=index.get, clock=clock)
         #: rows and panes that raised while drawn (shown as markers; the header says how many)
         self.render_errors = RenderErrors()
         #: the lines are the detail pane's (``panes.detail.DetailLine``)
@@ -142,6 +145,7 @@ class ScreenModel:
         if events:
             self.last_event_at = self.clock()
             self.rates.add(events, now=self.last_event_at)
+            self.errors.feed(events)
         self.tasks.sync(records)
         if self.tasks.busy:
             self.shell.schedule_work()
