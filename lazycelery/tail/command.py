@@ -125,8 +125,11 @@ def _run(args: argparse.Namespace) -> int:
         )
         if history is not None:
             store, since = history
+            # history is masked with the same rules (a store written with masking off, or
+            # before it existed, must not show what live events would not)
             written = _replay(store, since, ingestor, connected, gate, event_filter, formatter,
-                              out, settings.max_tasks, limit)
+                              out, settings.max_tasks, limit,
+                              masker_for(settings, save_counts=False))
             if limit is not None:
                 if written >= limit:
                     ingestor.stop(timeout=2.0)
@@ -165,7 +168,7 @@ def _open_history(args: argparse.Namespace, settings: Any) -> tuple[Any, float] 
 
 def _replay(store: Any, since: float, ingestor: Any, connected: threading.Event, gate: Any,
             event_filter: Any, formatter: Formatter, out: IO[bytes], max_tasks: int,
-            limit: int | None) -> int:
+            limit: int | None, masker: Any = None) -> int:
     """The switch from history to live: start the live stream (its batches wait in ``gate``),
     wait for a running recorder to have written the first event seen live, print history up
     to then, and let the live events through without those history printed. Returns the
@@ -186,7 +189,7 @@ def _replay(store: Any, since: float, ingestor: Any, connected: threading.Event,
                              formatter=formatter, out=out,
                              say=lambda text: _err_line(sys.stderr, text),
                              max_tasks=max_tasks, limit=limit,
-                             seen=printed, seen_from=switch - OVERLAP)
+                             seen=printed, seen_from=switch - OVERLAP, masker=masker)
     except StoreError as exc:
         _err_line(sys.stderr, f"history stopped: {exc}")
     except Exception as exc:
