@@ -212,11 +212,15 @@ class _Serve:
             store.close()
 
     def _ingest_only(self, service: Any, observer: Any, server: Any) -> int:
+        from lazycelery.mask.settings import masker_for
         from lazycelery.serve.runtime import plain_ingestor
 
+        masker = masker_for(self.settings)  # args, kwargs, results masked as everywhere else
+        for problem in masker.problems:
+            _say(f"mask rule skipped: {problem}")
         stop = threading.Event()
         restore = _catch_signals(stop)
-        ingestor = plain_ingestor(self.settings, service, observer)
+        ingestor = plain_ingestor(self.settings, service, observer, masker=masker)
         ingestor.start()
         try:
             while not stop.wait(0.5):

@@ -86,7 +86,8 @@ def store_lookup(url: str) -> Callable[[str], TaskRecord | None]:
     return lookup
 
 
-def plain_ingestor(settings: Settings, service: Service, observer: Observer) -> Ingestor:
+def plain_ingestor(settings: Settings, service: Service, observer: Observer, *,
+                   masker: Any = None) -> Ingestor:
     """The ingest thread without a store (``--store`` goes through the Recorder instead), with
     reconciliation after a gap when the app has a result backend."""
     from lazycelery.core.reconcile import NoResultBackend, Reconciler, result_backend
@@ -101,6 +102,7 @@ def plain_ingestor(settings: Settings, service: Service, observer: Observer) -> 
     ingestor = Ingestor(settings.broker_url, service.index, mode=settings.ingest,
                         app=settings.celery_app() if settings.app_spec else None,
                         transport_options=settings.transport_options,
-                        on_batch=observer.on_batch, on_status=observer.on_status)
+                        on_batch=observer.on_batch, on_status=observer.on_status,
+                        masker=masker)
     observer.attach(ingestor)
     return ingestor
