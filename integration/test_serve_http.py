@@ -190,3 +190,26 @@ def test_start_refusals_are_one_line(redis_url: str, servers: Callable[..., Serv
     taken = run_serve(redis_url, tmp_path, "--port", str(busy.port))
     assert taken.returncode == 2 and taken.stderr.count("\n") == 1
     assert "address already in use" in taken.stderr
+
+
+def test_serve_records_into_the_store(redis_url: str, celery_worker_factory: Callable[..., Any],
+                                      servers: Callable[..., Server],  # noqa: F811
+                                      tmp_path: Path) -> None:
+    from lazycelery.store import open_store
+
+    worker = celery_worker_factory(redis_url, backend=redis_url)
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    serve = servers("serve", redis_url, worker.queue, backend=redis_url, args=["--store", url])
+    sent = httpx.post(f"{serve.url}/api/task/async-apply/workerapp.add", json={"args": [4, 5]},
+                      timeout=10).json()
+    task_id = sent["task-id"]
+    wait_for(lambda: httpx.get(f"{serve.url}/api/task/info/{task_id}").json().get("state")
+             == "SUCCESS", what="the task to succeed")
+    assert serve.stop() == 0
+    assert "recording" in serve.output() and "0 lost" in serve.output()
+    store = open_store(url, writer=False)
+    try:
+        found = store.get_task(task_id)
+    finally:
+        store.close()
+    assert found is not None and found[0].state == "SUCCESS" and found[0].result == "9"
