@@ -95,7 +95,7 @@ def generate(n: int, end: float, seed: int = 11) -> Iterator[tuple[list[tuple[An
         trans: list[tuple[Any, ...]] = []
         for k in range(first, min(n, first + CHUNK)):
             row = base.copy()
-            uid = "%032x" % rng.getrandbits(128)
+            uid = f"{rng.getrandbits(128):032x}"
             uid = f"{uid[:8]}-{uid[8:12]}-4{uid[13:16]}-a{uid[17:20]}-{uid[20:]}"
             name = NAMES[bisect.bisect_left(cum, rnd() * total_w)]
             host = WORKERS[int(rnd() * len(WORKERS))]
@@ -316,7 +316,7 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def _stats(ms: list[float]) -> dict[str, float]:
     ordered = sorted(ms)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return {"n": len(ms), "median_ms": statistics.median(ms), "p95_ms": p95,
             "max_ms": ordered[-1]}
 

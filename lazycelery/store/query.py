@@ -9,13 +9,14 @@ from __future__ import annotations
 import heapq
 import itertools
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from lazycelery.core.model import TaskRecord
 from lazycelery.store.backend import Store, StoredGap
 from lazycelery.store.batch import Transition, WorkerSample
+from lazycelery.store.errors import StoreError
 from lazycelery.store.rows import TASK_COLUMNS, record_from_row
 
 __all__ = [
@@ -27,8 +28,11 @@ __all__ = [
     "TaskFilter",
     "first_screen",
     "get",
+    "latest_worker_samples",
     "page",
 ]
+
+T = TypeVar("T")
 
 #: (last_time, id) of the last task of a page: the next page starts after it.
 Cursor = tuple[float, int]
@@ -95,6 +99,26 @@ class FirstScreen:
     gaps: list[StoredGap] = field(default_factory=list)
 
 
+def _reading(store: Store, read: Callable[[], T]) -> T:
+    """Run a read; a lost connection is reconnected and the read tried once more. Any other
+    failure (or a second one) is a ``StoreError``: one line naming the store, never the
+    driver's traceback."""
+    try:
+        return read()
+    except StoreError:
+        raise
+    except Exception as exc:
+        if not store.is_transient(exc):
+            raise StoreError(store.describe_error(exc)) from None
+    try:
+        store.reconnect()
+        return read()
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(store.describe_error(exc)) from None
+
+
 def _stored(row: Sequence[Any]) -> StoredTask:
     rec, backfilled = record_from_row(row)
     return StoredTask(rec, backfilled, float(row[_LAST_TIME]), int(row[-1]))
@@ -157,7 +181,11 @@ def _query(store: Store, flt: TaskFilter, states: Sequence[str], names: Sequence
 def page(store: Store, filters: TaskFilter | None = None, before: Cursor | None = None,
          limit: int = 100) -> Page:
     """Up to ``limit`` tasks matching ``filters``, newest (latest event) first, starting after
-    the cursor ``before`` (the previous page's ``next``)."""
+    the cursor ``before`` (the previous page's ``next``). Raises ``StoreError`` (one line)."""
+    return _reading(store, lambda: _page(store, filters, before, limit))
+
+
+def _page(store: Store, filters: TaskFilter | None, before: Cursor | None, limit: int) -> Page:
     flt = filters or TaskFilter()
     if limit <= 0:
         return Page([], None)
@@ -176,17 +204,27 @@ def page(store: Store, filters: TaskFilter | None = None, before: Cursor | None 
 
 
 def get(store: Store, task_id: str) -> TaskDetail | None:
-    """One task by its full id, with its transitions (oldest first); None if not stored."""
-    found = store.get_task(task_id)
-    if found is None:
-        return None
-    rec, backfilled = found
-    return TaskDetail(rec, backfilled, store.transitions_of(task_id))
+    """One task by its full id, with its transitions (oldest first); None if not stored.
+    Raises ``StoreError`` (one line)."""
+
+    def read() -> TaskDetail | None:
+        found = store.get_task(task_id)
+        if found is None:
+            return None
+        rec, backfilled = found
+        return TaskDetail(rec, backfilled, store.transitions_of(task_id))
+
+    return _reading(store, read)
 
 
 def latest_worker_samples(store: Store, since: float | None = None) -> list[WorkerSample]:
-    """Each worker's latest sample (sorted by hostname), skipping from host to host along the
-    (hostname, time) index: the cost is per worker, not per sample."""
+    """Each worker's latest sample (sorted by hostname) whose time is ``since`` or later."""
+    return _reading(store, lambda: _latest_worker_samples(store, since))
+
+
+def _latest_worker_samples(store: Store, since: float | None) -> list[WorkerSample]:
+    # skipping from host to host along the (hostname, time) index: the cost is per worker,
+    # not per sample
     host_rows = store.query(
         "WITH RECURSIVE hosts(h) AS ("
         " SELECT MIN(hostname) FROM worker_samples"
@@ -205,8 +243,13 @@ def latest_worker_samples(store: Store, since: float | None = None) -> list[Work
 def first_screen(store: Store, limit: int = 5000, *,
                  workers_since: float | None = None) -> FirstScreen:
     """The ``limit`` most recent tasks, the latest sample of every worker seen since
-    ``workers_since`` (all when None), and the gaps from the oldest of those tasks on."""
-    tasks = page(store, None, None, limit).tasks
-    workers = latest_worker_samples(store, workers_since)
-    gaps = store.gaps(tasks[-1].last_time if tasks else 0.0)
-    return FirstScreen(tasks, workers, gaps)
+    ``workers_since`` (all when None), and the gaps from the oldest of those tasks on.
+    Raises ``StoreError`` (one line)."""
+
+    def read() -> FirstScreen:
+        tasks = _page(store, None, None, limit).tasks
+        workers = _latest_worker_samples(store, workers_since)
+        gaps = store.gaps(tasks[-1].last_time if tasks else 0.0)
+        return FirstScreen(tasks, workers, gaps)
+
+    return _reading(store, read)
