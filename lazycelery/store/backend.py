@@ -300,7 +300,7 @@ class Store(ABC):
 
     def count(self, table: str) -> int:
         if table not in ("tasks", "transitions", "worker_samples", "queue_samples", "gaps",
-                         "recorders"):
+                         "recorders", "audit"):
             raise ValueError(table)
         return int(self.query(f"SELECT COUNT(*) FROM {table}")[0][0])
 
