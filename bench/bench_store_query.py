@@ -361,36 +361,51 @@ def _drop_caches() -> bool:
         return False
 
 
-def measure(url: str, end: float, ids: list[str], queries: int) -> dict[str, Any]:
+def measure(url: str, end: float, ids: list[str], queries: int, keep: bool) -> dict[str, Any]:
+    """Cold figures right after dropping the OS page cache (as root), then warm ones."""
     from lazycelery.store import open_store
     from lazycelery.store.query import first_screen, get
 
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"loadavg_start": os.getloadavg()}
     cold = _drop_caches()
+    out["cold"] = cold
     store = open_store(url, writer=False)
     ms, screen = _timed(lambda: first_screen(store, 10_000))
-    out["first_screen_cold_ms" if cold else "first_screen_first_ms"] = ms
+    out["first_screen_10000_first_ms"] = ms
     out["first_screen_tasks"] = len(screen.tasks)
     out["first_screen_workers"] = len(screen.workers)
+    out["first_screen_gaps"] = len(screen.gaps)
     for limit in (1_000, 10_000):
         out[f"first_screen_{limit}"] = _stats(
             [_timed(lambda n=limit: first_screen(store, n))[0] for _ in range(10)])  # type: ignore[misc]
     rng = random.Random(3)
     picked = rng.sample(ids, min(1000, len(ids)))
-    lookups = [_timed(lambda u=u: get(store, u))[0] for u in picked]  # type: ignore[misc]
-    missing = [_timed(lambda: get(store, str(uuid.uuid4())))[0] for _ in range(200)]
-    out["get"] = _stats(lookups)
-    out["get_missing"] = _stats(missing)
+    # first pass: mostly pages not yet read since the cache was dropped; second: warm
+    out["get_first_pass"] = _stats([_timed(lambda u=u: get(store, u))[0] for u in picked])  # type: ignore[misc]
+    out["get"] = _stats([_timed(lambda u=u: get(store, u))[0] for u in picked])  # type: ignore[misc]
+    out["get_missing"] = _stats(
+        [_timed(lambda: get(store, str(uuid.uuid4())))[0] for _ in range(200)])
     filters = _page_queries(end, queries)
+    out["page_first_pass"] = _measure_pages(store, filters)
     out["page"] = _measure_pages(store, filters)
     store.close()
-    # reference: the same pages with schema 1's indexes only
+    # reference: the same pages with schema 1's indexes only (warm: second pass)
     writer = open_store(url)
     writer.execute("DROP INDEX tasks_state_name_time")
     writer.close()
     store = open_store(url, writer=False)
-    out["page_schema1"] = _measure_pages(store, filters[: max(20, queries // 5)])
+    subset = filters[: max(20, queries // 5)]
+    _measure_pages(store, subset)
+    out["page_schema1"] = _measure_pages(store, subset)
     store.close()
+    if keep:
+        from lazycelery.store.schema import MIGRATIONS
+
+        writer = open_store(url)
+        writer.execute(next(s for s in MIGRATIONS[1].statements(writer.dialect)
+                            if "tasks_state_name_time" in s))
+        writer.close()
+    out["loadavg_end"] = os.getloadavg()
     return out
 
 
@@ -407,9 +422,13 @@ def run(n: int, only: tuple[str, ...], directory: str | None, keep: bool,
             ids = filled.pop("sample_ids")
             log(f"store-query {name}: filled in {filled['fill_s']:.0f} s, "
                 f"{filled['bytes_per_task']:,.0f} bytes/task; measuring")
-            result = {"fill": filled, **measure(url, end, ids, queries)}
+            result = {"fill": filled, **measure(url, end, ids, queries, keep)}
             if keep:
                 result["url"] = url
+                result["end"] = end
+                ids_file = Path(directory or tempfile.gettempdir()) / f"lc-bench-ids-{name}.json"
+                ids_file.write_text(json.dumps(ids))
+                result["ids_file"] = str(ids_file)
         log(f"store-query {name}: " + json.dumps({k: v for k, v in result.items()
                                                    if k != "fill"}))
         out["backends"][name] = result
@@ -424,8 +443,17 @@ def main() -> int:
     parser.add_argument("--dir", default=None, help="where the SQLite file goes (default: tmp)")
     parser.add_argument("--queries", type=int, default=300, help="filtered pages to time")
     parser.add_argument("--keep", action="store_true", help="keep the stores (prints their URL)")
+    parser.add_argument("--measure", metavar="URL",
+                        help="measure a store kept by --keep again (no fill; give --end and "
+                             "--ids from that run's JSON)")
+    parser.add_argument("--end", type=float, help="with --measure: the fill's end time")
+    parser.add_argument("--ids", help="with --measure: a JSON file of task ids to look up")
     args = parser.parse_args()
     only = tuple(x.strip() for x in args.only.split(",") if x.strip())
+    if args.measure:
+        ids = json.loads(Path(args.ids).read_text())
+        print(json.dumps(measure(args.measure, args.end, ids, args.queries, True), indent=1))
+        return 0
     result = run(args.tasks, only, args.dir, args.keep, args.queries)
     print(json.dumps(result, indent=1))
     return 0
