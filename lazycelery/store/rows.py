@@ -88,10 +88,9 @@ def record_from_row(row: Sequence[Any]) -> tuple[TaskRecord, bool]:
     values = list(row[: len(RECORD_FIELDS)])
     for i in _BOOL_INDEXES:
         values[i] = bool(values[i])
-    # positional when the columns are the struct's fields in order: 5x faster than by keyword
-    # (the dashboard's first screen reads thousands of rows)
-    rec = TaskRecord(*values) if _SAME_ORDER else TaskRecord(
-        **dict(zip(RECORD_FIELDS, values, strict=True)))
+    if _SAME_ORDER:  # positional: 3-4x faster than by keyword (the dashboard reads pages)
+        return TaskRecord(*values), bool(row[len(RECORD_FIELDS)])
+    rec = TaskRecord(**dict(zip(RECORD_FIELDS, values, strict=True)))
     return rec, bool(row[len(RECORD_FIELDS)])
 
 
