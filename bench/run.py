@@ -2,7 +2,8 @@
 
     python bench/run.py [--quick] [--only NAME[,NAME]] [--repeats N] [--publisher replay|live]
 
-Names: inprocess, redis, amqp, memory, startup, gap, store. Never run by the test suite; asserts nothing.
+Names: inprocess, redis, amqp, memory, startup, gap, store, otel. Never run by the test suite;
+asserts nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 from common import RESULTS, environment, loadavg, log
 
-NAMES = ("startup", "inprocess", "memory", "redis", "amqp", "gap", "store")
+NAMES = ("startup", "inprocess", "memory", "redis", "amqp", "gap", "store", "otel")
 
 
 def _run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -44,6 +45,10 @@ def _run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
         import bench_gap
 
         return bench_gap.run(args.quick)
+    if name == "otel":
+        import bench_otel
+
+        return bench_otel.run(args.quick, args.repeats)
     if name == "store":
         import bench_store
 

@@ -54,8 +54,9 @@ def common_options(suppress: bool) -> argparse.ArgumentParser:
     group.add_argument("--ingest", choices=("auto", "fast", "kombu"), default=default,
                        help="event reader: fast path (Redis, RabbitMQ), celery's Receiver, or auto (default)")
     group.add_argument("--store", metavar="URL", default=default,
-                       help="history store: sqlite:///path or postgresql://user@host/db "
-                            "(default: a SQLite file in the user data dir; docs/store.md)")
+                       help="history store: sqlite:///path or postgresql://user@host/db; the "
+                            "dashboard opens with its history (default: a SQLite file in the "
+                            "user data dir; docs/store.md)")
     group.add_argument("--no-color", action="store_true", default=default,
                        help="no colours (also honoured: the NO_COLOR environment variable)")
     group.add_argument("--no-plugins", action="store_true", default=default,

@@ -22,7 +22,7 @@ else:
     # mypy targets 3.10 (pyproject.toml), so it checks this line even where tomli is absent.
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["MAX_DEPTH", "ConfigFile", "Environment", "default_config_path", "load_file",
+__all__ = ["MAX_DEPTH", "ConfigFile", "Environment", "OtelTable", "default_config_path", "load_file",
            "unknown_environment"]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -47,6 +47,20 @@ class Environment(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     store: str | None = None
 
 
+class OtelTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """The ``[otel]`` table: span export (docs/tracing.md). ``OTEL_*`` variables win."""
+
+    endpoint: str | None = None
+    protocol: Literal["http/protobuf", "grpc"] | None = None
+    headers: dict[str, str] = {}
+    service_name: str | None = None
+    sample_ratio: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 1.0
+    slow_seconds: Annotated[float, msgspec.Meta(gt=0.0)] | None = None
+    decision_wait: Annotated[float, msgspec.Meta(ge=0.0, le=600.0)] = 5.0
+    queue_size: Annotated[int, msgspec.Meta(ge=1)] = 20_000
+    max_buffered_spans: Annotated[int, msgspec.Meta(ge=1)] = 100_000
+
+
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """The whole config file, validated."""
 
@@ -56,6 +70,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     ingest: Literal["auto", "fast", "kombu"] | None = None
     environments: dict[str, Environment] = {}
     keys: dict[str, str] = {}
+    otel: OtelTable = OtelTable()
 
 
 def default_config_path(environ: Mapping[str, str] | None = None) -> Path:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +164,25 @@ def test_readme_has_the_commands() -> None:
     readme = (DOCKER / "README.md").read_text()
     assert "docker compose -f docker/compose.yaml up -d redis worker producer" in readme
     assert "docker compose -f docker/compose.yaml run --rm lazycelery" in readme
+
+
+def test_the_copied_files_build_the_wheel(tmp_path: Path) -> None:
+    """What the Dockerfile copies is enough for `pip install .` (the pyproject's package dirs,
+    its readme and licence file): built here as the image would, without Docker."""
+    instructions = _instructions(DOCKERFILE.read_text())
+    context = tmp_path / "src"
+    context.mkdir()
+    for parts in (rest.split() for keyword, rest in instructions if keyword == "COPY"):
+        for source in parts[:-1]:
+            if (ROOT / source).is_dir():
+                shutil.copytree(ROOT / source, context / source,
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy(ROOT / source, context / source)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "--disable-pip-version-check", "--wheel-dir", str(tmp_path / "w"), str(context)],
+                   check=True, timeout=300, capture_output=True)
+    (wheel,) = (tmp_path / "w").glob("lazycelery-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "lazycelery/cli.py" in names and "lazycelery_beat/__init__.py" in names
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)

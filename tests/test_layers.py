@@ -20,24 +20,27 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (2, "broker", ("lazycelery.broker",)),
     (3, "core", ("lazycelery.core",)),
     (4, "store", ("lazycelery.store",)),
-    (5, "panes_api", ("lazycelery.panes_api",)),
-    (6, "tail", ("lazycelery.tail",)),
-    (6, "screen model", ("lazycelery.tui", "lazycelery.tui.screen")),
+    # span export from the event stream (headless; the OpenTelemetry SDK imported lazily)
+    (4, "otel", ("lazycelery.otel",)),
+    (5, "analysis", ("lazycelery.analysis",)),
+    (6, "panes_api", ("lazycelery.panes_api",)),
+    (7, "tail", ("lazycelery.tail",)),
+    (7, "screen model", ("lazycelery.tui", "lazycelery.tui.screen")),
     # what panes are made of: cell text, styles, columns, keys, the command registry, the
     # controls, and pane discovery (headless)
-    (7, "tui toolkit", ("lazycelery.tui.format", "lazycelery.tui.style", "lazycelery.tui.columns",
+    (8, "tui toolkit", ("lazycelery.tui.format", "lazycelery.tui.style", "lazycelery.tui.columns",
                         "lazycelery.tui.keys", "lazycelery.tui.registry", "lazycelery.tui.table",
                         "lazycelery.tui.detail_control", "lazycelery.tui.guard",
                         "lazycelery.tui.plugins")),
-    (8, "panes", ("lazycelery.tui.panes",)),
-    (9, "layout/commands/actions", (
+    (9, "panes", ("lazycelery.tui.panes",)),
+    (10, "layout/commands/actions", (
         "lazycelery.tui.layout", "lazycelery.tui.mount", "lazycelery.tui.global_commands",
         "lazycelery.tui.operator", "lazycelery.tui.operator_commands",
         "lazycelery.tui.task_actions", "lazycelery.tui.worker_actions")),
-    (10, "app", ("lazycelery.tui.app", "lazycelery.tui.run")),
-    (10, "demo", ("lazycelery.demo",)),
-    (11, "commands", ("lazycelery.commands",)),
-    (12, "cli", ("lazycelery.cli", "lazycelery.__main__")),
+    (11, "app", ("lazycelery.tui.app", "lazycelery.tui.run")),
+    (11, "demo", ("lazycelery.demo",)),
+    (12, "commands", ("lazycelery.commands",)),
+    (13, "cli", ("lazycelery.cli", "lazycelery.__main__")),
 )
 
 

@@ -296,8 +296,8 @@ def dashboard(plugins: list[PluginInfo], settings: Settings | None = None,
 def test_builtin_panes_come_from_the_entry_point_group() -> None:
     infos = discover(Selection(no_plugins=True))
     builtins = [i for i in infos if i.builtin]
-    assert [i.name for i in builtins] == ["workers", "queues", "tasks", "detail"]
-    assert [i.key for i in builtins] == ["1", "2", "3", "4"]
+    assert [i.name for i in builtins] == ["workers", "queues", "tasks", "detail", "errors"]
+    assert [i.key for i in builtins] == ["1", "2", "3", "4", "e"]
     for info in builtins:
         # registered by lazycelery's own distribution (pyproject.toml), not synthesised
         assert info.distribution == "lazycelery" and info.loaded and not info.reason
@@ -449,7 +449,7 @@ NEW_BUILTIN = """
 
     VIEWS = []
 
-    class ErrorsView(PaneViewBase):
+    class SlowestView(PaneViewBase):
         def __init__(self, ctx):
             self.screen = ctx.screen
             self.moves = []
@@ -457,11 +457,11 @@ NEW_BUILTIN = """
             VIEWS.append(self)
 
         def container(self):
-            text = lambda: f"errors pane: {len(self.screen.tasks)} tasks, counted {self.counted}"
+            text = lambda: f"slowest pane: {len(self.screen.tasks)} tasks, counted {self.counted}"
             return Window(FormattedTextControl(text, focusable=True))
 
         def commands(self):
-            return [PaneCommand("count", "Count the errors", self.count, keys=("c",))]
+            return [PaneCommand("count", "Count the slow tasks", self.count, keys=("c",))]
 
         def count(self):
             self.counted += 1
@@ -469,8 +469,8 @@ NEW_BUILTIN = """
         def move(self, delta):
             self.moves.append(delta)
 
-    PANE = BuiltinPane(name="errors", title="Errors", key="5", slot=BODY, view=ErrorsView,
-                       command_title="Go to errors")
+    PANE = BuiltinPane(name="slowest", title="Slowest", key="5", slot=BODY, view=SlowestView,
+                       command_title="Go to slowest")
 """
 
 
@@ -485,29 +485,31 @@ def test_a_new_builtin_pane_is_one_module_and_one_entry_point(
     own = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="lazycelery.panes")
            if ep.dist is not None and ep.dist.metadata["Name"] == "lazycelery"}
     assert {"workers", "queues", "tasks", "detail"} <= set(own)
-    write_dist(site, "lazycelery", "0.1.0", {**own, "errors": "lazycelery.tui.panes.errors:PANE"},
-               {"extra_panes/errors.py": NEW_BUILTIN})
+    write_dist(site, "lazycelery", "0.1.0",
+               {**own, "slowest": "lazycelery.tui.panes.slowest:PANE"},
+               {"extra_panes/slowest.py": NEW_BUILTIN})
     monkeypatch.setattr(lazycelery.tui.panes, "__path__",
                         [*lazycelery.tui.panes.__path__, str(site / "extra_panes")])
     infos = discover(Selection(no_plugins=True))
     assert [(i.name, i.key) for i in infos if i.builtin] == [
-        ("workers", "1"), ("queues", "2"), ("tasks", "3"), ("detail", "4"), ("errors", "5")]
-    assert by_name(infos)["errors"].loaded
+        ("workers", "1"), ("queues", "2"), ("tasks", "3"), ("detail", "4"), ("slowest", "5"),
+        ("errors", "e")]
+    assert by_name(infos)["slowest"].loaded
     with dashboard(infos) as h:
         async def scenario(h: Harness) -> None:
             d = h.d
-            view = importlib.import_module("lazycelery.tui.panes.errors").VIEWS[-1]
-            assert d.plugins.order[-1] == "errors" and d.plugins.names == ()
-            assert d.registry.get("pane.errors").title == "Go to errors"
+            view = importlib.import_module("lazycelery.tui.panes.slowest").VIEWS[-1]
+            assert d.plugins.order[-2:] == ("slowest", "errors") and d.plugins.names == ()
+            assert d.registry.get("pane.slowest").title == "Go to slowest"
             await h.keys("5")
-            assert d.ui.pane == "errors"
-            assert "errors pane: 0 tasks, counted 0" in screen_text(d)
+            assert d.ui.pane == "slowest"
+            assert "slowest pane: 0 tasks, counted 0" in screen_text(d)
             await h.keys("jG")  # the cursor keys reach its view
             assert view.moves == [1, 1_000_000_000]
             await h.keys("c")  # its own command, named after it
-            assert view.counted == 1 and "errors.count" in d.registry
-            await h.keys("\t")  # tab: errors is last, then workers
-            assert d.ui.pane == "workers"
+            assert view.counted == 1 and "slowest.count" in d.registry
+            await h.keys("\t")  # tab: errors (key e) after the number keys
+            assert d.ui.pane == "errors"
             await h.keys("j")
             assert view.moves == [1, 1_000_000_000]  # the workers list moved, not the view
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 from lazycelery.store.backfill import Backfiller, Window, record_from_meta
 from lazycelery.store.batch import WriteBatch
@@ -47,7 +48,7 @@ def test_a_backend_other_than_redis_is_refused_in_one_line() -> None:
     app = Celery("t", backend="cache+memory://", set_as_current=False)
     written: list[WriteBatch] = []
     report = Backfiller(app, written.append, lambda ids: set()).run([Window(0.0, WHEN)])
-    assert report.error is not None and "Redis result backends only" in report.error
+    assert report.error is not None and "backfill not supported for " in report.error
     assert report.summary().startswith("backfill off: ") and "\n" not in report.summary()
     assert written == []
     app.close()
@@ -68,3 +69,36 @@ def test_queue_samples_one_row_per_queue_and_per_busy_priority() -> None:
     stale = QueueSnapshot(taken_at=101.0, source="redis", queues=snapshot.queues, stale=True,
                           error="Connection refused")
     assert queue_samples(stale) == []
+
+
+def test_the_database_backend_is_read_by_date_done(tmp_path: Path) -> None:
+    """celery's database backend on SQLite (a file, no server): finished tasks whose
+    ``date_done`` is in the window are backfilled, with result or exception; others are not."""
+    import time
+
+    import pytest
+
+    pytest.importorskip("sqlalchemy")
+    from celery import Celery
+
+    app = Celery("t", backend=f"db+sqlite:///{tmp_path / 'results.db'}", set_as_current=False)
+    app.conf.result_extended = True
+    backend = app.backend
+    backend.store_result("ok-1", {"n": 3}, "SUCCESS")
+    backend.mark_as_failure("bad-1", KeyError("x"), traceback="Traceback ...\nKeyError: 'x'\n")
+    backend.store_result("run-1", None, "STARTED")
+    now = time.time()
+    written: list[WriteBatch] = []
+    report = Backfiller(app, written.append, lambda ids: {"known-1"}).run(
+        [Window(now - 60, now + 60, (now - 60, now + 60))])
+    assert report.error is None and report.found == 2 and report.written == 2, report
+    recs = {rec.uuid: rec for batch in written for rec in batch.tasks}
+    assert recs["ok-1"].state == "SUCCESS" and recs["ok-1"].result == "{'n': 3}"
+    assert recs["bad-1"].state == "FAILURE" and recs["bad-1"].exception == "KeyError('x')"
+    assert all(batch.backfilled == {r.uuid for r in batch.tasks} for batch in written
+               if batch.tasks)
+    assert abs((recs["ok-1"].succeeded or 0) - now) < 30  # date_done read as UTC
+    written.clear()
+    report = Backfiller(app, written.append, lambda ids: set()).run([Window(0.0, now - 3600)])
+    assert report.found == 0 and not any(batch.tasks for batch in written)
+    app.close()

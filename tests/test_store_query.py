@@ -13,7 +13,7 @@ import pytest
 from lazycelery.core.model import TaskRecord
 from lazycelery.store import GapRow, Store, Transition, WorkerSample, WriteBatch, open_store
 from lazycelery.store.query import TaskFilter, first_screen, get, page
-from lazycelery.store.schema import MIGRATIONS, SCHEMA_VERSION, SQLITE, VERSION_TABLE
+from lazycelery.store.schema import MIGRATIONS, POSTGRESQL, SCHEMA_VERSION, SQLITE, VERSION_TABLE
 
 STATES = ("SUCCESS", "FAILURE", "REVOKED")
 NAMES = ("app.a", "app.b", "app.c")
@@ -176,3 +176,38 @@ def test_a_schema_1_store_is_migrated_forward_keeping_its_rows(tmp_path: Path) -
     assert [t.record.uuid for t in page(store, TaskFilter(states=("SUCCESS",),
                                                           names=("app.a",))).tasks] == ["old-1"]
     store.close()
+
+
+def test_a_reader_that_may_not_migrate_reads_a_schema_1_store_as_it_is(
+        postgres_url: str) -> None:
+    """A dashboard's SELECT-only role meets a store still at schema 1 (no recorder of the new
+    version has run yet): it reads it as it is; the next recorder migrates it."""
+    import uuid
+
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(VERSION_TABLE)
+        for statement in MIGRATIONS[0].statements(POSTGRESQL):
+            conn.execute(statement)
+        conn.execute("INSERT INTO lazycelery_schema (version) VALUES (1)")
+        conn.execute("INSERT INTO tasks (uuid, state, name, last_time) VALUES "
+                     "('old-1', 'FAILURE', 'app.a', 5.0)")
+        role = f"lc_ro_{uuid.uuid4().hex[:8]}"
+        database = postgres_url.rsplit("/", 1)[1]
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        try:
+            conn.execute(f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"')
+            conn.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"')
+            prefix = postgres_url.rsplit("/", 1)[0].split("://", 1)[1].rsplit("@", 1)[-1]
+            reader = open_store(f"postgresql://{role}@{prefix}/{database}", writer=False)
+            assert reader.schema_version() == 1
+            found = page(reader, TaskFilter(states=("FAILURE",), names=("app.a",)))
+            assert [t.record.uuid for t in found.tasks] == ["old-1"]
+            reader.close()
+            recorder = open_store(postgres_url)
+            assert recorder.schema_version() == SCHEMA_VERSION
+            recorder.close()
+        finally:
+            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')

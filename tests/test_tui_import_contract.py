@@ -15,7 +15,9 @@ CORE = ["lazycelery.core", "lazycelery.core.index", "lazycelery.core.model",
         # the screen model and what discovery loads: `lazycelery plugins` stays fast
         "lazycelery.tui.screen.model", "lazycelery.tui.plugins", "lazycelery.tui.panes.workers",
         "lazycelery.tui.panes.queues", "lazycelery.tui.panes.tasks",
-        "lazycelery.tui.panes.detail"]
+        "lazycelery.tui.panes.detail", "lazycelery.tui.panes.errors",
+        # the error analysis and its command
+        "lazycelery.analysis", "lazycelery.analysis.report", "lazycelery.commands.errors_cmd"]
 
 
 @pytest.mark.parametrize("module", CORE)

@@ -20,4 +20,5 @@ COMMANDS: tuple[str, ...] = (
     "lazycelery.commands.audit_cmd",
     "lazycelery.commands.demo",
     "lazycelery.commands.plugins",
+    "lazycelery.commands.errors_cmd",
 )

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from lazycelery.commands.argtypes import positive_int
 from lazycelery.errors import UsageError
+from lazycelery.otel.hook import add_otel_option
 
 if TYPE_CHECKING:
     from lazycelery.config import Settings
     from lazycelery.store import PreviousRun, Store
+    from lazycelery.store.topology import Topology
     from lazycelery.store.writer import StoreWriter
 
 __all__ = ["register", "run"]
@@ -46,6 +48,15 @@ examples:
   lazycelery record --store sqlite:///var/lib/lc/history.sqlite3 --retention 7d
   lazycelery record --store postgresql://lc@db/celerymon --retention 30d
   lazycelery tail --since 2h --filter state:failure     read it back, then follow live
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 lazycelery record --otel
+                                                        also one span per task (docs/tracing.md)
+
+several recorders, one PostgreSQL store (docs/store.md, "Several recorders"):
+  lazycelery record --broker amqp://mq// --store postgresql://lc@db/celerymon --shared-queue lc.rec
+      on RabbitMQ: every recorder consumes one durable queue; each event reaches one of them
+  lazycelery record --broker redis://r:6379/0 --store postgresql://lc@db/celerymon --shard 0/2
+  lazycelery record --broker redis://r:6379/0 --store postgresql://lc@db/celerymon --shard 1/2
+      on Redis (every subscriber receives everything): each keeps its shard of task ids
 
 exit status: 0 after Ctrl-C / SIGTERM; 2 if the store cannot be opened (one line says why)
 or the event stream stops by itself.
@@ -70,6 +81,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     parser.add_argument("--no-backfill", action="store_true",
                         help="do not fill gaps from the result backend, nor reconcile "
                              "unfinished tasks after a gap")
+    add_otel_option(parser)
+    parser.add_argument("--shared-queue", metavar="NAME", default=None,
+                        help="RabbitMQ: consume events from the durable queue NAME, shared with "
+                             "the other recorders given the same NAME (each event reaches one "
+                             "of them); needs a PostgreSQL store")
+    parser.add_argument("--shard", metavar="I/N", default=None,
+                        help="record only the tasks of shard I of N (task ids split by a "
+                             "stable hash), for N recorders on Redis, where each receives "
+                             "every event; shard 0 also writes worker and queue samples; "
+                             "needs a PostgreSQL store")
     parser.set_defaults(handler=HANDLER)
 
 
@@ -84,13 +105,49 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--retention: {exc}") from None
     url = store_url(settings)
+    topology = topology_from(args, settings.broker_url, url)
     store = open_store(url)  # StoreError: one line, exit 2
     try:
-        return Recorder(settings, store, retention,
-                        store_opener=lambda: open_store(url, writer=False),
-                        status_every=args.status_every, backfill=not args.no_backfill).run()
+        recorder = Recorder(settings, store, retention,
+                            store_opener=lambda: open_store(url, writer=False),
+                            status_every=args.status_every, backfill=not args.no_backfill,
+                            topology=topology)
+        recorder.otel = args.otel  # span export (lazycelery/otel), started with the ingestor
+        return recorder.run()
     finally:
         store.close()
+
+
+def topology_from(args: argparse.Namespace, broker_url: str, url: str) -> Topology:
+    """``--shard`` / ``--shared-queue``, checked against the broker and the store (UsageError:
+    one line)."""
+    from lazycelery.core.ingest_path import AMQP_SCHEMES, url_scheme
+    from lazycelery.store import parse_store_url
+    from lazycelery.store.topology import Topology, parse_shard
+
+    shard_text, queue = getattr(args, "shard", None), getattr(args, "shared_queue", None)
+    if shard_text is None and queue is None:
+        return Topology()
+    if shard_text is not None and queue is not None:
+        raise UsageError("--shard and --shared-queue are two ways to split the work: use "
+                         "--shared-queue on RabbitMQ, --shard on Redis")
+    option = "--shard" if shard_text is not None else "--shared-queue"
+    if parse_store_url(url).kind != "postgresql":
+        raise UsageError(f"{option}: several recorders need a PostgreSQL store (--store "
+                         "postgresql://...); a SQLite file takes one writer at a time on one "
+                         "machine: run one recorder per SQLite file")
+    if queue is not None:
+        if not queue.strip() or queue.startswith("amq."):
+            raise UsageError(f"--shared-queue: {queue!r} is not a queue name one may declare")
+        if url_scheme(broker_url) not in AMQP_SCHEMES:
+            raise UsageError("--shared-queue needs a RabbitMQ (amqp://) broker: on Redis every "
+                             "subscriber receives every event; split them with --shard I/N")
+        return Topology(shared_queue=queue)
+    assert shard_text is not None
+    try:
+        return Topology(shard=parse_shard(shard_text))
+    except ValueError as exc:
+        raise UsageError(f"--shard: {exc}") from None
 
 
 def store_url(settings: Settings) -> str:
@@ -112,8 +169,11 @@ class Recorder:
 
     def __init__(self, settings: Settings, store: Store, retention: Any, *,
                  store_opener: Callable[[], Store], status_every: float = STATUS_EVERY,
-                 backfill: bool = True) -> None:
+                 backfill: bool = True, topology: Topology | None = None) -> None:
+        from lazycelery.store.topology import Topology
+
         self.settings = settings
+        self.topology = topology if topology is not None else Topology()
         self.store = store
         self.store_opener = store_opener  # a second connection, for the backfill thread
         self.retention = retention
@@ -126,19 +186,34 @@ class Recorder:
         self.notices: queue.SimpleQueue[tuple[str, bool]] = queue.SimpleQueue()
         self.stop = threading.Event()
         self._last_gap: Any = None
+        self.otel = False
 
     def run(self) -> int:
         from lazycelery.core.index import TaskIndex
         from lazycelery.core.ingest import Ingestor
+        from lazycelery.otel.hook import start_tracing, stop_tracing
         from lazycelery.store.writer import StoreWriter
         from lazycelery.tail.status import StatusReporter
 
         settings, store = self.settings, self.store
+        tracing = start_tracing(argparse.Namespace(otel=self.otel), settings, _say)  # bad: exit 2
         masked = settings.masked_broker()
-        run_id, previous = store.begin_recorder(socket.gethostname(), os.getpid(), masked)
+        topology = self.topology
+        label = topology.label
+        if label is None:
+            run_id, previous = store.begin_recorder(socket.gethostname(), os.getpid(), masked)
+        else:
+            run_id, previous = store.begin_recorder(
+                socket.gethostname(), os.getpid(), f"{masked} ({label})", same_broker=True,
+                running=_still_running)
+            if topology.shared_queue is not None and previous is not None \
+                    and previous.stopped is not None:
+                # The durable queue kept the events while it was down: nothing to fill.
+                previous = None
         writer = StoreWriter(store, recorder=run_id, retention=self.retention,
                              on_notice=lambda text: self.notices.put((text, False)),
                              on_gap=self._on_store_gap)
+        writer.capture.workers = topology.writes_samples
         self._restart = self._restart_gap(writer, previous)
         reporter = StatusReporter(masked, settings.broker_url)
         index = TaskIndex(max_tasks=settings.max_tasks)
@@ -150,15 +225,19 @@ class Recorder:
         ingestor = Ingestor(settings.broker_url, index, mode=settings.ingest,
                             app=settings.celery_app() if settings.app_spec else None,
                             transport_options=settings.transport_options,
-                            on_batch=writer.on_batch, on_status=on_status)
-        _say(f"recording {masked} ({ingestor.path} path) into {store.masked}")
+                            on_batch=writer.on_batch if tracing is None else tracing.tee(
+                                writer.on_batch), on_status=on_status,
+                            keep=topology.shard.event_filter() if topology.shard else None,
+                            shared_queue=topology.shared_queue)
+        part = f", {label}" if label is not None else ""
+        _say(f"recording {masked} ({ingestor.path} path{part}) into {store.masked}")
         restore = self._catch_signals()
         code = 0
         monitor = None
         try:
             writer.start()
             ingestor.start()
-            monitor = self._sample_queues(writer)
+            monitor = self._sample_queues(writer) if topology.writes_samples else None
             code = self._wait(writer)
         finally:
             reporter.stopping = True
@@ -166,6 +245,7 @@ class Recorder:
                 monitor.stop(timeout=2.0)
                 monitor.inspector.close()
             ingestor.stop(timeout=3.0)  # its last batch reaches the writer here
+            stop_tracing(tracing, _say)
             self._stop_repair()
             writer.stop(timeout=15.0)
             self._drain_notices()
@@ -222,7 +302,7 @@ class Recorder:
         gap = status.gap
         if gap is not None and gap is not self._last_gap:
             self._last_gap = gap
-            writer.add_gap(GapRow(gap.start, gap.end, gap.reason, "ingest"))
+            writer.add_gap(GapRow(gap.start, gap.end, self._cause(gap.reason), "ingest"))
             self._backfill(Window(gap.start - MARGIN, gap.end + MARGIN, (gap.start, gap.end)))
         if status.state == "connected" and self._restart is not None:
             # Events are heard from now on: fill from the previous run's last write until now.
@@ -305,9 +385,20 @@ class Recorder:
 
         reader = self.store_opener()
         self._reader = reader
-        self._reconciler = Reconciler(index, app, on_report=on_reconcile)
+        if self.topology.shared_queue is not None:
+            # Each recorder of a shared queue sees some of a task's events: the one that got
+            # task-received writes the name, and the store merges it. Asking the result
+            # backend for the names of the others' tasks would only load it.
+            class SharedQueueReconciler(Reconciler):
+                def name_unknown(self) -> ReconcileReport | None:
+                    return None
+
+            self._reconciler = SharedQueueReconciler(index, app, on_report=on_reconcile)
+        else:
+            self._reconciler = Reconciler(index, app, on_report=on_reconcile)
         self._backfiller = Backfiller(app, lambda batch: writer.submit(batch, force=True),
-                                      reader.finished_ids, on_report=on_backfill)
+                                      reader.finished_ids, on_report=on_backfill,
+                                      owns=self.topology.owns if self.topology.shard else None)
         self._reconciler.start()
         self._backfiller.start()
 
@@ -332,10 +423,18 @@ class Recorder:
         else:
             cause = (f"no recorder running (the previous one, pid {previous.pid} on "
                      f"{previous.host}, ended without stopping: killed?)")
+        if self.topology.shared_queue is not None:
+            cause = (f"recorder pid {previous.pid} on {previous.host} ended without stopping "
+                     f"(killed?): the events it had read but not written are missing")
         start = min(previous.alive, now)
-        writer.add_gap(GapRow(start, now, cause, "recorder"))
-        _say(f"history gap of {now - start:,.1f} s before this run: {cause}")
+        writer.add_gap(GapRow(start, now, self._cause(cause), "recorder"))
+        _say(f"history gap of {now - start:,.1f} s before this run: {self._cause(cause)}")
         return start, now
+
+    def _cause(self, cause: str) -> str:
+        """A gap's cause, naming the shard or queue when this recorder has only part of it."""
+        label = self.topology.label
+        return cause if label is None else f"{cause} [{label}]"
 
     def _catch_signals(self) -> Callable[[], None]:
         """Ctrl-C and SIGTERM set the stop flag: the main loop ends and everything flushes."""
@@ -352,3 +451,23 @@ class Recorder:
                 signal.signal(sig, old)
 
         return restore
+
+
+def _still_running(run: PreviousRun) -> bool:
+    """True if another recorder's run is still going: on this host, its process exists; on
+    another one, it wrote its sign of life lately (every 15 s while idle)."""
+    from lazycelery.store.writer import ALIVE_EVERY
+
+    if run.stopped is not None:
+        return False
+    if run.host == socket.gethostname():
+        if run.pid == os.getpid():
+            return False
+        try:
+            os.kill(run.pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True  # exists, owned by another user
+        return True
+    return time.time() - run.alive < 3 * ALIVE_EVERY

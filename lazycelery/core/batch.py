@@ -43,7 +43,8 @@ class BatchSink:
     """
 
     def __init__(self, index: TaskIndex, on_batch: OnBatch | None = None,
-                 batch_max: int = 512, on_bad: Callable[[], None] | None = None) -> None:
+                 batch_max: int = 512, on_bad: Callable[[], None] | None = None,
+                 keep: Callable[[Mapping[str, Any]], bool] | None = None) -> None:
         if batch_max < 1:
             raise ValueError("batch_max must be at least 1")
         self.index = index
@@ -51,6 +52,9 @@ class BatchSink:
         self.batch_max = batch_max
         #: called from ``tick`` while bad input has not been reported (it rate-limits itself)
         self.on_bad = on_bad
+        #: events for which this returns False are dropped before the index sees them (a
+        #: recorder's shard of task ids: ``lazycelery record --shard``)
+        self.keep = keep
         self.bad = index.bad
         self.buffer: list[Mapping[str, Any]] = []
         self.first_at = 0.0
@@ -97,6 +101,12 @@ class BatchSink:
             self.tick()
             return
         batch, self.buffer = self.buffer, []
+        if self.keep is not None:
+            keep = self.keep
+            batch = [event for event in batch if keep(event)]
+            if not batch:
+                self.tick()
+                return
         records = self.index.apply_batch(batch)
         self.last_event_at = time.time()
         sent = batch[-1].get("timestamp")  # O(1): a batch is in arrival order

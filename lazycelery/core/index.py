@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import logging
 import sys
 import threading
 import time
@@ -36,7 +37,9 @@ from lazycelery.core.model import (
 )
 from lazycelery.core.sanitize import APPLY_FAILED, NOT_AN_EVENT, BadInput, field_kind
 
-__all__ = ["DEFAULT_MAX_TASKS", "TaskIndex"]
+log = logging.getLogger(__name__)
+
+__all__ = ["BACKFILLED", "DEFAULT_MAX_TASKS", "FROM_HISTORY", "TaskIndex"]
 
 DEFAULT_MAX_TASKS: Final = 100_000
 #: evicted task ids remembered for readers that drop them from their own lists (``evicted_since``)
@@ -46,6 +49,13 @@ UNNAMED_LOG: Final = 10_000
 #: distinct event types counted by name; further ones (any client can invent them) share one
 TYPES_MAX: Final = 256
 OTHER_TYPES: Final = "(other)"
+#: marks of a task record that came from the history store (``TaskIndex.mark``)
+FROM_HISTORY: Final = 1
+#: ... and that the store has only from the result backend (backfilled after a gap)
+BACKFILLED: Final = 2
+
+#: merges a stored record with a newer one (``lazycelery.store.rows.merge_records``)
+Merge = Callable[[TaskRecord, TaskRecord], TaskRecord]
 
 
 def _bump(counter: dict[str, int], key: str | None, delta: int) -> None:
@@ -97,6 +107,13 @@ class TaskIndex:
         #: bad input by kind, skipped or repaired: the index's and its readers' (the Ingestor
         #: hands this to its decoders, so one object counts a whole stream)
         self.bad = BadInput()
+        #: tasks whose record came (in part) from the history store: uuid -> FROM_HISTORY |
+        #: BACKFILLED (bounded: evicted tasks leave it)
+        self._marks: dict[str, int] = {}
+        #: tasks taken in from the store (``merge_stored``)
+        self.from_history = 0
+        # work other threads hand to the writer: run by the next ``apply_batch``
+        self._handed: deque[tuple[Callable[[], None], threading.Event]] = deque()
 
     # ------------------------------------------------------------------ writing
 
@@ -105,6 +122,8 @@ class TaskIndex:
         (None for a malformed or unknown event). Bumps ``version`` once. Never raises for a
         bad event: it is counted and the batch's other events are applied."""
         with self.lock:
+            if self._handed:  # work handed to the writer (``hand_over``) goes first
+                self._run_handed()
             now = self.clock()  # one clock read per batch: batches span milliseconds
             touched = [self._apply(event, now) for event in events]
             self.version += 1
@@ -220,6 +239,8 @@ class TaskIndex:
 
     def _forget(self, rec: TaskRecord) -> None:
         self.evicted += 1
+        if self._marks:
+            self._marks.pop(rec.uuid, None)
         self._evicted_log.append(rec.uuid)
         _bump(self.by_state, rec.state, -1)
         _bump(self.by_name, rec.name, -1)
@@ -232,6 +253,125 @@ class TaskIndex:
                     siblings.remove(rec.uuid)
                 if not siblings:
                     del self._children[rec.parent_id]
+
+    # ------------------------------------------------------------------ from the store
+
+    def hand_over(self, work: Callable[[], None], wait: float) -> None:
+        """Run ``work`` on the writer: the ingest thread runs it, under the lock, before its
+        next batch. If the writer applies no batch within ``wait`` seconds (an idle cluster, a
+        broker that is down), the caller runs it, under the same lock, so it never waits for
+        events to come. Either way it runs once, and has run when this returns."""
+        done = threading.Event()
+        self._handed.append((work, done))
+        if not done.wait(wait):
+            with self.lock:
+                self._run_handed()
+
+    def _run_handed(self) -> None:
+        """Under the lock: run the work handed over, in order."""
+        while self._handed:
+            work, done = self._handed.popleft()
+            try:
+                work()
+            except Exception:  # never into the writer's batch: the caller sees no result
+                log.exception("work handed to the index writer failed")
+            finally:
+                done.set()
+
+    def merge_stored(self, stored: Iterable[tuple[TaskRecord, bool]], merge: Merge,
+                     wait: float = 1.0) -> int:
+        """Take in task records read from the history store (newest first), through the
+        writer (``hand_over``).
+
+        A task in memory is merged by the store's order-independent rules with the live
+        record as the newer one, in place (live state is never overwritten by older stored
+        state; the record object, its place in the LRU and its ``last_seen`` stay). A task
+        not in memory is added at the *old* end of the LRU, only while there is room: history
+        never evicts a live task. Returns how many records were added or merged."""
+        records = list(stored)
+        taken: list[int] = []
+        self.hand_over(lambda: taken.append(self._merge_all(records, merge)), wait)
+        return taken[0] if taken else 0
+
+    def _merge_all(self, stored: Iterable[tuple[TaskRecord, bool]], merge: Merge) -> int:
+        taken = 0
+        for rec, backfilled in stored:
+            if self._merge_one(rec, backfilled, merge):
+                taken += 1
+        if taken:
+            self.from_history += taken
+            self.version += 1
+        return taken
+
+    def _merge_one(self, stored: TaskRecord, backfilled: bool, merge: Merge) -> bool:
+        uuid = stored.uuid
+        mark = FROM_HISTORY | (BACKFILLED if backfilled else 0)
+        live = self.get(uuid)
+        if live is not None:
+            merged = merge(stored, live)
+            merged.last_seen = live.last_seen
+            old_parent = live.parent_id
+            fields = {f: getattr(merged, f) for f in merged.__struct_fields__
+                      if f not in ("uuid", "state") and getattr(merged, f) != getattr(live, f)}
+            self._set_state(live, merged.state, fields)
+            self.version -= 1  # counted once per merge_stored
+            if old_parent is None and live.parent_id is not None:
+                self._children.setdefault(live.parent_id, []).append(uuid)
+            self._marks[uuid] = self._marks.get(uuid, 0) | mark
+            return True
+        if len(self) >= self.max_tasks:
+            return False
+        waiting = self._limbo.pop(uuid, None)
+        rec = merge(stored, waiting) if waiting is not None else stored
+        pool = self._done if rec.state in READY_STATES else self._active
+        last = rec.last_seen or stored.last_seen
+        if pool:
+            oldest = pool[next(iter(pool))].last_seen
+            last = min(last, oldest) if last else oldest
+        rec.last_seen = last  # iter_newest needs each pool in last_seen order
+        pool[uuid] = rec
+        pool.move_to_end(uuid, last=False)
+        _bump(self.by_state, rec.state, +1)
+        _bump(self.by_name, rec.name, +1)
+        _bump(self.by_worker, rec.worker, +1)
+        if rec.parent_id is not None:
+            self._children.setdefault(rec.parent_id, []).append(uuid)
+        self._marks[uuid] = mark
+        return True
+
+    def merge_workers(self, events: Iterable[Mapping[str, Any]], wait: float = 1.0) -> int:
+        """Workers the store has seen and memory has not (their latest sample as an event);
+        a worker already known live is left alone. Returns how many were added."""
+        samples = list(events)
+        added: list[int] = []
+
+        def work() -> None:
+            count = 0
+            now = self.clock()
+            for event in samples:
+                host = event.get("hostname")
+                if not isinstance(host, str) or not host or host in self.workers:
+                    continue
+                worker = self.workers[host] = WorkerRecord(hostname=host)
+                apply_worker_event(worker, event, now, self.bad)
+                count += 1
+            if count:
+                self.version += 1
+            added.append(count)
+
+        self.hand_over(work, wait)
+        return added[0] if added else 0
+
+    def oldest_activity(self) -> float | None:
+        """``last_seen`` of the least recently active task in memory (None: no task)."""
+        with self.lock:
+            times = [pool[next(iter(pool))].last_seen for pool in (self._active, self._done)
+                     if pool]
+        return min(times) if times else None
+
+    def mark(self, uuid: str) -> int:
+        """FROM_HISTORY / BACKFILLED bits of a task in memory (0: live only)."""
+        return self._marks.get(uuid, 0)
 
     # ------------------------------------------------------------------ reading
     # Callers that iterate must hold ``lock`` (or accept a RuntimeError if the writer

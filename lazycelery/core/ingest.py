@@ -81,7 +81,9 @@ class Ingestor:
                  transport_options: Mapping[str, Any] | None = None,
                  on_batch: OnBatch | None = None, on_status: OnStatus | None = None,
                  on_notice: OnNotice | None = None, wakeup: bool = True,
-                 batch_max: int = 512) -> None:
+                 batch_max: int = 512,
+                 keep: Callable[[Mapping[str, Any]], bool] | None = None,
+                 shared_queue: str | None = None) -> None:
         self.broker_url = broker_url
         self.index = index
         self.mode = mode
@@ -91,9 +93,12 @@ class Ingestor:
         #: one-line reports of bad input (``sanitize.BadInput.report``), for a stderr
         self.on_notice = on_notice
         self.wakeup = wakeup
+        #: AMQP only: consume from this durable queue, shared with other consumers (competing
+        #: consumers: each event reaches one of them), instead of an exclusive one of our own
+        self.shared_queue = shared_queue
         self.path: str = resolve_path(broker_url, mode, app, self._fast_options())
         self.status = IngestStatus(state=CONNECTING, path=self.path)
-        self._sink = BatchSink(index, on_batch, batch_max, on_bad=self._report_bad)
+        self._sink = BatchSink(index, on_batch, batch_max, on_bad=self._report_bad, keep=keep)
         self._bad_next = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -211,7 +216,8 @@ class Ingestor:
         return KombuSession(self._celery_app(), kombu_url(self.broker_url), self._sink,
                             self._stop, stats=self._stats, transport_options=given_options,
                             wakeup=self.wakeup, flush_delay=FLUSH_DELAY,
-                            poll_interval=POLL_INTERVAL, probe=probe)
+                            poll_interval=POLL_INTERVAL, probe=probe,
+                            shared_queue=self.shared_queue)
 
     def _fast_session(self) -> _Session:
         from lazycelery.core.fastpath import EventDecoder, LocalClock
@@ -233,8 +239,10 @@ class Ingestor:
         from lazycelery.core.ingest_amqp import (
             AmqpDecoder,
             AmqpFastSession,
+            EventQueue,
             event_queue,
             parse_amqp_url,
+            shared_event_queue,
         )
 
         app = self.app
@@ -245,7 +253,12 @@ class Ingestor:
         endpoint = parse_amqp_url(self.broker_url,
                                   app.conf.broker_use_ssl if app is not None else None,
                                   heartbeat if isinstance(heartbeat, (int, float)) else None)
-        return AmqpFastSession(endpoint, lambda: event_queue(app), self._decoder, self._sink,
+        name = self.shared_queue
+
+        def queue() -> EventQueue:
+            return event_queue(app) if name is None else shared_event_queue(name, app)
+
+        return AmqpFastSession(endpoint, queue, self._decoder, self._sink,
                                self._stop, connect_timeout=self._connect_timeout(),
                                poll_interval=POLL_INTERVAL,
                                on_subscribed=self._wake_workers if self.wakeup else None)

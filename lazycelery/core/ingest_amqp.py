@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AMQP_SCHEMES",
+    "SHARED_QUEUE_MAX_LENGTH",
     "AmqpDecoder",
     "AmqpEndpoint",
     "AmqpFastSession",
@@ -44,6 +45,7 @@ __all__ = [
     "decode_amqp_message",
     "event_queue",
     "parse_amqp_url",
+    "shared_event_queue",
 ]
 
 log = logging.getLogger(__name__)
@@ -135,6 +137,8 @@ class EventQueue:
     exclusive: bool = True
     message_ttl: float | None = 5.0
     expires: float | None = 60.0
+    #: messages kept at most (the oldest are dropped past it); None: no limit
+    max_length: int | None = None
 
     @property
     def arguments(self) -> dict[str, int]:
@@ -144,7 +148,24 @@ class EventQueue:
             args["x-message-ttl"] = int(self.message_ttl * 1000)
         if self.expires is not None:
             args["x-expires"] = int(self.expires * 1000)
+        if self.max_length is not None:
+            args["x-max-length"] = int(self.max_length)
         return args
+
+
+#: a shared event queue keeps at most this many event messages while no recorder reads it
+SHARED_QUEUE_MAX_LENGTH: Final = 1_000_000
+
+
+def shared_event_queue(name: str, app: Any = None) -> EventQueue:
+    """The durable queue several recorders share (``lazycelery record --shared-queue``): bound
+    to the event exchange like a Receiver's, but named, durable, not exclusive, with no TTL and
+    no expiry, so events wait there while every recorder is down (up to
+    ``SHARED_QUEUE_MAX_LENGTH`` messages; the oldest are dropped past it). Each event reaches
+    one of the consumers (RabbitMQ's competing consumers)."""
+    exchange = str(app.conf.event_exchange) if app is not None else "celeryev"
+    return EventQueue(name=name, exchange=exchange, durable=True, exclusive=False,
+                      message_ttl=None, expires=None, max_length=SHARED_QUEUE_MAX_LENGTH)
 
 
 def event_queue(app: Any = None) -> EventQueue:

@@ -190,8 +190,10 @@ class KombuSession:
     def __init__(self, app: Any, url: str, sink: KombuSink, stop: threading.Event, *,
                  stats: DecodeStats, transport_options: Mapping[str, Any] | None = None,
                  wakeup: bool = True, flush_delay: float = 0.02, poll_interval: float = 0.25,
-                 probe: Callable[[], BrokerIdentity | None] | None = None) -> None:
+                 probe: Callable[[], BrokerIdentity | None] | None = None,
+                 shared_queue: str | None = None) -> None:
         self.app = app
+        self.shared_queue = shared_queue
         self.url = url
         self.sink = sink
         self.stop = stop
@@ -214,6 +216,8 @@ class KombuSession:
             recv = self.receiver_cls(conn, handlers={"*": self.sink.add}, app=self.app,
                                      stats=self.stats)
             recv.connect_max_retries = 0
+            if self.shared_queue is not None:
+                recv.queue = self._shared_queue(recv)
             with recv.consumer_context(wakeup=False) as (consumer_conn, channel, _consumers):
                 on_connected(self.probe() if self.probe is not None else None)
 
@@ -221,6 +225,20 @@ class KombuSession:
                     recv.wakeup_workers(channel=channel)
 
                 self._drain(consumer_conn, wake if self.wakeup else None)
+
+    def _shared_queue(self, recv: Any) -> Any:
+        """The durable queue several recorders share, instead of the Receiver's own (the same
+        declaration as on the AMQP fast path: ``ingest_amqp.shared_event_queue``)."""
+        from kombu.entity import Queue
+
+        from lazycelery.core.ingest_amqp import shared_event_queue
+
+        assert self.shared_queue is not None
+        spec = shared_event_queue(self.shared_queue, self.app)
+        return Queue(spec.name, exchange=recv.exchange,  # type: ignore[no-untyped-call]
+                     routing_key=spec.routing_key,
+                     durable=True, auto_delete=False, exclusive=False,
+                     queue_arguments=spec.arguments)
 
     def _drain(self, conn: Any, wake: Callable[[], None] | None) -> None:
         """``ConsumerMixin.consume`` with batching: events wait in the sink at most

@@ -95,6 +95,8 @@ _UNITS: Final = {None: 1.0, "ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min":
                  "h": 3600.0, "d": 86400.0}
 _UUID_CHARS: Final = frozenset("0123456789abcdef-")
 _ID_ATTRS: Final = frozenset({"uuid", "root_id", "parent_id"})
+_FULL_ID: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                             r"[0-9a-fA-F]{12}")
 
 
 class FilterError(UsageError):
@@ -216,6 +218,8 @@ class _Compiler:
         self.now = now
         # (constant name, seconds back or None for an absolute time, absolute time)
         self.time_constants: list[tuple[str, float | None]] = []
+        #: (field, constant name, negated) of each ``since:`` / ``before:`` term
+        self.bounds: list[tuple[str, str, bool]] = []
         self._n = 0
 
     def const(self, value: Any) -> str:
@@ -319,6 +323,11 @@ class _Compiler:
         exprs: list[str] = []
         cost = 0
         col = offset
+        if attr in _ID_ATTRS and len(alternatives) > 1 and \
+                all(_FULL_ID.fullmatch(alt) for alt in alternatives):
+            # whole ids (an error group's tasks): one set lookup, not a test per id
+            ids = self.const(frozenset(alt.lower() for alt in alternatives))
+            return Term(f"r.{attr} in {ids}", 1, frozenset({attr}), tok.start, tok.end)
         for alt in alternatives:
             if not alt:
                 raise FilterError(f"empty value in {field}:", tok.start + col, tok.end)
@@ -360,6 +369,7 @@ class _Compiler:
                                   f"(2024-05-01T10:00), not {value!r}", col, tok.end) from None
         k = self.const(cutoff)
         self.time_constants.append((k, back))
+        self.bounds.append((field, k, False))
         op = ">=" if field == "since" else "<"
         return Term(f"r.last_seen {op} {k}", 1, frozenset({"last_seen"}), tok.start, tok.end)
 
@@ -371,8 +381,10 @@ class _Compiler:
             raw, offset, negated = raw[1:], 1, True
         elif raw == "-":
             raise FilterError("'-' must be followed by a term to negate", tok.start)
+        bounds = len(self.bounds)
         term = self._positive(raw, tok, offset)
         if negated:
+            self.bounds[bounds:] = [(f, k, True) for f, k, _ in self.bounds[bounds:]]
             term = Term(f"not ({term.expr})", term.cost, term.attrs, tok.start, tok.end, True)
         return term
 
@@ -417,11 +429,13 @@ class Predicate:
     """A compiled filter: call it on a record, or ``filter()`` a sequence of records."""
 
     def __init__(self, text: str, terms: Sequence[Term], namespace: dict[str, Any],
-                 time_constants: Sequence[tuple[str, float | None]]) -> None:
+                 time_constants: Sequence[tuple[str, float | None]],
+                 bounds: Sequence[tuple[str, str, bool]] = ()) -> None:
         self.text = text
         self.terms = tuple(terms)
         self._namespace = namespace
         self._time_constants = tuple(time_constants)
+        self._bounds = tuple(bounds)
         # cheapest terms first: `and` stops at the first miss
         ordered = sorted(self.terms, key=lambda t: t.cost)
         expr = " and ".join(f"({t.expr})" for t in ordered) or "True"
@@ -449,6 +463,23 @@ class Predicate:
     def time_dependent(self) -> bool:
         """True if matching changes with the clock alone (``since:``/``before:`` durations)."""
         return any(back is not None for _, back in self._time_constants)
+
+    @property
+    def time_range(self) -> tuple[float | None, float | None]:
+        """(since, until): the span of last activity every match lies in, from the
+        ``since:`` / ``before:`` terms that are not negated (the latest since, the earliest
+        before); None where unbounded. What a history query asks the store for."""
+        since: float | None = None
+        until: float | None = None
+        for field, name, negated in self._bounds:
+            if negated:
+                continue
+            value = float(self._namespace[name])
+            if field == "since":
+                since = value if since is None else max(since, value)
+            else:
+                until = value if until is None else min(until, value)
+        return since, until
 
     def refresh(self, now: float | None = None) -> None:
         """Move relative time bounds (``since:10m``) to ``now``."""
@@ -485,4 +516,4 @@ def compile_filter(text: str, *, now: float | None = None) -> Predicate:
     """
     compiler = _Compiler(time.time() if now is None else now)
     terms = [compiler.term(tok) for tok in tokenize(text)]
-    return Predicate(text, terms, compiler.namespace, compiler.time_constants)
+    return Predicate(text, terms, compiler.namespace, compiler.time_constants, compiler.bounds)

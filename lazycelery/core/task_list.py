@@ -180,6 +180,10 @@ class TaskListView:
         self.follow = True
         self.selected: TaskRecord | None = None
         self._hint = 0  # display index where ``selected`` was last seen
+        # matches read from the history store that memory does not hold, newest first: shown
+        # after (older than) the matches in memory; cleared when the filter changes
+        self._history: list[TaskRecord] = []
+        self._history_ids: dict[str, int] = {}  # uuid -> FROM_HISTORY | BACKFILLED
         #: bumped whenever rows or the selection may have changed (views key caches on it)
         self.generation = 0
         self.rebuild()
@@ -187,15 +191,75 @@ class TaskListView:
     # ------------------------------------------------------------------ rows
 
     def __len__(self) -> int:
-        rows = self._ordered if self._ordered is not None else self._matches
-        return len(rows)
+        if self._ordered is not None:
+            return len(self._ordered)
+        return len(self._matches) + len(self._history)
 
     def row(self, d: int) -> TaskRecord:
-        """The record shown at display row ``d`` (0 = top)."""
+        """The record shown at display row ``d`` (0 = top); in time order, tasks read from
+        the store come after (older than) those in memory."""
         if self._ordered is not None:
             return self._ordered[d]
-        rows = self._matches
-        return rows[len(rows) - 1 - d] if self.descending else rows[d]
+        rows, older = self._matches, self._history
+        if self.descending:
+            n = len(rows)
+            return rows[n - 1 - d] if d < n else older[d - n]
+        h = len(older)
+        return older[h - 1 - d] if d < h else rows[d - h]
+
+    # ------------------------------------------------------------------ from the store
+
+    @property
+    def history_count(self) -> int:
+        """Matches shown from the history store (not in memory)."""
+        return len(self._history)
+
+    def history_mark(self, uuid: str) -> int:
+        """FROM_HISTORY / BACKFILLED bits of a task shown from the store (0 otherwise)."""
+        return self._history_ids.get(uuid, 0)
+
+    def add_history(self, records: Sequence[tuple[TaskRecord, int]]) -> int:
+        """Add tasks read from the store (newest first, each with its marks) that match the
+        filter and that memory does not hold; returns how many were added."""
+        predicate = self.predicate
+        get = self.index.get
+        known = self._history_ids
+        added: list[TaskRecord] = []
+        for rec, mark in records:
+            if rec.uuid in known or get(rec.uuid) is not None:
+                continue
+            if predicate is not None and not predicate(rec):
+                continue
+            known[rec.uuid] = mark
+            added.append(rec)
+        if added:
+            self._history.extend(added)
+            if self._ordered is not None:
+                for rec in added:
+                    self._insort(rec)
+            self._changed()
+        return len(added)
+
+    def clear_history(self) -> None:
+        if self._history:
+            gone = {id(r) for r in self._history}
+            self._history = []
+            self._history_ids = {}
+            if self._ordered is not None:
+                self._ordered[:] = [r for r in self._ordered if id(r) not in gone]
+            self._changed()
+
+    def _drop_history(self, uuids: Sequence[str]) -> None:
+        """Tasks now in memory leave the history part (their live record is listed)."""
+        gone = {u for u in uuids if u in self._history_ids}
+        if not gone:
+            return
+        removed = {id(r) for r in self._history if r.uuid in gone}
+        self._history = [r for r in self._history if r.uuid not in gone]
+        for uuid in gone:
+            del self._history_ids[uuid]
+        if self._ordered is not None:
+            self._ordered[:] = [r for r in self._ordered if id(r) not in removed]
 
     def rows(self, start: int, stop: int) -> list[TaskRecord]:
         """Display rows ``start:stop`` (clamped): what a virtual table formats."""
@@ -242,6 +306,8 @@ class TaskListView:
         self._next_seq = len(records)
         self._evicted_mark = self.index.evicted
         self._job = None
+        if self._history_ids:
+            self._drop_history([u for u in self._history_ids if self.index.get(u) is not None])
         self._restart(progressive=True)
 
     def _restart(self, progressive: bool) -> None:
@@ -273,6 +339,7 @@ class TaskListView:
                 and predicate.text == self.predicate.text):
             return
         self.predicate = predicate
+        self.clear_history()
         if predicate is not None:
             self.selected = None  # a new filter starts at the top, as in lazygit and k9s
             self._hint = 0
@@ -299,7 +366,7 @@ class TaskListView:
         key = _SORT_KEYS[self.sort_column]
         start = self._clock()
         rows = self._matches
-        newest_first = [rows[i] for i in range(len(rows) - 1, -1, -1)]
+        newest_first = [rows[i] for i in range(len(rows) - 1, -1, -1)] + self._history
         # sorted() is stable with reverse=True too, so equal keys stay newest first
         self._ordered = sorted(newest_first, key=key, reverse=self.descending)
         self._sort_cost = self._clock() - start
@@ -428,6 +495,8 @@ class TaskListView:
                 self._next_seq += 1
                 self._base.append(rec)
                 new.append(rec)
+        if new and self._history_ids:
+            self._drop_history([r.uuid for r in new])
         if new or changed:
             if predicate is not None:
                 hits = predicate.filter(new)
@@ -598,10 +667,16 @@ class TaskListView:
         d = -1
         if self._ordered is None:
             seq = self._seq.get(sel.uuid)
+            matched = len(self._matches)
             if seq is not None:
                 pos, found = self._search(self._matches, seq)
                 if found:
-                    d = n - 1 - pos if self.descending else pos
+                    d = matched - 1 - pos if self.descending else pos + len(self._history)
+            elif sel.uuid in self._history_ids:
+                for i, rec in enumerate(self._history):
+                    if rec is sel:
+                        d = matched + i if self.descending else len(self._history) - 1 - i
+                        break
         else:
             for i, rec in enumerate(self._ordered):
                 if rec is sel:

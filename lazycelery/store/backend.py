@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
@@ -172,16 +172,28 @@ class Store(ABC):
         rows = self.query("SELECT MAX(version) FROM lazycelery_schema")
         return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
-    def migrate(self) -> int:
+    def migrate(self, *, reader: bool = False) -> int:
         """Bring the schema to ``SCHEMA_VERSION``; returns the version found. A store written
-        by a newer lazycelery raises StoreError (nothing is changed)."""
+        by a newer lazycelery raises StoreError (nothing is changed). A ``reader`` that may not
+        change the schema (a SELECT-only role, a read-only file) reads an older one as it is."""
+        found = self.schema_version() if self.has_table("lazycelery_schema") else 0
+        if not reader or not 0 < found < SCHEMA_VERSION:
+            return self._migrate(found)
+        try:
+            return self._migrate(found)
+        except Exception:
+            log.debug("reading schema %s as it is: cannot migrate", found, exc_info=True)
+            self.reconnect()
+            return found
+
+    def _migrate(self, found: int) -> int:
         from lazycelery import __version__
 
-        found = self.schema_version() if self.has_table("lazycelery_schema") else 0
         if found == SCHEMA_VERSION:
             return found  # nothing to write: a read-only role can open a current store
         if found == 0:
             with self.transaction():
+                self._lock_schema()
                 self.execute(VERSION_TABLE)
         if found > SCHEMA_VERSION:
             raise StoreError(
@@ -191,6 +203,7 @@ class Store(ABC):
             if migration.version <= found:
                 continue
             with self.transaction():
+                self._lock_schema()
                 # re-read inside the transaction: another process may have migrated meanwhile
                 if self.schema_version() >= migration.version:
                     continue
@@ -201,6 +214,12 @@ class Store(ABC):
                              (migration.version, migration.description, time.time(),
                               __version__))
         return found
+
+    def _lock_schema(self) -> None:
+        """Inside a migration's transaction: wait for any other process migrating the same
+        store (several recorders started at once). SQLite's ``BEGIN IMMEDIATE`` already
+        serializes them; ``PostgresStore`` takes an advisory lock."""
+        return None
 
     # ------------------------------------------------------------------ writing
 
@@ -228,7 +247,14 @@ class Store(ABC):
             latest[rec.uuid] = rec
         if not latest:
             return 0
-        stored = self.fetch_tasks(list(latest))
+        stored = self._fetch_for_merge(list(latest))
+        self.upsert_tasks(self._merged_rows(latest, stored, backfilled))
+        return len(latest) - len(stored)
+
+    @staticmethod
+    def _merged_rows(latest: dict[str, TaskRecord], stored: dict[str, tuple[TaskRecord, bool]],
+                     backfilled: set[str]) -> list[tuple[Any, ...]]:
+        """The rows to write: each record merged with its stored one, if any."""
         rows = []
         for uuid, rec in latest.items():
             was = stored.get(uuid)
@@ -238,8 +264,14 @@ class Store(ABC):
                 rec = merge_records(old, rec)
                 is_backfill = is_backfill and old_backfilled
             rows.append(record_to_row(rec, is_backfill))
-        self.upsert_tasks(rows)
-        return len(latest) - len(stored)
+        return rows
+
+    def _fetch_for_merge(self, uuids: list[str]) -> dict[str, tuple[TaskRecord, bool]]:
+        """The stored records the batch merges with, inside the write transaction. Nothing
+        may change them before it commits, or a concurrent writer's merge would be lost: SQLite
+        has one writer at a time (``BEGIN IMMEDIATE``); ``PostgresStore._write_tasks`` locks
+        the rows."""
+        return self.fetch_tasks(uuids)
 
     def _upsert_sql(self, source: str | None = None) -> str:
         """``INSERT ... ON CONFLICT (uuid) DO UPDATE``, from VALUES or from table ``source``."""
@@ -252,16 +284,24 @@ class Store(ABC):
     # ------------------------------------------------------------------ recorder runs
 
     def begin_recorder(self, host: str, pid: int, broker: str,
-                       now: float | None = None) -> tuple[int, PreviousRun | None]:
-        """Register this recorder run; returns its id and the previous run (if any)."""
+                       now: float | None = None, *, same_broker: bool = False,
+                       running: Callable[[PreviousRun], bool] | None = None,
+                       ) -> tuple[int, PreviousRun | None]:
+        """Register this recorder run; returns its id and the previous run (if any).
+
+        Several recorders sharing a store (``record --shard`` / ``--shared-queue``) look for
+        the previous run of their own kind only (``same_broker``: the same ``broker`` text,
+        which names the shard or queue), and skip the runs ``running`` says still run."""
         from lazycelery import __version__
 
         now = time.time() if now is None else now
         with self.transaction():
+            where, params = ("WHERE broker = ? ", (broker,)) if same_broker else ("", ())
             rows = self.query("SELECT host, pid, alive, stopped FROM recorders "
-                              "ORDER BY alive DESC LIMIT 1")
-            previous = PreviousRun(str(rows[0][0]), int(rows[0][1]), float(rows[0][2]),
-                                   rows[0][3]) if rows else None
+                              f"{where}ORDER BY alive DESC LIMIT {1 if running is None else 100}",
+                              params)
+            runs = (PreviousRun(str(r[0]), int(r[1]), float(r[2]), r[3]) for r in rows)
+            previous = next((r for r in runs if running is None or not running(r)), None)
             cur = self.execute("INSERT INTO recorders (host, pid, broker, version, started, "
                                "alive) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                                (host, pid, broker, __version__, now, now))

@@ -1,10 +1,11 @@
 """Backfill: tasks whose every event fell into a gap, read from the result backend.
 
-After a gap (a reconnect, a store that fell behind, no recorder running) the Redis result
-backend still holds ``celery-task-meta-<id>`` for each task that finished (for
-``result_expires``, a day by default). The ``Backfiller`` scans those keys (SCAN + MGET, bounded
-by a time budget), keeps the finished tasks whose ``date_done`` falls in a gap, and hands them to
-the writer marked ``backfilled``; a task the store already knows is merged, not replaced. With
+After a gap (a reconnect, a store that fell behind, no recorder running) the result backend
+still holds each task that finished (for ``result_expires``, a day by default). The
+``Backfiller`` reads the Redis backend's ``celery-task-meta-<id>`` keys (SCAN + MGET) or the
+database backend's table (a ``date_done`` range query, ``backfill_db``), bounded by a time
+budget, keeps the finished tasks whose ``date_done`` falls in a gap, and hands them to the
+writer marked ``backfilled``; a task the store already knows is merged, not replaced. With
 ``result_extended`` the meta carries name, args, kwargs, worker, queue and retries; without it a
 backfilled task has its id, state, result or exception and time only. Other result backends are
 not supported (one line says so).
@@ -104,14 +105,28 @@ def record_from_meta(task_id: str, meta: Mapping[str, Any], when: float) -> Task
     return rec
 
 
-def _redis_backend(app: Celery) -> Any:
+def _scheme(app: Celery, backend: Any) -> str:
+    url = app.conf.result_backend or getattr(backend, "url", None)
+    text = str(url) if url else type(backend).__name__
+    return text.partition("://")[0] if "://" in text else text
+
+
+def _is_database(backend: Any) -> bool:
+    return type(backend).__name__ == "DatabaseBackend" and hasattr(backend, "ResultSession")
+
+
+def _readable_backend(app: Celery) -> Any:
+    """The app's result backend if backfill can read it (Redis, database), else
+    NoResultBackend: ``backfill not supported for <scheme>``."""
     from lazycelery.core.reconcile import NoResultBackend, result_backend
 
     backend = result_backend(app)
+    if _is_database(backend):
+        return backend
     client = getattr(backend, "client", None)
     if client is None or not hasattr(client, "scan_iter") or not hasattr(backend, "decode"):
-        raise NoResultBackend(f"backfill reads Redis result backends only "
-                              f"({type(backend).__name__} is not supported)")
+        raise NoResultBackend(f"backfill not supported for {_scheme(app, backend)} (it reads "
+                              "Redis and database result backends)")
     return backend
 
 
@@ -123,7 +138,17 @@ def scan(app: Celery, windows: Sequence[Window], *, budget: float = BUDGET,
     Stops quietly when ``budget`` seconds are spent (the caller compares ``clock``)."""
     from lazycelery.core.reconcile import _epoch
 
-    backend = _redis_backend(app)
+    backend = _readable_backend(app)
+    if _is_database(backend):
+        from lazycelery.store.backfill_db import scan_database
+
+        ranges = [(w.scan_from, w.scan_to) for w in windows]
+        for task_id, meta, when in scan_database(backend, ranges, budget=budget, clock=clock,
+                                                 progress=progress):
+            pair = finished_pair(task_id, meta, when)
+            if pair is not None:
+                yield pair
+        return
     client = backend.client
     prefix = backend.task_keyprefix
     prefix_text = prefix.decode() if isinstance(prefix, bytes) else str(prefix)
@@ -168,10 +193,18 @@ def _matches(backend: Any, client: Any, keys: list[Any], prefix: str,
             continue
         name = key.decode() if isinstance(key, bytes) else str(key)
         task_id = _text(meta.get("task_id")) or name[len(prefix):]
-        rec = record_from_meta(task_id, meta, when)
-        if rec is not None:
-            yield rec, Transition(task_id, _EVENT_OF[rec.state], when, rec.worker,
-                                  rec.retries, True)
+        pair = finished_pair(task_id, meta, when)
+        if pair is not None:
+            yield pair
+
+
+def finished_pair(task_id: str, meta: Mapping[str, Any], when: float
+                  ) -> tuple[TaskRecord, Transition] | None:
+    """A finished task's record and its one (backfilled) transition, from its result meta."""
+    rec = record_from_meta(task_id, meta, when)
+    if rec is None:
+        return None
+    return rec, Transition(task_id, _EVENT_OF[rec.state], when, rec.worker, rec.retries, True)
 
 
 Submit = Callable[[WriteBatch], object]
@@ -181,12 +214,14 @@ Known = Callable[[list[str]], set[str]]
 class Backfiller:
     """A daemon thread that fills windows one scan at a time (windows queued meanwhile are
     scanned together). ``known(ids)`` says which ids the store already has finished, so only the
-    others are written; ``submit`` hands a batch to the writer."""
+    others are written; ``submit`` hands a batch to the writer. ``owns(id)`` (a recorder's
+    shard) leaves out the tasks another recorder fills."""
 
     def __init__(self, app: Celery, submit: Submit, known: Known, *,
                  on_report: Callable[[BackfillReport], None] | None = None,
-                 budget: float = BUDGET) -> None:
+                 budget: float = BUDGET, owns: Callable[[str], bool] | None = None) -> None:
         self.app = app
+        self.owns = owns
         self.submit = submit
         self.known = known
         self.on_report = on_report
@@ -251,6 +286,8 @@ class Backfiller:
             for pair in scan(self.app, windows, budget=self.budget, progress=progress):
                 if self._stop.is_set():
                     break
+                if self.owns is not None and not self.owns(pair[0].uuid):
+                    continue
                 found += 1
                 pending.append(pair)
                 if len(pending) >= BATCH:

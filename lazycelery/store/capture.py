@@ -35,8 +35,11 @@ def event_time(event: Mapping[str, Any]) -> float | None:
 class BatchCapture:
     """Builds the store's view of an ingest batch. Used by one thread (the ingest thread)."""
 
-    def __init__(self, worker_interval: float = WORKER_SAMPLE_INTERVAL) -> None:
+    def __init__(self, worker_interval: float = WORKER_SAMPLE_INTERVAL, *,
+                 workers: bool = True) -> None:
         self.worker_interval = worker_interval
+        #: False: no worker samples (a recorder whose shard is not 0: shard 0 writes them)
+        self.workers = workers
         self._sampled: dict[str, float] = {}
 
     def capture(self, events: Sequence[Mapping[str, Any]],
@@ -53,7 +56,7 @@ class BatchCapture:
                     rec.uuid, str(event.get("type")), event_time(event),
                     _text(event.get("hostname")),
                     retries if retries.__class__ is int else None))
-            elif isinstance(rec, WorkerRecord):
+            elif self.workers and isinstance(rec, WorkerRecord):
                 sample = self._worker_sample(event, rec)
                 if sample is not None:
                     workers.append(sample)

@@ -9,13 +9,15 @@ from typing import Any, ClassVar, Final
 from lazycelery.core.model import TaskRecord
 from lazycelery.store.backend import Store
 from lazycelery.store.errors import StoreError
-from lazycelery.store.rows import TASK_COLUMNS, record_from_row
+from lazycelery.store.rows import TASK_COLUMNS, record_from_row, record_to_row
 from lazycelery.store.schema import POSTGRESQL, Dialect
 from lazycelery.store.url import StoreURL
 
 __all__ = ["PostgresStore"]
 
 CONNECT_TIMEOUT: Final = 5
+#: advisory lock key held while a process migrates the schema ("lazycelery" in ASCII, 8 bytes)
+SCHEMA_LOCK: Final = 0x6C617A7963656C65
 
 
 def _psycopg() -> Any:
@@ -89,13 +91,17 @@ class PostgresStore(Store):
         ON CONFLICT: an upsert at COPY speed."""
         if not rows:
             return
+        self._stage(rows)
+        self.execute(self._upsert_sql("lazycelery_tasks_in"))
+
+    def _stage(self, rows: Sequence[Sequence[Any]]) -> None:
+        """COPY task rows into the session's temporary table (emptied at commit)."""
         if not self._staging:
             self.execute(f"CREATE TEMP TABLE IF NOT EXISTS lazycelery_tasks_in "
                          f"ON COMMIT DELETE ROWS AS SELECT {', '.join(TASK_COLUMNS)} "
                          "FROM tasks WITH NO DATA")
             self._staging = True
         self.insert_rows("lazycelery_tasks_in", ", ".join(TASK_COLUMNS), rows)
-        self.execute(self._upsert_sql("lazycelery_tasks_in"))
 
     def fetch_tasks(self, uuids: Sequence[str]) -> dict[str, tuple[TaskRecord, bool]]:
         out: dict[str, tuple[TaskRecord, bool]] = {}
@@ -106,6 +112,46 @@ class PostgresStore(Store):
                 rec, backfilled = record_from_row(row)
                 out[rec.uuid] = (rec, backfilled)
         return out
+
+    def _lock_schema(self) -> None:
+        # Two recorders starting at once on a new database would both create the tables
+        # (one fails: duplicate pg_type key): the second waits here, then finds them made.
+        self.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
+
+    def _write_tasks(self, tasks: Sequence[TaskRecord], backfilled: set[str]) -> int:
+        """Several recorders may write the same task at once (``record --shard`` /
+        ``--shared-queue``): no merge may start from a row another transaction is changing.
+
+        1. every record is inserted as it is, in id order, ``ON CONFLICT DO NOTHING``: a new
+           task is then written once (the common case), and an id another transaction is
+           inserting waits for it to commit;
+        2. the ids that were there already are read ``FOR UPDATE`` (in id order), merged and
+           written back: the row is held from the read to the commit, so no update is lost.
+
+        Step 2 only locks rows committed before, and both steps go in id order, so two
+        writers never wait on each other in a circle."""
+        latest: dict[str, TaskRecord] = {}
+        for rec in tasks:  # the last snapshot of a task is the most complete
+            latest[rec.uuid] = rec
+        if not latest:
+            return 0
+        ordered = sorted(latest)
+        self._stage([record_to_row(latest[u], u in backfilled) for u in ordered])
+        cols = ", ".join(TASK_COLUMNS)
+        inserted = {row[0] for row in self.query(
+            f"INSERT INTO tasks ({cols}) SELECT {cols} FROM lazycelery_tasks_in ORDER BY uuid "
+            "ON CONFLICT (uuid) DO NOTHING RETURNING uuid")}
+        self.execute("TRUNCATE lazycelery_tasks_in")
+        rest = [u for u in ordered if u not in inserted]
+        if rest:
+            stored: dict[str, tuple[TaskRecord, bool]] = {}
+            for row in self.query(f"SELECT {cols} FROM tasks WHERE uuid = ANY(?) "
+                                  "ORDER BY uuid FOR UPDATE", (rest,)):
+                rec, was_backfilled = record_from_row(row)
+                stored[rec.uuid] = (rec, was_backfilled)
+            self.upsert_tasks(self._merged_rows({u: latest[u] for u in rest}, stored,
+                                                backfilled))
+        return len(inserted)
 
     def _stream(self, sql: str, params: Sequence[Any], chunk: int) -> Iterator[Sequence[Any]]:
         # A server-side cursor: a long history is read in chunks, not loaded whole.
@@ -131,6 +177,7 @@ class PostgresStore(Store):
         return isinstance(exc, self._pg.OperationalError)
 
     def reconnect(self) -> None:
+        self._staging = False  # a rolled-back transaction may have created the temp table
         if self._conn is not None and not self._conn.closed:
             with contextlib.suppress(self._pg.Error):
                 self._conn.rollback()

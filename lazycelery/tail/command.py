@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from lazycelery.config import resolve
     from lazycelery.core.ingest import Ingestor
+    from lazycelery.otel.hook import start_tracing, stop_tracing
 
     event_filter = filter_from_args(args)
     limit: int | None = getattr(args, "limit", None)
@@ -88,6 +89,11 @@ def _run(args: argparse.Namespace) -> int:
     reporter = StatusReporter(masked, settings.broker_url)
     sink = TailSink(index, event_filter, formatter, buffer, reporter, limit=limit)
     history = _open_history(args, settings)
+    gate: Any = None
+    if history is not None:
+        from lazycelery.tail.history import LiveGate
+
+        gate = LiveGate(sink, index)  # live batches wait while history is printed
     reconciler = _reconciler(settings, index, buffer, json_lines=getattr(args, "json", False))
     connected = threading.Event()
 
@@ -98,6 +104,8 @@ def _run(args: argparse.Namespace) -> int:
         if status.state == "connected":
             connected.set()
 
+    tracing = start_tracing(args, settings, lambda text: _err_line(sys.stderr, text))
+    on_batch = gate.on_batch if gate is not None else sink.on_batch
     if reconciler is not None:
         reconciler.start()
     try:
@@ -107,13 +115,14 @@ def _run(args: argparse.Namespace) -> int:
             settings.broker_url, index, mode=settings.ingest,
             app=settings.celery_app() if settings.app_spec else None,
             transport_options=settings.transport_options,
-            on_batch=sink.on_batch, on_status=on_status, on_notice=sink.on_notice,
+            on_batch=on_batch if tracing is None else tracing.tee(on_batch),
+            on_status=on_status, on_notice=sink.on_notice,
             wakeup=False,
         )
         if history is not None:
             store, since = history
-            written = _replay(store, since, ingestor, connected, event_filter, formatter, out,
-                              settings.max_tasks, limit)
+            written = _replay(store, since, ingestor, connected, gate, event_filter, formatter,
+                              out, settings.max_tasks, limit)
             if limit is not None:
                 if written >= limit:
                     ingestor.stop(timeout=2.0)
@@ -124,6 +133,7 @@ def _run(args: argparse.Namespace) -> int:
             _err_line(sys.stderr, f"following {masked}{_path_label(path)}")
         return follow(ingestor, buffer, reporter, out, sys.stderr, limit=limit, timeout=timeout)
     finally:
+        stop_tracing(tracing, lambda text: _err_line(sys.stderr, text))
         if reconciler is not None:
             reconciler.stop(timeout=1.0)
         if history is not None:
@@ -149,27 +159,36 @@ def _open_history(args: argparse.Namespace, settings: Any) -> tuple[Any, float] 
     return store, since
 
 
-def _replay(store: Any, since: float, ingestor: Any, connected: threading.Event,
+def _replay(store: Any, since: float, ingestor: Any, connected: threading.Event, gate: Any,
             event_filter: Any, formatter: Formatter, out: IO[bytes], max_tasks: int,
             limit: int | None) -> int:
-    """Start the live stream, then print history up to the moment it connected (live lines
-    wait in the bounded buffer meanwhile); returns the history lines written."""
+    """The switch from history to live: start the live stream (its batches wait in ``gate``),
+    wait for a running recorder to have written the first event seen live, print history up
+    to then, and let the live events through without those history printed. Returns the
+    history lines written."""
     from lazycelery.store import StoreError
-    from lazycelery.tail.history import RECORDER_LAG, print_history
+    from lazycelery.tail.history import OVERLAP, print_history, wait_for_recorder
 
     ingestor.start()
     connected.wait(5.0)
-    until = time.time()
-    time.sleep(RECORDER_LAG)  # let a running recorder write what it has up to `until`
+    switch = time.time()
+    printed: set[Any] = set()
     try:
+        if not wait_for_recorder(store, gate):
+            _err_line(sys.stderr, "history: no recorder wrote the live events within "
+                      "5 s; events just before the switch may be missing")
+        until = time.time()
         return print_history(store, since, until, event_filter=event_filter,
                              formatter=formatter, out=out,
                              say=lambda text: _err_line(sys.stderr, text),
-                             max_tasks=max_tasks, limit=limit)
+                             max_tasks=max_tasks, limit=limit,
+                             seen=printed, seen_from=switch - OVERLAP)
     except StoreError as exc:
         _err_line(sys.stderr, f"history stopped: {exc}")
     except Exception as exc:
         _err_line(sys.stderr, f"history stopped: {store.describe_error(exc)}")
+    finally:
+        gate.release(printed, time.time())
     return 0
 
 

@@ -3,29 +3,145 @@ formatters (main thread), before the live stream is printed."""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import IO, TYPE_CHECKING, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 from lazycelery.errors import UsageError
 from lazycelery.tail.buffer import Dropped, LineBuffer, Notice
-from lazycelery.tail.events import TailIndex
+from lazycelery.tail.events import TailIndex, _After
 from lazycelery.tail.filters import EventFilter
 from lazycelery.tail.format import Formatter, _clock_text
 from lazycelery.tail.sink import TailSink
 from lazycelery.tail.status import StatusReporter
 
 if TYPE_CHECKING:
+    from lazycelery.core.model import TaskRecord, WorkerRecord
     from lazycelery.store import Store, StoredGap
 
-__all__ = ["CHUNK", "RECORDER_LAG", "parse_since", "print_history"]
+__all__ = ["CATCH_UP", "CHUNK", "OVERLAP", "RECORDER_LAG", "LiveGate", "event_key",
+           "parse_since", "print_history", "wait_for_recorder"]
 
 #: events replayed per batch
 CHUNK: Final = 500
-#: After the live stream connects, history is read this much later, so that a recorder has
-#: written the events up to the switch (its writes lag the stream by a fraction of a second).
+#: With no live task event to look for in the store (an idle cluster), history is read this
+#: much after the live stream connected, so that a recorder has written what it had.
 RECORDER_LAG: Final = 0.5
+#: how long to wait for a running recorder to write the first event seen live
+CATCH_UP: Final = 5.0
+#: history events this close before the switch (seconds) are remembered to drop their live
+#: copies: the in-flight time of an event, and clock differences between hosts
+OVERLAP: Final = 120.0
+
+#: what identifies one event in history and live: (task id or worker, type, sender time)
+EventKey = tuple[str, str, float]
+
+
+def event_key(event: Mapping[str, Any]) -> EventKey | None:
+    who = event.get("uuid") or event.get("hostname")
+    kind, at = event.get("type"), event.get("timestamp")
+    if not isinstance(who, str) or not isinstance(kind, str) or not isinstance(at, (int, float)):
+        return None
+    return who, kind, float(at)
+
+
+_Held = tuple[Sequence[Mapping[str, Any]], Sequence["TaskRecord | WorkerRecord | None"],
+              "Sequence[_After | None] | None"]
+
+
+class LiveGate:
+    """Between the ingest thread and tail's sink while history is printed: live batches are
+    held (with the per-event states the index took) until ``release``; from then on, a live
+    event history already printed (same task, type and sender time) is dropped. The switch
+    from history to live thus loses nothing live saw and prints nothing twice."""
+
+    def __init__(self, sink: Any, index: TailIndex, hold_max: int = 1_000_000) -> None:
+        self._sink = sink
+        self._index = index
+        self._lock = threading.Lock()
+        self._held: list[_Held] | None = []
+        self._held_events = 0
+        self._hold_max = hold_max
+        self._releasing = False  # the main thread passes held batches on: keep queueing
+        self._printed: set[EventKey] = set()
+        self._until = 0.0
+        #: the first task event seen live: when the store has it, a recorder caught up
+        self.first_task: EventKey | None = None
+        self.dropped = 0
+
+    def on_batch(self, events: Sequence[Mapping[str, Any]],
+                 touched: Sequence[TaskRecord | WorkerRecord | None]) -> None:
+        after = self._index.take_after(len(events))
+        with self._lock:
+            if self.first_task is None:
+                for event in events:
+                    if str(event.get("type", "")).startswith("task-"):
+                        self.first_task = event_key(event)
+                        break
+            if self._held is not None and (self._releasing
+                                           or self._held_events < self._hold_max):
+                self._held.append((events, touched, after))
+                self._held_events += len(events)
+                return
+            self._pass(events, touched, after)
+
+    def release(self, printed: set[EventKey], until: float) -> None:
+        """History is printed (``printed``: the keys of its events near the switch, up to
+        ``until``): pass the held batches on without those events, then every live one."""
+        with self._lock:
+            self._printed, self._until = printed, until
+            self._releasing = True
+        while True:
+            # pass on what is held without holding the lock: the ingest thread goes on
+            # queueing behind it meanwhile, and is only stopped for the last handful
+            with self._lock:
+                held = self._held or []
+                if len(held) <= 8:
+                    for events, touched, after in held:
+                        self._pass(events, touched, after)
+                    self._held = None
+                    return
+                self._held = []
+                self._held_events = 0
+            for events, touched, after in held:
+                self._pass(events, touched, after)
+
+    def _pass(self, events: Sequence[Mapping[str, Any]],
+              touched: Sequence[TaskRecord | WorkerRecord | None],
+              after: Sequence[_After | None] | None) -> None:
+        printed = self._printed
+        if printed:
+            keep = [i for i, e in enumerate(events)
+                    if not (float(e.get("timestamp") or 0.0) < self._until + OVERLAP
+                            and event_key(e) in printed)]
+            if len(keep) < len(events):
+                self.dropped += len(events) - len(keep)
+                events = [events[i] for i in keep]
+                touched = [touched[i] for i in keep if i < len(touched)]
+                after = [after[i] for i in keep] if after is not None else None
+        if events:
+            self._sink.on_batch(events, touched, after)
+
+
+def wait_for_recorder(store: Store, gate: LiveGate, timeout: float = CATCH_UP,
+                      idle: float = RECORDER_LAG) -> bool:
+    """Wait until the store holds the first task event tail saw live (a running recorder has
+    then written everything before the switch), at most ``timeout`` s; with no live task
+    event within ``idle`` s there is nothing in flight to wait for. True if caught up."""
+    start = time.monotonic()
+    while True:
+        key = gate.first_task
+        waited = time.monotonic() - start
+        if key is None:
+            if waited >= idle:
+                return True
+        elif any(t.type == key[1] and t.time == key[2] for t in store.transitions_of(key[0])):
+            return True
+        if waited >= timeout:
+            return False
+        time.sleep(0.05)
 
 
 def parse_since(text: str, now: float | None = None) -> float:
@@ -54,9 +170,11 @@ def _gap_text(gap: StoredGap) -> str:
 
 def print_history(store: Store, since: float, until: float, *, event_filter: EventFilter,
                   formatter: Formatter, out: IO[bytes], say: Callable[[str], None],
-                  max_tasks: int, limit: int | None = None) -> int:
+                  max_tasks: int, limit: int | None = None,
+                  seen: set[EventKey] | None = None, seen_from: float = 0.0) -> int:
     """Write the matching history lines to ``out``; returns how many were written. Gaps in
-    the record are said on stderr (``say``) where they fall."""
+    the record are said on stderr (``say``) where they fall. ``seen`` collects the keys of
+    the events from ``seen_from`` on (printed or not: live copies of them are dropped)."""
     from lazycelery.store import StoredGap
     from lazycelery.store.history import history_events
 
@@ -88,6 +206,10 @@ def print_history(store: Store, since: float, until: float, *, event_filter: Eve
                 say(_gap_text(item))
                 continue
             chunk.append(item)
+            if seen is not None and float(item.get("timestamp") or 0.0) >= seen_from:
+                key = event_key(item)
+                if key is not None:
+                    seen.add(key)
             if len(chunk) >= CHUNK and flush():
                 break
         else:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from lazycelery.core.model import TaskRecord, WorkerRecord
 from lazycelery.tail.buffer import LineBuffer, Notice
-from lazycelery.tail.events import TailIndex, enrich
+from lazycelery.tail.events import TailIndex, _After, enrich
 from lazycelery.tail.filters import EventFilter, _query_matches
 from lazycelery.tail.format import Formatter
 from lazycelery.tail.status import StatusReporter
@@ -15,7 +15,14 @@ from lazycelery.tail.status import StatusReporter
 if TYPE_CHECKING:
     from lazycelery.core.ingest_status import IngestStatus
 
-__all__ = ["TailSink"]
+__all__ = ["TAKE", "TailSink"]
+
+
+class _Take:
+    """``on_batch``'s default: take the per-event states from the index."""
+
+
+TAKE = _Take()
 
 
 class TailSink:
@@ -33,10 +40,14 @@ class TailSink:
         self.errors = 0
 
     def on_batch(self, events: Sequence[Mapping[str, Any]],
-                 touched: Sequence[TaskRecord | WorkerRecord | None]) -> None:
+                 touched: Sequence[TaskRecord | WorkerRecord | None],
+                 after: Sequence[_After | None] | _Take | None = TAKE) -> None:
+        """Filter, format and queue a batch. ``after``: the per-event states the index took
+        (``TailIndex.take_after``), when the caller took them already (``tail.history``)."""
         if self.limit is not None and self.queued >= self.limit:
             return
-        after = self.index.take_after(len(events))
+        if isinstance(after, _Take):
+            after = self.index.take_after(len(events))
         lines: list[bytes] = []
         for i, event in enumerate(events):
             kind = event.get("type")

@@ -51,6 +51,7 @@ from lazycelery.tui.plugins import PluginInfo, builtin_panes
 from lazycelery.tui.registry import Command, CommandRegistry, build_key_bindings
 from lazycelery.tui.screen.detail import DetailModel
 from lazycelery.tui.screen.help import HelpModel
+from lazycelery.tui.screen.history import HistorySource
 from lazycelery.tui.screen.lists import ListModel
 from lazycelery.tui.screen.model import LIST_PANES, ScreenModel
 from lazycelery.tui.screen.palette import PaletteState
@@ -95,11 +96,15 @@ class Dashboard:
                  plugins: Sequence[PluginInfo] = (), settings: Settings | None = None,
                  output: Output | None = None, color: bool = True,
                  clock: Callable[[], float] = time.time,
-                 min_redraw_interval: float = 0.03, refresh_interval: float | None = 1.0) -> None:
+                 min_redraw_interval: float = 0.03, refresh_interval: float | None = 1.0,
+                 history: HistorySource | None = None) -> None:
         self._app: Application[int] | None = None
         # resolved before the layout is built: the layout asks for the terminal size
         self.output = output if output is not None else create_output()
         self.screen = ScreenModel(index, info=info, feed=feed, clock=clock, shell=self)
+        if history is not None:  # before the panes are built: the task list marks its tasks
+            history.on_change = self.invalidate
+            self.screen.attach_history(history)
         #: operator actions (retry, revoke, purge, worker control), dialogs and their messages
         self.operator = Operator(self.screen, self)
         self.filter_buffer = Buffer(
@@ -375,6 +380,8 @@ class Dashboard:
             self.screen.ingestor.start()
         if self.screen.monitor is not None:
             self.screen.monitor.start()
+        if self.screen.history is not None:
+            self.screen.history.start()
         self.operator.start()
 
     def shutdown(self) -> None:
@@ -385,6 +392,8 @@ class Dashboard:
             self.screen.ingestor.stop(2.0)
         if self.screen.monitor is not None:
             self.screen.monitor.stop(2.0)
+        if self.screen.history is not None:
+            self.screen.history.stop(2.0)
         self.plugins.close()
         self.operator.stop()
 

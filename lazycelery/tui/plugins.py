@@ -54,6 +54,7 @@ DISTRIBUTION: Final = "lazycelery"
 #: what a pane name (and a pane command's name) may be
 NAME_PATTERN: Final = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _FREE_KEYS: Final = tuple("56789")
+_KEY_ORDER: Final = "1234567890"
 _MAX_REASON: Final = 240
 
 LOADED: Final = "loaded"
@@ -198,7 +199,9 @@ def discover(selection: Selection | None = None,
             info.state, info.reason = DISABLED, refusal
             continue
         _load(info, ep)
-    out = sorted(builtins.values(), key=lambda i: (i.key is None, i.key or "", i.name))
+    # in keyboard order: 1 ... 9, 0, then letters (e: errors)
+    out = sorted(builtins.values(), key=lambda i: (i.key is None, _KEY_ORDER.find(i.key or "")
+                                                   % 11, i.key or "", i.name))
     _check_names(others, frozenset(builtins))
     out += others
     _assign_keys(out)
@@ -267,7 +270,8 @@ def _check_names(others: list[PluginInfo], builtins: frozenset[str]) -> None:
 
 
 def _assign_keys(infos: list[PluginInfo]) -> None:
-    """Built-ins keep 1-4; a plugin gets the key it asks for when free, else the next of 5-9."""
+    """Built-ins keep 1-4 and e (errors); a plugin gets the key it asks for when free, else
+    the next of 5-9."""
     taken = {i.key for i in infos if i.builtin}
     wanted = [i for i in infos if not i.builtin and i.loaded]
     for info in wanted:

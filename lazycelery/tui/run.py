@@ -11,12 +11,13 @@ from lazycelery.core.index import TaskIndex
 from lazycelery.errors import LazyCeleryError
 from lazycelery.tui.app import Dashboard
 from lazycelery.tui.plugins import PluginInfo, Selection, discover
+from lazycelery.tui.screen.history import HistorySource
 from lazycelery.tui.screen.sources import DashboardInfo, QueueMonitorLike
 
 if TYPE_CHECKING:
     from lazycelery.config import Settings
 
-__all__ = ["check_panes", "connect_operator", "run_dashboard"]
+__all__ = ["check_panes", "connect_operator", "history_source", "run_dashboard"]
 
 
 def _queue_monitor(settings: Settings) -> tuple[QueueMonitorLike | None, str | None]:
@@ -57,6 +58,19 @@ def connect_operator(d: Dashboard, settings: Settings, monitor: object | None) -
     d.operator.attach(actions, queue_ops=queue_ops, reconciler=reconciler, on_purged=on_purged)
 
 
+def history_source(settings: Settings, index: TaskIndex) -> HistorySource | None:
+    """The history reader for the store in use: ``--store``, ``$LAZYCELERY_STORE`` or the
+    environment's ``store``; the default SQLite file only if a recorder has created it (the
+    dashboard says nothing of a store nobody records into)."""
+    from lazycelery.store import default_store_path, default_store_url
+
+    if settings.store_url:
+        return HistorySource(settings.store_url, index)
+    if not default_store_path().exists():  # a stat, not a database call
+        return None
+    return HistorySource(default_store_url(), index, quiet_missing=True)
+
+
 def run_dashboard(settings: Settings, *, no_plugins: bool = False) -> int:
     """Build the index, the ingest thread and the queue monitor, and run the dashboard."""
     from lazycelery.core.ingest import Ingestor
@@ -67,7 +81,8 @@ def run_dashboard(settings: Settings, *, no_plugins: bool = False) -> int:
                          read_only=settings.read_only, queues_unavailable=unavailable)
     plugins = discover(Selection.from_environment(no_plugins=no_plugins))
     dashboard = Dashboard(index, info=info, keys=settings.keys, color=not settings.no_color,
-                          plugins=plugins, settings=settings)
+                          plugins=plugins, settings=settings,
+                          history=history_source(settings, index))
     # wakeup=False: the wakeup is a `heartbeat` broadcast to every worker on the broker;
     # workers appear with their next regular heartbeat (2 s by default) instead.
     ingestor = Ingestor(

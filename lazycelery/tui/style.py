@@ -104,6 +104,9 @@ DEFAULT_THEME: Final[Mapping[str, str]] = {
     "messages.info": "ansiyellow",
     "messages.working": "ansicyan",
     "task.unknown": "ansiyellow italic",
+    # tasks read from the history store, and those the store has only from the result backend
+    "task.history": "ansicyan",
+    "task.backfilled": "ansimagenta bold",
     # a row or part of the screen that could not be shown (lazycelery.tui.guard)
     "render.error": "ansired",
 }

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from lazycelery.core.index import TaskIndex
+from lazycelery.core.index import BACKFILLED, FROM_HISTORY, TaskIndex
 from lazycelery.core.model import TaskRecord
 from lazycelery.panes_api import PaneViewBase
 from lazycelery.tui.format import clock_time, duration, lines_of, one_line, short_id, wrap
 from lazycelery.tui.screen.builtin import BODY, BuiltinPane, ScreenContext
+from lazycelery.tui.screen.model import LOADING
 from lazycelery.tui.screen.render_errors import MARKER_STYLE, SECTION_MARKER, RenderErrors
 from lazycelery.tui.style import state_class
 
@@ -83,9 +84,23 @@ def _block(value: object, width: int, style: str = "") -> list[DetailLine]:
     return out
 
 
-def _fields(rec: TaskRecord, width: int) -> list[DetailLine]:
+def origin_text(origin: int) -> str | None:
+    """What the detail says of a record that came from the history store."""
+    if origin & BACKFILLED:
+        return ("backfilled: read from the result backend after a gap in the record (no "
+                "event of it was recorded; times and worker may be missing)")
+    if origin & FROM_HISTORY:
+        return "from history (the store; events seen live are merged in)"
+    return None
+
+
+def _fields(rec: TaskRecord, width: int, origin: int = 0) -> list[DetailLine]:
     out = [_heading("Fields")]
     out += _field("id", rec.uuid, width=width)
+    text = origin_text(origin)
+    if text is not None:
+        style = "class:task.backfilled" if origin & BACKFILLED else "class:task.history"
+        out += _field("source", text, style, width)
     state_note = " (reconciled: corrected from the result backend or a worker after missed " \
         "events)" if rec.reconciled and rec.unknown_since is None else ""
     out += _field("state", one_line(rec.state) + state_note, state_class(rec.state), width)
@@ -202,8 +217,8 @@ def _family(rec: TaskRecord, index: TaskIndex, width: int) -> list[DetailLine]:
                       ("class:detail.label", f"  {short_id(uuid)}")]
             if node is rec:
                 frags.append(("class:detail.current", "  ◀ this task"))
-        out.append(DetailLine(frags, link=uuid if node is not None and node is not rec
-                              else None))
+        # a task not in memory opens from the history store (if there is one)
+        out.append(DetailLine(frags, link=uuid if node is not rec else None))
         if uuid in seen or depth >= _MAX_DEPTH:
             return
         seen.add(uuid)
@@ -219,14 +234,21 @@ def _family(rec: TaskRecord, index: TaskIndex, width: int) -> list[DetailLine]:
 
 
 def build_detail(rec: TaskRecord, index: TaskIndex, width: int,
-                 errors: RenderErrors | None = None) -> list[DetailLine]:
+                 errors: RenderErrors | None = None, *, origin: int = 0) -> list[DetailLine]:
     """Every line of the detail view for ``rec`` at ``width`` cells; a section that raises
-    shows a marker line (counted in ``errors``) and the others are still shown."""
+    shows a marker line (counted in ``errors``) and the others are still shown. ``origin``:
+    the record's FROM_HISTORY / BACKFILLED / LOADING bits."""
+    if origin & LOADING:
+        return [DetailLine([("class:detail.title", short_id(rec.uuid)), ("", "  "),
+                            ("class:task.history", "loading from history…")]),
+                DetailLine([]),
+                DetailLine([("class:detail.label", f"  {one_line(rec.uuid)} is not in memory; "
+                             "reading it from the store")])]
     title: StyleAndTextTuples = [("class:detail.title", one_line(rec.name or "?")), ("", "  "),
                                  (state_class(rec.state), one_line(rec.state))]
     lines = [DetailLine(title), DetailLine([])]
     sections: list[tuple[str, Callable[[], list[DetailLine]]]] = [
-        ("Fields", lambda: _fields(rec, width)),
+        ("Fields", lambda: _fields(rec, width, origin)),
         ("History", lambda: _history(rec)),
         ("Args", lambda: _text_section("Args", rec.args, rec.args_truncated, width)),
         ("Kwargs", lambda: _text_section("Kwargs", rec.kwargs, rec.kwargs_truncated, width)),
@@ -258,8 +280,16 @@ def detail_title(screen: ScreenModel) -> StyleAndTextTuples:
         if screen.ui.detail_stack:
             out.append(("", f"  (opened from the family tree; esc goes back "
                         f"{len(screen.ui.detail_stack)})"))
-        if screen.index.get(rec.uuid) is not rec:
-            out.append(("bold", "  EVICTED from memory"))
+        origin = screen.origin(rec)
+        if origin & LOADING:
+            out.append(("class:task.history", "  loading from history…"))
+        elif origin & BACKFILLED:
+            out.append(("class:task.backfilled", "  BACKFILLED"))
+        elif screen.index.get(rec.uuid) is not rec:
+            out.append(("bold", "  FROM HISTORY" if origin & FROM_HISTORY
+                        else "  EVICTED from memory"))
+        elif origin & FROM_HISTORY:
+            out.append(("class:task.history", "  from history"))
     if screen.stale:
         out.append(("bold", "  STALE"))
     return out

@@ -57,6 +57,10 @@ def header_text(screen: ScreenModel) -> StyleAndTextTuples:
             ("class:header.value", percent(screen.rates.success_rate(300)))]
     if index.evicted:
         out += [_SEP, ("class:header.label", f"evicted {number(index.evicted)}")]
+    history = screen.history
+    if history is not None and history.status:
+        style = "class:header.label" if history.on else "class:conn.reconnecting"
+        out += [_SEP, (style, one_line(history.status))]
     skipped = getattr(status, "skipped", 0)
     if isinstance(skipped, int) and skipped > 0:  # bad input (lazycelery.core.sanitize)
         out += [_SEP, ("class:header.label", f"{number(skipped)} bad events skipped")]

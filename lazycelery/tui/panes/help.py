@@ -31,7 +31,8 @@ FILTER_HELP: Final = (
     ("exc:Timeout  tb:line", "exception text, traceback text"),
     ("args: kwargs: result:", "the repr strings Celery sends in events"),
     ("runtime>2s  retries>=1", "comparisons: > >= < <= = (ms, s, m, h)"),
-    ("since:10m  before:1h", "activity within / not within the last 10 minutes (or ISO time)"),
+    ("since:10m  before:1h", "activity within / not within the last 10 minutes (or ISO time);"
+     " with --store, a range past memory is read from the store"),
     ("-state:success", "a leading - negates any term; terms are AND-ed"),
 )
 

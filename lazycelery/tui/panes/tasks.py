@@ -5,8 +5,10 @@ made when the dashboard creates the pane."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from lazycelery.core.index import BACKFILLED, FROM_HISTORY
 from lazycelery.core.model import TaskRecord
 from lazycelery.panes_api import PaneViewBase
 from lazycelery.tui.columns import Cell, Column
@@ -45,8 +47,29 @@ def _state(rec: TaskRecord) -> Cell:
     return state_class(rec.state), rec.state
 
 
-def task_columns() -> list[Column[TaskRecord]]:
+#: the mark column: a task from the history store, a backfilled one (docs/dashboard.md)
+HISTORY_MARK = "H"
+BACKFILLED_MARK = "B"
+
+
+def _mark_cell(origin: Callable[[TaskRecord], int]) -> Callable[[TaskRecord], Cell]:
+    def cell(rec: TaskRecord) -> Cell:
+        bits = origin(rec)
+        if bits & BACKFILLED:
+            return "class:task.backfilled", BACKFILLED_MARK
+        if bits & FROM_HISTORY:
+            return "class:task.history", HISTORY_MARK
+        return "", ""
+    return cell
+
+
+def task_columns(origin: Callable[[TaskRecord], int] | None = None) -> list[Column[TaskRecord]]:
+    """The task table's columns; with ``origin`` (a history store is open) a first column
+    marks tasks read from the store (H) and backfilled ones (B)."""
+    marks: list[Column[TaskRecord]] = [Column("", _mark_cell(origin), width=1)] \
+        if origin is not None else []
     return [
+        *marks,
         Column("TIME", lambda r: ("", clock_time(r.first_seen or r.last_seen)), width=8,
                priority=3),
         Column("STATE", _state, width=8),
@@ -64,11 +87,14 @@ def tasks_title(screen: ScreenModel) -> StyleAndTextTuples:
     shown, total = len(view), view.total
     parts: StyleAndTextTuples = [("bold", f" {PANE.key} {PANE.title} "), ("", f" {number(shown)}")]
     if view.filter_text:
-        parts.append(("", f" of {number(total)}  / {one_line(view.filter_text)}"))
+        where = " in memory" if view.history_count else ""
+        parts.append(("", f" of {number(total)}{where}  / {one_line(view.filter_text)}"))
     arrow = "↓" if view.descending else "↑"
     parts.append(("", f"  sort {view.sort_column} {arrow}"))
     if view.follow and view.sort_column == "time":
         parts.append(("bold", "  FOLLOW"))
+    if screen.history_query:
+        parts.append(("class:task.history", f"  {screen.history_query}"))
     if view.busy:
         what = {"scan": "filtering", "compact": "compacting"}.get(view.busy_kind or "", "working")
         parts.append(("", f"  {what} {view.progress * 100:.0f}%"))
@@ -95,7 +121,7 @@ class TasksView(PaneViewBase):
         screen = ctx.screen
         tasks = screen.tasks
         self.table: VirtualTable[TaskRecord] = VirtualTable(
-            lambda: tasks, task_columns(),
+            lambda: tasks, task_columns(screen.origin if screen.history is not None else None),
             focused=lambda: screen.ui.pane == "tasks",
             selection_key=lambda: id(tasks.selected) if tasks.selected is not None else None,
             empty_text=lambda: _empty(screen), errors=screen.render_errors,

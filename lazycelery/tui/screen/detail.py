@@ -30,11 +30,12 @@ class DetailModel(Generic[L]):
     """Cursor and scroll over the detail lines of one task (lines cached per index version)."""
 
     def __init__(self, index: TaskIndex,
-                 build: Callable[[TaskRecord, TaskIndex, int, RenderErrors], Sequence[L]]
-                 | None = None) -> None:
+                 build: Callable[..., Sequence[L]] | None = None) -> None:
         self.index = index
         #: makes the lines of a task at a width (set by the detail pane when it is mounted)
         self.build = build
+        #: FROM_HISTORY / BACKFILLED / LOADING bits of a record (the screen model's)
+        self.origin: Callable[[TaskRecord], int] = lambda _rec: 0
         #: sections that could not be built are counted here (the dashboard shares one)
         self.errors = RenderErrors()
         self.record: TaskRecord | None = None
@@ -43,21 +44,22 @@ class DetailModel(Generic[L]):
         #: set by a section jump: the next render puts the cursor line at the top
         self.anchor_top = False
         self._lines: list[L] = []
-        self._key: tuple[int, int, int] = (0, -1, -1)
+        self._key: tuple[int, int, int, int] = (0, -1, -1, 0)
 
     def show(self, rec: TaskRecord | None) -> None:
         if rec is not self.record:
             self.record = rec
             self.cursor = 0
-            self._key = (0, -1, -1)
+            self._key = (0, -1, -1, 0)
 
     def lines(self, width: int) -> list[L]:
         rec = self.record
         if rec is None or self.build is None:
             return []
-        key = (id(rec), self.index.version, width)
+        origin = self.origin(rec)
+        key = (id(rec), self.index.version, width, origin)
         if key != self._key:
-            self._lines = list(self.build(rec, self.index, width, self.errors))
+            self._lines = list(self.build(rec, self.index, width, self.errors, origin=origin))
             self._key = key
             self.cursor = min(self.cursor, max(0, len(self._lines) - 1))
         return self._lines

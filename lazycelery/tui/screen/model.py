@@ -12,6 +12,7 @@ Threads: only ``feed`` is touched by the ingest thread; everything else runs on 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol
@@ -27,7 +28,9 @@ from lazycelery.core.queue_history import QueueHistory
 from lazycelery.core.task_list import TaskListView
 from lazycelery.core.worker_rows import WorkerRow, worker_rows
 from lazycelery.tui.screen.detail import DetailModel
+from lazycelery.tui.screen.errors import ErrorsModel
 from lazycelery.tui.screen.help import HelpModel
+from lazycelery.tui.screen.history import HistorySource, LookupDone, RangePage
 from lazycelery.tui.screen.lists import ListModel
 from lazycelery.tui.screen.palette import PaletteState
 from lazycelery.tui.screen.render_errors import RenderErrors
@@ -35,10 +38,16 @@ from lazycelery.tui.screen.shell import FILTER_INPUT, PALETTE_INPUT, NullShell, 
 from lazycelery.tui.screen.sources import DashboardInfo, QueueMonitorLike
 from lazycelery.tui.screen.state import UiState
 
-__all__ = ["LIST_PANES", "LIVE_FILTER_LIMIT", "CommandSource", "PaletteCommand", "ScreenModel"]
+__all__ = ["LIST_PANES", "LIVE_FILTER_LIMIT", "LOADING", "CommandSource", "PaletteCommand",
+           "ScreenModel"]
 
 #: below this many tasks the filter applies while you type; above, on enter
 LIVE_FILTER_LIMIT: Final = 100_000
+#: a full task id in an ``id:`` / ``uuid:`` term (a lookup by id in the store)
+_FULL_ID: Final = re.compile(r"(?:^|\s)(?:id|uuid):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                             r"[0-9a-f]{4}-[0-9a-f]{12})(?=\s|$)")
+#: origin bit of a task being read from the history store (``ScreenModel.origin``)
+LOADING: Final = 4
 #: the panes whose cursor and enter key the model drives (their lists are its own); any other
 #: pane, built-in or plugin, gets the cursor keys in its view's ``move``
 LIST_PANES: Final = ("workers", "queues", "tasks", "detail")
@@ -82,6 +91,8 @@ class ScreenModel:
         self.queue_history = QueueHistory()
         self.queue_snapshot: QueueSnapshot | None = None
         self.rates = EventRates(clock=clock)
+        #: error groups, fed from every batch (the errors pane shows them)
+        self.errors = ErrorsModel(lookup=index.get, clock=clock)
         #: rows and panes that raised while drawn (shown as markers; the header says how many)
         self.render_errors = RenderErrors()
         #: the lines are the detail pane's (``panes.detail.DetailLine``)
@@ -99,6 +110,19 @@ class ScreenModel:
         self._page_rows: dict[str, Callable[[], int]] = {
             "detail": lambda: self.detail.page_rows, "help": lambda: self.help.page_rows}
         self._history_pos = 0
+        #: the history store's reader (None: no store)
+        self.history: HistorySource | None = None
+        self._history_loaded = 0
+        self._queried: object = None  # the predicate the running history query is for
+        #: what the running history query is doing ("" when none runs), for the task title
+        self.history_query = ""
+        self._query_found = 0
+        # tasks opened from the store by id (the detail of an evicted / never seen task)
+        self._from_store: dict[str, tuple[TaskRecord, int]] = {}
+        self._not_stored: set[str] = set()
+        # full task ids of an ``id:`` filter that memory does not hold, asked of the store
+        self._id_lookups: set[str] = set()
+        self.detail.origin = self.origin
 
     # ------------------------------------------------------------------ sources
 
@@ -108,6 +132,9 @@ class ScreenModel:
             self.ingestor = ingestor
         if monitor is not None:
             self.monitor = monitor
+
+    def attach_history(self, source: HistorySource) -> None:
+        self.history = source
 
     @property
     def ingest_status(self) -> IngestStatus | None:
@@ -142,9 +169,12 @@ class ScreenModel:
         if events:
             self.last_event_at = self.clock()
             self.rates.add(events, now=self.last_event_at)
+            self.errors.feed(events)
         self.tasks.sync(records)
         if self.tasks.busy:
             self.shell.schedule_work()
+        if self.history is not None:
+            self._pull_history(self.history)
         self.workers.set_items(worker_rows(self.index, self.clock()))
         if self.monitor is not None:
             snapshot = self.monitor.snapshot
@@ -154,6 +184,125 @@ class ScreenModel:
                 self.queues.set_items(sorted(snapshot.queues, key=lambda q: q.name))
         if self.ui.pane == "detail":
             self.detail.show(self.detail_record())
+
+    # ------------------------------------------------------------------ history
+
+    def _pull_history(self, history: HistorySource) -> None:
+        """Take the history thread's answers; start or cancel a range query when the filter
+        changed. O(answers) per frame; the database is never waited on here."""
+        if history.loaded != self._history_loaded:
+            self._history_loaded = history.loaded
+            self.tasks.rebuild()  # tasks taken in from the store: arrival order by time
+            if self.tasks.busy:
+                self.shell.schedule_work()
+        for answer in history.take():
+            if isinstance(answer, LookupDone):
+                self._looked_up(answer)
+            elif isinstance(answer, RangePage) and answer.generation == history.generation:
+                self._query_found += self.tasks.add_history(answer.records)
+                if answer.done:
+                    cut = f" (the first {self._query_found:,}: narrow the range)" \
+                        if answer.cut else ""
+                    self.history_query = f"+{self._query_found:,} from history{cut}"
+                else:
+                    self.history_query = f"searching history… +{self._query_found:,}"
+        if not history.on and self.history_query.startswith("searching"):
+            self.history_query = ""  # the store went away meanwhile (the header says why)
+        predicate = self.tasks.predicate
+        if predicate is not self._queried:
+            self._queried = predicate
+            self._start_query(history)
+
+    def _start_query(self, history: HistorySource) -> None:
+        """A filter whose ``since:`` / ``before:`` range reaches past the oldest task in
+        memory reads the rest of the range from the store."""
+        predicate = self.tasks.predicate
+        self._query_found = 0
+        self.history_query = ""
+        self._id_lookups = set()
+        since, until = predicate.time_range if predicate is not None else (None, None)
+        if predicate is not None and history.on and since is None and until is None:
+            # `id:<full task id>` of a task memory does not hold: ask the store for it
+            ids = {u for u in _FULL_ID.findall(predicate.text) if self.index.get(u) is None}
+            for uuid in ids:
+                history.lookup(uuid)
+            if ids:
+                self._id_lookups = ids
+                self.history_query = "searching history…"
+        if predicate is None or (since is None and until is None) or not history.on:
+            history.cancel()
+            return
+        # memory holds the least recently active tasks last (LRU), and the start-up load took
+        # the most recent of the store: a range after the oldest task in memory is all there
+        oldest = self.index.oldest_activity()
+        if oldest is not None and since is not None and since >= oldest and history.loaded:
+            history.cancel()
+            return
+        history.query(predicate, since, until)
+        self.history_query = "searching history…"
+
+    def _looked_up(self, answer: LookupDone) -> None:
+        if answer.uuid in self._id_lookups:  # asked for by an `id:` filter
+            self._id_lookups.discard(answer.uuid)
+            if answer.record is not None:
+                self._query_found += self.tasks.add_history([(answer.record, answer.mark)])
+            if not self._id_lookups:
+                self.history_query = f"+{self._query_found:,} from history"
+            if answer.record is None or self.ui.pane != "detail":
+                return
+        if answer.record is None:
+            if len(self._not_stored) >= 256:
+                self._not_stored.clear()
+            self._not_stored.add(answer.uuid)
+            self.ui.flash(f"task {answer.uuid} is neither in memory nor in history")
+            stack = self.ui.detail_stack
+            if stack and stack[-1].uuid == answer.uuid and self.index.get(answer.uuid) is None:
+                stack.pop()
+            return
+        record = answer.record
+        shown = self.ui.detail_stack[-1] if self.ui.detail_stack else self.tasks.selected
+        if shown is not None and shown.uuid == answer.uuid:
+            # a record evicted while shown may know more than the store yet (a recorder
+            # lags the stream): merged, the newer state wins whichever side has it
+            from lazycelery.store.rows import merge_records
+
+            record = merge_records(record, shown)
+        if len(self._from_store) >= 256:
+            self._from_store.clear()
+        self._from_store[answer.uuid] = (record, answer.mark)
+
+    def open_from_history(self, uuid: str) -> bool:
+        """Open the detail of a task memory does not hold: "loading from history…" until the
+        store answers. False when there is no store to ask."""
+        if self.history is None or not self.history.on:
+            return False
+        if uuid not in self._from_store:
+            self.history.lookup(uuid)
+        ui = self.ui
+        if ui.pane != "detail":
+            ui.detail_return = ui.pane
+            ui.detail_stack.clear()
+            ui.pane = "detail"
+            self.tasks.follow = False
+        ui.detail_stack.append(TaskRecord(uuid=uuid))
+        self.detail.show(self.detail_record())
+        self.shell.refocus()
+        return True
+
+    def history_loading(self, uuid: str) -> bool:
+        return self.history is not None and self.history.loading(uuid) and \
+            uuid not in self._from_store
+
+    def origin(self, rec: TaskRecord) -> int:
+        """FROM_HISTORY / BACKFILLED / LOADING bits of a shown record (0: live only)."""
+        if self.history_loading(rec.uuid) and self.index.get(rec.uuid) is None:
+            return LOADING
+        if self.index.get(rec.uuid) is rec:
+            return self.index.mark(rec.uuid)
+        found = self._from_store.get(rec.uuid)
+        if found is not None and found[0] is rec:
+            return found[1]
+        return self.tasks.history_mark(rec.uuid)
 
     def navigates(self, context: str) -> bool:
         """The cursor keys in ``context`` move one of the model's lists (or the help)."""
@@ -169,9 +318,18 @@ class ScreenModel:
         self.shell.quit()
 
     def detail_record(self) -> TaskRecord | None:
-        if self.ui.detail_stack:
-            return self.ui.detail_stack[-1]
-        return self.tasks.selected
+        rec = self.ui.detail_stack[-1] if self.ui.detail_stack else self.tasks.selected
+        if rec is None or self.history is None:
+            return rec
+        live = self.index.get(rec.uuid)
+        if live is not None:
+            return live if self.ui.detail_stack else rec
+        if rec.uuid in self._from_store:
+            return self._from_store[rec.uuid][0]
+        if self.tasks.history_mark(rec.uuid) == 0 and self.ui.pane == "detail" and \
+                rec.uuid not in self._not_stored:
+            self.history.lookup(rec.uuid)  # evicted while shown: the store has it whole
+        return rec
 
     def toggle_help(self) -> None:
         if self.ui.overlay == "help":
@@ -299,7 +457,8 @@ class ScreenModel:
             uuid = self.detail.link()
             rec = self.index.get(uuid) if uuid else None
             if rec is None:
-                self.ui.flash("that task is not in memory")
+                if uuid is None or not self.open_from_history(uuid):
+                    self.ui.flash("that task is not in memory")
                 return
             self.ui.detail_stack.append(rec)
             self.detail.show(rec)
