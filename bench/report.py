@@ -170,6 +170,12 @@ def store(r: dict[str, Any]) -> str:
                             "peak queued (paced)", "bytes on disk per task"], rows)
 
 
+def mask(r: dict[str, Any]) -> str:
+    import bench_mask
+
+    return str(bench_mask.markdown(r))
+
+
 SECTIONS = [
     ("inprocess", "1. In-process decode + index update (recorded Redis stream, no network)", inprocess),
     ("redis", "2. End to end over Redis", lambda r: e2e(r, "redis")),
@@ -178,6 +184,7 @@ SECTIONS = [
     ("startup", "5. Startup", startup),
     ("gap", "6. Gap detection", gap),
     ("store", "9. Recording into the history store", store),
+    ("mask", "12. Masking at ingest", mask),
 ]
 
 

@@ -2,8 +2,8 @@
 
     python bench/run.py [--quick] [--only NAME[,NAME]] [--repeats N] [--publisher replay|live]
 
-Names: inprocess, redis, amqp, memory, startup, gap, store, otel. Never run by the test suite;
-asserts nothing.
+Names: inprocess, redis, amqp, memory, startup, gap, store, otel, mask. Never run by the test
+suite; asserts nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 from common import RESULTS, environment, loadavg, log
 
-NAMES = ("startup", "inprocess", "memory", "redis", "amqp", "gap", "store", "otel")
+NAMES = ("startup", "inprocess", "memory", "redis", "amqp", "gap", "store", "otel", "mask")
 
 
 def _run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -53,6 +53,10 @@ def _run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
         import bench_store
 
         return bench_store.run(args.quick)
+    if name == "mask":
+        import bench_mask
+
+        return bench_mask.run(args.quick, repeats=args.repeats or (3 if args.quick else 7))
     raise ValueError(name)
 
 

@@ -19,6 +19,7 @@ from lazycelery.config_file import (
     MAX_DEPTH,
     ConfigFile,
     Environment,
+    MaskConfig,
     default_config_path,
     load_file,
     unknown_environment,
@@ -82,6 +83,8 @@ class Settings:
     #: default SQLite file (``lazycelery.store.default_store_url``)
     store_url: str | None = None
     store_source: str = "default"
+    #: masking rules: the environment's ``[mask]`` over the top-level one; None = the defaults
+    mask: MaskConfig | None = None
     notes: tuple[str, ...] = ()
     _preimported_app: Celery | None = field(default=None, repr=False, compare=False)
     # Not an __init__ argument, so dataclasses.replace() gets a fresh app for its new settings.
@@ -165,6 +168,8 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -
         queues=tuple(dict.fromkeys(queues)),
         management_url=_resolve_management(environ, environment, env_name),
         **_resolve_store(args, environ, env_name, environment),
+        mask=(environment.mask.over(config.mask) if environment and environment.mask
+              else config.mask),
         notes=_notes(args, environ, broker_source, env_name, environment),
         _preimported_app=imported.app if imported else None,
     )

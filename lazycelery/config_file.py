@@ -22,14 +22,41 @@ else:
     # mypy targets 3.10 (pyproject.toml), so it checks this line even where tomli is absent.
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["MAX_DEPTH", "ConfigFile", "Environment", "OtelTable", "default_config_path", "load_file",
-           "unknown_environment"]
+__all__ = ["MAX_DEPTH", "ConfigFile", "Environment", "MaskConfig", "OtelTable",
+           "default_config_path", "load_file", "unknown_environment"]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 #: tables and arrays nested deeper than this are refused (no real setting needs more than 4)
 MAX_DEPTH = 32
 _TOO_DEEP = f"tables or arrays nested more than {MAX_DEPTH} levels deep"
 _TOML_POSITION = re.compile(r"\s*\((?:at line (\d+), column \d+|at end of document)\)$")
+
+
+class MaskConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """A ``[mask]`` table (top level, or ``[environments.NAME.mask]`` over it): which task
+    arguments are masked at ingest (docs/masking.md). Unset keys keep the defaults."""
+
+    #: false: no masking at all
+    enabled: bool | None = None
+    #: key names whose values are masked (case-insensitive, part of a name is enough);
+    #: replaces the default list
+    keys: tuple[str, ...] | None = None
+    #: key names added to the default list
+    extra_keys: tuple[str, ...] | None = None
+    #: built-in value patterns on: card, bearer, jwt, private_key, aws_key, url_password, email
+    patterns: tuple[str, ...] | None = None
+    #: your own value patterns (Python regular expressions)
+    regex: tuple[str, ...] | None = None
+    #: task name (or glob) -> field paths always masked: ``"billing.charge" = ["args[1]"]``
+    fields: dict[str, tuple[str, ...]] | None = None
+
+    def over(self, base: MaskConfig | None) -> MaskConfig:
+        """This table's keys over ``base``'s (an environment's table over the top level's)."""
+        if base is None:
+            return self
+        changes = {f: getattr(self, f) for f in self.__struct_fields__
+                   if getattr(self, f) is not None}
+        return msgspec.structs.replace(base, **changes)
 
 
 class Environment(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -45,6 +72,8 @@ class Environment(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     management_url: str | None = None
     #: history store: "sqlite:///path" or "postgresql://..." (docs/store.md)
     store: str | None = None
+    #: masking rules of this environment, over the top-level ``[mask]`` (docs/masking.md)
+    mask: MaskConfig | None = None
 
 
 class OtelTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -71,6 +100,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     environments: dict[str, Environment] = {}
     keys: dict[str, str] = {}
     otel: OtelTable = OtelTable()
+    mask: MaskConfig | None = None
 
 
 def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -142,8 +172,12 @@ def _validate(raw: dict[str, Any], path: Path) -> ConfigFile:
     environments = raw.get("environments")
     if isinstance(environments, dict):
         for name, table in environments.items():
+            if isinstance(table, dict) and isinstance(table.get("mask"), dict):
+                _convert(table["mask"], MaskConfig, path, ("environments", name, "mask"))
             environment: Environment = _convert(table, Environment, path, ("environments", name))
             _check_environment_urls(environment, path, name)
+    if isinstance(raw.get("mask"), dict):
+        _convert(raw["mask"], MaskConfig, path, ("mask",))
     keys = raw.get("keys")
     if isinstance(keys, dict):
         for command, spec in keys.items():

@@ -96,3 +96,29 @@ def test_an_unreadable_store_falls_back_to_the_file_in_one_line(
     assert captured.err == (f"lazycelery: audit: store sqlite:///{missing}: no such file "
                             f"(`lazycelery record` creates it); reading {audit_log}\n")
     assert "[t-9]" in captured.out and not missing.exists()
+
+
+def test_the_compliance_report_counts_the_store_and_the_file_once(
+        store_url: str, audit_log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import datetime, timezone
+
+    monkeypatch.setenv("LAZYCELERY_MASK_COUNTS", str(tmp_path / "counts.log"))
+    _actions(store_url).purge("emails", lambda queue: 3)  # in the file and the store
+    audit.record("revoke", ["t-2"], {"ok": True}, "prod")  # taken without the store: file only
+    other = audit.AuditEntry(time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                             user="ann", host="ops-2", environment="prod", action="revoke",
+                             targets=["t-1"], result={"ok": False})
+    store = open_store(store_url)
+    write_audit(store, other)  # another operator's: store only
+    store.close()
+    assert main(["report", "compliance", "--store", store_url, "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["actions_total"] == 3
+    assert {(a["user"], a["kind"], a["ok"], a["count"]) for a in doc["actions"]} == {
+        (other.user, "revoke", False, 1), (in_file_user(audit_log), "purge", True, 1),
+        (in_file_user(audit_log), "revoke", True, 1)}
+
+
+def in_file_user(path: Path) -> str:
+    return audit.read(path)[0].user

@@ -18,6 +18,7 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (0, "errors/text", ("lazycelery", "lazycelery.errors", "lazycelery.text", "lazycelery.urls")),
     (1, "config", ("lazycelery.config", "lazycelery.config_file", "lazycelery.celery_app")),
     (2, "broker", ("lazycelery.broker",)),
+    (2, "mask", ("lazycelery.mask",)),
     (3, "core", ("lazycelery.core",)),
     (4, "store", ("lazycelery.store",)),
     # span export from the event stream (headless; the OpenTelemetry SDK imported lazily)

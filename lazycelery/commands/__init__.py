@@ -18,6 +18,8 @@ COMMANDS: tuple[str, ...] = (
     "lazycelery.commands.task",
     "lazycelery.commands.worker",
     "lazycelery.commands.audit_cmd",
+    "lazycelery.commands.mask_cmd",
+    "lazycelery.commands.report",
     "lazycelery.commands.demo",
     "lazycelery.commands.plugins",
     "lazycelery.commands.errors_cmd",

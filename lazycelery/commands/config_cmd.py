@@ -96,11 +96,27 @@ def render_settings(settings: Settings) -> str:
         ("queues", ", ".join(settings.queues) or "-"),
         ("transport_options", _text(mask_secrets(dict(settings.transport_options)))),
         ("keys", ", ".join(f"{name}={key}" for name, key in settings.keys.items()) or "-"),
+        ("mask", _mask_summary(settings)),
     ]
     rows.extend(("note", note) for note in settings.notes)
     width = max(len(name) for name, _ in rows)
     # visible(): a value may hold a control character (a key binding, a queue name)
     return "".join(f"{name:<{width}}  {visible(value)}\n" for name, value in rows)
+
+
+def _mask_summary(settings: Settings) -> str:
+    """``on: 17 key names, 6 value patterns, 1 field rule`` (details: ``mask rules``)."""
+    from lazycelery.mask import compile_rules
+
+    rules = compile_rules(settings.mask)
+    if not rules.enabled:
+        return "off"
+    if rules.fail_closed:
+        return "fail-closed: no valid rule, every argument masked (see `lazycelery mask rules`)"
+    parts = [f"{len(rules.keys)} key names", f"{len(rules.patterns)} value patterns",
+             f"{len(rules.fields)} field rule{'' if len(rules.fields) == 1 else 's'}"]
+    skipped = f"; {len(rules.problems)} skipped" if rules.problems else ""
+    return f"on: {', '.join(parts)}{skipped}"
 
 
 def _text(value: Any) -> str:

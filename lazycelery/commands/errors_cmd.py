@@ -184,7 +184,8 @@ def _listen(args: argparse.Namespace, settings: Any, groups: Any, index: Any) ->
     ingestor = Ingestor(settings.broker_url, index, mode=settings.ingest,
                         app=settings.celery_app() if settings.app_spec else None,
                         transport_options=settings.transport_options,
-                        on_batch=on_batch, on_status=on_status, wakeup=False)
+                        on_batch=on_batch, on_status=on_status, wakeup=False,
+                        masker=_masker(settings))
     started = time.time()
     ingestor.start()
     try:
@@ -242,3 +243,13 @@ def _print(args: argparse.Namespace, groups: Any, sources: dict[str, Any],
     else:
         print("\n".join(lines))
     return 0
+
+
+def _masker(settings: Any) -> Any:
+    """The configured masking rules (docs/masking.md); a skipped rule is said on stderr."""
+    from lazycelery.mask.settings import masker_for
+
+    masker = masker_for(settings)
+    for problem in masker.problems:
+        print(f"lazycelery: mask rule skipped: {problem}", file=sys.stderr)
+    return masker

@@ -11,7 +11,7 @@ from lazycelery.errors import BrokerError, UsageError
 
 if TYPE_CHECKING:
     from lazycelery.broker import BrokerInspector
-    from lazycelery.broker.model import QueueSnapshot
+    from lazycelery.broker.model import PeekedMessage, QueueSnapshot
     from lazycelery.broker.monitor import QueueMonitor, WorkerProbe
     from lazycelery.config import Settings
 
@@ -177,12 +177,30 @@ def _watch(monitor: QueueMonitor, first: QueueSnapshot, args: argparse.Namespace
 def _peek(args: argparse.Namespace, settings: Settings, inspector: BrokerInspector) -> int:
     from lazycelery.broker.report import format_peek, peek_document
 
-    messages = inspector.peek(args.name, args.n)
+    messages = _masked(inspector.peek(args.name, args.n), settings)
     if args.json:
         _print_json(peek_document(args.name, settings.masked_broker(), messages), pretty=True)
     else:
         print(format_peek(args.name, messages))  # escapes made visible there
     return 0
+
+
+def _masked(messages: list[PeekedMessage], settings: Settings) -> list[PeekedMessage]:
+    """The messages with their arguments masked as ingest masks events (docs/masking.md)."""
+    import msgspec
+
+    from lazycelery.mask.settings import masker_for
+
+    masker = masker_for(settings, save_counts=False)
+    out = []
+    for message in messages:
+        args, kwargs = masker.mask_values(message.task, message.args, message.kwargs)
+        argsrepr, kwargsrepr = (
+            None if text is None else masker.mask_field(message.task, field, text)
+            for field, text in (("args", message.argsrepr), ("kwargs", message.kwargsrepr)))
+        out.append(msgspec.structs.replace(message, args=args, kwargs=kwargs,
+                                           argsrepr=argsrepr, kwargsrepr=kwargsrepr))
+    return out
 
 
 def _answer(prompt: str) -> str:

@@ -191,6 +191,7 @@ class Recorder:
     def run(self) -> int:
         from lazycelery.core.index import TaskIndex
         from lazycelery.core.ingest import Ingestor
+        from lazycelery.mask.settings import masker_for
         from lazycelery.otel.hook import start_tracing, stop_tracing
         from lazycelery.store.writer import StoreWriter
         from lazycelery.tail.status import StatusReporter
@@ -222,13 +223,16 @@ class Recorder:
         def on_status(status: Any) -> None:
             self._on_status(status, reporter, writer)
 
+        masker = masker_for(settings)
+        for problem in masker.problems:
+            _say(f"mask rule skipped: {problem}")
         ingestor = Ingestor(settings.broker_url, index, mode=settings.ingest,
                             app=settings.celery_app() if settings.app_spec else None,
                             transport_options=settings.transport_options,
                             on_batch=writer.on_batch if tracing is None else tracing.tee(
                                 writer.on_batch), on_status=on_status,
                             keep=topology.shard.event_filter() if topology.shard else None,
-                            shared_queue=topology.shared_queue)
+                            shared_queue=topology.shared_queue, masker=masker)
         part = f", {label}" if label is not None else ""
         _say(f"recording {masked} ({ingestor.path} path{part}) into {store.masked}")
         restore = self._catch_signals()
@@ -356,6 +360,7 @@ class Recorder:
             ReconcileReport,
             result_backend,
         )
+        from lazycelery.mask.settings import masker_for
         from lazycelery.store.backfill import Backfiller, BackfillReport
         from lazycelery.store.batch import WriteBatch
 
@@ -385,6 +390,8 @@ class Recorder:
 
         reader = self.store_opener()
         self._reader = reader
+        # its own masker with the same rules: the values the result backend gives are masked
+        reconcile_masker = masker_for(self.settings, save_counts=False)
         if self.topology.shared_queue is not None:
             # Each recorder of a shared queue sees some of a task's events: the one that got
             # task-received writes the name, and the store merges it. Asking the result
@@ -393,9 +400,11 @@ class Recorder:
                 def name_unknown(self) -> ReconcileReport | None:
                     return None
 
-            self._reconciler = SharedQueueReconciler(index, app, on_report=on_reconcile)
+            self._reconciler = SharedQueueReconciler(index, app, on_report=on_reconcile,
+                                                     masker=reconcile_masker)
         else:
-            self._reconciler = Reconciler(index, app, on_report=on_reconcile)
+            self._reconciler = Reconciler(index, app, on_report=on_reconcile,
+                                          masker=reconcile_masker)
         self._backfiller = Backfiller(app, lambda batch: writer.submit(batch, force=True),
                                       reader.finished_ids, on_report=on_backfill,
                                       owns=self.topology.owns if self.topology.shard else None)

@@ -12,6 +12,7 @@ from typing import Any, Final, Protocol
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import TaskRecord, WorkerRecord
 from lazycelery.core.sanitize import TIME_MAX
+from lazycelery.mask import Masker
 from lazycelery.urls import error_line
 
 __all__ = ["FLUSH_DELAY", "RATE_TAU", "BatchSink", "EventSink", "OnBatch"]
@@ -44,7 +45,8 @@ class BatchSink:
 
     def __init__(self, index: TaskIndex, on_batch: OnBatch | None = None,
                  batch_max: int = 512, on_bad: Callable[[], None] | None = None,
-                 keep: Callable[[Mapping[str, Any]], bool] | None = None) -> None:
+                 keep: Callable[[Mapping[str, Any]], bool] | None = None,
+                 masker: Masker | None = None) -> None:
         if batch_max < 1:
             raise ValueError("batch_max must be at least 1")
         self.index = index
@@ -55,6 +57,9 @@ class BatchSink:
         #: events for which this returns False are dropped before the index sees them (a
         #: recorder's shard of task ids: ``lazycelery record --shard``)
         self.keep = keep
+        #: masks each batch before the index, the sinks or the store see it (lazycelery.mask):
+        #: the one place where masking is applied
+        self.masker = masker
         self.bad = index.bad
         self.buffer: list[Mapping[str, Any]] = []
         self.first_at = 0.0
@@ -95,6 +100,8 @@ class BatchSink:
         yet reported goes to ``on_bad``. One attribute test when there is none."""
         if self.bad.pending and self.on_bad is not None:
             self.on_bad()
+        if self.masker is not None:
+            self.masker.tick()
 
     def flush(self) -> None:
         if not self.buffer:
@@ -107,6 +114,8 @@ class BatchSink:
             if not batch:
                 self.tick()
                 return
+        if self.masker is not None:
+            self.masker.apply(batch)  # type: ignore[arg-type]  # the readers' own fresh dicts
         records = self.index.apply_batch(batch)
         self.last_event_at = time.time()
         sent = batch[-1].get("timestamp")  # O(1): a batch is in arrival order

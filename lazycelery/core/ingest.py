@@ -33,6 +33,7 @@ from lazycelery.core.ingest_status import (
     backoff_delay,
     short_reason,
 )
+from lazycelery.mask import Masker
 from lazycelery.urls import error_line
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ class Ingestor:
                  on_notice: OnNotice | None = None, wakeup: bool = True,
                  batch_max: int = 512,
                  keep: Callable[[Mapping[str, Any]], bool] | None = None,
-                 shared_queue: str | None = None) -> None:
+                 shared_queue: str | None = None, masker: Masker | None = None) -> None:
         self.broker_url = broker_url
         self.index = index
         self.mode = mode
@@ -98,7 +99,11 @@ class Ingestor:
         self.shared_queue = shared_queue
         self.path: str = resolve_path(broker_url, mode, app, self._fast_options())
         self.status = IngestStatus(state=CONNECTING, path=self.path)
-        self._sink = BatchSink(index, on_batch, batch_max, on_bad=self._report_bad, keep=keep)
+        #: masking applied to every event before the index sees it: the default rules unless
+        #: the caller passes its configured masker (``lazycelery.mask.settings.masker_for``)
+        self.masker = masker if masker is not None else Masker()
+        self._sink = BatchSink(index, on_batch, batch_max, on_bad=self._report_bad, keep=keep,
+                               masker=self.masker)
         self._bad_next = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -298,6 +303,7 @@ class Ingestor:
                     self._sink.flush()
         finally:
             self._sink.flush()
+            self.masker.save()
             self._report_bad(final=True)
             self._set_status(STOPPED)
             if self._built_app is not None:

@@ -44,6 +44,7 @@ from lazycelery.core.model import (
     TaskRecord,
     derive_state,
 )
+from lazycelery.mask import Masker
 from lazycelery.urls import error_line
 
 if TYPE_CHECKING:
@@ -275,8 +276,11 @@ class Reconciler:
         max_per_run: int = 20_000,
         on_report: Callable[[ReconcileReport], None] | None = None,
         clock: Callable[[], float] = time.time,
+        masker: Masker | None = None,
     ) -> None:
         self.index = index
+        #: masks the args the result backend gives before they enter the index (as ingest)
+        self.masker = masker if masker is not None else Masker()
         self.app = app
         self.stale_after = stale_after
         self.interval = interval
@@ -386,8 +390,10 @@ class Reconciler:
             args, kwargs, queue = meta.get("args"), meta.get("kwargs"), meta.get("queue")
             rec = self.index.fill_identity(
                 uuid, name=name,
-                args=_repr(tuple(args)) if isinstance(args, (list, tuple)) else None,
-                kwargs=_repr(dict(kwargs)) if isinstance(kwargs, Mapping) else None,
+                args=(self.masker.mask_field(name, "args", _repr(tuple(args)))
+                      if isinstance(args, (list, tuple)) else None),
+                kwargs=(self.masker.mask_field(name, "kwargs", _repr(dict(kwargs)))
+                        if isinstance(kwargs, Mapping) else None),
                 queue=queue if isinstance(queue, str) else None)
             if rec is not None:
                 corrected.append(Correction(uuid, name, rec.state, rec.state,
@@ -540,11 +546,17 @@ class Reconciler:
                         now: float) -> Correction | None:
         when = _epoch(meta.get("date_done"), now)
         fields: dict[str, Any]
+        mask = self.masker.mask_field
         if status == SUCCESS:
-            fields = {"succeeded": when, "result": _result_text(meta.get("result"))}
+            fields = {"succeeded": when,
+                      "result": mask(rec.name, "result", _result_text(meta.get("result")))}
         elif status == FAILURE:
-            fields = {"failed": when, "exception": _exception_text(meta.get("result")),
-                      "traceback": meta.get("traceback")}
+            exception, traceback = _exception_text(meta.get("result")), meta.get("traceback")
+            fields = {"failed": when,
+                      "exception": (mask(rec.name, "exception", exception)
+                                    if isinstance(exception, str) else exception),
+                      "traceback": (mask(rec.name, "traceback", traceback)
+                                    if isinstance(traceback, str) else traceback)}
         else:
             fields = {"revoked": when}
         return self._mark(rec, status, fields, "result backend", terminal=True)

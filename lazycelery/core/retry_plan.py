@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 from lazycelery.core.model import FAILURE, READY_STATES, REJECTED, REVOKED, SUCCESS, TaskRecord
 from lazycelery.core.placement import online_workers
 from lazycelery.core.reconcile import NoResultBackend, fetch_metas
+from lazycelery.mask import is_masked_text
 from lazycelery.text import number
 from lazycelery.urls import error_line
 
@@ -44,7 +45,13 @@ class RetryPlan:
     notes: tuple[str, ...] = ()
 
     def describe(self, limit: int = 120) -> str:
-        call = ", ".join([*(repr(a) for a in self.args), *(f"{k}={v!r}" for k, v in self.kwargs.items())])
+        """``billing.charge(2 args; kwargs amount, card) -> billing  [FAILURE; args from ...]``:
+        the real arguments are never shown (they may hold what ingest masks), only their
+        count and the keyword names."""
+        count = len(self.args)
+        call = f"{count} arg{'s' if count != 1 else ''}"
+        if self.kwargs:
+            call += "; kwargs " + ", ".join(str(k) for k in self.kwargs)
         if len(call) > limit:
             call = call[: limit - 3] + "..."
         queue = self.queue or "default routing"
@@ -356,6 +363,10 @@ def _parse_event_reprs(rec: TaskRecord) -> tuple[tuple[Any, ...], dict[str, Any]
     """(args, kwargs) from the event reprs, or why they cannot be trusted."""
     if rec.args is None or rec.kwargs is None:
         return "events: no args/kwargs seen (no task-received or task-sent event)"
+    if is_masked_text(rec.args) or is_masked_text(rec.kwargs):
+        return ("events: the args hold masked values (lazycelery masks secrets at ingest); "
+                "the real ones come from the result backend (result_extended=True) or the "
+                "worker holding the task")
     for label, text, truncated in (("args", rec.args, rec.args_truncated),
                                    ("kwargs", rec.kwargs, rec.kwargs_truncated)):
         if truncated or len(text) >= REPR_LIMIT:

@@ -13,6 +13,7 @@ not supported (one line says so).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from lazycelery.core.model import FAILURE, REVOKED, SUCCESS, TaskRecord, derive_state
+from lazycelery.mask import Masker
 from lazycelery.store.batch import Transition, WriteBatch
 
 if TYPE_CHECKING:
@@ -73,8 +75,10 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def record_from_meta(task_id: str, meta: Mapping[str, Any], when: float) -> TaskRecord | None:
-    """The record a finished task's result meta stands for (None if it is not finished)."""
+def record_from_meta(task_id: str, meta: Mapping[str, Any], when: float,
+                     masker: Masker | None = None) -> TaskRecord | None:
+    """The record a finished task's result meta stands for (None if it is not finished);
+    its values masked as ingest masks events (``masker``: the default rules when None)."""
     from celery.utils.saferepr import saferepr
 
     from lazycelery.core.reconcile import _exception_text, _result_text
@@ -100,9 +104,26 @@ def record_from_meta(task_id: str, meta: Mapping[str, Any], when: float) -> Task
         rec.traceback = _text(meta.get("traceback"))
     else:
         rec.revoked = when
+    _mask(rec, masker or _default_masker())
     rec.last_seen = when
     rec.state = derive_state(rec)
     return rec
+
+
+@functools.cache
+def _default_masker() -> Masker:
+    return Masker()
+
+
+def _mask(rec: TaskRecord, masker: Masker) -> None:
+    """The real values of the result backend, masked before they reach the store."""
+    event = {"type": "task-received", "name": rec.name, "args": rec.args, "kwargs": rec.kwargs}
+    outcome = {"type": "task-failed" if rec.failed else "task-succeeded", "result": rec.result,
+               "exception": rec.exception, "traceback": rec.traceback}
+    masker.apply([event, outcome])
+    rec.args, rec.kwargs = event["args"], event["kwargs"]
+    rec.result, rec.exception, rec.traceback = (
+        outcome["result"], outcome["exception"], outcome["traceback"])
 
 
 def _scheme(app: Celery, backend: Any) -> str:

@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from lazycelery.config import resolve
     from lazycelery.core.ingest import Ingestor
+    from lazycelery.mask.settings import masker_for
     from lazycelery.otel.hook import start_tracing, stop_tracing
 
     event_filter = filter_from_args(args)
@@ -111,18 +112,24 @@ def _run(args: argparse.Namespace) -> int:
     try:
         # wakeup=False: the Receiver's wakeup broadcasts a `heartbeat` control command to every
         # worker on the broker; tail hides heartbeats by default and needs no worker list.
+        masker = masker_for(settings)
+        for problem in masker.problems:
+            _err_line(sys.stderr, f"mask rule skipped: {problem}")
         ingestor = Ingestor(
             settings.broker_url, index, mode=settings.ingest,
             app=settings.celery_app() if settings.app_spec else None,
             transport_options=settings.transport_options,
             on_batch=on_batch if tracing is None else tracing.tee(on_batch),
             on_status=on_status, on_notice=sink.on_notice,
-            wakeup=False,
+            wakeup=False, masker=masker,
         )
         if history is not None:
             store, since = history
+            # history is masked with the same rules (a store written with masking off, or
+            # before it existed, must not show what live events would not)
             written = _replay(store, since, ingestor, connected, gate, event_filter, formatter,
-                              out, settings.max_tasks, limit)
+                              out, settings.max_tasks, limit,
+                              masker_for(settings, save_counts=False))
             if limit is not None:
                 if written >= limit:
                     ingestor.stop(timeout=2.0)
@@ -161,7 +168,7 @@ def _open_history(args: argparse.Namespace, settings: Any) -> tuple[Any, float] 
 
 def _replay(store: Any, since: float, ingestor: Any, connected: threading.Event, gate: Any,
             event_filter: Any, formatter: Formatter, out: IO[bytes], max_tasks: int,
-            limit: int | None) -> int:
+            limit: int | None, masker: Any = None) -> int:
     """The switch from history to live: start the live stream (its batches wait in ``gate``),
     wait for a running recorder to have written the first event seen live, print history up
     to then, and let the live events through without those history printed. Returns the
@@ -182,7 +189,7 @@ def _replay(store: Any, since: float, ingestor: Any, connected: threading.Event,
                              formatter=formatter, out=out,
                              say=lambda text: _err_line(sys.stderr, text),
                              max_tasks=max_tasks, limit=limit,
-                             seen=printed, seen_from=switch - OVERLAP)
+                             seen=printed, seen_from=switch - OVERLAP, masker=masker)
     except StoreError as exc:
         _err_line(sys.stderr, f"history stopped: {exc}")
     except Exception as exc:
@@ -198,6 +205,7 @@ def _reconciler(settings: Any, index: TaskIndex, buffer: LineBuffer, *,
     that hold them) and prints one line per corrected task. None without a Celery app to ask
     (celery's import is paid only here, after the stream is set up)."""
     from lazycelery.core.reconcile import Correction, Reconciler, ReconcileReport
+    from lazycelery.mask.settings import masker_for
 
     try:
         app = settings.celery_app()
@@ -217,4 +225,6 @@ def _reconciler(settings: Any, index: TaskIndex, buffer: LineBuffer, *,
             buffer.put(Notice(f"{report.summary()}"))
             buffer.put_lines([line(c) for c in changed])
 
-    return Reconciler(index, app, on_report=on_report)
+    # its own masker with the same rules: the values the result backend gives are masked too
+    return Reconciler(index, app, on_report=on_report,
+                      masker=masker_for(settings, save_counts=False))

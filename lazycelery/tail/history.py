@@ -19,6 +19,7 @@ from lazycelery.tail.status import StatusReporter
 
 if TYPE_CHECKING:
     from lazycelery.core.model import TaskRecord, WorkerRecord
+    from lazycelery.mask import Masker
     from lazycelery.store import Store, StoredGap
 
 __all__ = ["CATCH_UP", "CHUNK", "OVERLAP", "RECORDER_LAG", "LiveGate", "event_key",
@@ -171,7 +172,8 @@ def _gap_text(gap: StoredGap) -> str:
 def print_history(store: Store, since: float, until: float, *, event_filter: EventFilter,
                   formatter: Formatter, out: IO[bytes], say: Callable[[str], None],
                   max_tasks: int, limit: int | None = None,
-                  seen: set[EventKey] | None = None, seen_from: float = 0.0) -> int:
+                  seen: set[EventKey] | None = None, seen_from: float = 0.0,
+                  masker: Masker | None = None) -> int:
     """Write the matching history lines to ``out``; returns how many were written. Gaps in
     the record are said on stderr (``say``) where they fall. ``seen`` collects the keys of
     the events from ``seen_from`` on (printed or not: live copies of them are dropped)."""
@@ -187,6 +189,8 @@ def print_history(store: Store, since: float, until: float, *, event_filter: Eve
     def flush() -> bool:
         nonlocal written
         if chunk:
+            if masker is not None:
+                masker.apply(chunk)  # idempotent on values masked when they were recorded
             sink.on_batch(chunk, index.apply_batch(chunk))
             chunk.clear()
         for item in buffer.take(max_items=1 << 30):

@@ -46,6 +46,10 @@ def _task_commands(op: Operator, tasks: TaskActions) -> list[Command]:
         Command("task.terminate", "Terminate the running task (choose the signal)",
                 lambda s: tasks.terminate_selected(), keys=("X",), contexts=TASK_VIEWS,
                 when=has_task, group=_GROUP),
+        Command("task.reveal", "Reveal the masked values: the real args from the result "
+                "backend, shown once, audited (asks first)",
+                lambda s: tasks.reveal_selected(), keys=("V",), contexts=frozenset({"detail"}),
+                when=has_task, group=_GROUP),
         Command("view.retry", "Retry all failed in view (dry run first)",
                 lambda s: tasks.retry_in_view(), contexts=TASK_VIEWS, group=_GROUP),
         Command("view.revoke", "Revoke all unfinished in view",

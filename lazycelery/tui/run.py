@@ -52,7 +52,11 @@ def connect_operator(d: Dashboard, settings: Settings, monitor: object | None) -
     except LazyCeleryError as exc:
         d.operator.unavailable = f"unavailable: {exc}"
         return
-    reconciler = Reconciler(d.index, app, on_report=d.operator.on_reconcile_report)
+    from lazycelery.mask.settings import masker_for
+
+    # its own masker with the same rules: the values the result backend gives are masked too
+    reconciler = Reconciler(d.index, app, on_report=d.operator.on_reconcile_report,
+                            masker=masker_for(settings, save_counts=False))
     queue_ops = monitor.inspector if isinstance(monitor, QueueMonitor) else None
     on_purged = monitor.wake if isinstance(monitor, QueueMonitor) else None
     d.operator.attach(actions, queue_ops=queue_ops, reconciler=reconciler, on_purged=on_purged)
@@ -74,8 +78,10 @@ def history_source(settings: Settings, index: TaskIndex) -> HistorySource | None
 def run_dashboard(settings: Settings, *, no_plugins: bool = False) -> int:
     """Build the index, the ingest thread and the queue monitor, and run the dashboard."""
     from lazycelery.core.ingest import Ingestor
+    from lazycelery.mask.settings import masker_for
 
     index = TaskIndex(max_tasks=settings.max_tasks)
+    masker = masker_for(settings)
     monitor, unavailable = _queue_monitor(settings)
     info = DashboardInfo(broker=settings.masked_broker(), env_name=settings.env_name,
                          read_only=settings.read_only, queues_unavailable=unavailable)
@@ -90,10 +96,11 @@ def run_dashboard(settings: Settings, *, no_plugins: bool = False) -> int:
         app=settings.celery_app() if settings.app_spec else None,
         transport_options=settings.transport_options,
         on_batch=dashboard.on_batch, on_status=dashboard.on_status, wakeup=False,
+        masker=masker,
     )
     dashboard.attach(ingestor, monitor)
     connect_operator(dashboard, settings, monitor)
-    for note in settings.notes:
+    for note in (*settings.notes, *(f"mask rule skipped: {p}" for p in masker.problems)):
         dashboard.ui.flash(note, seconds=8.0)
     return dashboard.run_app()
 

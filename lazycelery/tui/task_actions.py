@@ -14,6 +14,7 @@ from lazycelery.core.actions import (
     one_retry_per_job,
 )
 from lazycelery.core.model import READY_STATES, STARTED, TaskRecord
+from lazycelery.core.reveal import Revealed, reveal
 from lazycelery.tui.format import number, short_id
 from lazycelery.tui.panes.dialog import CHOOSE, SHOWN, Dialog, counted, limited, text_lines
 from lazycelery.tui.panes.messages import styled_lines
@@ -115,6 +116,50 @@ class TaskActions:
         n = len(batch.plans)
         self.op.confirm(f"Retry {counted(n, 'task')}", lines, f"Retry {n}",
                         lambda: self.op.execute("retry", lambda: actions.retry(batch)))
+
+    # ---------------------------------------------------------------- reveal
+
+    def reveal_selected(self) -> None:
+        """Show the real args of the task in the detail (masked at ingest): asks first, reads
+        them from the result backend now, audits, and shows them in a dialog only."""
+        rec = self.op.task()
+        if rec is None:
+            self.op.board.post("reveal: no task selected", level="error")
+            return
+        actions = self.op.ready("reveal")
+        if actions is None:
+            return
+        app = getattr(actions, "app", None)
+        if app is None:
+            self.op.board.post("reveal: no connection to the cluster", level="error")
+            return
+        uuid = rec.uuid
+
+        def fetch() -> Revealed:
+            return reveal(app, uuid, read_only=self.op.read_only,
+                          environment=getattr(actions, "environment", None),
+                          audit_path=getattr(actions, "audit_path", None))
+
+        lines: list[StyleAndTextTuples] = [
+            [("class:dialog.headline", _describe(rec))],
+            *text_lines("The real args, kwargs and result are read from the result backend now "
+                        "and shown in a dialog only, never stored; the reveal is written to "
+                        "the audit log.")]
+        self.op.confirm(f"Reveal the masked values of {short_id(uuid)}", lines, "Reveal",
+                        lambda: self.op.background(f"reveal: reading {short_id(uuid)}…", fetch,
+                                                   self._show_revealed))
+
+    def _show_revealed(self, revealed: Revealed) -> None:
+        note = [f"audit log not written: {revealed.audit_error}"] if revealed.audit_error else []
+        if not revealed.fields:
+            self.op.board.post(f"reveal: {revealed.reason}", styled_lines(note), level="error")
+            return
+        body = [line for name, text in revealed.fields.items()
+                for line in (f"{name}:", f"  {text}")]
+        self.op.open(Dialog(title=f"Real values of {short_id(revealed.uuid)}",
+                            lines=[*text_lines(*body), *text_lines(*note)],
+                            confirm_label="Close", on_confirm=lambda _text: None))
+        self.op.board.post(f"reveal: {short_id(revealed.uuid)} revealed (audited)", level="ok")
 
     # ---------------------------------------------------------------- revoke / terminate
 
