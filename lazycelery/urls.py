@@ -22,6 +22,7 @@ from lazycelery.text import visible
 __all__ = [
     "MASK",
     "PERCENT_ENCODING_HINT",
+    "POSTGRES_SCHEMES",
     "check_store",
     "check_url",
     "error_line",
@@ -310,6 +311,8 @@ def _part_problem(part: str) -> str | None:
     parts = _cut(part)
     if not parts.scheme:
         return "not a URL"
+    if parts.scheme[:-3].lower() in POSTGRES_SCHEMES:
+        return _postgres_problem(part[len(parts.scheme):])
     if parts.scheme[:-3].lower() not in URLLIB_SCHEMES:
         return None
     if ";" in part:
@@ -322,6 +325,49 @@ def _part_problem(part: str) -> str | None:
         return "a '#', '&' or '+' in a password query parameter is read as something else; " \
                f"{PERCENT_ENCODING_HINT}"
     return _host_problem(part)
+
+
+#: PostgreSQL URIs, read by libpq (psycopg passes them on): checked by libpq's rules.
+POSTGRES_SCHEMES: Final = frozenset({"postgresql", "postgres"})
+_BAD_PERCENT: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_PG_HOST: Final = re.compile(r"(?:\[[0-9A-Fa-f:.%\w]*\]|[^\[\]:/?,]*)(?::(?P<port>[^,]*))?")
+
+
+def _postgres_problem(rest: str) -> str | None:
+    """libpq's reading (fe-connect.c): the user and password end at the first "@" before the
+    first "/"; then hosts (a comma-separated list, each with an optional port), "/dbname",
+    "?key=value&...". Only %XX is decoded. A URL that libpq and urllib-based tools (and this
+    module's masking) would read differently is refused, with how to write it."""
+    if "#" in rest:
+        return f"a '#' (another tool would read the rest as a fragment); {PERCENT_ENCODING_HINT}"
+    if _BAD_PERCENT.search(rest):
+        return f"a '%' not followed by two hex digits; {PERCENT_ENCODING_HINT}"
+    slash = rest.find("/")
+    authority, tail = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
+    if "@" in tail.partition("?")[0]:
+        return ("where the password ends is ambiguous (an '@' after a '/'); "
+                f"{PERCENT_ENCODING_HINT}")
+    userinfo, at, hosts = authority.rpartition("@")
+    if at and "@" in userinfo:
+        return f"an '@' in the user name or password; {PERCENT_ENCODING_HINT}"
+    if at and "?" in userinfo:
+        return ("where the password ends is ambiguous (a '?' before the '@'); "
+                f"{PERCENT_ENCODING_HINT}")
+    if not at and "?" in hosts:
+        hosts = hosts.partition("?")[0]
+    for host in hosts.split(","):
+        match = _PG_HOST.fullmatch(host)
+        if match is None:
+            return "a host is not valid (an IPv6 address is written in brackets: [::1])"
+        port = match.group("port")
+        if port is not None and port != "" and not (port.isdigit() and int(port) <= 65535):
+            return "the port is not a number between 0 and 65535"
+    query = tail.partition("?")[2] if "?" in tail else (
+        rest.partition("?")[2] if not tail and "?" in rest else "")
+    for param in query.split("&") if query else ():
+        if "=" not in param:
+            return "a query parameter without '=' (write ?key=value&key=value)"
+    return None
 
 
 def _misread_secret_value(tail: str) -> bool:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lazycelery.errors import UsageError
+
+if TYPE_CHECKING:
+    from lazycelery.core.audit import AuditEntry
 
 __all__ = ["register", "run"]
 
@@ -22,13 +27,40 @@ def register(
         help="print the audit log (one line per action taken)",
         description="Print the audit log: every retry, revoke, terminate, purge and worker "
                     "command lazycelery executed, with who, where and what the workers answered. "
-                    "File: $LAZYCELERY_AUDIT_LOG, else audit.log in the user state directory.",
+                    "File: $LAZYCELERY_AUDIT_LOG, else audit.log in the user state directory. "
+                    "With a history store configured (--store, $LAZYCELERY_STORE, the config "
+                    "environment's store), every entry also goes into the store, and this "
+                    "command reads the store (everyone's actions on that cluster).",
     )
     parser.add_argument("-n", type=int, default=20, metavar="N",
                         help="the last N entries (default 20; 0 = all)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line, as stored")
     parser.add_argument("--path", action="store_true", help="print the log file's path and exit")
+    parser.add_argument("--file", action="store_true",
+                        help="read this machine's file even when a store is configured")
     parser.set_defaults(handler=HANDLER)
+
+
+def _entries(args: argparse.Namespace, path: Path) -> tuple[list[AuditEntry], str]:
+    """From the configured store, else (or when it cannot be read: one line why) the file."""
+    from lazycelery import config
+    from lazycelery.core import audit
+
+    limit = args.n or None
+    url = None if args.file else config.resolve(args).store_url
+    if url is not None:
+        from lazycelery.store import StoreError, mask_store_url, open_store
+        from lazycelery.store.audit import read_audit
+
+        try:
+            store = open_store(url, create=False, writer=False)
+            try:
+                return read_audit(store, limit), f"the store {mask_store_url(url)}"
+            finally:
+                store.close()
+        except StoreError as exc:
+            print(f"lazycelery: audit: {exc}; reading {path}", file=sys.stderr)
+    return audit.read(path, limit=limit), str(path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,9 +75,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.n < 0:
         raise UsageError("-n: must be 0 (all) or more")
-    entries = audit.read(path, limit=args.n or None)
+    entries, where = _entries(args, path)
     if not entries and not args.json:
-        print(f"no actions recorded in {path}", file=sys.stderr)
+        print(f"no actions recorded in {where}", file=sys.stderr)
         return 0
     encoder = msgspec.json.Encoder()
     for entry in entries:

@@ -217,9 +217,10 @@ def _confirm(prompt: str) -> bool:
 def _purge(args: argparse.Namespace, settings: Settings) -> int:
     # The same guard, audit line and typed confirmation as the dashboard's purge.
     from lazycelery.core.actions import TYPED_CONFIRM_THRESHOLD, Actions
+    from lazycelery.store.audit import store_sink
     from lazycelery.text import number, visible
 
-    actions = Actions.from_settings(settings)
+    actions = Actions.from_settings(settings, audit_sink=store_sink(settings.store_url))
     actions.guard("purge")
     if not args.yes and not sys.stdin.isatty():
         raise UsageError(f"refusing to purge queue {args.name!r} without confirmation: "

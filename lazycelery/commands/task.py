@@ -72,12 +72,14 @@ def register(
 def run(args: argparse.Namespace) -> int:
     from lazycelery import config
     from lazycelery.core.actions import Actions, environment_label
+    from lazycelery.store.audit import store_sink
 
     action = getattr(args, "task_action", None)
     if action not in ("retry", "revoke", "terminate"):
         raise UsageError("task: expected an action: retry, revoke or terminate")
     settings = config.resolve(args)
-    actions = Actions.from_settings(settings, timeout=_timeout(args))
+    actions = Actions.from_settings(settings, timeout=_timeout(args),
+                                    audit_sink=store_sink(settings.store_url))
     if not args.dry_run:
         actions.guard(action)  # refuse before asking the cluster anything
     args.ids = _full_ids(actions, args.ids)

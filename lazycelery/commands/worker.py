@@ -86,6 +86,7 @@ def register(
 def run(args: argparse.Namespace) -> int:
     from lazycelery import config
     from lazycelery.core.actions import Actions, environment_label, resolve_workers
+    from lazycelery.store.audit import store_sink
 
     action = getattr(args, "worker_action", None)
     if action not in ACTIONS:
@@ -94,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     if not timeout > 0:
         raise UsageError(f"--timeout: must be positive (got {timeout:g})")
     settings = config.resolve(args)
-    actions = Actions.from_settings(settings, timeout=timeout)
+    actions = Actions.from_settings(settings, timeout=timeout,
+                                    audit_sink=store_sink(settings.store_url))
     if not args.dry_run:
         actions.guard(action)
     _check_arguments(action, args)  # bad numbers fail before anything is sent

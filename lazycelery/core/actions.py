@@ -164,6 +164,7 @@ class Actions:
         index: TaskIndex | None = None,
         timeout: float = 1.0,
         audit_path: Path | None = None,
+        audit_sink: audit.AuditSink | None = None,
         user: str | None = None,
     ) -> None:
         if not timeout > 0:
@@ -174,6 +175,8 @@ class Actions:
         self.index = index
         self.timeout = timeout
         self.audit_path = audit_path
+        #: also writes each entry into the history store, when one is configured
+        self.audit_sink = audit_sink
         #: who asked, when not this process's OS user (an HTTP API caller), for the audit log
         self.user = user
 
@@ -185,10 +188,11 @@ class Actions:
         index: TaskIndex | None = None,
         timeout: float = 1.0,
         audit_path: Path | None = None,
+        audit_sink: audit.AuditSink | None = None,
     ) -> Actions:
         return cls(settings.celery_app(), read_only=settings.read_only,
                    environment=environment_label(settings), index=index, timeout=timeout,
-                   audit_path=audit_path)
+                   audit_path=audit_path, audit_sink=audit_sink)
 
     # ---------------------------------------------------------------- plumbing
 
@@ -197,10 +201,17 @@ class Actions:
 
     def _audited(self, result: ActionResult) -> ActionResult:
         try:
-            audit.record(result.action, result.targets, result.to_json(), self.environment,
-                         path=self.audit_path, user=self.user)
+            entry = audit.record(result.action, result.targets, result.to_json(),
+                                 self.environment, path=self.audit_path,
+                                 user=self.user)
         except OSError as exc:
             return replace(result, audit_error=str(exc))
+        if self.audit_sink is not None:
+            try:
+                self.audit_sink(entry)
+            except Exception as exc:  # the file has it: say the store does not
+                return replace(result, audit_error=f"in the file, not in the store: "
+                                                   f"{error_line(exc)}")
         return result
 
     def _control(self, action: str, command: str, workers: Sequence[str],

@@ -1,4 +1,8 @@
-"""The audit log: one JSON line per action that changed a cluster, appended, never rewritten."""
+"""The audit log: one JSON line per action that changed a cluster, appended, never rewritten.
+
+With a history store configured, each entry also goes into the store's ``audit`` table (an
+``AuditSink`` given by a layer that knows the store: ``lazycelery.store.audit``); the file is
+always written first."""
 
 from __future__ import annotations
 
@@ -8,14 +12,15 @@ import os
 import socket
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-__all__ = ["AUDIT_ENV", "AuditEntry", "default_path", "read", "record"]
+__all__ = ["AUDIT_ENV", "AuditEntry", "AuditSink", "decode", "default_path", "encode", "read",
+           "record"]
 
 #: Environment variable naming another audit file (tests, or a shared location).
 AUDIT_ENV = "LAZYCELERY_AUDIT_LOG"
@@ -39,6 +44,22 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _decoder = msgspec.json.Decoder(AuditEntry)
+
+#: Where else an entry goes once the file has it (the history store); raises on failure.
+AuditSink = Callable[[AuditEntry], None]
+
+
+def encode(entry: AuditEntry) -> bytes:
+    """The entry's JSON line (without the newline): the same bytes in the file and the store."""
+    return _encoder.encode(entry)
+
+
+def decode(raw: bytes | str) -> AuditEntry | None:
+    """An entry back from its JSON line; None if it is not one."""
+    try:
+        return _decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 def default_path() -> Path:
@@ -82,7 +103,7 @@ def record(
         targets=list(targets),
         result=dict(result),
     )
-    line = _encoder.encode(entry) + b"\n"
+    line = encode(entry) + b"\n"
     target = path or default_path()
     target.parent.mkdir(parents=True, exist_ok=True)
     with _write_lock:

@@ -62,7 +62,7 @@ def open_store(url: str | StoreURL, *, create: bool = True, writer: bool = True)
 
         store = PostgresStore(parsed)
     try:
-        store.migrate()
+        store.migrate(reader=not writer)
         if writer:
             check = getattr(store, "check_writable", None)
             if check is not None:

@@ -172,12 +172,23 @@ class Store(ABC):
         rows = self.query("SELECT MAX(version) FROM lazycelery_schema")
         return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
-    def migrate(self) -> int:
+    def migrate(self, *, reader: bool = False) -> int:
         """Bring the schema to ``SCHEMA_VERSION``; returns the version found. A store written
-        by a newer lazycelery raises StoreError (nothing is changed)."""
+        by a newer lazycelery raises StoreError (nothing is changed). A ``reader`` that may not
+        change the schema (a SELECT-only role, a read-only file) reads an older one as it is."""
+        found = self.schema_version() if self.has_table("lazycelery_schema") else 0
+        if not reader or not 0 < found < SCHEMA_VERSION:
+            return self._migrate(found)
+        try:
+            return self._migrate(found)
+        except Exception:
+            log.debug("reading schema %s as it is: cannot migrate", found, exc_info=True)
+            self.reconnect()
+            return found
+
+    def _migrate(self, found: int) -> int:
         from lazycelery import __version__
 
-        found = self.schema_version() if self.has_table("lazycelery_schema") else 0
         if found == SCHEMA_VERSION:
             return found  # nothing to write: a read-only role can open a current store
         if found == 0:
@@ -329,7 +340,7 @@ class Store(ABC):
 
     def count(self, table: str) -> int:
         if table not in ("tasks", "transitions", "worker_samples", "queue_samples", "gaps",
-                         "recorders"):
+                         "recorders", "audit"):
             raise ValueError(table)
         return int(self.query(f"SELECT COUNT(*) FROM {table}")[0][0])
 

@@ -111,6 +111,28 @@ def _v1(d: Dialect) -> list[str]:
     ]
 
 
+def _v2(d: Dialect) -> list[str]:
+    t = d.types
+    return [
+        # The filtered page (state + name + time range, newest first) is one index range; the
+        # id makes the order total, so a cursor (last_time, id) resumes exactly where it was.
+        "CREATE INDEX tasks_state_name_time ON tasks (state, name, last_time, id)",
+        # The audit log (lazycelery/core/audit.py): one row per action taken, as in the JSONL
+        # file; ``entry`` is that JSON line, the other columns are for filtering.
+        f"""CREATE TABLE audit (
+  id {d.serial_pk},
+  time {t['float']} NOT NULL,
+  username TEXT NOT NULL,
+  host TEXT NOT NULL,
+  environment TEXT NOT NULL,
+  action TEXT NOT NULL,
+  ok {t['bool']},
+  entry TEXT NOT NULL
+)""",
+        "CREATE INDEX audit_time ON audit (time)",
+    ]
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -121,6 +143,7 @@ class Migration:
 #: Applied in order, each in its own transaction, from the store's version + 1.
 MIGRATIONS: Final = (
     Migration(1, "tasks, transitions, worker and queue samples, gaps, recorders", _v1),
+    Migration(2, "index for filtered pages (state, name, time); the audit log", _v2),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from lazycelery.store.errors import StoreError
 
@@ -79,11 +79,13 @@ def parse_store_url(url: str, source: str = "--store") -> StoreURL:
     if scheme == SQLITE_SCHEME:
         return _sqlite(text, source)
     if scheme in POSTGRES_SCHEMES:
-        try:
-            parts = urlsplit(text)
-            _ = parts.port  # raises ValueError on a bad port
-        except ValueError as exc:
-            raise StoreError(f"{source}: bad PostgreSQL URL {mask_store_url(text)!r} ({exc})") from None
+        from lazycelery.urls import url_problem
+
+        # libpq's rules (several hosts, %XX only); a password libpq and other tools would
+        # read differently is refused with how to write it
+        problem = url_problem(text)
+        if problem is not None:
+            raise StoreError(f"{source}: bad PostgreSQL URL {mask_store_url(text)!r}: {problem}")
         return StoreURL("postgresql", text)
     raise StoreError(f"{source}: unsupported store {mask_store_url(text)!r} "
                      "(use sqlite:///path or postgresql://user@host/db)")

@@ -85,6 +85,9 @@ class StoreWriter:
         self._loss: list[float] | None = None
         self._loss_events = 0
         self._error: str | None = None
+        #: the first store error seen while events were being dropped: the gap's cause, even
+        #: when the store works again by the time the gap is closed
+        self._loss_error: str | None = None
         self._submitted = self._written = self._lost = 0
         self._transactions = self._gaps = self._pruned = 0
         self._next_prune = 0.0
@@ -141,6 +144,7 @@ class StoreWriter:
         self._loss_events += batch.events
         if self._loss is None:
             self._loss = [start, end]
+            self._loss_error = self._error
             return (f"store behind: {self._pending:,} events waiting to be written; dropping "
                     f"new ones until it catches up (the loss is recorded as a gap)")
         self._loss[0] = min(self._loss[0], start)
@@ -150,7 +154,9 @@ class StoreWriter:
     def _close_loss(self, batch: WriteBatch) -> str:  # with the lock held
         assert self._loss is not None
         start, end = self._loss
-        cause = (f"store unavailable ({self._error})" if self._error
+        error = self._error or self._loss_error
+        self._loss_error = None
+        cause = (f"store unavailable ({error})" if error
                  else "store fell behind (writer queue full)")
         batch.gaps.append(GapRow(start, max(start, end), cause, "store", self._loss_events))
         self._gaps += 1
@@ -280,10 +286,18 @@ class StoreWriter:
         if self.store.is_transient(exc):
             with self._cond:
                 first, self._error = self._error is None, message.split(": ", 1)[-1]
+                if self._loss is not None and self._loss_error is None:
+                    self._loss_error = self._error
             if first:
                 self._notify(f"{message}; retrying (new events wait in a bounded queue)")
             return True
         log.debug("store write failed", exc_info=True)
+        if not batch.events:
+            # only gaps (or samples) and the store refuses them for good (a corrupt file):
+            # say so once; queuing another gap for it would fail the same way, forever
+            self._notify(f"{message}; a gap could not be recorded")
+            self.store.reconnect()
+            return False
         with self._cond:
             self._pending -= batch.events
             self._lost += batch.events
@@ -303,6 +317,8 @@ class StoreWriter:
         except StoreError as exc:
             with self._cond:
                 self._error = str(exc).split(": ", 1)[-1]
+                if self._loss is not None and self._loss_error is None:
+                    self._loss_error = self._error
         except Exception:
             log.debug("store reconnect failed", exc_info=True)
 

@@ -19,8 +19,8 @@ from lazycelery.tail.status import StatusReporter
 
 if TYPE_CHECKING:
     from lazycelery.core.model import TaskRecord, WorkerRecord
-    from lazycelery.store import Store, StoredGap
     from lazycelery.mask import Masker
+    from lazycelery.store import Store, StoredGap
 
 __all__ = ["CATCH_UP", "CHUNK", "OVERLAP", "RECORDER_LAG", "LiveGate", "event_key",
            "parse_since", "print_history", "wait_for_recorder"]

@@ -43,10 +43,12 @@ def connect_operator(d: Dashboard, settings: Settings, monitor: object | None) -
     from lazycelery.broker.monitor import QueueMonitor
     from lazycelery.core.actions import Actions
     from lazycelery.core.reconcile import Reconciler
+    from lazycelery.store.audit import store_sink
 
     try:
         app = settings.celery_app()
-        actions = Actions.from_settings(settings, index=d.index)
+        actions = Actions.from_settings(settings, index=d.index,
+                                        audit_sink=store_sink(settings.store_url))
     except LazyCeleryError as exc:
         d.operator.unavailable = f"unavailable: {exc}"
         return
