@@ -196,6 +196,7 @@ def test_serve_records_into_the_store(redis_url: str, celery_worker_factory: Cal
                                       servers: Callable[..., Server],  # noqa: F811
                                       tmp_path: Path) -> None:
     from lazycelery.store import open_store
+    from lazycelery.store.audit import read_audit
 
     worker = celery_worker_factory(redis_url, backend=redis_url)
     url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
@@ -210,6 +211,9 @@ def test_serve_records_into_the_store(redis_url: str, celery_worker_factory: Cal
     store = open_store(url, writer=False)
     try:
         found = store.get_task(task_id)
+        audited = read_audit(store)
     finally:
         store.close()
     assert found is not None and found[0].state == "SUCCESS" and found[0].result == "9"
+    assert [(e.action, e.user.split(" ")[0]) for e in audited] == \
+        [("async-apply", "api:anonymous@127.0.0.1")]

@@ -80,10 +80,17 @@ class ActApi:
 
     def _audit(self, caller: Caller, action: str, name: str, outcome: dict[str, Any]) -> None:
         try:
-            audit.record(action, [name], outcome, self.service.environment,
-                         path=self.service.audit_path, user=_api_user(caller))
+            entry = audit.record(action, [name], outcome, self.service.environment,
+                                 path=self.service.audit_path, user=_api_user(caller))
         except OSError as exc:
             outcome["audit_error"] = error_line(exc)
+            return
+        sink = self.service.audit_sink
+        if sink is not None:
+            try:
+                sink(entry)
+            except Exception as exc:  # the file has it: say the store does not
+                outcome["audit_error"] = f"not in the store: {error_line(exc)}"
 
     async def _send(self, request: Request, caller: Caller, action: str,
                     wait: bool) -> Response:

@@ -54,10 +54,13 @@ def known_queues(app: Any, settings: Settings) -> tuple[str, ...]:
 
 def make_service(settings: Settings, queues: QueueReader | None, *,
                  read_only: bool) -> Service:
+    from lazycelery.store.audit import store_sink
+
     app = settings.celery_app()
     service = Service(app=app, index=TaskIndex(max_tasks=settings.max_tasks),
                       environment=environment_label(settings), read_only=read_only,
-                      known_queues=known_queues(app, settings))
+                      known_queues=known_queues(app, settings),
+                      audit_sink=store_sink(settings.store_url))
     if queues is not None:
         service.queues = lambda: queues.latest
         service.read_queues = queues.read

@@ -46,6 +46,8 @@ class Service:
     known_queues: tuple[str, ...] = ()
     control_timeout: float = 1.0
     audit_path: Path | None = None
+    #: writes each audit entry into the history store too (``--store``), after the file
+    audit_sink: Callable[[Any], None] | None = None
     started: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
@@ -56,4 +58,4 @@ class Service:
         """Actions for one API caller: read-only refuses, every one is audited as ``user``."""
         return Actions(self.app, read_only=self.read_only, environment=self.environment,
                        index=self.index, timeout=self.control_timeout,
-                       audit_path=self.audit_path, user=user)
+                       audit_path=self.audit_path, audit_sink=self.audit_sink, user=user)
