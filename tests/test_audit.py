@@ -26,7 +26,8 @@ def test_record_appends_one_json_line_with_who_and_where(log_path: Path) -> None
     lines = log_path.read_text().splitlines()
     assert len(lines) == 2
     first = json.loads(lines[0])
-    assert set(first) == {"time", "user", "host", "environment", "action", "targets", "result"}
+    assert set(first) == {"time", "user", "host", "environment", "action", "targets", "result",
+                          "prev"}
     assert first["action"] == "revoke" and first["targets"] == ["id-1"] and first["environment"] == "prod"
     assert first["time"].endswith("+00:00") and first["user"] and first["host"] == entry.host
     assert json.loads(lines[1])["environment"] == "-"

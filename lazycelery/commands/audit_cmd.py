@@ -38,6 +38,10 @@ def register(
     parser.add_argument("--path", action="store_true", help="print the log file's path and exit")
     parser.add_argument("--file", action="store_true",
                         help="read this machine's file even when a store is configured")
+    parser.add_argument("action", nargs="?", choices=["verify"], default=None,
+                        help="verify: check the file's hash chain (each line names the SHA-256 "
+                             "of the line before it); exit 1 at the first edited, inserted or "
+                             "removed line")
     parser.set_defaults(handler=HANDLER)
 
 
@@ -63,6 +67,28 @@ def _entries(args: argparse.Namespace, path: Path) -> tuple[list[AuditEntry], st
     return audit.read(path, limit=limit), str(path)
 
 
+def _verify(path: Path, *, json_out: bool) -> int:
+    """``lazycelery audit verify``: 0 when the chain holds, 1 at the first break."""
+    import msgspec
+
+    from lazycelery.core import audit
+
+    report = audit.verify(path)
+    if json_out:
+        document = msgspec.to_builtins(report)
+        document.update(ok=report.ok, file=str(path))
+        print(msgspec.json.encode(document).decode())
+    elif report.ok:
+        legacy = (f" ({report.unchained} older lines written before the chain)"
+                  if report.unchained else "")
+        print(f"ok: {report.entries} entries in {path}, chain intact{legacy}; "
+              f"last hash {report.last_hash or '-'}")
+    else:
+        print(f"lazycelery: audit: {path} line {report.broken_at}: {report.problem}",
+              file=sys.stderr)
+    return 0 if report.ok else 1
+
+
 def run(args: argparse.Namespace) -> int:
     import msgspec
 
@@ -73,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     if args.path:
         print(path)
         return 0
+    if args.action == "verify":
+        return _verify(path, json_out=args.json)
     if args.n < 0:
         raise UsageError("-n: must be 0 (all) or more")
     entries, where = _entries(args, path)
