@@ -4,6 +4,7 @@ line, and accepts lines written before the chain existed."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -27,7 +28,7 @@ def test_a_fresh_log_is_one_intact_chain(tmp_path: Path) -> None:
     _write(path, 5)
     lines = path.read_bytes().splitlines()
     assert json.loads(lines[0])["prev"] == audit.GENESIS
-    for before, line in zip(lines, lines[1:]):
+    for before, line in itertools.pairwise(lines):
         assert json.loads(line)["prev"] == audit.line_hash(before)
     report = audit.verify(path)
     assert report.ok and report.entries == 5 and report.last_hash == audit.line_hash(lines[-1])
