@@ -153,3 +153,40 @@ def test_the_compliance_report_measures_coverage_from_the_store(
     assert main(["report", "compliance", "--since", "1d"]) == 0
     assert ("a recorder ran 60 min of 24.0 h; 1 gap(s) in its record (15 min, 12 events counted "
             "lost); covered 3.1% of the period.") in capsys.readouterr().out
+
+
+def test_the_compliance_report_lists_api_users_and_roles_never_their_hashes(
+        files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lazycelery.serve.auth import hash_password, hash_token
+
+    password_hash = hash_password("s3cret-pass")
+    token_hash = hash_token("tok-123")
+    config = files / "config.toml"
+    config.write_text(CONFIG + f"""
+[[serve.users]]
+name = "alice"
+password = "{password_hash}"
+role = "operator"
+[[serve.tokens]]
+name = "grafana"
+sha256 = "{token_hash}"
+""")
+    assert main(["report", "compliance", "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["api"] == {"accounts": [
+        {"name": "alice", "kind": "user", "role": "operator"},
+        {"name": "grafana", "kind": "token", "role": "viewer"}]}
+    assert main(["report", "compliance"]) == 0
+    md = capsys.readouterr().out
+    assert "| alice | user | operator |" in md and "| grafana | token | viewer |" in md
+    assert main(["report", "compliance", "--format", "csv"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert ["api_account", "prod", "alice", "user", "operator"] in rows
+    for text in (out, md):
+        assert password_hash not in text and token_hash not in text
+
+    # a broken [serve] table is said, not raised
+    config.write_text(CONFIG + '\n[[serve.users]]\nname = "bob"\n')
+    assert main(["report", "compliance", "--format", "json"]) == 0
+    api = json.loads(capsys.readouterr().out)["api"]
+    assert api["accounts"] == [] and "password" in api["error"]

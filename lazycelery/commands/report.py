@@ -136,6 +136,20 @@ def _within(entries: Iterable[Any], since: float, until: float) -> list[Any]:
     return out
 
 
+def api_accounts(settings: Settings) -> dict[str, Any]:
+    """``lazycelery serve``'s users and tokens with their roles, from the config file's
+    ``[serve]`` table (names and roles only), or why they could not be read."""
+    from lazycelery.config_file import load_file
+    from lazycelery.errors import ConfigError
+    from lazycelery.serve.auth import AuthError, accounts
+
+    try:
+        config = load_file(settings.config_path) if settings.config_path.exists() else None
+        return {"accounts": accounts(config.serve if config is not None else None)}
+    except (ConfigError, OSError, AuthError) as exc:
+        return {"accounts": [], "error": str(exc)}
+
+
 def _environments(settings: Settings) -> list[dict[str, Any]]:
     from lazycelery.config_file import load_file
     from lazycelery.errors import ConfigError
@@ -235,6 +249,7 @@ def build_compliance(*, since: float, until: float, settings: Settings,
             "mask_counts_log": f"{counts_path} (append-only, kept until removed)",
         },
         "read_only": _environments(settings),
+        "api": api_accounts(settings),
         "coverage": coverage or {},
     }
 
@@ -287,6 +302,16 @@ def render_md(doc: dict[str, Any]) -> str:
     out += _md_table(("environment", "read-only"),
                      ((e["environment"], "yes" if e["read_only"] else "no")
                       for e in doc["read_only"]))
+    api = doc.get("api") or {}
+    out += ["", "## API users and roles (`lazycelery serve`)", ""]
+    if api.get("error"):
+        out.append(f"Not read: {api['error']}")
+    elif api.get("accounts"):
+        out += _md_table(("name", "kind", "role"),
+                         ((a["name"], a["kind"], a["role"]) for a in api["accounts"]))
+    else:
+        out.append("None configured: serve answers only on 127.0.0.1 without authentication "
+                   "(or was started with --insecure-no-auth).")
     out += ["", "## Monitoring coverage", "", _coverage_line(doc.get("coverage") or {})]
     return "".join(visible(line) + "\n" for line in out)
 
@@ -332,6 +357,9 @@ def render_csv(doc: dict[str, Any]) -> str:
     for e in doc["read_only"]:
         writer.writerow(("read_only", e["environment"], "", "read_only",
                          str(e["read_only"]).lower()))
+    for account in (doc.get("api") or {}).get("accounts", []):
+        writer.writerow(("api_account", doc["environment"] or "-", account["name"],
+                         account["kind"], account["role"]))
     cov = doc.get("coverage") or {}
     for key in ("recorded_s", "gaps", "gap_s", "lost_events", "coverage"):
         if key in cov:

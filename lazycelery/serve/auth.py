@@ -21,8 +21,8 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-__all__ = ["AuthConfig", "AuthError", "Caller", "Guard", "LoginLimiter", "hash_password",
-           "hash_token", "load_auth", "new_token"]
+__all__ = ["AuthConfig", "AuthError", "Caller", "Guard", "LoginLimiter", "accounts",
+           "hash_password", "hash_token", "load_auth", "new_token"]
 
 Role = Literal["viewer", "operator"]
 VIEWER: Final = "viewer"
@@ -113,6 +113,17 @@ def _parse_hash(text: str, where: str) -> _Hashed:
             or len(salt) < 8 or len(digest) < 16:
         raise AuthError(f"{where}: password hash has out-of-range parameters")
     return _Hashed(n, r, p, salt, digest)
+
+
+def accounts(table: Mapping[str, Any] | None) -> list[dict[str, str]]:
+    """Who may call serve (the compliance report): each user and token's name, kind and
+    role, never its hash. Raises ``AuthError`` as ``serve`` would at start."""
+    try:
+        parsed = msgspec.convert(dict(table or {}), ServeTable)
+    except msgspec.ValidationError as exc:
+        raise AuthError(f"[serve]: {exc}") from None
+    return ([{"name": u.name, "kind": "user", "role": u.role} for u in parsed.users]
+            + [{"name": t.name, "kind": "token", "role": t.role} for t in parsed.tokens])
 
 
 class AuthConfig:
