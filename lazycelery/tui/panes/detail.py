@@ -1,5 +1,6 @@
 """The task detail pane: every field, state history, args/kwargs/result with truncation marks,
-the full traceback (scrollable) and the parent/root/children tree, whose lines open that task.
+the full traceback (scrollable), the parent/root/children tree and the workflow's waterfall
+(queued and running time of each task on one axis), whose lines open that task.
 
 Every value is shown whatever its type (``lazycelery.tui.format``: control characters as
 escapes, odd numbers as ``?``); a section that still fails to build shows a marker line.
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from lazycelery.core import waterfall
 from lazycelery.core.index import BACKFILLED, FROM_HISTORY, TaskIndex
 from lazycelery.core.model import TaskRecord
 from lazycelery.panes_api import PaneViewBase
@@ -34,7 +36,7 @@ __all__ = ["PANE", "SECTIONS", "DetailLine", "DetailView", "build_detail", "deta
 
 #: section headings, in order (``]``/``[`` jump between them)
 SECTIONS: Final = ("Fields", "History", "Args", "Kwargs", "Result", "Exception", "Traceback",
-                   "Family")
+                   "Family", "Waterfall")
 TRUNCATED: Final = ("⚠ truncated by Celery (its repr is cut at 1024 characters; "
                     "the rest is not in any event)")
 _MAX_TREE_LINES: Final = 300
@@ -233,6 +235,37 @@ def _family(rec: TaskRecord, index: TaskIndex, width: int) -> list[DetailLine]:
     return out[: _MAX_TREE_LINES + 2]
 
 
+def _waterfall(rec: TaskRecord, index: TaskIndex, width: int) -> list[DetailLine]:
+    """The workflow's tasks as bars on one time axis: queued (░) apart from running (█)."""
+    root = _root_of(rec, index)
+    rows = waterfall.spans(root, index.get, index.children_of, max_rows=_MAX_TREE_LINES,
+                           max_depth=_MAX_DEPTH)
+    axis = waterfall.time_range(rows)
+    if len(rows) < 2 or axis is None:
+        return []  # a lone task: its History says it all
+    total = axis[1] - axis[0]
+    out = [_heading("Waterfall", f"{len(rows)} tasks over {duration(total) or '0s'}  "
+                    f"{waterfall.QUEUED} queued  {waterfall.RUNNING} running  "
+                    "enter opens a task", "class:detail.label")]
+    label_w = max(12, min(32, width // 3))
+    bar_w = max(10, width - label_w - 14)
+    for span in rows:
+        node = span.record
+        name = one_line(node.name or "?") if node is not None else \
+            f"{short_id(span.uuid)} (not in memory)"
+        label = ("  " + "  " * min(span.depth, 8) + name)[:label_w].ljust(label_w)
+        style = "class:detail.current" if node is rec else ""
+        frags: StyleAndTextTuples = [(style, label), ("", " ")]
+        state = state_class(node.state) if node is not None else "class:detail.label"
+        for kind, cells in waterfall.bar(span, axis, bar_w):
+            frags.append((state if kind == "running" else "class:detail.label", cells))
+        took = (span.ended - span.queued if span.ended is not None and span.queued is not None
+                else None)
+        frags.append(("class:detail.label", f" {duration(took) or '':>8}"))
+        out.append(DetailLine(frags, link=span.uuid if node is not rec else None))
+    return out
+
+
 def build_detail(rec: TaskRecord, index: TaskIndex, width: int,
                  errors: RenderErrors | None = None, *, origin: int = 0) -> list[DetailLine]:
     """Every line of the detail view for ``rec`` at ``width`` cells; a section that raises
@@ -258,6 +291,7 @@ def build_detail(rec: TaskRecord, index: TaskIndex, width: int,
         ("Traceback", lambda: _text_section("Traceback", rec.traceback, False, width,
                                             "class:detail.traceback")),
         ("Family", lambda: _family(rec, index, width)),
+        ("Waterfall", lambda: _waterfall(rec, index, width)),
     ]
     for name, build in sections:
         try:
