@@ -213,3 +213,30 @@ def test_ten_thousand_generated_argument_sets_through_a_real_worker(
     finally:
         tail.close()
         app.close()
+
+
+def test_tail_saves_its_mask_counts_on_sigterm(redis_url: str, celery_worker_factory: Factory,
+                                               private_logs: Path) -> None:
+    """SIGTERM (a service manager stopping `tail`) ends it like Ctrl-C: exit 0, and the counts
+    of what it masked reach the counts log instead of being lost with the process."""
+    import signal
+
+    worker = celery_worker_factory(redis_url)
+    app = worker.app()
+    tail = TailProcess(redis_url, "--json")
+    try:
+        send_until(tail, probe(app))
+        task = app.send_task("workerapp.echo", args=(CARD,), kwargs={"password": SECRET})
+        tail.wait_doc(lambda d: d["type"] == "task-succeeded" and d["uuid"] == task.id,
+                      timeout=60, what="the echo task's success")
+        assert not private_logs.exists()  # nothing saved yet (every 60 s while running)
+        tail.proc.send_signal(signal.SIGTERM)
+        assert tail.wait_exit(20) == 0
+        assert_no_traceback(tail.stderr())
+    finally:
+        tail.close()
+        app.close()
+    entries = [json.loads(line) for line in private_logs.read_text().splitlines()]
+    assert len(entries) == 1, entries
+    assert entries[0]["counts"].get("key:password", 0) >= 1
+    assert entries[0]["counts"].get("pattern:card", 0) >= 1

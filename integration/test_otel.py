@@ -353,3 +353,95 @@ def test_tail_otel_exports_while_it_prints(
     err = "\n".join(tail.errors)
     assert "spans exported to" in err and "0 lost" in err, err
     assert_no_traceback(err)
+
+
+def test_serve_otel_exports_while_it_serves(
+        redis_url: str, celery_worker_factory: Factory, tmp_path: Path, receiver: Receiver) -> None:
+    """`lazycelery serve --otel`: the API answers and the spans reach the receiver while it
+    runs; SIGTERM flushes and reports them in one line."""
+    import httpx
+    from test_serve_helpers import Server, worker_env
+
+    from conftest import free_port
+
+    worker = celery_worker_factory(redis_url)
+    app = worker.app()
+    config = tmp_path / "none.toml"
+    config.write_text("")
+    env = worker_env(redis_url, worker.queue, None, config)
+    env.update(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, OTEL_SERVICE_NAME="lc-serve")
+    port = free_port()
+    server = Server([sys.executable, "-m", "lazycelery", "serve", "--broker", redis_url,
+                     "--port", str(port), "--otel"], env, port, tmp_path / "serve.log")
+    try:
+        wait_for(server.healthy, timeout=60, interval=0.2, what="serve to answer")
+        sent: list[str] = []
+
+        def arrived() -> bool:
+            assert server.proc.poll() is None, server.output()
+            sent.append(str(app.send_task("workerapp.add", args=(0, 0)).id))
+            return any(receiver.task(t) for t in sent)
+
+        wait_for(arrived, timeout=60, interval=1.0, what="a probe span at the receiver")
+        failed = str(app.send_task("workerapp.always_fail", args=("s",)).id)
+        wait_for(lambda: receiver.task(failed), timeout=30, what="the failure's span")
+        assert server.proc.poll() is None  # exported while serve runs
+        info = httpx.get(f"{server.url}/api/task/info/{failed}", timeout=10).json()
+        assert info["state"] == "FAILURE"
+        assert server.stop() == 0
+    finally:
+        server.stop()
+    span = receiver.task(failed)
+    assert span is not None and span["status"] == 2
+    assert span["resource"]["service.name"] == "lc-serve"
+    out = server.output()
+    assert "exporting task spans to http://127.0.0.1" in out
+    assert "spans exported to" in out and "0 lost" in out, out
+    assert "Traceback" not in out
+
+
+def test_dashboard_otel_exports_while_it_draws(
+        redis_url: str, celery_worker_factory: Factory, tmp_path: Path, receiver: Receiver) -> None:
+    """`lazycelery --otel` in a pseudo-terminal: the spans reach the receiver while the
+    dashboard runs; on `q` the summary line is printed once the screen is gone."""
+    pexpect = pytest.importorskip("pexpect")
+    pytest.importorskip("pyte")
+    from test_dashboard_pty import Terminal
+
+    worker = celery_worker_factory(redis_url)
+    app = worker.app()
+    env = dict(os.environ, TERM="xterm-256color", LANG="C.UTF-8", LC_ALL="C.UTF-8",
+               LAZYCELERY_CONFIG=os.devnull, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+               OTEL_SERVICE_NAME="lc-dashboard")
+    env.pop("NO_COLOR", None)
+    env.pop("LAZYCELERY_STORE", None)
+    term = Terminal(sys.executable, ["-m", "lazycelery", "--broker", redis_url, "--otel"], env)
+    try:
+        short_host = worker.hostname.split("@")[0]
+        term.wait_for(lambda s: "connected" in s and short_host in s, 30, "the worker")
+        sent: list[str] = []
+
+        def arrived() -> bool:
+            term.pump(0.1)
+            assert term.child.isalive(), term.text
+            sent.append(str(app.send_task("workerapp.add", args=(0, 0)).id))
+            return any(receiver.task(t) for t in sent)
+
+        wait_for(arrived, timeout=60, interval=1.0, what="a span from the dashboard")
+        failed = str(app.send_task("workerapp.always_fail", args=("d",)).id)
+        wait_for(lambda: (term.pump(0.1), receiver.task(failed))[1], timeout=30,
+                 what="the failure's span")
+        assert term.child.isalive()  # exported while the dashboard runs
+        term.press("q")
+        term.child.expect(pexpect.EOF, timeout=30)
+        term.child.close()
+        assert term.child.exitstatus == 0
+    finally:
+        if term.child.isalive():
+            term.child.terminate(force=True)
+    span = receiver.task(failed)
+    assert span is not None and span["status"] == 2
+    assert span["resource"]["service.name"] == "lc-dashboard"
+    out = bytes(term.raw).decode(errors="replace") + term.child.before.decode(errors="replace")
+    assert "spans exported to" in out and "0 lost" in out, out[-2000:]
+    assert "Traceback" not in out

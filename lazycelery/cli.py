@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common_options(suppress=False)],
     )
     parser.add_argument("--version", action="version", version=f"lazycelery {__version__}")
+    parser.add_argument("--otel", action="store_true",
+                        help="dashboard: also export task spans over OTLP (docs/tracing.md)")
     parser.set_defaults(handler="lazycelery.commands.dashboard:run")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     common = common_options(suppress=True)

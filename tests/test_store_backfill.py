@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from lazycelery.store.backfill import Backfiller, Window, record_from_meta
 from lazycelery.store.batch import WriteBatch
@@ -101,4 +102,51 @@ def test_the_database_backend_is_read_by_date_done(tmp_path: Path) -> None:
     written.clear()
     report = Backfiller(app, written.append, lambda ids: set()).run([Window(0.0, now - 3600)])
     assert report.found == 0 and not any(batch.tasks for batch in written)
+    app.close()
+
+
+def test_backfill_masks_with_the_environment_rules(tmp_path: Path) -> None:
+    """The configured masker (``masker_for``: an environment's own ``[mask]`` rules) reaches the
+    backfilled records; the default rules alone leave those values visible."""
+    import time
+    from types import SimpleNamespace
+
+    import pytest
+
+    pytest.importorskip("sqlalchemy")
+    from celery import Celery
+
+    from lazycelery.config import resolve
+    from lazycelery.mask.settings import masker_for
+    from tests.test_config import flags
+
+    config = tmp_path / "config.toml"
+    config.write_text('[environments.prod]\nbroker = "redis://localhost:6379/0"\n'
+                      '[environments.prod.mask]\nextra_keys = ["customer_ref"]\n'
+                      '[environments.prod.mask.fields]\n"billing.charge" = ["args[1]"]\n')
+    settings = resolve(flags(config=str(config), env="prod"), {})
+    app = Celery("t", backend=f"db+sqlite:///{tmp_path / 'results.db'}", set_as_current=False)
+    app.conf.result_extended = True
+    request = SimpleNamespace(
+        id="charge-1", task="billing.charge", args=[7, "acct-ref-9931"],
+        kwargs={"customer_ref": "CR-55831", "password": "hunter2"}, hostname="w1", retries=0,
+        delivery_info={"routing_key": "billing"}, ignore_result=False, group=None,
+        parent_id=None, root_id="charge-1", properties={})
+    app.backend.store_result("charge-1", {"ok": True}, "SUCCESS", request=request)
+    now = time.time()
+    window = [Window(now - 60, now + 60, (now - 60, now + 60))]
+
+    def backfilled(**kwargs: object) -> Any:
+        written: list[WriteBatch] = []
+        report = Backfiller(app, written.append, lambda ids: set(), **kwargs).run(window)
+        assert report.error is None and report.written == 1, report
+        return next(rec for batch in written for rec in batch.tasks)
+
+    default = backfilled()
+    assert "hunter2" not in default.kwargs  # the default rules apply either way
+    assert "CR-55831" in default.kwargs and "acct-ref-9931" in default.args
+    rec = backfilled(masker=masker_for(settings, save_counts=False))
+    assert rec.name == "billing.charge"
+    assert "hunter2" not in rec.kwargs and "CR-55831" not in rec.kwargs
+    assert "acct-ref-9931" not in rec.args and rec.args.startswith("(7, ")
     app.close()

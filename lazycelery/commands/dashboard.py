@@ -21,4 +21,5 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from lazycelery.tui.run import run_dashboard
 
-    return run_dashboard(settings, no_plugins=bool(getattr(args, "no_plugins", False)))
+    return run_dashboard(settings, no_plugins=bool(getattr(args, "no_plugins", False)),
+                         otel=bool(getattr(args, "otel", False)))

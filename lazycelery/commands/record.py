@@ -423,7 +423,8 @@ class Recorder:
                                           masker=reconcile_masker)
         self._backfiller = Backfiller(app, lambda batch: writer.submit(batch, force=True),
                                       reader.finished_ids, on_report=on_backfill,
-                                      owns=self.topology.owns if self.topology.shard else None)
+                                      owns=self.topology.owns if self.topology.shard else None,
+                                      masker=masker_for(self.settings, save_counts=False))
         self._reconciler.start()
         self._backfiller.start()
 

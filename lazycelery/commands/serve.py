@@ -11,6 +11,7 @@ from typing import Any
 
 from lazycelery.commands.argtypes import positive_int
 from lazycelery.errors import UsageError
+from lazycelery.otel.hook import add_otel_option
 
 __all__ = ["register", "run"]
 
@@ -33,6 +34,8 @@ examples:
   lazycelery serve --new-token                 print a token and its [serve] entry
   lazycelery serve --hash-password             read a password, print its [serve] entry
   lazycelery serve --host 0.0.0.0 --store postgresql://lc@db/celerymon --read-only
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 lazycelery serve --otel
+                                               also one span per task (docs/tracing.md)
 
 exit status: 0 after Ctrl-C / SIGTERM; 2 on a bad option, a port in use or a bad [serve] table.
 """
@@ -59,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                       help="seconds between queue reads for /metrics (default 5)")
     parser.add_argument("--record", action="store_true",
                         help="also record history into the store (implied by --store)")
+    add_otel_option(parser)
     setup = parser.add_argument_group("credentials (print and exit)")
     setup.add_argument("--new-token", metavar="NAME", nargs="?", const="api",
                        help="print a new bearer token and its [serve] entry")
@@ -157,6 +161,15 @@ class _Serve:
             sock.close()
 
     def _serve(self, sock: Any) -> int:
+        from lazycelery.otel.hook import start_tracing, stop_tracing
+
+        tracing = start_tracing(self.args, self.settings, _say)  # None without --otel; bad: exit 2
+        try:
+            return self._serve_traced(sock, tracing)
+        finally:
+            stop_tracing(tracing, _say)
+
+    def _serve_traced(self, sock: Any, tracing: Any) -> int:
         from lazycelery.serve.app import build_app
         from lazycelery.serve.runtime import Observer, make_service
         from lazycelery.serve.server import HttpServer
@@ -165,6 +178,8 @@ class _Serve:
         queues = self._queues()
         service = make_service(settings, queues, read_only=settings.read_only)
         observer = Observer(service)
+        if tracing is not None:  # --otel: every batch (both ingest paths) also feeds the tap
+            setattr(observer, "on_batch", tracing.tee(observer.on_batch))  # noqa: B010
         server = HttpServer(build_app(service, self.guard), sock, certfile=args.certfile,
                             keyfile=args.keyfile, access_log=args.access_log)
         server.start()

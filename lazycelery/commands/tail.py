@@ -32,7 +32,7 @@ examples:
   lazycelery tail --since 2h --filter state:failure   failures of the last 2 hours, then live
   OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 lazycelery tail --otel   and export spans
 
-exit status: 0 after --limit events, after --timeout, on Ctrl-C and when the reader of
+exit status: 0 after --limit events, after --timeout, on Ctrl-C or SIGTERM and when the reader of
 stdout goes away (| head); 2 on a bad option or config, or if the event stream stops.
 """
 

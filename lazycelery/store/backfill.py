@@ -153,9 +153,10 @@ def _readable_backend(app: Celery) -> Any:
 
 def scan(app: Celery, windows: Sequence[Window], *, budget: float = BUDGET,
          clock: Callable[[], float] = time.monotonic,
-         progress: Callable[[int], None] | None = None
+         progress: Callable[[int], None] | None = None, masker: Masker | None = None
          ) -> Iterator[tuple[TaskRecord, Transition]]:
-    """Finished tasks whose ``date_done`` is in any window, as (record, transition) pairs.
+    """Finished tasks whose ``date_done`` is in any window, as (record, transition) pairs,
+    their values masked by ``masker`` (the default rules when None).
     Stops quietly when ``budget`` seconds are spent (the caller compares ``clock``)."""
     from lazycelery.core.reconcile import _epoch
 
@@ -166,7 +167,7 @@ def scan(app: Celery, windows: Sequence[Window], *, budget: float = BUDGET,
         ranges = [(w.scan_from, w.scan_to) for w in windows]
         for task_id, meta, when in scan_database(backend, ranges, budget=budget, clock=clock,
                                                  progress=progress):
-            pair = finished_pair(task_id, meta, when)
+            pair = finished_pair(task_id, meta, when, masker)
             if pair is not None:
                 yield pair
         return
@@ -181,14 +182,14 @@ def scan(app: Celery, windows: Sequence[Window], *, budget: float = BUDGET,
         keys.append(key)
         if len(keys) >= BATCH:
             scanned += len(keys)
-            yield from _matches(backend, client, keys, prefix_text, windows, _epoch)
+            yield from _matches(backend, client, keys, prefix_text, windows, _epoch, masker)
             keys = []
             if progress is not None:
                 progress(scanned)
             if clock() >= deadline:
                 return
     if keys:
-        yield from _matches(backend, client, keys, prefix_text, windows, _epoch)
+        yield from _matches(backend, client, keys, prefix_text, windows, _epoch, masker)
         if progress is not None:
             progress(scanned + len(keys))
 
@@ -198,8 +199,8 @@ def _glob_escape(text: str) -> str:
 
 
 def _matches(backend: Any, client: Any, keys: list[Any], prefix: str,
-             windows: Sequence[Window], epoch: Callable[[Any, float], float]
-             ) -> Iterator[tuple[TaskRecord, Transition]]:
+             windows: Sequence[Window], epoch: Callable[[Any, float], float],
+             masker: Masker | None = None) -> Iterator[tuple[TaskRecord, Transition]]:
     for key, value in zip(keys, client.mget(keys), strict=False):
         if not value:
             continue
@@ -214,15 +215,15 @@ def _matches(backend: Any, client: Any, keys: list[Any], prefix: str,
             continue
         name = key.decode() if isinstance(key, bytes) else str(key)
         task_id = _text(meta.get("task_id")) or name[len(prefix):]
-        pair = finished_pair(task_id, meta, when)
+        pair = finished_pair(task_id, meta, when, masker)
         if pair is not None:
             yield pair
 
 
-def finished_pair(task_id: str, meta: Mapping[str, Any], when: float
-                  ) -> tuple[TaskRecord, Transition] | None:
+def finished_pair(task_id: str, meta: Mapping[str, Any], when: float,
+                  masker: Masker | None = None) -> tuple[TaskRecord, Transition] | None:
     """A finished task's record and its one (backfilled) transition, from its result meta."""
-    rec = record_from_meta(task_id, meta, when)
+    rec = record_from_meta(task_id, meta, when, masker)
     if rec is None:
         return None
     return rec, Transition(task_id, _EVENT_OF[rec.state], when, rec.worker, rec.retries, True)
@@ -236,12 +237,16 @@ class Backfiller:
     """A daemon thread that fills windows one scan at a time (windows queued meanwhile are
     scanned together). ``known(ids)`` says which ids the store already has finished, so only the
     others are written; ``submit`` hands a batch to the writer. ``owns(id)`` (a recorder's
-    shard) leaves out the tasks another recorder fills."""
+    shard) leaves out the tasks another recorder fills. ``masker``: the configured rules
+    (``lazycelery.mask.settings.masker_for``), used by this thread only; the default rules
+    when None."""
 
     def __init__(self, app: Celery, submit: Submit, known: Known, *,
                  on_report: Callable[[BackfillReport], None] | None = None,
-                 budget: float = BUDGET, owns: Callable[[str], bool] | None = None) -> None:
+                 budget: float = BUDGET, owns: Callable[[str], bool] | None = None,
+                 masker: Masker | None = None) -> None:
         self.app = app
+        self.masker = masker
         self.owns = owns
         self.submit = submit
         self.known = known
@@ -304,7 +309,8 @@ class Backfiller:
 
         pending: list[tuple[TaskRecord, Transition]] = []
         try:
-            for pair in scan(self.app, windows, budget=self.budget, progress=progress):
+            for pair in scan(self.app, windows, budget=self.budget, progress=progress,
+                             masker=self.masker):
                 if self._stop.is_set():
                     break
                 if self.owns is not None and not self.owns(pair[0].uuid):

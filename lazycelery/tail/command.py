@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 from lazycelery.core.index import TaskIndex
@@ -61,11 +62,34 @@ def _text_formatter(no_color: bool) -> TextFormatter:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The `lazycelery tail` command; Ctrl-C anywhere (even while connecting) exits 0 quietly."""
+    """The `lazycelery tail` command; Ctrl-C anywhere (even while connecting) exits 0 quietly,
+    and so does SIGTERM: both stop the ingest, which saves the mask counts (and flushes the
+    spans of --otel) instead of dying with them."""
+    restore = _sigterm_as_interrupt()
     try:
         return _run(args)
     except KeyboardInterrupt:
         return 0
+    finally:
+        restore()
+
+
+def _sigterm_as_interrupt() -> Callable[[], None]:
+    """SIGTERM raises KeyboardInterrupt once (the Ctrl-C path); a second one while stopping is
+    ignored. Returns what puts the previous handler back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_term(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -75,10 +75,14 @@ def history_source(settings: Settings, index: TaskIndex) -> HistorySource | None
     return HistorySource(default_store_url(), index, quiet_missing=True)
 
 
-def run_dashboard(settings: Settings, *, no_plugins: bool = False) -> int:
+def run_dashboard(settings: Settings, *, no_plugins: bool = False, otel: bool = False) -> int:
     """Build the index, the ingest thread and the queue monitor, and run the dashboard."""
+    import argparse
+    import sys
+
     from lazycelery.core.ingest import Ingestor
     from lazycelery.mask.settings import masker_for
+    from lazycelery.otel.hook import start_tracing, stop_tracing
 
     index = TaskIndex(max_tasks=settings.max_tasks)
     masker = masker_for(settings)
@@ -89,20 +93,31 @@ def run_dashboard(settings: Settings, *, no_plugins: bool = False) -> int:
     dashboard = Dashboard(index, info=info, keys=settings.keys, color=not settings.no_color,
                           plugins=plugins, settings=settings,
                           history=history_source(settings, index))
+    # --otel: the exporter's lines are flashed at start; later ones (and the summary) go to
+    # stderr once the screen is gone
+    otel_notes: list[str] = []
+    tracing = start_tracing(argparse.Namespace(otel=otel), settings, otel_notes.append)
     # wakeup=False: the wakeup is a `heartbeat` broadcast to every worker on the broker;
     # workers appear with their next regular heartbeat (2 s by default) instead.
     ingestor = Ingestor(
         settings.broker_url, index, mode=settings.ingest,
         app=settings.celery_app() if settings.app_spec else None,
         transport_options=settings.transport_options,
-        on_batch=dashboard.on_batch, on_status=dashboard.on_status, wakeup=False,
-        masker=masker,
+        on_batch=dashboard.on_batch if tracing is None else tracing.tee(dashboard.on_batch),
+        on_status=dashboard.on_status, wakeup=False, masker=masker,
     )
     dashboard.attach(ingestor, monitor)
     connect_operator(dashboard, settings, monitor)
-    for note in (*settings.notes, *(f"mask rule skipped: {p}" for p in masker.problems)):
+    shown = len(otel_notes)
+    for note in (*settings.notes, *(f"mask rule skipped: {p}" for p in masker.problems),
+                 *otel_notes[:shown]):
         dashboard.ui.flash(note, seconds=8.0)
-    return dashboard.run_app()
+    try:
+        return dashboard.run_app()
+    finally:
+        stop_tracing(tracing, otel_notes.append)
+        for note in otel_notes[shown:]:
+            print(f"lazycelery: {note}", file=sys.stderr)
 
 
 def check_panes(infos: Sequence[PluginInfo], settings: Settings | None = None) -> None:
