@@ -96,3 +96,68 @@ def test_a_silent_worker_is_one_line(worker: WorkerProcess, client: Any,
         assert err.count("\n") == 1 and "did not answer" in err
     finally:
         os.killpg(worker.proc.pid, signal.SIGCONT)
+
+
+def test_dashboard_enter_on_the_worker_shows_its_real_detail(worker: WorkerProcess) -> None:
+    """The real dashboard wiring: events from the real worker list it, enter asks it (through
+    the settings' app, off the UI thread) and the screen shows its pool processes."""
+    import asyncio
+    import time
+
+    from prompt_toolkit.input import create_pipe_input
+
+    from lazycelery.broker import open_inspector
+    from lazycelery.broker.monitor import QueueMonitor
+    from lazycelery.config import Settings
+    from lazycelery.core.index import TaskIndex
+    from lazycelery.core.ingest import CONNECTED, Ingestor
+    from lazycelery.tui.app import Dashboard
+    from lazycelery.tui.screen.sources import DashboardInfo
+    from tests.tui_harness import SizedOutput, screen_lines
+
+    settings = Settings(broker_url=worker.broker, env_name="itest")
+    index = TaskIndex()
+    with create_pipe_input() as inp:
+        d = Dashboard(index, info=DashboardInfo(broker=settings.masked_broker(), env_name="itest"),
+                      input=inp, output=SizedOutput(rows=60, columns=120), settings=settings,
+                      refresh_interval=None)
+        ingestor = Ingestor(worker.broker, index, on_batch=d.on_batch, on_status=d.on_status,
+                            wakeup=False)
+
+        d.attach(ingestor, QueueMonitor(open_inspector(worker.broker, {}, ()), interval=1.0))
+
+        async def until(cond: Callable[[], object], what: str, timeout: float = 30.0) -> None:
+            deadline = time.monotonic() + timeout
+            while not cond():
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"timed out waiting for {what}:\n"
+                                         + "\n".join(screen_lines(d)))
+                await asyncio.sleep(0.05)
+
+        async def main() -> None:
+            task = asyncio.ensure_future(d.app.run_async(pre_run=d.start))
+            try:
+                await until(lambda: d.app.is_running, "the app")
+                await until(lambda: ingestor.status.state == CONNECTED, "events")
+                await until(lambda: any(w.hostname == worker.hostname for w in d.workers.items),
+                            "the worker's heartbeat")
+                inp.send_text("1")
+                await until(lambda: d.ui.pane == "workers", "the workers pane")
+                inp.send_text("\r")
+                await until(lambda: d.screen.worker_detail.detail is not None
+                            or d.screen.worker_detail.error is not None, "the detail")
+                detail = d.screen.worker_detail.detail
+                assert detail is not None, d.screen.worker_detail.error
+                assert detail.hostname == worker.hostname and detail.pool_size == 3
+                assert set(detail.processes) <= _children(worker.proc.pid)
+                assert detail.heartbeat_age is not None  # from the worker's real events
+                text = "\n".join(screen_lines(d))
+                pids = ", ".join(str(p) for p in detail.processes)
+                assert f"processes      {pids}" in text and worker.queue in text
+            finally:
+                if d.app.is_running:
+                    d.app.exit(result=0)
+                assert await asyncio.wait_for(task, 10) == 0
+                d.shutdown()
+
+        asyncio.run(main())
