@@ -136,3 +136,33 @@ def test_fetch_names_the_worker_and_fails_in_one_line_when_it_is_silent(
     with pytest.raises(WorkerNotAnswering, match=r"^worker w9@h did not answer inspect stats "
                                                  r"within 0\.5s$"):
         fetch_replies(silent, "w9@h", timeout=0.5)
+
+
+def test_model_fetches_off_thread_throttles_and_drops_a_stale_answer(
+        recorded: dict[str, Any]) -> None:
+    import threading
+
+    from lazycelery.tui.screen.worker_detail import WorkerDetailModel
+
+    now = [100.0]  # a still clock: the second refresh falls within the throttle
+    release = threading.Event()
+    threads: list[str] = []
+
+    def fetch(host: str) -> Any:
+        threads.append(threading.current_thread().name)
+        release.wait(5)
+        return summarize(host, replies_of(recorded), now=0.0)
+
+    model = WorkerDetailModel(clock=lambda: now[0])
+    model.fetcher = fetch
+    model.show("a@h")
+    assert model.fetching and model.refresh() == "already fetching"
+    model.show("b@h")  # another worker while a's answer is on its way
+    release.set()
+    model.wait()
+    # a's answer is not shown as b's; b is asked as soon as a's fetch ended
+    assert model.hostname == "b@h" and model.detail is not None
+    assert model.detail.hostname == "b@h" and len(threads) == 2
+    assert threads[1].endswith("b@h")
+    assert model.refresh() is not None and "again in" in str(model.refresh())
+    assert threads and all(name.startswith("lazycelery-worker-detail-") for name in threads)

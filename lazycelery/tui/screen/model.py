@@ -377,8 +377,9 @@ class ScreenModel:
         if name == "detail":
             self._open_detail()
             return
-        if name == WORKER_PANE and self.worker_detail.hostname is None:
-            self.open_worker_detail()
+        if name == WORKER_PANE and (self.workers.selected is not None
+                                    or self.worker_detail.hostname is None):
+            self.open_worker_detail()  # the selected worker's, fetched again
             return
         self.ui.pane = name
         self.shell.refocus()

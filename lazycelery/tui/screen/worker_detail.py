@@ -76,18 +76,23 @@ class WorkerDetailModel:
             error = text
         with self._lock:
             self._fetching = False
-            if host == self.hostname:
+            other = host != self.hostname  # another worker was opened meanwhile
+            if not other:
                 if detail is not None:
                     self.detail, self.error = detail, None
                 else:
                     self.error = error
+        if other:
+            self.refresh()  # its own fetch (its throttle was reset when it was opened)
         self.on_done()
 
     def wait(self, timeout: float = 10.0) -> None:
         """Wait for the running fetch (tests)."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        while (thread := self._thread) is not None and thread.is_alive():
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if time.monotonic() >= deadline:
+                return
 
     def move(self, delta: int, lines: int, page: int) -> None:
         self.top = max(0, min(self.top + delta, max(0, lines - page)))
