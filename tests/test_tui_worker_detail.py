@@ -53,6 +53,8 @@ def test_enter_opens_the_detail_fetched_in_the_background() -> None:
             assert len(calls) == 1 and "again in" in (h.d.ui.current_flash() or ("",))[0]
             await h.keys(ESC)
             assert h.d.ui.pane == "workers"
+            await h.keys("3w")  # w from another pane: the selected worker's detail
+            assert h.d.ui.pane == "worker" and h.d.screen.worker_detail.hostname == "rec1@vm"
 
         drive(h, scenario)
 
