@@ -296,13 +296,15 @@ def dashboard(plugins: list[PluginInfo], settings: Settings | None = None,
 def test_builtin_panes_come_from_the_entry_point_group() -> None:
     infos = discover(Selection(no_plugins=True))
     builtins = [i for i in infos if i.builtin]
-    assert [i.name for i in builtins] == ["workers", "queues", "tasks", "detail", "errors"]
-    assert [i.key for i in builtins] == ["1", "2", "3", "4", "e"]
+    assert [i.name for i in builtins] == ["workers", "queues", "tasks", "detail", "errors",
+                                          "worker"]
+    assert [i.key for i in builtins] == ["1", "2", "3", "4", "e", "w"]
+    modules = {"worker": "worker_detail"}  # "workers" is the list pane's module
     for info in builtins:
         # registered by lazycelery's own distribution (pyproject.toml), not synthesised
         assert info.distribution == "lazycelery" and info.loaded and not info.reason
         # one module per pane, one entry point naming its declaration
-        assert info.target == f"lazycelery.tui.panes.{info.name}:PANE"
+        assert info.target == f"lazycelery.tui.panes.{modules.get(info.name, info.name)}:PANE"
 
 
 def test_discovery_reports_each_broken_plugin_and_loads_the_rest(site: Path) -> None:
@@ -493,13 +495,14 @@ def test_a_new_builtin_pane_is_one_module_and_one_entry_point(
     infos = discover(Selection(no_plugins=True))
     assert [(i.name, i.key) for i in infos if i.builtin] == [
         ("workers", "1"), ("queues", "2"), ("tasks", "3"), ("detail", "4"), ("slowest", "5"),
-        ("errors", "e")]
+        ("errors", "e"), ("worker", "w")]
     assert by_name(infos)["slowest"].loaded
     with dashboard(infos) as h:
         async def scenario(h: Harness) -> None:
             d = h.d
             view = importlib.import_module("lazycelery.tui.panes.slowest").VIEWS[-1]
-            assert d.plugins.order[-2:] == ("slowest", "errors") and d.plugins.names == ()
+            assert d.plugins.order[-3:] == ("slowest", "errors", "worker")
+            assert d.plugins.names == ()
             assert d.registry.get("pane.slowest").title == "Go to slowest"
             await h.keys("5")
             assert d.ui.pane == "slowest"

@@ -190,12 +190,14 @@ def test_filter_typing_errors_apply_history_and_clear() -> None:
         drive(h, scenario)
 
 
-def test_enter_on_worker_filters_its_tasks() -> None:
+def test_enter_on_worker_opens_its_detail_and_t_filters_its_tasks() -> None:
     with harness() as h:
         async def scenario(h: Harness) -> None:
             h.feed(EVENTS)
             await h.until(lambda: len(h.d.tasks) == 3000)
             await h.keys("1\r")
+            assert h.d.ui.pane == "worker" and h.d.screen.worker_detail.hostname == "rec1@vm"
+            await h.keys("t")
             assert h.d.ui.pane == "tasks" and h.d.tasks.filter_text == "worker:rec1@vm"
             assert all(r.worker == "rec1@vm" for r in h.d.tasks.rows(0, len(h.d.tasks)))
 

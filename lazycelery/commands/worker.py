@@ -1,4 +1,5 @@
-"""`lazycelery worker ACTION NAME...`: remote control of named workers, never a broadcast."""
+"""`lazycelery worker ACTION NAME...`: remote control of named workers, never a broadcast;
+`lazycelery worker show NAME`: one worker's detail (read-only)."""
 
 from __future__ import annotations
 
@@ -81,6 +82,19 @@ def register(
         "  lazycelery worker time-limit w1 -t proj.report --soft 50 --hard 60\n"
         "  lazycelery worker time-limit w1 -t proj.report --clear")
     subs["time-limit"].formatter_class = argparse.RawDescriptionHelpFormatter
+    show = actions.add_parser(
+        "show", parents=[common], help="one worker's detail (read-only: inspect, never a broadcast)",
+        description="One worker's detail, asked of that worker only (inspect with "
+                    "destination=[NAME]): pool type and size, process pids, prefetch, uptime, "
+                    "rusage (CPU seconds, max RSS), active / reserved / scheduled / revoked tasks, "
+                    "active queues and registered tasks. Heartbeat age, load average and "
+                    "software version come from events: the dashboard shows them.",
+        epilog="examples:\n  lazycelery worker show w1@host\n  lazycelery worker show w1 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    show.add_argument("workers", nargs=1, metavar="NAME", help="worker hostname (w1@host or w1)")
+    show.add_argument("--json", action="store_true", help="print the detail as one JSON object")
+    show.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS",
+                      help="how long to wait for each reply (default 2.0)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     from lazycelery.store.audit import store_sink
 
     action = getattr(args, "worker_action", None)
+    if action == "show":
+        return _show(args)
     if action not in ACTIONS:
         raise UsageError(f"worker: expected an action: {', '.join(ACTIONS)}")
     timeout = float(args.timeout)
@@ -109,6 +125,31 @@ def run(args: argparse.Namespace) -> int:
         print("cancelled: nothing was sent", file=sys.stderr)
         return 1
     return finish(_execute(actions, action, workers, args))
+
+
+def _show(args: argparse.Namespace) -> int:
+    import json
+
+    from lazycelery import config
+    from lazycelery.core.placement import resolve_workers
+    from lazycelery.core.worker_detail import detail_rows, fetch_worker_detail
+
+    timeout = float(args.timeout)
+    if not timeout > 0:
+        raise UsageError(f"--timeout: must be positive (got {timeout:g})")
+    app = config.resolve(args).celery_app()
+    hostname = resolve_workers(app, args.workers, timeout)[0]
+    detail = fetch_worker_detail(app, hostname, timeout)
+    if args.json:
+        print(json.dumps(detail.as_json(), indent=1, sort_keys=True, default=str))
+        return 0
+    print(visible(hostname))
+    for title, rows in detail_rows(detail):
+        print(f"\n{title}")
+        width = max((len(label) for label, _ in rows), default=0)
+        for label, value in rows:
+            print(f"  {label:<{width}}  {value}".rstrip())
+    return 0
 
 
 def _check_arguments(action: str, args: argparse.Namespace) -> None:

@@ -37,6 +37,7 @@ from lazycelery.tui.screen.render_errors import RenderErrors
 from lazycelery.tui.screen.shell import FILTER_INPUT, PALETTE_INPUT, NullShell, Shell
 from lazycelery.tui.screen.sources import DashboardInfo, QueueMonitorLike
 from lazycelery.tui.screen.state import UiState
+from lazycelery.tui.screen.worker_detail import WorkerDetailModel
 
 __all__ = ["LIST_PANES", "LIVE_FILTER_LIMIT", "LOADING", "CommandSource", "PaletteCommand",
            "ScreenModel"]
@@ -51,6 +52,8 @@ LOADING: Final = 4
 #: the panes whose cursor and enter key the model drives (their lists are its own); any other
 #: pane, built-in or plugin, gets the cursor keys in its view's ``move``
 LIST_PANES: Final = ("workers", "queues", "tasks", "detail")
+#: the worker detail pane (``panes.worker_detail``): enter on a worker opens it when mounted
+WORKER_PANE: Final = "worker"
 
 
 class PaletteCommand(Protocol):
@@ -98,6 +101,8 @@ class ScreenModel:
         #: the lines are the detail pane's (``panes.detail.DetailLine``)
         self.detail: DetailModel[Any] = DetailModel(index)
         self.detail.errors = self.render_errors
+        #: the worker detail (``panes.worker_detail``; enter on a worker opens it)
+        self.worker_detail = WorkerDetailModel()
         self.help = HelpModel()
         self.ui = UiState()
         self.palette: PaletteState[PaletteCommand] | None = None
@@ -348,7 +353,7 @@ class ScreenModel:
 
     def can_go_back(self) -> bool:
         ui = self.ui
-        return ui.overlay is not None or ui.pane == "detail" or (
+        return ui.overlay is not None or ui.pane in ("detail", WORKER_PANE) or (
             ui.pane == "tasks" and bool(self.tasks.filter_text))
 
     def back(self) -> None:
@@ -360,6 +365,8 @@ class ScreenModel:
                 ui.detail_stack.pop()
             else:
                 ui.pane = ui.detail_return
+        elif ui.pane == WORKER_PANE:
+            ui.pane = "workers"
         elif ui.pane == "tasks" and self.tasks.filter_text:
             self.clear_filter()
         self.shell.refocus()
@@ -369,6 +376,10 @@ class ScreenModel:
     def focus_pane(self, name: str) -> None:
         if name == "detail":
             self._open_detail()
+            return
+        if name == WORKER_PANE and (self.workers.selected is not None
+                                    or self.worker_detail.hostname is None):
+            self.open_worker_detail()  # the selected worker's, fetched again
             return
         self.ui.pane = name
         self.shell.refocus()
@@ -463,9 +474,22 @@ class ScreenModel:
             self.ui.detail_stack.append(rec)
             self.detail.show(rec)
         elif pane == "workers" and self.workers.selected is not None:
-            self._filter_and_show(f"worker:{self.workers.selected.hostname}")
+            if WORKER_PANE in self.panes:
+                self.open_worker_detail()
+            else:
+                self._filter_and_show(f"worker:{self.workers.selected.hostname}")
         elif pane == "queues" and self.queues.selected is not None:
             self._filter_and_show(f'queue:"{self.queues.selected.name}"')
+
+    def open_worker_detail(self) -> None:
+        """The selected worker's detail (fetched in the background)."""
+        row = self.workers.selected
+        if row is None:
+            self.ui.flash("no worker selected")
+            return
+        self.worker_detail.show(row.hostname)
+        self.ui.pane = WORKER_PANE
+        self.shell.refocus()
 
     def _filter_and_show(self, text: str) -> None:
         self.apply_filter(text)
