@@ -5,6 +5,7 @@ The feeding thread does what the ingest thread does: ``TaskIndex.apply_batch`` t
 writer's ``on_batch`` (snapshot + queue), so the figures include the live path's share.
 
     python bench/bench_store.py [--quick] [--only sqlite,postgresql] [--repeat 3]
+                                [--copies 120 --paced-only]
 
 Each step (unpaced, paced) runs ``--repeat`` times, alternating, into a fresh store each time;
 the result gives every run (with the 1-minute load average at its start) and the medians.
@@ -131,8 +132,9 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
 
 
 def run(quick: bool, only: tuple[str, ...] = ("sqlite", "postgresql"),
-        repeat: int = 1) -> dict[str, Any]:
-    copies = 8 if quick else 40
+        repeat: int = 1, copies: int | None = None, steps: tuple[str, ...] = ("max", "paced"),
+        ) -> dict[str, Any]:
+    copies = copies or (8 if quick else 40)
     events = _stream(copies)
     log(f"store: {len(events):,} events ({copies} copies of the recorded Redis stream)")
     out: dict[str, Any] = {"events": len(events), "paced_rate": PACED_RATE, "repeat": repeat,
@@ -140,9 +142,11 @@ def run(quick: bool, only: tuple[str, ...] = ("sqlite", "postgresql"),
     for name in only:
         opener = _sqlite_url if name == "sqlite" else _postgres_url
         try:
-            runs: dict[str, list[dict[str, Any]]] = {"max": [], "paced": []}
+            runs: dict[str, list[dict[str, Any]]] = {step: [] for step in steps}
             for _ in range(repeat):
                 for step, rate in (("max", None), ("paced", PACED_RATE)):
+                    if step not in steps:
+                        continue
                     with opener() as url:
                         one = _one(url, events, rate)
                     runs[step].append(one)
@@ -172,9 +176,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="sqlite,postgresql")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each step (medians)")
+    parser.add_argument("--copies", type=int, default=None,
+                        help="copies of the recorded stream (default 40; 8 with --quick)")
+    parser.add_argument("--paced-only", action="store_true", help="skip the unpaced step")
     args = parser.parse_args()
     result = run(args.quick, tuple(n.strip() for n in args.only.split(",") if n.strip()),
-                 args.repeat)
+                 args.repeat, args.copies, ("paced",) if args.paced_only else ("max", "paced"))
     print(json.dumps(result, indent=1))
     return 0
 
