@@ -4,7 +4,11 @@ writer sustains, losses at a paced 30,000 events/s, bytes on disk per task.
 The feeding thread does what the ingest thread does: ``TaskIndex.apply_batch`` then the
 writer's ``on_batch`` (snapshot + queue), so the figures include the live path's share.
 
-    python bench/bench_store.py [--quick] [--only sqlite,postgresql]
+    python bench/bench_store.py [--quick] [--only sqlite,postgresql] [--repeat 3]
+                                [--copies 120 --paced-only]
+
+Each step (unpaced, paced) runs ``--repeat`` times, alternating, into a fresh store each time;
+the result gives every run (with the 1-minute load average at its start) and the medians.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -88,6 +93,7 @@ def _one(url: str, events: list[dict[str, Any]], rate: float | None) -> dict[str
     from lazycelery.store import open_store
     from lazycelery.store.writer import MAX_PENDING_EVENTS, StoreWriter
 
+    load = os.getloadavg()[0]
     store = open_store(url)
     # unpaced: a queue as big as the run, to measure what the writer sustains without loss
     max_pending = MAX_PENDING_EVENTS if rate is not None else len(events) + 1
@@ -113,7 +119,7 @@ def _one(url: str, events: list[dict[str, Any]], rate: float | None) -> dict[str
     size = store.size_bytes() or 0
     transitions = store.count("transitions")
     store.close()
-    return {"events": len(events), "written": stats.written, "lost": stats.lost,
+    return {"load_1m": load, "events": len(events), "written": stats.written, "lost": stats.lost,
             "feed_s": fed, "total_s": total, "events_per_s": stats.written / total,
             "cpu_s": cpu, "cpu_us_per_event": cpu / len(events) * 1e6,
             "transactions": stats.transactions, "peak_pending": peak, "tasks": tasks,
@@ -121,21 +127,42 @@ def _one(url: str, events: list[dict[str, Any]], rate: float | None) -> dict[str
             "bytes_per_task": size / tasks if tasks else None}
 
 
-def run(quick: bool, only: tuple[str, ...] = ("sqlite", "postgresql")) -> dict[str, Any]:
-    copies = 8 if quick else 40
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def run(quick: bool, only: tuple[str, ...] = ("sqlite", "postgresql"),
+        repeat: int = 1, copies: int | None = None, steps: tuple[str, ...] = ("max", "paced"),
+        ) -> dict[str, Any]:
+    copies = copies or (8 if quick else 40)
     events = _stream(copies)
     log(f"store: {len(events):,} events ({copies} copies of the recorded Redis stream)")
-    out: dict[str, Any] = {"events": len(events), "paced_rate": PACED_RATE, "backends": {}}
+    out: dict[str, Any] = {"events": len(events), "paced_rate": PACED_RATE, "repeat": repeat,
+                           "backends": {}}
     for name in only:
         opener = _sqlite_url if name == "sqlite" else _postgres_url
         try:
+            runs: dict[str, list[dict[str, Any]]] = {step: [] for step in steps}
+            for _ in range(repeat):
+                for step, rate in (("max", None), ("paced", PACED_RATE)):
+                    if step not in steps:
+                        continue
+                    with opener() as url:
+                        one = _one(url, events, rate)
+                    runs[step].append(one)
+                    log(f"store {name} {step}: {one['events_per_s']:,.0f} events/s, "
+                        f"lost {one['lost']:,}, peak queued {one['peak_pending']:,}, "
+                        f"load {one['load_1m']:.2f}")
             result: dict[str, Any] = {}
-            with opener() as url:
-                result["max"] = _one(url, events, None)
-            log(f"store {name}: {result['max']['events_per_s']:,.0f} events/s unpaced")
-            with opener() as url:
-                result["paced"] = _one(url, events, PACED_RATE)
-            log(f"store {name}: paced {PACED_RATE:,}/s, lost {result['paced']['lost']:,}")
+            for step, done in runs.items():
+                result[step] = dict(done[-1]) if repeat == 1 else {
+                    "runs": done,
+                    "events_per_s": _median(done, "events_per_s"),
+                    "cpu_us_per_event": _median(done, "cpu_us_per_event"),
+                    "peak_pending": _median(done, "peak_pending"),
+                    "lost": [r["lost"] for r in done],
+                    "bytes_per_task": _median(done, "bytes_per_task"),
+                    "load_1m": [r["load_1m"] for r in done]}
         except Exception as exc:
             result = {"skipped": f"{type(exc).__name__}: {exc}"}
             log(f"store {name} skipped: {exc}")
@@ -148,8 +175,13 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="sqlite,postgresql")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each step (medians)")
+    parser.add_argument("--copies", type=int, default=None,
+                        help="copies of the recorded stream (default 40; 8 with --quick)")
+    parser.add_argument("--paced-only", action="store_true", help="skip the unpaced step")
     args = parser.parse_args()
-    result = run(args.quick, tuple(n.strip() for n in args.only.split(",") if n.strip()))
+    result = run(args.quick, tuple(n.strip() for n in args.only.split(",") if n.strip()),
+                 args.repeat, args.copies, ("paced",) if args.paced_only else ("max", "paced"))
     print(json.dumps(result, indent=1))
     return 0
 

@@ -24,7 +24,7 @@ from lazycelery.store import GapRow, Store, WriteBatch, open_store
 from lazycelery.store.capture import BatchCapture
 from lazycelery.store.reader import recent_tasks, task_page, workers_seen
 from lazycelery.store.rows import merge_records
-from lazycelery.tui.screen.history import HistorySource
+from lazycelery.tui.screen.history import CLOCK_SLACK, HistorySource, RangePage
 from lazycelery.tui.screen.sources import DashboardInfo
 from tests.tui_harness import DashboardHarness, SizedOutput, drive, screen_lines
 
@@ -581,3 +581,68 @@ def test_history_thread_survives_a_lost_connection(postgres_url: str) -> None:
         assert history.status == summary and history.state == "on"
     finally:
         history.stop()
+
+
+def _range_uuids(source: HistorySource, store: Store, text: str, *, walk: bool) -> list[str]:
+    """The uuids a range query answers, through the store's index (``_range``) or by walking
+    the time index and filtering here (``_range_walk``)."""
+    predicate = compile_filter(text, now=NOW)
+    since, until = predicate.time_range
+    source._generation += 1
+    generation = source._generation
+    if walk:
+        assert since is not None
+        source._range_walk(store, generation, predicate, since - CLOCK_SLACK,
+                           None if until is None else until + CLOCK_SLACK)
+    else:
+        source._range(store, (generation, predicate, since, until))
+    pages = source.take()
+    assert pages and all(isinstance(p, RangePage) and p.generation == generation for p in pages)
+    assert pages[-1].done  # type: ignore[union-attr]
+    return [rec.uuid for p in pages for rec, _ in p.records]  # type: ignore[union-attr]
+
+
+def test_range_pushed_down_to_the_store_returns_what_the_walk_does(store: Store) -> None:
+    names = ["app.add", "app.addx", "app.billing.charge", "app.billing.refund", "App.Mail"]
+    states = ["SUCCESS", "FAILURE", "RETRY"]
+    events: list[dict[str, Any]] = []
+    for i, u in enumerate(_ids("q", 240)):
+        events += _task_events(u, NOW - 5000 + i * 20, name=names[i % 5], state=states[i % 3])
+    # a task seen only by its start (no name stored) and one outside the range
+    events.append({"type": "task-started", "uuid": "noname-1", "hostname": "w1@host",
+                   "timestamp": NOW - 100})
+    events += _task_events("old-0001", NOW - 90_000, name="app.add", state="FAILURE")
+    _record(store, events)
+    source = HistorySource("sqlite:///unused", TaskIndex(max_tasks=10))
+    stored = sorted({"app.add", "app.addx", "app.billing.charge", "app.billing.refund",
+                     "App.Mail"})
+    assert source_pushdown("state:failure,retry name:billing -name:refund", stored) == (
+        ("FAILURE", "RETRY"), ("app.billing.charge", "app.billing.refund"))
+    assert source_pushdown("name:re:^app\\.add$ state:done", stored) == (
+        ("FAILURE", "PURGED", "REJECTED", "REVOKED", "SUCCESS"), ("app.add",))
+    assert source_pushdown("name:mail", stored) == ((), ("App.Mail",))
+    assert source_pushdown("name:Mail", stored) == ((), ("App.Mail",))  # smart case
+    assert source_pushdown("name:MAIL", stored) is None  # matches no stored name
+    assert source_pushdown("state:failure state:success", stored) is None
+    assert source_pushdown("-state:failure billing", stored) == ((), ())  # nothing to push
+    found = {}
+    for text in ("state:failure", "name:billing", "name:app.add state:failure,success",
+                 "name:re:^app\\.b -state:retry", "name:*charge state:done", "name:mail",
+                 "name:MAIL", "state:started", "state:failure runtime<1s billing",
+                 "state:failure state:success", "-state:failure name:add"):
+        for span in ("since:2h", "since:3h before:1h"):
+            query = f"{text} {span}"
+            pushed = _range_uuids(source, store, query, walk=False)
+            walked = _range_uuids(source, store, query, walk=True)
+            assert sorted(pushed) == sorted(walked), query
+            assert len(pushed) == len(set(pushed)), query
+            found[query] = len(pushed)
+    assert found["state:failure since:2h"] == 80 and found["state:started since:2h"] == 81
+    assert found["name:app.add state:failure,success since:2h"] == 64
+    assert found["name:MAIL since:2h"] == 0 and found["name:mail since:2h"] == 48
+
+
+def source_pushdown(text: str, names: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    from lazycelery.tui.screen.history import pushdown
+
+    return pushdown(compile_filter(text, now=NOW), lambda: names)

@@ -30,6 +30,7 @@ __all__ = [
     "get",
     "latest_worker_samples",
     "page",
+    "task_names",
 ]
 
 T = TypeVar("T")
@@ -215,6 +216,23 @@ def get(store: Store, task_id: str) -> TaskDetail | None:
         return TaskDetail(rec, backfilled, store.transitions_of(task_id))
 
     return _reading(store, read)
+
+
+def task_names(store: Store, limit: int = 1000) -> list[str] | None:
+    """The distinct task names stored, sorted; None when there are more than ``limit``.
+    Skips from name to name along the name index: the cost is per name, not per task."""
+    return _reading(store, lambda: _task_names(store, limit))
+
+
+def _task_names(store: Store, limit: int) -> list[str] | None:
+    rows = store.query(
+        "WITH RECURSIVE names(n) AS ("
+        " SELECT MIN(name) FROM tasks"
+        " UNION ALL SELECT (SELECT MIN(name) FROM tasks WHERE name > n)"
+        " FROM names WHERE n IS NOT NULL"
+        f") SELECT n FROM names WHERE n IS NOT NULL LIMIT {int(limit) + 1}")
+    names = [str(r[0]) for r in rows]
+    return names if len(names) <= limit else None
 
 
 def latest_worker_samples(store: Store, since: float | None = None) -> list[WorkerSample]:

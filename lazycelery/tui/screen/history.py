@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -27,9 +27,12 @@ from lazycelery.urls import error_line
 if TYPE_CHECKING:
     from lazycelery.core.query import Predicate
     from lazycelery.store import Store, StoredGap
+    from lazycelery.store.query import StoredTask as QueriedTask
+    from lazycelery.store.query import TaskFilter
     from lazycelery.store.reader import StoredTask
 
-__all__ = ["MAX_MATCHES", "MAX_SCANNED", "PRELOAD", "HistorySource", "LookupDone", "RangePage"]
+__all__ = ["MAX_MATCHES", "MAX_SCANNED", "PRELOAD", "HistorySource", "LookupDone", "RangePage",
+           "pushdown"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,8 @@ WRITER_WAIT: Final = 1.0
 #: the store pages by sender time (``last_time``, indexed), the filter compares the recorder's
 #: receive time (``last_seen``, as for live tasks): read this much more on each side
 CLOCK_SLACK: Final = 300.0
+#: a ``name:`` term is pushed down to the store when it matches at most this many stored names
+MAX_PUSHED_NAMES: Final = 1000
 
 
 @dataclass(frozen=True)
@@ -69,15 +74,48 @@ class RangePage:
     cut: bool = False
 
 
-def _mark(task: StoredTask) -> int:
+def _mark(task: StoredTask | QueriedTask) -> int:
     return FROM_HISTORY | (BACKFILLED if task.backfilled else 0)
 
 
-def _record(task: StoredTask) -> TaskRecord:
+def _record(task: StoredTask | QueriedTask) -> TaskRecord:
     rec = task.record
     if not rec.last_seen and task.last_time is not None:
         rec.last_seen = task.last_time  # a backfilled task has no local receive time
     return rec
+
+
+def pushdown(predicate: Predicate, names: Callable[[], list[str] | None]
+             ) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """The states and the task names every match of ``predicate`` must have, from its
+    ``state:`` and ``name:`` terms that are not negated (all terms must match), for the store
+    to select by its index; empty: that column is not constrained. ``names()`` gives the
+    stored names (None: too many), each tested with the term itself, so ``name:`` keeps its
+    substring / wildcard / ``re:`` / smart-case meaning. None when nothing can match."""
+    from lazycelery.core.model import STATES
+    from lazycelery.core.query import compile_filter, tokenize
+
+    states: set[str] | None = None
+    wanted: set[str] | None = None
+    stored: list[str] | None = None
+    for tok in tokenize(predicate.text):
+        field = tok.raw.partition(":")[0]
+        if field not in ("state", "name"):
+            continue  # a negated or quoted term is left to the predicate
+        term = compile_filter(tok.raw)
+        if field == "state":
+            found = {s for s in STATES if term(TaskRecord(uuid="", state=s))}
+            states = found if states is None else states & found
+            continue
+        if stored is None:
+            stored = names()
+            if stored is None:
+                continue  # too many names: filtered here, not in the store
+        found = {n for n in stored if term(TaskRecord(uuid="", name=n))}
+        wanted = found if wanted is None else wanted & found
+    if states == set() or wanted == set():
+        return None
+    return tuple(sorted(states or ())), tuple(sorted(wanted or ()))
 
 
 class HistorySource:
@@ -295,27 +333,67 @@ class HistorySource:
         self._answer(LookupDone(uuid, rec, FROM_HISTORY | (BACKFILLED if backfilled else 0)))
 
     def _range(self, store: Store, arg: tuple[int, Predicate, float | None, float | None]) -> None:
-        from lazycelery.store.reader import task_page
+        from lazycelery.store.query import MAX_SPLIT, TaskFilter, task_names
 
         generation, predicate, since, until = arg
         if since is not None:
             since -= CLOCK_SLACK
         if until is not None:
             until += CLOCK_SLACK
+        pushed = pushdown(predicate, lambda: task_names(store, MAX_PUSHED_NAMES))
+        if pushed is None:
+            self._answer(RangePage(generation, [], done=True))  # no stored task can match
+            return
+        states, names = pushed
+        if len(states) * max(1, len(names)) > MAX_SPLIT:
+            names = ()  # one sorted IN query would read every match: split by state only
+        if states or names:
+            self._range_filtered(store, generation, predicate,
+                                 TaskFilter(states=states, names=names, since=since, until=until))
+        else:
+            self._range_walk(store, generation, predicate, since, until)
+
+    def _page_answer(self, generation: int, predicate: Predicate,
+                     tasks: Sequence[StoredTask | QueriedTask], more: bool,
+                     counts: list[int]) -> bool:
+        """Answer one page; counts = [matches, scanned]. True when the range is done."""
+        counts[1] += len(tasks)
+        hits = [(rec, _mark(t)) for t in tasks
+                if self.index.get(t.record.uuid) is None and predicate(rec := _record(t))]
+        counts[0] += len(hits)
+        cut = counts[0] >= MAX_MATCHES or counts[1] >= MAX_SCANNED
+        done = not more or cut
+        if generation != self._generation:
+            return True  # cancelled while the page was read
+        self._answer(RangePage(generation, hits, done=done, cut=cut and more))
+        return done
+
+    def _range_walk(self, store: Store, generation: int, predicate: Predicate,
+                    since: float | None, until: float | None) -> None:
+        """No state or name to select by: one backward walk of the time index."""
+        from lazycelery.store.reader import task_page
+
         cursor: float | None = None
-        matches = scanned = 0
+        counts = [0, 0]
         while generation == self._generation and not self._stop.is_set():
             page = task_page(store, since, until, cursor)
-            scanned += len(page.tasks)
-            hits = [(rec, _mark(t)) for t in page.tasks
-                    if self.index.get(t.record.uuid) is None
-                    and predicate(rec := _record(t))]
-            matches += len(hits)
-            cut = matches >= MAX_MATCHES or scanned >= MAX_SCANNED
-            done = page.cursor is None or cut
-            if generation != self._generation:
-                return  # cancelled while the page was read
-            self._answer(RangePage(generation, hits, done=done, cut=cut and page.cursor is not None))
-            if done:
+            if self._page_answer(generation, predicate, page.tasks, page.cursor is not None,
+                                 counts):
                 return
             cursor = page.cursor
+
+    def _range_filtered(self, store: Store, generation: int, predicate: Predicate,
+                        flt: TaskFilter) -> None:
+        """The store selects the states / names (one index range per pair); the predicate
+        still decides (its other terms, and ``last_seen`` against the exact bounds)."""
+        from lazycelery.store.query import page
+        from lazycelery.store.reader import PAGE
+
+        before: tuple[float, int] | None = None
+        counts = [0, 0]
+        while generation == self._generation and not self._stop.is_set():
+            found = page(store, flt, before, PAGE)
+            if self._page_answer(generation, predicate, found.tasks, found.next is not None,
+                                 counts):
+                return
+            before = found.next
