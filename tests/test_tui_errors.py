@@ -44,6 +44,8 @@ def test_groups_rows_and_the_hint_naming_the_bad_worker() -> None:
         async def scenario(h: ActionsHarness) -> None:
             await h.keys("e")
             assert h.d.ui.pane == "errors"
+            await h.until(lambda: "e Errors  17 groups  156 failures" in h.screen()
+                          and h.d.screen.errors.selected is not None)
             screen = h.screen()
             assert "e Errors  17 groups  156 failures" in screen
             header = next(line for line in screen.splitlines() if "COUNT" in line)
@@ -68,9 +70,11 @@ def test_enter_opens_the_groups_tasks() -> None:
     with harness() as h:
         async def scenario(h: ActionsHarness) -> None:
             await h.keys("e")
+            await h.until(lambda: h.d.screen.errors.selected is not None)  # ranked (UI thread)
             await h.keys("\r")
-            assert h.d.ui.pane == "tasks"
+            await h.until(lambda: h.d.ui.pane == "tasks")
             assert h.d.tasks.filter_text.startswith("id:")
+            await h.until(lambda: len(h.d.tasks) == 31)  # the filter may apply in chunks
             rows = h.d.tasks.rows(0, len(h.d.tasks))
             assert len(rows) == 31
             assert {(r.name, r.state, r.worker) for r in rows} == {
@@ -83,6 +87,7 @@ def test_retry_a_group_asks_first_with_the_dry_run() -> None:
     with harness() as h:
         async def scenario(h: ActionsHarness) -> None:
             await h.keys("e")
+            await h.until(lambda: h.d.screen.errors.selected is not None)  # ranked (UI thread)
             await h.keys("r")
             dialog = await h.dialog()
             assert dialog.title == "Retry 31 tasks"
@@ -99,6 +104,7 @@ def test_retry_a_group_is_refused_read_only() -> None:
     with harness(read_only=True) as h:
         async def scenario(h: ActionsHarness) -> None:
             await h.keys("e")
+            await h.until(lambda: h.d.screen.errors.selected is not None)  # ranked (UI thread)
             await h.keys("r")
             await h.until(lambda: "read-only" in h.messages())
             assert h.d.operator.dialog is None
