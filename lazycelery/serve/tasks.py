@@ -7,6 +7,7 @@ first page of a million tasks costs a page, not a sort); ``sort_by`` sorts what 
 from __future__ import annotations
 
 import heapq
+import itertools
 import operator
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -82,7 +83,12 @@ def parse_query(query: Mapping[str, str]) -> TaskQuery:
         received_end=_date(query, "received_end"), search=search)
 
 
-def _filter(q: TaskQuery) -> Callable[[TaskRecord], bool]:
+def _filter(q: TaskQuery) -> Callable[[TaskRecord], bool] | None:
+    """The test a record must pass, or None when the query filters nothing (then no Python
+    call per record: at 1M tasks that call alone cost ~0.2 s)."""
+    if (q.state is None and q.name is None and q.worker is None and q.received_start is None
+            and q.received_end is None and q.search is None):
+        return None
     worker = q.worker.casefold() if q.worker else None
     name = q.name.casefold() if q.name else None
     state = q.state.casefold() if q.state else None
@@ -130,26 +136,47 @@ def page(index: TaskIndex, q: TaskQuery) -> list[TaskRecord]:
         if found is not None:
             return found[q.offset:end]
     records = index.records()
-    matching = (r for r in records if keep(r))
+    matching = records if keep is None else [r for r in records if keep(r)]
     if q.sort_by is None:
         return heapq.nlargest(end, matching, key=_newest)[q.offset:end]
-    select = heapq.nlargest if q.descending else heapq.nsmallest
     if q.sort_by in ("received", "started"):
-        # tasks without the time sort as Flower's do: before the others ascending, after them
-        # descending; the rest by (time, uuid), compared in C (attrgetter), not in a lambda
-        field = q.sort_by
-        timed: list[TaskRecord] = []
-        untimed: list[TaskRecord] = []
-        for rec in matching:
-            (untimed if getattr(rec, field) is None else timed).append(rec)
-        untimed.sort(key=_uuid, reverse=q.descending)
-        if q.descending:  # records come roughly oldest first: the heap then rarely changes
-            timed.reverse()
-        chosen = select(end, timed, key=operator.attrgetter(field, "uuid"))
-        ordered = chosen + untimed if q.descending else untimed + chosen
-        return ordered[q.offset:end]
+        return _by_time(matching, q.sort_by, q.descending, end)[q.offset:end]
+    select = heapq.nlargest if q.descending else heapq.nsmallest
     chosen = select(end, matching, key=_sort_key(q.sort_by))
     return chosen[q.offset:end]
+
+
+def _by_time(records: list[TaskRecord], field: str, descending: bool,
+             end: int) -> list[TaskRecord]:
+    """The first ``end`` records ordered by ``field`` (a time), then uuid.
+
+    Tasks without the time sort as Flower's do: before the others ascending, after them
+    descending. The ``end``-th best time is found over the bare times (heapq without a key,
+    which compares floats in C), then only the records at or past it are sorted by
+    (time, uuid): at 1M tasks and a page of 100 that sorts ~100 records instead of
+    selecting over 1M keyed tuples."""
+    if end <= 0:
+        return []
+    times = list(map(operator.attrgetter(field), records))
+    if None in times:
+        timed = [r for r, t in zip(records, times, strict=True) if t is not None]
+        untimed = [r for r, t in zip(records, times, strict=True) if t is None]
+        times = [t for t in times if t is not None]
+        untimed.sort(key=_uuid, reverse=descending)
+    else:
+        timed, untimed = records, []
+    key = operator.attrgetter(field, "uuid")
+    if end >= len(timed):
+        chosen = sorted(timed, key=key, reverse=descending)
+    else:
+        if descending:  # records come roughly oldest first: read backwards, the heap rarely moves
+            bound = heapq.nlargest(end, reversed(times))[-1]
+            near = itertools.compress(timed, map(operator.le, itertools.repeat(bound), times))
+        else:
+            bound = heapq.nsmallest(end, times)[-1]
+            near = itertools.compress(timed, map(operator.ge, itertools.repeat(bound), times))
+        chosen = sorted(near, key=key, reverse=descending)[:end]
+    return chosen + untimed if descending else untimed + chosen
 
 
 def _uuid(rec: TaskRecord) -> str:
@@ -160,14 +187,14 @@ def _newest(rec: TaskRecord) -> float:
     return rec.last_seen
 
 
-def _scan(records: Iterator[TaskRecord], keep: Callable[[TaskRecord], bool],
+def _scan(records: Iterator[TaskRecord], keep: Callable[[TaskRecord], bool] | None,
           end: int) -> list[TaskRecord] | None:
     """The first ``end`` matches, or None when ``SCAN_BUDGET`` records did not hold them."""
     out: list[TaskRecord] = []
     if end == 0:
         return out
     for seen, rec in enumerate(records, 1):
-        if keep(rec):
+        if keep is None or keep(rec):
             out.append(rec)
             if len(out) >= end:
                 return out
