@@ -294,17 +294,23 @@ def _queue_text(snapshot: QueueSnapshot) -> str:
         DEPTH[0], AGE[0], RESERVED[0], CONSUMERS[0])
     for q in snapshot.queues:
         name = _label(q.name)
-        if q.ready is not None:
-            depth.append(f'{depth_name}{{priority="all",queue="{name}"}} {_value(q.ready)}\n')
+        tail = f'",queue="{name}"}} '
+        # counts are ints (their text is repr(float(n)), as _value writes it, without the call)
+        if (ready := q.ready) is not None:
+            depth.append(f'{depth_name}{{priority="all{tail}'
+                         f'{repr(float(ready)) if ready.__class__ is int else _value(ready)}\n')
         if q.by_priority:
             for step, n in sorted(q.by_priority.items()):
-                depth.append(f'{depth_name}{{priority="{_label(str(step))}",queue="{name}"}} '
-                             f'{_value(n)}\n')
+                depth.append(f'{depth_name}{{priority="'
+                             f'{step if step.__class__ is int else _label(str(step))}{tail}'
+                             f'{repr(float(n)) if n.__class__ is int else _value(n)}\n')
         label = f'{{queue="{name}"}} '
         if q.oldest_age_s is not None:
             age.append(f"{age_name}{label}{_value(q.oldest_age_s)}\n")
-        if q.reserved is not None:
-            reserved.append(f"{reserved_name}{label}{_value(q.reserved)}\n")
-        if q.consumers is not None:
-            consumers.append(f"{consumers_name}{label}{_value(q.consumers)}\n")
+        if (held := q.reserved) is not None:
+            reserved.append(f"{reserved_name}{label}"
+                            f"{repr(float(held)) if held.__class__ is int else _value(held)}\n")
+        if (count := q.consumers) is not None:
+            consumers.append(f"{consumers_name}{label}"
+                             f"{repr(float(count)) if count.__class__ is int else _value(count)}\n")
     return "".join(depth) + "".join(age) + "".join(reserved) + "".join(consumers)
