@@ -64,7 +64,6 @@ def main() -> None:
                                    source="bench")
         return writer.render()
 
-    bodies = {}
     for label, fn, renders in (
             ("serve MetricsWriter, warm (same snapshot)", writer.render, args.renders),
             ("serve MetricsWriter, cold (new snapshot each time)", cold, args.renders),
@@ -77,7 +76,6 @@ def main() -> None:
             body = fn()
             times.append(time.perf_counter() - t0)
         times.sort()
-        bodies[label] = body
         lines = body.count(b"\n")
         print(f"/metrics with {args.workers:,} workers x {args.names} task names and "
               f"{args.queues:,} queues, {label}: {len(body) / 1e6:.1f} MB, {lines:,} lines; "
