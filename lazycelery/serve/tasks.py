@@ -157,6 +157,11 @@ def _by_time(records: list[TaskRecord], field: str, descending: bool,
     if end <= 0:
         return []
     times = list(map(operator.attrgetter(field), records))
+    if descending:  # no untimed task can make the page: try without looking for them
+        try:
+            return _top(records, times, operator.attrgetter(field, "uuid"), True, end)
+        except TypeError:  # a None met a time: some tasks have no time
+            pass
     none = itertools.repeat(None)
     if None in times:
         untimed = list(itertools.compress(records, map(operator.is_, times, none)))
