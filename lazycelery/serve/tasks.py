@@ -29,6 +29,7 @@ MAX_LIMIT = 10_000
 SCAN_BUDGET = 20_000
 SORT_KEYS = frozenset({"name", "state", "received", "started"})
 _DATE = "%Y-%m-%d %H:%M"
+_UUID = operator.attrgetter("uuid")
 
 
 @dataclass(frozen=True)
@@ -173,13 +174,13 @@ def _by_time(records: list[TaskRecord], field: str, descending: bool,
     if first is timed:
         chosen = _top(timed, times, operator.attrgetter(field, "uuid"), descending, end)
     else:
-        chosen = _top(untimed, list(map(_uuid, untimed)), _uuid, descending, end)
+        chosen = _top(untimed, list(map(_UUID, untimed)), _UUID, descending, end)
     if len(chosen) < end and second:
         rest = end - len(chosen)
         if second is timed:
             chosen += _top(timed, times, operator.attrgetter(field, "uuid"), descending, rest)
         else:
-            chosen += _top(untimed, list(map(_uuid, untimed)), _uuid, descending, rest)
+            chosen += _top(untimed, list(map(_UUID, untimed)), _UUID, descending, rest)
     return chosen
 
 
