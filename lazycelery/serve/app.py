@@ -16,7 +16,7 @@ from lazycelery.serve.api_read import ReadApi
 from lazycelery.serve.auth import Caller, Guard
 from lazycelery.serve.errors import ApiError
 from lazycelery.serve.http import error_response, protect
-from lazycelery.serve.metrics import registry_for, render
+from lazycelery.serve.metrics import MetricsWriter
 from lazycelery.serve.service import Service
 
 __all__ = ["build_app"]
@@ -24,10 +24,10 @@ __all__ = ["build_app"]
 
 def build_app(service: Service, guard: Guard) -> Starlette:
     read, act = ReadApi(service), ActApi(service)
-    registry = registry_for(service)
+    writer = MetricsWriter(service)
 
     async def metrics(request: Request, caller: Caller) -> Response:
-        return Response(render(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(writer.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def healthcheck(request: Request) -> Response:
         return PlainTextResponse("OK")

@@ -7,11 +7,13 @@ first page of a million tasks costs a page, not a sort); ``sort_by`` sorts what 
 from __future__ import annotations
 
 import heapq
+import itertools
 import operator
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import TaskRecord
@@ -27,6 +29,7 @@ MAX_LIMIT = 10_000
 SCAN_BUDGET = 20_000
 SORT_KEYS = frozenset({"name", "state", "received", "started"})
 _DATE = "%Y-%m-%d %H:%M"
+_UUID = operator.attrgetter("uuid")
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,12 @@ def parse_query(query: Mapping[str, str]) -> TaskQuery:
         received_end=_date(query, "received_end"), search=search)
 
 
-def _filter(q: TaskQuery) -> Callable[[TaskRecord], bool]:
+def _filter(q: TaskQuery) -> Callable[[TaskRecord], bool] | None:
+    """The test a record must pass, or None when the query filters nothing (then no Python
+    call per record: at 1M tasks that call alone cost ~0.2 s)."""
+    if (q.state is None and q.name is None and q.worker is None and q.received_start is None
+            and q.received_end is None and q.search is None):
+        return None
     worker = q.worker.casefold() if q.worker else None
     name = q.name.casefold() if q.name else None
     state = q.state.casefold() if q.state else None
@@ -130,26 +138,66 @@ def page(index: TaskIndex, q: TaskQuery) -> list[TaskRecord]:
         if found is not None:
             return found[q.offset:end]
     records = index.records()
-    matching = (r for r in records if keep(r))
+    matching = records if keep is None else [r for r in records if keep(r)]
     if q.sort_by is None:
         return heapq.nlargest(end, matching, key=_newest)[q.offset:end]
-    select = heapq.nlargest if q.descending else heapq.nsmallest
     if q.sort_by in ("received", "started"):
-        # tasks without the time sort as Flower's do: before the others ascending, after them
-        # descending; the rest by (time, uuid), compared in C (attrgetter), not in a lambda
-        field = q.sort_by
-        timed: list[TaskRecord] = []
-        untimed: list[TaskRecord] = []
-        for rec in matching:
-            (untimed if getattr(rec, field) is None else timed).append(rec)
-        untimed.sort(key=_uuid, reverse=q.descending)
-        if q.descending:  # records come roughly oldest first: the heap then rarely changes
-            timed.reverse()
-        chosen = select(end, timed, key=operator.attrgetter(field, "uuid"))
-        ordered = chosen + untimed if q.descending else untimed + chosen
-        return ordered[q.offset:end]
+        return _by_time(matching, q.sort_by, q.descending, end)[q.offset:end]
+    select = heapq.nlargest if q.descending else heapq.nsmallest
     chosen = select(end, matching, key=_sort_key(q.sort_by))
     return chosen[q.offset:end]
+
+
+def _by_time(records: list[TaskRecord], field: str, descending: bool,
+             end: int) -> list[TaskRecord]:
+    """The first ``end`` records ordered by ``field`` (a time), then uuid.
+
+    Tasks without the time sort as Flower's do, by uuid: before the others ascending, after
+    them descending. Everything per record runs in C (map, compress, heapq without a key);
+    only the few records at or past the ``end``-th best value are sorted with a key."""
+    if end <= 0:
+        return []
+    times = list(map(operator.attrgetter(field), records))
+    if descending:  # no untimed task can make the page: try without looking for them
+        try:
+            return _top(records, times, operator.attrgetter(field, "uuid"), True, end)
+        except TypeError:  # a None met a time: some tasks have no time
+            pass
+    none = itertools.repeat(None)
+    if None in times:
+        untimed = list(itertools.compress(records, map(operator.is_, times, none)))
+        timed = list(itertools.compress(records, map(operator.is_not, times, none)))
+        times = list(itertools.compress(times, map(operator.is_not, times, none)))
+    else:
+        timed, untimed = records, []
+    first, second = (timed, untimed) if descending else (untimed, timed)
+    if first is timed:
+        chosen = _top(timed, times, operator.attrgetter(field, "uuid"), descending, end)
+    else:
+        chosen = _top(untimed, list(map(_UUID, untimed)), _UUID, descending, end)
+    if len(chosen) < end and second:
+        rest = end - len(chosen)
+        if second is timed:
+            chosen += _top(timed, times, operator.attrgetter(field, "uuid"), descending, rest)
+        else:
+            chosen += _top(untimed, list(map(_UUID, untimed)), _UUID, descending, rest)
+    return chosen
+
+
+def _top(records: list[TaskRecord], values: list[Any], key: Callable[[TaskRecord], Any],
+         descending: bool, n: int) -> list[TaskRecord]:
+    """``sorted(records, key=key, reverse=descending)[:n]``, where ``values[i]`` is the first
+    part of ``key(records[i])``: the n-th best value is found over the bare values, then only
+    the records at or past it are sorted (at 1M tasks and a page of 100: ~100 records)."""
+    if n >= len(records):
+        return sorted(records, key=key, reverse=descending)
+    if descending:  # records come roughly oldest first: read backwards, the heap rarely moves
+        bound = heapq.nlargest(n, reversed(values))[-1]
+        near = itertools.compress(records, map(operator.le, itertools.repeat(bound), values))
+    else:
+        bound = heapq.nsmallest(n, values)[-1]
+        near = itertools.compress(records, map(operator.ge, itertools.repeat(bound), values))
+    return sorted(near, key=key, reverse=descending)[:n]
 
 
 def _uuid(rec: TaskRecord) -> str:
@@ -160,14 +208,14 @@ def _newest(rec: TaskRecord) -> float:
     return rec.last_seen
 
 
-def _scan(records: Iterator[TaskRecord], keep: Callable[[TaskRecord], bool],
+def _scan(records: Iterator[TaskRecord], keep: Callable[[TaskRecord], bool] | None,
           end: int) -> list[TaskRecord] | None:
     """The first ``end`` matches, or None when ``SCAN_BUDGET`` records did not hold them."""
     out: list[TaskRecord] = []
     if end == 0:
         return out
     for seen, rec in enumerate(records, 1):
-        if keep(rec):
+        if keep is None or keep(rec):
             out.append(rec)
             if len(out) >= end:
                 return out
