@@ -108,10 +108,14 @@ def _fast(traceback: str) -> tuple[str | None, str, tuple[str, ...]] | None:
     if ('File "' in rest or "Traceback (most recent call last)" in rest
             or _SEPARATORS.search(rest) is not None or rest[0].isspace()):
         return None
-    prefix = traceback[:end]
+    # from the last block's header: a chained cause's message before it is not part of the key
+    begin = traceback.rfind("Traceback (most recent call last)", 0, split)
+    if begin < 0:
+        begin = 0
+    prefix = traceback[begin:end]
     frames = _TAILS.get(prefix, _MISSING)
     if frames is _MISSING:
-        frames = _tail_frames(prefix, split)
+        frames = _tail_frames(prefix, split - begin)
         _TAILS[prefix] = frames
         if len(_TAILS) > _TAILS_MAX:
             with contextlib.suppress(KeyError):  # another thread's call evicted it first
