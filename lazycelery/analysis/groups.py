@@ -154,15 +154,31 @@ class ErrorGroups:
                         # most events (sent, received, started): only their time counts
                         t = event.get("timestamp")
                         if type(t) is float or type(t) is int:
-                            self._saw(t)
+                            first = self.first_time
+                            if first is None or t < first:
+                                self.first_time = t
+                            last = self.last_time
+                            if last is None or t > last:
+                                self.last_time = t
                         continue
-                    record = None
-                else:
-                    record = records[i] if i < n else None
-                    if record is None and lookup is not None:
-                        uuid = event.get("uuid")
-                        record = lookup(uuid) if isinstance(uuid, str) else None
-                self._observe(event, record)
+                    self._observe(event, None)
+                    continue
+                record = records[i] if i < n else None
+                if record is None and lookup is not None:
+                    uuid = event.get("uuid")
+                    record = lookup(uuid) if isinstance(uuid, str) else None
+                # _observe's path for a finished task or a failure
+                t = event.get("timestamp")
+                if isinstance(t, (int, float)) and not isinstance(t, bool):
+                    when = float(t)
+                    self._saw(when)
+                    fields = self._fields(event, record)
+                    if kind == "task-succeeded":
+                        self._finished(fields, succeeded=True)
+                    else:
+                        if kind == "task-failed":
+                            self._finished(fields, succeeded=False)
+                        self._failure(kind, event, fields, when)
 
     def _saw(self, when: float) -> None:
         if self.first_time is None or when < self.first_time:
