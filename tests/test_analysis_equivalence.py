@@ -111,9 +111,11 @@ def test_edge_tracebacks_have_the_fingerprint_they_had(case: int) -> None:
 def test_edge_messages_normalise_as_before() -> None:
     from tests.analysis_reference.normalize import normalize_message as ref_normalize
     texts = ["order 5 at 2026-12-01T10:00:00Z from 10.0.0.1:6379",
-             "[Errno 2] [Errno 13] x 12", "'quoted 1' \"two 2\" can't 3", "a\tb\n c  9"]
-    for text in texts:
-        assert normalize.normalize_message(text) == ref_normalize(text)
+             "[Errno 2] [Errno 13] x 12", "'quoted 1' \"two 2\" can't 3", "a\tb\n c  9",
+             "order \u0663\u0664 and 34", "order 34 and \u0663\u0664", "lone \ud800 surrogate 5",
+             "lone \ud800 surrogate 6", "é 7 中文 8", "[Errno 2] x", "[Errno 3] x"]
+    for text in texts * 2:  # cold, then cached
+        assert normalize.normalize_message(text) == ref_normalize(text), text
 
 
 def _state(groups: Any) -> dict[str, Any]:
