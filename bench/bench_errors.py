@@ -3,11 +3,15 @@ same events, measured in the same run), the errors pane's frame with 100,000 gro
 dashboard's per-frame intake with and without the error groups. Prints a markdown table.
 
     .venv/bin/python bench/bench_errors.py [--failures 200000] [--groups 100000] [--repeats 5]
-                                           [--copies 5]
+                                           [--copies 5] [--grouping-only]
+
+The grouping is measured twice in the same run, alternated: today's code and the code before it
+was made faster (tests/analysis_reference, a verbatim copy; tests/test_analysis_equivalence.py
+proves both give the same fingerprints and groups).
 
 The failures are the recorded real ones (tests/data/errors) with fresh task ids and the numbers
-in their messages and tracebacks changed per copy, so no two copies share a raw text (the
-fingerprint cache does not help) while their fingerprints stay those of the recording.
+in their messages and tracebacks changed per copy (50,000 failures: 25,341 distinct texts; the
+exact-text fingerprint cache cannot help those) while their fingerprints stay those of the recording.
 """
 
 from __future__ import annotations
