@@ -21,6 +21,9 @@ _HEADS_MAX: Final = 1_024
 #: it the plain way)
 _TAILS: OrderedDict[str, tuple[str, ...] | None] = OrderedDict()
 _TAILS_MAX: Final = 1_024
+#: (type, normalised message, frames) -> key: one SHA-1 per group, not per failure
+_KEYS: OrderedDict[tuple[str, str, tuple[str, ...]], str] = OrderedDict()
+_KEYS_MAX: Final = 4_096
 _MISSING: Final = ("",)
 #: the line breaks ``str.splitlines`` knows besides ``\n``: text with one is read the plain way
 _SEPARATORS: Final = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
@@ -158,8 +161,15 @@ def fingerprint(exception: str | None, traceback: str | None) -> Fingerprint:
             frames = tuple(app[-APP_FRAMES:])
     exc_type = exc_type or "UnknownError"
     normal = normalize_message(message)
-    digest = hashlib.sha1("\n".join((exc_type, normal, *frames)).encode("utf-8", "replace"),
-                          usedforsecurity=False).hexdigest()
+    parts = (exc_type, normal, frames)
+    key = _KEYS.get(parts)
+    if key is None:
+        key = hashlib.sha1("\n".join((exc_type, normal, *frames)).encode("utf-8", "replace"),
+                           usedforsecurity=False).hexdigest()[:12]
+        _KEYS[parts] = key
+        if len(_KEYS) > _KEYS_MAX:
+            with contextlib.suppress(KeyError):  # another thread's call evicted it first
+                _KEYS.popitem(last=False)
     raw = f"{exc_type}: {message}" if message else exc_type
-    return Fingerprint(key=digest[:12], exc_type=exc_type, message=normal, frames=frames,
+    return Fingerprint(key=key, exc_type=exc_type, message=normal, frames=frames,
                        raw=raw[:1000])
