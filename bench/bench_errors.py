@@ -3,11 +3,15 @@ same events, measured in the same run), the errors pane's frame with 100,000 gro
 dashboard's per-frame intake with and without the error groups. Prints a markdown table.
 
     .venv/bin/python bench/bench_errors.py [--failures 200000] [--groups 100000] [--repeats 5]
-                                           [--copies 5]
+                                           [--copies 5] [--grouping-only]
+
+The grouping is measured twice in the same run, alternated: today's code and the code before it
+was made faster (tests/analysis_reference, a verbatim copy; tests/test_analysis_equivalence.py
+proves both give the same fingerprints and groups).
 
 The failures are the recorded real ones (tests/data/errors) with fresh task ids and the numbers
-in their messages and tracebacks changed per copy, so no two copies share a raw text (the
-fingerprint cache does not help) while their fingerprints stay those of the recording.
+in their messages and tracebacks changed per copy (50,000 failures: 25,341 distinct texts; the
+exact-text fingerprint cache cannot help those) while their fingerprints stay those of the recording.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from lazycelery.analysis import ErrorGroups  # noqa: E402
 from lazycelery.core.index import TaskIndex  # noqa: E402
+from tests.analysis_reference.groups import ErrorGroups as ReferenceGroups  # noqa: E402
 
 EVENTS = ROOT / "tests" / "data" / "errors" / "events.jsonl.gz"
 _NUM = re.compile(r"(?<=order )\d+|(?<=user )\d+|(?<=:)\d{4,5}\b")
@@ -74,13 +79,14 @@ def bench_grouping(events: list[dict[str, Any]], repeats: int) -> dict[str, floa
             index.apply_batch(events[i:i + 500])
         return time.perf_counter() - start
 
-    def grouped() -> float:
-        index = TaskIndex(max_tasks=len(events))
-        batches = []
-        for i in range(0, len(events), 500):
-            chunk = events[i:i + 500]
-            batches.append((chunk, index.apply_batch(chunk)))
-        groups = ErrorGroups()
+    index = TaskIndex(max_tasks=len(events))
+    batches = []
+    for i in range(0, len(events), 500):
+        chunk = events[i:i + 500]
+        batches.append((chunk, index.apply_batch(chunk)))
+
+    def grouped(cls: Any) -> float:
+        groups = cls()
         start = time.perf_counter()
         for chunk, records in batches:
             groups.observe_batch(chunk, records)
@@ -88,9 +94,16 @@ def bench_grouping(events: list[dict[str, Any]], repeats: int) -> dict[str, floa
 
     failures = len(events) // 2
     idx = statistics.median(best_of(index_only, repeats))
-    grp = statistics.median(best_of(grouped, repeats))
+    # the code before the speed-up (tests/analysis_reference) and today's, alternated
+    ref_times: list[float] = []
+    grp_times: list[float] = []
+    for _ in range(repeats):
+        ref_times.append(grouped(ReferenceGroups))
+        grp_times.append(grouped(ErrorGroups))
+    grp, ref = statistics.median(grp_times), statistics.median(ref_times)
     return {"failures": failures, "index_events_per_s": len(events) / idx,
-            "grouping_failures_per_s": failures / grp, "grouping_s": grp, "index_s": idx}
+            "grouping_failures_per_s": failures / grp, "grouping_s": grp, "index_s": idx,
+            "reference_failures_per_s": failures / ref, "reference_s": ref}
 
 
 def bench_pane(n_groups: int, repeats: int) -> dict[str, float]:
@@ -186,17 +199,27 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--copies", type=int, default=5,
                         help="copies of the recorded mixed stream for the dashboard intake")
+    parser.add_argument("--grouping-only", action="store_true",
+                        help="only the failures-into-groups rows (reference and today's)")
     args = parser.parse_args()
     events = stream(args.failures)
     g = bench_grouping(events, args.repeats)
-    p = bench_pane(args.groups, args.repeats)
-    u = bench_pull(args.copies, args.repeats)
+    if args.grouping_only:
+        p = {"groups": 0, "frame_ms": 0.0, "frame_after_rerank_ms": 0.0}
+        u = {"events": 0, "with_us": 0.0, "without_us": 1.0}
+    else:
+        p = bench_pane(args.groups, args.repeats)
+        u = bench_pull(args.copies, args.repeats)
     print("| measure | median | reference (same run) | ratio |")
     print("|---|---|---|---|")
     print(f"| failures into groups ({g['failures']:,} real failures, distinct texts) | "
           f"{g['grouping_failures_per_s']:,.0f} failures/s | TaskIndex.apply_batch of the same "
           f"stream: {g['index_events_per_s']:,.0f} events/s | "
           f"{g['grouping_s'] / g['index_s']:.2f}x the index's time |")
+    print(f"| failures into groups, the code before the speed-up (tests/analysis_reference), "
+          f"same stream | {g['reference_failures_per_s']:,.0f} failures/s | today's: "
+          f"{g['grouping_failures_per_s']:,.0f} failures/s | today's is "
+          f"{g['reference_s'] / g['grouping_s']:.2f}x as fast |")
     print(f"| errors pane frame, {p['groups']:,} groups (nothing changed) | "
           f"{p['frame_ms']:.1f} ms | | |")
     print(f"| errors pane frame, {p['groups']:,} groups, after a failure (re-rank + "

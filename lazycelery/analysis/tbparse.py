@@ -8,10 +8,11 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["Frame", "ParsedTraceback", "is_app_frame", "parse_repr", "parse_traceback"]
+__all__ = ["EXC_LINE", "FRAME", "Frame", "ParsedTraceback", "is_app_frame", "parse_repr",
+           "parse_traceback"]
 
-_FRAME: Final = re.compile(r'^\s*File "([^"]+)", line (\d+), in (.+?)\s*$')
-_EXC_LINE: Final = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
+FRAME: Final = re.compile(r'^\s*File "([^"]+)", line (\d+), in (.+?)\s*$')
+EXC_LINE: Final = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
 _REPR: Final = re.compile(r"^([A-Za-z_][\w.]*)\((.*)\)$", re.DOTALL)
 #: path parts of code that is not the application's: installed packages, the standard library,
 #: celery's own stack (also when run from a checkout)
@@ -64,7 +65,7 @@ def parse_traceback(text: str) -> ParsedTraceback:
     frames: list[Frame] = []
     last_frame = start - 1
     for i in range(start, len(lines)):
-        match = _FRAME.match(lines[i])
+        match = FRAME.match(lines[i])
         if match:
             frames.append(Frame(match.group(1), int(match.group(2)), match.group(3)))
             last_frame = i
@@ -73,7 +74,7 @@ def parse_traceback(text: str) -> ParsedTraceback:
         line = lines[i]
         if not line or line[0].isspace():
             continue  # the source line and the ^^^ markers of the last frame
-        match = _EXC_LINE.match(line)
+        match = EXC_LINE.match(line)
         if match:
             exc_type = match.group(1)
             message = "\n".join([match.group(2) or "", *lines[i + 1:]]).strip()

@@ -1,0 +1,319 @@
+"""Error groups maintained incrementally from task and worker events: a failure (task-failed or
+task-retried) joins the group of its fingerprint; the group counts it by task name, worker, host,
+queue, worker version and argument value, by minute and hour, and keeps its latest task ids.
+
+Feed it events in the order they were applied to a ``TaskIndex``, with the record each event
+touched (``observe_batch(events, records)``: the ``on_batch`` signature), so failure events,
+which carry no task name, are named from the record. It also counts every finished task per
+worker, host, queue, version and task name: the baselines the root-cause hints compare with.
+One thread feeds it; readers on another thread take ``lock``."""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from tests.analysis_reference.counts import OTHER, BoundedCounter, Buckets
+from tests.analysis_reference.fingerprint import Fingerprint, fingerprint
+
+__all__ = ["DEFAULT_MAX_GROUPS", "FAILURE_EVENTS", "ErrorGroup", "ErrorGroups", "WorkerSeen",
+           "host_of"]
+
+FAILURE_EVENTS: Final = frozenset({"task-failed", "task-retried"})
+#: the events whose task record is read (for its name, args, queue)
+_NAMED: Final = FAILURE_EVENTS | {"task-succeeded"}
+DEFAULT_MAX_GROUPS: Final = 10_000
+#: task ids kept per group (the newest): what "open the group's tasks" and bulk actions take
+TASK_IDS: Final = 500
+#: failure times kept per group (the newest): the time-window hint reads them
+TIMES: Final = 2_000
+MINUTES_KEPT: Final = 24 * 60
+HOURS_KEPT: Final = 24 * 31
+#: fingerprints remembered per exact (exception, traceback) text: repeats skip the regexes
+_CACHE: Final = 4_096
+
+
+def _per_name(table: dict[str, BoundedCounter], name: str, limit: int) -> BoundedCounter:
+    """The counter of ``name`` in ``table`` (at most 4,096 names; later ones share one)."""
+    counter = table.get(name)
+    if counter is None:
+        if len(table) >= 4096:
+            name = OTHER
+            counter = table.get(name)
+        if counter is None:
+            counter = table[name] = BoundedCounter(limit)
+    return counter
+
+
+def host_of(worker: str | None) -> str | None:
+    """``celery@web-3`` -> ``web-3`` (a hostname without ``@`` is its own host)."""
+    if worker is None:
+        return None
+    return worker.rpartition("@")[2] or worker
+
+
+@dataclass
+class ErrorGroup:
+    """One fingerprint's failures."""
+
+    fp: Fingerprint
+    #: the first failure's ``type: message`` as raised (before normalisation)
+    example: str
+    traceback: str | None
+    first_seen: float
+    last_seen: float
+    count: int = 0
+    failed: int = 0
+    retried: int = 0
+    names: BoundedCounter = field(default_factory=BoundedCounter)
+    workers: BoundedCounter = field(default_factory=BoundedCounter)
+    hosts: BoundedCounter = field(default_factory=BoundedCounter)
+    queues: BoundedCounter = field(default_factory=BoundedCounter)
+    versions: BoundedCounter = field(default_factory=BoundedCounter)
+    args: BoundedCounter = field(default_factory=lambda: BoundedCounter(256))
+    minutes: Buckets = field(default_factory=lambda: Buckets(60, MINUTES_KEPT))
+    hours: Buckets = field(default_factory=lambda: Buckets(3600, HOURS_KEPT))
+    task_ids: deque[str] = field(default_factory=lambda: deque(maxlen=TASK_IDS))
+    times: deque[float] = field(default_factory=lambda: deque(maxlen=TIMES))
+    #: first failure time per worker
+    worker_first: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.fp.key
+
+    def is_new(self, now: float, within: float) -> bool:
+        """First seen in the last ``within`` seconds."""
+        return self.first_seen >= now - within
+
+    def sparkline_counts(self, now: float, minutes: int) -> list[int]:
+        return [n for _, n in self.minutes.series(now - (minutes - 1) * 60, now)]
+
+
+@dataclass
+class WorkerSeen:
+    """What the events said about one worker: its version and when it came online."""
+
+    hostname: str
+    first_seen: float
+    sw_ver: str | None = None
+    #: times of its worker-online events (a restart adds one)
+    online: list[float] = field(default_factory=list)
+
+
+class ErrorGroups:
+    """Error groups and the baselines of finished tasks, fed one event at a time."""
+
+    def __init__(self, max_groups: int = DEFAULT_MAX_GROUPS) -> None:
+        self.lock = threading.Lock()
+        self.max_groups = max_groups
+        #: least recently failing first
+        self.groups: OrderedDict[str, ErrorGroup] = OrderedDict()
+        self.workers: dict[str, WorkerSeen] = {}
+        #: first time each worker version was seen, and on which worker
+        self.versions_first: dict[str, tuple[float, str]] = {}
+        # finished tasks (succeeded or failed) by dimension: the hints' baselines
+        self.finished = 0
+        self.finished_by: dict[str, BoundedCounter] = {
+            dim: BoundedCounter(256) for dim in ("worker", "host", "queue", "version")}
+        #: finished tasks per task name, by worker
+        self.finished_name_worker: dict[str, BoundedCounter] = {}
+        #: succeeded tasks per task name, by args
+        self.succeeded_name_args: dict[str, BoundedCounter] = {}
+        self.failures = 0
+        self.evicted = 0
+        self.first_time: float | None = None
+        self.last_time: float | None = None
+        #: bumped per observed failure (views cache per version)
+        self.version = 0
+        self._cache: OrderedDict[tuple[str | None, str | None], Fingerprint] = OrderedDict()
+        self._by_first: tuple[int, list[float], list[ErrorGroup]] | None = None
+
+    # ------------------------------------------------------------------ feeding
+
+    def observe_batch(self, events: Sequence[Mapping[str, Any]],
+                      records: Sequence[object] = (), *,
+                      lookup: Callable[[str], object] | None = None) -> None:
+        """``on_batch``'s arguments: the events and, position for position, the records the
+        index returned for them; or, without records, ``lookup`` finds a task's record by id
+        (``TaskIndex.get``) for the events that need one."""
+        n = len(records)
+        with self.lock:
+            for i, event in enumerate(events):
+                kind = event.get("type")
+                if kind not in _NAMED:
+                    if isinstance(kind, str) and kind.startswith("task-"):
+                        # most events (sent, received, started): only their time counts
+                        t = event.get("timestamp")
+                        if type(t) is float or type(t) is int:
+                            self._saw(t)
+                        continue
+                    record = None
+                else:
+                    record = records[i] if i < n else None
+                    if record is None and lookup is not None:
+                        uuid = event.get("uuid")
+                        record = lookup(uuid) if isinstance(uuid, str) else None
+                self._observe(event, record)
+
+    def _saw(self, when: float) -> None:
+        if self.first_time is None or when < self.first_time:
+            self.first_time = when
+        if self.last_time is None or when > self.last_time:
+            self.last_time = when
+
+    def observe(self, event: Mapping[str, Any], record: object = None) -> ErrorGroup | None:
+        with self.lock:
+            return self._observe(event, record)
+
+    def _observe(self, event: Mapping[str, Any], record: object) -> ErrorGroup | None:
+        kind = event.get("type")
+        if not isinstance(kind, str):
+            return None
+        t = event.get("timestamp")
+        when = float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else None
+        if kind.startswith("worker-"):
+            self._worker(kind, event, when)
+            return None
+        if when is None:
+            return None
+        self._saw(when)
+        if kind == "task-succeeded":
+            self._finished(self._fields(event, record), succeeded=True)
+        elif kind in FAILURE_EVENTS:
+            fields = self._fields(event, record)
+            if kind == "task-failed":
+                self._finished(fields, succeeded=False)
+            return self._failure(kind, event, fields, when)
+        return None
+
+    def _worker(self, kind: str, event: Mapping[str, Any], when: float | None) -> None:
+        host = event.get("hostname")
+        if not isinstance(host, str) or when is None:
+            return
+        seen = self.workers.get(host)
+        if seen is None:
+            if len(self.workers) >= 4096:
+                return
+            seen = self.workers[host] = WorkerSeen(host, when)
+        ver = event.get("sw_ver")
+        if isinstance(ver, str) and ver:
+            seen.sw_ver = ver
+            first = self.versions_first.get(ver)
+            if first is None or when < first[0]:
+                self.versions_first[ver] = (when, host)
+        if kind == "worker-online" and len(seen.online) < 256:
+            seen.online.append(when)
+
+    def _fields(self, event: Mapping[str, Any], record: object) -> dict[str, str | None]:
+        def text(name: str) -> str | None:
+            value = event.get(name)
+            if value is None and record is not None:
+                value = getattr(record, name, None)
+            return value if isinstance(value, str) else None
+
+        worker = text("worker") if record is not None else None
+        hostname = event.get("hostname")
+        if isinstance(hostname, str) and not hostname.startswith("gen"):
+            worker = hostname  # the worker that sent the failure
+        seen = self.workers.get(worker) if worker is not None else None
+        return {"name": text("name"), "worker": worker, "host": host_of(worker),
+                "queue": text("queue") or text("routing_key"), "args": text("args"),
+                "version": seen.sw_ver if seen is not None else None}
+
+    def _finished(self, f: dict[str, str | None], *, succeeded: bool) -> None:
+        self.finished += 1
+        for dim, counter in self.finished_by.items():
+            counter.add(f[dim])
+        name = f["name"] or "?"
+        if f["worker"] is not None:
+            _per_name(self.finished_name_worker, name, 64).add(f["worker"])
+        if succeeded and f["args"] is not None:
+            _per_name(self.succeeded_name_args, name, 256).add(f["args"])
+
+    def _fingerprint(self, exception: str | None, traceback: str | None) -> Fingerprint:
+        key = (exception, traceback)
+        fp = self._cache.get(key)
+        if fp is None:
+            fp = self._cache[key] = fingerprint(exception, traceback)
+            if len(self._cache) > _CACHE:
+                self._cache.popitem(last=False)
+        return fp
+
+    def _failure(self, kind: str, event: Mapping[str, Any], f: dict[str, str | None],
+                 when: float) -> ErrorGroup:
+        exception = event.get("exception")
+        traceback = event.get("traceback")
+        fp = self._fingerprint(exception if isinstance(exception, str) else None,
+                               traceback if isinstance(traceback, str) else None)
+        group = self.groups.get(fp.key)
+        if group is None:
+            group = ErrorGroup(fp, example=fp.raw,
+                               traceback=traceback if isinstance(traceback, str) else None,
+                               first_seen=when, last_seen=when)
+            self.groups[fp.key] = group
+            if len(self.groups) > self.max_groups:
+                self.groups.popitem(last=False)
+                self.evicted += 1
+        else:
+            self.groups.move_to_end(fp.key)
+        group.count += 1
+        if kind == "task-failed":
+            group.failed += 1
+        else:
+            group.retried += 1
+        group.first_seen = min(group.first_seen, when)
+        group.last_seen = max(group.last_seen, when)
+        group.names.add(f["name"] or "?")
+        group.workers.add(f["worker"])
+        group.hosts.add(f["host"])
+        group.queues.add(f["queue"])
+        group.versions.add(f["version"])
+        group.args.add(f["args"])
+        group.minutes.add(when)
+        group.hours.add(when)
+        uuid = event.get("uuid")
+        if isinstance(uuid, str) and (not group.task_ids or group.task_ids[-1] != uuid):
+            group.task_ids.append(uuid)
+        group.times.append(when)
+        worker = f["worker"]
+        if worker is not None and worker not in group.worker_first and \
+                len(group.worker_first) < 256:
+            group.worker_first[worker] = when
+        self.failures += 1
+        self.version += 1
+        return group
+
+    # ------------------------------------------------------------------ reading
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __iter__(self) -> Iterator[ErrorGroup]:
+        return iter(list(self.groups.values()))
+
+    def get(self, key: str) -> ErrorGroup | None:
+        """A group by key or a unique prefix of it."""
+        group = self.groups.get(key)
+        if group is not None:
+            return group
+        found = [g for k, g in self.groups.items() if k.startswith(key)] if key else []
+        return found[0] if len(found) == 1 else None
+
+    def started_between(self, start: float, end: float) -> list[ErrorGroup]:
+        """Groups first seen in ``[start, end)`` (a sorted index rebuilt once per version;
+        call with ``lock`` held)."""
+        cached = self._by_first
+        if cached is None or cached[0] != self.version:
+            ordered = sorted(self.groups.values(), key=lambda g: g.first_seen)
+            cached = self._by_first = (self.version, [g.first_seen for g in ordered], ordered)
+        _, firsts, ordered = cached
+        return ordered[bisect.bisect_left(firsts, start):bisect.bisect_left(firsts, end)]
+
+    def ranked(self) -> list[ErrorGroup]:
+        """Groups, most failures first (then the most recent)."""
+        return sorted(self.groups.values(), key=lambda g: (-g.count, -g.last_seen, g.key))
