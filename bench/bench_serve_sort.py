@@ -9,8 +9,6 @@ queries; every answer is checked identical. Prints a markdown table of p50 / p95
 from __future__ import annotations
 
 import argparse
-import heapq
-import operator
 import os
 import sys
 import time
@@ -19,44 +17,17 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_serve_api import events
 from common import md_table
 
 from lazycelery.core.index import TaskIndex
-from lazycelery.core.model import TaskRecord
-from lazycelery.serve.tasks import TaskQuery, _sort_key, page, parse_query
+from lazycelery.serve.tasks import page, parse_query
+from tests.serve_reference import old_page  # the implementation page() replaced
 
 QUERIES = ["limit=100&sort_by=-received", "limit=100&sort_by=received",
            "limit=100&sort_by=-started", "limit=100&offset=1000&sort_by=-received",
            "limit=100&state=FAILURE&sort_by=-received"]
-
-
-def old_page(index: TaskIndex, q: TaskQuery) -> list[TaskRecord]:
-    """serve.tasks.page's sort_by branch as of a36e768 (the reference)."""
-    worker, name, state = q.worker, q.name, q.state
-
-    def keep(rec: TaskRecord) -> bool:  # the old filter, reduced to what QUERIES use
-        return ((state is None or rec.state.casefold() == state.casefold())
-                and (name is None or (rec.name or "").casefold() == name.casefold())
-                and (worker is None or (rec.worker or "").casefold() == worker.casefold()))
-
-    end = q.offset + q.limit
-    matching = (r for r in index.records() if keep(r))
-    select = heapq.nlargest if q.descending else heapq.nsmallest
-    assert q.sort_by is not None
-    if q.sort_by in ("received", "started"):
-        field = q.sort_by
-        timed: list[TaskRecord] = []
-        untimed: list[TaskRecord] = []
-        for rec in matching:
-            (untimed if getattr(rec, field) is None else timed).append(rec)
-        untimed.sort(key=lambda r: r.uuid, reverse=q.descending)
-        if q.descending:
-            timed.reverse()
-        chosen = select(end, timed, key=operator.attrgetter(field, "uuid"))
-        ordered = chosen + untimed if q.descending else untimed + chosen
-        return ordered[q.offset:end]
-    return select(end, matching, key=_sort_key(q.sort_by))[q.offset:end]
 
 
 def timed(fn: Callable[[], Any], n: int) -> tuple[float, float, Any]:
