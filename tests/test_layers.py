@@ -23,8 +23,14 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (4, "store", ("lazycelery.store",)),
     # span export from the event stream (headless; the OpenTelemetry SDK imported lazily)
     (4, "otel", ("lazycelery.otel",)),
+    # notifications (webhook, Slack, email): headless, clients imported lazily
+    (4, "notify", ("lazycelery.notify",)),
     (5, "analysis", ("lazycelery.analysis",)),
     (6, "panes_api", ("lazycelery.panes_api",)),
+    # alert rules and acting policies: read the core, the store and the analysis; hand
+    # notifications to lazycelery.notify
+    (6, "alerts", ("lazycelery.alerts",)),
+    (6, "policies", ("lazycelery.policies",)),
     (7, "tail", ("lazycelery.tail",)),
     (7, "serve", ("lazycelery.serve",)),
     (7, "screen model", ("lazycelery.tui", "lazycelery.tui.screen")),
