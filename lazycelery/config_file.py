@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from lazycelery.config_notify import ChannelTable, NotifyTable, ReportsTable, notify_problems
 from lazycelery.errors import ConfigError
 from lazycelery.urls import check_store, check_url
 
@@ -103,6 +104,10 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     mask: MaskConfig | None = None
     #: `lazycelery serve`: users and tokens with their roles (checked by lazycelery.serve.auth)
     serve: dict[str, Any] = {}
+    #: notification channels (docs/notifications.md)
+    notify: NotifyTable = NotifyTable()
+    #: scheduled reports (docs/reports.md)
+    reports: ReportsTable = ReportsTable()
 
 
 def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -184,7 +189,11 @@ def _validate(raw: dict[str, Any], path: Path) -> ConfigFile:
     if isinstance(keys, dict):
         for command, spec in keys.items():
             _convert(spec, str, path, ("keys", command))
+    _convert_channels(raw, path)
     config: ConfigFile = _convert(raw, ConfigFile, path, ())
+    problem = next(notify_problems(config.notify, config.reports), None)
+    if problem is not None:
+        raise ConfigError(f"config {path}: {problem}")
     if config.default_environment is not None and config.default_environment not in (
         config.environments
     ):
@@ -193,6 +202,15 @@ def _validate(raw: dict[str, Any], path: Path) -> ConfigFile:
             f"{unknown_environment(config.default_environment, config)}"
         )
     return config
+
+
+def _convert_channels(raw: dict[str, Any], path: Path) -> None:
+    """Each ``[notify.channels.NAME]`` on its own, so that a problem names the channel."""
+    notify = raw.get("notify")
+    channels = notify.get("channels") if isinstance(notify, dict) else None
+    if isinstance(channels, dict):
+        for name, table in channels.items():
+            _convert(table, ChannelTable, path, ("notify", "channels", name))
 
 
 def _check_environment_urls(environment: Environment, path: Path, name: str) -> None:
