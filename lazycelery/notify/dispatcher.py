@@ -176,14 +176,19 @@ class Dispatcher:
 
     def _deliver_job(self, notification: Notification, channels: tuple[str, ...],
                      delivery_id: str) -> None:
-        letters = []
-        for name in channels:
-            outcome = self.deliver(notification, name, delivery_id)
-            if not outcome.delivered:
-                letters.append(DeadLetter(id=delivery_id, channel=name, notification=notification,
-                                          failed=time.time(), attempts=outcome.attempts,
-                                          error=outcome.error or "not delivered"))
-        self._dead_letter(letters)
+        self.send_now(notification, channels, delivery_id)
+
+    def send_now(self, notification: Notification, channels: Sequence[str],
+                 delivery_id: str | None = None) -> list[DeliveryOutcome]:
+        """Deliver on each channel now, on the caller's thread (retries included); what fails
+        goes to the dead letters."""
+        delivery_id = delivery_id or uuid.uuid4().hex
+        outcomes = [self.deliver(notification, name, delivery_id) for name in channels]
+        self._dead_letter([
+            DeadLetter(id=delivery_id, channel=o.channel, notification=notification,
+                       failed=time.time(), attempts=o.attempts, error=o.error or "not delivered")
+            for o in outcomes if not o.delivered])
+        return outcomes
 
     def deliver(self, notification: Notification, name: str,
                 delivery_id: str | None = None) -> DeliveryOutcome:
