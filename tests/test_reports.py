@@ -71,7 +71,8 @@ def test_figures_agree_with_the_index(filled: tuple[str, TaskIndex, float, float
     assert isinstance(workers, list) and workers
     assert all(0.0 < w["availability"] <= 1.0 for w in workers)
     assert doc["queues"] == {"peaks": [], "note": doc["queues"]["note"]}  # type: ignore[index]
-    assert doc["gaps"] == {"count": 0, "seconds": 0, "lost_events": 0, "gaps": []}
+    assert doc["gaps"] == {"count": 0, "recorded_s": 0.0, "period_s": until - since,
+                           "seconds": 0, "lost_events": 0, "gaps": []}
 
 
 def test_an_empty_period_says_so(filled: tuple[str, TaskIndex, float, float]) -> None:

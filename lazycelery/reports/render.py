@@ -55,6 +55,13 @@ def _sections(doc: dict[str, Any]) -> list[tuple[str, Sequence[str], list[Sequen
     ]
 
 
+def _coverage_line(gaps: dict[str, Any]) -> str:
+    share = gaps["recorded_s"] / gaps["period_s"] if gaps["period_s"] > 0 else 0.0
+    return (f"A recorder ran {_pct(share)} of the period; {gaps['count']:,} gap(s) in its "
+            f"record ({_secs(gaps['seconds'])}, {gaps['lost_events']:,} events counted lost). "
+            "Figures cover what was recorded.")
+
+
 def _title(doc: dict[str, Any]) -> str:
     where = f" ({doc['environment']})" if doc.get("environment") else ""
     return f"lazycelery report{where} {doc['since']} to {doc['until']}"
@@ -75,10 +82,7 @@ def render_md(doc: dict[str, Any]) -> str:
         out += [f"## {title}", ""]
         out += _md_table(header, rows) if rows else [empty]
         out.append("")
-    gaps = doc["gaps"]
-    if gaps["count"]:
-        out += [f"{gaps['count']:,} gap(s), {_secs(gaps['seconds'])} without a record, "
-                f"{gaps['lost_events']:,} events counted lost.", ""]
+    out += [_coverage_line(doc["gaps"]), ""]
     out.append(f"Failures in the dashboard: filter `{doc['links']['filter']}`")
     return "\n".join(out).rstrip("\n") + "\n"
 
@@ -96,6 +100,7 @@ def render_html(doc: dict[str, Any]) -> str:
             out.append("</table>")
         else:
             out.append(f"<p>{e(empty)}</p>")
+    out.append(f"<p>{e(_coverage_line(doc['gaps']))}</p>")
     out.append(f"<p>Failures in the dashboard: filter <code>{e(doc['links']['filter'])}</code>"
                "</p></body></html>")
     return "\n".join(out) + "\n"

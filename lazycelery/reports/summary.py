@@ -153,9 +153,22 @@ def _seconds_up(samples: Sequence[tuple[float, str]], until: float) -> float:
     return total
 
 
+def _recorded_seconds(store: Store, since: float, until: float) -> float:
+    """Seconds of the period a recorder was running (the union of its runs)."""
+    runs = store.query("SELECT started, alive FROM recorders WHERE alive >= ? AND started <= ?",
+                       (since, until))
+    total, reach = 0.0, since
+    for start, end in sorted((max(float(a), since), min(float(b), until)) for a, b in runs):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
+
+
 def _gaps(store: Store, since: float, until: float) -> dict[str, Any]:
     gaps = store.gaps(since, until)
-    return {"count": len(gaps),
+    return {"count": len(gaps), "recorded_s": _recorded_seconds(store, since, until),
+            "period_s": until - since,
             "seconds": sum(min(g.end, until) - max(g.start, since) for g in gaps),
             "lost_events": sum(g.lost_events or 0 for g in gaps),
             "gaps": [{"start": _iso(g.start), "end": _iso(g.end), "cause": g.cause,
