@@ -51,7 +51,7 @@ def _sections(doc: dict[str, Any]) -> list[tuple[str, Sequence[str], list[Sequen
           for w in doc["workers"]], "No worker heard from in this period."),
         ("Monitoring gaps", ("start", "end", "cause", "events lost"),
          [(g["start"], g["end"], g["cause"], g["lost_events"] or 0) for g in gaps["gaps"]],
-         "No gap: the record is complete for this period."),
+         "No gap recorded in this period."),
     ]
 
 
