@@ -251,6 +251,10 @@ class Recorder:
             observer.attach(ingestor, writer)
         part = f", {label}" if label is not None else ""
         _say(f"recording {masked} ({ingestor.path} path{part}) into {store.masked}")
+        from lazycelery.reports.service import start_automation  # notifications, reports
+
+        automation = start_automation(settings.config_path, open_store=self.store_opener,
+                                      environment=settings.env_name, say=_say)
         restore = self._catch_signals()
         code = 0
         monitor = None
@@ -267,6 +271,8 @@ class Recorder:
             ingestor.stop(timeout=3.0)  # its last batch reaches the writer here
             stop_tracing(tracing, _say)
             self._stop_repair()
+            if automation is not None:
+                automation.stop()
             writer.stop(timeout=15.0)
             self._drain_notices()
             restore()
