@@ -85,3 +85,36 @@ file = "{tmp_path / 'report-{time}.json'}"
     assert group["count"] == 3 and group["title"].startswith("ValueError")
     assert {w["hostname"] for w in doc["workers"]} == {worker.hostname}
     assert doc["gaps"]["recorded_s"] > 0
+
+
+@pytest.mark.timeout(180)
+def test_report_listen_reports_a_live_window_without_a_store(
+        redis_url: str, celery_worker_factory: Callable[..., WorkerProcess],
+        tmp_path: Path) -> None:
+    worker = celery_worker_factory(redis_url, backend=redis_url, concurrency=2)
+    app = worker.app()
+    err = tmp_path / "report.stderr"
+    with err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lazycelery", "--broker", redis_url, "--store",
+             f"sqlite:///{tmp_path / 'none.sqlite3'}", "report", "--listen", "20",
+             "--format", "json"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
+    try:
+        wait_for(lambda: "listening to" in err.read_text(), timeout=60, what="listening")
+        # "listening" is said once the subscription is confirmed: nothing sent after is missed
+        results = [app.send_task("workerapp.always_fail", args=(f"p{i}",)) for i in range(2)]
+        results += [app.send_task("workerapp.add", args=(i, i)) for i in range(5)]
+        for result in results:
+            wait_for(lambda r=result: r.state in ("SUCCESS", "FAILURE"), what="a result")
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, err.read_text()
+    doc = json.loads(out)
+    assert doc["volume"]["states"] == {"FAILURE": 2, "SUCCESS": 5}
+    assert doc["errors"][0]["task_names"] == {"workerapp.always_fail": 2}
+    assert doc["gaps"]["recorded_s"] > 0
+    assert not (tmp_path / "none.sqlite3").exists()

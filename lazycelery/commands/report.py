@@ -31,6 +31,7 @@ examples:
   lazycelery report --since 24h
   lazycelery report --since 7d --format html > week.html
   lazycelery report --since 24h --send ops-mail
+  lazycelery -A proj.celery report --listen 300      # no store: a 5-minute live window
   lazycelery report compliance --since 30d
   lazycelery --env prod report compliance --since 7d --format json > compliance.json
   lazycelery report compliance --since 2026-11-01T00:00 --format csv
@@ -57,6 +58,9 @@ def register(
                              "(default 24h)")
     parser.add_argument("--format", dest="summary_format", choices=("md", "html", "json"),
                         default="md", help="activity report: Markdown (default), HTML or JSON")
+    parser.add_argument("--listen", metavar="SECONDS", type=float, default=None,
+                        help="activity report: without a history store, listen to the live "
+                             "events for SECONDS and report on that window")
     parser.add_argument("--send", metavar="CHANNEL", action="append", default=[],
                         help="activity report: also send it on this [notify.channels] channel "
                              "(repeatable); one outcome line each on stderr")
