@@ -104,3 +104,24 @@ def test_concurrent_appends_lose_nothing(tmp_path: Path) -> None:
     assert bad == 0
     ids = {x.id for x in letters}
     assert {f"{p}{i}" for p in "xyz" for i in range(200) if not str(i).endswith("7")} <= ids
+
+
+def test_the_documented_verification_accepts_a_real_body_and_refuses_a_forged_one() -> None:
+    """docs/notifications.md's receiver code, run on what the webhook channel sends."""
+    import re
+    import time
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "notifications.md").read_text()
+    (code,) = re.findall(r"```python\n(import hashlib.*?)```", doc, re.S)
+    assert len(code.strip().splitlines()) <= 6
+    space: dict[str, object] = {}
+    exec(code, space)
+    verify = space["verify"]
+    assert callable(verify)
+    body = webhook_body(_n(), delivery_id="d1", sent=time.time())
+    signature = sign(body, "shared")
+    assert verify(body, signature, b"shared")
+    assert not verify(body.replace(b"rising", b"falling"), signature, b"shared")
+    assert not verify(body, signature, b"other")
+    old = webhook_body(_n(), delivery_id="d1", sent=time.time() - 3600)
+    assert not verify(old, sign(old, "shared"), b"shared")  # a replay an hour later

@@ -74,6 +74,7 @@ class DeadLetterFile:
         data = b"".join(self._encoder.encode(letter) + b"\n" for letter in letters)
         with open(self.path, "ab") as handle, _locked(handle):
             handle.write(data)
+            handle.flush()  # before the lock is released, not when the file closes
 
     def read(self) -> tuple[list[DeadLetter], int]:
         """The letters, and how many lines could not be read (kept as they are by ``take``)."""
