@@ -66,6 +66,7 @@ file = "{tmp_path / 'report-{time}.json'}"
         assert code == 0, recorder.stderr()
         assert "Traceback" not in recorder.stderr()
         assert "report schedules: 1, the next at " in recorder.stderr()
+        assert ", 0 dead-lettered, 0 redelivered, 0 lost (queue full)" in recorder.stderr()
     body = json.loads(next(r.body for r in hook.requests if json.loads(r.body)["kind"] == "report"))
     sent = body["payload"]["report"]
     assert body["key"] == "report:minutely"

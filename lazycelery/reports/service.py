@@ -32,13 +32,19 @@ class Automation:
     scheduler: ReportScheduler | None
     _stop: threading.Event
     _thread: threading.Thread | None
+    _say: Callable[[str], None]
 
     def stop(self) -> None:
+        """Stop the report thread, then the dispatcher; say what the notifications did."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(30.0)
         if self.dispatcher is not None:
             self.dispatcher.stop()
+            s = self.dispatcher.snapshot()
+            self._say(f"notifications: {s.sent:,} sent, {s.retried:,} retries, "
+                      f"{s.dead_lettered:,} dead-lettered, {s.redelivered:,} redelivered, "
+                      f"{s.lost:,} lost (queue full)")
 
 
 def _loop(scheduler: ReportScheduler, stop: threading.Event) -> None:
@@ -76,4 +82,4 @@ def start_automation(config_path: Path, *, open_store: Callable[[], Store],
             f"{first.strftime('%Y-%m-%d %H:%M')} UTC")
     if dispatcher is None and scheduler is None:
         return None
-    return Automation(dispatcher, scheduler, stop, thread)
+    return Automation(dispatcher, scheduler, stop, thread, say)
