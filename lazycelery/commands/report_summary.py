@@ -26,7 +26,7 @@ def run_summary(args: argparse.Namespace) -> int:
     from lazycelery.config_file import ConfigFile, load_file
     from lazycelery.reports.render import render, report_notification
     from lazycelery.reports.summary import build_summary
-    from lazycelery.store import StoreError, default_store_url, mask_store_url, open_store
+    from lazycelery.store import StoreError, default_store_url, open_store
     from lazycelery.tail.history import parse_since
 
     settings = config.resolve(args)
@@ -46,9 +46,8 @@ def run_summary(args: argparse.Namespace) -> int:
         try:
             store = open_store(url, create=False, writer=False)
         except StoreError as exc:
-            raise UsageError(f"report: no history store to read ({exc}); run `lazycelery "
-                             f"record` (store {mask_store_url(url)}) or use --listen SECONDS"
-                             ) from None
+            raise UsageError(f"report: {exc}; or --listen SECONDS for a live window, or "
+                             "`report compliance`") from None
         try:
             doc = build_summary(store, since, now, environment=settings.env_name)
         finally:
