@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 import msgspec
 
 from lazycelery.cron import CronError, parse_cron
-from lazycelery.urls import check_url
+from lazycelery.errors import ConfigError
+from lazycelery.urls import check_url, mask_url
 
 __all__ = ["CHANNEL_TYPES", "REPORT_FORMATS", "ChannelTable", "NotifyTable", "ReportSchedule",
            "ReportsTable", "notify_problems"]
@@ -58,6 +59,17 @@ class ChannelTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_o
     timeout: Annotated[float, msgspec.Meta(gt=0.0, le=600.0)] = 10.0
     retries: Annotated[int, msgspec.Meta(ge=0, le=20)] = 3
     backoff: Annotated[float, msgspec.Meta(ge=0.0, le=600.0)] = 1.0
+
+    def __repr__(self) -> str:
+        """Without the secrets: a table may end up in a log line or a traceback."""
+        shown = {f: getattr(self, f) for f in self.__struct_fields__}
+        for key in ("secret", "password"):
+            if shown[key] is not None:
+                shown[key] = "********"
+        shown["headers"] = {name: "********" for name in self.headers}  # may hold a token
+        if shown["url"] is not None:
+            shown["url"] = mask_url(shown["url"]) if self.type != "slack" else "********"
+        return f"ChannelTable({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
 
 class NotifyTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -129,8 +141,6 @@ def _channel_problems(where: str, channel: ChannelTable) -> Iterator[str]:
 
 
 def _url_problem(where: str, url: str) -> Iterator[str]:
-    from lazycelery.errors import ConfigError
-
     if not url.startswith(("http://", "https://")):
         yield f"{where}: expected an http:// or https:// URL"
         return

@@ -77,6 +77,12 @@ def test_a_full_table_loads_and_builds(tmp_path: Path) -> None:
     assert isinstance(channels["mail"], EmailChannel) and channels["mail"].password == "pw"
     # the Slack URL's path is its secret: never shown
     assert "XyZ" not in channels["chat"].describe()
+    # nor in a repr that may end up in a log line
+    for name, channel in channels.items():
+        assert not {"s3cret", "XyZ", "pw"} & set(repr(channel).replace("'", " ").split()), name
+    table = config.notify.channels["ops"].__class__(type="webhook", url="https://u:pw@h/x",
+                                                    secret="s3cret")
+    assert "s3cret" not in repr(table) and ":pw@" not in repr(table)
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -78,8 +78,8 @@ class HttpChannel:
 
     name: str
     settings: ChannelTable
-    url: str
-    secret: str | None
+    url: str = field(repr=False)
+    secret: str | None = field(repr=False)
     slack: bool = False
     _client: httpx.Client | None = field(default=None, repr=False)
 
@@ -141,7 +141,7 @@ class EmailChannel:
 
     name: str
     settings: ChannelTable
-    password: str | None
+    password: str | None = field(repr=False)
 
     def describe(self) -> str:
         tls = "STARTTLS" if self.settings.starttls else "no TLS"
