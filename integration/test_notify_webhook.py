@@ -229,3 +229,18 @@ backoff = 0.01
 def _letter(delivery_id: str, channel: str) -> DeadLetter:
     return DeadLetter(id=delivery_id, channel=channel, notification=_notification(),
                       failed=time.time(), attempts=3, error="HTTP 500")
+
+
+def test_a_channel_still_down_costs_one_try_per_round_not_one_per_letter(tmp_path: Path) -> None:
+    dead = DeadLetterFile(tmp_path / "dead.ndjson")
+    dead.append([_letter(f"d{i}", "ops") for i in range(3)])
+    with receiver([500]) as hook:
+        dispatcher = _dispatcher(tmp_path, _webhook(hook.url, retries=0))
+        assert dispatcher.retry_dead_letters() == (0, 3)
+        assert len(hook.requests) == 1
+    letters, _ = dead.read()
+    assert [(x.id, x.attempts) for x in letters] == [("d0", 4), ("d1", 3), ("d2", 3)]
+    with receiver([200]) as hook:
+        assert _dispatcher(tmp_path, _webhook(hook.url)).retry_dead_letters() == (3, 0)
+        assert [r.headers["X-Lazycelery-Delivery"] for r in hook.requests] == ["d0", "d1", "d2"]
+    assert dead.read() == ([], 0)

@@ -232,7 +232,9 @@ class Dispatcher:
             self.stats.dead_lettered += len(letters)
 
     def retry_dead_letters(self) -> tuple[int, int]:
-        """Try every dead letter once more (with its channel's retries); (delivered, kept)."""
+        """Try every dead letter once more (with its channel's retries), oldest first; after a
+        failure, that channel's other letters wait for the next round (its receiver is still
+        down: no point paying its timeout for each). Returns (delivered, kept)."""
         try:
             letters, _ = self.dead_letters.read()
         except OSError as exc:
@@ -240,13 +242,17 @@ class Dispatcher:
             return 0, 0
         delivered: set[tuple[str, str]] = set()
         failing: list[DeadLetter] = []
+        down: set[str] = set()  # still failing this round: its other letters wait for the next
         for letter in letters:
             if self._stopping.is_set():
                 break
+            if letter.channel in down:
+                continue
             outcome = self.deliver(letter.notification, letter.channel, letter.id)
             if outcome.delivered:
                 delivered.add((letter.id, letter.channel))
             else:
+                down.add(letter.channel)
                 failing.append(msgspec.structs.replace(
                     letter, failed=time.time(), attempts=letter.attempts + outcome.attempts,
                     error=outcome.error or letter.error))
