@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lazycelery.core.index import TaskIndex  # noqa: E402
-from lazycelery.policies.engine import PolicyEngine  # noqa: E402
-from lazycelery.policies.rules import PolicyConfig, RetryRule  # noqa: E402
-from lazycelery.policies.switch import PauseSwitch  # noqa: E402
-from tests.replay import load_events  # noqa: E402
+from lazycelery.core.index import TaskIndex
+from lazycelery.policies.engine import PolicyEngine
+from lazycelery.policies.rules import PolicyConfig, RetryRule
+from lazycelery.policies.switch import PauseSwitch
+from tests.replay import load_events
 
 
 def rules(n: int) -> PolicyConfig:
