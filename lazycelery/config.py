@@ -22,9 +22,9 @@ from lazycelery.config_file import (
     MaskConfig,
     default_config_path,
     load_file,
+    sla_seconds,
     unknown_environment,
 )
-from lazycelery.config_file import sla_seconds
 from lazycelery.errors import ConfigError
 from lazycelery.urls import check_store, check_url, mask_secrets, mask_url
 

@@ -100,7 +100,7 @@ def _ages(times: Sequence[float], columns: Sequence[float], bucket: float,
         return ()
     first = columns[0]
     ends = [*times[1:], until]
-    for start, end in zip(times, ends):
+    for start, end in zip(times, ends, strict=True):
         if end <= start:
             continue
         i = max(0, int((start - first) // bucket))

@@ -93,7 +93,7 @@ def heat_chart(rows: Sequence[str], cells: Sequence[Sequence[float | None]], *,
     bounds = heat_thresholds(flat)
     fmt: Callable[[float], str] = fmt_seconds if seconds else _fmt_count
     out = []
-    for label, row in zip(rows, cells):
+    for label, row in zip(rows, cells, strict=True):
         drawn = []
         for v in row:
             level = heat_level(v, bounds)

@@ -108,8 +108,10 @@ def evaluate(samples: Iterable[TaskSample], found: Sequence[SlaTarget],
         if row is None:
             row = rows[s.name] = SlaRow(s.name, target)
         row.checked += 1
-        for kind, value in (("runtime", s.runtime), ("wait", s.wait)):
-            limit = target.limit(kind)  # type: ignore[arg-type]
+        checks: tuple[tuple[Kind, float | None], ...] = (("runtime", s.runtime),
+                                                         ("wait", s.wait))
+        for kind, value in checks:
+            limit = target.limit(kind)
             if limit is None or value is None or value <= limit:
                 continue
             if kind == "runtime":
@@ -118,7 +120,7 @@ def evaluate(samples: Iterable[TaskSample], found: Sequence[SlaTarget],
                 row.wait_breaches += 1
             row.worst[kind] = max(row.worst.get(kind, value), value)
             breaches.append(Breach(s.uuid, s.name, s.worker, s.finished,
-                                   kind, value, limit))  # type: ignore[arg-type]
+                                   kind, value, limit))
     breaches.sort(key=lambda b: (-b.finished, b.uuid, b.kind))
     ordered = sorted(rows.values(), key=lambda r: (-(r.runtime_breaches + r.wait_breaches),
                                                    r.name))

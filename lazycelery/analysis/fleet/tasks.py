@@ -39,7 +39,7 @@ def columns_between(samples: Sequence[TaskSample], bucket: float, since: float |
     start = bucket_start(first, bucket)
     # an ``until`` on a bucket boundary excludes that bucket (ranges are half-open)
     stop = bucket_start(last, bucket) if until is None or last % bucket else last - bucket
-    count = int(round((stop - start) / bucket)) + 1
+    count = round((stop - start) / bucket) + 1
     if count > MAX_COLUMNS:
         raise ValueError(f"{count:,} buckets of {bucket:g} s: more than {MAX_COLUMNS:,} "
                          "(a larger bucket, or a shorter range)")
@@ -70,7 +70,7 @@ class Heatmap:
     def as_json(self) -> dict[str, Any]:
         return {"value": self.value, "bucket_seconds": self.bucket, "columns": list(self.columns),
                 "rows": [{"name": name, "cells": list(cells)}
-                         for name, cells in zip(self.rows, self.cells)]}
+                         for name, cells in zip(self.rows, self.cells, strict=True)]}
 
 
 def duration_heatmap(samples: Sequence[TaskSample], bucket: float, value: HeatValue = "p95",
@@ -84,11 +84,11 @@ def duration_heatmap(samples: Sequence[TaskSample], bucket: float, value: HeatVa
         if i is None:
             continue
         counts[s.name] += 1
-        cell = per[s.name][i]
+        found = per[s.name][i]
         if value == "count":
-            cell.append(1.0)
+            found.append(1.0)
         elif s.runtime is not None:
-            cell.append(s.runtime)
+            found.append(s.runtime)
     rows = tuple(sorted(counts, key=lambda n: (-counts[n], n)))
 
     def cell(values: list[float] | None) -> float | None:

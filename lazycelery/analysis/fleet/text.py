@@ -80,13 +80,15 @@ def throughput_lines(t: Throughput, top: int = 15) -> list[str]:
     if not t.columns or not any(t.total):
         return ["no finished task in this range"]
     w = min(32, max([len(s.key) for s in t.series[:top]] + [5]))
-    peak = max(max(s.counts) for s in t.series) if t.series else 0
-    out = [f"finished tasks per {_bucket(t.bucket)} by {t.by} (UTC; each row scaled to the "
-           f"busiest bucket of all, {peak:,})",
-           f"{'ALL':<{w}} {sparkline([float(c) for c in t.total])}  {sum(t.total):>8,}"]
+    n = len(t.columns)
+    out = [f"finished tasks per {_bucket(t.bucket)} by {t.by} (UTC; each row scaled to its "
+           "own busiest bucket, PEAK)",
+           f"{'':<{w}} {'':<{n}}  {'TOTAL':>8} {'PEAK':>6}",
+           f"{'ALL':<{w}} {sparkline([float(c) for c in t.total])}  {sum(t.total):>8,} "
+           f"{max(t.total):>6,}"]
     for s in t.series[:top]:
-        out.append(f"{_label(s.key, w)} {sparkline([float(c) for c in s.counts], top=peak)}  "
-                   f"{s.total:>8,}")
+        out.append(f"{_label(s.key, w)} {sparkline([float(c) for c in s.counts])}  "
+                   f"{s.total:>8,} {max(s.counts):>6,}")
     if len(t.series) > top:
         out.append(f"… {len(t.series) - top} more (--json has them all)")
     out.append(" " * (w + 1) + time_axis(t.columns, 1, t.bucket))
