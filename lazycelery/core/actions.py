@@ -473,6 +473,11 @@ class Actions:
                              targets=_with(workers, f"{task_name} {describe_limits(soft, hard)}"),
                              task_name=task_name, soft=soft, hard=hard)
 
+    def restart(self, worker: str, template: str | None,
+                timeout: float | None = None) -> ActionResult:
+        """The environment's restart command for ``worker`` (``restart_worker``)."""
+        return restart_worker(self, worker, template, timeout)
+
 
 def describe_limits(soft: float | None, hard: float | None) -> str:
     """``soft=30s hard=none``: what a ``time_limit`` command leaves in place (None/0: none)."""
