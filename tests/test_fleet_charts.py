@@ -113,10 +113,11 @@ def test_sparkline_and_bar() -> None:
 def test_heat_levels_and_legend() -> None:
     chart = render.heat_chart(["a", "b"], [[0.1, None, 0.4], [0.25, 0.3, 0.05]], seconds=True,
                               cell_width=2)
+    # quartiles of 0.05 0.1 0.25 0.3 0.4 (nearest rank): 0.1, 0.25, 0.3, 0.4
     assert chart.rows[0] == ("a", ((0, "░░"), (None, "  "), (3, "██")))
-    assert chart.rows[1] == ("b", ((2, "▓▓"), (2, "▓▓"), (0, "░░")))
+    assert chart.rows[1] == ("b", ((1, "▒▒"), (2, "▓▓"), (0, "░░")))
     legend = "".join(text for _, text in chart.legend)
-    assert legend == ("legend: ░ 0ms-100ms  ▒ 100ms-200ms  ▓ 200ms-300ms  █ 300ms-400ms  "
+    assert legend == ("legend: ░ 0ms-100ms  ▒ 100ms-250ms  ▓ 250ms-300ms  █ 300ms-400ms  "
                       "blank: no task")
     assert [level for level, _ in chart.legend if level is not None] == [0, 1, 2, 3]
 

@@ -53,10 +53,15 @@ def bar(value: float, top: float, width: int) -> str:
 
 
 def heat_thresholds(values: Sequence[float | None]) -> tuple[float, ...]:
-    """The upper bound of each level: the largest value split in ``LEVELS`` equal steps (a cell
-    is at level i when its value is at most ``thresholds[i]``)."""
-    top = max((v for v in values if v is not None), default=0.0)
-    return tuple(top * (i + 1) / LEVELS for i in range(LEVELS))
+    """The upper bound of each level: the quartiles of the cells' values (nearest rank), so each
+    shade covers about a quarter of the cells however skewed the runtimes are (one slow task
+    name does not leave every other cell in the lowest shade). A cell is at level i when its
+    value is at most ``thresholds[i]``."""
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return tuple(0.0 for _ in range(LEVELS))
+    return tuple(known[max(1, math.ceil((i + 1) / LEVELS * len(known))) - 1]
+                 for i in range(LEVELS))
 
 
 def heat_level(value: float | None, thresholds: Sequence[float]) -> int | None:

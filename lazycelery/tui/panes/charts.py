@@ -106,7 +106,7 @@ def _heartbeats(v: FleetView) -> list[StyleAndTextTuples]:
                                                  "older), missed beats, flips, load1")]]
     for b in v.heartbeats[:12]:
         flips = ", ".join(f.status for f in b.flips[-3:])
-        loads = [x for _, x in b.loads[-20:]]
+        loads = [x for _, x in b.loads[-10:]]
         style = "class:task.state.failure" if b.missed else ""
         out.append([("", _label(b.worker)), ("class:spark.ok", sparkline(list(b.ages))),
                     (style, f"  {b.missed} missed"), (_DIM, f"  max {fmt_seconds(b.max_age or 0)}"
