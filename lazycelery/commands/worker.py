@@ -103,6 +103,17 @@ def register(
                     "software version come from events: the dashboard shows them.",
         epilog="examples:\n  lazycelery worker show w1@host\n  lazycelery worker show w1 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    history = actions.add_parser(
+        "history", parents=[common],
+        help="one worker's performance per bucket (= `stats workers --worker NAME`)",
+        description="One worker's processed tasks, tasks per second, failure rate, mean and "
+                    "p95 runtime per bucket, from the history store or live events "
+                    "(docs/fleet.md). The same as `lazycelery stats workers --worker NAME`.",
+        epilog="examples:\n  lazycelery worker history w1@host --since 7d --bucket 1d\n"
+               "  lazycelery worker history w1@host --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    history.add_argument("worker", metavar="NAME", help="worker hostname (w1@host)")
+    _add_stats_options(history)
     show.add_argument("workers", nargs=1, metavar="NAME", help="worker hostname (w1@host or w1)")
     show.add_argument("--json", action="store_true", help="print the detail as one JSON object")
     show.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS",
@@ -117,6 +128,10 @@ def run(args: argparse.Namespace) -> int:
     action = getattr(args, "worker_action", None)
     if action == "show":
         return _show(args)
+    if action == "history":
+        from lazycelery.commands.stats_cmd import run as stats
+
+        return stats(argparse.Namespace(**{**vars(args), "chart": "workers"}))
     if action not in ACTIONS:
         raise UsageError(f"worker: expected an action: {', '.join(ACTIONS)}")
     timeout = float(args.timeout)
@@ -200,6 +215,14 @@ def shlex_join(argv: list[str]) -> str:
     import shlex
 
     return shlex.join(argv)
+
+
+def _add_stats_options(parser: argparse.ArgumentParser) -> None:
+    """``stats``' source and chart options, with their defaults (``worker history``)."""
+    from lazycelery.commands.stats_cmd import add_source_options
+
+    add_source_options(parser)
+    parser.set_defaults(value="p95", by="name", window="1h", samples=0, interval="5s")
 
 
 def _check_arguments(action: str, args: argparse.Namespace) -> None:
