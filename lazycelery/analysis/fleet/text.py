@@ -47,8 +47,7 @@ def heatmap_lines(h: Heatmap, colour: Painter = plain, cell_width: int = 2) -> l
     chart = heat_chart(h.rows, h.cells, seconds=h.value != "count", cell_width=cell_width)
     w = chart.label_width
     what = {"p95": "p95 runtime", "mean": "mean runtime", "count": "tasks"}[h.value]
-    out = [f"{what} per task name per {fmt_seconds(h.bucket) if h.bucket < 3600 else _bucket(h.bucket)} "
-           f"(UTC, by finish time)"]
+    out = [f"{what} per task name per {_bucket(h.bucket)} (UTC, by finish time)"]
     for label, cells in chart.rows:
         out.append(f"{_label(label, w)} " + "".join(colour(level, text) for level, text in cells))
     out.append(" " * (w + 1) + time_axis(h.columns, cell_width, h.bucket))
@@ -57,10 +56,11 @@ def heatmap_lines(h: Heatmap, colour: Painter = plain, cell_width: int = 2) -> l
 
 
 def _bucket(seconds: float) -> str:
-    if seconds % 86_400 == 0:
-        return f"{seconds / 86_400:g} day" if seconds == 86_400 else f"{seconds / 86_400:g} days"
-    if seconds % 3600 == 0:
-        return "hour" if seconds == 3600 else f"{seconds / 3600:g} hours"
+    """``minute``, ``10 minutes``, ``hour``, ``2 days``, ``5.00s``: the bucket in words."""
+    for unit, size in (("day", 86_400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = seconds / size
+            return unit if n == 1 else f"{n:g} {unit}s"
     return fmt_seconds(seconds)
 
 
