@@ -111,7 +111,7 @@ def _heartbeats(v: FleetView) -> list[StyleAndTextTuples]:
         out.append([("", _label(b.worker)), ("class:spark.ok", sparkline(list(b.ages))),
                     (style, f"  {b.missed} missed"), (_DIM, f"  max {fmt_seconds(b.max_age or 0)}"
                                                             f"  {flips}  load1 "),
-                    ("", sparkline(loads) + (f" {loads[-1]:.2f}" if loads else "–"))])
+                    ("", (f"{loads[-1]:.2f} " if loads else "–") + sparkline(loads))])
     return out if len(out) > 1 else [*out, [(_DIM, "  no heartbeat yet")]]
 
 
