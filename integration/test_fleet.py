@@ -125,3 +125,37 @@ def test_two_workers_shares_p95_and_sla(redis_url: str, celery_worker_factory: F
     assert len(points) == 2 and points[0]["cpu_percent"] is None
     assert points[1]["cpu_percent"] is not None and points[1]["cpu_percent"] >= 0
     assert points[1]["maxrss_kib"] > 0
+
+
+@pytest.mark.timeout(180)
+def test_stats_listen_reads_live_events(redis_url: str, celery_worker_factory: Factory) -> None:
+    """No store: `stats load --listen` takes the live events of the tasks run meanwhile."""
+    import threading
+
+    w1 = celery_worker_factory(redis_url, backend=redis_url, concurrency=1)
+    w2 = celery_worker_factory(redis_url, backend=redis_url, concurrency=1)
+    env = dict(os.environ)
+    env.pop("LAZYCELERY_STORE", None)
+    cli = subprocess.Popen([sys.executable, "-m", "lazycelery", "stats", "load", "--broker",
+                            redis_url, "--config", os.devnull, "--listen", "30", "--json"],
+                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, start_new_session=True)
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.extend(cli.stderr or []), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any("listening to" in line for line in err), timeout=30,
+                 what="the listening line")
+        sent = [w1.app().send_task("workerapp.add", args=(i, i)) for i in range(4)]
+        sent += [w2.app().send_task("workerapp.add", args=(i, 2)) for i in range(2)]
+        for result in sent:
+            result.get(timeout=25)
+        out, _ = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait(10)
+    assert cli.returncode == 0, "".join(err)
+    doc = json.loads(out)
+    assert doc["source"]["listen_seconds"] == 30.0
+    assert {w["worker"]: w["tasks"] for w in doc["workers"]} == {w1.hostname: 4, w2.hostname: 2}
