@@ -34,6 +34,7 @@ def test_the_pane_draws_the_fleet_from_memory() -> None:
             await h.until(lambda: len(h.d.tasks) == 3000)
             await h.keys("m")
             assert h.d.ui.pane == "charts"
+            await h.until(lambda: "Load: each worker" in "\n".join(screen_lines(h.d)))
             text = "\n".join(screen_lines(h.d))
             assert "Charts" in text and "per minute, last 60 buckets, from memory" in text
             assert "Finished tasks per minute by worker" in text
@@ -44,7 +45,8 @@ def test_the_pane_draws_the_fleet_from_memory() -> None:
             assert "Heartbeats" in text and "0 missed" in text
             await h.keys("b")
             assert h.d.screen.charts.bucket == 600.0
-            assert "per 10 minutes" in "\n".join(screen_lines(h.d))
+            await h.until(lambda: "p95 runtime per task name per 10 minutes"
+                          in "\n".join(screen_lines(h.d)))
             await h.keys("1")  # select a worker in the workers pane, back to the charts
             await h.keys("m")
             await h.keys("R")  # the harness has no action backend: said, nothing run
@@ -59,15 +61,30 @@ def test_the_model_recomputes_only_when_due() -> None:
 
     now = [1_000_000.0]
     index = TaskIndex()
-    model = ChartsModel(index, clock=lambda: now[0])
+    model = ChartsModel(index, clock=lambda: now[0], background=False)
     first = model.view()
     assert model.view() is first  # nothing new, within the interval
     index.apply_batch([{"type": "task-received", "uuid": "a", "name": "t", "hostname": "w",
                         "timestamp": now[0] - 1}])
     now[0] += 2.5
     second = model.view()
-    assert second is not first
+    assert first is not None and second is not None and second is not first
     # the current minute is the last of the 60 columns
     assert second.columns[-1] == 999_960.0 and len(second.columns) == 60  # 16,666 x 60
     model.cycle_bucket()
-    assert model.view().bucket == 600.0
+    assert model.view().bucket == 600.0  # type: ignore[union-attr]
+
+
+def test_the_analysis_runs_off_the_calling_thread() -> None:
+    import threading
+
+    from lazycelery.core.index import TaskIndex
+
+    done: list[str] = []
+    model = ChartsModel(TaskIndex())
+    model.on_done = lambda: done.append(threading.current_thread().name)
+    assert model.view() is None  # nothing yet: started, not waited for
+    model.wait()
+    found = model.view()
+    assert found is not None and found.tasks == 0
+    assert done == ["lazycelery-charts"]

@@ -128,6 +128,7 @@ def chart_lines(view: FleetView, width: int) -> list[StyleAndTextTuples]:
 def charts_title(model: ChartsModel) -> StyleAndTextTuples:
     return [("bold", f" {PANE.key} {PANE.title} "),
             ("", f" per {_bucket_text(model.bucket)}, last {60} buckets, from memory"),
+            ("class:task.history", "  computing…" if model.computing else ""),
             (_DIM, "  b bucket · R restart worker")]
 
 
@@ -142,6 +143,7 @@ class ChartsView(PaneViewBase):
         self.ctx = ctx
         screen = ctx.screen
         model = self.model = screen.charts
+        model.on_done = ctx.invalidate
         self._lines = 0
         self._height = 10
         view = self
@@ -151,7 +153,9 @@ class ChartsView(PaneViewBase):
                 return True
 
             def create_content(self, width: int, height: int) -> UIContent:
-                lines = chart_lines(model.view(), width)
+                found = model.view()
+                waiting: list[StyleAndTextTuples] = [[(_DIM, " analysing what memory holds…")]]
+                lines = chart_lines(found, width) if found is not None else waiting
                 view._lines, view._height = len(lines), height
                 model.move(0, len(lines), height)
                 shown = lines[model.top:model.top + height]
