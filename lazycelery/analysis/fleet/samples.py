@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Final
+from operator import attrgetter
+from typing import Final, NamedTuple
 
 from lazycelery.core.model import FAILURE, SUCCESS, TaskRecord
 
@@ -20,8 +20,7 @@ __all__ = ["UNKNOWN", "TaskSample", "bucket_start", "mean", "percentile", "task_
 UNKNOWN: Final = "?"
 
 
-@dataclass(frozen=True)
-class TaskSample:
+class TaskSample(NamedTuple):
     """One finished task (SUCCESS or FAILURE). ``finished`` is the sender time of its last
     task-succeeded / task-failed event; ``runtime`` is the worker's own ``runtime`` field
     (task-succeeded), else failed - started; ``wait`` is started - sent (else - received):
@@ -74,8 +73,11 @@ def task_samples(records: Iterable[TaskRecord], since: float | None = None,
                 (until is not None and sample.finished >= until):
             continue
         out.append(sample)
-    out.sort(key=lambda s: (s.finished, s.uuid))
+    out.sort(key=_ORDER)
     return out
+
+
+_ORDER: Final = attrgetter("finished", "uuid")
 
 
 def bucket_start(t: float, size: float) -> float:
