@@ -22,6 +22,7 @@ from lazycelery.config_file import (
     MaskConfig,
     default_config_path,
     load_file,
+    sla_seconds,
     unknown_environment,
 )
 from lazycelery.errors import ConfigError
@@ -86,6 +87,11 @@ class Settings:
     #: masking rules: the environment's ``[mask]`` over the top-level one; None = the defaults
     mask: MaskConfig | None = None
     notes: tuple[str, ...] = ()
+    #: SLA targets: task name (or glob) -> (runtime, wait) seconds (docs/fleet.md)
+    sla: Mapping[str, tuple[float | None, float | None]] = field(
+        default_factory=lambda: MappingProxyType({}))
+    #: the worker restart command of the environment (docs/fleet.md); None: no restart hook
+    restart: str | None = None
     _preimported_app: Celery | None = field(default=None, repr=False, compare=False)
     # Not an __init__ argument, so dataclasses.replace() gets a fresh app for its new settings.
     _app_holder: AppHolder = field(
@@ -171,6 +177,8 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -
         mask=(environment.mask.over(config.mask) if environment and environment.mask
               else config.mask),
         notes=_notes(args, environ, broker_source, env_name, environment),
+        sla=MappingProxyType({name: sla_seconds(t) for name, t in config.sla.items()}),
+        restart=(environment.restart if environment and environment.restart else config.restart),
         _preimported_app=imported.app if imported else None,
     )
 

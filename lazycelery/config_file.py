@@ -25,6 +25,7 @@ else:
 
 __all__ = ["MAX_DEPTH", "ConfigFile", "Environment", "MaskConfig", "OtelTable",
            "convert_section", "default_config_path", "load_file", "unknown_environment"]
+__all__ += ["RESTART_FIELDS", "SlaTable", "restart_problem", "seconds_of", "sla_seconds"]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 #: tables and arrays nested deeper than this are refused (no real setting needs more than 4)
@@ -75,6 +76,8 @@ class Environment(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     store: str | None = None
     #: masking rules of this environment, over the top-level ``[mask]`` (docs/masking.md)
     mask: MaskConfig | None = None
+    #: the command restarting a worker (docs/fleet.md), e.g. "systemctl restart celery@{name}"
+    restart: str | None = None
 
 
 class OtelTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -89,6 +92,14 @@ class OtelTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only
     decision_wait: Annotated[float, msgspec.Meta(ge=0.0, le=600.0)] = 5.0
     queue_size: Annotated[int, msgspec.Meta(ge=1)] = 20_000
     max_buffered_spans: Annotated[int, msgspec.Meta(ge=1)] = 100_000
+
+
+class SlaTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """A ``[sla."task.name"]`` table (docs/fleet.md): a target runtime and / or wait, as a
+    duration ("2s", "500ms", "1.5m") or a number of seconds."""
+
+    runtime: str | float | None = None
+    wait: str | float | None = None
 
 
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -110,6 +121,10 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     notify: NotifyTable = NotifyTable()
     #: scheduled reports (docs/reports.md)
     reports: ReportsTable = ReportsTable()
+    #: SLA targets per task name (docs/fleet.md): ``[sla."proj.task"] runtime = "2s"``
+    sla: dict[str, SlaTable] = {}
+    #: the worker restart command of every environment without its own ``restart``
+    restart: str | None = None
 
 
 def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -192,6 +207,15 @@ def _validate(raw: dict[str, Any], path: Path) -> ConfigFile:
         for command, spec in keys.items():
             _convert(spec, str, path, ("keys", command))
     _convert_channels(raw, path)
+    sla = raw.get("sla")
+    if isinstance(sla, dict):
+        for name, table in sla.items():
+            _check_sla(_convert(table, SlaTable, path, ("sla", name)), path, name)
+    _check_restart(raw.get("restart"), path, ("restart",))
+    if isinstance(environments, dict):
+        for name, table in environments.items():
+            if isinstance(table, dict):
+                _check_restart(table.get("restart"), path, ("environments", name, "restart"))
     config: ConfigFile = _convert(raw, ConfigFile, path, ())
     problem = next(notify_problems(config.notify, config.reports), None)
     if problem is not None:
@@ -268,3 +292,76 @@ def convert_section(value: Any, target: Any, path: Path, where: tuple[str, ...])
     """A free-form table of the file (``[serve]``, ``[policies]``) checked against the schema
     of the module that owns it, with the same one-line messages as the rest of the file."""
     return _convert(value, target, path, where)
+# --- fleet: SLA targets and the restart hook (docs/fleet.md) ---------------------------------
+
+_SECONDS = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?", re.IGNORECASE)
+_UNIT_SECONDS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+#: the placeholders a restart command may use: the worker's full name (w1@host), the part
+#: before the @ (w1) and the part after it (host)
+RESTART_FIELDS = ("worker", "name", "host")
+
+
+def seconds_of(value: str | float) -> float:
+    """``"2s"``, ``"500ms"``, ``"1.5m"``, ``"1h"``, ``2.5`` -> seconds; ValueError otherwise."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _SECONDS.fullmatch(str(value).strip())
+        if match is None:
+            raise ValueError(f"not a duration: {value!r} (try 500ms, 2s, 1.5m, 1h)")
+        unit = match.group(2).lower() if match.group(2) else None
+        seconds = float(match.group(1)) * _UNIT_SECONDS[unit]
+    if not 0 < seconds < 1e9:
+        raise ValueError(f"must be a positive duration, not {value!r}")
+    return seconds
+
+
+def sla_seconds(table: SlaTable) -> tuple[float | None, float | None]:
+    """(runtime, wait) in seconds of a validated table."""
+    return (seconds_of(table.runtime) if table.runtime is not None else None,
+            seconds_of(table.wait) if table.wait is not None else None)
+
+
+def _check_sla(table: SlaTable, path: Path, name: str) -> None:
+    for field in ("runtime", "wait"):
+        value = getattr(table, field)
+        if value is None:
+            continue
+        try:
+            seconds_of(value)
+        except ValueError as exc:
+            raise ConfigError(f"config {path}: {_key_path(('sla', name, field))}: {exc}") from None
+    if table.runtime is None and table.wait is None:
+        raise ConfigError(f"config {path}: {_key_path(('sla', name))}: give runtime and/or wait")
+
+
+def restart_problem(command: str) -> str | None:
+    """Why a restart command cannot be used (None: it can): it must split like a shell line
+    (``shlex``) and use only the ``RESTART_FIELDS`` placeholders."""
+    import shlex
+    import string
+
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        return f"cannot be split into arguments ({exc})"
+    if not argv:
+        return "is empty"
+    for arg in argv:
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(arg) if f is not None]
+        except ValueError as exc:
+            return f"bad placeholder in {arg!r} ({exc})"
+        unknown = [f for f in fields if f not in RESTART_FIELDS]
+        if unknown:
+            return (f"unknown placeholder {{{unknown[0]}}} (known: "
+                    f"{', '.join('{' + f + '}' for f in RESTART_FIELDS)})")
+    return None
+
+
+def _check_restart(value: object, path: Path, where: tuple[str, ...]) -> None:
+    if not isinstance(value, str):
+        return  # absent, or the wrong type: the schema says so
+    problem = restart_problem(value)
+    if problem is not None:
+        raise ConfigError(f"config {path}: {_key_path(where)}: {problem}")

@@ -26,4 +26,5 @@ COMMANDS: tuple[str, ...] = (
     "lazycelery.commands.errors_cmd",
     "lazycelery.commands.policies_cmd",
     "lazycelery.commands.notify_cmd",
+    "lazycelery.commands.stats_cmd",
 )

@@ -29,6 +29,7 @@ ACTIONS: dict[str, str] = {
     "cancel-consumer": "stop consuming from a queue",
     "rate-limit": "set a task type's rate limit",
     "time-limit": "set a task type's soft/hard time limits",
+    "restart": "run the environment's restart command for the worker (docs/fleet.md)",
 }
 
 
@@ -82,6 +83,17 @@ def register(
         "  lazycelery worker time-limit w1 -t proj.report --soft 50 --hard 60\n"
         "  lazycelery worker time-limit w1 -t proj.report --clear")
     subs["time-limit"].formatter_class = argparse.RawDescriptionHelpFormatter
+    subs["restart"].add_argument("--command-timeout", type=float, default=120.0,
+                                 metavar="SECONDS",
+                                 help="kill the restart command after SECONDS (default 120)")
+    subs["restart"].epilog = (
+        "The command is the config's `restart` (per environment, else top level), e.g.\n"
+        "  restart = \"systemctl restart celery@{name}\"\n"
+        "split like a shell line and run without a shell: {worker} is w1@host, {name} w1,\n"
+        "{host} host. A full name (w1@host) is used as given, so a worker that is down can\n"
+        "be restarted; a short name is resolved by ping. Refused in read-only mode; audited.\n"
+        "example:\n  lazycelery worker restart w1@host")
+    subs["restart"].formatter_class = argparse.RawDescriptionHelpFormatter
     show = actions.add_parser(
         "show", parents=[common], help="one worker's detail (read-only: inspect, never a broadcast)",
         description="One worker's detail, asked of that worker only (inspect with "
@@ -91,6 +103,17 @@ def register(
                     "software version come from events: the dashboard shows them.",
         epilog="examples:\n  lazycelery worker show w1@host\n  lazycelery worker show w1 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    history = actions.add_parser(
+        "history", parents=[common],
+        help="one worker's performance per bucket (= `stats workers --worker NAME`)",
+        description="One worker's processed tasks, tasks per second, failure rate, mean and "
+                    "p95 runtime per bucket, from the history store or live events "
+                    "(docs/fleet.md). The same as `lazycelery stats workers --worker NAME`.",
+        epilog="examples:\n  lazycelery worker history w1@host --since 7d --bucket 1d\n"
+               "  lazycelery worker history w1@host --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    history.add_argument("worker", metavar="NAME", help="worker hostname (w1@host)")
+    _add_stats_options(history)
     show.add_argument("workers", nargs=1, metavar="NAME", help="worker hostname (w1@host or w1)")
     show.add_argument("--json", action="store_true", help="print the detail as one JSON object")
     show.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS",
@@ -105,6 +128,10 @@ def run(args: argparse.Namespace) -> int:
     action = getattr(args, "worker_action", None)
     if action == "show":
         return _show(args)
+    if action == "history":
+        from lazycelery.commands.stats_cmd import run as stats
+
+        return stats(argparse.Namespace(**{**vars(args), "chart": "workers"}))
     if action not in ACTIONS:
         raise UsageError(f"worker: expected an action: {', '.join(ACTIONS)}")
     timeout = float(args.timeout)
@@ -116,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.dry_run:
         actions.guard(action)
     _check_arguments(action, args)  # bad numbers fail before anything is sent
+    if action == "restart":
+        return _restart(args, settings, actions)
     workers = resolve_workers(actions.app, args.workers, timeout)
     print(visible(f"{action}{_details(action, args)} on: {', '.join(workers)}"))
     if args.dry_run:
@@ -150,6 +179,50 @@ def _show(args: argparse.Namespace) -> int:
         for label, value in rows:
             print(f"  {label:<{width}}  {value}".rstrip())
     return 0
+
+
+def _restart(args: argparse.Namespace, settings: Any, actions: Actions) -> int:
+    """Each named worker's restart command, run one after the other once confirmed."""
+    from lazycelery.core.actions import environment_label, resolve_workers, restart_worker
+    from lazycelery.core.restart import restart_argv
+
+    if not settings.restart:
+        raise UsageError("restart: no restart command configured: set `restart = \"...\"` in "
+                         "the config, for the environment or at the top level (docs/fleet.md)")
+    if not args.command_timeout > 0:
+        raise UsageError(f"--command-timeout: must be positive (got {args.command_timeout:g})")
+    short = [n for n in args.workers if "@" not in n]
+    full = [n for n in args.workers if "@" in n]
+    workers = list(dict.fromkeys(full + (resolve_workers(actions.app, short, float(args.timeout))
+                                         if short else [])))
+    commands = [restart_argv(settings.restart, w) for w in workers]  # bad names fail here
+    for argv in commands:
+        print(visible(f"restart: would run: {shlex_join(argv)}"))
+    if args.dry_run:
+        return 0
+    if not confirm(f"restart {len(workers)} worker(s) of {environment_label(settings)}?",
+                   yes=args.yes):
+        print("cancelled: nothing was run", file=sys.stderr)
+        return 1
+    code = 0
+    for worker in workers:
+        code = max(code, finish(restart_worker(actions, worker, settings.restart,
+                                               timeout=args.command_timeout)))
+    return code
+
+
+def shlex_join(argv: list[str]) -> str:
+    import shlex
+
+    return shlex.join(argv)
+
+
+def _add_stats_options(parser: argparse.ArgumentParser) -> None:
+    """``stats``' source and chart options, with their defaults (``worker history``)."""
+    from lazycelery.commands.stats_cmd import add_source_options
+
+    add_source_options(parser)
+    parser.set_defaults(value="p95", by="name", window="1h", samples=0, interval="5s")
 
 
 def _check_arguments(action: str, args: argparse.Namespace) -> None:

@@ -84,6 +84,7 @@ __all__ = [
     "plan_retry",
     "resolve_task_ids",
     "resolve_workers",
+    "restart_worker",
 ]
 
 #: A purge of more messages than this is confirmed by typing the queue name (issue 5).
@@ -472,6 +473,11 @@ class Actions:
                              targets=_with(workers, f"{task_name} {describe_limits(soft, hard)}"),
                              task_name=task_name, soft=soft, hard=hard)
 
+    def restart(self, worker: str, template: str | None,
+                timeout: float | None = None) -> ActionResult:
+        """The environment's restart command for ``worker`` (``restart_worker``)."""
+        return restart_worker(self, worker, template, timeout)
+
 
 def describe_limits(soft: float | None, hard: float | None) -> str:
     """``soft=30s hard=none``: what a ``time_limit`` command leaves in place (None/0: none)."""
@@ -522,3 +528,21 @@ def _terminated_ids(replies: Iterable[Reply], ids: Sequence[str]) -> set[str]:
                               if x.strip() in wanted)
     return killed
 
+
+
+def restart_worker(actions: Actions, worker: str, template: str | None,
+                   timeout: float | None = None) -> ActionResult:
+    """Run the environment's restart command for ``worker`` (``core.restart``): refused in
+    read-only mode and without a configured command; audited with what ran and how it ended."""
+    from lazycelery.core.restart import DEFAULT_TIMEOUT, restart_argv, run_restart
+
+    actions.guard("restart")
+    if not template:
+        raise UsageError("restart: no restart command configured: set `restart = \"...\"` "
+                         "for the environment (docs/fleet.md)")
+    argv = restart_argv(template, worker)
+    outcome = run_restart(argv, timeout if timeout is not None else DEFAULT_TIMEOUT)
+    result = ActionResult("restart", (worker,), outcome.ok,
+                          replies={worker: Reply(outcome.ok, outcome.text())},
+                          message=f"ran {outcome.command}: {outcome.text()}")
+    return actions._audited(result)

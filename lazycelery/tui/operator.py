@@ -87,6 +87,8 @@ class ActionsLike(Protocol):
     def rate_limit(self, workers: Sequence[str], task_name: str, rate: str) -> ActionResult: ...
     def time_limit(self, workers: Sequence[str], task_name: str, *, soft: float | None = ...,
                    hard: float | None = ...) -> ActionResult: ...
+    def restart(self, worker: str, template: str | None,
+                timeout: float | None = ...) -> ActionResult: ...
 
 
 class QueueOps(Protocol):
@@ -117,6 +119,8 @@ class Operator:
         self.on_purged: Callable[[], None] | None = None
         #: why there are no actions (shown when one is asked for)
         self.unavailable = "actions are not connected to a cluster"
+        #: the environment's worker restart command (docs/fleet.md); None: none configured
+        self.restart_command: str | None = None
         self.board = MessageBoard()
         self.dialog: Dialog | None = None
         self.pending: deque[Dialog] = deque()

@@ -84,6 +84,9 @@ def _worker_commands(workers: WorkerActions) -> list[Command]:
         command("worker.rate-limit", "Worker: set a task type's rate limit", workers.rate_limit),
         command("worker.time-limit", "Worker: set a task type's soft / hard time limits",
                 workers.time_limit),
+        Command("worker.restart", "Restart the worker with the configured restart command",
+                lambda s: workers.restart(), contexts=frozenset({"workers", "worker", "charts"}),
+                when=_has_worker, group=_GROUP),
     ]
 
 

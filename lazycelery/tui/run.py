@@ -60,6 +60,8 @@ def connect_operator(d: Dashboard, settings: Settings, monitor: object | None) -
     queue_ops = monitor.inspector if isinstance(monitor, QueueMonitor) else None
     on_purged = monitor.wake if isinstance(monitor, QueueMonitor) else None
     d.operator.attach(actions, queue_ops=queue_ops, reconciler=reconciler, on_purged=on_purged)
+    d.operator.restart_command = settings.restart
+    d.screen.charts.sla = settings.sla
 
 
 def history_source(settings: Settings, index: TaskIndex) -> HistorySource | None:

@@ -249,3 +249,31 @@ class WorkerActions:
 
         self.op.ask(f"Time limits on {host}", [], "task name:", self._task_name_default(),
                     _name("task name"), ask_soft)
+
+    def restart(self) -> None:
+        """The configured restart command for the selected worker, once confirmed."""
+        target = self._worker_action("restart")
+        if target is None:
+            return
+        actions, host = target
+        template = self.op.restart_command
+        if not template:
+            self.op.board.post("restart: no restart command configured: set `restart = "
+                               '"..."` for the environment (docs/fleet.md)', level="error")
+            return
+        from lazycelery.core.restart import restart_argv
+        from lazycelery.errors import LazyCeleryError
+
+        try:
+            argv = restart_argv(template, host)
+        except LazyCeleryError as exc:
+            self.op.board.post(str(exc), level="error")
+            return
+        import shlex
+
+        body = [*text_lines(f"Runs on this machine, without a shell: {shlex.join(argv)}",
+                            "Its exit code and first line of output are reported and audited."),
+                *self._worker_note(host)]
+        self.op.confirm(f"Restart {host}", body, "Restart",
+                        lambda: self.op.execute("restart",
+                                                lambda: actions.restart(host, template)))

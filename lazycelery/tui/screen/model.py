@@ -27,6 +27,7 @@ from lazycelery.core.query import FilterError, compile_filter
 from lazycelery.core.queue_history import QueueHistory
 from lazycelery.core.task_list import TaskListView
 from lazycelery.core.worker_rows import WorkerRow, worker_rows
+from lazycelery.tui.screen.charts import ChartsModel
 from lazycelery.tui.screen.detail import DetailModel
 from lazycelery.tui.screen.errors import ErrorsModel
 from lazycelery.tui.screen.help import HelpModel
@@ -103,6 +104,8 @@ class ScreenModel:
         self.detail.errors = self.render_errors
         #: the worker detail (``panes.worker_detail``; enter on a worker opens it)
         self.worker_detail = WorkerDetailModel()
+        #: the fleet charts (``panes.charts``), fed the worker beats of every batch
+        self.charts = ChartsModel(index, clock=clock)
         self.help = HelpModel()
         self.ui = UiState()
         self.palette: PaletteState[PaletteCommand] | None = None
@@ -175,6 +178,7 @@ class ScreenModel:
             self.last_event_at = self.clock()
             self.rates.add(events, now=self.last_event_at)
             self.errors.feed(events)
+            self.charts.feed(events)
         self.tasks.sync(records)
         if self.tasks.busy:
             self.shell.schedule_work()
