@@ -52,13 +52,15 @@ def gather(
     records: Callable[[], Iterable[TaskRecord]] | None = None,
     fetch: Fetch | None = None,
     no_backend: str | None = None,
+    known: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Workflow:
     """The workflow ``focus`` belongs to. ``fetch`` reads metas by id (None: events only, and
     ``no_backend`` says why); ``records`` lists the tasks a top-level group's other members are
-    looked for in (see ``sibling_candidates``)."""
-    metas: dict[str, Mapping[str, Any]] = {}
-    asked: set[str] = set()
-    note = None if fetch is not None else (no_backend or "no result backend")
+    looked for in (see ``sibling_candidates``); ``known``: metas read earlier (the dashboard
+    keeps those of the workflow shown)."""
+    metas: dict[str, Mapping[str, Any]] = dict(known or {})
+    asked: set[str] = set(metas)
+    note = None if fetch is not None or metas else (no_backend or "no result backend")
     ids: list[str] = [focus]
     for _ in range(_ROUNDS if fetch is not None else 1):
         groups = group_links(metas)

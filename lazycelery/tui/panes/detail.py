@@ -204,9 +204,8 @@ def _family(rec: TaskRecord, index: TaskIndex, width: int,
     """The whole workflow (``core.workflow``): chains nested, groups as one node, a chord's
     callback waiting on its header, counts per state. Group links need the result backend's
     metas (``metas``: fetched off the UI thread); without them the tree is what events link."""
-    known = dict(metas or {})
-    wf = gather(rec.uuid, get=index.get, children_of=index.children_of,
-                fetch=(lambda ids: {i: known[i] for i in ids if i in known}) if known else None)
+    known = metas or {}
+    wf = gather(rec.uuid, get=index.get, children_of=index.children_of, known=known)
     lines = tree_lines(wf.root, rec.uuid)
     if len(lines) == 1:
         out = [_heading("Family"),
