@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if action == "replay":
         from lazycelery.commands.task_workflow import replay
 
-        return replay(actions, args, where)
+        return replay(actions, args, where, confirm=confirm, finish=finish)
     return _revoke(actions, args, where, terminate=action == "terminate")
 
 

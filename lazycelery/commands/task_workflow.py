@@ -13,8 +13,10 @@ from lazycelery.errors import UsageError
 from lazycelery.text import visible
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from lazycelery.config import Settings
-    from lazycelery.core.actions import Actions
+    from lazycelery.core.actions import ActionResult, Actions
     from lazycelery.core.model import TaskRecord
 
 __all__ = ["replay", "tree"]
@@ -92,8 +94,10 @@ def tree(actions: Actions, settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def replay(actions: Actions, args: argparse.Namespace, where: str) -> int:
-    from lazycelery.commands.task import confirm, finish
+def replay(actions: Actions, args: argparse.Namespace, where: str, *,
+           confirm: Callable[..., bool], finish: Callable[[ActionResult], int]) -> int:
+    """The dry run printed, ``confirm`` asked (default No), the replay sent; ``confirm`` and
+    ``finish`` are the task command's (shared by every task action)."""
     from lazycelery.core.retry_plan import Refusal
 
     if len(args.ids) > 1:

@@ -16,6 +16,7 @@ The rules, checked on a real worker (tests/data/workflow/canvases.json.gz):
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -162,12 +163,13 @@ def members_from(
     for uuid in ids:
         rec = get(uuid)
         meta = metas.get(uuid) or {}
-        name = (rec.name if rec is not None else None) or _str(meta.get("name"))
-        state = rec.state if rec is not None else (_str(meta.get("status")) or "PENDING")
-        parent = (rec.parent_id if rec is not None else None) or _str(meta.get("parent_id"))
-        order = (rec.first_seen or rec.last_seen) if rec is not None else 0.0
+        # any field may hold an odd value (hostile events): only strings and finite times count
+        name = (_str(rec.name) if rec is not None else None) or _str(meta.get("name"))
+        state = (_str(rec.state) if rec is not None else _str(meta.get("status"))) or "PENDING"
+        parent = (_str(rec.parent_id) if rec is not None else None) or _str(meta.get("parent_id"))
+        order = _time(rec.first_seen) or _time(rec.last_seen) if rec is not None else 0.0
         out.append(Member(uuid=uuid, name=name, state=state, parent_id=parent,
-                          group_id=groups.get(uuid), order=order or 0.0,
+                          group_id=groups.get(uuid), order=order,
                           known=rec is not None or bool(meta)))
     return out
 
@@ -176,20 +178,30 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _time(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond any float
+            return 0.0
+        return number if math.isfinite(number) else 0.0
+    return 0.0
+
+
 def sibling_candidates(rec: TaskRecord, records: Iterable[TaskRecord],
                        window: float = 5.0, limit: int = 1000) -> list[str]:
     """Tasks that may be in a top-level group with ``rec`` (a group's members have no parent and
     are their own root): no parent, sent by the same client within ``window`` seconds. Only
     candidates: the result backend's ``group_id`` decides."""
-    sent = rec.sent if rec.sent is not None else rec.first_seen
-    if rec.parent_id is not None or sent is None:
+    sent = _time(rec.sent) or _time(rec.first_seen)
+    if rec.parent_id is not None or not sent:
         return []
     out: list[str] = []
     for other in records:
         if other.parent_id is not None or other.uuid == rec.uuid or other.client != rec.client:
             continue
-        when = other.sent if other.sent is not None else other.first_seen
-        if when is not None and abs(when - sent) <= window:
+        when = _time(other.sent) or _time(other.first_seen)
+        if when and abs(when - sent) <= window:
             out.append(other.uuid)
             if len(out) >= limit:
                 break

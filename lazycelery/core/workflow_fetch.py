@@ -70,7 +70,7 @@ def gather(
 
         def parent(uuid: str) -> str | None:
             rec = get(uuid)
-            if rec is not None and rec.parent_id:
+            if rec is not None and isinstance(rec.parent_id, str) and rec.parent_id:
                 return rec.parent_id
             value = (metas.get(uuid) or {}).get("parent_id")
             return value if isinstance(value, str) and value else None
