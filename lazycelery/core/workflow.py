@@ -25,6 +25,7 @@ from typing import Any, Final
 from lazycelery.core.model import READY_STATES, TaskRecord
 
 __all__ = ["MAX_NODES", "Member", "Node", "build_tree", "group_links", "members_from",
+           "meta_children",
            "sibling_candidates", "tree_json", "tree_lines", "workflow_ids"]
 
 #: a workflow is cut at this many tasks (a tree bigger than a screenful is read in --json)
@@ -79,7 +80,7 @@ class Node:
 # --------------------------------------------------------------------------- inputs
 
 
-def _meta_children(meta: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+def meta_children(meta: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, list[str]]]]:
     """A meta's ``children``: ids of plain children, and (group id, member ids) of groups.
     Celery stores results as tuples: ``[[id, None], None]`` for a task, ``[[gid, None],
     [member, ...]]`` for a group (CELERY-INTERNALS §6)."""
@@ -110,7 +111,7 @@ def group_links(metas: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """task id -> group id, from each meta's own ``group_id`` and its ``children`` groups."""
     out: dict[str, str] = {}
     for uuid, meta in metas.items():
-        _plain, groups = _meta_children(meta)
+        _plain, groups = meta_children(meta)
         for gid, ids in groups:
             for member in ids:
                 out.setdefault(member, gid)

@@ -16,6 +16,7 @@ from lazycelery.core.workflow import (
     build_tree,
     group_links,
     members_from,
+    meta_children,
     sibling_candidates,
     workflow_ids,
 )
@@ -38,9 +39,7 @@ class Workflow:
 
 
 def _meta_kids(meta: Mapping[str, Any]) -> list[str]:
-    from lazycelery.core.workflow import _meta_children
-
-    plain, groups = _meta_children(meta)
+    plain, groups = meta_children(meta)
     return plain + [m for _gid, ids in groups for m in ids]
 
 

@@ -259,16 +259,21 @@ class TaskActions:
         if records is None:
             return
         path = Path(f"lazycelery-export-{time.strftime('%Y%m%d-%H%M%S')}.csv").resolve()
-        with self.op.screen.index.lock:
-            rows = [row(r) for r in records]
+        lock = self.op.screen.index.lock
 
         def write() -> int:
+            # off the UI thread; the ingest thread updates records in place, so each chunk is
+            # read under the lock (held briefly: the writer never waits long)
+            rows: list[dict[str, Any]] = []
+            for start in range(0, len(records), 10_000):
+                with lock:
+                    rows.extend(row(r) for r in records[start:start + 10_000])
             return write_to_file(rows, "csv", path)
 
         def then(n: int) -> None:
             self.op.board.post(f"export: {counted(n, 'task')} written to {path}", level="ok")
 
-        self.op.background(f"export: writing {counted(len(rows), 'task')}…", write, then)
+        self.op.background(f"export: writing {counted(len(records), 'task')}…", write, then)
 
     # ---------------------------------------------------------------- revoke / terminate
 
