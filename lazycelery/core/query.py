@@ -84,10 +84,6 @@ FIELDS: Final = tuple(sorted({"state", *_TEXT_FIELDS, *_NUMBER_FIELDS, *_TIME_FI
 # what free text searches (attribute, low-cardinality?)
 _FREE_TEXT: Final = (("name", True), ("uuid", False), ("args", False), ("kwargs", False),
                      ("result", False), ("exception", False))
-# free-text fields tested as one joined string (``_Compiler._joined_text``), in this order
-_JOINED: Final = ("args", "kwargs", "result", "exception")
-# what makes a regex depend on where a match starts or ends (no joined-text prefilter then)
-_CONTEXT: Final = re.compile(r"[\^$]|\\[AZbBzG]|\(\?<?[=!]")
 # fields whose value changes during a task's life: a filter on them must be re-evaluated
 _MUTABLE_ATTRS: Final = frozenset({"state", "worker", "result", "exception", "traceback",
                                    "runtime", "retries", "last_seen"})
@@ -281,29 +277,11 @@ class _Compiler:
             return f"{self.const(value)} in {field}", 3  # nothing to fold
         return f"{self.const(value.lower())} in {field}.lower()", 4
 
-    def _joined_text(self, value: str) -> str | None:
-        """One test of a plain text over args, kwargs, result and exception together (one
-        string built and folded per record instead of four): a million records cost ~25 %
-        less (bench/bench_filter.py). Exact: the fields are joined with NUL, which typed text
-        never holds, so a match never spans two fields; a missing field formats as ``None``,
-        so a text that is part of "None" keeps the per-field tests. None: not applicable."""
-        if value.startswith("re:") or "\0" in value or "*" in value or "?" in value:
-            return None
-        smart = _smart_case(value)
-        needle = value if smart else value.lower()
-        if needle in ("None" if smart else "none"):
-            return None
-        text = 'f"{r.args}\\0{r.kwargs}\\0{r.result}\\0{r.exception}"'
-        if smart or value.lower() == value.upper():
-            return f"{self.const(needle)} in {text}"
-        return f"{self.const(needle)} in {text}.lower()"
-
     def free_text(self, value: str, tok: Token, offset: int) -> Term:
         if not value:
             raise FilterError("empty search text", tok.start, tok.end)
         parts: list[str] = []
         folded = value.lower()
-        joined = self._joined_text(value)
         for attr, memo in _FREE_TEXT:
             if attr == "uuid" and not value.startswith("re:"):
                 # ids are lowercase hex: skip the test when the text cannot occur in one
@@ -312,19 +290,8 @@ class _Compiler:
                     continue
                 parts.append(f"{self.const(probe)} in r.uuid")
                 continue
-            if joined is not None and attr in _JOINED:
-                if attr == _JOINED[0]:
-                    parts.append(joined)
-                continue
             expr, _ = self._attr_expr(attr, value, tok, offset)
             parts.append(expr if memo else f"({expr})")
-        if value.startswith("re:") and not _CONTEXT.search(value[3:]) and len(parts) > 2:
-            # a regex without anchors or lookarounds that matches inside one field also
-            # matches inside the fields joined: one search per record rules most of them out,
-            # and only those left get the exact per-field searches
-            search = self.const(self._regex(value[3:], tok, offset + 3).search)
-            text = 'f"{r.uuid}\\0{r.args}\\0{r.kwargs}\\0{r.result}\\0{r.exception}"'
-            parts = [parts[0], f"({search}({text}) is not None and ({' or '.join(parts[1:])}))"]
         cost = 8 if value.startswith("re:") else 6
         attrs = frozenset(a for a, _ in _FREE_TEXT)
         return Term(" or ".join(parts), cost, attrs, tok.start, tok.end)
