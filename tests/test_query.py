@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,55 @@ def test_counts_on_recorded_stream(broker: str) -> None:
     assert len(compile_filter("exc:ValueError state:failure").filter(records)) <= len(failed)
     assert len(compile_filter("-state:success").filter(records)) == \
         len(records) - expected["by_state"].get("SUCCESS", 0)
+
+
+# --------------------------------------------------------------------------- free text, field by field
+
+
+def _per_field(needle: str, rec: TaskRecord) -> bool:
+    """Free text as the language defines it, field by field (the reference)."""
+    smart = needle != needle.lower()
+    for value in (rec.name, rec.uuid, rec.args, rec.kwargs, rec.result, rec.exception):
+        if value is None:
+            continue
+        if (needle in value) if smart else (needle.lower() in value.lower()):
+            return True
+    return False
+
+
+def test_free_text_matches_field_by_field() -> None:
+    # the reference any faster free-text path must keep: no match across two fields, none
+    # inside a missing field ("None"), smart case, non-ASCII folding
+    fields = [None, "", "none", "None", "(1, 'pay')", "{'load': 2}", "İstanbul", "ß", "PAYload",
+              "ValueError('a')", "x\ny"]
+    records = [TaskRecord(uuid=f"{i:08x}-0000-0000-0000-000000000000", name="app.t",
+                          args=fields[i % len(fields)], kwargs=fields[(i * 3) % len(fields)],
+                          result=fields[(i * 5) % len(fields)],
+                          exception=fields[(i * 7) % len(fields)])
+               for i in range(len(fields) ** 2)]
+    needles = ["pay", "payload", "PAY", "Payload", "load", "none", "None", "one", "n", "e ",
+               "'}", ")", "i̇stanbul", "İ", "ß", "ss", "valueerror", "x\ny", "1, 'pay'", "0000"]
+    for needle in needles:
+        predicate = compile_filter(f'"{needle}"' if " " in needle else needle)
+        expected = [r.uuid for r in records if _per_field(needle, r)]
+        assert [r.uuid for r in predicate.filter(records)] == expected, needle
+        assert [r.uuid for r in records if predicate(r)] == expected, needle
+
+
+def test_a_regex_matches_field_by_field() -> None:
+    # the same for a regex: no match spanning two fields, anchors per field
+    fields = [None, "", "none", "(1, 'pay')", "{'load': 2}", "PAYload", "x\ny", "a", "b"]
+    records = [TaskRecord(uuid=f"{i:08x}-0000-0000-0000-000000000000", name="app.t",
+                          args=fields[i % len(fields)], kwargs=fields[(i * 2) % len(fields)],
+                          result=fields[(i * 5) % len(fields)],
+                          exception=fields[(i * 7) % len(fields)])
+               for i in range(len(fields) ** 2)]
+    patterns = ["pay(load)?", "a.b", "a\\x00b", "[^x]{40}", "none", "None", "^a$", "y$", "\\bpay",
+                "(?<=x)\\n", "1, 'p", "PAY", "0{4}-0", "a|b"]
+    for pattern in patterns:
+        predicate = compile_filter(f"re:{pattern}")
+        search = re.compile(pattern, 0 if pattern != pattern.lower() else re.IGNORECASE).search
+        expected = [r.uuid for r in records
+                    if any(v is not None and search(v) for v in
+                           (r.name, r.uuid, r.args, r.kwargs, r.result, r.exception))]
+        assert [r.uuid for r in predicate.filter(records)] == expected, pattern

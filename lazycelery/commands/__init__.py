@@ -27,4 +27,5 @@ COMMANDS: tuple[str, ...] = (
     "lazycelery.commands.policies_cmd",
     "lazycelery.commands.notify_cmd",
     "lazycelery.commands.stats_cmd",
+    "lazycelery.commands.export_cmd",
 )

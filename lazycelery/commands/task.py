@@ -62,11 +62,29 @@ def register(
     )
     terminate.add_argument("--signal", default="SIGTERM", metavar="SIG",
                            help="signal for the pool process: SIGTERM (default), SIGKILL, SIGINT...")
-    for sub in (retry, revoke, terminate):
+    replay = actions.add_parser(
+        "replay", parents=[common],
+        help="run a finished task again (succeeded too): same args and routing, new id",
+        description="Send a finished task again with its real name, args, kwargs and routing "
+                    "(queue, exchange, routing key) under a new id, as a child of the original "
+                    "(parent_id, and the header lazycelery_replay_of). Refused when only a "
+                    "truncated or masked repr of the args exists.",
+    )
+    tree = actions.add_parser(
+        "tree", parents=[common],
+        help="the whole workflow a task belongs to (chains, groups, chords) as a tree",
+        description="The workflow of a task: its root and every descendant, groups as one "
+                    "node (group ids from the result backend), a chord's callback under its "
+                    "header, counts per state at each node. Reads the result backend and the "
+                    "history store when configured.",
+    )
+    tree.add_argument("--json", action="store_true", help="the tree as JSON")
+    for sub in (retry, revoke, terminate, replay, tree):
         sub.add_argument("ids", nargs="+", metavar="ID",
                          help="task id, or a unique prefix of one (e.g. the 8 characters the "
                               "dashboard shows; looked up in a Redis result backend)")
-        add_safety_options(sub)
+        if sub is not tree:
+            add_safety_options(sub)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,17 +93,26 @@ def run(args: argparse.Namespace) -> int:
     from lazycelery.store.audit import store_sink
 
     action = getattr(args, "task_action", None)
-    if action not in ("retry", "revoke", "terminate"):
-        raise UsageError("task: expected an action: retry, revoke or terminate")
+    if action not in ("retry", "revoke", "terminate", "replay", "tree"):
+        raise UsageError("task: expected an action: retry, revoke, terminate, replay or tree")
     settings = config.resolve(args)
     actions = Actions.from_settings(settings, timeout=_timeout(args),
                                     audit_sink=store_sink(settings.store_url))
+    if action == "tree":
+        from lazycelery.commands.task_workflow import tree
+
+        args.ids = _full_ids(actions, args.ids)
+        return tree(actions, settings, args)
     if not args.dry_run:
         actions.guard(action)  # refuse before asking the cluster anything
     args.ids = _full_ids(actions, args.ids)
     where = environment_label(settings)
     if action == "retry":
         return _retry(actions, args, where)
+    if action == "replay":
+        from lazycelery.commands.task_workflow import replay
+
+        return replay(actions, args, where, confirm=confirm, finish=finish)
     return _revoke(actions, args, where, terminate=action == "terminate")
 
 

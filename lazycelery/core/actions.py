@@ -275,6 +275,39 @@ class Actions:
                               created=created, refused=refused)
         return self._audited(result)
 
+    # ---------------------------------------------------------------- replay
+
+    def plan_replay(self, target: str | TaskRecord) -> RetryPlan | Refusal:
+        """The replay dry run: read-only, allowed in read-only mode, not audited."""
+        from lazycelery.core.replay import plan_replay
+
+        return plan_replay(target, self.app, index=self.index, timeout=self.timeout)
+
+    def replay(self, plan: RetryPlan) -> ActionResult:
+        """Send ``plan`` again under a new id with its routing (queue, exchange, routing key),
+        root_id = the original's root and parent_id = the original, so the new run shows as
+        its child; the header ``lazycelery_replay_of`` names the original."""
+        from lazycelery.core.replay import REPLAY_HEADER
+
+        self.guard("replay")
+        new_id = str(_uuid.uuid4())
+        options: dict[str, Any] = {k: v for k, v in (
+            ("queue", plan.queue), ("exchange", plan.exchange),
+            ("routing_key", plan.routing_key)) if v}
+        where = plan.queue or plan.routing_key or "default routing"
+        try:
+            self.app.send_task(plan.name, args=tuple(plan.args), kwargs=dict(plan.kwargs),
+                               task_id=new_id, root_id=plan.root_id, parent_id=plan.uuid,
+                               headers={REPLAY_HEADER: plan.uuid}, **options)
+        except Exception as exc:
+            return self._audited(ActionResult(
+                "replay", (plan.uuid,), False, message=f"not sent: {error_line(exc)}",
+                replies={plan.uuid: Reply(False, f"not sent: {error_line(exc)}")}))
+        text = f"replay of {plan.uuid} sent as {new_id} to {where}"
+        return self._audited(ActionResult("replay", (plan.uuid,), True, message=text,
+                                          replies={plan.uuid: Reply(True, text)},
+                                          created={plan.uuid: new_id}))
+
     # ---------------------------------------------------------------- revoke / terminate
 
     def revoke(

@@ -43,6 +43,9 @@ class RetryPlan:
     source: str
     state: str
     notes: tuple[str, ...] = ()
+    #: the original message's exchange and routing key (task-sent), kept by a replay
+    exchange: str | None = None
+    routing_key: str | None = None
 
     def describe(self, limit: int = 120) -> str:
         """``billing.charge(2 args; kwargs amount, card) -> billing  [FAILURE; args from ...]``:
@@ -112,6 +115,7 @@ def plan_retries(
     *,
     index: TaskIndex | None = None,
     timeout: float = 1.0,
+    states: frozenset[str] = RETRYABLE_STATES,
 ) -> RetryBatch:
     """Decide, for each task, whether and how it can be re-sent. Reads only.
 
@@ -143,7 +147,7 @@ def plan_retries(
         if uuid in seen:
             continue
         seen.add(uuid)
-        outcome = _plan_one(uuid, rec, metas.get(uuid), held.get(uuid), backend_note)
+        outcome = _plan_one(uuid, rec, metas.get(uuid), held.get(uuid), backend_note, states)
         if isinstance(outcome, RetryPlan):
             plans.append(outcome)
         else:
@@ -190,13 +194,16 @@ def _plan_one(
     meta: Mapping[str, Any] | None,
     held: tuple[str, dict[str, Any]] | None,
     backend_note: str | None,
+    states: frozenset[str] = RETRYABLE_STATES,
 ) -> RetryPlan | Refusal:
     state = _current_state(rec, meta)
     if state is None:
         why = backend_note or "no result-backend meta for it (expired, ignored, or never ran)"
         return Refusal(uuid, f"unknown task: not in the index and {why}")
-    if state not in RETRYABLE_STATES:
-        return Refusal(uuid, _not_retryable(state))
+    if state not in states:
+        return Refusal(uuid, _not_retryable(state) if states == RETRYABLE_STATES else
+                       f"is {state}: not finished, a replay would run it twice "
+                       "(wait for it, or revoke it first)")
     root = (rec.root_id if rec else None) or uuid
     parent = uuid
     tried: list[str] = []

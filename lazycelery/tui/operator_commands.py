@@ -57,6 +57,10 @@ def _task_commands(op: Operator, tasks: TaskActions) -> list[Command]:
         Command("queue.purge", "Purge the queue (shows the count first)",
                 lambda s: tasks.purge_selected(), keys=("P",), contexts=frozenset({"queues"}),
                 when=_has_queue, group=_GROUP, footer="purge"),
+        Command("task.replay", "Replay the task: run it again (succeeded too) with the same "
+                "args and routing, as its child (dry run first)",
+                lambda s: tasks.replay_selected(), keys=("R",), contexts=TASK_VIEWS,
+                when=has_task, group=_GROUP),
     ]
 
 
@@ -115,11 +119,27 @@ def _dialog_commands(op: Operator) -> list[Command]:
     ]
 
 
+def _reading_commands(op: Operator, tasks: TaskActions) -> list[Command]:
+    """Task commands that change nothing in the cluster: kept in read-only mode."""
+    def has_task(_s: ScreenModel) -> bool:
+        return op.task() is not None
+
+    return [
+        Command("task.workflow", "Workflow links: read groups and chords of the task's "
+                "workflow from the result backend (detail's Family section)",
+                lambda s: tasks.workflow_links(), keys=("W",), contexts=TASK_VIEWS,
+                when=has_task, group=_GROUP),
+        Command("view.export", "Export the filtered list to a CSV file (named in the message)",
+                lambda s: tasks.export_view(), keys=("E",), contexts=TASK_VIEWS, group=_GROUP),
+    ]
+
+
 def operator_commands(op: Operator, panes: frozenset[str], *,
                       read_only: bool = False) -> list[Command]:
     """The commands of ``op``'s actions (``panes``: the built-in panes, where reconcile and the
     last message work)."""
-    mutating = [*_task_commands(op, TaskActions(op)), *_worker_commands(WorkerActions(op))]
+    tasks = TaskActions(op)
+    mutating = [*_task_commands(op, tasks), *_worker_commands(WorkerActions(op))]
     if read_only:
         # out of the footer, help and palette; a key still pressed says why it is refused
         mutating = [replace(c, hidden=True, palette=False, footer=None, when=None)
@@ -131,4 +151,5 @@ def operator_commands(op: Operator, panes: frozenset[str], *,
         Command("messages.last", "Show the last action result again",
                 lambda s: op.show_last(), contexts=panes, group=_GROUP),
         *_dialog_commands(op),
+        *_reading_commands(op, tasks),
     ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 from prompt_toolkit.formatted_text import StyleAndTextTuples
@@ -10,9 +13,12 @@ from prompt_toolkit.formatted_text import StyleAndTextTuples
 from lazycelery.core.actions import (
     RETRYABLE_STATES,
     TYPED_CONFIRM_THRESHOLD,
+    Refusal,
     RetryBatch,
+    RetryPlan,
     one_retry_per_job,
 )
+from lazycelery.core.export import row, write_to_file
 from lazycelery.core.model import READY_STATES, STARTED, TaskRecord
 from lazycelery.core.reveal import Revealed, reveal
 from lazycelery.tui.format import number, short_id
@@ -160,6 +166,114 @@ class TaskActions:
                             lines=[*text_lines(*body), *text_lines(*note)],
                             confirm_label="Close", on_confirm=lambda _text: None))
         self.op.board.post(f"reveal: {short_id(revealed.uuid)} revealed (audited)", level="ok")
+
+    # ---------------------------------------------------------------- replay
+
+    def replay_selected(self) -> None:
+        """Run the task again (succeeded too): dry run on the action thread, then a dialog
+        (default Cancel), then the send; refused read-only, audited."""
+        rec = self.op.task()
+        if rec is None:
+            self.op.board.post("replay: no task selected", level="error")
+            return
+        actions = self.op.ready("replay")
+        if actions is None:
+            return
+        plan_replay = getattr(actions, "plan_replay", None)
+        send = getattr(actions, "replay", None)
+        if plan_replay is None or send is None:
+            self.op.board.post("replay: not available with these actions", level="error")
+            return
+        with self.op.screen.index.lock:  # updated in place by the ingest thread
+            copy = msgspec.structs.replace(rec)
+
+        def then(plan: RetryPlan | Refusal) -> None:
+            if isinstance(plan, Refusal):
+                self.op.board.post(f"replay: refused: {plan.reason}", level="error")
+                return
+            route = plan.queue or plan.routing_key or "default routing"
+            lines: list[StyleAndTextTuples] = [
+                [("class:dialog.headline", f"{plan.uuid}  {plan.describe()}")],
+                *text_lines(f"routing: queue {plan.queue or '-'}, exchange "
+                            f"{plan.exchange or '-'}, routing key {plan.routing_key or '-'}",
+                            *(f"note: {n}" for n in plan.notes), style="class:dialog.hint"),
+                *text_lines(f"Sent under a new id to {route}, as a child of this task; the "
+                            "replay is written to the audit log.")]
+            self.op.confirm(f"Replay {short_id(plan.uuid)}", lines, "Replay",
+                            lambda: self.op.execute("replay", lambda: send(plan)))
+
+        self.op.background(f"replay: checking where the args of {short_id(rec.uuid)} can "
+                           "come from…", lambda: plan_replay(copy), then)
+
+    # ---------------------------------------------------------------- workflow links
+
+    def workflow_links(self) -> None:
+        """Read the shown task's workflow from the result backend (group ids, a chord's
+        header): the detail's Family section then shows groups and chords. Reads only."""
+        rec = self.op.task()
+        if rec is None:
+            self.op.board.post("workflow: no task selected", level="error")
+            return
+        app = getattr(self.op.actions, "app", None)
+        if app is None:
+            self.op.board.post(f"workflow: {self.op.unavailable}", level="error")
+            return
+        index, uuid = self.op.screen.index, rec.uuid
+
+        def fetch() -> tuple[dict[str, Mapping[str, Any]], int, str | None]:
+            from lazycelery.core.reconcile import NoResultBackend, fetch_metas, result_backend
+            from lazycelery.core.workflow_fetch import gather
+
+            try:
+                result_backend(app)
+            except NoResultBackend as exc:
+                return {}, 0, str(exc)
+            metas: dict[str, Mapping[str, Any]] = {}
+
+            def read(ids: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
+                got = fetch_metas(app, ids)
+                metas.update(got)
+                return got
+
+            wf = gather(uuid, get=index.get, children_of=index.children_of,
+                        records=index.records, fetch=read)
+            return metas, len(wf.ids), wf.note
+
+        def then(found: tuple[dict[str, Mapping[str, Any]], int, str | None]) -> None:
+            metas, n, note = found
+            if note:
+                self.op.board.post(f"workflow: {note}", level="error")
+                return
+            self.op.screen.detail.links = metas
+            self.op.board.post(f"workflow: {n} task{'' if n == 1 else 's'} linked "
+                               "(groups and chords from the result backend)", level="ok")
+
+        self.op.background(f"workflow: reading the links of {short_id(uuid)}…", fetch, then)
+
+    # ---------------------------------------------------------------- export
+
+    def export_view(self) -> None:
+        """Write the filtered list to a file in the current directory, named in the message
+        (CSV; masked values stay masked)."""
+        records = self._view("export")
+        if records is None:
+            return
+        path = Path(f"lazycelery-export-{time.strftime('%Y%m%d-%H%M%S')}.csv").resolve()
+        lock = self.op.screen.index.lock
+
+        def write() -> int:
+            # off the UI thread; the ingest thread updates records in place, so each chunk is
+            # read under the lock (held briefly: the writer never waits long)
+            rows: list[dict[str, Any]] = []
+            for start in range(0, len(records), 10_000):
+                with lock:
+                    rows.extend(row(r) for r in records[start:start + 10_000])
+            return write_to_file(rows, "csv", path)
+
+        def then(n: int) -> None:
+            self.op.board.post(f"export: {counted(n, 'task')} written to {path}", level="ok")
+
+        self.op.background(f"export: writing {counted(len(records), 'task')}…", write, then)
 
     # ---------------------------------------------------------------- revoke / terminate
 

@@ -11,13 +11,15 @@ made when the dashboard creates the pane. The cursor and the task shown are the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from lazycelery.core import waterfall
 from lazycelery.core.index import BACKFILLED, FROM_HISTORY, TaskIndex
 from lazycelery.core.model import TaskRecord
+from lazycelery.core.workflow import tree_lines
+from lazycelery.core.workflow_fetch import gather
 from lazycelery.panes_api import PaneViewBase
 from lazycelery.tui.format import clock_time, duration, lines_of, one_line, short_id, wrap
 from lazycelery.tui.screen.builtin import BODY, BuiltinPane, ScreenContext
@@ -197,42 +199,33 @@ def _root_of(rec: TaskRecord, index: TaskIndex) -> str:
     return uuid
 
 
-def _family(rec: TaskRecord, index: TaskIndex, width: int) -> list[DetailLine]:
-    root = _root_of(rec, index)
-    if root == rec.uuid and not index.children_of(rec.uuid):
-        return [_heading("Family"),
-                DetailLine([("class:detail.label", "  no parent or children seen")])]
-    out = [_heading("Family", "enter opens a task", "class:detail.label")]
-    seen: set[str] = set()
-
-    def walk(uuid: str, prefix: str, last: bool, depth: int) -> None:
-        if len(out) > _MAX_TREE_LINES:
-            return
-        node = index.get(uuid)
-        branch = "" if depth == 0 else ("└─ " if last else "├─ ")
-        frags: StyleAndTextTuples = [("class:detail.label", "  " + prefix + branch)]
-        if node is None:
-            frags.append(("class:detail.label", f"{short_id(uuid)}  (not in memory)"))
-        else:
-            frags += [(state_class(node.state), f"{one_line(node.state):<8} "),
-                      ("class:detail.current" if node is rec else "", one_line(node.name or "?")),
-                      ("class:detail.label", f"  {short_id(uuid)}")]
-            if node is rec:
-                frags.append(("class:detail.current", "  ◀ this task"))
-        # a task not in memory opens from the history store (if there is one)
-        out.append(DetailLine(frags, link=uuid if node is not rec else None))
-        if uuid in seen or depth >= _MAX_DEPTH:
-            return
-        seen.add(uuid)
-        children = index.children_of(uuid)
-        for i, child in enumerate(children):
-            extension = "" if depth == 0 else ("   " if last else "│  ")
-            walk(child, prefix + extension, i == len(children) - 1, depth + 1)
-        if len(out) > _MAX_TREE_LINES:
+def _family(rec: TaskRecord, index: TaskIndex, width: int,
+            metas: Mapping[str, Mapping[str, Any]] | None = None) -> list[DetailLine]:
+    """The whole workflow (``core.workflow``): chains nested, groups as one node, a chord's
+    callback waiting on its header, counts per state. Group links need the result backend's
+    metas (``metas``: fetched off the UI thread); without them the tree is what events link."""
+    known = metas or {}
+    wf = gather(rec.uuid, get=index.get, children_of=index.children_of, known=known)
+    lines = tree_lines(wf.root, rec.uuid)
+    if len(lines) == 1:
+        out = [_heading("Family"),
+               DetailLine([("class:detail.label", "  no parent or children seen")])]
+    else:
+        out = [_heading("Family", "enter opens a task", "class:detail.label")]
+        for text, node in lines[:_MAX_TREE_LINES]:
+            style = state_class(node.state) if node.kind == "task" and node.state else \
+                "class:detail.label"
+            if node.id == rec.uuid:
+                style = "class:detail.current"
+            link = node.id if node.kind == "task" and node.id != rec.uuid else None
+            out.append(DetailLine([(style, "  " + one_line(text))], link=link))
+        if len(lines) > _MAX_TREE_LINES:
             out.append(DetailLine([("class:detail.label", "  … (tree cut)")]))
-
-    walk(root, "", True, 0)
-    return out[: _MAX_TREE_LINES + 2]
+    if not known and rec.parent_id is None:
+        out.append(DetailLine([("class:detail.label",
+                                "  group and chord links come from the result backend: "
+                                "W reads them (or `lazycelery task tree ID`)")]))
+    return out
 
 
 def _waterfall(rec: TaskRecord, index: TaskIndex, width: int) -> list[DetailLine]:
@@ -267,7 +260,8 @@ def _waterfall(rec: TaskRecord, index: TaskIndex, width: int) -> list[DetailLine
 
 
 def build_detail(rec: TaskRecord, index: TaskIndex, width: int,
-                 errors: RenderErrors | None = None, *, origin: int = 0) -> list[DetailLine]:
+                 errors: RenderErrors | None = None, *, origin: int = 0,
+                 metas: Mapping[str, Mapping[str, Any]] | None = None) -> list[DetailLine]:
     """Every line of the detail view for ``rec`` at ``width`` cells; a section that raises
     shows a marker line (counted in ``errors``) and the others are still shown. ``origin``:
     the record's FROM_HISTORY / BACKFILLED / LOADING bits."""
@@ -290,7 +284,7 @@ def build_detail(rec: TaskRecord, index: TaskIndex, width: int,
                                             "class:task.state.failure")),
         ("Traceback", lambda: _text_section("Traceback", rec.traceback, False, width,
                                             "class:detail.traceback")),
-        ("Family", lambda: _family(rec, index, width)),
+        ("Family", lambda: _family(rec, index, width, metas)),
         ("Waterfall", lambda: _waterfall(rec, index, width)),
     ]
     for name, build in sections:

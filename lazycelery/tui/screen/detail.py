@@ -3,8 +3,8 @@ task a line links to. The lines themselves are made by the detail pane (``build`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import TaskRecord
@@ -43,23 +43,30 @@ class DetailModel(Generic[L]):
         self.page_rows = 10
         #: set by a section jump: the next render puts the cursor line at the top
         self.anchor_top = False
+        #: result-backend metas of the shown task's workflow (group / chord links), fetched off
+        #: the UI thread by the ``task.workflow`` command; cleared when another task is shown
+        self.links: dict[str, Mapping[str, Any]] = {}
         self._lines: list[L] = []
-        self._key: tuple[int, int, int, int] = (0, -1, -1, 0)
+        self._key: tuple[int, int, int, int, int] = (0, -1, -1, 0, 0)
 
     def show(self, rec: TaskRecord | None) -> None:
         if rec is not self.record:
             self.record = rec
             self.cursor = 0
-            self._key = (0, -1, -1, 0)
+            self._key = (0, -1, -1, 0, 0)
+            if rec is None or rec.uuid not in self.links:
+                self.links = {}
 
     def lines(self, width: int) -> list[L]:
         rec = self.record
         if rec is None or self.build is None:
             return []
         origin = self.origin(rec)
-        key = (id(rec), self.index.version, width, origin)
+        key = (id(rec), self.index.version, width, origin, id(self.links))
         if key != self._key:
-            self._lines = list(self.build(rec, self.index, width, self.errors, origin=origin))
+            extra = {"metas": self.links} if self.links else {}
+            self._lines = list(self.build(rec, self.index, width, self.errors, origin=origin,
+                                          **extra))
             self._key = key
             self.cursor = min(self.cursor, max(0, len(self._lines) - 1))
         return self._lines

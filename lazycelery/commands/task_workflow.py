@@ -1,0 +1,120 @@
+"""`lazycelery task tree ID` (the whole workflow a task belongs to) and `lazycelery task replay
+ID` (run a finished task again): the handlers behind two of ``task``'s actions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from lazycelery.errors import UsageError
+from lazycelery.text import visible
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from lazycelery.config import Settings
+    from lazycelery.core.actions import ActionResult, Actions
+    from lazycelery.core.model import TaskRecord
+
+__all__ = ["replay", "tree"]
+
+#: the store's tasks read around the task's time, to find its workflow's other tasks
+_WINDOW: Final = 3600.0
+_MAX_STORED: Final = 200_000
+
+
+def _stored_around(settings: Settings, task_id: str) -> tuple[dict[str, TaskRecord], str | None]:
+    """Tasks the history store holds within an hour of ``task_id``'s (none without a store)."""
+    from lazycelery.store import StoreError, default_store_url, open_store
+    from lazycelery.store import query as store_query
+    from lazycelery.store.reader import task_page
+
+    url = settings.store_url or default_store_url()
+    try:
+        store = open_store(url, create=False, writer=False)
+    except StoreError as exc:
+        return {}, f"no history store ({exc})"
+    out: dict[str, TaskRecord] = {}
+    try:
+        found = store_query.get(store, task_id)
+        if found is None:
+            return {}, "not in the history store"
+        when = found.record.last_seen or found.record.first_seen or time.time()
+        cursor: float | None = None
+        while len(out) < _MAX_STORED:
+            page = task_page(store, when - _WINDOW, when + _WINDOW, cursor, 5000)
+            out.update((t.record.uuid, t.record) for t in page.tasks)
+            if page.cursor is None:
+                break
+            cursor = page.cursor
+        out[task_id] = found.record
+    except StoreError as exc:
+        return out, f"history store: {exc}"
+    finally:
+        store.close()
+    return out, None
+
+
+def tree(actions: Actions, settings: Settings, args: argparse.Namespace) -> int:
+    from lazycelery.core.reconcile import NoResultBackend, fetch_metas, result_backend
+    from lazycelery.core.workflow import tree_json, tree_lines
+    from lazycelery.core.workflow_fetch import gather
+
+    task_id = args.ids[0]
+    if len(args.ids) > 1:
+        raise UsageError("task tree: give one task id")
+    records, store_note = _stored_around(settings, task_id)
+    children: dict[str, list[str]] = {}
+    for rec in records.values():
+        if rec.parent_id:
+            children.setdefault(rec.parent_id, []).append(rec.uuid)
+    app = actions.app
+    fetch: Any = None
+    no_backend = None
+    try:
+        result_backend(app)
+        fetch = lambda ids: fetch_metas(app, ids)  # noqa: E731
+    except NoResultBackend as exc:
+        no_backend = str(exc)
+    wf = gather(task_id, get=records.get, children_of=lambda u: children.get(u, ()),
+                records=lambda: records.values(), fetch=fetch, no_backend=no_backend)
+    notes = [n for n in (wf.note, store_note) if n]
+    if len(wf.ids) == 1 and not any(n.known for _d, n in wf.root.walk()):
+        raise UsageError(f"task tree: {task_id}: unknown ({'; '.join(notes) or 'not found'})")
+    if args.json:
+        print(json.dumps({"task": task_id, "tree": tree_json(wf.root), "notes": notes}, indent=2))
+        return 0
+    for text, _node in tree_lines(wf.root, task_id):
+        print(visible(text))
+    for note in notes:
+        print(f"note: {visible(note)}", file=sys.stderr)
+    return 0
+
+
+def replay(actions: Actions, args: argparse.Namespace, where: str, *,
+           confirm: Callable[..., bool], finish: Callable[[ActionResult], int]) -> int:
+    """The dry run printed, ``confirm`` asked (default No), the replay sent; ``confirm`` and
+    ``finish`` are the task command's (shared by every task action)."""
+    from lazycelery.core.retry_plan import Refusal
+
+    if len(args.ids) > 1:
+        raise UsageError("task replay: give one task id")
+    plan = actions.plan_replay(args.ids[0])
+    if isinstance(plan, Refusal):
+        print(f"replay: refused: {visible(plan.uuid)}: {visible(plan.reason)}", file=sys.stderr)
+        return 1
+    route = ", ".join(f"{k} {v}" for k, v in (("queue", plan.queue), ("exchange", plan.exchange),
+                                               ("routing key", plan.routing_key)) if v)
+    print(visible(f"replay {plan.uuid}  {plan.describe()}"))
+    print(visible(f"  routing: {route or 'default routing'}; new run is a child of {plan.uuid}"))
+    for note in plan.notes:
+        print(visible(f"  note: {note}"))
+    if args.dry_run:
+        return 0
+    if not confirm(f"Replay {plan.name} on {where}?", yes=args.yes):
+        print("cancelled: nothing was sent", file=sys.stderr)
+        return 1
+    return finish(actions.replay(plan))
