@@ -74,6 +74,8 @@ class Environment(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     store: str | None = None
     #: masking rules of this environment, over the top-level ``[mask]`` (docs/masking.md)
     mask: MaskConfig | None = None
+    #: alert rules of this environment, added to the top-level ones (lazycelery.alerts.spec)
+    alerts: dict[str, Any] = {}
 
 
 class OtelTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -103,6 +105,8 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     mask: MaskConfig | None = None
     #: `lazycelery serve`: users and tokens with their roles (checked by lazycelery.serve.auth)
     serve: dict[str, Any] = {}
+    #: alert rules (``[[alerts.rules]]``), validated by lazycelery.alerts.spec when used
+    alerts: dict[str, Any] = {}
 
 
 def default_config_path(environ: Mapping[str, str] | None = None) -> Path:

@@ -1,0 +1,226 @@
+"""What the rules read, fed from the ingest batches and shared between rules: rules with the
+same filter and window share one counter, so the cost per event grows with the number of
+distinct filters, not of rules, and the cost per tick with the number of rules, never tasks."""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Final
+
+from lazycelery.alerts.window import BucketCounter, RuntimeHistogram
+from lazycelery.core.model import TaskRecord, WorkerRecord
+from lazycelery.core.query import compile_filter
+
+__all__ = ["FAILED", "STARTED", "SUCCEEDED", "Feeds", "Matcher", "Recent", "StartedTracker",
+           "WorkerTracker"]
+
+FAILED: Final = "task-failed"
+SUCCEEDED: Final = "task-succeeded"
+STARTED: Final = "task-started"
+#: events that end a run: a task no longer STARTED
+ENDS: Final = frozenset({"task-succeeded", "task-failed", "task-retried", "task-revoked",
+                         "task-rejected"})
+#: record attributes with few distinct values: a filter reading only these is decided once
+#: per distinct combination
+_LOW_CARDINALITY: Final = frozenset({"name", "queue", "worker", "state", "client", "retries"})
+_MEMO_MAX: Final = 10_000
+#: at most this many tasks tracked as STARTED per filter (more are counted, not tracked)
+STARTED_MAX: Final = 100_000
+
+Sink = Callable[[TaskRecord, float], None]
+
+
+class Matcher:
+    """A filter of the filter language as a predicate over records; memoised per (name,
+    queue, worker, ...) when the filter reads nothing else."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.predicate = compile_filter(text)
+        attrs = sorted(self.predicate.attrs)
+        self.everything = self.predicate.is_empty
+        self._attrs: tuple[str, ...] | None = (
+            tuple(attrs) if set(attrs) <= _LOW_CARDINALITY else None)
+        self._memo: dict[tuple[object, ...], bool] = {}
+
+    def __call__(self, rec: TaskRecord) -> bool:
+        if self.everything:
+            return True
+        attrs = self._attrs
+        if attrs is None:
+            return self.predicate(rec)
+        key = tuple(getattr(rec, a) for a in attrs)
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) >= _MEMO_MAX:
+                self._memo.clear()
+            found = self._memo[key] = self.predicate(rec)
+        return found
+
+
+class Recent:
+    """A counter over a window, with the last task ids and names it counted (what a
+    notification links to)."""
+
+    def __init__(self, window: float) -> None:
+        self.counter = BucketCounter(window)
+        self.last: deque[tuple[float, str, str | None]] = deque(maxlen=20)
+
+    def add(self, rec: TaskRecord, now: float) -> None:
+        self.counter.add(now)
+        self.last.append((now, rec.uuid, rec.name))
+
+    def total(self, now: float) -> int:
+        return self.counter.total(now)
+
+    def tasks(self, now: float) -> tuple[list[str], list[str]]:
+        """Ids and distinct names of the last counted tasks still inside the window."""
+        since = now - self.counter.window
+        recent = [(uuid, name) for at, uuid, name in self.last if at >= since]
+        names = sorted({name for _, name in recent if name})
+        return [uuid for uuid, _ in recent], names
+
+
+class Runtimes:
+    def __init__(self, window: float) -> None:
+        self.histogram = RuntimeHistogram(window)
+
+    def add(self, rec: TaskRecord, now: float) -> None:
+        runtime = rec.runtime
+        if isinstance(runtime, float) and runtime >= 0:
+            self.histogram.add(now, runtime)
+
+
+class LastSeen:
+    def __init__(self) -> None:
+        self.at: float | None = None
+        self.uuid: str | None = None
+
+    def add(self, rec: TaskRecord, now: float) -> None:
+        self.at = now
+        self.uuid = rec.uuid
+
+
+class StartedTracker:
+    """Tasks STARTED and not ended yet, oldest start first: the stuck ones are read from the
+    front, so a read costs the number of stuck tasks, not of running ones."""
+
+    def __init__(self) -> None:
+        self.running: OrderedDict[str, float] = OrderedDict()
+        self.untracked = 0
+
+    def start(self, rec: TaskRecord, now: float) -> None:
+        if rec.uuid in self.running:
+            self.running.move_to_end(rec.uuid)
+        elif len(self.running) >= STARTED_MAX:
+            self.untracked += 1
+            return
+        self.running[rec.uuid] = now
+
+    def end(self, rec: TaskRecord, now: float) -> None:
+        self.running.pop(rec.uuid, None)
+
+    def older_than(self, now: float, age: float, limit: int = 20) -> tuple[int, list[str]]:
+        """How many started more than ``age`` ago, and the first ``limit`` ids."""
+        count, ids = 0, list[str]()
+        for uuid, at in self.running.items():
+            if now - at < age:
+                break
+            count += 1
+            if len(ids) < limit:
+                ids.append(uuid)
+        return count, ids
+
+
+class WorkerTracker:
+    """Each worker's last sign of life and whether it said goodbye."""
+
+    def __init__(self) -> None:
+        #: hostname -> (local time of its last event, heartbeat interval, offline)
+        self.workers: dict[str, tuple[float, float, bool]] = {}
+
+    def add(self, rec: WorkerRecord, kind: str, now: float) -> None:
+        freq = rec.freq if isinstance(rec.freq, (int, float)) and rec.freq > 0 else 2.0
+        self.workers[rec.hostname] = (now, float(freq), kind == "worker-offline")
+
+
+class Feeds:
+    """The shared inputs, by event type: ``dispatch[type]`` lists (matcher, sinks)."""
+
+    def __init__(self) -> None:
+        self.dispatch: dict[str, list[tuple[Matcher, list[Sink]]]] = {}
+        self.workers = WorkerTracker()
+        self._shared: dict[tuple[str, ...], object] = {}
+        self._matchers: dict[str, Matcher] = {}
+
+    def _matcher(self, text: str) -> Matcher:
+        if text not in self._matchers:
+            self._matchers[text] = Matcher(text)
+        return self._matchers[text]
+
+    def _subscribe(self, kind: str, text: str, sink: Sink) -> None:
+        matcher = self._matcher(text)
+        entries = self.dispatch.setdefault(kind, [])
+        for known, sinks in entries:
+            if known is matcher:
+                sinks.append(sink)
+                return
+        entries.append((matcher, [sink]))
+
+    def recent(self, kind: str, text: str, window: float) -> Recent:
+        key = ("recent", kind, text, repr(window))
+        if key not in self._shared:
+            feed = Recent(window)
+            self._shared[key] = feed
+            self._subscribe(kind, text, feed.add)
+        found = self._shared[key]
+        assert isinstance(found, Recent)
+        return found
+
+    def runtimes(self, text: str, window: float) -> RuntimeHistogram:
+        key = ("runtimes", text, repr(window))
+        if key not in self._shared:
+            feed = Runtimes(window)
+            self._shared[key] = feed
+            self._subscribe(SUCCEEDED, text, feed.add)
+        found = self._shared[key]
+        assert isinstance(found, Runtimes)
+        return found.histogram
+
+    def last_success(self, text: str) -> LastSeen:
+        key = ("last", text)
+        if key not in self._shared:
+            feed = LastSeen()
+            self._shared[key] = feed
+            self._subscribe(SUCCEEDED, text, feed.add)
+        found = self._shared[key]
+        assert isinstance(found, LastSeen)
+        return found
+
+    def started(self, text: str) -> StartedTracker:
+        key = ("started", text)
+        if key not in self._shared:
+            feed = StartedTracker()
+            self._shared[key] = feed
+            self._subscribe(STARTED, text, feed.start)
+            for kind in ENDS:
+                # an end is matched with no filter: the record may have changed since it started
+                self._subscribe(kind, "", feed.end)
+        found = self._shared[key]
+        assert isinstance(found, StartedTracker)
+        return found
+
+    def on_task(self, kind: str, rec: TaskRecord, now: float) -> None:
+        entries = self.dispatch.get(kind)
+        if entries is None:
+            return
+        for matcher, sinks in entries:
+            if matcher(rec):
+                for sink in sinks:
+                    sink(rec, now)
+
+    @property
+    def wanted(self) -> frozenset[str]:
+        """The task event types some rule reads (the others are not even copied)."""
+        return frozenset(self.dispatch)
