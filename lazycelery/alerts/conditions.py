@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from lazycelery.alerts.describe import seconds
 from lazycelery.alerts.feeds import FAILED, SUCCEEDED, Feeds
-from lazycelery.alerts.spec import Rule
+from lazycelery.alerts.rule import Rule
 from lazycelery.broker.model import QueueSnapshot
 from lazycelery.core.ingest_status import CONNECTED, IngestStatus
 

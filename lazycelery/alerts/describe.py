@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from lazycelery.alerts.spec import Rule
+from lazycelery.alerts.rule import Rule
 
 __all__ = ["describe_rule", "seconds"]
 

@@ -9,8 +9,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lazycelery.alerts.conditions import World, build_condition, on_status
+from lazycelery.alerts.describe import describe_rule
 from lazycelery.alerts.feeds import Feeds
-from lazycelery.alerts.spec import Rule
+from lazycelery.alerts.rule import Rule
 from lazycelery.alerts.state import FIRING, AlertState, Transition
 from lazycelery.broker.model import QueueSnapshot
 from lazycelery.core.ingest_status import IngestStatus
@@ -130,7 +131,7 @@ def notification_for(t: Transition, environment: str | None) -> Notification:
     if check.tasks:
         links["tasks"] = ",".join(check.tasks[:MAX_LINKED])
     text = "\n".join(part for part in (
-        rule.description, f"condition: {rule.describe()}", f"now: {check.summary}") if part)
+        rule.description, f"condition: {describe_rule(rule)}", f"now: {check.summary}") if part)
     return Notification(
         kind=f"alert.{t.kind}", key=f"{environment or '-'}/{rule.name}",
         title=f"[{t.kind.upper()}] {rule.name}: {check.summary}", text=text, created=t.at,

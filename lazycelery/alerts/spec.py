@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from lazycelery.alerts.rule import DEFAULT_COOLDOWN, DEFAULT_WINDOW, Rule
 from lazycelery.config_file import ConfigFile
 from lazycelery.core.query import FilterError, compile_filter, parse_duration
 from lazycelery.errors import ConfigError
@@ -46,42 +46,6 @@ FIELDS: Final = frozenset(COMMON).union(*KINDS.values())
 #: kinds whose ``threshold`` is a duration (the others: a number)
 _DURATION_THRESHOLD: Final = frozenset({"queue_age", "worker_offline", "runtime_p95",
                                         "ingest_gap", "stuck_started"})
-DEFAULT_WINDOW: Final = 300.0
-DEFAULT_COOLDOWN: Final = 300.0
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One validated rule. Durations are seconds; ``threshold`` is a count, a ratio or seconds
-    depending on the kind (docs/alerts.md)."""
-
-    name: str
-    kind: str
-    window: float = DEFAULT_WINDOW
-    for_: float = 0.0
-    severity: str = "warning"
-    notify: tuple[str, ...] = ()
-    cooldown: float = DEFAULT_COOLDOWN
-    description: str = ""
-    filter: str = ""
-    count: float | None = None
-    rate: float | None = None
-    ratio: float | None = None
-    min_tasks: int = 1
-    queue: str = "*"
-    worker: str = "*"
-    threshold: float | None = None
-    interval: float | None = None
-    slack: float = 0.0
-    #: the environment whose table defined it (None: the top level)
-    environment: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def describe(self) -> str:
-        """The condition in a few words: ``failures of name:billing.* >= 10 in 5m``."""
-        from lazycelery.alerts.describe import describe_rule
-
-        return describe_rule(self)
 
 
 def rules_for(config: ConfigFile, environment: str | None, path: Path) -> list[Rule]:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from lazycelery.alerts.conditions import Check
-from lazycelery.alerts.spec import Rule
+from lazycelery.alerts.describe import describe_rule
+from lazycelery.alerts.rule import Rule
 
 __all__ = ["FIRING", "OK", "PENDING", "RESOLVED", "AlertState", "Transition"]
 
@@ -79,7 +80,7 @@ class AlertState:
     def as_dict(self, now: float, silenced_until: float | None = None) -> dict[str, Any]:
         rule, last = self.rule, self.last
         return {
-            "name": rule.name, "kind": rule.kind, "condition": rule.describe(),
+            "name": rule.name, "kind": rule.kind, "condition": describe_rule(rule),
             "severity": rule.severity, "notify": list(rule.notify),
             "environment": rule.environment, "state": self.state, "since": self.since,
             "value": last.value if last else None, "summary": last.summary if last else "",

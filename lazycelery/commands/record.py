@@ -202,6 +202,8 @@ class Recorder:
         from lazycelery.tail.status import StatusReporter
 
         settings, store = self.settings, self.store
+        # serve runs the rules itself (its observer gets every batch): not twice
+        alerts = _start_alerts(settings) if self.observer is None else None
         tracing = start_tracing(argparse.Namespace(otel=self.otel), settings, _say)  # bad: exit 2
         masked = settings.masked_broker()
         topology = self.topology
@@ -230,12 +232,17 @@ class Recorder:
             self._on_status(status, reporter, writer)
             if observer is not None:
                 observer.on_status(status)
+            if alerts is not None:
+                alerts.on_status(status)
 
         def on_batch(events: Any, records: Any) -> None:
             writer.on_batch(events, records)
-            observer.on_batch(events, records)
+            if observer is not None:
+                observer.on_batch(events, records)
+            if alerts is not None:
+                alerts.on_batch(events, records)  # copies what the rules read; never waits
 
-        sink = writer.on_batch if observer is None else on_batch
+        sink = writer.on_batch if observer is None and alerts is None else on_batch
 
         masker = masker_for(settings)
         for problem in masker.problems:
@@ -258,6 +265,8 @@ class Recorder:
             writer.start()
             ingestor.start()
             monitor = self._sample_queues(writer) if topology.writes_samples else None
+            if monitor is not None and alerts is not None:
+                monitor.on_update(alerts.on_queues)
             code = self._wait(writer)
         finally:
             reporter.stopping = True
@@ -265,6 +274,8 @@ class Recorder:
                 monitor.stop(timeout=2.0)
                 monitor.inspector.close()
             ingestor.stop(timeout=3.0)  # its last batch reaches the writer here
+            if alerts is not None:
+                alerts.stop()
             stop_tracing(tracing, _say)
             self._stop_repair()
             writer.stop(timeout=15.0)
@@ -477,6 +488,13 @@ class Recorder:
                 signal.signal(sig, old)
 
         return restore
+
+
+def _start_alerts(settings: Settings) -> Any:
+    """The alert rules of the config file on their own thread (lazycelery.alerts), or None."""
+    from lazycelery.alerts.hook import start_alerts
+
+    return start_alerts(settings, _say)
 
 
 def _still_running(run: PreviousRun) -> bool:
