@@ -132,10 +132,9 @@ def _list(settings: Settings, rules: list[Rule], directory: Path, *, json_out: b
             "fired_at": found.get("fired_at"), "resolved_at": found.get("resolved_at"),
             "silenced_until": silence.get("until"), "silence_comment": silence.get("comment"),
         })
-    evaluator: dict[str, Any] = {"running": running, "updated": updated,
-                                 "pid": published.get("pid"),
-                 "lost": published.get("lost"),
-                 "state_file": str(state_path(directory, settings.env_name))}
+    evaluator: dict[str, Any] = {
+        "running": running, "updated": updated, "pid": published.get("pid"),
+        "lost": published.get("lost"), "state_file": str(state_path(directory, settings.env_name))}
     if json_out:
         print(json.dumps({"environment": settings.env_name, "evaluator": evaluator,
                           "rules": rows}, indent=1))
@@ -194,7 +193,7 @@ def _test(settings: Settings, rule: Rule, args: argparse.Namespace) -> int:
                                 environment=settings.env_name)
     finally:
         store.close()
-    transitions = [{"at": t.at, "state": t.kind, "summary": t.check.summary,
+    transitions: list[dict[str, Any]] = [{"at": t.at, "state": t.kind, "summary": t.check.summary,
                     "value": t.check.value, "tasks": list(t.check.tasks)}
                    for t in result.transitions]
     if args.json:
