@@ -90,6 +90,7 @@ class AlertRunner:
     # -- the alert thread --------------------------------------------------------------------
 
     def start(self) -> AlertRunner:
+        self._publish(self.clock())  # the rules are listed (state ok) from the start
         self._thread = threading.Thread(target=self._run, name="lazycelery-alerts", daemon=True)
         self._thread.start()
         return self
