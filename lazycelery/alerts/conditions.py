@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from lazycelery.alerts.describe import seconds
 from lazycelery.alerts.feeds import FAILED, SUCCEEDED, Feeds
 from lazycelery.alerts.rule import Rule
-from lazycelery.broker.model import QueueSnapshot
+from lazycelery.broker.model import QueueSnapshot, QueueStats
 from lazycelery.core.ingest_status import CONNECTED, IngestStatus
 
 __all__ = ["Check", "Condition", "World", "build_condition"]
@@ -40,6 +40,23 @@ class World:
     down_since: float | None = None
     #: (evaluator time it was seen, seconds) of each gap reported, newest last
     gaps: list[tuple[float, float]] = field(default_factory=list)
+    _matching: dict[str, tuple[QueueStats, ...]] = field(default_factory=dict)
+    _matched_in: QueueSnapshot | None = None
+
+    def matching(self, pattern: str) -> tuple[QueueStats, ...]:
+        """The latest snapshot's queues whose name matches ``pattern``; each pattern is
+        matched once per snapshot, whatever the number of rules using it."""
+        snapshot = self.queues
+        if snapshot is None:
+            return ()
+        if snapshot is not self._matched_in:
+            self._matched_in = snapshot
+            self._matching = {}
+        found = self._matching.get(pattern)
+        if found is None:
+            found = self._matching[pattern] = tuple(
+                stats for stats in snapshot.queues if _matches(pattern, stats.name))
+        return found
 
 
 Condition = Callable[[float, World], "Check | None"]
@@ -96,9 +113,9 @@ def _queue_figure(rule: Rule, feeds: Feeds) -> Condition:
         if snapshot is None or snapshot.stale:
             return None  # not known: the state stays as it is
         found: list[tuple[float, str]] = []
-        for stats in snapshot.queues:
+        for stats in world.matching(rule.queue):
             figure = stats.ready if depth else stats.oldest_age_s
-            if figure is not None and _matches(rule.queue, stats.name) and figure >= threshold:
+            if figure is not None and figure >= threshold:
                 found.append((float(figure), stats.name))
         found.sort(reverse=True)
         top = found[0][0] if found else 0.0
@@ -118,8 +135,7 @@ def _no_consumer(rule: Rule, feeds: Feeds) -> Condition:
         snapshot = world.queues
         if snapshot is None or snapshot.stale:
             return None
-        empty = sorted(s.name for s in snapshot.queues
-                       if s.consumers == 0 and _matches(rule.queue, s.name))
+        empty = sorted(s.name for s in world.matching(rule.queue) if s.consumers == 0)
         summary = (f"no consumer on {', '.join(empty[:10])}" if empty
                    else f"every queue {rule.queue} has a consumer")
         return Check(bool(empty), float(len(empty)), summary, tuple(empty))

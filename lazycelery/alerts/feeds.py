@@ -4,6 +4,7 @@ distinct filters, not of rules, and the cost per tick with the number of rules, 
 
 from __future__ import annotations
 
+import operator
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Final
@@ -12,7 +13,7 @@ from lazycelery.alerts.window import BucketCounter, RuntimeHistogram
 from lazycelery.core.model import TaskRecord, WorkerRecord
 from lazycelery.core.query import compile_filter
 
-__all__ = ["FAILED", "STARTED", "SUCCEEDED", "Feeds", "Matcher", "Recent", "StartedTracker",
+__all__ = ["FAILED", "STARTED", "SUCCEEDED", "Feeds", "Matcher", "Recent", "Route", "StartedTracker",
            "WorkerTracker"]
 
 FAILED: Final = "task-failed"
@@ -32,31 +33,64 @@ Sink = Callable[[TaskRecord, float], None]
 
 
 class Matcher:
-    """A filter of the filter language as a predicate over records; memoised per (name,
-    queue, worker, ...) when the filter reads nothing else."""
+    """A filter of the filter language as a predicate over records. ``attrs``: the record
+    attributes it reads when they all have few distinct values (then one answer serves every
+    record with the same values), else None."""
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.predicate = compile_filter(text)
         attrs = sorted(self.predicate.attrs)
-        self.everything = self.predicate.is_empty
-        self._attrs: tuple[str, ...] | None = (
+        self.attrs: tuple[str, ...] | None = (
             tuple(attrs) if set(attrs) <= _LOW_CARDINALITY else None)
-        self._memo: dict[tuple[object, ...], bool] = {}
 
     def __call__(self, rec: TaskRecord) -> bool:
-        if self.everything:
-            return True
-        attrs = self._attrs
-        if attrs is None:
-            return self.predicate(rec)
-        key = tuple(getattr(rec, a) for a in attrs)
-        found = self._memo.get(key)
-        if found is None:
-            if len(self._memo) >= _MEMO_MAX:
-                self._memo.clear()
-            found = self._memo[key] = self.predicate(rec)
-        return found
+        return self.predicate(rec)
+
+
+class Route:
+    """The sinks of one event type. Filters on low-cardinality attributes are decided once
+    per distinct (name, queue, worker, ...) combination: the sinks to call for it are
+    memoised, so an event costs one tuple and one dict lookup however many such filters
+    there are; other filters are tested record by record."""
+
+    def __init__(self) -> None:
+        self.memoised: list[tuple[Matcher, list[Sink]]] = []
+        self.others: list[tuple[Matcher, list[Sink]]] = []
+        self._key: Callable[[TaskRecord], object] = lambda rec: ()
+        self._memo: dict[object, list[Sink]] = {}
+
+    def add(self, matcher: Matcher, sink: Sink) -> None:
+        entries = self.memoised if matcher.attrs is not None else self.others
+        for known, sinks in entries:
+            if known is matcher:
+                sinks.append(sink)
+                break
+        else:
+            entries.append((matcher, [sink]))
+        attrs = sorted({a for m, _ in self.memoised for a in m.attrs or ()})
+        # attrgetter of one attribute returns the value, of several a tuple: either is a key
+        self._key = operator.attrgetter(*attrs) if attrs else (lambda rec: ())
+        self._memo.clear()
+
+    def __call__(self, rec: TaskRecord, now: float) -> None:
+        try:
+            key = self._key(rec)
+            sinks = self._memo.get(key)
+        except TypeError:  # an unhashable value (a record built without validation)
+            key, sinks = None, None
+        if sinks is None:
+            sinks = [sink for matcher, found in self.memoised if matcher(rec) for sink in found]
+            if key is not None:
+                if len(self._memo) >= _MEMO_MAX:
+                    self._memo.clear()
+                self._memo[key] = sinks
+        for sink in sinks:
+            sink(rec, now)
+        for matcher, found in self.others:
+            if matcher(rec):
+                for sink in found:
+                    sink(rec, now)
 
 
 class Recent:
@@ -104,22 +138,25 @@ class LastSeen:
 
 class StartedTracker:
     """Tasks STARTED and not ended yet, oldest start first: the stuck ones are read from the
-    front, so a read costs the number of stuck tasks, not of running ones."""
+    front, so a read costs the number of stuck tasks, not of running ones. ``holders`` (one
+    per ``Feeds``) says which trackers hold a task, so its end costs one lookup, not one per
+    tracker."""
 
-    def __init__(self) -> None:
+    def __init__(self, holders: dict[str, list[StartedTracker]]) -> None:
         self.running: OrderedDict[str, float] = OrderedDict()
+        self.holders = holders
         self.untracked = 0
 
     def start(self, rec: TaskRecord, now: float) -> None:
-        if rec.uuid in self.running:
-            self.running.move_to_end(rec.uuid)
-        elif len(self.running) >= STARTED_MAX:
+        uuid = rec.uuid
+        if uuid in self.running:
+            self.running.move_to_end(uuid)
+        elif len(self.running) >= STARTED_MAX or len(self.holders) >= 4 * STARTED_MAX:
             self.untracked += 1
             return
-        self.running[rec.uuid] = now
-
-    def end(self, rec: TaskRecord, now: float) -> None:
-        self.running.pop(rec.uuid, None)
+        else:
+            self.holders.setdefault(uuid, []).append(self)
+        self.running[uuid] = now
 
     def older_than(self, now: float, age: float, limit: int = 20) -> tuple[int, list[str]]:
         """How many started more than ``age`` ago, and the first ``limit`` ids."""
@@ -146,13 +183,15 @@ class WorkerTracker:
 
 
 class Feeds:
-    """The shared inputs, by event type: ``dispatch[type]`` lists (matcher, sinks)."""
+    """The shared inputs, by event type: ``dispatch[type]`` routes a record to its sinks."""
 
     def __init__(self) -> None:
-        self.dispatch: dict[str, list[tuple[Matcher, list[Sink]]]] = {}
+        self.dispatch: dict[str, Route] = {}
         self.workers = WorkerTracker()
         self._shared: dict[tuple[str, ...], object] = {}
         self._matchers: dict[str, Matcher] = {}
+        #: task id -> the STARTED trackers holding it (see ``StartedTracker``)
+        self._holders: dict[str, list[StartedTracker]] = {}
 
     def _matcher(self, text: str) -> Matcher:
         if text not in self._matchers:
@@ -160,13 +199,7 @@ class Feeds:
         return self._matchers[text]
 
     def _subscribe(self, kind: str, text: str, sink: Sink) -> None:
-        matcher = self._matcher(text)
-        entries = self.dispatch.setdefault(kind, [])
-        for known, sinks in entries:
-            if known is matcher:
-                sinks.append(sink)
-                return
-        entries.append((matcher, [sink]))
+        self.dispatch.setdefault(kind, Route()).add(self._matcher(text), sink)
 
     def recent(self, kind: str, text: str, window: float) -> Recent:
         key = ("recent", kind, text, repr(window))
@@ -201,24 +234,25 @@ class Feeds:
     def started(self, text: str) -> StartedTracker:
         key = ("started", text)
         if key not in self._shared:
-            feed = StartedTracker()
+            if not any(k[0] == "started" for k in self._shared):
+                for kind in ENDS:
+                    # an end is matched with no filter: the record changed since it started
+                    self._subscribe(kind, "", self._ended)
+            feed = StartedTracker(self._holders)
             self._shared[key] = feed
             self._subscribe(STARTED, text, feed.start)
-            for kind in ENDS:
-                # an end is matched with no filter: the record may have changed since it started
-                self._subscribe(kind, "", feed.end)
         found = self._shared[key]
         assert isinstance(found, StartedTracker)
         return found
 
+    def _ended(self, rec: TaskRecord, now: float) -> None:
+        for tracker in self._holders.pop(rec.uuid, ()):
+            tracker.running.pop(rec.uuid, None)
+
     def on_task(self, kind: str, rec: TaskRecord, now: float) -> None:
-        entries = self.dispatch.get(kind)
-        if entries is None:
-            return
-        for matcher, sinks in entries:
-            if matcher(rec):
-                for sink in sinks:
-                    sink(rec, now)
+        route = self.dispatch.get(kind)
+        if route is not None:
+            route(rec, now)
 
     @property
     def wanted(self) -> frozenset[str]:
