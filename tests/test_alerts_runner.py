@@ -168,3 +168,28 @@ def test_replaying_the_store_fires_like_the_stream_itself(
     assert out[0] == "rule fails: failures of name:benchapp.always_fail >= 3 in 5s"
     assert [line.split()[2] for line in out[2:-1]] == kinds
     assert out[-1] == f"would have fired {kinds.count(FIRING)} time(s)"
+
+
+def test_a_replay_feeds_each_event_at_its_own_time(tmp_path: Path) -> None:
+    """Three failures (t0, t0+1, t0+2), then nothing for 100 s but one late event: fired at
+    the first tick after the third, resolved once the first left the 5 s window, not when
+    the late event came."""
+    from lazycelery.store import Transition, WriteBatch
+
+    t0 = 1_700_000_000.0
+    failed = [TaskRecord(uuid=f"f{i}", state=FAILURE, name="benchapp.always_fail",
+                         failed=t0 + i) for i in range(3)]
+    late = TaskRecord(uuid="late", state="SUCCESS", name="benchapp.add", succeeded=t0 + 100)
+    store = open_store(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    try:
+        store.write(WriteBatch(tasks=[*failed, late], transitions=[
+            # task-received carries the name the filter reads (task-failed does not)
+            *(Transition(r.uuid, "task-received", t0 + i - 0.5, "w@h", 0)
+              for i, r in enumerate(failed)),
+            *(Transition(r.uuid, "task-failed", r.failed, "w@h", 0) for r in failed),
+            Transition("late", "task-succeeded", t0 + 100, "w@h", 0)]))
+        result = replay_history(store, rules(FAILS), t0 - 1, t0 + 120)
+    finally:
+        store.close()
+    assert [(t.kind, round(t.at - t0)) for t in result.transitions] == [
+        ("firing", 3), ("resolved", 6)]

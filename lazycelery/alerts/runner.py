@@ -91,6 +91,7 @@ class AlertRunner:
 
     def start(self) -> AlertRunner:
         self._publish(self.clock())  # the rules are listed (state ok) from the start
+        self._written = None  # ... and written again with what the first tick found
         self._thread = threading.Thread(target=self._run, name="lazycelery-alerts", daemon=True)
         self._thread.start()
         return self

@@ -205,6 +205,9 @@ def _test(settings: Settings, rule: Rule, args: argparse.Namespace) -> int:
     print(f"rule {rule.name}: {describe_rule(rule)}{hold}")
     print(f"replayed {result.events:,} events from {_clock(since)} to {_clock(until)} "
           f"({mask_store_url(url)})")
+    if rule.kind == "worker_offline":
+        print("(the store keeps a worker sample a minute: replayed, a worker is lost after "
+              "2m without one)")
     for t in transitions:
         print(f"{_clock(t['at'])}  {t['state']:<8}  {t['summary']}")
     fired = sum(1 for t in transitions if t["state"] == "firing")
