@@ -279,3 +279,54 @@ def test_ingest_gap_fires_while_down_and_for_a_recent_gap() -> None:
     assert ev.states[0].state == FIRING  # the gap is in the window
     ev.tick(81.0)
     assert ev.states[0].state == RESOLVED
+
+
+def test_a_check_that_raises_is_reported_once_and_the_other_rules_go_on() -> None:
+    lines: list[str] = []
+    ev = Evaluator(rules("""
+        [[alerts.rules]]
+        name = "broken"
+        kind = "no_consumer"
+        [[alerts.rules]]
+        name = "consumers"
+        kind = "no_consumer"
+        """), now=0.0, say=lines.append)
+    ev.on_queues(_snapshot(QueueStats(name="q", ready=1, consumers=0)))
+    state, _ = ev._checks[0]
+
+    def broken(now: float, world: object) -> None:
+        raise RuntimeError("boom")
+
+    ev._checks[0] = (state, broken)  # type: ignore[assignment]
+    ev.tick(1.0)
+    ev.tick(2.0)
+    assert [s.state for s in ev.states] == [OK, FIRING]
+    assert lines[0] == "alert broken: its check failed (boom)" and len(lines) == 2
+
+
+def test_a_task_started_and_ended_in_one_batch_is_not_stuck() -> None:
+    """A batch reaches the counters grouped by event type: B's end (grouped with A's) comes
+    before its start; B is not left running."""
+    from lazycelery.core.index import TaskIndex
+
+    ev = Evaluator(rules("""
+        [[alerts.rules]]
+        name = "stuck"
+        kind = "stuck_started"
+        threshold = "10s"
+        """), now=0.0)
+    index = TaskIndex()
+    first = [{"type": "task-received", "uuid": "a", "name": "t", "timestamp": 1.0},
+             {"type": "task-started", "uuid": "a", "timestamp": 1.0}]
+    ev.feed(first, index.apply_batch(first), 1.0)
+    second = [{"type": "task-succeeded", "uuid": "a", "runtime": 1.0, "timestamp": 2.0},
+              {"type": "task-received", "uuid": "b", "name": "t", "timestamp": 2.0},
+              {"type": "task-started", "uuid": "b", "timestamp": 2.0},
+              {"type": "task-succeeded", "uuid": "b", "runtime": 0.1, "timestamp": 2.1},
+              {"type": "task-received", "uuid": "c", "name": "t", "timestamp": 2.2},
+              {"type": "task-started", "uuid": "c", "timestamp": 2.2}]
+    ev.feed(second, index.apply_batch(second), 2.2)
+    ev.tick(20.0)
+    state = ev.states[0]
+    assert state.state == FIRING and state.last is not None
+    assert state.last.tasks == ("c",)

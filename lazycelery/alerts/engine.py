@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from lazycelery.alerts.conditions import World, build_condition, on_status
+from lazycelery.alerts.conditions import Check, Condition, World, build_condition, on_status
 from lazycelery.alerts.describe import describe_rule
 from lazycelery.alerts.feeds import Feeds
 from lazycelery.alerts.rule import Rule
@@ -17,6 +17,7 @@ from lazycelery.broker.model import QueueSnapshot
 from lazycelery.core.ingest_status import IngestStatus
 from lazycelery.core.model import TaskRecord, WorkerRecord
 from lazycelery.notify.message import Notification, Notifier
+from lazycelery.urls import error_line
 
 __all__ = ["Evaluator", "notification_for", "transition_line"]
 
@@ -47,6 +48,7 @@ class Evaluator:
                         for rule in self.rules]
         self.wanted = self.feeds.wanted
         self.ticks = 0
+        self._broken: set[str] = set()
         #: notifications the notifier could not queue
         self.lost = 0
 
@@ -57,15 +59,23 @@ class Evaluator:
     def feed(self, events: Sequence[Mapping[str, Any]],
              records: Sequence[TaskRecord | WorkerRecord | None], now: float) -> None:
         """One ingest batch (the records as they were after it: copies, or the replay's)."""
-        on_task, workers = self.feeds.on_task, self.feeds.workers
+        workers = self.feeds.workers
+        by_kind: dict[str, list[TaskRecord]] = {}
         for event, rec in zip(events, records, strict=False):
             if rec is None:
                 continue
             kind = event.get("type")
-            if rec.__class__ is TaskRecord:
-                on_task(kind, rec, now)  # type: ignore[arg-type]
+            if rec.__class__ is TaskRecord and isinstance(kind, str):
+                found = by_kind.get(kind)
+                if found is None:
+                    by_kind[kind] = [rec]
+                else:
+                    found.append(rec)
             elif rec.__class__ is WorkerRecord and isinstance(kind, str):
                 workers.add(rec, kind, now)
+        on_tasks = self.feeds.on_tasks
+        for kind, recs in by_kind.items():
+            on_tasks(kind, recs, now)
 
     def on_queues(self, snapshot: QueueSnapshot) -> None:
         self.world.queues = snapshot
@@ -77,15 +87,26 @@ class Evaluator:
         """Check every rule once; returns the transitions (already told)."""
         self.ticks += 1
         silences = self.silences()
-        world = self.world
         transitions = []
         for state, check in self._checks:
             silenced = silences.get(state.rule.name, 0.0) > now
-            transition = state.update(check(now, world), now, silenced)
+            transition = state.update(self._check(state, check, now), now, silenced)
             if transition is not None:
                 transitions.append(transition)
                 self._tell(transition)
         return transitions
+
+    def _check(self, state: AlertState, check: Condition, now: float) -> Check | None:
+        """One rule's check; one that raises is reported once and counts as not known (the
+        other rules go on)."""
+        try:
+            return check(now, self.world)
+        except Exception as exc:
+            name = state.rule.name
+            if name not in self._broken:
+                self._broken.add(name)
+                self.say(f"alert {name}: its check failed ({error_line(exc, limit=200)})")
+            return None
 
     def _tell(self, transition: Transition) -> None:
         line = transition_line(transition)
@@ -137,5 +158,6 @@ def notification_for(t: Transition, environment: str | None) -> Notification:
         title=f"[{t.kind.upper()}] {rule.name}: {check.summary}", text=text, created=t.at,
         severity=rule.severity if t.kind == FIRING else "info", environment=environment,
         labels=labels, links=links,
-        payload={"value": check.value, "threshold": rule.threshold, "state": t.kind,
+        payload={"value": check.value, "threshold": rule.threshold, "count": rule.count,
+                 "rate": rule.rate, "ratio": rule.ratio, "state": t.kind,
                  "members": list(check.members), "for": rule.for_, "window": rule.window})

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Final
 
 from lazycelery.alerts.window import BucketCounter, RuntimeHistogram
+from lazycelery.core.model import STARTED as STATE_STARTED
 from lazycelery.core.model import TaskRecord, WorkerRecord
 from lazycelery.core.query import compile_filter
 
@@ -29,7 +30,8 @@ _MEMO_MAX: Final = 10_000
 #: at most this many tasks tracked as STARTED per filter (more are counted, not tracked)
 STARTED_MAX: Final = 100_000
 
-Sink = Callable[[TaskRecord, float], None]
+#: takes the records of one batch that a filter matched (one call per batch, not per record)
+Sink = Callable[[list[TaskRecord], float], None]
 
 
 class Matcher:
@@ -73,24 +75,43 @@ class Route:
         self._key = operator.attrgetter(*attrs) if attrs else (lambda rec: ())
         self._memo.clear()
 
-    def __call__(self, rec: TaskRecord, now: float) -> None:
-        try:
-            key = self._key(rec)
+    def __call__(self, records: list[TaskRecord], now: float) -> None:
+        """The records of one batch (of this event type) to the sinks whose filter they
+        match: grouped by their memo key first, so each sink is called once per group."""
+        groups: dict[object, list[TaskRecord]] = {}
+        odd: list[TaskRecord] = []
+        key_of = self._key
+        for rec in records:
+            try:
+                key = key_of(rec)
+                found = groups.get(key)
+            except TypeError:  # an unhashable value (a record built without validation)
+                odd.append(rec)
+                continue
+            if found is None:
+                groups[key] = [rec]
+            else:
+                found.append(rec)
+        for key, recs in groups.items():
             sinks = self._memo.get(key)
-        except TypeError:  # an unhashable value (a record built without validation)
-            key, sinks = None, None
-        if sinks is None:
-            sinks = [sink for matcher, found in self.memoised if matcher(rec) for sink in found]
-            if key is not None:
+            if sinks is None:
+                sinks = self._sinks_for(recs[0])
                 if len(self._memo) >= _MEMO_MAX:
                     self._memo.clear()
                 self._memo[key] = sinks
-        for sink in sinks:
-            sink(rec, now)
-        for matcher, found in self.others:
-            if matcher(rec):
-                for sink in found:
-                    sink(rec, now)
+            for sink in sinks:
+                sink(recs, now)
+        for rec in odd:
+            for sink in self._sinks_for(rec):
+                sink([rec], now)
+        for matcher, found_sinks in self.others:
+            matched = [rec for rec in records if matcher(rec)]
+            if matched:
+                for sink in found_sinks:
+                    sink(matched, now)
+
+    def _sinks_for(self, rec: TaskRecord) -> list[Sink]:
+        return [sink for matcher, found in self.memoised if matcher(rec) for sink in found]
 
 
 class Recent:
@@ -101,9 +122,9 @@ class Recent:
         self.counter = BucketCounter(window)
         self.last: deque[tuple[float, str, str | None]] = deque(maxlen=20)
 
-    def add(self, rec: TaskRecord, now: float) -> None:
-        self.counter.add(now)
-        self.last.append((now, rec.uuid, rec.name))
+    def add(self, records: list[TaskRecord], now: float) -> None:
+        self.counter.add(now, len(records))
+        self.last.extend((now, rec.uuid, rec.name) for rec in records[-20:])
 
     def total(self, now: float) -> int:
         return self.counter.total(now)
@@ -120,10 +141,12 @@ class Runtimes:
     def __init__(self, window: float) -> None:
         self.histogram = RuntimeHistogram(window)
 
-    def add(self, rec: TaskRecord, now: float) -> None:
-        runtime = rec.runtime
-        if isinstance(runtime, float) and runtime >= 0:
-            self.histogram.add(now, runtime)
+    def add(self, records: list[TaskRecord], now: float) -> None:
+        add = self.histogram.add
+        for rec in records:
+            runtime = rec.runtime
+            if isinstance(runtime, float) and runtime >= 0:
+                add(now, runtime)
 
 
 class LastSeen:
@@ -131,9 +154,9 @@ class LastSeen:
         self.at: float | None = None
         self.uuid: str | None = None
 
-    def add(self, rec: TaskRecord, now: float) -> None:
+    def add(self, records: list[TaskRecord], now: float) -> None:
         self.at = now
-        self.uuid = rec.uuid
+        self.uuid = records[-1].uuid
 
 
 class StartedTracker:
@@ -147,16 +170,22 @@ class StartedTracker:
         self.holders = holders
         self.untracked = 0
 
-    def start(self, rec: TaskRecord, now: float) -> None:
-        uuid = rec.uuid
-        if uuid in self.running:
-            self.running.move_to_end(uuid)
-        elif len(self.running) >= STARTED_MAX or len(self.holders) >= 4 * STARTED_MAX:
-            self.untracked += 1
-            return
-        else:
-            self.holders.setdefault(uuid, []).append(self)
-        self.running[uuid] = now
+    def start(self, records: list[TaskRecord], now: float) -> None:
+        running, holders = self.running, self.holders
+        for rec in records:
+            if rec.state != STATE_STARTED:
+                # it ended in the same batch (the record is as the batch left it); events of
+                # one batch reach the sinks grouped by type, so its end may have come first
+                continue
+            uuid = rec.uuid
+            if uuid in running:
+                running.move_to_end(uuid)
+            elif len(running) >= STARTED_MAX or len(holders) >= 4 * STARTED_MAX:
+                self.untracked += 1
+                continue
+            else:
+                holders.setdefault(uuid, []).append(self)
+            running[uuid] = now
 
     def older_than(self, now: float, age: float, limit: int = 20) -> tuple[int, list[str]]:
         """How many started more than ``age`` ago, and the first ``limit`` ids."""
@@ -245,14 +274,19 @@ class Feeds:
         assert isinstance(found, StartedTracker)
         return found
 
-    def _ended(self, rec: TaskRecord, now: float) -> None:
-        for tracker in self._holders.pop(rec.uuid, ()):
-            tracker.running.pop(rec.uuid, None)
+    def _ended(self, records: list[TaskRecord], now: float) -> None:
+        holders = self._holders
+        if not holders:
+            return
+        for rec in records:
+            for tracker in holders.pop(rec.uuid, ()):
+                tracker.running.pop(rec.uuid, None)
 
-    def on_task(self, kind: str, rec: TaskRecord, now: float) -> None:
+    def on_tasks(self, kind: str, records: list[TaskRecord], now: float) -> None:
+        """The records one batch's events of type ``kind`` touched, in order."""
         route = self.dispatch.get(kind)
         if route is not None:
-            route(rec, now)
+            route(records, now)
 
     @property
     def wanted(self) -> frozenset[str]:

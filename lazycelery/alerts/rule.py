@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Final
 
 __all__ = ["DEFAULT_COOLDOWN", "DEFAULT_WINDOW", "Rule"]
 
@@ -37,4 +36,3 @@ class Rule:
     slack: float = 0.0
     #: the environment whose table defined it (None: the top level)
     environment: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)

@@ -91,6 +91,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                              "stable hash), for N recorders on Redis, where each receives "
                              "every event; shard 0 also writes worker and queue samples; "
                              "needs a PostgreSQL store")
+    parser.add_argument("--no-alerts", action="store_true",
+                        help="do not evaluate the config file's alert rules (docs/alerts.md)")
     parser.set_defaults(handler=HANDLER)
 
 
@@ -113,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
                             status_every=args.status_every, backfill=not args.no_backfill,
                             topology=topology)
         recorder.otel = args.otel  # span export (lazycelery/otel), started with the ingestor
+        recorder.alerts = not args.no_alerts
         return recorder.run()
     finally:
         store.close()
@@ -192,6 +195,8 @@ class Recorder:
         self.stop = threading.Event()
         self._last_gap: Any = None
         self.otel = False
+        #: evaluate the config file's alert rules (lazycelery.alerts) beside the ingest
+        self.alerts = True
 
     def run(self) -> int:
         from lazycelery.core.index import TaskIndex
@@ -203,7 +208,7 @@ class Recorder:
 
         settings, store = self.settings, self.store
         # serve runs the rules itself (its observer gets every batch): not twice
-        alerts = _start_alerts(settings) if self.observer is None else None
+        alerts = _start_alerts(settings) if self.observer is None and self.alerts else None
         tracing = start_tracing(argparse.Namespace(otel=self.otel), settings, _say)  # bad: exit 2
         masked = settings.masked_broker()
         topology = self.topology
