@@ -23,7 +23,7 @@ else:
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = ["MAX_DEPTH", "ConfigFile", "Environment", "MaskConfig", "OtelTable",
-           "default_config_path", "load_file", "unknown_environment"]
+           "convert_section", "default_config_path", "load_file", "unknown_environment"]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 #: tables and arrays nested deeper than this are refused (no real setting needs more than 4)
@@ -105,6 +105,8 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     mask: MaskConfig | None = None
     #: `lazycelery serve`: users and tokens with their roles (checked by lazycelery.serve.auth)
     serve: dict[str, Any] = {}
+    #: acting policies: auto-retry and routing rules (checked by lazycelery.policies.rules)
+    policies: dict[str, Any] = {}
     #: alert rules (``[[alerts.rules]]``), validated by lazycelery.alerts.spec when used
     alerts: dict[str, Any] = {}
 
@@ -246,3 +248,9 @@ def _key_path(parts: Iterable[str]) -> str:
 def unknown_environment(name: str, config: ConfigFile) -> str:
     known = ", ".join(sorted(config.environments)) or "none defined"
     return f"unknown environment {name!r} (known: {known})"
+
+
+def convert_section(value: Any, target: Any, path: Path, where: tuple[str, ...]) -> Any:
+    """A free-form table of the file (``[serve]``, ``[policies]``) checked against the schema
+    of the module that owns it, with the same one-line messages as the rest of the file."""
+    return _convert(value, target, path, where)

@@ -203,6 +203,7 @@ class Recorder:
         from lazycelery.core.ingest import Ingestor
         from lazycelery.mask.settings import masker_for
         from lazycelery.otel.hook import start_tracing, stop_tracing
+        from lazycelery.policies.runtime import start_policies, tee
         from lazycelery.store.writer import StoreWriter
         from lazycelery.tail.status import StatusReporter
 
@@ -248,6 +249,10 @@ class Recorder:
                 alerts.on_batch(events, records)  # copies what the rules read; never waits
 
         sink = writer.on_batch if observer is None and alerts is None else on_batch
+        # serve starts its own policies (its observer gets every batch); alone, record does
+        policies = None if observer is not None else start_policies(settings, index=index,
+                                                                    say=_say)
+        sink = tee(sink, policies)
 
         masker = masker_for(settings)
         for problem in masker.problems:
@@ -281,6 +286,8 @@ class Recorder:
             ingestor.stop(timeout=3.0)  # its last batch reaches the writer here
             if alerts is not None:
                 alerts.stop()
+            if policies is not None:
+                policies.stop()
             stop_tracing(tracing, _say)
             self._stop_repair()
             writer.stop(timeout=15.0)
