@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ __all__ = ["ALERTS_DIR_ENV", "SilenceReader", "alerts_dir", "read_silences", "re
 ALERTS_DIR_ENV: Final = "LAZYCELERY_ALERTS_DIR"
 SILENCES: Final = "silences.json"
 VERSION: Final = 1
+_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def alerts_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -33,15 +35,22 @@ def alerts_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def state_path(directory: Path, environment: str | None) -> Path:
-    return directory / f"state-{environment or 'default'}.json"
+    """``state-ENV.json``; an environment name is made a safe file name (no ``/``, ``..``, NUL)."""
+    name = _UNSAFE.sub("_", environment) if environment else "default"
+    return directory / f"state-{name}.json"
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write ``data`` whole (a temporary file renamed over ``path``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``data`` whole (a temporary file renamed over ``path``); ConfigError (one line)
+    when it cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"{path}: cannot write ({reason})") from None
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -50,8 +59,8 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise ConfigError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -97,7 +106,7 @@ class SilenceReader:
         try:
             stat = self.path.stat()
             seen = (stat.st_mtime_ns, stat.st_size)
-        except OSError:
+        except (OSError, ValueError):
             seen = None
         if seen != self._seen:
             self._seen = seen

@@ -22,6 +22,7 @@ from lazycelery.alerts.state import FIRING
 from lazycelery.broker.model import QueueSnapshot
 from lazycelery.core.ingest_status import IngestStatus
 from lazycelery.core.model import TaskRecord, WorkerRecord
+from lazycelery.errors import ConfigError
 from lazycelery.urls import error_line
 
 __all__ = ["AlertRunner"]
@@ -58,6 +59,7 @@ class AlertRunner:
         self._written: tuple[Any, float] | None = None
         #: events whose copies could not be queued (the alert thread fell behind)
         self.lost = 0
+        self._unwritable = False
 
     # -- the ingest thread: copies only, never waits ---------------------------------------
 
@@ -141,8 +143,10 @@ class AlertRunner:
                 "environment": self.evaluator.environment, "rules": rules}
         try:
             write_json(state_path(self.directory, self.evaluator.environment), data)
-        except OSError as exc:
-            log.warning("alert state not written: %s", error_line(exc, limit=300))
+        except ConfigError as exc:
+            if not self._unwritable:  # said once, not every second
+                log.warning("alert state not written: %s", error_line(exc, limit=300))
+            self._unwritable = True
             return
         self._written = (compared, now)
 

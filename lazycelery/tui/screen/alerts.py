@@ -43,7 +43,7 @@ class AlertsModel:
         try:
             stat = path.stat()
             seen: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in $LAZYCELERY_ALERTS_DIR
             seen = None
         if seen == self._seen:
             return
