@@ -193,3 +193,12 @@ def test_a_replay_feeds_each_event_at_its_own_time(tmp_path: Path) -> None:
         store.close()
     assert [(t.kind, round(t.at - t0)) for t in result.transitions] == [
         ("firing", 3), ("resolved", 6)]
+
+
+def test_an_environment_name_is_a_safe_file_name(tmp_path: Path) -> None:
+    from lazycelery.alerts.files import state_path
+
+    assert state_path(tmp_path, None) == tmp_path / "state-default.json"
+    assert state_path(tmp_path, "prod-eu_1") == tmp_path / "state-prod-eu_1.json"
+    odd = state_path(tmp_path, "../../etc/x\x00y")
+    assert odd.parent == tmp_path and odd.name == "state-______etc_x_y.json"
