@@ -202,3 +202,30 @@ def test_an_environment_name_is_a_safe_file_name(tmp_path: Path) -> None:
     assert state_path(tmp_path, "prod-eu_1") == tmp_path / "state-prod-eu_1.json"
     odd = state_path(tmp_path, "../../etc/x\x00y")
     assert odd.parent == tmp_path and odd.name == "state-______etc_x_y.json"
+
+
+def test_queue_rules_replay_the_stored_queue_samples(tmp_path: Path) -> None:
+    from lazycelery.store import QueueSample, WriteBatch
+
+    t0 = 1_700_000_000.0
+    samples = [QueueSample(t0 + 10 * i, "billing", None, ready, 0, consumers)
+               for i, (ready, consumers) in enumerate([(5, 1), (500, 1), (800, 0), (3, 1)])]
+    samples.append(QueueSample(t0 + 10, "billing", 9, 499, None, None))  # a priority row
+    store = open_store(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    try:
+        store.write(WriteBatch(queues=samples))
+        result = replay_history(store, rules("""
+            [[alerts.rules]]
+            name = "backlog"
+            kind = "queue_depth"
+            threshold = 100
+            [[alerts.rules]]
+            name = "consumers"
+            kind = "no_consumer"
+            """), t0 - 1, t0 + 40)
+    finally:
+        store.close()
+    # each sample is seen by the tick after it (ticks 1 s apart), as live
+    assert sorted((round(t.at - t0), t.rule.name, t.kind) for t in result.transitions) == [
+        (11, "backlog", "firing"), (21, "consumers", "firing"),
+        (31, "backlog", "resolved"), (31, "consumers", "resolved")]

@@ -176,9 +176,8 @@ def _test(settings: Settings, rule: Rule, args: argparse.Namespace) -> int:
     from lazycelery.tail.history import parse_since
 
     if rule.kind in NOT_REPLAYED:
-        raise UsageError(f"rule {rule.name!r} ({rule.kind}) reads queue figures, which the "
-                         "history store does not replay; only task, worker and gap rules can "
-                         "be tested")
+        raise UsageError(f"rule {rule.name!r} ({rule.kind}) reads the age of the oldest "
+                         "message, which the history store does not keep: it cannot be tested")
     if args.step <= 0:
         raise UsageError("--step: must be > 0")
     now = time.time()
@@ -208,6 +207,8 @@ def _test(settings: Settings, rule: Rule, args: argparse.Namespace) -> int:
     if rule.kind == "worker_offline":
         print("(the store keeps a worker sample a minute: replayed, a worker is lost after "
               "2m without one)")
+    elif rule.kind in ("queue_depth", "no_consumer"):
+        print("(queue figures from the store's samples, one every 10 s while recording)")
     for t in transitions:
         print(f"{_clock(t['at'])}  {t['state']:<8}  {t['summary']}")
     fired = sum(1 for t in transitions if t["state"] == "firing")
