@@ -78,6 +78,8 @@ class Environment(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     mask: MaskConfig | None = None
     #: the command restarting a worker (docs/fleet.md), e.g. "systemctl restart celery@{name}"
     restart: str | None = None
+    #: alert rules of this environment, added to the top-level ones (lazycelery.alerts.spec)
+    alerts: dict[str, Any] = {}
 
 
 class OtelTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -125,6 +127,8 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     sla: dict[str, SlaTable] = {}
     #: the worker restart command of every environment without its own ``restart``
     restart: str | None = None
+    #: alert rules (``[[alerts.rules]]``), validated by lazycelery.alerts.spec when used
+    alerts: dict[str, Any] = {}
 
 
 def default_config_path(environ: Mapping[str, str] | None = None) -> Path:

@@ -28,4 +28,5 @@ COMMANDS: tuple[str, ...] = (
     "lazycelery.commands.notify_cmd",
     "lazycelery.commands.stats_cmd",
     "lazycelery.commands.export_cmd",
+    "lazycelery.commands.alerts_cmd",
 )

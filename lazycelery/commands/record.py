@@ -91,6 +91,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                              "stable hash), for N recorders on Redis, where each receives "
                              "every event; shard 0 also writes worker and queue samples; "
                              "needs a PostgreSQL store")
+    parser.add_argument("--no-alerts", action="store_true",
+                        help="do not evaluate the config file's alert rules (docs/alerts.md)")
     parser.set_defaults(handler=HANDLER)
 
 
@@ -113,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
                             status_every=args.status_every, backfill=not args.no_backfill,
                             topology=topology)
         recorder.otel = args.otel  # span export (lazycelery/otel), started with the ingestor
+        recorder.alerts = not args.no_alerts
         return recorder.run()
     finally:
         store.close()
@@ -192,6 +195,8 @@ class Recorder:
         self.stop = threading.Event()
         self._last_gap: Any = None
         self.otel = False
+        #: evaluate the config file's alert rules (lazycelery.alerts) beside the ingest
+        self.alerts = True
 
     def run(self) -> int:
         from lazycelery.core.index import TaskIndex
@@ -203,6 +208,8 @@ class Recorder:
         from lazycelery.tail.status import StatusReporter
 
         settings, store = self.settings, self.store
+        # serve runs the rules itself (its observer gets every batch): not twice
+        alerts = _start_alerts(settings) if self.observer is None and self.alerts else None
         tracing = start_tracing(argparse.Namespace(otel=self.otel), settings, _say)  # bad: exit 2
         masked = settings.masked_broker()
         topology = self.topology
@@ -231,12 +238,17 @@ class Recorder:
             self._on_status(status, reporter, writer)
             if observer is not None:
                 observer.on_status(status)
+            if alerts is not None:
+                alerts.on_status(status)
 
         def on_batch(events: Any, records: Any) -> None:
             writer.on_batch(events, records)
-            observer.on_batch(events, records)
+            if observer is not None:
+                observer.on_batch(events, records)
+            if alerts is not None:
+                alerts.on_batch(events, records)  # copies what the rules read; never waits
 
-        sink = writer.on_batch if observer is None else on_batch
+        sink = writer.on_batch if observer is None and alerts is None else on_batch
         # serve starts its own policies (its observer gets every batch); alone, record does
         policies = None if observer is not None else start_policies(settings, index=index,
                                                                     say=_say)
@@ -267,6 +279,8 @@ class Recorder:
             writer.start()
             ingestor.start()
             monitor = self._sample_queues(writer) if topology.writes_samples else None
+            if monitor is not None and alerts is not None:
+                monitor.on_update(alerts.on_queues)
             code = self._wait(writer)
         finally:
             reporter.stopping = True
@@ -274,6 +288,8 @@ class Recorder:
                 monitor.stop(timeout=2.0)
                 monitor.inspector.close()
             ingestor.stop(timeout=3.0)  # its last batch reaches the writer here
+            if alerts is not None:
+                alerts.stop()
             if policies is not None:
                 policies.stop()
             stop_tracing(tracing, _say)
@@ -490,6 +506,13 @@ class Recorder:
                 signal.signal(sig, old)
 
         return restore
+
+
+def _start_alerts(settings: Settings) -> Any:
+    """The alert rules of the config file on their own thread (lazycelery.alerts), or None."""
+    from lazycelery.alerts.hook import start_alerts
+
+    return start_alerts(settings, _say)
 
 
 def _still_running(run: PreviousRun) -> bool:

@@ -178,6 +178,7 @@ class _Serve:
         args, settings = self.args, self.settings
         queues = self._queues()
         service = make_service(settings, queues, read_only=settings.read_only)
+        service.alerts = self._alerts(service)
         observer = Observer(service)
         if tracing is not None:  # --otel: every batch (both ingest paths) also feeds the tap
             setattr(observer, "on_batch", tracing.tee(observer.on_batch))  # noqa: B010
@@ -201,6 +202,14 @@ class _Serve:
                 policies.stop()
             if queues is not None:
                 queues.stop()
+            if service.alerts is not None:
+                service.alerts.stop()
+
+    def _alerts(self, service: Any) -> Any:
+        """The alert rules on their own thread, reading the queue reader's snapshots."""
+        from lazycelery.alerts.hook import start_alerts
+
+        return start_alerts(self.settings, _say, queues=service.queues)
 
     def _queues(self) -> Any:
         from lazycelery.broker import open_inspector

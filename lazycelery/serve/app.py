@@ -12,6 +12,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from lazycelery.serve.api_act import ActApi
+from lazycelery.serve.api_alerts import alerts_endpoint
 from lazycelery.serve.api_read import ReadApi
 from lazycelery.serve.auth import Caller, Guard
 from lazycelery.serve.errors import ApiError
@@ -63,6 +64,7 @@ def build_app(service: Service, guard: Guard) -> Starlette:
         post("/api/worker/queue/cancel-consumer/{worker:path}", act.cancel_consumer),
         get("/metrics", metrics),
         Route("/healthcheck", healthcheck, methods=["GET"]),
+        get("/api/alerts", alerts_endpoint(service)),
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:

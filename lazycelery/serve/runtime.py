@@ -31,9 +31,13 @@ class Observer:
     def on_batch(self, events: Sequence[Mapping[str, Any]],
                  records: Sequence[TaskRecord | WorkerRecord | None]) -> None:
         self.service.counters.on_batch(events, records)
+        if self.service.alerts is not None:
+            self.service.alerts.on_batch(events, records)  # copies only; never waits
 
     def on_status(self, status: IngestStatus) -> None:
         self.service.counters.on_status(status)
+        if self.service.alerts is not None:
+            self.service.alerts.on_status(status)
         if self.reconciler is not None:
             self.reconciler.on_ingest_status(status)
 

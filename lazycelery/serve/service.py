@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lazycelery.alerts.runner import AlertRunner
 from lazycelery.broker.model import QueueSnapshot
 from lazycelery.core.actions import Actions
 from lazycelery.core.index import TaskIndex
@@ -49,6 +50,8 @@ class Service:
     #: writes each audit entry into the history store too (``--store``), after the file
     audit_sink: Callable[[Any], None] | None = None
     started: float = field(default_factory=time.time)
+    #: the alert rules' thread (``GET /api/alerts``); None when no rule is configured
+    alerts: AlertRunner | None = None
 
     def __post_init__(self) -> None:
         if self.workers is None:

@@ -30,6 +30,7 @@ DEFAULT_THEME: Final[Mapping[str, str]] = {
     "spark.failed": "ansired",
     "spark.queue": "ansicyan",
     "banner": "bg:ansired fg:ansiwhite bold",
+    "alert.firing": "ansired bold",
     "footer": "reverse",
     "footer.key": "reverse bold",
     "footer.flash": "reverse ansiyellow",

@@ -41,6 +41,11 @@ def header_text(screen: ScreenModel) -> StyleAndTextTuples:
             ("class:header.label", " ev/s")]
     if screen.info.read_only:
         out += [_SEP, ("class:header.readonly", "READ-ONLY")]
+    screen.alerts.refresh()  # the published state: a stat at most once a second
+    firing = len(screen.alerts.firing)
+    if firing:
+        out += [_SEP, ("class:alert.firing", f"! {firing} alert{'s' if firing > 1 else ''} "
+                                              "firing")]
     failures = screen.render_errors.last_frame
     if failures:
         noun = "row or pane" if failures == 1 else "rows or panes"

@@ -27,6 +27,7 @@ from lazycelery.core.query import FilterError, compile_filter
 from lazycelery.core.queue_history import QueueHistory
 from lazycelery.core.task_list import TaskListView
 from lazycelery.core.worker_rows import WorkerRow, worker_rows
+from lazycelery.tui.screen.alerts import AlertsModel
 from lazycelery.tui.screen.charts import ChartsModel
 from lazycelery.tui.screen.detail import DetailModel
 from lazycelery.tui.screen.errors import ErrorsModel
@@ -99,6 +100,8 @@ class ScreenModel:
         self.errors = ErrorsModel(lookup=index.get, clock=clock)
         #: rows and panes that raised while drawn (shown as markers; the header says how many)
         self.render_errors = RenderErrors()
+        #: the alert rules' state as the running evaluator published it (the alerts pane)
+        self.alerts = AlertsModel(self.info.env_name, clock=clock)
         #: the lines are the detail pane's (``panes.detail.DetailLine``)
         self.detail: DetailModel[Any] = DetailModel(index)
         self.detail.errors = self.render_errors
