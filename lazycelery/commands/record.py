@@ -204,12 +204,16 @@ class Recorder:
         from lazycelery.mask.settings import masker_for
         from lazycelery.otel.hook import start_tracing, stop_tracing
         from lazycelery.policies.runtime import start_policies, tee
+        from lazycelery.reports.service import start_automation  # notifications, reports
         from lazycelery.store.writer import StoreWriter
         from lazycelery.tail.status import StatusReporter
 
         settings, store = self.settings, self.store
-        # serve runs the rules itself (its observer gets every batch): not twice
-        alerts = _start_alerts(settings) if self.observer is None and self.alerts else None
+        # serve runs the rules, notifications and reports itself (with or without a store)
+        alone = self.observer is None
+        automation = start_automation(settings.config_path, open_store=self.store_opener,
+                                      environment=settings.env_name, say=_say) if alone else None
+        alerts = _start_alerts(settings, automation) if alone and self.alerts else None
         tracing = start_tracing(argparse.Namespace(otel=self.otel), settings, _say)  # bad: exit 2
         masked = settings.masked_broker()
         topology = self.topology
@@ -268,10 +272,6 @@ class Recorder:
             observer.attach(ingestor, writer)
         part = f", {label}" if label is not None else ""
         _say(f"recording {masked} ({ingestor.path} path{part}) into {store.masked}")
-        from lazycelery.reports.service import start_automation  # notifications, reports
-
-        automation = start_automation(settings.config_path, open_store=self.store_opener,
-                                      environment=settings.env_name, say=_say)
         restore = self._catch_signals()
         code = 0
         monitor = None
@@ -508,11 +508,13 @@ class Recorder:
         return restore
 
 
-def _start_alerts(settings: Settings) -> Any:
-    """The alert rules of the config file on their own thread (lazycelery.alerts), or None."""
+def _start_alerts(settings: Settings, automation: Any) -> Any:
+    """The alert rules of the config file on their own thread (lazycelery.alerts), or None;
+    their notifications go to the channels of ``[notify]`` (``automation``'s dispatcher)."""
     from lazycelery.alerts.hook import start_alerts
 
-    return start_alerts(settings, _say)
+    notifier = automation.dispatcher if automation is not None else None
+    return start_alerts(settings, _say, notifier=notifier)
 
 
 def _still_running(run: PreviousRun) -> bool:

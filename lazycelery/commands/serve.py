@@ -178,7 +178,8 @@ class _Serve:
         args, settings = self.args, self.settings
         queues = self._queues()
         service = make_service(settings, queues, read_only=settings.read_only)
-        service.alerts = self._alerts(service)
+        automation = self._automation()
+        service.alerts = self._alerts(service, automation)
         observer = Observer(service)
         if tracing is not None:  # --otel: every batch (both ingest paths) also feeds the tap
             setattr(observer, "on_batch", tracing.tee(observer.on_batch))  # noqa: B010
@@ -204,12 +205,28 @@ class _Serve:
                 queues.stop()
             if service.alerts is not None:
                 service.alerts.stop()
+            if automation is not None:
+                automation.stop()
 
-    def _alerts(self, service: Any) -> Any:
-        """The alert rules on their own thread, reading the queue reader's snapshots."""
+    def _automation(self) -> Any:
+        """The notification channels and report schedules of the config file (None if none):
+        started here, not by the recorder, so serve notifies with or without a store."""
+        from lazycelery.commands.record import store_url
+        from lazycelery.reports.service import start_automation
+        from lazycelery.store import open_store
+
+        settings = self.settings
+        return start_automation(settings.config_path,
+                                open_store=lambda: open_store(store_url(settings), writer=False),
+                                environment=settings.env_name, say=_say)
+
+    def _alerts(self, service: Any, automation: Any) -> Any:
+        """The alert rules on their own thread, reading the queue reader's snapshots; their
+        notifications go to the ``[notify]`` channels."""
         from lazycelery.alerts.hook import start_alerts
 
-        return start_alerts(self.settings, _say, queues=service.queues)
+        notifier = automation.dispatcher if automation is not None else None
+        return start_alerts(self.settings, _say, queues=service.queues, notifier=notifier)
 
     def _queues(self) -> Any:
         from lazycelery.broker import open_inspector
