@@ -17,6 +17,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lazycelery"
 LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (0, "errors/text", ("lazycelery", "lazycelery.errors", "lazycelery.text", "lazycelery.urls")),
     (1, "config", ("lazycelery.config", "lazycelery.config_file", "lazycelery.celery_app")),
+    # several environments at once: their names and one Settings each (issue 16)
+    (1, "config", ("lazycelery.config_envs",)),
     (2, "broker", ("lazycelery.broker",)),
     (2, "mask", ("lazycelery.mask",)),
     (3, "core", ("lazycelery.core",)),
