@@ -48,6 +48,8 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "lazycelery.tui.operator", "lazycelery.tui.operator_commands",
         "lazycelery.tui.task_actions", "lazycelery.tui.worker_actions")),
     (11, "app", ("lazycelery.tui.app", "lazycelery.tui.run")),
+    # the dashboard over several environments (issue 16)
+    (11, "app", ("lazycelery.tui.envs_run",)),
     (11, "demo", ("lazycelery.demo",)),
     (12, "commands", ("lazycelery.commands",)),
     (13, "cli", ("lazycelery.cli", "lazycelery.__main__")),
