@@ -118,6 +118,72 @@ def run_once(redis: RedisServer, envs_n: int, rate: float, seconds: float) -> di
     }
 
 
+def bench_switch(envs_n: int, budget: int, switches: int) -> dict[str, list[float]]:
+    """The dashboard over ``envs_n`` environments, each index filled to its share of
+    ``budget`` from the recorded stream: seconds from the ``E`` key to the other
+    environment's first frame, and (the reference) from ``tab`` to the same dashboard's next
+    frame. The frames go to a dummy 200x50 output (no terminal I/O); no broker: the indexes
+    are filled beforehand, so the figure is the switch and the draw alone."""
+    from bench_tui import TimedOutput, synthesise
+    from bench_tui import recorded_task_events as task_events
+    from prompt_toolkit.input import create_pipe_input
+
+    from lazycelery.config_envs import share_of
+    from lazycelery.core.envs import EnvSet, EnvWatch
+    from lazycelery.tui.envs_run import EnvDashboards
+
+    share = share_of(budget, envs_n)
+    template = task_events()
+    per_copy = len({e["uuid"] for e in template})
+    watches = [EnvWatch(f"env{i}", None, max_tasks=share) for i in range(envs_n)]
+    for w in watches:
+        for batch in synthesise(template, iter(range(-(-share // per_copy)))):
+            w.index.apply_batch(batch)
+    output = TimedOutput(rows=50, columns=200)
+    frames: list[tuple[float, str]] = []
+    out: dict[str, list[float]] = {"switch": [], "tab": []}
+    with create_pipe_input() as inp:
+        dashboards = EnvDashboards(EnvSet(watches), input=inp, output=output,
+                                   refresh_interval=None)
+        for name, d in dashboards.dashboards.items():
+            d.app.after_render += lambda _app, name=name: frames.append(
+                (time.perf_counter(), name))
+
+        def frame_after(t: float, name: str) -> float:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                for when, shown in list(frames):
+                    if when > t and shown == name:
+                        return when - t
+                time.sleep(0.0005)
+            raise TimeoutError(f"no frame of {name}")
+
+        def drive() -> None:
+            try:
+                frame_after(0.0, dashboards.switcher.current)
+                time.sleep(0.3)
+                for i in range(switches):
+                    target = dashboards.switcher.names[
+                        (dashboards.switcher.names.index(dashboards.switcher.current) + 1)
+                        % envs_n]
+                    t = time.perf_counter()
+                    inp.send_text("E")
+                    out["switch"].append(frame_after(t, target))
+                    time.sleep(0.05)
+                    t = time.perf_counter()
+                    inp.send_text("\t")
+                    out["tab"].append(frame_after(t, target))
+                    time.sleep(0.05)
+            finally:
+                inp.send_text("q")
+
+        driver = threading.Thread(target=drive, daemon=True)
+        driver.start()
+        dashboards.run()
+        driver.join(5)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -125,8 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=5000.0, help="events/s per environment")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", choices=("stream", "switch"), default=None)
+    parser.add_argument("--switches", type=int, default=40)
+    parser.add_argument("--budget", type=int, default=100_000, help="max_tasks of the process")
     args = parser.parse_args(argv)
     log(f"load average {loadavg()[0]:.2f}")
+    if args.only != "stream":
+        times = bench_switch(args.envs, args.budget, args.switches)
+        _print_switch(times, args)
+    if args.only == "switch":
+        return 0
     many: list[dict[str, Any]] = []
     one: list[dict[str, Any]] = []
     with RedisServer() as redis:
@@ -137,6 +211,23 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.envs} envs lost {sum(many[-1]['lost'].values())}")
     _print(many, one, args)
     return 0
+
+
+def _print_switch(times: dict[str, list[float]], args: argparse.Namespace) -> None:
+    def ms(values: list[float], p: float | None = None) -> str:
+        ordered = sorted(values)
+        value = (statistics.median(ordered) if p is None
+                 else ordered[min(len(ordered) - 1, int(p * len(ordered)))])
+        return f"{value * 1000:.1f} ms"
+
+    share = args.budget // args.envs
+    print(f"| dashboard, {args.envs} environments x {share:,} tasks, 200x50 "
+          f"({len(times['switch'])} switches) | median | p95 | reference: tab (a redraw "
+          "in place), same run |")
+    print("|---|---|---|---|")
+    print(f"| E -> the other environment's first frame | {ms(times['switch'])} | "
+          f"{ms(times['switch'], 0.95)} | {ms(times['tab'])} (p95 {ms(times['tab'], 0.95)}) |")
+    print()
 
 
 def _print(many: list[dict[str, Any]], one: list[dict[str, Any]],

@@ -197,11 +197,12 @@ def _stored(envs: EnvSet, task_id: str | None, predicate: Any,
 
 
 def _print_found(results: Sequence[tuple[Found, str]], *, json_out: bool) -> None:
+    width = max((len(found.env) for found, _ in results), default=0)
     for found, where in results:
         rec = found.task
         if json_out:
             print(json.dumps({"env": found.env, "from": where, "uuid": rec.uuid,
                               "name": rec.name, "state": rec.state, "worker": rec.worker}))
         else:
-            print(f"{found.env}  {rec.uuid}  {rec.state:<8}  {rec.name or '?'}  "
+            print(f"{found.env:<{width}}  {rec.uuid}  {rec.state:<8}  {rec.name or '?'}  "
                   f"{rec.worker or '-'}  ({where})")

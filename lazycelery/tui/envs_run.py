@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
+
+from prompt_toolkit.layout import Layout, Window
 
 from lazycelery.core.envs import EnvSet, EnvWatch
 from lazycelery.tui.app import Dashboard
@@ -29,6 +32,10 @@ if TYPE_CHECKING:
     from lazycelery.tui.screen.model import ScreenModel
 
 __all__ = ["EnvDashboards", "run_envs_dashboard", "switch_commands"]
+
+#: how often the hidden dashboards take in their events, and how long their list work may take
+WARM_EVERY = 1.0
+WARM_BUDGET = 0.005
 
 
 def switch_commands(switcher: EnvSwitcher) -> list[Command]:
@@ -68,11 +75,18 @@ class EnvDashboards:
         for watch in envs.watches:
             self._attach(watch)
         self.switcher.on_request = lambda _name: self._leave()
+        self._blank = Layout(Window())
+        self._warm_at = 0.0
+        for d in self.dashboards.values():
+            d.app.before_render += self._keep_warm
 
     def _leave(self) -> None:
-        """End the shown application; ``run`` then shows the environment asked for."""
+        """End the shown application; ``run`` then shows the environment asked for. An
+        application draws itself once more as it ends: given an empty layout for that, the
+        switch costs one full frame (the other dashboard's), not two."""
         app = self.current.app
         if app.is_running:
+            app.layout = self._blank
             app.exit(result=0)
 
     @property
@@ -105,17 +119,35 @@ class EnvDashboards:
             return
         connect_operator(d, watch.settings, watch.monitor)
 
+    def _keep_warm(self, _app: object) -> None:
+        """Once a second, from the shown dashboard's frame: the hidden dashboards take in
+        their events (O(new events), and a slice of any whole-list work), so switching to one
+        draws a ready screen instead of rebuilding its lists first."""
+        now = time.monotonic()
+        if now < self._warm_at:
+            return
+        self._warm_at = now + WARM_EVERY
+        for name, d in self.dashboards.items():
+            if name != self.switcher.current:
+                d.pull()
+                if d.screen.tasks.busy:
+                    d.screen.tasks.step(WARM_BUDGET)
+
     def start(self) -> None:
         self.envs.start()
         for d in self.dashboards.values():
             d.start()
+            d.pull()
+            d.screen.tasks.settle()  # what the indexes hold already (the stores' history)
 
     def run(self) -> int:
         """Show the first environment; after each switch, the asked one; until the user quits."""
         self.start()
         try:
             while True:
-                result = self.current.app.run()
+                shown = self.current
+                result = shown.app.run()
+                shown.app.layout = shown.layout  # back from the blank one of ``_leave``
                 if self.switcher.take_request() is None:
                     return result if isinstance(result, int) else 0
         finally:
