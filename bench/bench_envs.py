@@ -162,7 +162,7 @@ def bench_switch(envs_n: int, budget: int, switches: int) -> dict[str, list[floa
             try:
                 frame_after(0.0, dashboards.switcher.current)
                 time.sleep(0.3)
-                for i in range(switches):
+                for _ in range(switches):
                     target = dashboards.switcher.names[
                         (dashboards.switcher.names.index(dashboards.switcher.current) + 1)
                         % envs_n]

@@ -99,7 +99,7 @@ class EnvDashboards:
         settings = watch.settings
         info = DashboardInfo(broker=settings.masked_broker() if settings else "",
                              env_name=watch.name, read_only=watch.read_only,
-                             env_color=watch.color)
+                             env_color=watch.color, env_count=len(self.envs))
         history = (history_source(settings, watch.index)
                    if settings is not None and settings.store_url else None)
         return Dashboard(watch.index, info=info, keys=keys, color=color, settings=settings,
