@@ -58,12 +58,31 @@ def test_each_environment_has_its_own_dashboard_actions_and_colour() -> None:
 def test_switch_commands_are_in_the_registry_and_the_palette() -> None:
     with dashboards(EnvWatch("a", None), EnvWatch("b", None)) as ds:
         registry = ds.current.registry
-        assert "env.next" in registry and "env.a" in registry and "env.b" in registry
+        assert {"env.next", "env.show.a", "env.show.b", "env.search"} <= {
+            c.name for c in registry}
         assert registry.get("env.next").keys == ("E",)
-        registry.get("env.b").handler(ds.current.screen)
+        registry.get("env.show.b").handler(ds.current.screen)
         assert ds.switcher.take_request() == "b" and ds.current is ds.dashboards["b"]
-        registry.get("env.b").handler(ds.current.screen)  # already shown: nothing to do
+        registry.get("env.show.b").handler(ds.current.screen)  # already shown: nothing to do
         assert ds.switcher.take_request() is None
+
+
+def test_a_filter_searched_in_every_environment_says_how_many_in_each() -> None:
+    from tests.replay import load_events
+
+    a, b = EnvWatch("a", None, max_tasks=100_000), EnvWatch("b", None, max_tasks=100_000)
+    events = load_events("redis")
+    a.index.apply_batch(events)
+    with dashboards(a, b) as ds:
+        shown = ds.current
+        shown.run("env.search")
+        assert shown.ui.flash_error and "type a filter first" in (shown.ui.flash_text or "")
+        failed = sum(1 for r in a.index.snapshot() if r.state == "FAILURE")
+        assert failed > 0
+        shown.filter_buffer.text = "state:failure"
+        shown.run("env.search")
+        assert f"in every environment: a {failed:,} · b 0" in (shown.ui.flash_text or "")
+        assert ds.dashboards["b"].filter_buffer.text == "state:failure"
 
 
 def test_a_misconfigured_environment_says_why_and_refuses_actions() -> None:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from prompt_toolkit.layout import Layout, Window
 
 from lazycelery.core.envs import EnvSet, EnvWatch
+from lazycelery.core.query import FilterError, compile_filter
 from lazycelery.tui.app import Dashboard
 from lazycelery.tui.panes.clusters import clusters_info
 from lazycelery.tui.plugins import PluginInfo, Selection, builtin_panes, discover
@@ -38,22 +39,29 @@ WARM_EVERY = 1.0
 WARM_BUDGET = 0.005
 
 
-def switch_commands(switcher: EnvSwitcher) -> list[Command]:
-    """``E``: the next environment; in the palette, one command per environment."""
+def switch_commands(switcher: EnvSwitcher,
+                    search: Callable[[ScreenModel], None] | None = None) -> list[Command]:
+    """``E``: the next environment; in the palette, one command per environment, and
+    ``search``: the shown filter in every environment."""
     # every built-in pane (the pane host widens such commands to the plugin panes too)
     views = frozenset(i.name for i in builtin_panes()) | {"help"}
 
     def go(name: str) -> Command:
-        return Command(f"env.{name}", f"environment: show {name}",
+        return Command(f"env.show.{name}", f"environment: show {name}",
                        lambda _screen: switcher.request(name), contexts=views,
                        group="Environments")
 
     def next_env(_screen: ScreenModel) -> None:
         switcher.next()
 
-    return [Command("env.next", "environment: show the next one", next_env, keys=("E",),
-                    contexts=views, group="Environments", footer="next env"),
-            *(go(name) for name in switcher.names)]
+    commands = [Command("env.next", "environment: show the next one", next_env, keys=("E",),
+                        contexts=views, group="Environments", footer="next env"),
+                *(go(name) for name in switcher.names)]
+    if search is not None:
+        commands.append(Command(
+            "env.search", "environment: this filter in every environment (counts, and the "
+            "filter set in each)", search, contexts=views, group="Environments"))
+    return commands
 
 
 class EnvDashboards:
@@ -80,6 +88,28 @@ class EnvDashboards:
         for d in self.dashboards.values():
             d.app.before_render += self._keep_warm
 
+    def search_everywhere(self, _screen: ScreenModel) -> None:
+        """The shown dashboard's filter (a task id prefix is ``id:3f2a``) set in every
+        environment's dashboard, and how many tasks it matches in each, said in one line."""
+        shown = self.current
+        text = shown.filter_buffer.text.strip()
+        if not text:
+            shown.ui.flash("type a filter first (/), e.g. id:3f2a or state:failure", error=True)
+            return
+        try:
+            predicate = compile_filter(text)
+        except FilterError as exc:
+            shown.ui.flash(f"filter: {exc}", error=True)
+            return
+        counts = []
+        for found in self.switcher.names:
+            d = self.dashboards[found]
+            if d is not shown:
+                d.filter_buffer.text = text
+            counts.append(f"{found} {sum(1 for r in d.index.snapshot() if predicate(r)):,}")
+        shown.ui.flash(f"{text!r} in every environment: {' · '.join(counts)} (E switches)",
+                       seconds=15.0)
+
     def _leave(self) -> None:
         """End the shown application; ``run`` then shows the environment asked for. An
         application draws itself once more as it ends: given an empty layout for that, the
@@ -104,7 +134,9 @@ class EnvDashboards:
                    if settings is not None and settings.store_url else None)
         return Dashboard(watch.index, info=info, keys=keys, color=color, settings=settings,
                          plugins=[*plugins, clusters_info(self.switcher)],
-                         extra_commands=switch_commands(self.switcher), history=history,
+                         extra_commands=switch_commands(self.switcher,
+                                                        self.search_everywhere),
+                         history=history,
                          **options)  # type: ignore[arg-type]
 
     def _attach(self, watch: EnvWatch) -> None:
