@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from lazycelery import __version__
 from lazycelery.commands import COMMANDS
+from lazycelery.commands.argtypes import EnvAction
 from lazycelery.errors import LazyCeleryError
 from lazycelery.text import visible
 
@@ -43,8 +44,11 @@ def common_options(suppress: bool) -> argparse.ArgumentParser:
                        help="import your Celery app like `celery -A` and use its settings")
     group.add_argument("--result-backend", metavar="URL", default=default,
                        help="result backend URL (read only; used for retry and reconciliation)")
-    group.add_argument("--env", metavar="NAME", default=default,
-                       help="use [environments.NAME] from the config file")
+    group.add_argument("--env", metavar="NAME", default=default, action=EnvAction,
+                       help="use [environments.NAME] from the config file; repeat it to "
+                            "watch several (dashboard, tail: docs/environments.md)")
+    group.add_argument("--all-envs", action="store_true", default=default,
+                       help="dashboard, tail, envs: every environment of the config file")
     group.add_argument("--config", metavar="FILE", default=default,
                        help="config file (default: platformdirs user config dir, see `config path`)")
     group.add_argument("--read-only", action="store_true", default=default,

@@ -128,6 +128,7 @@ class Settings:
 
 def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> Settings:
     """Flags beat environment variables beat the config file beat defaults."""
+    _one_environment(args)
     flag_config = _nonempty_flag(args, "config", "--config")
     config_path = (
         Path(flag_config).expanduser() if flag_config else default_config_path(environ)
@@ -181,6 +182,15 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -
         restart=(environment.restart if environment and environment.restart else config.restart),
         _preimported_app=imported.app if imported else None,
     )
+
+
+def _one_environment(args: argparse.Namespace) -> None:
+    """Commands that read one cluster refuse several environments, rather than use one of
+    them silently (the dashboard and tail take several: lazycelery.config_envs)."""
+    names = set(_flag(args, "envs") or ())
+    if _flag(args, "all_envs") or len(names) > 1:
+        raise ConfigError("this command works on one environment: give one --env NAME (the "
+                          "dashboard, tail and envs take several, see docs/environments.md)")
 
 
 def _flag(args: argparse.Namespace, name: str) -> Any:

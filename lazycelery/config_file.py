@@ -34,6 +34,13 @@ _TOO_DEEP = f"tables or arrays nested more than {MAX_DEPTH} levels deep"
 _TOML_POSITION = re.compile(r"\s*\((?:at line (\d+), column \d+|at end of document)\)$")
 
 
+#: the colours an environment may have (``color = "red"``): ANSI names, so light and dark
+#: terminals both show them
+EnvColor = Literal["red", "green", "yellow", "blue", "magenta", "cyan", "white", "gray",
+                   "bright_red", "bright_green", "bright_yellow", "bright_blue",
+                   "bright_magenta", "bright_cyan"]
+
+
 class MaskConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """A ``[mask]`` table (top level, or ``[environments.NAME.mask]`` over it): which task
     arguments are masked at ingest (docs/masking.md). Unset keys keep the defaults."""
@@ -80,6 +87,9 @@ class Environment(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     restart: str | None = None
     #: alert rules of this environment, added to the top-level ones (lazycelery.alerts.spec)
     alerts: dict[str, Any] = {}
+    #: several environments at once: the colour naming this one in the dashboard header and
+    #: in tail's prefix, an ANSI colour name (docs/environments.md)
+    color: EnvColor | None = None
 
 
 class OtelTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

@@ -555,7 +555,7 @@ def test_missing_default_file_is_fine_but_explicit_config_is_not(tmp_path: Path)
             '[environments.prod]\nbrokr = "redis://h"\n',
             "environments.prod.brokr: unknown key (known: broker, result_backend, app, "
             "read_only, queues, transport_options, management_url, store, mask, restart, "
-            "alerts)",
+            "alerts, color)",
         ),
         (
             'default_environment = "prodd"\n[environments.local]\n[environments.staging]\n',

@@ -17,6 +17,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lazycelery"
 LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (0, "errors/text", ("lazycelery", "lazycelery.errors", "lazycelery.text", "lazycelery.urls")),
     (1, "config", ("lazycelery.config", "lazycelery.config_file", "lazycelery.celery_app")),
+    # several environments at once: their names and one Settings each (issue 16)
+    (1, "config", ("lazycelery.config_envs",)),
     (2, "broker", ("lazycelery.broker",)),
     (2, "mask", ("lazycelery.mask",)),
     (3, "core", ("lazycelery.core",)),
@@ -46,6 +48,8 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "lazycelery.tui.operator", "lazycelery.tui.operator_commands",
         "lazycelery.tui.task_actions", "lazycelery.tui.worker_actions")),
     (11, "app", ("lazycelery.tui.app", "lazycelery.tui.run")),
+    # the dashboard over several environments (issue 16)
+    (11, "app", ("lazycelery.tui.envs_run",)),
     (11, "demo", ("lazycelery.demo",)),
     (12, "commands", ("lazycelery.commands",)),
     (13, "cli", ("lazycelery.cli", "lazycelery.__main__")),

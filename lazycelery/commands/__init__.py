@@ -29,4 +29,5 @@ COMMANDS: tuple[str, ...] = (
     "lazycelery.commands.stats_cmd",
     "lazycelery.commands.export_cmd",
     "lazycelery.commands.alerts_cmd",
+    "lazycelery.commands.envs_cmd",
 )

@@ -6,7 +6,7 @@ import argparse
 import math
 from collections.abc import Callable
 
-__all__ = ["int_between", "positive_float", "positive_int"]
+__all__ = ["EnvAction", "int_between", "positive_float", "positive_int"]
 
 
 def positive_int(text: str) -> int:
@@ -40,3 +40,15 @@ def int_between(low: int, high: int) -> Callable[[str], int]:
         return value
 
     return convert
+
+
+class EnvAction(argparse.Action):
+    """``--env NAME``, repeatable: ``env`` keeps the last name (the one-cluster commands read
+    it) and ``envs`` all of them in order (``lazycelery.config_envs`` reads it)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        names = list(getattr(namespace, "envs", None) or [])
+        names.append(str(values))
+        namespace.envs = names
+        setattr(namespace, self.dest, values)

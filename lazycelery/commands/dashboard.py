@@ -12,7 +12,12 @@ __all__ = ["run"]
 def run(args: argparse.Namespace) -> int:
     """Resolve settings, then run the dashboard until the user quits; returns the exit code."""
     from lazycelery import config
+    from lazycelery.config_envs import requested_envs
 
+    if requested_envs(args) is not None:  # --env a --env b, --all-envs
+        from lazycelery.tui.envs_run import run_envs_dashboard
+
+        return run_envs_dashboard(args)
     # Settings first: a bad URL or config file is the same one line with or without a terminal.
     settings = config.resolve(args)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):

@@ -94,6 +94,12 @@ def _sigterm_as_interrupt() -> Callable[[], None]:
 
 def _run(args: argparse.Namespace) -> int:
     from lazycelery.config import resolve
+    from lazycelery.config_envs import requested_envs
+
+    if requested_envs(args) is not None:  # --env a --env b, --all-envs
+        from lazycelery.tail.envs import run_envs
+
+        return run_envs(args)
     from lazycelery.core.ingest import Ingestor
     from lazycelery.mask.settings import masker_for
     from lazycelery.otel.hook import start_tracing, stop_tracing

@@ -347,7 +347,11 @@ class Operator:
                 run: Callable[[], None], *, require: str | None = None, hint: str = "",
                 prompt: str = "") -> None:
         """A confirmation: ``lines`` say what will happen; Cancel is focused; ``run`` on the
-        action button (with ``require``: once that text is typed)."""
+        action button (with ``require``: once that text is typed). With an environment, the
+        title names it: with several at once, which cluster is acted on must be in sight."""
+        env = self.screen.info.env_name
+        if env and self.screen.info.env_count > 1:
+            title = f"{title} [environment {env}]"
         self.open(Dialog(title=title, lines=lines, kind=CONFIRM, confirm_label=label,
                          on_confirm=lambda _text: run(), require=require, hint=hint,
                          prompt=prompt))

@@ -13,6 +13,7 @@ from prompt_toolkit.layout.controls import FormattedTextControl
 from lazycelery.core.ingest_status import short_reason
 from lazycelery.core.model import FAILURE, RECEIVED, RETRY, REVOKED, STARTED, SUCCESS
 from lazycelery.tui.format import age, clock_time, number, one_line, percent, sparkline
+from lazycelery.tui.screen.envs import header_style
 from lazycelery.tui.style import state_class
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ def header_text(screen: ScreenModel) -> StyleAndTextTuples:
     status = screen.ingest_status
     state = status.state if status is not None else "offline"
     out: StyleAndTextTuples = [("class:header.app", " lazycelery"), _SEP]
-    out.append(("class:header.env", one_line(screen.info.env_name or "default")))
+    out.append((header_style(screen.info.env_color),
+                one_line(screen.info.env_name or "default")))
     out += [_SEP, ("", one_line(screen.info.broker)), _SEP]
     out.append((f"class:conn.{state}", f"● {state}"))
     if status is not None and state == "reconnecting":

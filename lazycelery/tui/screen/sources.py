@@ -30,3 +30,7 @@ class DashboardInfo:
     read_only: bool = False
     #: why queue depths are unavailable (unsupported transport), shown in the queues pane
     queues_unavailable: str | None = None
+    #: several environments: the config's ``color`` of this one (the header shows its name in it)
+    env_color: str | None = None
+    #: how many environments this process shows (several: confirmations name the environment)
+    env_count: int = 1
