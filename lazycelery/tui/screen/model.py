@@ -37,6 +37,7 @@ from lazycelery.tui.screen.render_errors import RenderErrors
 from lazycelery.tui.screen.shell import FILTER_INPUT, PALETTE_INPUT, NullShell, Shell
 from lazycelery.tui.screen.sources import DashboardInfo, QueueMonitorLike
 from lazycelery.tui.screen.state import UiState
+from lazycelery.tui.screen.timeline import TimelineModel
 from lazycelery.tui.screen.worker_detail import WorkerDetailModel
 
 __all__ = ["LIST_PANES", "LIVE_FILTER_LIMIT", "LOADING", "CommandSource", "PaletteCommand",
@@ -96,6 +97,8 @@ class ScreenModel:
         self.rates = EventRates(clock=clock)
         #: error groups, fed from every batch (the errors pane shows them)
         self.errors = ErrorsModel(lookup=index.get, clock=clock)
+        #: the task list's tasks as bars on a time axis (the timeline pane)
+        self.timeline = TimelineModel(self.tasks, clock=clock)
         #: rows and panes that raised while drawn (shown as markers; the header says how many)
         self.render_errors = RenderErrors()
         #: the lines are the detail pane's (``panes.detail.DetailLine``)
@@ -175,6 +178,7 @@ class ScreenModel:
             self.last_event_at = self.clock()
             self.rates.add(events, now=self.last_event_at)
             self.errors.feed(events)
+            self.timeline.feed(events)
         self.tasks.sync(records)
         if self.tasks.busy:
             self.shell.schedule_work()
@@ -390,6 +394,14 @@ class ScreenModel:
         target = order[(order.index(current) + delta) % len(order)] if current in order \
             else order[0]
         self.focus_pane(target)
+
+    def open_task(self, rec: TaskRecord) -> None:
+        """The detail of a task another pane shows (the timeline), selected in the task list;
+        back returns to that pane."""
+        if not self.tasks.select(rec):
+            self.ui.flash("that task is no longer in the task list")
+            return
+        self._open_detail()
 
     def _open_detail(self) -> None:
         if self.tasks.selected is None:
