@@ -254,12 +254,15 @@ def render_row(row: Row, view: View, width: int, now: float) -> list[Segment]:
     step = view.span / width
     bars, ends = row.bars, row.ends
     col = 0
+    drawn = -1  # a bar ending on a column's edge must not be drawn again in the next column
     while col < width:
         cell_start = view.start + col * step
-        i = bisect.bisect_left(ends, cell_start)
+        i = max(drawn + 1, bisect.bisect_left(ends, cell_start))
         if i >= len(bars):
             break
         bar = bars[i]
+        if bar.end is None and max(bar.start, now) < cell_start:
+            break  # a running task (the row's last) is drawn until now only
         first = math.floor((bar.start - view.start) / step)
         if first > col:
             if first >= width:
@@ -268,7 +271,7 @@ def render_row(row: Row, view: View, width: int, now: float) -> list[Segment]:
         last = math.ceil((bar.end_at(now) - view.start) / step)
         stop = min(width, max(col + 1, last))
         out.append(Segment(col, stop, bar))
-        col = stop
+        col, drawn = stop, i
     return out
 
 
