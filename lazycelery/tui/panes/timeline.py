@@ -153,7 +153,7 @@ class TimelineView(PaneViewBase):
 
             def create_content(self, width: int, height: int) -> UIContent:
                 try:
-                    model.refresh()
+                    view.redraw_in(model.refresh())
                     view.page_rows = max(1, height - 1)
                     lines = timeline_lines(model, width, height)
                 except Exception as exc:  # a bug: one marker line, the frame completes
@@ -166,6 +166,7 @@ class TimelineView(PaneViewBase):
             return [("bold", f" {PANE.key} {PANE.title} "), ("", f" {model.title()}")]
 
         self.page_rows = 10
+        self._timer = False
         self.body = Window(Lanes(), wrap_lines=False, always_hide_cursor=True)
         self._container = HSplit([
             title_bar(title, focused), self.body,
@@ -175,6 +176,25 @@ class TimelineView(PaneViewBase):
 
     def container(self) -> Container:
         return self._container
+
+    def redraw_in(self, seconds: float | None) -> None:
+        """A change of the tasks was held back (rebuilds are throttled): draw again when it is
+        due, even if no event or key comes to trigger a frame."""
+        shell = self.ctx.screen.shell
+        if seconds is None or self._timer or not shell.running:
+            return
+        self._timer = True
+
+        async def later() -> None:
+            import asyncio
+
+            try:
+                await asyncio.sleep(seconds)
+            finally:
+                self._timer = False
+            shell.invalidate()
+
+        shell.spawn(later())
 
     def move(self, delta: int) -> None:
         self.model.move(delta)

@@ -78,23 +78,32 @@ class TimelineModel:
         while len(pids) > PIDS_KEPT:
             pids.popitem(last=False)
 
-    def refresh(self, force: bool = False) -> None:
+    def refresh(self, force: bool = False) -> float | None:
         """Rebuild the layout if the list (or the grouping) changed, at most every
-        ``BUILD_EVERY`` seconds; keep following now."""
+        ``BUILD_EVERY`` seconds; keep following now. Returns the seconds until a change held
+        back is due (the pane redraws then), None when the layout is up to date."""
         now = self._clock()
         key = (self._tasks.generation, self.grouping, self._pids_version)
         every = max(BUILD_EVERY, BUILD_COST_FACTOR * self._build_seconds)
-        if key != self._built and (force or self._built is None or
-                                   key[1] != self._built[1] or now - self._built_at >= every):
-            started = time.perf_counter()
-            tasks = self._tasks
-            self.layout = build_layout((tasks.row(d) for d in range(len(tasks))),
-                                       self.grouping, self.pids)
-            self._built, self._built_at = key, now
-            self._build_seconds = time.perf_counter() - started
-            self.top = min(self.top, max(0, len(self.layout.rows) - 1))
+        pending: float | None = None
+        if key != self._built:
+            due = every - (now - self._built_at)
+            if force or self._built is None or key[1] != self._built[1] or due <= 0:
+                self._build(key, now)
+            else:
+                pending = due
         if self.follow:
             self.view = View(now - self.view.span, self.view.span)
+        return pending
+
+    def _build(self, key: tuple[int, str, int], now: float) -> None:
+        started = time.perf_counter()
+        tasks = self._tasks
+        self.layout = build_layout((tasks.row(d) for d in range(len(tasks))), self.grouping,
+                                   self.pids)
+        self._built, self._built_at = key, now
+        self._build_seconds = time.perf_counter() - started
+        self.top = min(self.top, max(0, len(self.layout.rows) - 1))
 
     # ------------------------------------------------------------------ reading
 
@@ -212,8 +221,9 @@ class TimelineModel:
     def title(self) -> str:
         """Counts for the pane's title: lanes, bars, and what was left out."""
         layout = self.layout
-        text = (f"{len(layout.lanes):,} {'queues' if self.grouping == BY_QUEUE else 'workers'}"
-                f"  {layout.bars:,} tasks")
+        lanes = len(layout.lanes)
+        kind = "queue" if self.grouping == BY_QUEUE else "worker"
+        text = f"{lanes:,} {kind}{'' if lanes == 1 else 's'}  {layout.bars:,} tasks"
         if layout.untimed:
             text += f"  {layout.untimed:,} not started"
         if layout.hidden:
