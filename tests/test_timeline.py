@@ -331,3 +331,22 @@ def test_visible_rows_keep_the_selection_on_screen() -> None:
     model.select("t0")
     assert model.visible_rows(10) == range(0, 10)
     assert model.visible_rows(0) == range(0, 0)
+
+
+def test_threaded_build_is_taken_in_by_the_next_refresh() -> None:
+    import threading
+
+    records = [rec(f"t{i}", started=T0 + i) for i in range(1000)]
+    rows = Rows(records)
+    model = TimelineModel(rows, clock=lambda: T0, threaded=True)
+    ready = threading.Event()
+    model.on_built = ready.set
+    assert model.refresh() is None
+    assert ready.wait(10)
+    assert not model.building
+    model.refresh()
+    assert model.layout.bars == 1000
+    records.append(rec("late", started=T0))
+    rows.generation += 1
+    assert model.refresh() is not None  # held back: built within the last second
+    assert model.layout.bars == 1000

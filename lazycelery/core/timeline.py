@@ -16,9 +16,9 @@ import heapq
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
-from lazycelery.core.model import READY_STATES, TaskRecord
+from lazycelery.core.model import TaskRecord
 from lazycelery.text import real
 
 __all__ = ["BY_QUEUE", "BY_WORKER", "GROUPINGS", "MAX_ROWS", "MAX_SPAN", "MIN_SPAN", "Bar",
@@ -40,9 +40,9 @@ _STEPS: Final = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 
                  604800)
 
 
-@dataclass(frozen=True, slots=True)
-class Bar:
-    """One task on the axis: ``end`` is None while it runs (drawn until now)."""
+class Bar(NamedTuple):
+    """One task on the axis: ``end`` is None while it runs (drawn until now). A tuple: a
+    layout makes one per task."""
 
     start: float
     end: float | None
@@ -113,31 +113,34 @@ class Layout:
         return sum(lane.hidden for lane in self.lanes)
 
 
-def _time(rec: TaskRecord, name: str) -> float | None:
-    return real(getattr(rec, name))
+def _time(value: object) -> float | None:
+    # the fast path first: a plain finite float (NaN fails both comparisons)
+    if type(value) is float and -1e300 < value < 1e300:
+        return value
+    return real(value)
 
 
 #: which time ends a task in each finished state
-_END: Final = {"SUCCESS": ("succeeded",), "FAILURE": ("failed",), "REVOKED": ("revoked",),
-               "REJECTED": ("rejected",), "PURGED": ("purged",), "RETRY": ("retried",)}
+_END: Final = {"SUCCESS": "succeeded", "FAILURE": "failed", "REVOKED": "revoked",
+               "REJECTED": "rejected", "PURGED": "purged", "RETRY": "retried"}
 
 
 def bar_of(rec: TaskRecord) -> tuple[Bar | None, bool]:
     """The task's bar (None: no received / started time) and whether its end had to be
     moved up to its start (an end before the start: two clocks apart)."""
-    start = _time(rec, "started")
+    start = _time(rec.started)
     if start is None:
-        start = _time(rec, "received")
+        start = _time(rec.received)
     if start is None:
         return None, False
-    end: float | None = None
-    for name in _END.get(rec.state, ()):
-        end = _time(rec, name)
-    if end is None and (rec.state in READY_STATES or rec.state == "RETRY"):
+    state = rec.state
+    end_field = _END.get(state)
+    end = None if end_field is None else _time(getattr(rec, end_field))
+    if end is None and end_field is not None:
         end = start  # finished, but its end time was not seen: a zero-length mark
     if end is not None and end < start:
-        return Bar(start, start, rec.state, rec), True
-    return Bar(start, end, rec.state, rec), False
+        return Bar(start, start, state, rec), True
+    return Bar(start, end, state, rec), False
 
 
 def lane_key(rec: TaskRecord, grouping: str, pids: Mapping[str, int]) -> str:
@@ -180,8 +183,11 @@ def build_layout(records: Iterable[TaskRecord], grouping: str = BY_WORKER,
             untimed += 1
             continue
         skewed += skew
-        first = min(first, bar.start)
-        last = max(last, bar.end if bar.end is not None else bar.start)
+        if bar.start < first:
+            first = bar.start
+        end = bar.start if bar.end is None else bar.end
+        if end > last:
+            last = end
         by_lane.setdefault(lane_key(rec, grouping, pids), []).append(bar)
     lanes = []
     for key in sorted(by_lane):
@@ -189,17 +195,19 @@ def build_layout(records: Iterable[TaskRecord], grouping: str = BY_WORKER,
         _pack(lane, by_lane[key])
         lanes.append(lane)
     rows = tuple((lane, r) for lane in lanes for r in range(len(lane.rows)))
-    where = {bar.record.uuid: (d, i) for d, (lane, r) in enumerate(rows)
-             for i, bar in enumerate(lane.rows[r].bars)}
+    where: dict[str, tuple[int, int]] = {}
+    for d, (lane, r) in enumerate(rows):
+        bars = lane.rows[r].bars
+        where.update(zip([bar.record.uuid for bar in bars],
+                         zip([d] * len(bars), range(len(bars)), strict=True), strict=True))
     placed = len(where)
     return Layout(grouping, tuple(lanes), rows, where,
                   first if placed else None, last if placed else None, untimed, skewed,
                   placed)
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """Columns ``[col, stop)`` of a row show ``bar``."""
+class Segment(NamedTuple):
+    """Columns ``[col, stop)`` of a row show ``bar`` (a tuple: thousands are made a frame)."""
 
     col: int
     stop: int
@@ -247,29 +255,38 @@ class View:
 
 def render_row(row: Row, view: View, width: int, now: float) -> list[Segment]:
     """What ``width`` columns show of ``row``: each column the first bar in it; a bar at
-    least one column wide. O(segments x log bars)."""
+    least one column wide. O(segments x log bars): the loop is the frame's hot path, hence
+    its local names."""
     out: list[Segment] = []
     if width <= 0 or not row.bars:
         return out
     step = view.span / width
-    bars, ends = row.bars, row.ends
+    origin = view.start
+    bars, ends, n = row.bars, row.ends, len(row.bars)
+    find, floor, ceil, inf = bisect.bisect_left, math.floor, math.ceil, math.inf
     col = 0
     drawn = -1  # a bar ending on a column's edge must not be drawn again in the next column
     while col < width:
-        cell_start = view.start + col * step
-        i = max(drawn + 1, bisect.bisect_left(ends, cell_start))
-        if i >= len(bars):
+        cell_start = origin + col * step
+        i = find(ends, cell_start, drawn + 1)
+        if i >= n:
             break
         bar = bars[i]
-        if bar.end is None and max(bar.start, now) < cell_start:
-            break  # a running task (the row's last) is drawn until now only
-        first = math.floor((bar.start - view.start) / step)
+        end = ends[i]
+        if end == inf:  # running: drawn until now only (it is the row's last bar)
+            end = now if now > bar.start else bar.start
+            if end < cell_start:
+                break
+        first = floor((bar.start - origin) / step)
         if first > col:
             if first >= width:
                 break
             col = first
-        last = math.ceil((bar.end_at(now) - view.start) / step)
-        stop = min(width, max(col + 1, last))
+        stop = ceil((end - origin) / step)
+        if stop <= col:
+            stop = col + 1
+        elif stop > width:
+            stop = width
         out.append(Segment(col, stop, bar))
         col, drawn = stop, i
     return out

@@ -50,20 +50,30 @@ def ruler_line(view: View, width: int) -> StyleAndTextTuples:
     return [("class:table.header", fit("time", GUTTER) + " " + "".join(cells))]
 
 
-def _row_cells(model: TimelineModel, d: int, width: int) -> StyleAndTextTuples:
+def _row_cells(model: TimelineModel, d: int, width: int,
+               styles: dict[str, str]) -> StyleAndTextTuples:
+    """One lane row's cells; adjacent bars of one state make one fragment."""
     row = model.layout.row(d)
     now = model.now()
     out: StyleAndTextTuples = []
     col = 0
     selected = model.selected_bar
-    for seg in render_row(row, model.view, width, now):
-        if seg.col > col:
-            out.append(("", " " * (seg.col - col)))
-        style = state_class(seg.bar.state)
-        if seg.bar is selected:
+    last_style, run = "", 0
+    for col0, stop, bar in render_row(row, model.view, width, now):
+        state = bar.state
+        style = styles.get(state) or styles.setdefault(state, state_class(state))
+        if bar is selected:
             style += SELECTED_STYLE
-        out.append((style, BAR_CHAR * (seg.stop - seg.col)))
-        col = seg.stop
+        if col0 > col or style != last_style:
+            if run:
+                out.append((last_style, BAR_CHAR * run))
+            if col0 > col:
+                out.append(("", " " * (col0 - col)))
+            last_style, run = style, 0
+        run += stop - col0
+        col = stop
+    if run:
+        out.append((last_style, BAR_CHAR * run))
     if selected is not None and model.selected_row() == d:
         out = _overlay(out, selected, model.view, width, now)
     elif col < width:
@@ -109,11 +119,13 @@ def timeline_lines(model: TimelineModel, width: int, height: int) -> list[StyleA
     if not model.layout.rows:
         lines.append([("class:pane.empty", fit(" no task with a received or started time in "
                                                "the task list", width))])
+    styles: dict[str, str] = {}
+    selected_row = model.selected_row()
     for d in shown:
-        sel = model.selected_row() == d
+        sel = selected_row == d
         label_style = "class:table.selected" if sel else "class:table.dim"
         lines.append([(label_style, _gutter(model, d)), ("", " "),
-                      *_row_cells(model, d, cols)])
+                      *_row_cells(model, d, cols, styles)])
     return lines
 
 
@@ -144,6 +156,9 @@ class TimelineView(PaneViewBase):
         self.ctx = ctx
         screen = ctx.screen
         model = self.model = screen.timeline
+        # in the dashboard the layout is built off the UI thread, which redraws when it is ready
+        model.threaded = True
+        model.on_built = screen.shell.invalidate
         focused = lambda: screen.ui.pane == "timeline"  # noqa: E731
         view = self
 

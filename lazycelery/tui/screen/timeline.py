@@ -8,13 +8,14 @@ which the records do not keep: the model takes them from the feed's batches."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from lazycelery.core.model import TaskRecord
-from lazycelery.core.timeline import BY_QUEUE, BY_WORKER, Bar, View, build_layout
+from lazycelery.core.timeline import BY_QUEUE, BY_WORKER, Bar, Layout, View, build_layout
 
 __all__ = ["BUILD_COST_FACTOR", "BUILD_EVERY", "DEFAULT_SPAN", "PIDS_KEPT", "TaskRows",
            "TimelineModel"]
@@ -45,8 +46,14 @@ class TaskRows(Protocol):
 class TimelineModel:
     """Lanes of bars for the pane, a view on them and a selection; UI thread only."""
 
-    def __init__(self, tasks: TaskRows, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, tasks: TaskRows, clock: Callable[[], float] = time.time, *,
+                 threaded: bool = False) -> None:
         self._tasks = tasks
+        self.threaded = threaded
+        #: called from the build thread when a layout is ready (the dashboard redraws)
+        self.on_built: Callable[[], None] = lambda: None
+        self._job: threading.Thread | None = None
+        self._done: tuple[tuple[int, str, int], tuple[Layout, float], float] | None = None
         self._clock = clock
         self.pids: OrderedDict[str, int] = OrderedDict()
         self.grouping = BY_WORKER
@@ -79,31 +86,69 @@ class TimelineModel:
             pids.popitem(last=False)
 
     def refresh(self, force: bool = False) -> float | None:
-        """Rebuild the layout if the list (or the grouping) changed, at most every
-        ``BUILD_EVERY`` seconds; keep following now. Returns the seconds until a change held
-        back is due (the pane redraws then), None when the layout is up to date."""
+        """Take a finished build; start one if the list (or the grouping) changed, at most
+        every ``BUILD_EVERY`` seconds; keep following now. Returns the seconds until a
+        change held back is due (the pane redraws then), None when nothing waits.
+
+        With ``threaded`` the layout is built on a thread of its own from a copy of the
+        list (100,000 tasks take a good fraction of a second: never on the UI thread) and
+        ``on_built`` is called from that thread when it is ready; ``force`` builds here."""
+        idle = self._job is None  # read first: the thread sets _done before it clears _job
+        done = self._done
+        if done is not None:
+            self._done = None
+            self._install(*done)
         now = self._clock()
         key = (self._tasks.generation, self.grouping, self._pids_version)
         every = max(BUILD_EVERY, BUILD_COST_FACTOR * self._build_seconds)
         pending: float | None = None
-        if key != self._built:
+        if key != self._built and idle:
             due = every - (now - self._built_at)
-            if force or self._built is None or key[1] != self._built[1] or due <= 0:
-                self._build(key, now)
+            if force or not self.threaded:
+                if force or self._built is None or key[1] != self._built[1] or due <= 0:
+                    self._install(key, self._layout_of(self._snapshot(), key), now)
+                else:
+                    pending = due
+            elif self._built is None or key[1] != self._built[1] or due <= 0:
+                self._start(key, now)
             else:
                 pending = due
         if self.follow:
             self.view = View(now - self.view.span, self.view.span)
         return pending
 
-    def _build(self, key: tuple[int, str, int], now: float) -> None:
-        started = time.perf_counter()
+    def _snapshot(self) -> list[TaskRecord]:
         tasks = self._tasks
-        self.layout = build_layout((tasks.row(d) for d in range(len(tasks))), self.grouping,
-                                   self.pids)
+        return [tasks.row(d) for d in range(len(tasks))]
+
+    def _layout_of(self, records: list[TaskRecord],
+                   key: tuple[int, str, int]) -> tuple[Layout, float]:
+        started = time.perf_counter()
+        layout = build_layout(records, key[1], self.pids)
+        return layout, time.perf_counter() - started
+
+    def _start(self, key: tuple[int, str, int], now: float) -> None:
+        records = self._snapshot()  # the list is the UI thread's: copied here
+
+        def build() -> None:
+            try:
+                self._done = (key, self._layout_of(records, key), now)
+            finally:
+                self._job = None
+                self.on_built()
+
+        self._job = threading.Thread(target=build, name="lazycelery-timeline", daemon=True)
+        self._job.start()
+
+    def _install(self, key: tuple[int, str, int], built: tuple[Layout, float],
+                 now: float) -> None:
+        self.layout, self._build_seconds = built
         self._built, self._built_at = key, now
-        self._build_seconds = time.perf_counter() - started
         self.top = min(self.top, max(0, len(self.layout.rows) - 1))
+
+    @property
+    def building(self) -> bool:
+        return self._job is not None
 
     # ------------------------------------------------------------------ reading
 
