@@ -29,6 +29,7 @@ from lazycelery.core.task_list import TaskListView
 from lazycelery.core.worker_rows import WorkerRow, worker_rows
 from lazycelery.tui.screen.detail import DetailModel
 from lazycelery.tui.screen.errors import ErrorsModel
+from lazycelery.tui.screen.errors_history import ErrorsHistory
 from lazycelery.tui.screen.help import HelpModel
 from lazycelery.tui.screen.history import HistorySource, LookupDone, RangePage
 from lazycelery.tui.screen.lists import ListModel
@@ -143,6 +144,13 @@ class ScreenModel:
 
     def attach_history(self, source: HistorySource) -> None:
         self.history = source
+
+    def start_errors_history(self) -> None:
+        """With a store: its failures of the last day before now into the error groups."""
+        if self.history is not None:
+            self.errors.load_history(ErrorsHistory(
+                self.history.url, self.errors.groups, until=self.clock(),
+                quiet_missing=self.history.quiet_missing, on_change=self.shell.invalidate))
 
     @property
     def ingest_status(self) -> IngestStatus | None:
