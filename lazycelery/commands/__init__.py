@@ -24,4 +24,5 @@ COMMANDS: tuple[str, ...] = (
     "lazycelery.commands.demo",
     "lazycelery.commands.plugins",
     "lazycelery.commands.errors_cmd",
+    "lazycelery.commands.timeline_cmd",
 )
