@@ -300,8 +300,10 @@ def test_pids_are_remembered_bounded_and_odd_ones_ignored() -> None:
     model.feed([{"type": "task-started", "uuid": "a", "pid": 7},
                 {"type": "task-started", "uuid": "b", "pid": True},
                 {"type": "task-started", "uuid": 5, "pid": 8},
-                {"type": "task-succeeded", "uuid": "c", "pid": 9}])
-    assert dict(model.pids) == {"a": 7}
+                {"type": "task-sent", "uuid": "c", "pid": 9},
+                {"type": "worker-heartbeat", "uuid": "d", "pid": 9},
+                {"type": "task-revoked", "uuid": "e", "pid": 10}])
+    assert dict(model.pids) == {"a": 7, "e": 10}
     model.refresh(force=True)
     assert [lane.key for lane in model.layout.lanes] == ["w1@h [7]"]
 

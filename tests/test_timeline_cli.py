@@ -3,6 +3,7 @@ per worker and per queue as JSON and text, the filter, an empty range, bad input
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def test_lanes_per_worker_as_json(store_url: str, capsys: pytest.CaptureFixture[
     for lane in doc["lanes"]:
         for row in lane["rows"]:
             assert all(b["worker"] == lane["key"] for b in row)
-            assert all(a["end"] <= b["start"] for a, b in zip(row, row[1:], strict=False))
+            assert all(a["end"] <= b["start"] for a, b in itertools.pairwise(row))
     assert {b["state"] for b in bars} == {"SUCCESS", "FAILURE", "REVOKED"}
 
 

@@ -3,7 +3,7 @@ filter) into lanes, rebuilt when the list changed (at most every ``BUILD_EVERY``
 tasks stream in); the view (zoom, pan, following now), the lanes' grouping, the first row on
 screen and the selected task, kept by id.
 
-The worker process of a task comes from its own events (``pid`` of task-received / started),
+The worker process of a task comes from its own events (the ``pid`` its worker sent),
 which the records do not keep: the model takes them from the feed's batches."""
 
 from __future__ import annotations
@@ -71,14 +71,16 @@ class TimelineModel:
     # ------------------------------------------------------------------ input
 
     def feed(self, events: Sequence[Mapping[str, Any]]) -> None:
-        """Remember the worker pid of each task that was received or started."""
+        """Remember the worker pid of each task from the events its worker sent (not
+        ``task-sent``: that one comes from the client)."""
         pids = self.pids
         for event in events:
             kind = event.get("type")
-            if kind != "task-started" and kind != "task-received":
+            if not isinstance(kind, str) or not kind.startswith("task-") or kind == "task-sent":
                 continue
             uuid, pid = event.get("uuid"), event.get("pid")
-            if isinstance(uuid, str) and isinstance(pid, int) and not isinstance(pid, bool):
+            if isinstance(uuid, str) and isinstance(pid, int) and not isinstance(pid, bool) \
+                    and pids.get(uuid) != pid:
                 pids[uuid] = pid
                 pids.move_to_end(uuid)
                 self._pids_version += 1
