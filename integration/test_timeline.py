@@ -82,15 +82,15 @@ def test_real_tasks_are_bars_in_their_worker_process_lane(
     assert len(layout.rows) >= 2
 
     timeline.fit()
-    drawn = {seg.bar.record.uuid
+    drawn = {bar.record.uuid
              for d in range(len(layout.rows))
-             for seg in render_row(layout.row(d), timeline.view, 400, now)}
+             for _, _, bar in render_row(layout.row(d), timeline.view, 400, now)}
     assert ids | {running.id} <= drawn
     # the running task reaches now: its bar ends in the column of now
     recent = View(now - 10, 20.0)
     row = layout.row(layout.where[running.id][0])
-    (seg,) = [s for s in render_row(row, recent, 200, now) if s.bar is live]
-    assert seg.stop == pytest.approx(100, abs=1)
+    (stop,) = [stop for _, stop, bar in render_row(row, recent, 200, now) if bar is live]
+    assert stop == pytest.approx(100, abs=1)
 
     timeline.toggle_grouping()
     assert timeline.grouping == BY_QUEUE

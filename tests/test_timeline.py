@@ -27,7 +27,7 @@ from lazycelery.core.timeline import (
     render_row,
     ticks,
 )
-from lazycelery.tui.screen.timeline import TimelineModel
+from lazycelery.tui.screen.timeline import FOLLOW_STEPS, TimelineModel
 from tests.replay import BROKERS, load_events, load_expected
 
 T0 = 1_800_000_000.0
@@ -125,11 +125,11 @@ def test_every_bar_is_drawn_where_its_time_is() -> None:
         row = layout.row(d)
         segments = render_row(row, view, width, T0)
         assert segments, "every row has bars in the fitted view"
-        assert all(0 <= s.col < s.stop <= width for s in segments)
-        assert all(a.stop <= b.col for a, b in itertools.pairwise(segments))
-        for s in segments:  # a segment starts in the column of its bar (or continues it)
-            assert int(view.column(s.bar.start, width)) <= s.col
-            assert view.column(s.bar.end_at(T0), width) >= s.col
+        assert all(0 <= col < stop <= width for col, stop, _ in segments)
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(segments))
+        for col, _, bar in segments:  # a segment starts in the column of its bar (or after)
+            assert int(view.column(bar.start, width)) <= col
+            assert view.column(bar.end_at(T0), width) >= col
 
 
 # --------------------------------------------------------------------------- view arithmetic
@@ -193,7 +193,8 @@ def test_zero_length_and_finished_without_end_get_one_column() -> None:
                            rec("b", started=T0 + 50, state="FAILURE")])
     view = View(T0 - 10, 100.0)
     segs = render_row(layout.row(0), view, 100, T0)
-    assert [(s.col, s.stop, s.bar.record.uuid) for s in segs] == [(10, 11, "a"), (60, 61, "b")]
+    assert [(col, stop, bar.record.uuid) for col, stop, bar in segs] == [
+        (10, 11, "a"), (60, 61, "b")]
 
 
 def test_running_task_is_drawn_until_now() -> None:
@@ -201,7 +202,7 @@ def test_running_task_is_drawn_until_now() -> None:
     bar = layout.bar("a")
     assert bar is not None and bar.end is None
     segs = render_row(layout.row(0), View(T0, 100.0), 100, T0 + 40)
-    assert [(s.col, s.stop) for s in segs] == [(0, 40)]
+    assert [(col, stop) for col, stop, _ in segs] == [(0, 40)]
 
 
 def test_odd_values_get_no_bar_and_no_error() -> None:
@@ -245,14 +246,22 @@ def model_of(records: list[TaskRecord], now: float = T0 + 100) -> TimelineModel:
 
 
 def test_model_follows_now_until_panned() -> None:
-    model = model_of([rec("a", started=T0, succeeded=T0 + 1)])
-    assert model.follow and model.view.end == T0 + 100
+    now = [T0 + 100]
+    model = TimelineModel(Rows([rec("a", started=T0, succeeded=T0 + 1)]), clock=lambda: now[0])
+    model.refresh(force=True)
+    step = model.view.span / FOLLOW_STEPS  # following, the view moves in small steps
+    assert model.follow and T0 + 100 <= model.view.end < T0 + 100 + step
+    before = model.view
+    now[0] += step / 3
+    model.refresh()
+    assert model.view is before  # within a step: the same view (the pane reuses its lines)
     model.zoom_in()
-    assert model.view.end == pytest.approx(T0 + 100) and model.view.span == 150.0
+    assert model.view.end == pytest.approx(T0 + 100, abs=step) and model.view.span == 150.0
+    end = model.view.end
     model.pan(-0.25)
-    assert not model.follow and model.view.end == pytest.approx(T0 + 100 - 37.5)
+    assert not model.follow and model.view.end == pytest.approx(end - 37.5)
     model.toggle_follow()
-    assert model.follow and model.view.end == T0 + 100
+    assert model.follow and model.view.end == pytest.approx(now[0], abs=step)
 
 
 def test_model_selection_moves_between_rows_and_tasks() -> None:

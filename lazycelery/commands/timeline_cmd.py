@@ -150,8 +150,8 @@ def text_lines(layout: Any, since: float, until: float, width: int) -> list[str]
     for lane in layout.lanes:
         for r, row in enumerate(lane.rows):
             cells = [" "] * cols
-            for seg in render_row(row, view, cols, until):
-                cells[seg.col:seg.stop] = GLYPHS.get(seg.bar.state, "?") * (seg.stop - seg.col)
+            for col, stop, bar in render_row(row, view, cols, until):
+                cells[col:stop] = GLYPHS.get(bar.state, "?") * (stop - col)
             label = visible(lane.key)[:gutter] if r == 0 else ""
             lines.append(f"{label:{gutter}} {''.join(cells)}".rstrip())
         if lane.hidden:

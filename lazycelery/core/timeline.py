@@ -85,10 +85,10 @@ class Lane:
     hidden: int = 0  # bars that needed more than MAX_ROWS rows
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Layout:
     """Every lane (by key), the display rows in order as (lane, row index), where each task
-    is, and what could not be placed."""
+    is, and what could not be placed. Compared by identity (a new build is a new layout)."""
 
     grouping: str
     lanes: tuple[Lane, ...]
@@ -206,12 +206,8 @@ def build_layout(records: Iterable[TaskRecord], grouping: str = BY_WORKER,
                   placed)
 
 
-class Segment(NamedTuple):
-    """Columns ``[col, stop)`` of a row show ``bar`` (a tuple: thousands are made a frame)."""
-
-    col: int
-    stop: int
-    bar: Bar
+#: columns ``[col, stop)`` of a row show ``bar``: a plain tuple (thousands are made a frame)
+Segment = tuple[int, int, Bar]
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +257,7 @@ def render_row(row: Row, view: View, width: int, now: float) -> list[Segment]:
     if width <= 0 or not row.bars:
         return out
     step = view.span / width
+    scale = width / view.span
     origin = view.start
     bars, ends, n = row.bars, row.ends, len(row.bars)
     find, floor, ceil, inf = bisect.bisect_left, math.floor, math.ceil, math.inf
@@ -277,17 +274,17 @@ def render_row(row: Row, view: View, width: int, now: float) -> list[Segment]:
             end = now if now > bar.start else bar.start
             if end < cell_start:
                 break
-        first = floor((bar.start - origin) / step)
+        first = floor((bar.start - origin) * scale)
         if first > col:
             if first >= width:
                 break
             col = first
-        stop = ceil((end - origin) / step)
+        stop = ceil((end - origin) * scale)
         if stop <= col:
             stop = col + 1
         elif stop > width:
             stop = width
-        out.append(Segment(col, stop, bar))
+        out.append((col, stop, bar))
         col, drawn = stop, i
     return out
 

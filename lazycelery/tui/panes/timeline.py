@@ -11,6 +11,7 @@ creates the pane."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
@@ -170,7 +171,7 @@ class TimelineView(PaneViewBase):
                 try:
                     view.redraw_in(model.refresh())
                     view.page_rows = max(1, height - 1)
-                    lines = timeline_lines(model, width, height)
+                    lines = view.lines(width, height)
                 except Exception as exc:  # a bug: one marker line, the frame completes
                     screen.render_errors.record("timeline", exc)
                     lines = [[(MARKER_STYLE, fit(f" {PANE_MARKER}", width))]]
@@ -182,6 +183,8 @@ class TimelineView(PaneViewBase):
 
         self.page_rows = 10
         self._timer = False
+        self._key: tuple[object, ...] | None = None
+        self._lines: list[StyleAndTextTuples] = []
         self.body = Window(Lanes(), wrap_lines=False, always_hide_cursor=True)
         self._container = HSplit([
             title_bar(title, focused), self.body,
@@ -191,6 +194,23 @@ class TimelineView(PaneViewBase):
 
     def container(self) -> Container:
         return self._container
+
+    def lines(self, width: int, height: int) -> list[StyleAndTextTuples]:
+        """The body's lines, drawn again only when what they show changed (the layout, the
+        view, the selection, the size, or a running task's bar grew by a column)."""
+        model = self.model
+        view = model.view
+        step = view.span / max(1, width)
+        key = (model.layout, view, width, height, model.selected, model.top,
+               math.floor(model.now() / step))
+        if key != self._key:
+            self._lines = timeline_lines(model, width, height)
+            self._key = (model.layout, view, width, height, model.selected, model.top, key[-1])
+        return self._lines
+
+    def forget(self) -> None:
+        """Draw the next frame whole (the bench times frames after a change)."""
+        self._key = None
 
     def redraw_in(self, seconds: float | None) -> None:
         """A change of the tasks was held back (rebuilds are throttled): draw again when it is

@@ -8,6 +8,7 @@ which the records do not keep: the model takes them from the feed's batches."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -17,7 +18,7 @@ from typing import Any, Final, Protocol
 from lazycelery.core.model import TaskRecord
 from lazycelery.core.timeline import BY_QUEUE, BY_WORKER, Bar, Layout, View, build_layout
 
-__all__ = ["BUILD_COST_FACTOR", "BUILD_EVERY", "DEFAULT_SPAN", "PIDS_KEPT", "TaskRows",
+__all__ = ["BUILD_COST_FACTOR", "BUILD_EVERY", "DEFAULT_SPAN", "FOLLOW_STEPS", "PIDS_KEPT", "TaskRows",
            "TimelineModel"]
 
 #: while tasks change, the layout is rebuilt at most this often (seconds), and at most every
@@ -31,6 +32,9 @@ PIDS_KEPT: Final = 1_000_000
 #: how much a key zooms, and pans (a fraction of the width)
 ZOOM_STEP: Final = 2.0
 PAN_STEP: Final = 0.25
+#: following now, the view moves by 1/FOLLOW_STEPS of its span at a time (finer than any
+#: terminal's column)
+FOLLOW_STEPS: Final = 1024
 
 
 class TaskRows(Protocol):
@@ -116,8 +120,17 @@ class TimelineModel:
             else:
                 pending = due
         if self.follow:
-            self.view = View(now - self.view.span, self.view.span)
+            self._follow(now)
         return pending
+
+    def _follow(self, now: float) -> None:
+        """The view ending at now, moved in steps of 1/``FOLLOW_STEPS`` of its span (less
+        than a column): between steps every frame is the same, and the pane reuses it."""
+        span = self.view.span
+        step = span / FOLLOW_STEPS
+        end = math.ceil(now / step) * step
+        if end - span != self.view.start:
+            self.view = View(end - span, span)
 
     def _snapshot(self) -> list[TaskRecord]:
         tasks = self._tasks
@@ -210,7 +223,7 @@ class TimelineModel:
     def toggle_follow(self) -> None:
         self.follow = not self.follow
         if self.follow:
-            self.view = View(self._clock() - self.view.span, self.view.span)
+            self._follow(self._clock())
 
     def toggle_grouping(self) -> None:
         self.grouping = BY_QUEUE if self.grouping == BY_WORKER else BY_WORKER
