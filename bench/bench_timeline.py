@@ -1,9 +1,10 @@
 """Timeline pane speed with 100,000 tasks in view: one frame of the pane (ruler, every visible
 lane row, the status line) as prompt_toolkit asks for it, zoomed to fit everything, zoomed in,
 and with the lanes per queue; the layout's rebuild (what a change of the task list costs, at most
-once a second); and, as the reference measured in the same run, the same rows drawn by walking
-every bar in view (what a renderer without the per-column bisection does). Prints a markdown
-table of medians.
+once a second); and, as references measured in the same run, the same rows drawn by walking
+every bar in view (what a renderer without the per-column bisection does) and the task pane's
+frame over the same tasks (bench_tui.py measured it on a quiet machine: it tells how loaded the
+machine is now). Prints a markdown table of medians.
 
     .venv/bin/python bench/bench_timeline.py [--copies 34] [--repeats 7]
 
@@ -129,9 +130,21 @@ def main() -> int:
         if "--profile" in sys.argv:
             import cProfile
             cProfile.runctx("for _ in range(5): frame()", globals(), locals(), sort="cumtime")
+        table = d.plugins.view("tasks").table  # type: ignore[attr-defined]
+
+        def task_pane() -> None:
+            # the task pane's frame over the same 100,000 tasks: bench_tui.py's "render task
+            # pane", 0.4 ms on a quiet machine (docs/performance.md): the machine's speed now
+            with set_app(d.app):
+                content = table.create_content(COLUMNS, 41)
+                for y in range(content.line_count):
+                    content.get_line(y)
+
         frame()
+        task_pane()
         results: list[tuple[str, str]] = []
         fit_ms = median_ms(frame, args.repeats)
+        tasks_ms = median_ms(task_pane, args.repeats)
 
         def unchanged() -> None:
             with set_app(d.app):
@@ -162,6 +175,9 @@ def main() -> int:
             ("reference: the same rows walking every bar in view", f"{ref_ms:.1f} ms"),
             ("ratio frame / reference", f"{fit_ms / ref_ms:.2f}x"),
             ("layout rebuild (per change of the list, at most 1/s)", f"{built:.0f} ms"),
+            ("machine reference: the task pane's frame, same tasks (0.4 ms when quiet)",
+             f"{tasks_ms:.2f} ms"),
+            ("ratio timeline frame (fit) / task pane frame", f"{fit_ms / tasks_ms:.0f}x"),
         ]
     print("| measure | value |\n|---|---|")
     for name, value in results:
