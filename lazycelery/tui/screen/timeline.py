@@ -27,8 +27,8 @@ BUILD_EVERY: Final = 1.0
 BUILD_COST_FACTOR: Final = 10.0
 #: what the view shows at first, ending now (seconds)
 DEFAULT_SPAN: Final = 300.0
-#: task ids whose worker pid is remembered (the newest; a bounded map)
-PIDS_KEPT: Final = 1_000_000
+#: task ids whose worker pid is remembered (the newest; twice the default --max-tasks)
+PIDS_KEPT: Final = 200_000
 #: how much a key zooms, and pans (a fraction of the width)
 ZOOM_STEP: Final = 2.0
 PAN_STEP: Final = 0.25
