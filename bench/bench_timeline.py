@@ -109,6 +109,7 @@ def main() -> int:
             model.refresh(force=True)  # on the caller's thread, to time it
 
         built = median_ms(rebuild, 3)
+        copied = median_ms(d.screen.tasks.snapshot, args.repeats)
         model.fit()
         in_view = model.layout.bars
         shape = f"{len(model.layout.lanes)} x {len(model.layout.rows)}"
@@ -175,6 +176,7 @@ def main() -> int:
             ("reference: the same rows walking every bar in view", f"{ref_ms:.1f} ms"),
             ("ratio frame / reference", f"{fit_ms / ref_ms:.2f}x"),
             ("layout rebuild (per change of the list, at most 1/s)", f"{built:.0f} ms"),
+            ("its share on the UI thread: the copy of the list", f"{copied:.1f} ms"),
             ("machine reference: the task pane's frame, same tasks (0.4 ms when quiet)",
              f"{tasks_ms:.2f} ms"),
             ("ratio timeline frame (fit) / task pane frame", f"{fit_ms / tasks_ms:.0f}x"),

@@ -54,6 +54,9 @@ class Rows:
     def row(self, d: int) -> TaskRecord:
         return self.records[d]
 
+    def snapshot(self) -> list[TaskRecord]:
+        return list(self.records)
+
 
 def rec(uuid: str, **kw: Any) -> TaskRecord:
     kw.setdefault("worker", "w1@h")
@@ -361,3 +364,19 @@ def test_threaded_build_is_taken_in_by_the_next_refresh() -> None:
     rows.generation += 1
     assert model.refresh() is not None  # held back: built within the last second
     assert model.layout.bars == 1000
+
+
+@pytest.mark.parametrize(("filter_text", "sort"), [("", "time"), ("state:failure", "time"),
+                                                  ("", "name"), ("-state:success", "runtime")])
+def test_the_task_lists_snapshot_holds_its_rows(filter_text: str, sort: str) -> None:
+    from lazycelery.core.task_list import TaskListView
+
+    index, _ = replayed("redis")
+    tasks = TaskListView(index)
+    tasks.set_filter(filter_text)
+    tasks.set_sort(sort)
+    tasks.settle()
+    shown = tasks.rows(0, len(tasks))
+    snapshot = tasks.snapshot()
+    assert len(snapshot) == len(shown) > 0
+    assert {r.uuid for r in snapshot} == {r.uuid for r in shown}

@@ -42,9 +42,7 @@ class TaskRows(Protocol):
 
     generation: int
 
-    def __len__(self) -> int: ...
-
-    def row(self, d: int) -> TaskRecord: ...
+    def snapshot(self) -> list[TaskRecord]: ...
 
 
 class TimelineModel:
@@ -133,8 +131,7 @@ class TimelineModel:
             self.view = View(end - span, span)
 
     def _snapshot(self) -> list[TaskRecord]:
-        tasks = self._tasks
-        return [tasks.row(d) for d in range(len(tasks))]
+        return self._tasks.snapshot()
 
     def _layout_of(self, records: list[TaskRecord],
                    key: tuple[int, str, int]) -> tuple[Layout, float]:
