@@ -104,6 +104,7 @@ def main() -> int:
         view = d.plugins.view("timeline")
         lanes = view.body.content  # type: ignore[attr-defined]
         model = d.screen.timeline
+        model.threaded = False  # builds here: the bench times frames, and builds apart
         def rebuild() -> None:
             model._built = None
             model.refresh(force=True)  # on the caller's thread, to time it

@@ -380,3 +380,23 @@ def test_the_task_lists_snapshot_holds_its_rows(filter_text: str, sort: str) -> 
     snapshot = tasks.snapshot()
     assert len(snapshot) == len(shown) > 0
     assert {r.uuid for r in snapshot} == {r.uuid for r in shown}
+
+
+def test_threaded_grouping_switch_builds_on_the_thread() -> None:
+    import threading
+
+    records = [rec(f"t{i}", queue=f"q{i % 3}", started=T0 + i) for i in range(300)]
+    model = TimelineModel(Rows(records), clock=lambda: T0, threaded=True)
+    built = threading.Event()
+    model.on_built = built.set
+    model.refresh()
+    assert built.wait(10)
+    model.refresh()
+    assert [lane.key for lane in model.layout.lanes] == ["w1@h"]
+    built.clear()
+    before = model.layout
+    model.toggle_grouping()
+    assert model.layout is before  # not built on the caller's (the UI) thread
+    assert built.wait(10)
+    model.refresh()
+    assert [lane.key for lane in model.layout.lanes] == ["q0", "q1", "q2"]

@@ -224,7 +224,7 @@ class TimelineModel:
 
     def toggle_grouping(self) -> None:
         self.grouping = BY_QUEUE if self.grouping == BY_WORKER else BY_WORKER
-        self.refresh(force=True)
+        self.refresh()  # a new grouping builds at once (on the build thread when threaded)
 
     def select(self, uuid: str) -> None:
         """Select a task and bring it into view."""
