@@ -1,12 +1,12 @@
 """The errors pane's history: the recorded real failures (tests/data/errors) written to a
-SQLite or PostgreSQL store, replayed by the dashboard's errors history thread into the error
-groups, marked as from history, with their counts per minute and hour; live failures added on
-top; a missing or broken store is one line, never a traceback."""
+SQLite store (PostgreSQL: integration/test_errors_history.py), replayed by the dashboard's
+errors history thread into the error groups, marked as from history, with their counts per
+minute and hour; live failures added on top; a missing or broken store is one line, never a
+traceback."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,12 +41,10 @@ def write_store(url: str) -> str:
     return url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield write_store(f"sqlite:///{tmp_path / 'history.sqlite3'}")
-    else:
-        yield write_store(request.getfixturevalue("postgres_url"))
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    """SQLite here; integration/test_errors_history.py runs the same tests on PostgreSQL."""
+    return write_store(f"sqlite:///{tmp_path / 'history.sqlite3'}")
 
 
 def replayed(url: str, **kw: object) -> tuple[ErrorGroups, ErrorsHistory]:
