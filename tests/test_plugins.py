@@ -297,8 +297,8 @@ def test_builtin_panes_come_from_the_entry_point_group() -> None:
     infos = discover(Selection(no_plugins=True))
     builtins = [i for i in infos if i.builtin]
     assert [i.name for i in builtins] == ["workers", "queues", "tasks", "detail", "alerts",
-                                          "errors", "charts", "worker"]
-    assert [i.key for i in builtins] == ["1", "2", "3", "4", "!", "e", "m", "w"]
+                                          "timeline", "errors", "charts", "worker"]
+    assert [i.key for i in builtins] == ["1", "2", "3", "4", "!", "T", "e", "m", "w"]
     modules = {"worker": "worker_detail"}  # "workers" is the list pane's module
     for info in builtins:
         # registered by lazycelery's own distribution (pyproject.toml), not synthesised
@@ -495,13 +495,14 @@ def test_a_new_builtin_pane_is_one_module_and_one_entry_point(
     infos = discover(Selection(no_plugins=True))
     assert [(i.name, i.key) for i in infos if i.builtin] == [
         ("workers", "1"), ("queues", "2"), ("tasks", "3"), ("detail", "4"), ("slowest", "5"),
-        ("alerts", "!"), ("errors", "e"), ("charts", "m"), ("worker", "w")]
+        ("alerts", "!"), ("timeline", "T"), ("errors", "e"), ("charts", "m"), ("worker", "w")]
     assert by_name(infos)["slowest"].loaded
     with dashboard(infos) as h:
         async def scenario(h: Harness) -> None:
             d = h.d
             view = importlib.import_module("lazycelery.tui.panes.slowest").VIEWS[-1]
-            assert d.plugins.order[-5:] == ("slowest", "alerts", "errors", "charts", "worker")
+            assert d.plugins.order[-6:] == ("slowest", "alerts", "timeline", "errors", "charts",
+                                            "worker")
             assert d.plugins.names == ()
             assert d.registry.get("pane.slowest").title == "Go to slowest"
             await h.keys("5")
@@ -511,10 +512,10 @@ def test_a_new_builtin_pane_is_one_module_and_one_entry_point(
             assert view.moves == [1, 1_000_000_000]
             await h.keys("c")  # its own command, named after it
             assert view.counted == 1 and "slowest.count" in d.registry
-            await h.keys("\t")  # tab: alerts (key !), then errors (key e) after the numbers
+            await h.keys("\t")  # tab: alerts (key !), then the timeline (key T) after the numbers
             assert d.ui.pane == "alerts"
             await h.keys("\t")
-            assert d.ui.pane == "errors"
+            assert d.ui.pane == "timeline"
             await h.keys("j")
             assert view.moves == [1, 1_000_000_000]  # the workers list moved, not the view
 

@@ -85,6 +85,8 @@ class ErrorGroup:
     times: deque[float] = field(default_factory=lambda: deque(maxlen=TIMES))
     #: first failure time per worker
     worker_first: dict[str, float] = field(default_factory=dict)
+    #: failures replayed from the history store (events marked ``history``)
+    from_history: int = 0
 
     @property
     def key(self) -> str:
@@ -129,6 +131,8 @@ class ErrorGroups:
         #: succeeded tasks per task name, by args
         self.succeeded_name_args: dict[str, BoundedCounter] = {}
         self.failures = 0
+        #: of which replayed from the history store
+        self.from_history = 0
         self.evicted = 0
         self.first_time: float | None = None
         self.last_time: float | None = None
@@ -344,6 +348,9 @@ class ErrorGroups:
             first = group.worker_first
             if worker not in first and len(first) < 256:
                 first[worker] = when
+        if event.get("history") is True:
+            group.from_history += 1
+            self.from_history += 1
         self.failures += 1
         self.version += 1
         return group

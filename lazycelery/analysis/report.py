@@ -33,6 +33,7 @@ def group_json(group: ErrorGroup, groups: ErrorGroups, *, now: float, new_within
         "count": group.count,
         "failed": group.failed,
         "retried": group.retried,
+        "from_history": group.from_history,
         "first_seen": _iso(group.first_seen),
         "last_seen": _iso(group.last_seen),
         "new": group.is_new(now, new_within),
@@ -61,6 +62,7 @@ def groups_json(groups: ErrorGroups, *, now: float, new_within: float = 600.0,
     shown = ranked if limit is None else ranked[:limit]
     return {
         "failures": groups.failures,
+        "from_history": groups.from_history,
         "finished": groups.finished,
         "groups_total": len(ranked),
         "observed": {"from": _iso(groups.first_time) if groups.first_time else None,

@@ -30,4 +30,5 @@ COMMANDS: tuple[str, ...] = (
     "lazycelery.commands.export_cmd",
     "lazycelery.commands.alerts_cmd",
     "lazycelery.commands.envs_cmd",
+    "lazycelery.commands.timeline_cmd",
 )

@@ -261,6 +261,18 @@ class TaskListView:
         if self._ordered is not None:
             self._ordered[:] = [r for r in self._ordered if id(r) not in removed]
 
+    def snapshot(self) -> list[TaskRecord]:
+        """Every row, in no particular order: a copy made at C speed for work off the UI
+        thread (the timeline's layout)."""
+        if self._ordered is not None:
+            return list(self._ordered)
+        rows = self._matches
+        if isinstance(rows, _Bidi):
+            return rows.front + rows.back + self._history
+        if isinstance(rows, list):
+            return rows + self._history
+        return [rows[i] for i in range(len(rows))] + self._history
+
     def rows(self, start: int, stop: int) -> list[TaskRecord]:
         """Display rows ``start:stop`` (clamped): what a virtual table formats."""
         stop = min(stop, len(self))

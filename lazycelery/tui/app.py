@@ -382,6 +382,7 @@ class Dashboard:
             self.screen.monitor.start()
         if self.screen.history is not None:
             self.screen.history.start()
+            self.screen.start_errors_history()
         self.operator.start()
 
     def shutdown(self) -> None:
@@ -394,6 +395,7 @@ class Dashboard:
             self.screen.monitor.stop(2.0)
         if self.screen.history is not None:
             self.screen.history.stop(2.0)
+        self.screen.errors.stop_history()
         self.plugins.close()
         self.operator.stop()
 

@@ -43,6 +43,8 @@ def _top(counter: BoundedCounter, n: int = 2) -> str:
 
 def error_columns(model: ErrorsModel, screen: ScreenModel) -> list[Column[ErrorGroup]]:
     def new(g: ErrorGroup) -> tuple[str, str]:
+        if model.only_history(g):
+            return "class:table.dim", "hist"
         return ("class:task.state.retry", "new") if model.is_new(g) else ("", "")
 
     def spark(g: ErrorGroup) -> tuple[str, str]:
@@ -57,7 +59,7 @@ def error_columns(model: ErrorsModel, screen: ScreenModel) -> list[Column[ErrorG
         Column("GROUP", lambda g: ("class:table.dim", g.key[:8]), width=8, priority=2),
         Column("COUNT", lambda g: ("class:task.state.failure", number(g.count)), width=6,
                align="right"),
-        Column("NEW", new, width=3, priority=1),
+        Column("NEW", new, width=4, priority=1),
         Column("LAST 15 MIN", spark, width=SPARK_MINUTES, priority=3),
         Column("ERROR", lambda g: ("", g.fp.title), min_width=20, max_width=60, grow=2),
         Column("SIM", cluster, width=5, priority=5),
@@ -79,6 +81,8 @@ def errors_title(model: ErrorsModel) -> StyleAndTextTuples:
     new = model.new_count()
     if new:
         text.append(("class:task.state.retry", f"  {new} new"))
+    if model.history_status:
+        text.append(("class:table.dim", f"  {model.history_status}"))
     return text
 
 
@@ -88,8 +92,9 @@ def group_lines(model: ErrorsModel, group: ErrorGroup | None, width: int) -> lis
     if group is None:
         return ["no failures seen yet: groups appear here as tasks fail"]
     width = max(20, width)
+    stored = f", {group.from_history:,} from history" if group.from_history else ""
     lines = [f"{group.key}  {group.count:,} failures ({group.failed:,} failed, "
-             f"{group.retried:,} retried)  {group.fp.exc_type}"]
+             f"{group.retried:,} retried{stored})  {group.fp.exc_type}"]
     lines += wrap(f"example: {one_line(group.example)}", width)[:2]
     if group.fp.frames:
         lines.append(f"app frames: {' > '.join(group.fp.frames)}")

@@ -11,6 +11,7 @@ from operator import attrgetter
 from typing import Any, Final
 
 from lazycelery.analysis import ErrorGroup, ErrorGroups, Hint, clusters, hints_for
+from lazycelery.tui.screen.errors_history import ErrorsHistory
 
 __all__ = ["NEW_WITHIN", "RANK_COST_FACTOR", "RANK_EVERY", "TASKS_SHOWN", "ErrorsModel",
            "RankedGroups"]
@@ -83,6 +84,26 @@ class ErrorsModel:
         self._first_seen: list[float] = []
         self._rank_seconds = 0.0
         self._hints: tuple[str, int, list[Hint]] | None = None
+        #: the stored failures being replayed into the groups (dashboard with a store)
+        self.history: ErrorsHistory | None = None
+
+    def load_history(self, history: ErrorsHistory) -> None:
+        """Replay the store's failures into the groups, on the history's own thread."""
+        self.history = history
+        history.start()
+
+    def stop_history(self) -> None:
+        if self.history is not None:
+            self.history.stop()
+
+    @property
+    def history_status(self) -> str:
+        return self.history.status if self.history is not None else ""
+
+    @staticmethod
+    def only_history(group: ErrorGroup) -> bool:
+        """Every failure of the group was read from the store (none seen live)."""
+        return group.from_history >= group.count > 0
 
     def feed(self, events: Sequence[Mapping[str, Any]]) -> None:
         if events:

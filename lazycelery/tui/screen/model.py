@@ -31,6 +31,7 @@ from lazycelery.tui.screen.alerts import AlertsModel
 from lazycelery.tui.screen.charts import ChartsModel
 from lazycelery.tui.screen.detail import DetailModel
 from lazycelery.tui.screen.errors import ErrorsModel
+from lazycelery.tui.screen.errors_history import ErrorsHistory
 from lazycelery.tui.screen.help import HelpModel
 from lazycelery.tui.screen.history import HistorySource, LookupDone, RangePage
 from lazycelery.tui.screen.lists import ListModel
@@ -39,6 +40,7 @@ from lazycelery.tui.screen.render_errors import RenderErrors
 from lazycelery.tui.screen.shell import FILTER_INPUT, PALETTE_INPUT, NullShell, Shell
 from lazycelery.tui.screen.sources import DashboardInfo, QueueMonitorLike
 from lazycelery.tui.screen.state import UiState
+from lazycelery.tui.screen.timeline import TimelineModel
 from lazycelery.tui.screen.worker_detail import WorkerDetailModel
 
 __all__ = ["LIST_PANES", "LIVE_FILTER_LIMIT", "LOADING", "CommandSource", "PaletteCommand",
@@ -98,6 +100,8 @@ class ScreenModel:
         self.rates = EventRates(clock=clock)
         #: error groups, fed from every batch (the errors pane shows them)
         self.errors = ErrorsModel(lookup=index.get, clock=clock)
+        #: the task list's tasks as bars on a time axis (the timeline pane)
+        self.timeline = TimelineModel(self.tasks, clock=clock)
         #: rows and panes that raised while drawn (shown as markers; the header says how many)
         self.render_errors = RenderErrors()
         #: the alert rules' state as the running evaluator published it (the alerts pane)
@@ -147,6 +151,13 @@ class ScreenModel:
     def attach_history(self, source: HistorySource) -> None:
         self.history = source
 
+    def start_errors_history(self) -> None:
+        """With a store: its failures of the last day before now into the error groups."""
+        if self.history is not None:
+            self.errors.load_history(ErrorsHistory(
+                self.history.url, self.errors.groups, until=self.clock(),
+                quiet_missing=self.history.quiet_missing, on_change=self.shell.invalidate))
+
     @property
     def ingest_status(self) -> IngestStatus | None:
         return self.ingestor.status if self.ingestor is not None else None
@@ -182,6 +193,7 @@ class ScreenModel:
             self.rates.add(events, now=self.last_event_at)
             self.errors.feed(events)
             self.charts.feed(events)
+            self.timeline.feed(events)
         self.tasks.sync(records)
         if self.tasks.busy:
             self.shell.schedule_work()
@@ -397,6 +409,14 @@ class ScreenModel:
         target = order[(order.index(current) + delta) % len(order)] if current in order \
             else order[0]
         self.focus_pane(target)
+
+    def open_task(self, rec: TaskRecord) -> None:
+        """The detail of a task another pane shows (the timeline), selected in the task list;
+        back returns to that pane."""
+        if not self.tasks.select(rec):
+            self.ui.flash("that task is no longer in the task list")
+            return
+        self._open_detail()
 
     def _open_detail(self) -> None:
         if self.tasks.selected is None:
