@@ -86,6 +86,8 @@ class Settings:
     #: masking rules: the environment's ``[mask]`` over the top-level one; None = the defaults
     mask: MaskConfig | None = None
     notes: tuple[str, ...] = ()
+    #: ``[queues] dead_letter``: a queue's dead-letter queue name, e.g. "{queue}.dlq"
+    dead_letter: str | None = None
     _preimported_app: Celery | None = field(default=None, repr=False, compare=False)
     # Not an __init__ argument, so dataclasses.replace() gets a fresh app for its new settings.
     _app_holder: AppHolder = field(
@@ -171,6 +173,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -
         mask=(environment.mask.over(config.mask) if environment and environment.mask
               else config.mask),
         notes=_notes(args, environ, broker_source, env_name, environment),
+        dead_letter=config.queues.dead_letter,
         _preimported_app=imported.app if imported else None,
     )
 

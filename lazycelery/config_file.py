@@ -90,6 +90,13 @@ class OtelTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only
     max_buffered_spans: Annotated[int, msgspec.Meta(ge=1)] = 100_000
 
 
+class QueuesTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """The ``[queues]`` table (docs/queues.md)."""
+
+    #: Redis: how a queue's dead-letter queue is named, e.g. "{queue}.dlq"
+    dead_letter: str | None = None
+
+
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """The whole config file, validated."""
 
@@ -103,6 +110,8 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     mask: MaskConfig | None = None
     #: `lazycelery serve`: users and tokens with their roles (checked by lazycelery.serve.auth)
     serve: dict[str, Any] = {}
+    #: queue conventions: the dead-letter queue naming pattern (docs/queues.md)
+    queues: QueuesTable = QueuesTable()
 
 
 def default_config_path(environ: Mapping[str, str] | None = None) -> Path:

@@ -102,7 +102,7 @@ def _open(args: argparse.Namespace, settings: Settings) -> BrokerInspector:
     else:
         management = check_url(management, "--management-url")
     return open_inspector(settings.broker_url, settings.transport_options, settings.queues,
-                          management_url=management)
+                          management_url=management, dead_letter=settings.dead_letter)
 
 
 def _print_json(document: Any, *, pretty: bool) -> None:
