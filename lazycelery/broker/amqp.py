@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import amqp.exceptions
 import kombu.exceptions
 
+from lazycelery.broker.bulk import BulkOutcome, Selection
 from lazycelery.broker.dead_letters import amqp_dead_letters, with_dead_letters
 from lazycelery.broker.management import (
     ManagementAPI,
@@ -159,6 +160,29 @@ class AmqpInspector:
     def purge_tasks(self, queue: str) -> tuple[int, list[str] | None]:
         # AMQP cannot read a message without taking it: the purged ids stay unknown
         return self.purge(queue), None
+
+    def move(self, source: str, target: str, selection: Selection) -> BulkOutcome:
+        from lazycelery.broker.amqp_bulk import transfer
+
+        with self._lock, self._errors():
+            self._probe_channel()  # connected, failover walked
+            if self._probe(target) is None:
+                raise UsageError(f"unknown queue {target!r} on rabbitmq {self.where}")
+            return transfer(self._conn, "move", source, selection, lambda _headers: target)
+
+    def delete(self, source: str, selection: Selection) -> BulkOutcome:
+        from lazycelery.broker.amqp_bulk import transfer
+
+        with self._lock, self._errors():
+            self._probe_channel()
+            return transfer(self._conn, "delete", source, selection, None)
+
+    def requeue_dead(self, source: str, selection: Selection) -> BulkOutcome:
+        from lazycelery.broker.amqp_bulk import dead_letter_origin, transfer
+
+        with self._lock, self._errors():
+            self._probe_channel()
+            return transfer(self._conn, "requeue-dead", source, selection, dead_letter_origin)
 
     def watch_queues(self, names: Iterable[str]) -> None:
         self._known.update(names)

@@ -16,6 +16,7 @@ import redis.exceptions
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from lazycelery.broker.bulk import BulkOutcome, Selection
 from lazycelery.broker.dead_letters import DeadLetterPattern, with_dead_letters
 from lazycelery.broker.envelope import decode_message, decode_tail, decode_unacked_route, parse_eta
 from lazycelery.broker.keys import Binding, RedisLayout, is_internal, pidbox_hostname
@@ -214,6 +215,36 @@ class RedisInspector:
         ids = [info.id for raw in messages
                if isinstance(raw, bytes) and (info := decode_tail(raw)) is not None and info.id]
         return len(messages), ids
+
+    def move(self, source: str, target: str, selection: Selection) -> BulkOutcome:
+        from lazycelery.broker.redis_bulk import transfer
+
+        with self._errors():
+            self._require_known(source)
+            self._require_known(target)  # a typo would make a queue nobody consumes
+            return transfer(self._client, self.layout, "move", source, selection, target)
+
+    def delete(self, source: str, selection: Selection) -> BulkOutcome:
+        from lazycelery.broker.redis_bulk import transfer
+
+        with self._errors():
+            self._require_known(source)
+            return transfer(self._client, self.layout, "delete", source, selection, None)
+
+    def requeue_dead(self, source: str, selection: Selection) -> BulkOutcome:
+        from lazycelery.broker.redis_bulk import transfer
+
+        if self.dead_letter is None:
+            raise UsageError("no dead-letter convention on Redis: set [queues] dead_letter = "
+                             "\"{queue}.dlq\" in the config file (docs/queues.md)")
+        origin = self.dead_letter.origin_of(source)
+        if origin is None:
+            raise UsageError(f"{source!r} is not a dead-letter queue: its name does not match "
+                             f"[queues] dead_letter = {self.dead_letter.pattern!r}")
+        with self._errors():
+            self._require_known(source)
+            return transfer(self._client, self.layout, "requeue-dead", source, selection,
+                            origin)
 
     def watch_queues(self, names: Iterable[str]) -> None:
         self._known.update(names)

@@ -27,6 +27,9 @@ examples:
   lazycelery queues --watch              refresh every second until Ctrl-C
   lazycelery queues peek celery -n 5     the next 5 messages, without consuming them (Redis)
   lazycelery queues purge celery         delete its waiting messages (asks first)
+  lazycelery queues move celery slow --ids ID1,ID2     move two messages (by task id)
+  lazycelery queues delete celery --ids ID1            delete one waiting message
+  lazycelery queues requeue-dead celery.dlq --all      dead letters back to their queues
 """
 
 
@@ -39,7 +42,10 @@ def register(
         usage="lazycelery queues [options] [--json] [--watch] [--interval S] [--workers]\n"
               "                         [--management-url URL]\n"
               "       lazycelery queues peek NAME [-n N] [--json]\n"
-              "       lazycelery queues purge NAME [--yes]",
+              "       lazycelery queues purge NAME [--yes]\n"
+              "       lazycelery queues move SRC DST (--ids ID,... | --all) [--yes]\n"
+              "       lazycelery queues delete SRC (--ids ID,... | --all) [--yes]\n"
+              "       lazycelery queues requeue-dead DLQ (--ids ID,... | --all) [--yes]",
         description="Queue figures read from the broker (Redis or RabbitMQ); each figure "
                     "says where it came from in --json.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -72,6 +78,9 @@ def register(
                                            "priorities). Reserved (unacked) messages are kept.")
     purge.add_argument("name", metavar="NAME", help="queue name")
     purge.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    from lazycelery.commands.queue_bulk import register_bulk
+
+    register_bulk(actions, common)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
     action = getattr(args, "queues_action", None)
     if action == "purge":
         return _purge(args, settings)
+    if action in ("move", "delete", "requeue-dead"):
+        from lazycelery.commands.queue_bulk import run_bulk
+
+        return run_bulk(args, settings, _open)
     inspector = _open(args, settings)
     try:
         if action == "peek":
