@@ -16,6 +16,7 @@ import kombu.exceptions
 
 from lazycelery.broker.bulk import BulkOutcome, Selection
 from lazycelery.broker.dead_letters import amqp_dead_letters, with_dead_letters
+from lazycelery.broker.keys import Binding, is_internal
 from lazycelery.broker.management import (
     ManagementAPI,
     ManagementBinding,
@@ -183,6 +184,22 @@ class AmqpInspector:
         with self._lock, self._errors():
             self._probe_channel()
             return transfer(self._conn, "requeue-dead", source, selection, dead_letter_origin)
+
+    def bindings(self) -> tuple[list[Binding], dict[str, str | None]]:
+        if self._api is None:
+            return [], {}
+        try:
+            types: dict[str, str | None] = {e.name: e.type for e in self._api.exchanges()
+                                            if e.name and not e.name.startswith("amq.")}
+            found = [Binding(b.source, b.routing_key, "", b.destination)
+                     for b in self._api.bindings()
+                     # the default exchange binds every queue to its own name: implied
+                     if b.source and b.destination_type == "queue"]
+        except ManagementError as exc:
+            raise BrokerError(str(exc)) from None
+        bound = [b for b in found if not is_internal(b)]
+        return bound, {k: v for k, v in types.items()
+                       if not is_internal(Binding(k, "", "", ""))}
 
     def watch_queues(self, names: Iterable[str]) -> None:
         self._known.update(names)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from lazycelery.broker.bulk import BulkOutcome, Selection
+from lazycelery.broker.keys import Binding
 from lazycelery.broker.model import PeekedMessage, QueueSnapshot, QueueStats
 
 __all__ = ["BrokerInspector"]
@@ -60,6 +61,11 @@ class BrokerInspector(Protocol):
     def requeue_dead(self, source: str, selection: Selection) -> BulkOutcome:
         """Move the selected messages of dead-letter queue ``source`` back to the queue each
         was dead-lettered from (RabbitMQ: ``x-death``; Redis: the ``dead_letter`` pattern)."""
+        ...
+
+    def bindings(self) -> tuple[list[Binding], dict[str, str | None]]:
+        """The work queues' bindings (Celery's plumbing left out) and exchange -> type
+        (None where the broker doesn't record it); RabbitMQ needs the management API."""
         ...
 
     def watch_queues(self, names: Iterable[str]) -> None:

@@ -246,6 +246,13 @@ class RedisInspector:
             return transfer(self._client, self.layout, "requeue-dead", source, selection,
                             origin)
 
+    def bindings(self) -> tuple[list[Binding], dict[str, str | None]]:
+        # kombu keeps exchange types in the declaring process only: unknown here
+        with self._errors():
+            self._discover()
+        bound = [b for b in self._bindings if not is_internal(b)]
+        return bound, dict.fromkeys((b.exchange for b in bound), None)
+
     def watch_queues(self, names: Iterable[str]) -> None:
         self._known.update(names)
         self._names = None

@@ -30,6 +30,8 @@ examples:
   lazycelery queues move celery slow --ids ID1,ID2     move two messages (by task id)
   lazycelery queues delete celery --ids ID1            delete one waiting message
   lazycelery queues requeue-dead celery.dlq --all      dead letters back to their queues
+  lazycelery -A proj queues routes                     exchanges, bindings, consumers, routes
+  lazycelery -A proj queues route proj.tasks.add       where it goes and who consumes it
 """
 
 
@@ -45,7 +47,9 @@ def register(
               "       lazycelery queues purge NAME [--yes]\n"
               "       lazycelery queues move SRC DST (--ids ID,... | --all) [--yes]\n"
               "       lazycelery queues delete SRC (--ids ID,... | --all) [--yes]\n"
-              "       lazycelery queues requeue-dead DLQ (--ids ID,... | --all) [--yes]",
+              "       lazycelery queues requeue-dead DLQ (--ids ID,... | --all) [--yes]\n"
+              "       lazycelery queues routes [--json]\n"
+              "       lazycelery queues route TASKNAME [--json]",
         description="Queue figures read from the broker (Redis or RabbitMQ); each figure "
                     "says where it came from in --json.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -81,6 +85,9 @@ def register(
     from lazycelery.commands.queue_bulk import register_bulk
 
     register_bulk(actions, common)
+    from lazycelery.commands.queue_routes import register_routes
+
+    register_routes(actions, common)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
         from lazycelery.commands.queue_bulk import run_bulk
 
         return run_bulk(args, settings, _open)
+    if action in ("routes", "route"):
+        from lazycelery.commands.queue_routes import run_routes
+
+        return run_routes(args, settings, _open)
     inspector = _open(args, settings)
     try:
         if action == "peek":
