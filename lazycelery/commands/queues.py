@@ -25,6 +25,7 @@ examples:
   lazycelery queues                      ready, reserved, consumers, rates and oldest per queue
   lazycelery queues --json | jq .        the same as one JSON document (docs/queues.md)
   lazycelery queues --watch              refresh every second until Ctrl-C
+  lazycelery queues --waits 30           + waits, p95, arrival/drain, time to empty (30 s of events)
   lazycelery queues peek celery -n 5     the next 5 messages, without consuming them (Redis)
   lazycelery queues purge celery         delete its waiting messages (asks first)
   lazycelery queues move celery slow --ids ID1,ID2     move two messages (by task id)
@@ -65,6 +66,10 @@ def register(
                              "RabbitMQ without the management API a read-only inspect "
                              "broadcast finds them): adds their queues and, on Redis, "
                              "consumer counts")
+    parser.add_argument("--waits", type=positive_float, default=None, metavar="S",
+                        help="also listen to task events for S seconds and report per queue "
+                             "the wait (task-sent -> task-received), its p95, arrival vs "
+                             "drain rate and time to empty")
     parser.add_argument("--management-url", metavar="URL", default=None,
                         help="RabbitMQ management API, e.g. http://host:15672/api/ (default: "
                              f"derived from the broker URL, or ${MANAGEMENT_ENV}; 'none' "
@@ -154,10 +159,33 @@ def _list(args: argparse.Namespace, settings: Settings, inspector: BrokerInspect
     first = monitor.refresh()
     if first.error:
         raise BrokerError(first.error)
+    if getattr(args, "waits", None) and not args.watch:
+        return _show_waits(first, args, settings, monitor)
     if not args.watch:
         _show(first, args, settings, pretty=True)
         return 0
     return _watch(monitor, first, args, settings)
+
+
+def _show_waits(first: QueueSnapshot, args: argparse.Namespace, settings: Settings,
+                monitor: QueueMonitor) -> int:
+    from lazycelery.broker.report import format_snapshot, snapshot_document
+    from lazycelery.commands.queue_waits_cmd import collect_waits, format_waits, wait_json
+
+    waits = collect_waits(settings, args.waits)
+    snapshot = monitor.refresh()  # depths at the end of the window, for the time to empty
+    if snapshot.error:
+        snapshot = first
+    summary = waits.summary({q.name: q.ready for q in snapshot.queues})
+    if args.json:
+        document = snapshot_document(snapshot, settings.masked_broker())
+        for row in document["queues"]:
+            row["wait"] = wait_json(summary.get(row["name"]))
+        _print_json(document, pretty=True)
+    else:
+        print(format_snapshot(snapshot, settings.masked_broker()) + "\n")
+        print(format_waits(snapshot, summary))
+    return 0
 
 
 def _show(snapshot: QueueSnapshot, args: argparse.Namespace, settings: Settings, *,

@@ -25,6 +25,7 @@ from lazycelery.core.ingest_status import IngestorLike, IngestStatus
 from lazycelery.core.model import TaskRecord
 from lazycelery.core.query import FilterError, compile_filter
 from lazycelery.core.queue_history import QueueHistory
+from lazycelery.core.queue_waits import QueueWaits, QueueWaitStats
 from lazycelery.core.task_list import TaskListView
 from lazycelery.core.worker_rows import WorkerRow, worker_rows
 from lazycelery.tui.screen.detail import DetailModel
@@ -93,6 +94,9 @@ class ScreenModel:
         self.queues: ListModel[QueueStats] = ListModel(key=lambda q: q.name)
         self.queue_history = QueueHistory()
         self.queue_snapshot: QueueSnapshot | None = None
+        #: per-queue waits, arrival/drain rates and time to empty, from the event stream
+        self.queue_waits = QueueWaits(clock=clock)
+        self.queue_wait_stats: dict[str, QueueWaitStats] = {}
         self.rates = EventRates(clock=clock)
         #: error groups, fed from every batch (the errors pane shows them)
         self.errors = ErrorsModel(lookup=index.get, clock=clock)
@@ -175,6 +179,7 @@ class ScreenModel:
             self.last_event_at = self.clock()
             self.rates.add(events, now=self.last_event_at)
             self.errors.feed(events)
+            self.queue_waits.add(events, records, now=self.last_event_at)
         self.tasks.sync(records)
         if self.tasks.busy:
             self.shell.schedule_work()
@@ -186,6 +191,8 @@ class ScreenModel:
             if snapshot is not self.queue_snapshot:
                 self.queue_snapshot = snapshot
                 self.queue_history.update(snapshot)
+                self.queue_wait_stats = self.queue_waits.summary(
+                    {q.name: q.ready for q in snapshot.queues})
                 self.queues.set_items(sorted(snapshot.queues, key=lambda q: q.name))
         if self.ui.pane == "detail":
             self.detail.show(self.detail_record())
