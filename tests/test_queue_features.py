@@ -89,7 +89,7 @@ def test_with_dead_letters_marks_both_sides_and_the_table_says_so() -> None:
     assert marked[0].dead_letter == "work.dlq" and marked[0].dead_letter_ready == 4
     assert marked[1].dead_letter_of == "work" and marked[0].sources["dead_letter"] == "test"
     assert format_dead_letter(marked[0]) == "work.dlq (4)"
-    assert format_dead_letter(marked[1]) == "dead letters of work"
+    assert format_dead_letter(marked[1]) == "DLQ of work"
 
 
 def test_priorities_text_for_both_brokers() -> None:

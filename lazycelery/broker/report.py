@@ -120,11 +120,11 @@ def format_priorities(stats: QueueStats) -> str:
 
 
 def format_dead_letter(stats: QueueStats) -> str:
-    """``celery.dlq (3)`` beside a queue; ``⟵ celery`` on the dead-letter queue itself."""
+    """``celery.dlq (3)`` beside a queue; ``DLQ of celery`` on the dead-letter queue itself."""
     if stats.dead_letter is not None:
         return f"{_shown(stats.dead_letter)} ({_num(stats.dead_letter_ready)})"
     if stats.dead_letter_of is not None:
-        return f"dead letters of {_shown(stats.dead_letter_of)}"
+        return f"DLQ of {_shown(stats.dead_letter_of)}"
     return ""
 
 

@@ -16,6 +16,8 @@ __all__ = ["DEFAULT_WINDOW_S", "QueueWaitStats", "QueueWaits", "percentile", "ti
 
 #: the sliding window the figures cover
 DEFAULT_WINDOW_S = 300.0
+#: rates are taken over at least this long (or the whole window when it is shorter)
+MIN_SPAN_S = 10.0
 #: wait samples kept per queue (the oldest go first)
 MAX_SAMPLES = 20_000
 
@@ -108,7 +110,10 @@ class QueueWaits:
         """queue -> figures over the window; ``ready`` (depths) gives the time to empty."""
         now = self._clock() if now is None else now
         self._trim(now)
-        span = max(1e-9, min(self.window_s, now - self._started))
+        # A dashboard that just started (or took in a backlog at once) has seen a fraction of
+        # a second: rates over less than MIN_SPAN_S would be wildly high, so they are taken
+        # over at least that long (an underestimate for the first seconds instead).
+        span = max(min(self.window_s, MIN_SPAN_S), min(self.window_s, now - self._started))
         ready = ready or {}
         out: dict[str, QueueWaitStats] = {}
         for queue in self.queues():
