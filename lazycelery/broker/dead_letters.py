@@ -97,10 +97,11 @@ def amqp_dead_letters(queues: Sequence[ManagementQueue], bindings: Sequence[Mana
     return found
 
 
-def with_dead_letters(queues: Sequence[QueueStats], pairs: Mapping[str, str],
-                      source: str) -> tuple[QueueStats, ...]:
-    """The queues with ``dead_letter``/``dead_letter_ready``/``dead_letter_of`` filled."""
-    depth = {q.name: q.ready for q in queues}
+def with_dead_letters(queues: Sequence[QueueStats], pairs: Mapping[str, str], source: str,
+                      depths: Mapping[str, int | None] | None = None) -> tuple[QueueStats, ...]:
+    """The queues with ``dead_letter``/``dead_letter_ready``/``dead_letter_of`` filled;
+    ``depths`` adds the depth of dead-letter queues that are not listed (empty ones)."""
+    depth = {**(depths or {}), **{q.name: q.ready for q in queues}}
     origin = {dlq: queue for queue, dlq in pairs.items() if dlq != queue}
     out = []
     for stats in queues:

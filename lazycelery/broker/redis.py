@@ -144,7 +144,9 @@ class RedisInspector:
         queues = tuple(self._stats(name, depths.get(name), reserved, ages.get(name))
                        for name in shown)
         if pairs:
-            queues = with_dead_letters(queues, pairs, Source.DEAD_LETTER_PATTERN)
+            read_depths = {n: sum(c.values()) if c is not None else None
+                           for n, c in depths.items()}
+            queues = with_dead_letters(queues, pairs, Source.DEAD_LETTER_PATTERN, read_depths)
         steps = len(self.layout.steps)
         return QueueSnapshot(
             taken_at=taken_at, queues=queues, duration_s=time.perf_counter() - started,

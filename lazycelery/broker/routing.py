@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -96,33 +98,50 @@ def _rule_text(pattern: str, route: Any) -> str:
     return f"{pattern} -> {target}"
 
 
-def task_route_rules(app: Any) -> list[str]:
-    """``task_routes`` as readable rules, in the order Celery tries them."""
-    from celery.app.routes import MapRoute
+def _configured(app: Any) -> list[Any]:
+    routes = app.conf.task_routes
+    if routes is None:
+        return []
+    return [routes] if isinstance(routes, (Mapping, str)) else list(routes)
 
+
+def _globs(app: Any) -> dict[str, str]:
+    """compiled regex pattern -> the glob the user wrote (Celery keeps only the regex)."""
+    return {re.compile(fnmatch.translate(key)).pattern: key
+            for table in _configured(app) if isinstance(table, Mapping)
+            for key in table if isinstance(key, str) and "*" in key}
+
+
+def _router_name(router: Any) -> str:
+    return f"router {getattr(router, '__name__', type(router).__name__)}"
+
+
+def task_route_rules(app: Any) -> list[str]:
+    """``task_routes`` as readable rules, in the order Celery tries them (globs as written)."""
     rules: list[str] = []
-    for router in app.amqp.routes:
-        if isinstance(router, MapRoute):
-            rules.extend(_rule_text(name, route) for name, route in router.map.items())
-            rules.extend(_rule_text(f"/{regex.pattern}/", route)
-                         for regex, route in router.patterns.items())
+    for table in _configured(app):
+        if isinstance(table, Mapping):
+            rules.extend(_rule_text(str(getattr(key, "pattern", key)), route)
+                         for key, route in table.items())
         else:
-            rules.append(f"router {getattr(router, '__name__', type(router).__name__)}")
+            rules.append(_router_name(table))
     return rules
 
 
 def _matched_rule(app: Any, name: str) -> str:
     from celery.app.routes import MapRoute
 
+    globs = _globs(app)
     for router in app.amqp.routes:
         if isinstance(router, MapRoute):
             if name in router.map:
                 return f"task_routes[{name!r}]"
             for regex in router.patterns:
                 if regex.match(name):
-                    return f"task_routes pattern /{regex.pattern}/"
+                    shown = globs.get(regex.pattern, f"/{regex.pattern}/")
+                    return f"task_routes pattern {shown!r}"
         elif app.amqp.router.query_router(router, name, (), {}, {}, None) is not None:
-            return f"router {getattr(router, '__name__', type(router).__name__)}"
+            return _router_name(router)
     return f"no route matched: task_default_queue {app.conf.task_default_queue!r}"
 
 
