@@ -27,6 +27,9 @@ GUARANTEE = ("rabbitmq: each message republished with a publisher confirm, then 
              "least once); messages left alone were held unacked during the scan and "
              "returned to their place (flagged redelivered)")
 
+DELETE_GUARANTEE = ("rabbitmq: each selected message acked (removed) as it was read; messages "
+                    "left alone were held unacked during the scan and returned to their place "
+                    "(flagged redelivered)")
 #: seconds to wait for the broker to confirm one republished message
 CONFIRM_TIMEOUT = 10.0
 #: properties copied to the republished message (everything a consumer reads)
@@ -94,7 +97,8 @@ def transfer(connection: Any, action: str, source: str, selection: Selection,
     reason in ``skipped``); ``target_of`` None deletes the selected messages."""
     if not _exists(connection, source):
         raise UsageError(f"unknown queue {source!r}")
-    outcome = BulkOutcome(action=action, source=source, guarantee=GUARANTEE)
+    outcome = BulkOutcome(action=action, source=source,
+                          guarantee=GUARANTEE if target_of is not None else DELETE_GUARANTEE)
     targets = _Targets(connection)
     seen: list[str] = []
     channel = connection.channel()

@@ -23,6 +23,8 @@ __all__ = ["GUARANTEE", "transfer"]
 
 GUARANTEE = ("redis: each message moved atomically (LREM of its exact payload, then LPUSH, "
              "in one Lua script); moved messages join the back of the target queue")
+DELETE_GUARANTEE = ("redis: each message removed by LREM of its exact payload (a message a "
+                    "worker took first is counted as no longer there)")
 #: messages per EVAL: short scripts keep Redis responsive for other clients
 BATCH = 200
 
@@ -85,7 +87,8 @@ def transfer(client: redis.Redis, layout: RedisLayout, action: str, source: str,
     """Move the selected messages of ``source`` to ``target``, or delete them when ``target``
     is None."""
     found, scanned = _scan(client, layout, source, selection)
-    outcome = BulkOutcome(action=action, source=source, scanned=scanned, guarantee=GUARANTEE)
+    outcome = BulkOutcome(action=action, source=source, scanned=scanned,
+                          guarantee=GUARANTEE if target else DELETE_GUARANTEE)
     script = client.register_script(_SCRIPT)
     for start in range(0, len(found), BATCH):
         batch = found[start:start + BATCH]
