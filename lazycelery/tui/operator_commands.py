@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Final
 
 from lazycelery.tui.panes.dialog import CHOOSE, CONFIRM
+from lazycelery.tui.queue_actions import QueueActions
 from lazycelery.tui.registry import Command
 from lazycelery.tui.task_actions import TaskActions
 from lazycelery.tui.worker_actions import WorkerActions
@@ -57,6 +58,18 @@ def _task_commands(op: Operator, tasks: TaskActions) -> list[Command]:
         Command("queue.purge", "Purge the queue (shows the count first)",
                 lambda s: tasks.purge_selected(), keys=("P",), contexts=frozenset({"queues"}),
                 when=_has_queue, group=_GROUP, footer="purge"),
+    ]
+
+
+def _queue_commands(queues: QueueActions) -> list[Command]:
+    on_queues = frozenset({"queues"})
+    return [
+        Command("queue.requeue-dead", "Requeue the queue's dead letters to where they came from "
+                "(shows the count first)", lambda s: queues.requeue_dead_selected(),
+                keys=("D",), contexts=on_queues, when=_has_queue, group=_GROUP),
+        Command("queue.move", "Move the queue's waiting messages to another queue (asks which, "
+                "then the count)", lambda s: queues.move_selected(), keys=("M",),
+                contexts=on_queues, when=_has_queue, group=_GROUP),
     ]
 
 
@@ -116,7 +129,8 @@ def operator_commands(op: Operator, panes: frozenset[str], *,
                       read_only: bool = False) -> list[Command]:
     """The commands of ``op``'s actions (``panes``: the built-in panes, where reconcile and the
     last message work)."""
-    mutating = [*_task_commands(op, TaskActions(op)), *_worker_commands(WorkerActions(op))]
+    mutating = [*_task_commands(op, TaskActions(op)), *_worker_commands(WorkerActions(op)),
+                *_queue_commands(QueueActions(op))]
     if read_only:
         # out of the footer, help and palette; a key still pressed says why it is refused
         mutating = [replace(c, hidden=True, palette=False, footer=None, when=None)
