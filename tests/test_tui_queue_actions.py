@@ -14,7 +14,7 @@ from pathlib import Path
 from celery import Celery
 
 from lazycelery.broker.bulk import BulkOutcome, Selection
-from lazycelery.broker.model import QueueSnapshot, QueueStats
+from lazycelery.broker.model import PeekedMessage, QueueSnapshot, QueueStats
 from lazycelery.core.actions import Actions
 from lazycelery.core.index import TaskIndex
 from lazycelery.tui.panes.dialog import CANCEL
@@ -26,6 +26,7 @@ from tests.tui_harness import (
     SizedOutput,
     drive,
     headless_dashboard,
+    screen_lines,
 )
 
 TAB = "\t"
@@ -44,6 +45,17 @@ class FakeBulk:
 
     def purge_tasks(self, queue: str) -> tuple[int, list[str] | None]:
         raise AssertionError("not a purge")
+
+    def peek(self, queue: str, n: int = 10) -> list[PeekedMessage]:
+        self.calls.append(("peek", queue))
+        return [PeekedMessage(position=i, task="t.charge", id=f"id-{i}", priority=0,
+                              argsrepr="('4111 1111 1111 1111',)", kwargsrepr="{'password': 'x'}")
+                for i in range(4)]
+
+    def delete(self, source: str, selection: Selection) -> BulkOutcome:
+        self.calls.append(("delete", source, ",".join(sorted(selection.ids or ()))))
+        return BulkOutcome(action="delete", source=source, done=sorted(selection.ids or ()),
+                           scanned=4)
 
     def move(self, source: str, target: str, selection: Selection) -> BulkOutcome:
         self.calls.append(("move", source, target, str(selection.ids)))
@@ -149,5 +161,46 @@ def test_read_only_refuses_before_counting(tmp_path: Path) -> None:
             await h.keys("D")
             await h.until(lambda: "read-only" in h.messages())
             assert h.d.operator.dialog is None and h.bulk.calls == []
+
+        run(h, scenario)
+
+
+def test_peek_choose_and_delete_exactly_those(tmp_path: Path) -> None:
+    with harness(tmp_path) as h:
+        async def scenario(h: Harness) -> None:
+            await h.keys("2")
+            await h.until(lambda: h.d.queues.selected is not None)
+            await h.keys("v")
+            await h.until(lambda: h.d.ui.overlay == "peek")
+            screen = "\n".join(screen_lines(h.d))
+            assert "work: next 4 messages, 0 chosen" in screen and "id-3" in screen
+            assert "4111 1111 1111 1111" not in screen and "'x'" not in screen  # masked
+            await h.keys(" j ")  # choose id-0, skip id-1, choose id-2
+            assert h.d.screen.peek.selected_ids() == ["id-0", "id-2"]
+            await h.keys("d")
+            await h.until(lambda: h.d.operator.dialog is not None)
+            assert h.d.ui.overlay == "dialog"
+            await h.keys(TAB + ENTER)
+            await h.until(lambda: "delete: 2 deleted" in h.messages())
+            assert h.bulk.calls[-1] == ("delete", "work", "id-0,id-2")
+            entry = json.loads(h.audit.read_text().splitlines()[-1])
+            assert entry["action"] == "delete" and sorted(entry["result"]["replies"]) == [
+                "id-0", "id-2"]
+
+        run(h, scenario)
+
+
+def test_peek_is_allowed_read_only_but_its_actions_are_not(tmp_path: Path) -> None:
+    with harness(tmp_path, read_only=True) as h:
+        async def scenario(h: Harness) -> None:
+            await h.keys("2")
+            await h.until(lambda: h.d.queues.selected is not None)
+            await h.keys("v")
+            await h.until(lambda: h.d.ui.overlay == "peek")
+            await h.keys(" d")
+            await h.until(lambda: "read-only" in h.messages())
+            assert [c[0] for c in h.bulk.calls] == ["peek"] and h.d.operator.dialog is None
+            await h.keys("\x1b")
+            await h.until(lambda: h.d.ui.overlay is None)
 
         run(h, scenario)

@@ -239,20 +239,10 @@ def _peek(args: argparse.Namespace, settings: Settings, inspector: BrokerInspect
 
 def _masked(messages: list[PeekedMessage], settings: Settings) -> list[PeekedMessage]:
     """The messages with their arguments masked as ingest masks events (docs/masking.md)."""
-    import msgspec
-
+    from lazycelery.core.queue_ops import mask_peeked
     from lazycelery.mask.settings import masker_for
 
-    masker = masker_for(settings, save_counts=False)
-    out = []
-    for message in messages:
-        args, kwargs = masker.mask_values(message.task, message.args, message.kwargs)
-        argsrepr, kwargsrepr = (
-            None if text is None else masker.mask_field(message.task, field, text)
-            for field, text in (("args", message.argsrepr), ("kwargs", message.kwargsrepr)))
-        out.append(msgspec.structs.replace(message, args=args, kwargs=kwargs,
-                                           argsrepr=argsrepr, kwargsrepr=kwargsrepr))
-    return out
+    return mask_peeked(messages, masker_for(settings, save_counts=False))
 
 
 def _answer(prompt: str) -> str:

@@ -4,14 +4,19 @@ guard first, then the broker's operation, then one audit line with the exact cou
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from lazycelery.broker.bulk import BulkOutcome
+from lazycelery.broker.model import PeekedMessage
 from lazycelery.core.action_result import ActionResult, Reply
 from lazycelery.core.actions import Actions
 from lazycelery.text import number
 from lazycelery.urls import error_line
 
-__all__ = ["BULK_ACTIONS", "bulk_action", "summary"]
+if TYPE_CHECKING:
+    from lazycelery.mask import Masker
+
+__all__ = ["BULK_ACTIONS", "bulk_action", "mask_peeked", "summary"]
 
 #: action name -> what the summary says was done to each message
 BULK_ACTIONS = {"move": "moved", "delete": "deleted", "requeue-dead": "requeued"}
@@ -60,3 +65,18 @@ def bulk_action(actions: Actions, action: str, targets: Sequence[str],
     result = ActionResult(action, tuple(targets), True, replies=_replies(outcome),
                           message=summary(outcome), count=len(outcome.done))
     return actions._audited(result), outcome
+
+
+def mask_peeked(messages: Sequence[PeekedMessage], masker: Masker) -> list[PeekedMessage]:
+    """The messages with their arguments masked as ingest masks events (docs/masking.md)."""
+    import msgspec
+
+    out = []
+    for message in messages:
+        args, kwargs = masker.mask_values(message.task, message.args, message.kwargs)
+        argsrepr, kwargsrepr = (
+            None if text is None else masker.mask_field(message.task, field, text)
+            for field, text in (("args", message.argsrepr), ("kwargs", message.kwargsrepr)))
+        out.append(msgspec.structs.replace(message, args=args, kwargs=kwargs,
+                                           argsrepr=argsrepr, kwargsrepr=kwargsrepr))
+    return out

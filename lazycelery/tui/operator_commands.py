@@ -23,6 +23,7 @@ __all__ = ["TASK_VIEWS", "operator_commands"]
 TASK_VIEWS: Final = frozenset({"tasks", "detail"})
 _DIALOG: Final = frozenset({"dialog"})
 _GROUP: Final = "Actions"
+_PEEK: Final = frozenset({"peek"})
 
 
 def _has_queue(s: ScreenModel) -> bool:
@@ -70,6 +71,35 @@ def _queue_commands(queues: QueueActions) -> list[Command]:
         Command("queue.move", "Move the queue's waiting messages to another queue (asks which, "
                 "then the count)", lambda s: queues.move_selected(), keys=("M",),
                 contexts=on_queues, when=_has_queue, group=_GROUP),
+        Command("peek.delete", "Delete the chosen messages (or the one under the cursor)",
+                lambda s: queues.delete_chosen(), keys=("d",), contexts=_PEEK, group=_GROUP,
+                footer="delete"),
+        Command("peek.move", "Move the chosen messages to another queue",
+                lambda s: queues.move_chosen(), keys=("m",), contexts=_PEEK, group=_GROUP,
+                footer="move"),
+        Command("peek.requeue", "Requeue the chosen dead letters to where they came from",
+                lambda s: queues.requeue_chosen(), keys=("R",), contexts=_PEEK, group=_GROUP,
+                footer="requeue"),
+    ]
+
+
+def _peek_commands(queues: QueueActions) -> list[Command]:
+    """Reading and choosing messages: allowed in read-only mode (nothing changes)."""
+    peek = queues.op.screen.peek
+    return [
+        Command("queue.peek", "Peek at the queue's next messages (choose some to delete, move "
+                "or requeue)", lambda s: queues.peek_selected(), keys=("v",),
+                contexts=frozenset({"queues"}), when=_has_queue, group=_GROUP, footer="peek"),
+        Command("peek.down", "Next message", lambda s: peek.move(1), keys=("j", "down"),
+                contexts=_PEEK, group=_GROUP, palette=False),
+        Command("peek.up", "Previous message", lambda s: peek.move(-1), keys=("k", "up"),
+                contexts=_PEEK, group=_GROUP, palette=False),
+        Command("peek.choose", "Choose the message (or not)", lambda s: peek.toggle(),
+                keys=("space",), contexts=_PEEK, group=_GROUP, footer="choose", palette=False),
+        Command("peek.all", "Choose all (or none)", lambda s: peek.toggle_all(), keys=("a",),
+                contexts=_PEEK, group=_GROUP, palette=False),
+        Command("peek.close", "Close the peek", lambda s: queues.close_peek(),
+                keys=("escape",), contexts=_PEEK, group=_GROUP, footer="close", palette=False),
     ]
 
 
@@ -129,14 +159,16 @@ def operator_commands(op: Operator, panes: frozenset[str], *,
                       read_only: bool = False) -> list[Command]:
     """The commands of ``op``'s actions (``panes``: the built-in panes, where reconcile and the
     last message work)."""
+    queues = QueueActions(op)
     mutating = [*_task_commands(op, TaskActions(op)), *_worker_commands(WorkerActions(op)),
-                *_queue_commands(QueueActions(op))]
+                *_queue_commands(queues)]
     if read_only:
         # out of the footer, help and palette; a key still pressed says why it is refused
         mutating = [replace(c, hidden=True, palette=False, footer=None, when=None)
                     for c in mutating]
     return [
         *mutating,
+        *_peek_commands(queues),
         Command("reconcile", "Reconcile now: check unfinished tasks against the result backend "
                 "and the workers", lambda s: op.reconcile_now(), contexts=panes, group=_GROUP),
         Command("messages.last", "Show the last action result again",

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from lazycelery.broker.bulk import BulkOutcome, Selection
-from lazycelery.broker.model import QueueStats
+from lazycelery.broker.model import PeekedMessage, QueueStats
 from lazycelery.text import number
 from lazycelery.tui.panes.dialog import text_lines
 
@@ -25,6 +25,8 @@ class BulkOps(Protocol):
     """What these actions need from the broker inspector."""
 
     def stats(self, queue: str) -> QueueStats: ...
+    def peek(self, queue: str, n: int = ...) -> list[PeekedMessage]: ...
+    def delete(self, source: str, selection: Selection) -> BulkOutcome: ...
     def move(self, source: str, target: str, selection: Selection) -> BulkOutcome: ...
     def requeue_dead(self, source: str, selection: Selection) -> BulkOutcome: ...
 
@@ -43,6 +45,15 @@ class QueueActions:
     def __init__(self, op: Operator) -> None:
         self.op = op
 
+    def _ops(self, action: str) -> BulkOps | None:
+        ops = self.op.queue_ops
+        if ops is None or not hasattr(ops, "requeue_dead"):
+            why = self.op.screen.info.queues_unavailable or "queue introspection is not available"
+            self.op.board.post(f"{action}: {why}", level="error")
+            return None
+        bulk: BulkOps = ops  # type: ignore[assignment]  # the inspector: checked just above
+        return bulk
+
     def _ready(self, action: str) -> tuple[Actions, BulkOps, QueueStats] | None:
         from lazycelery.core.actions import Actions
 
@@ -53,13 +64,13 @@ class QueueActions:
         actions = self.op.ready(action)
         if actions is None:
             return None
-        ops = self.op.queue_ops
-        if not isinstance(actions, Actions) or ops is None or not hasattr(ops, "requeue_dead"):
-            why = self.op.screen.info.queues_unavailable or "queue introspection is not available"
-            self.op.board.post(f"{action}: {why}", level="error")
+        ops = self._ops(action)
+        if ops is None:
             return None
-        bulk: BulkOps = ops  # type: ignore[assignment]  # the inspector: checked just above
-        return actions, bulk, queue
+        if not isinstance(actions, Actions):
+            self.op.board.post(f"{action}: {self.op.unavailable}", level="error")
+            return None
+        return actions, ops, queue
 
     def _run(self, actions: Actions, action: str, targets: tuple[str, ...],
              operation: Callable[[], BulkOutcome]) -> None:
@@ -137,3 +148,111 @@ class QueueActions:
         self.op.confirm(f"Move messages of {source}", lines, "Move",
                         lambda: self._run(actions, "move", (source, target),
                                           lambda: ops.move(source, target, Selection.of(None))))
+
+    # ---------------------------------------------------------------- peek and chosen messages
+
+    def peek_selected(self) -> None:
+        """Read the selected queue's next messages into the peek overlay (read-only: allowed
+        in read-only mode; the actions in it are not)."""
+        from lazycelery.core.queue_ops import mask_peeked
+        from lazycelery.mask import Masker
+        from lazycelery.tui.screen.peek import PEEK_COUNT
+
+        queue = self.op.screen.queues.selected
+        ops = self._ops("peek")
+        if queue is None or ops is None:
+            if queue is None:
+                self.op.board.post("peek: no queue selected", level="error")
+            return
+        name, peek = queue.name, self.op.screen.peek
+        masker = peek.masker if peek.masker is not None else Masker()
+        self.op.background(f"peek: reading the next messages of {name}…",
+                           lambda: mask_peeked(ops.peek(name, PEEK_COUNT), masker),
+                           lambda messages: self._show(name, messages))
+
+    def _show(self, name: str, messages: list[PeekedMessage]) -> None:
+        self.op.screen.peek.show(name, messages)
+        self.op.screen.ui.overlay = "peek"
+        self.op.shell.invalidate()
+
+    def close_peek(self) -> None:
+        if self.op.screen.ui.overlay == "peek":
+            self.op.screen.ui.overlay = None
+            self.op.shell.invalidate()
+
+    def _chosen(self, action: str) -> tuple[Actions, BulkOps, str, list[str]] | None:
+        """The peek's queue and chosen ids, the overlay closed so the dialog can open."""
+        from lazycelery.core.actions import Actions
+
+        peek = self.op.screen.peek
+        ids = peek.selected_ids()
+        if peek.queue is None or not ids:
+            self.op.board.post(f"{action}: no message chosen", level="error")
+            return None
+        actions = self.op.ready(action)
+        ops = self._ops(action) if actions is not None else None
+        if actions is None or ops is None:
+            return None
+        if not isinstance(actions, Actions):
+            self.op.board.post(f"{action}: {self.op.unavailable}", level="error")
+            return None
+        self.close_peek()
+        return actions, ops, peek.queue, ids
+
+    def _confirm_chosen(self, actions: Actions, action: str, title: str, headline: str,
+                        ids: list[str], label: str, targets: tuple[str, ...],
+                        operation: Callable[[], BulkOutcome]) -> None:
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        lines: list[StyleAndTextTuples] = [[("class:dialog.headline", headline)],
+                                           *text_lines(f"task ids: {shown}")]
+        self.op.confirm(title, lines, label,
+                        lambda: self._run(actions, action, targets, operation))
+
+    def delete_chosen(self) -> None:
+        chosen = self._chosen("delete")
+        if chosen is None:
+            return
+        actions, ops, queue, ids = chosen
+        n = f"{number(len(ids))} message{'' if len(ids) == 1 else 's'}"
+        self._confirm_chosen(actions, "delete", f"Delete from {queue}",
+                             f"{n} will be deleted from {queue!r}: those tasks will never run.",
+                             ids, f"Delete {len(ids)}", (queue,),
+                             lambda: ops.delete(queue, Selection.of(ids)))
+
+    def requeue_chosen(self) -> None:
+        queue_stats = self.op.screen.queues.selected
+        chosen = self._chosen("requeue-dead")
+        if chosen is None:
+            return
+        actions, ops, queue, ids = chosen
+        if queue_stats is not None and queue_stats.name == queue \
+                and queue_stats.dead_letter_of is None:
+            self.op.board.post(f"requeue-dead: {queue} is not a dead-letter queue",
+                               level="error")
+            return
+        n = f"{number(len(ids))} message{'' if len(ids) == 1 else 's'}"
+        self._confirm_chosen(actions, "requeue-dead", f"Requeue from {queue}",
+                             f"{n} go back to the queue each was dead-lettered from.",
+                             ids, f"Requeue {len(ids)}", (queue,),
+                             lambda: ops.requeue_dead(queue, Selection.of(ids)))
+
+    def move_chosen(self) -> None:
+        chosen = self._chosen("move")
+        if chosen is None:
+            return
+        actions, ops, queue, ids = chosen
+        n = f"{number(len(ids))} message{'' if len(ids) == 1 else 's'}"
+
+        def parse(text: str) -> str:
+            target = text.strip()
+            if not target or target == queue:
+                raise ValueError("type the name of another queue")
+            return target
+
+        self.op.ask(f"Move {n} of {queue}", text_lines("They join the back of the queue you "
+                                                      "name; you confirm next."),
+                    "to queue:", "", parse,
+                    lambda target: self._confirm_chosen(
+                        actions, "move", f"Move from {queue}", f"{n} move from {queue!r} to {target!r}.",
+                        ids, f"Move {len(ids)}", (queue, target),
+                        lambda: ops.move(queue, target, Selection.of(ids))))

@@ -61,6 +61,8 @@ def connect_operator(d: Dashboard, settings: Settings, monitor: object | None) -
     queue_ops = monitor.inspector if isinstance(monitor, QueueMonitor) else None
     on_purged = monitor.wake if isinstance(monitor, QueueMonitor) else None
     d.operator.attach(actions, queue_ops=queue_ops, reconciler=reconciler, on_purged=on_purged)
+    # the peek overlay masks arguments with the configured rules, as the CLI's peek does
+    d.screen.peek.masker = masker_for(settings, save_counts=False)
 
 
 def history_source(settings: Settings, index: TaskIndex) -> HistorySource | None:

@@ -34,6 +34,7 @@ from lazycelery.tui.screen.help import HelpModel
 from lazycelery.tui.screen.history import HistorySource, LookupDone, RangePage
 from lazycelery.tui.screen.lists import ListModel
 from lazycelery.tui.screen.palette import PaletteState
+from lazycelery.tui.screen.peek import PeekModel
 from lazycelery.tui.screen.render_errors import RenderErrors
 from lazycelery.tui.screen.shell import FILTER_INPUT, PALETTE_INPUT, NullShell, Shell
 from lazycelery.tui.screen.sources import DashboardInfo, QueueMonitorLike
@@ -97,6 +98,8 @@ class ScreenModel:
         #: per-queue waits, arrival/drain rates and time to empty, from the event stream
         self.queue_waits = QueueWaits(clock=clock)
         self.queue_wait_stats: dict[str, QueueWaitStats] = {}
+        #: the peek overlay: a queue's next messages, chosen for bulk actions
+        self.peek = PeekModel()
         self.rates = EventRates(clock=clock)
         #: error groups, fed from every batch (the errors pane shows them)
         self.errors = ErrorsModel(lookup=index.get, clock=clock)
