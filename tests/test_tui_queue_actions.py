@@ -204,3 +204,35 @@ def test_peek_is_allowed_read_only_but_its_actions_are_not(tmp_path: Path) -> No
             await h.until(lambda: h.d.ui.overlay is None)
 
         run(h, scenario)
+
+
+def test_routes_overlay_shows_the_tree(tmp_path: Path) -> None:
+    from lazycelery.broker.keys import Binding
+
+    with harness(tmp_path, read_only=True) as h:
+        def bindings() -> tuple[list[Binding], dict[str, str | None]]:
+            return [Binding("work", "work", "", "work")], {"work": "direct"}
+
+        def snapshot() -> QueueSnapshot:
+            return QueueSnapshot(taken_at=time.time(), source="fake",
+                                 queues=(QueueStats(name="work", ready=5),))
+
+        bulk = h.bulk
+        bulk.bindings = bindings  # type: ignore[attr-defined]
+        bulk.snapshot = snapshot  # type: ignore[attr-defined]
+        bulk.worker_hostnames = lambda: []  # type: ignore[attr-defined]
+        bulk.transport = "redis"  # type: ignore[attr-defined]
+
+        async def scenario(h: Harness) -> None:
+            await h.keys("2")
+            await h.until(lambda: h.d.queues.selected is not None)
+            await h.keys("t")
+            await h.until(lambda: h.d.ui.overlay == "routes")
+            screen = "\n".join(screen_lines(h.d))
+            assert "exchange work (direct)" in screen
+            assert "└─ work -> queue work  ready 5  consumers: none" in screen
+            assert "task_routes (-A t): none" in screen  # the app's (it has no routes)
+            await h.keys("\x1b")
+            await h.until(lambda: h.d.ui.overlay is None)
+
+        run(h, scenario)

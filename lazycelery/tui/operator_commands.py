@@ -24,6 +24,7 @@ TASK_VIEWS: Final = frozenset({"tasks", "detail"})
 _DIALOG: Final = frozenset({"dialog"})
 _GROUP: Final = "Actions"
 _PEEK: Final = frozenset({"peek"})
+_ROUTES: Final = frozenset({"routes"})
 
 
 def _has_queue(s: ScreenModel) -> bool:
@@ -84,8 +85,9 @@ def _queue_commands(queues: QueueActions) -> list[Command]:
 
 
 def _peek_commands(queues: QueueActions) -> list[Command]:
-    """Reading and choosing messages: allowed in read-only mode (nothing changes)."""
-    peek = queues.op.screen.peek
+    """Reading and choosing messages, the routes: allowed in read-only mode (nothing
+    changes)."""
+    peek, routes = queues.op.screen.peek, queues.op.screen.routes
     return [
         Command("queue.peek", "Peek at the queue's next messages (choose some to delete, move "
                 "or requeue)", lambda s: queues.peek_selected(), keys=("v",),
@@ -100,6 +102,16 @@ def _peek_commands(queues: QueueActions) -> list[Command]:
                 contexts=_PEEK, group=_GROUP, palette=False),
         Command("peek.close", "Close the peek", lambda s: queues.close_peek(),
                 keys=("escape",), contexts=_PEEK, group=_GROUP, footer="close", palette=False),
+        Command("queue.routes", "Routes: exchanges -> bindings -> queues, their consumers and "
+                "the app's task_routes", lambda s: queues.routes(), keys=("t",),
+                contexts=frozenset({"queues"}), group=_GROUP, footer="routes"),
+        Command("routes.down", "Scroll down", lambda s: routes.scroll(1), keys=("j", "down"),
+                contexts=_ROUTES, group=_GROUP, palette=False),
+        Command("routes.up", "Scroll up", lambda s: routes.scroll(-1), keys=("k", "up"),
+                contexts=_ROUTES, group=_GROUP, palette=False),
+        Command("routes.close", "Close the routes", lambda s: queues.close_routes(),
+                keys=("escape",), contexts=_ROUTES, group=_GROUP, footer="close",
+                palette=False),
     ]
 
 

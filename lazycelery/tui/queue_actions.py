@@ -5,7 +5,7 @@ another queue. Counted first, confirmed (Cancel focused), refused read-only, aud
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lazycelery.broker.bulk import BulkOutcome, Selection
 from lazycelery.broker.model import PeekedMessage, QueueStats
@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from lazycelery.tui.operator import Operator
 
 __all__ = ["BulkOps", "QueueActions", "dead_letter_queue"]
+
+#: the main name of the app lazycelery makes when none is given (``celery_app.bare_app``)
+BARE_APP_NAME = "lazycelery"
 
 
 class BulkOps(Protocol):
@@ -256,3 +259,43 @@ class QueueActions:
                         actions, "move", f"Move from {queue}", f"{n} move from {queue!r} to {target!r}.",
                         ids, f"Move {len(ids)}", (queue, target),
                         lambda: ops.move(queue, target, Selection.of(ids))))
+
+    # ---------------------------------------------------------------- routes
+
+    def routes(self) -> None:
+        """Build the routing tree off the UI thread (bindings, a snapshot, the named workers'
+        active_queues) and show it in the routes overlay."""
+        ops = self._ops("routes")
+        app = getattr(self.op.actions, "app", None)
+        if ops is None:
+            return
+        inspector: Any = ops
+
+        def build() -> list[str]:
+            from lazycelery.broker.route_report import format_tree
+            from lazycelery.broker.routing import build_tree
+            from lazycelery.broker.workers import active_queue_replies
+
+            bindings, types = inspector.bindings()
+            snapshot = inspector.snapshot()
+            replies = active_queue_replies(app, inspector) if app is not None else {}
+            # lazycelery's own app (no -A) has no task_routes worth listing
+            user_app = app if getattr(app, "main", None) != BARE_APP_NAME else None
+            tree = build_tree(bindings, types, replies,
+                              {q.name: q.ready for q in snapshot.queues}, user_app)
+            return format_tree(tree, getattr(user_app, "main", None)).splitlines()
+
+        self.op.background("routes: reading bindings and asking the workers…", build,
+                           self._show_routes)
+
+    def _show_routes(self, lines: list[str]) -> None:
+        model = self.op.screen.routes
+        model.lines = [[("", line)] for line in lines]
+        model.top = 0
+        self.op.screen.ui.overlay = "routes"
+        self.op.shell.invalidate()
+
+    def close_routes(self) -> None:
+        if self.op.screen.ui.overlay == "routes":
+            self.op.screen.ui.overlay = None
+            self.op.shell.invalidate()

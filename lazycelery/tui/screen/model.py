@@ -100,6 +100,8 @@ class ScreenModel:
         self.queue_wait_stats: dict[str, QueueWaitStats] = {}
         #: the peek overlay: a queue's next messages, chosen for bulk actions
         self.peek = PeekModel()
+        #: the routes overlay: the routing tree's lines (a help-like scrolled text)
+        self.routes = HelpModel()
         self.rates = EventRates(clock=clock)
         #: error groups, fed from every batch (the errors pane shows them)
         self.errors = ErrorsModel(lookup=index.get, clock=clock)

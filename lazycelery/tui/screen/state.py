@@ -13,8 +13,8 @@ from lazycelery.core.model import TaskRecord
 __all__ = ["FILTER", "OVERLAYS", "UiState", "contexts"]
 
 #: the overlays: help (``?``), the command palette (``:``), an operator action's dialog and a
-#: queue's next messages (peek)
-OVERLAYS: Final = ("help", "palette", "dialog", "peek")
+#: queue's next messages (peek), the routing tree (routes)
+OVERLAYS: Final = ("help", "palette", "dialog", "peek", "routes")
 #: the filter prompt's key context
 FILTER: Final = "filter"
 
