@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from lazycelery.config_notify import ChannelTable, NotifyTable, ReportsTable, notify_problems
 from lazycelery.errors import ConfigError
 from lazycelery.urls import check_store, check_url
 
@@ -23,7 +24,7 @@ else:
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = ["MAX_DEPTH", "ConfigFile", "Environment", "MaskConfig", "OtelTable",
-           "default_config_path", "load_file", "unknown_environment"]
+           "convert_section", "default_config_path", "load_file", "unknown_environment"]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 #: tables and arrays nested deeper than this are refused (no real setting needs more than 4)
@@ -110,6 +111,12 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     mask: MaskConfig | None = None
     #: `lazycelery serve`: users and tokens with their roles (checked by lazycelery.serve.auth)
     serve: dict[str, Any] = {}
+    #: acting policies: auto-retry and routing rules (checked by lazycelery.policies.rules)
+    policies: dict[str, Any] = {}
+    #: notification channels (docs/notifications.md)
+    notify: NotifyTable = NotifyTable()
+    #: scheduled reports (docs/reports.md)
+    reports: ReportsTable = ReportsTable()
     #: queue conventions: the dead-letter queue naming pattern (docs/queues.md)
     queues: QueuesTable = QueuesTable()
 
@@ -193,7 +200,11 @@ def _validate(raw: dict[str, Any], path: Path) -> ConfigFile:
     if isinstance(keys, dict):
         for command, spec in keys.items():
             _convert(spec, str, path, ("keys", command))
+    _convert_channels(raw, path)
     config: ConfigFile = _convert(raw, ConfigFile, path, ())
+    problem = next(notify_problems(config.notify, config.reports), None)
+    if problem is not None:
+        raise ConfigError(f"config {path}: {problem}")
     if config.default_environment is not None and config.default_environment not in (
         config.environments
     ):
@@ -202,6 +213,15 @@ def _validate(raw: dict[str, Any], path: Path) -> ConfigFile:
             f"{unknown_environment(config.default_environment, config)}"
         )
     return config
+
+
+def _convert_channels(raw: dict[str, Any], path: Path) -> None:
+    """Each ``[notify.channels.NAME]`` on its own, so that a problem names the channel."""
+    notify = raw.get("notify")
+    channels = notify.get("channels") if isinstance(notify, dict) else None
+    if isinstance(channels, dict):
+        for name, table in channels.items():
+            _convert(table, ChannelTable, path, ("notify", "channels", name))
 
 
 def _check_environment_urls(environment: Environment, path: Path, name: str) -> None:
@@ -251,3 +271,9 @@ def _key_path(parts: Iterable[str]) -> str:
 def unknown_environment(name: str, config: ConfigFile) -> str:
     known = ", ".join(sorted(config.environments)) or "none defined"
     return f"unknown environment {name!r} (known: {known})"
+
+
+def convert_section(value: Any, target: Any, path: Path, where: tuple[str, ...]) -> Any:
+    """A free-form table of the file (``[serve]``, ``[policies]``) checked against the schema
+    of the module that owns it, with the same one-line messages as the rest of the file."""
+    return _convert(value, target, path, where)

@@ -50,6 +50,11 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (11, "demo", ("lazycelery.demo",)),
     (12, "commands", ("lazycelery.commands",)),
     (13, "cli", ("lazycelery.cli", "lazycelery.__main__")),
+    # cron lines (pure), and the config file's [notify] / [reports] tables
+    (0, "errors/text", ("lazycelery.cron",)),
+    (1, "config", ("lazycelery.config_notify",)),
+    # scheduled reports: read the store and the analysis, hand reports to lazycelery.notify
+    (6, "reports", ("lazycelery.reports",)),
 )
 
 

@@ -24,4 +24,6 @@ COMMANDS: tuple[str, ...] = (
     "lazycelery.commands.demo",
     "lazycelery.commands.plugins",
     "lazycelery.commands.errors_cmd",
+    "lazycelery.commands.policies_cmd",
+    "lazycelery.commands.notify_cmd",
 )

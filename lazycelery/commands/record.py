@@ -198,6 +198,7 @@ class Recorder:
         from lazycelery.core.ingest import Ingestor
         from lazycelery.mask.settings import masker_for
         from lazycelery.otel.hook import start_tracing, stop_tracing
+        from lazycelery.policies.runtime import start_policies, tee
         from lazycelery.store.writer import StoreWriter
         from lazycelery.tail.status import StatusReporter
 
@@ -236,6 +237,10 @@ class Recorder:
             observer.on_batch(events, records)
 
         sink = writer.on_batch if observer is None else on_batch
+        # serve starts its own policies (its observer gets every batch); alone, record does
+        policies = None if observer is not None else start_policies(settings, index=index,
+                                                                    say=_say)
+        sink = tee(sink, policies)
 
         masker = masker_for(settings)
         for problem in masker.problems:
@@ -251,6 +256,10 @@ class Recorder:
             observer.attach(ingestor, writer)
         part = f", {label}" if label is not None else ""
         _say(f"recording {masked} ({ingestor.path} path{part}) into {store.masked}")
+        from lazycelery.reports.service import start_automation  # notifications, reports
+
+        automation = start_automation(settings.config_path, open_store=self.store_opener,
+                                      environment=settings.env_name, say=_say)
         restore = self._catch_signals()
         code = 0
         monitor = None
@@ -265,8 +274,12 @@ class Recorder:
                 monitor.stop(timeout=2.0)
                 monitor.inspector.close()
             ingestor.stop(timeout=3.0)  # its last batch reaches the writer here
+            if policies is not None:
+                policies.stop()
             stop_tracing(tracing, _say)
             self._stop_repair()
+            if automation is not None:
+                automation.stop()
             writer.stop(timeout=15.0)
             self._drain_notices()
             restore()

@@ -1,4 +1,6 @@
-"""`lazycelery report compliance`: actions taken (the audit log) per user, environment and kind,
+"""`lazycelery report --since 24h`: the activity report (volume, failures, error groups, slow
+tasks, queues, workers, gaps; lazycelery.reports) from the history store.
+`lazycelery report compliance`: actions taken (the audit log) per user, environment and kind,
 the masking rules in force and how many values each masked, retention and read-only settings,
 monitoring coverage (the history store's recorder runs and gaps); as Markdown, JSON or CSV."""
 
@@ -26,6 +28,10 @@ SCHEMA = "lazycelery.compliance/1"
 
 EPILOG = """\
 examples:
+  lazycelery report --since 24h
+  lazycelery report --since 7d --format html > week.html
+  lazycelery report --since 24h --send ops-mail
+  lazycelery -A proj.celery report --listen 300      # no store: a 5-minute live window
   lazycelery report compliance --since 30d
   lazycelery --env prod report compliance --since 7d --format json > compliance.json
   lazycelery report compliance --since 2026-11-01T00:00 --format csv
@@ -39,11 +45,25 @@ def register(
     parser = subparsers.add_parser(
         "report",
         parents=[common],
-        help="reports: compliance (actions taken, masking, retention)",
-        description="Reports over what lazycelery recorded.",
+        help="reports: activity (--since 24h) and compliance (actions taken, masking, retention)",
+        description="Reports over what lazycelery recorded. Without REPORT: the activity "
+                    "report of the period from the history store (volume, failure rate, top "
+                    "error groups, slowest tasks, queue peaks, worker availability, monitoring "
+                    "gaps; docs/reports.md).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--since", dest="summary_since", metavar="AGE", default="24h",
+                        help="activity report: the period, a duration (24h, 7d) or an ISO time "
+                             "(default 24h)")
+    parser.add_argument("--format", dest="summary_format", choices=("md", "html", "json"),
+                        default="md", help="activity report: Markdown (default), HTML or JSON")
+    parser.add_argument("--listen", metavar="SECONDS", type=float, default=None,
+                        help="activity report: without a history store, listen to the live "
+                             "events for SECONDS and report on that window")
+    parser.add_argument("--send", metavar="CHANNEL", action="append", default=[],
+                        help="activity report: also send it on this [notify.channels] channel "
+                             "(repeatable); one outcome line each on stderr")
     kinds = parser.add_subparsers(dest="report_kind", metavar="REPORT")
     compliance = kinds.add_parser(
         "compliance", parents=[common],
@@ -62,6 +82,10 @@ def register(
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "report_kind", None) is None:
+        from lazycelery.commands.report_summary import run_summary
+
+        return run_summary(args)
     if getattr(args, "report_kind", None) != "compliance":
         raise UsageError("report: expected a report: compliance")
     import time

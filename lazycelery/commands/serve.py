@@ -170,6 +170,7 @@ class _Serve:
             stop_tracing(tracing, _say)
 
     def _serve_traced(self, sock: Any, tracing: Any) -> int:
+        from lazycelery.policies.runtime import start_policies, tee
         from lazycelery.serve.app import build_app
         from lazycelery.serve.runtime import Observer, make_service
         from lazycelery.serve.server import HttpServer
@@ -180,6 +181,8 @@ class _Serve:
         observer = Observer(service)
         if tracing is not None:  # --otel: every batch (both ingest paths) also feeds the tap
             setattr(observer, "on_batch", tracing.tee(observer.on_batch))  # noqa: B010
+        policies = start_policies(settings, index=service.index, say=_say)
+        setattr(observer, "on_batch", tee(observer.on_batch, policies))  # noqa: B010
         server = HttpServer(build_app(service, self.guard), sock, certfile=args.certfile,
                             keyfile=args.keyfile, access_log=args.access_log)
         server.start()
@@ -194,6 +197,8 @@ class _Serve:
             return self._ingest_only(service, observer, server)
         finally:
             server.stop()
+            if policies is not None:
+                policies.stop()
             if queues is not None:
                 queues.stop()
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["AUDIT_ENV", "GENESIS", "AuditEntry", "AuditSink", "ChainReport", "decode",
+__all__ = ["AUDIT_ENV", "GENESIS", "AuditEntry", "AuditSink", "ChainReport", "current_user", "decode",
            "default_path", "encode", "line_hash", "read", "record", "verify"]
 
 #: Environment variable naming another audit file (tests, or a shared location).
@@ -101,6 +101,11 @@ def default_path() -> Path:
     import platformdirs
 
     return platformdirs.user_state_path("lazycelery", appauthor=False) / "audit.log"
+
+
+def current_user() -> str:
+    """The OS user this process runs as (the ``user`` of an entry written without one)."""
+    return _user()
 
 
 def _user() -> str:

@@ -212,22 +212,22 @@ class ActApi:
                                    f"Failed to restart the '{worker}' pool")
 
     async def pool_grow(self, request: Request, caller: Caller) -> Response:
-        worker = self._worker(request)
-        form = await body_params(request)
-        n = params.optional_int(form, "n", minimum=1, maximum=10_000) or 1
-        actions = self._actions(caller)
-        return await self._control(worker, lambda: actions.pool_grow([worker], n),
-                                   lambda r: f"Growing '{worker}' worker's pool by {n}",
-                                   f"Failed to grow '{worker}' worker's pool")
+        return await self._resize(request, caller, grow=True)
 
     async def pool_shrink(self, request: Request, caller: Caller) -> Response:
+        return await self._resize(request, caller, grow=False)
+
+    async def _resize(self, request: Request, caller: Caller, *, grow: bool) -> Response:
+        """Flower's pool/grow and pool/shrink: ``n`` processes (default 1) more or fewer."""
         worker = self._worker(request)
         form = await body_params(request)
         n = params.optional_int(form, "n", minimum=1, maximum=10_000) or 1
         actions = self._actions(caller)
-        return await self._control(worker, lambda: actions.pool_shrink([worker], n),
-                                   lambda r: f"Shrinking '{worker}' worker's pool by {n}",
-                                   f"Failed to shrink '{worker}' worker's pool")
+        resize = actions.pool_grow if grow else actions.pool_shrink
+        verb, noun = ("Growing", "grow") if grow else ("Shrinking", "shrink")
+        return await self._control(worker, lambda: resize([worker], n),
+                                   lambda r: f"{verb} '{worker}' worker's pool by {n}",
+                                   f"Failed to {noun} '{worker}' worker's pool")
 
     async def autoscale(self, request: Request, caller: Caller) -> Response:
         worker = self._worker(request)

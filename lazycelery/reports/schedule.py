@@ -1,0 +1,100 @@
+"""Report schedules (``[[reports.schedules]]``): a ``ReportScheduler`` whose ``tick(now)``
+serve and record call every few seconds; a report that is due is built from the store and
+handed to the notifier (channels) and/or written to its file.
+
+Runs missed while nothing was running are not made up: the first run is the first cron time
+after the scheduler starts. ``tick`` builds the report on the caller's thread (a few aggregate
+queries); callers run it off the ingest path."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from lazycelery.config_notify import ReportSchedule, ReportsTable
+from lazycelery.cron import CronExpr, parse_cron
+from lazycelery.notify.message import Notifier
+from lazycelery.reports.render import render, report_notification
+from lazycelery.reports.summary import build_summary
+from lazycelery.store.backend import Store
+
+__all__ = ["ReportScheduler", "ScheduledRun", "report_file_name"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _seconds(duration: str) -> float:
+    return float(duration[:-1]) * _UNITS[duration[-1]]
+
+
+def report_file_name(template: str, moment: float) -> Path:
+    """``template`` with ``{date}`` (2026-12-06) and ``{time}`` (0800) of ``moment`` (UTC)."""
+    when = datetime.fromtimestamp(moment, timezone.utc)
+    return Path(template.replace("{date}", when.strftime("%Y-%m-%d"))
+                .replace("{time}", when.strftime("%H%M"))).expanduser()
+
+
+@dataclass
+class ScheduledRun:
+    schedule: ReportSchedule
+    cron: CronExpr
+    due: float
+
+
+class ReportScheduler:
+    """Call ``tick()`` periodically; each schedule runs once per matching cron minute."""
+
+    def __init__(self, table: ReportsTable, *, open_store: Callable[[], Store],
+                 notifier: Notifier | None, environment: str | None = None,
+                 say: Callable[[str], None] | None = None, now: float | None = None) -> None:
+        start = time.time() if now is None else now
+        self.runs = [ScheduledRun(s, cron, cron.next_after(start))
+                     for s in table.schedules for cron in (parse_cron(s.cron),)]
+        self._open_store = open_store
+        self._notifier = notifier
+        self._environment = environment
+        self._say = say or (lambda line: None)
+
+    def tick(self, now: float | None = None) -> int:
+        """Make every report that is due; returns how many were made."""
+        moment = time.time() if now is None else now
+        made = 0
+        for run in self.runs:
+            if run.due > moment:
+                continue
+            run.due = run.cron.next_after(moment)
+            try:
+                self.run_once(run.schedule, moment)
+                made += 1
+            except Exception as exc:  # one bad schedule (store down, file unwritable) says so
+                from lazycelery.urls import error_line
+
+                self._say(f"report {self._label(run.schedule)}: not made: "
+                          f"{error_line(exc, with_type=True)}")
+        return made
+
+    @staticmethod
+    def _label(schedule: ReportSchedule) -> str:
+        return schedule.name or repr(schedule.cron)
+
+    def run_once(self, schedule: ReportSchedule, now: float) -> None:
+        store = self._open_store()
+        try:
+            doc = build_summary(store, now - _seconds(schedule.since), now,
+                                environment=self._environment)
+        finally:
+            store.close()
+        if schedule.file:
+            path = report_file_name(schedule.file, now)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render(doc, schedule.format), encoding="utf-8")
+        if schedule.channels:
+            if self._notifier is None:
+                raise RuntimeError("no notifier to send it")
+            notification = report_notification(doc, schedule.format, name=schedule.name)
+            if not self._notifier.submit(notification, schedule.channels):
+                self._say(f"report {self._label(schedule)}: the notification queue is full; "
+                          "not sent")
