@@ -92,6 +92,8 @@ class Settings:
         default_factory=lambda: MappingProxyType({}))
     #: the worker restart command of the environment (docs/fleet.md); None: no restart hook
     restart: str | None = None
+    #: ``[queues] dead_letter``: a queue's dead-letter queue name, e.g. "{queue}.dlq"
+    dead_letter: str | None = None
     _preimported_app: Celery | None = field(default=None, repr=False, compare=False)
     # Not an __init__ argument, so dataclasses.replace() gets a fresh app for its new settings.
     _app_holder: AppHolder = field(
@@ -180,6 +182,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -
         notes=_notes(args, environ, broker_source, env_name, environment),
         sla=MappingProxyType({name: sla_seconds(t) for name, t in config.sla.items()}),
         restart=(environment.restart if environment and environment.restart else config.restart),
+        dead_letter=config.queues.dead_letter,
         _preimported_app=imported.app if imported else None,
     )
 

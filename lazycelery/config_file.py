@@ -112,6 +112,11 @@ class SlaTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
 
     runtime: str | float | None = None
     wait: str | float | None = None
+class QueuesTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """The ``[queues]`` table (docs/queues.md)."""
+
+    #: Redis: how a queue's dead-letter queue is named, e.g. "{queue}.dlq"
+    dead_letter: str | None = None
 
 
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -139,6 +144,8 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     restart: str | None = None
     #: alert rules (``[[alerts.rules]]``), validated by lazycelery.alerts.spec when used
     alerts: dict[str, Any] = {}
+    #: queue conventions: the dead-letter queue naming pattern (docs/queues.md)
+    queues: QueuesTable = QueuesTable()
 
 
 def default_config_path(environ: Mapping[str, str] | None = None) -> Path:

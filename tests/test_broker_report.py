@@ -25,7 +25,9 @@ SNAPSHOT = QueueSnapshot(
 )
 
 QUEUE_KEYS = {"name", "ready", "reserved", "consumers", "by_priority", "in_rate", "out_rate",
-              "net_rate", "oldest_age_s", "missing", "sources"}
+              "net_rate", "oldest_age_s", "missing", "sources",
+              # schema lazycelery.queues/1, extended (fields added, none changed)
+              "max_priority", "dead_letter", "dead_letter_ready", "dead_letter_of"}
 
 
 def test_snapshot_document_schema() -> None:

@@ -549,7 +549,7 @@ def test_missing_default_file_is_fine_but_explicit_config_is_not(tmp_path: Path)
             "max_task = 5\n",
             "max_task: unknown key (known: default_environment, read_only, max_tasks, ingest, "
             "environments, keys, otel, mask, serve, policies, notify, reports, sla, restart, "
-            "alerts)",
+            "alerts, queues)",
         ),
         (
             '[environments.prod]\nbrokr = "redis://h"\n',

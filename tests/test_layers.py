@@ -46,7 +46,8 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (10, "layout/commands/actions", (
         "lazycelery.tui.layout", "lazycelery.tui.mount", "lazycelery.tui.global_commands",
         "lazycelery.tui.operator", "lazycelery.tui.operator_commands",
-        "lazycelery.tui.task_actions", "lazycelery.tui.worker_actions")),
+        "lazycelery.tui.task_actions", "lazycelery.tui.worker_actions",
+        "lazycelery.tui.queue_actions")),
     (11, "app", ("lazycelery.tui.app", "lazycelery.tui.run")),
     # the dashboard over several environments (issue 16)
     (11, "app", ("lazycelery.tui.envs_run",)),

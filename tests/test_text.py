@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import MappingProxyType
 
 import msgspec
 import pytest
@@ -108,6 +109,7 @@ def test_the_cli_table_and_the_dashboard_show_a_queue_the_same_way() -> None:
 
     class D:
         queue_history = History()
+        queue_wait_stats = MappingProxyType({})
 
     cells = {c.title: c.cell(stats)[1] for c in queue_columns(D())}  # type: ignore[arg-type]
     assert (cells["READY"], cells["RESERVED"], cells["CONS"], cells["IN/S"], cells["OUT/S"],

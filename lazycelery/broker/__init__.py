@@ -39,19 +39,22 @@ def scheme_of(broker_url: str) -> str:
 
 def open_inspector(broker_url: str, transport_options: Mapping[str, Any] | None = None,
                    known_queues: Iterable[str] = (), *,
-                   management_url: str | None = None) -> BrokerInspector:
+                   management_url: str | None = None,
+                   dead_letter: str | None = None) -> BrokerInspector:
     """The inspector for the broker's transport.
 
     ``known_queues`` are reported even when empty or undiscoverable (the app's configured
     queues). ``management_url`` is for RabbitMQ only: None derives it from the broker URL,
-    ``""`` disables the management API.
+    ``""`` disables the management API. ``dead_letter`` is Redis's naming convention for
+    dead-letter queues (``"{queue}.dlq"``); RabbitMQ declares its own.
     """
     scheme = scheme_of(broker_url)
     try:
         if scheme in REDIS_SCHEMES:
             from lazycelery.broker.redis import RedisInspector
 
-            return RedisInspector(broker_url, transport_options, known_queues)
+            return RedisInspector(broker_url, transport_options, known_queues,
+                                  dead_letter=dead_letter)
         if scheme in AMQP_SCHEMES:
             from lazycelery.broker.amqp import AmqpInspector
 

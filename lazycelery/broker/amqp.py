@@ -14,8 +14,12 @@ from typing import Any, NamedTuple
 import amqp.exceptions
 import kombu.exceptions
 
+from lazycelery.broker.bulk import BulkOutcome, Selection
+from lazycelery.broker.dead_letters import amqp_dead_letters, with_dead_letters
+from lazycelery.broker.keys import Binding, is_internal
 from lazycelery.broker.management import (
     ManagementAPI,
+    ManagementBinding,
     ManagementError,
     ManagementQueue,
     derive_management_url,
@@ -32,6 +36,9 @@ CONNECT_TIMEOUT = 4.0
 MANAGEMENT_TIMEOUT = 2.0
 #: After the management API failed, AMQP alone is used for this long before trying again.
 MANAGEMENT_RETRY_S = 30.0
+#: Bindings and exchange types (for dead-letter queues) are re-read this often, and only
+#: while some queue has a dead-letter exchange.
+BINDINGS_EVERY_S = 10.0
 
 
 class _Probe(NamedTuple):
@@ -87,6 +94,8 @@ class AmqpInspector:
         self._api_retry_at = 0.0
         self._api_configured = bool(management_url)
         self._last_listing: list[ManagementQueue] | None = None
+        self._bindings: tuple[list[ManagementBinding], dict[str, str]] = ([], {})
+        self._bindings_at = -math.inf
         if management_url != "":
             tls = url.lower().startswith("amqps") or bool(self._conn.ssl)
             api_url = management_url or derive_management_url(self._conn.hostname or "localhost",
@@ -114,6 +123,9 @@ class AmqpInspector:
         names = sorted(set(listed) | set(probes))
         queues = tuple(self._stats(name, name in probes, probes.get(name), listed.get(name),
                                    taken_at) for name in names)
+        if listing is not None:
+            queues = with_dead_letters(queues, self._dead_letters(list(listed.values())),
+                                       Source.MANAGEMENT_BINDINGS)
         methods = "passive queue_declare"
         if listing is not None:
             methods += f" + management API {self._api.base if self._api else ''}"
@@ -149,6 +161,45 @@ class AmqpInspector:
     def purge_tasks(self, queue: str) -> tuple[int, list[str] | None]:
         # AMQP cannot read a message without taking it: the purged ids stay unknown
         return self.purge(queue), None
+
+    def move(self, source: str, target: str, selection: Selection) -> BulkOutcome:
+        from lazycelery.broker.amqp_bulk import transfer
+
+        with self._lock, self._errors():
+            self._probe_channel()  # connected, failover walked
+            if self._probe(target) is None:
+                raise UsageError(f"unknown queue {target!r} on rabbitmq {self.where}")
+            return transfer(self._conn, "move", source, selection, lambda _headers: target)
+
+    def delete(self, source: str, selection: Selection) -> BulkOutcome:
+        from lazycelery.broker.amqp_bulk import transfer
+
+        with self._lock, self._errors():
+            self._probe_channel()
+            return transfer(self._conn, "delete", source, selection, None)
+
+    def requeue_dead(self, source: str, selection: Selection) -> BulkOutcome:
+        from lazycelery.broker.amqp_bulk import dead_letter_origin, transfer
+
+        with self._lock, self._errors():
+            self._probe_channel()
+            return transfer(self._conn, "requeue-dead", source, selection, dead_letter_origin)
+
+    def bindings(self) -> tuple[list[Binding], dict[str, str | None]]:
+        if self._api is None:
+            return [], {}
+        try:
+            types: dict[str, str | None] = {e.name: e.type for e in self._api.exchanges()
+                                            if e.name and not e.name.startswith("amq.")}
+            found = [Binding(b.source, b.routing_key, "", b.destination)
+                     for b in self._api.bindings()
+                     # the default exchange binds every queue to its own name: implied
+                     if b.source and b.destination_type == "queue"]
+        except ManagementError as exc:
+            raise BrokerError(str(exc)) from None
+        bound = [b for b in found if not is_internal(b)]
+        return bound, {k: v for k, v in types.items()
+                       if not is_internal(Binding(k, "", "", ""))}
 
     def watch_queues(self, names: Iterable[str]) -> None:
         self._known.update(names)
@@ -240,6 +291,24 @@ class AmqpInspector:
         self._last_listing = listing
         return listing
 
+    def _dead_letters(self, listed: list[ManagementQueue]) -> dict[str, str]:
+        """queue -> dead-letter queue; bindings are read only when a queue has a DLX."""
+        if not any(q.setting("dead-letter-exchange") is not None for q in listed):
+            return {}
+        assert self._api is not None
+        if time.monotonic() - self._bindings_at >= BINDINGS_EVERY_S:
+            try:
+                types = {e.name: e.type for e in self._api.exchanges()}
+                self._bindings = (self._api.bindings(), types)
+            except ManagementError as exc:
+                self._api_note = f"dead-letter queues unknown: {exc}"
+            self._bindings_at = time.monotonic()
+        return amqp_dead_letters(listed, *self._bindings)
+
+    def management(self) -> ManagementAPI | None:
+        """The management API client (None when disabled), for routing and dead letters."""
+        return self._api
+
     def _stats(self, name: str, probed: bool, probe: _Probe | None,
                listed: ManagementQueue | None, now: float) -> QueueStats:
         """Merge one queue's figures: a passive declare is exact and current, so it wins for
@@ -254,8 +323,11 @@ class AmqpInspector:
             ready, consumers = listed.messages_ready, listed.consumers
             fields.update({k: Source.MANAGEMENT for k, v in
                            (("ready", ready), ("consumers", consumers)) if v is not None})
-        reserved = in_rate = out_rate = age = None
+        reserved = in_rate = out_rate = age = max_priority = None
         if listed is not None:
+            value = listed.setting("max-priority")
+            max_priority = value if isinstance(value, int) and not isinstance(value, bool) \
+                else None
             reserved, in_rate, out_rate = (listed.messages_unacknowledged, listed.publish_rate,
                                            listed.deliver_rate)
             stamp = listed.head_message_timestamp
@@ -263,10 +335,11 @@ class AmqpInspector:
             age = max(0.0, now - stamp) if stamp and math.isfinite(stamp) else None
             fields.update({k: Source.MANAGEMENT for k, v in
                            (("reserved", reserved), ("in_rate", in_rate),
-                            ("out_rate", out_rate), ("oldest_age_s", age)) if v is not None})
+                            ("out_rate", out_rate), ("oldest_age_s", age),
+                            ("max_priority", max_priority)) if v is not None})
         return QueueStats(
             name=name, ready=ready, reserved=reserved, consumers=consumers,
-            in_rate=in_rate, out_rate=out_rate, oldest_age_s=age,
+            in_rate=in_rate, out_rate=out_rate, oldest_age_s=age, max_priority=max_priority,
             missing=probed and probe is None and listed is None,
             sources=_sources(**fields),
         )

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from lazycelery.broker.bulk import BulkOutcome, Selection
+from lazycelery.broker.keys import Binding
 from lazycelery.broker.model import PeekedMessage, QueueSnapshot, QueueStats
 
 __all__ = ["BrokerInspector"]
@@ -46,6 +48,24 @@ class BrokerInspector(Protocol):
     def purge_tasks(self, queue: str) -> tuple[int, list[str] | None]:
         """``purge``, and the task ids of the messages it deleted when the broker can tell
         (None: unknown, e.g. AMQP cannot read messages without taking them)."""
+        ...
+
+    def move(self, source: str, target: str, selection: Selection) -> BulkOutcome:
+        """Move the selected waiting messages of ``source`` to the back of ``target``."""
+        ...
+
+    def delete(self, source: str, selection: Selection) -> BulkOutcome:
+        """Delete the selected waiting messages of ``source``."""
+        ...
+
+    def requeue_dead(self, source: str, selection: Selection) -> BulkOutcome:
+        """Move the selected messages of dead-letter queue ``source`` back to the queue each
+        was dead-lettered from (RabbitMQ: ``x-death``; Redis: the ``dead_letter`` pattern)."""
+        ...
+
+    def bindings(self) -> tuple[list[Binding], dict[str, str | None]]:
+        """The work queues' bindings (Celery's plumbing left out) and exchange -> type
+        (None where the broker doesn't record it); RabbitMQ needs the management API."""
         ...
 
     def watch_queues(self, names: Iterable[str]) -> None:

@@ -6,17 +6,19 @@ import base64
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import msgspec
 
-__all__ = ["ManagementAPI", "ManagementError", "ManagementQueue", "derive_management_url"]
+__all__ = ["ManagementAPI", "ManagementBinding", "ManagementError", "ManagementExchange",
+           "ManagementQueue", "derive_management_url"]
 
 #: Only what we show; the API computes the rest on every request otherwise.
 _COLUMNS = ",".join((
     "name", "messages_ready", "messages_unacknowledged", "consumers", "head_message_timestamp",
     "message_stats.publish_details.rate", "message_stats.deliver_get_details.rate",
+    "arguments", "effective_policy_definition",
 ))
 
 
@@ -42,6 +44,19 @@ class ManagementQueue(msgspec.Struct, frozen=True):
     consumers: int | None = None
     head_message_timestamp: float | None = None
     message_stats: _MessageStats | None = None
+    #: ``x-max-priority``, ``x-dead-letter-exchange`` ... as declared
+    arguments: dict[str, Any] | None = None
+    #: the policy's keys (``dead-letter-exchange``, ``max-priority`` ...); declared
+    #: arguments win over a policy in RabbitMQ
+    effective_policy_definition: dict[str, Any] | list[Any] | None = None
+
+    def setting(self, name: str) -> Any:
+        """``x-<name>`` from the arguments, else ``<name>`` from the policy (RabbitMQ's order)."""
+        value = (self.arguments or {}).get(f"x-{name}")
+        policy = self.effective_policy_definition
+        if value is None and isinstance(policy, dict):
+            value = policy.get(name)
+        return value
 
     @property
     def publish_rate(self) -> float | None:
@@ -54,7 +69,28 @@ class ManagementQueue(msgspec.Struct, frozen=True):
         return stats.deliver_get_details.rate if stats and stats.deliver_get_details else None
 
 
+class ManagementBinding(msgspec.Struct, frozen=True):
+    """One entry of ``GET /api/bindings/<vhost>``; ``source`` "" is the default exchange."""
+
+    source: str
+    destination: str
+    destination_type: str
+    routing_key: str = ""
+
+
+class ManagementExchange(msgspec.Struct, frozen=True):
+    """One entry of ``GET /api/exchanges/<vhost>``."""
+
+    name: str
+    type: str
+    durable: bool | None = None
+    internal: bool | None = None
+
+
+_T = TypeVar("_T")
 _queues_decoder = msgspec.json.Decoder(list[ManagementQueue])
+_bindings_decoder = msgspec.json.Decoder(list[ManagementBinding])
+_exchanges_decoder = msgspec.json.Decoder(list[ManagementExchange])
 
 
 def derive_management_url(hostname: str, *, tls: bool) -> str:
@@ -87,9 +123,24 @@ class ManagementAPI:
                                             "Accept": "application/json"}
 
     def queues(self) -> list[ManagementQueue]:
-        url = f"{self.base}queues/{quote(self.vhost, safe='')}?columns={_COLUMNS}"
+        return self._decoded(_queues_decoder, f"queues/{self._vhost}?columns={_COLUMNS}")
+
+    def bindings(self) -> list[ManagementBinding]:
+        return self._decoded(_bindings_decoder,
+                             f"bindings/{self._vhost}?columns=source,destination,"
+                             "destination_type,routing_key")
+
+    def exchanges(self) -> list[ManagementExchange]:
+        return self._decoded(_exchanges_decoder,
+                             f"exchanges/{self._vhost}?columns=name,type,durable,internal")
+
+    @property
+    def _vhost(self) -> str:
+        return quote(self.vhost, safe="")
+
+    def _decoded(self, decoder: msgspec.json.Decoder[_T], path: str) -> _T:
         try:
-            return _queues_decoder.decode(self._get(url))
+            return decoder.decode(self._get(self.base + path))
         except (msgspec.DecodeError, msgspec.ValidationError):
             raise ManagementError(f"management API at {self.base} sent unexpected JSON") from None
 

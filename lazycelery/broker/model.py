@@ -17,6 +17,8 @@ class Source:
     REDIS_TAIL = "redis:tail-message"
     AMQP_DECLARE = "amqp:queue_declare"
     MANAGEMENT = "rabbitmq:management-api"
+    MANAGEMENT_BINDINGS = "rabbitmq:management-api-bindings"
+    DEAD_LETTER_PATTERN = "config:queues.dead_letter"
     WORKERS = "workers:active_queues"
     DEPTH_DELTA = "monitor:depth-delta"
     OBSERVED = "monitor:observed"
@@ -42,6 +44,15 @@ class QueueStats(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False)
     oldest_age_s: float | None = None
     #: The broker says this queue does not exist (AMQP 404). Redis cannot tell.
     missing: bool = False
+    #: RabbitMQ: the queue's ``x-max-priority`` (argument or policy); the management API
+    #: counts a priority queue's messages as a whole, never per priority.
+    max_priority: int | None = None
+    #: The queue its rejected/expired messages go to (RabbitMQ: resolved from its
+    #: dead-letter exchange; Redis: the configured ``dead_letter`` pattern), and its depth.
+    dead_letter: str | None = None
+    dead_letter_ready: int | None = None
+    #: This queue is some other queue's dead-letter queue (that queue's name).
+    dead_letter_of: str | None = None
     #: figure name -> ``Source`` value, for every figure that is not None.
     sources: dict[str, str] = msgspec.field(default_factory=dict)
 

@@ -16,6 +16,8 @@ import redis.exceptions
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from lazycelery.broker.bulk import BulkOutcome, Selection
+from lazycelery.broker.dead_letters import DeadLetterPattern, with_dead_letters
 from lazycelery.broker.envelope import decode_message, decode_tail, decode_unacked_route, parse_eta
 from lazycelery.broker.keys import Binding, RedisLayout, is_internal, pidbox_hostname
 from lazycelery.broker.model import PeekedMessage, QueueSnapshot, QueueStats, Source
@@ -99,8 +101,11 @@ class RedisInspector:
     def __init__(self, url: str, transport_options: Mapping[str, Any] | None = None,
                  known_queues: Iterable[str] = (), *, rediscover_s: float = 10.0,
                  reserved_limit: int = 5_000, oldest_limit: int = 500,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 dead_letter: str | None = None) -> None:
         options = dict(transport_options or {})
+        #: ``[queues] dead_letter``: how a queue's dead-letter queue is named (docs/queues.md)
+        self.dead_letter = DeadLetterPattern(dead_letter) if dead_letter else None
         self.layout = RedisLayout.from_transport_options(options)
         self._client, self.where = _client_for(url, options)
         self._known = set(known_queues)
@@ -128,12 +133,20 @@ class RedisInspector:
             if time.monotonic() - self._discovered_at >= self._rediscover_s:
                 self._discover()
             names = self._queue_names()
-            depths, unacked_total, notes = self._depths(names)
-            reserved = self._reserved(set(names), unacked_total, notes)
+            pairs = self.dead_letter.pairs(names) if self.dead_letter else {}
+            read = sorted(set(names) | set(pairs.values()))
+            depths, unacked_total, notes = self._depths(read)
+            reserved = self._reserved(set(read), unacked_total, notes)
             taken_at = self._clock()
             ages = self._ages(depths, taken_at)
+        # a dead-letter queue nothing binds is listed once it holds something
+        shown = [n for n in read if n in names or any((depths.get(n) or {}).values())]
         queues = tuple(self._stats(name, depths.get(name), reserved, ages.get(name))
-                       for name in names)
+                       for name in shown)
+        if pairs:
+            read_depths = {n: sum(c.values()) if c is not None else None
+                           for n, c in depths.items()}
+            queues = with_dead_letters(queues, pairs, Source.DEAD_LETTER_PATTERN, read_depths)
         steps = len(self.layout.steps)
         return QueueSnapshot(
             taken_at=taken_at, queues=queues, duration_s=time.perf_counter() - started,
@@ -204,6 +217,43 @@ class RedisInspector:
         ids = [info.id for raw in messages
                if isinstance(raw, bytes) and (info := decode_tail(raw)) is not None and info.id]
         return len(messages), ids
+
+    def move(self, source: str, target: str, selection: Selection) -> BulkOutcome:
+        from lazycelery.broker.redis_bulk import transfer
+
+        with self._errors():
+            self._require_known(source)
+            self._require_known(target)  # a typo would make a queue nobody consumes
+            return transfer(self._client, self.layout, "move", source, selection, target)
+
+    def delete(self, source: str, selection: Selection) -> BulkOutcome:
+        from lazycelery.broker.redis_bulk import transfer
+
+        with self._errors():
+            self._require_known(source)
+            return transfer(self._client, self.layout, "delete", source, selection, None)
+
+    def requeue_dead(self, source: str, selection: Selection) -> BulkOutcome:
+        from lazycelery.broker.redis_bulk import transfer
+
+        if self.dead_letter is None:
+            raise UsageError("no dead-letter convention on Redis: set [queues] dead_letter = "
+                             "\"{queue}.dlq\" in the config file (docs/queues.md)")
+        origin = self.dead_letter.origin_of(source)
+        if origin is None:
+            raise UsageError(f"{source!r} is not a dead-letter queue: its name does not match "
+                             f"[queues] dead_letter = {self.dead_letter.pattern!r}")
+        with self._errors():
+            self._require_known(source)
+            return transfer(self._client, self.layout, "requeue-dead", source, selection,
+                            origin)
+
+    def bindings(self) -> tuple[list[Binding], dict[str, str | None]]:
+        # kombu keeps exchange types in the declaring process only: unknown here
+        with self._errors():
+            self._discover()
+        bound = [b for b in self._bindings if not is_internal(b)]
+        return bound, dict.fromkeys((b.exchange for b in bound), None)
 
     def watch_queues(self, names: Iterable[str]) -> None:
         self._known.update(names)

@@ -18,6 +18,7 @@ __all__ = [
     "PEEK_SCHEMA",
     "QUEUES_SCHEMA",
     "format_age",
+    "format_dead_letter",
     "format_peek",
     "format_priorities",
     "format_snapshot",
@@ -53,6 +54,10 @@ def _queue_json(stats: QueueStats) -> dict[str, Any]:
         "net_rate": _round(stats.net_rate),
         "oldest_age_s": _round(stats.oldest_age_s, 1),
         "missing": stats.missing,
+        "max_priority": stats.max_priority,
+        "dead_letter": stats.dead_letter,
+        "dead_letter_ready": stats.dead_letter_ready,
+        "dead_letter_of": stats.dead_letter_of,
         "sources": stats.sources,
     }
 
@@ -104,11 +109,23 @@ def _rate(value: float | None, signed: bool = False) -> str:
 
 
 def format_priorities(stats: QueueStats) -> str:
-    """``0:4 6:1 9:2``: ready messages per priority step, the non-empty ones (Redis only)."""
+    """``0:4 6:1 9:2``: ready messages per priority step, the non-empty ones (Redis); ``max 10``
+    for a RabbitMQ priority queue (its API does not count per priority)."""
+    if stats.max_priority is not None:
+        return f"max {_num(stats.max_priority)}"
     if not stats.by_priority:
         return ""
     return " ".join(f"{_shown(step)}:{_num(count)}"
                     for step, count in stats.by_priority.items() if count)
+
+
+def format_dead_letter(stats: QueueStats) -> str:
+    """``celery.dlq (3)`` beside a queue; ``DLQ of celery`` on the dead-letter queue itself."""
+    if stats.dead_letter is not None:
+        return f"{_shown(stats.dead_letter)} ({_num(stats.dead_letter_ready)})"
+    if stats.dead_letter_of is not None:
+        return f"DLQ of {_shown(stats.dead_letter_of)}"
+    return ""
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
@@ -133,6 +150,9 @@ def format_snapshot(snapshot: QueueSnapshot, broker: str) -> str:
     header = ["QUEUE", "READY", "RESERVED", "CONSUMERS", "IN/S", "OUT/S", "NET/S", "OLDEST"]
     if with_priorities:
         header.append("BY PRIORITY")
+    with_dead = any(format_dead_letter(s) for s in snapshot.queues)
+    if with_dead:
+        header.append("DEAD LETTERS")
     rows = []
     for stats in snapshot.queues:
         row = [_shown(stats.name) + (" (missing)" if stats.missing else ""), _num(stats.ready),
@@ -141,9 +161,11 @@ def format_snapshot(snapshot: QueueSnapshot, broker: str) -> str:
                format_age(stats.oldest_age_s)]
         if with_priorities:
             row.append(format_priorities(stats))
+        if with_dead:
+            row.append(format_dead_letter(stats))
         rows.append(row)
     if rows:
-        lines.extend(_table(header, rows, "lrrrrrrr" + ("l" if with_priorities else "")))
+        lines.extend(_table(header, rows, "lrrrrrrr" + "l" * (len(header) - 8)))
     else:
         lines.append("no queues found")
     ready = sum(s.ready or 0 for s in snapshot.queues)

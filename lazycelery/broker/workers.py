@@ -12,7 +12,8 @@ from lazycelery.broker.model import QueueSnapshot, QueueStats, Source
 if TYPE_CHECKING:
     from lazycelery.broker.inspector import BrokerInspector
 
-__all__ = ["ask_active_queues", "discover_active_queues", "merge_consumers", "worker_probe"]
+__all__ = ["active_queue_replies", "ask_active_queues", "discover_active_queues",
+           "merge_consumers", "worker_probe"]
 
 
 def ask_active_queues(app: Any, hostnames: Sequence[str],
@@ -52,6 +53,20 @@ def worker_probe(app: Callable[[], Any], inspector: BrokerInspector,
         return {}
 
     return probe
+
+
+def active_queue_replies(app: Any, inspector: BrokerInspector,
+                         timeout: float = 1.0) -> dict[str, Any]:
+    """hostname -> its ``active_queues`` reply (exchange, routing key per queue): the workers
+    the broker names, asked by name; on RabbitMQ naming none, a read-only broadcast."""
+    names = inspector.worker_hostnames()
+    if names:
+        inspect = app.control.inspect(destination=list(names), timeout=timeout)
+    elif inspector.transport == "amqp":
+        inspect = app.control.inspect(timeout=timeout)
+    else:
+        return {}
+    return dict(inspect.active_queues() or {})
 
 
 def _by_queue(replies: Mapping[str, Any] | None) -> dict[str, list[str]]:

@@ -25,8 +25,14 @@ examples:
   lazycelery queues                      ready, reserved, consumers, rates and oldest per queue
   lazycelery queues --json | jq .        the same as one JSON document (docs/queues.md)
   lazycelery queues --watch              refresh every second until Ctrl-C
+  lazycelery queues --waits 30           + waits, p95, arrival/drain, time to empty (30 s of events)
   lazycelery queues peek celery -n 5     the next 5 messages, without consuming them (Redis)
   lazycelery queues purge celery         delete its waiting messages (asks first)
+  lazycelery queues move celery slow --ids ID1,ID2     move two messages (by task id)
+  lazycelery queues delete celery --ids ID1            delete one waiting message
+  lazycelery queues requeue-dead celery.dlq --all      dead letters back to their queues
+  lazycelery -A proj queues routes                     exchanges, bindings, consumers, routes
+  lazycelery -A proj queues route proj.tasks.add       where it goes and who consumes it
 """
 
 
@@ -39,7 +45,12 @@ def register(
         usage="lazycelery queues [options] [--json] [--watch] [--interval S] [--workers]\n"
               "                         [--management-url URL]\n"
               "       lazycelery queues peek NAME [-n N] [--json]\n"
-              "       lazycelery queues purge NAME [--yes]",
+              "       lazycelery queues purge NAME [--yes]\n"
+              "       lazycelery queues move SRC DST (--ids ID,... | --all) [--yes]\n"
+              "       lazycelery queues delete SRC (--ids ID,... | --all) [--yes]\n"
+              "       lazycelery queues requeue-dead DLQ (--ids ID,... | --all) [--yes]\n"
+              "       lazycelery queues routes [--json]\n"
+              "       lazycelery queues route TASKNAME [--json]",
         description="Queue figures read from the broker (Redis or RabbitMQ); each figure "
                     "says where it came from in --json.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -55,6 +66,10 @@ def register(
                              "RabbitMQ without the management API a read-only inspect "
                              "broadcast finds them): adds their queues and, on Redis, "
                              "consumer counts")
+    parser.add_argument("--waits", type=positive_float, default=None, metavar="S",
+                        help="also listen to task events for S seconds and report per queue "
+                             "the wait (task-sent -> task-received), its p95, arrival vs "
+                             "drain rate and time to empty")
     parser.add_argument("--management-url", metavar="URL", default=None,
                         help="RabbitMQ management API, e.g. http://host:15672/api/ (default: "
                              f"derived from the broker URL, or ${MANAGEMENT_ENV}; 'none' "
@@ -72,6 +87,12 @@ def register(
                                            "priorities). Reserved (unacked) messages are kept.")
     purge.add_argument("name", metavar="NAME", help="queue name")
     purge.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    from lazycelery.commands.queue_bulk import register_bulk
+
+    register_bulk(actions, common)
+    from lazycelery.commands.queue_routes import register_routes
+
+    register_routes(actions, common)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,6 +102,14 @@ def run(args: argparse.Namespace) -> int:
     action = getattr(args, "queues_action", None)
     if action == "purge":
         return _purge(args, settings)
+    if action in ("move", "delete", "requeue-dead"):
+        from lazycelery.commands.queue_bulk import run_bulk
+
+        return run_bulk(args, settings, _open)
+    if action in ("routes", "route"):
+        from lazycelery.commands.queue_routes import run_routes
+
+        return run_routes(args, settings, _open)
     inspector = _open(args, settings)
     try:
         if action == "peek":
@@ -102,7 +131,7 @@ def _open(args: argparse.Namespace, settings: Settings) -> BrokerInspector:
     else:
         management = check_url(management, "--management-url")
     return open_inspector(settings.broker_url, settings.transport_options, settings.queues,
-                          management_url=management)
+                          management_url=management, dead_letter=settings.dead_letter)
 
 
 def _print_json(document: Any, *, pretty: bool) -> None:
@@ -130,10 +159,33 @@ def _list(args: argparse.Namespace, settings: Settings, inspector: BrokerInspect
     first = monitor.refresh()
     if first.error:
         raise BrokerError(first.error)
+    if getattr(args, "waits", None) and not args.watch:
+        return _show_waits(first, args, settings, monitor)
     if not args.watch:
         _show(first, args, settings, pretty=True)
         return 0
     return _watch(monitor, first, args, settings)
+
+
+def _show_waits(first: QueueSnapshot, args: argparse.Namespace, settings: Settings,
+                monitor: QueueMonitor) -> int:
+    from lazycelery.broker.report import format_snapshot, snapshot_document
+    from lazycelery.commands.queue_waits_cmd import collect_waits, format_waits, wait_json
+
+    waits = collect_waits(settings, args.waits)
+    snapshot = monitor.refresh()  # depths at the end of the window, for the time to empty
+    if snapshot.error:
+        snapshot = first
+    summary = waits.summary({q.name: q.ready for q in snapshot.queues})
+    if args.json:
+        document = snapshot_document(snapshot, settings.masked_broker())
+        for row in document["queues"]:
+            row["wait"] = wait_json(summary.get(row["name"]))
+        _print_json(document, pretty=True)
+    else:
+        print(format_snapshot(snapshot, settings.masked_broker()) + "\n")
+        print(format_waits(snapshot, summary))
+    return 0
 
 
 def _show(snapshot: QueueSnapshot, args: argparse.Namespace, settings: Settings, *,
@@ -187,20 +239,10 @@ def _peek(args: argparse.Namespace, settings: Settings, inspector: BrokerInspect
 
 def _masked(messages: list[PeekedMessage], settings: Settings) -> list[PeekedMessage]:
     """The messages with their arguments masked as ingest masks events (docs/masking.md)."""
-    import msgspec
-
+    from lazycelery.core.queue_ops import mask_peeked
     from lazycelery.mask.settings import masker_for
 
-    masker = masker_for(settings, save_counts=False)
-    out = []
-    for message in messages:
-        args, kwargs = masker.mask_values(message.task, message.args, message.kwargs)
-        argsrepr, kwargsrepr = (
-            None if text is None else masker.mask_field(message.task, field, text)
-            for field, text in (("args", message.argsrepr), ("kwargs", message.kwargsrepr)))
-        out.append(msgspec.structs.replace(message, args=args, kwargs=kwargs,
-                                           argsrepr=argsrepr, kwargsrepr=kwargsrepr))
-    return out
+    return mask_peeked(messages, masker_for(settings, save_counts=False))
 
 
 def _answer(prompt: str) -> str:

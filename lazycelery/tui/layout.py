@@ -34,6 +34,8 @@ from lazycelery.tui.panes.header import banner, header, metrics_strip
 from lazycelery.tui.panes.help import help_float
 from lazycelery.tui.panes.messages import messages_float
 from lazycelery.tui.panes.palette import palette_float
+from lazycelery.tui.panes.peek import peek_float
+from lazycelery.tui.panes.routes import routes_float
 from lazycelery.tui.screen.builtin import BODY, MAIN, TOP
 
 if TYPE_CHECKING:
@@ -137,6 +139,12 @@ def build_layout(screen: ScreenModel, host: PaneHost, registry: CommandRegistry,
     palette.content = ConditionalContainer(
         guard(palette.content, "palette"),
         filter=Condition(lambda: screen.ui.overlay == "palette"))
+    peek = peek_float(screen.peek)
+    peek.content = ConditionalContainer(guard(peek.content, "peek"),
+                                        filter=Condition(lambda: screen.ui.overlay == "peek"))
+    routes = routes_float(screen.routes)
+    routes.content = ConditionalContainer(guard(routes.content, "routes"),
+                                          filter=Condition(lambda: screen.ui.overlay == "routes"))
     messages = messages_float(operator.board, columns)
     messages.content = guard(messages.content, "messages")
     dialog.content = guard(dialog.content, "dialog")
@@ -147,7 +155,7 @@ def build_layout(screen: ScreenModel, host: PaneHost, registry: CommandRegistry,
         guard(HSplit([ConditionalContainer(main, filter=~is_small),
                       ConditionalContainer(small, filter=is_small)]), "screen"),
         # action results under the dialog, the dialog above everything
-        floats=[help_overlay, palette, messages, dialog],
+        floats=[help_overlay, palette, peek, routes, messages, dialog],
     )
     layout = Layout(root, focused_element=host.focus_windows()["tasks"])
     return Placed(layout, filter_window, palette_window)

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Final
 
 from lazycelery.tui.panes.dialog import CHOOSE, CONFIRM
+from lazycelery.tui.queue_actions import QueueActions
 from lazycelery.tui.registry import Command
 from lazycelery.tui.task_actions import TaskActions
 from lazycelery.tui.worker_actions import WorkerActions
@@ -22,6 +23,8 @@ __all__ = ["TASK_VIEWS", "operator_commands"]
 TASK_VIEWS: Final = frozenset({"tasks", "detail"})
 _DIALOG: Final = frozenset({"dialog"})
 _GROUP: Final = "Actions"
+_PEEK: Final = frozenset({"peek"})
+_ROUTES: Final = frozenset({"routes"})
 
 
 def _has_queue(s: ScreenModel) -> bool:
@@ -61,6 +64,58 @@ def _task_commands(op: Operator, tasks: TaskActions) -> list[Command]:
                 "args and routing, as its child (dry run first)",
                 lambda s: tasks.replay_selected(), keys=("R",), contexts=TASK_VIEWS,
                 when=has_task, group=_GROUP),
+    ]
+
+
+def _queue_commands(queues: QueueActions) -> list[Command]:
+    on_queues = frozenset({"queues"})
+    return [
+        Command("queue.requeue-dead", "Requeue the queue's dead letters to where they came from "
+                "(shows the count first)", lambda s: queues.requeue_dead_selected(),
+                keys=("D",), contexts=on_queues, when=_has_queue, group=_GROUP),
+        Command("queue.move", "Move the queue's waiting messages to another queue (asks which, "
+                "then the count)", lambda s: queues.move_selected(), keys=("M",),
+                contexts=on_queues, when=_has_queue, group=_GROUP),
+        Command("peek.delete", "Delete the chosen messages (or the one under the cursor)",
+                lambda s: queues.delete_chosen(), keys=("d",), contexts=_PEEK, group=_GROUP,
+                footer="delete"),
+        Command("peek.move", "Move the chosen messages to another queue",
+                lambda s: queues.move_chosen(), keys=("m",), contexts=_PEEK, group=_GROUP,
+                footer="move"),
+        Command("peek.requeue", "Requeue the chosen dead letters to where they came from",
+                lambda s: queues.requeue_chosen(), keys=("R",), contexts=_PEEK, group=_GROUP,
+                footer="requeue"),
+    ]
+
+
+def _peek_commands(queues: QueueActions) -> list[Command]:
+    """Reading and choosing messages, the routes: allowed in read-only mode (nothing
+    changes)."""
+    peek, routes = queues.op.screen.peek, queues.op.screen.routes
+    return [
+        Command("queue.peek", "Peek at the queue's next messages (choose some to delete, move "
+                "or requeue)", lambda s: queues.peek_selected(), keys=("v",),
+                contexts=frozenset({"queues"}), when=_has_queue, group=_GROUP, footer="peek"),
+        Command("peek.down", "Next message", lambda s: peek.move(1), keys=("j", "down"),
+                contexts=_PEEK, group=_GROUP, palette=False),
+        Command("peek.up", "Previous message", lambda s: peek.move(-1), keys=("k", "up"),
+                contexts=_PEEK, group=_GROUP, palette=False),
+        Command("peek.choose", "Choose the message (or not)", lambda s: peek.toggle(),
+                keys=("space",), contexts=_PEEK, group=_GROUP, footer="choose", palette=False),
+        Command("peek.all", "Choose all (or none)", lambda s: peek.toggle_all(), keys=("a",),
+                contexts=_PEEK, group=_GROUP, palette=False),
+        Command("peek.close", "Close the peek", lambda s: queues.close_peek(),
+                keys=("escape",), contexts=_PEEK, group=_GROUP, footer="close", palette=False),
+        Command("queue.routes", "Routes: exchanges -> bindings -> queues, their consumers and "
+                "the app's task_routes", lambda s: queues.routes(), keys=("t",),
+                contexts=frozenset({"queues"}), group=_GROUP, footer="routes"),
+        Command("routes.down", "Scroll down", lambda s: routes.scroll(1), keys=("j", "down"),
+                contexts=_ROUTES, group=_GROUP, palette=False),
+        Command("routes.up", "Scroll up", lambda s: routes.scroll(-1), keys=("k", "up"),
+                contexts=_ROUTES, group=_GROUP, palette=False),
+        Command("routes.close", "Close the routes", lambda s: queues.close_routes(),
+                keys=("escape",), contexts=_ROUTES, group=_GROUP, footer="close",
+                palette=False),
     ]
 
 
@@ -139,13 +194,16 @@ def operator_commands(op: Operator, panes: frozenset[str], *,
     """The commands of ``op``'s actions (``panes``: the built-in panes, where reconcile and the
     last message work)."""
     tasks = TaskActions(op)
-    mutating = [*_task_commands(op, tasks), *_worker_commands(WorkerActions(op))]
+    queues = QueueActions(op)
+    mutating = [*_task_commands(op, tasks), *_worker_commands(WorkerActions(op)),
+                *_queue_commands(queues)]
     if read_only:
         # out of the footer, help and palette; a key still pressed says why it is refused
         mutating = [replace(c, hidden=True, palette=False, footer=None, when=None)
                     for c in mutating]
     return [
         *mutating,
+        *_peek_commands(queues),
         Command("reconcile", "Reconcile now: check unfinished tasks against the result backend "
                 "and the workers", lambda s: op.reconcile_now(), contexts=panes, group=_GROUP),
         Command("messages.last", "Show the last action result again",

@@ -28,7 +28,8 @@ def _queue_monitor(settings: Settings) -> tuple[QueueMonitorLike | None, str | N
 
     try:
         inspector = open_inspector(settings.broker_url, settings.transport_options,
-                                   settings.queues, management_url=settings.management_url)
+                                   settings.queues, management_url=settings.management_url,
+                                   dead_letter=settings.dead_letter)
     except LazyCeleryError as exc:
         return None, str(exc)
     # the workers the broker lists, by name (RabbitMQ without its API: a read-only inspect)
@@ -62,6 +63,8 @@ def connect_operator(d: Dashboard, settings: Settings, monitor: object | None) -
     d.operator.attach(actions, queue_ops=queue_ops, reconciler=reconciler, on_purged=on_purged)
     d.operator.restart_command = settings.restart
     d.screen.charts.sla = settings.sla
+    # the peek overlay masks arguments with the configured rules, as the CLI's peek does
+    d.screen.peek.masker = masker_for(settings, save_counts=False)
 
 
 def history_source(settings: Settings, index: TaskIndex) -> HistorySource | None:

@@ -6,13 +6,14 @@ made when the dashboard creates the pane."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from lazycelery.broker.model import QueueStats
-from lazycelery.broker.report import format_priorities
+from lazycelery.broker.report import format_dead_letter, format_priorities
 from lazycelery.panes_api import PaneViewBase
 from lazycelery.tui.columns import Column
-from lazycelery.tui.format import age, number, one_line, rate, sparkline
+from lazycelery.tui.format import age, duration, number, one_line, rate, sparkline
 from lazycelery.tui.screen.builtin import TOP, BuiltinPane, ScreenContext
 
 if TYPE_CHECKING:
@@ -30,6 +31,20 @@ def queue_columns(screen: ScreenModel) -> list[Column[QueueStats]]:
         style = "class:queue.backlog" if q.ready and q.consumers == 0 else ""
         return style, number(q.ready)
 
+    def dead_letters(q: QueueStats) -> tuple[str, str]:
+        style = "class:queue.backlog" if q.dead_letter_ready else ""
+        return style, format_dead_letter(q)
+
+    def wait_p95(q: QueueStats) -> str:
+        stats = screen.queue_wait_stats.get(q.name)
+        return duration(stats.wait_p95_s) if stats and stats.wait_p95_s is not None else "–"
+
+    def empty_in(q: QueueStats) -> str:
+        stats = screen.queue_wait_stats.get(q.name)
+        if stats is None or stats.time_to_empty_s is None:
+            return "–"
+        return "never" if math.isinf(stats.time_to_empty_s) else age(stats.time_to_empty_s)
+
     return [
         Column("QUEUE", lambda q: ("", q.name), min_width=8, max_width=32, grow=1),
         Column("READY", ready, width=7, align="right"),
@@ -42,9 +57,14 @@ def queue_columns(screen: ScreenModel) -> list[Column[QueueStats]]:
                priority=3),
         Column("OLDEST", lambda q: ("", age(q.oldest_age_s) if q.oldest_age_s is not None
                                     else "–"), width=6, align="right", priority=3),
-        # Redis priority sub-lists, as `lazycelery queues` shows them (step:count, non-empty)
+        # Redis priority sub-lists, as `lazycelery queues` shows them (step:count, non-empty);
+        # "max N" for a RabbitMQ x-max-priority queue
         Column("PRIORITIES", lambda q: ("", format_priorities(q)), min_width=10, max_width=24,
                priority=2),
+        Column("DEAD LETTERS", dead_letters, min_width=12, max_width=32, priority=2),
+        # from the event stream: task-sent -> task-received, over the last 5 minutes
+        Column("WAIT p95", lambda q: ("", wait_p95(q)), width=8, align="right", priority=3),
+        Column("EMPTY IN", lambda q: ("", empty_in(q)), width=8, align="right", priority=3),
         Column("DEPTH", lambda q: ("class:spark.queue",
                                    sparkline(screen.queue_history.series(q.name), 16)),
                width=16, priority=4),

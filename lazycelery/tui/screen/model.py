@@ -25,6 +25,7 @@ from lazycelery.core.ingest_status import IngestorLike, IngestStatus
 from lazycelery.core.model import TaskRecord
 from lazycelery.core.query import FilterError, compile_filter
 from lazycelery.core.queue_history import QueueHistory
+from lazycelery.core.queue_waits import QueueWaits, QueueWaitStats
 from lazycelery.core.task_list import TaskListView
 from lazycelery.core.worker_rows import WorkerRow, worker_rows
 from lazycelery.tui.screen.alerts import AlertsModel
@@ -36,6 +37,7 @@ from lazycelery.tui.screen.help import HelpModel
 from lazycelery.tui.screen.history import HistorySource, LookupDone, RangePage
 from lazycelery.tui.screen.lists import ListModel
 from lazycelery.tui.screen.palette import PaletteState
+from lazycelery.tui.screen.peek import PeekModel
 from lazycelery.tui.screen.render_errors import RenderErrors
 from lazycelery.tui.screen.shell import FILTER_INPUT, PALETTE_INPUT, NullShell, Shell
 from lazycelery.tui.screen.sources import DashboardInfo, QueueMonitorLike
@@ -97,6 +99,13 @@ class ScreenModel:
         self.queues: ListModel[QueueStats] = ListModel(key=lambda q: q.name)
         self.queue_history = QueueHistory()
         self.queue_snapshot: QueueSnapshot | None = None
+        #: per-queue waits, arrival/drain rates and time to empty, from the event stream
+        self.queue_waits = QueueWaits(clock=clock)
+        self.queue_wait_stats: dict[str, QueueWaitStats] = {}
+        #: the peek overlay: a queue's next messages, chosen for bulk actions
+        self.peek = PeekModel()
+        #: the routes overlay: the routing tree's lines (a help-like scrolled text)
+        self.routes = HelpModel()
         self.rates = EventRates(clock=clock)
         #: error groups, fed from every batch (the errors pane shows them)
         self.errors = ErrorsModel(lookup=index.get, clock=clock)
@@ -194,6 +203,7 @@ class ScreenModel:
             self.errors.feed(events)
             self.charts.feed(events)
             self.timeline.feed(events)
+            self.queue_waits.add(events, records, now=self.last_event_at)
         self.tasks.sync(records)
         if self.tasks.busy:
             self.shell.schedule_work()
@@ -205,6 +215,8 @@ class ScreenModel:
             if snapshot is not self.queue_snapshot:
                 self.queue_snapshot = snapshot
                 self.queue_history.update(snapshot)
+                self.queue_wait_stats = self.queue_waits.summary(
+                    {q.name: q.ready for q in snapshot.queues})
                 self.queues.set_items(sorted(snapshot.queues, key=lambda q: q.name))
         if self.ui.pane == "detail":
             self.detail.show(self.detail_record())

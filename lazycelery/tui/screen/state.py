@@ -12,8 +12,9 @@ from lazycelery.core.model import TaskRecord
 
 __all__ = ["FILTER", "OVERLAYS", "UiState", "contexts"]
 
-#: the overlays: help (``?``), the command palette (``:``) and an operator action's dialog
-OVERLAYS: Final = ("help", "palette", "dialog")
+#: the overlays: help (``?``), the command palette (``:``), an operator action's dialog and a
+#: queue's next messages (peek), the routing tree (routes)
+OVERLAYS: Final = ("help", "palette", "dialog", "peek", "routes")
 #: the filter prompt's key context
 FILTER: Final = "filter"
 
