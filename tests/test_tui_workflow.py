@@ -84,7 +84,7 @@ def test_replay_is_refused_read_only_but_export_works(tmp_path: Path,
             h.select("ok-1")
             await h.keys("R")
             await h.until(lambda: "replay: refused: read-only" in h.messages())
-            await h.keys("E")
+            await h.keys("O")
             await h.until(lambda: "export: 5 tasks written to" in h.messages())
             assert str(tmp_path) in h.messages()  # the message names the file
 

@@ -185,7 +185,7 @@ def _reading_commands(op: Operator, tasks: TaskActions) -> list[Command]:
                 lambda s: tasks.workflow_links(), keys=("W",), contexts=TASK_VIEWS,
                 when=has_task, group=_GROUP),
         Command("view.export", "Export the filtered list to a CSV file (named in the message)",
-                lambda s: tasks.export_view(), keys=("E",), contexts=TASK_VIEWS, group=_GROUP),
+                lambda s: tasks.export_view(), keys=("O",), contexts=TASK_VIEWS, group=_GROUP),
     ]
 
 
