@@ -69,7 +69,7 @@ def test_record_retries_by_rule_stops_at_max_attempts_and_obeys_the_kill_switch(
             stdout=subprocess.DEVNULL, stderr=out, start_new_session=True)
     try:
         app = worker.app()
-        wait_for(lambda: "policies: 2 retry rules (acting" in err.read_text(), timeout=60,
+        wait_for(lambda: "policies: 2 retry rules, 0 requeue rules (acting" in err.read_text(), timeout=60,
                  what="the recorder to start its policies")
         # PUB/SUB keeps nothing for a subscriber not there yet: fail until one is retried
         token = uuid.uuid4().hex
@@ -120,3 +120,60 @@ def test_record_retries_by_rule_stops_at_max_attempts_and_obeys_the_kill_switch(
     text = err.read_text()
     assert "Traceback" not in text, text
     assert audit.verify(log).ok
+
+
+def test_record_requeues_dead_letters_once_their_queue_is_consumed_again(
+        redis_url: str, celery_worker_factory: Callable[..., WorkerProcess],
+        tmp_path: Path) -> None:
+    """Redis, the application's `<queue>.dlq` convention: while nobody consumes the queue the
+    rule waits (and says so once); when a worker consumes it, the dead letters go back and the
+    worker runs them; audited as the rule."""
+    queue = f"work-{uuid.uuid4().hex[:8]}"
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[queues]
+dead_letter = "{{queue}}.dlq"
+
+[[policies.requeue]]
+name = "back"
+queue = "{queue}.dlq"
+every = "1s"
+""")
+    log = tmp_path / "audit.log"
+    env = dict(os.environ, LAZYCELERY_CONFIG=str(config), LAZYCELERY_AUDIT_LOG=str(log),
+               LAZYCELERY_POLICIES_STATE=str(tmp_path / "policies.json"))
+    env.pop("LAZYCELERY_STORE", None)
+    from celery import Celery
+
+    client = Celery("lc-requeue", broker=redis_url, backend=redis_url, set_as_current=False)
+    dead = [client.send_task("workerapp.add", args=(i, 1), queue=f"{queue}.dlq").id
+            for i in range(3)]
+    client.send_task("workerapp.add", args=(0, 0), queue=queue)  # the queue itself is known
+    err = tmp_path / "record.stderr"
+    with err.open("wb") as out:
+        recorder = subprocess.Popen(
+            [sys.executable, "-m", "lazycelery", "record", "--broker", redis_url,
+             "--store", f"sqlite:///{tmp_path / 'h.sqlite3'}", "--status-every", "0"],
+            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=out,
+            start_new_session=True)
+    try:
+        wait_for(lambda: f"back: waiting: 3 in {queue}.dlq, but {queue} has 0 consumers"
+                 in err.read_text(), timeout=60, what="the rule to wait for a consumer")
+        celery_worker_factory(redis_url, backend=redis_url, queue=queue)
+        wait_for(lambda: f"back: {queue}.dlq -> {queue}: 3 requeued" in err.read_text(),
+                 timeout=60, what="the dead letters to be requeued")
+        wait_for(lambda: all(client.AsyncResult(i).state == "SUCCESS" for i in dead),
+                 timeout=60, what="the worker to run them")
+        assert [client.AsyncResult(i).get(timeout=10) for i in dead] == [1, 2, 3]
+        (entry,) = [e for e in audit.read(log) if e.action == "requeue-dead"]
+        assert entry.user.startswith("policy:back") and entry.result["count"] == 3
+    finally:
+        client.close()
+        if recorder.poll() is None:
+            recorder.terminate()
+            try:
+                recorder.wait(30)
+            except subprocess.TimeoutExpired:
+                recorder.kill()
+                recorder.wait(10)
+    assert "Traceback" not in err.read_text()

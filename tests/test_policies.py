@@ -114,6 +114,11 @@ def test_rules_load_compiled(tmp_path: Path) -> None:
      "policies.retry[0].max_backoff: shorter than backoff"),
     ('[[policies.retry]]\nname = "a"\nmax_attempts = 0\n', "policies.retry[0].max_attempts"),
     ('[[policies.route]]\ntask = "x"\nqueue = "two words"\n', "policies.route[0].queue: not a queue"),
+    ('[[policies.requeue]]\nname = "q"\nqueue = "a.dlq"\nto = "a.dlq"\n',
+     "policies.requeue[0].to: the same queue as queue"),
+    ('[[policies.requeue]]\nname = "q"\nqueue = "a.dlq"\nevery = "10ms"\n',
+     "policies.requeue[0].every: at least 1s"),
+    ('[[policies.requeue]]\nname = "q"\n', "policies.requeue[0]: object missing required field"),
 ])
 def test_a_bad_rule_is_one_line_naming_it(tmp_path: Path, text: str, where: str) -> None:
     with pytest.raises(ConfigError) as raised:

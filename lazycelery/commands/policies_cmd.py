@@ -103,10 +103,12 @@ def _list(args: argparse.Namespace, policies: PolicyConfig, switch: Any) -> int:
               "backoff": r.backoff, "max_backoff": r.max_backoff, "queue": r.queue}
              for r in policies.retry]
     routes = [{"task": r.task, "queue": r.queue} for r in policies.route]
+    requeues = [{"name": r.name, "queue": r.queue, "to": r.to, "min_consumers": r.min_consumers,
+                 "every": r.every, "max_messages": r.max_messages} for r in policies.requeue]
     if args.json:
         document = {"switch": msgspec.to_builtins(switch.read()), "state_file": str(switch.path),
                     "paused": switch.paused(), "dry_run": policies.dry_run,
-                    "rate_per_second": policies.rate, "retry": rules, "route": routes,
+                    "rate_per_second": policies.rate, "retry": rules, "route": routes, "requeue": requeues,
                     "recent": [msgspec.to_builtins(e) for e in recent]}
         sys.stdout.write(msgspec.json.encode(document).decode() + "\n")
         return 0
@@ -114,8 +116,9 @@ def _list(args: argparse.Namespace, policies: PolicyConfig, switch: Any) -> int:
     mode = " (dry run)" if policies.dry_run else ""
     out.write(f"policies: {switch.read().describe(now)}{mode}; at most "
               f"{policies.rate * 60:g} retries/min\n")
-    if not rules:
-        out.write("no retry rules ([[policies.retry]] in the config file; docs/policies.md)\n")
+    if not rules and not requeues:
+        out.write("no rules ([[policies.retry]], [[policies.requeue]] in the config file; "
+                  "docs/policies.md)\n")
     for rule in policies.retry:
         queue = f" -> {rule.queue}" if rule.queue else ""
         group = f" group {rule.fingerprint}" if rule.fingerprint else ""
@@ -124,6 +127,11 @@ def _list(args: argparse.Namespace, policies: PolicyConfig, switch: Any) -> int:
                   f"{duration(rule.max_backoff)}{queue}\n")
     for route in policies.route:
         out.write(f"  route {route.task} -> {route.queue}\n")
+    for q in policies.requeue:
+        to = q.to or "the queue each message died in"
+        out.write(f"  requeue {q.name}: {q.queue} -> {to} when it has >= {q.min_consumers} "
+                  f"consumer{'s' if q.min_consumers != 1 else ''}, every {duration(q.every)}, "
+                  f"up to {q.max_messages} at a time\n")
     if recent:
         out.write("recent:\n")
         for entry in recent:

@@ -18,6 +18,14 @@ max_backoff = "10m"
 [[policies.route]]         # where policy retries go (a rule's own ``queue`` wins)
 task = "reports.*"
 queue = "slow"
+
+[[policies.requeue]]       # dead letters back once their queue is consumed again
+name = "billing-dlq"
+queue = "billing.dlq"      # the dead-letter queue
+to = "billing"             # optional: where they go (default: the queue each message died in)
+min_consumers = 1          # ... only while the target queue has this many consumers
+every = "1m"
+max_messages = 1000        # per run
 ```
 """
 
@@ -36,7 +44,8 @@ from lazycelery.config_file import convert_section
 from lazycelery.core.query import parse_duration
 from lazycelery.errors import ConfigError
 
-__all__ = ["PolicyConfig", "RetryRule", "RouteRule", "load_policies", "parse_rate"]
+__all__ = ["PolicyConfig", "RequeueRule", "RetryRule", "RouteRule", "load_policies",
+           "parse_rate"]
 
 _RATE = re.compile(r"(\d+(?:\.\d+)?)\s*/\s*(s|sec|m|min|h)", re.IGNORECASE)
 _PER: Mapping[str, float] = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -58,11 +67,21 @@ class _RouteTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     queue: str
 
 
+class _RequeueTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    name: str
+    queue: str
+    to: str | None = None
+    min_consumers: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 1
+    every: str = "1m"
+    max_messages: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+
+
 class _PoliciesTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     dry_run: bool = False
     rate: str = "60/m"
     retry: list[_RetryTable] = []
     route: list[_RouteTable] = []
+    requeue: list[_RequeueTable] = []
 
 
 def _glob(pattern: str) -> re.Pattern[str]:
@@ -120,18 +139,32 @@ class RouteRule:
 
 
 @dataclass(frozen=True)
+class RequeueRule:
+    """Move a dead-letter queue's messages back (or to ``to``) while the queue they go to has
+    at least ``min_consumers`` consumers: checked every ``every`` seconds."""
+
+    name: str
+    queue: str
+    to: str | None
+    min_consumers: int
+    every: float
+    max_messages: int
+
+
+@dataclass(frozen=True)
 class PolicyConfig:
     """Every acting policy of one process; empty when the file has no ``[policies]``."""
 
     retry: tuple[RetryRule, ...] = ()
     route: tuple[RouteRule, ...] = ()
+    requeue: tuple[RequeueRule, ...] = ()
     dry_run: bool = False
     #: policy retries per second allowed, all rules together
     rate: float = 1.0
 
     @property
     def empty(self) -> bool:
-        return not self.retry
+        return not self.retry and not self.requeue
 
     def rule_for(self, name: str | None, exc_type: str,
                  fingerprint: str | None) -> RetryRule | None:
@@ -189,7 +222,26 @@ def load_policies(table: Mapping[str, Any], path: Path) -> PolicyConfig:
     for i, route in enumerate(raw.route):
         _check_queue(route.queue, f"{where}.route[{i}].queue")
         routes.append(RouteRule(task=route.task, queue=route.queue))
-    return PolicyConfig(retry=tuple(rules), route=tuple(routes), dry_run=raw.dry_run, rate=rate)
+    requeues: list[RequeueRule] = []
+    for i, q in enumerate(raw.requeue):
+        at = f"{where}.requeue[{i}]"
+        if not q.name.strip():
+            raise ConfigError(f"{at}.name: empty")
+        if q.name in names:
+            raise ConfigError(f"{at}.name: {q.name!r} is used by another rule")
+        names.add(q.name)
+        _check_queue(q.queue, f"{at}.queue")
+        _check_queue(q.to, f"{at}.to")
+        if q.to == q.queue:
+            raise ConfigError(f"{at}.to: the same queue as queue ({q.queue!r})")
+        every = _checked(lambda q=q: parse_duration(q.every), f"{at}.every")
+        if every < 1:
+            raise ConfigError(f"{at}.every: at least 1s (each check reads the broker)")
+        requeues.append(RequeueRule(name=q.name, queue=q.queue, to=q.to,
+                                    min_consumers=q.min_consumers, every=every,
+                                    max_messages=q.max_messages))
+    return PolicyConfig(retry=tuple(rules), route=tuple(routes), requeue=tuple(requeues),
+                        dry_run=raw.dry_run, rate=rate)
 
 
 def _checked(parse: Any, where: str) -> float:
