@@ -309,3 +309,24 @@ def test_a_regex_with_a_global_flag_joins_the_pre_check() -> None:
     assert rules.value_trigger is not None and rules.value_trigger.pattern != ""
     assert not rules.could_match("(1, 2, 'ana')")
     assert Masker(rules).mask_field(None, "args", "('SK_LIVE_ABCD',)") == "('***' (str, 12 chars),)"
+
+
+@pytest.mark.parametrize("field, text", [
+    # an exception quoting the args it failed on (the recorded leak: workerapp's _explode)
+    ("exception", "ValueError(\"bad payload: {'password': 'hunter2', 'user': 'bob'}\")"),
+    ("exception", "RuntimeError('login failed for bob password=hunter2')"),
+    ("args", "(\"{'api_key': 'hunter2'}\", 3)"),  # a dict serialised into a string argument
+    ("kwargs", "{'note': 'token: hunter2'}"),
+    ("result", "'secret=hunter2'"),
+])
+def test_a_secret_quoted_inside_a_string_is_masked_with_the_string(field: str, text: str) -> None:
+    out = masked(text, field=field)
+    assert SECRET not in out and "'***' (str," in out, out
+
+
+@pytest.mark.parametrize("text", [
+    "ValueError('error: connection refused')", "('password=None', 'token: ', 3)",
+    "RuntimeError('the password field is required')",
+])
+def test_a_string_naming_a_key_without_a_value_is_left_alone(text: str) -> None:
+    assert masked(text, field="exception") == text

@@ -12,7 +12,7 @@ from typing import Any, Final
 from lazycelery.mask.patterns import scan
 from lazycelery.mask.rules import FAIL_CLOSED, FieldRule, RuleSet
 from lazycelery.mask.shape import MARK, Masked, shape_of, text_shape
-from lazycelery.mask.source import card_rule, mask_flat, mask_source
+from lazycelery.mask.source import KEYED, card_rule, keyed_rule, mask_flat, mask_source
 
 __all__ = ["mask_text", "mask_tree", "shape_unless_masked"]
 
@@ -21,11 +21,6 @@ _HARMLESS: Final = (type(None), bool, type(Ellipsis), Masked)
 #: containers nested deeper than this are masked whole (celery's reprs keep 3 levels)
 _DEPTH_MAX: Final = 50
 
-# a quoted key followed by ':' (a dict repr), or a bare name followed by '=' or ': ' (keyword
-# arguments in an object's repr, ``password=...`` in a log line or a traceback)
-_KEYED: Final = re.compile(
-    r"""(?P<q>['"])(?P<key>[^'"\\\n]{1,200})(?P=q)\s*:\s*"""
-    r"""|(?<![\w.'"])(?P<word>[A-Za-z_][\w-]{0,200})(?:\s*=(?!=)\s*|:[ \t]+)""")
 _BARE: Final = re.compile(r"[^,)\]}\s]*")
 _NAME: Final = re.compile(r"[\w.]*")
 _CLOSE: Final = {"(": ")", "[": "]", "{": "}", "<": ">"}
@@ -41,7 +36,11 @@ def mask_tree(value: Any, rules: RuleSet, hits: list[str], depth: int = 0) -> An
     if cls is str:
         spans = scan(value, rules.patterns, rules.value_trigger)
         if not spans:
-            return value
+            keyed = keyed_rule(value, rules)  # "bad payload: {'password': 'hunter2'}"
+            if keyed is None:
+                return value
+            hits.append(keyed)
+            return shape_of(value)
         hits.extend(rule for _, _, rule in spans)
         return shape_of(value)
     if cls is int:
@@ -148,7 +147,7 @@ def _mask_keyed(text: str, rules: RuleSet, hits: list[str]) -> str:
         return text
     pieces: list[str] = []
     done = 0
-    for match in _KEYED.finditer(text):
+    for match in KEYED.finditer(text):
         start = match.end()
         if start < done:
             continue

@@ -85,7 +85,8 @@ class RuleSet:
     def could_match(self, text: str) -> bool:
         """False when no rule can apply to ``text``: the cheap test before any parsing. A
         value pattern's anchor (``eyJ``, ``://``, four digits ...), or a key name: a quoted
-        one followed by ``:`` (a dict's repr), or ``name=`` (an object's repr, a log line)."""
+        one followed by ``:`` (a dict's repr), or ``name=`` / ``name: `` (an object's repr, a log
+        line, an exception message)."""
         trigger = self.value_trigger
         if trigger is not None and trigger.search(text) is not None:
             return True
@@ -94,7 +95,7 @@ class RuleSet:
             for key in _QUOTED_KEYS(text):
                 if key_rule(key) is not None:
                     return True
-            if "=" in text:
+            if "=" in text or ": " in text or ":\t" in text:  # name=value, "name: value"
                 for key in _WORD_KEYS(text):
                     if key_rule(key) is not None:
                         return True
@@ -160,7 +161,7 @@ def _union(parts: list[str]) -> re.Pattern[str] | None:
 
 _EVERYTHING: Final = re.compile("")
 _QUOTED_KEYS: Final = re.compile(r"""['"]([^'"\\\n]{1,200})['"]\s*:""").findall
-_WORD_KEYS: Final = re.compile(r"([A-Za-z_][\w-]{0,200})\s*=").findall
+_WORD_KEYS: Final = re.compile(r"([A-Za-z_][\w-]{0,200})(?:\s*=|:[ \t])").findall
 
 
 _GLOBAL_FLAGS: Final = re.compile(r"\(\?([imsx]+)\)")

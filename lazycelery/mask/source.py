@@ -25,6 +25,27 @@ _CONTAINERS: Final[dict[type[ast.expr], str]] = {ast.List: "list", ast.Tuple: "t
 
 Span = tuple[int, int, str]  # (start, end) in the text, and what replaces it
 
+# a quoted key followed by ':' (a dict repr), or a bare name followed by '=' or ': ' (keyword
+# arguments in an object's repr, ``password=...`` in a log line or a traceback)
+KEYED: Final = re.compile(
+    r"""(?P<q>['"])(?P<key>[^'"\\\n]{1,200})(?P=q)\s*:\s*"""
+    r"""|(?<![\w.'"])(?P<word>[A-Za-z_][\w-]{0,200})(?:\s*=(?!=)\s*|:[ \t]+)""")
+#: values after a key that hold nothing (``password=None``)
+_NOTHING: Final = re.compile(r"(?:None|True|False)?(?:[,)\]}\s]|$)")
+
+
+def keyed_rule(text: str, rules: RuleSet) -> str | None:
+    """The key rule of the first ``key: value`` / ``key=value`` *inside* a string (an exception
+    message quoting a dict, a log line): a string constant holding one is masked whole."""
+    if not rules.keys:
+        return None
+    for match in KEYED.finditer(text):
+        rule = rules.key_rule(match.group("key") or match.group("word"))
+        if rule is not None and not _NOTHING.match(text, match.end()) \
+                and not text.startswith(MARK, match.end()):
+            return rule
+    return None
+
 # A flat dict of plain values, as most kwargs are: ``{'password': 'x', 'amount': 10}`` with no
 # quote or backslash inside a string. Its pairs are found by a regex, as exactly as by parsing,
 # several times faster.
@@ -98,6 +119,8 @@ class _Walk:
             if spans:
                 self.mask(node, spans[0][2])
                 self.hits.extend(rule for _, _, rule in spans[1:])
+            elif (rule := keyed_rule(text, self.rules)) is not None:
+                self.mask(node, rule)
         elif value.__class__ is int and isinstance(value, int) and value > 10**12:
             rule = card_rule(value, self.rules)
             if rule is not None:
@@ -179,9 +202,13 @@ def mask_flat(text: str, rules: RuleSet, hits: list[str]) -> str | None:
         elif value[0] == "'":
             spans = scan(value[1:-1], rules.patterns, rules.value_trigger)
             if not spans:
-                continue
-            rule, shape = spans[0][2], shape_of(value[1:-1]).text
-            hits.extend(r for _, _, r in spans[1:])
+                keyed = keyed_rule(value[1:-1], rules)
+                if keyed is None:
+                    continue
+                rule, shape = keyed, shape_of(value[1:-1]).text
+            else:
+                rule, shape = spans[0][2], shape_of(value[1:-1]).text
+                hits.extend(r for _, _, r in spans[1:])
         elif len(value) >= 13 and value.isdigit() and (rule := card_rule(int(value), rules)):
             shape = shape_of(int(value)).text
         else:
