@@ -219,6 +219,7 @@ class _Serve:
         url = store_url(self.settings)
         store = open_store(url)
         service.stored_task = store_lookup(url)
+        service.store_url = url
         try:
             return Recorder(self.settings, store, retention_from(None, None),
                             store_opener=lambda: open_store(url, writer=False),

@@ -18,6 +18,7 @@ from lazycelery.serve.errors import ApiError
 from lazycelery.serve.http import error_response, protect
 from lazycelery.serve.metrics import MetricsWriter
 from lazycelery.serve.service import Service
+from lazycelery.serve.v1.routes import v1_routes
 
 __all__ = ["build_app"]
 
@@ -63,6 +64,7 @@ def build_app(service: Service, guard: Guard) -> Starlette:
         post("/api/worker/queue/cancel-consumer/{worker:path}", act.cancel_consumer),
         get("/metrics", metrics),
         Route("/healthcheck", healthcheck, methods=["GET"]),
+        *v1_routes(service, guard, service.hub),
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:

@@ -31,9 +31,11 @@ class Observer:
     def on_batch(self, events: Sequence[Mapping[str, Any]],
                  records: Sequence[TaskRecord | WorkerRecord | None]) -> None:
         self.service.counters.on_batch(events, records)
+        self.service.hub.publish(events, records, self.service.index.lock)
 
     def on_status(self, status: IngestStatus) -> None:
         self.service.counters.on_status(status)
+        self.service.hub.publish_status(status)
         if self.reconciler is not None:
             self.reconciler.on_ingest_status(status)
 

@@ -16,6 +16,7 @@ from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest_status import IngestStatus
 from lazycelery.core.model import TaskRecord
 from lazycelery.serve.counters import FlowerCounters
+from lazycelery.serve.v1.hub import StreamHub
 from lazycelery.serve.workers import WorkerInfo
 
 __all__ = ["Service"]
@@ -49,6 +50,10 @@ class Service:
     #: writes each audit entry into the history store too (``--store``), after the file
     audit_sink: Callable[[Any], None] | None = None
     started: float = field(default_factory=time.time)
+    #: the history store's URL (``--store``): /api/v1 reads tasks from it
+    store_url: str | None = None
+    #: the live stream's ring (/api/v1/stream), fed by the ingest thread's observer
+    hub: StreamHub = field(default_factory=StreamHub)
 
     def __post_init__(self) -> None:
         if self.workers is None:
