@@ -31,6 +31,8 @@ examples:
   lazycelery serve -A proj.celery --port 5555
   curl 'localhost:5555/api/tasks?state=FAILURE&limit=10'
   curl localhost:5555/metrics
+  curl 'localhost:5555/api/v1/tasks?q=state:failure%20name:billing.*&limit=20'
+  curl -N 'localhost:5555/api/v1/stream?q=state:failure'   live events (Server-Sent Events)
   lazycelery serve --new-token                 print a token and its [serve] entry
   lazycelery serve --hash-password             read a password, print its [serve] entry
   lazycelery serve --host 0.0.0.0 --store postgresql://lc@db/celerymon --read-only
@@ -60,6 +62,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     http.add_argument("--access-log", action="store_true", help="log every request on stderr")
     http.add_argument("--queue-interval", type=float, metavar="S", default=5.0,
                       help="seconds between queue reads for /metrics (default 5)")
+    http.add_argument("--stream-buffer", type=positive_int, metavar="N", default=1 << 17,
+                      help="events kept for /api/v1/stream: a client further behind is told "
+                           "how many it lost; Last-Event-ID resumes within it (default 131072)")
     parser.add_argument("--record", action="store_true",
                         help="also record history into the store (implied by --store)")
     add_otel_option(parser)
@@ -173,10 +178,12 @@ class _Serve:
         from lazycelery.serve.app import build_app
         from lazycelery.serve.runtime import Observer, make_service
         from lazycelery.serve.server import HttpServer
+        from lazycelery.serve.v1.hub import StreamHub
 
         args, settings = self.args, self.settings
         queues = self._queues()
         service = make_service(settings, queues, read_only=settings.read_only)
+        service.hub = StreamHub(args.stream_buffer)
         observer = Observer(service)
         if tracing is not None:  # --otel: every batch (both ingest paths) also feeds the tap
             setattr(observer, "on_batch", tracing.tee(observer.on_batch))  # noqa: B010
