@@ -47,6 +47,8 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "lazycelery.tui.task_actions", "lazycelery.tui.worker_actions")),
     (11, "app", ("lazycelery.tui.app", "lazycelery.tui.run")),
     (11, "demo", ("lazycelery.demo",)),
+    # the dashboard attached to a `lazycelery serve` (--server)
+    (11, "app", ("lazycelery.tui.remote",)),
     (12, "commands", ("lazycelery.commands",)),
     (13, "cli", ("lazycelery.cli", "lazycelery.__main__")),
 )

@@ -37,7 +37,7 @@ from lazycelery.errors import UsageError
 from lazycelery.urls import error_line, mask_url
 
 __all__ = ["PATH", "TOKEN_ENV", "RemoteAuthError", "RemoteIngestor", "SseFrame", "parse_frames",
-           "remote_target"]
+           "probe", "remote_target"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,31 @@ def remote_target(server: str | None, token: str | None) -> tuple[str | None, st
     if not server.startswith(("http://", "https://")):
         raise UsageError(f"--server must be an http:// or https:// URL, got {server[:80]!r}")
     return server, token or os.environ.get(TOKEN_ENV) or None
+
+
+def probe(server: str, token: str | None, *, timeout: float = 10.0) -> str:
+    """Check the server answers and takes the credentials before a command starts: the role
+    it gives them; a ``UsageError`` (one line) otherwise."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    label = mask_url(server)
+    try:
+        response = httpx.get(f"{server.rstrip('/')}/api/v1/snapshot", params={"limit": 0},
+                             headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise UsageError(f"cannot reach {label}: {error_line(exc, limit=200)}") from None
+    if response.status_code in (401, 403):
+        raise UsageError(f"{label} refused the credentials ({response.status_code}); pass a "
+                         f"token with --token or ${TOKEN_ENV}")
+    if response.status_code != 200:
+        raise UsageError(f"{label} is not a lazycelery serve with /api/v1 "
+                         f"(it answered {response.status_code})")
+    try:
+        role = response.json().get("role")
+    except ValueError:
+        raise UsageError(f"{label} is not a lazycelery serve (not JSON)") from None
+    return str(role or "viewer")
 
 
 class RemoteAuthError(Exception):
@@ -119,7 +144,8 @@ class RemoteIngestor:
                  on_batch: OnBatch | None = None, on_status: OnStatus | None = None,
                  on_notice: OnNotice | None = None, query: str | None = None,
                  snapshot_tasks: int = SNAPSHOT_TASKS, heartbeat: float = HEARTBEAT,
-                 verify: bool | str = True) -> None:
+                 verify: bool | str = True,
+                 on_snapshot: Callable[[list[TaskRecord]], None] | None = None) -> None:
         self.server = server.rstrip("/")
         self.label = mask_url(self.server)
         self.index = index
@@ -130,6 +156,8 @@ class RemoteIngestor:
         self.snapshot_tasks = snapshot_tasks
         self.heartbeat = heartbeat
         self.verify = verify
+        #: told the index's records of each snapshot once merged (a task list rebuilds)
+        self.on_snapshot = on_snapshot
         self.path = PATH
         self.status = IngestStatus(state=CONNECTING, path=PATH)
         self._sink = BatchSink(index, on_batch)
@@ -253,6 +281,10 @@ class RemoteIngestor:
                    for t in body.get("tasks", ())]
         records.reverse()  # oldest first: merge_stored adds each at the old end
         self.index.merge_stored(records, _merge_snapshot)
+        if self.on_snapshot is not None:
+            with self.index.lock:
+                taken = [r for rec, _ in records if (r := self.index.get(rec.uuid)) is not None]
+            self.on_snapshot(taken)
         self.index.merge_workers([_worker_event(w) for w in body.get("workers", ())])
         self._last_id = body.get("last_event_id")
 

@@ -108,6 +108,10 @@ def _run(args: argparse.Namespace) -> int:
     if server is not None and getattr(args, "since", None):
         raise UsageError("--since reads the local history store; with --server ask the "
                          "server's /api/v1/tasks instead (docs/remote.md)")
+    if server is not None:
+        from lazycelery.core.ingest_remote import probe
+
+        probe(server, token)  # a wrong URL or token: one line now, not a reconnect loop
     for warning in type_warnings(event_filter.types):
         _err_line(sys.stderr, warning)
 
