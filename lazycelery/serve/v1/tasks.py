@@ -81,7 +81,7 @@ def compile_q(query: Any) -> Predicate | None:
     try:
         return compile_filter(text)
     except FilterError as exc:
-        raise bad_param("q", f"{exc} (column {exc.column + 1})") from None
+        raise bad_param("q", str(exc)) from None
 
 
 def limit_of(query: Any) -> int:
