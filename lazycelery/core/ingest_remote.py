@@ -67,7 +67,10 @@ def remote_target(server: str | None, token: str | None) -> tuple[str | None, st
 def probe(server: str, token: str | None, *, timeout: float = 10.0) -> str:
     """Check the server answers and takes the credentials before a command starts: the role
     it gives them; a ``UsageError`` (one line) otherwise."""
-    import httpx
+    try:
+        import httpx
+    except ImportError:
+        raise UsageError("--server needs httpx: pip install 'lazycelery[remote]'") from None
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     label = mask_url(server)
