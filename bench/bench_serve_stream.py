@@ -7,8 +7,8 @@ Reported: events serve applied vs published (ingest loss must be 0), ingest gaps
 items each client got and the loss it was told (counted, by design, when it cannot keep up),
 and the request latencies (median, p95).
 
-    .venv/bin/python bench/bench_serve_stream.py                     # 30,000/s for 10 s
-    .venv/bin/python bench/bench_serve_stream.py --rate 10000 --seconds 5 --clients 10
+    .venv/bin/python bench/bench_serve_stream.py                     # 10,000 and 30,000/s, 10 s
+    .venv/bin/python bench/bench_serve_stream.py --rates 5000 --seconds 3 --clients 5
 """
 
 from __future__ import annotations
@@ -156,7 +156,8 @@ async def _clients(port: int, n: int, rate: float, conn: Connection) -> dict[str
     asker = asyncio.create_task(_requests(port, rate, latencies, errors, stop))
     conn.send({"ready": True})
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, conn.recv)  # "stop"
+    while await loop.run_in_executor(None, conn.recv) == "stats":
+        conn.send({"got": [s["items"] + s["lost"] for s in stats]})
     stop.set()
     for task in [*tasks, asker]:
         task.cancel()
@@ -195,6 +196,18 @@ def step(name: str, broker: str, port: int, pubs: Publishers, rate: int, seconds
         - before["lazycelery_stream_client_lost_total"],
     }
     if child is not None:
+        # the clients read on after the ingest is done: until each has every stream item
+        # (received or told lost), or nothing moved for 3 s
+        t0, last, moved = time.monotonic(), None, time.monotonic()
+        while True:
+            got = min(child.ask("stats")["got"])
+            if got >= out["stream_items"] or time.monotonic() - moved > 3:
+                break
+            if got != last:
+                last, moved = got, time.monotonic()
+            time.sleep(0.2)
+        out["catch_up_s"] = time.monotonic() - t0
+        out["slowest_client_got"] = got
         child.conn.send("stop")
         report = child.recv(60)
         child.close()
@@ -213,13 +226,15 @@ def step(name: str, broker: str, port: int, pubs: Publishers, rate: int, seconds
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rate", type=int, default=30_000)
+    parser.add_argument("--rates", default="10000,30000",
+                        help="comma-separated event rates, each run with and without clients")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=float, default=100.0, help="requests per second")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    events = int(args.rate * args.seconds)
+    rates = [int(r) for r in args.rates.split(",")]
+    events = int(max(rates) * args.seconds)
     with RedisServer() as redis:
         port = free_port()
         serve = start_serve(redis.url, port)
@@ -229,12 +244,13 @@ def main() -> int:
             warm_up(redis.url, port)
             log(f"rendering {events:,} events")
             pubs = Publishers(redis.url, 2, e2e_procs.REPLAY, render=events)
-            results = [
-                step("reference: no HTTP clients", redis.url, port, pubs, args.rate,
-                     args.seconds, 0, 0),
-                step(f"{args.clients} stream clients + {args.requests:g} req/s", redis.url,
-                     port, pubs, args.rate, args.seconds, args.clients, args.requests),
-            ]
+            results = []
+            for rate in rates:
+                results.append(step(f"{rate:,}/s, reference: no HTTP clients", redis.url, port,
+                                    pubs, rate, args.seconds, 0, 0))
+                results.append(step(f"{rate:,}/s, {args.clients} stream clients + "
+                                    f"{args.requests:g} req/s", redis.url, port, pubs, rate,
+                                    args.seconds, args.clients, args.requests))
         finally:
             if pubs is not None:
                 pubs.close()
@@ -249,10 +265,11 @@ def main() -> int:
              f"{r['client_lost_total']:,.0f}",
              "-" if r.get("request_p50_ms") is None else f"{r['request_p50_ms']:.1f}",
              "-" if r.get("request_p95_ms") is None else f"{r['request_p95_ms']:.1f}",
-             str(r.get("requests", "-"))] for r in results]
+             str(r.get("requests", "-")), f"{r.get('catch_up_s', 0):.1f}"] for r in results]
     print(md_table(["step", "published", "publisher/s", "applied by serve", "ingest lost",
                     "gaps", "items/client (median)", "told lost/client (median)",
-                    "client loss (sum)", "req p50 ms", "req p95 ms", "requests"], rows))
+                    "client loss (sum)", "req p50 ms", "req p95 ms", "requests",
+                    "clients caught up after s"], rows))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -190,6 +190,7 @@ def test_store_fills_after_memory(tmp_path: Path, events: list[dict[str, Any]]) 
 
 def test_hub_counts_what_a_slow_client_lost() -> None:
     hub = StreamHub(size=8)
+    hub.keep()
     index = TaskIndex()
     evs = [{"type": "task-received", "uuid": f"u{n}", "name": "t", "timestamp": 1.0 + n}
            for n in range(20)]
@@ -202,9 +203,23 @@ def test_hub_counts_what_a_slow_client_lost() -> None:
     assert hub.position_of("other-3")[1] is not None
 
 
+def test_hub_stores_nothing_unwatched_but_counts_it() -> None:
+    hub = StreamHub(size=8)
+    index = TaskIndex()
+    evs = [{"type": "task-received", "uuid": f"u{n}", "name": "t", "timestamp": 1.0 + n}
+           for n in range(5)]
+    hub.publish(evs, index.apply_batch(evs), index.lock)  # nobody listens: not stored
+    assert hub.published == 0 and hub.last == 5
+    hub.keep()
+    hub.publish(evs[:2], index.apply_batch(evs[:2]), index.lock)
+    got = hub.read(0, 100)
+    assert got.lost == 5 and [i.seq for i in got.items] == [6, 7]
+
+
 def test_observer_feeds_the_hub(index: TaskIndex, events: list[dict[str, Any]]) -> None:
     fresh = TaskIndex()
     service = make_service(fresh)
+    service.hub.keep()
     Observer(service).on_batch(events[:50], fresh.apply_batch(events[:50]))
     items = service.hub.read(0, 100).items
     assert len(items) == sum(1 for e in events[:50] if e.get("uuid") or e.get("hostname"))

@@ -292,13 +292,12 @@ class RemoteIngestor:
         self._last_id = body.get("last_event_id")
 
     def _connected(self, lost_at: float | None) -> None:
-        now = time.time()
-        gap = self.status.gap
-        if lost_at is not None and self._stop.is_set() is False and self._attempt:
-            # resumed by Last-Event-ID: the server says if anything was lost (event: loss)
-            log.info("stream resumed after %.1f s", now - lost_at)
+        """Connected (again). A reconnect resumed by Last-Event-ID is no gap by itself: the
+        server replays what we missed, or says what it cannot (``event: loss``)."""
+        if lost_at is not None:
+            log.info("stream resumed after %.1f s", time.time() - lost_at)
         self._attempt = 0
-        self._set_status(CONNECTED, gap=gap)
+        self._set_status(CONNECTED)
 
     def _read(self, client: Any, chunks: Iterator[bytes]) -> None:
         rest = b""

@@ -36,6 +36,8 @@ __all__ = ["V1Api"]
 
 #: audit entries returned at most
 MAX_AUDIT = 10_000
+#: tasks in a snapshot at most (a remote viewer asks for its own number)
+MAX_SNAPSHOT = 100_000
 
 
 class V1Api:
@@ -193,7 +195,8 @@ class V1Api:
         then the newest tasks, the workers and the queues. The position is taken first: an
         event applied meanwhile is both in the records and replayed by the stream."""
         limit = params.optional_int(request.query_params, "limit", minimum=0)
-        limit = min(MAX_LIMIT * 100 if limit is None else limit, MAX_LIMIT * 100)
+        limit = min(MAX_LIMIT if limit is None else limit, MAX_SNAPSHOT)
+        self.hub.keep()  # the viewer opens the stream next: keep what happens meanwhile
         position = self.hub.event_id(self.hub.last)
         newest = self.service.index.newest(limit)
         return json_response({

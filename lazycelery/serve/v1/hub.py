@@ -5,7 +5,10 @@ their own position on the event loop.
 The ingest thread never waits on a client: publishing is O(batch) under a lock no reader
 holds for long, plus one wake-up per event loop. A client that falls more than the ring's size
 behind has lost the overwritten items: it learns how many from the sequence numbers (the loss
-is counted, never hidden), and ``Last-Event-ID`` resumes within the ring."""
+is counted, never hidden), and ``Last-Event-ID`` resumes within the ring.
+
+With no client for ``LINGER`` seconds the ring is not filled (the record copies are the cost):
+sequence numbers still advance, so a client resuming from before that is told its loss."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import asyncio
 import contextlib
 import secrets
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -26,6 +30,9 @@ __all__ = ["DEFAULT_SIZE", "Item", "Read", "StreamHub"]
 
 #: items kept for slow clients and ``Last-Event-ID`` resumption (a few seconds at 30k/s)
 DEFAULT_SIZE: Final = 1 << 17
+#: seconds the ring keeps filling after the last client left (or a snapshot was taken): a
+#: viewer that reconnects within it resumes; with nobody listening the ingest pays nothing
+LINGER: Final = 120.0
 TASK: Final = "task"
 WORKER: Final = "worker"
 STATUS: Final = "status"
@@ -74,6 +81,8 @@ class StreamHub:
         self.epoch = secrets.token_hex(4)
         self._ring: list[Item | None] = [None] * size
         self._last = 0  # sequence number of the newest item (the first is 1)
+        self._first_kept = 1  # items before this one were not stored (nobody listened)
+        self._keep_until = 0.0  # monotonic time until which the ring fills with no client
         self._lock = threading.Lock()
         # event loop -> the asyncio events of the clients waiting on it
         self._waiters: dict[asyncio.AbstractEventLoop, set[asyncio.Event]] = {}
@@ -92,6 +101,9 @@ class StreamHub:
                 records: Sequence[TaskRecord | WorkerRecord | None], lock: Any) -> None:
         """A batch just applied to the index (``records[i]`` is what ``events[i]`` touched).
         The records are copied under ``lock`` (the index's: the reconciler may change one)."""
+        if not self.active:
+            self._skip(sum(1 for r in records if r is not None))
+            return
         with lock:
             copies = [None if r is None else msgspec.structs.replace(r) for r in records]
         items: list[tuple[str, Mapping[str, Any], TaskRecord | WorkerRecord]] = []
@@ -104,7 +116,25 @@ class StreamHub:
             self._append(items)
 
     def publish_status(self, status: IngestStatus) -> None:
-        self._append([(STATUS, None, status)])
+        if self.active:
+            self._append([(STATUS, None, status)])
+        else:
+            self._skip(1)
+
+    @property
+    def active(self) -> bool:
+        """Whether items are stored: a client is connected, or was within ``LINGER`` s."""
+        return self.clients > 0 or time.monotonic() < self._keep_until
+
+    def keep(self) -> None:
+        """Store items for the next ``LINGER`` s even with no client (a snapshot was taken:
+        its viewer connects to the stream next)."""
+        self._keep_until = time.monotonic() + LINGER
+
+    def _skip(self, count: int) -> None:
+        with self._lock:
+            self._last += count
+            self._first_kept = self._last + 1
 
     def _append(self, entries: Sequence[tuple[str, Mapping[str, Any] | None, Any]]) -> None:
         ring, size = self._ring, self.size
@@ -133,6 +163,7 @@ class StreamHub:
         with self._lock:
             self._waiters.setdefault(loop, set()).add(waiter)
             self.clients += 1
+            self._keep_until = time.monotonic() + LINGER
         return waiter
 
     def unsubscribe(self, waiter: asyncio.Event) -> None:
@@ -144,12 +175,13 @@ class StreamHub:
                 if not waiters:
                     del self._waiters[loop]
             self.clients -= 1
+            self._keep_until = time.monotonic() + LINGER
 
     def read(self, position: int, limit: int) -> Read:
         """Up to ``limit`` items after ``position`` (a sequence number; 0: the start)."""
         with self._lock:
             last = self._last
-            oldest = max(1, last - self.size + 1)
+            oldest = max(1, last - self.size + 1, self._first_kept)
             start = position + 1
             lost = max(0, oldest - start)
             start = max(start, oldest)

@@ -130,7 +130,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             "What a remote viewer starts from: the stream position, the newest tasks, the "
             "workers, the queues", _json({"type": "object", "required": ["last_event_id"]},
                                          "the snapshot"),
-            [_param("limit", "tasks at most (capped at 100000)",
+            [_param("limit", "tasks at most (default 1000, capped at 100000)",
                     {"type": "integer", "minimum": 0})], (400,), "snapshot"),
         "/api/v1/stream": _get(
             "Live task and worker events with their records, filtered by `q`", stream,
