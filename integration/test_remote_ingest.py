@@ -49,12 +49,12 @@ class Served:
             self.observer.on_batch(chunk, self.index.apply_batch(chunk))
 
     def stop(self) -> None:
+        self.service.hub.close()
         self.http.stop()
 
 
 def states(index: TaskIndex) -> dict[str, str]:
-    with index.lock:
-        return {r.uuid: r.state for r in index.records()}
+    return {r.uuid: r.state for r in index.records()}
 
 
 @pytest.fixture
@@ -93,7 +93,8 @@ def test_snapshot_stream_restart_and_gap(port: int, viewer: tuple[RemoteIngestor
         ingestor.start()
         wait_for(lambda: states(local) == states(server.index), timeout=30,
                  what="the snapshot in the viewer")
-        assert ingestor.status.state == CONNECTED and ingestor.status.gap is None
+        wait_for(lambda: ingestor.status.state == CONNECTED, what="the stream connected")
+        assert ingestor.status.gap is None
         server.feed(events[half:-200])  # live: through the stream
         wait_for(lambda: states(local) == states(server.index), timeout=30,
                  what="the stream's events in the viewer")

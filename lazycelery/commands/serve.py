@@ -200,6 +200,7 @@ class _Serve:
                 return self._record(service, observer)
             return self._ingest_only(service, observer, server)
         finally:
+            service.hub.close()  # open streams end, so the server can stop
             server.stop()
             if queues is not None:
                 queues.stop()

@@ -87,6 +87,8 @@ class StreamHub:
         # event loop -> the asyncio events of the clients waiting on it
         self._waiters: dict[asyncio.AbstractEventLoop, set[asyncio.Event]] = {}
         self.published = 0
+        #: set when the server stops: every stream ends (uvicorn waits for open responses)
+        self.closed = False
         #: items lost by clients, summed over clients (for /metrics and the bench)
         self.client_losses = 0
         self.clients = 0
@@ -148,6 +150,15 @@ class StreamHub:
             loops = list(self._waiters)
         for loop in loops:
             with contextlib.suppress(RuntimeError):  # the loop closed (server stopping)
+                loop.call_soon_threadsafe(self._wake, loop)
+
+    def close(self) -> None:
+        """End every stream (any thread): the server is stopping."""
+        with self._lock:
+            self.closed = True
+            loops = list(self._waiters)
+        for loop in loops:
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._wake, loop)
 
     # ------------------------------------------------------------------ the event loop

@@ -79,7 +79,7 @@ class _Client:
         waiter = hub.subscribe()
         try:
             yield hello
-            while True:
+            while not hub.closed:
                 waiter.clear()
                 data, more = self.turn()
                 if data:
