@@ -36,7 +36,13 @@ def metrics(port: int) -> dict[str, float]:
     import httpx
 
     out: dict[str, float] = {}
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    for attempt in range(5):  # a busy serve (or machine) can be slow to answer
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+            break
+        except httpx.TimeoutException:
+            if attempt == 4:
+                raise
     for line in text.splitlines():
         if line and not line.startswith("#") and "{" not in line:
             name, _, value = line.partition(" ")
