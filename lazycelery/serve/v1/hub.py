@@ -50,6 +50,7 @@ class Item:
     event: Mapping[str, Any] | None
     record: TaskRecord | WorkerRecord | IngestStatus | None
     _data: bytes | None = field(default=None, repr=False)
+    _frame: bytes | None = field(default=None, repr=False)
 
     def data(self) -> bytes:
         if self._data is None:
@@ -58,6 +59,13 @@ class Item:
                 body["event"] = self.event
             self._data = _encoder.encode(body)
         return self._data
+
+    def frame(self, epoch: str) -> bytes:
+        """The whole SSE message (its id: ``<epoch>-<seq>``), built once for every client."""
+        if self._frame is None:
+            self._frame = b"id: %s-%d\nevent: %s\ndata: %s\n\n" % (
+                epoch.encode(), self.seq, self.kind.encode(), self.data())
+        return self._frame
 
 
 @dataclass(frozen=True)

@@ -31,11 +31,6 @@ DEFAULT_HEARTBEAT: Final = 15.0
 _encoder = msgspec.json.Encoder()
 
 
-def _frame(hub: StreamHub, item: Item) -> bytes:
-    return b"id: %s\nevent: %s\ndata: %s\n\n" % (hub.event_id(item.seq).encode(),
-                                                 item.kind.encode(), item.data())
-
-
 def _loss(hub: StreamHub, lost: int | None, total: int, reason: str, position: int) -> bytes:
     body = _encoder.encode({"lost": lost, "total_lost": total, "reason": reason})
     return b"id: %s\nevent: loss\ndata: %s\n\n" % (hub.event_id(position).encode(), body)
@@ -70,7 +65,8 @@ class _Client:
                                 "this client fell behind the stream", got.position))
         if self.pred is not None and self.pred.time_dependent:
             self.pred.refresh()
-        chunks.extend(_frame(self.hub, item) for item in got.items if self.wants(item))
+        epoch = self.hub.epoch
+        chunks.extend(item.frame(epoch) for item in got.items if self.wants(item))
         self.position = got.position
         return b"".join(chunks), len(got.items) >= READ_CHUNK
 
