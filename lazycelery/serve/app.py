@@ -70,7 +70,10 @@ def build_app(service: Service, guard: Guard) -> Starlette:
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         message = {404: "not found", 405: "method not allowed"}.get(status, "error")
-        return error_response(ApiError(status, message))
+        response = error_response(ApiError(status, message))
+        if isinstance(exc, HTTPException) and exc.headers:  # a 405's Allow (RFC 9110)
+            response.headers.update(exc.headers)
+        return response
 
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error,
                                                        Exception: http_error})
