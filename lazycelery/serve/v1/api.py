@@ -21,6 +21,7 @@ from lazycelery.serve.errors import ApiError
 from lazycelery.serve.http import json_response
 from lazycelery.serve.service import Service
 from lazycelery.serve.v1.hub import StreamHub
+from lazycelery.serve.v1.query import query_of, v1_int
 from lazycelery.serve.v1.tasks import (
     MAX_LIMIT,
     Cursor,
@@ -66,7 +67,7 @@ class V1Api:
     # ------------------------------------------------------------------ tasks
 
     async def tasks(self, request: Request, caller: Caller) -> Response:
-        query = request.query_params
+        query = query_of(request)
         pred = compile_q(query)
         limit = limit_of(query)
         after = parse_cursor(params.text(query, "cursor"))
@@ -181,8 +182,7 @@ class V1Api:
         if not caller.may_act:
             raise ApiError(403, f"role {caller.role} may not read the audit log "
                                 "(operator needed)")
-        limit = params.optional_int(request.query_params, "limit", minimum=1)
-        limit = min(limit or 100, MAX_AUDIT)
+        limit = v1_int(query_of(request), "limit", 100, minimum=1, cap=MAX_AUDIT)
         path = self.service.audit_path
         entries = await run_in_threadpool(audit.read, path, limit)
         entries.reverse()  # newest first
@@ -194,8 +194,7 @@ class V1Api:
         """What a remote viewer starts from: the stream position (resume the stream there),
         then the newest tasks, the workers and the queues. The position is taken first: an
         event applied meanwhile is both in the records and replayed by the stream."""
-        limit = params.optional_int(request.query_params, "limit", minimum=0)
-        limit = min(MAX_LIMIT if limit is None else limit, MAX_SNAPSHOT)
+        limit = v1_int(query_of(request), "limit", MAX_LIMIT, minimum=0, cap=MAX_SNAPSHOT)
         self.hub.keep()  # the viewer opens the stream next: keep what happens meanwhile
         position = self.hub.event_id(self.hub.last)
         newest = self.service.index.newest(limit)

@@ -21,6 +21,7 @@ from lazycelery.core.query import Predicate
 from lazycelery.serve import params
 from lazycelery.serve.auth import Caller
 from lazycelery.serve.v1.hub import STATUS, TASK, WORKER, Item, StreamHub
+from lazycelery.serve.v1.query import query_of, v1_flag, v1_number
 from lazycelery.serve.v1.tasks import compile_q
 
 __all__ = ["StreamApi"]
@@ -96,15 +97,13 @@ class StreamApi:
         self.hub = hub
 
     async def stream(self, request: Request, caller: Caller) -> Response:
-        query = request.query_params
+        query = query_of(request)
         pred = compile_q(query)
-        workers = True if params.text(query, "workers") is None else params.flag(query,
-                                                                                 "workers")
-        heartbeat = params.number(query, "heartbeat", minimum=0.1)
+        workers = v1_flag(query, "workers", True)
+        heartbeat = v1_number(query, "heartbeat", DEFAULT_HEARTBEAT, minimum=0.1, cap=300.0)
         last_id = request.headers.get("last-event-id") or params.text(query, "last_event_id")
         position, problem = self.hub.position_of(last_id)
-        client = _Client(self.hub, pred, workers, position,
-                         min(heartbeat or DEFAULT_HEARTBEAT, 300.0))
+        client = _Client(self.hub, pred, workers, position, heartbeat)
         hello = b"retry: 2000\n" + b"id: %s\nevent: hello\ndata: %s\n\n" % (
             self.hub.event_id(position).encode(),
             _encoder.encode({"resumed": bool(last_id) and problem is None,

@@ -23,6 +23,7 @@ from lazycelery.core.model import TaskRecord
 from lazycelery.core.query import FilterError, Predicate, compile_filter
 from lazycelery.serve import params
 from lazycelery.serve.errors import bad_param
+from lazycelery.serve.v1.query import v1_int
 
 __all__ = ["MAX_LIMIT", "Cursor", "TaskPage", "compile_q", "memory_page", "parse_cursor",
            "record_dict", "store_page"]
@@ -86,8 +87,7 @@ def compile_q(query: Any) -> Predicate | None:
 
 def limit_of(query: Any) -> int:
     """``limit``: 1 .. MAX_LIMIT; larger is capped (as documented), not refused."""
-    value = params.optional_int(query, "limit", minimum=1)
-    return DEFAULT_LIMIT if value is None else min(value, MAX_LIMIT)
+    return v1_int(query, "limit", DEFAULT_LIMIT, minimum=1, cap=MAX_LIMIT)
 
 
 def _key(rec: TaskRecord) -> tuple[float, str]:
