@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from lazycelery import __version__
 from lazycelery.commands import COMMANDS
 from lazycelery.commands.argtypes import EnvAction
+from lazycelery.commands.remote_opts import add_server_options
 from lazycelery.errors import LazyCeleryError
 from lazycelery.text import visible
 
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--otel", action="store_true",
                         help="dashboard: also export task spans over OTLP (docs/tracing.md)")
     parser.set_defaults(handler="lazycelery.commands.dashboard:run")
+    add_server_options(parser)  # the dashboard attached to a `lazycelery serve`
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     common = common_options(suppress=True)
     for module_name in COMMANDS:

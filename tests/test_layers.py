@@ -52,6 +52,8 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     # the dashboard over several environments (issue 16)
     (11, "app", ("lazycelery.tui.envs_run",)),
     (11, "demo", ("lazycelery.demo",)),
+    # the dashboard attached to a `lazycelery serve` (--server)
+    (11, "app", ("lazycelery.tui.remote",)),
     (12, "commands", ("lazycelery.commands",)),
     (13, "cli", ("lazycelery.cli", "lazycelery.__main__")),
     # cron lines (pure), and the config file's [notify] / [reports] tables

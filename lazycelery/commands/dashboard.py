@@ -24,6 +24,14 @@ def run(args: argparse.Namespace) -> int:
         print("lazycelery: the dashboard needs a terminal; to stream events into a pipe use "
               "`lazycelery tail` (or `tail --json`)", file=sys.stderr)
         return 2
+    from lazycelery.core.ingest_remote import remote_target
+
+    server, token = remote_target(getattr(args, "server", None), getattr(args, "token", None))
+    if server is not None:
+        from lazycelery.tui.remote import run_remote_dashboard
+
+        return run_remote_dashboard(settings, server, token,
+                                    no_plugins=bool(getattr(args, "no_plugins", False)))
     from lazycelery.tui.run import run_dashboard
 
     return run_dashboard(settings, no_plugins=bool(getattr(args, "no_plugins", False)),

@@ -31,6 +31,8 @@ examples:
   lazycelery serve -A proj.celery --port 5555
   curl 'localhost:5555/api/tasks?state=FAILURE&limit=10'
   curl localhost:5555/metrics
+  curl 'localhost:5555/api/v1/tasks?q=state:failure%20name:billing.*&limit=20'
+  curl -N 'localhost:5555/api/v1/stream?q=state:failure'   live events (Server-Sent Events)
   lazycelery serve --new-token                 print a token and its [serve] entry
   lazycelery serve --hash-password             read a password, print its [serve] entry
   lazycelery serve --host 0.0.0.0 --store postgresql://lc@db/celerymon --read-only
@@ -60,6 +62,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     http.add_argument("--access-log", action="store_true", help="log every request on stderr")
     http.add_argument("--queue-interval", type=float, metavar="S", default=5.0,
                       help="seconds between queue reads for /metrics (default 5)")
+    http.add_argument("--stream-buffer", type=positive_int, metavar="N", default=1 << 17,
+                      help="events kept for /api/v1/stream: a client further behind is told "
+                           "how many it lost; Last-Event-ID resumes within it (default 131072)")
     parser.add_argument("--record", action="store_true",
                         help="also record history into the store (implied by --store)")
     add_otel_option(parser)
@@ -174,10 +179,12 @@ class _Serve:
         from lazycelery.serve.app import build_app
         from lazycelery.serve.runtime import Observer, make_service
         from lazycelery.serve.server import HttpServer
+        from lazycelery.serve.v1.hub import StreamHub
 
         args, settings = self.args, self.settings
         queues = self._queues()
         service = make_service(settings, queues, read_only=settings.read_only)
+        service.hub = StreamHub(args.stream_buffer)
         automation = self._automation()
         service.alerts = self._alerts(service, automation)
         observer = Observer(service)
@@ -198,6 +205,7 @@ class _Serve:
                 return self._record(service, observer)
             return self._ingest_only(service, observer, server)
         finally:
+            service.hub.close()  # open streams end, so the server can stop
             server.stop()
             if policies is not None:
                 policies.stop()
@@ -250,6 +258,7 @@ class _Serve:
         url = store_url(self.settings)
         store = open_store(url)
         service.stored_task = store_lookup(url)
+        service.store_url = url
         try:
             return Recorder(self.settings, store, retention_from(None, None),
                             store_opener=lambda: open_store(url, writer=False),

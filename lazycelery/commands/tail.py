@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from lazycelery.commands.argtypes import positive_float, positive_int
+from lazycelery.commands.remote_opts import add_server_options
 from lazycelery.otel.hook import add_otel_option
 
 __all__ = ["register", "run"]
@@ -30,6 +31,7 @@ examples:
   lazycelery tail --filter 'exc:timeout -name:*.ping'  the dashboard's filter language
   lazycelery tail --json --timeout 60 > events.jsonl  stop after 60 s without events
   lazycelery tail --since 2h --filter state:failure   failures of the last 2 hours, then live
+  lazycelery tail --server http://monitor:5555 --json  from a `lazycelery serve` (docs/remote.md)
   OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 lazycelery tail --otel   and export spans
 
 exit status: 0 after --limit events, after --timeout, on Ctrl-C or SIGTERM and when the reader of
@@ -71,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                               "ISO time from the history store (`lazycelery record`), then "
                               "follow live; history lines carry \"history\": true in --json")
     add_otel_option(parser.add_argument_group("tracing"))
+    add_server_options(parser, suppress=True)
     stop = parser.add_argument_group("stopping")
     stop.add_argument("--limit", type=positive_int, metavar="N",
                       help="exit (status 0) after N matching events")

@@ -19,6 +19,7 @@ from lazycelery.serve.errors import ApiError
 from lazycelery.serve.http import error_response, protect
 from lazycelery.serve.metrics import MetricsWriter
 from lazycelery.serve.service import Service
+from lazycelery.serve.v1.routes import v1_routes
 
 __all__ = ["build_app"]
 
@@ -65,12 +66,16 @@ def build_app(service: Service, guard: Guard) -> Starlette:
         get("/metrics", metrics),
         Route("/healthcheck", healthcheck, methods=["GET"]),
         get("/api/alerts", alerts_endpoint(service)),
+        *v1_routes(service, guard, service.hub),
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         message = {404: "not found", 405: "method not allowed"}.get(status, "error")
-        return error_response(ApiError(status, message))
+        response = error_response(ApiError(status, message))
+        if isinstance(exc, HTTPException) and exc.headers:  # a 405's Allow (RFC 9110)
+            response.headers.update(exc.headers)
+        return response
 
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error,
                                                        Exception: http_error})

@@ -141,6 +141,15 @@ class ServeCollector(Collector):
                                     "Events waiting for the store writer (store lag)")
             lag.add_metric([], stats.pending)
             yield lag
+        hub = self.service.hub  # the live stream (/api/v1/stream)
+        clients = GaugeMetricFamily("lazycelery_stream_clients", "Live stream clients connected")
+        clients.add_metric([], hub.clients)
+        yield clients
+        yield CounterMetricFamily("lazycelery_stream_published", "Items put on the live stream",
+                                  value=hub.published)
+        yield CounterMetricFamily("lazycelery_stream_client_lost",
+                                  "Items live stream clients lost by falling behind (summed)",
+                                  value=hub.client_losses)
 
     def _queues(self) -> Iterator[Metric]:
         snapshot = self.service.queues()

@@ -33,11 +33,13 @@ class Observer:
         self.service.counters.on_batch(events, records)
         if self.service.alerts is not None:
             self.service.alerts.on_batch(events, records)  # copies only; never waits
+        self.service.hub.publish(events, records, self.service.index.lock)
 
     def on_status(self, status: IngestStatus) -> None:
         self.service.counters.on_status(status)
         if self.service.alerts is not None:
             self.service.alerts.on_status(status)
+        self.service.hub.publish_status(status)
         if self.reconciler is not None:
             self.reconciler.on_ingest_status(status)
 

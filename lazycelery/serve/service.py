@@ -17,6 +17,7 @@ from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest_status import IngestStatus
 from lazycelery.core.model import TaskRecord
 from lazycelery.serve.counters import FlowerCounters
+from lazycelery.serve.v1.hub import StreamHub
 from lazycelery.serve.workers import WorkerInfo
 
 __all__ = ["Service"]
@@ -52,6 +53,10 @@ class Service:
     started: float = field(default_factory=time.time)
     #: the alert rules' thread (``GET /api/alerts``); None when no rule is configured
     alerts: AlertRunner | None = None
+    #: the history store's URL (``--store``): /api/v1 reads tasks from it
+    store_url: str | None = None
+    #: the live stream's ring (/api/v1/stream), fed by the ingest thread's observer
+    hub: StreamHub = field(default_factory=StreamHub)
 
     def __post_init__(self) -> None:
         if self.workers is None:

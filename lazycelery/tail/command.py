@@ -101,13 +101,23 @@ def _run(args: argparse.Namespace) -> int:
 
         return run_envs(args)
     from lazycelery.core.ingest import Ingestor
+    from lazycelery.core.ingest_remote import RemoteIngestor, remote_target
     from lazycelery.mask.settings import masker_for
     from lazycelery.otel.hook import start_tracing, stop_tracing
+    from lazycelery.urls import mask_url
 
     event_filter = filter_from_args(args)
     limit: int | None = getattr(args, "limit", None)
     timeout: float | None = getattr(args, "timeout", None)
     settings = resolve(args)
+    server, token = remote_target(getattr(args, "server", None), getattr(args, "token", None))
+    if server is not None and getattr(args, "since", None):
+        raise UsageError("--since reads the local history store; with --server ask the "
+                         "server's /api/v1/tasks instead (docs/remote.md)")
+    if server is not None:
+        from lazycelery.core.ingest_remote import probe
+
+        probe(server, token)  # a wrong URL or token: one line now, not a reconnect loop
     for warning in type_warnings(event_filter.types):
         _err_line(sys.stderr, warning)
 
@@ -116,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
                             else _text_formatter(bool(settings.no_color)))
     index = TailIndex(max_tasks=settings.max_tasks)
     buffer = LineBuffer(watch_fd=out.fileno())
-    masked = settings.masked_broker()
+    masked = settings.masked_broker() if server is None else mask_url(server)
     reporter = StatusReporter(masked, settings.broker_url)
     sink = TailSink(index, event_filter, formatter, buffer, reporter, limit=limit)
     history = _open_history(args, settings)
@@ -125,7 +135,8 @@ def _run(args: argparse.Namespace) -> int:
         from lazycelery.tail.history import LiveGate
 
         gate = LiveGate(sink, index)  # live batches wait while history is printed
-    reconciler = _reconciler(settings, index, buffer, json_lines=getattr(args, "json", False))
+    reconciler = None if server is not None else _reconciler(
+        settings, index, buffer, json_lines=getattr(args, "json", False))  # serve reconciles
     connected = threading.Event()
 
     def on_status(status: Any) -> None:
@@ -145,7 +156,11 @@ def _run(args: argparse.Namespace) -> int:
         masker = masker_for(settings)
         for problem in masker.problems:
             _err_line(sys.stderr, f"mask rule skipped: {problem}")
-        ingestor = Ingestor(
+        ingestor: Any = RemoteIngestor(
+            server, index, token=token,
+            on_batch=on_batch if tracing is None else tracing.tee(on_batch),
+            on_status=on_status, on_notice=sink.on_notice,
+        ) if server is not None else Ingestor(
             settings.broker_url, index, mode=settings.ingest,
             app=settings.celery_app() if settings.app_spec else None,
             transport_options=settings.transport_options,

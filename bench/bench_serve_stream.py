@@ -1,0 +1,285 @@
+"""`lazycelery serve`'s live stream under load: a real serve process ingesting a replayed
+Redis event stream at a target rate (30,000 events/s by default) while 50 Server-Sent Events
+clients read /api/v1/stream and one client asks /api/v1/tasks?limit=100 at 100 requests/s.
+The same publishing without any HTTP client is the reference, measured in the same run.
+
+Reported: events serve applied vs published (ingest loss must be 0), ingest gaps, the stream
+items each client got and the loss it was told (counted, by design, when it cannot keep up),
+and the request latencies (median, p95).
+
+    .venv/bin/python bench/bench_serve_stream.py                     # 10,000 and 30,000/s, 10 s
+    .venv/bin/python bench/bench_serve_stream.py --rates 5000 --seconds 3 --clients 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import e2e_procs
+from bench_e2e import Child, Publishers, publisher_processes
+from common import RedisServer, free_port, log, md_table, median
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def metrics(port: int) -> dict[str, float]:
+    import httpx
+
+    out: dict[str, float] = {}
+    for attempt in range(5):  # a busy serve (or machine) can be slow to answer
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+            break
+        except httpx.TimeoutException:
+            if attempt == 4:
+                raise
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, _, value = line.partition(" ")
+            out[name] = float(value)
+    return out
+
+
+def start_serve(broker: str, port: int) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, LAZYCELERY_CONFIG=os.devnull)
+    env.pop("LAZYCELERY_STORE", None)
+    return subprocess.Popen([sys.executable, "-m", "lazycelery", "serve", "--broker", broker,
+                             "--port", str(port), "--queue-interval", "5"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def wait_until(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(what)
+
+
+def warm_up(broker: str, port: int) -> None:
+    """Heartbeats until serve has applied one (it is subscribed)."""
+    from celery import Celery
+
+    app = Celery("bench-warmup", broker=broker, set_as_current=False)
+    with app.connection_for_write() as conn:
+        disp = app.events.Dispatcher(conn, hostname="bench-warmup@localhost")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            disp.send("worker-heartbeat", freq=2.0, active=0, processed=0)
+            if metrics(port).get("lazycelery_events_total", 0) > 0:
+                return
+            time.sleep(0.2)
+    raise TimeoutError("serve saw no event")
+
+
+def drained(port: int, base: float, expected: int, since: float, quiet: float = 2.0) -> float:
+    """Events serve applied since ``base`` once it has ``expected`` or nothing changed for
+    ``quiet`` s."""
+    last, changed = -1.0, time.monotonic()
+    while True:
+        applied = metrics(port)["lazycelery_events_total"] - base
+        if applied >= expected:
+            return applied
+        if applied != last:
+            last, changed = applied, time.monotonic()
+        elif time.monotonic() - changed > quiet and time.time() > since:
+            return applied
+        time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------- clients process
+
+
+async def _stream(port: int, stats: dict[str, Any], ready: asyncio.Event, stop: asyncio.Event
+                  ) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=60.0)) as client, \
+            client.stream("GET", f"http://127.0.0.1:{port}/api/v1/stream",
+                          params={"heartbeat": 2}) as response:
+        tail = b""
+        async for chunk in response.aiter_raw():
+            data = tail + chunk
+            stats["items"] += data.count(b"\nevent: task\n") + data.count(b"\nevent: worker\n")
+            start = 0
+            while (at := data.find(b"event: loss\ndata: ", start)) >= 0:
+                end = data.find(b"\n", at + 18)
+                if end < 0:
+                    break
+                stats["lost"] += json.loads(data[at + 18:end]).get("lost") or 0
+                start = end
+            tail = data[-40:]  # a marker split across reads is counted once (markers > 40 B)
+            if b"event: hello" in data:
+                ready.set()
+            if stop.is_set():
+                return
+
+
+async def _requests(port: int, rate: float, latencies: list[float], errors: list[int],
+                    stop: asyncio.Event) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        interval, next_at = 1.0 / rate, time.monotonic()
+        while not stop.is_set():
+            t = time.monotonic()
+            try:
+                r = await client.get(f"http://127.0.0.1:{port}/api/v1/tasks",
+                                     params={"limit": 100})
+                if r.status_code != 200:
+                    errors.append(r.status_code)
+            except httpx.HTTPError:
+                errors.append(0)
+            latencies.append(time.monotonic() - t)
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+
+async def _clients(port: int, n: int, rate: float, conn: Connection) -> dict[str, Any]:
+    stop = asyncio.Event()
+    stats = [{"items": 0, "lost": 0} for _ in range(n)]
+    readies = [asyncio.Event() for _ in range(n)]
+    tasks = [asyncio.create_task(_stream(port, s, r, stop)) for s, r in zip(stats, readies,
+                                                                              strict=True)]
+    await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
+    latencies: list[float] = []
+    errors: list[int] = []
+    asker = asyncio.create_task(_requests(port, rate, latencies, errors, stop))
+    conn.send({"ready": True})
+    loop = asyncio.get_running_loop()
+    while await loop.run_in_executor(None, conn.recv) == "stats":
+        conn.send({"got": [s["items"] + s["lost"] for s in stats]})
+    stop.set()
+    for task in [*tasks, asker]:
+        task.cancel()
+    await asyncio.gather(*tasks, asker, return_exceptions=True)
+    return {"stats": stats, "latencies": latencies, "errors": len(errors)}
+
+
+def clients_main(port: int, n: int, rate: float, conn: Connection) -> None:
+    try:
+        conn.send(asyncio.run(_clients(port, n, rate, conn)))
+    except Exception as exc:
+        conn.send({"error": repr(exc)})
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def step(name: str, broker: str, port: int, pubs: Publishers, rate: int, seconds: float,
+         clients: int, req_rate: float) -> dict[str, Any]:
+    child = None
+    if clients:
+        child = Child(clients_main, (port, clients, req_rate), "clients")
+        child.recv(90)
+    before = metrics(port)
+    events = int(rate * seconds)
+    rep = pubs.run(rate, events, publisher_processes("redis", pubs.mode, rate))
+    applied = drained(port, before["lazycelery_events_total"], rep["events"], rep["end"])
+    after = metrics(port)
+    out: dict[str, Any] = {
+        "step": name, "published": rep["events"], "publisher_rate": rep["achieved_rate"],
+        "applied": applied, "ingest_lost": rep["events"] - applied,
+        "gaps": after["lazycelery_ingest_gaps_total"] - before["lazycelery_ingest_gaps_total"],
+        "stream_items": after["lazycelery_stream_published_total"]
+        - before["lazycelery_stream_published_total"],
+        "client_lost_total": after["lazycelery_stream_client_lost_total"]
+        - before["lazycelery_stream_client_lost_total"],
+    }
+    if child is not None:
+        # the clients read on after the ingest is done: until each has every stream item
+        # (received or told lost), or nothing moved for 3 s
+        t0, last, moved = time.monotonic(), None, time.monotonic()
+        while True:
+            got = min(child.ask("stats")["got"])
+            if got >= out["stream_items"] or time.monotonic() - moved > 3:
+                break
+            if got != last:
+                last, moved = got, time.monotonic()
+            time.sleep(0.2)
+        out["catch_up_s"] = time.monotonic() - t0
+        out["slowest_client_got"] = got
+        child.conn.send("stop")
+        report = child.recv(60)
+        child.close()
+        lat = sorted(report["latencies"])
+        out.update({
+            "clients": clients, "items_per_client_median": median(
+                [s["items"] for s in report["stats"]]),
+            "told_lost_per_client_median": median([s["lost"] for s in report["stats"]]),
+            "requests": len(lat), "request_errors": report["errors"],
+            "request_p50_ms": 1000 * median(lat) if lat else None,
+            "request_p95_ms": 1000 * lat[int(0.95 * (len(lat) - 1))] if lat else None,
+        })
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rates", default="10000,30000",
+                        help="comma-separated event rates, each run with and without clients")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--requests", type=float, default=100.0, help="requests per second")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+    events = int(max(rates) * args.seconds)
+    with RedisServer() as redis:
+        port = free_port()
+        serve = start_serve(redis.url, port)
+        pubs = None
+        try:
+            wait_until(lambda: metrics(port), 60, "serve to answer")
+            warm_up(redis.url, port)
+            log(f"rendering {events:,} events")
+            pubs = Publishers(redis.url, 2, e2e_procs.REPLAY, render=events)
+            results = []
+            for rate in rates:
+                results.append(step(f"{rate:,}/s, reference: no HTTP clients", redis.url, port,
+                                    pubs, rate, args.seconds, 0, 0))
+                results.append(step(f"{rate:,}/s, {args.clients} stream clients + "
+                                    f"{args.requests:g} req/s", redis.url, port, pubs, rate,
+                                    args.seconds, args.clients, args.requests))
+        finally:
+            if pubs is not None:
+                pubs.close()
+            serve.terminate()
+            serve.wait(15)
+    for r in results:
+        log(json.dumps(r))
+    rows = [[r["step"], f"{r['published']:,}", f"{r['publisher_rate']:,.0f}",
+             f"{r['applied']:,.0f}", f"{r['ingest_lost']:,.0f}", f"{r['gaps']:.0f}",
+             f"{r.get('items_per_client_median', 0):,.0f}",
+             f"{r.get('told_lost_per_client_median', 0):,.0f}",
+             f"{r['client_lost_total']:,.0f}",
+             "-" if r.get("request_p50_ms") is None else f"{r['request_p50_ms']:.1f}",
+             "-" if r.get("request_p95_ms") is None else f"{r['request_p95_ms']:.1f}",
+             str(r.get("requests", "-")), f"{r.get('catch_up_s', 0):.1f}"] for r in results]
+    print(md_table(["step", "published", "publisher/s", "applied by serve", "ingest lost",
+                    "gaps", "items/client (median)", "told lost/client (median)",
+                    "client loss (sum)", "req p50 ms", "req p95 ms", "requests",
+                    "clients caught up after s"], rows))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
