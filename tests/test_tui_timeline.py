@@ -122,6 +122,6 @@ def test_the_timeline_follows_the_filter() -> None:
             await h.until(lambda: model.layout.bars == 121)
             assert {bar.record.state for lane in model.layout.lanes for row in lane.rows
                     for bar in row.bars} == {"FAILURE"}
-            assert "2 workers  121 tasks" in h.screen()
+            await h.until(lambda: "2 workers  121 tasks" in h.screen())  # the next frame
 
         drive(h, scenario, ready=lambda: ready(h))
