@@ -87,12 +87,12 @@ class EnvServices:
         except (LazyCeleryError, ValueError, ImportError) as exc:
             watch.error = error_line(exc)
             return
+        queues = known_queues(app, settings)
         service = Service(app=app, index=watch.index, environment=environment_label(settings),
-                          read_only=settings.read_only,
-                          known_queues=known_queues(app, settings))
+                          read_only=settings.read_only, known_queues=queues)
         if settings.store_url:  # ids no longer in memory, from this environment's store
             service.stored_task = store_lookup(settings.store_url)
-        reader = self._reader(watch)
+        reader = self._reader(watch, queues)
         if reader is not None:
             service.queues = lambda reader=reader: reader.latest  # type: ignore[misc]
             service.read_queues = reader.read
@@ -100,14 +100,16 @@ class EnvServices:
         self.services[watch.name] = service
         self.observers[watch.name] = Observer(service)
 
-    def _reader(self, watch: EnvWatch) -> QueueReader | None:
+    def _reader(self, watch: EnvWatch, queues: tuple[str, ...]) -> QueueReader | None:
+        """The queue reader of one environment, watching its app's queues from the start
+        (``/api/envs`` and ``/metrics`` show their depth before any ``/api/queues/length``)."""
         from lazycelery.broker import open_inspector
         from lazycelery.serve.queues import QueueReader
 
         s = watch.settings
         assert s is not None
         try:
-            inspector = open_inspector(s.broker_url, s.transport_options, s.queues,
+            inspector = open_inspector(s.broker_url, s.transport_options, queues,
                                        management_url=s.management_url)
         except Exception as exc:  # the queues of this environment only; its tasks still show
             watch.queue_note = error_line(exc)
