@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if requested_envs(args) is not None:  # --env a --env b, --all-envs
         from lazycelery.commands.serve_envs import run_envs
 
-        return run_envs(args)
+        return run_envs(args, say=_say, guard_for=_guard, catch_signals=_catch_signals)
     settings = resolve(args)
     guard = _guard(settings)
     if (args.certfile is None) != (args.keyfile is None):

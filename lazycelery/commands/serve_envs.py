@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,8 +22,11 @@ from lazycelery.errors import UsageError
 __all__ = ["run_envs"]
 
 
-def run_envs(args: argparse.Namespace) -> int:
-    from lazycelery.commands.serve import _catch_signals, _guard, _say
+def run_envs(args: argparse.Namespace, *, say: Callable[[str], None],
+             guard_for: Callable[[Any], Any], catch_signals: Callable[[threading.Event], Any]
+             ) -> int:
+    """``say``, ``guard_for`` and ``catch_signals`` are the serve command's own (passed in:
+    this module is its helper and does not import it back)."""
     from lazycelery.config import default_config_path
     from lazycelery.config_envs import resolve_envs
     from lazycelery.serve.server import is_loopback, listen
@@ -36,17 +40,17 @@ def run_envs(args: argparse.Namespace) -> int:
         raise UsageError("--certfile and --keyfile go together")
     choices, notes = resolve_envs(args)
     for note in notes:
-        _say(note)
+        say(note)
     # resolve_envs has read this file: it exists ([serve] users and tokens apply to every env)
     config = Path(args.config).expanduser() if args.config else default_config_path()
-    guard = _guard(SimpleNamespace(config_path=config))
+    guard = guard_for(SimpleNamespace(config_path=config))
     if not is_loopback(args.host) and guard.open and not args.insecure_no_auth:
         raise UsageError(f"refusing to listen on {args.host} without authentication: add "
                          "users or tokens to [serve] in the config file (docs/serve.md), "
                          "or pass --insecure-no-auth")
     sock = listen(args.host, args.port)
     try:
-        return _serve(args, choices, guard, sock, _say, _catch_signals)
+        return _serve(args, choices, guard, sock, say, catch_signals)
     finally:
         sock.close()
 
