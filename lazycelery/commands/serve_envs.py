@@ -44,6 +44,10 @@ def run_envs(args: argparse.Namespace, *, say: Callable[[str], None],
     # resolve_envs has read this file: it exists ([serve] users and tokens apply to every env)
     config = Path(args.config).expanduser() if args.config else default_config_path()
     guard = guard_for(SimpleNamespace(config_path=config))
+    unrun = _not_run(config)
+    if unrun:
+        say(f"{unrun} of the config file do not run in a serve over several environments "
+            "(a serve or record with one --env NAME runs them)")
     if not is_loopback(args.host) and guard.open and not args.insecure_no_auth:
         raise UsageError(f"refusing to listen on {args.host} without authentication: add "
                          "users or tokens to [serve] in the config file (docs/serve.md), "
@@ -53,6 +57,20 @@ def run_envs(args: argparse.Namespace, *, say: Callable[[str], None],
         return _serve(args, choices, guard, sock, say, catch_signals)
     finally:
         sock.close()
+
+
+def _not_run(path: Path) -> str:
+    """What the config file configures that only a single-environment serve runs, or ''."""
+    from lazycelery.config_file import load_file
+
+    config = load_file(path)
+    found = [what for what, there in (
+        ("alert rules", bool(config.alerts) or any(e.alerts for e in
+                                                   config.environments.values())),
+        ("policies", bool(config.policies)),
+        ("notification channels", bool(config.notify.channels)),
+        ("report schedules", bool(config.reports.schedules))) if there]
+    return ", ".join(found)
 
 
 def _serve(args: argparse.Namespace, choices: Any, guard: Any, sock: Any, say: Any,
