@@ -157,3 +157,35 @@ def _check_metrics(url: str, mine: dict[str, str]) -> None:
     assert connected == {"a": 1.0, "b": 1.0, "down": 0.0, "broken": 0.0}
     tasks = {s.labels["env"] for s in families["lazycelery_tasks"].samples}
     assert tasks == {"a", "b", "down"}
+
+
+def test_redis_and_rabbitmq_at_once(tmp_path: Path, redis_url: str, amqp_url: str,
+                                    celery_worker_factory: Factory) -> None:
+    workers = {"red": celery_worker_factory(redis_url), "rabbit": celery_worker_factory(amqp_url)}
+    config = tmp_path / "config.toml"
+    config.write_text(f'[environments.red]\nbroker = "{redis_url}"\n'
+                      f'[environments.rabbit]\nbroker = "{amqp_url}"\nmanagement_url = "none"\n')
+    serve = _serve(tmp_path, config, "--env", "rabbit", "--env", "red")
+    try:
+        wait_for(serve.healthy, timeout=60, interval=0.2, what="serve to answer")
+        url = serve.url
+        for env, worker in workers.items():
+            def seen(env: str = env, worker: WorkerProcess = worker) -> bool:
+                _send(worker, "workerapp.add", 2, 3)
+                tasks = _get(url, "/api/tasks", env=env, state="SUCCESS")
+                return bool(tasks) and all(t["worker"] == worker.hostname
+                                           for t in tasks.values())
+            wait_for(seen, timeout=60, interval=0.5, what=f"a success in {env}")
+        for env, worker in workers.items():  # a heartbeat (worker-online may predate serve)
+            wait_for(lambda env=env, worker=worker: _get(  # type: ignore[misc]
+                url, "/api/workers", env=env, status=1).get(worker.hostname),
+                timeout=30, what=f"{env}'s worker online")
+        # no env: the first one asked for (rabbit)
+        assert set(_get(url, "/api/workers", status=1)) == {workers["rabbit"].hostname}
+        assert set(_get(url, "/api/workers", env="red", status=1)) == {workers["red"].hostname}
+        lengths = _get(url, "/api/queues/length", env="rabbit")["active_queues"]
+        assert [q["name"] for q in lengths] == [workers["rabbit"].queue]
+        rows = {row["env"]: row["state"] for row in _get(url, "/api/envs")["envs"]}
+        assert rows == {"rabbit": "connected", "red": "connected"}
+    finally:
+        assert serve.stop() == 0, serve.output()[-3000:]
