@@ -193,7 +193,7 @@ def _one_environment(args: argparse.Namespace) -> None:
     names = set(_flag(args, "envs") or ())
     if _flag(args, "all_envs") or len(names) > 1:
         raise ConfigError("this command works on one environment: give one --env NAME (the "
-                          "dashboard, tail and envs take several, see docs/environments.md)")
+                          "dashboard, tail, envs and serve take several, see docs/environments.md)")
 
 
 def _flag(args: argparse.Namespace, name: str) -> Any:

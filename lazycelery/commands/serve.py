@@ -38,6 +38,8 @@ examples:
   lazycelery serve --host 0.0.0.0 --store postgresql://lc@db/celerymon --read-only
   OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 lazycelery serve --otel
                                                also one span per task (docs/tracing.md)
+  lazycelery serve --env prod --env staging    several clusters: ?env=NAME on every API
+                                               path, GET /api/envs (docs/environments.md)
 
 exit status: 0 after Ctrl-C / SIGTERM; 2 on a bad option, a port in use or a bad [serve] table.
 """
@@ -89,7 +91,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"serve needs the 'serve' extra ({exc.name} is missing): "
                          "pip install 'lazycelery[serve]'") from None
     from lazycelery.config import resolve
+    from lazycelery.config_envs import requested_envs
 
+    if requested_envs(args) is not None:  # --env a --env b, --all-envs
+        from lazycelery.commands.serve_envs import run_envs
+
+        return run_envs(args, say=_say, guard_for=_guard, catch_signals=_catch_signals)
     settings = resolve(args)
     guard = _guard(settings)
     if (args.certfile is None) != (args.keyfile is None):
