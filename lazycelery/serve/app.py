@@ -65,6 +65,7 @@ def build_app(service: Service, guard: Guard) -> Starlette:
         get("/metrics", metrics),
         Route("/healthcheck", healthcheck, methods=["GET"]),
         get("/api/alerts", alerts_endpoint(service)),
+        post("/api/worker/restart/{worker:path}", act.restart),
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:

@@ -52,6 +52,8 @@ class Service:
     started: float = field(default_factory=time.time)
     #: the alert rules' thread (``GET /api/alerts``); None when no rule is configured
     alerts: AlertRunner | None = None
+    #: the environment's worker restart command (docs/fleet.md); None: restart answers 404
+    restart_command: str | None = None
 
     def __post_init__(self) -> None:
         if self.workers is None:
