@@ -1,4 +1,5 @@
-"""`POST /api/worker/restart/<worker>` on a real `lazycelery serve` with a real worker: the
+"""`POST /api/worker/restart/<worker>` on a real `lazycelery serve` with a real worker (on Redis
+and on RabbitMQ): the
 configured restart command (a real script that writes a file) runs for an operator only, with
 the worker's name as one argument; the call is audited with the API user; read-only refuses it
 with the same JSON 403 as every action; no command configured or an unknown worker is a 404."""
@@ -53,14 +54,16 @@ def _known(url: str, worker: str, headers: dict[str, str]) -> Any:
     return httpx.get(f"{url}/api/workers", params={"status": 1}, headers=headers).json().get(worker)
 
 
-def test_restart_runs_the_command_for_an_operator(redis_url: str,
+@pytest.mark.parametrize("broker", ["redis", "amqp"])
+def test_restart_runs_the_command_for_an_operator(broker: str, request: pytest.FixtureRequest,
                                                   celery_worker_factory: Callable[..., Any],
                                                   servers: Callable[..., Server],  # noqa: F811
                                                   tmp_path: Path) -> None:
-    worker = celery_worker_factory(redis_url)
+    broker_url: str = request.getfixturevalue(f"{broker}_url")  # the worker is known by events
+    worker = celery_worker_factory(broker_url)
     script, calls = _fake_supervisor(tmp_path)
     config = f'restart = "{script} restart {{name}} {{worker}}"\n{TOKENS}'
-    serve = servers("serve", redis_url, worker.queue, config_text=config)
+    serve = servers("serve", broker_url, worker.queue, config_text=config)
     url, viewer, operator = serve.url, bearer(VIEWER_TOKEN), bearer(OPERATOR_TOKEN)
     wait_for(lambda: _known(url, worker.hostname, viewer), what="the worker")
     name = worker.hostname.split("@")[0]
