@@ -1,4 +1,5 @@
-"""The fleet charts on real workers: two `celery worker -E` processes on Redis, each on its own
+"""The fleet charts on real workers: two `celery worker -E` processes on Redis (and on RabbitMQ,
+its own vhost, results over rpc://), each on its own
 queue, run tasks of different durations while a real `lazycelery record` writes the history
 store; `lazycelery stats` then reports each worker's exact share, the p95 runtime of each task
 name (the slow one at least its sleep) and the SLA breaches of the slow task; `stats resources`
@@ -25,6 +26,14 @@ pytestmark = pytest.mark.integration
 
 Factory = Callable[..., WorkerProcess]
 SLOW = 0.6  # seconds each slow task sleeps
+
+
+@pytest.fixture(params=["redis", "amqp"])
+def broker(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """(broker URL, result backend URL) of each broker; RabbitMQ users keep results in rpc://
+    (the amqp fixture skips with its reason where there is no RabbitMQ)."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url, url if request.param == "redis" else "rpc://"
 
 
 def stats(*args: str, config: Path | None = None) -> dict[str, Any]:
@@ -61,13 +70,14 @@ def _probe_until_recorded(app: Any, reader: Store) -> float:
 
 
 @pytest.mark.timeout(300)
-def test_two_workers_shares_p95_and_sla(redis_url: str, celery_worker_factory: Factory,
+def test_two_workers_shares_p95_and_sla(broker: tuple[str, str], celery_worker_factory: Factory,
                                         tmp_path: Path) -> None:
-    w1 = celery_worker_factory(redis_url, backend=redis_url, concurrency=2)
-    w2 = celery_worker_factory(redis_url, backend=redis_url, concurrency=1)
+    broker_url, backend = broker
+    w1 = celery_worker_factory(broker_url, backend=backend, concurrency=2)
+    w2 = celery_worker_factory(broker_url, backend=backend, concurrency=1)
     app1, app2 = w1.app(), w2.app()
     store_url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
-    recorder = RecordProcess(redis_url, store_url, tmp_path)
+    recorder = RecordProcess(broker_url, store_url, tmp_path)
     reader: Store | None = None
     try:
         reader = wait_for(lambda: _try_open(store_url), timeout=30, what="the store")
@@ -87,7 +97,7 @@ def test_two_workers_shares_p95_and_sla(redis_url: str, celery_worker_factory: F
             reader.close()
         recorder.terminate()
         recorder.close()
-    source = ["--broker", redis_url, "--store", store_url, "--since", since]
+    source = ["--broker", broker_url, "--store", store_url, "--since", since]
 
     load = stats("load", *source)
     shares = {w["worker"]: (w["tasks"], w["share"]) for w in load["workers"]}
@@ -117,7 +127,7 @@ def test_two_workers_shares_p95_and_sla(redis_url: str, celery_worker_factory: F
     assert [r["processed"] for r in per_worker["rows"]] == [6]
     assert per_worker["rows"][0]["failure_rate"] == 0.0
 
-    resources = stats("resources", "--broker", redis_url, "--store", store_url, "--worker",
+    resources = stats("resources", "--broker", broker_url, "--store", store_url, "--worker",
                       w1.hostname, "--samples", "2", "--interval", "1s")
     rusage = resources["rusage"]
     assert (rusage["asked"], rusage["unanswered"], rusage["broker_round_trips"]) == (2, 0, 4)
@@ -128,16 +138,18 @@ def test_two_workers_shares_p95_and_sla(redis_url: str, celery_worker_factory: F
 
 
 @pytest.mark.timeout(180)
-def test_stats_listen_reads_live_events(redis_url: str, celery_worker_factory: Factory) -> None:
+def test_stats_listen_reads_live_events(broker: tuple[str, str],
+                                        celery_worker_factory: Factory) -> None:
     """No store: `stats load --listen` takes the live events of the tasks run meanwhile."""
     import threading
 
-    w1 = celery_worker_factory(redis_url, backend=redis_url, concurrency=1)
-    w2 = celery_worker_factory(redis_url, backend=redis_url, concurrency=1)
+    broker_url, backend = broker
+    w1 = celery_worker_factory(broker_url, backend=backend, concurrency=1)
+    w2 = celery_worker_factory(broker_url, backend=backend, concurrency=1)
     env = dict(os.environ)
     env.pop("LAZYCELERY_STORE", None)
     cli = subprocess.Popen([sys.executable, "-m", "lazycelery", "stats", "load", "--broker",
-                            redis_url, "--config", os.devnull, "--listen", "30", "--json"],
+                            broker_url, "--config", os.devnull, "--listen", "30", "--json"],
                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, start_new_session=True)
     err: list[str] = []

@@ -1,5 +1,6 @@
-"""The worker detail against a real prefork worker on a real Redis: pool size, pids, registered
-tasks and queues match the worker's own; `lazycelery worker show` prints them."""
+"""The worker detail against a real prefork worker on a real Redis and on a real RabbitMQ (its own
+vhost): pool size, pids, registered tasks and queues match the worker's own; `lazycelery worker
+show` prints them."""
 
 from __future__ import annotations
 
@@ -19,9 +20,16 @@ from lazycelery.core.worker_detail import WorkerNotAnswering, fetch_worker_detai
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
+@pytest.fixture(params=["redis", "amqp"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """Every test runs on both brokers (the amqp fixture skips with its reason without RabbitMQ)."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
 @pytest.fixture
-def worker(redis_url: str, celery_worker_factory: Callable[..., WorkerProcess]) -> WorkerProcess:
-    return celery_worker_factory(redis_url, concurrency=3)
+def worker(broker_url: str, celery_worker_factory: Callable[..., WorkerProcess]) -> WorkerProcess:
+    return celery_worker_factory(broker_url, concurrency=3)
 
 
 @pytest.fixture

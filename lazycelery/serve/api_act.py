@@ -211,6 +211,19 @@ class ActApi:
                                    lambda r: f"Restarting '{worker}' worker's pool",
                                    f"Failed to restart the '{worker}' pool")
 
+    async def restart(self, request: Request, caller: Caller) -> Response:
+        """The environment's restart command (``core.restart``) for one known worker; a
+        command that fails is a 403 with its exit code and first line, as a refused control."""
+        if not self.service.restart_command:
+            raise ApiError(404, "no restart command configured: set `restart = \"...\"` for "
+                                "the environment (docs/fleet.md)")
+        worker = self._worker(request)
+        template = self.service.restart_command
+        actions = self._actions(caller)
+        return await self._control(worker, lambda: actions.restart(worker, template),
+                                   lambda r: f"Restarted '{worker}': {r.replies[worker].text}",
+                                   f"Failed to restart '{worker}'")
+
     async def pool_grow(self, request: Request, caller: Caller) -> Response:
         return await self._resize(request, caller, grow=True)
 

@@ -67,6 +67,7 @@ def build_app(service: Service, guard: Guard) -> Starlette:
         Route("/healthcheck", healthcheck, methods=["GET"]),
         get("/api/alerts", alerts_endpoint(service)),
         *v1_routes(service, guard, service.hub),
+        post("/api/worker/restart/{worker:path}", act.restart),
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:

@@ -66,7 +66,8 @@ def make_service(settings: Settings, queues: QueueReader | None, *,
     service = Service(app=app, index=TaskIndex(max_tasks=settings.max_tasks),
                       environment=environment_label(settings), read_only=read_only,
                       known_queues=known_queues(app, settings),
-                      audit_sink=store_sink(settings.store_url))
+                      audit_sink=store_sink(settings.store_url),
+                      restart_command=settings.restart)
     if queues is not None:
         service.queues = lambda: queues.latest
         service.read_queues = queues.read

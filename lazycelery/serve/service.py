@@ -57,6 +57,8 @@ class Service:
     store_url: str | None = None
     #: the live stream's ring (/api/v1/stream), fed by the ingest thread's observer
     hub: StreamHub = field(default_factory=StreamHub)
+    #: the environment's worker restart command (docs/fleet.md); None: restart answers 404
+    restart_command: str | None = None
 
     def __post_init__(self) -> None:
         if self.workers is None:
