@@ -316,3 +316,22 @@ def test_the_ledger_follows_a_chain_of_retries() -> None:
     for name in "wxyz":  # bounded: the oldest claims go first
         ledger.claim(name, Claim("r", 1, name))
     assert "a" not in ledger and len(ledger) == 3
+
+
+def test_routing_rules_send_manual_retries_and_replays_where_they_say(
+        tmp_path: Path, memory_app: Any) -> None:
+    from lazycelery.core.retry_plan import RetryPlan
+
+    config = policies(RULES, tmp_path)
+    actions = Actions(memory_app, audit_path=tmp_path / "audit.log")
+    actions.route = lambda name: config.queue_for(None, name)
+    plan = RetryPlan(uuid="t1", name="benchapp.add", args=(1, 2), kwargs={}, queue="bench",
+                     root_id="t1", parent_id="t1", source="test", state="FAILURE")
+    assert actions.retry(plan).ok and actions.replay(plan).ok
+    routed = drain(memory_app, "retries")  # [[policies.route]] benchapp.* -> retries
+    assert [m.headers["task"] for m in routed] == ["benchapp.add", "benchapp.add"]
+    assert drain(memory_app, "bench") == []
+    other = RetryPlan(uuid="t2", name="other.task", args=(), kwargs={}, queue="bench",
+                      root_id="t2", parent_id="t2", source="test", state="FAILURE")
+    assert actions.retry(other).ok  # no rule for it: its own queue
+    assert [m.headers["task"] for m in drain(memory_app, "bench")] == ["other.task"]

@@ -90,6 +90,7 @@ def register(
 def run(args: argparse.Namespace) -> int:
     from lazycelery import config
     from lazycelery.core.actions import Actions, environment_label
+    from lazycelery.policies.runtime import routing
     from lazycelery.store.audit import store_sink
 
     action = getattr(args, "task_action", None)
@@ -98,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     settings = config.resolve(args)
     actions = Actions.from_settings(settings, timeout=_timeout(args),
                                     audit_sink=store_sink(settings.store_url))
+    actions.route = routing(settings)  # [[policies.route]]: where retries and replays go
     if action == "tree":
         from lazycelery.commands.task_workflow import tree
 

@@ -18,6 +18,7 @@ the dashboard runs them off its UI thread. celery is imported lazily.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import signal as _signal
@@ -180,6 +181,9 @@ class Actions:
         self.audit_sink = audit_sink
         #: who asked, when not this process's OS user (an HTTP API caller), for the audit log
         self.user = user
+        #: routing rules (``[[policies.route]]``): the queue a re-sent (retried or replayed)
+        #: task of this name goes to; None from it, or no rules: the task's own routing
+        self.route: Callable[[str], str | None] | None = None
 
     @classmethod
     def from_settings(
@@ -255,6 +259,7 @@ class Actions:
         created: dict[str, str] = {}
         for plan in batch.plans:
             new_id = str(_uuid.uuid4())
+            plan = self._routed(plan)
             options: dict[str, Any] = {"queue": plan.queue} if plan.queue else {}
             try:
                 # a tuple, as .delay() sends: the new run's argsrepr reads (5,), not [5]
@@ -275,6 +280,14 @@ class Actions:
                               created=created, refused=refused)
         return self._audited(result)
 
+    def _routed(self, plan: RetryPlan) -> RetryPlan:
+        """``plan`` sent where the routing rules say (a queue, not the original exchange and
+        routing key), or as it is."""
+        queue = self.route(plan.name) if self.route is not None else None
+        if not queue or queue == plan.queue:
+            return plan
+        return dataclasses.replace(plan, queue=queue, exchange=None, routing_key=None)
+
     # ---------------------------------------------------------------- replay
 
     def plan_replay(self, target: str | TaskRecord) -> RetryPlan | Refusal:
@@ -291,6 +304,7 @@ class Actions:
 
         self.guard("replay")
         new_id = str(_uuid.uuid4())
+        plan = self._routed(plan)
         options: dict[str, Any] = {k: v for k, v in (
             ("queue", plan.queue), ("exchange", plan.exchange),
             ("routing_key", plan.routing_key)) if v}

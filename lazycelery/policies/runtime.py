@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from lazycelery.config import Settings
     from lazycelery.core.index import TaskIndex
 
-__all__ = ["Policies", "policy_config", "start_policies", "tee"]
+__all__ = ["Policies", "policy_config", "routing", "start_policies", "tee"]
 
 #: audit entries read back to rebuild the ledger
 HISTORY: int = 500_000
@@ -87,6 +87,15 @@ def start_policies(settings: Settings, *, index: TaskIndex | None,
         f"{_rules_text(len(config.requeue), 'requeue')} ({mode}; "
         f"{switch.read().describe(switch.clock())})")
     return Policies(engine, requeuer)
+
+
+def routing(settings: Settings) -> Callable[[str], str | None] | None:
+    """The ``[[policies.route]]`` rules as ``Actions.route``: where a retried or replayed task
+    of this name goes (None: no rules)."""
+    config = policy_config(settings)
+    if not config.route:
+        return None
+    return lambda name: config.queue_for(None, name)
 
 
 def _rules_text(n: int, kind: str) -> str:

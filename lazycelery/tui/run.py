@@ -44,12 +44,14 @@ def connect_operator(d: Dashboard, settings: Settings, monitor: object | None) -
     from lazycelery.broker.monitor import QueueMonitor
     from lazycelery.core.actions import Actions
     from lazycelery.core.reconcile import Reconciler
+    from lazycelery.policies.runtime import routing
     from lazycelery.store.audit import store_sink
 
     try:
         app = settings.celery_app()
         actions = Actions.from_settings(settings, index=d.index,
                                         audit_sink=store_sink(settings.store_url))
+        actions.route = routing(settings)  # [[policies.route]]: where retries and replays go
     except LazyCeleryError as exc:
         d.operator.unavailable = f"unavailable: {exc}"
         return
