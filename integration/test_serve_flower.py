@@ -112,7 +112,9 @@ def test_serve_answers_like_flower(transport: str, request: pytest.FixtureReques
             get(flower, "/api/workers", status="true") == {worker.hostname: True}
 
         # messages waiting, some in priority sub-queues: the worker (one process) is busy
-        app.send_task("workerapp.sleepy", args=(6,))
+        # long enough for RabbitMQ's management statistics (refreshed every 5 s; Flower reads
+        # them when the plugin is on) to catch up under load; terminated below
+        sleeper = app.send_task("workerapp.sleepy", args=(60,))
         wait_for(lambda: get(serve, "/api/tasks", state="STARTED"), what="the sleeper to start")
         for priority in (None, None, 6, 6, 9):
             app.send_task("workerapp.add", args=(0, 0), priority=priority)
@@ -127,7 +129,9 @@ def test_serve_answers_like_flower(transport: str, request: pytest.FixtureReques
                 return counts  # Flower reads RabbitMQ's management API only: none here
             return counts if counts == [(q["name"], q["messages"]) for q in b] else None
 
-        counts = wait_for(lengths, timeout=20, what="equal, non-zero queue lengths")
+        counts = wait_for(lengths, timeout=45, interval=0.5,
+                          what="equal, non-zero queue lengths")
         assert counts[0][0] == worker.queue
+        app.control.revoke(sleeper.id, terminate=True, destination=[worker.hostname])
     finally:
         app.close()
