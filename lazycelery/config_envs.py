@@ -114,7 +114,10 @@ def _load(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[ConfigF
 def _names(args: argparse.Namespace, config: ConfigFile, path: Path) -> list[str]:
     if getattr(args, "all_envs", None):
         if not config.environments:
-            raise ConfigError(f"config {path}: --all-envs: no [environments.NAME] table")
+            # `envs` without --env means every environment, so do not blame a flag the user never gave
+            raise ConfigError(f"config {path}: no [environments.NAME] table (--all-envs and "
+                              "`envs` show every environment of the config file; "
+                              "docs/environments.md)")
         return list(config.environments)
     names = list(dict.fromkeys(getattr(args, "envs", None) or []))
     for name in names:

@@ -185,3 +185,10 @@ def test_a_stream_that_ends_in_one_environment_is_a_notice_naming_it() -> None:
     lost = reporter.update(IngestStatus(state="reconnecting", path="fast", attempt=1,
                                         last_error="Connection refused"))
     assert isinstance(lost, Notice) and lost.text.startswith("prod: cannot connect")
+
+
+def test_no_environment_table_is_one_line_naming_no_flag_the_user_did_not_give(config: Path) -> None:
+    empty = config.parent / "empty.toml"
+    empty.write_text("[queues]\n")
+    with pytest.raises(ConfigError, match=r"no \[environments.NAME\] table \(--all-envs and `envs`"):
+        resolve_envs(_args(empty, "--all-envs"), environ={})
