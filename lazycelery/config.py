@@ -179,7 +179,10 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -
         **_resolve_store(args, environ, env_name, environment),
         mask=(environment.mask.over(config.mask) if environment and environment.mask
               else config.mask),
-        notes=_notes(args, environ, broker_source, env_name, environment),
+        notes=_notes(args, environ, broker_source, env_name, environment) + ((
+            f"--broker names the cluster, but default_environment {env_name!r} still gives its "
+            "other settings (result backend, store, alerts): pass --env to choose one",)
+            if _flag(args, "broker") and env_name and not _flag(args, "env") else ()),
         sla=MappingProxyType({name: sla_seconds(t) for name, t in config.sla.items()}),
         restart=(environment.restart if environment and environment.restart else config.restart),
         dead_letter=config.queues.dead_letter,

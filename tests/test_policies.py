@@ -251,6 +251,7 @@ def test_acting_resends_with_the_real_args_routes_and_audits_then_stops_at_max_a
     assert tuple(message.decode()[0]) == ast.literal_eval(original.args or "")  # the real args
     entries = audit.read(log)
     assert [e.action for e in entries] == ["policy-retry", "retry"]
+    assert [e.result["ok"] for e in entries] == [True, True]  # `lazycelery audit` says ok
     assert all(e.user.startswith("policy:doomed") for e in entries)
     new_id = entries[1].result["created"][first]
     assert message.headers["id"] == new_id
@@ -302,6 +303,7 @@ def test_a_task_whose_args_are_cut_is_refused_not_guessed(
     assert drain(memory_app, "retries") == []
     (claim,) = audit.read(log)
     assert claim.action == "policy-retry" and claim.result["refused"]
+    assert claim.result["ok"] is False
 
 
 def test_the_ledger_follows_a_chain_of_retries() -> None:

@@ -239,8 +239,10 @@ class PolicyEngine:
                  f"{item.attempt} of {rule.max_attempts}) to {plan.queue or 'its own queue'}")
 
     def _claim(self, item: _Due, refused: str | None = None) -> None:
-        result: dict[str, Any] = {"rule": item.rule.name, "attempt": item.attempt,
-                                  "origin": item.origin, "task": item.record.name}
+        # "ok": the claim itself; the retry it leads to is audited on its own line
+        result: dict[str, Any] = {"ok": refused is None, "rule": item.rule.name,
+                                  "attempt": item.attempt, "origin": item.origin,
+                                  "task": item.record.name}
         if refused is not None:
             result["refused"] = refused
         self.ledger.claim(item.task_id, Claim(item.rule.name, item.attempt, item.origin))
