@@ -123,7 +123,7 @@ def test_cli_bad_rule_is_one_config_line(tmp_path: Path, monkeypatch: pytest.Mon
     _config(tmp_path, monkeypatch, FAILS + 'colour = "red"\n')
     assert main(["alerts"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "alerts.rules[1].colour: unknown key" in err
+    assert "\n" not in err and "alerts.rules[0].colour: unknown key" in err
 
 
 def _fill_store(url: str, events: list[dict]) -> None:

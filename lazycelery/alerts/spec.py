@@ -1,6 +1,6 @@
 """Alert rules as written in the config file (``[[alerts.rules]]`` at the top level and
 ``[[environments.NAME.alerts.rules]]``), validated into ``Rule`` objects with one clear line
-naming the bad key (``config PATH: alerts.rules[2].kind: unknown kind ...``)."""
+naming the bad key (``config PATH: alerts.rules[1].kind: unknown kind ...``)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def parse_rules(table: Mapping[str, Any], path: Path, where: Sequence[str],
         raise ConfigError(f"{prefix}.rules: expected an array of tables ([[...alerts.rules]])")
     rules: list[Rule] = []
     seen: set[str] = set()
-    for number, raw in enumerate(raw_rules, start=1):
+    for number, raw in enumerate(raw_rules):
         at = f"{prefix}.rules[{number}]"
         rule = _parse_rule(raw, at, environment)
         if rule.name in seen:
