@@ -1,5 +1,5 @@
-"""`lazycelery.core.query` as of fa6aa6f (before the whole-list filter fast path: memo of
-kwargs/exception reprs, literal prefilter of regular expressions), kept verbatim as the
+"""`lazycelery.core.query` as of fa6aa6f (before the whole-list filter fast path: the
+literal prefilter of regular expressions), kept verbatim as the
 reference that tests/test_query_fastpath.py compares the new matching with.
 
 The original module docstring follows.

@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -77,11 +78,8 @@ _TEXT_FIELDS: Final = {
 }
 _MEMO_ATTRS: Final = frozenset({"name", "worker", "queue", "client"})
 # the parser of the re module (private, no type stubs): finds a regex's required literal
-_re_parser: Any = importlib.import_module("re._parser")
-# also memoised in whole-list scans by free text: their reprs repeat in real streams (the
-# recorded stream: 4 distinct kwargs and 179 distinct exceptions in 3,000 tasks, while args
-# and results are mostly distinct: 2,859 and 1,870)
-_SCAN_MEMO_ATTRS: Final = frozenset({"kwargs", "exception"})
+_re_parser: Any = importlib.import_module("re._parser" if sys.version_info >= (3, 11)
+                                         else "sre_parse")
 # values of these qualifiers are split on commas into alternatives
 _LIST_FIELDS: Final = frozenset({"name", "worker", "queue", "id", "uuid", "root", "parent", "client"})
 _NUMBER_FIELDS: Final = {"runtime": "runtime", "retries": "retries"}
@@ -138,7 +136,7 @@ class Term:
     start: int
     end: int
     negated: bool = False
-    #: the same test for whole-list scans (memo tables, literal prefilters); "" = ``expr``
+    #: the same test for whole-list scans (a regex's literal prefilter); "" = ``expr``
     fast: str = ""
 
     @property
@@ -288,11 +286,9 @@ class _Compiler:
         lowered = value.lower()
         return lambda s: lowered in s.lower()
 
-    def _attr_expr(self, attr: str, value: str, tok: Token, offset: int,
-                   field: str = "") -> tuple[str, int]:
-        """Expression testing ``r.<attr>`` against one value, and its cost rank; ``field``
-        replaces the tested operand (``(s or "")`` in a memo table's function)."""
-        if attr in _MEMO_ATTRS and not field:
+    def _attr_expr(self, attr: str, value: str, tok: Token, offset: int) -> tuple[str, int]:
+        """Expression testing ``r.<attr>`` against one value, and its cost rank."""
+        if attr in _MEMO_ATTRS:
             test = self._value_test(value, tok, offset)
 
             def test_or_none(s: str | None) -> bool:
@@ -300,7 +296,7 @@ class _Compiler:
 
             memo = self.const(_Memo(test_or_none))
             return f"{memo}[r.{attr}]", 1
-        field = field or f'(r.{attr} or "")'
+        field = f'(r.{attr} or "")'
         if attr in _ID_ATTRS and not value.startswith("re:") and "*" not in value \
                 and "?" not in value:
             return f"{self.const(value.lower())} in {field}", 2  # ids are lowercase already
@@ -332,21 +328,16 @@ class _Compiler:
                 continue
             expr, _ = self._attr_expr(attr, value, tok, offset)
             parts.append(expr if memo else f"({expr})")
-            fast.append(parts[-1] if memo else f"({self._scan_expr(attr, value, tok, offset)})")
+            fast.append(parts[-1] if memo else f"({self._scan_expr(attr, value, expr, tok, offset)})")
         cost = 8 if value.startswith("re:") else 6
         attrs = frozenset(a for a, _ in _FREE_TEXT)
         return Term(" or ".join(parts), cost, attrs, tok.start, tok.end, fast=" or ".join(fast))
 
-    def _scan_expr(self, attr: str, value: str, tok: Token, offset: int) -> str:
-        """The whole-list form of one free-text field test: the same truth value for every
-        str or None field (anything odd makes it raise, and the scan then falls back to the
-        plain test record by record, so odd records keep their exact behaviour)."""
-        if attr in _SCAN_MEMO_ATTRS:
-            # one test per distinct value, by a function of the very same expression
-            body, _ = self._attr_expr(attr, value, tok, offset, field='(s or "")')
-            test = eval(compile(f"lambda s: {body}", "<filter>", "eval"), self.namespace)
-            return f"{self.const(_Memo(test))}[r.{attr}]"
-        expr, _ = self._attr_expr(attr, value, tok, offset)
+    def _scan_expr(self, attr: str, value: str, expr: str, tok: Token, offset: int) -> str:
+        """The whole-list form of one free-text field test: a regular expression runs only
+        where its required literal occurs. The same truth value for every str or None field
+        (anything odd makes it raise, and the scan then falls back to the plain test record
+        by record, so odd records keep their exact behaviour)."""
         if not value.startswith("re:"):
             return expr
         literal = _required_literal(self._regex(value[3:], tok, offset + 3))
@@ -508,7 +499,7 @@ class Predicate:
         self.expression = expr
         self._match: Callable[[TaskRecord], bool] = eval(  # user values are constants, never source
             compile(f"lambda r: bool({expr})", "<filter>", "eval"), namespace)
-        # the whole-list loop uses each term's fast form (memo tables, literal prefilters):
+        # the whole-list loop uses each term's fast form (a regex's literal prefilter):
         # the same truth value, and where it raises the loop redoes its rows with _match
         fast = " and ".join(f"({t.fast_expr})" for t in ordered) or "True"
         self._filter: Callable[[Iterable[TaskRecord]], list[TaskRecord]] = eval(
