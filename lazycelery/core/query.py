@@ -52,6 +52,7 @@ __all__ = [
     "Predicate",
     "Term",
     "compile_filter",
+    "narrows",
     "parse_duration",
     "tokenize",
 ]
@@ -567,6 +568,28 @@ class Predicate:
 
     def __repr__(self) -> str:
         return f"Predicate({self.text!r})"
+
+
+# a free-text word typed without quotes, wildcards, negation or a qualifier
+_PLAIN_WORD: Final = re.compile(r"[A-Za-z0-9_.@/][A-Za-z0-9_.@/-]*")
+
+
+def narrows(old: str, new: str) -> bool:
+    """True when every record ``new`` matches is sure to match ``old`` too: ``new`` is ``old``
+    with words extended as they are typed (``pay`` -> ``payl``) and terms appended. The
+    task list then filters the previous matches only. Conservative: plain ASCII words only
+    (no quotes, wildcards, ``-`` or ``re:``), the other terms unchanged."""
+    try:
+        before, after = tokenize(old), tokenize(new)
+    except FilterError:
+        return False
+    if len(after) < len(before):
+        return False
+    for a, b in zip(before, after[:len(before)], strict=True):
+        if a.raw != b.raw and not (_PLAIN_WORD.fullmatch(a.raw) and _PLAIN_WORD.fullmatch(b.raw)
+                                   and a.raw in b.raw):
+            return False
+    return True
 
 
 def compile_filter(text: str, *, now: float | None = None) -> Predicate:
