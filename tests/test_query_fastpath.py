@@ -12,7 +12,7 @@ import pytest
 
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import TaskRecord
-from lazycelery.core.query import FilterError, _required_literal, compile_filter
+from lazycelery.core.query import _FOLD_SAFE, FilterError, _required_literal, compile_filter
 from tests import query_reference
 from tests.replay import BROKERS, load_events
 
@@ -101,7 +101,8 @@ def test_chosen_filters_match_exactly_as_before(text: str) -> None:
 
 def test_the_prefilter_is_in_use() -> None:
     """Fails if the fast path silently stopped applying (the equality tests would not)."""
-    assert "in (r.args or \"\").lower()" in compile_filter('re:"bad pay(load)?"').terms[0].fast
+    assert "in (r.args or \"\").lower() and" in compile_filter('re:"bad pay(load)?"').terms[0].fast
+    assert "isascii()" in compile_filter("re:pays").terms[0].fast  # s: the guard stays
     term = compile_filter("payload").terms[0]
     assert term.fast_expr == term.expr
 
@@ -118,3 +119,17 @@ def test_the_prefilter_is_in_use() -> None:
 ])
 def test_required_literal(pattern: str, flags: int, literal: tuple[str, bool] | None) -> None:
     assert _required_literal(re.compile(pattern, flags)) == literal
+
+
+def test_fold_safe_characters_hold_over_all_of_unicode() -> None:
+    """Every character that re's IGNORECASE matches to a fold-safe ASCII character lowercases
+    to that character's lowercase: what lets the prefilter skip the isascii() guard."""
+    import sys
+
+    others = "".join(map(chr, range(128, sys.maxunicode + 1)))
+    for c in sorted(_FOLD_SAFE):
+        for match in re.finditer(re.escape(c), others, re.IGNORECASE):
+            ch = match.group()
+            assert ch.lower() == c.lower(), f"{ch!r} matches {c!r} but lowercases to {ch.lower()!r}"
+    # and the two excluded letters do need excluding
+    assert re.fullmatch("s", "\u017f", re.IGNORECASE) and "\u017f".lower() != "s"

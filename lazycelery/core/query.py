@@ -218,6 +218,11 @@ def _smart_case(value: str) -> bool:
     return value != value.lower()
 
 
+# ASCII characters c for which every character IGNORECASE matches to c lowercases to c.lower()
+# (checked over all of Unicode by tests/test_query_fastpath.py): all but i and s
+_FOLD_SAFE: Final = frozenset(chr(c) for c in range(128)) - frozenset("iIsS")
+
+
 def _required_literal(regex: re.Pattern[str]) -> tuple[str, bool] | None:
     """A substring every match of ``regex`` contains, and whether it is to be found
     case-insensitively (then lowercased); None when there is no usable one.
@@ -346,11 +351,13 @@ class _Compiler:
             return expr
         text, folded = literal
         field = f'(r.{attr} or "")'
-        if folded:
-            # s.lower() is a faithful fold for ASCII text only (re's IGNORECASE also matches
-            # "\u017f" to "s", "\u212a" to "k"): other text goes straight to the regex
+        if folded and not _FOLD_SAFE.issuperset(text):
+            # re's IGNORECASE also matches "\u0131", "\u0130" to "i" and "\u017f" to "s",
+            # which lower() does not fold to them: text that is not ASCII goes to the regex
             return (f"({self.const(text)} in {field}.lower() or not {field}.isascii()) "
                     f"and {expr}")
+        if folded:
+            return f"{self.const(text)} in {field}.lower() and {expr}"
         return f"{self.const(text)} in {field} and {expr}"
 
     # ----------------------------------------------------------------- qualifiers
