@@ -22,7 +22,9 @@ User values never enter the generated source; they are bound as named constants.
 from __future__ import annotations
 
 import difflib
+import importlib
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -50,6 +52,7 @@ __all__ = [
     "Predicate",
     "Term",
     "compile_filter",
+    "narrows",
     "parse_duration",
     "tokenize",
 ]
@@ -75,6 +78,9 @@ _TEXT_FIELDS: Final = {
     "result": "result", "client": "client",
 }
 _MEMO_ATTRS: Final = frozenset({"name", "worker", "queue", "client"})
+# the parser of the re module (private, no type stubs): finds a regex's required literal
+_re_parser: Any = importlib.import_module("re._parser" if sys.version_info >= (3, 11)
+                                         else "sre_parse")
 # values of these qualifiers are split on commas into alternatives
 _LIST_FIELDS: Final = frozenset({"name", "worker", "queue", "id", "uuid", "root", "parent", "client"})
 _NUMBER_FIELDS: Final = {"runtime": "runtime", "retries": "retries"}
@@ -131,6 +137,12 @@ class Term:
     start: int
     end: int
     negated: bool = False
+    #: the same test for whole-list scans (a regex's literal prefilter); "" = ``expr``
+    fast: str = ""
+
+    @property
+    def fast_expr(self) -> str:
+        return self.fast or self.expr
 
 
 def tokenize(text: str) -> list[Token]:
@@ -204,6 +216,34 @@ class _Memo(dict[Any, bool]):
 def _smart_case(value: str) -> bool:
     """True when the match must be case-sensitive (the value has an uppercase letter)."""
     return value != value.lower()
+
+
+# ASCII characters c for which every character IGNORECASE matches to c lowercases to c.lower()
+# (checked over all of Unicode by tests/test_query_fastpath.py): all but i and s
+_FOLD_SAFE: Final = frozenset(chr(c) for c in range(128)) - frozenset("iIsS")
+
+
+def _required_literal(regex: re.Pattern[str]) -> tuple[str, bool] | None:
+    """A substring every match of ``regex`` contains, and whether it is to be found
+    case-insensitively (then lowercased); None when there is no usable one.
+
+    Conservative: only a run of plain characters at the pattern's top level (never inside a
+    group, an alternation or a repeat) counts, and only an ASCII one."""
+    try:
+        parsed = _re_parser.parse(regex.pattern, regex.flags)
+    except Exception:  # a private module: any surprise means no prefilter, never a wrong one
+        return None
+    best, run = "", ""
+    for op, arg in parsed:
+        if op is _re_parser.LITERAL:
+            run += chr(arg)
+            continue
+        best, run = max(best, run, key=len), ""
+    text = max(best, run, key=len)
+    if not text or not text.isascii():
+        return None
+    folded = bool(regex.flags & re.IGNORECASE)
+    return (text.lower(), True) if folded else (text, False)
 
 
 def _glob_to_regex(value: str) -> str:
@@ -281,6 +321,7 @@ class _Compiler:
         if not value:
             raise FilterError("empty search text", tok.start, tok.end)
         parts: list[str] = []
+        fast: list[str] = []
         folded = value.lower()
         for attr, memo in _FREE_TEXT:
             if attr == "uuid" and not value.startswith("re:"):
@@ -289,12 +330,35 @@ class _Compiler:
                 if not set(probe) <= _UUID_CHARS:
                     continue
                 parts.append(f"{self.const(probe)} in r.uuid")
+                fast.append(parts[-1])
                 continue
             expr, _ = self._attr_expr(attr, value, tok, offset)
             parts.append(expr if memo else f"({expr})")
+            fast.append(parts[-1] if memo else f"({self._scan_expr(attr, value, expr, tok, offset)})")
         cost = 8 if value.startswith("re:") else 6
         attrs = frozenset(a for a, _ in _FREE_TEXT)
-        return Term(" or ".join(parts), cost, attrs, tok.start, tok.end)
+        return Term(" or ".join(parts), cost, attrs, tok.start, tok.end, fast=" or ".join(fast))
+
+    def _scan_expr(self, attr: str, value: str, expr: str, tok: Token, offset: int) -> str:
+        """The whole-list form of one free-text field test: a regular expression runs only
+        where its required literal occurs. The same truth value for every str or None field
+        (anything odd makes it raise, and the scan then falls back to the plain test record
+        by record, so odd records keep their exact behaviour)."""
+        if not value.startswith("re:"):
+            return expr
+        literal = _required_literal(self._regex(value[3:], tok, offset + 3))
+        if literal is None:
+            return expr
+        text, folded = literal
+        field = f'(r.{attr} or "")'
+        if folded and not _FOLD_SAFE.issuperset(text):
+            # re's IGNORECASE also matches "\u0131", "\u0130" to "i" and "\u017f" to "s",
+            # which lower() does not fold to them: text that is not ASCII goes to the regex
+            return (f"({self.const(text)} in {field}.lower() or not {field}.isascii()) "
+                    f"and {expr}")
+        if folded:
+            return f"{self.const(text)} in {field}.lower() and {expr}"
+        return f"{self.const(text)} in {field} and {expr}"
 
     # ----------------------------------------------------------------- qualifiers
 
@@ -385,7 +449,8 @@ class _Compiler:
         term = self._positive(raw, tok, offset)
         if negated:
             self.bounds[bounds:] = [(f, k, True) for f, k, _ in self.bounds[bounds:]]
-            term = Term(f"not ({term.expr})", term.cost, term.attrs, tok.start, tok.end, True)
+            term = Term(f"not ({term.expr})", term.cost, term.attrs, tok.start, tok.end, True,
+                        f"not ({term.fast_expr})")
         return term
 
     def _positive(self, raw: str, tok: Token, offset: int) -> Term:
@@ -442,8 +507,11 @@ class Predicate:
         self.expression = expr
         self._match: Callable[[TaskRecord], bool] = eval(  # user values are constants, never source
             compile(f"lambda r: bool({expr})", "<filter>", "eval"), namespace)
+        # the whole-list loop uses each term's fast form (a regex's literal prefilter):
+        # the same truth value, and where it raises the loop redoes its rows with _match
+        fast = " and ".join(f"({t.fast_expr})" for t in ordered) or "True"
         self._filter: Callable[[Iterable[TaskRecord]], list[TaskRecord]] = eval(
-            compile(f"lambda rows: [r for r in rows if {expr}]", "<filter>", "eval"), namespace)
+            compile(f"lambda rows: [r for r in rows if {fast}]", "<filter>", "eval"), namespace)
 
     @property
     def is_empty(self) -> bool:
@@ -507,6 +575,28 @@ class Predicate:
 
     def __repr__(self) -> str:
         return f"Predicate({self.text!r})"
+
+
+# a free-text word typed without quotes, wildcards, negation or a qualifier
+_PLAIN_WORD: Final = re.compile(r"[A-Za-z0-9_.@/][A-Za-z0-9_.@/-]*")
+
+
+def narrows(old: str, new: str) -> bool:
+    """True when every record ``new`` matches is sure to match ``old`` too: ``new`` is ``old``
+    with words extended as they are typed (``pay`` -> ``payl``) and terms appended. The
+    task list then filters the previous matches only. Conservative: plain ASCII words only
+    (no quotes, wildcards, ``-`` or ``re:``), the other terms unchanged."""
+    try:
+        before, after = tokenize(old), tokenize(new)
+    except FilterError:
+        return False
+    if len(after) < len(before):
+        return False
+    for a, b in zip(before, after[:len(before)], strict=True):
+        if a.raw != b.raw and not (_PLAIN_WORD.fullmatch(a.raw) and _PLAIN_WORD.fullmatch(b.raw)
+                                   and a.raw in b.raw):
+            return False
+    return True
 
 
 def compile_filter(text: str, *, now: float | None = None) -> Predicate:

@@ -35,7 +35,7 @@ from lazycelery.core.model import (
     SUCCESS,
     TaskRecord,
 )
-from lazycelery.core.query import Predicate, compile_filter
+from lazycelery.core.query import Predicate, compile_filter, narrows
 from lazycelery.text import real
 
 __all__ = ["SORT_COLUMNS", "TaskListView", "number_key"]
@@ -322,14 +322,15 @@ class TaskListView:
             self._drop_history([u for u in self._history_ids if self.index.get(u) is not None])
         self._restart(progressive=True)
 
-    def _restart(self, progressive: bool) -> None:
-        """Recompute matches (and order) for the current filter and sort."""
+    def _restart(self, progressive: bool, source: list[TaskRecord] | None = None) -> None:
+        """Recompute matches (and order) for the current filter and sort; ``source``: the
+        records to scan when not every task (see ``_narrowed_source``)."""
         self._job = None
         if self.predicate is None:
             self._matches = self._base
             self._after_matches()
         else:
-            self._start_scan(progressive)
+            self._start_scan(progressive, source)
         self._changed()
 
     def _after_matches(self) -> None:
@@ -350,12 +351,25 @@ class TaskListView:
                 predicate is not None and self.predicate is not None
                 and predicate.text == self.predicate.text):
             return
+        source = self._narrowed_source(predicate)
         self.predicate = predicate
         self.clear_history()
         if predicate is not None:
             self.selected = None  # a new filter starts at the top, as in lazygit and k9s
             self._hint = 0
-        self._restart(progressive=True)
+        self._restart(progressive=True, source=source)
+
+    def _narrowed_source(self, new: Predicate | None) -> list[TaskRecord] | None:
+        """The current matches (arrival order) when ``new`` can only match a subset of them
+        (a word extended as it is typed): the new scan then reads those, not every task.
+        Only when they are complete and current: no job running (the flips of changed tasks
+        are applied), and no clock-relative term (its cutoff moved since)."""
+        old, matches = self.predicate, self._matches
+        if new is None or old is None or self._job is not None or not isinstance(matches, _Bidi):
+            return None
+        if old.time_dependent or new.time_dependent or not narrows(old.text, new.text):
+            return None
+        return matches.front[::-1] + matches.back
 
     def set_sort(self, column: str, descending: bool | None = None) -> None:
         if column not in SORT_COLUMNS:
@@ -413,13 +427,14 @@ class TaskListView:
         while self.step(budget=3600.0):
             pass
 
-    def _start_scan(self, progressive: bool) -> None:
+    def _start_scan(self, progressive: bool, source: list[TaskRecord] | None = None) -> None:
         predicate = self.predicate
         if progressive:
             self._deferred = []  # the scan sees every record as it is now
         assert predicate is not None
+        assert source is None or progressive  # a narrowed scan replaces the shown matches
         predicate.refresh(self._wall())
-        base = self._base
+        base = self._base if source is None else source
         limit = len(base)
         found = _Bidi()
         if progressive:
