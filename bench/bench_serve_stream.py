@@ -161,7 +161,12 @@ async def _requests(port: int, rate: float, latencies: list[float], errors: list
             task.add_done_callback(pending.discard)
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-        await asyncio.gather(*pending, return_exceptions=True)
+        # what is still waiting 10 s after the window is not answered in time: cancelled
+        if pending:
+            await asyncio.wait(set(pending), timeout=10.0)
+        for task in list(pending):
+            task.cancel()
+            errors.append(-1)
 
 
 async def _asker(port: int, rate: float, conn: Connection) -> dict[str, Any]:
