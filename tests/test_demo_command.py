@@ -93,3 +93,10 @@ def test_registering_the_command_stays_light() -> None:
             "print([m for m in heavy if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_cli_offers_exactly_the_embedded_brokers_the_demo_knows() -> None:
+    from lazycelery.commands.demo import EMBEDDED_KINDS as offered
+    from lazycelery.demo.broker import EMBEDDED_KINDS as known
+
+    assert offered == known

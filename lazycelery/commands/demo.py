@@ -9,8 +9,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from lazycelery.commands.argtypes import int_between, positive_float
-from lazycelery.demo.broker import EMBEDDED_KINDS  # stdlib only: `--help` stays light
 from lazycelery.errors import UsageError
+
+#: lazycelery.demo.broker.EMBEDDED_KINDS, spelled here: importing that module (subprocess,
+#: dataclasses) cost `--help` 16 ms (tests/test_demo_command.py checks they agree)
+EMBEDDED_KINDS = ("auto", "redis-server", "fakeredis")
 
 if TYPE_CHECKING:
     from lazycelery.demo.runner import Demo
