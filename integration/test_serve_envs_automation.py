@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 from notify_receiver import Receiver, receiver
-from test_serve_envs import _second_db, _serve
+from test_serve_envs import _second_db
+from test_serve_helpers import Server
 
 from conftest import WorkerProcess, free_port, wait_for
 
@@ -64,6 +67,18 @@ broker = "redis://127.0.0.1:{free_port()}/0"
 """
 
 
+def _serve_alerting(tmp_path: Path, config: Path, alerts_dir: Path) -> Server:
+    """`serve --all-envs` with none of the caller's LAZYCELERY_* variables, its audit log and
+    alert state files in ``tmp_path``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CELERY_", "LAZYCELERY_"))}
+    env.update(LAZYCELERY_CONFIG=str(config), LAZYCELERY_AUDIT_LOG=str(tmp_path / "audit.log"),
+               LAZYCELERY_ALERTS_DIR=str(alerts_dir))
+    port = free_port()
+    return Server([sys.executable, "-m", "lazycelery", "serve", "--port", str(port),
+                   "--queue-interval", "0.5", "--all-envs"], env, port, tmp_path / "serve.log")
+
+
 def _bodies(got: Receiver) -> list[dict[str, Any]]:
     out = []
     for request in list(got.requests):
@@ -82,8 +97,8 @@ def _alerts(url: str, **params: str) -> dict[str, Any]:
 
 
 def test_each_environment_runs_its_own_alert_rules(
-        tmp_path: Path, redis_url: str, celery_worker_factory: Callable[..., WorkerProcess],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, redis_url: str, celery_worker_factory: Callable[..., WorkerProcess]
+        ) -> None:
     second = _second_db(redis_url)
     worker_a = celery_worker_factory(redis_url)
     worker_b = celery_worker_factory(second)
@@ -91,8 +106,7 @@ def test_each_environment_runs_its_own_alert_rules(
     alerts_dir = tmp_path / "alerts"
     with receiver() as hook:
         config.write_text(_config(redis_url, second, hook.url, alerts_dir))
-        monkeypatch.setenv("LAZYCELERY_ALERTS_DIR", str(alerts_dir))
-        serve = _serve(tmp_path, config, "--all-envs")
+        serve = _serve_alerting(tmp_path, config, alerts_dir)
         try:
             wait_for(serve.healthy, timeout=60, interval=0.2, what="serve to answer")
             _check(serve.url, hook, worker_a, worker_b)

@@ -110,7 +110,8 @@ def test_each_environment_evaluates_its_own_events(started: EnvServices) -> None
         assert bad.status_code == 400 and bad.json()["parameter"] == "state"
 
 
-def test_a_bad_rule_is_one_config_error(tmp_path: Path) -> None:
+def test_a_bad_rule_is_one_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAZYCELERY_ALERTS_DIR", str(tmp_path / "alerts"))
     config = tmp_path / "config.toml"
     config.write_text(CONFIG.replace('count = 1000', 'count = "many"'))
     automation = EnvAutomation(config, lambda line: None)
