@@ -53,7 +53,8 @@ class ReadApi:
 
         url = self.service.store_url
         if url is None:
-            raise ApiError(400, "store: this serve has no history store (--store)",
+            raise ApiError(400, "store: this serve has no history store (--store, or the "
+                           "environment's store)",
                            parameter="store")
         try:
             return page_with_store(self.service.index, query,
