@@ -3,7 +3,8 @@ Redis dbs, each with a real `celery worker -E`, and a third whose broker is a cl
 failing task in environment a fires a's rule only; the real webhook receiver gets an
 `alert.firing` body naming environment a (signed); `GET /api/alerts` lists every environment's
 rules with their `env`, `?env=NAME` one environment's; the environment that is down does not
-stop the others' rules."""
+stop the others' rules. The policies run per environment too: a's failures are retried and
+audited as environment a."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from test_serve_envs import _second_db
 from test_serve_helpers import Server
 
 from conftest import WorkerProcess, free_port, wait_for
+from lazycelery.core import audit
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 pytest.importorskip("starlette", reason="the serve extra")
@@ -46,6 +48,14 @@ filter = "name:workerapp.always_fail"
 count = 3
 window = "30s"
 notify = ["hook"]
+
+# every environment's policies: a's failures are retried (audited as in environment a)
+[[policies.retry]]
+name = "doomed"
+task = "workerapp.always_fail"
+exception = "ValueError"
+max_attempts = 1
+backoff = "100ms"
 
 [environments.a]
 broker = "{a}"
@@ -79,6 +89,13 @@ def _serve_alerting(tmp_path: Path, config: Path, alerts_dir: Path) -> Server:
                    "--queue-interval", "0.5", "--all-envs"], env, port, tmp_path / "serve.log")
 
 
+def _policy_entries(tmp_path: Path) -> list[audit.AuditEntry]:
+    log = tmp_path / "audit.log"
+    if not log.exists():
+        return []
+    return [e for e in audit.read(log) if e.user.startswith("policy:")]
+
+
 def _bodies(got: Receiver) -> list[dict[str, Any]]:
     out = []
     for request in list(got.requests):
@@ -110,6 +127,8 @@ def test_each_environment_runs_its_own_alert_rules(
         try:
             wait_for(serve.healthy, timeout=60, interval=0.2, what="serve to answer")
             _check(serve.url, hook, worker_a, worker_b)
+            wait_for(lambda: _policy_entries(tmp_path), timeout=30, interval=0.3,
+                     what="the retry policy to act in a")
         finally:
             code = serve.stop()
         output = serve.output()
@@ -120,6 +139,10 @@ def test_each_environment_runs_its_own_alert_rules(
     assert "a: alerts: 1 rule(s)" in output and "b: alerts: 2 rule(s)" in output, output
     assert "down: alerts: 1 rule(s)" in output, output
     assert {p.name for p in alerts_dir.glob("state-*.json")} >= {"state-a.json", "state-b.json"}
+    assert "a: policies: 1 retry rule" in output and "b: policies: 1 retry rule" in output
+    # the policy acted in a only, and its audit lines name environment a
+    policy = _policy_entries(tmp_path)
+    assert policy and {e.environment for e in policy} == {"a"}, policy
 
 
 def _check(url: str, hook: Receiver, worker_a: WorkerProcess, worker_b: WorkerProcess) -> None:
