@@ -114,12 +114,16 @@ def test_a_bad_rule_is_one_config_error(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("LAZYCELERY_ALERTS_DIR", str(tmp_path / "alerts"))
     config = tmp_path / "config.toml"
     config.write_text(CONFIG.replace('count = 1000', 'count = "many"'))
-    automation = EnvAutomation(config, lambda line: None)
+    said: list[str] = []
+    envs = services(config)
+    automation = EnvAutomation(config, said.append)
     try:
         with pytest.raises(ConfigError, match="staging"):
-            automation.start(services(config))
+            automation.start(envs)
     finally:
         automation.stop()
+    # checked before anything started: prod's rules did not start either
+    assert said == [] and all(s.alerts is None for s in envs.services.values())
 
 
 def test_report_files_get_the_environment_name() -> None:

@@ -6,17 +6,19 @@ that environment's only; lazycelery.serve.envs_app)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from lazycelery.alerts.runner import AlertRunner
 from lazycelery.alerts.state import FIRING, OK, PENDING, RESOLVED
 from lazycelery.serve.auth import Caller
 from lazycelery.serve.errors import ApiError
 from lazycelery.serve.http import Handler, json_response
 from lazycelery.serve.service import Service
+
+if TYPE_CHECKING:
+    from lazycelery.alerts.runner import AlertRunner
 
 __all__ = ["alerts_answer", "alerts_endpoint", "wanted_state"]
 

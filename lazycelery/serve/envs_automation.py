@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from lazycelery.alerts.hook import start_alerts
+from lazycelery.alerts.hook import configured_rules, start_alerts
 from lazycelery.config_file import ConfigFile, load_file
 from lazycelery.config_notify import ReportsTable
-from lazycelery.policies.runtime import Policies, start_policies, tee
+from lazycelery.policies.runtime import Policies, policy_config, start_policies, tee
 from lazycelery.reports.schedule import ReportScheduler
 from lazycelery.reports.service import TICK_SECONDS
 
@@ -55,6 +55,11 @@ class EnvAutomation:
         ConfigError (one line) on a bad rule; call ``stop`` whatever happens."""
         self._services = services
         config = load_file(self.config_path) if self.config_path.exists() else None
+        for name in services.services:  # a mistake is one line before anything starts
+            settings = services.envs[name].settings
+            assert settings is not None  # a Service exists only for settings that resolved
+            configured_rules(settings)
+            policy_config(settings)
         if config is not None and config.notify.channels:
             from lazycelery.notify.setup import dispatcher_for
 
