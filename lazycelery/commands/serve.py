@@ -39,7 +39,10 @@ examples:
   OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 lazycelery serve --otel
                                                also one span per task (docs/tracing.md)
   lazycelery serve --env prod --env staging    several clusters: ?env=NAME on every API
-                                               path, GET /api/envs (docs/environments.md)
+                                               path, GET /api/envs (docs/environments.md);
+                                               each runs its own alert rules and policies
+  curl 'localhost:5555/api/tasks?state=FAILURE&store=true'
+                                               with a store: also tasks no longer in memory
 
 exit status: 0 after Ctrl-C / SIGTERM; 2 on a bad option, a port in use or a bad [serve] table.
 """

@@ -5,7 +5,8 @@ queue reader per environment (docs/environments.md#serve). Not a command of its 
 What names one cluster is refused with one line: ``--store`` (by ``config_envs``),
 ``--record`` and ``--otel``. Recording several environments is one ``lazycelery record --env
 NAME`` each; this serve still reads each environment's own ``store`` for ids no longer in
-memory. Alert rules, policies and scheduled notifications run in a single-environment serve.
+memory. Alert rules, policies, notifications and report schedules run per environment
+(lazycelery.serve.envs_automation).
 """
 
 from __future__ import annotations
@@ -44,40 +45,23 @@ def run_envs(args: argparse.Namespace, *, say: Callable[[str], None],
     # resolve_envs has read this file: it exists ([serve] users and tokens apply to every env)
     config = Path(args.config).expanduser() if args.config else default_config_path()
     guard = guard_for(SimpleNamespace(config_path=config))
-    unrun = _not_run(config)
-    if unrun:
-        say(f"{unrun} of the config file do not run in a serve over several environments "
-            "(a serve or record with one --env NAME runs them)")
     if not is_loopback(args.host) and guard.open and not args.insecure_no_auth:
         raise UsageError(f"refusing to listen on {args.host} without authentication: add "
                          "users or tokens to [serve] in the config file (docs/serve.md), "
                          "or pass --insecure-no-auth")
     sock = listen(args.host, args.port)
     try:
-        return _serve(args, choices, guard, sock, say, catch_signals)
+        return _serve(args, choices, guard, sock, say, catch_signals, config)
     finally:
         sock.close()
 
 
-def _not_run(path: Path) -> str:
-    """What the config file configures that only a single-environment serve runs, or ''."""
-    from lazycelery.config_file import load_file
-
-    config = load_file(path)
-    found = [what for what, there in (
-        ("alert rules", bool(config.alerts) or any(e.alerts for e in
-                                                   config.environments.values())),
-        ("policies", bool(config.policies)),
-        ("notification channels", bool(config.notify.channels)),
-        ("report schedules", bool(config.reports.schedules))) if there]
-    return ", ".join(found)
-
-
 def _serve(args: argparse.Namespace, choices: Any, guard: Any, sock: Any, say: Any,
-           catch_signals: Any) -> int:
+           catch_signals: Any, config: Path) -> int:
     from lazycelery.core.envs import EnvSet
     from lazycelery.serve.envs import EnvServices
     from lazycelery.serve.envs_app import build_env_app
+    from lazycelery.serve.envs_automation import EnvAutomation
     from lazycelery.serve.server import HttpServer
 
     services = EnvServices(EnvSet.from_choices(choices), queue_interval=args.queue_interval,
@@ -87,8 +71,14 @@ def _serve(args: argparse.Namespace, choices: Any, guard: Any, sock: Any, say: A
         why = services.why(name)
         if why is not None:
             say(f"{name}: {why}")
-    server = HttpServer(build_env_app(services, guard), sock, certfile=args.certfile,
-                        keyfile=args.keyfile, access_log=args.access_log)
+    automation = EnvAutomation(config, say)
+    try:  # alert rules, policies, reports: before the ingest threads, so no batch is unseen
+        automation.start(services)
+        server = HttpServer(build_env_app(services, guard), sock, certfile=args.certfile,
+                            keyfile=args.keyfile, access_log=args.access_log)
+    except BaseException:
+        automation.stop()
+        raise
     stop = threading.Event()
     restore = catch_signals(stop)
     services.start()
@@ -108,4 +98,5 @@ def _serve(args: argparse.Namespace, choices: Any, guard: Any, sock: Any, say: A
         restore()
         server.stop()
         services.stop(timeout=3.0)
+        automation.stop()
         say("stopped")

@@ -1,5 +1,6 @@
 """Flower's read endpoints: /api/tasks, /api/task/types, /api/task/info/<id>,
-/api/workers, /api/queues/length, /api/task/result/<id>."""
+/api/workers, /api/queues/length, /api/task/result/<id>. With a history store, a task no
+longer in memory is answered from it (info, result; /api/tasks with ``store=true``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from lazycelery.serve.errors import ApiError
 from lazycelery.serve.http import json_response
 from lazycelery.serve.service import Service
 from lazycelery.serve.shapes import task_dict
-from lazycelery.serve.tasks import page, parse_query
+from lazycelery.serve.tasks import TaskQuery, page, parse_query
+from lazycelery.serve.tasks_store import page_with_store, stored_result
 
 __all__ = ["ReadApi"]
 
@@ -38,9 +40,34 @@ class ReadApi:
 
     async def tasks(self, request: Request, caller: Caller) -> Response:
         query = parse_query(request.query_params)
-        found = await run_in_threadpool(page, self.service.index, query)
+        if params.flag(request.query_params, "store"):  # lazycelery's own: memory, then store
+            found = await run_in_threadpool(self._with_store, query)
+        else:
+            found = await run_in_threadpool(page, self.service.index, query)
         return json_response({rec.uuid: task_dict(rec, kids, worker_last=True)
                               for rec, kids in self._copies(found)})
+
+    def _with_store(self, query: TaskQuery) -> list[TaskRecord]:
+        from lazycelery.store import open_store
+        from lazycelery.store.errors import StoreError
+
+        url = self.service.store_url
+        if url is None:
+            raise ApiError(400, "store: this serve has no history store (--store, or the "
+                           "environment's store)",
+                           parameter="store")
+        try:
+            return page_with_store(self.service.index, query,
+                                   lambda: open_store(url, create=False, writer=False))
+        except StoreError as exc:
+            raise ApiError(503, f"the history store is unavailable: {exc}") from None
+
+    async def _stored(self, task_id: str) -> TaskRecord | None:
+        """The task from the history store when memory no longer has it (None: unknown)."""
+        lookup = self.service.stored_task
+        if lookup is None or task_id in self.service.index:
+            return None
+        return await run_in_threadpool(lookup, task_id)
 
     async def task_types(self, request: Request, caller: Caller) -> Response:
         names = self.service.index.counts()["by_name"]
@@ -52,8 +79,7 @@ class ReadApi:
         with index.lock:
             rec = index.get(task_id)
         if rec is None:
-            lookup = self.service.stored_task
-            stored = await run_in_threadpool(lookup, task_id) if lookup is not None else None
+            stored = await self._stored(task_id)
             if stored is None:
                 raise ApiError(404, f"Unknown task '{task_id[:200]}'")
             return json_response(task_dict(stored))  # from the history store
@@ -139,13 +165,13 @@ class ReadApi:
         timeout = params.number(request.query_params, "timeout")
         app = self.service.app
 
-        def read() -> dict[str, Any]:
+        def read() -> dict[str, Any] | None:
             from celery.backends.base import DisabledBackend
             from celery.exceptions import TimeoutError as CeleryTimeout
 
             result = app.AsyncResult(task_id)
             if isinstance(result.backend, DisabledBackend):
-                raise ApiError(503, "no result backend is configured")
+                return None
             out: dict[str, Any] = {"task-id": task_id, "state": result.state}
             if timeout:
                 try:
@@ -158,7 +184,16 @@ class ReadApi:
                 out.update(result_fields(result))
             return out
 
-        return json_response(await run_in_threadpool(read))
+        out = await run_in_threadpool(read)
+        if out is None or out["state"] == "PENDING":
+            # the backend does not know it (or there is none): the history store may, for a
+            # task no longer in memory (Flower answers PENDING, or 503 without a backend)
+            stored = await self._stored(task_id)
+            if stored is not None:
+                return json_response(stored_result(stored))
+        if out is None:
+            raise ApiError(503, "no result backend is configured")
+        return json_response(out)
 
 
 def result_fields(result: Any) -> dict[str, Any]:

@@ -92,6 +92,7 @@ class EnvServices:
                           read_only=settings.read_only, known_queues=queues)
         if settings.store_url:  # ids no longer in memory, from this environment's store
             service.stored_task = store_lookup(settings.store_url)
+            service.store_url = settings.store_url  # /api/tasks?store=true, /api/v1 read it
         reader = self._reader(watch, queues)
         if reader is not None:
             service.queues = lambda reader=reader: reader.latest  # type: ignore[misc]

@@ -1,7 +1,8 @@
 """The ASGI application of a multi-environment ``serve``: every Flower route (and whatever
 ``build_app`` serves) answered by the environment named by the ``env`` query parameter (the
-first environment when there is none), ``GET /api/envs`` listing them with their status, and
-one ``/metrics`` with an ``env`` label.
+first environment when there is none), ``GET /api/envs`` listing them with their status,
+one ``/metrics`` with an ``env`` label, and one ``GET /api/alerts`` (every environment's rules,
+each naming its ``env``; ``?env=NAME`` for one).
 
 Each environment has an application of its own, built by ``build_app`` on its Service, so an
 environment's ``read_only`` refuses its actions and no other's. The router only picks which
@@ -19,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from lazycelery.serve.api_alerts import alerts_answer, wanted_state
 from lazycelery.serve.app import build_app
 from lazycelery.serve.auth import Caller, Guard
 from lazycelery.serve.envs import EnvServices
@@ -29,7 +31,7 @@ from lazycelery.serve.http import json_response, protect
 __all__ = ["EnvRouter", "build_env_app"]
 
 #: the routes answered once for every environment, not per environment
-OWN_PATHS = frozenset({"/api/envs", "/metrics"})
+OWN_PATHS = frozenset({"/api/envs", "/metrics", "/api/alerts"})
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
@@ -81,6 +83,19 @@ def build_env_app(services: EnvServices, guard: Guard) -> EnvRouter:
     async def metrics(request: Request, caller: Caller) -> Response:
         return Response(metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    async def alerts(request: Request, caller: Caller) -> Response:
+        wanted = wanted_state(request.query_params)
+        env = request.query_params.get("env") or None
+        if env is None:
+            names = services.names
+        elif env in services.services:
+            names = [env]
+        else:
+            raise _env_error(services, env)
+        return json_response(alerts_answer(
+            [(name, services.services[name].alerts) for name in names
+             if name in services.services], wanted))
+
     async def env_error(request: Request, caller: Caller) -> Response:
         raise _env_error(services, request.query_params.get("env", ""))
 
@@ -89,6 +104,7 @@ def build_env_app(services: EnvServices, guard: Guard) -> EnvRouter:
                      methods=methods or ["GET"])
 
     own = Starlette(routes=[get("/api/envs", envs), get("/metrics", metrics),
+                            get("/api/alerts", alerts),
                             get("/_env_error", env_error, _ALL_METHODS)])
     return EnvRouter(apps, own, services.default)
 
