@@ -27,6 +27,8 @@ MAX_LOADS: Final = 2
 #: the store's tasks read around a task's time for its workflow (as `task tree`)
 TREE_WINDOW: Final = 3600.0
 TREE_MAX_STORED: Final = 200_000
+#: records copied per hold of the index lock (about a millisecond)
+COPY_SLICE: Final = 5_000
 
 _loads = threading.BoundedSemaphore(MAX_LOADS)
 
@@ -82,12 +84,16 @@ def _from_memory(service: Service, since: float, until: float, with_groups: bool
 
     live = service.index
     # the window's records referenced, then copied under the lock (the ingest thread
-    # changes records in place); newest first as the store's index lists them
+    # changes records in place) a slice at a time: ingest never waits long for it
     window = [r for r in live.records() if r.last_seen >= since]
+    records: list[TaskRecord] = []
+    for start in range(0, len(window), COPY_SLICE):
+        with live.lock:
+            records.extend(msgspec.structs.replace(r)
+                           for r in window[start:start + COPY_SLICE])
     with live.lock:
-        records = [msgspec.structs.replace(r) for r in window]
         workers = {h: msgspec.structs.replace(w) for h, w in live.workers.items()}
-    records.sort(key=lambda r: r.last_seen, reverse=True)
+    records.sort(key=lambda r: r.last_seen, reverse=True)  # newest first, as the store's
     groups = ErrorGroups()
     if with_groups:
         events, recs = events_from_records(records, workers, since)
