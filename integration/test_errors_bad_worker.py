@@ -92,16 +92,18 @@ def test_the_hint_names_the_bad_worker(redis_url: str, tmp_path: Path,
     since = datetime.fromtimestamp(time.time() - 5).isoformat(timespec="seconds")
     store = f"sqlite:///{tmp_path / 'history.sqlite3'}"
     serve = servers("serve", redis_url, queue, config_text=CONFIG, args=["--store", store])
+    plain = servers("serve", redis_url, queue, config_text=CONFIG)  # no store: memory
     good = workers(redis_url, queue, "good", bad=False)
     bad = workers(redis_url, queue, "bad", bad=True)
     for w in (good, bad):
         wait_for(lambda w=w: w.proc.poll() is not None or w.ping(), timeout=60, interval=0.2,
                  what=f"{w.hostname} to answer ping")
         assert w.proc.poll() is None, w.output()[-3000:]
-    wait_for(lambda: {good.hostname, bad.hostname} <= {
-        w["hostname"] for w in httpx.get(f"{serve.url}/api/v1/workers", headers=VIEW,
-                                         timeout=10).json()["workers"]},
-        timeout=60, what="serve to see both workers")
+    for server in (serve, plain):
+        wait_for(lambda server=server: {good.hostname, bad.hostname} <= {
+            w["hostname"] for w in httpx.get(f"{server.url}/api/v1/workers", headers=VIEW,
+                                             timeout=10).json()["workers"]},
+            timeout=60, what="serve to see both workers")
     app = good.app()
     try:
         for i in range(RESIZES):
@@ -159,3 +161,24 @@ def test_the_hint_names_the_bad_worker(redis_url: str, tmp_path: Path,
     for side in (want, doc):
         side["sources"]["history"].pop("until")
     assert doc == want
+
+    # serve without a store answers from memory: the same groups, the same worker hint
+    def memory_doc() -> dict[str, Any]:
+        got = httpx.get(f"{plain.url}/api/v1/errors", params={"since": since}, headers=VIEW,
+                        timeout=60)
+        assert got.status_code == 200, got.text
+        out: dict[str, Any] = got.json()
+        return out
+
+    wait_for(lambda: memory_doc()["failures"] == ran[bad.hostname] + 7, timeout=60,
+             interval=0.5, what="the failures in serve's memory")
+    live = memory_doc()
+    assert "memory" in live["sources"]
+    counts = {g["group"]: g["count"] for g in live["groups"]}
+    # memory counts a task once with its last outcome: the two retried tasks are 2, not 6
+    retried = groups["shop.sync_inventory"]["group"]
+    assert counts.pop(retried) == 2 and groups["shop.sync_inventory"]["count"] == 6
+    assert counts == {g["group"]: g["count"] for g in doc["groups"] if g["group"] != retried}
+    live_resize = next(g for g in live["groups"] if g["group"] == resize["group"])
+    assert [h["evidence"]["value"] for h in live_resize["hints"] if h["kind"] == "worker"] \
+        == [bad.hostname]
