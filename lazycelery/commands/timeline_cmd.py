@@ -85,10 +85,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _stored_tasks(settings: Any, since: float, until: float) -> list[Any]:
     """The tasks with an event in ``[since, until)``, as the index merges the stored events."""
+    from lazycelery.analysis.sources import replay_store
     from lazycelery.core.index import TaskIndex
     from lazycelery.errors import UsageError
-    from lazycelery.store import StoredGap, StoreError, default_store_url, open_store
-    from lazycelery.store.history import history_events
+    from lazycelery.store import StoreError, default_store_url, open_store
 
     url = settings.store_url or default_store_url()
     try:
@@ -96,16 +96,8 @@ def _stored_tasks(settings: Any, since: float, until: float) -> list[Any]:
     except StoreError as exc:
         raise UsageError(f"{exc}: record history with `lazycelery record`") from None
     index = TaskIndex(max_tasks=settings.max_tasks)
-    chunk: list[dict[str, Any]] = []
     try:
-        for item in history_events(store, since, until):
-            if isinstance(item, StoredGap):
-                continue
-            chunk.append(item)
-            if len(chunk) >= 1000:
-                index.apply_batch(chunk)
-                chunk = []
-        index.apply_batch(chunk)
+        replay_store(store, since, until, None, index, 1000)
     except StoreError as exc:
         raise UsageError(f"history: {exc}") from None
     finally:
