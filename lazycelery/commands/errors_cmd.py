@@ -123,9 +123,9 @@ def _collect(args: argparse.Namespace, settings: Any) -> tuple[Any, Any, dict[st
 
 def _history(args: argparse.Namespace, settings: Any, groups: Any,
              index: Any) -> dict[str, Any] | None:
+    from lazycelery.analysis.sources import replay_store
     from lazycelery.errors import UsageError
-    from lazycelery.store import StoredGap, StoreError, default_store_url, open_store
-    from lazycelery.store.history import history_events
+    from lazycelery.store import StoreError, default_store_url, open_store
     from lazycelery.store.url import mask_store_url
     from lazycelery.tail.history import parse_since
 
@@ -142,18 +142,8 @@ def _history(args: argparse.Namespace, settings: Any, groups: Any,
         raise UsageError(f"{exc}: record history with `lazycelery record`, or collect live "
                          "events with --listen SECONDS") from None
     until = time.time()
-    gaps, chunk = 0, []
     try:
-        for item in history_events(store, since, until):
-            if isinstance(item, StoredGap):
-                gaps += 1
-                continue
-            chunk.append(item)
-            if len(chunk) >= CHUNK:
-                groups.observe_batch(chunk, index.apply_batch(chunk))
-                chunk = []
-        if chunk:
-            groups.observe_batch(chunk, index.apply_batch(chunk))
+        gaps = replay_store(store, since, until, groups, index, CHUNK)
     except StoreError as exc:
         raise UsageError(f"history: {exc}") from None
     finally:

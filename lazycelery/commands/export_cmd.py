@@ -93,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
 def _load(args: argparse.Namespace, settings: Settings) -> tuple[TaskIndex, Any]:
     """The store's events since --since, replayed into an index and the error groups."""
     from lazycelery.analysis import ErrorGroups
+    from lazycelery.analysis.sources import replay_store
     from lazycelery.core.index import TaskIndex
-    from lazycelery.store import StoredGap, StoreError, default_store_url, open_store
-    from lazycelery.store.history import history_events
+    from lazycelery.store import StoreError, default_store_url, open_store
     from lazycelery.tail.history import parse_since
 
     since = parse_since(args.since)
@@ -106,17 +106,8 @@ def _load(args: argparse.Namespace, settings: Settings) -> tuple[TaskIndex, Any]
         raise UsageError(f"export: {exc}: record history with `lazycelery record`") from None
     index = TaskIndex(max_tasks=max(settings.max_tasks, 1))
     groups = ErrorGroups()
-    chunk: list[dict[str, Any]] = []
     try:
-        for item in history_events(store, since, time.time()):
-            if isinstance(item, StoredGap):
-                continue
-            chunk.append(item)
-            if len(chunk) >= _CHUNK:
-                groups.observe_batch(chunk, index.apply_batch(chunk))
-                chunk = []
-        if chunk:
-            groups.observe_batch(chunk, index.apply_batch(chunk))
+        replay_store(store, since, time.time(), groups, index, _CHUNK)
     except StoreError as exc:
         raise UsageError(f"export: {exc}") from None
     finally:

@@ -33,6 +33,8 @@ examples:
   curl localhost:5555/metrics
   curl 'localhost:5555/api/v1/tasks?q=state:failure%20name:billing.*&limit=20'
   curl -N 'localhost:5555/api/v1/stream?q=state:failure'   live events (Server-Sent Events)
+  curl 'localhost:5555/api/v1/errors?since=1h'            error groups and root-cause hints;
+                                               also /api/v1/timeline, /tasks/ID/tree, /export
   lazycelery serve --new-token                 print a token and its [serve] entry
   lazycelery serve --hash-password             read a password, print its [serve] entry
   lazycelery serve --host 0.0.0.0 --store postgresql://lc@db/celerymon --read-only

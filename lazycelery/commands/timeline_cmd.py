@@ -33,8 +33,6 @@ exit status: 0 (also when nothing ran); 2 on a bad option or filter, or no histo
 #: the cells of the text rendering, by state (no colour: a letter says the state)
 GLYPHS: Final = {"SUCCESS": "=", "FAILURE": "X", "RETRY": "r", "REVOKED": "-", "REJECTED": "-",
                  "STARTED": ">", "RECEIVED": "."}
-#: JSON lists at most this many bars per row (the newest); the counts stay whole
-JSON_BARS: Final = 10_000
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -61,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from lazycelery.config import resolve
     from lazycelery.core.query import FilterError, compile_filter
     from lazycelery.core.timeline import build_layout
+    from lazycelery.core.timeline_json import layout_json
     from lazycelery.errors import UsageError
     from lazycelery.tail.history import parse_since
 
@@ -86,10 +85,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _stored_tasks(settings: Any, since: float, until: float) -> list[Any]:
     """The tasks with an event in ``[since, until)``, as the index merges the stored events."""
+    from lazycelery.analysis.sources import replay_store
     from lazycelery.core.index import TaskIndex
     from lazycelery.errors import UsageError
-    from lazycelery.store import StoredGap, StoreError, default_store_url, open_store
-    from lazycelery.store.history import history_events
+    from lazycelery.store import StoreError, default_store_url, open_store
 
     url = settings.store_url or default_store_url()
     try:
@@ -97,37 +96,13 @@ def _stored_tasks(settings: Any, since: float, until: float) -> list[Any]:
     except StoreError as exc:
         raise UsageError(f"{exc}: record history with `lazycelery record`") from None
     index = TaskIndex(max_tasks=settings.max_tasks)
-    chunk: list[dict[str, Any]] = []
     try:
-        for item in history_events(store, since, until):
-            if isinstance(item, StoredGap):
-                continue
-            chunk.append(item)
-            if len(chunk) >= 1000:
-                index.apply_batch(chunk)
-                chunk = []
-        index.apply_batch(chunk)
+        replay_store(store, since, until, None, index, 1000)
     except StoreError as exc:
         raise UsageError(f"history: {exc}") from None
     finally:
         store.close()
     return index.newest(len(index))
-
-
-def layout_json(layout: Any, since: float, until: float) -> dict[str, Any]:
-    def bar(b: Any) -> dict[str, Any]:
-        rec = b.record
-        return {"id": rec.uuid, "name": rec.name, "state": b.state, "worker": rec.worker,
-                "queue": rec.queue, "start": b.start, "end": b.end}
-
-    return {
-        "grouping": layout.grouping, "since": since, "until": until,
-        "first": layout.first, "last": layout.last, "bars": layout.bars,
-        "untimed": layout.untimed, "skewed": layout.skewed, "hidden": layout.hidden,
-        "lanes": [{"key": lane.key, "hidden": lane.hidden,
-                   "rows": [[bar(b) for b in row.bars[-JSON_BARS:]] for row in lane.rows]}
-                  for lane in layout.lanes],
-    }
 
 
 def text_lines(layout: Any, since: float, until: float, width: int) -> list[str]:

@@ -7,14 +7,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Final
 
 from lazycelery.core.model import TaskRecord
 
-__all__ = ["COLUMNS", "FORMATS", "row", "write_rows", "write_to_file"]
+__all__ = ["COLUMNS", "FORMATS", "row", "stream_rows", "write_rows", "write_to_file"]
 
 COLUMNS: Final = ("uuid", "name", "state", "worker", "queue", "exchange", "routing_key",
                   "parent_id", "root_id", "retries", "sent", "started", "finished", "runtime",
@@ -87,3 +87,37 @@ def write_to_file(rows: Iterable[dict[str, Any]], fmt: str, path: Path) -> int:
     tmp.write_text(buf.getvalue(), encoding="utf-8")
     tmp.replace(path)
     return n
+
+
+def stream_rows(rows: Iterable[dict[str, Any]], fmt: str, batch: int = 500) -> Iterator[str]:
+    """``write_rows``' text in pieces of ``batch`` rows (serve streams an export): the same
+    characters, JSON included (its array is written element by element as ``json.dumps``
+    with ``indent=2`` lays it out)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    buf = io.StringIO()
+    writer: Any = None
+    n = 0
+    for r in rows:
+        if fmt == "json":
+            item = json.dumps(r, indent=2, default=str).replace("\n", "\n  ")
+            buf.write(("[\n  " if n == 0 else ",\n  ") + item)
+        elif fmt == "ndjson":
+            buf.write(json.dumps(r, default=str) + "\n")
+        else:
+            if writer is None:
+                writer = csv.DictWriter(buf, fieldnames=list(r), lineterminator="\n",
+                                        extrasaction="ignore")
+                writer.writeheader()
+            writer.writerow({k: _cell(v) for k, v in r.items()})
+        n += 1
+        if n % batch == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    if fmt == "json":
+        buf.write("[]\n" if n == 0 else "\n]\n")
+    elif fmt == "csv" and n == 0:
+        buf.write(",".join(COLUMNS) + "\n")
+    if buf.tell():
+        yield buf.getvalue()

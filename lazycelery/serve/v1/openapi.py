@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lazycelery.serve.v1.openapi_debug import debug_paths
+
 __all__ = ["openapi_document"]
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -143,6 +145,7 @@ def openapi_document(version: str) -> dict[str, Any]:
         "/api/v1/openapi.json": _get("This document", _json({"type": "object"}, "OpenAPI 3.1"),
                                      [], (), "openapi"),
     }
+    paths.update(debug_paths(get=_get, json_=_json, param=_param, q=_Q, task=_TASK))
     return {
         "openapi": "3.1.0",
         "info": {"title": "lazycelery serve API", "version": version,

@@ -14,6 +14,7 @@ from lazycelery.serve.auth import Caller, Guard
 from lazycelery.serve.http import json_response, protect
 from lazycelery.serve.service import Service
 from lazycelery.serve.v1.api import V1Api
+from lazycelery.serve.v1.debug import debug_routes
 from lazycelery.serve.v1.hub import StreamHub
 from lazycelery.serve.v1.openapi import openapi_document
 from lazycelery.serve.v1.stream import StreamApi
@@ -33,6 +34,7 @@ def v1_routes(service: Service, guard: Guard, hub: StreamHub) -> list[Route]:
                                                read_only=service.read_only), methods=["GET"])
 
     return [
+        *debug_routes(service, guard),  # first: /tasks/{id}/tree before /tasks/{id:path}
         get("/tasks", api.tasks),
         get("/tasks/{task_id:path}", api.task),
         get("/workers", api.workers),

@@ -1,0 +1,177 @@
+"""What the debugging endpoints read, blocking (run in a thread): with a history store
+(``--store``, which serve records into) the store's events of the window replayed into an
+index and the error groups, exactly as ``lazycelery errors`` / ``timeline`` / ``export`` /
+``task tree`` read them; without one, the live index's records (docs/serve.md says what
+memory cannot tell). At most ``MAX_LOADS`` replays run at once: each is CPU-bound and the
+ingest thread shares the cores."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
+
+from lazycelery.analysis import ErrorGroups
+from lazycelery.core.index import TaskIndex
+from lazycelery.core.model import TaskRecord
+from lazycelery.serve.errors import ApiError
+from lazycelery.serve.service import Service
+
+__all__ = ["Loaded", "load", "tree_doc"]
+
+#: store replays running at once (more wait their turn)
+MAX_LOADS: Final = 2
+#: the store's tasks read around a task's time for its workflow (as `task tree`)
+TREE_WINDOW: Final = 3600.0
+TREE_MAX_STORED: Final = 200_000
+#: records copied per hold of the index lock (about a millisecond)
+COPY_SLICE: Final = 5_000
+
+_loads = threading.BoundedSemaphore(MAX_LOADS)
+
+
+@dataclass
+class Loaded:
+    """The window's tasks (most recently active first) and error groups, and where they came
+    from."""
+
+    records: list[TaskRecord]
+    groups: ErrorGroups
+    since: float
+    until: float
+    sources: dict[str, Any] = field(default_factory=dict)
+    by_id: dict[str, TaskRecord] = field(default_factory=dict)
+
+    def get(self, uuid: str) -> TaskRecord | None:
+        if not self.by_id and self.records:
+            self.by_id = {r.uuid: r for r in self.records}
+        return self.by_id.get(uuid)
+
+
+def _store_error(exc: Exception) -> ApiError:
+    return ApiError(503, f"history store: {exc}")
+
+
+def _from_store(service: Service, since: float, until: float, with_groups: bool) -> Loaded:
+    from lazycelery.analysis.sources import replay_store
+    from lazycelery.store import StoreError, open_store
+    from lazycelery.store.url import mask_store_url
+
+    url = service.store_url
+    assert url is not None
+    index = TaskIndex(max_tasks=service.index.max_tasks)
+    groups = ErrorGroups()
+    with _loads:
+        try:
+            store = open_store(url, create=False, writer=False)
+        except StoreError as exc:
+            raise _store_error(exc) from None
+        try:
+            gaps = replay_store(store, since, until, groups if with_groups else None, index)
+        except StoreError as exc:
+            raise _store_error(exc) from None
+        finally:
+            store.close()
+    history = {"store": mask_store_url(url), "since": since, "until": until, "gaps": gaps}
+    return Loaded(index.snapshot(), groups, since, until, {"history": history})
+
+
+def _from_memory(service: Service, since: float, until: float, with_groups: bool) -> Loaded:
+    from lazycelery.analysis.sources import events_from_records
+
+    live = service.index
+    # the window's records referenced, then copied under the lock (the ingest thread
+    # changes records in place) a slice at a time: ingest never waits long for it
+    window = [r for r in live.records() if r.last_seen >= since]
+    records: list[TaskRecord] = []
+    for start in range(0, len(window), COPY_SLICE):
+        with live.lock:
+            records.extend(msgspec.structs.replace(r)
+                           for r in window[start:start + COPY_SLICE])
+    with live.lock:
+        workers = {h: msgspec.structs.replace(w) for h, w in live.workers.items()}
+    records.sort(key=lambda r: r.last_seen, reverse=True)  # newest first, as the store's
+    groups = ErrorGroups()
+    if with_groups:
+        events, recs = events_from_records(records, workers, since)
+        groups.observe_batch(events, recs)
+    memory = {"tasks": len(records), "since": since, "until": until}
+    return Loaded(records, groups, since, until, {"memory": memory})
+
+
+def load(service: Service, since: float, *, with_groups: bool) -> Loaded:
+    """The window ``[since, now)``: the store's when serve has one, else memory's."""
+    until = time.time()
+    if service.store_url is not None:
+        return _from_store(service, since, until, with_groups)
+    return _from_memory(service, since, until, with_groups)
+
+
+# ---------------------------------------------------------------------- workflow tree
+
+
+def _stored_around(url: str, task_id: str) -> tuple[dict[str, TaskRecord], str | None]:
+    """The store's tasks within an hour of ``task_id``'s (``lazycelery task tree``'s)."""
+    from lazycelery.store import StoreError, open_store
+    from lazycelery.store import query as store_query
+    from lazycelery.store.reader import task_page
+
+    out: dict[str, TaskRecord] = {}
+    with _loads:
+        try:
+            store = open_store(url, create=False, writer=False)
+        except StoreError as exc:
+            return {}, f"no history store ({exc})"
+        try:
+            found = store_query.get(store, task_id)
+            if found is None:
+                return {}, None
+            when = found.record.last_seen or found.record.first_seen or time.time()
+            cursor: float | None = None
+            while len(out) < TREE_MAX_STORED:
+                page = task_page(store, when - TREE_WINDOW, when + TREE_WINDOW, cursor, 5000)
+                out.update((t.record.uuid, t.record) for t in page.tasks)
+                if page.cursor is None:
+                    break
+                cursor = page.cursor
+            out[task_id] = found.record
+        except StoreError as exc:
+            return out, f"history store: {exc}"
+        finally:
+            store.close()
+    return out, None
+
+
+def tree_doc(service: Service, task_id: str) -> dict[str, Any] | None:
+    """``lazycelery task tree ID --json``'s document (None: the task is unknown): memory's
+    records over the store's around the task, the result backend's links when it has one."""
+    from lazycelery.core.reconcile import NoResultBackend, fetch_metas, result_backend
+    from lazycelery.core.workflow import tree_json
+    from lazycelery.core.workflow_fetch import gather
+
+    records: dict[str, TaskRecord] = {}
+    store_note = None
+    if service.store_url is not None:
+        records, store_note = _stored_around(service.store_url, task_id)
+    records.update((r.uuid, r) for r in service.index.records())  # memory's are the live ones
+    children: dict[str, list[str]] = {}
+    for rec in records.values():
+        if rec.parent_id:
+            children.setdefault(rec.parent_id, []).append(rec.uuid)
+    app = service.app
+    fetch: Any = None
+    no_backend = None
+    try:
+        result_backend(app)
+        fetch = lambda ids: fetch_metas(app, ids)  # noqa: E731
+    except NoResultBackend as exc:
+        no_backend = str(exc)
+    wf = gather(task_id, get=records.get, children_of=lambda u: children.get(u, ()),
+                records=lambda: records.values(), fetch=fetch, no_backend=no_backend)
+    if len(wf.ids) == 1 and not any(n.known for _d, n in wf.root.walk()):
+        return None
+    notes = [n for n in (wf.note, store_note) if n]
+    return {"task": task_id, "tree": tree_json(wf.root), "notes": notes}
