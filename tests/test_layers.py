@@ -41,7 +41,7 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (8, "tui toolkit", ("lazycelery.tui.format", "lazycelery.tui.style", "lazycelery.tui.columns",
                         "lazycelery.tui.keys", "lazycelery.tui.registry", "lazycelery.tui.table",
                         "lazycelery.tui.detail_control", "lazycelery.tui.guard",
-                        "lazycelery.tui.plugins")),
+                        "lazycelery.tui.plugins", "lazycelery.tui.scroll_text")),
     (9, "panes", ("lazycelery.tui.panes",)),
     (10, "layout/commands/actions", (
         "lazycelery.tui.layout", "lazycelery.tui.mount", "lazycelery.tui.global_commands",

@@ -70,10 +70,9 @@ class WorkerDetailView(PaneViewBase):
     """The detail of the worker opened from the workers pane."""
 
     def __init__(self, ctx: ScreenContext) -> None:
-        from prompt_toolkit.layout.controls import UIContent, UIControl
-
         from lazycelery.core.worker_detail import fetch_worker_detail
         from lazycelery.tui.panes.common import pane
+        from lazycelery.tui.scroll_text import ScrollTextControl
 
         self.ctx = ctx
         screen = ctx.screen
@@ -81,30 +80,15 @@ class WorkerDetailView(PaneViewBase):
         model.fetcher = lambda host: fetch_worker_detail(
             ctx.celery_app(), host, TIMEOUT, record=screen.index.workers.get(host))
         model.on_done = ctx.invalidate
-        self._lines = 0
-        self._height = 10
-        view = self
-
-        class _Control(UIControl):
-            def is_focusable(self) -> bool:
-                return True
-
-            def create_content(self, width: int, height: int) -> UIContent:
-                lines = worker_lines(model, width)
-                view._lines, view._height = len(lines), height
-                model.move(0, len(lines), height)
-                shown = lines[model.top:model.top + height]
-                return UIContent(get_line=lambda i: shown[i] if i < len(shown) else [],
-                                 line_count=max(1, len(shown)), show_cursor=False)
-
-        self._container = pane(lambda: worker_title(screen), _Control(),
+        self._control = ScrollTextControl(lambda width: worker_lines(model, width), model)
+        self._container = pane(lambda: worker_title(screen), self._control,
                                lambda: screen.ui.pane == PANE.name, lambda: screen.stale)
 
     def container(self) -> Container:
         return self._container
 
     def move(self, delta: int) -> None:
-        self.model.move(delta, self._lines, self._height)
+        self._control.scroll(delta)
 
     def commands(self) -> Sequence[PaneCommand]:
         return (
