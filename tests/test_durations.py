@@ -58,6 +58,16 @@ def test_a_boolean_is_not_a_config_duration() -> None:
     ("30s", 30.0), ("15m", 900.0), ("2h", 7200.0), ("1d", 86400.0), ("2w", 1209600.0),
 ])
 def test_report_schedule_since(since: str, seconds: float) -> None:
-    from lazycelery.reports.schedule import _seconds
+    """A schedule's ``since`` (checked as ``\\d+[smhdw]`` when the file is read)."""
+    assert parse_duration(since) == seconds
 
-    assert _seconds(since) == seconds
+
+@pytest.mark.parametrize(("value", "seconds"), [
+    ("1w", 604800.0), ("2W", 1209600.0), ("3sec", 3.0), ("2min", 120.0), (".5s", 0.5),
+    ("1.", 1.0),
+])
+def test_one_parser_accepts_the_union_of_the_forms(value: str, seconds: float) -> None:
+    """What one of the old parsers took, both places take now (weeks came from the report
+    schedules, ``sec`` / ``min`` / ``.5`` from the filter language)."""
+    assert parse_duration(value) == pytest.approx(seconds)
+    assert seconds_of(value) == pytest.approx(seconds)

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _duration(option: str, text: str) -> float:
-    from lazycelery.core.query import parse_duration
+    from lazycelery.durations import parse_duration
     from lazycelery.errors import UsageError
 
     try:

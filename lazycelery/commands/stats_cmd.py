@@ -92,7 +92,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def _seconds(option: str, text: str) -> float:
-    from lazycelery.core.query import parse_duration
+    from lazycelery.durations import parse_duration
     from lazycelery.errors import UsageError
 
     try:
