@@ -7,7 +7,7 @@ import argparse
 import sys
 import threading
 import time
-from typing import Any, Final
+from typing import Any
 
 from lazycelery.commands.argtypes import positive_float, positive_int
 
@@ -38,9 +38,6 @@ examples:
 exit status: 0 with a report (also when nothing failed); 2 on a bad option, no history store
 and no --listen, or when the broker could not be read during --listen.
 """
-
-#: events replayed from the store per batch
-CHUNK: Final = 500
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -123,8 +120,9 @@ def _collect(args: argparse.Namespace, settings: Any) -> tuple[Any, Any, dict[st
 
 def _history(args: argparse.Namespace, settings: Any, groups: Any,
              index: Any) -> dict[str, Any] | None:
+    from lazycelery.analysis.replay import replay_stored
     from lazycelery.errors import UsageError
-    from lazycelery.store import StoredGap, StoreError, default_store_url, open_store
+    from lazycelery.store import StoreError, default_store_url, open_store
     from lazycelery.store.history import history_events
     from lazycelery.store.url import mask_store_url
     from lazycelery.tail.history import parse_since
@@ -142,18 +140,8 @@ def _history(args: argparse.Namespace, settings: Any, groups: Any,
         raise UsageError(f"{exc}: record history with `lazycelery record`, or collect live "
                          "events with --listen SECONDS") from None
     until = time.time()
-    gaps, chunk = 0, []
     try:
-        for item in history_events(store, since, until):
-            if isinstance(item, StoredGap):
-                gaps += 1
-                continue
-            chunk.append(item)
-            if len(chunk) >= CHUNK:
-                groups.observe_batch(chunk, index.apply_batch(chunk))
-                chunk = []
-        if chunk:
-            groups.observe_batch(chunk, index.apply_batch(chunk))
+        gaps = replay_stored(history_events(store, since, until), groups, index)
     except StoreError as exc:
         raise UsageError(f"history: {exc}") from None
     finally:
@@ -162,12 +150,11 @@ def _history(args: argparse.Namespace, settings: Any, groups: Any,
 
 
 def _listen(args: argparse.Namespace, settings: Any, groups: Any, index: Any) -> dict[str, Any]:
+    from lazycelery.commands.listen import ListenWatch
     from lazycelery.core.ingest import Ingestor
-    from lazycelery.errors import LazyCeleryError
 
     done = threading.Event()
-    connected = threading.Event()
-    last_error: list[str] = []
+    watch = ListenWatch()
     limit: int | None = args.limit
 
     def on_batch(events: Any, records: Any) -> None:
@@ -175,30 +162,22 @@ def _listen(args: argparse.Namespace, settings: Any, groups: Any, index: Any) ->
         if limit is not None and groups.failures >= limit:
             done.set()
 
-    def on_status(status: Any) -> None:
-        if status.state == "connected":
-            connected.set()
-        if status.last_error:
-            last_error[:] = [status.last_error]
-
     ingestor = Ingestor(settings.broker_url, index, mode=settings.ingest,
                         app=settings.celery_app() if settings.app_spec else None,
                         transport_options=settings.transport_options,
-                        on_batch=on_batch, on_status=on_status, wakeup=False,
+                        on_batch=on_batch, on_status=watch.on_status, wakeup=False,
                         masker=_masker(settings))
     started = time.time()
     ingestor.start()
     try:
-        if connected.wait(args.listen):
+        if watch.connected.wait(args.listen):
             until = f" or {limit:,} failures" if limit is not None else ""
             print(f"lazycelery: listening to {settings.masked_broker()} for {args.listen:g} s"
                   f"{until}", file=sys.stderr, flush=True)
             done.wait(max(0.0, args.listen - (time.time() - started)))
     finally:
         ingestor.stop(timeout=2.0)
-    if not connected.is_set():
-        why = f": {last_error[0]}" if last_error else ""
-        raise LazyCeleryError(f"could not read events from {settings.masked_broker()}{why}")
+    watch.check(settings.masked_broker())
     return {"broker": settings.masked_broker(), "seconds": round(time.time() - started, 3),
             "stopped_by_limit": done.is_set()}
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from lazycelery.errors import UsageError
 
@@ -27,9 +27,6 @@ examples:
 Tasks come from the history store (`lazycelery record`), the last --since (default 1h).
 Masked values stay masked: the store holds what ingest masked.
 """
-
-#: events replayed from the store per batch
-_CHUNK: Final = 500
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -93,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
 def _load(args: argparse.Namespace, settings: Settings) -> tuple[TaskIndex, Any]:
     """The store's events since --since, replayed into an index and the error groups."""
     from lazycelery.analysis import ErrorGroups
+    from lazycelery.analysis.replay import replay_stored
     from lazycelery.core.index import TaskIndex
-    from lazycelery.store import StoredGap, StoreError, default_store_url, open_store
+    from lazycelery.store import StoreError, default_store_url, open_store
     from lazycelery.store.history import history_events
     from lazycelery.tail.history import parse_since
 
@@ -106,17 +104,8 @@ def _load(args: argparse.Namespace, settings: Settings) -> tuple[TaskIndex, Any]
         raise UsageError(f"export: {exc}: record history with `lazycelery record`") from None
     index = TaskIndex(max_tasks=max(settings.max_tasks, 1))
     groups = ErrorGroups()
-    chunk: list[dict[str, Any]] = []
     try:
-        for item in history_events(store, since, time.time()):
-            if isinstance(item, StoredGap):
-                continue
-            chunk.append(item)
-            if len(chunk) >= _CHUNK:
-                groups.observe_batch(chunk, index.apply_batch(chunk))
-                chunk = []
-        if chunk:
-            groups.observe_batch(chunk, index.apply_batch(chunk))
+        replay_stored(history_events(store, since, time.time()), groups, index)
     except StoreError as exc:
         raise UsageError(f"export: {exc}") from None
     finally:
