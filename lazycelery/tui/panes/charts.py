@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 from lazycelery.analysis.fleet.render import bar, fmt_seconds, heat_chart, sparkline, time_axis
-from lazycelery.panes_api import PaneCommand, PaneViewBase
+from lazycelery.panes_api import PaneCommand
 from lazycelery.tui.format import fit, one_line
+from lazycelery.tui.panes.scroll_view import ScrollTextView
 from lazycelery.tui.screen.builtin import BODY, BuiltinPane, ScreenContext
 
 if TYPE_CHECKING:
     from prompt_toolkit.formatted_text import StyleAndTextTuples
-    from prompt_toolkit.layout import Container
 
     from lazycelery.tui.screen.charts import ChartsModel, FleetView
 
@@ -132,13 +132,10 @@ def charts_title(model: ChartsModel) -> StyleAndTextTuples:
             (_DIM, "  b bucket · R restart worker")]
 
 
-class ChartsView(PaneViewBase):
+class ChartsView(ScrollTextView):
     """The charts of the fleet, scrollable."""
 
     def __init__(self, ctx: ScreenContext) -> None:
-        from lazycelery.tui.panes.common import pane
-        from lazycelery.tui.scroll_text import ScrollTextControl
-
         self.ctx = ctx
         screen = ctx.screen
         model = self.model = screen.charts
@@ -149,15 +146,7 @@ class ChartsView(PaneViewBase):
             waiting: list[StyleAndTextTuples] = [[(_DIM, " analysing what memory holds…")]]
             return chart_lines(found, width) if found is not None else waiting
 
-        self._control = ScrollTextControl(lines, model)
-        self._container = pane(lambda: charts_title(model), self._control,
-                               lambda: screen.ui.pane == PANE.name, lambda: screen.stale)
-
-    def container(self) -> Container:
-        return self._container
-
-    def move(self, delta: int) -> None:
-        self._control.scroll(delta)
+        self._mount(screen, PANE.name, lambda: charts_title(model), lines, model)
 
     def commands(self) -> Sequence[PaneCommand]:
         return (

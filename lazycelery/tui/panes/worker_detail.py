@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
-from lazycelery.panes_api import PaneCommand, PaneViewBase
+from lazycelery.panes_api import PaneCommand
 from lazycelery.tui.format import fit, one_line
+from lazycelery.tui.panes.scroll_view import ScrollTextView
 from lazycelery.tui.screen.builtin import BODY, BuiltinPane, ScreenContext
 from lazycelery.tui.screen.worker_detail import WorkerDetailModel
 
 if TYPE_CHECKING:
     from prompt_toolkit.formatted_text import StyleAndTextTuples
-    from prompt_toolkit.layout import Container
 
     from lazycelery.tui.screen.model import ScreenModel
 
@@ -66,13 +66,11 @@ def worker_title(screen: ScreenModel) -> StyleAndTextTuples:
     return out
 
 
-class WorkerDetailView(PaneViewBase):
+class WorkerDetailView(ScrollTextView):
     """The detail of the worker opened from the workers pane."""
 
     def __init__(self, ctx: ScreenContext) -> None:
         from lazycelery.core.worker_detail import fetch_worker_detail
-        from lazycelery.tui.panes.common import pane
-        from lazycelery.tui.scroll_text import ScrollTextControl
 
         self.ctx = ctx
         screen = ctx.screen
@@ -80,15 +78,8 @@ class WorkerDetailView(PaneViewBase):
         model.fetcher = lambda host: fetch_worker_detail(
             ctx.celery_app(), host, TIMEOUT, record=screen.index.workers.get(host))
         model.on_done = ctx.invalidate
-        self._control = ScrollTextControl(lambda width: worker_lines(model, width), model)
-        self._container = pane(lambda: worker_title(screen), self._control,
-                               lambda: screen.ui.pane == PANE.name, lambda: screen.stale)
-
-    def container(self) -> Container:
-        return self._container
-
-    def move(self, delta: int) -> None:
-        self._control.scroll(delta)
+        self._mount(screen, PANE.name, lambda: worker_title(screen),
+                    lambda width: worker_lines(model, width), model)
 
     def commands(self) -> Sequence[PaneCommand]:
         return (
