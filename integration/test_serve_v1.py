@@ -16,14 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_serve_helpers import (  # noqa: F401
-    INTEGRATION,
-    Server,
-    bearer,
-    servers,
-    tokens_config,
-    worker_env,
-)
+from test_serve_helpers import INTEGRATION, Server, bearer, servers, tokens_config, worker_env  # noqa: F401
 
 from conftest import wait_for
 
