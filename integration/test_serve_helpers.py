@@ -54,6 +54,28 @@ class Server:
         return self.proc.returncode
 
 
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def tokens_config(viewer: str, operator: str, *, viewer_name: str = "grafana") -> str:
+    """The config file's ``[[serve.tokens]]``: ``viewer`` with the viewer role (named
+    ``viewer_name``) and ``operator`` with the operator role (named "ops"), stored hashed."""
+    from lazycelery.serve.auth import hash_token
+
+    return f"""
+[[serve.tokens]]
+name = "{viewer_name}"
+sha256 = "{hash_token(viewer)}"
+role = "viewer"
+
+[[serve.tokens]]
+name = "ops"
+sha256 = "{hash_token(operator)}"
+role = "operator"
+"""
+
+
 def worker_env(broker: str, queue: str, backend: str | None, config: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(LC_BROKER=broker, LC_BACKEND=backend or "", LC_QUEUE=queue,

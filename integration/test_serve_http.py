@@ -13,37 +13,23 @@ from typing import Any
 
 import httpx
 import pytest
-from test_serve_helpers import INTEGRATION, Server, servers, worker_env  # noqa: F401
+from test_serve_helpers import INTEGRATION, Server, bearer, servers, tokens_config, worker_env  # noqa: F401
 
 from conftest import free_port, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 pytest.importorskip("starlette", reason="the serve extra")
 
-from lazycelery.serve.auth import hash_password, hash_token  # noqa: E402
+from lazycelery.serve.auth import hash_password  # noqa: E402
 
 VIEWER_TOKEN = "viewer-token-0123456789"
 OPERATOR_TOKEN = "operator-token-0123456789"
-CONFIG = f"""
-[[serve.tokens]]
-name = "grafana"
-sha256 = "{hash_token(VIEWER_TOKEN)}"
-role = "viewer"
-
-[[serve.tokens]]
-name = "ops"
-sha256 = "{hash_token(OPERATOR_TOKEN)}"
-role = "operator"
-
+CONFIG = tokens_config(VIEWER_TOKEN, OPERATOR_TOKEN) + f"""
 [[serve.users]]
 name = "alice"
 password = "{hash_password('wonderland')}"
 role = "operator"
 """
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_auth_roles_actions_and_audit(redis_url: str, celery_worker_factory: Callable[..., Any],

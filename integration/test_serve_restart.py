@@ -14,32 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
-from test_serve_helpers import Server, servers  # noqa: F401
+from test_serve_helpers import Server, bearer, servers, tokens_config  # noqa: F401
 
 from conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 pytest.importorskip("starlette", reason="the serve extra")
 
-from lazycelery.serve.auth import hash_token  # noqa: E402
-
 VIEWER_TOKEN = "viewer-token-0123456789"
 OPERATOR_TOKEN = "operator-token-0123456789"
-TOKENS = f"""
-[[serve.tokens]]
-name = "grafana"
-sha256 = "{hash_token(VIEWER_TOKEN)}"
-role = "viewer"
-
-[[serve.tokens]]
-name = "ops"
-sha256 = "{hash_token(OPERATOR_TOKEN)}"
-role = "operator"
-"""
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+TOKENS = tokens_config(VIEWER_TOKEN, OPERATOR_TOKEN)
 
 
 def _fake_supervisor(tmp_path: Path) -> tuple[Path, Path]:

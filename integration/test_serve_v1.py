@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_serve_helpers import INTEGRATION, Server, servers, worker_env  # noqa: F401
+from test_serve_helpers import INTEGRATION, Server, bearer, servers, tokens_config, worker_env  # noqa: F401
 
 from conftest import wait_for
 
@@ -24,23 +24,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 pytest.importorskip("starlette", reason="the serve extra")
 
 from lazycelery.core.ingest_remote import SseFrame, parse_frames  # noqa: E402
-from lazycelery.serve.auth import hash_token  # noqa: E402
 
 VIEWER_TOKEN = "viewer-token-v1-0123456789"
 OPERATOR_TOKEN = "operator-token-v1-0123456789"
-CONFIG = f"""
-[[serve.tokens]]
-name = "viewer"
-sha256 = "{hash_token(VIEWER_TOKEN)}"
-role = "viewer"
-
-[[serve.tokens]]
-name = "ops"
-sha256 = "{hash_token(OPERATOR_TOKEN)}"
-role = "operator"
-"""
-VIEW = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
-OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+CONFIG = tokens_config(VIEWER_TOKEN, OPERATOR_TOKEN, viewer_name="viewer")
+VIEW = bearer(VIEWER_TOKEN)
+OP = bearer(OPERATOR_TOKEN)
 
 
 class StreamReader:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from lazycelery.config_notify import ChannelTable, NotifyTable, ReportsTable, notify_problems
+from lazycelery.durations import seconds_of
 from lazycelery.errors import ConfigError
 from lazycelery.urls import check_store, check_url
 
@@ -315,26 +316,9 @@ def convert_section(value: Any, target: Any, path: Path, where: tuple[str, ...])
     return _convert(value, target, path, where)
 # --- fleet: SLA targets and the restart hook (docs/fleet.md) ---------------------------------
 
-_SECONDS = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?", re.IGNORECASE)
-_UNIT_SECONDS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 #: the placeholders a restart command may use: the worker's full name (w1@host), the part
 #: before the @ (w1) and the part after it (host)
 RESTART_FIELDS = ("worker", "name", "host")
-
-
-def seconds_of(value: str | float) -> float:
-    """``"2s"``, ``"500ms"``, ``"1.5m"``, ``"1h"``, ``2.5`` -> seconds; ValueError otherwise."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = _SECONDS.fullmatch(str(value).strip())
-        if match is None:
-            raise ValueError(f"not a duration: {value!r} (try 500ms, 2s, 1.5m, 1h)")
-        unit = match.group(2).lower() if match.group(2) else None
-        seconds = float(match.group(1)) * _UNIT_SECONDS[unit]
-    if not 0 < seconds < 1e9:
-        raise ValueError(f"must be a positive duration, not {value!r}")
-    return seconds
 
 
 def sla_seconds(table: SlaTable) -> tuple[float | None, float | None]:

@@ -41,7 +41,7 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (8, "tui toolkit", ("lazycelery.tui.format", "lazycelery.tui.style", "lazycelery.tui.columns",
                         "lazycelery.tui.keys", "lazycelery.tui.registry", "lazycelery.tui.table",
                         "lazycelery.tui.detail_control", "lazycelery.tui.guard",
-                        "lazycelery.tui.plugins")),
+                        "lazycelery.tui.plugins", "lazycelery.tui.scroll_text")),
     (9, "panes", ("lazycelery.tui.panes",)),
     (10, "layout/commands/actions", (
         "lazycelery.tui.layout", "lazycelery.tui.mount", "lazycelery.tui.global_commands",
@@ -58,6 +58,8 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (13, "cli", ("lazycelery.cli", "lazycelery.__main__")),
     # cron lines (pure), and the config file's [notify] / [reports] tables
     (0, "errors/text", ("lazycelery.cron",)),
+    # the one duration parser (filter language, options, config file, report schedules)
+    (0, "errors/text", ("lazycelery.durations",)),
     (1, "config", ("lazycelery.config_notify",)),
     # scheduled reports: read the store and the analysis, hand reports to lazycelery.notify
     (6, "reports", ("lazycelery.reports",)),

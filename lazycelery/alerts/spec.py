@@ -11,7 +11,8 @@ from typing import Any, Final
 
 from lazycelery.alerts.rule import DEFAULT_COOLDOWN, DEFAULT_WINDOW, Rule
 from lazycelery.config_file import ConfigFile
-from lazycelery.core.query import FilterError, compile_filter, parse_duration
+from lazycelery.core.query import FilterError, compile_filter
+from lazycelery.durations import parse_duration
 from lazycelery.errors import ConfigError
 from lazycelery.notify.message import SEVERITIES
 

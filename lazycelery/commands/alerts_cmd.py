@@ -221,7 +221,7 @@ def _test(settings: Settings, rule: Rule, args: argparse.Namespace) -> int:
 def _silence(directory: Path, rule: Rule, duration: str, comment: str) -> int:
     from lazycelery.alerts.describe import seconds
     from lazycelery.alerts.files import read_silences, write_silences
-    from lazycelery.core.query import parse_duration
+    from lazycelery.durations import parse_duration
 
     try:
         length = parse_duration(duration)

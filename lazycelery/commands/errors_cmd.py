@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _duration(option: str, text: str) -> float:
-    from lazycelery.core.query import parse_duration
+    from lazycelery.durations import parse_duration
     from lazycelery.errors import UsageError
 
     try:
@@ -152,12 +152,11 @@ def _history(args: argparse.Namespace, settings: Any, groups: Any,
 
 
 def _listen(args: argparse.Namespace, settings: Any, groups: Any, index: Any) -> dict[str, Any]:
+    from lazycelery.commands.listen import ListenWatch
     from lazycelery.core.ingest import Ingestor
-    from lazycelery.errors import LazyCeleryError
 
     done = threading.Event()
-    connected = threading.Event()
-    last_error: list[str] = []
+    watch = ListenWatch()
     limit: int | None = args.limit
 
     def on_batch(events: Any, records: Any) -> None:
@@ -165,30 +164,22 @@ def _listen(args: argparse.Namespace, settings: Any, groups: Any, index: Any) ->
         if limit is not None and groups.failures >= limit:
             done.set()
 
-    def on_status(status: Any) -> None:
-        if status.state == "connected":
-            connected.set()
-        if status.last_error:
-            last_error[:] = [status.last_error]
-
     ingestor = Ingestor(settings.broker_url, index, mode=settings.ingest,
                         app=settings.celery_app() if settings.app_spec else None,
                         transport_options=settings.transport_options,
-                        on_batch=on_batch, on_status=on_status, wakeup=False,
+                        on_batch=on_batch, on_status=watch.on_status, wakeup=False,
                         masker=_masker(settings))
     started = time.time()
     ingestor.start()
     try:
-        if connected.wait(args.listen):
+        if watch.connected.wait(args.listen):
             until = f" or {limit:,} failures" if limit is not None else ""
             print(f"lazycelery: listening to {settings.masked_broker()} for {args.listen:g} s"
                   f"{until}", file=sys.stderr, flush=True)
             done.wait(max(0.0, args.listen - (time.time() - started)))
     finally:
         ingestor.stop(timeout=2.0)
-    if not connected.is_set():
-        why = f": {last_error[0]}" if last_error else ""
-        raise LazyCeleryError(f"could not read events from {settings.masked_broker()}{why}")
+    watch.check(settings.masked_broker())
     return {"broker": settings.masked_broker(), "seconds": round(time.time() - started, 3),
             "stopped_by_limit": done.is_set()}
 

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     now = time.time()
     until = None
     if args.duration is not None:
-        from lazycelery.core.query import parse_duration
+        from lazycelery.durations import parse_duration
 
         try:
             until = now + parse_duration(args.duration)

@@ -63,11 +63,10 @@ def _live_report(settings: Settings, seconds: float) -> dict[str, Any]:
     import os
     import socket
     import tempfile
-    import threading
 
+    from lazycelery.commands.listen import ListenWatch
     from lazycelery.core.index import TaskIndex
     from lazycelery.core.ingest import Ingestor
-    from lazycelery.errors import LazyCeleryError
     from lazycelery.mask.settings import masker_for
     from lazycelery.reports.summary import build_summary
     from lazycelery.store import open_store
@@ -75,14 +74,7 @@ def _live_report(settings: Settings, seconds: float) -> dict[str, Any]:
 
     if not 0 < seconds <= 86400:
         raise UsageError(f"--listen: expected seconds between 0 and 86400, got {seconds:g}")
-    connected = threading.Event()
-    last_error: list[str] = []
-
-    def on_status(status: Any) -> None:
-        if status.state == "connected":
-            connected.set()
-        if status.last_error:
-            last_error[:] = [status.last_error]
+    watch = ListenWatch()
 
     with tempfile.TemporaryDirectory(prefix="lazycelery-report-") as folder:
         store = open_store(f"sqlite:///{Path(folder) / 'window.sqlite3'}")
@@ -94,13 +86,13 @@ def _live_report(settings: Settings, seconds: float) -> dict[str, Any]:
                                 mode=settings.ingest,
                                 app=settings.celery_app() if settings.app_spec else None,
                                 transport_options=settings.transport_options,
-                                on_batch=writer.on_batch, on_status=on_status, wakeup=False,
+                                on_batch=writer.on_batch, on_status=watch.on_status, wakeup=False,
                                 masker=masker_for(settings, save_counts=False))
             writer.start()
             ingestor.start()
             since = time.time()
             try:
-                if connected.wait(min(seconds, 30.0)):
+                if watch.connected.wait(min(seconds, 30.0)):
                     print(f"lazycelery: listening to {settings.masked_broker()} for "
                           f"{seconds:g} s", file=sys.stderr, flush=True)
                     time.sleep(max(0.0, seconds - (time.time() - since)))
@@ -108,10 +100,7 @@ def _live_report(settings: Settings, seconds: float) -> dict[str, Any]:
                 ingestor.stop(timeout=3.0)
                 writer.stop(timeout=15.0)
             until = time.time()
-            if not connected.is_set():
-                why = f": {last_error[0]}" if last_error else ""
-                raise LazyCeleryError(f"could not read events from "
-                                      f"{settings.masked_broker()}{why}")
+            watch.check(settings.masked_broker())
             store.end_recorder(run_id, until)
             return build_summary(store, since, until, environment=settings.env_name)
         finally:

@@ -92,7 +92,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def _seconds(option: str, text: str) -> float:
-    from lazycelery.core.query import parse_duration
+    from lazycelery.durations import parse_duration
     from lazycelery.errors import UsageError
 
     try:
@@ -170,38 +170,29 @@ def _stored(settings: Any, since: float, until: float) -> Any:
 
 def _listen(args: argparse.Namespace, settings: Any) -> Any:
     from lazycelery.analysis.fleet.source import BeatLog, from_index
+    from lazycelery.commands.listen import ListenWatch
     from lazycelery.core.index import TaskIndex
     from lazycelery.core.ingest import Ingestor
-    from lazycelery.errors import LazyCeleryError
 
     index = TaskIndex(max_tasks=settings.max_tasks)
     beats = BeatLog()
-    connected = threading.Event()
-    last_error: list[str] = []
-
-    def on_status(status: Any) -> None:
-        if status.state == "connected":
-            connected.set()
-        if status.last_error:
-            last_error[:] = [status.last_error]
+    watch = ListenWatch()
 
     ingestor = Ingestor(settings.broker_url, index, mode=settings.ingest,
                         app=settings.celery_app() if settings.app_spec else None,
                         transport_options=settings.transport_options,
                         on_batch=lambda events, records: beats.feed(events),
-                        on_status=on_status, wakeup=False)
+                        on_status=watch.on_status, wakeup=False)
     started = time.time()
     ingestor.start()
     try:
-        if connected.wait(args.listen):
+        if watch.connected.wait(args.listen):
             print(f"lazycelery: listening to {settings.masked_broker()} for {args.listen:g} s",
                   file=sys.stderr, flush=True)
             time.sleep(max(0.0, args.listen - (time.time() - started)))
     finally:
         ingestor.stop(timeout=2.0)
-    if not connected.is_set():
-        why = f": {last_error[0]}" if last_error else ""
-        raise LazyCeleryError(f"could not read events from {settings.masked_broker()}{why}")
+    watch.check(settings.masked_broker())
     data = from_index(index, beats, started, time.time())
     data.origin.update({"broker": settings.masked_broker(), "listen_seconds": args.listen})
     return data

@@ -44,6 +44,7 @@ from lazycelery.core.model import (
     SUCCESS,
     TaskRecord,
 )
+from lazycelery.durations import parse_duration
 from lazycelery.errors import UsageError
 
 __all__ = [
@@ -96,9 +97,6 @@ _MUTABLE_ATTRS: Final = frozenset({"state", "worker", "result", "exception", "tr
 
 _OPS: Final = (">=", "<=", "!=", "==", ">", "<", "=")
 _QUALIFIER = re.compile(r"([a-z_]+)(:|>=|<=|!=|==|>|<|=)")
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h|d)?", re.IGNORECASE)
-_UNITS: Final = {None: 1.0, "ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0,
-                 "h": 3600.0, "d": 86400.0}
 _UUID_CHARS: Final = frozenset("0123456789abcdef-")
 _ID_ATTRS: Final = frozenset({"uuid", "root_id", "parent_id"})
 _FULL_ID: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
@@ -184,15 +182,6 @@ def _unquote(raw: str) -> str:
             out.append(ch)
         i += 1
     return "".join(out)
-
-
-def parse_duration(text: str) -> float:
-    """``"2s"``, ``"150ms"``, ``"10m"``, ``"1.5h"``, ``"3"`` (seconds) -> seconds."""
-    match = _DURATION.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"not a duration: {text!r} (try 500ms, 2s, 10m, 1h)")
-    unit = match.group(2).lower() if match.group(2) else None
-    return float(match.group(1)) * _UNITS[unit]
 
 
 class _Memo(dict[Any, bool]):

@@ -41,7 +41,7 @@ from typing import Annotated, Any
 import msgspec
 
 from lazycelery.config_file import convert_section
-from lazycelery.core.query import parse_duration
+from lazycelery.durations import parse_duration
 from lazycelery.errors import ConfigError
 
 __all__ = ["PolicyConfig", "RequeueRule", "RetryRule", "RouteRule", "load_policies",

@@ -16,18 +16,13 @@ from pathlib import Path
 
 from lazycelery.config_notify import ReportSchedule, ReportsTable
 from lazycelery.cron import CronExpr, parse_cron
+from lazycelery.durations import parse_duration
 from lazycelery.notify.message import Notifier
 from lazycelery.reports.render import render, report_notification
 from lazycelery.reports.summary import build_summary
 from lazycelery.store.backend import Store
 
 __all__ = ["ReportScheduler", "ScheduledRun", "report_file_name"]
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def _seconds(duration: str) -> float:
-    return float(duration[:-1]) * _UNITS[duration[-1]]
 
 
 def report_file_name(template: str, moment: float) -> Path:
@@ -83,7 +78,7 @@ class ReportScheduler:
     def run_once(self, schedule: ReportSchedule, now: float) -> None:
         store = self._open_store()
         try:
-            doc = build_summary(store, now - _seconds(schedule.since), now,
+            doc = build_summary(store, now - parse_duration(schedule.since), now,
                                 environment=self._environment)
         finally:
             store.close()

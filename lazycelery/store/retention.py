@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from lazycelery.core.query import parse_duration
+from lazycelery.durations import parse_duration
 from lazycelery.store.backend import Retention
 
 __all__ = ["DEFAULT_RETENTION", "parse_age", "retention_from"]

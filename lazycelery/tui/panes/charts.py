@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 from lazycelery.analysis.fleet.render import bar, fmt_seconds, heat_chart, sparkline, time_axis
-from lazycelery.panes_api import PaneCommand, PaneViewBase
+from lazycelery.panes_api import PaneCommand
 from lazycelery.tui.format import fit, one_line
+from lazycelery.tui.panes.scroll_view import ScrollTextView
 from lazycelery.tui.screen.builtin import BODY, BuiltinPane, ScreenContext
 
 if TYPE_CHECKING:
     from prompt_toolkit.formatted_text import StyleAndTextTuples
-    from prompt_toolkit.layout import Container
 
     from lazycelery.tui.screen.charts import ChartsModel, FleetView
 
@@ -132,44 +132,21 @@ def charts_title(model: ChartsModel) -> StyleAndTextTuples:
             (_DIM, "  b bucket · R restart worker")]
 
 
-class ChartsView(PaneViewBase):
+class ChartsView(ScrollTextView):
     """The charts of the fleet, scrollable."""
 
     def __init__(self, ctx: ScreenContext) -> None:
-        from prompt_toolkit.layout.controls import UIContent, UIControl
-
-        from lazycelery.tui.panes.common import pane
-
         self.ctx = ctx
         screen = ctx.screen
         model = self.model = screen.charts
         model.on_done = ctx.invalidate
-        self._lines = 0
-        self._height = 10
-        view = self
 
-        class _Control(UIControl):
-            def is_focusable(self) -> bool:
-                return True
+        def lines(width: int) -> list[StyleAndTextTuples]:
+            found = model.view()
+            waiting: list[StyleAndTextTuples] = [[(_DIM, " analysing what memory holds…")]]
+            return chart_lines(found, width) if found is not None else waiting
 
-            def create_content(self, width: int, height: int) -> UIContent:
-                found = model.view()
-                waiting: list[StyleAndTextTuples] = [[(_DIM, " analysing what memory holds…")]]
-                lines = chart_lines(found, width) if found is not None else waiting
-                view._lines, view._height = len(lines), height
-                model.move(0, len(lines), height)
-                shown = lines[model.top:model.top + height]
-                return UIContent(get_line=lambda i: shown[i] if i < len(shown) else [],
-                                 line_count=max(1, len(shown)), show_cursor=False)
-
-        self._container = pane(lambda: charts_title(model), _Control(),
-                               lambda: screen.ui.pane == PANE.name, lambda: screen.stale)
-
-    def container(self) -> Container:
-        return self._container
-
-    def move(self, delta: int) -> None:
-        self.model.move(delta, self._lines, self._height)
+        self._mount(screen, PANE.name, lambda: charts_title(model), lines, model)
 
     def commands(self) -> Sequence[PaneCommand]:
         return (

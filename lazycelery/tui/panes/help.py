@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from prompt_toolkit.data_structures import Point
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout import Float, HSplit, Window
-from prompt_toolkit.layout.controls import FormattedTextControl, UIContent, UIControl
+from prompt_toolkit.layout.controls import FormattedTextControl, UIContent
 from prompt_toolkit.widgets import Frame
 
 from lazycelery.tui.registry import GROUPS
+from lazycelery.tui.scroll_text import ScrollTextControl
 
 if TYPE_CHECKING:
     from lazycelery.tui.registry import CommandRegistry
@@ -73,23 +73,16 @@ def help_lines(registry: CommandRegistry, screen: ScreenModel, context: str) -> 
     return lines
 
 
-class HelpControl(UIControl):
+class HelpControl(ScrollTextControl):
     """The help overlay's lines (``screen.help``), scrolled to where the navigation keys put it."""
 
     def __init__(self, model: HelpModel) -> None:
+        super().__init__(lambda width: model.lines, model)
         self.model = model
 
-    def is_focusable(self) -> bool:
-        return True
-
     def create_content(self, width: int, height: int) -> UIContent:
-        model = self.model
-        model.page_rows = height
-        model.top = max(0, min(model.top, max(0, len(model.lines) - height)))
-        visible: list[StyleAndTextTuples] = model.lines[model.top:model.top + height]
-        return UIContent(get_line=lambda i: visible[i] if i < len(visible) else [],
-                         line_count=len(visible), cursor_position=Point(0, 0),
-                         show_cursor=False)
+        self.model.page_rows = height  # what the model's scroll keys and "more lines" count by
+        return super().create_content(width, height)
 
 
 def help_float(model: HelpModel) -> Float:

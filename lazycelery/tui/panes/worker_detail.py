@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
-from lazycelery.panes_api import PaneCommand, PaneViewBase
+from lazycelery.panes_api import PaneCommand
 from lazycelery.tui.format import fit, one_line
+from lazycelery.tui.panes.scroll_view import ScrollTextView
 from lazycelery.tui.screen.builtin import BODY, BuiltinPane, ScreenContext
 from lazycelery.tui.screen.worker_detail import WorkerDetailModel
 
 if TYPE_CHECKING:
     from prompt_toolkit.formatted_text import StyleAndTextTuples
-    from prompt_toolkit.layout import Container
 
     from lazycelery.tui.screen.model import ScreenModel
 
@@ -66,14 +66,11 @@ def worker_title(screen: ScreenModel) -> StyleAndTextTuples:
     return out
 
 
-class WorkerDetailView(PaneViewBase):
+class WorkerDetailView(ScrollTextView):
     """The detail of the worker opened from the workers pane."""
 
     def __init__(self, ctx: ScreenContext) -> None:
-        from prompt_toolkit.layout.controls import UIContent, UIControl
-
         from lazycelery.core.worker_detail import fetch_worker_detail
-        from lazycelery.tui.panes.common import pane
 
         self.ctx = ctx
         screen = ctx.screen
@@ -81,30 +78,8 @@ class WorkerDetailView(PaneViewBase):
         model.fetcher = lambda host: fetch_worker_detail(
             ctx.celery_app(), host, TIMEOUT, record=screen.index.workers.get(host))
         model.on_done = ctx.invalidate
-        self._lines = 0
-        self._height = 10
-        view = self
-
-        class _Control(UIControl):
-            def is_focusable(self) -> bool:
-                return True
-
-            def create_content(self, width: int, height: int) -> UIContent:
-                lines = worker_lines(model, width)
-                view._lines, view._height = len(lines), height
-                model.move(0, len(lines), height)
-                shown = lines[model.top:model.top + height]
-                return UIContent(get_line=lambda i: shown[i] if i < len(shown) else [],
-                                 line_count=max(1, len(shown)), show_cursor=False)
-
-        self._container = pane(lambda: worker_title(screen), _Control(),
-                               lambda: screen.ui.pane == PANE.name, lambda: screen.stale)
-
-    def container(self) -> Container:
-        return self._container
-
-    def move(self, delta: int) -> None:
-        self.model.move(delta, self._lines, self._height)
+        self._mount(screen, PANE.name, lambda: worker_title(screen),
+                    lambda width: worker_lines(model, width), model)
 
     def commands(self) -> Sequence[PaneCommand]:
         return (

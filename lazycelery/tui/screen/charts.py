@@ -152,5 +152,3 @@ class ChartsModel:
             heartbeats=heartbeat_report(self.beats.beats(since), columns, bucket, now, LIVE),
             sla=evaluate(samples, found) if found else None)
 
-    def move(self, delta: int, lines: int, page: int) -> None:
-        self.top = max(0, min(self.top + delta, max(0, lines - page)))

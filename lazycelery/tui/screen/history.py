@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Final
 
 from lazycelery.core.index import BACKFILLED, FROM_HISTORY, TaskIndex
 from lazycelery.core.model import TaskRecord
-from lazycelery.urls import error_line
+from lazycelery.tui.screen.store_thread import StoreThread
 
 if TYPE_CHECKING:
     from lazycelery.core.query import Predicate
@@ -118,23 +117,18 @@ def pushdown(predicate: Predicate, names: Callable[[], list[str] | None]
     return tuple(sorted(states or ())), tuple(sorted(wanted or ()))
 
 
-class HistorySource:
+class HistorySource(StoreThread):
     """The history thread and what it reports (all attributes are swapped whole)."""
+
+    THREAD = "lazycelery-history"
 
     def __init__(self, url: str, index: TaskIndex, *, on_change: Callable[[], None] = lambda: None,
                  preload: int = PRELOAD, quiet_missing: bool = False,
                  opener: Callable[[str], Store] | None = None,
                  writer_wait: float = WRITER_WAIT) -> None:
-        from lazycelery.store import mask_store_url
-
-        self.url = url
-        self.masked = mask_store_url(url)
+        super().__init__(url, on_change=on_change, quiet_missing=quiet_missing, opener=opener)
         self.index = index
-        self.on_change = on_change
         self.preload = preload
-        #: the default store that does not exist yet is not worth a line (nothing recorded)
-        self.quiet_missing = quiet_missing
-        self._opener = opener
         self.writer_wait = writer_wait
         #: opening / on / off
         self.state = "opening"
@@ -148,9 +142,6 @@ class HistorySource:
         self._answers: deque[LookupDone | RangePage] = deque()
         self._generation = 0
         self._pending: set[str] = set()
-        self._store: Store | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ UI thread
 
@@ -158,24 +149,9 @@ class HistorySource:
     def on(self) -> bool:
         return self.state != "off"
 
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="lazycelery-history",
-                                            daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
+    def _stopping(self) -> None:
         self._generation += 1
         self._requests.put(None)
-        store = self._store
-        if store is not None:
-            try:
-                store.interrupt()
-            except Exception:
-                log.debug("interrupting the history query failed", exc_info=True)
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
 
     def lookup(self, uuid: str) -> bool:
         """Ask for a task by id (answered through ``take``); False when history is off."""
@@ -219,68 +195,43 @@ class HistorySource:
         self._answers.append(answer)
         self.on_change()
 
-    def _off(self, why: str) -> None:
+    def _failed(self, why: str) -> None:
         self.state = "off"
         self.status = f"history off: {why}"
         for uuid in list(self._pending):
             self._answers.append(LookupDone(uuid, None, 0))
         self.on_change()
 
-    def _open(self) -> Store | None:
-        from lazycelery.store import StoreError, open_store
+    def _broke(self, store: Store, exc: Exception) -> None:
+        self._failed(store.describe_error(exc))
 
-        try:
-            if self._opener is not None:
-                return self._opener(self.url)
-            return open_store(self.url, create=False, writer=False)
-        except StoreError as exc:
-            if self.quiet_missing and "no such file" in str(exc):
-                self.state = "off"
-                self.status = ""
-                self.on_change()
-                return None
-            self._off(str(exc))
-        except Exception as exc:
-            self._off(f"store {self.masked}: {error_line(exc, limit=200)}")
-        return None
-
-    def _run(self) -> None:
-        store = self._store = self._open()
-        if store is None:
-            return
-        try:
-            self._preload(store)
-            while not self._stop.is_set():
-                request = self._requests.get()
-                if request is None:
-                    break
-                kind, arg = request
-                try:
-                    if kind == "task":
-                        assert isinstance(arg, str)
-                        self._lookup(store, arg)
-                    else:
-                        self._range(store, arg)  # type: ignore[arg-type]
-                    if self.status != self._summary_text:  # works again after an error
-                        self.status = self._summary_text
-                        self.on_change()
-                except Exception as exc:
-                    if self._stop.is_set():
-                        break
-                    line = store.describe_error(exc)
-                    self.status = f"history: {line}"
-                    self._answer_failure(kind, arg)
+    def _work(self, store: Store) -> None:
+        self._preload(store)
+        while not self._stop.is_set():
+            request = self._requests.get()
+            if request is None:
+                break
+            kind, arg = request
+            try:
+                if kind == "task":
+                    assert isinstance(arg, str)
+                    self._lookup(store, arg)
+                else:
+                    self._range(store, arg)  # type: ignore[arg-type]
+                if self.status != self._summary_text:  # works again after an error
+                    self.status = self._summary_text
                     self.on_change()
-                    try:
-                        store.reconnect()
-                    except Exception:
-                        log.debug("history reconnect failed", exc_info=True)
-        except Exception as exc:
-            if not self._stop.is_set():
-                self._off(store.describe_error(exc))
-        finally:
-            self._store = None
-            store.close()
+            except Exception as exc:
+                if self._stop.is_set():
+                    break
+                line = store.describe_error(exc)
+                self.status = f"history: {line}"
+                self._answer_failure(kind, arg)
+                self.on_change()
+                try:
+                    store.reconnect()
+                except Exception:
+                    log.debug("history reconnect failed", exc_info=True)
 
     def _answer_failure(self, kind: str, arg: object) -> None:
         if kind == "task" and isinstance(arg, str):

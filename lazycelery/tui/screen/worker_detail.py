@@ -94,5 +94,3 @@ class WorkerDetailModel:
             if time.monotonic() >= deadline:
                 return
 
-    def move(self, delta: int, lines: int, page: int) -> None:
-        self.top = max(0, min(self.top + delta, max(0, lines - page)))
