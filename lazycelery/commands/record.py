@@ -114,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
                             store_opener=lambda: open_store(url, writer=False),
                             status_every=args.status_every, backfill=not args.no_backfill,
                             topology=topology)
-        recorder.otel = args.otel  # span export (lazycelery/otel), started with the ingestor
+        # span export (lazycelery/otel), started with the ingestor
+        recorder.otel = getattr(args, "otel", False)
         recorder.alerts = not args.no_alerts
         return recorder.run()
     finally:
