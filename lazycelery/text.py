@@ -19,7 +19,8 @@ import re
 from decimal import Decimal
 from typing import Final
 
-__all__ = ["ODD", "age", "duration", "fine_duration", "json_visible", "number", "rate", "real",
+__all__ = ["ODD", "age", "counted", "duration", "fine_duration", "json_visible", "number", "rate",
+           "real",
            "text_of", "visible", "visible_lines", "whole_duration"]
 
 #: what a number, time or duration of the wrong type or out of range is shown as
@@ -117,6 +118,13 @@ def number(value: object, missing: str = "–") -> str:
     if abs(v) >= 1_000_000:
         return f"{v / 1_000_000:.2f}M"
     return f"{v:,}"
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` things in :func:`number`'s format with the noun agreeing: ``1 group``,
+    ``2 groups``, ``0 groups``, ``1,234 groups``; ``plural`` when adding an s is wrong
+    (``counted(n, "entry", "entries")``)."""
+    return f"{number(n)} {noun if n == 1 else plural or noun + 's'}"
 
 
 def rate(value: object, *, signed: bool = False, missing: str = "–") -> str:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lazycelery.broker.bulk import BulkOutcome, Selection
 from lazycelery.broker.model import PeekedMessage, QueueStats
-from lazycelery.text import number
+from lazycelery.text import counted, number
 from lazycelery.tui.panes.dialog import text_lines
 
 if TYPE_CHECKING:
@@ -105,9 +105,11 @@ class QueueActions:
         if stats.ready == 0:
             self.op.board.post(f"requeue-dead: {dlq} is empty: nothing to requeue", level="info")
             return
-        count = "An unknown number of" if stats.ready is None else number(stats.ready)
+        count = ("An unknown number of dead letters" if stats.ready is None
+                 else counted(stats.ready, "dead letter"))
+        go = "goes" if stats.ready == 1 else "go"
         lines: list[StyleAndTextTuples] = [[("class:dialog.headline",
-                   f"{count} dead letters in {dlq!r} go back to the queue each was "
+                   f"{count} in {dlq!r} {go} back to the queue each was "
                    f"dead-lettered from ({origin!r}).")],
                  *text_lines("They join the back of that queue; the counts of what was "
                              "requeued and what was no longer there are shown after.")]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 from lazycelery.analysis.fleet.render import bar, fmt_seconds, heat_chart, sparkline, time_axis
 from lazycelery.panes_api import PaneCommand, PaneViewBase
+from lazycelery.text import counted
 from lazycelery.tui.format import fit, one_line
 from lazycelery.tui.screen.builtin import BODY, BuiltinPane, ScreenContext
 
@@ -61,7 +62,7 @@ def _load(v: FleetView, width: int) -> list[StyleAndTextTuples]:
     bar_width = max(10, min(40, width - _LABEL - 30))
     for x in v.load[:12]:
         out.append([("", _label(x.worker)), ("class:spark.ok", bar(x.share, 1.0, bar_width)),
-                    ("", f" {x.share * 100:5.1f}%  {x.tasks:,} tasks, {x.failed:,} failed")])
+                    ("", f" {x.share * 100:5.1f}%  {counted(x.tasks, 'task')}, {x.failed:,} failed")])
     return out or [[(_DIM, "  no finished task yet")]]
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from lazycelery.core.index import TaskIndex
-from lazycelery.text import number
+from lazycelery.text import counted, number
 from lazycelery.urls import error_line
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class ErrorsHistory:
             self._replay(store)
         except Exception as exc:  # a database error mid-way: what was read stays
             if not self._stop.is_set():
-                self._end("off", f"history: {self.failures:,} failures read, then "
+                self._end("off", f"history: {counted(self.failures, 'failure')} read, then "
                                  f"{error_line(exc, limit=200)}")
         finally:
             self._store = None
@@ -137,7 +137,7 @@ class ErrorsHistory:
         def flush() -> None:
             self.groups.observe_batch(chunk, index.apply_batch(chunk))
             chunk.clear()
-            self.status = f"history: loading… {number(self.failures)} failures"
+            self.status = f"history: loading… {counted(self.failures, 'failure')}"
             self.on_change()
 
         for item in history_events(store, until - self.window, until):
