@@ -51,9 +51,10 @@ class PeekControl(UIControl):
 
 def peek_float(model: PeekModel) -> Float:
     def title() -> StyleAndTextTuples:
+        what = (f"next {counted(len(model.messages), 'message')}" if model.source_note is None
+                else f"{counted(len(model.messages), 'task')} {model.source_note}")
         return [("class:overlay.title",
-                 f" {visible(model.queue or '')}: next {counted(len(model.messages), 'message')}, "
-                 f"{len(model.chosen)} chosen   "),
+                 f" {visible(model.queue or '')}: {what}, {len(model.chosen)} chosen   "),
                 ("class:help.disabled", "space choose  a all  d delete  m move  R requeue dead  "
                                         "esc close")]
 
