@@ -120,11 +120,13 @@ def number(value: object, missing: str = "–") -> str:
     return f"{v:,}"
 
 
-def counted(n: int, noun: str, plural: str | None = None) -> str:
-    """``n`` things in :func:`number`'s format with the noun agreeing: ``1 group``,
-    ``2 groups``, ``0 groups``, ``1,234 groups``; ``plural`` when adding an s is wrong
-    (``counted(n, "entry", "entries")``)."""
-    return f"{number(n)} {noun if n == 1 else plural or noun + 's'}"
+def counted(n: int, noun: str, plural: str | None = None, *, short: bool = False) -> str:
+    """``n`` things with the noun agreeing: ``1 group``, ``0 groups``, ``1,234,567 groups``;
+    ``plural`` when adding an s is wrong (``counted(n, "entry", "entries")``); ``short`` in
+    :func:`number`'s format, which shortens past a million (``12.3M groups``: headers,
+    confirmations)."""
+    shown = number(n) if short else f"{n:,}"
+    return f"{shown} {noun if n == 1 else plural or noun + 's'}"
 
 
 def rate(value: object, *, signed: bool = False, missing: str = "–") -> str:

@@ -18,6 +18,8 @@ def test_counted() -> None:
     assert counted(0, "group") == "0 groups"
     assert counted(2, "dead letter") == "2 dead letters"
     assert counted(1234, "task") == "1,234 tasks"
+    assert counted(12_345_678, "event") == "12,345,678 events"  # log lines keep every digit
+    assert counted(12_345_678, "message", short=True) == "12.3M messages"
     assert counted(1, "entry", "entries") == "1 entry"
     assert counted(3, "entry", "entries") == "3 entries"
 

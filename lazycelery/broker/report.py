@@ -169,7 +169,7 @@ def format_snapshot(snapshot: QueueSnapshot, broker: str) -> str:
     else:
         lines.append("no queues found")
     ready = sum(s.ready or 0 for s in snapshot.queues)
-    summary = f"{counted(len(snapshot.queues), 'queue')}, {number(ready)} ready"
+    summary = f"{counted(len(snapshot.queues), 'queue', short=True)}, {number(ready)} ready"
     if snapshot.unacked_total is not None:
         summary += f", {number(snapshot.unacked_total)} unacked in total"
     when = _iso(snapshot.taken_at) if not snapshot.stale else None

@@ -276,11 +276,11 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"Queue {visible(args.name)} has no waiting messages: nothing to purge.")
                 return 0
             if waiting > TYPED_CONFIRM_THRESHOLD:
-                question = (f"Purge {counted(waiting, 'message')} from queue {visible(args.name)}? "
-                            f"Type the queue name to confirm: ")
+                question = (f"Purge {counted(waiting, 'message', short=True)} from queue "
+                            f"{visible(args.name)}? Type the queue name to confirm: ")
                 confirmed = _answer(question) == args.name
             else:
-                confirmed = _confirm(f"Purge {counted(waiting, 'message')} from queue "
+                confirmed = _confirm(f"Purge {counted(waiting, 'message', short=True)} from queue "
                                      f"{visible(args.name)}? [y/N] ")
             if not confirmed:
                 print("Not purged.")
@@ -293,7 +293,7 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
     if result.audit_error:
         print(f"lazycelery: warning: the purge was not written to the audit log: "
               f"{result.audit_error}", file=sys.stderr)
-    purged = "the messages" if result.count is None else counted(result.count, "message")
+    purged = "the messages" if result.count is None else counted(result.count, "message", short=True)
     print(f"Purged {purged} from queue {visible(args.name)} "
           "(reserved messages, held by workers, were not touched).")
     return 0

@@ -213,4 +213,4 @@ def _cancelled() -> int:
 def _count(n: int, noun: str) -> str:
     from lazycelery.text import counted
 
-    return counted(n, noun)
+    return counted(n, noun, short=True)

@@ -535,7 +535,7 @@ def describe_limits(soft: float | None, hard: float | None) -> str:
 
 
 def counted_tasks(n: int) -> str:
-    return counted(n, "task")
+    return counted(n, "task", short=True)
 
 
 def _positive(n: int, what: str) -> None:

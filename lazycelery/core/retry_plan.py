@@ -94,7 +94,7 @@ class RetryBatch:
 
 
 def _count(n: int, noun: str) -> str:
-    return counted(n, noun)
+    return counted(n, noun, short=True)
 
 
 def plan_retry(

@@ -106,7 +106,7 @@ class QueueActions:
             self.op.board.post(f"requeue-dead: {dlq} is empty: nothing to requeue", level="info")
             return
         count = ("An unknown number of dead letters" if stats.ready is None
-                 else counted(stats.ready, "dead letter"))
+                 else counted(stats.ready, "dead letter", short=True))
         go = "goes" if stats.ready == 1 else "go"
         lines: list[StyleAndTextTuples] = [[("class:dialog.headline",
                    f"{count} in {dlq!r} {go} back to the queue each was "

@@ -77,8 +77,8 @@ def error_columns(model: ErrorsModel, screen: ScreenModel) -> list[Column[ErrorG
 def errors_title(model: ErrorsModel) -> StyleAndTextTuples:
     groups = model.groups
     text: StyleAndTextTuples = [("bold", f" {PANE.key} {PANE.title} "),
-                                ("", f" {counted(len(groups), 'group')}  "
-                                     f"{counted(groups.failures, 'failure')}")]
+                                ("", f" {counted(len(groups), 'group', short=True)}  "
+                                     f"{counted(groups.failures, 'failure', short=True)}")]
     new = model.new_count()
     if new:
         text.append(("class:task.state.retry", f"  {new} new"))

@@ -137,7 +137,7 @@ class ErrorsHistory:
         def flush() -> None:
             self.groups.observe_batch(chunk, index.apply_batch(chunk))
             chunk.clear()
-            self.status = f"history: loading… {counted(self.failures, 'failure')}"
+            self.status = f"history: loading… {counted(self.failures, 'failure', short=True)}"
             self.on_change()
 
         for item in history_events(store, until - self.window, until):
