@@ -326,3 +326,62 @@ def test_revoked_and_purged_queued_tasks_do_not_stay_pending(
     entries = audit.read(audit_log)
     assert [e.action for e in entries] == ["revoke", "purge"]
     assert sorted(entries[1].result["marked"]) == sorted(ids[1:])
+
+
+@pytest.mark.timeout(180)
+def test_peek_choose_and_delete_on_rabbitmq(amqp_url: str, audit_log: Path) -> None:
+    """RabbitMQ cannot be peeked without taking messages: the overlay lists the tasks the
+    events show waiting in the queue, and the chosen one is deleted from the real queue."""
+    from celery import Celery
+    from kombu import Connection
+
+    queue = f"lc-peek-{uuid.uuid4().hex[:8]}"
+    with Connection(amqp_url) as conn:
+        conn.channel().queue_declare(queue=queue, durable=True, auto_delete=False)
+    client = Celery("lc-client", broker=amqp_url, set_as_current=False)
+    client.conf.task_send_sent_event = True
+    sent: list[str] = []
+    try:
+        def depth(live: Live) -> int | None:
+            stats = live.monitor.snapshot.get(queue)
+            return stats.ready if stats is not None else None
+
+        async def scenario(live: Live) -> None:
+            d = live.d
+            for i in range(3):
+                sent.append(client.send_task("workerapp.add", args=[i, i], queue=queue).id)
+            await live.until(lambda: all((r := live.index.get(t)) is not None and r.sent
+                                         for t in sent), what="the task-sent events")
+            await live.until(lambda: depth(live) == 3, what="the queue depth")
+            await live.keys("2")
+            for _ in range(len(d.queues)):
+                if d.queues.selected is not None and d.queues.selected.name == queue:
+                    break
+                await live.keys("j")
+            assert d.queues.selected is not None and d.queues.selected.name == queue
+            await live.keys("v")
+            await live.until(lambda: d.screen.ui.overlay == "peek", what="the peek overlay")
+            assert f"{queue}: 3 tasks waiting per the events (RabbitMQ cannot be peeked)" \
+                in screen_text(d)
+            assert [m.id for m in d.screen.peek.messages] == sent
+            await live.keys("j ")  # choose the second
+            await live.keys("d")
+            shown = await live.confirm(f"Delete from {queue}")
+            assert "1 message" in shown
+            await live.until(lambda: "delete: 1 deleted" in live.messages(), what="the delete")
+            await live.until(lambda: depth(live) == 2, what="the depth to drop to 2")
+
+        with live_dashboard(amqp_url, None, queues=(queue,)) as live:
+            drive(live, scenario)
+        wait_for(lambda: audit.read(audit_log), timeout=5, what="the audit line")
+        [entry] = audit.read(audit_log)
+        assert entry.action == "delete" and entry.targets == [queue]
+        assert sent[1] in str(entry.result) and sent[0] not in str(entry.result)
+        with Connection(amqp_url) as conn:  # the other two are still there, in order
+            channel = conn.channel()
+            left = [channel.basic_get(queue, no_ack=True) for _ in range(3)]
+            assert [m.headers["id"] for m in left if m is not None] == [sent[0], sent[2]]
+    finally:
+        client.close()
+        with Connection(amqp_url) as conn:
+            conn.channel().queue_delete(queue=queue)

@@ -135,6 +135,9 @@ def test_two_workers_shares_p95_and_sla(broker: tuple[str, str], celery_worker_f
     assert len(points) == 2 and points[0]["cpu_percent"] is None
     assert points[1]["cpu_percent"] is not None and points[1]["cpu_percent"] >= 0
     assert points[1]["maxrss_kib"] > 0
+    # celery's rusage is the main process's own: said, with the prefork children it leaves out
+    assert rusage["scope"] == "main process only"
+    assert [p["pool_processes_not_counted"] for p in points] == [2, 2]
 
 
 @pytest.mark.timeout(180)

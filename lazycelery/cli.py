@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lazycelery {__version__}")
     parser.add_argument("--otel", action="store_true",
-                        help="dashboard: also export task spans over OTLP (docs/tracing.md)")
+                        help="also export task spans over OTLP: the dashboard's, or before tail, "
+                             "record or serve theirs (docs/tracing.md)")
     parser.set_defaults(handler="lazycelery.commands.dashboard:run")
     add_server_options(parser)  # the dashboard attached to a `lazycelery serve`
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")

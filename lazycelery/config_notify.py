@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from lazycelery.cron import CronError, parse_cron
+from lazycelery.cron import CronError, parse_cron, time_zone
 from lazycelery.errors import ConfigError
 from lazycelery.urls import check_url, mask_url
 
@@ -88,6 +88,8 @@ class ReportSchedule(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
     """One ``[[reports.schedules]]`` entry: when a report is made and where it goes."""
 
     cron: str
+    #: the IANA time zone the cron fields are read in (``Europe/Paris``, DST-aware); UTC if unset
+    tz: str | None = None
     name: str | None = None
     #: the period each report covers (a duration: 24h, 7d)
     since: str = "24h"
@@ -156,6 +158,11 @@ def _schedule_problems(where: str, schedule: ReportSchedule,
         parse_cron(schedule.cron)
     except CronError as exc:
         yield f"{where}.cron: {exc}"
+    if schedule.tz is not None:
+        try:
+            time_zone(schedule.tz)
+        except CronError as exc:
+            yield f"{where}.tz: {exc}"
     if not schedule.channels and not schedule.file:
         yield f"{where}: set channels, file or both (where the report goes)"
     for channel in schedule.channels:

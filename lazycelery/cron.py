@@ -1,18 +1,24 @@
 """Cron expressions (``"0 8 * * 1-5"``) for scheduled reports: parsing with one clear line per
-problem, and the next matching minute after a time, in UTC.
+problem, and the next matching minute after a time, in UTC or in an IANA time zone.
 
 Five fields (minute hour day-of-month month day-of-week) with ``*``, ``a-b``, ``*/n``,
 ``a-b/n``, lists, month and day names (``jan``, ``mon``), 7 as Sunday, and the ``@hourly``,
 ``@daily``, ``@weekly``, ``@monthly``, ``@yearly`` shorthands. As in Vixie cron, when both
 day fields are restricted a day matching either one matches. croniter is not used: its
-maintainer stopped maintaining it (2024), and this is all the reports need."""
+maintainer stopped maintaining it (2024), and this is all the reports need.
+
+In a time zone (``Europe/Paris``) the fields are read on the local clock across DST changes:
+a local time the spring change skips (02:30) runs when the clock reads it an hour on (03:30,
+zoneinfo's reading of a missing time); a local time the autumn change repeats runs once, at
+its first occurrence."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["CronError", "CronExpr", "parse_cron"]
+__all__ = ["CronError", "CronExpr", "parse_cron", "time_zone"]
 
 _SHORTHANDS = {
     "@hourly": "0 * * * *",
@@ -67,12 +73,17 @@ class CronExpr:
             return day and weekday
         return day or weekday
 
-    def next_after(self, after: float) -> float:
-        """The first matching minute strictly after the unix time ``after`` (UTC).
+    def next_after(self, after: float, zone: tzinfo | None = None) -> float:
+        """The first matching minute strictly after the unix time ``after``, the fields read
+        on the clock of ``zone`` (UTC when None).
 
         Jumps a month, day or hour at a time when that field does not match, so even a
         yearly line costs a few hundred steps."""
-        moment = datetime.fromtimestamp(after, timezone.utc).replace(second=0, microsecond=0)
+        if zone is None:
+            zone = timezone.utc
+        # searched on the local wall clock (naive), each match turned back into a real time
+        moment = datetime.fromtimestamp(after, zone).replace(second=0, microsecond=0,
+                                                              tzinfo=None)
         moment += timedelta(minutes=1)
         limit = moment.replace(year=moment.year + _SEARCH_YEARS)
         while moment < limit:
@@ -87,8 +98,25 @@ class CronExpr:
             elif moment.minute not in self.minutes:
                 moment += timedelta(minutes=1)
             else:
-                return moment.timestamp()
+                # fold=0: a repeated local minute is its first occurrence, a skipped one is
+                # read with the offset before the change (an hour later on the new clock)
+                found = moment.replace(tzinfo=zone, fold=0).timestamp()
+                if found > after:  # not so in the second pass of a repeated hour: run once
+                    return found
+                moment += timedelta(minutes=1)
         raise CronError(f"cron {self.text!r}: matches no date")
+
+
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name`` (``Europe/Paris``); a ``CronError`` of one line when there
+    is no such zone (or no time zone database: the ``tzdata`` package provides one)."""
+    if not isinstance(name, str) or not name:
+        raise CronError(f"time zone: expected an IANA name like 'Europe/Paris', got {name!r}")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise CronError(f"unknown time zone {name!r} (an IANA name like 'Europe/Paris'; "
+                        f"without a system time zone database: pip install tzdata)") from None
 
 
 def parse_cron(text: str) -> CronExpr:

@@ -19,7 +19,8 @@ import re
 from decimal import Decimal
 from typing import Final
 
-__all__ = ["ODD", "age", "duration", "fine_duration", "json_visible", "number", "rate", "real",
+__all__ = ["ODD", "age", "counted", "duration", "fine_duration", "json_visible", "number", "rate",
+           "real",
            "text_of", "visible", "visible_lines", "whole_duration"]
 
 #: what a number, time or duration of the wrong type or out of range is shown as
@@ -117,6 +118,15 @@ def number(value: object, missing: str = "–") -> str:
     if abs(v) >= 1_000_000:
         return f"{v / 1_000_000:.2f}M"
     return f"{v:,}"
+
+
+def counted(n: int, noun: str, plural: str | None = None, *, short: bool = False) -> str:
+    """``n`` things with the noun agreeing: ``1 group``, ``0 groups``, ``1,234,567 groups``;
+    ``plural`` when adding an s is wrong (``counted(n, "entry", "entries")``); ``short`` in
+    :func:`number`'s format, which shortens past a million (``12.3M groups``: headers,
+    confirmations)."""
+    shown = number(n) if short else f"{n:,}"
+    return f"{shown} {noun if n == 1 else plural or noun + 's'}"
 
 
 def rate(value: object, *, signed: bool = False, missing: str = "–") -> str:

@@ -127,3 +127,22 @@ def test_time_axis() -> None:
     assert render.time_axis(columns, 1, 3600.0) == "00:00" + "23:00".rjust(24 - 5)
     assert render.time_axis(columns[:3], 1, 3600.0) == "00:00"
     assert render.time_axis([], 1, 60.0) == ""
+
+
+def test_rusage_figures_say_they_are_the_main_process_only() -> None:
+    from lazycelery.analysis.fleet.text import resource_lines
+
+    reply = {"rusage": {"utime": 1, "stime": 2, "maxrss": 2048},
+             "pool": {"implementation": "celery.concurrency.prefork:TaskPool",
+                      "processes": [101, 102, 103]}}
+    first = rusage_sample("w", reply, 5.0)
+    second = rusage_sample("w", {**reply, "rusage": {"utime": 2, "stime": 2, "maxrss": 2048}},
+                           15.0)
+    assert first is not None and second is not None and second.pool_processes == 3
+    points = cpu_series([first, second])
+    assert points[1].as_json()["pool_processes_not_counted"] == 3
+    lines = resource_lines("w", points, [])
+    assert "(2 samples, main process only)" in lines[1]
+    assert lines[2].endswith("last 2.0 MiB  (main process only)")
+    assert lines[3] == ("  not counted: its 3 pool processes, where the tasks run (celery's "
+                        "rusage is the main process's own)")

@@ -132,6 +132,10 @@ def test_an_unset_secret_variable_breaks_only_its_channel(tmp_path: Path) -> Non
      "reports.schedules[0].format: invalid enum value 'pdf'"),
     ('[[reports.schedules]]\ncron = "@daily"\nfile = "r.md"\nsince = "yesterday"\n',
      "reports.schedules[0].since: expected a duration like 24h or 7d, got 'yesterday'"),
+    ('[[reports.schedules]]\ncron = "@daily"\nfile = "r.md"\ntz = "Europe/Pariss"\n',
+     "reports.schedules[0].tz: unknown time zone 'Europe/Pariss' (an IANA name like"),
+    ('[[reports.schedules]]\ncron = "@daily"\nfile = "r.md"\ntz = "../etc/passwd"\n',
+     "reports.schedules[0].tz: unknown time zone '../etc/passwd'"),
 ])
 def test_each_mistake_is_one_line_naming_the_key(tmp_path: Path, table: str, problem: str) -> None:
     assert _problem(tmp_path, table).startswith(problem)

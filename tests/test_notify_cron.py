@@ -59,3 +59,49 @@ def test_bad_lines_are_one_clear_line(line: str, problem: str) -> None:
     message = str(caught.value)
     assert problem in message
     assert "\n" not in message
+
+
+# ---------------------------------------------------------------- time zones (tz = "...")
+
+def _local(seconds: float, zone: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(seconds, ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+@pytest.mark.parametrize(("line", "after", "expected"), [
+    # winter (CET, UTC+1) then summer (CEST, UTC+2): 08:00 on the Paris clock both times
+    ("0 8 * * *", "2026-03-28 12:00", "2026-03-29 08:00 CEST"),
+    ("0 8 * * *", "2026-03-27 12:00", "2026-03-28 08:00 CET"),
+    ("0 8 * * *", "2026-10-24 12:00", "2026-10-25 08:00 CET"),
+    # 02:30 does not exist on 2026-03-29 (02:00 CET -> 03:00 CEST): it runs at 03:30
+    ("30 2 * * *", "2026-03-28 12:00", "2026-03-29 03:30 CEST"),
+    # 02:30 happens twice on 2026-10-25: it runs once, the first time (CEST)
+    ("30 2 * * *", "2026-10-24 12:00", "2026-10-25 02:30 CEST"),
+])
+def test_next_run_in_a_time_zone(line: str, after: str, expected: str) -> None:
+    from lazycelery.cron import time_zone
+
+    assert _local(parse_cron(line).next_after(_t(after), time_zone("Europe/Paris")),
+                  "Europe/Paris") == expected
+
+
+def test_a_repeated_local_hour_runs_each_minute_once() -> None:
+    from lazycelery.cron import time_zone
+
+    expr, zone = parse_cron("30 * * * *"), time_zone("Europe/Paris")
+    moment, runs = _t("2026-10-24 22:00"), []  # 00:00 CEST on the 25th
+    for _ in range(5):
+        moment = expr.next_after(moment, zone)
+        runs.append(_local(moment, "Europe/Paris"))
+    assert runs == ["2026-10-25 00:30 CEST", "2026-10-25 01:30 CEST", "2026-10-25 02:30 CEST",
+                    "2026-10-25 03:30 CET", "2026-10-25 04:30 CET"]
+
+
+def test_an_unknown_time_zone_is_one_line() -> None:
+    from lazycelery.cron import time_zone
+
+    for name in ("Mars/Olympus", "", "../../etc/passwd", "Europe"):
+        with pytest.raises(CronError) as caught:
+            time_zone(name)
+        assert "\n" not in str(caught.value)

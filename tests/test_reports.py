@@ -160,3 +160,20 @@ def test_a_schedule_that_fails_says_one_line_and_the_others_run(tmp_path: Path) 
     (line,) = said
     assert line.startswith("report broken: not made: ")
     assert "\n" not in line
+
+
+def test_a_schedule_in_a_time_zone_runs_on_that_clock(filled: tuple[str, TaskIndex, float, float],
+                                                      tmp_path: Path) -> None:
+    url, _, _, _ = filled
+    table = ReportsTable(schedules=(
+        ReportSchedule(cron="30 0 * * *", tz="Asia/Tokyo", file=str(tmp_path / "r-{date}-{time}.md"),
+                       since="30d"),))
+    # 2026-12-06 15:00 UTC is 00:00 on the 7th in Tokyo (UTC+9): the run is 15:30 UTC
+    start = datetime(2026, 12, 6, 15, 0, tzinfo=timezone.utc).timestamp()
+    scheduler = ReportScheduler(table, open_store=lambda: open_store(url, create=False,
+                                                                     writer=False), notifier=None,
+                                now=start)
+    assert [run.due - start for run in scheduler.runs] == [30 * 60]
+    assert scheduler.tick(start + 30 * 60) == 1
+    (written,) = tmp_path.glob("r-*.md")
+    assert written.name == "r-2026-12-07-0030.md"  # the file is named on the schedule's clock

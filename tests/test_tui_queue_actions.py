@@ -236,3 +236,51 @@ def test_routes_overlay_shows_the_tree(tmp_path: Path) -> None:
             await h.until(lambda: h.d.ui.overlay is None)
 
         run(h, scenario)
+
+
+def test_a_broker_that_cannot_peek_offers_the_waiting_tasks_of_the_events(tmp_path: Path) -> None:
+    with harness(tmp_path) as h:
+        h.bulk.can_peek = False  # type: ignore[attr-defined]  # as AmqpInspector
+        sent = [{"type": "task-sent", "uuid": f"t-{i}", "name": "t.charge", "args": f"({i},)",
+                 "kwargs": "{}", "queue": "work", "routing_key": "work", "timestamp": 100.0 + i}
+                for i in (2, 0, 1)]
+        received = {"type": "task-received", "uuid": "t-9", "name": "t.charge", "queue": "work",
+                    "hostname": "w1", "timestamp": 99.0}
+        other = {**sent[0], "uuid": "t-other", "queue": "elsewhere", "routing_key": "elsewhere"}
+        events = [*sent, {**received, "type": "task-sent"}, received, other]
+        h.d.on_batch(events, h.d.screen.index.apply_batch(events))
+
+        async def scenario(h: Harness) -> None:
+            await h.keys("2")
+            await h.until(lambda: h.d.queues.selected is not None)
+            await h.keys("v")
+            await h.until(lambda: h.d.ui.overlay == "peek")
+            assert "work: 3 tasks waiting per the events (RabbitMQ cannot be peeked), 0 chosen" \
+                in "\n".join(screen_lines(h.d))
+            assert [m.id for m in h.d.screen.peek.messages] == ["t-0", "t-1", "t-2"]
+            assert ("peek", "work") not in h.bulk.calls  # the broker was not asked
+            await h.keys(" d")
+            await h.until(lambda: h.d.operator.dialog is not None)
+            await h.keys(TAB + ENTER)
+            await h.until(lambda: "delete: 1 deleted" in h.messages())
+            assert h.bulk.calls[-1] == ("delete", "work", "t-0")
+
+        run(h, scenario)
+
+
+def test_a_broker_that_cannot_peek_and_no_waiting_task_says_why_in_one_line(
+        tmp_path: Path) -> None:
+    with harness(tmp_path) as h:
+        h.bulk.can_peek = False  # type: ignore[attr-defined]
+
+        async def scenario(h: Harness) -> None:
+            await h.keys("2")
+            await h.until(lambda: h.d.queues.selected is not None)
+            await h.keys("v")
+            await h.until(lambda: "RabbitMQ cannot show a message without taking it" in
+                          h.messages())
+            assert h.d.ui.overlay != "peek"
+            line = next(m for m in h.messages().splitlines() if "RabbitMQ" in m)
+            assert line.startswith("peek: ") and "task_send_sent_event" in line
+
+        run(h, scenario)

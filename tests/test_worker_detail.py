@@ -75,7 +75,8 @@ def test_rows_show_what_the_worker_said(recorded: dict[str, Any]) -> None:
     worker = dict(sections["Worker"])
     assert worker["processes"] == ", ".join(str(p) for p in d.processes)
     assert worker["prefetch"] == "2"
-    assert dict(sections["Resources (inspect stats rusage)"])["max rss"].startswith("61.6 MiB")
+    assert dict(sections["Resources (inspect stats rusage: main process only, not its pool)"])[
+        "max rss"].startswith("61.6 MiB")
     assert dict(sections["Tasks"])["revoked"] == "1"
     assert ("", "workerapp.add") in sections["Registered tasks (7)"]
     assert len(sections["Active tasks"]) == 2

@@ -12,6 +12,7 @@ from lazycelery.alerts.feeds import FAILED, SUCCEEDED, Feeds
 from lazycelery.alerts.rule import Rule
 from lazycelery.broker.model import QueueSnapshot, QueueStats
 from lazycelery.core.ingest_status import CONNECTED, IngestStatus
+from lazycelery.text import counted
 
 __all__ = ["Check", "Condition", "World", "build_condition"]
 
@@ -80,7 +81,7 @@ def _failures(rule: Rule, feeds: Feeds) -> Condition:
                          tuple(names), tuple(ids))
         threshold = rule.count or 1.0
         return Check(n >= threshold, float(n),
-                     f"{n} failures in {window} (threshold {threshold:g})",
+                     f"{counted(n, 'failure')} in {window} (threshold {threshold:g})",
                      tuple(names), tuple(ids))
 
     return check
@@ -97,8 +98,8 @@ def _failure_ratio(rule: Rule, feeds: Feeds) -> Condition:
         value = bad / done if done else 0.0
         ids, names = failed.tasks(now)
         return Check(done >= rule.min_tasks and value >= ratio, value,
-                     f"{value:.0%} of {done} tasks failed in {seconds(rule.window)} "
-                     f"(threshold {ratio:.0%}, at least {rule.min_tasks} tasks)",
+                     f"{value:.0%} of {counted(done, 'task')} failed in {seconds(rule.window)} "
+                     f"(threshold {ratio:.0%}, at least {counted(rule.min_tasks, 'task')})",
                      tuple(names), tuple(ids))
 
     return check
@@ -173,7 +174,7 @@ def _runtime_p95(rule: Rule, feeds: Feeds) -> Condition:
             return Check(False, None, f"no task of {rule.filter} finished in "
                                       f"{seconds(rule.window)}")
         return Check(n >= rule.min_tasks and p95 >= threshold, p95,
-                     f"runtime p95 {p95:.3g}s over {n} tasks in {seconds(rule.window)} "
+                     f"runtime p95 {p95:.3g}s over {counted(n, 'task')} in {seconds(rule.window)} "
                      f"(threshold {seconds(threshold)})", (rule.filter,))
 
     return check

@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from lazycelery.analysis.counts import OTHER, BoundedCounter
 from lazycelery.analysis.groups import ErrorGroup, ErrorGroups
+from lazycelery.text import counted
 
 __all__ = ["AFTER", "MARGIN", "MIN_FAILURES", "SHARE", "WINDOW_PART", "Hint", "hints_for"]
 
@@ -103,9 +104,9 @@ def _concentration(group: ErrorGroup, groups: ErrorGroups) -> list[Hint]:
         if dim == "host" and worker_hint is not None and \
                 len({w for w in group.workers.counts if w.endswith("@" + value)}) <= 1:
             continue  # one worker on that host: the worker hint says it
-        out.append(Hint(dim, f"{_pct(share)} of {counter.total:,} failures on {labels[dim]} "
+        out.append(Hint(dim, f"{_pct(share)} of {counted(counter.total, 'failure')} on {labels[dim]} "
                              f"{value}, which finished {_pct(base)} of all "
-                             f"{baseline.total:,} tasks",
+                             f"{counted(baseline.total, 'task')}",
                         {"value": value, "failures": n, "of": counter.total,
                          "share": round(share, 3), "baseline_share": round(base, 3),
                          "baseline_tasks": baseline.total}))
@@ -143,7 +144,7 @@ def _worker(group: ErrorGroup, groups: ErrorGroups) -> Hint | None:
     base, total, workers_seen = _worker_baseline(group, groups, value)
     if len(workers_seen) < 2 or total == 0 or share < SHARE or base > share - MARGIN:
         return None
-    return Hint("worker", f"{_pct(share)} of {group.workers.total:,} failures on worker {value}, "
+    return Hint("worker", f"{_pct(share)} of {counted(group.workers.total, 'failure')} on worker {value}, "
                           f"which ran {_pct(base)} of the {total:,} finished "
                           f"{_names_text(group)} tasks",
                 {"value": value, "failures": n, "of": group.workers.total,
@@ -167,8 +168,8 @@ def _argument(group: ErrorGroup, groups: ErrorGroups) -> list[Hint]:
             other_ok += counter.total - counter.get(value)
     if other_ok == 0:
         return []
-    return [Hint("argument", f"{_pct(share)} of {group.args.total:,} failures had the arguments "
-                             f"{value[:80]}; {other_ok:,} tasks of the same name with other "
+    return [Hint("argument", f"{_pct(share)} of {counted(group.args.total, 'failure')} had the arguments "
+                             f"{value[:80]}; {counted(other_ok, 'task')} of the same name with other "
                              "arguments succeeded",
                  {"value": value, "failures": n, "of": group.args.total,
                   "share": round(share, 3), "succeeded_other_args": other_ok})]
@@ -190,7 +191,7 @@ def _window(group: ErrorGroup, groups: ErrorGroups) -> list[Hint]:
     start, end = times[best], times[best + need - 1]
     if end - start > span * WINDOW_PART:
         return []
-    return [Hint("window", f"{_pct(need / len(times))} of {len(times):,} failures between "
+    return [Hint("window", f"{_pct(need / len(times))} of {counted(len(times), 'failure')} between "
                            f"{_clock(start)} and {_clock(end)} ({_seconds(end - start)} of the "
                            f"{_seconds(span)} observed)",
                  {"start": start, "end": end, "failures": need, "of": len(times),
@@ -217,7 +218,7 @@ def _online(group: ErrorGroup, groups: ErrorGroups) -> list[Hint]:
         if len(workers_seen) < 2 or base > share - MARGIN:
             continue  # the worker ran (nearly) all of these tasks: no contrast
         version = f" with {seen.sw_ver}" if seen.sw_ver else ""
-        out.append(Hint("online", f"{_pct(share)} of {total:,} failures on {worker}; none "
+        out.append(Hint("online", f"{_pct(share)} of {counted(total, 'failure')} on {worker}; none "
                                   f"before {_clock(online)} when {worker} came online{version}"
                                   f" (first failure {_clock(group.first_seen)}, "
                                   f"{_seconds(delay)} later)",
@@ -232,7 +233,7 @@ def _online(group: ErrorGroup, groups: ErrorGroups) -> list[Hint]:
         share = n / group.versions.total if group.versions.total else 0.0
         delay = group.first_seen - first
         if share >= SHARE and 0 <= delay <= AFTER:
-            out.append(Hint("version", f"{_pct(share)} of {group.versions.total:,} failures on "
+            out.append(Hint("version", f"{_pct(share)} of {counted(group.versions.total, 'failure')} on "
                                        f"workers running {version}; none before "
                                        f"{_clock(first)} when {version} was first seen (on "
                                        f"{worker})",
@@ -262,7 +263,7 @@ def _follows(group: ErrorGroup, groups: ErrorGroups) -> list[Hint]:
     last_before = max(t for t in other.times if t < group.first_seen)
     return [Hint("follows", f"started {_clock(group.first_seen)}, {_seconds(delay)} after group "
                             f"{other.key} ({other.fp.short_type} in {_names_text(other)}) began "
-                            f"failing; {before:,} of its {other.count:,} failures came before "
+                            f"failing; {before:,} of its {counted(other.count, 'failure')} came before "
                             f"this group's first (the last {_seconds(group.first_seen - last_before)}"
                             " before)",
                  {"group": other.key, "delay_seconds": round(delay, 3),

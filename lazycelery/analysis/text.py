@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from lazycelery.text import visible
+from lazycelery.text import counted, visible
 
 __all__ = ["groups_table", "trend_lines"]
 
@@ -28,8 +28,8 @@ def groups_table(doc: dict[str, Any], *, top: int | None, width: int = 120) -> l
     observed = doc["observed"]
     span = (f" from {observed['from'][11:19]} to {observed['to'][11:19]}"
             if observed["from"] else "")
-    lines = [f"{doc['groups_total']:,} error groups, {doc['failures']:,} failures "
-             f"({doc['finished']:,} tasks finished){span}"]
+    lines = [f"{counted(doc['groups_total'], 'error group')}, "
+             f"{counted(doc['failures'], 'failure')} ({counted(doc['finished'], 'task')} finished){span}"]
     groups: Sequence[dict[str, Any]] = doc["groups"]
     if not groups:
         return [*lines, "no failures"]
@@ -49,7 +49,7 @@ def groups_table(doc: dict[str, Any], *, top: int | None, width: int = 120) -> l
     if doc["clusters"]:
         lines += ["", "similar groups (one cause, several fingerprints):"]
         for c in doc["clusters"]:
-            lines.append(f"  {' '.join(c['groups'])}  ({c['count']:,} failures, similarity "
+            lines.append(f"  {' '.join(c['groups'])}  ({counted(c['count'], 'failure')}, similarity "
                          f">= {c['min_similarity']:.2f})")
     return lines
 

@@ -78,6 +78,9 @@ class AmqpInspector:
     """RabbitMQ over AMQP 0-9-1 (py-amqp through kombu); one lock serialises channel use."""
 
     transport = "amqp"
+    #: AMQP cannot read a message without taking it (see ``peek``): the dashboard's peek
+    #: overlay offers the tasks the events show waiting instead
+    can_peek = False
 
     def __init__(self, url: str, transport_options: Mapping[str, Any] | None = None,
                  known_queues: Iterable[str] = (), *, management_url: str | None = None,

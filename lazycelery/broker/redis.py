@@ -97,6 +97,7 @@ class RedisInspector:
     """Reads kombu's key layout directly; every read of all queues is one pipelined round trip."""
 
     transport = "redis"
+    can_peek = True
 
     def __init__(self, url: str, transport_options: Mapping[str, Any] | None = None,
                  known_queues: Iterable[str] = (), *, rediscover_s: float = 10.0,

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from lazycelery.broker.model import PeekedMessage, QueueSnapshot, QueueStats
-from lazycelery.text import number, rate, text_of, visible, whole_duration
+from lazycelery.text import counted, number, rate, text_of, visible, whole_duration
 
 __all__ = [
     "PEEK_SCHEMA",
@@ -169,7 +169,7 @@ def format_snapshot(snapshot: QueueSnapshot, broker: str) -> str:
     else:
         lines.append("no queues found")
     ready = sum(s.ready or 0 for s in snapshot.queues)
-    summary = f"{number(len(snapshot.queues))} queues, {number(ready)} ready"
+    summary = f"{counted(len(snapshot.queues), 'queue', short=True)}, {number(ready)} ready"
     if snapshot.unacked_total is not None:
         summary += f", {number(snapshot.unacked_total)} unacked in total"
     when = _iso(snapshot.taken_at) if not snapshot.stale else None

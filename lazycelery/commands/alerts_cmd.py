@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from lazycelery.errors import UsageError
+from lazycelery.text import counted
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -202,7 +203,7 @@ def _test(settings: Settings, rule: Rule, args: argparse.Namespace) -> int:
         return 0
     hold = f", for {seconds(rule.for_)}" if rule.for_ else ""
     print(f"rule {rule.name}: {describe_rule(rule)}{hold}")
-    print(f"replayed {result.events:,} events from {_clock(since)} to {_clock(until)} "
+    print(f"replayed {counted(result.events, 'event')} from {_clock(since)} to {_clock(until)} "
           f"({mask_store_url(url)})")
     if rule.kind == "worker_offline":
         print("(the store keeps a worker sample a minute: replayed, a worker is lost after "

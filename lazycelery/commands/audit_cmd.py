@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lazycelery.errors import UsageError
+from lazycelery.text import counted
 
 if TYPE_CHECKING:
     from lazycelery.core.audit import AuditEntry
@@ -81,7 +82,7 @@ def _verify(path: Path, *, json_out: bool) -> int:
     elif report.ok:
         legacy = (f" ({report.unchained} older lines written before the chain)"
                   if report.unchained else "")
-        print(f"ok: {report.entries} entries in {path}, chain intact{legacy}; "
+        print(f"ok: {counted(report.entries, 'entry', 'entries')} in {path}, chain intact{legacy}; "
               f"last hash {report.last_hash or '-'}")
     else:
         print(f"lazycelery: audit: {path} line {report.broken_at}: {report.problem}",

@@ -10,6 +10,7 @@ import time
 from typing import Any, Final
 
 from lazycelery.commands.argtypes import positive_float, positive_int
+from lazycelery.text import counted
 
 __all__ = ["register", "run"]
 
@@ -173,7 +174,7 @@ def _listen(args: argparse.Namespace, settings: Any, groups: Any, index: Any) ->
     ingestor.start()
     try:
         if watch.connected.wait(args.listen):
-            until = f" or {limit:,} failures" if limit is not None else ""
+            until = f" or {counted(limit, 'failure')}" if limit is not None else ""
             print(f"lazycelery: listening to {settings.masked_broker()} for {args.listen:g} s"
                   f"{until}", file=sys.stderr, flush=True)
             done.wait(max(0.0, args.listen - (time.time() - started)))

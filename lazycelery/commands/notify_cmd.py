@@ -125,7 +125,7 @@ def _dead_letters(args: argparse.Namespace) -> int:
     import msgspec
 
     from lazycelery.notify.setup import dead_letter_file, dispatcher_for
-    from lazycelery.text import visible
+    from lazycelery.text import counted, visible
 
     config = _config(args)
     file = dead_letter_file(config.notify)
@@ -150,7 +150,7 @@ def _dead_letters(args: argparse.Namespace) -> int:
         when = datetime.fromtimestamp(letter.failed, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         n = letter.notification
         print(visible(f"{when}  {letter.channel}  {n.kind}  {n.title}  "
-                      f"({letter.attempts} attempts: {letter.error})"))
+                      f"({counted(letter.attempts, 'attempt')}: {letter.error})"))
     if not letters and not args.json:
         print(f"no dead letters ({file.path})")
     return 0

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from lazycelery.commands.argtypes import positive_float, positive_int
 from lazycelery.errors import BrokerError, UsageError
+from lazycelery.text import counted
 
 if TYPE_CHECKING:
     from lazycelery.broker import BrokerInspector
@@ -260,7 +261,7 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
     # The same guard, audit line and typed confirmation as the dashboard's purge.
     from lazycelery.core.actions import TYPED_CONFIRM_THRESHOLD, Actions
     from lazycelery.store.audit import store_sink
-    from lazycelery.text import number, visible
+    from lazycelery.text import visible
 
     actions = Actions.from_settings(settings, audit_sink=store_sink(settings.store_url))
     actions.guard("purge")
@@ -275,11 +276,11 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"Queue {visible(args.name)} has no waiting messages: nothing to purge.")
                 return 0
             if waiting > TYPED_CONFIRM_THRESHOLD:
-                question = (f"Purge {number(waiting)} messages from queue {visible(args.name)}? "
-                            f"Type the queue name to confirm: ")
+                question = (f"Purge {counted(waiting, 'message', short=True)} from queue "
+                            f"{visible(args.name)}? Type the queue name to confirm: ")
                 confirmed = _answer(question) == args.name
             else:
-                confirmed = _confirm(f"Purge {number(waiting)} messages from queue "
+                confirmed = _confirm(f"Purge {counted(waiting, 'message', short=True)} from queue "
                                      f"{visible(args.name)}? [y/N] ")
             if not confirmed:
                 print("Not purged.")
@@ -292,6 +293,7 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
     if result.audit_error:
         print(f"lazycelery: warning: the purge was not written to the audit log: "
               f"{result.audit_error}", file=sys.stderr)
-    print(f"Purged {number(result.count)} messages from queue {visible(args.name)} "
+    purged = "the messages" if result.count is None else counted(result.count, "message", short=True)
+    print(f"Purged {purged} from queue {visible(args.name)} "
           "(reserved messages, held by workers, were not touched).")
     return 0

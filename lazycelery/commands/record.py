@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lazycelery.commands.argtypes import positive_int
 from lazycelery.errors import UsageError
 from lazycelery.otel.hook import add_otel_option
+from lazycelery.text import counted
 
 if TYPE_CHECKING:
     from lazycelery.config import Settings
@@ -114,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
                             store_opener=lambda: open_store(url, writer=False),
                             status_every=args.status_every, backfill=not args.no_backfill,
                             topology=topology)
-        recorder.otel = args.otel  # span export (lazycelery/otel), started with the ingestor
+        # span export (lazycelery/otel), started with the ingestor
+        recorder.otel = getattr(args, "otel", False)
         recorder.alerts = not args.no_alerts
         return recorder.run()
     finally:
@@ -305,8 +307,8 @@ class Recorder:
                 except Exception as exc:
                     _say(f"{store.describe_error(exc)} (marking the recorder stopped)")
             stats = writer.stats()
-            _say(f"stopped: {stats.written:,} events recorded, {stats.lost:,} lost, "
-                 f"{stats.gaps:,} gaps recorded")
+            _say(f"stopped: {counted(stats.written, 'event')} recorded, {stats.lost:,} lost, "
+                 f"{counted(stats.gaps, 'gap')} recorded")
         return code
 
     def _wait(self, writer: StoreWriter) -> int:
@@ -326,7 +328,7 @@ class Recorder:
                 stats = writer.stats()
                 rate = (stats.written - last_written) / self.status_every
                 last_written = stats.written
-                _say(f"recorded {stats.written:,} events ({rate:,.0f}/s), {stats.lost:,} lost, "
+                _say(f"recorded {counted(stats.written, 'event')} ({rate:,.0f}/s), {stats.lost:,} lost, "
                      f"{stats.pending:,} waiting")
                 next_status = time.monotonic() + self.status_every
         return 0

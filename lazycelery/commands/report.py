@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lazycelery.errors import UsageError
+from lazycelery.text import counted
 
 if TYPE_CHECKING:
     from lazycelery.config import Settings
@@ -356,7 +357,7 @@ def _coverage_line(cov: dict[str, Any]) -> str:
         return f"History store {cov['store']}: not read ({cov['error']})."
     return (f"History store {cov['store']}: a recorder ran {_hours(cov['recorded_s'])} of "
             f"{_hours(cov['period_s'])}; {cov['gaps']:,} gap(s) in its record "
-            f"({_hours(cov['gap_s'])}, {cov['lost_events']:,} events counted lost); "
+            f"({_hours(cov['gap_s'])}, {counted(cov['lost_events'], 'event')} counted lost); "
             f"covered {cov['coverage']:.1%} of the period.")
 
 

@@ -22,7 +22,8 @@ CHARTS: Final = {
     "trends": "the last window against the one before, per task name",
     "sla": "tasks over their [sla] runtime / wait targets: counted and listed",
     "heartbeats": "heartbeat ages over time, missed beats, online / lost / offline flips",
-    "resources": "load average from heartbeats; CPU and memory from sampled inspect stats",
+    "resources": "load average from heartbeats; CPU and memory of the main process (not its "
+                 "pool processes) from sampled inspect stats",
 }
 
 DESCRIPTION = """\
@@ -265,7 +266,7 @@ def _heartbeats(args: argparse.Namespace, data: Any,
 def _resources(args: argparse.Namespace, settings: Any, data: Any,
                interval: float) -> tuple[dict[str, Any], list[str]]:
     from lazycelery.analysis.fleet import text
-    from lazycelery.analysis.fleet.resources import cpu_series
+    from lazycelery.analysis.fleet.resources import SCOPE, cpu_series
 
     loads: dict[str, list[tuple[float, float]]] = {}
     for b in data.beats:
@@ -284,8 +285,8 @@ def _resources(args: argparse.Namespace, settings: Any, data: Any,
     for w in workers:
         lines += text.resource_lines(w, points if w == args.worker else [], loads.get(w, []))
     doc = {"load1": {w: [list(x) for x in v] for w, v in loads.items()},
-           "rusage": {"worker": args.worker, "points": [p.as_json() for p in points],
-                      **sampler_doc}}
+           "rusage": {"worker": args.worker, "scope": SCOPE,
+                      "points": [p.as_json() for p in points], **sampler_doc}}
     return doc, lines or ["no worker heartbeat in this range (--samples N --worker NAME asks "
                           "a worker's rusage)"]
 

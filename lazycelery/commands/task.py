@@ -211,6 +211,6 @@ def _cancelled() -> int:
 
 
 def _count(n: int, noun: str) -> str:
-    from lazycelery.text import number
+    from lazycelery.text import counted
 
-    return f"{number(n)} {noun}{'' if n == 1 else 's'}"
+    return counted(n, noun, short=True)

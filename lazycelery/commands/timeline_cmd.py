@@ -9,6 +9,7 @@ import time
 from typing import Any, Final
 
 from lazycelery.commands.argtypes import positive_int
+from lazycelery.text import counted
 
 __all__ = ["register", "run"]
 
@@ -132,7 +133,7 @@ def text_lines(layout: Any, since: float, until: float, width: int) -> list[str]
         if lane.hidden:
             lines.append(f"{'':{gutter}} +{lane.hidden:,} overlapping tasks not drawn")
     lanes = len(layout.lanes)
-    lines.append(f"{layout.bars:,} tasks in {lanes:,} {layout.grouping} lane"
+    lines.append(f"{counted(layout.bars, 'task')} in {lanes:,} {layout.grouping} lane"
                  f"{'' if lanes == 1 else 's'}"
                  f"{f', {layout.untimed:,} never received' if layout.untimed else ''}"
                  f"{f', {layout.skewed:,} ended before they started' if layout.skewed else ''}"

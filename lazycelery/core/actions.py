@@ -50,7 +50,7 @@ from lazycelery.core.retry_plan import (
     plan_retry,
 )
 from lazycelery.errors import UsageError
-from lazycelery.text import number
+from lazycelery.text import counted, number
 from lazycelery.urls import error_line
 
 if TYPE_CHECKING:
@@ -535,7 +535,7 @@ def describe_limits(soft: float | None, hard: float | None) -> str:
 
 
 def counted_tasks(n: int) -> str:
-    return f"{number(n)} task{'' if n == 1 else 's'}"
+    return counted(n, "task", short=True)
 
 
 def _positive(n: int, what: str) -> None:

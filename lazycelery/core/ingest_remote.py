@@ -34,6 +34,7 @@ from lazycelery.core.ingest_status import (
 )
 from lazycelery.core.model import TaskRecord
 from lazycelery.errors import UsageError
+from lazycelery.text import counted
 from lazycelery.urls import error_line, mask_url
 
 __all__ = ["PATH", "TOKEN_ENV", "RemoteAuthError", "RemoteIngestor", "SseFrame", "parse_frames",
@@ -326,7 +327,7 @@ class RemoteIngestor:
         lost = body.get("lost")
         self.lost += int(lost or 0)
         now = time.time()
-        count = f"{lost} events" if lost is not None else "events"
+        count = counted(lost, "event") if lost is not None else "events"
         reason = f"{count} not received from the server ({body.get('reason', 'unknown')})"
         self._sink.flush()
         self._set_status(CONNECTED, gap=Gap(start=now, end=now, seconds=0.0, reason=reason))

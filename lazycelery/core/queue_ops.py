@@ -3,20 +3,21 @@ guard first, then the broker's operation, then one audit line with the exact cou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from lazycelery.broker.bulk import BulkOutcome
 from lazycelery.broker.model import PeekedMessage
 from lazycelery.core.action_result import ActionResult, Reply
 from lazycelery.core.actions import Actions
+from lazycelery.core.model import PENDING, TaskRecord
 from lazycelery.text import number
 from lazycelery.urls import error_line
 
 if TYPE_CHECKING:
     from lazycelery.mask import Masker
 
-__all__ = ["BULK_ACTIONS", "bulk_action", "mask_peeked", "summary"]
+__all__ = ["BULK_ACTIONS", "bulk_action", "mask_peeked", "summary", "waiting_from_events"]
 
 #: action name -> what the summary says was done to each message
 BULK_ACTIONS = {"move": "moved", "delete": "deleted", "requeue-dead": "requeued"}
@@ -80,3 +81,19 @@ def mask_peeked(messages: Sequence[PeekedMessage], masker: Masker) -> list[Peeke
         out.append(msgspec.structs.replace(message, args=args, kwargs=kwargs,
                                            argsrepr=argsrepr, kwargsrepr=kwargsrepr))
     return out
+
+
+def waiting_from_events(records: Iterable[TaskRecord], queue: str,
+                        n: int) -> list[PeekedMessage]:
+    """The tasks the events show waiting in ``queue`` (sent there, nothing after), oldest sent
+    first, as peek rows: what the dashboard offers to choose from on a broker that cannot be
+    peeked (RabbitMQ). Needs task-sent events (``task_send_sent_event = True`` in the
+    publisher); the arguments are the events' own, masked at ingest."""
+    waiting = sorted((r for r in records
+                      if r.state == PENDING and r.sent is not None
+                      and queue in (r.queue, r.routing_key)),
+                     key=lambda r: r.sent or 0.0)[:n]
+    return [PeekedMessage(position=i, task=r.name, id=r.uuid, argsrepr=r.args,
+                          kwargsrepr=r.kwargs, eta=r.eta, expires=r.expires, retries=r.retries,
+                          root_id=r.root_id, parent_id=r.parent_id, origin=r.client)
+            for i, r in enumerate(waiting)]

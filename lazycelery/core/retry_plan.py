@@ -12,7 +12,7 @@ from lazycelery.core.model import FAILURE, READY_STATES, REJECTED, REVOKED, SUCC
 from lazycelery.core.placement import online_workers
 from lazycelery.core.reconcile import NoResultBackend, fetch_metas
 from lazycelery.mask import is_masked_text
-from lazycelery.text import number
+from lazycelery.text import counted, number
 from lazycelery.urls import error_line
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class RetryBatch:
 
 
 def _count(n: int, noun: str) -> str:
-    return f"{number(n)} {noun}{'' if n == 1 else 's'}"
+    return counted(n, noun, short=True)
 
 
 def plan_retry(

@@ -17,13 +17,27 @@ from lazycelery.core.model import WorkerRecord
 from lazycelery.errors import BrokerError
 from lazycelery.text import age, duration, number, real, visible
 
-__all__ = ["QUERIES", "ActiveTask", "WorkerDetail", "WorkerNotAnswering", "detail_rows",
-           "fetch_replies", "fetch_worker_detail", "summarize"]
+__all__ = [
+    "QUERIES",
+    "RESOURCES_HEADING",
+    "RUSAGE_SCOPE",
+    "ActiveTask",
+    "WorkerDetail",
+    "WorkerNotAnswering",
+    "detail_rows",
+    "fetch_replies",
+    "fetch_worker_detail",
+    "summarize",
+]
 
 #: the inspect methods asked, one round trip each (a destination returns on the one reply)
 QUERIES: Final = ("stats", "active_queues", "registered", "active", "reserved", "scheduled",
                   "revoked")
 _MAX_ACTIVE_ROWS: Final = 50
+#: celery's rusage is getrusage(RUSAGE_SELF) of the main process: the pool processes, where the
+#: tasks run, are not in it and celery sends no figure of theirs (only their pids)
+RUSAGE_SCOPE: Final = "main process only"
+RESOURCES_HEADING: Final = f"Resources (inspect stats rusage: {RUSAGE_SCOPE}, not its pool)"
 _EMPTY: Final = '""'
 
 
@@ -78,7 +92,8 @@ class WorkerDetail:
             "pool_size": self.pool_size, "processes": list(self.processes),
             "prefetch_count": self.prefetch_count, "pid": self.pid, "uptime": self.uptime,
             "clock": self.clock, "transport": self.transport,
-            "rusage": {"utime": self.utime, "stime": self.stime, "maxrss_kib": self.maxrss_kib},
+            "rusage": {"utime": self.utime, "stime": self.stime, "maxrss_kib": self.maxrss_kib,
+                       "scope": RUSAGE_SCOPE},
             "totals": dict(self.totals), "registered": list(self.registered),
             "queues": [{"name": q, "exchange": e, "routing_key": k} for q, e, k in self.queues],
             "active": [{"id": t.id, "name": t.name, "runtime": t.runtime, "pid": t.pid}
@@ -253,7 +268,7 @@ def detail_rows(d: WorkerDetail) -> list[tuple[str, list[tuple[str, str]]]]:
     queues = [(q, f"exchange {e or _EMPTY}  routing key {k or _EMPTY}") for q, e, k in d.queues]
     registered = [("", name) for name in d.registered]
     sections: list[tuple[str, Sequence[tuple[str, str]]]] = [
-        ("Worker", worker), ("Resources (inspect stats rusage)", resources), ("Tasks", tasks),
+        ("Worker", worker), (RESOURCES_HEADING, resources), ("Tasks", tasks),
         ("Active tasks", active or [("", "none")]),
         ("Queues", queues or [("", "no reply" if "active_queues" in missing else "none")]),
         (f"Registered tasks ({len(d.registered)})",

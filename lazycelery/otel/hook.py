@@ -21,7 +21,9 @@ INSTALL_HINT = "--otel needs the OpenTelemetry SDK: pip install 'lazycelery[otel
 
 
 def add_otel_option(parser: argparse._ActionsContainer) -> None:
-    parser.add_argument("--otel", action="store_true", help=OTEL_HELP)
+    # No default of its own: argparse copies a subcommand's defaults over the top-level
+    # namespace, which would turn `lazycelery --otel tail` back into --otel off.
+    parser.add_argument("--otel", action="store_true", default=argparse.SUPPRESS, help=OTEL_HELP)
 
 
 def start_tracing(args: argparse.Namespace, settings: Any,

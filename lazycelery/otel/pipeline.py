@@ -25,6 +25,7 @@ from lazycelery.otel.sampling import TailSampler
 from lazycelery.otel.settings import GRPC, OtelSettings
 from lazycelery.otel.stats import OtelStats, summary_line
 from lazycelery.otel.tap import _DONE, _RETRY, _TP, TRACEPARENT_EVENT, Tap
+from lazycelery.text import counted
 from lazycelery.urls import error_line
 
 __all__ = ["TRACEPARENT_EVENT", "OtelStats", "SpanPipeline", "build_exporter"]
@@ -327,7 +328,7 @@ class SpanPipeline(Tap):
         failed, lost = self.exporter.failed, self.lost
         if failed > self._reported_failed:
             reason = self.exporter.last_error or self._log.line or "the collector refused them"
-            self._say(f"otel: {failed - self._reported_failed:,} spans not delivered to "
+            self._say(f"otel: {counted(failed - self._reported_failed, 'span')} not delivered to "
                       f"{self.settings.masked_endpoint}: {reason}")
         if lost > self._reported_lost:
             self._say(f"otel: {lost - self._reported_lost:,} finished tasks lost (span queue "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lazycelery.text import counted
+
 __all__ = ["OtelStats", "summary_line"]
 
 
@@ -26,7 +28,7 @@ class OtelStats:
 
 
 def summary_line(s: OtelStats, endpoint: str) -> str:
-    text = (f"otel: {s.exported:,} spans exported to {endpoint}, {s.lost:,} lost (queue full), "
+    text = (f"otel: {counted(s.exported, 'span')} exported to {endpoint}, {s.lost:,} lost (queue full), "
             f"{s.export_failed + s.export_dropped:,} not delivered, {s.sampled_out:,} sampled out")
     if s.export_failed + s.export_dropped and s.last_error:
         text += f" (last error: {s.last_error})"

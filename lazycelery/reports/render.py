@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from lazycelery.notify.message import Notification
-from lazycelery.text import visible
+from lazycelery.text import counted, visible
 
 __all__ = ["RENDERERS", "render", "render_html", "render_json", "render_md",
            "report_notification"]
@@ -58,7 +58,7 @@ def _sections(doc: dict[str, Any]) -> list[tuple[str, Sequence[str], list[Sequen
 def _coverage_line(gaps: dict[str, Any]) -> str:
     share = gaps["recorded_s"] / gaps["period_s"] if gaps["period_s"] > 0 else 0.0
     return (f"A recorder ran {_pct(share)} of the period; {gaps['count']:,} gap(s) in its "
-            f"record ({_secs(gaps['seconds'])}, {gaps['lost_events']:,} events counted lost). "
+            f"record ({_secs(gaps['seconds'])}, {counted(gaps['lost_events'], 'event')} counted lost). "
             "Figures cover what was recorded.")
 
 
@@ -131,7 +131,7 @@ def report_notification(doc: dict[str, Any], fmt: str, *, name: str | None = Non
     links = {"filter": doc["links"]["filter"], **({"tasks": tasks} if tasks else {})}
     return Notification(
         kind="report", key=f"report:{name or 'on-demand'}",
-        title=f"{_title(doc)}: {volume['total']:,} tasks, {_pct(volume['failure_rate'])} failed",
+        title=f"{_title(doc)}: {counted(volume['total'], 'task')}, {_pct(volume['failure_rate'])} failed",
         text=render_md(doc), created=time.time(), severity=severity,
         environment=doc.get("environment"), labels={"report": name or "on-demand"},
         links=links, payload=payload)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 
 from lazycelery.config_notify import ReportSchedule, ReportsTable
-from lazycelery.cron import CronExpr, parse_cron
+from lazycelery.cron import CronExpr, parse_cron, time_zone
 from lazycelery.durations import parse_duration
 from lazycelery.notify.message import Notifier
 from lazycelery.reports.render import render, report_notification
@@ -25,9 +25,10 @@ from lazycelery.store.backend import Store
 __all__ = ["ReportScheduler", "ScheduledRun", "report_file_name"]
 
 
-def report_file_name(template: str, moment: float) -> Path:
-    """``template`` with ``{date}`` (2026-12-06) and ``{time}`` (0800) of ``moment`` (UTC)."""
-    when = datetime.fromtimestamp(moment, timezone.utc)
+def report_file_name(template: str, moment: float, zone: tzinfo | None = None) -> Path:
+    """``template`` with ``{date}`` (2026-12-06) and ``{time}`` (0800) of ``moment``, on the
+    clock of ``zone`` (UTC when None)."""
+    when = datetime.fromtimestamp(moment, zone or timezone.utc)
     return Path(template.replace("{date}", when.strftime("%Y-%m-%d"))
                 .replace("{time}", when.strftime("%H%M"))).expanduser()
 
@@ -37,6 +38,12 @@ class ScheduledRun:
     schedule: ReportSchedule
     cron: CronExpr
     due: float
+    #: the schedule's ``tz`` (None: UTC)
+    zone: tzinfo | None = None
+
+
+def _zone(schedule: ReportSchedule) -> tzinfo | None:
+    return None if schedule.tz is None else time_zone(schedule.tz)
 
 
 class ReportScheduler:
@@ -46,8 +53,9 @@ class ReportScheduler:
                  notifier: Notifier | None, environment: str | None = None,
                  say: Callable[[str], None] | None = None, now: float | None = None) -> None:
         start = time.time() if now is None else now
-        self.runs = [ScheduledRun(s, cron, cron.next_after(start))
-                     for s in table.schedules for cron in (parse_cron(s.cron),)]
+        self.runs = [ScheduledRun(s, cron, cron.next_after(start, zone), zone)
+                     for s in table.schedules
+                     for cron, zone in ((parse_cron(s.cron), _zone(s)),)]
         self._open_store = open_store
         self._notifier = notifier
         self._environment = environment
@@ -60,7 +68,7 @@ class ReportScheduler:
         for run in self.runs:
             if run.due > moment:
                 continue
-            run.due = run.cron.next_after(moment)
+            run.due = run.cron.next_after(moment, run.zone)
             try:
                 self.run_once(run.schedule, moment)
                 made += 1
@@ -83,7 +91,7 @@ class ReportScheduler:
         finally:
             store.close()
         if schedule.file:
-            path = report_file_name(schedule.file, now)
+            path = report_file_name(schedule.file, now, _zone(schedule))
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(render(doc, schedule.format), encoding="utf-8")
         if schedule.channels:

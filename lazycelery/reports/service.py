@@ -19,6 +19,7 @@ from lazycelery.notify.dispatcher import Dispatcher
 from lazycelery.notify.setup import dispatcher_for
 from lazycelery.reports.schedule import ReportScheduler
 from lazycelery.store.backend import Store
+from lazycelery.text import counted
 
 __all__ = ["Automation", "start_automation"]
 
@@ -42,7 +43,7 @@ class Automation:
         if self.dispatcher is not None:
             self.dispatcher.stop()
             s = self.dispatcher.snapshot()
-            self._say(f"notifications: {s.sent:,} sent, {s.retried:,} retries, "
+            self._say(f"notifications: {s.sent:,} sent, {counted(s.retried, 'retry', 'retries')}, "
                       f"{s.dead_lettered:,} dead-lettered, {s.redelivered:,} redelivered, "
                       f"{s.lost:,} lost (queue full)")
 

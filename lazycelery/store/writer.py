@@ -23,6 +23,7 @@ from lazycelery.store.backend import Retention, Store
 from lazycelery.store.batch import GapRow, WriteBatch
 from lazycelery.store.capture import BatchCapture
 from lazycelery.store.errors import StoreError
+from lazycelery.text import counted
 
 __all__ = ["MAX_PENDING_EVENTS", "MAX_TRANSACTION_EVENTS", "StoreWriter", "WriterStats"]
 
@@ -145,7 +146,7 @@ class StoreWriter:
         if self._loss is None:
             self._loss = [start, end]
             self._loss_error = self._error
-            return (f"store behind: {self._pending:,} events waiting to be written; dropping "
+            return (f"store behind: {counted(self._pending, 'event')} waiting to be written; dropping "
                     f"new ones until it catches up (the loss is recorded as a gap)")
         self._loss[0] = min(self._loss[0], start)
         self._loss[1] = max(self._loss[1], end)
@@ -160,7 +161,7 @@ class StoreWriter:
                  else "store fell behind (writer queue full)")
         batch.gaps.append(GapRow(start, max(start, end), cause, "store", self._loss_events))
         self._gaps += 1
-        text = f"store: {self._loss_events:,} events not recorded ({cause}); gap recorded"
+        text = f"store: {counted(self._loss_events, 'event')} not recorded ({cause}); gap recorded"
         self._loss = None
         self._loss_events = 0
         return text
@@ -307,7 +308,7 @@ class StoreWriter:
                          f"write failed: {message}", "store", batch.events)
             self._queue.appendleft(WriteBatch(gaps=[gap]))
             self._gaps += 1
-        self._notify(f"{message}; {batch.events:,} events not recorded (gap recorded)")
+        self._notify(f"{message}; {counted(batch.events, 'event')} not recorded (gap recorded)")
         self.store.reconnect()
         return False
 

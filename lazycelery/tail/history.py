@@ -16,6 +16,7 @@ from lazycelery.tail.filters import EventFilter
 from lazycelery.tail.format import Formatter, _clock_text
 from lazycelery.tail.sink import TailSink
 from lazycelery.tail.status import StatusReporter
+from lazycelery.text import counted
 
 if TYPE_CHECKING:
     from lazycelery.core.model import TaskRecord, WorkerRecord
@@ -162,8 +163,8 @@ def parse_since(text: str, now: float | None = None) -> float:
 
 
 def _gap_text(gap: StoredGap) -> str:
-    lost = f", {gap.lost_events:,} events lost" if gap.lost_events else ""
-    filled = (f"; {gap.backfilled_tasks:,} tasks backfilled"
+    lost = f", {counted(gap.lost_events, 'event')} lost" if gap.lost_events else ""
+    filled = (f"; {counted(gap.backfilled_tasks, 'task')} backfilled"
               if gap.backfilled_tasks is not None else "")
     return (f"history gap {_clock_text(gap.start)} - {_clock_text(gap.end)} "
             f"({gap.end - gap.start:,.1f} s, {gap.cause}{lost}){filled}")
@@ -198,7 +199,7 @@ def print_history(store: Store, since: float, until: float, *, event_filter: Eve
                 out.write(item)
                 written += 1
             elif isinstance(item, (Notice, Dropped)):
-                say(item.text if isinstance(item, Notice) else f"{item.count} lines dropped")
+                say(item.text if isinstance(item, Notice) else f"{counted(item.count, 'line')} dropped")
         return limit is not None and written >= limit
 
     try:

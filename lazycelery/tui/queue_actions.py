@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lazycelery.broker.bulk import BulkOutcome, Selection
 from lazycelery.broker.model import PeekedMessage, QueueStats
-from lazycelery.text import number
+from lazycelery.text import counted, number
 from lazycelery.tui.panes.dialog import text_lines
 
 if TYPE_CHECKING:
@@ -105,9 +105,11 @@ class QueueActions:
         if stats.ready == 0:
             self.op.board.post(f"requeue-dead: {dlq} is empty: nothing to requeue", level="info")
             return
-        count = "An unknown number of" if stats.ready is None else number(stats.ready)
+        count = ("An unknown number of dead letters" if stats.ready is None
+                 else counted(stats.ready, "dead letter", short=True))
+        go = "goes" if stats.ready == 1 else "go"
         lines: list[StyleAndTextTuples] = [[("class:dialog.headline",
-                   f"{count} dead letters in {dlq!r} go back to the queue each was "
+                   f"{count} in {dlq!r} {go} back to the queue each was "
                    f"dead-lettered from ({origin!r}).")],
                  *text_lines("They join the back of that queue; the counts of what was "
                              "requeued and what was no longer there are shown after.")]
@@ -168,13 +170,39 @@ class QueueActions:
                 self.op.board.post("peek: no queue selected", level="error")
             return
         name, peek = queue.name, self.op.screen.peek
+        if not getattr(ops, "can_peek", True):
+            self._peek_from_events(name)
+            return
         masker = peek.masker if peek.masker is not None else Masker()
         self.op.background(f"peek: reading the next messages of {name}…",
                            lambda: mask_peeked(ops.peek(name, PEEK_COUNT), masker),
                            lambda messages: self._show(name, messages))
 
-    def _show(self, name: str, messages: list[PeekedMessage]) -> None:
-        self.op.screen.peek.show(name, messages)
+    def _peek_from_events(self, name: str) -> None:
+        """RabbitMQ: a message cannot be read without taking it (and handing it back marks it
+        redelivered, may reorder the queue or count towards a quorum queue's delivery limit),
+        so the rows are the tasks the events show waiting there; the actions then find those
+        task ids in the queue as the CLI's --ids does."""
+        from lazycelery.core.queue_ops import waiting_from_events
+        from lazycelery.tui.screen.peek import PEEK_COUNT
+
+        index = self.op.screen.index
+
+        def found(messages: list[PeekedMessage]) -> None:
+            if messages:
+                self._show(name, messages, "waiting per the events (RabbitMQ cannot be peeked)")
+            else:
+                self.op.board.post(
+                    f"peek: RabbitMQ cannot show a message without taking it, and the events "
+                    f"show no task waiting in {name} (task-sent events: task_send_sent_event)",
+                    level="error")
+
+        self.op.background(f"peek: the tasks the events show waiting in {name}…",
+                           lambda: waiting_from_events(index.records(), name, PEEK_COUNT), found)
+
+    def _show(self, name: str, messages: list[PeekedMessage],
+              source_note: str | None = None) -> None:
+        self.op.screen.peek.show(name, messages, source_note)
         self.op.screen.ui.overlay = "peek"
         self.op.shell.invalidate()
 

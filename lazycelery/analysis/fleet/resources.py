@@ -3,7 +3,10 @@ host load average the heartbeats carry.
 
 rusage is what celery's ``stats`` reply holds: ``getrusage(RUSAGE_SELF)`` of the worker's main
 process (utime / stime in CPU seconds since it started, maxrss in KiB on Linux). A prefork
-pool's child processes are not in it; the load average (the host's) is. The CPU share between
+pool's child processes, where the tasks run, are not in it, and celery sends no figure of
+theirs: only their pids (``pool.processes``), whose number each sample keeps so the figures can
+say what they leave out. Every surface labels them "main process only"; the load average (the
+host's) does include the children. The CPU share between
 two samples is ``(utime + stime difference) / elapsed``: 100 % is one core busy.
 
 Each sample costs one ``inspect stats`` addressed to that worker only
@@ -20,9 +23,11 @@ from typing import Any, Final
 
 from lazycelery.text import real
 
-__all__ = ["MIN_INTERVAL", "ResourcePoint", "RusageSample", "Sampler", "cpu_series",
+__all__ = ["MIN_INTERVAL", "SCOPE", "ResourcePoint", "RusageSample", "Sampler", "cpu_series",
            "rusage_sample"]
 
+#: what the figures cover, said beside them on every surface (and in the JSON)
+SCOPE: Final = "main process only"
 #: the shortest interval a sampler accepts (seconds)
 MIN_INTERVAL: Final = 1.0
 
@@ -34,6 +39,8 @@ class RusageSample:
     utime: float
     stime: float
     maxrss_kib: int | None
+    #: the pool's processes the figures leave out (``pool.processes`` of the reply)
+    pool_processes: int | None = None
 
 
 def rusage_sample(worker: str, stats: object, when: float) -> RusageSample | None:
@@ -45,22 +52,27 @@ def rusage_sample(worker: str, stats: object, when: float) -> RusageSample | Non
     if utime is None or stime is None:
         return None
     rss = rusage.get("maxrss")
+    pool = stats.get("pool") if isinstance(stats, Mapping) else None
+    pids = pool.get("processes") if isinstance(pool, Mapping) else None
     return RusageSample(worker, when, utime, stime,
-                        rss if isinstance(rss, int) and not isinstance(rss, bool) else None)
+                        rss if isinstance(rss, int) and not isinstance(rss, bool) else None,
+                        len(pids) if isinstance(pids, list) else None)
 
 
 @dataclass(frozen=True)
 class ResourcePoint:
     """CPU share since the previous sample (None for the first, or after a restart: the
-    counters went down), and the max RSS."""
+    counters went down), and the max RSS: of the worker's main process only."""
 
     time: float
     cpu_percent: float | None
     maxrss_kib: int | None
+    #: the pool's processes not counted in the figures (None: the reply did not say)
+    pool_processes: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"time": self.time, "cpu_percent": self.cpu_percent,
-                "maxrss_kib": self.maxrss_kib}
+                "maxrss_kib": self.maxrss_kib, "pool_processes_not_counted": self.pool_processes}
 
 
 def cpu_series(samples: Sequence[RusageSample]) -> list[ResourcePoint]:
@@ -73,7 +85,7 @@ def cpu_series(samples: Sequence[RusageSample]) -> list[ResourcePoint]:
         if previous is not None and s.time > previous.time:
             used = (s.utime + s.stime) - (previous.utime + previous.stime)
             cpu = 100.0 * used / (s.time - previous.time) if used >= 0 else None
-        out.append(ResourcePoint(s.time, cpu, s.maxrss_kib))
+        out.append(ResourcePoint(s.time, cpu, s.maxrss_kib, s.pool_processes))
         previous = s
     return out
 

@@ -9,10 +9,10 @@ from collections.abc import Callable, Sequence
 
 from lazycelery.analysis.fleet.heartbeats import WorkerBeats
 from lazycelery.analysis.fleet.render import bar, fmt_seconds, heat_chart, sparkline, time_axis
-from lazycelery.analysis.fleet.resources import ResourcePoint
+from lazycelery.analysis.fleet.resources import SCOPE, ResourcePoint
 from lazycelery.analysis.fleet.sla import SlaReport
 from lazycelery.analysis.fleet.tasks import Heatmap, PerfRow, Throughput, Trend, WorkerLoad
-from lazycelery.text import visible
+from lazycelery.text import counted, visible
 
 __all__ = ["Painter", "heartbeat_lines", "heatmap_lines", "load_lines", "perf_lines",
            "plain", "resource_lines", "sla_lines", "throughput_lines", "trend_lines"]
@@ -174,10 +174,15 @@ def resource_lines(worker: str, points: Sequence[ResourcePoint],
     known = [c for c in cpu if c is not None]
     if known:
         out.append(f"  cpu %  {sparkline(cpu)}  last {known[-1]:.1f}%  max {max(known):.1f}%"
-                   f"  ({len(points)} samples, main process)")
+                   f"  ({counted(len(points), 'sample')}, {SCOPE})")
     rss = [p.maxrss_kib for p in points if p.maxrss_kib is not None]
     if rss:
-        out.append(f"  maxrss {sparkline([float(r) for r in rss])}  last {rss[-1] / 1024:.1f} MiB")
+        out.append(f"  maxrss {sparkline([float(r) for r in rss])}  last {rss[-1] / 1024:.1f} MiB"
+                   f"  ({SCOPE})")
+    children = next((p.pool_processes for p in reversed(points) if p.pool_processes), None)
+    if children and (known or rss):
+        out.append(f"  not counted: its {counted(children, 'pool process', 'pool processes')}, "
+                   f"where the tasks run (celery's rusage is the main process's own)")
     if len(out) == 1:
         out.append("  no heartbeat load average and no rusage sample")
     return out

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 from lazycelery.analysis.fleet.render import bar, fmt_seconds, heat_chart, sparkline, time_axis
 from lazycelery.panes_api import PaneCommand
+from lazycelery.text import counted
 from lazycelery.tui.format import fit, one_line
 from lazycelery.tui.panes.scroll_view import ScrollTextView
 from lazycelery.tui.screen.builtin import BODY, BuiltinPane, ScreenContext
@@ -35,8 +36,8 @@ _DIM: Final = "class:detail.label"
 
 
 def _label(text: str) -> str:
-    text = one_line(text)
-    return (text[:_LABEL - 1] + "…" if len(text) > _LABEL else text.ljust(_LABEL)) + " "
+    # cut and padded by terminal cells, not characters: a wide name keeps the row in its width
+    return fit(one_line(text), _LABEL) + " "
 
 
 def _bucket_text(bucket: float) -> str:
@@ -61,7 +62,7 @@ def _load(v: FleetView, width: int) -> list[StyleAndTextTuples]:
     bar_width = max(10, min(40, width - _LABEL - 30))
     for x in v.load[:12]:
         out.append([("", _label(x.worker)), ("class:spark.ok", bar(x.share, 1.0, bar_width)),
-                    ("", f" {x.share * 100:5.1f}%  {x.tasks:,} tasks, {x.failed:,} failed")])
+                    ("", f" {x.share * 100:5.1f}%  {counted(x.tasks, 'task')}, {x.failed:,} failed")])
     return out or [[(_DIM, "  no finished task yet")]]
 
 

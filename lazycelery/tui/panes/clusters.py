@@ -15,6 +15,7 @@ from prompt_toolkit.layout.controls import FormattedTextControl
 
 from lazycelery.core.env_status import EnvStatus, format_age
 from lazycelery.panes_api import PaneCommand, PaneContext, PaneView, PaneViewBase
+from lazycelery.text import counted
 from lazycelery.tui.plugins import PluginInfo
 from lazycelery.tui.screen.envs import PT_COLORS, EnvSwitcher
 
@@ -88,7 +89,7 @@ class ClustersView(PaneViewBase):
 
     def subtitle(self) -> str:
         down = sum(1 for r in self.rows if r.state != "connected")
-        count = f"{len(self.rows)} environments"
+        count = counted(len(self.rows), "environment")
         return f"{count} · {down} not connected" if down else count
 
 

@@ -21,6 +21,7 @@ from lazycelery.core.model import TaskRecord
 from lazycelery.core.workflow import tree_lines
 from lazycelery.core.workflow_fetch import gather
 from lazycelery.panes_api import PaneViewBase
+from lazycelery.text import counted
 from lazycelery.tui.format import clock_time, duration, lines_of, one_line, short_id, wrap
 from lazycelery.tui.screen.builtin import BODY, BuiltinPane, ScreenContext
 from lazycelery.tui.screen.model import LOADING
@@ -237,7 +238,7 @@ def _waterfall(rec: TaskRecord, index: TaskIndex, width: int) -> list[DetailLine
     if len(rows) < 2 or axis is None:
         return []  # a lone task: its History says it all
     total = axis[1] - axis[0]
-    out = [_heading("Waterfall", f"{len(rows)} tasks over {duration(total) or '0s'}  "
+    out = [_heading("Waterfall", f"{counted(len(rows), 'task')} over {duration(total) or '0s'}  "
                     f"{waterfall.QUEUED} queued  {waterfall.RUNNING} running  "
                     "enter opens a task", "class:detail.label")]
     label_w = max(12, min(32, width // 3))

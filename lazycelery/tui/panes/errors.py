@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 from lazycelery.analysis import ErrorGroup
 from lazycelery.analysis.counts import BoundedCounter
 from lazycelery.panes_api import PaneCommand, PaneViewBase
+from lazycelery.text import counted
 from lazycelery.tui.columns import Column
 from lazycelery.tui.format import clock_time, number, one_line, short_id, sparkline, wrap
 from lazycelery.tui.screen.builtin import BODY, BuiltinPane, ScreenContext
@@ -76,8 +77,8 @@ def error_columns(model: ErrorsModel, screen: ScreenModel) -> list[Column[ErrorG
 def errors_title(model: ErrorsModel) -> StyleAndTextTuples:
     groups = model.groups
     text: StyleAndTextTuples = [("bold", f" {PANE.key} {PANE.title} "),
-                                ("", f" {number(len(groups))} groups  "
-                                     f"{number(groups.failures)} failures")]
+                                ("", f" {counted(len(groups), 'group', short=True)}  "
+                                     f"{counted(groups.failures, 'failure', short=True)}")]
     new = model.new_count()
     if new:
         text.append(("class:task.state.retry", f"  {new} new"))
@@ -93,7 +94,7 @@ def group_lines(model: ErrorsModel, group: ErrorGroup | None, width: int) -> lis
         return ["no failures seen yet: groups appear here as tasks fail"]
     width = max(20, width)
     stored = f", {group.from_history:,} from history" if group.from_history else ""
-    lines = [f"{group.key}  {group.count:,} failures ({group.failed:,} failed, "
+    lines = [f"{group.key}  {counted(group.count, 'failure')} ({group.failed:,} failed, "
              f"{group.retried:,} retried{stored})  {group.fp.exc_type}"]
     lines += wrap(f"example: {one_line(group.example)}", width)[:2]
     if group.fp.frames:

@@ -11,7 +11,7 @@ from prompt_toolkit.layout import Float, HSplit, Window
 from prompt_toolkit.layout.controls import FormattedTextControl, UIContent, UIControl
 from prompt_toolkit.widgets import Frame
 
-from lazycelery.text import visible
+from lazycelery.text import counted, visible
 
 if TYPE_CHECKING:
     from lazycelery.broker.model import PeekedMessage
@@ -51,9 +51,10 @@ class PeekControl(UIControl):
 
 def peek_float(model: PeekModel) -> Float:
     def title() -> StyleAndTextTuples:
+        what = (f"next {counted(len(model.messages), 'message')}" if model.source_note is None
+                else f"{counted(len(model.messages), 'task')} {model.source_note}")
         return [("class:overlay.title",
-                 f" {visible(model.queue or '')}: next {len(model.messages)} messages, "
-                 f"{len(model.chosen)} chosen   "),
+                 f" {visible(model.queue or '')}: {what}, {len(model.chosen)} chosen   "),
                 ("class:help.disabled", "space choose  a all  d delete  m move  R requeue dead  "
                                         "esc close")]
 

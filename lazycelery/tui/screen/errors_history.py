@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from lazycelery.core.index import TaskIndex
-from lazycelery.text import number
+from lazycelery.text import counted, number
 from lazycelery.tui.screen.store_thread import StoreThread
 from lazycelery.urls import error_line
 
@@ -66,7 +66,7 @@ class ErrorsHistory(StoreThread):
 
     def _broke(self, store: Store, exc: Exception) -> None:
         # a database error mid-way: what was read stays
-        self._end("off", f"history: {self.failures:,} failures read, then "
+        self._end("off", f"history: {counted(self.failures, 'failure')} read, then "
                          f"{error_line(exc, limit=200)}")
 
     def _work(self, store: Store) -> None:
@@ -81,7 +81,7 @@ class ErrorsHistory(StoreThread):
         def flush() -> None:
             self.groups.observe_batch(chunk, index.apply_batch(chunk))
             chunk.clear()
-            self.status = f"history: loading… {number(self.failures)} failures"
+            self.status = f"history: loading… {counted(self.failures, 'failure', short=True)}"
             self.on_change()
 
         for item in history_events(store, until - self.window, until):

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Final
 
 from lazycelery.core.index import BACKFILLED, FROM_HISTORY, TaskIndex
 from lazycelery.core.model import TaskRecord
+from lazycelery.text import counted
 from lazycelery.tui.screen.store_thread import StoreThread
 
 if TYPE_CHECKING:
@@ -260,7 +261,7 @@ class HistorySource(StoreThread):
             return time.strftime("%H:%M:%S", time.localtime(t))
 
         # short: the header line has room for little (the store is in `config show`)
-        text = f"history: {tasks:,} tasks"
+        text = f"history: {counted(tasks, 'task')}"
         if workers:
             text += f", {workers:,} worker{'s' if workers != 1 else ''}"
         if self.gaps:

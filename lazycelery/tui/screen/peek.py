@@ -27,10 +27,14 @@ class PeekModel:
         #: masks the arguments shown (set to the configured rules by the dashboard's wiring;
         #: None: the default rules)
         self.masker: Any = None
+        #: set when the rows are not read from the broker (RabbitMQ: the events' waiting tasks)
+        self.source_note: str | None = None
 
-    def show(self, queue: str, messages: Sequence[PeekedMessage]) -> None:
+    def show(self, queue: str, messages: Sequence[PeekedMessage],
+             source_note: str | None = None) -> None:
         self.queue = queue
         self.messages = list(messages)
+        self.source_note = source_note
         self.cursor = self.top = 0
         self.chosen = set()
 

@@ -17,6 +17,7 @@ from typing import Any, Final, Protocol
 
 from lazycelery.core.model import TaskRecord
 from lazycelery.core.timeline import BY_QUEUE, BY_WORKER, Bar, Layout, View, build_layout
+from lazycelery.text import counted
 
 __all__ = ["BUILD_COST_FACTOR", "BUILD_EVERY", "DEFAULT_SPAN", "FOLLOW_STEPS", "PIDS_KEPT", "TaskRows",
            "TimelineModel"]
@@ -280,7 +281,7 @@ class TimelineModel:
         layout = self.layout
         lanes = len(layout.lanes)
         kind = "queue" if self.grouping == BY_QUEUE else "worker"
-        text = f"{lanes:,} {kind}{'' if lanes == 1 else 's'}  {layout.bars:,} tasks"
+        text = f"{lanes:,} {kind}{'' if lanes == 1 else 's'}  {counted(layout.bars, 'task')}"
         if layout.untimed:
             text += f"  {layout.untimed:,} not started"
         if layout.hidden:
