@@ -24,6 +24,7 @@ from lazycelery.config_notify import ReportsTable
 from lazycelery.policies.runtime import Policies, policy_config, start_policies, tee
 from lazycelery.reports.schedule import ReportScheduler
 from lazycelery.reports.service import TICK_SECONDS
+from lazycelery.text import counted
 
 if TYPE_CHECKING:
     from lazycelery.config import Settings
@@ -116,7 +117,7 @@ class EnvAutomation:
         if self.dispatcher is not None:
             self.dispatcher.stop()
             s = self.dispatcher.snapshot()
-            self._say(f"notifications: {s.sent:,} sent, {s.retried:,} retries, "
+            self._say(f"notifications: {s.sent:,} sent, {counted(s.retried, 'retry', 'retries')}, "
                       f"{s.dead_lettered:,} dead-lettered, {s.redelivered:,} redelivered, "
                       f"{s.lost:,} lost (queue full)")
 
