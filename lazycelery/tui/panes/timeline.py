@@ -190,8 +190,8 @@ class RowCache:
         now_at: tuple[int, int] | None = None
         if row.running:  # its bar's last column (and the selection's, drawn its own way)
             now = model.now()
-            now_at = (math.ceil((now - view.start) * cols / view.span),
-                      int(view.column(now, cols)))
+            now_at = (math.ceil((now - view.start) * (cols / view.span)),  # as _row_cells
+                      int(view.column(now, cols)))  # as _overlay
         key = (view, cols, sel, selected_row == d, now_at)
         cached = self._lines.get(d)
         if cached is not None and cached[0] is row and cached[1] == key:
