@@ -84,3 +84,37 @@ def test_a_new_group_keeps_the_selection_on_its_group() -> None:
     model.refresh(force=True)
     assert model.list.selected_key == chosen
     assert model.selected is not None and model.selected.key == chosen
+
+
+class ArrivingLock:
+    """The groups' lock, and failures another thread (the history's) adds just before the
+    ranking takes it: after the ranking read the version, before it reads the groups."""
+
+    def __init__(self, model: ErrorsModel, batch: list[dict[str, object]]) -> None:
+        self.real = model.groups.lock
+        self.model = model
+        self.batch = batch
+
+    def __enter__(self) -> None:
+        batch, self.batch = self.batch, []
+        if batch:
+            self.model.groups.observe_batch(batch)  # takes this lock again: batch is empty
+        self.real.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.real.release()
+
+
+def test_failures_arriving_while_ranking_are_ranked_too() -> None:
+    rng = random.Random(5)
+    model = ErrorsModel(clock=time.time)
+    model.feed([failure(rng, 40, T0 + i) for i in range(200)])
+    model.refresh(force=True)
+    for k in range(5):
+        model.feed([failure(rng, 40, T0 + 300 + k)])
+        model.groups.lock = ArrivingLock(  # type: ignore[assignment]
+            model, [failure(rng, 40, T0 + 400 + k + j / 10) for j in range(3)])
+        model.refresh(force=True)
+        model.groups.lock = model.groups.lock.real  # type: ignore[attr-defined]
+        model.refresh(force=True)
+        assert [g.key for g in model.list.items] == full(model)[0]

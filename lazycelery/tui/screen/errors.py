@@ -13,8 +13,8 @@ from typing import Any, Final
 from lazycelery.analysis import ErrorGroup, ErrorGroups, Hint, clusters, hints_for
 from lazycelery.tui.screen.errors_history import ErrorsHistory
 
-__all__ = ["INCREMENTAL", "NEW_WITHIN", "RANK_COST_FACTOR", "RANK_EVERY", "TASKS_SHOWN", "ErrorsModel",
-           "RankedGroups"]
+__all__ = ["INCREMENTAL", "NEW_WITHIN", "RANK_COST_FACTOR", "RANK_EVERY", "TASKS_SHOWN",
+           "ErrorsModel", "RankedGroups"]
 
 #: a group first seen this recently is marked new (seconds)
 NEW_WITHIN: Final = 600.0
@@ -164,6 +164,9 @@ class ErrorsModel:
         started = time.perf_counter()
         groups = self.groups
         with groups.lock:
+            # read again under the lock: the history's thread may have added failures since,
+            # and the groups they touched must be among the last ``delta``
+            version = groups.version
             delta = version - self._ranked_version
             if self.list.items and self._ranked_version >= 0 and delta <= INCREMENTAL \
                     and groups.evicted == self._evicted:
