@@ -4,9 +4,11 @@ and with the lanes per queue; the layout's rebuild (what a change of the task li
 once a second); and, as references measured in the same run, the same rows drawn by walking
 every bar in view (what a renderer without the per-column bisection does) and the task pane's
 frame over the same tasks (bench_tui.py measured it on a quiet machine: it tells how loaded the
-machine is now). Prints a markdown table of medians.
+machine is now). The drawing before the fused row renderer and the row cache
+(tests/timeline_reference) is timed alternated with today's, frame for frame, in the same run.
+Prints a markdown table of medians.
 
-    .venv/bin/python bench/bench_timeline.py [--copies 34] [--repeats 7]
+    .venv/bin/python bench/bench_timeline.py [--copies 34] [--repeats 21]
 
 The tasks are copies of the recorded real stream (tests/data/recorded/redis, 3,000 tasks on two
 worker processes of -c 2) with fresh task ids, the copies' times interleaved across the same
@@ -71,6 +73,20 @@ def naive_row(row: Row, view: View, width: int, now: float) -> list[tuple[int, i
     return out
 
 
+def alternated_ms(fns: list[Callable[[], object]], repeats: int) -> list[tuple[float, float]]:
+    """(wall, CPU) medians of ``fns`` called in turn ``repeats`` times (the load hits them
+    alike). The CPU time (this thread's) is what the frame costs; the wall time adds the
+    waits for a core on a shared machine."""
+    times: list[list[tuple[float, float]]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, out in zip(fns, times, strict=True):
+            cpu, start = time.thread_time(), time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - start, time.thread_time() - cpu))
+    return [(statistics.median(w for w, _ in t) * 1000, statistics.median(c for _, c in t) * 1000)
+            for t in times]
+
+
 def median_ms(fn: Callable[[], object], repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -83,7 +99,7 @@ def median_ms(fn: Callable[[], object], repeats: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=34)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
 
@@ -142,11 +158,33 @@ def main() -> int:
                 for y in range(content.line_count):
                     content.get_line(y)
 
+        from lazycelery.tui.panes.timeline import GUTTER
+        from tests.timeline_reference import timeline_lines as before_lines
+
+        def before() -> None:
+            # the same body drawn by the code before (no fused renderer, no row cache)
+            with set_app(d.app):
+                d.app.render_counter += 1
+                model.refresh()
+                lines = before_lines(model, COLUMNS, height)
+                for y in range(len(lines)):
+                    lines[y].copy()  # get_line's share
+
         frame()
+        before()
         task_pane()
         results: list[tuple[str, str]] = []
-        fit_ms = median_ms(frame, args.repeats)
+
+        def changed(name: str) -> None:
+            (wall, cpu), (wall0, cpu0) = alternated_ms([frame, before], args.repeats)
+            results.append((f"{name}: today / before (same run), wall time",
+                            f"**{wall:.1f} ms** / {wall0:.1f} ms ({wall / wall0:.2f}x)"))
+            results.append(("  the same, CPU time of the UI thread",
+                            f"**{cpu:.1f} ms** / {cpu0:.1f} ms ({cpu / cpu0:.2f}x)"))
+
         tasks_ms = median_ms(task_pane, args.repeats)
+        changed("frame after a change (zoom, pan, new layout), all in view (fit)")
+        fit_ms = median_ms(frame, args.repeats)
 
         def unchanged() -> None:
             with set_app(d.app):
@@ -158,29 +196,37 @@ def main() -> int:
         unchanged()
         same_ms = median_ms(unchanged, args.repeats)
         ref_ms = median_ms(reference, args.repeats)
+
+        def moved() -> None:
+            # a selection move: the frame is new, the rows without the old or new selection
+            # are the row cache's
+            model.move(1 if model.selected_row() < len(model.layout.rows) - 2 else -1)
+            unchanged()
+
+        moved()
+        move_ms = median_ms(moved, args.repeats)
         model.move(1)
-        selected_ms = median_ms(frame, args.repeats)
+        changed("the same, a task selected")
         model.zoom_in()
         model.zoom_in()
-        zoom_ms = median_ms(frame, args.repeats)
+        changed("the same, zoomed in 4x")
         model.toggle_grouping()
         model.fit()
-        queue_ms = median_ms(frame, args.repeats)
+        changed("the same, lanes per queue (1 lane x 16 rows)")
         results += [
             ("tasks laid out / in view", f"{len(index):,} / {in_view:,}"),
             ("lanes (worker processes) x rows", shape),
-            ("frame, all in view (fit)", f"**{fit_ms:.1f} ms**"),
             ("frame, all in view, nothing changed (the lines reused)", f"{same_ms:.2f} ms"),
-            ("frame, all in view, a task selected", f"{selected_ms:.1f} ms"),
-            ("frame, zoomed in 4x", f"{zoom_ms:.1f} ms"),
-            ("frame, lanes per queue, fit", f"{queue_ms:.1f} ms"),
+            ("frame after the selection moved (two rows drawn, the others the row cache's)",
+             f"{move_ms:.2f} ms"),
             ("reference: the same rows walking every bar in view", f"{ref_ms:.1f} ms"),
-            ("ratio frame / reference", f"{fit_ms / ref_ms:.2f}x"),
+            ("ratio frame (fit) / reference", f"{fit_ms / ref_ms:.2f}x"),
             ("layout rebuild (per change of the list, at most 1/s)", f"{built:.0f} ms"),
             ("its share on the UI thread: the copy of the list", f"{copied:.1f} ms"),
             ("machine reference: the task pane's frame, same tasks (0.4 ms when quiet)",
              f"{tasks_ms:.2f} ms"),
             ("ratio timeline frame (fit) / task pane frame", f"{fit_ms / tasks_ms:.0f}x"),
+            ("body columns", f"{COLUMNS - GUTTER - 1}"),
         ]
     print("| measure | value |\n|---|---|")
     for name, value in results:

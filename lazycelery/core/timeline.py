@@ -59,10 +59,22 @@ class Row:
 
     bars: list[Bar] = field(default_factory=list)
     ends: list[float] = field(default_factory=list)  # for bisect; a running bar: +inf
+    #: the bars' starts and states, apart: the pane's frame reads them per cell (a list index
+    #: is cheaper than a tuple field's lookup; built on the layout's thread, not the UI's)
+    starts: list[float] = field(default_factory=list)
+    states: list[str] = field(default_factory=list)
 
     def add(self, bar: Bar) -> None:
         self.bars.append(bar)
         self.ends.append(bar.end if bar.end is not None else math.inf)
+        self.starts.append(bar.start)
+        self.states.append(bar.state)
+
+    @property
+    def running(self) -> bool:
+        """Its last bar runs (drawn until now): only a row's last bar can (nothing is packed
+        after a bar without an end)."""
+        return bool(self.ends) and self.ends[-1] == math.inf
 
     def nearest(self, t: float) -> int:
         """Index of the bar closest to time ``t`` (-1 when the row is empty)."""

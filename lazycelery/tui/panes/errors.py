@@ -34,6 +34,8 @@ __all__ = ["PANE", "ErrorsView", "error_columns", "errors_title", "group_lines"]
 SPARK_MINUTES: Final = 15
 #: height of the selected group's box under the list
 INFO_ROWS: Final = 10
+#: sparklines kept (a few screens of groups)
+SPARKS_KEPT: Final = 4096
 
 
 def _top(counter: BoundedCounter, n: int = 2) -> str:
@@ -48,9 +50,23 @@ def error_columns(model: ErrorsModel, screen: ScreenModel) -> list[Column[ErrorG
             return "class:table.dim", "hist"
         return ("class:task.state.retry", "new") if model.is_new(g) else ("", "")
 
+    sparks: dict[str, tuple[tuple[int, float, float, int, int], str]] = {}
+
     def spark(g: ErrorGroup) -> tuple[str, str]:
-        return "class:spark.failed", sparkline(g.sparkline_counts(screen.clock(),
-                                                                  SPARK_MINUTES))
+        # the same failures over the same minutes draw the same line: cached per group until
+        # it fails again or a minute turns (a group's minutes only change as it fails)
+        now = screen.clock()
+        minutes = g.minutes.width
+        key = (g.count, g.first_seen, g.last_seen,  # (a group evicted and made again differs)
+               int((now - (SPARK_MINUTES - 1) * 60) // minutes), int(now // minutes))
+        cached = sparks.get(g.key)
+        if cached is not None and cached[0] == key:
+            return "class:spark.failed", cached[1]
+        if len(sparks) >= SPARKS_KEPT:
+            sparks.clear()
+        text = sparkline(g.sparkline_counts(now, SPARK_MINUTES))
+        sparks[g.key] = (key, text)
+        return "class:spark.failed", text
 
     def cluster(g: ErrorGroup) -> tuple[str, str]:
         found = model.cluster(g)

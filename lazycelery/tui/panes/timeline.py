@@ -11,11 +11,12 @@ creates the pane."""
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
-from lazycelery.core.timeline import Bar, View, render_row, ticks
+from lazycelery.core.timeline import Bar, Row, View, ticks
 from lazycelery.panes_api import PaneCommand, PaneViewBase
 from lazycelery.text import duration
 from lazycelery.tui.format import clock_time, fit, one_line, short_id
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 
     from lazycelery.tui.screen.timeline import TimelineModel
 
-__all__ = ["GUTTER", "PANE", "TimelineView", "bar_text", "ruler_line", "timeline_lines"]
+__all__ = ["GUTTER", "PANE", "RowCache", "TimelineView", "bar_text", "ruler_line",
+           "timeline_lines"]
 
 #: the lane labels' width
 GUTTER: Final = 22
@@ -53,30 +55,77 @@ def ruler_line(view: View, width: int) -> StyleAndTextTuples:
 
 def _row_cells(model: TimelineModel, d: int, width: int,
                styles: dict[str, str]) -> StyleAndTextTuples:
-    """One lane row's cells; adjacent bars of one state make one fragment."""
+    """One lane row's cells; adjacent bars of one state make one fragment.
+
+    ``lazycelery.core.timeline.render_row``'s walk (each column the first bar in it, a bar at
+    least one column wide) fused with the merging of its segments into fragments: the frame's
+    hot path (37 rows x 137 columns of Python steps when 100,000 tasks are in view), so no
+    segment tuple per cell, the row's starts and states read from its own lists, and the
+    selection compared by index. tests/test_timeline_frames.py checks it draws exactly what
+    the two steps did."""
     row = model.layout.row(d)
     now = model.now()
+    at = model.layout.where.get(model.selected) if model.selected is not None else None
+    sel = at[1] if at is not None and at[0] == d else -1
     out: StyleAndTextTuples = []
+    append = out.append
     col = 0
-    selected = model.selected_bar
-    last_style, run = "", 0
-    for col0, stop, bar in render_row(row, model.view, width, now):
-        state = bar.state
-        style = styles.get(state) or styles.setdefault(state, state_class(state))
-        if bar is selected:
-            style += SELECTED_STYLE
-        if col0 > col or style != last_style:
-            if run:
-                out.append((last_style, BAR_CHAR * run))
-            if col0 > col:
-                out.append(("", " " * (col0 - col)))
-            last_style, run = style, 0
-        run += stop - col0
-        col = stop
-    if run:
-        out.append((last_style, BAR_CHAR * run))
-    if selected is not None and model.selected_row() == d:
-        out = _overlay(out, selected, model.view, width, now)
+    n = len(row.ends)
+    if width > 0 and n:
+        view = model.view
+        step = view.span / width
+        scale = width / view.span
+        origin = view.start
+        ends, starts, states = row.ends, row.starts, row.states
+        find, ceil, inf = bisect.bisect_left, math.ceil, math.inf
+        drawn = -1  # a bar ending on a column's edge must not be drawn again in the next
+        last_state: str | None = None  # the state (None: a gap or the selection) of the run
+        last_style, run = "", 0
+        while col < width:
+            cell_start = origin + col * step
+            i = find(ends, cell_start, drawn + 1)
+            if i >= n:
+                break
+            start = starts[i]
+            end = ends[i]
+            if end == inf:  # running: drawn until now only (it is the row's last bar)
+                end = now if now > start else start
+                if end < cell_start:
+                    break
+            first = (start - origin) * scale
+            if first >= col + 1:  # floor(first) > col, without the call (col is whole)
+                first = math.floor(first)
+                if first >= width:
+                    break
+                if run:
+                    append((last_style, BAR_CHAR * run))
+                    run = 0
+                append(("", " " * (first - col)))
+                last_state = None
+                col = first
+            stop = ceil((end - origin) * scale)
+            if stop <= col:
+                stop = col + 1
+            elif stop > width:
+                stop = width
+            state: str | None = states[i]
+            if state is not last_state or i == sel:  # the style is looked up per run
+                name = states[i]
+                style = styles.get(name) or styles.setdefault(name, state_class(name))
+                if i == sel:
+                    style += SELECTED_STYLE
+                    state = None  # the next bar starts a run of its own
+                if style != last_style:
+                    if run:
+                        append((last_style, BAR_CHAR * run))
+                    last_style, run = style, 0
+                last_state = state
+            run += stop - col
+            col, drawn = stop, i
+        if run:
+            append((last_style, BAR_CHAR * run))
+    if sel >= 0:
+        out = _overlay(out, row.bars[sel], model.view, width, now)
     elif col < width:
         out.append(("", " " * (width - col)))
     return out
@@ -112,8 +161,56 @@ def _gutter(model: TimelineModel, d: int) -> str:
     return " " * GUTTER
 
 
-def timeline_lines(model: TimelineModel, width: int, height: int) -> list[StyleAndTextTuples]:
-    """The pane's body: the ruler, then the lanes' rows that fit in ``height`` lines."""
+class RowCache:
+    """The lane rows' lines of the last frames, by display row, reused while the row (same
+    layout), the view, the width, the selection in it and, for a row whose last task runs,
+    the columns now falls in are the same: after a selection moves two rows are drawn again,
+    as time passes only the rows with a running task. A new layout empties it."""
+
+    def __init__(self) -> None:
+        self._layout: object = None
+        self._lines: dict[int, tuple[Row, tuple[object, ...], StyleAndTextTuples]] = {}
+
+    def clear(self) -> None:
+        self._layout = None
+        self._lines.clear()
+
+    def line(self, model: TimelineModel, d: int, cols: int, selected_row: int,
+             styles: dict[str, str]) -> StyleAndTextTuples:
+        layout = model.layout
+        if layout is not self._layout:
+            self._layout = layout
+            self._lines.clear()
+        row = layout.row(d)
+        view = model.view
+        sel = -1
+        if selected_row == d:
+            at = layout.where.get(model.selected) if model.selected is not None else None
+            sel = at[1] if at is not None else -1
+        now_at: tuple[int, int] | None = None
+        if row.running:  # its bar's last column (and the selection's, drawn its own way)
+            now = model.now()
+            now_at = (math.ceil((now - view.start) * (cols / view.span)),  # as _row_cells
+                      int(view.column(now, cols)))  # as _overlay
+        key = (view, cols, sel, selected_row == d, now_at)
+        cached = self._lines.get(d)
+        if cached is not None and cached[0] is row and cached[1] == key:
+            return cached[2]
+        line = _row_line(model, d, cols, selected_row, styles)
+        self._lines[d] = (row, key, line)
+        return line
+
+
+def _row_line(model: TimelineModel, d: int, cols: int, selected_row: int,
+              styles: dict[str, str]) -> StyleAndTextTuples:
+    label_style = "class:table.selected" if selected_row == d else "class:table.dim"
+    return [(label_style, _gutter(model, d)), ("", " "), *_row_cells(model, d, cols, styles)]
+
+
+def timeline_lines(model: TimelineModel, width: int, height: int,
+                   cache: RowCache | None = None) -> list[StyleAndTextTuples]:
+    """The pane's body: the ruler, then the lanes' rows that fit in ``height`` lines (the
+    unchanged ones from ``cache``)."""
     cols = max(1, width - GUTTER - 1)
     lines = [ruler_line(model.view, cols)]
     shown = model.visible_rows(max(0, height - 1))
@@ -123,10 +220,8 @@ def timeline_lines(model: TimelineModel, width: int, height: int) -> list[StyleA
     styles: dict[str, str] = {}
     selected_row = model.selected_row()
     for d in shown:
-        sel = selected_row == d
-        label_style = "class:table.selected" if sel else "class:table.dim"
-        lines.append([(label_style, _gutter(model, d)), ("", " "),
-                      *_row_cells(model, d, cols, styles)])
+        lines.append(cache.line(model, d, cols, selected_row, styles) if cache is not None
+                     else _row_line(model, d, cols, selected_row, styles))
     return lines
 
 
@@ -185,6 +280,7 @@ class TimelineView(PaneViewBase):
         self._timer = False
         self._key: tuple[object, ...] | None = None
         self._lines: list[StyleAndTextTuples] = []
+        self.rows = RowCache()
         self.body = Window(Lanes(), wrap_lines=False, always_hide_cursor=True)
         self._container = HSplit([
             title_bar(title, focused), self.body,
@@ -204,13 +300,14 @@ class TimelineView(PaneViewBase):
         key = (model.layout, view, width, height, model.selected, model.top,
                math.floor(model.now() / step))
         if key != self._key:
-            self._lines = timeline_lines(model, width, height)
+            self._lines = timeline_lines(model, width, height, self.rows)
             self._key = (model.layout, view, width, height, model.selected, model.top, key[-1])
         return self._lines
 
     def forget(self) -> None:
-        """Draw the next frame whole (the bench times frames after a change)."""
+        """Draw the next frame whole, every row (the bench times frames after a change)."""
         self._key = None
+        self.rows.clear()
 
     def redraw_in(self, seconds: float | None) -> None:
         """A change of the tasks was held back (rebuilds are throttled): draw again when it is
