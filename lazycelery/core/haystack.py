@@ -1,10 +1,11 @@
 """Free text and regular expressions over a million tasks without a Python call per task.
 
 The task list keeps, per chunk of records (by arrival number), the lowercased text that free
-text searches joined into one string (a *haystack*): ``id \\x00 args \\x00 kwargs \\x00 result
-\\x00 exception`` for each record, records separated by ``\\x01``. One ``str.find``/``count``
-pass in C over a chunk of 16,384 records finds the records that contain a filter's needle
-(``query.TextProbe``); a bisection over the record offsets maps each hit to its record. The
+text searches joined into one string (a *haystack*): ``args \\x00 kwargs \\x00 result \\x00
+exception`` for each record, records separated by ``\\x01``; the ids get a text of their own,
+built only when a needle could occur in one (a custom id, or a needle of hex digits). A
+``str.find`` pass in C over a chunk of 16,384 records finds the records that contain a
+filter's needle (``query.TextProbe``); a bisection over the record offsets maps each hit to its record. The
 name, low-cardinality, is tested once per distinct value. Only those candidates are re-checked
 with the whole predicate, so semantics stay exactly the predicate's (docs/filter.md): the
 haystack only has to miss nothing, and a regular expression is never run on joined text.
@@ -17,12 +18,14 @@ stale chunk is rebuilt at the next scan at the latest. Built and read on the rea
 thread only; the records' fields are read without the lock like every other reader does.
 
 Memory: the joined text (one byte per character while a chunk is ASCII), 8 bytes per record
-for the offsets, and the list of names; measured in docs/performance.md.
+for the offsets, and lists of the records, names and ids (8 bytes each per record); measured
+in docs/performance.md.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from array import array
 from bisect import bisect_right
 from collections.abc import Sequence
@@ -42,6 +45,7 @@ RECORD_SEP: Final = "\x01"
 _FIELDS: Final = ("args", "kwargs", "result", "exception")
 # ids as celery makes them, joined by the separator
 _PLAIN_IDS: Final = re.compile("[0-9a-f\x00-]*").fullmatch
+_ID_CHARS: Final = "0123456789abcdef-"
 
 
 def _blank_odd(columns: list[list[Any]]) -> list[int]:
@@ -55,16 +59,56 @@ def _blank_odd(columns: list[list[Any]]) -> list[int]:
     return sorted(odd)
 
 
+class _Text:
+    """Strings joined, lowercased, each followed by ``RECORD_SEP``; maps offsets back."""
+
+    __slots__ = ("splits", "starts", "text")
+
+    def __init__(self, texts: list[str]) -> None:
+        text = RECORD_SEP.join(texts) + RECORD_SEP
+        self.text = lowered = text.lower()
+        if len(lowered) != len(text):
+            # lowercasing made a character longer ("\u0130" -> "i\u0307"; none gets shorter,
+            # so equal lengths mean equal offsets): offsets from each string lowercased
+            texts = [t.lower() for t in texts]
+            self.text = RECORD_SEP.join(texts) + RECORD_SEP
+        #: where each string starts, and the end
+        self.starts = array("q", map(add, accumulate(map(len, texts), initial=0), count()))
+        #: no string holds the separator itself: splitting gives one piece per string
+        self.splits = self.text.count(RECORD_SEP) == len(texts)
+
+    def hits(self, needle: str) -> list[int]:
+        """Positions of the strings that contain ``needle``, in order."""
+        text, starts = self.text, self.starts
+        n = len(starts) - 1
+        dense = n // 8
+        out: list[int] = []
+        find = text.find
+        pos = find(needle)
+        while pos >= 0:
+            i = bisect_right(starts, pos) - 1
+            out.append(i)
+            if len(out) > dense and self.splits:
+                # many: one string per record tested in C beats a find per hit
+                return list(compress(range(n), map(contains, text.split(RECORD_SEP),
+                                                   repeat(needle))))
+            pos = find(needle, starts[i + 1])
+        return out
+
+    def memory(self) -> int:
+        return sys.getsizeof(self.text) + sys.getsizeof(self.starts)
+
+
 class Chunk:
     """The joined lowercased text of one run of records, and what maps a hit back."""
 
-    __slots__ = ("names", "odd", "plain_ids", "records", "splits", "starts", "text")
+    __slots__ = ("_ids", "fields", "names", "odd", "plain_ids", "records", "uuids")
 
     def __init__(self, records: list[TaskRecord]) -> None:
         self.records = records
         # one list per field, each a comprehension of its own (faster than one of tuples)
-        uuids = [r.uuid for r in records]
-        columns = [uuids, [r.args or "" for r in records], [r.kwargs or "" for r in records],
+        self.uuids: list[Any] = [r.uuid for r in records]
+        columns = [[r.args or "" for r in records], [r.kwargs or "" for r in records],
                    [r.result or "" for r in records], [r.exception or "" for r in records]]
         #: each record's name (tested once per distinct value: names repeat)
         self.names: list[Any] = [r.name for r in records]
@@ -72,50 +116,36 @@ class Chunk:
         #: validation): always re-checked record by record, their text left out
         self.odd: list[int] = []
         try:
-            texts = list(map(FIELD_SEP.join, zip(*columns, strict=True)))
+            #: args, kwargs, result, exception of each record
+            self.fields = _Text(list(map(FIELD_SEP.join, zip(*columns, strict=True))))
+            ids = FIELD_SEP.join(self.uuids)
         except TypeError:  # a field that is not text
-            self.odd = _blank_odd(columns)
-            texts = list(map(FIELD_SEP.join, zip(*columns, strict=True)))
-        text = RECORD_SEP.join(texts) + RECORD_SEP
-        self.text = lowered = text.lower()
-        if len(lowered) != len(text):
-            # lowercasing made a character longer ("\u0130" -> "i\u0307"; none gets shorter,
-            # so equal lengths mean equal offsets): offsets from each record's own text
-            texts = [t.lower() for t in texts]
-            self.text = RECORD_SEP.join(texts) + RECORD_SEP
-        #: where each record starts, and the end (each is followed by a separator)
-        self.starts = array("q", map(add, accumulate(map(len, texts), initial=0), count()))
-        #: every id is lowercase hex (as celery makes them): then the lowercased text holds
-        #: the ids as they are, and a needle with another character cannot occur in one
-        self.plain_ids = _PLAIN_IDS(FIELD_SEP.join(uuids)) is not None
-        #: no field holds the record separator itself: splitting gives one piece per record
-        self.splits = self.text.count(RECORD_SEP) == len(records) + 1
+            self.uuids = list(self.uuids)
+            self.odd = _blank_odd([self.uuids, *columns])
+            self.fields = _Text(list(map(FIELD_SEP.join, zip(*columns, strict=True))))
+            ids = FIELD_SEP.join(self.uuids)
+        #: every id is lowercase hex (as celery makes them): a needle with another
+        #: character cannot occur in one, and lowercasing leaves them as they are
+        self.plain_ids = _PLAIN_IDS(ids) is not None
+        self._ids: _Text | None = None  # the ids' own text, built when a needle needs it
 
     def memory(self) -> int:
         """Bytes this chunk holds beyond the records themselves (text, offsets, lists)."""
-        import sys
-
-        return (sys.getsizeof(self.text) + sys.getsizeof(self.starts)
+        return (self.fields.memory() + (self._ids.memory() if self._ids is not None else 0)
                 + sys.getsizeof(self.names) + sys.getsizeof(self.records)
-                + sys.getsizeof(self.odd))
+                + sys.getsizeof(self.uuids) + sys.getsizeof(self.odd))
 
     def hits(self, needle: str) -> list[int]:
-        """Positions of the records whose text contains ``needle``, in order."""
-        text = self.text
-        n = len(self.records)
-        if self.splits and text.count(needle) > n // 4:
-            # dense: one string per record, tested in C (cheaper than a find per hit)
-            segments = text.split(RECORD_SEP)
-            return list(compress(range(n), map(contains, segments, repeat(needle))))
-        starts = self.starts
-        out: list[int] = []
-        find = text.find
-        pos = find(needle)
-        while pos >= 0:
-            i = bisect_right(starts, pos) - 1
-            out.append(i)
-            pos = find(needle, starts[i + 1])
-        return out
+        """Positions of the records whose text (id included) contains ``needle``, in order."""
+        hits = self.fields.hits(needle)
+        if self.plain_ids and needle.strip(_ID_CHARS):
+            return hits  # a character no plain id has
+        if self._ids is None:
+            self._ids = _Text(self.uuids)
+        more = self._ids.hits(needle)
+        if not more:
+            return hits
+        return sorted({*hits, *more}) if hits else more
 
     def search(self, predicate: Predicate, probe: TextProbe) -> list[TaskRecord]:
         """The records of this chunk ``predicate`` matches, in order (as ``filter`` would)."""

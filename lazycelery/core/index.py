@@ -208,7 +208,7 @@ class TaskIndex:
             # keep what was merged so far and the record in the index, count it, go on
             self._refuse(APPLY_FAILED, exc.__class__.__name__)
         rec.last_seen = now
-        self._change_log.append(uuid)
+        self._change_log.append(uuid)  # after the fields (see ``_logged``), inline: per event
         self.changes += 1
         state = rec.state
         (self._done if state in READY_STATES else self._active)[uuid] = rec
@@ -502,8 +502,6 @@ class TaskIndex:
             if rec is None or rec.name is not None:
                 return None
             rec.name = sys.intern(name)
-            self._change_log.append(uuid)
-            self.changes += 1
             _bump(self.by_name, rec.name, +1)
             if rec.args is None:
                 rec.args = args
@@ -511,6 +509,7 @@ class TaskIndex:
                 rec.kwargs = kwargs
             if rec.queue is None and queue is not None:
                 rec.queue = sys.intern(queue)
+            self._logged(uuid)
             self.version += 1
             return rec
 
@@ -547,8 +546,6 @@ class TaskIndex:
     def _set_state(self, rec: TaskRecord, state: str, fields: Mapping[str, Any]) -> None:
         """Apply ``fields`` and ``state`` to a held record, keeping counters and pools right."""
         old_state, old_name, old_worker = rec.state, rec.name, rec.worker
-        self._change_log.append(rec.uuid)
-        self.changes += 1
         for key, value in fields.items():
             setattr(rec, key, value)
         rec.state = state
@@ -563,4 +560,11 @@ class TaskIndex:
         if rec.worker != old_worker:
             _bump(self.by_worker, old_worker, -1)
             _bump(self.by_worker, rec.worker, +1)
+        self._logged(rec.uuid)
         self.version += 1
+
+    def _logged(self, uuid: str) -> None:
+        """Log a change of a record, *after* writing it: a reader that read ``changes``
+        before reading the record then either saw the new fields or gets the id later."""
+        self._change_log.append(uuid)
+        self.changes += 1

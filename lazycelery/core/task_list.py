@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from lazycelery.core.haystack import Haystacks
+from lazycelery.core.haystack import CHUNK, Haystacks
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import (
     FAILURE,
@@ -160,7 +160,7 @@ class TaskListView:
 
     def __init__(self, index: TaskIndex, *, chunk: int = 25_000,
                  clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] | None = None) -> None:
+                 wall_clock: Callable[[], float] | None = None, text_chunk: int = CHUNK) -> None:
         self.index = index
         self.chunk = chunk
         self._clock = clock
@@ -192,7 +192,7 @@ class TaskListView:
         self.generation = 0
         # joined lowercased text of the tasks by arrival-number range, for free text and
         # regular expressions (core.haystack); kept current through the index's change log
-        self._text = Haystacks()
+        self._text = Haystacks(text_chunk)
         self._text_mark = index.changes
         #: search free text through the joined text (False: record by record, as before)
         self.joined_text = True
