@@ -30,7 +30,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Sequence
 from itertools import accumulate, compress, count, repeat
-from operator import add, contains
+from operator import add, attrgetter, contains
 from typing import Any, Final
 
 from lazycelery.core.model import TaskRecord
@@ -46,6 +46,7 @@ _FIELDS: Final = ("args", "kwargs", "result", "exception")
 # ids as celery makes them, joined by the separator
 _PLAIN_IDS: Final = re.compile("[0-9a-f\x00-]*").fullmatch
 _ID_CHARS: Final = "0123456789abcdef-"
+_name: Final = attrgetter("name")
 
 
 def _blank_odd(columns: list[list[Any]]) -> list[int]:
@@ -102,28 +103,31 @@ class _Text:
 class Chunk:
     """The joined lowercased text of one run of records, and what maps a hit back."""
 
-    __slots__ = ("_ids", "fields", "names", "odd", "plain_ids", "records", "uuids")
+    __slots__ = ("_ids", "fields", "names", "odd", "plain_ids", "records")
 
     def __init__(self, records: list[TaskRecord]) -> None:
         self.records = records
         # one list per field, each a comprehension of its own (faster than one of tuples)
-        self.uuids: list[Any] = [r.uuid for r in records]
+        uuids: list[Any] = [r.uuid for r in records]
         columns = [[r.args or "" for r in records], [r.kwargs or "" for r in records],
                    [r.result or "" for r in records], [r.exception or "" for r in records]]
-        #: each record's name (tested once per distinct value: names repeat)
-        self.names: list[Any] = [r.name for r in records]
+        #: the distinct names (tested once each: names repeat); None: one is not hashable
+        self.names: set[Any] | None
+        try:
+            self.names = set(map(_name, records))
+        except TypeError:
+            self.names = None
         #: positions of records with a field of an odd type (a record built without
         #: validation): always re-checked record by record, their text left out
         self.odd: list[int] = []
         try:
             #: args, kwargs, result, exception of each record
             self.fields = _Text(list(map(FIELD_SEP.join, zip(*columns, strict=True))))
-            ids = FIELD_SEP.join(self.uuids)
+            ids = FIELD_SEP.join(uuids)
         except TypeError:  # a field that is not text
-            self.uuids = list(self.uuids)
-            self.odd = _blank_odd([self.uuids, *columns])
+            self.odd = _blank_odd([uuids, *columns])
             self.fields = _Text(list(map(FIELD_SEP.join, zip(*columns, strict=True))))
-            ids = FIELD_SEP.join(self.uuids)
+            ids = FIELD_SEP.join(uuids)
         #: every id is lowercase hex (as celery makes them): a needle with another
         #: character cannot occur in one, and lowercasing leaves them as they are
         self.plain_ids = _PLAIN_IDS(ids) is not None
@@ -133,7 +137,7 @@ class Chunk:
         """Bytes this chunk holds beyond the records themselves (text, offsets, lists)."""
         return (self.fields.memory() + (self._ids.memory() if self._ids is not None else 0)
                 + sys.getsizeof(self.names) + sys.getsizeof(self.records)
-                + sys.getsizeof(self.uuids) + sys.getsizeof(self.odd))
+                + sys.getsizeof(self.odd))
 
     def hits(self, needle: str) -> list[int]:
         """Positions of the records whose text (id included) contains ``needle``, in order."""
@@ -141,7 +145,10 @@ class Chunk:
         if self.plain_ids and needle.strip(_ID_CHARS):
             return hits  # a character no plain id has
         if self._ids is None:
-            self._ids = _Text(self.uuids)
+            ids = [r.uuid for r in self.records]  # (ids never change)
+            if self.odd:
+                _blank_odd([ids])
+            self._ids = _Text(ids)
         more = self._ids.hits(needle)
         if not more:
             return hits
@@ -151,24 +158,26 @@ class Chunk:
         """The records of this chunk ``predicate`` matches, in order (as ``filter`` would)."""
         records = self.records
         test = probe.name_test
+        if self.names is None:
+            return predicate.filter(records)
         try:
-            named = {name for name in set(self.names) if test(name)}
+            named = {name for name in self.names if test(name)}
         except Exception:  # an odd name the memo cannot take: record by record
             return predicate.filter(records)
         exact = probe.exact and self.plain_ids and not self.odd
-        if exact and named and len(named) == len(set(self.names)):
+        if exact and named and len(named) == len(self.names):
             return list(records)  # every name matches (a word of the task names, typed)
         hits = self.hits(probe.needle)
         if exact:
             # the needle in the text, or the name: that is the term, and the term is the filter
             if not named:
                 return [records[i] for i in hits]
-            mask = list(map(named.__contains__, self.names))
+            mask = list(map(named.__contains__, map(_name, records)))
             for i in hits:
                 mask[i] = True
             return list(compress(records, mask))
         if named:
-            mask = list(map(named.__contains__, self.names))
+            mask = list(map(named.__contains__, map(_name, records)))
             for i in hits:
                 mask[i] = True
             for i in self.odd:
