@@ -82,7 +82,7 @@ class _Text:
         """Positions of the strings that contain ``needle``, in order."""
         text, starts = self.text, self.starts
         n = len(starts) - 1
-        dense = n // 8
+        dense = n // 4  # (measured: n // 2 to n // 8 within noise, n // 32 2-3x slower)
         out: list[int] = []
         find = text.find
         pos = find(needle)
