@@ -155,9 +155,10 @@ def _apply(view: TaskListView, text: str) -> None:
     view.settle()
 
 
-def test_records_changing_between_queries() -> None:
+@pytest.mark.parametrize("max_tasks", [100_000, 700])  # 700: tasks are evicted meanwhile
+def test_records_changing_between_queries(max_tasks: int) -> None:
     events = [e for e in load_events("redis") if e["type"].startswith("task-")]
-    index = TaskIndex(max_tasks=100_000)
+    index = TaskIndex(max_tasks=max_tasks)
     view = TaskListView(index, text_chunk=16)
     half = len(events) // 2
     index.apply_batch(events[:half])

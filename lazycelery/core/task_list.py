@@ -479,8 +479,12 @@ class TaskListView:
             seq_of = self._seq
             keys: set[int] = set()
             while pos > 0:
-                key = seq_of[base[pos - 1].uuid] // size
-                lo = self._search(base, key * size)[0]
+                seq = seq_of.get(base[pos - 1].uuid)
+                if seq is None:  # not expected (every listed task has one): record by record
+                    yield 0, predicate.filter(base[:pos])
+                    break
+                key = seq // size
+                lo = min(self._search(base, key * size)[0], pos - 1)  # (always progresses)
                 keys.add(key)
                 yield lo, text.search(key, base[lo:pos], predicate)
                 pos = lo
