@@ -12,14 +12,19 @@ after the first key, each scan reads only the previous matches.
 
 Each filter is also run, alternately in the same process, with the matching of
 ``tests/query_reference.py`` (the module before the whole-list fast path): the "before"
-column. Times are CPU time of the process (``time.process_time``), so other programs on a
-loaded machine inflate them less than wall time.
+column; and record by record with the current predicate, without the joined text of
+``core.haystack`` (``TaskListView.joined_text = False``): the "per record" column. "joined"
+is the default path: warm (its chunks built by the first run; the "cold" column is that
+first run, which builds them). Times are CPU time of the process (``time.process_time``), so
+other programs on a loaded machine inflate them less than wall time. The memory the joined
+text holds is printed after the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import sys
 import time
@@ -58,22 +63,25 @@ def main(argv: list[str] | None = None) -> int:
     gc.freeze()
     new = {name: getattr(task_list, name) for name in ("compile_filter", "narrows")}
     old = {"compile_filter": query_reference.compile_filter, "narrows": lambda a, b: False}
+    view = TaskListView(index)
 
     def use(which: str) -> None:
         for name, fn in (old if which == "before" else new).items():
             setattr(task_list, name, fn)
-    view = TaskListView(index)
+        view.joined_text = which == "joined"
     view.settle()
-    print(f"{len(index):,} tasks, Python {sys.version.split()[0]}, {args.runs} runs each\n")
-    print(f"| {'filter (whole list)':<24} | {'matches':>9} | {'before':>10} | {'after':>10} | "
-          f"{'after/before':>12} | {'after vs state:failure':>22} |")
-    print(f"|{'-' * 26}|{'-' * 11}|{'-' * 12}|{'-' * 12}|{'-' * 14}|{'-' * 24}|")
-    reference = None
+    ways = ("before", "per record", "joined")
+    print(f"{len(index):,} tasks, Python {sys.version.split()[0]}, {args.runs} runs each, "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    print(f"| {'filter (whole list)':<24} | {'matches':>9} | {'before':>10} | {'per record':>10} | "
+          f"{'joined':>10} | {'joined cold':>11} | {'joined/per record':>17} |")
+    print(f"|{'-' * 26}|{'-' * 11}|{'-' * 12}|{'-' * 12}|{'-' * 12}|{'-' * 13}|{'-' * 19}|")
     for text in FILTERS:
-        times: dict[str, list[float]] = {"before": [], "after": []}
+        times: dict[str, list[float]] = {k: [] for k in ways}
         counts: dict[str, int] = {}
-        for _ in range(args.runs):
-            for which in ("before", "after"):
+        cold = 0.0
+        for run in range(args.runs + 1):
+            for which in ways:
                 use(which)
                 view.set_filter("")
                 view.settle()
@@ -81,15 +89,21 @@ def main(argv: list[str] | None = None) -> int:
                 for typed in _keys(text):
                     view.set_filter(typed)
                     view.settle()
-                times[which].append(time.process_time() - t)
+                took = time.process_time() - t
+                if run == 0 and which == "joined":
+                    cold = took  # the first run builds what the joined text did not have
+                elif run or which != "joined":
+                    times[which].append(took)
                 counts[which] = len(view)
-        use("after")
-        if counts["before"] != counts["after"]:
-            raise SystemExit(f"{text!r}: {counts['before']} matches before, {counts['after']} after")
-        before, after = (statistics.median(times[k]) for k in ("before", "after"))
-        reference = reference or after
-        print(f"| {text!r:<24} | {counts['after']:>9,} | {before * 1e3:>7.1f} ms | "
-              f"{after * 1e3:>7.1f} ms | {after / before:>11.2f}x | {after / reference:>21.2f}x |")
+        use("joined")
+        if len(set(counts.values())) != 1:
+            raise SystemExit(f"{text!r}: matches differ: {counts}")
+        before, per_record, joined = (statistics.median(times[k]) for k in ways)
+        print(f"| {text!r:<24} | {counts['joined']:>9,} | {before * 1e3:>7.1f} ms | "
+              f"{per_record * 1e3:>7.1f} ms | {joined * 1e3:>7.1f} ms | {cold * 1e3:>8.1f} ms | "
+              f"{joined / per_record:>16.2f}x |")
+    print(f"\njoined text: {view.text_memory / 1e6:.1f} MB for {len(index):,} tasks "
+          f"({view.text_memory / max(1, len(index)):.0f} bytes a task)")
     return 0
 
 

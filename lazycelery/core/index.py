@@ -44,6 +44,8 @@ __all__ = ["BACKFILLED", "DEFAULT_MAX_TASKS", "FROM_HISTORY", "TaskIndex"]
 DEFAULT_MAX_TASKS: Final = 100_000
 #: evicted task ids remembered for readers that drop them from their own lists (``evicted_since``)
 EVICTION_LOG: Final = 16_384
+#: ids of changed task records remembered for readers that cache text (``changed_since``)
+CHANGE_LOG: Final = 65_536
 #: unnamed tasks remembered for the reconciler to name from the result backend
 UNNAMED_LOG: Final = 10_000
 #: distinct event types counted by name; further ones (any client can invent them) share one
@@ -112,6 +114,10 @@ class TaskIndex:
         self._marks: dict[str, int] = {}
         #: tasks taken in from the store (``merge_stored``)
         self.from_history = 0
+        #: task records changed in place so far (events, reconciliation, names filled in);
+        #: the ids of the last CHANGE_LOG of them in ``_change_log`` (``changed_since``)
+        self.changes = 0
+        self._change_log: deque[str] = deque(maxlen=CHANGE_LOG)
         # work other threads hand to the writer: run by the next ``apply_batch``
         self._handed: deque[tuple[Callable[[], None], threading.Event]] = deque()
 
@@ -202,6 +208,8 @@ class TaskIndex:
             # keep what was merged so far and the record in the index, count it, go on
             self._refuse(APPLY_FAILED, exc.__class__.__name__)
         rec.last_seen = now
+        self._change_log.append(uuid)  # after the fields (see ``_logged``), inline: per event
+        self.changes += 1
         state = rec.state
         (self._done if state in READY_STATES else self._active)[uuid] = rec
         if state != old_state:  # nearly every event: _bump written out
@@ -402,6 +410,23 @@ class TaskIndex:
         newest_first.reverse()
         return newest_first
 
+    def changed_since(self, mark: int) -> tuple[int, list[str] | None]:
+        """(``changes`` now, ids of the records changed after the ``mark``-th change, oldest
+        first, possibly repeated); None instead of the ids when the log no longer reaches back
+        that far (then drop what was cached). A reader that reads records after this call
+        sees every later change in its next call."""
+        with self.lock:
+            now = self.changes
+            missed = now - mark
+            if missed <= 0:
+                return now, []
+            log = self._change_log
+            if missed > len(log):
+                return now, None
+            newest_first = list(itertools.islice(reversed(log), missed))
+        newest_first.reverse()
+        return now, newest_first
+
     def children_of(self, uuid: str) -> list[str]:
         return list(self._children.get(uuid, ()))
 
@@ -484,6 +509,7 @@ class TaskIndex:
                 rec.kwargs = kwargs
             if rec.queue is None and queue is not None:
                 rec.queue = sys.intern(queue)
+            self._logged(uuid)
             self.version += 1
             return rec
 
@@ -534,4 +560,11 @@ class TaskIndex:
         if rec.worker != old_worker:
             _bump(self.by_worker, old_worker, -1)
             _bump(self.by_worker, rec.worker, +1)
+        self._logged(rec.uuid)
         self.version += 1
+
+    def _logged(self, uuid: str) -> None:
+        """Log a change of a record, *after* writing it: a reader that read ``changes``
+        before reading the record then either saw the new fields or gets the id later."""
+        self._change_log.append(uuid)
+        self.changes += 1

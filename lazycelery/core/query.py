@@ -52,6 +52,7 @@ __all__ = [
     "FilterError",
     "Predicate",
     "Term",
+    "TextProbe",
     "compile_filter",
     "narrows",
     "parse_duration",
@@ -126,6 +127,22 @@ class Token:
 
 
 @dataclass(frozen=True)
+class TextProbe:
+    """What a whole-list scan over joined, lowercased text (``core.haystack``) needs to find
+    every record a positive free-text term can match, without calling it per record.
+
+    A record the term matches has ``name_test(record.name)`` true, or ``needle`` occurs in
+    the lowercased text of its id, args, kwargs, result or exception (a superset: the scan
+    re-checks these candidates with the whole predicate). ``exact``: for a record with plain
+    (lowercase hex) ids, that *is* the term's value (plain text without capitals), so a
+    filter of this term alone needs no re-check."""
+
+    needle: str
+    name_test: Callable[[Any], bool]
+    exact: bool = False
+
+
+@dataclass(frozen=True)
 class Term:
     """One compiled term: the generated expression and what it depends on."""
 
@@ -137,6 +154,8 @@ class Term:
     negated: bool = False
     #: the same test for whole-list scans (a regex's literal prefilter); "" = ``expr``
     fast: str = ""
+    #: how a scan over joined text finds this term's candidates (positive free text only)
+    probe: TextProbe | None = None
 
     @property
     def fast_expr(self) -> str:
@@ -312,6 +331,7 @@ class _Compiler:
         parts: list[str] = []
         fast: list[str] = []
         folded = value.lower()
+        name_test: Callable[[Any], bool] | None = None
         for attr, memo in _FREE_TEXT:
             if attr == "uuid" and not value.startswith("re:"):
                 # ids are lowercase hex: skip the test when the text cannot occur in one
@@ -322,11 +342,42 @@ class _Compiler:
                 fast.append(parts[-1])
                 continue
             expr, _ = self._attr_expr(attr, value, tok, offset)
+            if attr == "name":
+                name_test = self.namespace[expr.partition("[")[0]].__getitem__  # its _Memo
             parts.append(expr if memo else f"({expr})")
             fast.append(parts[-1] if memo else f"({self._scan_expr(attr, value, expr, tok, offset)})")
         cost = 8 if value.startswith("re:") else 6
         attrs = frozenset(a for a, _ in _FREE_TEXT)
-        return Term(" or ".join(parts), cost, attrs, tok.start, tok.end, fast=" or ".join(fast))
+        assert name_test is not None
+        return Term(" or ".join(parts), cost, attrs, tok.start, tok.end, fast=" or ".join(fast),
+                    probe=self._probe(value, name_test, tok, offset))
+
+    def _probe(self, value: str, name_test: Callable[[Any], bool], tok: Token,
+               offset: int) -> TextProbe | None:
+        """The needle of a free-text term in lowercased text (see :class:`TextProbe`)."""
+        exact = False
+        if value.startswith("re:"):
+            literal = _required_literal(self._regex(value[3:], tok, offset + 3))
+            if literal is None:
+                return None
+            text, folded = literal
+            if folded:
+                # IGNORECASE lets "\u0131" match "i", "\u017f" "s" ...: only the characters
+                # whose every case-insensitive match lowercases to one known character
+                runs = "".join(c if c in _FOLD_SAFE else "\x00" for c in text).split("\x00")
+                needle = max(runs, key=len).lower()
+            else:
+                needle = text.lower()  # ASCII: lowercasing maps it character by character
+        elif _smart_case(value):
+            # lower() maps every character on its own except a capital sigma (final or not
+            # depends on what follows): the longest piece without one
+            needle = max(value.split("\u03a3"), key=len).lower()
+        else:
+            needle = value.lower()
+            exact = True
+        if not needle or "\x00" in needle or "\x01" in needle:
+            return None  # nothing to look for, or the separators of the joined text
+        return TextProbe(needle, name_test, exact)
 
     def _scan_expr(self, attr: str, value: str, expr: str, tok: Token, offset: int) -> str:
         """The whole-list form of one free-text field test: a regular expression runs only
@@ -436,7 +487,7 @@ class _Compiler:
             raise FilterError("'-' must be followed by a term to negate", tok.start)
         bounds = len(self.bounds)
         term = self._positive(raw, tok, offset)
-        if negated:
+        if negated:  # (a negated term finds no candidates: no probe)
             self.bounds[bounds:] = [(f, k, True) for f, k, _ in self.bounds[bounds:]]
             term = Term(f"not ({term.expr})", term.cost, term.attrs, tok.start, tok.end, True,
                         f"not ({term.fast_expr})")
@@ -501,6 +552,14 @@ class Predicate:
         fast = " and ".join(f"({t.fast_expr})" for t in ordered) or "True"
         self._filter: Callable[[Iterable[TaskRecord]], list[TaskRecord]] = eval(
             compile(f"lambda rows: [r for r in rows if {fast}]", "<filter>", "eval"), namespace)
+        # the free-text term a scan over joined text starts from: the longest needle finds
+        # the fewest candidates; ``exact`` only when that term is the whole filter
+        probes = [t.probe for t in self.terms if t.probe is not None and not t.negated]
+        best = max(probes, key=lambda p: len(p.needle), default=None)
+        if best is not None and best.exact and len(self.terms) > 1:
+            best = TextProbe(best.needle, best.name_test, exact=False)
+        #: how ``core.haystack`` finds candidates (None: scan record by record)
+        self.probe: TextProbe | None = best
 
     @property
     def is_empty(self) -> bool:

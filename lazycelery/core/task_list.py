@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from lazycelery.core.haystack import CHUNK, Haystacks
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import (
     FAILURE,
@@ -48,6 +49,9 @@ _STATE_RANK: Final = {FAILURE: 0, RETRY: 1, REVOKED: 2, REJECTED: 3, PURGED: 4, 
 
 
 _INF: Final = float("inf")
+#: a word extended as it is typed re-checks the previous matches record by record while they
+#: are fewer than this; more, and the joined text of every task is searched instead (faster)
+NARROW_MAX: Final = 50_000
 
 
 def _text_key(value: object) -> str:
@@ -156,7 +160,7 @@ class TaskListView:
 
     def __init__(self, index: TaskIndex, *, chunk: int = 25_000,
                  clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] | None = None) -> None:
+                 wall_clock: Callable[[], float] | None = None, text_chunk: int = CHUNK) -> None:
         self.index = index
         self.chunk = chunk
         self._clock = clock
@@ -186,6 +190,12 @@ class TaskListView:
         self._history_ids: dict[str, int] = {}  # uuid -> FROM_HISTORY | BACKFILLED
         #: bumped whenever rows or the selection may have changed (views key caches on it)
         self.generation = 0
+        # joined lowercased text of the tasks by arrival-number range, for free text and
+        # regular expressions (core.haystack); kept current through the index's change log
+        self._text = Haystacks(text_chunk)
+        self._text_mark = index.changes
+        #: search free text through the joined text (False: record by record, as before)
+        self.joined_text = True
         self.rebuild()
 
     # ------------------------------------------------------------------ rows
@@ -261,6 +271,11 @@ class TaskListView:
         if self._ordered is not None:
             self._ordered[:] = [r for r in self._ordered if id(r) not in removed]
 
+    @property
+    def text_memory(self) -> int:
+        """Bytes the joined text of free-text search holds (core.haystack)."""
+        return self._text.memory()
+
     def snapshot(self) -> list[TaskRecord]:
         """Every row, in no particular order: a copy made at C speed for work off the UI
         thread (the timeline's layout)."""
@@ -314,6 +329,7 @@ class TaskListView:
         except TypeError:  # a time of an odd type (a record built without validation)
             records.sort(key=lambda r: number_key(r.first_seen or r.last_seen))
         self._base = records
+        self._text.clear()  # arrival numbers start again
         self._seq = {r.uuid: i for i, r in enumerate(records)}
         self._next_seq = len(records)
         self._evicted_mark = self.index.evicted
@@ -434,6 +450,11 @@ class TaskListView:
         assert predicate is not None
         assert source is None or progressive  # a narrowed scan replaces the shown matches
         predicate.refresh(self._wall())
+        joined = self.joined_text and getattr(predicate, "probe", None) is not None and (
+            source is None or len(source) > NARROW_MAX)
+        if joined:
+            source = None  # the joined text of every task is searched (faster than re-checking)
+            self._drain_changes()
         base = self._base if source is None else source
         limit = len(base)
         found = _Bidi()
@@ -444,14 +465,36 @@ class TaskListView:
         state = {"pos": limit}
         started = self._clock()
 
-        def steps() -> Iterator[None]:
+        def chunks() -> Iterator[tuple[int, list[TaskRecord]]]:
+            """Matches of each chunk, newest chunk first: its start and its matches."""
             pos = limit
+            if not joined:
+                while pos > 0:
+                    lo = max(0, pos - chunk)
+                    yield lo, predicate.filter(base[lo:pos])
+                    pos = lo
+                return
+            text = self._text
+            size = text.chunk
+            seq_of = self._seq
+            keys: set[int] = set()
             while pos > 0:
-                lo = max(0, pos - chunk)
-                hits = predicate.filter(base[lo:pos])
+                seq = seq_of.get(base[pos - 1].uuid)
+                if seq is None:  # not expected (every listed task has one): record by record
+                    yield 0, predicate.filter(base[:pos])
+                    break
+                key = seq // size
+                lo = min(self._search(base, key * size)[0], pos - 1)  # (always progresses)
+                keys.add(key)
+                yield lo, text.search(key, base[lo:pos], predicate)
+                pos = lo
+            text.keep_only(keys)  # ranges no longer listed: their tasks were evicted
+
+        def steps() -> Iterator[None]:
+            for lo, hits in chunks():
                 hits.reverse()
                 found.front.extend(hits)
-                pos = state["pos"] = lo
+                state["pos"] = lo
                 yield
             # arrivals during the scan were appended to the live list; bring them over
             if not progressive:
@@ -466,6 +509,19 @@ class TaskListView:
             self._locate()
 
         self._job = _Job("scan", steps(), lambda: 1.0 - state["pos"] / limit if limit else 1.0)
+
+    def _drain_changes(self) -> None:
+        """Mark the joined text of records the index changed since the last call as stale."""
+        text = self._text
+        if not len(text):  # (the common case: no free-text filter was applied)
+            self._text_mark = self.index.changes  # nothing cached: read before anything is
+            return
+        self._text_mark, uuids = self.index.changed_since(self._text_mark)
+        if uuids is None:  # changed faster than the log keeps: start afresh
+            text.clear()
+        elif uuids:
+            seq = self._seq
+            text.invalidate([seq.get(u) for u in uuids])
 
     def _start_compaction(self) -> None:
         """Drop evicted records (and pick up re-created ones) in chunks, then rescan."""
@@ -507,6 +563,7 @@ class TaskListView:
         revived = self._drop_evicted()
         if revived:
             records = [*revived, *records]
+        self._drain_changes()
         predicate = self.predicate
         new: list[TaskRecord] = []
         changed: list[TaskRecord] = []
