@@ -28,7 +28,7 @@ from lazycelery.core import audit
 from lazycelery.core.action_result import ActionError, ReadOnlyError
 from lazycelery.core.actions_remote import RemoteActions
 from lazycelery.core.index import TaskIndex
-from lazycelery.core.ingest_remote import RemoteIngestor, probe
+from lazycelery.core.ingest_remote import RemoteIngestor, probe_server
 from lazycelery.core.queues_remote import RemoteQueues
 from lazycelery.tui.app import Dashboard
 from lazycelery.tui.remote import connect_remote_operator
@@ -170,15 +170,26 @@ def test_serve_read_only_refuses_and_unreachable_serve_is_one_line(
     worker = celery_worker_factory(redis_url, backend=redis_url)
     serve = servers("serve", redis_url, worker.queue, backend=redis_url, config_text=CONFIG,
                     args=("--read-only",))
+    _serve_sees(serve, worker)
     client = worker.app()
     try:
-        eta = client.send_task("workerapp.add", args=[1, 2], countdown=300).id
-        wait_for(lambda: eta in str(client.control.inspect(destination=[worker.hostname],
-                                                           timeout=3.0).scheduled()),
-                 timeout=60, what="the worker to hold the ETA task")
+        eta = _eta_task(serve, client)
         with pytest.raises(ActionError) as refused:
             RemoteActions(serve.url, OPERATOR_TOKEN).revoke([eta])
         assert str(refused.value) == "revoke: serve refused: read-only mode: actions are refused"
+
+        # the remote dashboard knows it from the snapshot: read-only, with the reason
+        async def scenario(live: Live) -> None:
+            await live.until(lambda: live.index.get(eta) is not None, what="the ETA task")
+            await live.open_task(eta)
+            await live.keys("x")
+            await live.until(lambda: "runs read-only (serve --read-only refuses every "
+                             "action)" in live.messages(), what="the refusal")
+            assert live.d.operator.dialog is None
+
+        with remote_dashboard(serve.url, OPERATOR_TOKEN) as live:
+            assert live.d.screen.info.read_only
+            drive(live, scenario)
         assert eta not in _revoked_at(client, worker)
         assert _audit(tmp_path) == []
     finally:
@@ -202,18 +213,20 @@ def test_serve_read_only_refuses_and_unreachable_serve_is_one_line(
 @contextlib.contextmanager
 def remote_dashboard(server: str, token: str) -> Iterator[Live]:
     """The remote dashboard as `lazycelery --server` builds it, with piped keys."""
-    role = probe(server, token)
+    role, server_read_only = probe_server(server, token)
     index = TaskIndex()
     with create_pipe_input() as inp:
         d = Dashboard(index, info=DashboardInfo(broker=f"{server} ({role})",
-                                                read_only=role != "operator"),
+                                                read_only=role != "operator"
+                                                or server_read_only),
                       input=inp, output=SizedOutput(rows=40, columns=140), refresh_interval=None)
         ingestor = RemoteIngestor(server, index, token=token, on_batch=d.on_batch,
                                   on_status=d.on_status,
                                   on_snapshot=lambda records: d.on_batch([], records))
         monitor = RemoteQueues(server, token=token)
         d.attach(ingestor, monitor)
-        connect_remote_operator(d, server, token, role, read_only=False)
+        connect_remote_operator(d, server, token, role, read_only=False,
+                                server_read_only=server_read_only)
         yield Live(d, inp, index, ingestor, monitor)  # type: ignore[arg-type]
 
 

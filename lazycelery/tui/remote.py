@@ -29,15 +29,20 @@ def viewer_refusal(label: str, role: str) -> str:
 
 
 def connect_remote_operator(dashboard: Dashboard, server: str, token: str | None, role: str, *,
-                            read_only: bool) -> None:
-    """Actions forwarded to ``server`` for an operator token; a viewer's dashboard is
-    read-only with the reason. ``read_only``: this process's --read-only (refused here)."""
+                            read_only: bool, server_read_only: bool = False) -> None:
+    """Actions forwarded to ``server`` for an operator token; a viewer's dashboard, or one on
+    a read-only serve, is read-only with the reason. ``read_only``: this process's
+    --read-only (refused here, before sending)."""
     from lazycelery.core.actions_remote import RemoteActions, RemoteQueueOps
     from lazycelery.urls import mask_url
 
     op = dashboard.operator
     if role != "operator":
         op.read_only_reason = viewer_refusal(mask_url(server), role)
+        return
+    if server_read_only and not read_only:
+        op.read_only_reason = (f"refused: {mask_url(server)} runs read-only "
+                               "(serve --read-only refuses every action)")
         return
     op.attach(RemoteActions(server, token, read_only=read_only, index=dashboard.index),
               queue_ops=RemoteQueueOps(server, token))
@@ -47,14 +52,14 @@ def connect_remote_operator(dashboard: Dashboard, server: str, token: str | None
 
 def run_remote_dashboard(settings: Settings, server: str, token: str | None, *,
                          no_plugins: bool = False) -> int:
-    from lazycelery.core.ingest_remote import RemoteIngestor, probe
+    from lazycelery.core.ingest_remote import RemoteIngestor, probe_server
     from lazycelery.core.queues_remote import RemoteQueues
     from lazycelery.urls import mask_url
 
-    role = probe(server, token)
+    role, server_read_only = probe_server(server, token)
     index = TaskIndex(max_tasks=settings.max_tasks)
     info = DashboardInfo(broker=f"{mask_url(server)} ({role})", env_name=settings.env_name,
-                         read_only=settings.read_only or role != "operator")
+                         read_only=settings.read_only or server_read_only or role != "operator")
     dashboard = Dashboard(index, info=info, keys=settings.keys, color=not settings.no_color,
                           plugins=discover(Selection.from_environment(no_plugins=no_plugins)),
                           settings=settings)
@@ -62,5 +67,6 @@ def run_remote_dashboard(settings: Settings, server: str, token: str | None, *,
                               on_status=dashboard.on_status,
                               on_snapshot=lambda records: dashboard.on_batch([], records))
     dashboard.attach(ingestor, RemoteQueues(server, token=token))
-    connect_remote_operator(dashboard, server, token, role, read_only=settings.read_only)
+    connect_remote_operator(dashboard, server, token, role, read_only=settings.read_only,
+                            server_read_only=server_read_only)
     return dashboard.run_app()
