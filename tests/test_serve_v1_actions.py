@@ -141,3 +141,11 @@ def test_client_refusals_are_one_line() -> None:
     text = str(lost.value)
     assert text.startswith("pool-grow: cannot reach http://127.0.0.1:1: ") and "\n" not in text
     assert text.endswith("nothing was sent")
+
+
+def test_a_retry_with_nothing_planned_asks_nobody() -> None:
+    from lazycelery.core.retry_plan import Refusal, RetryBatch
+
+    actions = RemoteActions("http://127.0.0.1:1", "t")  # unreachable: it must not be asked
+    result = actions.retry(RetryBatch(plans=(), refusals=(Refusal("a", "no args"),)))
+    assert not result.ok and result.refused == {"a": "no args"}

@@ -150,6 +150,10 @@ class RemoteActions:
     def retry(self, batch: RetryBatch | RetryPlan) -> ActionResult:
         if isinstance(batch, RetryPlan):
             batch = RetryBatch(plans=(batch,), refusals=())
+        if not batch.plans:  # nothing to send: serve is not asked
+            guard(self.read_only, "retry")
+            return ActionResult("retry", batch.targets, False, message="0 sent, all refused",
+                                refused={r.uuid: r.reason for r in batch.refusals})
         result = self._act("retry", "/retry", {"task_ids": [p.uuid for p in batch.plans]})
         if not batch.refusals:
             return result
