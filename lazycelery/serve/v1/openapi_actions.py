@@ -78,7 +78,9 @@ def action_paths(json: Json, errors: Errors) -> tuple[dict[str, Any], dict[str, 
         return {"post": {
             "operationId": op, "summary": summary, "parameters": parameters or [],
             "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-            "responses": {"200": ok, **errors(400, 401, 429, *codes)}}}
+            "responses": {"200": ok, **errors(400, 401, 429, *codes),
+                          "413": json({"$ref": "#/components/schemas/Error"},
+                                      "the body is over 1 MB")}}}
 
     acted = json(result, "what was done (`ok` false: see replies, missing, refused)")
     plan = {"type": "object", "properties": {
