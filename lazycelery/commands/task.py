@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lazycelery.errors import UsageError
 from lazycelery.text import visible
@@ -85,6 +85,17 @@ def register(
                               "dashboard shows; looked up in a Redis result backend)")
         if sub is not tree:
             add_safety_options(sub)
+            _add_server_options(sub)
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("remote (forward to a lazycelery serve)")
+    group.add_argument("--server", metavar="URL", default=None,
+                       help="send the action to `lazycelery serve` at URL instead of the broker "
+                            "(an operator token; serve audits it with the token's name), e.g. "
+                            "lazycelery task revoke ID --server http://monitor:5555")
+    group.add_argument("--token", metavar="TOKEN", default=None,
+                       help="bearer token for --server (better: $LAZYCELERY_TOKEN)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     if action not in ("retry", "revoke", "terminate", "replay", "tree"):
         raise UsageError("task: expected an action: retry, revoke, terminate, replay or tree")
     settings = config.resolve(args)
+    if action != "tree" and getattr(args, "server", None):
+        return _remote(args, action, bool(settings.read_only))
     actions = Actions.from_settings(settings, timeout=_timeout(args),
                                     audit_sink=store_sink(settings.store_url))
     actions.route = routing(settings)  # [[policies.route]]: where retries and replays go
@@ -109,6 +122,30 @@ def run(args: argparse.Namespace) -> int:
         actions.guard(action)  # refuse before asking the cluster anything
     args.ids = _full_ids(actions, args.ids)
     where = environment_label(settings)
+    if action == "retry":
+        return _retry(actions, args, where)
+    if action == "replay":
+        from lazycelery.commands.task_workflow import replay
+
+        return replay(actions, args, where, confirm=confirm, finish=finish)
+    return _revoke(actions, args, where, terminate=action == "terminate")
+
+
+def _remote(args: argparse.Namespace, action: str, read_only: bool) -> int:
+    """The action forwarded to a serve (``core.actions_remote``): the same dry run, question
+    and result lines; serve reads the real args, checks the role and audits. Full task ids
+    only (a prefix is looked up in the result backend, which is serve's)."""
+    from lazycelery.core.actions import guard
+    from lazycelery.core.actions_remote import RemoteActions
+    from lazycelery.core.ingest_remote import remote_target
+    from lazycelery.urls import mask_url
+
+    server, token = remote_target(args.server, args.token)
+    assert server is not None
+    actions: Any = RemoteActions(server, token, read_only=read_only)
+    if not args.dry_run:
+        guard(read_only, action)  # refuse before asking serve anything
+    where = mask_url(server)
     if action == "retry":
         return _retry(actions, args, where)
     if action == "replay":
@@ -156,7 +193,8 @@ def _revoke(actions: Actions, args: argparse.Namespace, where: str, *, terminate
 
     ids = list(dict.fromkeys(args.ids))
     signame = normalize_signal(args.signal) if terminate else "SIGTERM"
-    placement = locate_by_inspect(actions.app, ids, actions.timeout)
+    placement = (locate_by_inspect(actions.app, ids, actions.timeout) if actions.app is not None
+                 else actions.locate(ids))  # --server: serve's index says
     verb = f"terminate ({signame})" if terminate else "revoke"
     for line in describe_placement(placement, ids, verb):
         print(visible(line))  # worker names and states come from the cluster

@@ -38,7 +38,7 @@ from lazycelery.text import counted
 from lazycelery.urls import error_line, mask_url
 
 __all__ = ["PATH", "TOKEN_ENV", "RemoteAuthError", "RemoteIngestor", "SseFrame", "parse_frames",
-           "probe", "remote_target"]
+           "probe", "probe_server", "remote_target"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,13 @@ def remote_target(server: str | None, token: str | None) -> tuple[str | None, st
 def probe(server: str, token: str | None, *, timeout: float = 10.0) -> str:
     """Check the server answers and takes the credentials before a command starts: the role
     it gives them; a ``UsageError`` (one line) otherwise."""
+    return probe_server(server, token, timeout=timeout)[0]
+
+
+def probe_server(server: str, token: str | None, *,
+                 timeout: float = 10.0) -> tuple[str, bool]:
+    """``probe``, with whether the server runs read-only (``serve --read-only``: it refuses
+    every action, so a remote dashboard offers none)."""
     try:
         import httpx
     except ImportError:
@@ -87,10 +94,11 @@ def probe(server: str, token: str | None, *, timeout: float = 10.0) -> str:
         raise UsageError(f"{label} is not a lazycelery serve with /api/v1 "
                          f"(it answered {response.status_code})")
     try:
-        role = response.json().get("role")
-    except ValueError:
+        body = response.json()
+        role, read_only = body.get("role"), bool(body.get("read_only"))
+    except (ValueError, AttributeError):
         raise UsageError(f"{label} is not a lazycelery serve (not JSON)") from None
-    return str(role or "viewer")
+    return str(role or "viewer"), read_only
 
 
 class RemoteAuthError(Exception):

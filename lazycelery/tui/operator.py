@@ -119,6 +119,8 @@ class Operator:
         self.on_purged: Callable[[], None] | None = None
         #: why there are no actions (shown when one is asked for)
         self.unavailable = "actions are not connected to a cluster"
+        #: why a read-only dashboard refuses (a remote viewer token's says so)
+        self.read_only_reason = _READ_ONLY
         #: the environment's worker restart command (docs/fleet.md); None: none configured
         self.restart_command: str | None = None
         self.board = MessageBoard()
@@ -374,7 +376,7 @@ class Operator:
     def ready(self, action: str) -> ActionsLike | None:
         """The actions object, or None after saying why this action cannot run."""
         if self.read_only:
-            self.board.post(f"{action}: {_READ_ONLY}", level="error")
+            self.board.post(f"{action}: {self.read_only_reason}", level="error")
             return None
         if self.actions is None:
             self.board.post(f"{action}: {self.unavailable}", level="error")

@@ -50,6 +50,10 @@ class QueueActions:
 
     def _ops(self, action: str) -> BulkOps | None:
         ops = self.op.queue_ops
+        unforwarded = getattr(ops, "bulk_unavailable", None)  # a remote dashboard's
+        if unforwarded:
+            self.op.board.post(f"{action}: {unforwarded}", level="error")
+            return None
         if ops is None or not hasattr(ops, "requeue_dead"):
             why = self.op.screen.info.queues_unavailable or "queue introspection is not available"
             self.op.board.post(f"{action}: {why}", level="error")

@@ -137,7 +137,7 @@ class TaskActions:
             return
         app = getattr(actions, "app", None)
         if app is None:
-            self.op.board.post("reveal: no connection to the cluster", level="error")
+            self.op.board.post(f"reveal: {self.op.unavailable}", level="error")
             return
         uuid = rec.uuid
 

@@ -146,6 +146,10 @@ def openapi_document(version: str) -> dict[str, Any]:
                                      [], (), "openapi"),
     }
     paths.update(debug_paths(get=_get, json_=_json, param=_param, q=_Q, task=_TASK))
+    from lazycelery.serve.v1.openapi_actions import action_paths
+
+    action_api, action_schemas = action_paths(_json, _errors)
+    paths.update(action_api)  # POST /api/v1/actions/...
     return {
         "openapi": "3.1.0",
         "info": {"title": "lazycelery serve API", "version": version,
@@ -156,7 +160,8 @@ def openapi_document(version: str) -> dict[str, Any]:
         "components": {
             "schemas": {"Error": {"type": "object", "required": ["error"],
                                   "properties": {"error": {"type": "string"},
-                                                 "parameter": {"type": "string"}}}},
+                                                 "parameter": {"type": "string"}}},
+                        **action_schemas},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
                                 "basic": {"type": "http", "scheme": "basic"}},
         },

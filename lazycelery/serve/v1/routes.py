@@ -13,6 +13,7 @@ from lazycelery import __version__
 from lazycelery.serve.auth import Caller, Guard
 from lazycelery.serve.http import json_response, protect
 from lazycelery.serve.service import Service
+from lazycelery.serve.v1.actions import action_routes
 from lazycelery.serve.v1.api import V1Api
 from lazycelery.serve.v1.debug import debug_routes
 from lazycelery.serve.v1.hub import StreamHub
@@ -44,4 +45,5 @@ def v1_routes(service: Service, guard: Guard, hub: StreamHub) -> list[Route]:
         get("/snapshot", api.snapshot),
         get("/stream", live.stream),
         get("/openapi.json", openapi),
+        *action_routes(service, guard),  # POST /api/v1/actions/... (operator)
     ]

@@ -1,0 +1,293 @@
+"""Operator actions forwarded to a ``lazycelery serve`` (``--server URL``): the same methods as
+``core.actions.Actions`` (what the dashboard's operator and the task commands call), each one a
+POST to serve's ``/api/v1/actions`` (docs/serve.md). Serve guards, scopes and audits them with
+the API caller's name; here only this process's own ``--read-only`` is checked, before anything
+is sent.
+
+The dry runs ask serve too: only serve can read a task's real args (the result backend, the
+workers), and they never leave it, so a plan here carries placeholders of the right count
+(``describe`` reads the same) and the send names task ids only; serve re-plans from them.
+
+Failures are one line (``ActionError``): serve's refusal with its reason (a viewer token, serve
+``--read-only``, an unknown worker), or the network's error; never a traceback. httpx is imported
+on the first call, never by ``--help``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Final
+
+from lazycelery.core.action_result import ActionError, ActionResult, Reply
+from lazycelery.core.actions import QUEUED_STATES, WAITING_STATES, guard
+from lazycelery.core.model import TaskRecord
+from lazycelery.core.placement import Placement
+from lazycelery.core.retry_plan import Refusal, RetryBatch, RetryPlan
+from lazycelery.urls import error_line, mask_url
+
+if TYPE_CHECKING:
+    from lazycelery.broker.model import QueueStats
+    from lazycelery.core.index import TaskIndex
+
+__all__ = ["ACTIONS_PATH", "RemoteActions", "RemoteQueueOps", "result_from_json"]
+
+ACTIONS_PATH: Final = "/api/v1/actions"
+#: seconds to wait for serve's answer: it waits for worker replies and broker round trips
+DEFAULT_TIMEOUT: Final = 30.0
+
+
+def result_from_json(body: Mapping[str, Any], action: str) -> ActionResult:
+    """An ``ActionResult`` from serve's answer (``serve.v1.actions.result_json``)."""
+    replies = {str(k): Reply(bool(v.get("ok")), str(v.get("text", "")))
+               for k, v in (body.get("replies") or {}).items() if isinstance(v, Mapping)}
+    count = body.get("count")
+    return ActionResult(
+        str(body.get("action") or action), tuple(str(t) for t in body.get("targets") or ()),
+        bool(body.get("ok")), replies=replies,
+        missing=tuple(str(m) for m in body.get("missing") or ()),
+        message=str(body.get("message") or ""),
+        created={str(k): str(v) for k, v in (body.get("created") or {}).items()},
+        refused={str(k): str(v) for k, v in (body.get("refused") or {}).items()},
+        audit_error=(str(body["audit_error"]) if body.get("audit_error") else None),
+        count=count if isinstance(count, int) else None,
+        marked=tuple(str(m) for m in body.get("marked") or ()))
+
+
+def _plan(body: Mapping[str, Any]) -> RetryPlan:
+    # placeholders of the real count and keyword names: describe() reads as serve's would,
+    # and nothing here can send them (the send names the task id; serve re-plans)
+    return RetryPlan(
+        uuid=str(body["uuid"]), name=str(body["name"]),
+        args=(...,) * int(body.get("args_count") or 0),
+        kwargs=dict.fromkeys(str(k) for k in body.get("kwargs_names") or ()),
+        queue=body.get("queue"), root_id=str(body.get("root_id") or ""),
+        parent_id=str(body.get("parent_id") or ""), source=str(body.get("source") or "serve"),
+        state=str(body.get("state") or ""), notes=tuple(str(n) for n in body.get("notes") or ()),
+        exchange=body.get("exchange"), routing_key=body.get("routing_key"))
+
+
+def _refusal(body: Mapping[str, Any]) -> Refusal:
+    return Refusal(str(body.get("uuid", "")), str(body.get("reason", "")))
+
+
+class RemoteActions:
+    """``Actions`` through a serve. ``index`` (the remote dashboard's) gets the REVOKED and
+    PURGED marks serve made in its own index, so the viewer's list agrees at once."""
+
+    #: no celery app here: reveal and the workflow links are serve's (the dashboard says so)
+    app = None
+
+    def __init__(self, server: str, token: str | None, *, read_only: bool = False,
+                 index: TaskIndex | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 verify: bool | str = True) -> None:
+        self.server = server.rstrip("/")
+        self.token = token
+        self.read_only = read_only
+        self.index = index
+        self.timeout = timeout
+        self.verify = verify
+        self.label = mask_url(self.server)
+        #: what the audit log calls the cluster: serve writes it, under the caller's name
+        self.environment = self.label
+
+    # ---------------------------------------------------------------- the wire
+
+    def _post(self, action: str, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """serve's JSON answer, or ``ActionError`` with one line saying why not."""
+        try:
+            import httpx
+        except ImportError:
+            raise ActionError(f"{action}: --server needs httpx: pip install "
+                              "'lazycelery[remote]'") from None
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            response = httpx.post(f"{self.server}{ACTIONS_PATH}{path}", json=dict(body),
+                                  headers=headers, timeout=self.timeout, verify=self.verify)
+        except httpx.ConnectError as exc:
+            raise ActionError(f"{action}: cannot reach {self.label}: "
+                              f"{error_line(exc, limit=200)}; nothing was sent") from None
+        except httpx.HTTPError as exc:
+            # sent, maybe carried out: serve's audit log says (GET /api/v1/audit)
+            raise ActionError(f"{action}: no answer from {self.label}: "
+                              f"{error_line(exc, limit=200)}; it may have run: see serve's "
+                              "audit log") from None
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise ActionError(f"{action}: {self.label} answered {response.status_code} "
+                              "without JSON: is it a lazycelery serve?")
+        if response.status_code == 200:
+            return answer
+        reason = str(answer.get("error") or f"status {response.status_code}")[:300]
+        if response.status_code == 401:
+            raise ActionError(f"{action}: serve refused the credentials ({reason}): pass an "
+                              "operator token with --token or $LAZYCELERY_TOKEN")
+        if response.status_code < 500:
+            raise ActionError(f"{action}: serve refused: {reason}")
+        raise ActionError(f"{action}: serve failed ({response.status_code}): {reason}")
+
+    def _act(self, action: str, path: str, body: Mapping[str, Any]) -> ActionResult:
+        guard(self.read_only, action)  # this process's --read-only: refused before sending
+        return result_from_json(self._post(action, path, body), action)
+
+    # ---------------------------------------------------------------- retry / replay
+
+    def locate(self, task_ids: Sequence[str]) -> Placement:
+        body = self._post("locate", "/locate", {"task_ids": list(task_ids)})
+        return Placement(holders=dict(body.get("holders") or {}),
+                         held_as=dict(body.get("held_as") or {}),
+                         online=tuple(body.get("online") or ()),
+                         source=f"serve ({body.get('source', '?')})")
+
+    def plan_retries(self, targets: Iterable[str | TaskRecord]) -> RetryBatch:
+        ids = [t.uuid if isinstance(t, TaskRecord) else str(t) for t in targets]
+        body = self._post("retry", "/retry/plan", {"task_ids": ids})
+        return RetryBatch(plans=tuple(_plan(p) for p in body.get("plans") or ()),
+                          refusals=tuple(_refusal(r) for r in body.get("refusals") or ()))
+
+    def retry(self, batch: RetryBatch | RetryPlan) -> ActionResult:
+        if isinstance(batch, RetryPlan):
+            batch = RetryBatch(plans=(batch,), refusals=())
+        if not batch.plans:  # nothing to send: serve is not asked
+            guard(self.read_only, "retry")
+            return ActionResult("retry", batch.targets, False, message="0 sent, all refused",
+                                refused={r.uuid: r.reason for r in batch.refusals})
+        result = self._act("retry", "/retry", {"task_ids": [p.uuid for p in batch.plans]})
+        if not batch.refusals:
+            return result
+        # refused here (one retry per job, ...): carried into the result, as Actions does
+        refused = {**{r.uuid: r.reason for r in batch.refusals}, **result.refused}
+        return replace(result, ok=False, refused=refused,
+                       targets=(*result.targets, *(r.uuid for r in batch.refusals)))
+
+    def plan_replay(self, target: str | TaskRecord) -> RetryPlan | Refusal:
+        uuid = target.uuid if isinstance(target, TaskRecord) else str(target)
+        body = self._post("replay", "/replay/plan", {"task_id": uuid})
+        if isinstance(body.get("plan"), Mapping):
+            return _plan(body["plan"])
+        return _refusal(body.get("refusal") or {"uuid": uuid, "reason": "refused by serve"})
+
+    def replay(self, plan: RetryPlan) -> ActionResult:
+        return self._act("replay", "/replay", {"task_id": plan.uuid})
+
+    # ---------------------------------------------------------------- revoke / purge
+
+    def revoke(self, task_ids: Sequence[str], *, terminate: bool = False,
+               signal: str | int = "SIGTERM", placement: Placement | None = None) -> ActionResult:
+        """serve locates the tasks again (its index is the newest) and addresses them."""
+        action = "terminate" if terminate else "revoke"
+        result = self._act(action, "/revoke", {"task_ids": list(task_ids),
+                                               "terminate": terminate, "signal": str(signal)})
+        return self._marked(result, WAITING_STATES, "revoked by lazycelery serve", "revoked")
+
+    def terminate(self, task_ids: Sequence[str], *, signal: str | int = "SIGTERM",
+                  placement: Placement | None = None) -> ActionResult:
+        return self.revoke(task_ids, terminate=True, signal=signal, placement=placement)
+
+    def purge(self, queue: str, purge: Callable[[str], Any] | None = None, *,
+              expected: int | None = None) -> ActionResult:
+        """serve purges with its own broker connection (``purge`` is not called)."""
+        result = self._act("purge", "/purge", {"queue": queue, "expected": expected})
+        return self._marked(result, QUEUED_STATES, f"purged from queue {queue} by lazycelery "
+                                                   "serve", "purged")
+
+    def _marked(self, result: ActionResult, states: frozenset[str], note: str,
+                stamp: str) -> ActionResult:
+        """serve's marks applied to this viewer's index: serve sends no event for them."""
+        if self.index is None or not result.marked:
+            return result
+        import time
+
+        now = time.time()
+        marked = tuple(uuid for uuid in result.marked if self.index.mark_by_action(
+            uuid, states, note, **{stamp: now}) is not None)
+        return replace(result, marked=marked)
+
+    # ---------------------------------------------------------------- workers
+
+    def _workers(self, action: str, workers: Sequence[str], **extra: Any) -> ActionResult:
+        return self._act(action, f"/workers/{action}", {"workers": list(workers), **extra})
+
+    def shutdown(self, workers: Sequence[str]) -> ActionResult:
+        return self._workers("shutdown", workers)
+
+    def pool_restart(self, workers: Sequence[str], *, modules: Sequence[str] | None = None,
+                     reload: bool = False) -> ActionResult:
+        if modules or reload:
+            raise ActionError("pool-restart: modules and reload are not forwarded to serve")
+        return self._workers("pool-restart", workers)
+
+    def pool_grow(self, workers: Sequence[str], n: int = 1) -> ActionResult:
+        return self._workers("pool-grow", workers, n=n)
+
+    def pool_shrink(self, workers: Sequence[str], n: int = 1) -> ActionResult:
+        return self._workers("pool-shrink", workers, n=n)
+
+    def autoscale(self, workers: Sequence[str], max: int, min: int) -> ActionResult:
+        return self._workers("autoscale", workers, max=max, min=min)
+
+    def add_consumer(self, workers: Sequence[str], queue: str, *, exchange: str | None = None,
+                     exchange_type: str = "direct",
+                     routing_key: str | None = None) -> ActionResult:
+        if exchange or routing_key:
+            raise ActionError("add-consumer: exchange and routing key are not forwarded to serve")
+        return self._workers("add-consumer", workers, queue=queue)
+
+    def cancel_consumer(self, workers: Sequence[str], queue: str) -> ActionResult:
+        return self._workers("cancel-consumer", workers, queue=queue)
+
+    def rate_limit(self, workers: Sequence[str], task_name: str, rate: str) -> ActionResult:
+        return self._workers("rate-limit", workers, task_name=task_name, rate=str(rate))
+
+    def time_limit(self, workers: Sequence[str], task_name: str, *, soft: float | None = None,
+                   hard: float | None = None) -> ActionResult:
+        return self._workers("time-limit", workers, task_name=task_name, soft=soft, hard=hard)
+
+    def restart(self, worker: str, template: str | None,
+                timeout: float | None = None) -> ActionResult:
+        """serve runs its own configured restart command (``template`` is this side's)."""
+        return self._workers("restart", [worker])
+
+
+class RemoteQueueOps:
+    """The purge dialog's fresh count, from serve's ``/api/v1/queues``; the purge itself is
+    serve's (``RemoteActions.purge``). Moves and dead-letter requeues are not forwarded."""
+
+    #: said when a queue move or a dead-letter requeue is asked for (QueueActions)
+    bulk_unavailable = ("not forwarded with --server yet: run it on the monitor host "
+                        "(lazycelery queue move / requeue-dead)")
+
+    def __init__(self, server: str, token: str | None, *, timeout: float = 10.0,
+                 verify: bool | str = True) -> None:
+        self.server = server.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.verify = verify
+
+    def stats(self, queue: str) -> QueueStats:
+        import httpx
+
+        from lazycelery.broker.model import QueueStats
+
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        label = mask_url(self.server)
+        try:
+            response = httpx.get(f"{self.server}/api/v1/queues", headers=headers,
+                                 timeout=self.timeout, verify=self.verify)
+            body = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ActionError(f"purge: cannot read the queues of {label}: "
+                              f"{error_line(exc, limit=200)}") from None
+        if not isinstance(body, dict):
+            raise ActionError(f"purge: {label} answered {response.status_code} for its queues")
+        for row in body.get("queues") or ():
+            if isinstance(row, Mapping) and row.get("name") == queue:
+                ready, reserved = row.get("ready"), row.get("reserved")
+                return QueueStats(name=queue, ready=ready if isinstance(ready, int) else None,
+                                  reserved=reserved if isinstance(reserved, int) else None)
+        raise ActionError(f"purge: {label} does not report queue {queue!r}")
+
+    def purge_tasks(self, queue: str) -> tuple[int, list[str] | None]:
+        raise ActionError("purge: the purge runs on serve (RemoteActions.purge)")

@@ -1,0 +1,272 @@
+"""``/api/v1/actions``: the operator actions a remote dashboard (``lazycelery --server``) and
+``lazycelery task ... --server`` forward to serve, with the whole ``ActionResult`` as the
+answer (each worker's reply, who did not answer, what was refused, the ids of new runs).
+
+Retry and replay need the task's real args, which only serve can read (the result backend,
+the workers): the dry runs (``.../plan``) answer what would be sent without the args (their
+count and keyword names), and the send re-plans on serve from the task ids. Revoke locates the
+tasks in serve's index. Dry runs and ``locate`` read (any role, allowed read-only); the rest
+act: operator role, refused by ``serve --read-only`` (403 JSON, ``protect``), and audited with
+the API caller's name (``api:NAME``) through ``core.actions``, as Flower's endpoints are."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Final
+
+import msgspec
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from lazycelery.core.action_result import ActionResult
+from lazycelery.core.actions import Actions, Placement, Refusal, RetryPlan, normalize_signal
+from lazycelery.serve.auth import Caller, Guard
+from lazycelery.serve.errors import ApiError
+from lazycelery.serve.http import json_body, json_response, protect
+from lazycelery.serve.service import Service
+from lazycelery.urls import error_line
+
+__all__ = ["MAX_IDS", "WORKER_ACTIONS", "action_routes", "plan_json", "result_json"]
+
+#: task ids one request may name (the dashboard's bulk limit)
+MAX_IDS: Final = 10_000
+#: worker control actions, as ``core.actions`` names them in the audit log
+WORKER_ACTIONS: Final = ("shutdown", "pool-restart", "pool-grow", "pool-shrink", "autoscale",
+                         "add-consumer", "cancel-consumer", "rate-limit", "time-limit",
+                         "restart")
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+
+
+class TaskIds(msgspec.Struct, forbid_unknown_fields=True):
+    task_ids: Annotated[list[Name], msgspec.Meta(min_length=1, max_length=MAX_IDS)]
+
+
+class OneTask(msgspec.Struct, forbid_unknown_fields=True):
+    task_id: Name
+
+
+class RevokeBody(msgspec.Struct, forbid_unknown_fields=True):
+    task_ids: Annotated[list[Name], msgspec.Meta(min_length=1, max_length=MAX_IDS)]
+    terminate: bool = False
+    signal: Annotated[str, msgspec.Meta(max_length=20)] = "SIGTERM"
+
+
+class PurgeBody(msgspec.Struct, forbid_unknown_fields=True):
+    queue: Name
+    #: the count the user confirmed (said in the result when it differs)
+    expected: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class WorkerBody(msgspec.Struct, forbid_unknown_fields=True):
+    workers: Annotated[list[Name], msgspec.Meta(min_length=1, max_length=1000)]
+    n: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1
+    min: Annotated[int, msgspec.Meta(ge=0, le=10_000)] | None = None
+    max: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
+    queue: Name | None = None
+    task_name: Name | None = None
+    rate: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+    soft: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    hard: Annotated[float, msgspec.Meta(ge=0)] | None = None
+
+
+def _body(raw: dict[str, Any], kind: type[Any]) -> Any:
+    try:
+        return msgspec.convert(raw, kind)
+    except msgspec.ValidationError as exc:
+        where = str(exc).rpartition("at `$.")[2].rstrip("`").split("[")[0]
+        raise ApiError(400, f"bad body: {exc}", parameter=where or None) from None
+
+
+def result_json(result: ActionResult) -> dict[str, Any]:
+    """``ActionResult.to_json`` with what a client rebuilds the result from."""
+    out = {"action": result.action, "targets": list(result.targets), **result.to_json()}
+    if result.audit_error:
+        out["audit_error"] = result.audit_error
+    return out
+
+
+def plan_json(plan: RetryPlan) -> dict[str, Any]:
+    """A retry/replay plan without the real args (they never leave serve): their count and
+    the keyword names, as ``RetryPlan.describe`` shows them."""
+    return {"uuid": plan.uuid, "name": plan.name, "args_count": len(plan.args),
+            "kwargs_names": [str(k) for k in plan.kwargs], "queue": plan.queue,
+            "exchange": plan.exchange, "routing_key": plan.routing_key,
+            "root_id": plan.root_id, "parent_id": plan.parent_id, "source": plan.source,
+            "state": plan.state, "notes": list(plan.notes)}
+
+
+def _refusal(refusal: Refusal) -> dict[str, str]:
+    return {"uuid": refusal.uuid, "reason": refusal.reason}
+
+
+class ActionsV1:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def _actions(self, caller: Caller) -> Actions:
+        return self.service.actions(f"api:{caller.name}")
+
+    async def _run(self, run: Callable[[], ActionResult]) -> Response:
+        return json_response(result_json(await run_in_threadpool(run)))
+
+    # ---------------------------------------------------------------- dry runs (read)
+
+    async def locate(self, request: Request, caller: Caller) -> Response:
+        body = _body(await json_body(request), TaskIds)
+        placement: Placement = self._actions(caller).locate(body.task_ids)
+        return json_response({"holders": dict(placement.holders),
+                              "held_as": dict(placement.held_as),
+                              "online": list(placement.online), "source": placement.source})
+
+    async def plan_retry(self, request: Request, caller: Caller) -> Response:
+        body = _body(await json_body(request), TaskIds)
+        actions = self._actions(caller)
+        batch = await run_in_threadpool(lambda: actions.plan_retries(body.task_ids))
+        return json_response({"plans": [plan_json(p) for p in batch.plans],
+                              "refusals": [_refusal(r) for r in batch.refusals]})
+
+    async def plan_replay(self, request: Request, caller: Caller) -> Response:
+        body = _body(await json_body(request), OneTask)
+        actions = self._actions(caller)
+        plan = await run_in_threadpool(lambda: actions.plan_replay(body.task_id))
+        if isinstance(plan, Refusal):
+            return json_response({"refusal": _refusal(plan)})
+        return json_response({"plan": plan_json(plan)})
+
+    # ---------------------------------------------------------------- actions (operator)
+
+    async def retry(self, request: Request, caller: Caller) -> Response:
+        """Re-plan from the ids on serve (the real args), then re-send what can be."""
+        body = _body(await json_body(request), TaskIds)
+        actions = self._actions(caller)
+        actions.guard("retry")
+        return await self._run(lambda: actions.retry(actions.plan_retries(body.task_ids)))
+
+    async def replay(self, request: Request, caller: Caller) -> Response:
+        body = _body(await json_body(request), OneTask)
+        actions = self._actions(caller)
+        actions.guard("replay")
+
+        def run() -> ActionResult:
+            plan = actions.plan_replay(body.task_id)
+            if isinstance(plan, Refusal):
+                return ActionResult("replay", (body.task_id,), False,
+                                    message=f"refused: {plan.reason}",
+                                    refused={plan.uuid: plan.reason})
+            return actions.replay(plan)
+
+        return await self._run(run)
+
+    async def revoke(self, request: Request, caller: Caller) -> Response:
+        body = _body(await json_body(request), RevokeBody)
+        signal = normalize_signal(body.signal)  # UsageError: a 400 naming it
+        actions = self._actions(caller)
+        return await self._run(lambda: actions.revoke(body.task_ids, terminate=body.terminate,
+                                                      signal=signal))
+
+    async def purge(self, request: Request, caller: Caller) -> Response:
+        """Purge a queue serve knows (its queue snapshot, the app's queues), with a broker
+        connection of its own (the queue reader's stays with its thread)."""
+        body = _body(await json_body(request), PurgeBody)
+        snapshot = self.service.queues()
+        known = {*self.service.known_queues,
+                 *(q.name for q in (snapshot.queues if snapshot is not None else ()))}
+        if body.queue not in known:
+            raise ApiError(404, f"Unknown queue '{body.queue[:200]}'")
+        actions = self._actions(caller)
+        actions.guard("purge")
+        conf = self.service.app.conf
+
+        def run() -> ActionResult:
+            from lazycelery.broker import open_inspector
+
+            try:
+                inspector = open_inspector(str(conf.broker_url),
+                                           dict(conf.broker_transport_options or {}),
+                                           (body.queue,))
+            except Exception as exc:
+                raise ApiError(503, f"cannot open the broker: {error_line(exc)}") from None
+            try:
+                return actions.purge(body.queue, inspector.purge_tasks, expected=body.expected)
+            finally:
+                inspector.close()
+
+        return await self._run(run)
+
+    async def worker(self, request: Request, caller: Caller) -> Response:
+        action = str(request.path_params["action"])
+        if action not in WORKER_ACTIONS:
+            raise ApiError(404, f"Unknown worker action '{action[:40]}' "
+                                f"(one of: {', '.join(WORKER_ACTIONS)})")
+        body = _body(await json_body(request), WorkerBody)
+        assert self.service.workers is not None
+        for name in body.workers:
+            if not self.service.workers.known(name):
+                raise ApiError(404, f"Unknown worker '{name[:200]}'")
+        actions = self._actions(caller)
+        return await self._run(self._worker_call(actions, action, body))
+
+    def _worker_call(self, actions: Actions, action: str,
+                     body: WorkerBody) -> Callable[[], ActionResult]:
+        workers = body.workers
+        if action == "shutdown":
+            return lambda: actions.shutdown(workers)
+        if action == "pool-restart":
+            return lambda: actions.pool_restart(workers)
+        if action == "pool-grow":
+            return lambda: actions.pool_grow(workers, body.n)
+        if action == "pool-shrink":
+            return lambda: actions.pool_shrink(workers, body.n)
+        if action == "autoscale":
+            if body.min is None or body.max is None:
+                raise ApiError(400, "autoscale needs min and max",
+                               parameter="min" if body.min is None else "max")
+            low, high = body.min, body.max
+            return lambda: actions.autoscale(workers, high, low)
+        if action == "restart":
+            if len(workers) != 1:
+                raise ApiError(400, "restart: one worker at a time", parameter="workers")
+            template = self.service.restart_command
+            if not template:
+                raise ApiError(404, "no restart command configured: set `restart = \"...\"` "
+                                    "for the environment (docs/fleet.md)")
+            return lambda: actions.restart(workers[0], template)
+        if action in ("add-consumer", "cancel-consumer"):
+            if body.queue is None:
+                raise ApiError(400, f"{action} needs queue", parameter="queue")
+            queue = body.queue
+            if action == "add-consumer":
+                return lambda: actions.add_consumer(workers, queue)
+            return lambda: actions.cancel_consumer(workers, queue)
+        if body.task_name is None:
+            raise ApiError(400, f"{action} needs task_name", parameter="task_name")
+        task = body.task_name
+        if action == "rate-limit":
+            if body.rate is None:
+                raise ApiError(400, "rate-limit needs rate", parameter="rate")
+            rate = body.rate
+            return lambda: actions.rate_limit(workers, task, rate)
+        return lambda: actions.time_limit(workers, task, soft=body.soft, hard=body.hard)
+
+
+def action_routes(service: Service, guard: Guard) -> list[Route]:
+    api = ActionsV1(service)
+
+    def post(path: str, handler: Any, *, act: bool) -> Route:
+        return Route(f"/api/v1/actions{path}", protect(guard, handler, act=act,
+                                                       read_only=service.read_only),
+                     methods=["POST"])
+
+    return [
+        post("/locate", api.locate, act=False),
+        post("/retry/plan", api.plan_retry, act=False),
+        post("/replay/plan", api.plan_replay, act=False),
+        post("/retry", api.retry, act=True),
+        post("/replay", api.replay, act=True),
+        post("/revoke", api.revoke, act=True),
+        post("/purge", api.purge, act=True),
+        post("/workers/{action}", api.worker, act=True),
+    ]

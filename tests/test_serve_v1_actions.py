@@ -1,0 +1,151 @@
+"""``/api/v1/actions`` in process (Starlette's TestClient) over a replayed event stream: who may
+call what (a viewer reads the dry runs, is refused the actions; ``--read-only`` refuses), the
+bodies validated with a 400 naming the field, unknown workers and queues 404, a dry run that
+never answers the real args, and the client (``RemoteActions``) turning serve's answers into
+one line each. The real sends are in integration/test_remote_actions.py."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("starlette", reason="the serve extra")
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+from lazycelery.core.action_result import ActionError, ActionResult, ReadOnlyError, Reply
+from lazycelery.core.actions_remote import RemoteActions, result_from_json
+from lazycelery.core.index import TaskIndex
+from lazycelery.serve.app import build_app
+from lazycelery.serve.auth import AuthConfig, Guard
+from lazycelery.serve.v1.actions import result_json
+from tests.replay import load_events
+from tests.test_serve_v1 import OP, TOKENS, VIEW, make_service
+
+
+@pytest.fixture(scope="module")
+def index() -> TaskIndex:
+    index = TaskIndex()
+    index.apply_batch(load_events("redis"))
+    return index
+
+
+def _client(index: TaskIndex, tmp_path: Path, **kw: Any) -> TestClient:
+    service = make_service(index, audit_path=tmp_path / "audit.log", **kw)
+    return TestClient(build_app(service, Guard(AuthConfig(TOKENS))),
+                      raise_server_exceptions=False)
+
+
+@pytest.fixture
+def api(index: TaskIndex, tmp_path: Path) -> Iterator[TestClient]:
+    with _client(index, tmp_path) as c:
+        yield c
+
+
+def _failed(index: TaskIndex) -> str:
+    return next(r.uuid for r in index.records() if r.state == "FAILURE")
+
+
+def test_viewer_reads_dry_runs_but_may_not_act(api: TestClient, index: TaskIndex,
+                                               tmp_path: Path) -> None:
+    failed = _failed(index)
+    plan = api.post("/api/v1/actions/retry/plan", json={"task_ids": [failed]}, headers=VIEW)
+    assert plan.status_code == 200
+    body = plan.json()
+    # planned (args from the event here): their count and keyword names, never the values
+    [planned] = body["plans"]
+    assert planned["uuid"] == failed and body["refusals"] == []
+    assert isinstance(planned["args_count"], int) and isinstance(planned["kwargs_names"], list)
+    assert not {"args", "kwargs"} & set(planned)
+    located = api.post("/api/v1/actions/locate", json={"task_ids": [failed]}, headers=VIEW)
+    assert located.status_code == 200 and set(located.json()) == {"holders", "held_as",
+                                                                  "online", "source"}
+    for path, payload in (("retry", {"task_ids": [failed]}), ("replay", {"task_id": failed}),
+                          ("revoke", {"task_ids": [failed]}), ("purge", {"queue": "celery"}),
+                          ("workers/pool-grow", {"workers": ["w1"], "n": 1})):
+        refused = api.post(f"/api/v1/actions/{path}", json=payload, headers=VIEW)
+        assert refused.status_code == 403, path
+        assert refused.json() == {"error": "role viewer may not act (operator needed)"}
+    assert not (tmp_path / "audit.log").exists()
+
+
+def test_read_only_serve_refuses_actions_allows_dry_runs(index: TaskIndex,
+                                                        tmp_path: Path) -> None:
+    with _client(index, tmp_path, read_only=True) as api:
+        refused = api.post("/api/v1/actions/revoke", json={"task_ids": ["x"]}, headers=OP)
+        assert refused.status_code == 403
+        assert refused.json() == {"error": "read-only mode: actions are refused"}
+        assert api.post("/api/v1/actions/locate", json={"task_ids": ["x"]},
+                        headers=OP).status_code == 200
+
+
+def test_bodies_are_validated_with_one_line(api: TestClient) -> None:
+    cases = [("revoke", {"task_ids": []}, "task_ids"),
+             ("revoke", {"task_ids": ["a"], "colour": 1}, None),
+             ("retry", {"task_ids": "abc"}, "task_ids"),
+             ("workers/pool-grow", {"workers": ["w"], "n": 0}, "n")]
+    for path, payload, field in cases:
+        got = api.post(f"/api/v1/actions/{path}", json=payload, headers=OP)
+        assert got.status_code == 400, (path, payload)
+        assert got.json()["error"].startswith("bad body: ")
+        if field:
+            assert got.json()["parameter"] == field
+    bad_signal = api.post("/api/v1/actions/revoke", json={"task_ids": ["a"], "signal": "NOPE"},
+                          headers=OP)
+    assert bad_signal.status_code == 400 and "unknown signal" in bad_signal.json()["error"]
+
+
+def test_unknown_workers_queues_and_actions_are_404(api: TestClient) -> None:
+    worker = api.post("/api/v1/actions/workers/shutdown", json={"workers": ["nobody@x"]},
+                      headers=OP)
+    assert worker.status_code == 404 and worker.json() == {"error": "Unknown worker 'nobody@x'"}
+    queue = api.post("/api/v1/actions/purge", json={"queue": "not-a-queue"}, headers=OP)
+    assert queue.status_code == 404
+    action = api.post("/api/v1/actions/workers/explode", json={"workers": ["w"]}, headers=OP)
+    assert action.status_code == 404 and "one of: shutdown" in action.json()["error"]
+
+
+def test_a_revoke_with_no_online_worker_is_refused_and_audited_as_the_api_user(
+        api: TestClient, index: TaskIndex, tmp_path: Path) -> None:
+    from lazycelery.core import audit
+
+    failed = _failed(index)  # the replayed workers are long offline: nobody to tell
+    got = api.post("/api/v1/actions/revoke", json={"task_ids": [failed]}, headers=OP)
+    assert got.status_code == 200
+    result = result_from_json(got.json(), "revoke")
+    assert not result.ok and failed in result.refused
+    [entry] = audit.read(tmp_path / "audit.log")
+    assert entry.action == "revoke" and entry.user.startswith("api:token:o")
+
+
+def test_result_round_trips_through_json() -> None:
+    result = ActionResult("retry", ("a", "b"), False, replies={"a": Reply(True, "sent as n")},
+                          missing=("w2",), message="1 of 2 sent, 1 refused",
+                          created={"a": "n"}, refused={"b": "no args"}, count=None,
+                          marked=("a",), audit_error="disk full")
+    assert result_from_json(result_json(result), "retry") == result
+
+
+def test_client_refusals_are_one_line() -> None:
+    actions = RemoteActions("http://127.0.0.1:1", "t", read_only=True)
+    with pytest.raises(ReadOnlyError, match=r"^revoke: refused: read-only mode"):
+        actions.revoke(["a"])
+    actions.read_only = False
+    with pytest.raises(ActionError) as lost:
+        actions.pool_grow(["w"], 2)
+    text = str(lost.value)
+    assert text.startswith("pool-grow: cannot reach http://127.0.0.1:1: ") and "\n" not in text
+    assert text.endswith("nothing was sent")
+
+
+def test_a_retry_with_nothing_planned_asks_nobody() -> None:
+    from lazycelery.core.retry_plan import Refusal, RetryBatch
+
+    actions = RemoteActions("http://127.0.0.1:1", "t")  # unreachable: it must not be asked
+    result = actions.retry(RetryBatch(plans=(), refusals=(Refusal("a", "no args"),)))
+    assert not result.ok and result.refused == {"a": "no args"}
