@@ -317,3 +317,20 @@ def _schema_2_statements(store_url: str) -> list[str]:
 
     dialect = SQLITE if store_url.startswith("sqlite") else POSTGRESQL
     return [s for m in MIGRATIONS if m.version <= 2 for s in m.statements(dialect)]
+
+
+def test_a_huge_workflow_is_read_up_to_the_limit(tmp_path: Path) -> None:
+    """A root with 300 children, read with a limit of 50: 50 tasks, no more (each query is
+    bounded too), and the root among them."""
+    t0 = 1_700_000_000.0
+    events = [{"type": "task-received", "uuid": "root", "name": "app.fan", "parent_id": None,
+               "root_id": "root", "timestamp": t0, "hostname": "w@h", "local_received": t0}]
+    events += [{"type": "task-received", "uuid": f"kid-{i:03d}", "name": "app.leaf",
+                "parent_id": "root", "root_id": "root", "timestamp": t0 + i * 600.0,
+                "hostname": "w@h", "local_received": t0 + i * 600.0} for i in range(1, 301)]
+    store = open_store(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    _record(store, events)
+    assert len(workflow_records(store, ["kid-300"], siblings=False)) == 301  # 50 hours apart
+    found = workflow_records(store, ["root"], siblings=False, limit=50)
+    assert len(found) == 50 and "root" in found
+    store.close()

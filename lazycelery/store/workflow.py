@@ -36,12 +36,15 @@ _COLS: Final = ", ".join(TASK_COLUMNS)
 _LINKS: Final = ("uuid", "parent_id", "root_id")
 
 
-def _rows(store: Store, column: str, ids: Sequence[str]) -> list[TaskRecord]:
+def _rows(store: Store, column: str, ids: Sequence[str], limit: int) -> list[TaskRecord]:
+    """The tasks whose ``column`` is one of ``ids`` (at most ``limit`` per chunk of ids: a root
+    with a million tasks is not read whole to be cut afterwards)."""
     out: list[TaskRecord] = []
     for start in range(0, len(ids), _CHUNK):
         part = ids[start:start + _CHUNK]
         marks = ", ".join("?" * len(part))
-        rows = store.query(f"SELECT {_COLS} FROM tasks WHERE {column} IN ({marks})", part)
+        rows = store.query(f"SELECT {_COLS} FROM tasks WHERE {column} IN ({marks}) "
+                           f"LIMIT {int(limit)}", part)
         out.extend(record_from_row(row)[0] for row in rows)
     return out
 
@@ -55,7 +58,7 @@ def _linked(store: Store, seeds: Iterable[str], out: dict[str, TaskRecord], limi
         followed.update(todo)
         found: list[TaskRecord] = []
         for column in _LINKS:
-            found.extend(_rows(store, column, todo))
+            found.extend(_rows(store, column, todo, limit))
         nxt: dict[str, None] = {}
         for rec in found:
             if len(out) >= limit and rec.uuid not in out:
