@@ -144,3 +144,105 @@ def test_a_replay_runs_again_with_the_same_args_as_a_child(
              what="the replay as a child of the original in the index")
     root = _tree(index, client, first.id)
     assert [c.id for c in root.children] == [new_id] and root.counts == {SUCCESS: 2}
+
+
+# ---------------------------------------------------------------------- from the history store
+
+
+def _tree_ids(doc: dict[str, Any]) -> set[str]:
+    ids = {doc["id"]} if doc["kind"] == "task" else set()
+    for child in doc["children"]:
+        ids |= _tree_ids(child)
+    return ids
+
+
+def _cli_json(words: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    capsys.readouterr()
+    code = main(words)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc: dict[str, Any] = json.loads(out)
+    return doc
+
+
+def test_the_tree_is_read_from_a_recorded_store_after_memory_is_gone(
+        worker: WorkerProcess, client: Any, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``lazycelery record`` writes a nested chain of groups and a top-level chord into SQLite;
+    with no dashboard or serve memory left, `task tree` and serve's tree read each workflow
+    from the store (its links) and the result backend, from any of its tasks."""
+    from test_store_record import RecordProcess, _send_until_recorded
+
+    from lazycelery.serve.service import Service
+    from lazycelery.serve.v1.debug_data import tree_doc
+
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    recorder = RecordProcess(worker.broker, url, tmp_path)
+    reader = None
+    try:
+        reader = wait_for(lambda: _try_open(url), 30, interval=0.2, what="the recorder's store")
+        _send_until_recorded(client, reader)
+        nested = chain(_sig(client, "add", 1, 1, immutable=True),
+                       group(_sig(client, "add", 2, 2, immutable=True),
+                             _sig(client, "add", 3, 3, immutable=True)),
+                       _sig(client, "echo"),
+                       group(_sig(client, "add", 5, 5, immutable=True),
+                             _sig(client, "add", 6, 6, immutable=True))).apply_async()
+        body = chord([_sig(client, "add", i, i) for i in range(3)],
+                     _sig(client, "echo")).apply_async()
+        assert sorted(nested.get(timeout=30)) == [10, 12]
+        assert body.get(timeout=30) == {"args": [[0, 2, 4]], "kwargs": {}}
+        leaf = nested.results[0].id
+        first = nested
+        while first.parent is not None:  # the chain's results, back to its first step
+            first = first.parent
+        root_id = first.id
+        headers = {r.id for r in body.parent.results}  # the chord's header GroupResult
+        last_header = fetch_metas(client, [body.id])[body.id]["parent_id"]
+        assert len(headers) == 3 and last_header in headers
+
+        def stored() -> set[str] | None:
+            chord_done = reader.fetch_tasks([*headers, body.id])
+            if len(chord_done) < 4 or any(r.state != SUCCESS for r, _ in chord_done.values()):
+                return None
+            rows = reader.query("SELECT uuid FROM tasks WHERE root_id = ? AND state = ?",
+                                (root_id, SUCCESS))
+            return {r[0] for r in rows} if len(rows) == 6 else None
+
+        nested_ids: set[str] = wait_for(stored, 60, interval=0.2,
+                                        what="both workflows' tasks in the store")
+        assert recorder.terminate() == 0, recorder.stderr()
+    finally:
+        recorder.close()
+        if reader is not None:
+            reader.close()
+    words = ["task", "tree", "--json", "-b", worker.broker, "--store", url]
+    with_backend = [*words, "--result-backend", worker.backend or ""]
+    for focus in sorted(nested_ids):
+        doc = _cli_json([*with_backend[:3], focus, *with_backend[3:]], capsys)
+        assert doc["tree"]["id"] == root_id and doc["tree"]["counts"] == {SUCCESS: 6}, focus
+        assert doc["tree"]["children"][0]["chord"] is True
+        assert _tree_ids(doc["tree"]) == nested_ids
+        # events alone (no backend) link the six as well: parents and roots are in the store
+        bare = _cli_json([*words[:3], focus, *words[3:]], capsys)
+        assert _tree_ids(bare["tree"]) == nested_ids
+    lone = sorted(headers - {last_header})[0]
+    doc = _cli_json([*with_backend[:3], lone, *with_backend[3:]], capsys)
+    assert doc["tree"]["kind"] == GROUP and doc["tree"]["chord"] is True
+    assert _tree_ids(doc["tree"]) == headers | {body.id}
+    # serve, started afresh on the same store: an empty memory, the same documents
+    service = Service(app=client, index=TaskIndex(), environment="test", store_url=url)
+    served = tree_doc(service, leaf)
+    assert served is not None
+    assert served["tree"] == _cli_json([*with_backend[:3], leaf, *with_backend[3:]],
+                                       capsys)["tree"]
+
+
+def _try_open(url: str) -> Any:
+    from lazycelery.store import StoreError, open_store
+
+    try:
+        return open_store(url, create=False, writer=False)
+    except StoreError:
+        return None  # the recorder has not created it yet
+

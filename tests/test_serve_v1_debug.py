@@ -204,6 +204,8 @@ def test_tree_equals_the_cli_json(redis_api: TestClient, redis_store: str,
         live = c.get(f"/api/v1/tasks/{task}/tree", headers=VIEW).json()
     assert live["task"] == task and live["tree"]["id"] == task
     assert [k["id"] for k in live["tree"]["children"]] == index.children_of(task)
+    # the store alone finds them too, by their links (tests/test_store_workflow.py)
+    assert got.json()["tree"] == live["tree"]
     missing = redis_api.get("/api/v1/tasks/no-such-task/tree", headers=VIEW)
     assert missing.status_code == 404 and missing.json()["parameter"] == "task_id"
 

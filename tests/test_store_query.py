@@ -171,7 +171,7 @@ def test_a_schema_1_store_is_migrated_forward_keeping_its_rows(tmp_path: Path) -
                  "('old-1', 'SUCCESS', 'app.a', 5.0)")
     conn.close()
     store = open_store(f"sqlite:///{path}")
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
     assert store.has_table("audit")
     assert [t.record.uuid for t in page(store, TaskFilter(states=("SUCCESS",),
                                                           names=("app.a",))).tasks] == ["old-1"]

@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from lazycelery.errors import UsageError
 from lazycelery.text import visible
@@ -21,41 +20,19 @@ if TYPE_CHECKING:
 
 __all__ = ["replay", "tree"]
 
-#: the store's tasks read around the task's time, to find its workflow's other tasks
-_WINDOW: Final = 3600.0
-_MAX_STORED: Final = 200_000
 
+def _stored(settings: Settings, task_id: str, *, siblings: bool
+            ) -> tuple[dict[str, TaskRecord], str | None]:
+    """The history store's tasks linked to ``task_id`` (by uuid, parent_id, root_id; with
+    ``siblings``, a top-level group's possible members too): none without a store."""
+    from lazycelery.store import default_store_url
+    from lazycelery.store.workflow import read_workflow
 
-def _stored_around(settings: Settings, task_id: str) -> tuple[dict[str, TaskRecord], str | None]:
-    """Tasks the history store holds within an hour of ``task_id``'s (none without a store)."""
-    from lazycelery.store import StoreError, default_store_url, open_store
-    from lazycelery.store import query as store_query
-    from lazycelery.store.reader import task_page
-
-    url = settings.store_url or default_store_url()
-    try:
-        store = open_store(url, create=False, writer=False)
-    except StoreError as exc:
-        return {}, f"no history store ({exc})"
-    out: dict[str, TaskRecord] = {}
-    try:
-        found = store_query.get(store, task_id)
-        if found is None:
-            return {}, "not in the history store"
-        when = found.record.last_seen or found.record.first_seen or time.time()
-        cursor: float | None = None
-        while len(out) < _MAX_STORED:
-            page = task_page(store, when - _WINDOW, when + _WINDOW, cursor, 5000)
-            out.update((t.record.uuid, t.record) for t in page.tasks)
-            if page.cursor is None:
-                break
-            cursor = page.cursor
-        out[task_id] = found.record
-    except StoreError as exc:
-        return out, f"history store: {exc}"
-    finally:
-        store.close()
-    return out, None
+    records, note = read_workflow(settings.store_url or default_store_url(), [task_id],
+                                  siblings=siblings)
+    if note is None and task_id not in records:
+        note = "not in the history store"
+    return records, note
 
 
 def tree(actions: Actions, settings: Settings, args: argparse.Namespace) -> int:
@@ -66,11 +43,6 @@ def tree(actions: Actions, settings: Settings, args: argparse.Namespace) -> int:
     task_id = args.ids[0]
     if len(args.ids) > 1:
         raise UsageError("task tree: give one task id")
-    records, store_note = _stored_around(settings, task_id)
-    children: dict[str, list[str]] = {}
-    for rec in records.values():
-        if rec.parent_id:
-            children.setdefault(rec.parent_id, []).append(rec.uuid)
     app = actions.app
     fetch: Any = None
     no_backend = None
@@ -79,6 +51,11 @@ def tree(actions: Actions, settings: Settings, args: argparse.Namespace) -> int:
         fetch = lambda ids: fetch_metas(app, ids)  # noqa: E731
     except NoResultBackend as exc:
         no_backend = str(exc)
+    records, store_note = _stored(settings, task_id, siblings=fetch is not None)
+    children: dict[str, list[str]] = {}
+    for rec in records.values():
+        if rec.parent_id:
+            children.setdefault(rec.parent_id, []).append(rec.uuid)
     wf = gather(task_id, get=records.get, children_of=lambda u: children.get(u, ()),
                 records=lambda: records.values(), fetch=fetch, no_backend=no_backend)
     notes = [n for n in (wf.note, store_note) if n]

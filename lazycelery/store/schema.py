@@ -133,6 +133,14 @@ def _v2(d: Dialect) -> list[str]:
     ]
 
 
+def _v3(_d: Dialect) -> list[str]:
+    return [
+        # A workflow's tasks are found by their links (store/workflow.py): a task's children by
+        # parent_id, as its workflow's by root_id (tasks_root, schema 1).
+        "CREATE INDEX tasks_parent ON tasks (parent_id)",
+    ]
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -144,6 +152,7 @@ class Migration:
 MIGRATIONS: Final = (
     Migration(1, "tasks, transitions, worker and queue samples, gaps, recorders", _v1),
     Migration(2, "index for filtered pages (state, name, time); the audit log", _v2),
+    Migration(3, "index on parent_id (a workflow's tasks by their links)", _v3),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 

@@ -24,9 +24,6 @@ __all__ = ["Loaded", "load", "tree_doc"]
 
 #: store replays running at once (more wait their turn)
 MAX_LOADS: Final = 2
-#: the store's tasks read around a task's time for its workflow (as `task tree`)
-TREE_WINDOW: Final = 3600.0
-TREE_MAX_STORED: Final = 200_000
 #: records copied per hold of the index lock (about a millisecond)
 COPY_SLICE: Final = 5_000
 
@@ -113,54 +110,40 @@ def load(service: Service, since: float, *, with_groups: bool) -> Loaded:
 # ---------------------------------------------------------------------- workflow tree
 
 
-def _stored_around(url: str, task_id: str) -> tuple[dict[str, TaskRecord], str | None]:
-    """The store's tasks within an hour of ``task_id``'s (``lazycelery task tree``'s)."""
-    from lazycelery.store import StoreError, open_store
-    from lazycelery.store import query as store_query
-    from lazycelery.store.reader import task_page
+def _stored_linked(url: str, seeds: list[str], siblings: bool
+                   ) -> tuple[dict[str, TaskRecord], str | None]:
+    """The store's tasks linked to ``seeds`` (``lazycelery task tree``'s read)."""
+    from lazycelery.store.workflow import read_workflow
 
-    out: dict[str, TaskRecord] = {}
     with _loads:
-        try:
-            store = open_store(url, create=False, writer=False)
-        except StoreError as exc:
-            return {}, f"no history store ({exc})"
-        try:
-            found = store_query.get(store, task_id)
-            if found is None:
-                return {}, None
-            when = found.record.last_seen or found.record.first_seen or time.time()
-            cursor: float | None = None
-            while len(out) < TREE_MAX_STORED:
-                page = task_page(store, when - TREE_WINDOW, when + TREE_WINDOW, cursor, 5000)
-                out.update((t.record.uuid, t.record) for t in page.tasks)
-                if page.cursor is None:
-                    break
-                cursor = page.cursor
-            out[task_id] = found.record
-        except StoreError as exc:
-            return out, f"history store: {exc}"
-        finally:
-            store.close()
-    return out, None
+        return read_workflow(url, seeds, siblings=siblings)
+
+
+def _memory_seeds(service: Service, task_id: str) -> list[str]:
+    """``task_id``, the tasks memory links to it (parents, children) and their roots: where
+    the store's search starts, so a workflow half in memory, half in the store is found whole
+    (read under the index's lock: at most ``MAX_NODES`` lookups)."""
+    from lazycelery.core.workflow import workflow_ids
+
+    index = service.index
+
+    def parent(uuid: str) -> str | None:
+        rec = index.get(uuid)
+        return rec.parent_id if rec is not None and rec.parent_id else None
+
+    with index.lock:
+        ids = workflow_ids(task_id, parent, index.children_of, lambda _u: None, lambda _g: ())
+        roots = [r.root_id for u in ids if (r := index.get(u)) is not None and r.root_id]
+    return list(dict.fromkeys([*ids, *roots]))
 
 
 def tree_doc(service: Service, task_id: str) -> dict[str, Any] | None:
     """``lazycelery task tree ID --json``'s document (None: the task is unknown): memory's
-    records over the store's around the task, the result backend's links when it has one."""
+    records over the store's linked to the task, the result backend's links when it has one."""
     from lazycelery.core.reconcile import NoResultBackend, fetch_metas, result_backend
     from lazycelery.core.workflow import tree_json
     from lazycelery.core.workflow_fetch import gather
 
-    records: dict[str, TaskRecord] = {}
-    store_note = None
-    if service.store_url is not None:
-        records, store_note = _stored_around(service.store_url, task_id)
-    records.update((r.uuid, r) for r in service.index.records())  # memory's are the live ones
-    children: dict[str, list[str]] = {}
-    for rec in records.values():
-        if rec.parent_id:
-            children.setdefault(rec.parent_id, []).append(rec.uuid)
     app = service.app
     fetch: Any = None
     no_backend = None
@@ -169,6 +152,16 @@ def tree_doc(service: Service, task_id: str) -> dict[str, Any] | None:
         fetch = lambda ids: fetch_metas(app, ids)  # noqa: E731
     except NoResultBackend as exc:
         no_backend = str(exc)
+    records: dict[str, TaskRecord] = {}
+    store_note = None
+    if service.store_url is not None:
+        records, store_note = _stored_linked(service.store_url,
+                                             _memory_seeds(service, task_id), fetch is not None)
+    records.update((r.uuid, r) for r in service.index.records())  # memory's are the live ones
+    children: dict[str, list[str]] = {}
+    for rec in records.values():
+        if rec.parent_id:
+            children.setdefault(rec.parent_id, []).append(rec.uuid)
     wf = gather(task_id, get=records.get, children_of=lambda u: children.get(u, ()),
                 records=lambda: records.values(), fetch=fetch, no_backend=no_backend)
     if len(wf.ids) == 1 and not any(n.known for _d, n in wf.root.walk()):
