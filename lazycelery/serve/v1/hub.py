@@ -17,7 +17,7 @@ import contextlib
 import secrets
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -100,6 +100,8 @@ class StreamHub:
         #: items lost by clients, summed over clients (for /metrics and the bench)
         self.client_losses = 0
         self.clients = 0
+        #: seconds the ingest has been behind its broker (set at start): streams pause then
+        self.behind: Callable[[], float] = lambda: 0.0
 
     @property
     def last(self) -> int:

@@ -19,6 +19,7 @@ from starlette.responses import Response, StreamingResponse
 
 from lazycelery.core.query import Predicate
 from lazycelery.serve import params
+from lazycelery.serve.admission import BEHIND_AFTER
 from lazycelery.serve.auth import Caller
 from lazycelery.serve.v1.hub import STATUS, TASK, WORKER, Item, StreamHub
 from lazycelery.serve.v1.query import query_of, v1_flag, v1_number
@@ -29,6 +30,8 @@ __all__ = ["StreamApi"]
 #: items read from the ring per turn (a client far behind catches up in chunks)
 READ_CHUNK: Final = 2048
 DEFAULT_HEARTBEAT: Final = 15.0
+#: seconds a stream waits between reads while the ingest is behind
+PAUSE: Final = 0.05
 _encoder = msgspec.json.Encoder()
 
 
@@ -67,7 +70,10 @@ class _Client:
         if self.pred is not None and self.pred.time_dependent:
             self.pred.refresh()
         epoch = self.hub.epoch
-        chunks.extend(item.frame(epoch) for item in got.items if self.wants(item))
+        if self.pred is None and self.workers:  # every item: no test per item
+            chunks.extend(item.frame(epoch) for item in got.items)
+        else:
+            chunks.extend(item.frame(epoch) for item in got.items if self.wants(item))
         self.position = got.position
         return b"".join(chunks), len(got.items) >= READ_CHUNK
 
@@ -82,7 +88,10 @@ class _Client:
                 if data:
                     yield data
                 if more or hub.last > self.position:
-                    await asyncio.sleep(0)  # let other clients and requests run
+                    # let other clients and requests run; while the ingest is behind its
+                    # broker, pause: the ingest goes first, a stream is told what it loses
+                    behind = hub.behind() >= BEHIND_AFTER
+                    await asyncio.sleep(PAUSE if behind else 0)
                     continue
                 try:
                     await asyncio.wait_for(waiter.wait(), self.heartbeat)
