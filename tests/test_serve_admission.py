@@ -125,3 +125,25 @@ def test_backlog_full_reads_mean_behind() -> None:
     assert backlog.behind() < BEHIND_AFTER
     backlog.stopped()
     assert backlog.behind() == 0.0
+
+
+def test_hub_joined_frames_are_the_frames_read_item_by_item() -> None:
+    """``read_frames`` (a client taking every item; the join shared by clients in step) gives
+    the bytes, loss and position ``read`` gives, from every position, cached or not."""
+    from lazycelery.serve.v1.hub import StreamHub
+
+    hub = StreamHub(size=8)
+    hub.keep()
+    index = TaskIndex()
+    evs = [{"type": "task-received", "uuid": f"u{n}", "name": "t", "timestamp": 1.0 + n}
+           for n in range(20)]
+    hub.publish(evs, index.apply_batch(evs), index.lock)
+    for limit in (3, 100):
+        for position in (0, 11, 12, 15, 20):
+            losses = hub.client_losses
+            got = hub.read(position, limit)
+            expected = b"".join(item.frame(hub.epoch) for item in got.items)
+            for _ in range(2):  # the second from the cache, counting the loss again
+                assert hub.read_frames(position, limit) == (expected, len(got.items), got.lost,
+                                                            got.position)
+            assert hub.client_losses == losses + 3 * got.lost
