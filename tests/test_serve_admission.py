@@ -6,6 +6,7 @@ ingest's backlog signal reads the socket reads it is told of."""
 from __future__ import annotations
 
 import asyncio
+import time
 import warnings
 from typing import Any
 
@@ -116,13 +117,17 @@ def test_backlog_full_reads_mean_behind() -> None:
     backlog = Backlog()
     assert backlog.behind() == 0.0  # no session: not behind
     backlog.idle()
+    time.sleep(BEHIND_AFTER + 0.05)
+    assert backlog.behind() == 0.0  # blocked on a quiet socket: idle, never behind
     backlog.read(1000, 1 << 18)  # a small read: caught up
-    assert backlog.behind() < BEHIND_AFTER
-    backlog._caught_up -= 1.0  # type: ignore[operator]  # as if a second of reads had passed
-    backlog.read(1 << 18, 1 << 18)  # full reads do not catch up
-    assert backlog.behind() >= 1.0
+    assert backlog.behind() == 0.0
+    backlog.read(1 << 18, 1 << 18)  # a full read: data was waiting
+    time.sleep(BEHIND_AFTER + 0.05)
+    backlog.read(200_000, 1 << 18)  # still mostly full: behind since the first
+    assert backlog.behind() >= BEHIND_AFTER
     backlog.read(10, 1 << 18)
-    assert backlog.behind() < BEHIND_AFTER
+    assert backlog.behind() == 0.0
+    backlog.read(1 << 18, 1 << 18)
     backlog.stopped()
     assert backlog.behind() == 0.0
 
