@@ -62,8 +62,10 @@ def start_serve(broker: str, port: int, source: Path | None = None) -> subproces
     env.pop("LAZYCELERY_STORE", None)
     if source is not None:
         env["PYTHONPATH"] = str(source)
+    # from the source's directory: ``-m`` puts the working directory first on the path
     return subprocess.Popen([sys.executable, "-m", "lazycelery", "serve", "--broker", broker,
                              "--port", str(port), "--queue-interval", "5"], env=env,
+                            cwd=None if source is None else str(source),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
 
@@ -238,7 +240,7 @@ def clients_main(port: int, n: int, rate: float, conn: Connection) -> None:
 
 
 def step(name: str, broker: str, port: int, pubs: Publishers, rate: int, seconds: float,
-         clients: int, req_rate: float) -> dict[str, Any]:
+         clients: int, req_rate: float, catch_up_limit: float = float("inf")) -> dict[str, Any]:
     child = asker = None
     if clients:
         child = Child(clients_main, (port, clients, req_rate), "clients")
@@ -270,7 +272,8 @@ def step(name: str, broker: str, port: int, pubs: Publishers, rate: int, seconds
         t0, last, moved = time.monotonic(), None, time.monotonic()
         while True:
             got = min(child.ask("stats")["got"])
-            if got >= out["stream_items"] or time.monotonic() - moved > 3:
+            if got >= out["stream_items"] or time.monotonic() - moved > 3 \
+                    or time.monotonic() - t0 > catch_up_limit:
                 break
             if got != last:
                 last, moved = got, time.monotonic()
@@ -315,6 +318,8 @@ def main() -> int:
                              "-C SRC`), alternating with this tree's, on the same events")
     parser.add_argument("--repeats", type=int, default=1,
                         help="loaded steps per rate and serve (alternating; quote medians)")
+    parser.add_argument("--catch-up-limit", type=float, default=float("inf"), metavar="S",
+                        help="stop waiting for the stream clients to catch up after S seconds")
     parser.add_argument("--no-reference", action="store_true",
                         help="skip the steps without HTTP clients")
     args = parser.parse_args()
@@ -344,7 +349,7 @@ def main() -> int:
                             results.append(step(f"{label}{rate:,}/s, {args.clients} stream "
                                                 f"clients + {args.requests:g} req/s", redis.url,
                                                 port, pubs, rate, args.seconds, args.clients,
-                                                args.requests))
+                                                args.requests, args.catch_up_limit))
                             log(json.dumps(results[-1]))
                         finally:
                             serve.terminate()
