@@ -292,6 +292,9 @@ def step(name: str, broker: str, port: int, pubs: Publishers, rate: int, seconds
             "serve_shed_total": sum(v for k, v in after.items()
                                     if k.startswith("lazycelery_http_shed_total"))
             - sum(v for k, v in before.items() if k.startswith("lazycelery_http_shed_total")),
+            "serve_shed_ingest_behind": after.get('lazycelery_http_shed_total{reason="ingest_behind"}',
+                                                  0)
+            - before.get('lazycelery_http_shed_total{reason="ingest_behind"}', 0),
             "clients": clients, "items_per_client_median": median(
                 [s["items"] for s in report["stats"]]),
             "told_lost_per_client_median": median([s["lost"] for s in report["stats"]]),

@@ -30,8 +30,10 @@ __all__ = ["StreamApi"]
 #: items read from the ring per turn (a client far behind catches up in chunks)
 READ_CHUNK: Final = 2048
 DEFAULT_HEARTBEAT: Final = 15.0
-#: seconds a stream waits between reads while the ingest is behind
-PAUSE: Final = 0.05
+#: seconds between two writes to one client (items are batched per client per tick)
+TICK: Final = 0.05
+#: ... while the ingest is behind its broker
+PAUSE: Final = 0.5
 _encoder = msgspec.json.Encoder()
 
 
@@ -92,11 +94,12 @@ class _Client:
                 data, more = self.turn()
                 if data:
                     yield data
+                    # one write per client per tick: what is published meanwhile goes in the
+                    # next (fewer, larger writes); while the ingest is behind its broker, a
+                    # longer pause: the ingest goes first, a stream is told what it loses
+                    await asyncio.sleep(PAUSE if hub.behind() >= BEHIND_AFTER else TICK)
                 if more or hub.last > self.position:
-                    # let other clients and requests run; while the ingest is behind its
-                    # broker, pause: the ingest goes first, a stream is told what it loses
-                    behind = hub.behind() >= BEHIND_AFTER
-                    await asyncio.sleep(PAUSE if behind else 0)
+                    await asyncio.sleep(0)  # let other clients and requests run
                     continue
                 try:
                     await asyncio.wait_for(waiter.wait(), self.heartbeat)
