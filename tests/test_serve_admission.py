@@ -19,7 +19,12 @@ with warnings.catch_warnings():
 
 from lazycelery.core.backlog import Backlog
 from lazycelery.core.index import TaskIndex
-from lazycelery.serve.admission import BEHIND_AFTER, Admission, AdmissionMiddleware
+from lazycelery.serve.admission import (
+    BEHIND_AFTER,
+    BEHIND_INFLIGHT,
+    Admission,
+    AdmissionMiddleware,
+)
 from lazycelery.serve.app import build_app
 from lazycelery.serve.auth import AuthConfig, Guard
 from tests.test_serve_v1 import make_service
@@ -43,6 +48,7 @@ def test_ingest_behind_sheds_gets_with_json_503_and_counts_them() -> None:
     with _client(admission) as c:
         assert c.get("/api/v1/tasks").status_code == 200
         behind[0] = BEHIND_AFTER + 0.1
+        admission.inflight += BEHIND_INFLIGHT  # as if that many were in flight already
         got = c.get("/api/v1/tasks?limit=100")
         assert got.status_code == 503
         assert got.headers["retry-after"] == "1"
@@ -59,6 +65,8 @@ def test_ingest_behind_sheds_gets_with_json_503_and_counts_them() -> None:
         assert _shed_total(metrics.text, "busy") == 0
         # an action is never shed (here refused for what it is: an unknown task, not busy)
         assert c.post("/api/task/revoke/nope").status_code != 503
+        admission.inflight -= BEHIND_INFLIGHT  # fewer in flight: answered, even while behind
+        assert c.get("/api/v1/tasks").status_code == 200
         behind[0] = 0.0
         assert c.get("/api/v1/tasks").status_code == 200
     assert admission.inflight == 0

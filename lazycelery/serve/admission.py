@@ -2,8 +2,8 @@
 
 Every request but the live stream, ``/metrics`` and ``/healthcheck`` counts as in flight from
 its arrival until its answer is sent. A GET that arrives while ``max_inflight`` are already in
-flight, or while the ingest thread is behind its broker, is answered at once with a 503 JSON
-error and ``Retry-After`` (no authentication, no handler, no thread): a shed request is a
+flight, or while the ingest thread is behind its broker and ``BEHIND_INFLIGHT`` are, is
+answered at once with a 503 JSON error and ``Retry-After`` (no authentication, no handler, no thread): a shed request is a
 counted loss on the HTTP side (``lazycelery_http_shed_total``), where a lost event on the
 ingest would be the failure. Actions (POST) are never shed: they are rare and wanted.
 
@@ -25,6 +25,9 @@ __all__ = ["DEFAULT_MAX_INFLIGHT", "Admission", "AdmissionMiddleware"]
 DEFAULT_MAX_INFLIGHT: Final = 32
 #: seconds the ingest has been behind before GETs are shed
 BEHIND_AFTER: Final = 0.25
+#: requests in flight while the ingest is behind: a page costs ~1 ms, the cost that matters
+#: is many at once (and the streams, paused meanwhile); more are shed
+BEHIND_INFLIGHT: Final = 2
 #: the Retry-After of a shed request, in seconds
 RETRY_AFTER: Final = 1
 #: reasons, as the metric's label
@@ -53,7 +56,7 @@ class Admission:
         """Why a new GET is refused now (a reason counted in ``shed``), or None."""
         if self.inflight >= self.max_inflight:
             reason = BUSY
-        elif self.behind() >= BEHIND_AFTER:
+        elif self.inflight >= BEHIND_INFLIGHT and self.behind() >= BEHIND_AFTER:
             reason = INGEST
         else:
             return None
