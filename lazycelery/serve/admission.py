@@ -4,8 +4,8 @@ Every request but the live stream, ``/metrics`` and ``/healthcheck`` counts as i
 its arrival until its answer is sent. A GET that arrives while ``max_inflight`` are already in
 flight, or while the ingest thread is behind its broker and ``BEHIND_INFLIGHT`` are, is
 answered at once with a 503 JSON error and ``Retry-After`` (no authentication, no handler,
-no thread): a shed request is a counted loss on the HTTP side (``lazycelery_http_shed_total``), where a lost event on the
-ingest would be the failure. Actions (POST) are never shed: they are rare and wanted.
+no thread): a shed request is a counted loss on the HTTP side
+(``lazycelery_http_shed_total``), where a lost event on the ingest would be the failure. Actions (POST) are never shed: they are rare and wanted.
 
 The ingest is "behind" when its reads have kept finding the socket full for
 ``BEHIND_AFTER`` seconds (``lazycelery.core.backlog``): the broker is buffering for it, and a
