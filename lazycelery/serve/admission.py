@@ -5,7 +5,8 @@ its arrival until its answer is sent. A GET that arrives while ``max_inflight`` 
 flight, or while the ingest thread is behind its broker and ``BEHIND_INFLIGHT`` are, is
 answered at once with a 503 JSON error and ``Retry-After`` (no authentication, no handler,
 no thread): a shed request is a counted loss on the HTTP side
-(``lazycelery_http_shed_total``), where a lost event on the ingest would be the failure. Actions (POST) are never shed: they are rare and wanted.
+(``lazycelery_http_shed_total``), where a lost event on the ingest would be the failure.
+Actions (POST) are never shed: they are rare and wanted.
 
 The ingest is "behind" when its reads have kept finding the socket full for
 ``BEHIND_AFTER`` seconds (``lazycelery.core.backlog``): the broker is buffering for it, and a
