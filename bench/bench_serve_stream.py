@@ -6,10 +6,13 @@ The same publishing without any HTTP client is the reference, measured in the sa
 
 Reported: events serve applied vs published (ingest loss must be 0), ingest gaps, the stream
 items each client got and the loss it was told (counted, by design, when it cannot keep up),
-and the request latencies (median, p95).
+the requests answered (200) per second and their latencies (median, p95), and those serve shed
+(503 with Retry-After: its admission control, a counted loss on the HTTP side).
 
     .venv/bin/python bench/bench_serve_stream.py                     # 10,000 and 30,000/s, 10 s
     .venv/bin/python bench/bench_serve_stream.py --rates 5000 --seconds 3 --clients 5
+    git archive main lazycelery | tar -x -C /tmp/before     # before/after, same run and events:
+    .venv/bin/python bench/bench_serve_stream.py --rates 30000 --before /tmp/before --repeats 3
 """
 
 from __future__ import annotations
@@ -45,17 +48,24 @@ def metrics(port: int) -> dict[str, float]:
             if attempt == 4:
                 raise
     for line in text.splitlines():
-        if line and not line.startswith("#") and "{" not in line:
-            name, _, value = line.partition(" ")
+        if line and not line.startswith("#") and ("{" not in line
+                                                  or line.startswith("lazycelery_http_shed")):
+            name, _, value = line.rpartition(" ")
             out[name] = float(value)
     return out
 
 
-def start_serve(broker: str, port: int) -> subprocess.Popen[bytes]:
+def start_serve(broker: str, port: int, source: Path | None = None) -> subprocess.Popen[bytes]:
+    """serve from this tree, or from ``source`` (a directory holding another version's
+    ``lazycelery`` package: the "before" of a before/after run)."""
     env = dict(os.environ, LAZYCELERY_CONFIG=os.devnull)
     env.pop("LAZYCELERY_STORE", None)
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    # from the source's directory: ``-m`` puts the working directory first on the path
     return subprocess.Popen([sys.executable, "-m", "lazycelery", "serve", "--broker", broker,
                              "--port", str(port), "--queue-interval", "5"], env=env,
+                            cwd=None if source is None else str(source),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
 
@@ -132,12 +142,15 @@ async def _stream(port: int, stats: dict[str, Any], ready: asyncio.Event, stop: 
 
 
 async def _requests(port: int, rate: float, latencies: list[float], errors: list[int],
-                    stop: asyncio.Event) -> None:
+                    stop: asyncio.Event, shed: list[float] | None = None) -> None:
     """``/api/v1/tasks?limit=100`` sent on schedule (``rate`` per second), each in a task of its
-    own, whatever the answers take: the rate asked is the rate sent (at most 200 in flight)."""
+    own, whatever the answers take: the rate asked is the rate sent (at most 200 in flight).
+    ``latencies``: the answered (200) ones; ``shed``: the latencies of the 503s (admission
+    control: serve sheds requests so its ingest keeps up); ``errors``: anything else."""
     import httpx
 
     gate = asyncio.Semaphore(200)
+    shed = [] if shed is None else shed
 
     async def one(client: httpx.AsyncClient) -> None:
         async with gate:
@@ -145,11 +158,16 @@ async def _requests(port: int, rate: float, latencies: list[float], errors: list
             try:
                 r = await client.get(f"http://127.0.0.1:{port}/api/v1/tasks",
                                      params={"limit": 100})
-                if r.status_code != 200:
-                    errors.append(r.status_code)
             except httpx.HTTPError:
                 errors.append(0)
-            latencies.append(time.monotonic() - t)
+                return
+            took = time.monotonic() - t
+            if r.status_code == 200:
+                latencies.append(took)
+            elif r.status_code == 503 and r.headers.get("retry-after"):
+                shed.append(took)
+            else:
+                errors.append(r.status_code)
 
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
     async with httpx.AsyncClient(timeout=10.0, limits=limits) as client:
@@ -173,15 +191,16 @@ async def _asker(port: int, rate: float, conn: Connection) -> dict[str, Any]:
     stop = asyncio.Event()
     latencies: list[float] = []
     errors: list[int] = []
+    shed: list[float] = []
     t0 = time.monotonic()
-    asker = asyncio.create_task(_requests(port, rate, latencies, errors, stop))
+    asker = asyncio.create_task(_requests(port, rate, latencies, errors, stop, shed))
     conn.send({"ready": True})
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, conn.recv)  # "stop"
     stop.set()
     sent_for = time.monotonic() - t0
     await asyncio.wait_for(asker, 30)
-    return {"latencies": latencies, "errors": len(errors), "seconds": sent_for}
+    return {"latencies": latencies, "errors": len(errors), "seconds": sent_for, "shed": shed}
 
 
 def requester_main(port: int, rate: float, conn: Connection) -> None:
@@ -221,7 +240,7 @@ def clients_main(port: int, n: int, rate: float, conn: Connection) -> None:
 
 
 def step(name: str, broker: str, port: int, pubs: Publishers, rate: int, seconds: float,
-         clients: int, req_rate: float) -> dict[str, Any]:
+         clients: int, req_rate: float, catch_up_limit: float = float("inf")) -> dict[str, Any]:
     child = asker = None
     if clients:
         child = Child(clients_main, (port, clients, req_rate), "clients")
@@ -253,7 +272,8 @@ def step(name: str, broker: str, port: int, pubs: Publishers, rate: int, seconds
         t0, last, moved = time.monotonic(), None, time.monotonic()
         while True:
             got = min(child.ask("stats")["got"])
-            if got >= out["stream_items"] or time.monotonic() - moved > 3:
+            if got >= out["stream_items"] or time.monotonic() - moved > 3 \
+                    or time.monotonic() - t0 > catch_up_limit:
                 break
             if got != last:
                 last, moved = got, time.monotonic()
@@ -265,11 +285,20 @@ def step(name: str, broker: str, port: int, pubs: Publishers, rate: int, seconds
         child.close()
         assert asked is not None
         lat = sorted(asked["latencies"])
+        shed = sorted(asked["shed"])
         out.update({
+            "shed": len(shed), "shed_per_s": len(shed) / max(1e-9, asked["seconds"]),
+            "shed_p50_ms": 1000 * median(shed) if shed else None,
+            "serve_shed_total": sum(v for k, v in after.items()
+                                    if k.startswith("lazycelery_http_shed_total"))
+            - sum(v for k, v in before.items() if k.startswith("lazycelery_http_shed_total")),
+            "serve_shed_ingest_behind": after.get('lazycelery_http_shed_total{reason="ingest_behind"}',
+                                                  0)
+            - before.get('lazycelery_http_shed_total{reason="ingest_behind"}', 0),
             "clients": clients, "items_per_client_median": median(
                 [s["items"] for s in report["stats"]]),
             "told_lost_per_client_median": median([s["lost"] for s in report["stats"]]),
-            "requests": len(lat), "request_errors": asked["errors"],
+            "requests": len(lat), "request_errors": asked["errors"],  # neither 200 nor 503
             "requests_per_s": len(lat) / max(1e-9, asked["seconds"]),
             "request_p50_ms": 1000 * median(lat) if lat else None,
             "request_p95_ms": 1000 * lat[int(0.95 * (len(lat) - 1))] if lat else None,
@@ -286,30 +315,51 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=float, default=100.0, help="requests per second")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--before", type=Path, metavar="SRC",
+                        help="also run serve from SRC (a directory with another version's "
+                             "lazycelery package, e.g. `git archive main lazycelery | tar -x "
+                             "-C SRC`), alternating with this tree's, on the same events")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="loaded steps per rate and serve (alternating; quote medians)")
+    parser.add_argument("--catch-up-limit", type=float, default=float("inf"), metavar="S",
+                        help="stop waiting for the stream clients to catch up after S seconds")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the steps without HTTP clients")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     events = int(max(rates) * args.seconds)
+    variants: list[tuple[str, Path | None]] = [("", None)]
+    if args.before is not None:
+        variants = [("before: ", args.before.resolve()), ("after: ", None)]
+    results = []
     with RedisServer() as redis:
-        port = free_port()
-        serve = start_serve(redis.url, port)
         pubs = None
         try:
-            wait_until(lambda: metrics(port), 60, "serve to answer")
-            warm_up(redis.url, port)
             log(f"rendering {events:,} events")
             pubs = Publishers(redis.url, 2, e2e_procs.REPLAY, render=events)
-            results = []
             for rate in rates:
-                results.append(step(f"{rate:,}/s, reference: no HTTP clients", redis.url, port,
-                                    pubs, rate, args.seconds, 0, 0))
-                results.append(step(f"{rate:,}/s, {args.clients} stream clients + "
-                                    f"{args.requests:g} req/s", redis.url, port, pubs, rate,
-                                    args.seconds, args.clients, args.requests))
+                for repeat in range(args.repeats):
+                    for label, source in variants:
+                        port = free_port()
+                        serve = start_serve(redis.url, port, source)
+                        try:
+                            wait_until(lambda: metrics(port), 60, "serve to answer")  # noqa: B023
+                            warm_up(redis.url, port)
+                            if repeat == 0 and not args.no_reference:
+                                results.append(step(f"{label}{rate:,}/s, reference: no HTTP "
+                                                    "clients", redis.url, port, pubs, rate,
+                                                    args.seconds, 0, 0))
+                            results.append(step(f"{label}{rate:,}/s, {args.clients} stream "
+                                                f"clients + {args.requests:g} req/s", redis.url,
+                                                port, pubs, rate, args.seconds, args.clients,
+                                                args.requests, args.catch_up_limit))
+                            log(json.dumps(results[-1]))
+                        finally:
+                            serve.terminate()
+                            serve.wait(15)
         finally:
             if pubs is not None:
                 pubs.close()
-            serve.terminate()
-            serve.wait(15)
     for r in results:
         log(json.dumps(r))
     rows = [[r["step"], f"{r['published']:,}", f"{r['publisher_rate']:,.0f}",
@@ -321,11 +371,14 @@ def main() -> int:
              "-" if r.get("request_p95_ms") is None else f"{r['request_p95_ms']:.1f}",
              str(r.get("requests", "-")),
              "-" if r.get("requests_per_s") is None else f"{r['requests_per_s']:.0f}",
+             "-" if r.get("shed_per_s") is None else f"{r['shed_per_s']:.0f}",
+             str(r.get("request_errors", "-")),
              f"{r.get('catch_up_s', 0):.1f}"] for r in results]
     print(md_table(["step", "published", "publisher/s", "applied by serve", "ingest lost",
                     "gaps", "items/client (median)", "told lost/client (median)",
-                    "client loss (sum)", "req p50 ms", "req p95 ms", "requests",
-                    "answered/s", "clients caught up after s"], rows))
+                    "client loss (sum)", "req p50 ms", "req p95 ms", "answered",
+                    "answered/s", "shed (503)/s", "errors", "clients caught up after s"],
+                   rows))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

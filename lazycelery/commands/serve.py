@@ -17,6 +17,8 @@ __all__ = ["register", "run"]
 
 HANDLER = "lazycelery.commands.serve:run"
 DEFAULT_PORT = 5555
+#: seconds a thread holds the GIL before another that waits for it gets it (Python's: 0.005)
+SWITCH_INTERVAL = 0.001
 
 DESCRIPTION = """\
 Serve Flower's HTTP API (same paths, parameters and JSON) and Prometheus metrics (Flower's
@@ -40,6 +42,7 @@ examples:
   lazycelery serve --host 0.0.0.0 --store postgresql://lc@db/celerymon --read-only
   OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 lazycelery serve --otel
                                                also one span per task (docs/tracing.md)
+  lazycelery serve --max-inflight 16           shed GETs (503, Retry-After) past 16 at once
   lazycelery serve --env prod --env staging    several clusters: ?env=NAME on every API
                                                path, GET /api/envs (docs/environments.md);
                                                each runs its own alert rules and policies
@@ -72,6 +75,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     http.add_argument("--stream-buffer", type=positive_int, metavar="N", default=1 << 17,
                       help="events kept for /api/v1/stream: a client further behind is told "
                            "how many it lost; Last-Event-ID resumes within it (default 131072)")
+    http.add_argument("--max-inflight", type=positive_int, metavar="N", default=32,
+                      help="requests in flight before further GETs are answered 503 with "
+                           "Retry-After (counted in /metrics: lazycelery_http_shed_total); "
+                           "GETs are also shed while the event ingest is behind (default 32)")
     parser.add_argument("--record", action="store_true",
                         help="also record history into the store (implied by --store)")
     add_otel_option(parser)
@@ -188,6 +195,7 @@ class _Serve:
 
     def _serve_traced(self, sock: Any, tracing: Any) -> int:
         from lazycelery.policies.runtime import start_policies, tee
+        from lazycelery.serve.admission import Admission
         from lazycelery.serve.app import build_app
         from lazycelery.serve.runtime import Observer, make_service
         from lazycelery.serve.server import HttpServer
@@ -197,6 +205,11 @@ class _Serve:
         queues = self._queues()
         service = make_service(settings, queues, read_only=settings.read_only)
         service.hub = StreamHub(args.stream_buffer)
+        service.admission = Admission(args.max_inflight)
+        # the ingest thread gives the GIL back at every socket read and waits for it again:
+        # the default 5 ms switch interval makes each such wait up to 5 ms behind a busy
+        # event loop (hundreds of reads a second at 30,000 events/s)
+        sys.setswitchinterval(SWITCH_INTERVAL)
         automation = self._automation()
         service.alerts = self._alerts(service, automation)
         observer = Observer(service)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from lazycelery.core.backlog import Backlog
 from lazycelery.core.batch import FLUSH_DELAY, BatchSink, OnBatch
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest_path import (
@@ -105,6 +106,8 @@ class Ingestor:
         self._sink = BatchSink(index, on_batch, batch_max, on_bad=self._report_bad, keep=keep,
                                masker=self.masker)
         self._bad_next = 0.0
+        #: whether the reader is behind its broker (the fast Redis path tells; others: never)
+        self.backlog = Backlog()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._app_lock = threading.Lock()
@@ -237,7 +240,8 @@ class Ingestor:
         pattern = event_channel_pattern(self._endpoint.db, self._fast_options(), exchange)
         return RedisFastSession(self._endpoint, pattern, self._decoder, self._sink, self._stop,
                            connect_timeout=self._connect_timeout(), poll_interval=POLL_INTERVAL,
-                           on_subscribed=self._wake_workers if self.wakeup else None)
+                           on_subscribed=self._wake_workers if self.wakeup else None,
+                           backlog=self.backlog)
 
     def _amqp_session(self) -> _Session:
         from lazycelery.core.fastpath import LocalClock
@@ -301,6 +305,7 @@ class Ingestor:
                     self._stop.wait(self.status.next_retry_in or 1.0)
                 finally:
                     self._sink.flush()
+                    self.backlog.stopped()
         finally:
             self._sink.flush()
             self.masker.save()

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from lazycelery.core.backlog import Backlog
+
 if TYPE_CHECKING:
     from lazycelery.core.batch import EventSink
     from lazycelery.core.fastpath import EventDecoder
@@ -336,7 +338,8 @@ class RedisFastSession:
     def __init__(self, endpoint: RedisEndpoint, pattern: str, decoder: EventDecoder,
                  sink: EventSink, stop: threading.Event, *, connect_timeout: float = 4.0,
                  poll_interval: float = 0.25,
-                 on_subscribed: Callable[[], None] | None = None) -> None:
+                 on_subscribed: Callable[[], None] | None = None,
+                 backlog: Backlog | None = None) -> None:
         self.endpoint = endpoint
         self.pattern = pattern
         self.decoder = decoder
@@ -345,6 +348,7 @@ class RedisFastSession:
         self.connect_timeout = connect_timeout
         self.poll_interval = poll_interval
         self.on_subscribed = on_subscribed
+        self.backlog = backlog if backlog is not None else Backlog()
 
     def run(self, on_connected: Callable[[BrokerIdentity | None], None]) -> None:
         """Returns when ``stop`` is set; raises ``OSError`` subclasses on broker trouble."""
@@ -367,6 +371,8 @@ class RedisFastSession:
         sock, reader, stop = conn.sock, conn.reader, self.stop
         decode, extend, flush = self.decoder.decode, self.sink.extend, self.sink.flush
         sock.settimeout(self.poll_interval)
+        backlog, size = self.backlog, len(conn._buf)
+        backlog.idle()
         last_data = time.monotonic()
         ping_sent: float | None = None
         while True:
@@ -388,8 +394,9 @@ class RedisFastSession:
             if stop.is_set():
                 return
             try:
-                conn.fill()
+                backlog.read(conn.fill(), size)  # a full read: data was waiting (behind)
             except TimeoutError:
+                backlog.idle()
                 mono = time.monotonic()
                 if ping_sent is not None:
                     if mono - ping_sent > HEALTH_CHECK_TIMEOUT:

@@ -7,10 +7,12 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from lazycelery.serve.admission import AdmissionMiddleware
 from lazycelery.serve.api_act import ActApi
 from lazycelery.serve.api_alerts import alerts_endpoint
 from lazycelery.serve.api_read import ReadApi
@@ -78,5 +80,7 @@ def build_app(service: Service, guard: Guard) -> Starlette:
             response.headers.update(exc.headers)
         return response
 
+    # admission first: a request shed costs no authentication, no handler, no thread
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error,
-                                                       Exception: http_error})
+                                                       Exception: http_error},
+                     middleware=[Middleware(AdmissionMiddleware, admission=service.admission)])

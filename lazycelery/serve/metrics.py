@@ -150,6 +150,17 @@ class ServeCollector(Collector):
         yield CounterMetricFamily("lazycelery_stream_client_lost",
                                   "Items live stream clients lost by falling behind (summed)",
                                   value=hub.client_losses)
+        admission = self.service.admission  # requests shed so the ingest keeps up
+        shed = CounterMetricFamily("lazycelery_http_shed",
+                                   "Requests answered 503 at once (busy, or the ingest behind)",
+                                   labels=["reason"])
+        for reason, count in sorted(admission.shed.items()):
+            shed.add_metric([reason], count)
+        yield shed
+        inflight = GaugeMetricFamily("lazycelery_http_inflight",
+                                     "Requests in flight (the stream, /metrics excepted)")
+        inflight.add_metric([], admission.inflight)
+        yield inflight
 
     def _queues(self) -> Iterator[Metric]:
         snapshot = self.service.queues()

@@ -45,6 +45,8 @@ class Observer:
 
     def attach(self, ingestor: Ingestor, writer: Any = None) -> None:
         self.service.ingest_status = lambda: ingestor.status
+        # requests and streams yield to the ingest while it is behind its broker
+        self.service.admission.behind = self.service.hub.behind = ingestor.backlog.behind
         if writer is not None:
             self.service.store_stats = writer.stats
 

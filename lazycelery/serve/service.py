@@ -16,6 +16,7 @@ from lazycelery.core.actions import Actions
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest_status import IngestStatus
 from lazycelery.core.model import TaskRecord
+from lazycelery.serve.admission import Admission
 from lazycelery.serve.counters import FlowerCounters
 from lazycelery.serve.v1.hub import StreamHub
 from lazycelery.serve.workers import WorkerInfo
@@ -59,6 +60,8 @@ class Service:
     hub: StreamHub = field(default_factory=StreamHub)
     #: the environment's worker restart command (docs/fleet.md); None: restart answers 404
     restart_command: str | None = None
+    #: requests in flight and shed (``--max-inflight``; the ingest's backlog goes first)
+    admission: Admission = field(default_factory=Admission)
 
     def __post_init__(self) -> None:
         if self.workers is None:

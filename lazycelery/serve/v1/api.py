@@ -30,6 +30,7 @@ from lazycelery.serve.v1.tasks import (
     memory_page,
     parse_cursor,
     record_dict,
+    scan_page,
     store_page,
 )
 
@@ -77,7 +78,11 @@ class V1Api:
         next_: Cursor | None = None
         from_store = 0
         if after is None or after.source == "memory":
-            found, more = await run_in_threadpool(memory_page, index, pred, after, limit)
+            # newest first under the lock (O(limit) for the default page) on the loop itself;
+            # a page deeper than the scan budget is worked out on a copy, in a thread
+            page = scan_page(index, pred, after, limit)
+            found, more = page if page is not None else await run_in_threadpool(
+                memory_page, index, pred, after, limit)
             out = self._dicts(found, live=True)
             if more:
                 next_ = Cursor("memory", found[-1].last_seen, found[-1].uuid)

@@ -17,7 +17,7 @@ import contextlib
 import secrets
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -33,6 +33,8 @@ DEFAULT_SIZE: Final = 1 << 17
 #: seconds the ring keeps filling after the last client left (or a snapshot was taken): a
 #: viewer that reconnects within it resumes; with nobody listening the ingest pays nothing
 LINGER: Final = 120.0
+#: joined ranges kept for clients reading the same items (``read_frames``)
+JOINED_KEPT: Final = 16
 TASK: Final = "task"
 WORKER: Final = "worker"
 STATUS: Final = "status"
@@ -100,6 +102,10 @@ class StreamHub:
         #: items lost by clients, summed over clients (for /metrics and the bench)
         self.client_losses = 0
         self.clients = 0
+        # (first seq, last seq) -> (joined frames, items): shared by clients in step (loop only)
+        self._joined: dict[tuple[int, int], tuple[bytes, int]] = {}
+        #: seconds the ingest has been behind its broker (set at start): streams pause then
+        self.behind: Callable[[], float] = lambda: 0.0
 
     @property
     def last(self) -> int:
@@ -211,6 +217,36 @@ class StreamHub:
             if lost:
                 self.client_losses += lost
         return Read(items, lost, stop if stop >= start else max(position, start - 1))
+
+    def read_frames(self, position: int, limit: int) -> tuple[bytes, int, int, int]:
+        """``read`` for a client that takes every item: their SSE frames joined, how many
+        items, how many lost, the new position. Clients that keep up read the same range
+        after each publish: the join is made once for all of them (the last few kept)."""
+        with self._lock:
+            last = self._last
+            oldest = max(1, last - self.size + 1, self._first_kept)
+            start = position + 1
+            lost = max(0, oldest - start)
+            start = max(start, oldest)
+            stop = min(last, start + limit - 1)
+            if lost:
+                self.client_losses += lost
+            if stop < start:
+                return b"", 0, lost, max(position, start - 1)
+            key = (start, stop)
+            cached = self._joined.get(key)
+            if cached is None:
+                ring, size = self._ring, self.size
+                items = [item for seq in range(start, stop + 1)
+                         if (item := ring[seq % size]) is not None]
+        if cached is None:
+            epoch = self.epoch  # frames are built on the event loop, outside the lock
+            cached = (b"".join([item.frame(epoch) for item in items]), len(items))
+            joined = self._joined
+            joined[key] = cached
+            if len(joined) > JOINED_KEPT:
+                del joined[next(iter(joined))]
+        return cached[0], cached[1], lost, stop
 
     def position_of(self, last_event_id: str | None) -> tuple[int, str | None]:
         """Where a client resumes: after its ``Last-Event-ID`` (``<epoch>-<seq>``) when this

@@ -19,6 +19,7 @@ from starlette.responses import Response, StreamingResponse
 
 from lazycelery.core.query import Predicate
 from lazycelery.serve import params
+from lazycelery.serve.admission import BEHIND_AFTER
 from lazycelery.serve.auth import Caller
 from lazycelery.serve.v1.hub import STATUS, TASK, WORKER, Item, StreamHub
 from lazycelery.serve.v1.query import query_of, v1_flag, v1_number
@@ -29,6 +30,10 @@ __all__ = ["StreamApi"]
 #: items read from the ring per turn (a client far behind catches up in chunks)
 READ_CHUNK: Final = 2048
 DEFAULT_HEARTBEAT: Final = 15.0
+#: seconds between two writes to one client (items are batched per client per tick)
+TICK: Final = 0.05
+#: ... while the ingest is behind its broker
+PAUSE: Final = 0.5
 _encoder = msgspec.json.Encoder()
 
 
@@ -58,6 +63,14 @@ class _Client:
 
     def turn(self) -> tuple[bytes, bool]:
         """The frames of one read, and whether the ring holds more right away."""
+        if self.pred is None and self.workers:  # every item: frames joined once for all
+            data, count, lost, position = self.hub.read_frames(self.position, READ_CHUNK)
+            if lost:
+                self.lost += lost
+                data = _loss(self.hub, lost, self.lost, "this client fell behind the stream",
+                             position) + data
+            self.position = position
+            return data, count >= READ_CHUNK
         got = self.hub.read(self.position, READ_CHUNK)
         chunks: list[bytes] = []
         if got.lost:
@@ -81,6 +94,10 @@ class _Client:
                 data, more = self.turn()
                 if data:
                     yield data
+                    # one write per client per tick: what is published meanwhile goes in the
+                    # next (fewer, larger writes); while the ingest is behind its broker, a
+                    # longer pause: the ingest goes first, a stream is told what it loses
+                    await asyncio.sleep(PAUSE if hub.behind() >= BEHIND_AFTER else TICK)
                 if more or hub.last > self.position:
                     await asyncio.sleep(0)  # let other clients and requests run
                     continue

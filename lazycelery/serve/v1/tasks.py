@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 import heapq
+import itertools
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -26,13 +28,17 @@ from lazycelery.serve.errors import bad_param
 from lazycelery.serve.v1.query import v1_int
 
 __all__ = ["MAX_LIMIT", "Cursor", "TaskPage", "compile_q", "memory_page", "parse_cursor",
-           "record_dict", "store_page"]
+           "record_dict", "scan_page", "store_page"]
 
 DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 1000
 #: store rows read (and filtered) per request at most
 STORE_SCAN: Final = 20_000
 _STORE_BATCH: Final = 500
+#: records read newest first under the index lock for one page before ``memory_page`` (a
+#: copy, off the lock) takes over: ~1-3 ms of lock at most
+SCAN_BUDGET: Final = 5_000
+_LAST_SEEN = operator.attrgetter("last_seen")
 
 _cursor_encoder = msgspec.json.Encoder()
 
@@ -94,17 +100,54 @@ def _key(rec: TaskRecord) -> tuple[float, str]:
     return (rec.last_seen, rec.uuid)
 
 
+def scan_page(index: TaskIndex, pred: Predicate | None, after: Cursor | None,
+              limit: int, budget: int = SCAN_BUDGET) -> tuple[list[TaskRecord], bool] | None:
+    """``memory_page`` read newest first under the index lock, stopping once the page (and
+    every record tying with its last one) is found: O(limit) for the default page, O(depth)
+    for a cursor or a rare filter. None when ``budget`` records did not hold the page (then
+    ``memory_page`` works on a copy, off the lock). Cheap enough for the event loop."""
+    want = limit + 1
+    bound = None if after is None else (after.time, str(after.key))
+    out: list[TaskRecord] = []
+    edge: float | None = None  # last_seen of the want-th match: its ties are still taken
+    with index.lock:
+        # each pool is in last_seen order (the index keeps it so): the merge is newest first
+        for seen, rec in enumerate(index.iter_newest(), 1):
+            t = rec.last_seen
+            if edge is not None and t < edge:
+                break
+            if seen > budget:
+                return None
+            if bound is not None and (t, rec.uuid) >= bound:
+                continue
+            if pred is None or pred(rec):
+                out.append(rec)
+                if edge is None and len(out) >= want:
+                    edge = t
+    out.sort(key=_key, reverse=True)
+    return out[:limit], len(out) > limit
+
+
 def memory_page(index: TaskIndex, pred: Predicate | None, after: Cursor | None,
                 limit: int) -> tuple[list[TaskRecord], bool]:
     """Up to ``limit`` matches older than ``after`` (newest first), and whether memory holds
-    more. O(n) over memory: the records are referenced, not copied, outside the lock."""
+    more. O(n) over memory: the records are referenced, not copied, outside the lock; the
+    ``limit + 1``-th newest time is found over the bare floats (C, no key call per record),
+    only the records at or past it are sorted by (time, uuid)."""
     records = index.records()
     if pred is not None:
         records = pred.filter(records)
     if after is not None:
         bound = (after.time, str(after.key))
         records = [r for r in records if _key(r) < bound]
-    top = heapq.nlargest(limit + 1, records, key=_key)
+    want = limit + 1
+    if len(records) > want:
+        times = list(map(_LAST_SEEN, records))
+        # the records come roughly oldest first: read backwards, the heap rarely moves
+        edge = heapq.nlargest(want, reversed(times))[-1]
+        records = list(itertools.compress(records, map(operator.le, itertools.repeat(edge),
+                                                       times)))
+    top = sorted(records, key=_key, reverse=True)[:want]
     return top[:limit], len(top) > limit
 
 
