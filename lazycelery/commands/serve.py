@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UsageError(f"serve needs the 'serve' extra ({exc.name} is missing): "
                          "pip install 'lazycelery[serve]'") from None
+    from lazycelery.alerts.hook import configured_rules
     from lazycelery.config import resolve
     from lazycelery.config_envs import requested_envs
 
@@ -104,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         return run_envs(args, say=_say, guard_for=_guard, catch_signals=_catch_signals)
     settings = resolve(args)
     guard = _guard(settings)
+    configured_rules(settings)  # a bad rule: its one line before anything starts
     if (args.certfile is None) != (args.keyfile is None):
         raise UsageError("--certfile and --keyfile go together")
     return _Serve(args, settings, guard).run()

@@ -1,0 +1,55 @@
+"""A bad alert rule stops `record` and `serve` with its one line before anything starts: no
+report-schedules line before it, no history store created (a subprocess, no broker reached)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli_bad_input import one_line
+
+CONFIG = """
+[[alerts.rules]]
+name = "fails"
+kind = "failures"
+window = "soon"
+
+[[reports.schedules]]
+cron = "* * * * *"
+file = "{reports}/r-{{date}}.md"
+"""
+
+
+def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG.format(reports=tmp_path))
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith(("LAZYCELERY_", "CELERY_"))}
+    environ.update(LAZYCELERY_CONFIG=str(config), LAZYCELERY_AUDIT_LOG=os.devnull,
+                   LAZYCELERY_ALERTS_DIR=str(tmp_path / "alerts"),
+                   XDG_STATE_HOME=str(tmp_path / "state"), XDG_DATA_HOME=str(tmp_path / "data"))
+    return subprocess.run([sys.executable, "-m", "lazycelery", "--broker",
+                           "redis://127.0.0.1:1/0", *args], capture_output=True, text=True,
+                          timeout=60, env=environ, stdin=subprocess.DEVNULL)
+
+
+def _free_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", ["record", "serve"])
+def test_a_bad_rule_is_the_only_line_and_no_store_is_created(tmp_path: Path,
+                                                             command: str) -> None:
+    store = tmp_path / "history.sqlite3"
+    port = ["--port", _free_port()] if command == "serve" else []
+    result = _run(tmp_path, command, *port, "--store", f"sqlite:///{store}")
+    assert one_line(result).endswith("alerts.rules[0].window: not a duration: 'soon' "
+                                     "(try 500ms, 2s, 10m, 1h)")
+    assert not store.exists()
