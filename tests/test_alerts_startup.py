@@ -1,5 +1,6 @@
-"""A bad alert rule stops `record` and `serve` with its one line before anything starts: no
-report-schedules line before it, no history store created (a subprocess, no broker reached)."""
+"""A bad alert rule or retry policy stops `record` and `serve` with its one line before anything
+starts: no report-schedules line before it, no history store created (a subprocess, no broker
+reached)."""
 
 from __future__ import annotations
 
@@ -13,21 +14,28 @@ import pytest
 
 from tests.test_cli_bad_input import one_line
 
-CONFIG = """
-[[alerts.rules]]
-name = "fails"
-kind = "failures"
-window = "soon"
-
+SCHEDULE = """
 [[reports.schedules]]
 cron = "* * * * *"
 file = "{reports}/r-{{date}}.md"
 """
+BAD_RULE = """
+[[alerts.rules]]
+name = "fails"
+kind = "failures"
+window = "soon"
+"""
+BAD_POLICY = """
+[[policies.retry]]
+name = "flaky"
+task = "*"
+backoff = "soon"
+"""
 
 
-def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(tmp_path: Path, bad: str, *args: str) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "config.toml"
-    config.write_text(CONFIG.format(reports=tmp_path))
+    config.write_text(SCHEDULE.format(reports=tmp_path) + bad)
     environ = {k: v for k, v in os.environ.items()
                if not k.startswith(("LAZYCELERY_", "CELERY_"))}
     environ.update(LAZYCELERY_CONFIG=str(config), LAZYCELERY_AUDIT_LOG=os.devnull,
@@ -44,12 +52,14 @@ def _free_port() -> str:
         return str(sock.getsockname()[1])
 
 
+@pytest.mark.parametrize(("bad", "key"), [
+    pytest.param(BAD_RULE, "alerts.rules[0].window", id="rule"),
+    pytest.param(BAD_POLICY, "policies.retry[0].backoff", id="policy")])
 @pytest.mark.parametrize("command", ["record", "serve"])
-def test_a_bad_rule_is_the_only_line_and_no_store_is_created(tmp_path: Path,
-                                                             command: str) -> None:
+def test_a_bad_rule_or_policy_is_the_only_line_and_no_store_is_created(
+        tmp_path: Path, command: str, bad: str, key: str) -> None:
     store = tmp_path / "history.sqlite3"
     port = ["--port", _free_port()] if command == "serve" else []
-    result = _run(tmp_path, command, *port, "--store", f"sqlite:///{store}")
-    assert one_line(result).endswith("alerts.rules[0].window: not a duration: 'soon' "
-                                     "(try 500ms, 2s, 10m, 1h)")
+    result = _run(tmp_path, bad, command, *port, "--store", f"sqlite:///{store}")
+    assert one_line(result).endswith(f"{key}: not a duration: 'soon' (try 500ms, 2s, 10m, 1h)")
     assert not store.exists()
