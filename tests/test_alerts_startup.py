@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli_bad_input import one_line
+from tests.test_cli_bad_input import REPO, one_line
 
 SCHEDULE = """
 [[reports.schedules]]
@@ -62,4 +62,26 @@ def test_a_bad_rule_or_policy_is_the_only_line_and_no_store_is_created(
     port = ["--port", _free_port()] if command == "serve" else []
     result = _run(tmp_path, bad, command, *port, "--store", f"sqlite:///{store}")
     assert one_line(result).endswith(f"{key}: not a duration: 'soon' (try 500ms, 2s, 10m, 1h)")
+    assert not store.exists()
+
+
+def test_otel_without_the_sdk_is_the_only_line_and_no_store_is_created(tmp_path: Path) -> None:
+    """`record --otel` where the OpenTelemetry SDK is not installed (a plain `opentelemetry`
+    package shadows the real one): the install hint alone, before the schedules start."""
+    shadow = tmp_path / "shadow" / "opentelemetry"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("")
+    store = tmp_path / "history.sqlite3"
+    config = tmp_path / "config.toml"
+    config.write_text(SCHEDULE.format(reports=tmp_path))
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith(("LAZYCELERY_", "CELERY_", "OTEL_"))}
+    environ.update(LAZYCELERY_CONFIG=str(config), LAZYCELERY_AUDIT_LOG=os.devnull,
+                   LAZYCELERY_ALERTS_DIR=str(tmp_path / "alerts"),
+                   PYTHONPATH=os.pathsep.join([str(shadow.parent), str(REPO)]))
+    result = subprocess.run([sys.executable, "-m", "lazycelery", "--broker",
+                             "redis://127.0.0.1:1/0", "--otel", "record", "--store",
+                             f"sqlite:///{store}"], capture_output=True, text=True, timeout=60,
+                            env=environ, stdin=subprocess.DEVNULL)
+    assert one_line(result).startswith("lazycelery: --otel needs the OpenTelemetry SDK")
     assert not store.exists()

@@ -100,6 +100,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 def run(args: argparse.Namespace) -> int:
     from lazycelery.alerts.hook import configured_rules
     from lazycelery.config import resolve
+    from lazycelery.otel.hook import require_tracing
     from lazycelery.policies.runtime import policy_config
     from lazycelery.store import open_store
     from lazycelery.store.retention import retention_from
@@ -109,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     policy_config(settings)
     if not args.no_alerts:
         configured_rules(settings)
+    require_tracing(args, settings)
     try:
         retention = retention_from(args.retention, args.retention_tasks)
     except ValueError as exc:
