@@ -116,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.no_color = False
     if os.environ.get("NO_COLOR"):
         args.no_color = True
+    # one-shot commands say the settings' notes on stderr (config.resolve); the dashboard shows
+    # them on screen and `config show` lists them
+    args.say_notes = not args.handler.startswith(("lazycelery.commands.dashboard:",
+                                                  "lazycelery.commands.config_cmd:"))
     try:
         return _resolve_handler(args.handler)(args)
     except KeyboardInterrupt:

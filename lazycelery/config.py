@@ -159,7 +159,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -
     options.update(imported.transport_options if imported else {})
     queues = (imported.queues if imported else ()) + (environment.queues if environment else ())
 
-    return Settings(
+    settings = Settings(
         broker_url=broker_url,
         broker_source=broker_source,
         result_backend=result_backend,
@@ -181,13 +181,29 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -
               else config.mask),
         notes=_notes(args, environ, broker_source, env_name, environment) + ((
             f"--broker names the cluster, but default_environment {env_name!r} still gives its "
-            "other settings (result backend, store, alerts): pass --env to choose one",)
+            "other settings (queues, result backend, store, alerts): pass --env to choose one",)
             if _flag(args, "broker") and env_name and not _flag(args, "env") else ()),
         sla=MappingProxyType({name: sla_seconds(t) for name, t in config.sla.items()}),
         restart=(environment.restart if environment and environment.restart else config.restart),
         dead_letter=config.queues.dead_letter,
         _preimported_app=imported.app if imported else None,
     )
+    _say_notes(args, settings)
+    return settings
+
+
+def _say_notes(args: argparse.Namespace, settings: Settings) -> None:
+    """A one-shot command's notes on stderr, once per run however often it resolves (the
+    dashboard shows them itself; ``config show`` lists them): ``say_notes`` is set by the CLI."""
+    if not getattr(args, "say_notes", False):
+        return
+    args.say_notes = False
+    import sys
+
+    from lazycelery.text import visible
+
+    for note in settings.notes:
+        print(f"lazycelery: note: {visible(note)}", file=sys.stderr)
 
 
 def _one_environment(args: argparse.Namespace) -> None:

@@ -130,3 +130,30 @@ def test_report_files_get_the_environment_name() -> None:
     assert env_file("~/reports/daily-{date}.md", "prod") == "~/reports/daily-{date}-prod.md"
     assert env_file("/r/{env}/{date}.html", "eu/west") == "/r/eu_west/{date}.html"
     assert env_file("/r/summary", "qa") == "/r/summary-qa"
+
+
+def test_report_schedules_say_when_the_next_runs(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a single-environment serve or record says it: an environment with a store of its own
+    names its next run; one without says its schedules are off."""
+    from dataclasses import replace
+
+    monkeypatch.setenv("LAZYCELERY_ALERTS_DIR", str(tmp_path / "alerts"))
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG + f'\n[[reports.schedules]]\ncron = "0 8 * * *"\n'
+                      f'file = "{tmp_path}/daily-{{date}}.md"\n')
+    envs = services(config)
+    prod = envs.envs["prod"]
+    assert prod.settings is not None
+    prod.settings = replace(prod.settings, store_url=f"sqlite:///{tmp_path}/h.sqlite3")
+    said: list[str] = []
+    automation = EnvAutomation(config, said.append)
+    try:
+        automation.start(envs)
+    finally:
+        automation.stop()
+    lines = [line for line in said if "report schedules" in line]
+    assert len(lines) == 2, said
+    assert lines[0].startswith("prod: report schedules: 1, the next at ")
+    assert lines[0].endswith(" 08:00 UTC")
+    assert lines[1] == "staging: report schedules off: this environment has no store of its own"

@@ -98,11 +98,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def run(args: argparse.Namespace) -> int:
+    from lazycelery.alerts.hook import configured_rules
     from lazycelery.config import resolve
+    from lazycelery.otel.hook import require_tracing
+    from lazycelery.policies.runtime import policy_config
     from lazycelery.store import open_store
     from lazycelery.store.retention import retention_from
 
     settings = resolve(args)
+    # a bad rule or policy: its one line before the store or a report schedule starts
+    policy_config(settings)
+    if not args.no_alerts:
+        configured_rules(settings)
+    require_tracing(args, settings)
     try:
         retention = retention_from(args.retention, args.retention_tasks)
     except ValueError as exc:

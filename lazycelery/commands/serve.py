@@ -102,8 +102,10 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UsageError(f"serve needs the 'serve' extra ({exc.name} is missing): "
                          "pip install 'lazycelery[serve]'") from None
+    from lazycelery.alerts.hook import configured_rules
     from lazycelery.config import resolve
     from lazycelery.config_envs import requested_envs
+    from lazycelery.policies.runtime import policy_config
 
     if requested_envs(args) is not None:  # --env a --env b, --all-envs
         from lazycelery.commands.serve_envs import run_envs
@@ -111,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         return run_envs(args, say=_say, guard_for=_guard, catch_signals=_catch_signals)
     settings = resolve(args)
     guard = _guard(settings)
+    configured_rules(settings)  # a bad rule or policy: its one line before anything starts
+    policy_config(settings)
     if (args.certfile is None) != (args.keyfile is None):
         raise UsageError("--certfile and --keyfile go together")
     return _Serve(args, settings, guard).run()

@@ -12,7 +12,7 @@ from lazycelery.errors import UsageError
 if TYPE_CHECKING:
     from lazycelery.otel.process import ProcessPipeline
 
-__all__ = ["OTEL_HELP", "add_otel_option", "start_tracing", "stop_tracing"]
+__all__ = ["OTEL_HELP", "add_otel_option", "require_tracing", "start_tracing", "stop_tracing"]
 
 OTEL_HELP = ("also export one OpenTelemetry span per task attempt over OTLP, configured by "
              "OTEL_EXPORTER_OTLP_ENDPOINT / _HEADERS / OTEL_SERVICE_NAME or the config file's "
@@ -24,6 +24,19 @@ def add_otel_option(parser: argparse._ActionsContainer) -> None:
     # No default of its own: argparse copies a subcommand's defaults over the top-level
     # namespace, which would turn `lazycelery --otel tail` back into --otel off.
     parser.add_argument("--otel", action="store_true", default=argparse.SUPPRESS, help=OTEL_HELP)
+
+
+def require_tracing(args: argparse.Namespace, settings: Any) -> None:
+    """With ``--otel``, the SDK the span exporter needs is installed: else the install hint
+    (one UsageError line), said before a command opens its store or starts its schedules."""
+    if not getattr(args, "otel", False):
+        return
+    from lazycelery.otel.process import missing_packages
+    from lazycelery.otel.settings import otel_settings
+
+    missing = missing_packages(otel_settings(getattr(settings, "config_path", None)))
+    if missing:
+        raise UsageError(f"{INSTALL_HINT} (missing {', '.join(missing)})")
 
 
 def start_tracing(args: argparse.Namespace, settings: Any,

@@ -53,6 +53,13 @@ def _loop(scheduler: ReportScheduler, stop: threading.Event) -> None:
         scheduler.tick()
 
 
+def schedules_line(scheduler: ReportScheduler) -> str:
+    """``report schedules: 2, the next at 2026-12-07 08:00 UTC``, said at start."""
+    first = datetime.fromtimestamp(min(run.due for run in scheduler.runs), timezone.utc)
+    return (f"report schedules: {len(scheduler.runs)}, the next at "
+            f"{first.strftime('%Y-%m-%d %H:%M')} UTC")
+
+
 def start_automation(config_path: Path, *, open_store: Callable[[], Store],
                      environment: str | None, say: Callable[[str], None],
                      config: ConfigFile | None = None) -> Automation | None:
@@ -78,9 +85,7 @@ def start_automation(config_path: Path, *, open_store: Callable[[], Store],
         thread = threading.Thread(target=_loop, args=(scheduler, stop), daemon=True,
                                   name="lazycelery-reports")
         thread.start()
-        first = datetime.fromtimestamp(min(run.due for run in scheduler.runs), timezone.utc)
-        say(f"report schedules: {len(scheduler.runs)}, the next at "
-            f"{first.strftime('%Y-%m-%d %H:%M')} UTC")
+        say(schedules_line(scheduler))
     if dispatcher is None and scheduler is None:
         return None
     return Automation(dispatcher, scheduler, stop, thread, say)

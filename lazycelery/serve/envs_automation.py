@@ -23,7 +23,7 @@ from lazycelery.config_file import ConfigFile, load_file
 from lazycelery.config_notify import ReportsTable
 from lazycelery.policies.runtime import Policies, policy_config, start_policies, tee
 from lazycelery.reports.schedule import ReportScheduler
-from lazycelery.reports.service import TICK_SECONDS
+from lazycelery.reports.service import TICK_SECONDS, schedules_line
 from lazycelery.text import counted
 
 if TYPE_CHECKING:
@@ -94,10 +94,11 @@ class EnvAutomation:
         from lazycelery.store import open_store
 
         table = _with_env_files(config.reports, name)
-        self.schedulers[name] = ReportScheduler(
+        scheduler = ReportScheduler(
             table, open_store=lambda: open_store(url, writer=False), notifier=self.dispatcher,
             environment=settings.env_name, say=say)
-        say(f"report schedules: {len(table.schedules)}")
+        self.schedulers[name] = scheduler
+        say(schedules_line(scheduler))
 
     def _tick(self) -> None:
         while not self._stop.wait(TICK_SECONDS):
