@@ -216,3 +216,50 @@ def test_a_log_outrun_drops_every_chunk(monkeypatch: pytest.MonkeyPatch) -> None
     _apply(view, "payload29")
     assert sorted(_uuids(view)) == sorted(_reference(index, view, "payload29"))
     assert len(view) == 11  # payload29 and payload290..299
+
+
+def _received(index: TaskIndex, n: int, start: int = 0) -> list[TaskRecord]:
+    return index.apply_batch([{"type": "task-received", "uuid": f"{i:08x}-0000-4000-8000-"
+                               f"{i:012x}", "name": "t.a", "args": f"('payload{i}',)",
+                               "timestamp": float(i), "clock": i} for i in range(start, start + n)])
+
+
+def test_warming_builds_every_full_range_while_idle_and_the_first_filter_reuses_them() -> None:
+    index = TaskIndex(max_tasks=10_000)
+    view = TaskListView(index, text_chunk=64, warm_min=500)
+    view.sync(_received(index, 1_000))  # 15 full ranges of 64 and the newest, filling (40)
+    steps = 0
+    while view.warm_text(budget=0.0):  # one range per call with no budget
+        steps += 1
+        assert view._text.built == steps
+    assert view._text.built == 15 and steps == 15  # the 16th call found nothing left
+    assert not view.warm_text()  # nothing left: a no-op
+    assert view._text.built == 15
+    # the first filter builds only the newest range, still filling, and matches the reference
+    _apply(view, "payload99")
+    assert view._text.built == 16
+    assert _uuids(view) == _reference(index, view, "payload99")
+    # a record of a warmed range changes: the scan rebuilds that range only, and sees it
+    index.apply_batch([{"type": "task-succeeded", "uuid": f"{3:08x}-0000-4000-8000-{3:012x}",
+                        "result": "'payload99 again'", "timestamp": 2_000.0, "clock": 2_000}])
+    view.sync([index.get(f"{3:08x}-0000-4000-8000-{3:012x}")])
+    _apply(view, "payload99")
+    assert view._text.built == 17
+    assert _uuids(view) == _reference(index, view, "payload99")
+    assert f"{3:08x}-0000-4000-8000-{3:012x}" in _uuids(view)
+
+
+def test_warming_leaves_short_lists_and_running_work_alone() -> None:
+    index = TaskIndex(max_tasks=10_000)
+    view = TaskListView(index, text_chunk=64, warm_min=500)
+    view.sync(_received(index, 499))
+    assert not view.warm_text() and view._text.built == 0  # short: a scan is fast enough
+    view.sync(_received(index, 501, start=499))
+    view.set_filter("payload1")  # whole-list work pending: it comes first
+    assert view.busy
+    assert not view.warm_text() and view._text.built == 0
+    view.settle()  # the scan built every range itself: nothing left to warm
+    assert view._text.built == 16 and not view.warm_text()
+    joined = TaskListView(index, text_chunk=64, warm_min=500)
+    joined.joined_text = False  # record by record: nothing to warm
+    assert not joined.warm_text()

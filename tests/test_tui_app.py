@@ -486,3 +486,24 @@ def test_queues_pane_shows_the_priority_breakdown() -> None:
         assert any("PRIORITIES" in line for line in lines)
         [row] = [line.split("│")[1] for line in lines if "│celery" in line]
         assert row.split()[-3:] == ["0:4", "6:1", "9:2"]  # the same cells as `lazycelery queues`
+
+
+def test_the_running_dashboard_warms_the_free_text_of_a_long_list_while_idle() -> None:
+    with harness() as h:
+        view = h.d.tasks
+        view.warm_min = 1_000  # (100,000 by default) and small ranges, so 3,000 tasks are many
+        view._text.chunk = 256
+
+        async def scenario(h: Harness) -> None:
+            h.feed(EVENTS)
+            await h.until(lambda: len(view) == 3000)
+            assert not len(view._text)  # nothing typed yet
+            # built in slices between frames (the warm-up's first look found an empty list)
+            await h.until(lambda: len(view._text) == 3000 // 256, timeout=20)
+            built = view._text.built
+            await h.keys("/payload\r")
+            await h.idle()
+            assert view.filter_text == "payload"
+            assert view._text.built == built + 1  # only the newest range, still filling
+
+        drive(h, scenario)

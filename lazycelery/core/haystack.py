@@ -229,6 +229,10 @@ class Haystacks:
             del self._chunks[key]
         self._dirty &= keys
 
+    def holds(self, key: int) -> bool:
+        """A chunk of ``key``'s range is built (current or not)."""
+        return key in self._chunks
+
     def get(self, key: int, records: list[TaskRecord]) -> Chunk:
         """The chunk of ``records`` (arrival numbers in ``key``'s range), rebuilt if stale."""
         chunk = self._chunks.get(key)

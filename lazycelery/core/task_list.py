@@ -52,6 +52,9 @@ _INF: Final = float("inf")
 #: a word extended as it is typed re-checks the previous matches record by record while they
 #: are fewer than this; more, and the joined text of every task is searched instead (faster)
 NARROW_MAX: Final = 50_000
+#: lists at least this long get their free-text chunks built while idle (``warm_text``):
+#: below it a first record-by-record scan is already within the filter budget
+WARM_MIN: Final = 100_000
 
 
 def _text_key(value: object) -> str:
@@ -160,7 +163,8 @@ class TaskListView:
 
     def __init__(self, index: TaskIndex, *, chunk: int = 25_000,
                  clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] | None = None, text_chunk: int = CHUNK) -> None:
+                 wall_clock: Callable[[], float] | None = None, text_chunk: int = CHUNK,
+                 warm_min: int = WARM_MIN) -> None:
         self.index = index
         self.chunk = chunk
         self._clock = clock
@@ -196,6 +200,7 @@ class TaskListView:
         self._text_mark = index.changes
         #: search free text through the joined text (False: record by record, as before)
         self.joined_text = True
+        self.warm_min = warm_min
         self.rebuild()
 
     # ------------------------------------------------------------------ rows
@@ -509,6 +514,36 @@ class TaskListView:
             self._locate()
 
         self._job = _Job("scan", steps(), lambda: 1.0 - state["pos"] / limit if limit else 1.0)
+
+    def warm_text(self, budget: float = 0.01) -> bool:
+        """Build the joined free-text chunks of full arrival ranges not built yet, newest
+        first, for about ``budget`` seconds (at least one chunk); True if more remain.
+
+        Called while the dashboard is idle, so that the first free-text or regex filter over
+        a long list searches built chunks instead of building them all (1-2 s over a million
+        tasks). Only lists of ``warm_min`` tasks or more; never during whole-list work; the
+        newest range, still filling, and ranges already built (stale ones included: a scan
+        rebuilds those it needs) are left to the scan."""
+        base = self._base
+        if not self.joined_text or self._job is not None or len(base) < self.warm_min:
+            return False
+        text, seq_of = self._text, self._seq
+        size = text.chunk
+        newest, oldest = seq_of.get(base[-1].uuid), seq_of.get(base[0].uuid)
+        if newest is None or oldest is None:
+            return False
+        self._drain_changes()
+        deadline = self._clock() + budget
+        for key in range(newest // size - 1, oldest // size - 1, -1):
+            if text.holds(key):
+                continue
+            lo = self._search(base, key * size)[0]
+            hi = self._search(base, (key + 1) * size)[0]
+            if lo < hi:
+                text.get(key, base[lo:hi])
+            if self._clock() >= deadline:
+                return True
+        return False
 
     def _drain_changes(self) -> None:
         """Mark the joined text of records the index changed since the last call as stale."""

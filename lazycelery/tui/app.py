@@ -71,6 +71,11 @@ log = logging.getLogger(__name__)
 
 #: seconds of whole-list work per slice before input and redraws get their turn
 STEP_BUDGET: Final = 0.015
+#: free-text warm-up while idle (TaskListView.warm_text): a slice, then a pause, so input and
+#: redraws come first; once every range is built, a look every few seconds for new ones
+WARM_TEXT_BUDGET: Final = 0.01
+WARM_TEXT_PAUSE: Final = 0.05
+WARM_TEXT_IDLE: Final = 3.0
 
 
 @dataclass
@@ -322,6 +327,19 @@ class Dashboard:
             self.app.invalidate()
             await asyncio.sleep(0)
 
+    async def _warm_text(self) -> None:
+        """Build the free-text chunks of a long task list while nothing else runs, so the
+        first filter typed searches built text (core.task_list.TaskListView.warm_text)."""
+        tasks = self.screen.tasks
+        while True:
+            more = False
+            if not tasks.busy:
+                try:
+                    more = tasks.warm_text(WARM_TEXT_BUDGET)
+                except Exception as exc:  # counted like any other list work; tried again later
+                    self.screen.render_errors.record("free-text warm-up", exc)
+            await asyncio.sleep(WARM_TEXT_PAUSE if more else WARM_TEXT_IDLE)
+
     @property
     def running(self) -> bool:
         return self.app.is_running
@@ -384,6 +402,8 @@ class Dashboard:
             self.screen.history.start()
             self.screen.start_errors_history()
         self.operator.start()
+        if self.app.is_running:  # (the several-environment dashboard starts its own first)
+            self.app.create_background_task(self._warm_text())
 
     def shutdown(self) -> None:
         """Stop the threads we started (bounded waits)."""
