@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lazycelery.errors import UsageError
 from lazycelery.text import visible
@@ -36,21 +36,13 @@ def _stored(settings: Settings, task_id: str, *, siblings: bool
 
 
 def tree(actions: Actions, settings: Settings, args: argparse.Namespace) -> int:
-    from lazycelery.core.reconcile import NoResultBackend, fetch_metas, result_backend
     from lazycelery.core.workflow import tree_json, tree_lines
-    from lazycelery.core.workflow_fetch import gather
+    from lazycelery.core.workflow_fetch import backend_fetch, gather
 
     task_id = args.ids[0]
     if len(args.ids) > 1:
         raise UsageError("task tree: give one task id")
-    app = actions.app
-    fetch: Any = None
-    no_backend = None
-    try:
-        result_backend(app)
-        fetch = lambda ids: fetch_metas(app, ids)  # noqa: E731
-    except NoResultBackend as exc:
-        no_backend = str(exc)
+    fetch, no_backend = backend_fetch(actions.app)
     records, store_note = _stored(settings, task_id, siblings=fetch is not None)
     children: dict[str, list[str]] = {}
     for rec in records.values():

@@ -54,28 +54,18 @@ def _cell(value: Any) -> Any:
 
 
 def write_rows(rows: Iterable[dict[str, Any]], fmt: str, out: IO[str]) -> int:
-    """Write ``rows`` to ``out`` in ``fmt``; returns how many. Streams (one row at a time)
-    except JSON, which is one array."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    """Write ``rows`` to ``out`` in ``fmt``; returns how many. The text is ``stream_rows``'
+    (written as it comes: one row at a time, a JSON array element by element)."""
     n = 0
-    if fmt == "json":
-        items = list(rows)
-        out.write(json.dumps(items, indent=2, default=str) + "\n")
-        return len(items)
-    writer: Any = None
-    for r in rows:
-        if fmt == "ndjson":
-            out.write(json.dumps(r, default=str) + "\n")
-        else:
-            if writer is None:
-                writer = csv.DictWriter(out, fieldnames=list(r), lineterminator="\n",
-                                        extrasaction="ignore")
-                writer.writeheader()
-            writer.writerow({k: _cell(v) for k, v in r.items()})
-        n += 1
-    if fmt == "csv" and writer is None:
-        out.write(",".join(COLUMNS) + "\n")
+
+    def counting() -> Iterator[dict[str, Any]]:
+        nonlocal n
+        for row in rows:
+            n += 1
+            yield row
+
+    for piece in stream_rows(counting(), fmt):
+        out.write(piece)
     return n
 
 

@@ -21,12 +21,23 @@ from lazycelery.core.workflow import (
     workflow_ids,
 )
 
-__all__ = ["Workflow", "gather"]
+__all__ = ["Workflow", "backend_fetch", "gather"]
 
 #: rounds of backend reads (each one MGET): a nested canvas reveals a level per round
 _ROUNDS: Final = 6
 
 Fetch = Callable[[Sequence[str]], Mapping[str, Mapping[str, Any]]]
+
+
+def backend_fetch(app: Any) -> tuple[Fetch | None, str | None]:
+    """How ``gather`` reads ``app``'s result backend: (fetch, None), or (None, why not)."""
+    from lazycelery.core.reconcile import NoResultBackend, fetch_metas, result_backend
+
+    try:
+        result_backend(app)
+    except NoResultBackend as exc:
+        return None, str(exc)
+    return lambda ids: fetch_metas(app, ids), None
 
 
 @dataclass(frozen=True)

@@ -140,18 +140,10 @@ def _memory_seeds(service: Service, task_id: str) -> list[str]:
 def tree_doc(service: Service, task_id: str) -> dict[str, Any] | None:
     """``lazycelery task tree ID --json``'s document (None: the task is unknown): memory's
     records over the store's linked to the task, the result backend's links when it has one."""
-    from lazycelery.core.reconcile import NoResultBackend, fetch_metas, result_backend
     from lazycelery.core.workflow import tree_json
-    from lazycelery.core.workflow_fetch import gather
+    from lazycelery.core.workflow_fetch import backend_fetch, gather
 
-    app = service.app
-    fetch: Any = None
-    no_backend = None
-    try:
-        result_backend(app)
-        fetch = lambda ids: fetch_metas(app, ids)  # noqa: E731
-    except NoResultBackend as exc:
-        no_backend = str(exc)
+    fetch, no_backend = backend_fetch(service.app)
     records: dict[str, TaskRecord] = {}
     store_note = None
     if service.store_url is not None:
