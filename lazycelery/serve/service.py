@@ -62,6 +62,8 @@ class Service:
     restart_command: str | None = None
     #: requests in flight and shed (``--max-inflight``; the ingest's backlog goes first)
     admission: Admission = field(default_factory=Admission)
+    #: bytes the ingest's reader holds ahead of the ingest thread (Redis fast path)
+    read_ahead_bytes: Callable[[], int] = lambda: 0
 
     def __post_init__(self) -> None:
         if self.workers is None:
