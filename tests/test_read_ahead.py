@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import wait_for
-from lazycelery.core.read_ahead import ReadAhead
+from lazycelery.core.read_ahead import Keepalive, ReadAhead
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -81,8 +81,8 @@ def test_eof_is_raised_after_the_data_before_it(
 def test_a_quiet_connection_is_pinged_and_dropped_when_unanswered(
         pair: tuple[socket.socket, socket.socket]) -> None:
     ours, peer = pair
-    ahead = ReadAhead(ours, threading.Event(), poll_interval=0.02, ping_after=0.1,
-                      ping_timeout=0.3, ping=b"PING\r\n").start()
+    ahead = ReadAhead(ours, threading.Event(), poll_interval=0.02,
+                      keepalive=Keepalive(b"PING\r\n", after=0.1, timeout=0.3)).start()
     peer.settimeout(10)
     assert peer.recv(16) == b"PING\r\n"
     wait_for(lambda: ahead.error is not None, 10, what="the unanswered PING to end the reader")
@@ -94,8 +94,8 @@ def test_an_answered_ping_keeps_the_connection(
         pair: tuple[socket.socket, socket.socket]) -> None:
     ours, peer = pair
     stop = threading.Event()
-    ahead = ReadAhead(ours, stop, poll_interval=0.02, ping_after=0.1, ping_timeout=0.3,
-                      ping=b"PING\r\n").start()
+    ahead = ReadAhead(ours, stop, poll_interval=0.02,
+                      keepalive=Keepalive(b"PING\r\n", after=0.1, timeout=0.3)).start()
     peer.settimeout(10)
     for _ in range(3):
         assert peer.recv(16) == b"PING\r\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import struct
 import threading
@@ -20,6 +21,7 @@ from lazycelery.core.fastpath import (
     has_type_marker,
     json_failure,
 )
+from lazycelery.core.read_ahead import DEFAULT_READ_AHEAD, Keepalive, ReadAhead
 from lazycelery.core.sanitize import (
     BAD_COMPRESSION,
     BAD_ENVELOPE,
@@ -55,6 +57,8 @@ AMQP_SCHEMES: Final = frozenset({"amqp", "amqps", "pyamqp"})
 _PORTS: Final = {"amqp": 5672, "pyamqp": 5672, "amqps": 5671}
 #: what one socket read asks for (py-amqp asks for exactly one frame part: ~9 recv a message)
 READ_SIZE: Final = 1 << 18
+#: a heartbeat frame (type 8, channel 0, empty payload)
+HEARTBEAT: Final = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 _JSON: Final = JSON_CONTENT_TYPE.encode()
 #: content types kombu accepts whatever ``accept`` says (decoded as text: never an event)
 _TRUSTED: Final = frozenset({"application/data", "application/text"})
@@ -335,6 +339,15 @@ def _connection_class() -> type:
         sock: Any
         _read_buffer: bytes
         raise_on_initial_eintr: bool
+        #: while the session reads ahead: the reader thread, which writes for py-amqp too
+        outbox: Any = None
+
+        def write(self, s: bytes) -> None:
+            outbox = self.outbox
+            if outbox is None:
+                super().write(s)  # type: ignore[misc]
+            else:
+                outbox.send(s)
 
         def _setup_transport(self) -> None:
             super()._setup_transport()  # type: ignore[misc]
@@ -403,7 +416,8 @@ class AmqpFastSession:
     def __init__(self, endpoint: AmqpEndpoint, queue: Callable[[], EventQueue],
                  decoder: AmqpDecoder, sink: EventSink, stop: threading.Event, *,
                  connect_timeout: float = 4.0, poll_interval: float = 0.25,
-                 on_subscribed: Callable[[], None] | None = None) -> None:
+                 on_subscribed: Callable[[], None] | None = None,
+                 read_ahead_limit: int | None = None) -> None:
         self.endpoint = endpoint
         self.queue = queue
         self.decoder = decoder
@@ -412,6 +426,10 @@ class AmqpFastSession:
         self.connect_timeout = connect_timeout
         self.poll_interval = poll_interval
         self.on_subscribed = on_subscribed
+        self.read_ahead_limit = (DEFAULT_READ_AHEAD if read_ahead_limit is None
+                                 else read_ahead_limit)
+        #: the running session's reader thread (None before the consumer is set up)
+        self.read_ahead: ReadAhead | None = None
 
     def run(self, on_connected: Callable[[BrokerIdentity | None], None]) -> None:
         """Returns when ``stop`` is set; raises ``OSError`` / ``amqp`` errors on trouble."""
@@ -459,81 +477,92 @@ class AmqpFastSession:
 
     def _pump(self, conn: Any, channel_id: int) -> None:
         transport = conn.transport
-        sock = transport.sock
-        recv = sock.recv
         on_frame = conn.on_inbound_frame  # py-amqp handles everything but deliveries
-        stop = self.stop
+        stop, poll = self.stop, self.poll_interval
         decode, extend, flush = self.decoder.decode_body, self.sink.extend, self.sink.flush
         unpack_frame = _FRAME_HEADER.unpack_from
         unpack_method = _METHOD.unpack_from
-        sock.settimeout(self.poll_interval)
-        heartbeat = bool(conn.heartbeat)
-        next_tick = time.monotonic() + 1.0
         buf: bytes = transport.buf[transport.pos:]
         transport.buf, transport.pos = b"", 0
+        # The read-ahead thread owns the socket from here on: it reads (so a held ingest
+        # thread leaves no events to expire in the queue), sends the heartbeats, and writes
+        # what py-amqp writes (a close-ok): one thread on the socket, as TLS needs.
+        keepalive = None
+        if conn.heartbeat:
+            keepalive = Keepalive(HEARTBEAT, after=conn.heartbeat / 2.0,
+                                  timeout=2.0 * conn.heartbeat, steady=True,
+                                  now=time.monotonic())
+        ahead = self.read_ahead = ReadAhead(transport.sock, stop, limit=self.read_ahead_limit,
+                                            poll_interval=poll, keepalive=keepalive)
+        transport.outbox = ahead
+        ahead.start()
+        pending: collections.deque[bytes] = collections.deque()
         # the message being assembled: body size, content type, compression, body parts
         expect: int = -1  # -1: no message; -2: got Deliver, waiting for the header
         ctype: str | None = None
         compression: str | None = None
         parts: list[bytes] = []
         have = 0
-        while True:
-            now = time.time()
-            pos, end = 0, len(buf)
-            while end - pos >= 8:
-                ftype, chan, size = unpack_frame(buf, pos)
-                stop_at = pos + 7 + size
-                if stop_at >= end:
-                    break
-                if buf[stop_at] != _FRAME_END:
-                    raise AmqpProtocolError(f"bad frame end {buf[stop_at]:#04x}")
-                start, pos = pos + 7, stop_at + 1
-                if ftype == _BODY_FRAME and expect > 0:
-                    parts.append(buf[start:stop_at])
-                    have += size
-                    if have >= expect:
-                        body = parts[0] if len(parts) == 1 else b"".join(parts)
-                        events = decode(body, ctype, now, compression)
-                        if events:
-                            extend(events)
-                        expect, parts, have = -1, [], 0
-                elif ftype == _HEADER_FRAME and expect == -2:
-                    expect, ctype, compression = parse_content_header(buf[start:stop_at])
-                    if expect == 0:
-                        events = decode(b"", ctype, now, compression)
-                        if events:
-                            extend(events)
-                        expect = -1
-                elif ftype == _METHOD_FRAME and expect == -1 and chan == channel_id and \
-                        unpack_method(buf, start) == _BASIC_DELIVER:
-                    expect = -2
-                elif ftype == _HEARTBEAT_FRAME:
-                    pass
-                elif expect == -1 or chan != channel_id:
-                    # connection.close, channel.close, basic.cancel, blocked ...: py-amqp
-                    # handles it (and raises for the closing ones). Channel 0's frames may
-                    # come between the frames of a message on ours.
-                    on_frame((ftype, chan, buf[start:stop_at]))
-                else:
-                    raise AmqpProtocolError(f"unexpected frame type {ftype} inside a message")
-            buf = buf[pos:] if pos else buf
-            flush()
-            if stop.is_set():
-                return
-            if heartbeat:
-                mono = time.monotonic()
-                if mono >= next_tick:
-                    conn.heartbeat_tick()
-                    next_tick = mono + 1.0
-            try:
-                chunk = recv(READ_SIZE)
-            except TimeoutError:
-                continue
-            except OSError:
+        try:
+            while True:
+                now = time.time()
+                pos, end = 0, len(buf)
+                while end - pos >= 8:
+                    ftype, chan, size = unpack_frame(buf, pos)
+                    stop_at = pos + 7 + size
+                    if stop_at >= end:
+                        break
+                    if buf[stop_at] != _FRAME_END:
+                        raise AmqpProtocolError(f"bad frame end {buf[stop_at]:#04x}")
+                    start, pos = pos + 7, stop_at + 1
+                    if ftype == _BODY_FRAME and expect > 0:
+                        parts.append(buf[start:stop_at])
+                        have += size
+                        if have >= expect:
+                            body = parts[0] if len(parts) == 1 else b"".join(parts)
+                            events = decode(body, ctype, now, compression)
+                            if events:
+                                extend(events)
+                            expect, parts, have = -1, [], 0
+                    elif ftype == _HEADER_FRAME and expect == -2:
+                        expect, ctype, compression = parse_content_header(buf[start:stop_at])
+                        if expect == 0:
+                            events = decode(b"", ctype, now, compression)
+                            if events:
+                                extend(events)
+                            expect = -1
+                    elif ftype == _METHOD_FRAME and expect == -1 and chan == channel_id and \
+                            unpack_method(buf, start) == _BASIC_DELIVER:
+                        expect = -2
+                    elif ftype == _HEARTBEAT_FRAME:
+                        pass
+                    elif expect == -1 or chan != channel_id:
+                        # connection.close, channel.close, basic.cancel, blocked ...: py-amqp
+                        # handles it (and raises for the closing ones). Channel 0's frames may
+                        # come between the frames of a message on ours.
+                        on_frame((ftype, chan, buf[start:stop_at]))
+                    else:
+                        raise AmqpProtocolError(
+                            f"unexpected frame type {ftype} inside a message")
+                buf = buf[pos:] if pos else buf
+                if pending:  # the next chunk of this take (a stop is not held up by a backlog)
+                    if stop.is_set():
+                        return
+                    chunk = pending.popleft()
+                    buf = buf + chunk if buf else chunk
+                    continue
+                # Everything taken is decoded and applied before the next take (and before
+                # returning on stop)
+                flush()
                 if stop.is_set():
                     return
-                raise
-            if not chunk:
-                raise AmqpProtocolError("Server unexpectedly closed connection")
-            conn.bytes_recv += 1
-            buf = buf + chunk if buf else chunk
+                try:
+                    pending.extend(ahead.take(poll))
+                except OSError:
+                    if stop.is_set():
+                        return
+                    raise
+        finally:
+            transport.outbox = None
+            ahead.close(shutdown=False)  # the socket stays usable for a graceful close
+
