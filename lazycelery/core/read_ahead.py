@@ -160,8 +160,9 @@ class ReadAhead:
                     data = sock.recv(_RECV_SIZE)
                 except TimeoutError:
                     continue
-                if not data:
-                    error = ConnectionError("Connection closed by server.")
+                if not data:  # EOF: the peer closed, or our own close shut the socket down
+                    if not self._closing:
+                        error = ConnectionError("Connection closed by server.")
                     return
                 if keepalive is not None:
                     keepalive.received(time.monotonic())
