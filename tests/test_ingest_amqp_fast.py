@@ -23,6 +23,7 @@ from lazycelery.core.ingest_amqp import (
     AmqpDecoder,
     AmqpFastSession,
     AmqpProtocolError,
+    coalesce,
     connection_class,
     decode_amqp_message,
     event_queue,
@@ -464,3 +465,15 @@ def test_the_transport_hands_its_writes_to_the_outbox_while_reading_ahead() -> N
         outbox = transport.outbox = Outbox()
         transport.write(b"\x08\x00\x00")
         assert outbox.sent == [b"\x08\x00\x00"]
+
+
+def test_coalesce_joins_small_reads_in_order_without_splitting_any() -> None:
+    assert coalesce([], 10) == []
+    assert coalesce([b"abc"], 2) == [b"abc"]
+    assert coalesce([b"ab", b"cd", b"ef", b"g"], 4) == [b"abcd", b"efg"]
+    assert coalesce([b"a", b"bigger-than-size", b"c", b"d"], 4) == [b"a", b"bigger-than-size",
+                                                                     b"cd"]
+    chunks = [bytes([i]) * (i % 7 + 1) for i in range(200)]
+    pieces = coalesce(chunks, 64)
+    assert b"".join(pieces) == b"".join(chunks)
+    assert all(len(p) <= 64 for p in pieces) and len(pieces) < len(chunks) // 5

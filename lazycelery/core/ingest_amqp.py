@@ -57,6 +57,9 @@ AMQP_SCHEMES: Final = frozenset({"amqp", "amqps", "pyamqp"})
 _PORTS: Final = {"amqp": 5672, "pyamqp": 5672, "amqps": 5671}
 #: what one socket read asks for (py-amqp asks for exactly one frame part: ~9 recv a message)
 READ_SIZE: Final = 1 << 18
+#: a take of fewer reads than this waits ``TRICKLE_WAIT`` seconds for more (see ``_pump``)
+TRICKLE_READS: Final = 16
+TRICKLE_WAIT: Final = 0.005
 #: a heartbeat frame (type 8, channel 0, empty payload)
 HEARTBEAT: Final = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 _JSON: Final = JSON_CONTENT_TYPE.encode()
@@ -409,6 +412,26 @@ def connection_class() -> type:
     return _CONNECTION_CLASS
 
 
+def coalesce(chunks: list[bytes], size: int) -> list[bytes]:
+    """``chunks`` joined into pieces of about ``size`` bytes (none split; a larger chunk stays
+    whole): at a low rate the reader gets a message a recv, and each piece costs the frame
+    loop a turn."""
+    if len(chunks) < 2:
+        return chunks
+    out: list[bytes] = []
+    run: list[bytes] = []
+    have = 0
+    for chunk in chunks:
+        if have and have + len(chunk) > size:
+            out.append(run[0] if len(run) == 1 else b"".join(run))
+            run, have = [], 0
+        run.append(chunk)
+        have += len(chunk)
+    if run:
+        out.append(run[0] if len(run) == 1 else b"".join(run))
+    return out
+
+
 class AmqpFastSession:
     """One connection's life: connect, declare and bind the event queue, consume (no_ack),
     then read frames until stop or error. Raises on broker trouble; the Ingestor reconnects."""
@@ -557,7 +580,13 @@ class AmqpFastSession:
                 if stop.is_set():
                     return
                 try:
-                    pending.extend(ahead.take(poll))
+                    chunks = ahead.take(poll)
+                    if chunks and len(chunks) < TRICKLE_READS:
+                        # a trickle (a message a read): a few ms for more costs the events
+                        # that latency and saves a thread switch for each of them
+                        stop.wait(TRICKLE_WAIT)
+                        chunks += ahead.take(0.0)
+                    pending.extend(coalesce(chunks, READ_SIZE))
                 except OSError:
                     if stop.is_set():
                         return
