@@ -258,6 +258,7 @@ class Ingestor:
     def _amqp_session(self) -> _Session:
         from lazycelery.core.fastpath import LocalClock
         from lazycelery.core.ingest_amqp import (
+            SHARED_READ_AHEAD,
             AmqpDecoder,
             AmqpFastSession,
             EventQueue,
@@ -283,7 +284,8 @@ class Ingestor:
                                self._stop, connect_timeout=self._connect_timeout(),
                                poll_interval=POLL_INTERVAL,
                                on_subscribed=self._wake_workers if self.wakeup else None,
-                               read_ahead_limit=self.read_ahead)
+                               read_ahead_limit=self.read_ahead if self.read_ahead is not None
+                               or name is None else SHARED_READ_AHEAD)
 
     def _wake_workers(self) -> None:
         """What ``Receiver.wakeup_workers`` does on connect: a ``heartbeat`` broadcast, so

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AMQP_SCHEMES",
     "SHARED_QUEUE_MAX_LENGTH",
+    "SHARED_READ_AHEAD",
     "AmqpDecoder",
     "AmqpEndpoint",
     "AmqpFastSession",
@@ -162,6 +163,9 @@ class EventQueue:
 
 #: a shared event queue keeps at most this many event messages while no recorder reads it
 SHARED_QUEUE_MAX_LENGTH: Final = 1_000_000
+#: the read-ahead on a shared queue (bytes): it has no TTL, so events wait safely in it, while
+#: what a recorder read and had not applied when it stops is lost (no_ack): read little ahead
+SHARED_READ_AHEAD: Final = 1 << 20
 
 
 def shared_event_queue(name: str, app: Any = None) -> EventQueue:
