@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 import msgspec
 import pytest
@@ -125,3 +130,84 @@ def test_refused_connection_reconnects(amqp_url: str) -> None:
         started = time.monotonic()
         ingestor.stop()
         assert time.monotonic() - started < 2.5
+
+
+def _flood_body(index: int, padding: int) -> bytes:
+    event = {"hostname": "flood@test", "utcoffset": 0, "pid": 1, "clock": index,
+             "uuid": f"flood-{index}", "name": "flood", "args": "x" * padding, "kwargs": "{}",
+             "retries": 0, "timestamp": time.time(), "type": "task-received"}
+    return json.dumps(event).encode()
+
+
+def _event_queues(amqp_url: str) -> list[dict[str, Any]]:
+    """The vhost's ``celeryev.*`` queues as the management API reports them."""
+    parts = urlsplit(amqp_url)
+    vhost = unquote(parts.path[1:]) or "/"
+    url = f"http://127.0.0.1:15672/api/queues/{quote(vhost, safe='')}"
+    request = urllib.request.Request(url, headers={
+        "Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        queues: list[dict[str, Any]] = json.load(response)
+    return [q for q in queues if str(q.get("name", "")).startswith("celeryev.")]
+
+
+@pytest.mark.timeout(180)
+def test_read_ahead_rides_out_a_stall_longer_than_the_queue_ttl(amqp_url: str) -> None:
+    """The ingest thread is held for longer than the event queue's 5 s message TTL while 24 MB
+    of events are published: the read-ahead thread keeps taking them off the queue, so none
+    expires there, and every event is applied once the ingest resumes. (Without it, RabbitMQ
+    stops sending to the stalled consumer and the queued events expire silently.)"""
+    import amqp
+
+    index = TaskIndex()
+    stall, stalled, release = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_consumer(events: Any, records: Any) -> None:
+        if stall.is_set() and not release.is_set():
+            stalled.set()
+            release.wait(120)  # the ingest thread held, as a busy process would hold it
+
+    ingestor = Ingestor(amqp_url, index, mode="fast", wakeup=False, on_batch=slow_consumer)
+    parts = urlsplit(amqp_url)
+    publisher = amqp.Connection(host=f"{parts.hostname}:{parts.port}",
+                                virtual_host=unquote(parts.path[1:]) or "/")
+    ingestor.start()
+    try:
+        wait_for(lambda: ingestor.status.state == CONNECTED, 20, what="the AMQP connection")
+        assert ingestor.path == "fast"
+        publisher.connect()
+        channel = publisher.channel()
+        wait_for(lambda: len(_event_queues(amqp_url)) == 1, 20, what="the event queue")
+        (queue,) = _event_queues(amqp_url)
+        assert queue["arguments"].get("x-message-ttl") == 5000
+        stall.set()
+
+        def publish(i: int) -> None:
+            channel.basic_publish(
+                amqp.Message(_flood_body(i, 4000), content_type="application/json",
+                             content_encoding="utf-8"),
+                exchange="celeryev", routing_key="task.received")
+
+        publish(0)
+        wait_for(stalled.is_set, 10, what="the consumer to stall")
+        count = 6000  # ~24 MB
+        for i in range(1, count + 1):
+            publish(i)
+        published_at = time.monotonic()
+        # held past the TTL, until the queue is empty (drained by the read-ahead, or expired)
+        wait_for(lambda: time.monotonic() > published_at + 6.0
+                 and _event_queues(amqp_url)[0]["messages"] == 0, 60,
+                 what="the TTL to pass and the event queue to empty")
+        assert stalled.is_set() and not release.is_set()
+        session = ingestor._session
+        release.set()
+        wait_for(lambda: len(index) == count + 1, 60,
+                 what=f"all {count + 1} tasks applied (have {len(index)})")
+        assert index.events_total == count + 1
+        assert ingestor.status.state == CONNECTED and ingestor.status.gap is None
+        ahead = getattr(session, "read_ahead", None)
+        assert ahead is not None and ahead.peak > 8 << 20  # it held the stalled megabytes
+    finally:
+        release.set()
+        ingestor.stop()
+        publisher.collect() if not publisher.connected else publisher.close()

@@ -19,9 +19,12 @@ from lazycelery.core.fastpath import DecodeStats, LocalClock
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest import resolve_path
 from lazycelery.core.ingest_amqp import (
+    HEARTBEAT,
     AmqpDecoder,
     AmqpFastSession,
     AmqpProtocolError,
+    coalesce,
+    connection_class,
     decode_amqp_message,
     event_queue,
     parse_amqp_url,
@@ -414,3 +417,63 @@ def test_pump_raises_on_connection_close_and_bad_frames() -> None:
     broken = broken[:broken.rindex(b"\x03\x00\x01")] + _frame(1, 1, struct.pack(">HH", 60, 60))
     _sink, _conn, error = _pump_stream(broken, 1 << 16)
     assert isinstance(error, AmqpProtocolError)
+
+
+def test_pump_heartbeats_come_from_the_reader_thread() -> None:
+    """With a heartbeat negotiated, frames of type 8 go out every heartbeat/2 while the ingest
+    thread is held (here: by the test, which never lets a batch end) and py-amqp's own writes
+    (``transport.write``) go out through the same thread."""
+    left, right = socket.socketpair()
+    sink, stop = _Sink(), threading.Event()
+    conn = _Conn(left)
+    conn.heartbeat = 0.1  # type: ignore[assignment]
+    session = AmqpFastSession(parse_amqp_url("amqp://h//"), event_queue,
+                              AmqpDecoder(LocalClock()), sink, stop, poll_interval=0.01)
+    thread = threading.Thread(target=session._pump, args=(conn, 1), daemon=True)
+    thread.start()
+    try:
+        right.settimeout(10)
+        got = b""
+        while got.count(HEARTBEAT) < 3:
+            got += right.recv(64)
+        assert got == HEARTBEAT * (len(got) // len(HEARTBEAT))
+        conn.transport.outbox.send(b"close-ok")  # what py-amqp's frame writer would call
+        while not got.endswith(b"close-ok"):
+            got += right.recv(64)
+            assert len(got) < 4096
+        assert session.read_ahead is not None and session.read_ahead.error is None
+    finally:
+        stop.set()
+        thread.join(5)
+        left.close()
+        right.close()
+    assert not thread.is_alive()
+    assert conn.transport.outbox is None  # py-amqp writes to the socket again (closing)
+
+
+def test_the_transport_hands_its_writes_to_the_outbox_while_reading_ahead() -> None:
+    class Outbox:
+        def __init__(self) -> None:
+            self.sent: list[bytes] = []
+
+        def send(self, data: bytes) -> None:
+            self.sent.append(bytes(data))
+
+    conn = connection_class()(host="127.0.0.1:1")
+    for ssl in (False, {"cert_reqs": 0}):
+        transport = conn.Transport("127.0.0.1:1", connect_timeout=1, ssl=ssl)
+        outbox = transport.outbox = Outbox()
+        transport.write(b"\x08\x00\x00")
+        assert outbox.sent == [b"\x08\x00\x00"]
+
+
+def test_coalesce_joins_small_reads_in_order_without_splitting_any() -> None:
+    assert coalesce([], 10) == []
+    assert coalesce([b"abc"], 2) == [b"abc"]
+    assert coalesce([b"ab", b"cd", b"ef", b"g"], 4) == [b"abcd", b"efg"]
+    assert coalesce([b"a", b"bigger-than-size", b"c", b"d"], 4) == [b"a", b"bigger-than-size",
+                                                                     b"cd"]
+    chunks = [bytes([i]) * (i % 7 + 1) for i in range(200)]
+    pieces = coalesce(chunks, 64)
+    assert b"".join(pieces) == b"".join(chunks)
+    assert all(len(p) <= 64 for p in pieces) and len(pieces) < len(chunks) // 5

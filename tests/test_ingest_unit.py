@@ -256,3 +256,22 @@ def test_a_gap_starts_at_the_sender_time_of_the_last_event_applied() -> None:
     assert ingestor._gap_start(now=sink.last_event_at + 5.0) == sink.last_event_at
     ingestor._connected_at = sink.last_event_at + 1.0
     assert ingestor._gap_start(now=sink.last_event_at + 5.0) == sink.last_event_at + 5.0
+
+
+def test_amqp_read_ahead_is_small_on_a_shared_queue_unless_asked() -> None:
+    from lazycelery.core.ingest_amqp import SHARED_READ_AHEAD
+    from lazycelery.core.read_ahead import DEFAULT_READ_AHEAD
+
+    url = "amqp://guest:guest@127.0.0.1:1//"
+
+    def limit(**kwargs: Any) -> int:
+        session: Any = Ingestor(url, TaskIndex(), mode="fast", wakeup=False,
+                                **kwargs)._make_session()
+        return int(session.read_ahead_limit)
+
+    # the Receiver's own queue expires events after 5 s: read far ahead
+    assert limit() == DEFAULT_READ_AHEAD
+    # a shared queue keeps them (no TTL); what a stopped recorder read ahead is lost (no_ack)
+    assert limit(shared_queue="lc-recorders") == SHARED_READ_AHEAD < DEFAULT_READ_AHEAD
+    assert limit(shared_queue="lc-recorders", read_ahead=5 << 20) == 5 << 20
+    assert limit(read_ahead=1 << 16) == 1 << 16

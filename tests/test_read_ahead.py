@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import wait_for
-from lazycelery.core.read_ahead import ReadAhead
+from lazycelery.core.read_ahead import Keepalive, ReadAhead
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -81,8 +81,8 @@ def test_eof_is_raised_after_the_data_before_it(
 def test_a_quiet_connection_is_pinged_and_dropped_when_unanswered(
         pair: tuple[socket.socket, socket.socket]) -> None:
     ours, peer = pair
-    ahead = ReadAhead(ours, threading.Event(), poll_interval=0.02, ping_after=0.1,
-                      ping_timeout=0.3, ping=b"PING\r\n").start()
+    ahead = ReadAhead(ours, threading.Event(), poll_interval=0.02,
+                      keepalive=Keepalive(b"PING\r\n", after=0.1, timeout=0.3)).start()
     peer.settimeout(10)
     assert peer.recv(16) == b"PING\r\n"
     wait_for(lambda: ahead.error is not None, 10, what="the unanswered PING to end the reader")
@@ -94,8 +94,8 @@ def test_an_answered_ping_keeps_the_connection(
         pair: tuple[socket.socket, socket.socket]) -> None:
     ours, peer = pair
     stop = threading.Event()
-    ahead = ReadAhead(ours, stop, poll_interval=0.02, ping_after=0.1, ping_timeout=0.3,
-                      ping=b"PING\r\n").start()
+    ahead = ReadAhead(ours, stop, poll_interval=0.02,
+                      keepalive=Keepalive(b"PING\r\n", after=0.1, timeout=0.3)).start()
     peer.settimeout(10)
     for _ in range(3):
         assert peer.recv(16) == b"PING\r\n"
@@ -114,3 +114,87 @@ def test_stop_and_close_end_the_thread(pair: tuple[socket.socket, socket.socket]
     ahead.close(timeout=5.0)
     assert not ahead._thread.is_alive()
     assert ahead.error is None
+
+
+# --------------------------------------------------------------------------- Keepalive (pure)
+
+
+def test_keepalive_pings_a_quiet_peer_once_and_gives_it_up_unanswered() -> None:
+    k = Keepalive(b"PING", after=15.0, timeout=10.0, now=100.0)
+    assert not k.due(110.0)
+    k.received(110.0)
+    assert not k.due(125.0)
+    assert k.due(125.5)  # 15 s quiet
+    assert not k.due(130.0)  # one PING outstanding: not another
+    assert not k.due(135.5)
+    with pytest.raises(ConnectionError, match="No reply to PING within 10 s"):
+        k.due(135.6)
+
+
+def test_keepalive_answered_ping_starts_the_quiet_spell_again() -> None:
+    k = Keepalive(b"PING", after=15.0, timeout=10.0, now=0.0)
+    assert k.due(15.1)
+    k.received(16.0)  # the PONG
+    assert not k.due(30.0)
+    assert k.due(31.1)
+
+
+def test_steady_keepalive_beats_whatever_arrives_and_our_writes_count() -> None:
+    # AMQP: heartbeat 60 s -> a frame every 30 s of our silence, dead after 120 s of theirs
+    k = Keepalive(b"HB", after=30.0, timeout=120.0, steady=True, now=0.0)
+    for t in range(1, 30):
+        k.received(float(t))  # a busy stream does not stand in for our heartbeats
+        assert not k.due(float(t))
+    assert k.due(30.0)
+    assert not k.due(45.0)
+    k.sent(50.0)  # something else we wrote (a close-ok) counts as a beat
+    assert not k.due(79.0)
+    assert k.due(80.0)
+    with pytest.raises(ConnectionError, match="No heartbeat from the broker in 120 s"):
+        k.due(29.0 + 120.1)
+
+
+def test_send_is_written_by_the_reader_thread_and_copied(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    stop = threading.Event()
+    ahead = ReadAhead(ours, stop, poll_interval=0.02).start()
+    frame = bytearray(b"close-ok")
+    ahead.send(memoryview(frame))
+    frame[:] = b"XXXXXXXX"  # the caller reuses its buffer at once (py-amqp's frame writer)
+    ahead.send(b"|second")
+    peer.settimeout(10)
+    got = b""
+    while len(got) < 15:
+        got += peer.recv(64)
+    assert got == b"close-ok|second"
+    stop.set()
+    ahead.close()
+
+
+def test_a_steady_keepalive_writes_heartbeats_while_data_flows(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    stop = threading.Event()
+    ahead = ReadAhead(ours, stop, poll_interval=0.01,
+                      keepalive=Keepalive(b"HB", after=0.05, timeout=30.0, steady=True)).start()
+    peer.settimeout(10)
+    beats = b""
+    while len(beats) < 6:
+        peer.sendall(b"data")  # a stream that never pauses
+        beats += peer.recv(64)
+    assert beats.startswith(b"HBHBHB")
+    assert ahead.error is None
+    stop.set()
+    ahead.close()
+
+
+def test_close_without_shutdown_leaves_the_socket_usable(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, peer = pair
+    ahead = ReadAhead(ours, threading.Event(), poll_interval=0.02).start()
+    ahead.close(timeout=5.0, shutdown=False)
+    assert not ahead._thread.is_alive()
+    peer.sendall(b"after")
+    ours.settimeout(5)
+    assert ours.recv(16) == b"after"

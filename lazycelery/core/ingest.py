@@ -109,8 +109,9 @@ class Ingestor:
         self._bad_next = 0.0
         #: whether the reader is behind its broker (the fast Redis path tells; others: never)
         self.backlog = Backlog()
-        #: Redis fast path: bytes read ahead of the ingest thread at most (None: the default,
-        #: ``read_ahead.DEFAULT_READ_AHEAD``), so a busy process is not cut off by Redis
+        #: fast paths: bytes read ahead of the ingest thread at most (None: the default,
+        #: ``read_ahead.DEFAULT_READ_AHEAD``), so a busy process is not cut off by Redis nor
+        #: left to RabbitMQ's queue TTL
         self.read_ahead = read_ahead
         self._session: Any = None
         self._stop = threading.Event()
@@ -129,8 +130,8 @@ class Ingestor:
     # ------------------------------------------------------------------ public
 
     def read_ahead_bytes(self) -> int:
-        """Bytes the Redis fast path's reader holds ahead of the ingest thread now (0 on the
-        other paths, or between sessions)."""
+        """Bytes the fast path's reader (Redis, AMQP) holds ahead of the ingest thread now (0
+        on the kombu path, or between sessions)."""
         ahead = getattr(self._session, "read_ahead", None)
         return int(ahead.buffered) if ahead is not None else 0
 
@@ -257,6 +258,7 @@ class Ingestor:
     def _amqp_session(self) -> _Session:
         from lazycelery.core.fastpath import LocalClock
         from lazycelery.core.ingest_amqp import (
+            SHARED_READ_AHEAD,
             AmqpDecoder,
             AmqpFastSession,
             EventQueue,
@@ -281,7 +283,9 @@ class Ingestor:
         return AmqpFastSession(endpoint, queue, self._decoder, self._sink,
                                self._stop, connect_timeout=self._connect_timeout(),
                                poll_interval=POLL_INTERVAL,
-                               on_subscribed=self._wake_workers if self.wakeup else None)
+                               on_subscribed=self._wake_workers if self.wakeup else None,
+                               read_ahead_limit=self.read_ahead if self.read_ahead is not None
+                               or name is None else SHARED_READ_AHEAD)
 
     def _wake_workers(self) -> None:
         """What ``Receiver.wakeup_workers`` does on connect: a ``heartbeat`` broadcast, so

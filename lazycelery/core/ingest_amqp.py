@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import struct
 import threading
@@ -20,6 +21,7 @@ from lazycelery.core.fastpath import (
     has_type_marker,
     json_failure,
 )
+from lazycelery.core.read_ahead import DEFAULT_READ_AHEAD, Keepalive, ReadAhead
 from lazycelery.core.sanitize import (
     BAD_COMPRESSION,
     BAD_ENVELOPE,
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AMQP_SCHEMES",
     "SHARED_QUEUE_MAX_LENGTH",
+    "SHARED_READ_AHEAD",
     "AmqpDecoder",
     "AmqpEndpoint",
     "AmqpFastSession",
@@ -55,6 +58,11 @@ AMQP_SCHEMES: Final = frozenset({"amqp", "amqps", "pyamqp"})
 _PORTS: Final = {"amqp": 5672, "pyamqp": 5672, "amqps": 5671}
 #: what one socket read asks for (py-amqp asks for exactly one frame part: ~9 recv a message)
 READ_SIZE: Final = 1 << 18
+#: a take of fewer reads than this waits ``TRICKLE_WAIT`` seconds for more (see ``_pump``)
+TRICKLE_READS: Final = 16
+TRICKLE_WAIT: Final = 0.005
+#: a heartbeat frame (type 8, channel 0, empty payload)
+HEARTBEAT: Final = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 _JSON: Final = JSON_CONTENT_TYPE.encode()
 #: content types kombu accepts whatever ``accept`` says (decoded as text: never an event)
 _TRUSTED: Final = frozenset({"application/data", "application/text"})
@@ -155,6 +163,9 @@ class EventQueue:
 
 #: a shared event queue keeps at most this many event messages while no recorder reads it
 SHARED_QUEUE_MAX_LENGTH: Final = 1_000_000
+#: the read-ahead on a shared queue (bytes): it has no TTL, so events wait safely in it, while
+#: what a recorder read and had not applied when it stops is lost (no_ack): read little ahead
+SHARED_READ_AHEAD: Final = 1 << 20
 
 
 def shared_event_queue(name: str, app: Any = None) -> EventQueue:
@@ -335,6 +346,15 @@ def _connection_class() -> type:
         sock: Any
         _read_buffer: bytes
         raise_on_initial_eintr: bool
+        #: while the session reads ahead: the reader thread, which writes for py-amqp too
+        outbox: Any = None
+
+        def write(self, s: bytes) -> None:
+            outbox = self.outbox
+            if outbox is None:
+                super().write(s)  # type: ignore[misc]
+            else:
+                outbox.send(s)
 
         def _setup_transport(self) -> None:
             super()._setup_transport()  # type: ignore[misc]
@@ -396,6 +416,26 @@ def connection_class() -> type:
     return _CONNECTION_CLASS
 
 
+def coalesce(chunks: list[bytes], size: int) -> list[bytes]:
+    """``chunks`` joined into pieces of about ``size`` bytes (none split; a larger chunk stays
+    whole): at a low rate the reader gets a message a recv, and each piece costs the frame
+    loop a turn."""
+    if len(chunks) < 2:
+        return chunks
+    out: list[bytes] = []
+    run: list[bytes] = []
+    have = 0
+    for chunk in chunks:
+        if have and have + len(chunk) > size:
+            out.append(run[0] if len(run) == 1 else b"".join(run))
+            run, have = [], 0
+        run.append(chunk)
+        have += len(chunk)
+    if run:
+        out.append(run[0] if len(run) == 1 else b"".join(run))
+    return out
+
+
 class AmqpFastSession:
     """One connection's life: connect, declare and bind the event queue, consume (no_ack),
     then read frames until stop or error. Raises on broker trouble; the Ingestor reconnects."""
@@ -403,7 +443,8 @@ class AmqpFastSession:
     def __init__(self, endpoint: AmqpEndpoint, queue: Callable[[], EventQueue],
                  decoder: AmqpDecoder, sink: EventSink, stop: threading.Event, *,
                  connect_timeout: float = 4.0, poll_interval: float = 0.25,
-                 on_subscribed: Callable[[], None] | None = None) -> None:
+                 on_subscribed: Callable[[], None] | None = None,
+                 read_ahead_limit: int | None = None) -> None:
         self.endpoint = endpoint
         self.queue = queue
         self.decoder = decoder
@@ -412,6 +453,10 @@ class AmqpFastSession:
         self.connect_timeout = connect_timeout
         self.poll_interval = poll_interval
         self.on_subscribed = on_subscribed
+        self.read_ahead_limit = (DEFAULT_READ_AHEAD if read_ahead_limit is None
+                                 else read_ahead_limit)
+        #: the running session's reader thread (None before the consumer is set up)
+        self.read_ahead: ReadAhead | None = None
 
     def run(self, on_connected: Callable[[BrokerIdentity | None], None]) -> None:
         """Returns when ``stop`` is set; raises ``OSError`` / ``amqp`` errors on trouble."""
@@ -459,81 +504,98 @@ class AmqpFastSession:
 
     def _pump(self, conn: Any, channel_id: int) -> None:
         transport = conn.transport
-        sock = transport.sock
-        recv = sock.recv
         on_frame = conn.on_inbound_frame  # py-amqp handles everything but deliveries
-        stop = self.stop
+        stop, poll = self.stop, self.poll_interval
         decode, extend, flush = self.decoder.decode_body, self.sink.extend, self.sink.flush
         unpack_frame = _FRAME_HEADER.unpack_from
         unpack_method = _METHOD.unpack_from
-        sock.settimeout(self.poll_interval)
-        heartbeat = bool(conn.heartbeat)
-        next_tick = time.monotonic() + 1.0
         buf: bytes = transport.buf[transport.pos:]
         transport.buf, transport.pos = b"", 0
+        # The read-ahead thread owns the socket from here on: it reads (so a held ingest
+        # thread leaves no events to expire in the queue), sends the heartbeats, and writes
+        # what py-amqp writes (a close-ok): one thread on the socket, as TLS needs.
+        keepalive = None
+        if conn.heartbeat:
+            keepalive = Keepalive(HEARTBEAT, after=conn.heartbeat / 2.0,
+                                  timeout=2.0 * conn.heartbeat, steady=True,
+                                  now=time.monotonic())
+        ahead = self.read_ahead = ReadAhead(transport.sock, stop, limit=self.read_ahead_limit,
+                                            poll_interval=poll, keepalive=keepalive)
+        transport.outbox = ahead
+        ahead.start()
+        pending: collections.deque[bytes] = collections.deque()
         # the message being assembled: body size, content type, compression, body parts
         expect: int = -1  # -1: no message; -2: got Deliver, waiting for the header
         ctype: str | None = None
         compression: str | None = None
         parts: list[bytes] = []
         have = 0
-        while True:
-            now = time.time()
-            pos, end = 0, len(buf)
-            while end - pos >= 8:
-                ftype, chan, size = unpack_frame(buf, pos)
-                stop_at = pos + 7 + size
-                if stop_at >= end:
-                    break
-                if buf[stop_at] != _FRAME_END:
-                    raise AmqpProtocolError(f"bad frame end {buf[stop_at]:#04x}")
-                start, pos = pos + 7, stop_at + 1
-                if ftype == _BODY_FRAME and expect > 0:
-                    parts.append(buf[start:stop_at])
-                    have += size
-                    if have >= expect:
-                        body = parts[0] if len(parts) == 1 else b"".join(parts)
-                        events = decode(body, ctype, now, compression)
-                        if events:
-                            extend(events)
-                        expect, parts, have = -1, [], 0
-                elif ftype == _HEADER_FRAME and expect == -2:
-                    expect, ctype, compression = parse_content_header(buf[start:stop_at])
-                    if expect == 0:
-                        events = decode(b"", ctype, now, compression)
-                        if events:
-                            extend(events)
-                        expect = -1
-                elif ftype == _METHOD_FRAME and expect == -1 and chan == channel_id and \
-                        unpack_method(buf, start) == _BASIC_DELIVER:
-                    expect = -2
-                elif ftype == _HEARTBEAT_FRAME:
-                    pass
-                elif expect == -1 or chan != channel_id:
-                    # connection.close, channel.close, basic.cancel, blocked ...: py-amqp
-                    # handles it (and raises for the closing ones). Channel 0's frames may
-                    # come between the frames of a message on ours.
-                    on_frame((ftype, chan, buf[start:stop_at]))
-                else:
-                    raise AmqpProtocolError(f"unexpected frame type {ftype} inside a message")
-            buf = buf[pos:] if pos else buf
-            flush()
-            if stop.is_set():
-                return
-            if heartbeat:
-                mono = time.monotonic()
-                if mono >= next_tick:
-                    conn.heartbeat_tick()
-                    next_tick = mono + 1.0
-            try:
-                chunk = recv(READ_SIZE)
-            except TimeoutError:
-                continue
-            except OSError:
+        try:
+            while True:
+                now = time.time()
+                pos, end = 0, len(buf)
+                while end - pos >= 8:
+                    ftype, chan, size = unpack_frame(buf, pos)
+                    stop_at = pos + 7 + size
+                    if stop_at >= end:
+                        break
+                    if buf[stop_at] != _FRAME_END:
+                        raise AmqpProtocolError(f"bad frame end {buf[stop_at]:#04x}")
+                    start, pos = pos + 7, stop_at + 1
+                    if ftype == _BODY_FRAME and expect > 0:
+                        parts.append(buf[start:stop_at])
+                        have += size
+                        if have >= expect:
+                            body = parts[0] if len(parts) == 1 else b"".join(parts)
+                            events = decode(body, ctype, now, compression)
+                            if events:
+                                extend(events)
+                            expect, parts, have = -1, [], 0
+                    elif ftype == _HEADER_FRAME and expect == -2:
+                        expect, ctype, compression = parse_content_header(buf[start:stop_at])
+                        if expect == 0:
+                            events = decode(b"", ctype, now, compression)
+                            if events:
+                                extend(events)
+                            expect = -1
+                    elif ftype == _METHOD_FRAME and expect == -1 and chan == channel_id and \
+                            unpack_method(buf, start) == _BASIC_DELIVER:
+                        expect = -2
+                    elif ftype == _HEARTBEAT_FRAME:
+                        pass
+                    elif expect == -1 or chan != channel_id:
+                        # connection.close, channel.close, basic.cancel, blocked ...: py-amqp
+                        # handles it (and raises for the closing ones). Channel 0's frames may
+                        # come between the frames of a message on ours.
+                        on_frame((ftype, chan, buf[start:stop_at]))
+                    else:
+                        raise AmqpProtocolError(
+                            f"unexpected frame type {ftype} inside a message")
+                buf = buf[pos:] if pos else buf
+                if pending:  # the next chunk of this take (a stop is not held up by a backlog)
+                    if stop.is_set():
+                        return
+                    chunk = pending.popleft()
+                    buf = buf + chunk if buf else chunk
+                    continue
+                # Everything taken is decoded and applied before the next take (and before
+                # returning on stop)
+                flush()
                 if stop.is_set():
                     return
-                raise
-            if not chunk:
-                raise AmqpProtocolError("Server unexpectedly closed connection")
-            conn.bytes_recv += 1
-            buf = buf + chunk if buf else chunk
+                try:
+                    chunks = ahead.take(poll)
+                    if chunks and len(chunks) < TRICKLE_READS:
+                        # a trickle (a message a read): a few ms for more costs the events
+                        # that latency and saves a thread switch for each of them
+                        stop.wait(TRICKLE_WAIT)
+                        chunks += ahead.take(0.0)
+                    pending.extend(coalesce(chunks, READ_SIZE))
+                except OSError:
+                    if stop.is_set():
+                        return
+                    raise
+        finally:
+            transport.outbox = None
+            ahead.close(shutdown=False)  # the socket stays usable for a graceful close
+

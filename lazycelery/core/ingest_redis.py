@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from lazycelery.core.backlog import Backlog
-from lazycelery.core.read_ahead import DEFAULT_READ_AHEAD, ReadAhead
+from lazycelery.core.read_ahead import DEFAULT_READ_AHEAD, Keepalive, ReadAhead
 
 if TYPE_CHECKING:
     from lazycelery.core.batch import EventSink
@@ -380,8 +380,6 @@ class RedisFastSession:
     def _pump(self, conn: RespConnection) -> None:
         import hiredis
 
-        from lazycelery.core.read_ahead import ReadAhead
-
         reader, stop = conn.reader, self.stop
         decode, extend, flush = self.decoder.decode, self.sink.extend, self.sink.flush
         backlog, poll = self.backlog, self.poll_interval
@@ -390,7 +388,8 @@ class RedisFastSession:
         # the read-ahead thread, which owns the socket from here on (it sends the PINGs too)
         ahead = self.read_ahead = ReadAhead(
             conn.sock, stop, limit=self.read_ahead_limit, poll_interval=poll,
-            ping_after=HEALTH_CHECK_AFTER, ping_timeout=HEALTH_CHECK_TIMEOUT).start()
+            keepalive=Keepalive(b"*1\r\n$4\r\nPING\r\n", after=HEALTH_CHECK_AFTER,
+                                timeout=HEALTH_CHECK_TIMEOUT)).start()
         def parse(now: float) -> None:
             while True:
                 reply = reader.gets()

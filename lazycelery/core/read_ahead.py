@@ -13,8 +13,13 @@ memory, bounded by ``limit`` bytes; at the bound it stops reading, Redis buffers
 own limit applies (a disconnect the session reports as a gap, as before). Nothing is dropped
 here: RESP has no record boundary a drop could resume at.
 
-The thread also keeps the connection checked (PING after a quiet spell), since it alone may
-write to a TLS socket while reading it.
+The AMQP fast path reads the same way: RabbitMQ does not cut a slow consumer off, it stops
+sending to it (credit flow) and the events wait in the queue, where celery's 5 s message TTL
+(``event_queue_ttl``) expires them without a word. Draining the socket keeps them coming.
+
+The thread alone writes to the socket too, since with TLS (OpenSSL) one thread may not write
+while another reads: it keeps the connection checked (``Keepalive``: Redis's PING after a quiet
+spell, AMQP's heartbeat frames) and writes what the ingest thread hands it (``send``).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import threading
 import time
 from typing import Final
 
-__all__ = ["DEFAULT_READ_AHEAD", "ReadAhead"]
+__all__ = ["DEFAULT_READ_AHEAD", "Keepalive", "ReadAhead"]
 
 #: bytes the reader may hold ahead of the ingest thread (~280,000 events of a typical stream;
 #: several seconds of the heaviest stream we measure)
@@ -35,25 +40,71 @@ DEFAULT_READ_AHEAD: Final = 128 << 20
 _RECV_SIZE: Final = 1 << 20
 
 
+class Keepalive:
+    """When the reader writes its keepalive frame, and when it gives the peer up (times in,
+    decisions out: no clock or socket of its own).
+
+    ``steady=False`` (Redis): ``frame`` (a PING) after ``after`` seconds with nothing received;
+    the peer is dead when nothing answers it within ``timeout`` seconds.
+    ``steady=True`` (AMQP heartbeats): ``frame`` whenever we have written nothing for ``after``
+    seconds, however much we receive (the broker wants to hear from us); the peer is dead after
+    ``timeout`` seconds with nothing received."""
+
+    def __init__(self, frame: bytes, *, after: float, timeout: float, steady: bool = False,
+                 now: float = 0.0) -> None:
+        self.frame = frame
+        self.after = after
+        self.timeout = timeout
+        self.steady = steady
+        self.last_received = self.last_sent = now
+        self._ping_sent: float | None = None
+
+    def received(self, now: float) -> None:
+        self.last_received = now
+        self._ping_sent = None
+
+    def sent(self, now: float) -> None:
+        self.last_sent = now
+
+    def due(self, now: float) -> bool:
+        """Whether to write ``frame`` now (noted as written); raises ``ConnectionError`` when
+        the peer is to be given up."""
+        if self.steady:
+            if now - self.last_received > self.timeout:
+                raise ConnectionError(f"No heartbeat from the broker in {self.timeout:.0f} s.")
+            if now - self.last_sent >= self.after:
+                self.last_sent = now
+                return True
+            return False
+        if self._ping_sent is not None:
+            if now - self._ping_sent > self.timeout:
+                raise ConnectionError(f"No reply to PING within {self.timeout:.0f} s.")
+            return False
+        if now - self.last_received > self.after:
+            self._ping_sent = self.last_sent = now
+            return True
+        return False
+
+
 class ReadAhead:
     """Reads ``sock`` into a bounded list of chunks from a thread of its own.
 
     ``take(timeout)`` returns every chunk read so far (possibly none after ``timeout``);
-    ``error`` is what ended the reading (EOF as ``ConnectionError``, an ``OSError``, a PING
-    unanswered), raised by ``take`` once every chunk read before it was taken."""
+    ``error`` is what ended the reading (EOF as ``ConnectionError``, an ``OSError``, the peer
+    given up by ``keepalive``), raised by ``take`` once every chunk read before it was taken.
+    ``send(data)`` has the reader write ``data`` at its next turn (within ``poll_interval``)."""
 
     def __init__(self, sock: socket.socket, stop: threading.Event, *,
                  limit: int = DEFAULT_READ_AHEAD, poll_interval: float = 0.25,
-                 ping_after: float = 15.0, ping_timeout: float = 10.0,
-                 ping: bytes = b"*1\r\n$4\r\nPING\r\n") -> None:
+                 keepalive: Keepalive | None = None) -> None:
         self._sock = sock
         self._stop = stop
         self.limit = limit
         self._poll = poll_interval
-        self._ping_after = ping_after
-        self._ping_timeout = ping_timeout
-        self._ping = ping
+        self.keepalive = keepalive
         self._chunks: collections.deque[bytes] = collections.deque()
+        #: bytes the reader is to write (``send``), in order
+        self._outbox: collections.deque[bytes] = collections.deque()
         self._cond = threading.Condition(threading.Lock())
         #: bytes read and not yet taken (read by metrics and tests without the lock: an int)
         self.buffered = 0
@@ -69,27 +120,38 @@ class ReadAhead:
         self._thread.start()
         return self
 
-    def close(self, timeout: float = 2.0) -> None:
-        """End the reader (its socket shut down, so a blocked recv returns at once) and wait
-        for it; what it had read and nobody took is dropped with it."""
+    def close(self, timeout: float = 2.0, *, shutdown: bool = True) -> None:
+        """End the reader and wait for it; what it had read and nobody took is dropped with it.
+        ``shutdown``: shut the socket down, so a blocked recv returns at once (else the reader
+        ends within ``poll_interval`` and the socket stays usable)."""
         self._closing = True
         if self._thread.is_alive():
-            with contextlib.suppress(OSError):
-                self._sock.shutdown(socket.SHUT_RDWR)
+            if shutdown:
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
             self._thread.join(timeout)
+
+    def send(self, data: bytes) -> None:
+        """Have the reader thread write ``data`` (copied: callers may reuse their buffer)."""
+        self._outbox.append(bytes(data))
 
     # ------------------------------------------------------------------ reader thread
 
     def _run(self) -> None:
-        sock, cond, chunks = self._sock, self._cond, self._chunks
+        sock, cond, chunks, outbox = self._sock, self._cond, self._chunks, self._outbox
+        keepalive = self.keepalive
         sock.settimeout(self._poll)
-        last_data = time.monotonic()
-        ping_sent: float | None = None
+        if keepalive is not None:
+            keepalive.received(time.monotonic())
         error: BaseException | None = None
         try:
             while not (self._stop.is_set() or self._closing):
+                if outbox:
+                    self._write(sock, outbox, keepalive)
+                if keepalive is not None and keepalive.due(time.monotonic()):
+                    sock.sendall(keepalive.frame)
                 if self.buffered >= self.limit:
-                    # full: leave the rest in the socket (and Redis) until the ingest takes
+                    # full: leave the rest in the socket (and the broker) until the ingest takes
                     with cond:
                         cond.wait_for(lambda: self.buffered < self.limit or self._stop.is_set(),
                                       self._poll)
@@ -97,34 +159,34 @@ class ReadAhead:
                 try:
                     data = sock.recv(_RECV_SIZE)
                 except TimeoutError:
-                    mono = time.monotonic()
-                    if ping_sent is not None:
-                        if mono - ping_sent > self._ping_timeout:
-                            error = ConnectionError(
-                                f"No reply to PING within {self._ping_timeout:.0f} s.")
-                            return
-                    elif mono - last_data > self._ping_after:
-                        sock.sendall(self._ping)
-                        ping_sent = mono
                     continue
-                if not data:
-                    error = ConnectionError("Connection closed by server.")
+                if not data:  # EOF: the peer closed, or our own close shut the socket down
+                    if not self._closing:
+                        error = ConnectionError("Connection closed by server.")
                     return
-                last_data = time.monotonic()
-                ping_sent = None
+                if keepalive is not None:
+                    keepalive.received(time.monotonic())
                 with cond:
                     chunks.append(data)
                     self.buffered += len(data)
                     if self.buffered > self.peak:
                         self.peak = self.buffered
                     cond.notify_all()
-        except OSError as exc:
+        except OSError as exc:  # the socket failed, or the keepalive gave the peer up
             error = None if self._closing else exc
         finally:
             with cond:
                 self.error = error
                 self._done = True
                 cond.notify_all()
+
+    @staticmethod
+    def _write(sock: socket.socket, outbox: collections.deque[bytes],
+               keepalive: Keepalive | None) -> None:
+        while outbox:
+            sock.sendall(outbox.popleft())
+        if keepalive is not None:
+            keepalive.sent(time.monotonic())
 
     # ------------------------------------------------------------------ ingest thread
 
