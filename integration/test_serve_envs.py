@@ -245,3 +245,46 @@ def test_max_inflight_counts_every_environment(tmp_path: Path, redis_url: str) -
     finally:
         assert serve.stop() == 0, serve.output()[-3000:]
     assert "Traceback" not in serve.output()
+
+
+def _metric_queues(url: str, env: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=15).text
+    return {s.labels["queue"]: s.value
+            for f in text_string_to_metric_families(text) if f.name == "lazycelery_queue_messages"
+            for s in f.samples if s.labels["env"] == env and s.labels["priority"] == "all"}
+
+
+def test_metrics_and_queue_lengths_list_the_same_queues(
+        tmp_path: Path, redis_url: str, celery_worker_factory: Factory) -> None:
+    """Per environment, /metrics and /api/queues/length name the same queues with the same
+    depths: the queues its workers consume (each worker here its own, not "celery"), and no
+    queue the environment neither configures nor has (a bare app's default "celery")."""
+    second = _second_db(redis_url)
+    workers = {"a": celery_worker_factory(redis_url), "b": celery_worker_factory(second)}
+    config = tmp_path / "config.toml"
+    config.write_text(f'[environments.a]\nbroker = "{redis_url}"\n'
+                      f'[environments.b]\nbroker = "{second}"\n')
+    serve = _serve(tmp_path, config, "--all-envs")
+    try:
+        wait_for(serve.healthy, timeout=60, interval=0.2, what="serve to answer")
+        for env, worker in workers.items():
+            last: list[Any] = []
+
+            def agree(env: str = env, worker: WorkerProcess = worker,
+                      last: list[Any] = last) -> Any:
+                lengths = _get(serve.url, "/api/queues/length", env=env)["active_queues"]
+                api = {q["name"]: float(q["messages"]) for q in lengths}
+                metrics = _metric_queues(serve.url, env)
+                last[:] = [api, metrics]
+                return api if set(api) == {worker.queue} and api == metrics else None
+
+            try:
+                wait_for(agree, timeout=30, interval=0.5,
+                         what=f"/metrics and /api/queues/length to agree in {env}")
+            except AssertionError:
+                raise AssertionError(f"{env}: /api/queues/length {last[0]} vs /metrics "
+                                     f"{last[1]}") from None
+    finally:
+        assert serve.stop() == 0, serve.output()[-3000:]

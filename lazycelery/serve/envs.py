@@ -117,7 +117,7 @@ class EnvServices:
         if settings.store_url:  # ids no longer in memory, from this environment's store
             service.stored_task = store_lookup(settings.store_url)
             service.store_url = settings.store_url  # /api/tasks?store=true, /api/v1 read it
-        reader = self._reader(watch, queues)
+        reader = self._reader(watch)
         if reader is not None:
             service.queues = lambda reader=reader: reader.latest  # type: ignore[misc]
             service.read_queues = reader.read
@@ -125,16 +125,20 @@ class EnvServices:
         self.services[watch.name] = service
         self.observers[watch.name] = Observer(service)
 
-    def _reader(self, watch: EnvWatch, queues: tuple[str, ...]) -> QueueReader | None:
-        """The queue reader of one environment, watching its app's queues from the start
-        (``/api/envs`` and ``/metrics`` show their depth before any ``/api/queues/length``)."""
+    def _reader(self, watch: EnvWatch) -> QueueReader | None:
+        """The queue reader of one environment, watching its configured queues from the start
+        (``/api/envs`` and ``/metrics`` show their depth before any ``/api/queues/length``),
+        as a one-environment serve does: its app's queues and its ``queues``, not the
+        ``celery`` default of the bare app an environment without ``app`` gets (a queue
+        nothing declared: ``/metrics`` showed it, ``/api/queues/length`` did not). The queues
+        its workers consume are found on the broker and added when asked for."""
         from lazycelery.broker import open_inspector
         from lazycelery.serve.queues import QueueReader
 
         s = watch.settings
         assert s is not None
         try:
-            inspector = open_inspector(s.broker_url, s.transport_options, queues,
+            inspector = open_inspector(s.broker_url, s.transport_options, s.queues,
                                        management_url=s.management_url)
         except Exception as exc:  # the queues of this environment only; its tasks still show
             watch.queue_note = error_line(exc)
