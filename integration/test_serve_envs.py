@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -187,5 +188,103 @@ def test_redis_and_rabbitmq_at_once(tmp_path: Path, redis_url: str, amqp_url: st
         assert [q["name"] for q in lengths] == [workers["rabbit"].queue]
         rows = {row["env"]: row["state"] for row in _get(url, "/api/envs")["envs"]}
         assert rows == {"rabbit": "connected", "red": "connected"}
+    finally:
+        assert serve.stop() == 0, serve.output()[-3000:]
+
+
+def _inflight(url: str) -> float:
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("lazycelery_http_inflight "):  # the process's: no env label
+            return float(line.split()[-1])
+    raise AssertionError("no lazycelery_http_inflight")
+
+
+def test_max_inflight_counts_every_environment(tmp_path: Path, redis_url: str) -> None:
+    """``--max-inflight 2`` over two environments: one request held in each fills it, so a
+    GET to either (or to /api/envs) is shed at once with 503 JSON; /healthcheck and /metrics
+    still answer, and count the shed requests once, for the process."""
+    import asyncio
+
+    second = _second_db(redis_url)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[environments.a]\nbroker = "{redis_url}"\nresult_backend = "{redis_url}"\n'
+                      f'[environments.b]\nbroker = "{second}"\nresult_backend = "{second}"\n')
+    serve = _serve(tmp_path, config, "--all-envs", "--max-inflight", "2")
+    hold = 6.0
+
+    async def flood(url: str) -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            held = [asyncio.create_task(client.get(
+                f"{url}/api/task/result/held-{env}", params={"env": env, "timeout": hold}))
+                for env in ("a", "b")]
+            deadline = time.monotonic() + hold / 2
+            while await asyncio.to_thread(_inflight, url) < 2:  # both held in serve
+                assert time.monotonic() < deadline, "the held requests never got in flight"
+                await asyncio.sleep(0.05)
+            shed = await asyncio.gather(
+                *(client.get(f"{url}/api/tasks", params={"env": env}) for env in "ab" * 5),
+                client.get(f"{url}/api/envs"), client.get(f"{url}/api/alerts"))
+            health = await client.get(f"{url}/healthcheck")
+            assert health.status_code == 200, health.text
+            for got in await asyncio.gather(*held):
+                assert got.status_code == 200, got.text
+            return list(shed)
+
+    try:
+        wait_for(serve.healthy, timeout=60, interval=0.2, what="serve to answer")
+        shed = asyncio.run(flood(serve.url))
+        assert {got.status_code for got in shed} == {503}, [g.text for g in shed]
+        for got in shed:
+            assert got.json()["reason"] == "busy" and got.headers["retry-after"] == "1"
+            assert "--max-inflight" in got.json()["error"]
+        metrics = httpx.get(f"{serve.url}/metrics", timeout=10).text
+        assert 'lazycelery_http_shed_total{reason="busy"} 12.0' in metrics, metrics
+        assert metrics.count("lazycelery_http_shed_total{") == 2  # busy, ingest_behind: once
+        wait_for(lambda: httpx.get(f"{serve.url}/api/envs", timeout=10).status_code == 200,
+                 timeout=30, what="serve to answer again")
+    finally:
+        assert serve.stop() == 0, serve.output()[-3000:]
+    assert "Traceback" not in serve.output()
+
+
+def _metric_queues(url: str, env: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=15).text
+    return {s.labels["queue"]: s.value
+            for f in text_string_to_metric_families(text) if f.name == "lazycelery_queue_messages"
+            for s in f.samples if s.labels["env"] == env and s.labels["priority"] == "all"}
+
+
+def test_metrics_and_queue_lengths_list_the_same_queues(
+        tmp_path: Path, redis_url: str, celery_worker_factory: Factory) -> None:
+    """Per environment, /metrics and /api/queues/length name the same queues with the same
+    depths: the queues its workers consume (each worker here its own, not "celery"), and no
+    queue the environment neither configures nor has (a bare app's default "celery")."""
+    second = _second_db(redis_url)
+    workers = {"a": celery_worker_factory(redis_url), "b": celery_worker_factory(second)}
+    config = tmp_path / "config.toml"
+    config.write_text(f'[environments.a]\nbroker = "{redis_url}"\n'
+                      f'[environments.b]\nbroker = "{second}"\n')
+    serve = _serve(tmp_path, config, "--all-envs")
+    try:
+        wait_for(serve.healthy, timeout=60, interval=0.2, what="serve to answer")
+        for env, worker in workers.items():
+            last: list[Any] = []
+
+            def agree(env: str = env, worker: WorkerProcess = worker,
+                      last: list[Any] = last) -> Any:
+                lengths = _get(serve.url, "/api/queues/length", env=env)["active_queues"]
+                api = {q["name"]: float(q["messages"]) for q in lengths}
+                metrics = _metric_queues(serve.url, env)
+                last[:] = [api, metrics]
+                return api if set(api) == {worker.queue} and api == metrics else None
+
+            try:
+                wait_for(agree, timeout=30, interval=0.5,
+                         what=f"/metrics and /api/queues/length to agree in {env}")
+            except AssertionError:
+                raise AssertionError(f"{env}: /api/queues/length {last[0]} vs /metrics "
+                                     f"{last[1]}") from None
     finally:
         assert serve.stop() == 0, serve.output()[-3000:]

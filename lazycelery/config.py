@@ -179,10 +179,8 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -
         **_resolve_store(args, environ, env_name, environment),
         mask=(environment.mask.over(config.mask) if environment and environment.mask
               else config.mask),
-        notes=_notes(args, environ, broker_source, env_name, environment) + ((
-            f"--broker names the cluster, but default_environment {env_name!r} still gives its "
-            "other settings (queues, result backend, store, alerts): pass --env to choose one",)
-            if _flag(args, "broker") and env_name and not _flag(args, "env") else ()),
+        notes=_notes(args, environ, broker_source, env_name, environment)
+        + _default_env_notes(args, flag_app, broker_source, env_name, environment),
         sla=MappingProxyType({name: sla_seconds(t) for name, t in config.sla.items()}),
         restart=(environment.restart if environment and environment.restart else config.restart),
         dead_letter=config.queues.dead_letter,
@@ -342,6 +340,32 @@ def _resolve_ingest(args: argparse.Namespace, config: ConfigFile) -> str:
     if flag is not None and flag not in INGEST_MODES:
         raise ConfigError(f"--ingest: expected one of {', '.join(INGEST_MODES)} (got {flag!r})")
     return str(flag or config.ingest or "auto")
+
+
+def _default_env_notes(args: argparse.Namespace, flag_app: str | None, broker_source: str,
+                       env_name: str | None, environment: Environment | None
+                       ) -> tuple[str, ...]:
+    """What wins when ``--broker`` or ``-A`` names a cluster while the config file's
+    ``default_environment`` (no ``--env``) is active: the flag gives the broker (and ``-A`` the
+    app), the environment its other settings (docs/configuration.md#where-the-broker-comes-from)."""
+    if not env_name or _flag(args, "env"):
+        return ()
+    rest = "still gives its other settings (queues, result backend, store, alerts)"
+    if _flag(args, "broker"):
+        return (f"--broker names the cluster, but default_environment {env_name!r} {rest}: "
+                "pass --env to choose one",)
+    if not flag_app:
+        return ()
+    if broker_source.startswith("-A"):
+        won = f"-A {flag_app} wins: its app and broker are used"
+    else:  # the app configures no broker of its own
+        source = f"the default, {DEFAULT_BROKER}" if broker_source == "default" else broker_source
+        won = f"-A {flag_app} wins for the app, but it sets no broker: the broker comes from {source}"
+    replaced = (f" (not the environment's app {environment.app!r})"
+                if environment is not None and environment.app and environment.app != flag_app
+                else "")
+    return (f"{won}{replaced}; default_environment {env_name!r} {rest}: pass --env to choose "
+            "one",)
 
 
 def _notes(

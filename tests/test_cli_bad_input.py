@@ -148,3 +148,23 @@ def test_demo_checks_its_broker_url_the_same_way(broker: str, expected: str) -> 
     line = one_line(run("demo", "--no-dashboard", "--broker", broker))
     assert line.startswith(f"lazycelery: {expected}"), line
     assert "Zq9" not in line
+
+
+@pytest.mark.parametrize("argv", [
+    ["serve", "--queue-interval", "1e12"],
+    ["queues", "--interval", "1e300"],
+    ["tail", "--since", "99999d"],
+    ["errors", "--new", "99999d"],
+    ["errors", "--since", "99999d"],
+    ["stats", "heatmap", "--bucket", "99999d"],
+], ids=lambda argv: " ".join(argv[:2]))
+def test_absurd_durations_are_one_line(argv: list[str], tmp_path: Path) -> None:
+    """A duration past 10 years (or a number of seconds past it): one error line, exit 2
+    (an option's type error comes after argparse's usage lines, as every option's does)."""
+    store = f"sqlite:///{tmp_path / 'h.sqlite3'}"
+    result = run("--broker", "redis://127.0.0.1:1/0", *argv, env={"LAZYCELERY_STORE": store})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result
+    errors = [line for line in result.stderr.splitlines() if "too long" in line]
+    assert len(errors) == 1 and errors[0] == result.stderr.splitlines()[-1], result.stderr
+    assert errors[0].startswith(("lazycelery: ", "lazycelery serve: error: argument",
+                                 "lazycelery queues: error: argument")), errors[0]

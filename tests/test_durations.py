@@ -71,3 +71,38 @@ def test_one_parser_accepts_the_union_of_the_forms(value: str, seconds: float) -
     schedules, ``sec`` / ``min`` / ``.5`` from the filter language)."""
     assert parse_duration(value) == pytest.approx(seconds)
     assert seconds_of(value) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["99999d", "3651d", "522w", "1" + "0" * 400, "315360001"])
+def test_durations_past_ten_years_are_refused(text: str) -> None:
+    from lazycelery.durations import DurationTooLong
+
+    with pytest.raises(DurationTooLong) as caught:
+        parse_duration(text)
+    assert str(caught.value) == f"duration too long: {text[:40]!r} (at most 3650d, 10 years)"
+
+
+def test_ten_years_is_accepted() -> None:
+    assert parse_duration("3650d") == 3650 * 86400.0
+    assert seconds_of("3650d") == 3650 * 86400.0
+    with pytest.raises(ValueError):
+        seconds_of("3651d")
+
+
+@pytest.mark.parametrize(("convert", "text", "message"), [
+    ("seconds", "1e12", "too long: '1e12' seconds (at most 315360000, 10 years)"),
+    ("seconds", "inf", "too long: 'inf' seconds (at most 315360000, 10 years)"),
+    ("seconds", "nan", "must be 0 or more seconds"),
+    ("seconds", "0", "must be a positive number of seconds"),
+    ("seconds", "soon", "not a number of seconds: 'soon'"),
+    ("seconds_or_zero", "-1", "must be 0 or more seconds"),
+])
+def test_seconds_options_are_bounded(convert: str, text: str, message: str) -> None:
+    import argparse
+
+    from lazycelery.commands import argtypes
+
+    with pytest.raises(argparse.ArgumentTypeError) as caught:
+        getattr(argtypes, convert)(text)
+    assert str(caught.value) == message
+    assert argtypes.seconds("2.5") == 2.5 and argtypes.seconds_or_zero("0") == 0.0

@@ -19,6 +19,7 @@ with warnings.catch_warnings():
 
 from lazycelery.core.backlog import Backlog
 from lazycelery.core.index import TaskIndex
+from lazycelery.core.ingest_status import CONNECTED, IngestStatus
 from lazycelery.serve.admission import (
     BEHIND_AFTER,
     BEHIND_INFLIGHT,
@@ -32,6 +33,8 @@ from tests.test_serve_v1 import make_service
 
 def _client(admission: Admission) -> TestClient:
     service = make_service(TaskIndex(), admission=admission)
+    connected = IngestStatus(state=CONNECTED, path="fast")  # /healthcheck answers OK
+    service.ingest_status, service.subscribed_once = lambda: connected, True
     return TestClient(build_app(service, Guard(AuthConfig({}))), raise_server_exceptions=False)
 
 

@@ -68,7 +68,8 @@ def test_reads_answer_flower_shapes(open_client: TestClient, index: TaskIndex) -
     assert info["uuid"] == first["uuid"] and "worker" in info
     types = open_client.get("/api/task/types").json()["task-types"]
     assert "benchapp.add" in types
-    assert open_client.get("/healthcheck").text == "OK"
+    # no ingest here: never subscribed, so not ready (tests/test_serve_health.py)
+    assert open_client.get("/healthcheck").status_code == 503
 
 
 @pytest.mark.parametrize(("method", "path", "status"), [
@@ -179,3 +180,17 @@ def test_our_exposition_parses_like_prometheus_clients(index: TaskIndex) -> None
 
     ours, reference = parsed(render(registry)), parsed(render_reference(registry))
     assert ours == reference and len(ours) > 10
+
+
+@pytest.mark.parametrize(("path", "kwargs", "parameter"), [
+    ("/api/task/send-task/x", {"json": {"countdown": 1e12}}, "countdown"),
+    ("/api/task/send-task/x", {"json": {"countdown": "99999999999"}}, "countdown"),
+    ("/api/task/send-task/x", {"json": {"expires": 1e12}}, "expires"),
+    ("/api/task/timeout/x", {"data": {"workername": "w", "hard": "1e12"}}, "hard"),
+    ("/api/task/timeout/x", {"data": {"workername": "w", "soft": "400000000"}}, "soft"),
+])
+def test_seconds_past_ten_years_are_a_400(open_client: TestClient, path: str,
+                                          kwargs: dict[str, Any], parameter: str) -> None:
+    got = open_client.post(path, **kwargs)
+    assert got.status_code == 400, got.text
+    assert got.json()["parameter"] == parameter and "too long" in got.json()["error"]

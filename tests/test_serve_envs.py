@@ -32,16 +32,17 @@ def test_split_env_takes_env_out_of_the_query() -> None:
     assert split_env(b"search=a%20b&env=x") == ("x", b"search=a+b")
 
 
-def services() -> EnvServices:
+def services(max_inflight: int = 32) -> EnvServices:
     from celery import Celery
 
     envs = EnvSet([EnvWatch("full", None, max_tasks=100_000),
                    EnvWatch("empty", None, max_tasks=100_000),
                    EnvWatch("bad", None, error="cannot import app 'nope.celery'")])
-    out = EnvServices(envs)
-    for name in ("full", "empty"):
+    out = EnvServices(envs, max_inflight=max_inflight)
+    for name in ("full", "empty"):  # as EnvServices._service makes them: one admission
         app = Celery(name, broker="memory://", set_as_current=False)
-        out.services[name] = Service(app=app, index=envs[name].index, environment=name)
+        out.services[name] = Service(app=app, index=envs[name].index, environment=name,
+                                     admission=out.admission)
     events = load_events("redis")  # what the ingest thread and its observer do
     out.services["full"].counters.on_batch(events, envs["full"].index.apply_batch(events))
     return out
@@ -91,6 +92,9 @@ def test_metrics_label_every_sample_with_its_env(client: TestClient) -> None:
     families = list(text_string_to_metric_families(text))
     for family in families:
         for sample in family.samples:
+            if family.name.startswith("lazycelery_http_"):  # the process's, once
+                assert "env" not in sample.labels, sample
+                continue
             assert sample.labels["env"] in {"full", "empty", "bad"}, sample
     by_name = {f.name: f for f in families}
     events = {s.labels["env"] for s in by_name["flower_events"].samples}
@@ -111,3 +115,56 @@ def test_unknown_env_is_behind_authentication() -> None:
         viewer = {"Authorization": "Bearer view"}
         assert c.get("/api/tasks?env=qa", headers=viewer).status_code == 404
         assert c.get("/api/envs", headers=viewer).status_code == 200
+
+
+def _shed(text: str) -> dict[str, float]:
+    return {line.split('reason="')[1].split('"')[0]: float(line.split()[-1])
+            for line in text.splitlines() if line.startswith("lazycelery_http_shed_total{")}
+
+
+def test_max_inflight_is_one_limit_for_every_environment() -> None:
+    """``serve --all-envs --max-inflight N``: one admission, whichever environment (or the
+    router's own /api/envs) a request is for; /metrics and /healthcheck are never shed."""
+    out = services(max_inflight=2)
+    assert out.admission.max_inflight == 2
+    assert all(s.admission is out.admission for s in out.services.values())
+    with TestClient(build_env_app(out, Guard(AuthConfig({}))),
+                    raise_server_exceptions=False) as c:
+        assert c.get("/api/tasks", params={"env": "empty"}).status_code == 200
+        out.admission.inflight += 2  # as if two requests were in flight, in any environment
+        for path, params in (("/api/tasks", {"env": "full"}), ("/api/tasks", {"env": "empty"}),
+                             ("/api/workers", {}), ("/api/envs", {}), ("/api/alerts", {})):
+            got = c.get(path, params=params)
+            assert got.status_code == 503, (path, got.text)
+            assert got.json()["reason"] == "busy" and got.headers["retry-after"] == "1"
+        assert c.post("/api/task/revoke/x", params={"env": "full"}).status_code != 503
+        health = c.get("/healthcheck").json()  # never shed (here 503: no ingest subscribed)
+        assert "reason" not in health and health["error"].startswith("starting")
+        metrics = c.get("/metrics")
+        assert metrics.status_code == 200
+        assert _shed(metrics.text) == {"busy": 5.0, "ingest_behind": 0.0}  # once, not per env
+        out.admission.inflight -= 2
+        assert c.get("/api/envs").status_code == 200
+
+
+def test_any_environment_behind_sheds_gets() -> None:
+    """GETs yield while any environment's ingest is behind its broker."""
+    from types import SimpleNamespace
+
+    from lazycelery.serve.admission import BEHIND_AFTER, BEHIND_INFLIGHT
+
+    out = services()
+    behind = {"full": 0.0, "empty": 0.0}
+    for name in behind:
+        out.envs[name].ingestor = SimpleNamespace(  # type: ignore[assignment]
+            backlog=SimpleNamespace(behind=lambda name=name: behind[name]))
+    assert out.admission.behind() == 0.0
+    behind["empty"] = BEHIND_AFTER + 1
+    assert out.admission.behind() == BEHIND_AFTER + 1
+    with TestClient(build_env_app(out, Guard(AuthConfig({}))),
+                    raise_server_exceptions=False) as c:
+        out.admission.inflight += BEHIND_INFLIGHT
+        got = c.get("/api/tasks", params={"env": "full"})  # another environment's request
+        assert got.status_code == 503 and got.json()["reason"] == "ingest_behind"
+        out.admission.inflight -= BEHIND_INFLIGHT
+        assert c.get("/api/tasks", params={"env": "full"}).status_code == 200

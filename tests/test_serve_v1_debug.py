@@ -263,12 +263,22 @@ def test_the_window_excludes_older_tasks(memory_api: TestClient) -> None:
     ("/api/v1/export", {"format": "xml"}, "format"),
     ("/api/v1/export", {"limit": "0"}, "limit"),
     ("/api/v1/export", {"since": ""}, "since"),
+    # absurd windows: past 10 years (99999d is before year 1) or past a float
+    ("/api/v1/errors", {"since": "99999d"}, "since"),
+    ("/api/v1/errors", {"since": "9" * 400}, "since"),
+    ("/api/v1/errors", {"new": "3651d"}, "new"),
+    ("/api/v1/timeline", {"since": "99999d"}, "since"),
+    ("/api/v1/timeline", {"q": "since:99999d"}, "q"),
+    ("/api/v1/export", {"q": "runtime>99999w"}, "q"),
+    ("/api/v1/tasks", {"q": "before:99999d"}, "q"),
 ])
 def test_bad_parameters_are_json_400(memory_api: TestClient, path: str,
                                      params: dict[str, str], parameter: str) -> None:
     got = memory_api.get(path, params=params, headers=VIEW)
     assert got.status_code == 400, got.text
     assert got.json()["parameter"] == parameter and "Traceback" not in got.text
+    if "99999" in str(params) or "3651d" in str(params) or "9" * 400 in str(params):
+        assert "duration too long" in got.json()["error"], got.text
 
 
 def test_unknown_group_is_404(memory_api: TestClient) -> None:

@@ -9,6 +9,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from lazycelery.commands.argtypes import seconds
 from lazycelery.errors import UsageError
 from lazycelery.text import counted
 
@@ -59,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                       help="from this long ago (30m, 2h, 7d) or an ISO time (default 7d)")
     test.add_argument("--until", default=None, metavar="TIME",
                       help="up to this long ago or this ISO time (default now)")
-    test.add_argument("--step", type=float, default=1.0, metavar="S",
+    test.add_argument("--step", type=seconds, default=1.0, metavar="S",
                       help="seconds of history between two evaluations (default 1, as live)")
     test.add_argument("--json", action="store_true", help="print JSON")
     test.set_defaults(alerts_action="test")

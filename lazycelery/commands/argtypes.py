@@ -6,7 +6,10 @@ import argparse
 import math
 from collections.abc import Callable
 
-__all__ = ["EnvAction", "int_between", "positive_float", "positive_int"]
+from lazycelery.durations import MAX_SECONDS
+
+__all__ = ["EnvAction", "int_between", "positive_float", "positive_int", "seconds",
+           "seconds_or_zero"]
 
 
 def positive_int(text: str) -> int:
@@ -26,6 +29,29 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value > 0 or math.isinf(value):  # `not >` also refuses NaN
         raise argparse.ArgumentTypeError("must be a positive number")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A number of seconds (an interval, a timeout, a listening time): more than 0 and at
+    most ``MAX_SECONDS`` (10 years: a larger one overflows a thread's wait or a datetime)."""
+    value = seconds_or_zero(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
+def seconds_or_zero(text: str) -> float:
+    """A number of seconds, 0 allowed (``0 = off``), at most ``MAX_SECONDS``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text[:40]!r}") from None
+    if not value >= 0:  # `not >=` also refuses NaN
+        raise argparse.ArgumentTypeError("must be 0 or more seconds")
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"too long: {text[:40]!r} seconds (at most "
+                                         f"{MAX_SECONDS:.0f}, 10 years)")
     return value
 
 

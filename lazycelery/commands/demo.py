@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
-from lazycelery.commands.argtypes import int_between, positive_float
+from lazycelery.commands.argtypes import int_between, positive_float, seconds
 from lazycelery.errors import UsageError
 
 #: lazycelery.demo.broker.EMBEDDED_KINDS, spelled here: importing that module (subprocess,
@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                            "fakeredis), redis-server or fakeredis")
     demo.add_argument("--no-dashboard", action="store_true",
                       help="print where the demo runs and wait (Ctrl-C stops it)")
-    demo.add_argument("--duration", type=positive_float, metavar="S",
+    demo.add_argument("--duration", type=seconds, metavar="S",
                       help="with --no-dashboard: stop after S seconds")
     demo.add_argument("--json", action="store_true",
                       help="with --no-dashboard: print what runs where as one JSON line on "

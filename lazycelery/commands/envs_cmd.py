@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from lazycelery.commands.argtypes import positive_float, positive_int
+from lazycelery.commands.argtypes import positive_int, seconds
 
 if TYPE_CHECKING:
     from lazycelery.core.env_status import EnvStatus
@@ -61,11 +61,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 
 def _options(parser: argparse.ArgumentParser, sample: float = 3.0) -> None:
     parser.add_argument("--json", action="store_true", help="JSON instead of a table")
-    parser.add_argument("--sample", type=positive_float, default=sample, metavar="SECONDS",
+    parser.add_argument("--sample", type=seconds, default=sample, metavar="SECONDS",
                         help=f"listen this long before answering (default {sample:g}): "
                              "rates, workers and live tasks come from the events seen")
     if sample > 1.0:
-        parser.add_argument("--watch", type=positive_float, metavar="SECONDS",
+        parser.add_argument("--watch", type=seconds, metavar="SECONDS",
                             help="print the table again every SECONDS until Ctrl-C")
 
 

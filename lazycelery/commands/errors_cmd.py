@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any, Final
 
-from lazycelery.commands.argtypes import positive_float, positive_int
+from lazycelery.commands.argtypes import positive_int, seconds
 from lazycelery.text import counted
 
 __all__ = ["register", "run"]
@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     source.add_argument("--since", metavar="AGE|TIME",
                         help="read the history store from AGE ago (30m, 2h, 1d) or an ISO time "
                              "(default: 1h, when a store exists)")
-    source.add_argument("--listen", type=positive_float, metavar="SECONDS",
+    source.add_argument("--listen", type=seconds, metavar="SECONDS",
                         help="collect live events from the broker for SECONDS (after history)")
     source.add_argument("--limit", type=positive_int, metavar="N",
                         help="with --listen: stop as soon as N failures were seen")
@@ -98,11 +98,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _duration(option: str, text: str) -> float:
-    from lazycelery.durations import parse_duration
+    from lazycelery.durations import DurationTooLong, parse_duration
     from lazycelery.errors import UsageError
 
     try:
         return parse_duration(text)
+    except DurationTooLong as exc:
+        raise UsageError(f"{option}: {exc}") from None
     except ValueError:
         raise UsageError(f"{option}: needs a duration (30m, 2h, 1d), not {text!r}") from None
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from lazycelery.commands.argtypes import positive_float, positive_int
+from lazycelery.commands.argtypes import positive_int, seconds
 from lazycelery.errors import BrokerError, UsageError
 from lazycelery.text import counted
 
@@ -60,14 +60,14 @@ def register(
     parser.add_argument("--json", action="store_true",
                         help="one JSON document (with --watch: one per line)")
     parser.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
-    parser.add_argument("--interval", type=positive_float, default=1.0, metavar="S",
+    parser.add_argument("--interval", type=seconds, default=1.0, metavar="S",
                         help="seconds between refreshes with --watch (default 1)")
     parser.add_argument("--workers", action="store_true",
                         help="also ask live workers which queues they consume (by name; on "
                              "RabbitMQ without the management API a read-only inspect "
                              "broadcast finds them): adds their queues and, on Redis, "
                              "consumer counts")
-    parser.add_argument("--waits", type=positive_float, default=None, metavar="S",
+    parser.add_argument("--waits", type=seconds, default=None, metavar="S",
                         help="also listen to task events for S seconds and report per queue "
                              "the wait (task-sent -> task-received), its p95, arrival vs "
                              "drain rate and time to empty")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from lazycelery.commands.argtypes import positive_int
+from lazycelery.commands.argtypes import positive_int, seconds_or_zero
 from lazycelery.errors import UsageError
 from lazycelery.otel.hook import add_otel_option
 from lazycelery.text import counted
@@ -76,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                              "'none' keeps everything)")
     parser.add_argument("--retention-tasks", type=positive_int, metavar="N", default=None,
                         help="keep at most N tasks, least recently active deleted first")
-    parser.add_argument("--status-every", type=float, metavar="S", default=STATUS_EVERY,
+    parser.add_argument("--status-every", type=seconds_or_zero, metavar="S", default=STATUS_EVERY,
                         help=f"seconds between status lines on stderr (default {STATUS_EVERY:g}; "
                              "0 = only changes)")
     parser.add_argument("--no-backfill", action="store_true",

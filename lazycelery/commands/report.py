@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lazycelery.commands.argtypes import seconds
 from lazycelery.errors import UsageError
 from lazycelery.text import counted
 
@@ -59,7 +60,7 @@ def register(
                              "(default 24h)")
     parser.add_argument("--format", dest="summary_format", choices=("md", "html", "json"),
                         default="md", help="activity report: Markdown (default), HTML or JSON")
-    parser.add_argument("--listen", metavar="SECONDS", type=float, default=None,
+    parser.add_argument("--listen", metavar="SECONDS", type=seconds, default=None,
                         help="activity report: without a history store, listen to the live "
                              "events for SECONDS and report on that window")
     parser.add_argument("--send", metavar="CHANNEL", action="append", default=[],

@@ -9,7 +9,7 @@ import sys
 import threading
 from typing import Any
 
-from lazycelery.commands.argtypes import positive_int
+from lazycelery.commands.argtypes import positive_int, seconds
 from lazycelery.errors import UsageError
 from lazycelery.otel.hook import add_otel_option
 
@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     http.add_argument("--certfile", metavar="PEM", help="serve HTTPS with this certificate")
     http.add_argument("--keyfile", metavar="PEM", help="... and this private key")
     http.add_argument("--access-log", action="store_true", help="log every request on stderr")
-    http.add_argument("--queue-interval", type=float, metavar="S", default=5.0,
+    http.add_argument("--queue-interval", type=seconds, metavar="S", default=5.0,
                       help="seconds between queue reads for /metrics (default 5)")
     http.add_argument("--stream-buffer", type=positive_int, metavar="N", default=1 << 17,
                       help="events kept for /api/v1/stream: a client further behind is told "

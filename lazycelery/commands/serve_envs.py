@@ -65,7 +65,8 @@ def _serve(args: argparse.Namespace, choices: Any, guard: Any, sock: Any, say: A
     from lazycelery.serve.server import HttpServer
 
     services = EnvServices(EnvSet.from_choices(choices), queue_interval=args.queue_interval,
-                           say=say)
+                           say=say, max_inflight=args.max_inflight,
+                           stream_buffer=args.stream_buffer)
     services.build()
     for name in services.names:
         why = services.why(name)

@@ -11,6 +11,8 @@ import threading
 import time
 from typing import Any, Final
 
+from lazycelery.commands.argtypes import seconds
+
 __all__ = ["CHARTS", "add_source_options", "register", "run"]
 
 #: chart -> help line
@@ -60,7 +62,7 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
                         help="from AGE ago (30m, 2h, 1d) or an ISO time (default 24h)")
     source.add_argument("--until", metavar="AGE|TIME",
                         help="up to AGE ago or an ISO time (default now)")
-    source.add_argument("--listen", type=float, metavar="SECONDS",
+    source.add_argument("--listen", type=seconds, metavar="SECONDS",
                         help="listen to live events for SECONDS instead of reading the store")
     source.add_argument("--bucket", metavar="DURATION", default=None,
                         help="bucket size (default 1h; 10s with --listen)")
@@ -93,11 +95,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def _seconds(option: str, text: str) -> float:
-    from lazycelery.durations import parse_duration
+    from lazycelery.durations import DurationTooLong, parse_duration
     from lazycelery.errors import UsageError
 
     try:
         value = parse_duration(text)
+    except DurationTooLong as exc:
+        raise UsageError(f"{option}: {exc}") from None
     except ValueError:
         value = -1.0
     if not value > 0:

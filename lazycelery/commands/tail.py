@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lazycelery.commands.argtypes import positive_float, positive_int
+from lazycelery.commands.argtypes import positive_int, seconds
 from lazycelery.commands.remote_opts import add_server_options
 from lazycelery.otel.hook import add_otel_option
 
@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     stop = parser.add_argument_group("stopping")
     stop.add_argument("--limit", type=positive_int, metavar="N",
                       help="exit (status 0) after N matching events")
-    stop.add_argument("--timeout", type=positive_float, metavar="SECONDS",
+    stop.add_argument("--timeout", type=seconds, metavar="SECONDS",
                       help="exit (status 0) after SECONDS without a matching event")
     parser.set_defaults(handler="lazycelery.commands.tail:run")
 

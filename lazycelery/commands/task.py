@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from lazycelery.commands.argtypes import seconds
 from lazycelery.errors import UsageError
 from lazycelery.text import visible
 
@@ -24,7 +25,7 @@ def add_safety_options(parser: argparse.ArgumentParser) -> None:
                         help="do not ask for confirmation (needed when stdin is not a terminal)")
     parser.add_argument("--dry-run", action="store_true",
                         help="show what would be done, change nothing (allowed in --read-only)")
-    parser.add_argument("--timeout", type=float, default=1.0, metavar="SECONDS",
+    parser.add_argument("--timeout", type=seconds, default=1.0, metavar="SECONDS",
                         help="how long to wait for worker replies (default 1.0)")
 
 

@@ -7,6 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from lazycelery.commands.argtypes import seconds, seconds_or_zero
 from lazycelery.commands.task import add_safety_options, confirm, finish
 from lazycelery.errors import UsageError
 from lazycelery.text import visible
@@ -70,9 +71,9 @@ def register(
         subs[name].add_argument("--task", "-t", required=True, metavar="NAME", help="task name")
     subs["rate-limit"].add_argument("--rate", required=True, metavar="RATE",
                                     help="e.g. 10/m, 2/s, 100/h; 0 removes the limit")
-    subs["time-limit"].add_argument("--soft", type=float, metavar="SECONDS",
+    subs["time-limit"].add_argument("--soft", type=seconds_or_zero, metavar="SECONDS",
                                     help="soft limit (SoftTimeLimitExceeded in the task); 0 = none")
-    subs["time-limit"].add_argument("--hard", type=float, metavar="SECONDS",
+    subs["time-limit"].add_argument("--hard", type=seconds_or_zero, metavar="SECONDS",
                                     help="hard limit (the pool process is killed); 0 = none")
     subs["time-limit"].add_argument("--clear", action="store_true",
                                     help="remove both limits: the worker's own --time-limit / "
@@ -83,7 +84,7 @@ def register(
         "  lazycelery worker time-limit w1 -t proj.report --soft 50 --hard 60\n"
         "  lazycelery worker time-limit w1 -t proj.report --clear")
     subs["time-limit"].formatter_class = argparse.RawDescriptionHelpFormatter
-    subs["restart"].add_argument("--command-timeout", type=float, default=120.0,
+    subs["restart"].add_argument("--command-timeout", type=seconds, default=120.0,
                                  metavar="SECONDS",
                                  help="kill the restart command after SECONDS (default 120)")
     subs["restart"].epilog = (
@@ -116,7 +117,7 @@ def register(
     _add_stats_options(history)
     show.add_argument("workers", nargs=1, metavar="NAME", help="worker hostname (w1@host or w1)")
     show.add_argument("--json", action="store_true", help="print the detail as one JSON object")
-    show.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS",
+    show.add_argument("--timeout", type=seconds, default=2.0, metavar="SECONDS",
                       help="how long to wait for each reply (default 2.0)")
 
 

@@ -44,7 +44,7 @@ from lazycelery.core.model import (
     SUCCESS,
     TaskRecord,
 )
-from lazycelery.durations import parse_duration
+from lazycelery.durations import DurationTooLong, parse_duration
 from lazycelery.errors import UsageError
 
 __all__ = [
@@ -447,6 +447,8 @@ class _Compiler:
         col = tok.start + offset
         try:
             number = parse_duration(value) if field == "runtime" else float(value)
+        except DurationTooLong as exc:
+            raise FilterError(f"{field}: {exc}", col, tok.end) from None
         except ValueError:
             what = "a duration like 500ms, 2s, 1m" if field == "runtime" else "a number"
             raise FilterError(f"{field} needs {what}, not {value!r}", col, tok.end) from None
@@ -464,6 +466,8 @@ class _Compiler:
         try:
             back = parse_duration(value)
             cutoff = self.now - back
+        except DurationTooLong as exc:
+            raise FilterError(f"{field}: {exc}", col, tok.end) from None
         except ValueError:
             back = None
             try:

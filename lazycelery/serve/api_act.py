@@ -4,6 +4,7 @@ audited here, with the API caller's name, and addresses named workers only."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from starlette.responses import Response
 from lazycelery.core import audit
 from lazycelery.core.action_result import ActionResult
 from lazycelery.core.actions import Actions, normalize_signal
+from lazycelery.durations import MAX_SECONDS
 from lazycelery.serve import params
 from lazycelery.serve.api_read import MAX_WAIT, result_fields
 from lazycelery.serve.auth import Caller
@@ -70,6 +72,11 @@ class ActApi:
                 options["countdown"] = float(options["countdown"])
             except (TypeError, ValueError):
                 raise bad_param("countdown", "expected a number of seconds") from None
+        for name in ("countdown", "expires"):  # seconds from now: past 10 years, absurd
+            value = options.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not (
+                    math.isfinite(value) and abs(value) <= MAX_SECONDS):
+                raise bad_param(name, f"too long: at most {MAX_SECONDS:.0f} seconds (10 years)")
         return args, kwargs, options
 
     def _registered(self, name: str) -> Any:
@@ -278,8 +285,8 @@ class ActApi:
         name = request.path_params["name"]
         form = await body_params(request)
         worker = params.required(form, "workername")
-        hard = params.number(form, "hard")
-        soft = params.number(form, "soft")
+        hard = params.number(form, "hard", maximum=MAX_SECONDS)
+        soft = params.number(form, "soft", maximum=MAX_SECONDS)
         if hard is None and soft is None:
             raise bad_param("soft", "give soft and/or hard (seconds)")
         self._task_name(name)

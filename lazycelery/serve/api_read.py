@@ -118,15 +118,15 @@ class ReadApi:
             return json_response({name: cache[name]})
         return json_response(cache)
 
-    def queue_names(self) -> list[str]:
-        """The queues the workers consume (their active_queues), else the app's defaults."""
+    def consumed_queues(self) -> list[str]:
+        """The queues the workers consume (their active_queues)."""
         names: set[str] = set()
         assert self.service.workers is not None
         for info in self.service.workers.copy().values():
             for queue in info.get("active_queues") or ():
                 if isinstance(queue, dict) and isinstance(queue.get("name"), str):
                     names.add(queue["name"])
-        return sorted(names or set(self.service.known_queues))
+        return sorted(names)
 
     async def queue_lengths(self, request: Request, caller: Caller) -> Response:
         info = self.service.workers
@@ -134,11 +134,15 @@ class ReadApi:
         unasked = info.unasked()
         if unasked:
             await run_in_threadpool(info.ask, unasked)
-        names = self.queue_names()
+        consumed = self.consumed_queues()
+        names = consumed or sorted(self.service.known_queues)
         read = self.service.read_queues
         if read is None:
             raise ApiError(404, "queue lengths are not supported for this broker")
-        snapshot = await run_in_threadpool(read, names)
+        # only consumed queues join the queue reader's watch (and so /metrics, for good): the
+        # fallback names are listed here as Flower lists them, but a default queue nothing
+        # consumes or declared is not a queue of the broker (its messages: 0 below)
+        snapshot = await run_in_threadpool(read, consumed)
         if snapshot.error and not snapshot.queues:
             raise ApiError(503, f"queue lengths unavailable: {snapshot.error}")
         out: list[dict[str, Any]] = []

@@ -1,5 +1,6 @@
 """The ASGI application: Flower's routes on the shared ``Service``, ``/metrics`` and
-``/healthcheck``; unknown paths and methods answer JSON too."""
+``/healthcheck`` (``OK`` once the ingest has subscribed: ``serve.health``); unknown paths and
+methods answer JSON too."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from lazycelery.serve import params
 from lazycelery.serve.admission import AdmissionMiddleware
 from lazycelery.serve.api_act import ActApi
 from lazycelery.serve.api_alerts import alerts_endpoint
 from lazycelery.serve.api_read import ReadApi
 from lazycelery.serve.auth import Caller, Guard
 from lazycelery.serve.errors import ApiError
+from lazycelery.serve.health import not_ready
 from lazycelery.serve.http import error_response, protect
 from lazycelery.serve.metrics import MetricsWriter
 from lazycelery.serve.service import Service
@@ -34,7 +37,19 @@ def build_app(service: Service, guard: Guard) -> Starlette:
         return Response(writer.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def healthcheck(request: Request) -> Response:
-        return PlainTextResponse("OK")
+        try:
+            strict = params.flag(request.query_params, "ready")
+            problem = not_ready(service.ingest_status(), service.subscribed_once,
+                                strict=strict)
+        except ApiError as exc:
+            problem = exc
+        if problem is None:
+            return PlainTextResponse("OK")
+        response = error_response(problem)
+        if problem.status == 503:
+            response.headers["Retry-After"] = "1"
+            response.headers["Cache-Control"] = "no-store"
+        return response
 
     def get(path: str, handler: Any) -> Route:
         return Route(path, protect(guard, handler, act=False, read_only=service.read_only),

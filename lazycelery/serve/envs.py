@@ -22,8 +22,10 @@ from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest_status import IngestStatus
 from lazycelery.core.model import TaskRecord, WorkerRecord
 from lazycelery.errors import LazyCeleryError
+from lazycelery.serve.admission import DEFAULT_MAX_INFLIGHT, Admission
 from lazycelery.serve.runtime import Observer, known_queues, store_lookup
 from lazycelery.serve.service import Service
+from lazycelery.serve.v1.hub import StreamHub
 from lazycelery.urls import error_line
 
 if TYPE_CHECKING:
@@ -39,13 +41,29 @@ class EnvServices:
     asked for (the first one answers requests without ``env``)."""
 
     def __init__(self, envs: EnvSet, *, queue_interval: float = 5.0,
-                 say: Say | None = None) -> None:
+                 say: Say | None = None, max_inflight: int = DEFAULT_MAX_INFLIGHT,
+                 stream_buffer: int | None = None) -> None:
         self.envs = envs
         self.services: dict[str, Service] = {}
         self.observers: dict[str, Observer] = {}
         self.readers: dict[str, QueueReader] = {}
+        #: one admission for the whole process (``--max-inflight``): the environments share
+        #: its threads and its GIL, so every request counts against one limit, and GETs yield
+        #: while any environment's ingest is behind its broker
+        self.admission = Admission(max_inflight, behind=self._behind)
+        self._stream_buffer = stream_buffer
         self._queue_interval = queue_interval
         self._say = say or (lambda text: None)
+
+    def _behind(self) -> float:
+        """Seconds the most-behind ingest has been behind its broker (0: all keep up)."""
+        worst = 0.0
+        for name in self.services:
+            ingestor = self.envs[name].ingestor
+            backlog = getattr(ingestor, "backlog", None)
+            if backlog is not None:
+                worst = max(worst, backlog.behind())
+        return worst
 
     @property
     def names(self) -> list[str]:
@@ -77,6 +95,9 @@ class EnvServices:
                 continue
             ingestor = watch.ingestor
             service.ingest_status = lambda ingestor=ingestor: ingestor.status  # type: ignore[misc]
+            backlog = getattr(ingestor, "backlog", None)
+            if backlog is not None:  # its live streams pause while its ingest is behind
+                service.hub.behind = backlog.behind
 
     def _service(self, watch: EnvWatch) -> None:
         settings = watch.settings
@@ -89,11 +110,14 @@ class EnvServices:
             return
         queues = known_queues(app, settings)
         service = Service(app=app, index=watch.index, environment=environment_label(settings),
-                          read_only=settings.read_only, known_queues=queues)
+                          read_only=settings.read_only, known_queues=queues,
+                          admission=self.admission)
+        if self._stream_buffer is not None:
+            service.hub = StreamHub(self._stream_buffer)
         if settings.store_url:  # ids no longer in memory, from this environment's store
             service.stored_task = store_lookup(settings.store_url)
             service.store_url = settings.store_url  # /api/tasks?store=true, /api/v1 read it
-        reader = self._reader(watch, queues)
+        reader = self._reader(watch)
         if reader is not None:
             service.queues = lambda reader=reader: reader.latest  # type: ignore[misc]
             service.read_queues = reader.read
@@ -101,16 +125,20 @@ class EnvServices:
         self.services[watch.name] = service
         self.observers[watch.name] = Observer(service)
 
-    def _reader(self, watch: EnvWatch, queues: tuple[str, ...]) -> QueueReader | None:
-        """The queue reader of one environment, watching its app's queues from the start
-        (``/api/envs`` and ``/metrics`` show their depth before any ``/api/queues/length``)."""
+    def _reader(self, watch: EnvWatch) -> QueueReader | None:
+        """The queue reader of one environment, watching its configured queues from the start
+        (``/api/envs`` and ``/metrics`` show their depth before any ``/api/queues/length``),
+        as a one-environment serve does: its app's queues and its ``queues``, not the
+        ``celery`` default of the bare app an environment without ``app`` gets (a queue
+        nothing declared: ``/metrics`` showed it, ``/api/queues/length`` did not). The queues
+        its workers consume are found on the broker and added when asked for."""
         from lazycelery.broker import open_inspector
         from lazycelery.serve.queues import QueueReader
 
         s = watch.settings
         assert s is not None
         try:
-            inspector = open_inspector(s.broker_url, s.transport_options, queues,
+            inspector = open_inspector(s.broker_url, s.transport_options, s.queues,
                                        management_url=s.management_url)
         except Exception as exc:  # the queues of this environment only; its tasks still show
             watch.queue_note = error_line(exc)

@@ -15,11 +15,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from lazycelery.serve.admission import AdmissionMiddleware
 from lazycelery.serve.api_alerts import alerts_answer, wanted_state
 from lazycelery.serve.app import build_app
 from lazycelery.serve.auth import Caller, Guard
@@ -103,9 +105,11 @@ def build_env_app(services: EnvServices, guard: Guard) -> EnvRouter:
         return Route(path, protect(guard, handler, act=False, read_only=False),
                      methods=methods or ["GET"])
 
+    # the same admission as every environment's application (``--max-inflight``, one count)
     own = Starlette(routes=[get("/api/envs", envs), get("/metrics", metrics),
                             get("/api/alerts", alerts),
-                            get("/_env_error", env_error, _ALL_METHODS)])
+                            get("/_env_error", env_error, _ALL_METHODS)],
+                    middleware=[Middleware(AdmissionMiddleware, admission=services.admission)])
     return EnvRouter(apps, own, services.default)
 
 

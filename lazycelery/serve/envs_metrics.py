@@ -1,5 +1,6 @@
 """``/metrics`` of a multi-environment ``serve``: every family of the single-environment
-``/metrics`` (Flower's names kept, lazycelery's own), each sample with an ``env`` label, one
+``/metrics`` (Flower's names kept, lazycelery's own), each sample with an ``env`` label (but
+the process-wide admission figures, ``lazycelery_http_*``, once and without), one
 ``# HELP``/``# TYPE`` per family however many environments report it (the exposition format
 allows a family once). An environment that could not be set up still shows, as
 ``lazycelery_ingest_connected{env="..."} 0``."""
@@ -19,6 +20,9 @@ from lazycelery.serve.service import Service
 __all__ = ["EnvCollector", "env_metrics"]
 
 CONNECTED = ("lazycelery_ingest_connected", "1 while the event stream is connected")
+#: families of the whole process, not of one environment (the environments share one
+#: admission, ``--max-inflight``): written once, with no ``env`` label
+PROCESS = frozenset({"lazycelery_http_shed", "lazycelery_http_inflight"})
 
 
 class EnvCollector(Collector):
@@ -38,9 +42,14 @@ class EnvCollector(Collector):
                         else _down())
             for family in families:
                 into = merged.get(family.name)
+                if into is not None and family.name in PROCESS:
+                    continue  # the first environment's figures are the process's
                 if into is None:
                     into = merged[family.name] = Metric(family.name, family.documentation,
                                                         family.type, family.unit)
+                if family.name in PROCESS:
+                    into.samples.extend(family.samples)
+                    continue
                 into.samples.extend(
                     Sample(s.name, {**s.labels, "env": env}, s.value, s.timestamp, s.exemplar)
                     for s in family.samples)

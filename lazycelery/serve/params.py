@@ -59,7 +59,8 @@ def optional_int(params: Mapping[str, str], name: str, *, minimum: int | None = 
     return number_
 
 
-def number(params: Mapping[str, str], name: str, *, minimum: float = 0.0) -> float | None:
+def number(params: Mapping[str, str], name: str, *, minimum: float = 0.0,
+           maximum: float | None = None) -> float | None:
     value = text(params, name)
     if value is None or value.strip() == "":
         return None
@@ -69,4 +70,6 @@ def number(params: Mapping[str, str], name: str, *, minimum: float = 0.0) -> flo
         raise bad_param(name, f"expected a number, got {value[:40]!r}") from None
     if not math.isfinite(out) or out < minimum:
         raise bad_param(name, f"must be a finite number >= {minimum:g}")
+    if maximum is not None and out > maximum:
+        raise bad_param(name, f"too long: at most {maximum:.0f} seconds (10 years)")
     return out

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from lazycelery.core.actions import environment_label
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest import Ingestor
-from lazycelery.core.ingest_status import IngestStatus
+from lazycelery.core.ingest_status import CONNECTED, IngestStatus
 from lazycelery.core.model import TaskRecord, WorkerRecord
 from lazycelery.serve.service import Service
 
@@ -36,6 +36,8 @@ class Observer:
         self.service.hub.publish(events, records, self.service.index.lock)
 
     def on_status(self, status: IngestStatus) -> None:
+        if status.state == CONNECTED:
+            self.service.subscribed_once = True
         self.service.counters.on_status(status)
         if self.service.alerts is not None:
             self.service.alerts.on_status(status)

@@ -36,6 +36,8 @@ class Service:
     counters: FlowerCounters = field(default_factory=FlowerCounters)
     #: the ingest thread's status, read from the Ingestor once it exists
     ingest_status: Callable[[], IngestStatus | None] = lambda: None
+    #: the ingest has been subscribed to the event stream at least once (``/healthcheck``)
+    subscribed_once: bool = False
     #: the latest queue snapshot (the monitor thread swaps it whole)
     queues: Callable[[], QueueSnapshot | None] = lambda: None
     #: a queue snapshot read now (at most once a second), covering these queue names; None when

@@ -23,6 +23,7 @@ from lazycelery.store.backend import Retention, Store
 from lazycelery.store.batch import GapRow, WriteBatch
 from lazycelery.store.capture import BatchCapture
 from lazycelery.store.errors import StoreError
+from lazycelery.store.repeats import Repeats
 from lazycelery.text import counted
 
 __all__ = ["MAX_PENDING_EVENTS", "MAX_TRANSACTION_EVENTS", "StoreWriter", "WriterStats"]
@@ -94,6 +95,10 @@ class StoreWriter:
         self._next_prune = 0.0
         self._last_write = 0.0
         self._give_up_at: float | None = None
+        #: a write failed for good (not retried) since the last write that worked
+        self._failing = False
+        #: a notice that repeats one already said is counted, then summed up once
+        self._repeats = Repeats(self._say)
 
     # ------------------------------------------------------------------ ingest thread side
 
@@ -197,6 +202,7 @@ class StoreWriter:
             left = self._pending
             self._queue.clear()
             self._pending = 0
+        self._repeats.flush()  # what repeated since it was said, before the last word
         if left:
             self._lost += left
             self._notify(f"store: {left:,} queued events not written at exit "
@@ -215,6 +221,9 @@ class StoreWriter:
                                self._transactions, self._gaps, self._pruned, self._error)
 
     def _notify(self, text: str) -> None:
+        self._repeats(text)
+
+    def _say(self, text: str) -> None:
         if self.on_notice is not None:
             try:
                 self.on_notice(text)
@@ -278,7 +287,12 @@ class StoreWriter:
             if self._error is not None:
                 recovered, self._error = self._error, None
         self._last_write = time.monotonic()
-        if recovered:
+        if not (batch.events or recovered):
+            return  # a gap written while events still fail (a damaged table) is no recovery
+        failing, self._failing = self._failing, False
+        if self._repeats.pending:
+            self._repeats.flush()  # the repeats of the failure, counted, before it ended
+        if recovered or failing:
             self._notify(f"store {self.store.masked}: writing again")
 
     def _failed(self, batch: WriteBatch, exc: BaseException) -> bool:
@@ -293,6 +307,7 @@ class StoreWriter:
                 self._notify(f"{message}; retrying (new events wait in a bounded queue)")
             return True
         log.debug("store write failed", exc_info=True)
+        self._failing = True
         if not batch.events:
             # only gaps (or samples) and the store refuses them for good (a corrupt file):
             # say so once; queuing another gap for it would fail the same way, forever

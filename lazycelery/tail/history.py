@@ -148,11 +148,13 @@ def wait_for_recorder(store: Store, gate: LiveGate, timeout: float = CATCH_UP,
 
 def parse_since(text: str, now: float | None = None) -> float:
     """``2h``, ``30m``, ``1d`` ago, or an ISO time (``2024-05-01T10:00``) -> epoch seconds."""
-    from lazycelery.durations import parse_duration
+    from lazycelery.durations import DurationTooLong, parse_duration
 
     now = time.time() if now is None else now
     try:
         return now - parse_duration(text)
+    except DurationTooLong as exc:
+        raise UsageError(f"--since: {exc}") from None
     except ValueError:
         pass
     try:

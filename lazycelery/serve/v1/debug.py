@@ -47,23 +47,27 @@ def _choice(query: dict[str, str], name: str, choices: tuple[str, ...], default:
 
 
 def _duration(query: dict[str, str], name: str, default: str) -> float:
-    from lazycelery.core.query import parse_duration
+    from lazycelery.durations import DurationTooLong, parse_duration
 
     text = params.text(query, name)
     try:
         return parse_duration(text if text is not None else default)
+    except DurationTooLong as exc:
+        raise bad_param(name, str(exc)) from None
     except ValueError:
         raise bad_param(name, f"a duration (30m, 2h, 1d), not {str(text)[:40]!r}") from None
 
 
 def _since(query: dict[str, str], default: str) -> float:
     """``since``: an age (30m, 2h, 1d) or an ISO time, as the CLI's ``--since``."""
-    from lazycelery.core.query import parse_duration
+    from lazycelery.durations import DurationTooLong, parse_duration
 
     text = params.text(query, "since")
     text = default if text is None else text.strip()
     try:
         return time.time() - parse_duration(text)
+    except DurationTooLong as exc:
+        raise bad_param("since", str(exc)) from None
     except ValueError:
         pass
     try:
