@@ -1,9 +1,13 @@
 """What the debugging endpoints read, blocking (run in a thread): with a history store
 (``--store``, which serve records into) the store's events of the window replayed into an
 index and the error groups, exactly as ``lazycelery errors`` / ``timeline`` / ``export`` /
-``task tree`` read them; without one, the live index's records (docs/serve.md says what
-memory cannot tell). At most ``MAX_LOADS`` replays run at once: each is CPU-bound and the
-ingest thread shares the cores."""
+``task tree`` read them, with memory's records the writer has not flushed yet (each task
+once: memory's record where the store's is missing or older, its outcome counted where the
+store's differs); without one, the live index's records (docs/serve.md says what memory
+cannot tell), and for the error groups of ``/api/v1/errors`` and its trend the live groups
+(``service.live_errors``), equal to that rebuild, when they can answer. At most
+``MAX_LOADS`` replays run at once: each is CPU-bound and the ingest thread shares the
+cores."""
 
 from __future__ import annotations
 
