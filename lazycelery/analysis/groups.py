@@ -473,9 +473,28 @@ def _counters(group: ErrorGroup) -> tuple[BoundedCounter, ...]:
 
 def _merge_counter(mine: BoundedCounter, theirs: BoundedCounter) -> None:
     """``theirs``' values added in the order they first came (as feeding them would: a value
-    new here beyond the bound counts under OTHER)."""
-    for value, n in theirs.counts.items():
-        mine.add(value, n)
+    new here beyond the bound counts under OTHER). Once ``mine`` is full, the rest is added
+    by set operations: its values known here to theirs, all others to OTHER."""
+    counts = mine.counts
+    pending = theirs.counts
+    if len(counts) < mine.limit:
+        items = iter(pending.items())
+        for value, n in items:
+            mine.add(value, n)
+            if len(counts) >= mine.limit:
+                pending = dict(items)
+                break
+        else:
+            return
+    total = sum(pending.values())
+    inside = 0
+    for value in pending.keys() & counts.keys():
+        n = pending[value]
+        counts[value] += n
+        inside += n
+    if total > inside:
+        counts[OTHER] = counts.get(OTHER, 0) + total - inside
+    mine.total += total
 
 
 def _merge_group(mine: ErrorGroup, theirs: ErrorGroup) -> None:
