@@ -22,6 +22,7 @@ with warnings.catch_warnings():
 
 from lazycelery.analysis import ErrorGroups
 from lazycelery.analysis.report import groups_json
+from lazycelery.analysis.window import OutcomeWindow
 from lazycelery.core import index as index_module
 from lazycelery.core.index import TaskIndex
 from lazycelery.serve.app import build_app
@@ -128,13 +129,16 @@ class _Feed:
         return True
 
 
-@pytest.mark.parametrize("max_tasks", [100_000, 1_500])
+@pytest.mark.parametrize(("max_tasks", "segment", "block"),
+                         [(100_000, 60, 10), (1_500, 60, 10), (100_000, 10, 3)])
 def test_live_errors_equal_the_rebuild_while_fed(stream: list[dict[str, Any]],
-                                                 max_tasks: int) -> None:
+                                                 max_tasks: int, segment: int,
+                                                 block: int) -> None:
     feed = _Feed(stream, max_tasks)
     service = _service(feed.index)
     live = service.live_errors
     assert live is not None
+    live.window = OutcomeWindow(segment, block)  # 10 s segments: blocks within 4 minutes
     compared = 0
     with _client(service) as client:
         while feed.step(3_000):
@@ -152,6 +156,8 @@ def test_live_errors_equal_the_rebuild_while_fed(stream: list[dict[str, Any]],
     assert compared >= 8 and live.window.absorbed > 0
     if max_tasks < 100_000:
         assert feed.index.evicted > 0
+    if segment == 10:
+        assert live.window._blocks  # blocks were made and absorbed
     assert live.resyncs == 0
 
 
