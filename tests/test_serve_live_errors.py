@@ -192,9 +192,11 @@ def test_the_follower_thread_keeps_up(stream: list[dict[str, Any]]) -> None:
         rebuilt.observe_batch(*events_from_records(
             [r for r in feed.index.records() if r.last_seen >= since],
             feed.index.workers, since))
-        groups = live.groups(since)
-        assert groups is not None
+        found = live.groups(since)
+        assert found is not None
+        groups, tasks = found
         assert groups_json(groups, now=0) == groups_json(rebuilt, now=0)
+        assert tasks == sum(1 for r in feed.index.records() if r.last_seen >= since) > 0
     finally:
         live.stop()
     assert live._thread is None

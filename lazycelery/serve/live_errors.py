@@ -34,12 +34,48 @@ def _outcome(rec: TaskRecord) -> Outcome | None:
                    rec.routing_key, rec.args, rec.exception, rec.traceback)
 
 
+class _Activity:
+    """Every followed task's last activity, by second: how many were active since a time
+    (the window's ``tasks``) without reading every record."""
+
+    def __init__(self) -> None:
+        self._of: dict[str, float] = {}
+        self._by_second: dict[int, set[str]] = {}
+
+    def put(self, uuid: str, last_seen: float | None) -> None:
+        old = self._of.get(uuid)
+        if old == last_seen:
+            return
+        if old is not None:
+            second = int(old // 1)
+            bucket = self._by_second[second]
+            bucket.discard(uuid)
+            if not bucket:
+                del self._by_second[second]
+        if last_seen is None:
+            self._of.pop(uuid, None)
+            return
+        self._of[uuid] = last_seen
+        self._by_second.setdefault(int(last_seen // 1), set()).add(uuid)
+
+    def clear(self) -> None:
+        self._of.clear()
+        self._by_second.clear()
+
+    def since(self, since: float) -> int:
+        edge = int(since // 1)
+        seen = self._of
+        n = sum(1 for u in self._by_second.get(edge, ()) if seen[u] >= since)
+        return n + sum(len(b) for s, b in self._by_second.items() if s > edge)
+
+
 class LiveErrors:
     """The index's outcomes, followed; ``groups(since)`` the window's error groups."""
 
     def __init__(self, index: TaskIndex) -> None:
         self.index = index
         self.window = OutcomeWindow()
+        self.activity = _Activity()
         #: serialises following (the helper thread's and the requests')
         self._follow = threading.Lock()
         self._changes = -1  # -1: never read (a resync first)
@@ -72,19 +108,20 @@ class LiveErrors:
                 self._resync()
                 return
             ids = list(dict.fromkeys([*evicted, *changed]))
-            found: list[tuple[str, Outcome | None]] = []
+            found: list[tuple[str, TaskRecord | None, Outcome | None]] = []
             for start in range(0, len(ids), SLICE):
                 with index.lock:
                     for uuid in ids[start:start + SLICE]:
                         rec = index.get(uuid)
-                        found.append((uuid, _outcome(rec) if rec is not None else None))
+                        found.append((uuid, rec, _outcome(rec) if rec is not None else None))
             self._apply(found)
             self._changes, self._evicted = changes, evicted_mark
 
-    def _apply(self, found: list[tuple[str, Outcome | None]]) -> None:
-        window = self.window
+    def _apply(self, found: list[tuple[str, TaskRecord | None, Outcome | None]]) -> None:
+        window, activity = self.window, self.activity
         with window.lock:
-            for uuid, outcome in found:
+            for uuid, rec, outcome in found:
+                activity.put(uuid, rec.last_seen if rec is not None else None)
                 if outcome is None:
                     window.drop(uuid)
                 else:
@@ -98,20 +135,22 @@ class LiveErrors:
         if self._changes >= 0:
             self.resyncs += 1
         records = index.records()
-        found: list[tuple[str, Outcome | None]] = []
+        found: list[tuple[str, TaskRecord | None, Outcome | None]] = []
         for start in range(0, len(records), SLICE):
             with index.lock:
-                found.extend((r.uuid, _outcome(r)) for r in records[start:start + SLICE]
+                found.extend((r.uuid, r, _outcome(r)) for r in records[start:start + SLICE]
                              if index.get(r.uuid) is r)
         with self.window.lock:
             self.window.clear()
+            self.activity.clear()
         self._apply(found)
         self._changes, self._evicted = changes, evicted
 
     # ------------------------------------------------------------------ reading
 
-    def groups(self, since: float) -> ErrorGroups | None:
-        """The error groups of ``[since, now)`` as memory holds them now; None: rebuild."""
+    def groups(self, since: float) -> tuple[ErrorGroups, int] | None:
+        """The error groups of ``[since, now)`` as memory holds them now, and how many tasks
+        were active since then; None: rebuild."""
         if not self.enabled:
             return None
         if self.background and self._thread is None:
@@ -122,11 +161,12 @@ class LiveErrors:
             versions = {h: w.sw_ver for h, w in index.workers.items()}
         with self.window.lock:
             found = self.window.groups(since, versions)
+            tasks = self.activity.since(since)
         if found is None:
             self.declined += 1
-        else:
-            self.answered += 1
-        return found
+            return None
+        self.answered += 1
+        return found, tasks
 
     # ------------------------------------------------------------------ the helper thread
 

@@ -150,10 +150,10 @@ def _from_memory(service: Service, since: float, until: float, with_groups: bool
 def _from_live(service: Service, since: float, until: float) -> Loaded | None:
     """The window's groups from the live ones (no records), or None (rebuild)."""
     live = service.live_errors
-    groups = live.groups(since) if live is not None else None
-    if groups is None:
+    found = live.groups(since) if live is not None else None
+    if found is None:
         return None
-    tasks = sum(1 for r in service.index.records() if r.last_seen >= since)
+    groups, tasks = found
     return Loaded([], groups, since, until,
                   {"memory": {"tasks": tasks, "since": since, "until": until}})
 
