@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import UuidMap, loadavg, log, md_table, recorded_events, remap_event
+from common import UuidMap, loadavg, log, md_table, recorded_events, remap_event, rss_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 ERRORS = ROOT / "tests" / "data" / "errors" / "events.jsonl.gz"
@@ -107,8 +107,11 @@ def main() -> int:
     loads = [loadavg()[0]]
     with TestClient(build_app(service, Guard(AuthConfig({})))) as client:
         live.enabled = True
+        rss = rss_bytes()
         first, _ = _get(client, "/api/v1/errors", {"since": "1h"})  # the live groups made
-        log(f"first live answer (every record read, every segment made): {first * 1000:.0f} ms")
+        grown = (rss_bytes() - rss) / 1e6
+        log(f"first live answer (every record read, every segment made): {first * 1000:.0f} ms,"
+            f" RSS +{grown:.0f} MB")
         for r in range(args.rounds):
             for label, path, params, both in requests:
                 ways = [("before", False), ("after", True)] if both else [("-", False)]
@@ -136,7 +139,8 @@ def main() -> int:
                      f"{after:,.0f} ms ({after / reference:.2f}x)", f"{before / after:.0f}x",
                      f"{sizes[label] / 1e3:.1f} kB"])
     print(f"\n{len(service.index):,} tasks, {args.rounds} rounds, first live answer "
-          f"{first * 1000:,.0f} ms, load average {min(loads):.1f}-{max(loads):.1f}\n")
+          f"{first * 1000:,.0f} ms (RSS +{grown:.0f} MB), load average "
+          f"{min(loads):.1f}-{max(loads):.1f}\n")
     print(md_table(["request", "before: rebuilt (median)", "after: live (median)", "speed-up",
                     "body"], rows))
     return 0
