@@ -23,6 +23,9 @@ __all__ = ["LiveErrors"]
 SLICE: Final = 5_000
 #: seconds the follower waits for a batch before looking anyway
 IDLE: Final = 1.0
+#: seconds at least between two catch-ups of the follower: a busy ingest's changes are read
+#: in bulk (a task's several events once), the ingest thread keeping the GIL meanwhile
+INTERVAL: Final = 0.2
 
 
 def _outcome(rec: TaskRecord) -> Outcome | None:
@@ -187,6 +190,7 @@ class LiveErrors:
             self._wake.clear()
             if not self._stop.is_set():
                 self.catch_up()
+                self._stop.wait(INTERVAL)
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()
