@@ -211,7 +211,9 @@ def test_output_buffer_overflow_is_a_reported_gap(
             stalled.set()
             stall.wait_clear(30)
 
-    rec = recorders(f"{server.url}/0", "fast", on_batch=slow_consumer, wakeup=False)
+    # a small read-ahead: the stalled ingest's reader fills it, then Redis's buffer overflows
+    rec = recorders(f"{server.url}/0", "fast", on_batch=slow_consumer, wakeup=False,
+                    read_ahead=1 << 18)
     rec.wait_connected()
     stall.set()
     admin.publish("/0.celeryev/task.received", _event_envelope(0, 10))
@@ -231,6 +233,54 @@ def test_output_buffer_overflow_is_a_reported_gap(
     assert any(s.state == RECONNECTING and s.last_error and "closed" in s.last_error.lower()
                for s in rec.statuses)
     admin.close()
+
+
+def test_read_ahead_rides_out_a_stalled_ingest_without_a_gap(
+        redis_server_factory: Callable[[], RedisServer],
+        recorders: Callable[..., Recorder]) -> None:
+    """The same stall and the same 24 MB as above with the default read-ahead: its thread keeps
+    the socket drained while the ingest thread is held, so Redis never drops us and every
+    event is applied once the ingest resumes."""
+    import redis
+
+    server = redis_server_factory()
+    admin = redis.Redis.from_url(f"{server.url}/0")
+    admin.config_set("client-output-buffer-limit", "pubsub 262144 131072 1")
+    stall, stalled = _Gate(), _Gate()
+
+    def slow_consumer(events: Any, records: Any) -> None:
+        if stall.is_set():
+            stalled.set()
+            stall.wait_clear(30)
+
+    rec = recorders(f"{server.url}/0", "fast", on_batch=slow_consumer, wakeup=False)
+    rec.wait_connected()
+    stall.set()
+    admin.publish("/0.celeryev/task.received", _event_envelope(0, 10))
+    wait_for(stalled.is_set, 10, what="the consumer to stall")
+    payload = [_event_envelope(i, 4000) for i in range(1, 201)]
+    for _ in range(30):
+        pipe = admin.pipeline(transaction=False)
+        for message in payload:
+            pipe.publish("/0.celeryev/task.received", message)
+        pipe.execute()
+    # every byte left Redis for the read-ahead while the ingest thread was still held
+    wait_for(lambda: _pubsub_pending(admin) == 0, 30, what="Redis's pubsub buffer to drain")
+    session = rec.ingestor._session
+    assert session is not None and session.read_ahead.peak > 1 << 20
+    stall.clear()
+    wait_for(lambda: len(rec.index) == 201, 60,
+             what=f"all 201 tasks applied (have {len(rec.index)})")
+    assert rec.ingestor.status.gap is None
+    assert rec.ingestor.status.state == CONNECTED
+    assert all(s.state != RECONNECTING for s in rec.statuses)
+    admin.close()
+
+
+def _pubsub_pending(admin: Any) -> int:
+    """Bytes Redis holds for the subscribers (their output buffers); 0 once all were read."""
+    clients = admin.client_list()
+    return sum(int(c.get("omem", 0)) for c in clients if int(c.get("psub", 0)) > 0)
 
 
 class _Gate:

@@ -85,7 +85,8 @@ class Ingestor:
                  on_notice: OnNotice | None = None, wakeup: bool = True,
                  batch_max: int = 512,
                  keep: Callable[[Mapping[str, Any]], bool] | None = None,
-                 shared_queue: str | None = None, masker: Masker | None = None) -> None:
+                 shared_queue: str | None = None, masker: Masker | None = None,
+                 read_ahead: int | None = None) -> None:
         self.broker_url = broker_url
         self.index = index
         self.mode = mode
@@ -108,6 +109,10 @@ class Ingestor:
         self._bad_next = 0.0
         #: whether the reader is behind its broker (the fast Redis path tells; others: never)
         self.backlog = Backlog()
+        #: Redis fast path: bytes read ahead of the ingest thread at most (None: the default,
+        #: ``read_ahead.DEFAULT_READ_AHEAD``), so a busy process is not cut off by Redis
+        self.read_ahead = read_ahead
+        self._session: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._app_lock = threading.Lock()
@@ -122,6 +127,12 @@ class Ingestor:
         self._lost_error: str | None = None
 
     # ------------------------------------------------------------------ public
+
+    def read_ahead_bytes(self) -> int:
+        """Bytes the Redis fast path's reader holds ahead of the ingest thread now (0 on the
+        other paths, or between sessions)."""
+        ahead = getattr(self._session, "read_ahead", None)
+        return int(ahead.buffered) if ahead is not None else 0
 
     def start(self) -> None:
         """Start the daemon thread (once)."""
@@ -241,7 +252,7 @@ class Ingestor:
         return RedisFastSession(self._endpoint, pattern, self._decoder, self._sink, self._stop,
                            connect_timeout=self._connect_timeout(), poll_interval=POLL_INTERVAL,
                            on_subscribed=self._wake_workers if self.wakeup else None,
-                           backlog=self.backlog)
+                           backlog=self.backlog, read_ahead_limit=self.read_ahead)
 
     def _amqp_session(self) -> _Session:
         from lazycelery.core.fastpath import LocalClock
@@ -294,7 +305,8 @@ class Ingestor:
         try:
             while not self._stop.is_set():
                 try:
-                    self._make_session().run(self._on_connected)
+                    self._session = self._make_session()
+                    self._session.run(self._on_connected)
                     if not self._stop.is_set():
                         raise ConnectionError("the event stream ended")
                 except Exception as exc:

@@ -128,6 +128,11 @@ class ServeCollector(Collector):
         yield CounterMetricFamily("lazycelery_ingest_gap_seconds",
                                   "Seconds of event stream lost in gaps",
                                   value=counts["gap_seconds"])
+        ahead = GaugeMetricFamily(
+            "lazycelery_ingest_read_ahead_bytes",
+            "Bytes read from the broker and not yet applied (the Redis fast path's read-ahead)")
+        ahead.add_metric([], self.service.read_ahead_bytes())
+        yield ahead
         if status is not None:
             yield CounterMetricFamily("lazycelery_events_skipped",
                                       "Bad events or messages skipped", value=status.skipped)

@@ -66,6 +66,8 @@ class Service:
     #: the error groups kept live from memory (/api/v1/errors without a rebuild; made at the
     #: first such request)
     live_errors: LiveErrors | None = None
+    #: bytes the ingest's reader holds ahead of the ingest thread (Redis fast path)
+    read_ahead_bytes: Callable[[], int] = lambda: 0
 
     def __post_init__(self) -> None:
         if self.workers is None:
