@@ -9,6 +9,12 @@ markdown table of medians.
 
     .venv/bin/python bench/bench_serve_debug.py                 # 32 copies: 102,240 tasks
     .venv/bin/python bench/bench_serve_debug.py --copies 8 --rounds 3
+    .venv/bin/python bench/bench_serve_debug.py --ingest     # the follower's cost to ingest
+
+``--ingest``: the ingest side instead. Copies of the redis recording applied in batches of
+512 (each batch then wakes the follower, as serve's observer does), with the follower thread
+running and without, alternating: events/s of the applying thread (medians), and how long
+the follower then takes to catch up.
 """
 
 from __future__ import annotations
@@ -77,11 +83,52 @@ def _get(client: Any, path: str, params: dict[str, str]) -> tuple[float, int]:
     return took, len(got.content)
 
 
+def ingest_cost(copies: int, rounds: int) -> None:
+    from lazycelery.core.index import TaskIndex
+    from lazycelery.serve.live_errors import LiveErrors
+
+    redis = recorded_events("redis")
+    rates: dict[str, list[float]] = {"without": [], "with": []}
+    lags: list[float] = []
+    for r in range(rounds):
+        ways = ["without", "with"] if r % 2 == 0 else ["with", "without"]
+        for way in ways:
+            start = time.time() - 1800
+            events = [e for i in range(copies) for e in _copy(redis, start + i * 20)]
+            index = TaskIndex(max_tasks=1_000_000)
+            live = LiveErrors(index).start() if way == "with" else None
+            started = time.perf_counter()
+            for j in range(0, len(events), 512):
+                index.apply_batch(events[j:j + 512])
+                if live is not None:
+                    live.notify()
+            took = time.perf_counter() - started
+            rates[way].append(len(events) / took)
+            if live is not None:
+                caught = time.perf_counter()
+                live.catch_up()
+                lags.append(time.perf_counter() - caught)
+                live.stop()
+        log(f"round {r + 1}/{rounds}")
+    without, with_ = (statistics.median(rates[w]) for w in ("without", "with"))
+    print(f"\n{copies} copies of the redis recording ({len(events):,} events) per run, "
+          f"{rounds} rounds, load average {loadavg()[0]:.1f}\n")
+    print(md_table(["follower", "events/s applied (median)", "follower's catch-up after"],
+                   [["off", f"{without:,.0f}", ""],
+                    ["on", f"{with_:,.0f} ({with_ / without - 1:+.0%})",
+                     f"{statistics.median(lags) * 1000:,.0f} ms"]]))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--ingest", action="store_true",
+                        help="the follower's cost to the applying thread instead")
     args = parser.parse_args()
+    if args.ingest:
+        ingest_cost(min(args.copies, 8), args.rounds)
+        return 0
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

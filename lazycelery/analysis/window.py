@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from lazycelery.analysis.groups import ErrorGroups
 
@@ -28,9 +28,9 @@ SEGMENT: Final = 60
 BLOCK: Final = 10
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """A task's last outcome and what ``ErrorGroups`` reads of its record."""
+class Outcome(NamedTuple):
+    """A task's last outcome and what ``ErrorGroups`` reads of its record (a tuple: made
+    for every changed task by the follower, compared with the last one)."""
 
     time: float
     kind: str

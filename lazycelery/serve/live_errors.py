@@ -25,7 +25,7 @@ SLICE: Final = 5_000
 IDLE: Final = 1.0
 #: seconds at least between two catch-ups of the follower: a busy ingest's changes are read
 #: in bulk (a task's several events once), the ingest thread keeping the GIL meanwhile
-INTERVAL: Final = 0.2
+INTERVAL: Final = 0.5
 
 
 def _outcome(rec: TaskRecord) -> Outcome | None:
