@@ -176,7 +176,10 @@ def test_a_follower_behind_its_change_log_resyncs(stream: list[dict[str, Any]],
         feed.step(5_000)  # more changes than the log keeps
         got, want = _both(client, live, "/api/v1/errors", {"since": _iso(feed.now - 1e4)})
         assert got == want and got["failures"] > 0
+        metrics = client.get("/metrics").text.splitlines()
     assert live.resyncs == 1
+    assert "lazycelery_live_errors_resyncs_total 1.0" in metrics
+    assert 'lazycelery_live_errors_answers_total{source="live"} 2.0' in metrics
 
 
 def test_the_follower_thread_keeps_up(stream: list[dict[str, Any]]) -> None:
