@@ -8,6 +8,7 @@ record, counted in ``resyncs``: never a stall of the ingest."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Final
 
@@ -18,6 +19,8 @@ from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import TaskRecord
 
 __all__ = ["LiveErrors"]
+
+log = logging.getLogger(__name__)
 
 #: records read per hold of the index lock
 SLICE: Final = 5_000
@@ -189,7 +192,10 @@ class LiveErrors:
             self._wake.wait(IDLE)
             self._wake.clear()
             if not self._stop.is_set():
-                self.catch_up()
+                try:
+                    self.catch_up()
+                except Exception:  # pragma: no cover - a bug: requests catch up themselves
+                    log.exception("live error groups: following the index failed")
                 self._stop.wait(INTERVAL)
 
     def stop(self, timeout: float = 2.0) -> None:
