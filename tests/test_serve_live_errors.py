@@ -243,3 +243,30 @@ def test_absorb_refuses_past_a_bound(stream: list[dict[str, Any]]) -> None:
     before = groups_json(first, now=0)
     assert not first.absorb(second)
     assert groups_json(first, now=0) == before
+
+
+def test_a_window_live_cannot_answer_exactly_is_rebuilt() -> None:
+    """More task names than a per-name table holds (4,096): absorbing could differ from
+    feeding, so the window is rebuilt (and counted), the document the same."""
+    start = 1_790_000_000.0
+    events: list[dict[str, Any]] = []
+    for i in range(4_600):  # one task per name, over three minutes
+        t = start + i * 0.04
+        uuid = f"{i:08x}-0000-4000-8000-{i:012x}"
+        events.append({"type": "task-received", "uuid": uuid, "name": f"proj.t{i}",
+                       "args": "()", "kwargs": "{}", "hostname": "celery@w1", "timestamp": t})
+        events.append({"type": "task-succeeded" if i % 7 else "task-failed", "uuid": uuid,
+                       "hostname": "celery@w1", "timestamp": t + 0.01, "runtime": 0.01,
+                       "result": "1", "exception": "ValueError('x')", "traceback": "tb"})
+    feed = _Feed(events)
+    feed.step(len(events))
+    service = _service(feed.index)
+    live = service.live_errors
+    assert live is not None
+    with _client(service) as client:
+        params = {"since": _iso(start - 1)}
+        got = client.get("/api/v1/errors", params=params).json()
+        assert live.declined == 1 and live.answered == 0
+        live.enabled = False
+        want = client.get("/api/v1/errors", params=params).json()
+    assert _without_until(got) == _without_until(want) and got["failures"] > 500
