@@ -27,6 +27,8 @@ FAILURE_EVENTS: Final = frozenset({"task-failed", "task-retried"})
 #: the events whose task record is read (for its name, args, queue)
 _NAMED: Final = FAILURE_EVENTS | {"task-succeeded"}
 DEFAULT_MAX_GROUPS: Final = 10_000
+#: the bound of every counter of unbounded groups (``ErrorGroups(bounded=False)``)
+UNBOUNDED: Final = 1 << 62
 #: task ids kept per group (the newest): what "open the group's tasks" and bulk actions take
 TASK_IDS: Final = 500
 #: failure times kept per group (the newest): the time-window hint reads them
@@ -41,11 +43,12 @@ _CACHE: Final = 4_096
 _Fields = tuple[str | None, str | None, str | None, str | None, str | None, str | None]
 
 
-def _per_name(table: dict[str, BoundedCounter], name: str, limit: int) -> BoundedCounter:
-    """The counter of ``name`` in ``table`` (at most 4,096 names; later ones share one)."""
+def _per_name(table: dict[str, BoundedCounter], name: str, limit: int,
+              names: int = 4096) -> BoundedCounter:
+    """The counter of ``name`` in ``table`` (at most ``names`` names; later ones share one)."""
     counter = table.get(name)
     if counter is None:
-        if len(table) >= 4096:
+        if len(table) >= names:
             name = OTHER
             counter = table.get(name)
         if counter is None:
@@ -114,9 +117,13 @@ class WorkerSeen:
 class ErrorGroups:
     """Error groups and the baselines of finished tasks, fed one event at a time."""
 
-    def __init__(self, max_groups: int = DEFAULT_MAX_GROUPS) -> None:
+    def __init__(self, max_groups: int = DEFAULT_MAX_GROUPS, *, bounded: bool = True) -> None:
         self.lock = threading.Lock()
-        self.max_groups = max_groups
+        #: unbounded: no counter, table or group count has a bound (a part of a stream, to be
+        #: ``absorb``-ed exactly by bounded groups; its memory grows with its distinct values)
+        self.bounded = bounded
+        self.max_groups = max_groups if bounded else UNBOUNDED
+        self._names = 4096 if bounded else UNBOUNDED
         #: least recently failing first
         self.groups: OrderedDict[str, ErrorGroup] = OrderedDict()
         self.workers: dict[str, WorkerSeen] = {}
@@ -125,7 +132,8 @@ class ErrorGroups:
         # finished tasks (succeeded or failed) by dimension: the hints' baselines
         self.finished = 0
         self.finished_by: dict[str, BoundedCounter] = {
-            dim: BoundedCounter(256) for dim in ("worker", "host", "queue", "version")}
+            dim: BoundedCounter(256 if bounded else UNBOUNDED)
+            for dim in ("worker", "host", "queue", "version")}
         #: finished tasks per task name, by worker
         self.finished_name_worker: dict[str, BoundedCounter] = {}
         #: succeeded tasks per task name, by args
@@ -283,12 +291,14 @@ class ErrorGroups:
         if worker is not None:
             counter = self.finished_name_worker.get(name or "?")
             if counter is None:
-                counter = _per_name(self.finished_name_worker, name or "?", 64)
+                counter = _per_name(self.finished_name_worker, name or "?",
+                                    64 if self.bounded else UNBOUNDED, self._names)
             counter.add(worker)
         if succeeded and args is not None:
             counter = self.succeeded_name_args.get(name or "?")
             if counter is None:
-                counter = _per_name(self.succeeded_name_args, name or "?", 256)
+                counter = _per_name(self.succeeded_name_args, name or "?",
+                                    256 if self.bounded else UNBOUNDED, self._names)
             counter.add(args)
 
     def _fingerprint(self, exception: str | None, traceback: str | None) -> Fingerprint:
@@ -314,6 +324,9 @@ class ErrorGroups:
         if group is None:
             group = ErrorGroup(fp, example=fp.raw, traceback=traceback,
                                first_seen=when, last_seen=when)
+            if not self.bounded:
+                for counter in _counters(group):
+                    counter.limit = UNBOUNDED
             groups[key] = group
             if len(groups) > self.max_groups:
                 groups.popitem(last=False)
@@ -355,6 +368,69 @@ class ErrorGroups:
         self.version += 1
         return group
 
+    # ------------------------------------------------------------------ merging
+
+    def absorb(self, other: ErrorGroups) -> bool:
+        """Add ``other``'s task failures and finished tasks as if its task events had been fed
+        here after this one's (``other``'s worker events are not taken: both must have been
+        fed the same worker versions first). ``other`` is best unbounded: each counter's
+        values then come in the order they first came, and this one's bounds apply as
+        feeding would apply them. False, with this one unchanged, when the result could
+        differ from that feeding: ``other`` reached a bound, groups would be evicted, time
+        buckets pruned, or a per-name table overflow. Both locks are the caller's."""
+        if not self._absorbable(other):
+            return False
+        for key, theirs in other.groups.items():
+            mine = self.groups.get(key)
+            if mine is None:
+                mine = self.groups[key] = ErrorGroup(theirs.fp, example=theirs.example,
+                                                     traceback=theirs.traceback,
+                                                     first_seen=theirs.first_seen,
+                                                     last_seen=theirs.last_seen)
+                if not self.bounded:
+                    for counter in _counters(mine):
+                        counter.limit = UNBOUNDED
+            else:
+                self.groups.move_to_end(key)
+            _merge_group(mine, theirs)
+        self.finished += other.finished
+        for dim, counter in other.finished_by.items():
+            _merge_counter(self.finished_by[dim], counter)
+        for table, theirs_by, limit in ((self.finished_name_worker, other.finished_name_worker,
+                                         64),
+                                        (self.succeeded_name_args, other.succeeded_name_args,
+                                         256)):
+            for name, counter in theirs_by.items():
+                _merge_counter(_per_name(table, name, limit if self.bounded else UNBOUNDED,
+                                         self._names), counter)
+        self.failures += other.failures
+        self.from_history += other.from_history
+        for t in (other.first_time, other.last_time):
+            if t is not None:
+                self._saw(t)
+        self.version += other.version
+        return True
+
+    def _absorbable(self, other: ErrorGroups) -> bool:
+        if self.evicted or other.evicted or \
+                len(self.groups.keys() | other.groups.keys()) > self.max_groups:
+            return False
+        for key, theirs in other.groups.items():
+            mine = self.groups.get(key)
+            if not all(_whole(c) for c in _counters(theirs)):
+                return False
+            if mine is not None and any(
+                    len(a.counts) + len(b.counts) > 2 * a.keep
+                    for a, b in ((mine.minutes, theirs.minutes), (mine.hours, theirs.hours))):
+                return False
+        counters = [*other.finished_by.values(), *other.finished_name_worker.values(),
+                    *other.succeeded_name_args.values()]
+        if not all(_whole(c) for c in counters):
+            return False
+        return all(len(mine.keys() | theirs.keys()) < self._names and OTHER not in theirs
+                   for mine, theirs in ((self.finished_name_worker, other.finished_name_worker),
+                                        (self.succeeded_name_args, other.succeeded_name_args)))
+
     # ------------------------------------------------------------------ reading
 
     def __len__(self) -> int:
@@ -384,3 +460,62 @@ class ErrorGroups:
     def ranked(self) -> list[ErrorGroup]:
         """Groups, most failures first (then the most recent)."""
         return sorted(self.groups.values(), key=lambda g: (-g.count, -g.last_seen, g.key))
+
+
+def _whole(counter: BoundedCounter) -> bool:
+    """No value was counted under OTHER for want of room."""
+    return OTHER not in counter.counts and len(counter.counts) < counter.limit
+
+
+def _counters(group: ErrorGroup) -> tuple[BoundedCounter, ...]:
+    return (group.names, group.workers, group.hosts, group.queues, group.versions, group.args)
+
+
+def _merge_counter(mine: BoundedCounter, theirs: BoundedCounter) -> None:
+    """``theirs``' values added in the order they first came (as feeding them would: a value
+    new here beyond the bound counts under OTHER). Once ``mine`` is full, the rest is added
+    by set operations: its values known here to theirs, all others to OTHER."""
+    counts = mine.counts
+    pending = theirs.counts
+    if len(counts) < mine.limit:
+        items = iter(pending.items())
+        for value, n in items:
+            mine.add(value, n)
+            if len(counts) >= mine.limit:
+                pending = dict(items)
+                break
+        else:
+            return
+    total = sum(pending.values())
+    inside = 0
+    for value in pending.keys() & counts.keys():
+        n = pending[value]
+        counts[value] += n
+        inside += n
+    if total > inside:
+        counts[OTHER] = counts.get(OTHER, 0) + total - inside
+    mine.total += total
+
+
+def _merge_group(mine: ErrorGroup, theirs: ErrorGroup) -> None:
+    """``theirs``' failures after ``mine``'s (``ErrorGroups.absorb``)."""
+    mine.count += theirs.count
+    mine.failed += theirs.failed
+    mine.retried += theirs.retried
+    mine.first_seen = min(mine.first_seen, theirs.first_seen)
+    mine.last_seen = max(mine.last_seen, theirs.last_seen)
+    for a, b in zip(_counters(mine), _counters(theirs), strict=True):
+        _merge_counter(a, b)
+    for buckets, more in ((mine.minutes, theirs.minutes), (mine.hours, theirs.hours)):
+        for start, n in more.counts.items():
+            buckets.add(start, n)
+    task_ids = mine.task_ids
+    for uuid in theirs.task_ids:
+        if not task_ids or task_ids[-1] != uuid:
+            task_ids.append(uuid)
+    mine.times.extend(theirs.times)
+    first = mine.worker_first
+    for worker, when in theirs.worker_first.items():
+        if worker not in first and len(first) < 256:
+            first[worker] = when
+    mine.from_history += theirs.from_history

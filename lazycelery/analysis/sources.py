@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from lazycelery.core.model import TaskRecord, WorkerRecord
     from lazycelery.store import Store
 
-__all__ = ["CHUNK", "events_from_records", "replay_store"]
+__all__ = ["CHUNK", "events_from_records", "outcome_of", "replay_store"]
 
 #: events replayed from the store per batch
 CHUNK: Final = 500
@@ -53,7 +53,8 @@ def _apply(batch: list[dict[str, Any]], groups: ErrorGroups | None, index: TaskI
         groups.observe_batch(batch, records)
 
 
-def _outcome(rec: TaskRecord) -> tuple[str, float] | None:
+def outcome_of(rec: TaskRecord) -> tuple[str, float] | None:
+    """A task's last outcome (event type, time) as the groups count it from records."""
     if rec.failed is not None:
         return "task-failed", rec.failed
     if rec.state == "RETRY" and rec.retried is not None:
@@ -71,7 +72,7 @@ def events_from_records(records: Iterable[TaskRecord], workers: Mapping[str, Wor
     after ``since``, in time order."""
     outcomes: list[tuple[float, str, TaskRecord]] = []
     for rec in records:
-        found = _outcome(rec)
+        found = outcome_of(rec)
         if found is not None and (since is None or found[1] >= since):
             outcomes.append((found[1], found[0], rec))
     outcomes.sort(key=lambda o: (o[0], o[2].uuid))

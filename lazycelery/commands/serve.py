@@ -210,6 +210,8 @@ class _Serve:
         service = make_service(settings, queues, read_only=settings.read_only)
         service.hub = StreamHub(args.stream_buffer)
         service.admission = Admission(args.max_inflight)
+        if service.live_errors is not None:  # followed on its thread from the first request
+            service.live_errors.background = True
         # the ingest thread gives the GIL back at every socket read and waits for it again:
         # the default 5 ms switch interval makes each such wait up to 5 ms behind a busy
         # event loop (hundreds of reads a second at 30,000 events/s)
@@ -236,6 +238,8 @@ class _Serve:
         finally:
             service.hub.close()  # open streams end, so the server can stop
             server.stop()
+            if service.live_errors is not None:
+                service.live_errors.stop()
             if policies is not None:
                 policies.stop()
             if queues is not None:

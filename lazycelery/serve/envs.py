@@ -122,6 +122,8 @@ class EnvServices:
             service.queues = lambda reader=reader: reader.latest  # type: ignore[misc]
             service.read_queues = reader.read
             self.readers[watch.name] = reader
+        if service.live_errors is not None:  # followed on its thread from the first request
+            service.live_errors.background = True
         self.services[watch.name] = service
         self.observers[watch.name] = Observer(service)
 
@@ -147,7 +149,9 @@ class EnvServices:
         return QueueReader(inspector, interval=max(0.5, self._queue_interval))
 
     def _drop(self, name: str) -> None:
-        self.services.pop(name, None)
+        service = self.services.pop(name, None)
+        if service is not None and service.live_errors is not None:
+            service.live_errors.stop()
         self.observers.pop(name, None)
         reader = self.readers.pop(name, None)
         if reader is not None:
@@ -173,6 +177,9 @@ class EnvServices:
         self.envs.stop(timeout)
         for reader in self.readers.values():
             reader.stop(timeout)
+        for service in self.services.values():
+            if service.live_errors is not None:
+                service.live_errors.stop(timeout)
 
     # ------------------------------------------------------------------ GET /api/envs
 

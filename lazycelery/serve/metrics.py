@@ -166,6 +166,19 @@ class ServeCollector(Collector):
                                      "Requests in flight (the stream, /metrics excepted)")
         inflight.add_metric([], admission.inflight)
         yield inflight
+        live = self.service.live_errors  # the live error groups (/api/v1/errors)
+        if live is not None:
+            answers = CounterMetricFamily("lazycelery_live_errors_answers",
+                                          "/api/v1/errors windows by where the groups came "
+                                          "from (live, or rebuilt when live could not)",
+                                          labels=["source"])
+            answers.add_metric(["live"], live.answered)
+            answers.add_metric(["rebuilt"], live.declined)
+            yield answers
+            yield CounterMetricFamily("lazycelery_live_errors_resyncs",
+                                      "Times the live error groups fell behind the index's "
+                                      "change log and read every record again",
+                                      value=live.resyncs)
 
     def _queues(self) -> Iterator[Metric]:
         snapshot = self.service.queues()

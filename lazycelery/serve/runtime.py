@@ -34,6 +34,8 @@ class Observer:
         if self.service.alerts is not None:
             self.service.alerts.on_batch(events, records)  # copies only; never waits
         self.service.hub.publish(events, records, self.service.index.lock)
+        if self.service.live_errors is not None:
+            self.service.live_errors.notify()  # sets a flag: the follower reads the index
 
     def on_status(self, status: IngestStatus) -> None:
         if status.state == CONNECTED:

@@ -18,6 +18,7 @@ from lazycelery.core.ingest_status import IngestStatus
 from lazycelery.core.model import TaskRecord
 from lazycelery.serve.admission import Admission
 from lazycelery.serve.counters import FlowerCounters
+from lazycelery.serve.live_errors import LiveErrors
 from lazycelery.serve.v1.hub import StreamHub
 from lazycelery.serve.workers import WorkerInfo
 
@@ -64,12 +65,17 @@ class Service:
     restart_command: str | None = None
     #: requests in flight and shed (``--max-inflight``; the ingest's backlog goes first)
     admission: Admission = field(default_factory=Admission)
+    #: the error groups kept live from memory (/api/v1/errors without a rebuild; made at the
+    #: first such request)
+    live_errors: LiveErrors | None = None
     #: bytes the ingest's reader holds ahead of the ingest thread (Redis fast path)
     read_ahead_bytes: Callable[[], int] = lambda: 0
 
     def __post_init__(self) -> None:
         if self.workers is None:
             self.workers = WorkerInfo(self.app, self.index, self.control_timeout)
+        if self.live_errors is None:
+            self.live_errors = LiveErrors(self.index)
 
     def actions(self, user: str) -> Actions:
         """Actions for one API caller: read-only refuses, every one is audited as ``user``."""

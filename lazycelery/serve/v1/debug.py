@@ -86,9 +86,10 @@ class DebugApi:
         self.service = service
 
     async def _load(self, query: dict[str, str], default_since: str, *,
-                    groups: bool) -> Loaded:
+                    groups: bool, live: bool = False) -> Loaded:
         since = _since(query, default_since)
-        return await run_in_threadpool(load, self.service, since, with_groups=groups)
+        return await run_in_threadpool(lambda: load(self.service, since, with_groups=groups,
+                                                    live=live))
 
     def _group(self, loaded: Loaded, key: str) -> Any:
         group = loaded.groups.get(key) if key else None
@@ -105,7 +106,7 @@ class DebugApi:
         query = query_of(request)
         new_within = _duration(query, "new", "10m")
         top = v1_int(query, "top", 0, minimum=1, cap=1 << 30) or None
-        loaded = await self._load(query, "1h", groups=True)
+        loaded = await self._load(query, "1h", groups=True, live=True)
         doc = await run_in_threadpool(lambda: groups_json(
             loaded.groups, now=time.time(), new_within=new_within, limit=top))
         doc["sources"] = loaded.sources
@@ -141,7 +142,7 @@ class DebugApi:
 
         query = query_of(request)
         unit = _choice(query, "bucket", BUCKETS, "minute")
-        loaded = await self._load(query, "1h", groups=True)
+        loaded = await self._load(query, "1h", groups=True, live=True)
         key = request.path_params["group"]
         chosen = None if key == "all" else self._group(loaded, key).key
         doc = trend_json(loaded.groups, chosen, unit)

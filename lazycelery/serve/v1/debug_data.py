@@ -1,9 +1,13 @@
 """What the debugging endpoints read, blocking (run in a thread): with a history store
 (``--store``, which serve records into) the store's events of the window replayed into an
 index and the error groups, exactly as ``lazycelery errors`` / ``timeline`` / ``export`` /
-``task tree`` read them; without one, the live index's records (docs/serve.md says what
-memory cannot tell). At most ``MAX_LOADS`` replays run at once: each is CPU-bound and the
-ingest thread shares the cores."""
+``task tree`` read them, with memory's records the writer has not flushed yet (each task
+once: memory's record where the store's is missing or older, its outcome counted where the
+store's differs); without one, the live index's records (docs/serve.md says what memory
+cannot tell), and for the error groups of ``/api/v1/errors`` and its trend the live groups
+(``service.live_errors``), equal to that rebuild, when they can answer. At most
+``MAX_LOADS`` replays run at once: each is CPU-bound and the ingest thread shares the
+cores."""
 
 from __future__ import annotations
 
@@ -73,7 +77,51 @@ def _from_store(service: Service, since: float, until: float, with_groups: bool)
         finally:
             store.close()
     history = {"store": mask_store_url(url), "since": since, "until": until, "gaps": gaps}
-    return Loaded(index.snapshot(), groups, since, until, {"history": history})
+    sources: dict[str, Any] = {"history": history}
+    newer = _newer_in_memory(service.index, index, since)
+    if newer:  # not flushed to the store yet: memory's records, their outcomes counted
+        if with_groups:
+            from lazycelery.analysis.sources import events_from_records, outcome_of
+
+            fresh = [r for r in newer if outcome_of(r) != _stored_outcome(index, r.uuid)]
+            groups.observe_batch(*events_from_records(fresh, {}, since))
+        sources["memory"] = {"unflushed": len(newer)}
+    return Loaded(_merged(index.snapshot(), newer), groups, since, until, sources)
+
+
+def _stored_outcome(index: TaskIndex, uuid: str) -> tuple[str, float] | None:
+    from lazycelery.analysis.sources import outcome_of
+
+    rec = index.get(uuid)
+    return outcome_of(rec) if rec is not None else None
+
+
+def _newer_in_memory(live: TaskIndex, stored: TaskIndex, since: float) -> list[TaskRecord]:
+    """Copies of memory's records of the window that the store's window lacks or has in an
+    older state (the writer flushes about once a second): the newest first."""
+    from lazycelery.analysis.sources import outcome_of
+
+    window = [r for r in live.records() if r.last_seen >= since]
+    newer: list[TaskRecord] = []
+    for start in range(0, len(window), COPY_SLICE):
+        with live.lock:
+            for rec in window[start:start + COPY_SLICE]:
+                old = stored.get(rec.uuid)
+                if old is None or old.state != rec.state or \
+                        outcome_of(old) != outcome_of(rec):
+                    newer.append(msgspec.structs.replace(rec))
+    newer.sort(key=lambda r: r.last_seen, reverse=True)
+    return newer
+
+
+def _merged(stored: list[TaskRecord], newer: list[TaskRecord]) -> list[TaskRecord]:
+    """The store's records with memory's newer ones in their place, memory's alone first."""
+    if not newer:
+        return stored
+    by_id = {r.uuid: r for r in newer}
+    known = {r.uuid for r in stored}
+    return [*(r for r in newer if r.uuid not in known),
+            *(by_id.get(r.uuid, r) for r in stored)]
 
 
 def _from_memory(service: Service, since: float, until: float, with_groups: bool) -> Loaded:
@@ -99,11 +147,29 @@ def _from_memory(service: Service, since: float, until: float, with_groups: bool
     return Loaded(records, groups, since, until, {"memory": memory})
 
 
-def load(service: Service, since: float, *, with_groups: bool) -> Loaded:
-    """The window ``[since, now)``: the store's when serve has one, else memory's."""
+def _from_live(service: Service, since: float, until: float) -> Loaded | None:
+    """The window's groups from the live ones (no records), or None (rebuild)."""
+    live = service.live_errors
+    found = live.groups(since) if live is not None else None
+    if found is None:
+        return None
+    groups, tasks = found
+    return Loaded([], groups, since, until,
+                  {"memory": {"tasks": tasks, "since": since, "until": until}})
+
+
+def load(service: Service, since: float, *, with_groups: bool,
+         live: bool = False) -> Loaded:
+    """The window ``[since, now)``: the store's (with memory's records not flushed yet) when
+    serve has one, else memory's. ``live``: only the groups are read, from the live ones
+    when they can answer (memory only)."""
     until = time.time()
     if service.store_url is not None:
         return _from_store(service, since, until, with_groups)
+    if live and with_groups:
+        found = _from_live(service, since, until)
+        if found is not None:
+            return found
     return _from_memory(service, since, until, with_groups)
 
 
