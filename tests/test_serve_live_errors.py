@@ -205,6 +205,30 @@ def test_the_follower_thread_keeps_up(stream: list[dict[str, Any]]) -> None:
     assert live._thread is None
 
 
+def test_the_follower_waits_while_the_ingest_is_behind(stream: list[dict[str, Any]]) -> None:
+    """While the ingest is behind its broker the follower thread reads nothing (it yields,
+    counted); once the ingest keeps up it follows again. A request catches up by itself."""
+    from conftest import wait_for
+    from lazycelery.serve.admission import BEHIND_AFTER
+
+    feed = _Feed(stream)
+    live = LiveErrors(feed.index)
+    behind = [BEHIND_AFTER]
+    live.behind = lambda: behind[0]
+    live.start()
+    try:
+        feed.step(len(stream))
+        live.notify()
+        wait_for(lambda: live.yielded >= 1, 10, what="the follower to yield")
+        assert live._changes == -1  # nothing read while behind
+        behind[0] = 0.0
+        live.notify()
+        wait_for(lambda: live._changes == feed.index.changes, 10,
+                 what="the follower to catch up once the ingest keeps up")
+    finally:
+        live.stop()
+
+
 # ---------------------------------------------------------------------- absorb
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Final
 
 from lazycelery.analysis.groups import ErrorGroups
@@ -17,6 +18,7 @@ from lazycelery.analysis.sources import outcome_of
 from lazycelery.analysis.window import Outcome, OutcomeWindow
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.model import TaskRecord
+from lazycelery.serve.admission import BEHIND_AFTER
 
 __all__ = ["LiveErrors"]
 
@@ -98,6 +100,11 @@ class LiveErrors:
         #: windows answered from the live groups, and left to the rebuild
         self.answered = 0
         self.declined = 0
+        #: seconds the ingest has been behind its broker (serve sets it): the follower waits
+        #: meanwhile, the change log keeps what it will read (or a counted resync)
+        self.behind: Callable[[], float] = lambda: 0.0
+        #: follower turns skipped because the ingest was behind
+        self.yielded = 0
 
     # ------------------------------------------------------------------ following
 
@@ -191,6 +198,11 @@ class LiveErrors:
         while not self._stop.is_set():
             self._wake.wait(IDLE)
             self._wake.clear()
+            if self.behind() >= BEHIND_AFTER:
+                # the ingest goes first: a request still catches up for itself
+                self.yielded += 1
+                self._stop.wait(INTERVAL)
+                continue
             if not self._stop.is_set():
                 try:
                     self.catch_up()

@@ -51,6 +51,8 @@ class Observer:
         self.service.ingest_status = lambda: ingestor.status
         # requests and streams yield to the ingest while it is behind its broker
         self.service.admission.behind = self.service.hub.behind = ingestor.backlog.behind
+        if self.service.live_errors is not None:  # its follower too
+            self.service.live_errors.behind = ingestor.backlog.behind
         self.service.read_ahead_bytes = ingestor.read_ahead_bytes
         if writer is not None:
             self.service.store_stats = writer.stats
