@@ -147,3 +147,31 @@ def test_an_embedded_broker_that_cannot_start_is_one_line_and_leaves_nothing(
     assert shown == []
     assert list(root.iterdir()) == []  # the run's temp dir is gone
     assert "stopped" not in capsys.readouterr().err
+
+
+def test_a_stop_that_had_to_kill_keeps_the_logs_and_one_that_did_not_removes_them(
+        tmp_path: Path) -> None:
+    stubborn = ("import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                "print('still here', flush=True); time.sleep(30)")
+    runs = {}
+    for name, argv in (("clean", [sys.executable, "-c", "import time; time.sleep(30)"]),
+                       ("killed", [sys.executable, "-c", stubborn])):
+        demo = Demo(DemoOptions(stop_timeout=0.5))
+        environment = DemoEnvironment("", tmp_path / f"lazycelery-demo-{name}")
+        environment.make_dirs(run=True)
+        demo.environment = environment
+        log = environment.logs_dir / "demo1.log"
+        process = demo.supervisor.start("demo1", argv, log_path=log)
+        if name == "killed":
+            while "still here" not in log.read_text():
+                assert process.returncode() is None
+                time.sleep(0.02)
+        demo.stop()
+        runs[name] = demo
+        assert not environment.data_dir.exists()
+    assert runs["clean"].killed == [] and runs["clean"].kept_logs is None
+    kept = runs["killed"].kept_logs
+    assert runs["killed"].killed == ["demo1"]
+    assert kept == tmp_path / f"lazycelery-demo-logs-{runs['killed'].run_id}"
+    assert (kept / "demo1.log").read_text() == "still here\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [kept.name]

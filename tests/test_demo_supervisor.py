@@ -171,3 +171,72 @@ def test_environment_and_cwd_reach_the_child(tmp_path: Path) -> None:
     child.popen.wait(10)
     assert log.read_text().split() == ["yes", str(tmp_path)]
     supervisor.stop()
+
+
+#: exits on the second SIGQUIT only, as a celery worker whose cold shutdown waits for a task
+#: it did not cancel (the second SIGQUIT cancels it)
+TWICE = textwrap.dedent("""
+    import os, signal, sys, time
+    out = sys.argv[1]
+    got = []
+    def on(signum, frame):
+        got.append(signum)
+        open(out + ".sig", "a").write(f"{signum}\\n")
+        if len(got) == 2:
+            sys.exit(0)
+    signal.signal(signal.SIGQUIT, on)
+    open(out, "w").write(str(os.getpid()))
+    while True:
+        time.sleep(60)
+""")
+
+#: on SIGTERM notes "<name> stopping", takes a while, notes "<name> gone" and exits
+SLOW_TO_STOP = textwrap.dedent("""
+    import os, signal, sys, time
+    name, out, ready = sys.argv[1], sys.argv[2], sys.argv[3]
+    def on(signum, frame):
+        open(out, "a").write(f"{name} stopping\\n")
+        time.sleep(0.5)
+        open(out, "a").write(f"{name} gone\\n")
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, on)
+    open(ready, "w").write(str(os.getpid()))
+    time.sleep(60)
+""")
+
+
+def test_the_stop_signal_is_sent_again_while_the_process_lives(tmp_path: Path) -> None:
+    supervisor = Supervisor(stop_timeout=10)
+    marker = tmp_path / "twice"
+    child = supervisor.start("worker", [PY, "-c", TWICE, str(marker)],
+                             stop_signal=signal.SIGQUIT, stop_repeat=0.2)
+    _wait_file(marker)
+    assert supervisor.stop() == []
+    assert child.returncode() == 0
+    assert (tmp_path / "twice.sig").read_text().split() == [str(int(signal.SIGQUIT))] * 2
+
+
+def test_without_a_repeat_a_process_needing_two_signals_is_killed(tmp_path: Path) -> None:
+    supervisor = Supervisor(stop_timeout=0.5)
+    marker = tmp_path / "twice"
+    child = supervisor.start("worker", [PY, "-c", TWICE, str(marker)],
+                             stop_signal=signal.SIGQUIT)
+    _wait_file(marker)
+    assert [p.name for p in supervisor.stop()] == ["worker"]
+    assert child.returncode() == -signal.SIGKILL
+    assert (tmp_path / "twice.sig").read_text().split() == [str(int(signal.SIGQUIT))]
+
+
+def test_processes_stop_in_rounds_lowest_order_first(tmp_path: Path) -> None:
+    supervisor = Supervisor(stop_timeout=10)
+    out = tmp_path / "order"
+    for name, order in (("worker", 1), ("producer", 0), ("beat", 0)):
+        supervisor.start(name, [PY, "-c", SLOW_TO_STOP, name, str(out), str(tmp_path / name)],
+                         stop_order=order)
+        _wait_file(tmp_path / name)
+    assert supervisor.stop() == []
+    lines = out.read_text().splitlines()
+    # the producer and beat stop together; the worker is only asked once both are gone
+    assert sorted(lines[:4]) == ["beat gone", "beat stopping", "producer gone",
+                                 "producer stopping"]
+    assert lines[4:] == ["worker stopping", "worker gone"]

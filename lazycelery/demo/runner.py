@@ -47,6 +47,7 @@ __all__ = [
     "signals_raise",
     "wait_until",
     "worker_specs",
+    "worker_stop_repeat",
 ]
 
 APP_MODULE: Final = "lazycelery.demo.app"
@@ -103,6 +104,19 @@ def worker_specs(count: int, environment: DemoEnvironment, host: str) -> list[Wo
     return specs
 
 
+def worker_stop_repeat(stop_timeout: float) -> float:
+    """How often a stopping worker gets SIGQUIT again: four times within ``stop_timeout``.
+
+    A cold shutdown cancels the tasks the worker knows are running: those whose pool process
+    has acknowledged them *and* whose acknowledgement the worker's main loop has read. A task
+    handed to a pool process just before the SIGQUIT (its acknowledgement not read yet, as
+    happens when the machine is busy) is not cancelled: the shutdown reads the
+    acknowledgement while it waits for the pool, and then waits for that task to end (6-240 s
+    for the demo's slow ones). A second SIGQUIT cancels it (celery: "Hitting Ctrl+C again
+    will terminate all running tasks"), a third ends the worker at once."""
+    return max(0.5, stop_timeout / 4)
+
+
 def remove_stale_runs(root: Path) -> list[Path]:
     """Delete the temp dirs of runs whose process is gone (killed with SIGKILL, say: their
     children stop on their own once their parent is gone, but nobody removed the dir)."""
@@ -127,6 +141,8 @@ class Demo:
     broker: EmbeddedBroker | None = None
     notes: list[str] = field(default_factory=list)
     killed: list[str] = field(default_factory=list)
+    #: where the logs went when something had to be killed (else they go with the temp dir)
+    kept_logs: Path | None = None
     supervisor: Supervisor = field(init=False)
     #: seconds from ``start`` until the broker answered, and until every worker had answered
     timings: dict[str, float] = field(default_factory=dict)
@@ -209,9 +225,12 @@ class Demo:
         name = spec.hostname.partition("@")[0]
         # SIGQUIT: celery's cold shutdown. SIGTERM (warm) would wait for the running tasks,
         # up to 30 s for the demo's slow ones; nobody needs them once the demo is closed.
+        # Sent again while the worker lives: see worker_stop_repeat. The workers stop after
+        # beat and the producer (stop_order 1), so no new work reaches them meanwhile.
         return self.supervisor.start(name, argv, env=env, cwd=self.environment.data_dir,
                                      log_path=self.environment.logs_dir / f"{name}.log",
-                                     stop_signal=signal.SIGQUIT)
+                                     stop_signal=signal.SIGQUIT, stop_order=1,
+                                     stop_repeat=worker_stop_repeat(self.options.stop_timeout))
 
     def _start_beat(self, env: dict[str, str]) -> ManagedProcess:
         assert self.environment is not None
@@ -269,8 +288,10 @@ class Demo:
     # ------------------------------------------------------------------ stop
 
     def stop(self) -> None:
-        """Stop every process (SIGTERM, then SIGKILL after ``stop_timeout``), the embedded
-        broker last, delete the private queues on a real broker, remove the temp dir.
+        """Stop beat and the producer (SIGTERM), then the workers (SIGQUIT, repeated), then
+        the embedded broker, each SIGKILLed if still alive ``stop_timeout`` s after its
+        signal; delete the private queues on a real broker, remove the temp dir. The logs of
+        a run where something had to be killed are kept (``kept_logs``), to find out why.
         Repeatable; a stop cut short by an exception is done again in full by the next call."""
         with self._stop_lock:
             if self._done:
@@ -283,6 +304,8 @@ class Demo:
             if environment is not None:
                 if environment.broker_url and not environment.is_embedded:
                     _delete_private_queues(environment)
+                if killed:
+                    self.kept_logs = _keep_logs(environment, self.run_id)
                 shutil.rmtree(environment.data_dir, ignore_errors=True)
             self._done = True
 
@@ -417,6 +440,19 @@ def _check_broker(environment: DemoEnvironment) -> None:
                           f"{error_line(exc, limit=300)}") from None
 
 
+def _keep_logs(environment: DemoEnvironment, run_id: str) -> Path | None:
+    """Move the run's logs next to its temp dir (``lazycelery-demo-logs-<run>``: no run file,
+    so no later run removes it); None if there are none or the move fails."""
+    target = environment.data_dir.parent / f"{RUN_PREFIX}logs-{run_id}"
+    try:
+        if not environment.logs_dir.is_dir():
+            return None
+        shutil.move(str(environment.logs_dir), str(target))
+    except OSError:
+        return None
+    return target
+
+
 def _delete_private_queues(environment: DemoEnvironment) -> None:
     """Remove the run's queues (and their exchanges) from a real broker, best effort: the
     workers have stopped, so what is left in them would never be consumed."""
@@ -527,8 +563,13 @@ def run_demo(options: DemoOptions, show: Callable[[Demo], int], *,
             demo.stop()
             atexit.unregister(demo.stop)
             if json_output and started:
-                _say(json.dumps({"event": "demo-stopped", "killed": demo.killed}), sys.stdout)
+                stopped: dict[str, Any] = {"event": "demo-stopped", "killed": demo.killed}
+                if demo.kept_logs is not None:
+                    stopped["logs"] = str(demo.kept_logs)
+                _say(json.dumps(stopped), sys.stdout)
             if started:
                 killed = (f" ({', '.join(demo.killed)} killed after "
                           f"{options.stop_timeout:g} s)" if demo.killed else "")
                 _say(f"lazycelery demo: stopped, removed {demo.data_dir_text()}{killed}")
+                if demo.kept_logs is not None:
+                    _say(f"lazycelery demo: logs kept in {demo.kept_logs}")
