@@ -149,3 +149,28 @@ def test_a_retry_with_nothing_planned_asks_nobody() -> None:
     actions = RemoteActions("http://127.0.0.1:1", "t")  # unreachable: it must not be asked
     result = actions.retry(RetryBatch(plans=(), refusals=(Refusal("a", "no args"),)))
     assert not result.ok and result.refused == {"a": "no args"}
+
+
+def test_a_forwarded_retry_goes_where_the_routing_rules_say(index: TaskIndex,
+                                                            tmp_path: Path) -> None:
+    """serve's ``[[policies.route]]`` (``Service.route``) decides the queue of a retry and a
+    replay forwarded to it, as it does for a local one; a name no rule matches keeps its own."""
+    from lazycelery.core import audit
+
+    failed = _failed(index)
+    name = index.get(failed).name  # type: ignore[union-attr]
+    routes = {name: "routed-by-policy"}
+    with _client(index, tmp_path, route=routes.get) as api:
+        got = api.post("/api/v1/actions/retry", json={"task_ids": [failed]}, headers=OP)
+        assert got.status_code == 200
+        result = result_from_json(got.json(), "retry")
+        assert result.ok, result.lines()
+        assert result.replies[failed].text.endswith(" to routed-by-policy")
+        replayed = api.post("/api/v1/actions/replay", json={"task_id": failed}, headers=OP)
+        assert replayed.status_code == 200
+        assert replayed.json()["message"].endswith(" to routed-by-policy")
+        routes.clear()  # no rule for the name: the task's own queue
+        again = result_from_json(api.post("/api/v1/actions/retry", json={"task_ids": [failed]},
+                                          headers=OP).json(), "retry")
+        assert "routed-by-policy" not in again.replies[failed].text
+    assert [e.action for e in audit.read(tmp_path / "audit.log")] == ["retry", "replay", "retry"]

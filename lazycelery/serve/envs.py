@@ -22,6 +22,7 @@ from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest_status import IngestStatus
 from lazycelery.core.model import TaskRecord, WorkerRecord
 from lazycelery.errors import LazyCeleryError
+from lazycelery.policies.runtime import routing
 from lazycelery.serve.runtime import Observer, known_queues, store_lookup
 from lazycelery.serve.service import Service
 from lazycelery.urls import error_line
@@ -84,12 +85,14 @@ class EnvServices:
             return
         try:
             app = settings.celery_app()
+            route = routing(settings)  # [[policies.route]]: forwarded retries go there too
         except (LazyCeleryError, ValueError, ImportError) as exc:
             watch.error = error_line(exc)
             return
         queues = known_queues(app, settings)
         service = Service(app=app, index=watch.index, environment=environment_label(settings),
-                          read_only=settings.read_only, known_queues=queues)
+                          read_only=settings.read_only, known_queues=queues,
+                          route=route)
         if settings.store_url:  # ids no longer in memory, from this environment's store
             service.stored_task = store_lookup(settings.store_url)
             service.store_url = settings.store_url  # /api/tasks?store=true, /api/v1 read it

@@ -11,6 +11,7 @@ from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest import Ingestor
 from lazycelery.core.ingest_status import IngestStatus
 from lazycelery.core.model import TaskRecord, WorkerRecord
+from lazycelery.policies.runtime import routing
 from lazycelery.serve.service import Service
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def make_service(settings: Settings, queues: QueueReader | None, *,
                       environment=environment_label(settings), read_only=read_only,
                       known_queues=known_queues(app, settings),
                       audit_sink=store_sink(settings.store_url),
-                      restart_command=settings.restart)
+                      restart_command=settings.restart, route=routing(settings))
     if queues is not None:
         service.queues = lambda: queues.latest
         service.read_queues = queues.read

@@ -62,6 +62,9 @@ class Service:
     restart_command: str | None = None
     #: requests in flight and shed (``--max-inflight``; the ingest's backlog goes first)
     admission: Admission = field(default_factory=Admission)
+    #: the ``[[policies.route]]`` rules (``policies.runtime.routing``): where a retry or a
+    #: replay forwarded to serve goes, as a local one would; None: the task's own routing
+    route: Callable[[str], str | None] | None = None
 
     def __post_init__(self) -> None:
         if self.workers is None:
@@ -69,6 +72,8 @@ class Service:
 
     def actions(self, user: str) -> Actions:
         """Actions for one API caller: read-only refuses, every one is audited as ``user``."""
-        return Actions(self.app, read_only=self.read_only, environment=self.environment,
-                       index=self.index, timeout=self.control_timeout,
-                       audit_path=self.audit_path, audit_sink=self.audit_sink, user=user)
+        actions = Actions(self.app, read_only=self.read_only, environment=self.environment,
+                          index=self.index, timeout=self.control_timeout,
+                          audit_path=self.audit_path, audit_sink=self.audit_sink, user=user)
+        actions.route = self.route
+        return actions
