@@ -6,6 +6,7 @@ one line each. The real sends are in integration/test_remote_actions.py."""
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,3 +175,54 @@ def test_a_forwarded_retry_goes_where_the_routing_rules_say(index: TaskIndex,
                                           headers=OP).json(), "retry")
         assert "routed-by-policy" not in again.replies[failed].text
     assert [e.action for e in audit.read(tmp_path / "audit.log")] == ["retry", "replay", "retry"]
+
+
+def test_task_id_prefixes_are_resolved_by_serve(api: TestClient, index: TaskIndex,
+                                                tmp_path: Path) -> None:
+    """A unique prefix (the dashboard's 8 characters) names the task on serve; none is a 404
+    and several a 409 naming them, each one line of JSON; full ids pass as they are."""
+    failed = _failed(index)
+    ids = sorted(r.uuid for r in index.records())
+    # the shortest prefix of `failed` no other id starts with, and one two ids share
+    unique = next(failed[:n] for n in range(1, 36)
+                  if sum(i.startswith(failed[:n]) for i in ids) == 1)
+    shared = next(a[:n] for a, b in itertools.pairwise(ids)
+                  for n in range(8, 0, -1) if a[:n] == b[:n])
+    got = api.post("/api/v1/actions/resolve", json={"task_ids": [unique, failed]}, headers=VIEW)
+    assert got.status_code == 200
+    assert got.json() == {"resolved": [{"given": unique, "task_id": failed},
+                                       {"given": failed, "task_id": failed}]}
+    plan = api.post("/api/v1/actions/retry/plan", json={"task_ids": [unique]}, headers=VIEW)
+    assert [p["uuid"] for p in plan.json()["plans"]] == [failed]
+
+    ambiguous = api.post("/api/v1/actions/revoke", json={"task_ids": [shared]}, headers=OP)
+    assert ambiguous.status_code == 409
+    body = ambiguous.json()
+    assert body["error"].startswith(f"task id prefix {shared!r} is ambiguous: ")
+    assert len(body["matches"]) >= 2 and all(m.startswith(shared) for m in body["matches"])
+    none = api.post("/api/v1/actions/replay", json={"task_id": "ffffffff0"}, headers=OP)
+    assert none.status_code == 404
+    assert none.json() == {"error": "no task id starts with 'ffffffff0' in serve's index (a "
+                                    "task still in a queue has no result yet): give the "
+                                    "full id"}
+    too_many = api.post("/api/v1/actions/locate", json={"task_ids": ["ab"] * 101}, headers=OP)
+    assert too_many.status_code == 400 and too_many.json()["parameter"] == "task_ids"
+    assert not (tmp_path / "audit.log").exists()  # refused before acting: nothing audited
+
+
+def test_the_client_says_serves_prefix_answers_in_one_line(api: TestClient,
+                                                           index: TaskIndex) -> None:
+    from lazycelery.core.actions_remote import ACTIONS_PATH
+
+    class Wire(RemoteActions):  # the in-process app instead of the network
+        def _post(self, action: str, path: str, body: Any) -> dict[str, Any]:
+            got = api.post(f"{ACTIONS_PATH}{path}", json=dict(body), headers=OP)
+            if got.status_code != 200:
+                raise ActionError(f"{action}: {got.json()['error']}")
+            return dict(got.json())
+
+    failed = _failed(index)
+    wire = Wire("http://serve", "op")
+    assert wire.resolve_task_ids([failed[:12]]) == [(failed[:12], failed)]
+    with pytest.raises(ActionError, match=r"^revoke: no task id starts with 'ffffffff0'"):
+        wire.resolve_task_ids(["ffffffff0"], "revoke")

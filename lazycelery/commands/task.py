@@ -82,7 +82,8 @@ def register(
     for sub in (retry, revoke, terminate, replay, tree):
         sub.add_argument("ids", nargs="+", metavar="ID",
                          help="task id, or a unique prefix of one (e.g. the 8 characters the "
-                              "dashboard shows; looked up in a Redis result backend)")
+                              "dashboard shows; looked up in a Redis result backend, or "
+                              "by serve with --server)")
         if sub is not tree:
             add_safety_options(sub)
             _add_server_options(sub)
@@ -133,8 +134,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _remote(args: argparse.Namespace, action: str, read_only: bool) -> int:
     """The action forwarded to a serve (``core.actions_remote``): the same dry run, question
-    and result lines; serve reads the real args, checks the role and audits. Full task ids
-    only (a prefix is looked up in the result backend, which is serve's)."""
+    and result lines; serve reads the real args, checks the role and audits. Task ids may be
+    unique prefixes: serve resolves them (its index, then its result backend)."""
     from lazycelery.core.actions import guard
     from lazycelery.core.actions_remote import RemoteActions
     from lazycelery.core.ingest_remote import remote_target
@@ -145,6 +146,7 @@ def _remote(args: argparse.Namespace, action: str, read_only: bool) -> int:
     actions: Any = RemoteActions(server, token, read_only=read_only)
     if not args.dry_run:
         guard(read_only, action)  # refuse before asking serve anything
+    args.ids = _said(actions.resolve_task_ids(args.ids, action))  # prefixes: serve's index
     where = mask_url(server)
     if action == "retry":
         return _retry(actions, args, where)
@@ -158,9 +160,12 @@ def _remote(args: argparse.Namespace, action: str, read_only: bool) -> int:
 def _full_ids(actions: Actions, ids: Sequence[str]) -> list[str]:
     """Prefixes (the dashboard's 8 characters) resolved to full ids, each said on stderr."""
     from lazycelery.core.actions import resolve_task_ids
-    from lazycelery.text import visible
 
-    resolved = resolve_task_ids(ids, actions.app)
+    return _said(resolve_task_ids(ids, actions.app))
+
+
+def _said(resolved: Sequence[tuple[str, str]]) -> list[str]:
+    """The full ids, each prefix's said on stderr."""
     for given, full in resolved:
         if given != full:
             print(f"lazycelery: {visible(given)} is task {visible(full)}", file=sys.stderr)

@@ -124,6 +124,8 @@ class RemoteActions:
         if response.status_code == 401:
             raise ActionError(f"{action}: serve refused the credentials ({reason}): pass an "
                               "operator token with --token or $LAZYCELERY_TOKEN")
+        if response.status_code in (404, 409):  # an unknown or ambiguous name: serve's words
+            raise ActionError(f"{action}: {reason}")
         if response.status_code < 500:
             raise ActionError(f"{action}: serve refused: {reason}")
         raise ActionError(f"{action}: serve failed ({response.status_code}): {reason}")
@@ -133,6 +135,18 @@ class RemoteActions:
         return result_from_json(self._post(action, path, body), action)
 
     # ---------------------------------------------------------------- retry / replay
+
+    def resolve_task_ids(self, task_ids: Sequence[str], action: str = "resolve"
+                         ) -> list[tuple[str, str]]:
+        """(given, full id) for each id, a unique prefix resolved by serve (its index, then
+        its result backend); ``ActionError`` naming the prefix when none or several match."""
+        body = self._post(action, "/resolve", {"task_ids": list(task_ids)})
+        pairs = [(str(p.get("given", "")), str(p.get("task_id", "")))
+                 for p in body.get("resolved") or () if isinstance(p, Mapping)]
+        if len(pairs) != len(task_ids):
+            raise ActionError(f"{action}: {self.label} answered {len(pairs)} ids for "
+                              f"{len(task_ids)}")
+        return pairs
 
     def locate(self, task_ids: Sequence[str]) -> Placement:
         body = self._post("locate", "/locate", {"task_ids": list(task_ids)})

@@ -22,16 +22,24 @@ from starlette.routing import Route
 
 from lazycelery.core.action_result import ActionResult
 from lazycelery.core.actions import Actions, Placement, Refusal, RetryPlan, normalize_signal
+from lazycelery.core.placement import (
+    AmbiguousTaskId,
+    UnknownTaskId,
+    is_id_prefix,
+    resolve_task_ids,
+)
 from lazycelery.serve.auth import Caller, Guard
 from lazycelery.serve.errors import ApiError
 from lazycelery.serve.http import json_body, json_response, protect
 from lazycelery.serve.service import Service
 from lazycelery.urls import error_line
 
-__all__ = ["MAX_IDS", "WORKER_ACTIONS", "action_routes", "plan_json", "result_json"]
+__all__ = ["MAX_IDS", "MAX_PREFIXES", "WORKER_ACTIONS", "action_routes", "plan_json", "result_json"]
 
 #: task ids one request may name (the dashboard's bulk limit)
 MAX_IDS: Final = 10_000
+#: task id prefixes one request may name (each is looked up in the whole index)
+MAX_PREFIXES: Final = 100
 #: worker control actions, as ``core.actions`` names them in the audit log
 WORKER_ACTIONS: Final = ("shutdown", "pool-restart", "pool-grow", "pool-shrink", "autoscale",
                          "add-consumer", "cancel-consumer", "rate-limit", "time-limit",
@@ -112,26 +120,57 @@ class ActionsV1:
     async def _run(self, run: Callable[[], ActionResult]) -> Response:
         return json_response(result_json(await run_in_threadpool(run)))
 
+    # ---------------------------------------------------------------- task id prefixes
+
+    def _resolve(self, ids: list[str]) -> list[tuple[str, str]]:
+        """(given, full id): a unique prefix (the dashboard's 8 characters) resolved in serve's
+        index, else its result backend (Redis); 404 when none starts so, 409 naming them when
+        several do. Blocks (a SCAN of the backend): called in the thread pool."""
+        try:
+            return resolve_task_ids(ids, self.service.app, index=self.service.index,
+                                    backend_too=True, index_label="serve's index")
+        except UnknownTaskId as exc:
+            raise ApiError(404, str(exc)) from None
+        except AmbiguousTaskId as exc:
+            raise ApiError(409, str(exc), detail={"matches": list(exc.matches)}) from None
+
+    async def _full_ids(self, ids: list[str]) -> list[str]:
+        if sum(map(is_id_prefix, ids)) > MAX_PREFIXES:  # each one is a walk of the index
+            raise ApiError(400, f"at most {MAX_PREFIXES} task id prefixes in one request "
+                                "(full ids are not limited so)", parameter="task_ids")
+        return [full for _, full in await run_in_threadpool(lambda: self._resolve(ids))]
+
+    async def resolve(self, request: Request, caller: Caller) -> Response:
+        """What a task id prefix names on serve (``lazycelery task ... --server`` asks first, to
+        show the full ids in its question); a read, any role."""
+        body = _body(await json_body(request), TaskIds)
+        full = await self._full_ids(body.task_ids)
+        return json_response({"resolved": [{"given": given, "task_id": task_id}
+                                           for given, task_id in zip(body.task_ids, full,
+                                                                      strict=True)]})
+
     # ---------------------------------------------------------------- dry runs (read)
 
     async def locate(self, request: Request, caller: Caller) -> Response:
         body = _body(await json_body(request), TaskIds)
-        placement: Placement = self._actions(caller).locate(body.task_ids)
+        placement: Placement = self._actions(caller).locate(await self._full_ids(body.task_ids))
         return json_response({"holders": dict(placement.holders),
                               "held_as": dict(placement.held_as),
                               "online": list(placement.online), "source": placement.source})
 
     async def plan_retry(self, request: Request, caller: Caller) -> Response:
         body = _body(await json_body(request), TaskIds)
+        ids = await self._full_ids(body.task_ids)
         actions = self._actions(caller)
-        batch = await run_in_threadpool(lambda: actions.plan_retries(body.task_ids))
+        batch = await run_in_threadpool(lambda: actions.plan_retries(ids))
         return json_response({"plans": [plan_json(p) for p in batch.plans],
                               "refusals": [_refusal(r) for r in batch.refusals]})
 
     async def plan_replay(self, request: Request, caller: Caller) -> Response:
         body = _body(await json_body(request), OneTask)
+        [task_id] = await self._full_ids([body.task_id])
         actions = self._actions(caller)
-        plan = await run_in_threadpool(lambda: actions.plan_replay(body.task_id))
+        plan = await run_in_threadpool(lambda: actions.plan_replay(task_id))
         if isinstance(plan, Refusal):
             return json_response({"refusal": _refusal(plan)})
         return json_response({"plan": plan_json(plan)})
@@ -143,17 +182,19 @@ class ActionsV1:
         body = _body(await json_body(request), TaskIds)
         actions = self._actions(caller)
         actions.guard("retry")
-        return await self._run(lambda: actions.retry(actions.plan_retries(body.task_ids)))
+        ids = await self._full_ids(body.task_ids)
+        return await self._run(lambda: actions.retry(actions.plan_retries(ids)))
 
     async def replay(self, request: Request, caller: Caller) -> Response:
         body = _body(await json_body(request), OneTask)
         actions = self._actions(caller)
         actions.guard("replay")
+        [task_id] = await self._full_ids([body.task_id])
 
         def run() -> ActionResult:
-            plan = actions.plan_replay(body.task_id)
+            plan = actions.plan_replay(task_id)
             if isinstance(plan, Refusal):
-                return ActionResult("replay", (body.task_id,), False,
+                return ActionResult("replay", (task_id,), False,
                                     message=f"refused: {plan.reason}",
                                     refused={plan.uuid: plan.reason})
             return actions.replay(plan)
@@ -164,7 +205,9 @@ class ActionsV1:
         body = _body(await json_body(request), RevokeBody)
         signal = normalize_signal(body.signal)  # UsageError: a 400 naming it
         actions = self._actions(caller)
-        return await self._run(lambda: actions.revoke(body.task_ids, terminate=body.terminate,
+        actions.guard("terminate" if body.terminate else "revoke")
+        ids = await self._full_ids(body.task_ids)
+        return await self._run(lambda: actions.revoke(ids, terminate=body.terminate,
                                                       signal=signal))
 
     async def purge(self, request: Request, caller: Caller) -> Response:
@@ -261,6 +304,7 @@ def action_routes(service: Service, guard: Guard) -> list[Route]:
                      methods=["POST"])
 
     return [
+        post("/resolve", api.resolve, act=False),
         post("/locate", api.locate, act=False),
         post("/retry/plan", api.plan_retry, act=False),
         post("/replay/plan", api.plan_replay, act=False),

@@ -97,26 +97,38 @@ def action_paths(json: Json, errors: Errors) -> tuple[dict[str, Any], dict[str, 
                      "online": _STRINGS, "source": {"type": "string"}}}
     worker_action = {"name": "action", "in": "path", "required": True,
                      "description": "the control command", "schema": {"enum": list(WORKER_ACTIONS)}}
+    resolved = {"type": "object", "required": ["resolved"], "properties": {"resolved": {
+        "type": "array", "items": {"type": "object", "required": ["given", "task_id"],
+                                   "properties": {"given": {"type": "string"},
+                                                  "task_id": {"type": "string"}}}}}}
+    ids = " A task id may be a unique prefix of one (404: none, 409: several)."
+    by_id = (404, 409)
     paths = {
+        "/api/v1/actions/resolve": post(
+            "resolveTaskIds", "The full task id each unique prefix names (serve's index, "
+            "then a Redis result backend); full ids as they are; any role",
+            ref["TaskIds"], json(resolved, "each id given and the full id"), by_id),
         "/api/v1/actions/locate": post(
-            "locateTasks", "Which workers hold these tasks (the revoke dry run); any role",
-            ref["TaskIds"], json(placement, "the placement"), ()),
+            "locateTasks", "Which workers hold these tasks (the revoke dry run); any role."
+            + ids, ref["TaskIds"], json(placement, "the placement"), by_id),
         "/api/v1/actions/retry/plan": post(
             "planRetry", "The retry dry run: what would be re-sent (args from the result "
-            "backend or the workers, never answered), what is refused; any role",
-            ref["TaskIds"], json(plan, "the dry run"), ()),
+            "backend or the workers, never answered), what is refused; any role." + ids,
+            ref["TaskIds"], json(plan, "the dry run"), by_id),
         "/api/v1/actions/replay/plan": post(
-            "planReplay", "The replay dry run of one finished task; any role",
-            ref["OneTask"], json(replay_plan, "`plan`, or `refusal` with the reason"), ()),
+            "planReplay", "The replay dry run of one finished task; any role." + ids,
+            ref["OneTask"], json(replay_plan, "`plan`, or `refusal` with the reason"), by_id),
         "/api/v1/actions/retry": post(
             "retryTasks", "Re-send FAILURE/REVOKED/REJECTED tasks with their real args under "
-            "new ids (operator; audited)", ref["TaskIds"], acted, (403,)),
+            "new ids, to the queue serve's routing rules name (operator; audited)." + ids,
+            ref["TaskIds"], acted, (403, *by_id)),
         "/api/v1/actions/replay": post(
-            "replayTask", "Send a finished task again (operator; audited)", ref["OneTask"],
-            acted, (403,)),
+            "replayTask", "Send a finished task again (operator; audited)." + ids,
+            ref["OneTask"], acted, (403, *by_id)),
         "/api/v1/actions/revoke": post(
             "revokeTasks", "Revoke (terminate: and signal) tasks at the workers holding them, "
-            "else the online workers (operator; audited)", ref["RevokeBody"], acted, (403,)),
+            "else the online workers (operator; audited)." + ids, ref["RevokeBody"], acted,
+            (403, *by_id)),
         "/api/v1/actions/purge": post(
             "purgeQueue", "Delete the waiting messages of a known queue (operator; audited)",
             ref["PurgeBody"], acted, (403, 404, 503)),
