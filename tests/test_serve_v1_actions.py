@@ -226,3 +226,67 @@ def test_the_client_says_serves_prefix_answers_in_one_line(api: TestClient,
     assert wire.resolve_task_ids([failed[:12]]) == [(failed[:12], failed)]
     with pytest.raises(ActionError, match=r"^revoke: no task id starts with 'ffffffff0'"):
         wire.resolve_task_ids(["ffffffff0"], "revoke")
+
+
+def test_queue_actions_and_reveal_need_an_operator_on_a_serve_that_acts(
+        api: TestClient, index: TaskIndex, tmp_path: Path) -> None:
+    failed = _failed(index)
+    move = {"queue": "celery", "target": "elsewhere", "all": True}
+    for path, payload in (("queues/move", move), ("queues/requeue-dead",
+                                                  {"queue": "celery", "task_ids": ["a"]}),
+                          ("queues/delete", {"queue": "celery", "all": True}),
+                          ("reveal", {"task_id": failed})):
+        refused = api.post(f"/api/v1/actions/{path}", json=payload, headers=VIEW)
+        assert refused.status_code == 403, path
+        assert refused.json() == {"error": "role viewer may not act (operator needed)"}
+    with _client(index, tmp_path, read_only=True) as ro:
+        for path, payload in (("queues/move", move), ("reveal", {"task_id": failed})):
+            refused = ro.post(f"/api/v1/actions/{path}", json=payload, headers=OP)
+            assert refused.status_code == 403
+            assert refused.json() == {"error": "read-only mode: actions are refused"}
+    assert not (tmp_path / "audit.log").exists()
+
+
+def test_queue_action_bodies_and_names_are_checked(api: TestClient) -> None:
+    cases = [("queues/move", {"queue": "celery", "all": True}, 400, "target"),
+             ("queues/move", {"queue": "celery", "target": "celery", "all": True}, 400, "target"),
+             ("queues/delete", {"queue": "celery", "target": "x", "all": True}, 400, "target"),
+             ("queues/delete", {"queue": "celery"}, 400, "task_ids"),
+             ("queues/delete", {"queue": "celery", "all": True, "task_ids": ["a"]}, 400,
+              "task_ids"),
+             ("queues/delete", {"queue": "celery", "all": True, "limit": 0}, 400, "limit"),
+             ("queues/move", {"queue": "nowhere", "target": "x", "all": True}, 404, None),
+             ("queues/explode", {"queue": "celery", "all": True}, 404, None)]
+    for path, payload, status, field in cases:
+        got = api.post(f"/api/v1/actions/{path}", json=payload, headers=OP)
+        assert got.status_code == status, (path, payload, got.json())
+        assert "\n" not in got.json()["error"]
+        assert got.json().get("parameter") == field, (path, payload)
+
+
+def test_a_queue_move_serve_cannot_open_the_broker_for_is_a_503(index: TaskIndex,
+                                                               tmp_path: Path) -> None:
+    def broken(queues: Any) -> Any:
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    with _client(index, tmp_path, open_inspector=broken, known_queues=("celery",)) as api:
+        got = api.post("/api/v1/actions/queues/move",
+                       json={"queue": "celery", "target": "b", "all": True}, headers=OP)
+    assert got.status_code == 503
+    assert got.json() == {"error": "cannot open the broker: Error 111 connecting to "
+                                   "127.0.0.1:1. Connection refused."}
+
+
+def test_reveal_without_a_result_backend_says_why_and_is_audited_as_the_api_user(
+        api: TestClient, index: TaskIndex, tmp_path: Path) -> None:
+    from lazycelery.core import audit
+
+    failed = _failed(index)
+    got = api.post("/api/v1/actions/reveal", json={"task_id": failed[:10]}, headers=OP)
+    assert got.status_code == 200 and got.headers["cache-control"] == "no-store"
+    body = got.json()
+    assert body["uuid"] == failed and body["fields"] == {}
+    assert "result backend" in body["reason"]
+    [entry] = audit.read(tmp_path / "audit.log")
+    assert (entry.action, entry.targets) == ("reveal", [failed])
+    assert entry.user.startswith("api:token:o") and entry.result["ok"] is False

@@ -23,7 +23,7 @@ from lazycelery.core.ingest_status import IngestStatus
 from lazycelery.core.model import TaskRecord, WorkerRecord
 from lazycelery.errors import LazyCeleryError
 from lazycelery.policies.runtime import routing
-from lazycelery.serve.runtime import Observer, known_queues, store_lookup
+from lazycelery.serve.runtime import Observer, inspector_opener, known_queues, store_lookup
 from lazycelery.serve.service import Service
 from lazycelery.urls import error_line
 
@@ -92,7 +92,7 @@ class EnvServices:
         queues = known_queues(app, settings)
         service = Service(app=app, index=watch.index, environment=environment_label(settings),
                           read_only=settings.read_only, known_queues=queues,
-                          route=route)
+                          route=route, open_inspector=inspector_opener(settings))
         if settings.store_url:  # ids no longer in memory, from this environment's store
             service.stored_task = store_lookup(settings.store_url)
             service.store_url = settings.store_url  # /api/tasks?store=true, /api/v1 read it

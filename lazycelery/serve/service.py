@@ -5,7 +5,7 @@ and the actions they run, audited with the API caller's name."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,9 @@ class Service:
     #: the ``[[policies.route]]`` rules (``policies.runtime.routing``): where a retry or a
     #: replay forwarded to serve goes, as a local one would; None: the task's own routing
     route: Callable[[str], str | None] | None = None
+    #: a broker inspector of its own for a queue action (purge, move, requeue-dead), with the
+    #: environment's management URL and dead-letter naming; None: from the app's broker URL
+    open_inspector: Callable[[Sequence[str]], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.workers is None:

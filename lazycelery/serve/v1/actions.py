@@ -12,7 +12,7 @@ the API caller's name (``api:NAME``) through ``core.actions``, as Flower's endpo
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from lazycelery.broker.bulk import BulkOutcome, Selection
 from lazycelery.core.action_result import ActionResult
 from lazycelery.core.actions import Actions, Placement, Refusal, RetryPlan, normalize_signal
 from lazycelery.core.placement import (
@@ -28,18 +29,25 @@ from lazycelery.core.placement import (
     is_id_prefix,
     resolve_task_ids,
 )
+from lazycelery.core.queue_ops import bulk_action
 from lazycelery.serve.auth import Caller, Guard
 from lazycelery.serve.errors import ApiError
 from lazycelery.serve.http import json_body, json_response, protect
 from lazycelery.serve.service import Service
 from lazycelery.urls import error_line
 
-__all__ = ["MAX_IDS", "MAX_PREFIXES", "WORKER_ACTIONS", "action_routes", "plan_json", "result_json"]
+if TYPE_CHECKING:
+    from lazycelery.broker.inspector import BrokerInspector
+
+__all__ = ["MAX_IDS", "MAX_PREFIXES", "QUEUE_ACTIONS", "WORKER_ACTIONS", "action_routes",
+           "plan_json", "result_json"]
 
 #: task ids one request may name (the dashboard's bulk limit)
 MAX_IDS: Final = 10_000
 #: task id prefixes one request may name (each is looked up in the whole index)
 MAX_PREFIXES: Final = 100
+#: bulk actions on a queue's waiting messages (``core.queue_ops``)
+QUEUE_ACTIONS: Final = ("move", "delete", "requeue-dead")
 #: worker control actions, as ``core.actions`` names them in the audit log
 WORKER_ACTIONS: Final = ("shutdown", "pool-restart", "pool-grow", "pool-shrink", "autoscale",
                          "add-consumer", "cancel-consumer", "rate-limit", "time-limit",
@@ -66,6 +74,18 @@ class PurgeBody(msgspec.Struct, forbid_unknown_fields=True):
     queue: Name
     #: the count the user confirmed (said in the result when it differs)
     expected: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class QueueBulkBody(msgspec.Struct, forbid_unknown_fields=True):
+    #: the queue the messages are in (requeue-dead: the dead-letter queue)
+    queue: Name
+    #: move: the queue they go to
+    target: Name | None = None
+    #: the messages' task ids; or ``all``: every waiting message
+    task_ids: Annotated[list[Name], msgspec.Meta(min_length=1, max_length=MAX_IDS)] | None = None
+    all: bool = False
+    #: examine at most this many messages
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
 
 
 class WorkerBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -221,23 +241,107 @@ class ActionsV1:
             raise ApiError(404, f"Unknown queue '{body.queue[:200]}'")
         actions = self._actions(caller)
         actions.guard("purge")
-        conf = self.service.app.conf
 
         def run() -> ActionResult:
-            from lazycelery.broker import open_inspector
-
-            try:
-                inspector = open_inspector(str(conf.broker_url),
-                                           dict(conf.broker_transport_options or {}),
-                                           (body.queue,))
-            except Exception as exc:
-                raise ApiError(503, f"cannot open the broker: {error_line(exc)}") from None
+            inspector = self._inspector((body.queue,))
             try:
                 return actions.purge(body.queue, inspector.purge_tasks, expected=body.expected)
             finally:
                 inspector.close()
 
         return await self._run(run)
+
+    def _known_queue(self, name: str) -> None:
+        """404 unless serve knows the queue: its app's queues, the queue snapshot's names and
+        their dead-letter queues."""
+        snapshot = self.service.queues()
+        known = set(self.service.known_queues)
+        for queue in snapshot.queues if snapshot is not None else ():
+            known.add(queue.name)
+            if queue.dead_letter:
+                known.add(queue.dead_letter)
+        if name not in known:
+            raise ApiError(404, f"Unknown queue '{name[:200]}'")
+
+    def _inspector(self, queues: tuple[str, ...]) -> BrokerInspector:
+        """A broker connection of this request's own (the queue reader's stays with its
+        thread); 503 when the broker cannot be opened."""
+        from lazycelery.broker import open_inspector
+
+        conf = self.service.app.conf
+        try:
+            if self.service.open_inspector is not None:
+                opened: BrokerInspector = self.service.open_inspector(queues)
+                return opened
+            return open_inspector(str(conf.broker_url),
+                                  dict(conf.broker_transport_options or {}), queues)
+        except Exception as exc:
+            raise ApiError(503, f"cannot open the broker: {error_line(exc)}") from None
+
+    async def queue_bulk(self, request: Request, caller: Caller) -> Response:
+        """Move, delete or requeue (dead letters) waiting messages of a known queue, by task
+        id or all, with serve's broker connection; the answer is the result and the exact
+        outcome (what was done, gone, not found, left in place, the broker's guarantee)."""
+        action = str(request.path_params["action"])
+        if action not in QUEUE_ACTIONS:
+            raise ApiError(404, f"Unknown queue action '{action[:40]}' "
+                                f"(one of: {', '.join(QUEUE_ACTIONS)})")
+        body = _body(await json_body(request), QueueBulkBody)
+        if (body.task_ids is None) == (not body.all):
+            raise ApiError(400, "give task_ids, or all: true (every waiting message)",
+                           parameter="task_ids")
+        if action == "move":
+            if body.target is None or body.target == body.queue:
+                raise ApiError(400, "move needs target, another queue", parameter="target")
+        elif body.target is not None:
+            raise ApiError(400, f"{action} takes no target", parameter="target")
+        self._known_queue(body.queue)
+        actions = self._actions(caller)
+        actions.guard(action)
+        source, target = body.queue, body.target
+        targets = (source, target) if target is not None else (source,)
+        selection = Selection.of(body.task_ids, body.limit)
+
+        def run() -> dict[str, Any]:
+            inspector = self._inspector(targets)
+
+            def operation() -> BulkOutcome:
+                if target is not None:
+                    return inspector.move(source, target, selection)
+                if action == "delete":
+                    return inspector.delete(source, selection)
+                return inspector.requeue_dead(source, selection)
+
+            try:
+                result, outcome = bulk_action(actions, action, targets, operation)
+            finally:
+                inspector.close()
+            return {**result_json(result),
+                    "outcome": msgspec.to_builtins(outcome) if outcome is not None else None}
+
+        return json_response(await run_in_threadpool(run))
+
+    async def reveal(self, request: Request, caller: Caller) -> Response:
+        """The real args, kwargs and result of one task from serve's result backend (masked
+        everywhere else): operator only, refused read-only, audited as the API caller (that it
+        was revealed, never what); answered with ``Cache-Control: no-store``, kept nowhere."""
+        from lazycelery.core.reveal import reveal
+
+        body = _body(await json_body(request), OneTask)
+        self._actions(caller).guard("reveal")
+        [task_id] = await self._full_ids([body.task_id])
+        service = self.service
+        revealed = await run_in_threadpool(lambda: reveal(
+            service.app, task_id, read_only=service.read_only,
+            environment=service.environment, audit_path=service.audit_path,
+            user=f"api:{caller.name}", audit_sink=service.audit_sink))
+        out: dict[str, Any] = {"uuid": revealed.uuid, "fields": dict(revealed.fields),
+                               "reason": revealed.reason}
+        if revealed.audit_error:
+            out["audit_error"] = revealed.audit_error
+        response = json_response(out)
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     async def worker(self, request: Request, caller: Caller) -> Response:
         action = str(request.path_params["action"])
@@ -313,4 +417,6 @@ def action_routes(service: Service, guard: Guard) -> list[Route]:
         post("/revoke", api.revoke, act=True),
         post("/purge", api.purge, act=True),
         post("/workers/{action}", api.worker, act=True),
+        post("/queues/{action}", api.queue_bulk, act=True),
+        post("/reveal", api.reveal, act=True),
     ]

@@ -10,9 +10,11 @@ from typing import Any
 import msgspec
 
 from lazycelery.serve.v1.actions import (
+    QUEUE_ACTIONS,
     WORKER_ACTIONS,
     OneTask,
     PurgeBody,
+    QueueBulkBody,
     RevokeBody,
     TaskIds,
     WorkerBody,
@@ -62,15 +64,44 @@ REFUSAL: dict[str, Any] = {"type": "object", "required": ["uuid", "reason"],
                                           "reason": {"type": "string"}}}
 
 
+_OUTCOME: dict[str, Any] = {
+    "type": ["object", "null"],
+    "description": "Message by message (null: the broker failed, see `message`): `done` "
+                   "moved/deleted/requeued, `gone` taken by a worker meanwhile, `not_found` "
+                   "among `scanned`, `skipped` left in place and why; `targets` the queue each "
+                   "went to; `guarantee` how the broker guarantees it.",
+    "properties": {"action": {"type": "string"}, "source": {"type": "string"},
+                   "targets": {"type": "object", "additionalProperties": {"type": "string"}},
+                   "done": _STRINGS, "gone": _STRINGS, "not_found": _STRINGS,
+                   "skipped": {"type": "object", "additionalProperties": {"type": "string"}},
+                   "scanned": {"type": "integer"}, "guarantee": {"type": "string"}},
+}
+BULK_RESULT: dict[str, Any] = {
+    **RESULT, "description": "The ActionResult (`count`: messages done) and the `outcome`.",
+    "required": [*RESULT["required"], "outcome"],
+    "properties": {**RESULT["properties"], "outcome": _OUTCOME},
+}
+REVEALED: dict[str, Any] = {
+    "type": "object", "required": ["uuid", "fields", "reason"],
+    "description": "The real values (reprs) from the result backend: `args`, `kwargs`, and "
+                   "`result` when it succeeded; none, and `reason`, when the backend has none.",
+    "properties": {"uuid": {"type": "string"},
+                   "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                   "reason": {"type": ["string", "null"]}, "audit_error": {"type": "string"}},
+}
+
+
 def action_paths(json: Json, errors: Errors) -> tuple[dict[str, Any], dict[str, Any]]:
     """(paths, component schemas) of the action endpoints."""
     _refs, schemas = msgspec.json.schema_components(
-        (TaskIds, OneTask, RevokeBody, PurgeBody, WorkerBody), ref_template=_REF)
+        (TaskIds, OneTask, RevokeBody, PurgeBody, WorkerBody, QueueBulkBody),
+        ref_template=_REF)
     for body in schemas.values():
         body["additionalProperties"] = False  # forbid_unknown_fields: an unknown key is a 400
     ref = {name: {"$ref": _REF.format(name=name)} for name in schemas}
     result = {"$ref": _REF.format(name="ActionResult")}
-    schemas.update(ActionResult=RESULT, RetryPlan=PLAN, Refusal=REFUSAL)
+    schemas.update(ActionResult=RESULT, RetryPlan=PLAN, Refusal=REFUSAL,
+                   QueueBulkResult=BULK_RESULT, Revealed=REVEALED)
 
     def post(op: str, summary: str, body: dict[str, Any], ok: dict[str, Any],
              codes: tuple[int, ...], parameters: list[dict[str, Any]] | None = None
@@ -132,6 +163,20 @@ def action_paths(json: Json, errors: Errors) -> tuple[dict[str, Any], dict[str, 
         "/api/v1/actions/purge": post(
             "purgeQueue", "Delete the waiting messages of a known queue (operator; audited)",
             ref["PurgeBody"], acted, (403, 404, 503)),
+        "/api/v1/actions/queues/{action}": post(
+            "queueMessages", "Move (to `target`), delete, or requeue-dead (back to the queue "
+            "each was dead-lettered from) the waiting messages of a known queue: by `task_ids`, "
+            "or `all: true`, among the first `limit` (operator; audited)",
+            ref["QueueBulkBody"], json({"$ref": _REF.format(name="QueueBulkResult")},
+                                       "the counts and the outcome"), (403, 404, 503),
+            [{"name": "action", "in": "path", "required": True, "description": "the operation",
+              "schema": {"enum": list(QUEUE_ACTIONS)}}]),
+        "/api/v1/actions/reveal": post(
+            "revealTask", "The real args, kwargs and result of one task, masked everywhere "
+            "else, read from serve's result backend now (operator; audited: that it was "
+            "revealed, never the values; `Cache-Control: no-store`)." + ids, ref["OneTask"],
+            json({"$ref": _REF.format(name="Revealed")}, "the values, or why there are none"),
+            (403, *by_id)),
         "/api/v1/actions/workers/{action}": post(
             "controlWorkers", "A control command to named workers, never a broadcast: "
             "pool-grow/pool-shrink take `n`, autoscale `min` and `max`, add-consumer and "
