@@ -26,8 +26,10 @@ from lazycelery.core.retry_plan import Refusal, RetryBatch, RetryPlan
 from lazycelery.urls import error_line, mask_url
 
 if TYPE_CHECKING:
+    from lazycelery.broker.bulk import BulkOutcome
     from lazycelery.broker.model import QueueStats
     from lazycelery.core.index import TaskIndex
+    from lazycelery.core.reveal import Revealed
 
 __all__ = ["ACTIONS_PATH", "RemoteActions", "RemoteQueueOps", "result_from_json"]
 
@@ -74,8 +76,11 @@ class RemoteActions:
     """``Actions`` through a serve. ``index`` (the remote dashboard's) gets the REVOKED and
     PURGED marks serve made in its own index, so the viewer's list agrees at once."""
 
-    #: no celery app here: reveal and the workflow links are serve's (the dashboard says so)
+    #: no celery app here: the workflow links are serve's (the dashboard says so); reveal,
+    #: a queue move and a worker restart are asked of serve
     app = None
+    #: the worker restart runs serve's own configured command (the dashboard asks first)
+    restarts_on_serve = True
 
     def __init__(self, server: str, token: str | None, *, read_only: bool = False,
                  index: TaskIndex | None = None, timeout: float = DEFAULT_TIMEOUT,
@@ -264,14 +269,55 @@ class RemoteActions:
         """serve runs its own configured restart command (``template`` is this side's)."""
         return self._workers("restart", [worker])
 
+    # ---------------------------------------------------------------- queues
+
+    def queue_bulk(self, action: str, source: str, target: str | None,
+                   ids: Sequence[str] | None, limit: int = 10_000
+                   ) -> tuple[ActionResult, BulkOutcome | None]:
+        """Move (to ``target``), delete or requeue-dead the waiting messages of ``source`` on
+        serve (``ids`` None: all of them): the result and the outcome message by message."""
+        import msgspec
+
+        from lazycelery.broker.bulk import BulkOutcome
+
+        guard(self.read_only, action)
+        body: dict[str, Any] = {"queue": source, "limit": limit}
+        body.update({"all": True} if ids is None else {"task_ids": list(ids)})
+        if target is not None:
+            body["target"] = target
+        answer = self._post(action, f"/queues/{action}", body)
+        outcome = None
+        if isinstance(answer.get("outcome"), Mapping):
+            try:
+                outcome = msgspec.convert(answer["outcome"], BulkOutcome)
+            except msgspec.ValidationError:
+                outcome = None
+        return result_from_json(answer, action), outcome
+
+    # ---------------------------------------------------------------- reveal
+
+    def reveal(self, task_id: str) -> Revealed:
+        """The real values of one task, read by serve from its result backend (audited there
+        with this token's name); shown, never kept."""
+        from lazycelery.core.reveal import Revealed
+
+        guard(self.read_only, "reveal")
+        body = self._post("reveal", "/reveal", {"task_id": task_id})
+        fields = body.get("fields") if isinstance(body.get("fields"), Mapping) else {}
+        return Revealed(str(body.get("uuid") or task_id),
+                        {str(k): str(v) for k, v in (fields or {}).items()},
+                        str(body["reason"]) if body.get("reason") else None,
+                        str(body["audit_error"]) if body.get("audit_error") else None)
+
 
 class RemoteQueueOps:
-    """The purge dialog's fresh count, from serve's ``/api/v1/queues``; the purge itself is
-    serve's (``RemoteActions.purge``). Moves and dead-letter requeues are not forwarded."""
+    """The purge, move and requeue dialogs' fresh count, from serve's ``/api/v1/queues``; the
+    actions themselves are serve's (``RemoteActions.purge``, ``RemoteActions.queue_bulk``)."""
 
-    #: said when a queue move or a dead-letter requeue is asked for (QueueActions)
-    bulk_unavailable = ("not forwarded with --server yet: run it on the monitor host "
-                        "(lazycelery queue move / requeue-dead)")
+    #: the actions on messages are forwarded (``RemoteActions.queue_bulk``), not run here
+    forwarded = True
+    #: messages are not read over the wire: the peek shows what the events say is waiting
+    can_peek = False
 
     def __init__(self, server: str, token: str | None, *, timeout: float = 10.0,
                  verify: bool | str = True) -> None:
@@ -292,16 +338,16 @@ class RemoteQueueOps:
                                  timeout=self.timeout, verify=self.verify)
             body = response.json() if response.status_code == 200 else None
         except (httpx.HTTPError, ValueError) as exc:
-            raise ActionError(f"purge: cannot read the queues of {label}: "
+            raise ActionError(f"cannot read the queues of {label}: "
                               f"{error_line(exc, limit=200)}") from None
         if not isinstance(body, dict):
-            raise ActionError(f"purge: {label} answered {response.status_code} for its queues")
+            raise ActionError(f"{label} answered {response.status_code} for its queues")
         for row in body.get("queues") or ():
             if isinstance(row, Mapping) and row.get("name") == queue:
                 ready, reserved = row.get("ready"), row.get("reserved")
                 return QueueStats(name=queue, ready=ready if isinstance(ready, int) else None,
                                   reserved=reserved if isinstance(reserved, int) else None)
-        raise ActionError(f"purge: {label} does not report queue {queue!r}")
+        raise ActionError(f"{label} does not report queue {queue!r}")
 
     def purge_tasks(self, queue: str) -> tuple[int, list[str] | None]:
         raise ActionError("purge: the purge runs on serve (RemoteActions.purge)")
