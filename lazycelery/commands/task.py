@@ -13,7 +13,8 @@ from lazycelery.text import visible
 if TYPE_CHECKING:
     from lazycelery.core.actions import ActionResult, Actions, Placement
 
-__all__ = ["add_safety_options", "confirm", "finish", "register", "run"]
+__all__ = ["add_action_server_options", "add_safety_options", "confirm", "finish", "register",
+           "run"]
 
 HANDLER = "lazycelery.commands.task:run"
 
@@ -86,15 +87,16 @@ def register(
                               "by serve with --server)")
         if sub is not tree:
             add_safety_options(sub)
-            _add_server_options(sub)
+            add_action_server_options(sub)
 
 
-def _add_server_options(parser: argparse.ArgumentParser) -> None:
+def add_action_server_options(parser: argparse.ArgumentParser) -> None:
+    """--server and --token: the action forwarded to a serve (operator token; audited there)."""
     group = parser.add_argument_group("remote (forward to a lazycelery serve)")
     group.add_argument("--server", metavar="URL", default=None,
                        help="send the action to `lazycelery serve` at URL instead of the broker "
                             "(an operator token; serve audits it with the token's name), e.g. "
-                            "lazycelery task revoke ID --server http://monitor:5555")
+                            "--server http://monitor:5555")
     group.add_argument("--token", metavar="TOKEN", default=None,
                        help="bearer token for --server (better: $LAZYCELERY_TOKEN)")
 

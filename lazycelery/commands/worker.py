@@ -7,7 +7,12 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from lazycelery.commands.task import add_safety_options, confirm, finish
+from lazycelery.commands.task import (
+    add_action_server_options,
+    add_safety_options,
+    confirm,
+    finish,
+)
 from lazycelery.errors import UsageError
 from lazycelery.text import visible
 
@@ -53,6 +58,7 @@ def register(
     for sub in subs.values():
         sub.add_argument("workers", nargs="+", metavar="NAME", help="worker hostname (w1@host or w1)")
         add_safety_options(sub)
+        add_action_server_options(sub)  # --server URL: sent by serve, audited there
     subs["pool-restart"].add_argument("--reload", action="store_true",
                                       help="also reload the modules (--module)")
     subs["pool-restart"].add_argument("--module", action="append", dest="modules", metavar="MOD",
@@ -138,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
     if not timeout > 0:
         raise UsageError(f"--timeout: must be positive (got {timeout:g})")
     settings = config.resolve(args)
+    if getattr(args, "server", None):
+        return _remote(args, action, bool(settings.read_only))
     actions = Actions.from_settings(settings, timeout=timeout,
                                     audit_sink=store_sink(settings.store_url))
     if not args.dry_run:
@@ -153,6 +161,48 @@ def run(args: argparse.Namespace) -> int:
                    yes=args.yes):
         print("cancelled: nothing was sent", file=sys.stderr)
         return 1
+    return finish(_execute(actions, action, workers, args))
+
+
+def _remote(args: argparse.Namespace, action: str, read_only: bool) -> int:
+    """The command forwarded to a serve (``POST /api/v1/actions/workers/ACTION``): the same
+    line and question; serve checks the role and its --read-only, sends it to the named
+    workers (full names: serve knows them by their events) and audits with the token's name.
+    ``restart`` runs serve's own configured command."""
+    from lazycelery.core.actions import guard
+    from lazycelery.core.actions_remote import RemoteActions
+    from lazycelery.core.ingest_remote import remote_target
+    from lazycelery.urls import mask_url
+
+    server, token = remote_target(args.server, args.token)
+    assert server is not None
+    if not args.dry_run:
+        guard(read_only, action)  # refuse before asking serve anything
+    _check_arguments(action, args)
+    if action == "pool-restart" and (args.reload or args.modules):
+        raise UsageError("pool-restart: --reload and --module are not forwarded with --server")
+    if action == "add-consumer" and (args.exchange or args.routing_key):
+        raise UsageError("add-consumer: --exchange and --routing-key are not forwarded with "
+                         "--server")
+    short = [n for n in args.workers if "@" not in n]
+    if short:
+        raise UsageError(f"{action}: with --server give full worker names (w1@host), not "
+                         f"{short[0]!r}: serve knows workers by their hostname")
+    workers = list(dict.fromkeys(args.workers))
+    what = "restart (serve's configured command)" if action == "restart" else \
+        f"{action}{_details(action, args)}"
+    print(visible(f"{what} on: {', '.join(workers)}"))
+    if args.dry_run:
+        return 0
+    if not confirm(f"{action} on {len(workers)} worker(s) via {mask_url(server)}?", yes=args.yes):
+        print("cancelled: nothing was sent", file=sys.stderr)
+        return 1
+    actions: Any = RemoteActions(server, token, read_only=read_only)
+    if action == "restart":
+        code = 0
+        for worker in workers:  # one at a time, as here
+            code = max(code, finish(actions.restart(worker, None)))
+        return code
     return finish(_execute(actions, action, workers, args))
 
 

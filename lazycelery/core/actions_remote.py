@@ -261,7 +261,9 @@ class RemoteActions:
         return self._workers("rate-limit", workers, task_name=task_name, rate=str(rate))
 
     def time_limit(self, workers: Sequence[str], task_name: str, *, soft: float | None = None,
-                   hard: float | None = None) -> ActionResult:
+                   hard: float | None = None, clear: bool = False) -> ActionResult:
+        if clear:  # 0 removes a limit, as on serve's side (Actions.time_limit)
+            soft, hard = 0.0, 0.0
         return self._workers("time-limit", workers, task_name=task_name, soft=soft, hard=hard)
 
     def restart(self, worker: str, template: str | None,
