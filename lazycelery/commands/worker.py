@@ -48,7 +48,9 @@ def register(
         help="control named workers (shutdown, pool, consumers, limits)",
         description="Remote-control named workers. Commands always carry the workers' names "
                     "(never a broadcast); short names (w1 for w1@host) are resolved by ping. "
-                    "Each asks for confirmation (default No) unless --yes.",
+                    "Each asks for confirmation (default No) unless --yes. With --server URL the "
+                    "command is sent by that lazycelery serve (full names: w1@host; restart "
+                    "runs serve's configured command), audited there.",
     )
     parser.set_defaults(handler=HANDLER)
     actions = parser.add_subparsers(title="actions", metavar="ACTION", dest="worker_action")
