@@ -160,8 +160,9 @@ def run_bulk(args: argparse.Namespace, settings: Settings, open_inspector: Opene
 
 
 def _terminal_or_yes(args: argparse.Namespace) -> None:
+    action = args.queues_action
     if not args.yes and not sys.stdin.isatty():
-        raise UsageError(f"refusing to {args.queues_action} messages of {args.name!r} without "
+        raise UsageError(f"refusing to {action} messages of {args.name!r} without "
                          "confirmation: stdin is not a terminal, pass --yes")
 
 
