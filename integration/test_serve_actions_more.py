@@ -260,9 +260,16 @@ def test_worker_restart_and_pool_restart_forwarded_from_the_cli(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "pool-restart: 1 ok" in done.stdout
     assert _who(tmp_path) == [("restart", "api:token:ops"), ("pool-restart", "api:token:ops")]
-    short = _cli(serve, "worker", "shutdown", name, "--yes")
-    assert short.returncode != 0 and "give full worker names" in short.stderr
+    # a short name is the worker serve knows by it; a dry run sends nothing
+    short = _cli(serve, "worker", "shutdown", name, "--dry-run")
+    assert short.returncode == 0, short.stdout + short.stderr
+    assert short.stdout.strip() == f"shutdown on: {worker.hostname}"
+    nobody = _cli(serve, "worker", "shutdown", "nobody", "--yes")
+    assert nobody.returncode != 0 and "Traceback" not in nobody.stderr
+    assert nobody.stderr.strip() == (f"lazycelery: shutdown: no worker named 'nobody' at "
+                                     f"{serve.url} (known: {worker.hostname})")
     assert worker.ping()  # nothing was shut down
+    assert len(_audit(tmp_path)) == 2
 
 
 def test_remote_dashboard_reveals_moves_and_restarts_through_serve(

@@ -49,8 +49,8 @@ def register(
         description="Remote-control named workers. Commands always carry the workers' names "
                     "(never a broadcast); short names (w1 for w1@host) are resolved by ping. "
                     "Each asks for confirmation (default No) unless --yes. With --server URL the "
-                    "command is sent by that lazycelery serve (full names: w1@host; restart "
-                    "runs serve's configured command), audited there.",
+                    "command is sent by that lazycelery serve (w1 is the w1@host it knows; "
+                    "restart runs serve's configured command), audited there.",
     )
     parser.set_defaults(handler=HANDLER)
     actions = parser.add_subparsers(title="actions", metavar="ACTION", dest="worker_action")
@@ -169,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
 def _remote(args: argparse.Namespace, action: str, read_only: bool) -> int:
     """The command forwarded to a serve (``POST /api/v1/actions/workers/ACTION``): the same
     line and question; serve checks the role and its --read-only, sends it to the named
-    workers (full names: serve knows them by their events) and audits with the token's name.
+    workers (a short name is the one serve's /api/v1/workers lists as name@host) and audits
+    with the token's name.
     ``restart`` runs serve's own configured command."""
     from lazycelery.core.actions import guard
     from lazycelery.core.actions_remote import RemoteActions
@@ -186,11 +187,8 @@ def _remote(args: argparse.Namespace, action: str, read_only: bool) -> int:
     if action == "add-consumer" and (args.exchange or args.routing_key):
         raise UsageError("add-consumer: --exchange and --routing-key are not forwarded with "
                          "--server")
-    short = [n for n in args.workers if "@" not in n]
-    if short:
-        raise UsageError(f"{action}: with --server give full worker names (w1@host), not "
-                         f"{short[0]!r}: serve knows workers by their hostname")
-    workers = list(dict.fromkeys(args.workers))
+    actions: Any = RemoteActions(server, token, read_only=read_only)
+    workers = actions.resolve_workers(args.workers, action)  # w1: the w1@host serve knows
     what = "restart (serve's configured command)" if action == "restart" else \
         f"{action}{_details(action, args)}"
     print(visible(f"{what} on: {', '.join(workers)}"))
@@ -199,7 +197,6 @@ def _remote(args: argparse.Namespace, action: str, read_only: bool) -> int:
     if not confirm(f"{action} on {len(workers)} worker(s) via {mask_url(server)}?", yes=args.yes):
         print("cancelled: nothing was sent", file=sys.stderr)
         return 1
-    actions: Any = RemoteActions(server, token, read_only=read_only)
     if action == "restart":
         code = 0
         for worker in workers:  # one at a time, as here

@@ -229,6 +229,41 @@ class RemoteActions:
     def _workers(self, action: str, workers: Sequence[str], **extra: Any) -> ActionResult:
         return self._act(action, f"/workers/{action}", {"workers": list(workers), **extra})
 
+    def resolve_workers(self, names: Sequence[str], action: str) -> list[str]:
+        """Full worker names: ``w1`` is the one worker serve knows as ``w1@host`` (its
+        ``/api/v1/workers``); a full name as it is. ``ActionError`` naming the short name when
+        no worker or several have it."""
+        short = [n for n in names if "@" not in n]
+        if not short:
+            return list(dict.fromkeys(names))
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            response = httpx.get(f"{self.server}/api/v1/workers", headers=headers,
+                                 timeout=self.timeout, verify=self.verify)
+            body = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ActionError(f"{action}: cannot read the workers of {self.label}: "
+                              f"{error_line(exc, limit=200)}") from None
+        if not isinstance(body, dict):
+            raise ActionError(f"{action}: {self.label} answered {response.status_code} for "
+                              "its workers")
+        known = sorted({str(w.get("hostname")) for w in body.get("workers") or ()
+                        if isinstance(w, Mapping) and w.get("hostname")})
+        out: list[str] = []
+        for name in names:
+            matches = [name] if "@" in name else [h for h in known
+                                                  if h.partition("@")[0] == name]
+            if len(matches) > 1:
+                raise ActionError(f"{action}: worker {name!r} is ambiguous at {self.label}: "
+                                  f"{', '.join(matches)}")
+            if not matches:
+                raise ActionError(f"{action}: no worker named {name!r} at {self.label} "
+                                  f"(known: {', '.join(known[:10]) or 'none'})")
+            out.append(matches[0])
+        return list(dict.fromkeys(out))
+
     def shutdown(self, workers: Sequence[str]) -> ActionResult:
         return self._workers("shutdown", workers)
 
