@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from test_dashboard_actions import ENTER, ESC, Live, drive
+from test_dashboard_actions import ENTER, ESC, TAB, Live, drive
 from test_remote_actions import (  # noqa: F401
     _audit,
     _failed_task,
@@ -288,8 +288,15 @@ def test_remote_dashboard_reveals_moves_and_restarts_through_serve(
         await live.open_task(failed)
         await live.keys(ENTER)  # the detail
         await live.keys("V")
-        shown = await live.confirm(f"Reveal the masked values of {failed[:8]}")
-        assert "serve's result backend now" in shown
+        # not live.confirm: the values' dialog may open before a poll sees none open
+        title = f"Reveal the masked values of {failed[:8]}"
+        await live.until(lambda: d.operator.dialog is not None
+                         and d.operator.dialog.title == title, what="the question")
+        asked = d.operator.dialog
+        assert asked is not None and asked.focus == 0  # Cancel
+        assert "serve's result backend now" in "\n".join(
+            "".join(t for _, t, *_ in line) for line in asked.lines)
+        await live.keys(TAB + ENTER)
         await live.until(lambda: d.operator.dialog is not None
                          and d.operator.dialog.title.startswith("Real values of"),
                          what="the values")
