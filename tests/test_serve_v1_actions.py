@@ -6,6 +6,7 @@ one line each. The real sends are in integration/test_remote_actions.py."""
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,3 +150,143 @@ def test_a_retry_with_nothing_planned_asks_nobody() -> None:
     actions = RemoteActions("http://127.0.0.1:1", "t")  # unreachable: it must not be asked
     result = actions.retry(RetryBatch(plans=(), refusals=(Refusal("a", "no args"),)))
     assert not result.ok and result.refused == {"a": "no args"}
+
+
+def test_a_forwarded_retry_goes_where_the_routing_rules_say(index: TaskIndex,
+                                                            tmp_path: Path) -> None:
+    """serve's ``[[policies.route]]`` (``Service.route``) decides the queue of a retry and a
+    replay forwarded to it, as it does for a local one; a name no rule matches keeps its own."""
+    from lazycelery.core import audit
+
+    failed = _failed(index)
+    name = index.get(failed).name  # type: ignore[union-attr]
+    routes = {name: "routed-by-policy"}
+    with _client(index, tmp_path, route=routes.get) as api:
+        got = api.post("/api/v1/actions/retry", json={"task_ids": [failed]}, headers=OP)
+        assert got.status_code == 200
+        result = result_from_json(got.json(), "retry")
+        assert result.ok, result.lines()
+        assert result.replies[failed].text.endswith(" to routed-by-policy")
+        replayed = api.post("/api/v1/actions/replay", json={"task_id": failed}, headers=OP)
+        assert replayed.status_code == 200
+        assert replayed.json()["message"].endswith(" to routed-by-policy")
+        routes.clear()  # no rule for the name: the task's own queue
+        again = result_from_json(api.post("/api/v1/actions/retry", json={"task_ids": [failed]},
+                                          headers=OP).json(), "retry")
+        assert "routed-by-policy" not in again.replies[failed].text
+    assert [e.action for e in audit.read(tmp_path / "audit.log")] == ["retry", "replay", "retry"]
+
+
+def test_task_id_prefixes_are_resolved_by_serve(api: TestClient, index: TaskIndex,
+                                                tmp_path: Path) -> None:
+    """A unique prefix (the dashboard's 8 characters) names the task on serve; none is a 404
+    and several a 409 naming them, each one line of JSON; full ids pass as they are."""
+    failed = _failed(index)
+    ids = sorted(r.uuid for r in index.records())
+    # the shortest prefix of `failed` no other id starts with, and one two ids share
+    unique = next(failed[:n] for n in range(1, 36)
+                  if sum(i.startswith(failed[:n]) for i in ids) == 1)
+    shared = next(a[:n] for a, b in itertools.pairwise(ids)
+                  for n in range(8, 0, -1) if a[:n] == b[:n])
+    got = api.post("/api/v1/actions/resolve", json={"task_ids": [unique, failed]}, headers=VIEW)
+    assert got.status_code == 200
+    assert got.json() == {"resolved": [{"given": unique, "task_id": failed},
+                                       {"given": failed, "task_id": failed}]}
+    plan = api.post("/api/v1/actions/retry/plan", json={"task_ids": [unique]}, headers=VIEW)
+    assert [p["uuid"] for p in plan.json()["plans"]] == [failed]
+
+    ambiguous = api.post("/api/v1/actions/revoke", json={"task_ids": [shared]}, headers=OP)
+    assert ambiguous.status_code == 409
+    body = ambiguous.json()
+    assert body["error"].startswith(f"task id prefix {shared!r} is ambiguous: ")
+    assert len(body["matches"]) >= 2 and all(m.startswith(shared) for m in body["matches"])
+    none = api.post("/api/v1/actions/replay", json={"task_id": "ffffffff0"}, headers=OP)
+    assert none.status_code == 404
+    assert none.json() == {"error": "no task id starts with 'ffffffff0' in serve's index (a "
+                                    "task still in a queue has no result yet): give the "
+                                    "full id"}
+    too_many = api.post("/api/v1/actions/locate", json={"task_ids": ["ab"] * 101}, headers=OP)
+    assert too_many.status_code == 400 and too_many.json()["parameter"] == "task_ids"
+    assert not (tmp_path / "audit.log").exists()  # refused before acting: nothing audited
+
+
+def test_the_client_says_serves_prefix_answers_in_one_line(api: TestClient,
+                                                           index: TaskIndex) -> None:
+    from lazycelery.core.actions_remote import ACTIONS_PATH
+
+    class Wire(RemoteActions):  # the in-process app instead of the network
+        def _post(self, action: str, path: str, body: Any) -> dict[str, Any]:
+            got = api.post(f"{ACTIONS_PATH}{path}", json=dict(body), headers=OP)
+            if got.status_code != 200:
+                raise ActionError(f"{action}: {got.json()['error']}")
+            return dict(got.json())
+
+    failed = _failed(index)
+    wire = Wire("http://serve", "op")
+    assert wire.resolve_task_ids([failed[:12]]) == [(failed[:12], failed)]
+    with pytest.raises(ActionError, match=r"^revoke: no task id starts with 'ffffffff0'"):
+        wire.resolve_task_ids(["ffffffff0"], "revoke")
+
+
+def test_queue_actions_and_reveal_need_an_operator_on_a_serve_that_acts(
+        api: TestClient, index: TaskIndex, tmp_path: Path) -> None:
+    failed = _failed(index)
+    move = {"queue": "celery", "target": "elsewhere", "all": True}
+    for path, payload in (("queues/move", move), ("queues/requeue-dead",
+                                                  {"queue": "celery", "task_ids": ["a"]}),
+                          ("queues/delete", {"queue": "celery", "all": True}),
+                          ("reveal", {"task_id": failed})):
+        refused = api.post(f"/api/v1/actions/{path}", json=payload, headers=VIEW)
+        assert refused.status_code == 403, path
+        assert refused.json() == {"error": "role viewer may not act (operator needed)"}
+    with _client(index, tmp_path, read_only=True) as ro:
+        for path, payload in (("queues/move", move), ("reveal", {"task_id": failed})):
+            refused = ro.post(f"/api/v1/actions/{path}", json=payload, headers=OP)
+            assert refused.status_code == 403
+            assert refused.json() == {"error": "read-only mode: actions are refused"}
+    assert not (tmp_path / "audit.log").exists()
+
+
+def test_queue_action_bodies_and_names_are_checked(api: TestClient) -> None:
+    cases = [("queues/move", {"queue": "celery", "all": True}, 400, "target"),
+             ("queues/move", {"queue": "celery", "target": "celery", "all": True}, 400, "target"),
+             ("queues/delete", {"queue": "celery", "target": "x", "all": True}, 400, "target"),
+             ("queues/delete", {"queue": "celery"}, 400, "task_ids"),
+             ("queues/delete", {"queue": "celery", "all": True, "task_ids": ["a"]}, 400,
+              "task_ids"),
+             ("queues/delete", {"queue": "celery", "all": True, "limit": 0}, 400, "limit"),
+             ("queues/move", {"queue": "nowhere", "target": "x", "all": True}, 404, None),
+             ("queues/explode", {"queue": "celery", "all": True}, 404, None)]
+    for path, payload, status, field in cases:
+        got = api.post(f"/api/v1/actions/{path}", json=payload, headers=OP)
+        assert got.status_code == status, (path, payload, got.json())
+        assert "\n" not in got.json()["error"]
+        assert got.json().get("parameter") == field, (path, payload)
+
+
+def test_a_queue_move_serve_cannot_open_the_broker_for_is_a_503(index: TaskIndex,
+                                                               tmp_path: Path) -> None:
+    def broken(queues: Any) -> Any:
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    with _client(index, tmp_path, open_inspector=broken, known_queues=("celery",)) as api:
+        got = api.post("/api/v1/actions/queues/move",
+                       json={"queue": "celery", "target": "b", "all": True}, headers=OP)
+    assert got.status_code == 503
+    assert got.json() == {"error": "cannot open the broker: Error 111 connecting to "
+                                   "127.0.0.1:1. Connection refused."}
+
+
+def test_reveal_without_a_result_backend_says_why_and_is_audited_as_the_api_user(
+        api: TestClient, index: TaskIndex, tmp_path: Path) -> None:
+    from lazycelery.core import audit
+
+    failed = _failed(index)
+    got = api.post("/api/v1/actions/reveal", json={"task_id": failed[:10]}, headers=OP)
+    assert got.status_code == 200 and got.headers["cache-control"] == "no-store"
+    body = got.json()
+    assert body["uuid"] == failed and body["fields"] == {}
+    assert "result backend" in body["reason"]
+    [entry] = audit.read(tmp_path / "audit.log")
+    assert (entry.action, entry.targets) == ("reveal", [failed])
+    assert entry.user.startswith("api:token:o") and entry.result["ok"] is False

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,3 +284,45 @@ def test_a_broker_that_cannot_peek_and_no_waiting_task_says_why_in_one_line(
             assert line.startswith("peek: ") and "task_send_sent_event" in line
 
         run(h, scenario)
+
+
+def test_attached_to_a_serve_the_same_dialogs_forward_the_action(tmp_path: Path) -> None:
+    """``--server``: the count comes from serve's queues, the confirmed action is sent to serve
+    (``RemoteActions.queue_bulk``) and its answer shown; nothing runs here."""
+    from lazycelery.core.action_result import ActionResult
+    from lazycelery.core.actions_remote import RemoteActions, RemoteQueueOps
+
+    sent: list[tuple[object, ...]] = []
+
+    class Serve(RemoteActions):  # serve's answer, without the network
+        def queue_bulk(self, action: str, source: str, target: str | None,
+                       ids: Sequence[str] | None, limit: int = 10_000
+                       ) -> tuple[ActionResult, BulkOutcome | None]:
+            sent.append((action, source, target, ids))
+            return ActionResult(action, (source,), True, message="3 requeued", count=3), None
+
+    class Counts(RemoteQueueOps):
+        def stats(self, queue: str) -> QueueStats:
+            return QueueStats(name=queue, ready=3)
+
+    with harness(tmp_path) as h:
+        h.d.operator.attach(Serve("http://monitor:5555", "t"),
+                            queue_ops=Counts("http://monitor:5555", "t"))  # type: ignore[arg-type]
+
+        async def scenario(h: Harness) -> None:
+            await h.keys("2")
+            await h.until(lambda: h.d.queues.selected is not None)
+            await h.keys("D")
+            await h.until(lambda: h.d.operator.dialog is not None)
+            assert h.d.operator.dialog is not None and h.d.operator.dialog.focus == CANCEL
+            await h.keys(ENTER)  # Cancel: nothing is sent
+            await asyncio.sleep(0.1)
+            assert sent == []
+            await h.keys("D")
+            await h.until(lambda: h.d.operator.dialog is not None)
+            await h.keys(TAB + ENTER)
+            await h.until(lambda: "requeue-dead: 3 requeued" in h.messages())
+            assert sent == [("requeue-dead", "work.dlq", None, None)]
+
+        run(h, scenario)
+    assert h.bulk.calls == [] and not h.audit.exists()  # serve ran and audited it

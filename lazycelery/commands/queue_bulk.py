@@ -14,7 +14,9 @@ from lazycelery.errors import BrokerError, UsageError
 if TYPE_CHECKING:
     from lazycelery.broker import BrokerInspector
     from lazycelery.broker.bulk import BulkOutcome, Selection
+    from lazycelery.broker.model import QueueStats
     from lazycelery.config import Settings
+    from lazycelery.core.action_result import ActionResult
 
 __all__ = ["register_bulk", "run_bulk"]
 
@@ -30,6 +32,9 @@ def _selection_args(parser: argparse.ArgumentParser) -> None:
                         help="examine at most the next N messages (default 10000)")
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--json", action="store_true", help="the outcome as one JSON document")
+    from lazycelery.commands.task import add_action_server_options
+
+    add_action_server_options(parser)  # --server URL: run on serve, audited there
 
 
 def register_bulk(actions: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -80,12 +85,12 @@ def _question(args: argparse.Namespace, ids: list[str] | None, waiting: int | No
 
 
 def _confirmed(args: argparse.Namespace, ids: list[str] | None,
-               inspector: BrokerInspector) -> bool:
+               stats: Callable[[str], QueueStats]) -> bool:
     if args.yes:
         return True
     waiting = None
     if ids is None:
-        waiting = inspector.stats(args.name).ready
+        waiting = stats(args.name).ready
     try:
         answer = input(_question(args, ids, waiting)).strip().lower()
     except EOFError:
@@ -134,16 +139,16 @@ def run_bulk(args: argparse.Namespace, settings: Settings, open_inspector: Opene
     from lazycelery.store.audit import store_sink
 
     action = args.queues_action
+    if getattr(args, "server", None):
+        return _run_remote(args, bool(settings.read_only))
     actions = Actions.from_settings(settings, audit_sink=store_sink(settings.store_url))
     actions.guard(action)
     ids = _ids(args)
-    if not args.yes and not sys.stdin.isatty():
-        raise UsageError(f"refusing to {action} messages of {args.name!r} without "
-                         "confirmation: stdin is not a terminal, pass --yes")
+    _terminal_or_yes(args)
     selection = Selection.of(ids, args.limit)
     inspector = open_inspector(args, settings)
     try:
-        if not _confirmed(args, ids, inspector):
+        if not _confirmed(args, ids, inspector.stats):
             print("Nothing changed.")
             return 1
         operation = _operation(args, inspector, selection)
@@ -151,6 +156,19 @@ def run_bulk(args: argparse.Namespace, settings: Settings, open_inspector: Opene
         result, outcome = bulk_action(actions, action, targets, operation)
     finally:
         inspector.close()
+    return _finish(args, ids, result, outcome)
+
+
+def _terminal_or_yes(args: argparse.Namespace) -> None:
+    action = args.queues_action
+    if not args.yes and not sys.stdin.isatty():
+        raise UsageError(f"refusing to {action} messages of {args.name!r} without "
+                         "confirmation: stdin is not a terminal, pass --yes")
+
+
+def _finish(args: argparse.Namespace, ids: list[str] | None, result: ActionResult,
+            outcome: BulkOutcome | None) -> int:
+    action = args.queues_action
     if outcome is None:
         raise BrokerError(f"{action} {args.name!r}: {result.message}")
     if result.audit_error:
@@ -159,3 +177,25 @@ def run_bulk(args: argparse.Namespace, settings: Settings, open_inspector: Opene
     _print(outcome, result.message, args)
     incomplete = outcome.gone or outcome.not_found or outcome.skipped
     return 1 if ids is not None and incomplete else 0
+
+
+def _run_remote(args: argparse.Namespace, read_only: bool) -> int:
+    """The same question (the count from serve's /api/v1/queues) and output, the operation run
+    and audited by serve (``POST /api/v1/actions/queues/ACTION``) with the token's name."""
+    from lazycelery.core.actions import guard
+    from lazycelery.core.actions_remote import RemoteActions, RemoteQueueOps
+    from lazycelery.core.ingest_remote import remote_target
+
+    action = args.queues_action
+    server, token = remote_target(args.server, args.token)
+    assert server is not None
+    guard(read_only, action)  # this process's --read-only: refused before asking serve
+    ids = _ids(args)
+    _terminal_or_yes(args)
+    if not _confirmed(args, ids, RemoteQueueOps(server, token).stats):
+        print("Nothing changed.")
+        return 1
+    actions = RemoteActions(server, token, read_only=read_only)
+    result, outcome = actions.queue_bulk(action, args.name, getattr(args, "target", None), ids,
+                                         args.limit)
+    return _finish(args, ids, result, outcome)

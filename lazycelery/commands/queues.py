@@ -47,9 +47,10 @@ def register(
               "                         [--management-url URL]\n"
               "       lazycelery queues peek NAME [-n N] [--json]\n"
               "       lazycelery queues purge NAME [--yes]\n"
-              "       lazycelery queues move SRC DST (--ids ID,... | --all) [--yes]\n"
-              "       lazycelery queues delete SRC (--ids ID,... | --all) [--yes]\n"
-              "       lazycelery queues requeue-dead DLQ (--ids ID,... | --all) [--yes]\n"
+              "       lazycelery queues move SRC DST (--ids ID,... | --all) [--yes] [--server URL]\n"
+              "       lazycelery queues delete SRC (--ids ID,... | --all) [--yes] [--server URL]\n"
+              "       lazycelery queues requeue-dead DLQ (--ids ID,... | --all) [--yes] "
+              "[--server URL]\n"
               "       lazycelery queues routes [--json]\n"
               "       lazycelery queues route TASKNAME [--json]",
         description="Queue figures read from the broker (Redis or RabbitMQ); each figure "

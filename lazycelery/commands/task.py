@@ -14,7 +14,8 @@ from lazycelery.text import visible
 if TYPE_CHECKING:
     from lazycelery.core.actions import ActionResult, Actions, Placement
 
-__all__ = ["add_safety_options", "confirm", "finish", "register", "run"]
+__all__ = ["add_action_server_options", "add_safety_options", "confirm", "finish", "register",
+           "run"]
 
 HANDLER = "lazycelery.commands.task:run"
 
@@ -83,18 +84,20 @@ def register(
     for sub in (retry, revoke, terminate, replay, tree):
         sub.add_argument("ids", nargs="+", metavar="ID",
                          help="task id, or a unique prefix of one (e.g. the 8 characters the "
-                              "dashboard shows; looked up in a Redis result backend)")
+                              "dashboard shows; looked up in a Redis result backend, or "
+                              "by serve with --server)")
         if sub is not tree:
             add_safety_options(sub)
-            _add_server_options(sub)
+            add_action_server_options(sub)
 
 
-def _add_server_options(parser: argparse.ArgumentParser) -> None:
+def add_action_server_options(parser: argparse.ArgumentParser) -> None:
+    """--server and --token: the action forwarded to a serve (operator token; audited there)."""
     group = parser.add_argument_group("remote (forward to a lazycelery serve)")
     group.add_argument("--server", metavar="URL", default=None,
                        help="send the action to `lazycelery serve` at URL instead of the broker "
                             "(an operator token; serve audits it with the token's name), e.g. "
-                            "lazycelery task revoke ID --server http://monitor:5555")
+                            "--server http://monitor:5555")
     group.add_argument("--token", metavar="TOKEN", default=None,
                        help="bearer token for --server (better: $LAZYCELERY_TOKEN)")
 
@@ -134,8 +137,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _remote(args: argparse.Namespace, action: str, read_only: bool) -> int:
     """The action forwarded to a serve (``core.actions_remote``): the same dry run, question
-    and result lines; serve reads the real args, checks the role and audits. Full task ids
-    only (a prefix is looked up in the result backend, which is serve's)."""
+    and result lines; serve reads the real args, checks the role and audits. Task ids may be
+    unique prefixes: serve resolves them (its index, then its result backend)."""
     from lazycelery.core.actions import guard
     from lazycelery.core.actions_remote import RemoteActions
     from lazycelery.core.ingest_remote import remote_target
@@ -146,6 +149,7 @@ def _remote(args: argparse.Namespace, action: str, read_only: bool) -> int:
     actions: Any = RemoteActions(server, token, read_only=read_only)
     if not args.dry_run:
         guard(read_only, action)  # refuse before asking serve anything
+    args.ids = _said(actions.resolve_task_ids(args.ids, action))  # prefixes: serve's index
     where = mask_url(server)
     if action == "retry":
         return _retry(actions, args, where)
@@ -159,9 +163,12 @@ def _remote(args: argparse.Namespace, action: str, read_only: bool) -> int:
 def _full_ids(actions: Actions, ids: Sequence[str]) -> list[str]:
     """Prefixes (the dashboard's 8 characters) resolved to full ids, each said on stderr."""
     from lazycelery.core.actions import resolve_task_ids
-    from lazycelery.text import visible
 
-    resolved = resolve_task_ids(ids, actions.app)
+    return _said(resolve_task_ids(ids, actions.app))
+
+
+def _said(resolved: Sequence[tuple[str, str]]) -> list[str]:
+    """The full ids, each prefix's said on stderr."""
     for given, full in resolved:
         if given != full:
             print(f"lazycelery: {visible(given)} is task {visible(full)}", file=sys.stderr)

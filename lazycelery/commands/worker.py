@@ -8,7 +8,12 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from lazycelery.commands.argtypes import seconds, seconds_or_zero
-from lazycelery.commands.task import add_safety_options, confirm, finish
+from lazycelery.commands.task import (
+    add_action_server_options,
+    add_safety_options,
+    confirm,
+    finish,
+)
 from lazycelery.errors import UsageError
 from lazycelery.text import visible
 
@@ -44,7 +49,9 @@ def register(
         help="control named workers (shutdown, pool, consumers, limits)",
         description="Remote-control named workers. Commands always carry the workers' names "
                     "(never a broadcast); short names (w1 for w1@host) are resolved by ping. "
-                    "Each asks for confirmation (default No) unless --yes.",
+                    "Each asks for confirmation (default No) unless --yes. With --server URL the "
+                    "command is sent by that lazycelery serve (w1 is the w1@host it knows; "
+                    "restart runs serve's configured command), audited there.",
     )
     parser.set_defaults(handler=HANDLER)
     actions = parser.add_subparsers(title="actions", metavar="ACTION", dest="worker_action")
@@ -54,6 +61,7 @@ def register(
     for sub in subs.values():
         sub.add_argument("workers", nargs="+", metavar="NAME", help="worker hostname (w1@host or w1)")
         add_safety_options(sub)
+        add_action_server_options(sub)  # --server URL: sent by serve, audited there
     subs["pool-restart"].add_argument("--reload", action="store_true",
                                       help="also reload the modules (--module)")
     subs["pool-restart"].add_argument("--module", action="append", dest="modules", metavar="MOD",
@@ -139,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
     if not timeout > 0:
         raise UsageError(f"--timeout: must be positive (got {timeout:g})")
     settings = config.resolve(args)
+    if getattr(args, "server", None):
+        return _remote(args, action, bool(settings.read_only))
     actions = Actions.from_settings(settings, timeout=timeout,
                                     audit_sink=store_sink(settings.store_url))
     if not args.dry_run:
@@ -154,6 +164,45 @@ def run(args: argparse.Namespace) -> int:
                    yes=args.yes):
         print("cancelled: nothing was sent", file=sys.stderr)
         return 1
+    return finish(_execute(actions, action, workers, args))
+
+
+def _remote(args: argparse.Namespace, action: str, read_only: bool) -> int:
+    """The command forwarded to a serve (``POST /api/v1/actions/workers/ACTION``): the same
+    line and question; serve checks the role and its --read-only, sends it to the named
+    workers (a short name is the one serve's /api/v1/workers lists as name@host) and audits
+    with the token's name.
+    ``restart`` runs serve's own configured command."""
+    from lazycelery.core.actions import guard
+    from lazycelery.core.actions_remote import RemoteActions
+    from lazycelery.core.ingest_remote import remote_target
+    from lazycelery.urls import mask_url
+
+    server, token = remote_target(args.server, args.token)
+    assert server is not None
+    if not args.dry_run:
+        guard(read_only, action)  # refuse before asking serve anything
+    _check_arguments(action, args)
+    if action == "pool-restart" and (args.reload or args.modules):
+        raise UsageError("pool-restart: --reload and --module are not forwarded with --server")
+    if action == "add-consumer" and (args.exchange or args.routing_key):
+        raise UsageError("add-consumer: --exchange and --routing-key are not forwarded with "
+                         "--server")
+    actions: Any = RemoteActions(server, token, read_only=read_only)
+    workers = actions.resolve_workers(args.workers, action)  # w1: the w1@host serve knows
+    what = "restart (serve's configured command)" if action == "restart" else \
+        f"{action}{_details(action, args)}"
+    print(visible(f"{what} on: {', '.join(workers)}"))
+    if args.dry_run:
+        return 0
+    if not confirm(f"{action} on {len(workers)} worker(s) via {mask_url(server)}?", yes=args.yes):
+        print("cancelled: nothing was sent", file=sys.stderr)
+        return 1
+    if action == "restart":
+        code = 0
+        for worker in workers:  # one at a time, as here
+            code = max(code, finish(actions.restart(worker, None)))
+        return code
     return finish(_execute(actions, action, workers, args))
 
 

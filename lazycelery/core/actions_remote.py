@@ -26,8 +26,10 @@ from lazycelery.core.retry_plan import Refusal, RetryBatch, RetryPlan
 from lazycelery.urls import error_line, mask_url
 
 if TYPE_CHECKING:
+    from lazycelery.broker.bulk import BulkOutcome
     from lazycelery.broker.model import QueueStats
     from lazycelery.core.index import TaskIndex
+    from lazycelery.core.reveal import Revealed
 
 __all__ = ["ACTIONS_PATH", "RemoteActions", "RemoteQueueOps", "result_from_json"]
 
@@ -74,8 +76,11 @@ class RemoteActions:
     """``Actions`` through a serve. ``index`` (the remote dashboard's) gets the REVOKED and
     PURGED marks serve made in its own index, so the viewer's list agrees at once."""
 
-    #: no celery app here: reveal and the workflow links are serve's (the dashboard says so)
+    #: no celery app here: the workflow links are serve's (the dashboard says so); reveal,
+    #: a queue move and a worker restart are asked of serve
     app = None
+    #: the worker restart runs serve's own configured command (the dashboard asks first)
+    restarts_on_serve = True
 
     def __init__(self, server: str, token: str | None, *, read_only: bool = False,
                  index: TaskIndex | None = None, timeout: float = DEFAULT_TIMEOUT,
@@ -124,6 +129,8 @@ class RemoteActions:
         if response.status_code == 401:
             raise ActionError(f"{action}: serve refused the credentials ({reason}): pass an "
                               "operator token with --token or $LAZYCELERY_TOKEN")
+        if response.status_code in (404, 409):  # an unknown or ambiguous name: serve's words
+            raise ActionError(f"{action}: {reason}")
         if response.status_code < 500:
             raise ActionError(f"{action}: serve refused: {reason}")
         raise ActionError(f"{action}: serve failed ({response.status_code}): {reason}")
@@ -133,6 +140,18 @@ class RemoteActions:
         return result_from_json(self._post(action, path, body), action)
 
     # ---------------------------------------------------------------- retry / replay
+
+    def resolve_task_ids(self, task_ids: Sequence[str], action: str = "resolve"
+                         ) -> list[tuple[str, str]]:
+        """(given, full id) for each id, a unique prefix resolved by serve (its index, then
+        its result backend); ``ActionError`` naming the prefix when none or several match."""
+        body = self._post(action, "/resolve", {"task_ids": list(task_ids)})
+        pairs = [(str(p.get("given", "")), str(p.get("task_id", "")))
+                 for p in body.get("resolved") or () if isinstance(p, Mapping)]
+        if len(pairs) != len(task_ids):
+            raise ActionError(f"{action}: {self.label} answered {len(pairs)} ids for "
+                              f"{len(task_ids)}")
+        return pairs
 
     def locate(self, task_ids: Sequence[str]) -> Placement:
         body = self._post("locate", "/locate", {"task_ids": list(task_ids)})
@@ -210,6 +229,41 @@ class RemoteActions:
     def _workers(self, action: str, workers: Sequence[str], **extra: Any) -> ActionResult:
         return self._act(action, f"/workers/{action}", {"workers": list(workers), **extra})
 
+    def resolve_workers(self, names: Sequence[str], action: str) -> list[str]:
+        """Full worker names: ``w1`` is the one worker serve knows as ``w1@host`` (its
+        ``/api/v1/workers``); a full name as it is. ``ActionError`` naming the short name when
+        no worker or several have it."""
+        short = [n for n in names if "@" not in n]
+        if not short:
+            return list(dict.fromkeys(names))
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            response = httpx.get(f"{self.server}/api/v1/workers", headers=headers,
+                                 timeout=self.timeout, verify=self.verify)
+            body = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ActionError(f"{action}: cannot read the workers of {self.label}: "
+                              f"{error_line(exc, limit=200)}") from None
+        if not isinstance(body, dict):
+            raise ActionError(f"{action}: {self.label} answered {response.status_code} for "
+                              "its workers")
+        known = sorted({str(w.get("hostname")) for w in body.get("workers") or ()
+                        if isinstance(w, Mapping) and w.get("hostname")})
+        out: list[str] = []
+        for name in names:
+            matches = [name] if "@" in name else [h for h in known
+                                                  if h.partition("@")[0] == name]
+            if len(matches) > 1:
+                raise ActionError(f"{action}: worker {name!r} is ambiguous at {self.label}: "
+                                  f"{', '.join(matches)}")
+            if not matches:
+                raise ActionError(f"{action}: no worker named {name!r} at {self.label} "
+                                  f"(known: {', '.join(known[:10]) or 'none'})")
+            out.append(matches[0])
+        return list(dict.fromkeys(out))
+
     def shutdown(self, workers: Sequence[str]) -> ActionResult:
         return self._workers("shutdown", workers)
 
@@ -242,7 +296,9 @@ class RemoteActions:
         return self._workers("rate-limit", workers, task_name=task_name, rate=str(rate))
 
     def time_limit(self, workers: Sequence[str], task_name: str, *, soft: float | None = None,
-                   hard: float | None = None) -> ActionResult:
+                   hard: float | None = None, clear: bool = False) -> ActionResult:
+        if clear:  # 0 removes a limit, as on serve's side (Actions.time_limit)
+            soft, hard = 0.0, 0.0
         return self._workers("time-limit", workers, task_name=task_name, soft=soft, hard=hard)
 
     def restart(self, worker: str, template: str | None,
@@ -250,14 +306,55 @@ class RemoteActions:
         """serve runs its own configured restart command (``template`` is this side's)."""
         return self._workers("restart", [worker])
 
+    # ---------------------------------------------------------------- queues
+
+    def queue_bulk(self, action: str, source: str, target: str | None,
+                   ids: Sequence[str] | None, limit: int = 10_000
+                   ) -> tuple[ActionResult, BulkOutcome | None]:
+        """Move (to ``target``), delete or requeue-dead the waiting messages of ``source`` on
+        serve (``ids`` None: all of them): the result and the outcome message by message."""
+        import msgspec
+
+        from lazycelery.broker.bulk import BulkOutcome
+
+        guard(self.read_only, action)
+        body: dict[str, Any] = {"queue": source, "limit": limit}
+        body.update({"all": True} if ids is None else {"task_ids": list(ids)})
+        if target is not None:
+            body["target"] = target
+        answer = self._post(action, f"/queues/{action}", body)
+        outcome = None
+        if isinstance(answer.get("outcome"), Mapping):
+            try:
+                outcome = msgspec.convert(answer["outcome"], BulkOutcome)
+            except msgspec.ValidationError:
+                outcome = None
+        return result_from_json(answer, action), outcome
+
+    # ---------------------------------------------------------------- reveal
+
+    def reveal(self, task_id: str) -> Revealed:
+        """The real values of one task, read by serve from its result backend (audited there
+        with this token's name); shown, never kept."""
+        from lazycelery.core.reveal import Revealed
+
+        guard(self.read_only, "reveal")
+        body = self._post("reveal", "/reveal", {"task_id": task_id})
+        fields = body.get("fields") if isinstance(body.get("fields"), Mapping) else {}
+        return Revealed(str(body.get("uuid") or task_id),
+                        {str(k): str(v) for k, v in (fields or {}).items()},
+                        str(body["reason"]) if body.get("reason") else None,
+                        str(body["audit_error"]) if body.get("audit_error") else None)
+
 
 class RemoteQueueOps:
-    """The purge dialog's fresh count, from serve's ``/api/v1/queues``; the purge itself is
-    serve's (``RemoteActions.purge``). Moves and dead-letter requeues are not forwarded."""
+    """The purge, move and requeue dialogs' fresh count, from serve's ``/api/v1/queues``; the
+    actions themselves are serve's (``RemoteActions.purge``, ``RemoteActions.queue_bulk``)."""
 
-    #: said when a queue move or a dead-letter requeue is asked for (QueueActions)
-    bulk_unavailable = ("not forwarded with --server yet: run it on the monitor host "
-                        "(lazycelery queue move / requeue-dead)")
+    #: the actions on messages are forwarded (``RemoteActions.queue_bulk``), not run here
+    forwarded = True
+    #: messages are not read over the wire: the peek shows what the events say is waiting
+    can_peek = False
 
     def __init__(self, server: str, token: str | None, *, timeout: float = 10.0,
                  verify: bool | str = True) -> None:
@@ -278,16 +375,16 @@ class RemoteQueueOps:
                                  timeout=self.timeout, verify=self.verify)
             body = response.json() if response.status_code == 200 else None
         except (httpx.HTTPError, ValueError) as exc:
-            raise ActionError(f"purge: cannot read the queues of {label}: "
+            raise ActionError(f"cannot read the queues of {label}: "
                               f"{error_line(exc, limit=200)}") from None
         if not isinstance(body, dict):
-            raise ActionError(f"purge: {label} answered {response.status_code} for its queues")
+            raise ActionError(f"{label} answered {response.status_code} for its queues")
         for row in body.get("queues") or ():
             if isinstance(row, Mapping) and row.get("name") == queue:
                 ready, reserved = row.get("ready"), row.get("reserved")
                 return QueueStats(name=queue, ready=ready if isinstance(ready, int) else None,
                                   reserved=reserved if isinstance(reserved, int) else None)
-        raise ActionError(f"purge: {label} does not report queue {queue!r}")
+        raise ActionError(f"{label} does not report queue {queue!r}")
 
     def purge_tasks(self, queue: str) -> tuple[int, list[str] | None]:
         raise ActionError("purge: the purge runs on serve (RemoteActions.purge)")

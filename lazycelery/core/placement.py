@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
     from lazycelery.core.index import TaskIndex
 
-__all__ = ["Placement", "locate_by_inspect", "locate_in_index", "online_workers",
-           "resolve_task_ids", "resolve_workers"]
+__all__ = ["AmbiguousTaskId", "Placement", "UnknownTaskId", "is_id_prefix", "locate_by_inspect",
+           "locate_in_index", "online_workers", "resolve_task_ids", "resolve_workers"]
 
 
 @dataclass(frozen=True)
@@ -115,42 +115,68 @@ _ID_PREFIX: Final = re.compile(r"[0-9a-fA-F][0-9a-fA-F-]{0,34}")
 _SHOWN_MATCHES: Final = 10
 
 
-def resolve_task_ids(ids: Sequence[str], app: Celery, *, index: TaskIndex | None = None
+def is_id_prefix(text: str) -> bool:
+    """A hex prefix shorter than a uuid, which ``resolve_task_ids`` looks up (a full uuid or a
+    custom id is taken as it is)."""
+    text = text.strip()
+    return not _FULL_UUID.fullmatch(text) and bool(_ID_PREFIX.fullmatch(text))
+
+
+class UnknownTaskId(UsageError):
+    """A task id prefix no known task starts with."""
+
+
+class AmbiguousTaskId(UsageError):
+    """A task id prefix several tasks start with: ``matches`` (at most ``_SHOWN_MATCHES``
+    + 1, sorted)."""
+
+    def __init__(self, message: str, matches: Sequence[str]) -> None:
+        super().__init__(message)
+        self.matches = tuple(matches)
+
+
+def resolve_task_ids(ids: Sequence[str], app: Celery, *, index: TaskIndex | None = None,
+                     backend_too: bool = False, index_label: str = "the dashboard's index"
                      ) -> list[tuple[str, str]]:
     """(given, full id) for each id: a full uuid (or a custom, non-hex id) as it is; a shorter
     hex prefix (the dashboard shows 8 characters) resolved to the one task id it starts.
 
     Prefixes are looked up in the index when there is one, else in the result backend's keys
-    (Redis: ``SCAN MATCH celery-task-meta-<prefix>*``). UsageError when a prefix matches
-    several ids (naming them), none, or cannot be looked up (a full id is needed then)."""
+    (Redis: ``SCAN MATCH celery-task-meta-<prefix>*``); ``backend_too`` (serve): in the
+    backend also when the index has none. ``UnknownTaskId`` when a prefix matches none,
+    ``AmbiguousTaskId`` when several (naming them), UsageError when it cannot be looked up (a
+    full id is needed then)."""
     out: list[tuple[str, str]] = []
     for given in ids:
         text = given.strip()
-        if _FULL_UUID.fullmatch(text) or not _ID_PREFIX.fullmatch(text):
+        if not is_id_prefix(text):
             out.append((given, text))
             continue
         prefix = text.lower()
+        matches: list[str] = []
+        where = index_label
         if index is not None:
             with index.lock:
                 matches = sorted(r.uuid for r in index.iter_newest() if r.uuid.startswith(prefix))
-            where = "the dashboard's index"
-        else:
+        if index is None or (backend_too and not matches):
             try:
                 matches = find_task_ids(app, prefix, _SHOWN_MATCHES)
+                where = "the result backend" if index is None else f"{where} or the result backend"
             except NoResultBackend as exc:
-                raise UsageError(f"{text!r} is not a full task id and it cannot be looked up "
-                                 f"({exc}): give the full id") from None
+                if index is None:
+                    raise UsageError(f"{text!r} is not a full task id and it cannot be looked "
+                                     f"up ({exc}): give the full id") from None
             except Exception as exc:
                 raise ActionError(f"cannot look up task id prefix {text!r}: "
                                   f"{error_line(exc)}") from None
-            where = "the result backend"
         if len(matches) == 1:
             out.append((given, matches[0]))
             continue
         if not matches:
-            raise UsageError(f"no task id starts with {text!r} in {where} (a task still in a "
-                             "queue has no result yet): give the full id")
+            raise UnknownTaskId(f"no task id starts with {text!r} in {where} (a task still in "
+                                "a queue has no result yet): give the full id")
         more = " and more" if len(matches) > _SHOWN_MATCHES else ""
-        raise UsageError(f"task id prefix {text!r} is ambiguous: "
-                         f"{', '.join(matches[:_SHOWN_MATCHES])}{more}")
+        raise AmbiguousTaskId(f"task id prefix {text!r} is ambiguous: "
+                              f"{', '.join(matches[:_SHOWN_MATCHES])}{more}",
+                              matches[:_SHOWN_MATCHES])
     return out

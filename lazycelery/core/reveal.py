@@ -39,9 +39,11 @@ def _repr(value: Any) -> str:
 
 
 def reveal(app: Celery, task_id: str, *, read_only: bool, environment: str | None,
-           audit_path: Path | None = None) -> Revealed:
+           audit_path: Path | None = None, user: str | None = None,
+           audit_sink: audit.AuditSink | None = None) -> Revealed:
     """The task's args, kwargs and result from the result backend; ``ReadOnlyError`` in
-    read-only mode. Every call is audited, found or not."""
+    read-only mode. Every call is audited, found or not (as ``user``: serve's API caller;
+    also into ``audit_sink``, the history store)."""
     guard(read_only, ACTION)
     fields: dict[str, str] = {}
     reason: str | None = None
@@ -63,7 +65,14 @@ def reveal(app: Celery, task_id: str, *, read_only: bool, environment: str | Non
     outcome = {"ok": bool(fields), "message": reason or f"revealed: {', '.join(fields)}"}
     audit_error = None
     try:
-        audit.record(ACTION, [task_id], outcome, environment, path=audit_path)
+        entry = audit.record(ACTION, [task_id], outcome, environment, path=audit_path,
+                             user=user)
     except OSError as exc:
         audit_error = str(exc)
+    else:
+        if audit_sink is not None:
+            try:
+                audit_sink(entry)
+            except Exception as exc:  # the file has it: say the store does not
+                audit_error = f"in the file, not in the store: {error_line(exc)}"
     return Revealed(task_id, fields, reason, audit_error)

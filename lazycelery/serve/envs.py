@@ -22,8 +22,9 @@ from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest_status import IngestStatus
 from lazycelery.core.model import TaskRecord, WorkerRecord
 from lazycelery.errors import LazyCeleryError
+from lazycelery.policies.runtime import routing
 from lazycelery.serve.admission import DEFAULT_MAX_INFLIGHT, Admission
-from lazycelery.serve.runtime import Observer, known_queues, store_lookup
+from lazycelery.serve.runtime import Observer, inspector_opener, known_queues, store_lookup
 from lazycelery.serve.service import Service
 from lazycelery.serve.v1.hub import StreamHub
 from lazycelery.urls import error_line
@@ -98,6 +99,11 @@ class EnvServices:
             backlog = getattr(ingestor, "backlog", None)
             if backlog is not None:  # its live streams pause while its ingest is behind
                 service.hub.behind = backlog.behind
+                if service.live_errors is not None:  # its error groups' follower waits too
+                    service.live_errors.behind = backlog.behind
+            read_ahead = getattr(ingestor, "read_ahead_bytes", None)
+            if read_ahead is not None:
+                service.read_ahead_bytes = read_ahead
 
     def _service(self, watch: EnvWatch) -> None:
         settings = watch.settings
@@ -105,13 +111,15 @@ class EnvServices:
             return
         try:
             app = settings.celery_app()
+            route = routing(settings)  # [[policies.route]]: forwarded retries go there too
         except (LazyCeleryError, ValueError, ImportError) as exc:
             watch.error = error_line(exc)
             return
         queues = known_queues(app, settings)
         service = Service(app=app, index=watch.index, environment=environment_label(settings),
                           read_only=settings.read_only, known_queues=queues,
-                          admission=self.admission)
+                          admission=self.admission, route=route,
+                          open_inspector=inspector_opener(settings))
         if self._stream_buffer is not None:
             service.hub = StreamHub(self._stream_buffer)
         if settings.store_url:  # ids no longer in memory, from this environment's store

@@ -11,13 +11,14 @@ from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest import Ingestor
 from lazycelery.core.ingest_status import CONNECTED, IngestStatus
 from lazycelery.core.model import TaskRecord, WorkerRecord
+from lazycelery.policies.runtime import routing
 from lazycelery.serve.service import Service
 
 if TYPE_CHECKING:
     from lazycelery.config import Settings
     from lazycelery.serve.queues import QueueReader
 
-__all__ = ["Observer", "make_service", "plain_ingestor"]
+__all__ = ["Observer", "inspector_opener", "make_service", "plain_ingestor"]
 
 
 class Observer:
@@ -76,11 +77,26 @@ def make_service(settings: Settings, queues: QueueReader | None, *,
                       environment=environment_label(settings), read_only=read_only,
                       known_queues=known_queues(app, settings),
                       audit_sink=store_sink(settings.store_url),
-                      restart_command=settings.restart)
+                      restart_command=settings.restart, route=routing(settings))
+    service.open_inspector = inspector_opener(settings)
     if queues is not None:
         service.queues = lambda: queues.latest
         service.read_queues = queues.read
     return service
+
+
+def inspector_opener(settings: Settings) -> Callable[[Sequence[str]], Any]:
+    """A broker inspector for a queue action, as ``lazycelery queues`` opens one (the
+    environment's management URL and ``[queues] dead_letter`` naming)."""
+    def open_one(queues: Sequence[str]) -> Any:
+        from lazycelery.broker import open_inspector
+
+        return open_inspector(settings.broker_url, settings.transport_options,
+                              (*settings.queues, *queues),
+                              management_url=settings.management_url,
+                              dead_letter=settings.dead_letter)
+
+    return open_one
 
 
 def store_lookup(url: str) -> Callable[[str], TaskRecord | None]:

@@ -5,7 +5,7 @@ and the actions they run, audited with the API caller's name."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,12 @@ class Service:
     live_errors: LiveErrors | None = None
     #: bytes the ingest's reader holds ahead of the ingest thread (Redis fast path)
     read_ahead_bytes: Callable[[], int] = lambda: 0
+    #: the ``[[policies.route]]`` rules (``policies.runtime.routing``): where a retry or a
+    #: replay forwarded to serve goes, as a local one would; None: the task's own routing
+    route: Callable[[str], str | None] | None = None
+    #: a broker inspector of its own for a queue action (purge, move, requeue-dead), with the
+    #: environment's management URL and dead-letter naming; None: from the app's broker URL
+    open_inspector: Callable[[Sequence[str]], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.workers is None:
@@ -79,6 +85,8 @@ class Service:
 
     def actions(self, user: str) -> Actions:
         """Actions for one API caller: read-only refuses, every one is audited as ``user``."""
-        return Actions(self.app, read_only=self.read_only, environment=self.environment,
-                       index=self.index, timeout=self.control_timeout,
-                       audit_path=self.audit_path, audit_sink=self.audit_sink, user=user)
+        actions = Actions(self.app, read_only=self.read_only, environment=self.environment,
+                          index=self.index, timeout=self.control_timeout,
+                          audit_path=self.audit_path, audit_sink=self.audit_sink, user=user)
+        actions.route = self.route
+        return actions

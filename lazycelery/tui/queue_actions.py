@@ -1,10 +1,11 @@
 """Dashboard actions on a queue's messages: requeue its dead letters, move its waiting messages to
 another queue. Counted first, confirmed (Cancel focused), refused read-only, audited
-(``core.queue_ops``), run off the UI thread; the result says exactly what happened."""
+(``core.queue_ops``), run off the UI thread; the result says exactly what happened. Attached to
+a serve (``--server``), the same dialogs forward the action to it (``RemoteActions.queue_bulk``),
+which runs and audits it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lazycelery.broker.bulk import BulkOutcome, Selection
@@ -16,7 +17,11 @@ if TYPE_CHECKING:
     from prompt_toolkit.formatted_text import StyleAndTextTuples
 
     from lazycelery.core.actions import Actions
+    from lazycelery.core.actions_remote import RemoteActions
     from lazycelery.tui.operator import Operator
+
+    #: local actions, or a serve's (the action is forwarded)
+    QueueActor = Actions | RemoteActions
 
 __all__ = ["BulkOps", "QueueActions", "dead_letter_queue"]
 
@@ -50,10 +55,9 @@ class QueueActions:
 
     def _ops(self, action: str) -> BulkOps | None:
         ops = self.op.queue_ops
-        unforwarded = getattr(ops, "bulk_unavailable", None)  # a remote dashboard's
-        if unforwarded:
-            self.op.board.post(f"{action}: {unforwarded}", level="error")
-            return None
+        if getattr(ops, "forwarded", False):  # a remote dashboard's: counts only, acts on serve
+            forwarded: BulkOps = ops  # type: ignore[assignment]  # stats(); the rest forwarded
+            return forwarded
         if ops is None or not hasattr(ops, "requeue_dead"):
             why = self.op.screen.info.queues_unavailable or "queue introspection is not available"
             self.op.board.post(f"{action}: {why}", level="error")
@@ -61,9 +65,17 @@ class QueueActions:
         bulk: BulkOps = ops  # type: ignore[assignment]  # the inspector: checked just above
         return bulk
 
-    def _ready(self, action: str) -> tuple[Actions, BulkOps, QueueStats] | None:
+    def _actor(self, action: str, actions: Any) -> QueueActor | None:
+        """Local ``Actions``, or a serve's that forwards the action; else says why not."""
         from lazycelery.core.actions import Actions
 
+        if isinstance(actions, Actions) or hasattr(actions, "queue_bulk"):
+            actor: QueueActor = actions
+            return actor
+        self.op.board.post(f"{action}: {self.op.unavailable}", level="error")
+        return None
+
+    def _ready(self, action: str) -> tuple[QueueActor, BulkOps, QueueStats] | None:
         queue = self.op.screen.queues.selected
         if queue is None:
             self.op.board.post(f"{action}: no queue selected", level="error")
@@ -74,16 +86,35 @@ class QueueActions:
         ops = self._ops(action)
         if ops is None:
             return None
-        if not isinstance(actions, Actions):
-            self.op.board.post(f"{action}: {self.op.unavailable}", level="error")
+        actor = self._actor(action, actions)
+        if actor is None:
             return None
-        return actions, ops, queue
+        return actor, ops, queue
 
-    def _run(self, actions: Actions, action: str, targets: tuple[str, ...],
-             operation: Callable[[], BulkOutcome]) -> None:
+    def _run(self, actions: QueueActor, ops: BulkOps, action: str, source: str,
+             target: str | None, ids: list[str] | None) -> None:
+        """Run the confirmed action: here through the broker inspector, audited by
+        ``core.queue_ops``; or on serve, which audits it with this token's name."""
+        from lazycelery.core.actions import Actions
         from lazycelery.core.queue_ops import bulk_action
 
-        self.op.execute(action, lambda: bulk_action(actions, action, targets, operation)[0],
+        if not isinstance(actions, Actions):
+            remote = actions
+            self.op.execute(action, lambda: remote.queue_bulk(action, source, target, ids)[0],
+                            after=self.op.on_purged)
+            return
+        local = actions
+        selection = Selection.of(ids)
+
+        def operation() -> BulkOutcome:
+            if target is not None:
+                return ops.move(source, target, selection)
+            if action == "delete":
+                return ops.delete(source, selection)
+            return ops.requeue_dead(source, selection)
+
+        targets = (source, target) if target is not None else (source,)
+        self.op.execute(action, lambda: bulk_action(local, action, targets, operation)[0],
                         after=self.op.on_purged)
 
     # ---------------------------------------------------------------- requeue dead letters
@@ -104,7 +135,7 @@ class QueueActions:
                            lambda: ops.stats(dlq),
                            lambda stats: self._confirm_requeue(actions, ops, dlq, origin, stats))
 
-    def _confirm_requeue(self, actions: Actions, ops: BulkOps, dlq: str, origin: str,
+    def _confirm_requeue(self, actions: QueueActor, ops: BulkOps, dlq: str, origin: str,
                          stats: QueueStats) -> None:
         if stats.ready == 0:
             self.op.board.post(f"requeue-dead: {dlq} is empty: nothing to requeue", level="info")
@@ -118,8 +149,7 @@ class QueueActions:
                  *text_lines("They join the back of that queue; the counts of what was "
                              "requeued and what was no longer there are shown after.")]
         self.op.confirm(f"Requeue dead letters of {origin}", lines, "Requeue",
-                        lambda: self._run(actions, "requeue-dead", (dlq,),
-                                          lambda: ops.requeue_dead(dlq, Selection.of(None))))
+                        lambda: self._run(actions, ops, "requeue-dead", dlq, None, None))
 
     # ---------------------------------------------------------------- move
 
@@ -146,7 +176,7 @@ class QueueActions:
                         f"move: counting the messages in {source}…", lambda: ops.stats(source),
                         lambda stats: self._confirm_move(actions, ops, source, target, stats)))
 
-    def _confirm_move(self, actions: Actions, ops: BulkOps, source: str, target: str,
+    def _confirm_move(self, actions: QueueActor, ops: BulkOps, source: str, target: str,
                       stats: QueueStats) -> None:
         if stats.ready == 0:
             self.op.board.post(f"move: queue {source} has no waiting messages", level="info")
@@ -155,8 +185,7 @@ class QueueActions:
         lines: list[StyleAndTextTuples] = [[("class:dialog.headline",
                    f"{count} waiting messages move from {source!r} to {target!r}.")]]
         self.op.confirm(f"Move messages of {source}", lines, "Move",
-                        lambda: self._run(actions, "move", (source, target),
-                                          lambda: ops.move(source, target, Selection.of(None))))
+                        lambda: self._run(actions, ops, "move", source, target, None))
 
     # ---------------------------------------------------------------- peek and chosen messages
 
@@ -215,10 +244,8 @@ class QueueActions:
             self.op.screen.ui.overlay = None
             self.op.shell.invalidate()
 
-    def _chosen(self, action: str) -> tuple[Actions, BulkOps, str, list[str]] | None:
+    def _chosen(self, action: str) -> tuple[QueueActor, BulkOps, str, list[str]] | None:
         """The peek's queue and chosen ids, the overlay closed so the dialog can open."""
-        from lazycelery.core.actions import Actions
-
         peek = self.op.screen.peek
         ids = peek.selected_ids()
         if peek.queue is None or not ids:
@@ -228,20 +255,20 @@ class QueueActions:
         ops = self._ops(action) if actions is not None else None
         if actions is None or ops is None:
             return None
-        if not isinstance(actions, Actions):
-            self.op.board.post(f"{action}: {self.op.unavailable}", level="error")
+        actor = self._actor(action, actions)
+        if actor is None:
             return None
         self.close_peek()
-        return actions, ops, peek.queue, ids
+        return actor, ops, peek.queue, ids
 
-    def _confirm_chosen(self, actions: Actions, action: str, title: str, headline: str,
-                        ids: list[str], label: str, targets: tuple[str, ...],
-                        operation: Callable[[], BulkOutcome]) -> None:
+    def _confirm_chosen(self, actions: QueueActor, ops: BulkOps, action: str, title: str,
+                        headline: str, ids: list[str], label: str, source: str,
+                        target: str | None = None) -> None:
         shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
         lines: list[StyleAndTextTuples] = [[("class:dialog.headline", headline)],
                                            *text_lines(f"task ids: {shown}")]
         self.op.confirm(title, lines, label,
-                        lambda: self._run(actions, action, targets, operation))
+                        lambda: self._run(actions, ops, action, source, target, ids))
 
     def delete_chosen(self) -> None:
         chosen = self._chosen("delete")
@@ -249,10 +276,9 @@ class QueueActions:
             return
         actions, ops, queue, ids = chosen
         n = f"{number(len(ids))} message{'' if len(ids) == 1 else 's'}"
-        self._confirm_chosen(actions, "delete", f"Delete from {queue}",
+        self._confirm_chosen(actions, ops, "delete", f"Delete from {queue}",
                              f"{n} will be deleted from {queue!r}: those tasks will never run.",
-                             ids, f"Delete {len(ids)}", (queue,),
-                             lambda: ops.delete(queue, Selection.of(ids)))
+                             ids, f"Delete {len(ids)}", queue)
 
     def requeue_chosen(self) -> None:
         queue_stats = self.op.screen.queues.selected
@@ -266,10 +292,9 @@ class QueueActions:
                                level="error")
             return
         n = f"{number(len(ids))} message{'' if len(ids) == 1 else 's'}"
-        self._confirm_chosen(actions, "requeue-dead", f"Requeue from {queue}",
+        self._confirm_chosen(actions, ops, "requeue-dead", f"Requeue from {queue}",
                              f"{n} go back to the queue each was dead-lettered from.",
-                             ids, f"Requeue {len(ids)}", (queue,),
-                             lambda: ops.requeue_dead(queue, Selection.of(ids)))
+                             ids, f"Requeue {len(ids)}", queue)
 
     def move_chosen(self) -> None:
         chosen = self._chosen("move")
@@ -288,9 +313,9 @@ class QueueActions:
                                                       "name; you confirm next."),
                     "to queue:", "", parse,
                     lambda target: self._confirm_chosen(
-                        actions, "move", f"Move from {queue}", f"{n} move from {queue!r} to {target!r}.",
-                        ids, f"Move {len(ids)}", (queue, target),
-                        lambda: ops.move(queue, target, Selection.of(ids))))
+                        actions, ops, "move", f"Move from {queue}",
+                        f"{n} move from {queue!r} to {target!r}.", ids, f"Move {len(ids)}",
+                        queue, target))
 
     # ---------------------------------------------------------------- routes
 

@@ -136,21 +136,29 @@ class TaskActions:
         if actions is None:
             return
         app = getattr(actions, "app", None)
-        if app is None:
+        forwarded = getattr(actions, "reveal", None)  # a serve's (--server): it reads them
+        if app is None and forwarded is None:
             self.op.board.post(f"reveal: {self.op.unavailable}", level="error")
             return
         uuid = rec.uuid
 
         def fetch() -> Revealed:
+            if app is None:
+                assert forwarded is not None
+                revealed: Revealed = forwarded(uuid)
+                return revealed
             return reveal(app, uuid, read_only=self.op.read_only,
                           environment=getattr(actions, "environment", None),
-                          audit_path=getattr(actions, "audit_path", None))
+                          audit_path=getattr(actions, "audit_path", None),
+                          audit_sink=getattr(actions, "audit_sink", None))
 
+        where = ("the result backend now" if app is not None else
+                 f"serve's result backend now ({getattr(actions, 'label', 'the server')})")
         lines: list[StyleAndTextTuples] = [
             [("class:dialog.headline", _describe(rec))],
-            *text_lines("The real args, kwargs and result are read from the result backend now "
-                        "and shown in a dialog only, never stored; the reveal is written to "
-                        "the audit log.")]
+            *text_lines(f"The real args, kwargs and result are read from {where} and shown in "
+                        "a dialog only, never stored; the reveal is written to the audit "
+                        "log.")]
         self.op.confirm(f"Reveal the masked values of {short_id(uuid)}", lines, "Reveal",
                         lambda: self.op.background(f"reveal: reading {short_id(uuid)}…", fetch,
                                                    self._show_revealed))

@@ -256,6 +256,16 @@ class WorkerActions:
         if target is None:
             return
         actions, host = target
+        if getattr(actions, "restarts_on_serve", False):  # --server: serve's own command
+            where = getattr(actions, "label", "the server")
+            body = [*text_lines(f"{where} runs its configured restart command for {host} "
+                                "(docs/fleet.md); its exit code and first line of output are "
+                                "reported and audited there with this token's name."),
+                    *self._worker_note(host)]
+            self.op.confirm(f"Restart {host}", body, "Restart",
+                            lambda: self.op.execute("restart",
+                                                    lambda: actions.restart(host, None)))
+            return
         template = self.op.restart_command
         if not template:
             self.op.board.post("restart: no restart command configured: set `restart = "

@@ -12,7 +12,7 @@ the API caller's name (``api:NAME``) through ``core.actions``, as Flower's endpo
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
@@ -20,18 +20,34 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from lazycelery.broker.bulk import BulkOutcome, Selection
 from lazycelery.core.action_result import ActionResult
 from lazycelery.core.actions import Actions, Placement, Refusal, RetryPlan, normalize_signal
+from lazycelery.core.placement import (
+    AmbiguousTaskId,
+    UnknownTaskId,
+    is_id_prefix,
+    resolve_task_ids,
+)
+from lazycelery.core.queue_ops import bulk_action
 from lazycelery.serve.auth import Caller, Guard
 from lazycelery.serve.errors import ApiError
 from lazycelery.serve.http import json_body, json_response, protect
 from lazycelery.serve.service import Service
 from lazycelery.urls import error_line
 
-__all__ = ["MAX_IDS", "WORKER_ACTIONS", "action_routes", "plan_json", "result_json"]
+if TYPE_CHECKING:
+    from lazycelery.broker.inspector import BrokerInspector
+
+__all__ = ["MAX_IDS", "MAX_PREFIXES", "QUEUE_ACTIONS", "WORKER_ACTIONS", "action_routes",
+           "plan_json", "result_json"]
 
 #: task ids one request may name (the dashboard's bulk limit)
 MAX_IDS: Final = 10_000
+#: task id prefixes one request may name (each is looked up in the whole index)
+MAX_PREFIXES: Final = 100
+#: bulk actions on a queue's waiting messages (``core.queue_ops``)
+QUEUE_ACTIONS: Final = ("move", "delete", "requeue-dead")
 #: worker control actions, as ``core.actions`` names them in the audit log
 WORKER_ACTIONS: Final = ("shutdown", "pool-restart", "pool-grow", "pool-shrink", "autoscale",
                          "add-consumer", "cancel-consumer", "rate-limit", "time-limit",
@@ -58,6 +74,18 @@ class PurgeBody(msgspec.Struct, forbid_unknown_fields=True):
     queue: Name
     #: the count the user confirmed (said in the result when it differs)
     expected: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class QueueBulkBody(msgspec.Struct, forbid_unknown_fields=True):
+    #: the queue the messages are in (requeue-dead: the dead-letter queue)
+    queue: Name
+    #: move: the queue they go to
+    target: Name | None = None
+    #: the messages' task ids; or ``all``: every waiting message
+    task_ids: Annotated[list[Name], msgspec.Meta(min_length=1, max_length=MAX_IDS)] | None = None
+    all: bool = False
+    #: examine at most this many messages
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
 
 
 class WorkerBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -112,26 +140,57 @@ class ActionsV1:
     async def _run(self, run: Callable[[], ActionResult]) -> Response:
         return json_response(result_json(await run_in_threadpool(run)))
 
+    # ---------------------------------------------------------------- task id prefixes
+
+    def _resolve(self, ids: list[str]) -> list[tuple[str, str]]:
+        """(given, full id): a unique prefix (the dashboard's 8 characters) resolved in serve's
+        index, else its result backend (Redis); 404 when none starts so, 409 naming them when
+        several do. Blocks (a SCAN of the backend): called in the thread pool."""
+        try:
+            return resolve_task_ids(ids, self.service.app, index=self.service.index,
+                                    backend_too=True, index_label="serve's index")
+        except UnknownTaskId as exc:
+            raise ApiError(404, str(exc)) from None
+        except AmbiguousTaskId as exc:
+            raise ApiError(409, str(exc), detail={"matches": list(exc.matches)}) from None
+
+    async def _full_ids(self, ids: list[str]) -> list[str]:
+        if sum(map(is_id_prefix, ids)) > MAX_PREFIXES:  # each one is a walk of the index
+            raise ApiError(400, f"at most {MAX_PREFIXES} task id prefixes in one request "
+                                "(full ids are not limited so)", parameter="task_ids")
+        return [full for _, full in await run_in_threadpool(lambda: self._resolve(ids))]
+
+    async def resolve(self, request: Request, caller: Caller) -> Response:
+        """What a task id prefix names on serve (``lazycelery task ... --server`` asks first, to
+        show the full ids in its question); a read, any role."""
+        body = _body(await json_body(request), TaskIds)
+        full = await self._full_ids(body.task_ids)
+        return json_response({"resolved": [{"given": given, "task_id": task_id}
+                                           for given, task_id in zip(body.task_ids, full,
+                                                                      strict=True)]})
+
     # ---------------------------------------------------------------- dry runs (read)
 
     async def locate(self, request: Request, caller: Caller) -> Response:
         body = _body(await json_body(request), TaskIds)
-        placement: Placement = self._actions(caller).locate(body.task_ids)
+        placement: Placement = self._actions(caller).locate(await self._full_ids(body.task_ids))
         return json_response({"holders": dict(placement.holders),
                               "held_as": dict(placement.held_as),
                               "online": list(placement.online), "source": placement.source})
 
     async def plan_retry(self, request: Request, caller: Caller) -> Response:
         body = _body(await json_body(request), TaskIds)
+        ids = await self._full_ids(body.task_ids)
         actions = self._actions(caller)
-        batch = await run_in_threadpool(lambda: actions.plan_retries(body.task_ids))
+        batch = await run_in_threadpool(lambda: actions.plan_retries(ids))
         return json_response({"plans": [plan_json(p) for p in batch.plans],
                               "refusals": [_refusal(r) for r in batch.refusals]})
 
     async def plan_replay(self, request: Request, caller: Caller) -> Response:
         body = _body(await json_body(request), OneTask)
+        [task_id] = await self._full_ids([body.task_id])
         actions = self._actions(caller)
-        plan = await run_in_threadpool(lambda: actions.plan_replay(body.task_id))
+        plan = await run_in_threadpool(lambda: actions.plan_replay(task_id))
         if isinstance(plan, Refusal):
             return json_response({"refusal": _refusal(plan)})
         return json_response({"plan": plan_json(plan)})
@@ -143,17 +202,19 @@ class ActionsV1:
         body = _body(await json_body(request), TaskIds)
         actions = self._actions(caller)
         actions.guard("retry")
-        return await self._run(lambda: actions.retry(actions.plan_retries(body.task_ids)))
+        ids = await self._full_ids(body.task_ids)
+        return await self._run(lambda: actions.retry(actions.plan_retries(ids)))
 
     async def replay(self, request: Request, caller: Caller) -> Response:
         body = _body(await json_body(request), OneTask)
         actions = self._actions(caller)
         actions.guard("replay")
+        [task_id] = await self._full_ids([body.task_id])
 
         def run() -> ActionResult:
-            plan = actions.plan_replay(body.task_id)
+            plan = actions.plan_replay(task_id)
             if isinstance(plan, Refusal):
-                return ActionResult("replay", (body.task_id,), False,
+                return ActionResult("replay", (task_id,), False,
                                     message=f"refused: {plan.reason}",
                                     refused={plan.uuid: plan.reason})
             return actions.replay(plan)
@@ -164,7 +225,9 @@ class ActionsV1:
         body = _body(await json_body(request), RevokeBody)
         signal = normalize_signal(body.signal)  # UsageError: a 400 naming it
         actions = self._actions(caller)
-        return await self._run(lambda: actions.revoke(body.task_ids, terminate=body.terminate,
+        actions.guard("terminate" if body.terminate else "revoke")
+        ids = await self._full_ids(body.task_ids)
+        return await self._run(lambda: actions.revoke(ids, terminate=body.terminate,
                                                       signal=signal))
 
     async def purge(self, request: Request, caller: Caller) -> Response:
@@ -178,23 +241,107 @@ class ActionsV1:
             raise ApiError(404, f"Unknown queue '{body.queue[:200]}'")
         actions = self._actions(caller)
         actions.guard("purge")
-        conf = self.service.app.conf
 
         def run() -> ActionResult:
-            from lazycelery.broker import open_inspector
-
-            try:
-                inspector = open_inspector(str(conf.broker_url),
-                                           dict(conf.broker_transport_options or {}),
-                                           (body.queue,))
-            except Exception as exc:
-                raise ApiError(503, f"cannot open the broker: {error_line(exc)}") from None
+            inspector = self._inspector((body.queue,))
             try:
                 return actions.purge(body.queue, inspector.purge_tasks, expected=body.expected)
             finally:
                 inspector.close()
 
         return await self._run(run)
+
+    def _known_queue(self, name: str) -> None:
+        """404 unless serve knows the queue: its app's queues, the queue snapshot's names and
+        their dead-letter queues."""
+        snapshot = self.service.queues()
+        known = set(self.service.known_queues)
+        for queue in snapshot.queues if snapshot is not None else ():
+            known.add(queue.name)
+            if queue.dead_letter:
+                known.add(queue.dead_letter)
+        if name not in known:
+            raise ApiError(404, f"Unknown queue '{name[:200]}'")
+
+    def _inspector(self, queues: tuple[str, ...]) -> BrokerInspector:
+        """A broker connection of this request's own (the queue reader's stays with its
+        thread); 503 when the broker cannot be opened."""
+        from lazycelery.broker import open_inspector
+
+        conf = self.service.app.conf
+        try:
+            if self.service.open_inspector is not None:
+                opened: BrokerInspector = self.service.open_inspector(queues)
+                return opened
+            return open_inspector(str(conf.broker_url),
+                                  dict(conf.broker_transport_options or {}), queues)
+        except Exception as exc:
+            raise ApiError(503, f"cannot open the broker: {error_line(exc)}") from None
+
+    async def queue_bulk(self, request: Request, caller: Caller) -> Response:
+        """Move, delete or requeue (dead letters) waiting messages of a known queue, by task
+        id or all, with serve's broker connection; the answer is the result and the exact
+        outcome (what was done, gone, not found, left in place, the broker's guarantee)."""
+        action = str(request.path_params["action"])
+        if action not in QUEUE_ACTIONS:
+            raise ApiError(404, f"Unknown queue action '{action[:40]}' "
+                                f"(one of: {', '.join(QUEUE_ACTIONS)})")
+        body = _body(await json_body(request), QueueBulkBody)
+        if (body.task_ids is None) == (not body.all):
+            raise ApiError(400, "give task_ids, or all: true (every waiting message)",
+                           parameter="task_ids")
+        if action == "move":
+            if body.target is None or body.target == body.queue:
+                raise ApiError(400, "move needs target, another queue", parameter="target")
+        elif body.target is not None:
+            raise ApiError(400, f"{action} takes no target", parameter="target")
+        self._known_queue(body.queue)
+        actions = self._actions(caller)
+        actions.guard(action)
+        source, target = body.queue, body.target
+        targets = (source, target) if target is not None else (source,)
+        selection = Selection.of(body.task_ids, body.limit)
+
+        def run() -> dict[str, Any]:
+            inspector = self._inspector(targets)
+
+            def operation() -> BulkOutcome:
+                if target is not None:
+                    return inspector.move(source, target, selection)
+                if action == "delete":
+                    return inspector.delete(source, selection)
+                return inspector.requeue_dead(source, selection)
+
+            try:
+                result, outcome = bulk_action(actions, action, targets, operation)
+            finally:
+                inspector.close()
+            return {**result_json(result),
+                    "outcome": msgspec.to_builtins(outcome) if outcome is not None else None}
+
+        return json_response(await run_in_threadpool(run))
+
+    async def reveal(self, request: Request, caller: Caller) -> Response:
+        """The real args, kwargs and result of one task from serve's result backend (masked
+        everywhere else): operator only, refused read-only, audited as the API caller (that it
+        was revealed, never what); answered with ``Cache-Control: no-store``, kept nowhere."""
+        from lazycelery.core.reveal import reveal
+
+        body = _body(await json_body(request), OneTask)
+        self._actions(caller).guard("reveal")
+        [task_id] = await self._full_ids([body.task_id])
+        service = self.service
+        revealed = await run_in_threadpool(lambda: reveal(
+            service.app, task_id, read_only=service.read_only,
+            environment=service.environment, audit_path=service.audit_path,
+            user=f"api:{caller.name}", audit_sink=service.audit_sink))
+        out: dict[str, Any] = {"uuid": revealed.uuid, "fields": dict(revealed.fields),
+                               "reason": revealed.reason}
+        if revealed.audit_error:
+            out["audit_error"] = revealed.audit_error
+        response = json_response(out)
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     async def worker(self, request: Request, caller: Caller) -> Response:
         action = str(request.path_params["action"])
@@ -261,6 +408,7 @@ def action_routes(service: Service, guard: Guard) -> list[Route]:
                      methods=["POST"])
 
     return [
+        post("/resolve", api.resolve, act=False),
         post("/locate", api.locate, act=False),
         post("/retry/plan", api.plan_retry, act=False),
         post("/replay/plan", api.plan_replay, act=False),
@@ -269,4 +417,6 @@ def action_routes(service: Service, guard: Guard) -> list[Route]:
         post("/revoke", api.revoke, act=True),
         post("/purge", api.purge, act=True),
         post("/workers/{action}", api.worker, act=True),
+        post("/queues/{action}", api.queue_bulk, act=True),
+        post("/reveal", api.reveal, act=True),
     ]

@@ -19,6 +19,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     why = {400: "a bad parameter (named in `parameter`)", 401: "authentication needed",
            403: "the caller's role may not do this", 404: "unknown id",
+           409: "a task id prefix several tasks start with (`matches` names them)",
            429: "too many failed logins", 503: "not available"}
     return {str(c): _json(_ERROR, why[c]) for c in codes}
 
@@ -160,7 +161,9 @@ def openapi_document(version: str) -> dict[str, Any]:
         "components": {
             "schemas": {"Error": {"type": "object", "required": ["error"],
                                   "properties": {"error": {"type": "string"},
-                                                 "parameter": {"type": "string"}}},
+                                                 "parameter": {"type": "string"},
+                                                 "matches": {"type": "array", "items": {
+                                                     "type": "string"}}}},
                         **action_schemas},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
                                 "basic": {"type": "http", "scheme": "basic"}},

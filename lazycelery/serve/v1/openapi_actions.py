@@ -10,9 +10,11 @@ from typing import Any
 import msgspec
 
 from lazycelery.serve.v1.actions import (
+    QUEUE_ACTIONS,
     WORKER_ACTIONS,
     OneTask,
     PurgeBody,
+    QueueBulkBody,
     RevokeBody,
     TaskIds,
     WorkerBody,
@@ -62,15 +64,44 @@ REFUSAL: dict[str, Any] = {"type": "object", "required": ["uuid", "reason"],
                                           "reason": {"type": "string"}}}
 
 
+_OUTCOME: dict[str, Any] = {
+    "type": ["object", "null"],
+    "description": "Message by message (null: the broker failed, see `message`): `done` "
+                   "moved/deleted/requeued, `gone` taken by a worker meanwhile, `not_found` "
+                   "among `scanned`, `skipped` left in place and why; `targets` the queue each "
+                   "went to; `guarantee` how the broker guarantees it.",
+    "properties": {"action": {"type": "string"}, "source": {"type": "string"},
+                   "targets": {"type": "object", "additionalProperties": {"type": "string"}},
+                   "done": _STRINGS, "gone": _STRINGS, "not_found": _STRINGS,
+                   "skipped": {"type": "object", "additionalProperties": {"type": "string"}},
+                   "scanned": {"type": "integer"}, "guarantee": {"type": "string"}},
+}
+BULK_RESULT: dict[str, Any] = {
+    **RESULT, "description": "The ActionResult (`count`: messages done) and the `outcome`.",
+    "required": [*RESULT["required"], "outcome"],
+    "properties": {**RESULT["properties"], "outcome": _OUTCOME},
+}
+REVEALED: dict[str, Any] = {
+    "type": "object", "required": ["uuid", "fields", "reason"],
+    "description": "The real values (reprs) from the result backend: `args`, `kwargs`, and "
+                   "`result` when it succeeded; none, and `reason`, when the backend has none.",
+    "properties": {"uuid": {"type": "string"},
+                   "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                   "reason": {"type": ["string", "null"]}, "audit_error": {"type": "string"}},
+}
+
+
 def action_paths(json: Json, errors: Errors) -> tuple[dict[str, Any], dict[str, Any]]:
     """(paths, component schemas) of the action endpoints."""
     _refs, schemas = msgspec.json.schema_components(
-        (TaskIds, OneTask, RevokeBody, PurgeBody, WorkerBody), ref_template=_REF)
+        (TaskIds, OneTask, RevokeBody, PurgeBody, WorkerBody, QueueBulkBody),
+        ref_template=_REF)
     for body in schemas.values():
         body["additionalProperties"] = False  # forbid_unknown_fields: an unknown key is a 400
     ref = {name: {"$ref": _REF.format(name=name)} for name in schemas}
     result = {"$ref": _REF.format(name="ActionResult")}
-    schemas.update(ActionResult=RESULT, RetryPlan=PLAN, Refusal=REFUSAL)
+    schemas.update(ActionResult=RESULT, RetryPlan=PLAN, Refusal=REFUSAL,
+                   QueueBulkResult=BULK_RESULT, Revealed=REVEALED)
 
     def post(op: str, summary: str, body: dict[str, Any], ok: dict[str, Any],
              codes: tuple[int, ...], parameters: list[dict[str, Any]] | None = None
@@ -97,29 +128,55 @@ def action_paths(json: Json, errors: Errors) -> tuple[dict[str, Any], dict[str, 
                      "online": _STRINGS, "source": {"type": "string"}}}
     worker_action = {"name": "action", "in": "path", "required": True,
                      "description": "the control command", "schema": {"enum": list(WORKER_ACTIONS)}}
+    resolved = {"type": "object", "required": ["resolved"], "properties": {"resolved": {
+        "type": "array", "items": {"type": "object", "required": ["given", "task_id"],
+                                   "properties": {"given": {"type": "string"},
+                                                  "task_id": {"type": "string"}}}}}}
+    ids = " A task id may be a unique prefix of one (404: none, 409: several)."
+    by_id = (404, 409)
     paths = {
+        "/api/v1/actions/resolve": post(
+            "resolveTaskIds", "The full task id each unique prefix names (serve's index, "
+            "then a Redis result backend); full ids as they are; any role",
+            ref["TaskIds"], json(resolved, "each id given and the full id"), by_id),
         "/api/v1/actions/locate": post(
-            "locateTasks", "Which workers hold these tasks (the revoke dry run); any role",
-            ref["TaskIds"], json(placement, "the placement"), ()),
+            "locateTasks", "Which workers hold these tasks (the revoke dry run); any role."
+            + ids, ref["TaskIds"], json(placement, "the placement"), by_id),
         "/api/v1/actions/retry/plan": post(
             "planRetry", "The retry dry run: what would be re-sent (args from the result "
-            "backend or the workers, never answered), what is refused; any role",
-            ref["TaskIds"], json(plan, "the dry run"), ()),
+            "backend or the workers, never answered), what is refused; any role." + ids,
+            ref["TaskIds"], json(plan, "the dry run"), by_id),
         "/api/v1/actions/replay/plan": post(
-            "planReplay", "The replay dry run of one finished task; any role",
-            ref["OneTask"], json(replay_plan, "`plan`, or `refusal` with the reason"), ()),
+            "planReplay", "The replay dry run of one finished task; any role." + ids,
+            ref["OneTask"], json(replay_plan, "`plan`, or `refusal` with the reason"), by_id),
         "/api/v1/actions/retry": post(
             "retryTasks", "Re-send FAILURE/REVOKED/REJECTED tasks with their real args under "
-            "new ids (operator; audited)", ref["TaskIds"], acted, (403,)),
+            "new ids, to the queue serve's routing rules name (operator; audited)." + ids,
+            ref["TaskIds"], acted, (403, *by_id)),
         "/api/v1/actions/replay": post(
-            "replayTask", "Send a finished task again (operator; audited)", ref["OneTask"],
-            acted, (403,)),
+            "replayTask", "Send a finished task again (operator; audited)." + ids,
+            ref["OneTask"], acted, (403, *by_id)),
         "/api/v1/actions/revoke": post(
             "revokeTasks", "Revoke (terminate: and signal) tasks at the workers holding them, "
-            "else the online workers (operator; audited)", ref["RevokeBody"], acted, (403,)),
+            "else the online workers (operator; audited)." + ids, ref["RevokeBody"], acted,
+            (403, *by_id)),
         "/api/v1/actions/purge": post(
             "purgeQueue", "Delete the waiting messages of a known queue (operator; audited)",
             ref["PurgeBody"], acted, (403, 404, 503)),
+        "/api/v1/actions/queues/{action}": post(
+            "queueMessages", "Move (to `target`), delete, or requeue-dead (back to the queue "
+            "each was dead-lettered from) the waiting messages of a known queue: by `task_ids`, "
+            "or `all: true`, among the first `limit` (operator; audited)",
+            ref["QueueBulkBody"], json({"$ref": _REF.format(name="QueueBulkResult")},
+                                       "the counts and the outcome"), (403, 404, 503),
+            [{"name": "action", "in": "path", "required": True, "description": "the operation",
+              "schema": {"enum": list(QUEUE_ACTIONS)}}]),
+        "/api/v1/actions/reveal": post(
+            "revealTask", "The real args, kwargs and result of one task, masked everywhere "
+            "else, read from serve's result backend now (operator; audited: that it was "
+            "revealed, never the values; `Cache-Control: no-store`)." + ids, ref["OneTask"],
+            json({"$ref": _REF.format(name="Revealed")}, "the values, or why there are none"),
+            (403, *by_id)),
         "/api/v1/actions/workers/{action}": post(
             "controlWorkers", "A control command to named workers, never a broadcast: "
             "pool-grow/pool-shrink take `n`, autoscale `min` and `max`, add-consumer and "
