@@ -155,7 +155,11 @@ def test_a_task_first_seen_without_a_name_is_named_from_the_backend(
         ingestor.start()
         reconciler.start()
         wait_for(lambda: ingestor.status.state == CONNECTED, timeout=20, what="the ingestor")
-        assert index.get(task.id) is None
+        # The worker publishes task-started from its event loop, which on a busy machine can
+        # come after `inspect active` already lists the task: we may hear it. It carries no
+        # name either (only uuid, hostname, pid), so the task is still first seen unnamed.
+        first = index.get(task.id)
+        assert first is None or first.name is None
         wait_for(lambda: states(index, [task.id]) == ["SUCCESS"], timeout=30,
                  what="its task-succeeded")
         wait_for(lambda: getattr(index.get(task.id), "name", None) == "workerapp.long_running",
