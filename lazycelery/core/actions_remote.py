@@ -72,6 +72,26 @@ def _refusal(body: Mapping[str, Any]) -> Refusal:
     return Refusal(str(body.get("uuid", "")), str(body.get("reason", "")))
 
 
+def _read(server: str, what: str, token: str | None, timeout: float, verify: bool | str,
+          prefix: str = "") -> dict[str, Any]:
+    """``GET /api/v1/<what>`` of a serve as a JSON object; anything else is one ActionError
+    line (``prefix`` first) naming the masked server."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    label = mask_url(server)
+    try:
+        response = httpx.get(f"{server}/api/v1/{what}", headers=headers, timeout=timeout,
+                             verify=verify)
+        body = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ActionError(f"{prefix}cannot read the {what} of {label}: "
+                          f"{error_line(exc, limit=200)}") from None
+    if not isinstance(body, dict):
+        raise ActionError(f"{prefix}{label} answered {response.status_code} for its {what}")
+    return body
+
+
 class RemoteActions:
     """``Actions`` through a serve. ``index`` (the remote dashboard's) gets the REVOKED and
     PURGED marks serve made in its own index, so the viewer's list agrees at once."""
@@ -236,19 +256,8 @@ class RemoteActions:
         short = [n for n in names if "@" not in n]
         if not short:
             return list(dict.fromkeys(names))
-        import httpx
-
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        try:
-            response = httpx.get(f"{self.server}/api/v1/workers", headers=headers,
-                                 timeout=self.timeout, verify=self.verify)
-            body = response.json() if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError) as exc:
-            raise ActionError(f"{action}: cannot read the workers of {self.label}: "
-                              f"{error_line(exc, limit=200)}") from None
-        if not isinstance(body, dict):
-            raise ActionError(f"{action}: {self.label} answered {response.status_code} for "
-                              "its workers")
+        body = _read(self.server, "workers", self.token, self.timeout, self.verify,
+                     f"{action}: ")
         known = sorted({str(w.get("hostname")) for w in body.get("workers") or ()
                         if isinstance(w, Mapping) and w.get("hostname")})
         out: list[str] = []
@@ -364,21 +373,10 @@ class RemoteQueueOps:
         self.verify = verify
 
     def stats(self, queue: str) -> QueueStats:
-        import httpx
-
         from lazycelery.broker.model import QueueStats
 
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         label = mask_url(self.server)
-        try:
-            response = httpx.get(f"{self.server}/api/v1/queues", headers=headers,
-                                 timeout=self.timeout, verify=self.verify)
-            body = response.json() if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError) as exc:
-            raise ActionError(f"cannot read the queues of {label}: "
-                              f"{error_line(exc, limit=200)}") from None
-        if not isinstance(body, dict):
-            raise ActionError(f"{label} answered {response.status_code} for its queues")
+        body = _read(self.server, "queues", self.token, self.timeout, self.verify)
         for row in body.get("queues") or ():
             if isinstance(row, Mapping) and row.get("name") == queue:
                 ready, reserved = row.get("ready"), row.get("reserved")
