@@ -196,12 +196,13 @@ def _event_envelope(index: int, padding: int) -> str:
     })
 
 
-def test_output_buffer_overflow_is_a_reported_gap(
-        redis_server_factory: Callable[[], RedisServer],
-        recorders: Callable[..., Recorder]) -> None:
+def _stall_and_flood(server: RedisServer, recorders: Callable[..., Recorder],
+                     **ingest: Any) -> tuple[Recorder, Any, _Gate]:
+    """A fast-path recorder under a 256 kB Redis pubsub limit whose ingest thread is held in
+    its batch callback, then 24 MB published (far more than the kernel's socket buffers hold):
+    the recorder, the admin client and the gate to ``clear()`` to let the ingest go on."""
     import redis
 
-    server = redis_server_factory()
     admin = redis.Redis.from_url(f"{server.url}/0")
     admin.config_set("client-output-buffer-limit", "pubsub 262144 131072 1")
     stall, stalled = _Gate(), _Gate()
@@ -211,20 +212,26 @@ def test_output_buffer_overflow_is_a_reported_gap(
             stalled.set()
             stall.wait_clear(30)
 
-    # a small read-ahead: the stalled ingest's reader fills it, then Redis's buffer overflows
-    rec = recorders(f"{server.url}/0", "fast", on_batch=slow_consumer, wakeup=False,
-                    read_ahead=1 << 18)
+    rec = recorders(f"{server.url}/0", "fast", on_batch=slow_consumer, wakeup=False, **ingest)
     rec.wait_connected()
     stall.set()
     admin.publish("/0.celeryev/task.received", _event_envelope(0, 10))
     wait_for(stalled.is_set, 10, what="the consumer to stall")
-    # Far more than the kernel's socket buffers hold: Redis must drop the subscriber.
     payload = [_event_envelope(i, 4000) for i in range(1, 201)]
     for _ in range(30):
         pipe = admin.pipeline(transaction=False)
         for message in payload:
             pipe.publish("/0.celeryev/task.received", message)
         pipe.execute()
+    return rec, admin, stall
+
+
+def test_output_buffer_overflow_is_a_reported_gap(
+        redis_server_factory: Callable[[], RedisServer],
+        recorders: Callable[..., Recorder]) -> None:
+    # a small read-ahead: the stalled ingest's reader fills it, then Redis's buffer overflows
+    rec, admin, stall = _stall_and_flood(redis_server_factory(), recorders,
+                                         read_ahead=1 << 18)
     stall.clear()
     wait_for(lambda: rec.ingestor.status.gap is not None, 30, what="a gap after the overflow")
     gap = rec.ingestor.status.gap
@@ -241,29 +248,7 @@ def test_read_ahead_rides_out_a_stalled_ingest_without_a_gap(
     """The same stall and the same 24 MB as above with the default read-ahead: its thread keeps
     the socket drained while the ingest thread is held, so Redis never drops us and every
     event is applied once the ingest resumes."""
-    import redis
-
-    server = redis_server_factory()
-    admin = redis.Redis.from_url(f"{server.url}/0")
-    admin.config_set("client-output-buffer-limit", "pubsub 262144 131072 1")
-    stall, stalled = _Gate(), _Gate()
-
-    def slow_consumer(events: Any, records: Any) -> None:
-        if stall.is_set():
-            stalled.set()
-            stall.wait_clear(30)
-
-    rec = recorders(f"{server.url}/0", "fast", on_batch=slow_consumer, wakeup=False)
-    rec.wait_connected()
-    stall.set()
-    admin.publish("/0.celeryev/task.received", _event_envelope(0, 10))
-    wait_for(stalled.is_set, 10, what="the consumer to stall")
-    payload = [_event_envelope(i, 4000) for i in range(1, 201)]
-    for _ in range(30):
-        pipe = admin.pipeline(transaction=False)
-        for message in payload:
-            pipe.publish("/0.celeryev/task.received", message)
-        pipe.execute()
+    rec, admin, stall = _stall_and_flood(redis_server_factory(), recorders)
     # every byte left Redis for the read-ahead while the ingest thread was still held
     wait_for(lambda: _pubsub_pending(admin) == 0, 30, what="Redis's pubsub buffer to drain")
     session = rec.ingestor._session
