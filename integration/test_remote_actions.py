@@ -75,13 +75,25 @@ def _serve_sees(serve: Server, worker: WorkerProcess) -> None:
 def cluster(redis_url: str, celery_worker_factory: Callable[..., WorkerProcess],
             servers: Callable[..., Server],  # noqa: F811
             tmp_path: Path) -> Iterator[tuple[WorkerProcess, Server, Any]]:
-    worker = celery_worker_factory(redis_url, backend=redis_url,
-                                   env={"LC_STATE_DIR": str(tmp_path)})
-    serve = servers("serve", redis_url, worker.queue, backend=redis_url, config_text=CONFIG)
-    _serve_sees(serve, worker)
-    client = worker.app()
+    with serve_cluster(redis_url, celery_worker_factory, servers, CONFIG,
+                       env={"LC_STATE_DIR": str(tmp_path)}) as parts:
+        yield parts
+
+
+@contextlib.contextmanager
+def serve_cluster(redis_url: str, celery_worker_factory: Callable[..., WorkerProcess],
+                  servers: Callable[..., Server],  # noqa: F811
+                  config_text: str, **worker: Any
+                  ) -> Iterator[tuple[WorkerProcess, Server, Any]]:
+    """A real worker (``worker``: its factory's options), a serve with ``config_text`` on the
+    same Redis that has heard the worker, and a client app (closed after)."""
+    process = celery_worker_factory(redis_url, backend=redis_url, **worker)
+    serve = servers("serve", redis_url, process.queue, backend=redis_url,
+                    config_text=config_text)
+    _serve_sees(serve, process)
+    client = process.app()
     try:
-        yield worker, serve, client
+        yield process, serve, client
     finally:
         client.close()
 

@@ -28,6 +28,7 @@ from test_remote_actions import (  # noqa: F401
     _who,
     cluster,
     remote_dashboard,
+    serve_cluster,
     serve_env,
 )
 from test_serve_helpers import INTEGRATION, Server, servers  # noqa: F401
@@ -52,15 +53,8 @@ def _route_config() -> str:
 def routed(redis_url: str, celery_worker_factory: Callable[..., WorkerProcess],
            servers: Callable[..., Server],  # noqa: F811
            tmp_path: Path) -> Iterator[tuple[WorkerProcess, Server, Any]]:
-    worker = celery_worker_factory(redis_url, backend=redis_url)
-    serve = servers("serve", redis_url, worker.queue, backend=redis_url,
-                    config_text=_route_config())
-    _serve_sees(serve, worker)
-    client = worker.app()
-    try:
-        yield worker, serve, client
-    finally:
-        client.close()
+    with serve_cluster(redis_url, celery_worker_factory, servers, _route_config()) as parts:
+        yield parts
 
 
 def _queued_ids(redis_url: str, queue: str) -> list[str]:
@@ -149,17 +143,11 @@ def acting(redis_url: str, celery_worker_factory: Callable[..., WorkerProcess],
            tmp_path: Path) -> Iterator[tuple[WorkerProcess, Server, Any]]:
     """A serve whose config masks the key `order`, names Redis dead-letter queues
     `<queue>.dlq` and has a restart command (a script writing a file)."""
-    worker = celery_worker_factory(redis_url, backend=redis_url)
     config = (f'restart = "{_script(tmp_path)} restart {{name}} {{worker}}"\n'
               '[queues]\ndead_letter = "{queue}.dlq"\n'
               '[mask]\nextra_keys = ["order"]\n' + CONFIG)
-    serve = servers("serve", redis_url, worker.queue, backend=redis_url, config_text=config)
-    _serve_sees(serve, worker)
-    client = worker.app()
-    try:
-        yield worker, serve, client
-    finally:
-        client.close()
+    with serve_cluster(redis_url, celery_worker_factory, servers, config) as parts:
+        yield parts
 
 
 def _serve_lists(serve: Server, queue: str, ready: int) -> None:
