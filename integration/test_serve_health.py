@@ -1,7 +1,8 @@
 """`lazycelery serve`'s /healthcheck is honest over real brokers: an event published the moment
 /healthcheck first answers OK is seen, on the fast path and on kombu's (Redis: PSUBSCRIBE
-confirmed first; RabbitMQ: the event queue bound and consumed first), and a broker that cannot be reached keeps it at a 503 JSON
-"starting" (no worker needed: the event is published with celery's own EventDispatcher)."""
+confirmed first; RabbitMQ: the event queue bound and consumed first), and a broker that cannot
+be reached keeps it at a 503 JSON "starting" (no worker needed: the event is published with
+celery's own EventDispatcher)."""
 
 from __future__ import annotations
 
