@@ -134,3 +134,22 @@ def test_cli_bad_value_exits_with_one_line(tmp_path: Path,
                      "show"]) != 0
     err = capsys.readouterr().err
     assert err == "lazycelery: --read-ahead: not a size: '12 parsecs' (try 0, 512KB, 64MB, 1GB)\n"
+
+
+def test_every_ingestor_built_from_settings_gets_the_bound() -> None:
+    """Each command's ``Ingestor(settings.broker_url, ...)`` passes ``settings.read_ahead`` (a
+    new command that forgot it would read ahead 128MB whatever the user said)."""
+    import ast
+
+    package = Path(cli.__file__).parent
+    built: list[str] = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id == "Ingestor"):
+                continue
+            where = f"{path.relative_to(package)}:{node.lineno}"
+            keywords = {k.arg: ast.unparse(k.value) for k in node.keywords}
+            assert keywords.get("read_ahead") == "settings.read_ahead", where
+            built.append(where)
+    assert len(built) >= 9, built  # dashboard, tail, record, serve, envs, one-shot commands
