@@ -13,8 +13,9 @@ markdown table of medians.
 
 ``--ingest``: the ingest side instead. Copies of the redis recording applied in batches of
 512 (each batch then wakes the follower, as serve's observer does), with the follower thread
-running and without, alternating: events/s of the applying thread (medians), and how long
-the follower then takes to catch up.
+running and without, alternating: events/s of the applying thread (medians), how long
+the follower then takes to catch up, and the process's CPU seconds per 100k events (both
+threads, the catch-up included: what ``serve --no-live-errors`` saves).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def ingest_cost(copies: int, rounds: int) -> None:
 
     redis = recorded_events("redis")
     rates: dict[str, list[float]] = {"without": [], "with": []}
+    cpu: dict[str, list[float]] = {"without": [], "with": []}
     lags: list[float] = []
     for r in range(rounds):
         ways = ["without", "with"] if r % 2 == 0 else ["with", "without"]
@@ -97,6 +99,7 @@ def ingest_cost(copies: int, rounds: int) -> None:
             events = [e for i in range(copies) for e in _copy(redis, start + i * 20)]
             index = TaskIndex(max_tasks=1_000_000)
             live = LiveErrors(index).start() if way == "with" else None
+            cpu_started = time.process_time()
             started = time.perf_counter()
             for j in range(0, len(events), 512):
                 index.apply_batch(events[j:j + 512])
@@ -109,13 +112,17 @@ def ingest_cost(copies: int, rounds: int) -> None:
                 live.catch_up()
                 lags.append(time.perf_counter() - caught)
                 live.stop()
+            cpu[way].append((time.process_time() - cpu_started) / len(events) * 100_000)
         log(f"round {r + 1}/{rounds}")
     without, with_ = (statistics.median(rates[w]) for w in ("without", "with"))
+    cpu_off, cpu_on = (statistics.median(cpu[w]) for w in ("without", "with"))
     print(f"\n{copies} copies of the redis recording ({len(events):,} events) per run, "
           f"{rounds} rounds, load average {loadavg()[0]:.1f}\n")
-    print(md_table(["follower", "events/s applied (median)", "follower's catch-up after"],
-                   [["off", f"{without:,.0f}", ""],
+    print(md_table(["follower", "events/s applied (median)", "CPU s per 100k events (median)",
+                    "follower's catch-up after"],
+                   [["off", f"{without:,.0f}", f"{cpu_off:.2f}", ""],
                     ["on", f"{with_:,.0f} ({with_ / without - 1:+.0%})",
+                     f"{cpu_on:.2f} ({cpu_on / cpu_off - 1:+.0%})",
                      f"{statistics.median(lags) * 1000:,.0f} ms"]]))
 
 

@@ -21,11 +21,13 @@ from lazycelery.core.ingest import CONNECTED, RECONNECTING, STOPPED, Ingestor
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def both(amqp_url: str) -> Iterator[tuple[Ingestor, Ingestor]]:
+@pytest.fixture(params=[None, 0], ids=["read-ahead", "read-ahead-0"])
+def both(amqp_url: str, request: pytest.FixtureRequest) -> Iterator[tuple[Ingestor, Ingestor]]:
+    """The fast path with its read-ahead thread (the default bound) and without one
+    (``--read-ahead 0``: the ingest thread reads the socket itself), and the kombu path."""
     # wakeup=False: the wakeup broadcast ticks the sender's clock, which would make the two
     # ingestors' Lamport clocks (and so task-sent clocks) differ
-    fast = Ingestor(amqp_url, TaskIndex(), mode="auto", wakeup=False)
+    fast = Ingestor(amqp_url, TaskIndex(), mode="auto", wakeup=False, read_ahead=request.param)
     kombu = Ingestor(amqp_url, TaskIndex(), mode="kombu", wakeup=False)
     fast.start()
     kombu.start()
@@ -84,6 +86,8 @@ def test_fast_and_kombu_paths_build_the_same_index(
     wait_for(lambda: worker.hostname in fast.index.workers, 10, what="the worker record")
     assert fast.counters()["malformed"] == fast.counters()["unsupported"] == 0
     assert fast.index.counts()["by_state"] == kombu.index.counts()["by_state"]
+    reader = fast._session.read_ahead
+    assert reader.inline is (fast.read_ahead == 0) and (reader.peak == 0) is reader.inline
     started = time.monotonic()
     fast.stop()
     assert time.monotonic() - started < 2.0

@@ -20,6 +20,7 @@ from conftest import RedisServer, WorkerProcess, free_port, wait_for
 from lazycelery.core.index import TaskIndex
 from lazycelery.core.ingest import CONNECTED, RECONNECTING, STOPPED, Ingestor, IngestStatus
 from lazycelery.core.model import TaskRecord
+from lazycelery.core.read_ahead import _RECV_SIZE
 
 pytestmark = pytest.mark.integration
 
@@ -260,6 +261,35 @@ def test_read_ahead_rides_out_a_stalled_ingest_without_a_gap(
     assert rec.ingestor.status.state == CONNECTED
     assert all(s.state != RECONNECTING for s in rec.statuses)
     admin.close()
+
+
+@pytest.mark.parametrize("limit", [4 << 20, 0], ids=["4MB", "none"])
+def test_a_small_read_ahead_stops_at_its_bound(
+        redis_server_factory: Callable[[], RedisServer],
+        recorders: Callable[..., Recorder], limit: int) -> None:
+    """``--read-ahead 4MB`` (and ``0``): the same stall and 24 MB. The reader holds what its
+    bound allows (4 MB and at most one read past it; none at all with 0) and reads no more:
+    the rest waits in Redis, whose own limit then cuts the subscriber off, a reported gap."""
+    rec, admin, stall = _stall_and_flood(redis_server_factory(), recorders, read_ahead=limit)
+    session = rec.ingestor._session
+    assert session is not None and session.read_ahead.limit == limit
+    if limit:
+        wait_for(lambda: session.read_ahead.buffered >= limit, 30,
+                 what=f"the read-ahead to fill (holds {session.read_ahead.buffered})")
+    # Redis gives up on the subscriber, the reader never reads past its bound meanwhile
+    wait_for(lambda: _pubsub_pending(admin) == 0 and not _subscribed(admin), 30,
+             what="Redis to cut the stalled subscriber off")
+    assert session.read_ahead.peak <= limit + _RECV_SIZE
+    assert session.read_ahead.inline is (limit == 0)
+    stall.clear()
+    wait_for(lambda: rec.ingestor.status.gap is not None, 30, what="a gap after the overflow")
+    gap = rec.ingestor.status.gap
+    assert gap is not None and "overflow" in gap.reason
+    admin.close()
+
+
+def _subscribed(admin: Any) -> bool:
+    return any(int(c.get("psub", 0)) > 0 for c in admin.client_list())
 
 
 def _pubsub_pending(admin: Any) -> int:

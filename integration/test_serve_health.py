@@ -1,7 +1,8 @@
 """`lazycelery serve`'s /healthcheck is honest over real brokers: an event published the moment
-/healthcheck first answers OK is seen (Redis: PSUBSCRIBE confirmed first; RabbitMQ: the event
-queue bound and consumed first), and a broker that cannot be reached keeps it at a 503 JSON
-"starting" (no worker needed: the event is published with celery's own EventDispatcher)."""
+/healthcheck first answers OK is seen, on the fast path and on kombu's (Redis: PSUBSCRIBE
+confirmed first; RabbitMQ: the event queue bound and consumed first), and a broker that cannot
+be reached keeps it at a 503 JSON "starting" (no worker needed: the event is published with
+celery's own EventDispatcher)."""
 
 from __future__ import annotations
 
@@ -69,18 +70,54 @@ def _published_right_after_ok_is_seen(serve: Server, broker: str) -> None:
 
 
 @pytest.mark.parametrize("round_", range(3))
-def test_redis_event_right_after_ok_is_seen(redis_url: str, round_: int,
+@pytest.mark.parametrize("ingest", ["fast", "kombu"])
+def test_redis_event_right_after_ok_is_seen(redis_url: str, round_: int, ingest: str,
                                             servers: Callable[..., Server]  # noqa: F811
                                             ) -> None:
-    serve = servers("serve", redis_url, "lc-health", wait=False)
+    """Both paths: kombu's Redis channel sends its PSUBSCRIBE at its first drain and never
+    says when Redis took it, so that path waits to see it in ``CLIENT LIST``."""
+    serve = servers("serve", redis_url, "lc-health", wait=False, args=("--ingest", ingest))
     _published_right_after_ok_is_seen(serve, redis_url)
 
 
-def test_amqp_event_right_after_ok_is_seen(amqp_url: str,
+@pytest.mark.parametrize("ingest", ["fast", "kombu"])
+def test_amqp_event_right_after_ok_is_seen(amqp_url: str, ingest: str,
                                            servers: Callable[..., Server]  # noqa: F811
                                            ) -> None:
-    serve = servers("serve", amqp_url, "lc-health", wait=False)
+    serve = servers("serve", amqp_url, "lc-health", wait=False, args=("--ingest", ingest))
     _published_right_after_ok_is_seen(serve, amqp_url)
+
+
+@pytest.mark.parametrize("ingest", ["fast", "kombu"])
+@pytest.mark.parametrize("broker", ["redis", "amqp"])
+def test_event_sent_as_connected_is_reported_is_seen(request: pytest.FixtureRequest,
+                                                     broker: str, ingest: str) -> None:
+    """The strictest form: the event goes out from the ingest thread itself, in the status
+    callback that reports it connected (what /healthcheck reads), before the ingest reads a
+    byte. Seen only when "connected" comes after the broker took the subscription."""
+    from lazycelery.core.index import TaskIndex
+    from lazycelery.core.ingest import CONNECTED, Ingestor, IngestStatus
+
+    url = request.getfixturevalue(f"{broker}_url")
+    task_id = str(uuid.uuid4())
+    index = TaskIndex()
+    sent: list[float] = []
+    with dispatcher(url) as sender:
+        def on_status(status: IngestStatus) -> None:
+            if status.state == CONNECTED and not sent:
+                sender.send("task-received", uuid=task_id, name="probe.health", args="()",
+                            kwargs="{}", retries=0, eta=None, root_id=task_id, parent_id=None)
+                sent.append(time.time())
+
+        ingestor = Ingestor(url, index, mode=ingest, on_status=on_status, wakeup=False)
+        ingestor.start()
+        try:
+            wait_for(lambda: bool(sent), timeout=30, what="the ingest to report connected")
+            found = wait_for(lambda: index.get(task_id) is not None, timeout=10,
+                             what=f"the event sent as {ingestor.path} reported connected")
+            assert found
+        finally:
+            ingestor.stop()
 
 
 def test_unreachable_broker_is_503_starting(servers: Callable[..., Server]  # noqa: F811

@@ -59,6 +59,9 @@ def common_options(suppress: bool) -> argparse.ArgumentParser:
                        help="tasks kept in memory, least recently active evicted (default 100000)")
     group.add_argument("--ingest", choices=("auto", "fast", "kombu"), default=default,
                        help="event reader: fast path (Redis, RabbitMQ), celery's Receiver, or auto (default)")
+    group.add_argument("--read-ahead", metavar="SIZE", default=default,
+                       help="fast paths: broker bytes read ahead of a busy ingest, e.g. 64MB "
+                            "(default 128MB; 0: none, the broker's own limit applies)")
     group.add_argument("--store", metavar="URL", default=default,
                        help="history store: sqlite:///path or postgresql://user@host/db; the "
                             "dashboard opens with its history (default: a SQLite file in the "

@@ -26,6 +26,7 @@ from lazycelery.config_file import (
     unknown_environment,
 )
 from lazycelery.errors import ConfigError
+from lazycelery.sizes import parse_size, size_of
 from lazycelery.urls import check_store, check_url, mask_secrets, mask_url
 
 if TYPE_CHECKING:
@@ -72,6 +73,9 @@ class Settings:
     read_only: bool = False
     max_tasks: int = DEFAULT_MAX_TASKS
     ingest: str = "auto"
+    #: bytes the fast ingest paths read ahead of the ingest thread at most (``--read-ahead``);
+    #: None: the default (``core.read_ahead.DEFAULT_READ_AHEAD``), 0: no read-ahead
+    read_ahead: int | None = None
     no_color: bool = False
     config_path: Path = field(default_factory=default_config_path)
     keys: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -170,6 +174,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -
         ),
         max_tasks=_resolve_max_tasks(args, config),
         ingest=_resolve_ingest(args, config),
+        read_ahead=_resolve_read_ahead(args, config, environment),
         no_color=bool(_flag(args, "no_color") or environ.get("NO_COLOR")),
         config_path=config_path,
         keys=MappingProxyType(dict(config.keys)),
@@ -340,6 +345,20 @@ def _resolve_ingest(args: argparse.Namespace, config: ConfigFile) -> str:
     if flag is not None and flag not in INGEST_MODES:
         raise ConfigError(f"--ingest: expected one of {', '.join(INGEST_MODES)} (got {flag!r})")
     return str(flag or config.ingest or "auto")
+
+
+def _resolve_read_ahead(args: argparse.Namespace, config: ConfigFile,
+                        environment: Environment | None) -> int | None:
+    """``--read-ahead``, else the environment's ``read_ahead``, else the top-level one."""
+    flag = _flag(args, "read_ahead")
+    if flag is not None:
+        try:
+            return parse_size(str(flag))
+        except ValueError as exc:
+            raise ConfigError(f"--read-ahead: {exc}") from None
+    value = environment.read_ahead if environment is not None else None
+    value = config.read_ahead if value is None else value
+    return None if value is None else size_of(value)  # load_file checked it
 
 
 def _default_env_notes(args: argparse.Namespace, flag_app: str | None, broker_source: str,

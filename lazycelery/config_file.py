@@ -16,6 +16,7 @@ import msgspec
 from lazycelery.config_notify import ChannelTable, NotifyTable, ReportsTable, notify_problems
 from lazycelery.durations import seconds_of
 from lazycelery.errors import ConfigError
+from lazycelery.sizes import size_of
 from lazycelery.urls import check_store, check_url
 
 if sys.version_info >= (3, 11):
@@ -91,6 +92,8 @@ class Environment(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     #: several environments at once: the colour naming this one in the dashboard header and
     #: in tail's prefix, an ANSI colour name (docs/environments.md)
     color: EnvColor | None = None
+    #: bytes the ingest may read ahead of itself ("64MB"; 0: none), over the top-level key
+    read_ahead: str | int | None = None
 
 
 class OtelTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -127,6 +130,8 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     read_only: bool = False
     max_tasks: Annotated[int, msgspec.Meta(ge=1)] | None = None
     ingest: Literal["auto", "fast", "kombu"] | None = None
+    #: bytes the fast ingest paths may read ahead of the ingest thread ("64MB"; 0: none)
+    read_ahead: str | int | None = None
     environments: dict[str, Environment] = {}
     keys: dict[str, str] = {}
     otel: OtelTable = OtelTable()
@@ -222,6 +227,8 @@ def _validate(raw: dict[str, Any], path: Path) -> ConfigFile:
                 _convert(table["mask"], MaskConfig, path, ("environments", name, "mask"))
             environment: Environment = _convert(table, Environment, path, ("environments", name))
             _check_environment_urls(environment, path, name)
+            _check_size(environment.read_ahead, path, ("environments", name, "read_ahead"))
+    _check_size(raw.get("read_ahead"), path, ("read_ahead",))
     if isinstance(raw.get("mask"), dict):
         _convert(raw["mask"], MaskConfig, path, ("mask",))
     keys = raw.get("keys")
@@ -269,6 +276,15 @@ def _check_environment_urls(environment: Environment, path: Path, name: str) -> 
         check_url(environment.result_backend, f"{where}.result_backend", backend=True)
     if environment.store is not None:
         check_store(environment.store, f"{where}.store")
+
+
+def _check_size(value: object, path: Path, where: tuple[str, ...]) -> None:
+    if value is None or not isinstance(value, (str, int)):
+        return  # absent, or of the wrong type: the schema's conversion says so
+    try:
+        size_of(value)
+    except ValueError as exc:
+        raise ConfigError(f"config {path}: {_key_path(where)}: {exc}") from None
 
 
 def _convert(value: Any, target: Any, path: Path, where: tuple[str, ...]) -> Any:

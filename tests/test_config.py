@@ -548,14 +548,14 @@ def test_missing_default_file_is_fine_but_explicit_config_is_not(tmp_path: Path)
         (
             "max_task = 5\n",
             "max_task: unknown key (known: default_environment, read_only, max_tasks, ingest, "
-            "environments, keys, otel, mask, serve, policies, notify, reports, sla, restart, "
+            "read_ahead, environments, keys, otel, mask, serve, policies, notify, reports, sla, restart, "
             "alerts, queues)",
         ),
         (
             '[environments.prod]\nbrokr = "redis://h"\n',
             "environments.prod.brokr: unknown key (known: broker, result_backend, app, "
             "read_only, queues, transport_options, management_url, store, mask, restart, "
-            "alerts, color)",
+            "alerts, color, read_ahead)",
         ),
         (
             'default_environment = "prodd"\n[environments.local]\n[environments.staging]\n',

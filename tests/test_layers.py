@@ -60,6 +60,7 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (0, "errors/text", ("lazycelery.cron",)),
     # the one duration parser (filter language, options, config file, report schedules)
     (0, "errors/text", ("lazycelery.durations",)),
+    (0, "errors/text", ("lazycelery.sizes",)),
     (1, "config", ("lazycelery.config_notify",)),
     # scheduled reports: read the store and the analysis, hand reports to lazycelery.notify
     (6, "reports", ("lazycelery.reports",)),

@@ -198,3 +198,25 @@ def test_close_without_shutdown_leaves_the_socket_usable(
     peer.sendall(b"after")
     ours.settimeout(5)
     assert ours.recv(16) == b"after"
+
+
+def test_limit_zero_reads_in_the_taking_thread(pair: tuple[socket.socket, socket.socket]
+                                               ) -> None:
+    """``--read-ahead 0``: no reader thread; nothing is read until taken, so the bytes wait in
+    the socket (and the broker), the old behaviour."""
+    ours, peer = pair
+    stop = threading.Event()
+    ahead = ReadAhead(ours, stop, limit=0, poll_interval=0.05).start()
+    assert ahead.inline
+    assert ahead.take(0.05) == []
+    data = b"".join(b"%08d" % i for i in range(10_000))
+    peer.sendall(data)
+    ahead.send(b"written by take")
+    assert _take_all(ahead, len(data)) == data
+    assert peer.recv(100) == b"written by take"
+    assert ahead.buffered == 0 and ahead.peak == 0
+    peer.close()
+    with pytest.raises(ConnectionError):
+        while True:
+            ahead.take(1.0)
+    ahead.close()

@@ -294,3 +294,29 @@ def test_a_window_live_cannot_answer_exactly_is_rebuilt() -> None:
         live.enabled = False
         want = client.get("/api/v1/errors", params=params).json()
     assert _without_until(got) == _without_until(want) and got["failures"] > 500
+
+
+def test_switched_off_every_request_rebuilds_and_no_follower_starts(
+        stream: list[dict[str, Any]]) -> None:
+    """``serve --no-live-errors``: serve's background follower is never started, each
+    request rebuilds from the records (the same document)."""
+    from lazycelery.cli import build_parser
+
+    assert build_parser().parse_args(["serve"]).live_errors is True
+    assert build_parser().parse_args(["serve", "--no-live-errors"]).live_errors is False
+    feed = _Feed(stream)
+    feed.step(len(stream))
+    service = _service(feed.index)
+    live = service.live_errors
+    assert live is not None
+    live.background, live.enabled = True, False  # as serve sets them with the switch
+    with _client(service) as client:
+        params = {"since": _iso(feed.now - 10_000.0)}
+        off = client.get("/api/v1/errors", params=params)
+        assert off.status_code == 200, off.text
+        assert live._thread is None and live.answered == live.declined == 0
+        live.enabled = True
+        on = client.get("/api/v1/errors", params=params)
+        live.stop()
+    assert _without_until(off.json()) == _without_until(on.json())
+    assert off.json()["groups"]  # a window with failures: the comparison means something

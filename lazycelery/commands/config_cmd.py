@@ -77,6 +77,7 @@ def _config_path(args: argparse.Namespace) -> Path:
 def render_settings(settings: Settings) -> str:
     """One ``name  value`` line per setting, URLs and secrets masked."""
     from lazycelery.config import mask_secrets
+    from lazycelery.sizes import format_size
     from lazycelery.text import visible
 
     found = settings.config_path.exists()
@@ -90,6 +91,8 @@ def render_settings(settings: Settings) -> str:
         ("read_only", _text(settings.read_only)),
         ("max_tasks", str(settings.max_tasks)),
         ("ingest", settings.ingest),
+        ("read_ahead", "default" if settings.read_ahead is None
+         else format_size(settings.read_ahead)),
         ("store", settings.masked_store()),
         ("store_source", settings.store_source),
         ("no_color", _text(settings.no_color)),
@@ -168,6 +171,9 @@ max_tasks = {DEFAULT_MAX_TASKS}
 
 # Event reader: "auto", "fast" (reads Redis directly) or "kombu" (celery's Receiver).
 # ingest = "auto"
+
+# Fast paths: broker bytes read ahead of a busy ingest ("64MB"; 0: none). Default 128MB.
+# read_ahead = "128MB"
 
 [environments.{_toml_key(env_name)}]
 broker = {_toml_string(broker)}

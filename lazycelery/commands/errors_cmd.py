@@ -167,7 +167,7 @@ def _listen(args: argparse.Namespace, settings: Any, groups: Any, index: Any) ->
         if limit is not None and groups.failures >= limit:
             done.set()
 
-    ingestor = Ingestor(settings.broker_url, index, mode=settings.ingest,
+    ingestor = Ingestor(settings.broker_url, index, mode=settings.ingest, read_ahead=settings.read_ahead,
                         app=settings.celery_app() if settings.app_spec else None,
                         transport_options=settings.transport_options,
                         on_batch=on_batch, on_status=watch.on_status, wakeup=False,

@@ -30,6 +30,7 @@ def collect_waits(settings: Settings, seconds: float) -> QueueWaits:
             waits.add(events, records)
 
     ingestor = Ingestor(settings.broker_url, TaskIndex(), mode=settings.ingest,
+                        read_ahead=settings.read_ahead,
                         app=settings.celery_app() if settings.app_spec else None,
                         transport_options=settings.transport_options, on_batch=on_batch,
                         wakeup=False)

@@ -271,7 +271,7 @@ class Recorder:
         masker = masker_for(settings)
         for problem in masker.problems:
             _say(f"mask rule skipped: {problem}")
-        ingestor = Ingestor(settings.broker_url, index, mode=settings.ingest,
+        ingestor = Ingestor(settings.broker_url, index, mode=settings.ingest, read_ahead=settings.read_ahead,
                             app=settings.celery_app() if settings.app_spec else None,
                             transport_options=settings.transport_options,
                             on_batch=sink if tracing is None else tracing.tee(sink),

@@ -83,7 +83,7 @@ def _live_report(settings: Settings, seconds: float) -> dict[str, Any]:
                                              settings.masked_broker())
             writer = StoreWriter(store, recorder=run_id)
             ingestor = Ingestor(settings.broker_url, TaskIndex(max_tasks=settings.max_tasks),
-                                mode=settings.ingest,
+                                mode=settings.ingest, read_ahead=settings.read_ahead,
                                 app=settings.celery_app() if settings.app_spec else None,
                                 transport_options=settings.transport_options,
                                 on_batch=writer.on_batch, on_status=watch.on_status, wakeup=False,

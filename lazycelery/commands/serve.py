@@ -43,6 +43,7 @@ examples:
   OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 lazycelery serve --otel
                                                also one span per task (docs/tracing.md)
   lazycelery serve --max-inflight 16           shed GETs (503, Retry-After) past 16 at once
+  lazycelery serve --no-live-errors            /api/v1/errors rebuilds its groups per request
   lazycelery serve --env prod --env staging    several clusters: ?env=NAME on every API
                                                path, GET /api/envs (docs/environments.md);
                                                each runs its own alert rules and policies
@@ -79,6 +80,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                       help="requests in flight before further GETs are answered 503 with "
                            "Retry-After (counted in /metrics: lazycelery_http_shed_total); "
                            "GETs are also shed while the event ingest is behind (default 32)")
+    http.add_argument("--no-live-errors", dest="live_errors", action="store_false",
+                      help="/api/v1/errors rebuilds its groups from memory at each request "
+                           "instead of keeping them live from the first one (docs/serve.md)")
     parser.add_argument("--record", action="store_true",
                         help="also record history into the store (implied by --store)")
     add_otel_option(parser)
@@ -212,6 +216,7 @@ class _Serve:
         service.admission = Admission(args.max_inflight)
         if service.live_errors is not None:  # followed on its thread from the first request
             service.live_errors.background = True
+            service.live_errors.enabled = args.live_errors  # off: each request rebuilds
         # the ingest thread gives the GIL back at every socket read and waits for it again:
         # the default 5 ms switch interval makes each such wait up to 5 ms behind a busy
         # event loop (hundreds of reads a second at 30,000 events/s)

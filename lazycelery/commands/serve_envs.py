@@ -66,7 +66,8 @@ def _serve(args: argparse.Namespace, choices: Any, guard: Any, sock: Any, say: A
 
     services = EnvServices(EnvSet.from_choices(choices), queue_interval=args.queue_interval,
                            say=say, max_inflight=args.max_inflight,
-                           stream_buffer=args.stream_buffer)
+                           stream_buffer=args.stream_buffer,
+                           live_errors=getattr(args, "live_errors", True))
     services.build()
     for name in services.names:
         why = services.why(name)

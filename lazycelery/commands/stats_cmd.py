@@ -183,7 +183,7 @@ def _listen(args: argparse.Namespace, settings: Any) -> Any:
     beats = BeatLog()
     watch = ListenWatch()
 
-    ingestor = Ingestor(settings.broker_url, index, mode=settings.ingest,
+    ingestor = Ingestor(settings.broker_url, index, mode=settings.ingest, read_ahead=settings.read_ahead,
                         app=settings.celery_app() if settings.app_spec else None,
                         transport_options=settings.transport_options,
                         on_batch=lambda events, records: beats.feed(events),

@@ -124,7 +124,7 @@ class EnvWatch:
                 on_notice(name, line)
 
         return Ingestor(
-            settings.broker_url, self.index, mode=settings.ingest,
+            settings.broker_url, self.index, mode=settings.ingest, read_ahead=settings.read_ahead,
             app=settings.celery_app() if settings.app_spec else None,
             transport_options=settings.transport_options, on_batch=batch, on_status=status,
             on_notice=notice, wakeup=wakeup, masker=masker_for(settings),

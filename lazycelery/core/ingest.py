@@ -225,11 +225,15 @@ class Ingestor:
 
         endpoint = self._endpoint
         probe: Callable[[], BrokerIdentity | None] | None = None
+        subscriptions: Callable[[str], int | None] | None = None
         if endpoint is not None:
-            from lazycelery.core.ingest_redis import probe_identity
+            from lazycelery.core.ingest_redis import pattern_subscriptions, probe_identity
 
             def probe() -> BrokerIdentity | None:
                 return probe_identity(endpoint)
+
+            def subscriptions(client_name: str) -> int | None:
+                return pattern_subscriptions(endpoint, client_name, self._connect_timeout())
 
         # A built app has the transport options in its conf; a given one gets them on top.
         given_options = self.transport_options if self.app is not None else None
@@ -237,7 +241,7 @@ class Ingestor:
                             self._stop, stats=self._stats, transport_options=given_options,
                             wakeup=self.wakeup, flush_delay=FLUSH_DELAY,
                             poll_interval=POLL_INTERVAL, probe=probe,
-                            shared_queue=self.shared_queue)
+                            shared_queue=self.shared_queue, subscriptions=subscriptions)
 
     def _fast_session(self) -> _Session:
         from lazycelery.core.fastpath import EventDecoder, LocalClock

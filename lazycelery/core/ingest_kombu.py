@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import binascii
 import logging
+import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -33,6 +35,9 @@ log = logging.getLogger(__name__)
 
 #: marks an event the receiver subclass refused (``process`` drops it)
 _SKIP: Final = object()
+#: seconds the Redis session waits to see its PSUBSCRIBE in ``CLIENT LIST`` before it reports
+#: itself subscribed anyway (a proxy that hides clients, say): never stuck "connecting"
+READY_WAIT: Final = 10.0
 
 
 class KombuSink(Protocol):
@@ -191,8 +196,13 @@ class KombuSession:
                  stats: DecodeStats, transport_options: Mapping[str, Any] | None = None,
                  wakeup: bool = True, flush_delay: float = 0.02, poll_interval: float = 0.25,
                  probe: Callable[[], BrokerIdentity | None] | None = None,
-                 shared_queue: str | None = None) -> None:
+                 shared_queue: str | None = None,
+                 subscriptions: Callable[[str], int | None] | None = None) -> None:
         self.app = app
+        #: Redis: how many patterns the clients of a name are subscribed to, as Redis sees
+        #: them (``ingest_redis.pattern_subscriptions``): the session reports itself connected
+        #: only once its own PSUBSCRIBE shows there; None: connected once consuming
+        self.subscriptions = subscriptions
         self.shared_queue = shared_queue
         self.url = url
         self.sink = sink
@@ -207,9 +217,11 @@ class KombuSession:
 
     def run(self, on_connected: Callable[[BrokerIdentity | None], None]) -> None:
         """Returns when ``stop`` is set; raises whatever the broker client raises."""
-        options = {"transport_options": self.transport_options} if self.transport_options else {}
+        options = dict(self.transport_options)
+        client_name = self._client_name(options) if self.subscriptions is not None else None
+        kwargs = {"transport_options": options} if options else {}
         with _counting_kombu_drops(self.stats), \
-                self.app.connection_for_read(self.url, **options) as conn:
+                self.app.connection_for_read(self.url, **kwargs) as conn:
             # Fail at once when the broker is down: the Ingestor does the (interruptible)
             # backoff. kombu's own retry loop sleeps and ignores stop requests.
             conn.ensure_connection(max_retries=0)
@@ -219,12 +231,52 @@ class KombuSession:
             if self.shared_queue is not None:
                 recv.queue = self._shared_queue(recv)
             with recv.consumer_context(wakeup=False) as (consumer_conn, channel, _consumers):
-                on_connected(self.probe() if self.probe is not None else None)
+                def connected() -> None:
+                    on_connected(self.probe() if self.probe is not None else None)
 
                 def wake() -> None:
                     recv.wakeup_workers(channel=channel)
 
-                self._drain(consumer_conn, wake if self.wakeup else None)
+                self._drain(consumer_conn, connected, self._subscribed(client_name),
+                            wake if self.wakeup else None)
+
+    def _client_name(self, options: dict[str, Any]) -> str:
+        """The name kombu's Redis connections give themselves (``CLIENT SETNAME``), by which
+        ``subscriptions`` finds ours: the user's ``client_name`` transport option, else one
+        of our own, unique to this session, put in ``options``."""
+        configured = options.get("client_name") or (
+            self.app.conf.broker_transport_options or {}).get("client_name")
+        if configured:
+            return str(configured)
+        options["client_name"] = name = f"lazycelery-{os.getpid()}-{secrets.token_hex(4)}"
+        return name
+
+    def _subscribed(self, client_name: str | None) -> Callable[[], bool]:
+        """Whether the event stream is subscribed on the broker now. AMQP: as soon as kombu
+        consumes (queue.declare, queue.bind and basic.consume were answered). Redis: kombu
+        sends PSUBSCRIBE at its first drain and never says when Redis took it, so until
+        ``CLIENT LIST`` shows our pattern (or cannot tell: refused, or ``READY_WAIT`` gone)."""
+        check = self.subscriptions
+        if check is None or client_name is None:
+            return lambda: True
+        give_up = time.monotonic() + READY_WAIT
+
+        def subscribed() -> bool:
+            try:
+                found = check(client_name)
+            except OSError as exc:  # our own check failing must not fail kombu's session
+                log.debug("CLIENT LIST unreadable (%s): subscribed assumed", exc)
+                return True
+            if found is None:
+                log.debug("CLIENT LIST refused: subscribed assumed after the first read")
+                return True
+            if found == 0 and time.monotonic() > give_up:
+                log.warning("Redis shows no pattern subscription of client %s after %.0f s: "
+                            "reported subscribed anyway", client_name, READY_WAIT)
+                return True
+            return found > 0
+
+        return subscribed
 
     def _shared_queue(self, recv: Any) -> Any:
         """The durable queue several recorders share, instead of the Receiver's own (the same
@@ -240,21 +292,25 @@ class KombuSession:
                      durable=True, auto_delete=False, exclusive=False,
                      queue_arguments=spec.arguments)
 
-    def _drain(self, conn: Any, wake: Callable[[], None] | None) -> None:
+    def _drain(self, conn: Any, connected: Callable[[], None], subscribed: Callable[[], bool],
+               wake: Callable[[], None] | None) -> None:
         """``ConsumerMixin.consume`` with batching: events wait in the sink at most
         ``flush_delay`` while more arrive, and are applied as soon as the stream pauses.
 
-        ``wake`` (the Receiver's wakeup broadcast) runs after the first drain: kombu's Redis
-        channel only sends its PSUBSCRIBE from there, and the workers answer within
+        ``connected`` is called once ``subscribed()`` says so, checked after each drain until
+        then (kombu's Redis channel sends its PSUBSCRIBE at the first drain): readiness is
+        never reported before an event published next would reach us.
+        ``wake`` (the Receiver's wakeup broadcast) runs then too: the workers answer within
         milliseconds, so the Receiver's own wakeup (before that) loses the answers on Redis.
         """
         sink, stop = self.sink, self.stop
         broker_errors = tuple(conn.connection_errors) + tuple(conn.channel_errors)
         next_heartbeat = time.monotonic() + 1.0
-        first_timeout = self.flush_delay if wake is not None else self.poll_interval
+        waiting: Callable[[], None] | None = connected
         while not stop.is_set():
             try:
-                conn.drain_events(timeout=self.flush_delay if sink.pending else first_timeout)
+                conn.drain_events(timeout=self.flush_delay if sink.pending or waiting
+                                  else self.poll_interval)
             except TimeoutError:  # socket.timeout: nothing arrived, the stream is idle
                 sink.flush()
             except OSError:
@@ -274,10 +330,11 @@ class KombuSession:
                     sink.flush()
                 else:
                     sink.tick()
-            if wake is not None:
-                wake()
-                wake = None
-                first_timeout = self.poll_interval
+            if waiting is not None and subscribed():
+                waiting()
+                waiting = None
+                if wake is not None:
+                    wake()
             now = time.monotonic()
             if now >= next_heartbeat:  # AMQP heartbeats (a no-op on Redis)
                 conn.heartbeat_check()

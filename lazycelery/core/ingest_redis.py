@@ -29,6 +29,7 @@ __all__ = [
     "RespConnection",
     "event_channel_pattern",
     "parse_redis_url",
+    "pattern_subscriptions",
     "probe_identity",
 ]
 
@@ -323,6 +324,28 @@ def _connect_error(exc: OSError, endpoint: RedisEndpoint) -> RedisProtocolError:
     if exc.errno is None:
         return RedisProtocolError(f"Error connecting to {endpoint.address}. {reason}.")
     return RedisProtocolError(f"Error {exc.errno} connecting to {endpoint.address}. {reason}.")
+
+
+def pattern_subscriptions(endpoint: RedisEndpoint, client_name: str,
+                          timeout: float = 1.0) -> int | None:
+    """How many patterns the clients named ``client_name`` are subscribed to, as Redis sees
+    them (``CLIENT LIST``'s ``psub``): the kombu path's proof that its PSUBSCRIBE was
+    processed, which kombu does not tell. None: ``CLIENT LIST`` is refused (an ACL, a renamed
+    command); ``OSError`` when Redis cannot be reached."""
+    conn = RespConnection.open(endpoint, timeout)
+    try:
+        reply = conn.command("CLIENT", "LIST")
+    except RedisProtocolError:
+        return None
+    finally:
+        conn.close()
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    total = 0
+    for line in text.splitlines():
+        fields = dict(part.partition("=")[::2] for part in line.split(" "))
+        if fields.get("name") == client_name:
+            total += int(fields.get("psub", "0") or 0)
+    return total
 
 
 def probe_identity(endpoint: RedisEndpoint, timeout: float = 1.0) -> BrokerIdentity | None:

@@ -20,6 +20,10 @@ sending to it (credit flow) and the events wait in the queue, where celery's 5 s
 The thread alone writes to the socket too, since with TLS (OpenSSL) one thread may not write
 while another reads: it keeps the connection checked (``Keepalive``: Redis's PING after a quiet
 spell, AMQP's heartbeat frames) and writes what the ingest thread hands it (``send``).
+
+A ``limit`` of 0 (``--read-ahead 0``) starts no thread: ``take`` reads the socket in the ingest
+thread itself, one recv at a time, as before the reader existed, and the broker's own bound
+applies to a stalled ingest (Redis cuts it off, RabbitMQ's queue TTL expires its events).
 """
 
 from __future__ import annotations
@@ -92,7 +96,8 @@ class ReadAhead:
     ``take(timeout)`` returns every chunk read so far (possibly none after ``timeout``);
     ``error`` is what ended the reading (EOF as ``ConnectionError``, an ``OSError``, the peer
     given up by ``keepalive``), raised by ``take`` once every chunk read before it was taken.
-    ``send(data)`` has the reader write ``data`` at its next turn (within ``poll_interval``)."""
+    ``send(data)`` has the reader write ``data`` at its next turn (within ``poll_interval``).
+    ``limit=0``: no thread; ``take`` reads and writes in the caller's thread (``inline``)."""
 
     def __init__(self, sock: socket.socket, stop: threading.Event, *,
                  limit: int = DEFAULT_READ_AHEAD, poll_interval: float = 0.25,
@@ -116,8 +121,18 @@ class ReadAhead:
         self._thread = threading.Thread(target=self._run, name="lazycelery-read-ahead",
                                         daemon=True)
 
+    @property
+    def inline(self) -> bool:
+        """Whether the socket is read by ``take`` itself (``limit`` 0: no read-ahead)."""
+        return self.limit <= 0
+
     def start(self) -> ReadAhead:
-        self._thread.start()
+        if self.inline:
+            self._sock.settimeout(self._poll)
+            if self.keepalive is not None:
+                self.keepalive.received(time.monotonic())
+        else:
+            self._thread.start()
         return self
 
     def close(self, timeout: float = 2.0, *, shutdown: bool = True) -> None:
@@ -193,6 +208,8 @@ class ReadAhead:
     def take(self, timeout: float) -> list[bytes]:
         """Every chunk read so far, waiting up to ``timeout`` for the first; raises the
         reader's error once nothing read before it is left."""
+        if self.inline:
+            return self._take_inline(timeout)
         cond, chunks = self._cond, self._chunks
         with cond:
             if not chunks and not self._done:
@@ -206,3 +223,24 @@ class ReadAhead:
             self.buffered = 0
             cond.notify_all()
         return taken
+
+    def _take_inline(self, timeout: float) -> list[bytes]:
+        """``take`` without a reader thread: one recv of what the socket holds (up to
+        ``timeout``), the keepalive and the outbox written first."""
+        if self._closing or self._stop.is_set():
+            return []
+        sock, keepalive = self._sock, self.keepalive
+        if self._outbox:
+            self._write(sock, self._outbox, keepalive)
+        if keepalive is not None and keepalive.due(time.monotonic()):
+            sock.sendall(keepalive.frame)
+        sock.settimeout(max(timeout, 0.0) or 0.001)
+        try:
+            data = sock.recv(_RECV_SIZE)
+        except TimeoutError:
+            return []
+        if not data:
+            raise ConnectionError("Connection closed by server.")
+        if keepalive is not None:
+            keepalive.received(time.monotonic())
+        return [data]

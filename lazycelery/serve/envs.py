@@ -43,7 +43,7 @@ class EnvServices:
 
     def __init__(self, envs: EnvSet, *, queue_interval: float = 5.0,
                  say: Say | None = None, max_inflight: int = DEFAULT_MAX_INFLIGHT,
-                 stream_buffer: int | None = None) -> None:
+                 stream_buffer: int | None = None, live_errors: bool = True) -> None:
         self.envs = envs
         self.services: dict[str, Service] = {}
         self.observers: dict[str, Observer] = {}
@@ -53,6 +53,8 @@ class EnvServices:
         #: while any environment's ingest is behind its broker
         self.admission = Admission(max_inflight, behind=self._behind)
         self._stream_buffer = stream_buffer
+        #: keep each environment's error groups live (``--no-live-errors``: rebuild per request)
+        self._live_errors = live_errors
         self._queue_interval = queue_interval
         self._say = say or (lambda text: None)
 
@@ -132,6 +134,7 @@ class EnvServices:
             self.readers[watch.name] = reader
         if service.live_errors is not None:  # followed on its thread from the first request
             service.live_errors.background = True
+            service.live_errors.enabled = self._live_errors
         self.services[watch.name] = service
         self.observers[watch.name] = Observer(service)
 

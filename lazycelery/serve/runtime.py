@@ -135,6 +135,7 @@ def plain_ingestor(settings: Settings, service: Service, observer: Observer, *,
         observer.reconciler = Reconciler(service.index, service.app)
         observer.reconciler.start()
     ingestor = Ingestor(settings.broker_url, service.index, mode=settings.ingest,
+                        read_ahead=settings.read_ahead,
                         app=settings.celery_app() if settings.app_spec else None,
                         transport_options=settings.transport_options,
                         on_batch=observer.on_batch, on_status=observer.on_status,

@@ -161,7 +161,7 @@ def _run(args: argparse.Namespace) -> int:
             on_batch=on_batch if tracing is None else tracing.tee(on_batch),
             on_status=on_status, on_notice=sink.on_notice,
         ) if server is not None else Ingestor(
-            settings.broker_url, index, mode=settings.ingest,
+            settings.broker_url, index, mode=settings.ingest, read_ahead=settings.read_ahead,
             app=settings.celery_app() if settings.app_spec else None,
             transport_options=settings.transport_options,
             on_batch=on_batch if tracing is None else tracing.tee(on_batch),

@@ -107,7 +107,7 @@ def run_dashboard(settings: Settings, *, no_plugins: bool = False, otel: bool = 
     # wakeup=False: the wakeup is a `heartbeat` broadcast to every worker on the broker;
     # workers appear with their next regular heartbeat (2 s by default) instead.
     ingestor = Ingestor(
-        settings.broker_url, index, mode=settings.ingest,
+        settings.broker_url, index, mode=settings.ingest, read_ahead=settings.read_ahead,
         app=settings.celery_app() if settings.app_spec else None,
         transport_options=settings.transport_options,
         on_batch=dashboard.on_batch if tracing is None else tracing.tee(dashboard.on_batch),
