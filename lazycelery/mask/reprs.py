@@ -155,6 +155,10 @@ def _mask_keyed(text: str, rules: RuleSet, hits: list[str]) -> str:
         if rule is None or text.startswith(MARK, start):
             continue
         end = _value_end(text, start)
+        opened = text[match.start() - 1] if match.group("word") and match.start() else ""
+        if opened and opened in "'\"":  # 'token=abc' quoted whole: the value ends at its quote
+            close = text.find(opened, start, end)
+            end = close if close != -1 else end
         value = text[start:end]
         if not value or value in ("None", "True", "False"):
             continue

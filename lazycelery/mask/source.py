@@ -26,12 +26,16 @@ _CONTAINERS: Final[dict[type[ast.expr], str]] = {ast.List: "list", ast.Tuple: "t
 Span = tuple[int, int, str]  # (start, end) in the text, and what replaces it
 
 # a quoted key followed by ':' (a dict repr), or a bare name followed by '=' or ': ' (keyword
-# arguments in an object's repr, ``password=...`` in a log line or a traceback)
+# arguments in an object's repr, ``password=...`` in a log line or a traceback), quoted or not
+# (``bad 'card=4111'`` in an exception message: a quote before the name is no reason to skip it)
 KEYED: Final = re.compile(
     r"""(?P<q>['"])(?P<key>[^'"\\\n]{1,200})(?P=q)\s*:\s*"""
-    r"""|(?<![\w.'"])(?P<word>[A-Za-z_][\w-]{0,200})(?:\s*=(?!=)\s*|:[ \t]+)""")
+    r"""|(?<![\w.])(?P<word>[A-Za-z_][\w-]{0,200})(?:\s*=(?!=)\s*|:[ \t]+)""")
 #: values after a key that hold nothing (``password=None``)
 _NOTHING: Final = re.compile(r"(?:None|True|False)?(?:[,)\]}\s]|$)")
+#: the same after a bare name, where a quote ends the value too (``'password=None'``; after a
+#: quoted key a quote opens a string value)
+_NOTHING_WORD: Final = re.compile(r"(?:None|True|False)?(?:[,)\]}\s'\"]|$)")
 
 
 def keyed_rule(text: str, rules: RuleSet) -> str | None:
@@ -40,8 +44,10 @@ def keyed_rule(text: str, rules: RuleSet) -> str | None:
     if not rules.keys:
         return None
     for match in KEYED.finditer(text):
-        rule = rules.key_rule(match.group("key") or match.group("word"))
-        if rule is not None and not _NOTHING.match(text, match.end()) \
+        word = match.group("word")
+        nothing = _NOTHING_WORD if word else _NOTHING
+        rule = rules.key_rule(match.group("key") or word)
+        if rule is not None and not nothing.match(text, match.end()) \
                 and not text.startswith(MARK, match.end()):
             return rule
     return None
