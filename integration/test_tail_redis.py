@@ -77,6 +77,21 @@ def test_timeout_exits_0_when_nothing_matches(redis_url: str) -> None:
         tail.close()
 
 
+def test_timeout_exits_1_when_the_broker_was_never_reached() -> None:
+    # nothing listens on port 1: "no events" must not read as "all quiet" to a script
+    tail = TailProcess("redis://:s3cret@127.0.0.1:1/0", "--json", "--timeout", "1.5")
+    try:
+        assert tail.wait_exit(60) == 1
+        assert tail.lines == []
+        errors = tail.stderr().splitlines()
+        assert errors[0].startswith("lazycelery: cannot connect to redis://:********@127.0.0.1:1/0")
+        assert errors[-1] == "lazycelery: --timeout: 1.5 s went by without a connection"
+        assert "s3cret" not in tail.stderr()
+        assert_no_traceback(tail.stderr())
+    finally:
+        tail.close()
+
+
 def test_a_broker_restart_is_reported_and_tail_carries_on(
         redis_server_factory: Callable[[], RedisServer], celery_worker_factory: Factory) -> None:
     server = redis_server_factory()

@@ -198,8 +198,10 @@ class FakeIngestor:
 
     def __init__(self, index: TailIndex, on_batch: Callable[..., None],
                  on_status: Callable[[Any], None], events: Sequence[Mapping[str, Any]] = (),
-                 statuses: Sequence[FakeStatus] = (), pause: float = 0.0, batch: int = 16) -> None:
+                 statuses: Sequence[FakeStatus] = (), pause: float = 0.0, batch: int = 16,
+                 connects: bool = True) -> None:
         self.index, self.on_batch, self.on_status = index, on_batch, on_status
+        self.connects = connects
         self.events, self.statuses, self.pause, self.batch = events, statuses, pause, batch
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -208,8 +210,13 @@ class FakeIngestor:
     def start(self) -> None:
         self.thread.start()
 
+    @property
+    def status(self) -> FakeStatus:
+        return FakeStatus("connected" if self.connects else "reconnecting")
+
     def _run(self) -> None:
-        self.on_status(FakeStatus("connected"))
+        if self.connects:
+            self.on_status(FakeStatus("connected"))
         for status in self.statuses:
             self.on_status(status)
         for start in range(0, len(self.events), self.batch):
@@ -261,6 +268,15 @@ def test_timeout_exits_0_after_quiet_seconds(shared_fixtures: Path) -> None:
     assert follow(r.ingestor, r.buffer, r.reporter, out, err, timeout=0.3) == 0
     assert 0.3 <= time.monotonic() - start < 3.0
     assert len(out.getvalue().splitlines()) == 50
+
+
+def test_timeout_without_ever_connecting_exits_1_with_a_line() -> None:
+    # a script running `tail --timeout` must not take "no events" for "all quiet"
+    r = rig(statuses=[FakeStatus("reconnecting", 1, 1.0, "Connection refused.")], connects=False)
+    err = io.StringIO()
+    assert follow(r.ingestor, r.buffer, r.reporter, io.BytesIO(), err, timeout=0.3) == 1
+    assert err.getvalue().splitlines()[-1] == \
+        "lazycelery: --timeout: 0.3 s went by without a connection"
 
 
 def test_timeout_restarts_with_every_matching_event(shared_fixtures: Path) -> None:

@@ -35,7 +35,8 @@ examples:
   OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 lazycelery tail --otel   and export spans
 
 exit status: 0 after --limit events, after --timeout, on Ctrl-C or SIGTERM and when the reader of
-stdout goes away (| head); 2 on a bad option or config, or if the event stream stops.
+stdout goes away (| head); 1 after --timeout if it never connected; 2 on a bad option or config,
+or if the event stream stops.
 """
 
 

@@ -81,6 +81,11 @@ class TailGroup:
     def status(self) -> IngestStatus:
         return IngestStatus(state=CONNECTING, path="several environments")
 
+    @property
+    def ever_connected(self) -> bool:
+        """One of the environments has been connected (``--timeout`` then ends with 0)."""
+        return any(reporter.ever_connected for reporter in self.reporters)
+
     def events_per_second(self) -> float:
         return sum(w.ingestor.events_per_second() for w in self.envs.watches
                    if w.ingestor is not None)

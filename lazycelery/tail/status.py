@@ -40,6 +40,11 @@ class StatusReporter:
         self._trouble_since: float | None = None
         self.stopping = False
 
+    @property
+    def ever_connected(self) -> bool:
+        """The ingest has been connected at least once."""
+        return self._ever_connected
+
     def _scrub(self, text: str | None) -> str:
         text = " ".join((text or "unknown error").split())
         for secret in self._secrets:

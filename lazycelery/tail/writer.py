@@ -48,7 +48,8 @@ def follow(ingestor: IngestorLike, buffer: LineBuffer, reporter: StatusReporter,
     """Start the ingestor and write what the sink queues until a stop condition; exit code.
 
     Exit 0 after ``limit`` lines, after ``timeout`` s without a matching event, on Ctrl-C and
-    when stdout's reader goes away; exit 2 if the event stream stops by itself.
+    when stdout's reader goes away; exit 1 after ``timeout`` s if it never connected; exit 2
+    if the event stream stops by itself.
     """
     written = 0
     deadline = None if timeout is None else clock() + timeout
@@ -63,7 +64,10 @@ def follow(ingestor: IngestorLike, buffer: LineBuffer, reporter: StatusReporter,
             items = buffer.take()
             if not items:
                 if deadline is not None and clock() >= deadline:
-                    return 0
+                    if _connected_once(ingestor, reporter):
+                        return 0
+                    _err_line(err, f"--timeout: {timeout:g} s went by without a connection")
+                    return 1
                 continue
             activity = False
             for item in items:
@@ -96,6 +100,15 @@ def follow(ingestor: IngestorLike, buffer: LineBuffer, reporter: StatusReporter,
     finally:
         with contextlib.suppress(KeyboardInterrupt):
             _stop_quietly(ingestor, reporter)
+
+
+def _connected_once(ingestor: IngestorLike, reporter: StatusReporter) -> bool:
+    """The event stream was connected at some point (``--timeout`` then ends quietly; without
+    a connection it is a failure a script must see: exit 1)."""
+    group = getattr(ingestor, "ever_connected", None)  # several environments: any of them
+    if isinstance(group, bool):
+        return group
+    return reporter.ever_connected or ingestor.status.state == "connected"
 
 
 def _err_line(err: TextIO, text: str) -> None:
