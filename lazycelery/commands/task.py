@@ -78,7 +78,8 @@ def register(
         description="The workflow of a task: its root and every descendant, groups as one "
                     "node (group ids from the result backend), a chord's callback under its "
                     "header, counts per state at each node. Reads the result backend and the "
-                    "history store when configured.",
+                    "history store when configured; with --server URL, serve's (its memory, "
+                    "store and result backend; any token role).",
     )
     tree.add_argument("--json", action="store_true", help="the tree as JSON")
     for sub in (retry, revoke, terminate, replay, tree):

@@ -53,7 +53,7 @@ ADD_CONSUMER_EPILOG = (
     "examples:\n"
     "  lazycelery worker add-consumer w1 -q reports --yes\n"
     "  lazycelery worker add-consumer w1 -q reports --exchange jobs --exchange-type topic \\\n"
-    "      --routing-key 'reports.#' --server http://monitor:5555")
+    "      --routing-key reports.daily --server http://monitor:5555")
 
 
 def register(
