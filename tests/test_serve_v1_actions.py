@@ -290,3 +290,78 @@ def test_reveal_without_a_result_backend_says_why_and_is_audited_as_the_api_user
     [entry] = audit.read(tmp_path / "audit.log")
     assert (entry.action, entry.targets) == ("reveal", [failed])
     assert entry.user.startswith("api:token:o") and entry.result["ok"] is False
+
+
+def test_worker_options_are_checked_with_a_400_naming_the_parameter(
+        api: TestClient, tmp_path: Path) -> None:
+    """A pool restart's modules, an add-consumer's exchange, type and routing key: a bad one,
+    or one the action does not take, is refused before any worker is looked up or asked."""
+    cases = [("pool-restart", {"modules": ["os; rm"]}, "modules", "bad module name"),
+             ("pool-restart", {"modules": ["a..b"], "reload": True}, "modules", "dotted"),
+             ("pool-restart", {"modules": "proj.tasks"}, "modules", "bad body"),
+             ("pool-restart", {"exchange": "x"}, "exchange", "takes no exchange"),
+             ("add-consumer", {"queue": "q", "exchange": "a b"}, "exchange", "bad exchange"),
+             ("add-consumer", {"queue": "q", "exchange_type": "nope"}, "exchange_type",
+              "bad exchange type"),
+             ("add-consumer", {"queue": "q", "routing_key": "a\u0000"}, "routing_key",
+              "bad routing key"),
+             ("add-consumer", {"queue": "q", "reload": True}, "reload", "takes no reload"),
+             ("pool-grow", {"routing_key": "k"}, "routing_key", "takes no routing_key")]
+    for action, extra, parameter, said in cases:
+        got = api.post(f"/api/v1/actions/workers/{action}",
+                       json={"workers": ["nobody@x"], **extra}, headers=OP)
+        assert got.status_code == 400, (action, extra, got.text)
+        assert got.json()["parameter"] == parameter, (action, extra)
+        assert said in got.json()["error"]
+    # good options pass the checks: then the unknown worker is the 404
+    for action, extra in (("pool-restart", {"modules": ["proj.tasks"], "reload": True}),
+                          ("add-consumer", {"queue": "q", "exchange": "jobs",
+                                            "exchange_type": "topic", "routing_key": "r.#"})):
+        got = api.post(f"/api/v1/actions/workers/{action}",
+                       json={"workers": ["nobody@x"], **extra}, headers=OP)
+        assert got.status_code == 404, got.text
+        viewer = api.post(f"/api/v1/actions/workers/{action}",
+                          json={"workers": ["nobody@x"], **extra}, headers=VIEW)
+        assert viewer.status_code == 403
+    assert not (tmp_path / "audit.log").exists()
+
+
+def test_the_client_checks_worker_options_before_sending() -> None:
+    from lazycelery.core.control_options import BadOption
+
+    actions = RemoteActions("http://127.0.0.1:1", "t")  # unreachable: it must not be asked
+    with pytest.raises(BadOption, match="bad module name"):
+        actions.pool_restart(["w"], modules=["a-b"], reload=True)
+    with pytest.raises(BadOption, match="bad exchange type"):
+        actions.add_consumer(["w"], "q", exchange="e", exchange_type="bogus")
+    with pytest.raises(ActionError, match="cannot reach"):  # good ones are sent
+        actions.add_consumer(["w"], "q", exchange="e", exchange_type="topic", routing_key="r")
+
+
+def test_options_round_trip_through_the_result_json() -> None:
+    result = ActionResult("add-consumer", ("w", "q"), True,
+                          options={"exchange": "e", "exchange_type": "topic",
+                                   "routing_key": "r.#"})
+    assert result.to_json()["options"] == {"exchange": "e", "exchange_type": "topic",
+                                           "routing_key": "r.#"}
+    assert result_from_json(result_json(result), "add-consumer") == result
+    assert "options" not in ActionResult("shutdown", ("w",), True).to_json()
+
+
+def test_workflow_links_are_a_read_for_any_role(api: TestClient, index: TaskIndex,
+                                                tmp_path: Path) -> None:
+    """``GET /api/v1/tasks/ID/links``: a viewer may read; without a result backend the note
+    says why; an unknown task is a 404 naming it; the client makes each one line."""
+    from lazycelery.core.workflow_remote import RemoteWorkflow
+
+    failed = _failed(index)
+    got = api.get(f"/api/v1/tasks/{failed}/links", headers=VIEW)
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert body["task"] == failed and body["links"] == {} and body["count"] == 0
+    assert "result backend" in body["note"]
+    missing = api.get("/api/v1/tasks/no-such-task/links", headers=VIEW)
+    assert missing.status_code == 404 and missing.json()["parameter"] == "task_id"
+    with pytest.raises(ActionError) as lost:
+        RemoteWorkflow("http://127.0.0.1:1", "t").links(failed)
+    assert str(lost.value).startswith("workflow: cannot read http://127.0.0.1:1: ")

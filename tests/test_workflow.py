@@ -151,3 +151,41 @@ def test_a_parent_cycle_ends() -> None:
     members = [Member("a", "t", "SUCCESS", "b"), Member("b", "t", "SUCCESS", "a")]
     root = build_tree(members, "a")
     assert sum(1 for _ in root.walk()) <= 4
+
+
+def test_trimmed_metas_link_the_same_tree_and_carry_no_values(
+        index: TaskIndex, recorded: dict[str, Any]) -> None:
+    """What serve answers a remote dashboard (``link_meta``) builds the tree the full metas
+    build, and holds ids, names and states only."""
+    from lazycelery.core.workflow import link_meta
+
+    ids = recorded["ids"]
+    trimmed = {u: link_meta(m) for u, m in recorded["metas"].items()}
+    for focus in (ids["chord"], ids["group"][0], ids["chain"], ids["nested"]):
+        def lines(metas: dict[str, Any], focus: str = focus) -> list[str]:
+            root = gather(focus, get=index.get, children_of=index.children_of,
+                          known=metas).root
+            return [text for text, _node in tree_lines(root, focus)]
+
+        assert lines(trimmed) == lines(recorded["metas"])
+        if focus == ids["chord"]:
+            assert len(lines(trimmed)) == 5  # the chord node, 3 header tasks, the body
+    for meta in trimmed.values():
+        assert set(meta) <= {"name", "status", "parent_id", "group_id", "children"}
+    assert link_meta({"result": "secret", "args": [1], "children": [["bad"], 3, None]}) == {}
+
+
+def test_a_tree_read_back_from_its_json_draws_the_same_lines(
+        index: TaskIndex, recorded: dict[str, Any]) -> None:
+    from lazycelery.core.workflow import tree_from_json
+
+    ids = recorded["ids"]
+    for focus in (ids["chord"], ids["group"][0], ids["chain"], ids["nested"]):
+        root = _tree(index, recorded, focus)
+        again = tree_from_json(json.loads(json.dumps(tree_json(root))))
+        assert [t for t, _ in tree_lines(again, focus)] == [t for t, _ in tree_lines(root, focus)]
+        assert tree_json(again) == tree_json(root)
+    odd = tree_from_json({"kind": "??", "id": 3, "counts": {"X": "y", "OK": True},
+                          "children": ["x", {"kind": "group"}]})
+    assert (odd.kind, odd.id, dict(odd.counts)) == (TASK, "3", {})
+    assert [c.kind for c in odd.children] == [GROUP]

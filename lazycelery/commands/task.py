@@ -78,7 +78,8 @@ def register(
         description="The workflow of a task: its root and every descendant, groups as one "
                     "node (group ids from the result backend), a chord's callback under its "
                     "header, counts per state at each node. Reads the result backend and the "
-                    "history store when configured.",
+                    "history store when configured; with --server URL, serve's (its memory, "
+                    "store and result backend; any token role).",
     )
     tree.add_argument("--json", action="store_true", help="the tree as JSON")
     for sub in (retry, revoke, terminate, replay, tree):
@@ -88,16 +89,20 @@ def register(
                               "by serve with --server)")
         if sub is not tree:
             add_safety_options(sub)
-            add_action_server_options(sub)
+        add_action_server_options(sub, read=sub is tree)
 
 
-def add_action_server_options(parser: argparse.ArgumentParser) -> None:
-    """--server and --token: the action forwarded to a serve (operator token; audited there)."""
+def add_action_server_options(parser: argparse.ArgumentParser, *, read: bool = False) -> None:
+    """--server and --token: the action forwarded to a serve (operator token; audited there);
+    ``read``: a read asked of serve (any token)."""
     group = parser.add_argument_group("remote (forward to a lazycelery serve)")
     group.add_argument("--server", metavar="URL", default=None,
-                       help="send the action to `lazycelery serve` at URL instead of the broker "
-                            "(an operator token; serve audits it with the token's name), e.g. "
-                            "--server http://monitor:5555")
+                       help=("ask `lazycelery serve` at URL instead (any token: it reads its "
+                             "index, history store and result backend), e.g. --server "
+                             "http://monitor:5555") if read else
+                       ("send the action to `lazycelery serve` at URL instead of the broker "
+                        "(an operator token; serve audits it with the token's name), e.g. "
+                        "--server http://monitor:5555"))
     group.add_argument("--token", metavar="TOKEN", default=None,
                        help="bearer token for --server (better: $LAZYCELERY_TOKEN)")
 
@@ -112,7 +117,9 @@ def run(args: argparse.Namespace) -> int:
     if action not in ("retry", "revoke", "terminate", "replay", "tree"):
         raise UsageError("task: expected an action: retry, revoke, terminate, replay or tree")
     settings = config.resolve(args)
-    if action != "tree" and getattr(args, "server", None):
+    if getattr(args, "server", None):
+        if action == "tree":
+            return _remote_tree(args)
         return _remote(args, action, bool(settings.read_only))
     actions = Actions.from_settings(settings, timeout=_timeout(args),
                                     audit_sink=store_sink(settings.store_url))
@@ -158,6 +165,22 @@ def _remote(args: argparse.Namespace, action: str, read_only: bool) -> int:
 
         return replay(actions, args, where, confirm=confirm, finish=finish)
     return _revoke(actions, args, where, terminate=action == "terminate")
+
+
+def _remote_tree(args: argparse.Namespace) -> int:
+    """``task tree ID --server URL``: serve's tree (its index, history store and result
+    backend), printed as a local one; a prefix is resolved by serve first."""
+    from lazycelery.commands.task_workflow import print_tree
+    from lazycelery.core.actions_remote import RemoteActions
+    from lazycelery.core.ingest_remote import remote_target
+    from lazycelery.core.workflow_remote import RemoteWorkflow
+
+    if len(args.ids) > 1:
+        raise UsageError("task tree: give one task id")
+    server, token = remote_target(args.server, args.token)
+    assert server is not None
+    [task_id] = _said(RemoteActions(server, token).resolve_task_ids(args.ids, "task tree"))
+    return print_tree(RemoteWorkflow(server, token).tree(task_id), json_out=args.json)
 
 
 def _full_ids(actions: Actions, ids: Sequence[str]) -> list[str]:

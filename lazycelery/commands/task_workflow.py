@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from lazycelery.errors import UsageError
 from lazycelery.text import visible
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from lazycelery.core.actions import ActionResult, Actions
     from lazycelery.core.model import TaskRecord
 
-__all__ = ["replay", "tree"]
+__all__ = ["print_tree", "replay", "tree"]
 
 
 def _stored(settings: Settings, task_id: str, *, siblings: bool
@@ -36,7 +37,7 @@ def _stored(settings: Settings, task_id: str, *, siblings: bool
 
 
 def tree(actions: Actions, settings: Settings, args: argparse.Namespace) -> int:
-    from lazycelery.core.workflow import tree_json, tree_lines
+    from lazycelery.core.workflow import tree_json
     from lazycelery.core.workflow_fetch import backend_fetch, gather
 
     task_id = args.ids[0]
@@ -53,13 +54,25 @@ def tree(actions: Actions, settings: Settings, args: argparse.Namespace) -> int:
     notes = [n for n in (wf.note, store_note) if n]
     if len(wf.ids) == 1 and not any(n.known for _d, n in wf.root.walk()):
         raise UsageError(f"task tree: {task_id}: unknown ({'; '.join(notes) or 'not found'})")
-    if args.json:
-        print(json.dumps({"task": task_id, "tree": tree_json(wf.root), "notes": notes}, indent=2))
+    return print_tree({"task": task_id, "tree": tree_json(wf.root), "notes": notes},
+                      json_out=args.json)
+
+
+def print_tree(doc: Mapping[str, Any], *, json_out: bool) -> int:
+    """The tree document (``tree``'s, or serve's ``/api/v1/tasks/ID/tree``): as JSON, or drawn
+    with the notes on stderr."""
+    from lazycelery.core.workflow import tree_from_json, tree_lines
+
+    if json_out:
+        print(json.dumps(doc, indent=2))
         return 0
-    for text, _node in tree_lines(wf.root, task_id):
+    task_id = str(doc.get("task") or "")
+    tree = doc.get("tree")
+    for text, _node in tree_lines(tree_from_json(tree if isinstance(tree, Mapping) else {}),
+                                  task_id):
         print(visible(text))
-    for note in notes:
-        print(f"note: {visible(note)}", file=sys.stderr)
+    for note in doc.get("notes") or ():
+        print(f"note: {visible(str(note))}", file=sys.stderr)
     return 0
 
 

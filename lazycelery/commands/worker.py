@@ -39,6 +39,23 @@ ACTIONS: dict[str, str] = {
 }
 
 
+POOL_RESTART_EPILOG = (
+    "The worker needs worker_pool_restarts = True. --module names are imported in the worker\n"
+    "(reloaded with --reload); with --server they are sent by serve (checked there too:\n"
+    "dotted Python names only), audited with them.\n"
+    "examples:\n"
+    "  lazycelery worker pool-restart w1 --yes\n"
+    "  lazycelery worker pool-restart w1 --reload --module proj.tasks --server "
+    "http://monitor:5555")
+ADD_CONSUMER_EPILOG = (
+    "The worker declares the queue, binds it to the exchange with the routing key and\n"
+    "consumes it; with --server serve sends all three (checked there), audited with them.\n"
+    "examples:\n"
+    "  lazycelery worker add-consumer w1 -q reports --yes\n"
+    "  lazycelery worker add-consumer w1 -q reports --exchange jobs --exchange-type topic \\\n"
+    "      --routing-key reports.daily --server http://monitor:5555")
+
+
 def register(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     common: argparse.ArgumentParser,
@@ -63,18 +80,29 @@ def register(
         add_safety_options(sub)
         add_action_server_options(sub)  # --server URL: sent by serve, audited there
     subs["pool-restart"].add_argument("--reload", action="store_true",
-                                      help="also reload the modules (--module)")
+                                      help="reload the --module modules the worker has already "
+                                           "imported (without --module: every task module)")
     subs["pool-restart"].add_argument("--module", action="append", dest="modules", metavar="MOD",
-                                      help="module to (re)import; repeatable")
+                                      help="module to import in the worker (a dotted Python "
+                                           "name, e.g. proj.tasks); repeatable")
+    subs["pool-restart"].epilog = POOL_RESTART_EPILOG
+    subs["pool-restart"].formatter_class = argparse.RawDescriptionHelpFormatter
     for name in ("pool-grow", "pool-shrink"):
         subs[name].add_argument("-n", type=int, default=1, metavar="N", help="processes (default 1)")
     subs["autoscale"].add_argument("--max", type=int, required=True, metavar="N")
     subs["autoscale"].add_argument("--min", type=int, required=True, metavar="N")
     for name in ("add-consumer", "cancel-consumer"):
         subs[name].add_argument("--queue", "-q", required=True, metavar="QUEUE")
-    subs["add-consumer"].add_argument("--exchange", metavar="NAME", help="default: the queue name")
-    subs["add-consumer"].add_argument("--exchange-type", default="direct", metavar="TYPE")
-    subs["add-consumer"].add_argument("--routing-key", metavar="KEY", help="default: the queue name")
+    subs["add-consumer"].add_argument("--exchange", metavar="NAME",
+                                      help="the exchange the queue is bound to (default: one "
+                                           "named like the queue)")
+    subs["add-consumer"].add_argument("--exchange-type", default="direct", metavar="TYPE",
+                                      help="direct (default), topic, fanout, headers or a "
+                                           "plugin's x-...")
+    subs["add-consumer"].add_argument("--routing-key", metavar="KEY",
+                                      help="the binding's routing key (default: the queue name)")
+    subs["add-consumer"].epilog = ADD_CONSUMER_EPILOG
+    subs["add-consumer"].formatter_class = argparse.RawDescriptionHelpFormatter
     for name in ("rate-limit", "time-limit"):
         subs[name].add_argument("--task", "-t", required=True, metavar="NAME", help="task name")
     subs["rate-limit"].add_argument("--rate", required=True, metavar="RATE",
@@ -183,11 +211,6 @@ def _remote(args: argparse.Namespace, action: str, read_only: bool) -> int:
     if not args.dry_run:
         guard(read_only, action)  # refuse before asking serve anything
     _check_arguments(action, args)
-    if action == "pool-restart" and (args.reload or args.modules):
-        raise UsageError("pool-restart: --reload and --module are not forwarded with --server")
-    if action == "add-consumer" and (args.exchange or args.routing_key):
-        raise UsageError("add-consumer: --exchange and --routing-key are not forwarded with "
-                         "--server")
     actions: Any = RemoteActions(server, token, read_only=read_only)
     workers = actions.resolve_workers(args.workers, action)  # w1: the w1@host serve knows
     what = "restart (serve's configured command)" if action == "restart" else \
@@ -284,6 +307,7 @@ def _check_arguments(action: str, args: argparse.Namespace) -> None:
         raise UsageError("time-limit: give --soft and/or --hard, or --clear")
     if action == "time-limit" and args.clear and (args.soft or args.hard):
         raise UsageError("time-limit: --clear removes both limits: give no --soft/--hard")
+    _options(action, args)  # a bad module, exchange or routing key: one line, nothing sent
 
 
 def _details(action: str, args: argparse.Namespace) -> str:
@@ -293,15 +317,28 @@ def _details(action: str, args: argparse.Namespace) -> str:
         "pool-grow": lambda: f" by {args.n}",
         "pool-shrink": lambda: f" by {args.n}",
         "autoscale": lambda: f" max={args.max} min={args.min}",
-        "add-consumer": lambda: f" queue {args.queue}",
+        "add-consumer": lambda: f" queue {args.queue}{_options(action, args)}",
         "cancel-consumer": lambda: f" queue {args.queue}",
         "rate-limit": lambda: f" {args.task} = {args.rate}",
         "time-limit": lambda: f" {args.task} {describe_limits(args.soft, args.hard)}",
-        "pool-restart": lambda: f" (reload {', '.join(args.modules)})" if args.reload and args.modules
-        else "",
+        "pool-restart": lambda: _options(action, args),
     }
     make = details.get(action)
     return str(make()) if make else ""
+
+
+def _options(action: str, args: argparse.Namespace) -> str:
+    """`` (exchange E (topic), routing key K)``, `` (reload proj.tasks)``: the options said
+    before the question; a bad one is one line (``BadOption``) before anything is sent."""
+    from lazycelery.core.control_options import consumer_options, describe, pool_options
+
+    if action == "pool-restart":
+        options = pool_options(args.modules, args.reload)
+    elif action == "add-consumer":
+        options = consumer_options(args.exchange, args.exchange_type, args.routing_key)
+    else:
+        return ""
+    return f" ({describe(options)})" if options else ""
 
 
 def _execute(actions: Actions, action: str, workers: list[str], args: argparse.Namespace) -> ActionResult:

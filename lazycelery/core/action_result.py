@@ -53,6 +53,9 @@ class ActionResult:
     count: int | None = None
     #: tasks whose record this action changed in the index (PURGED, or REVOKED once confirmed)
     marked: tuple[str, ...] = ()
+    #: the command's options beyond its targets (a pool restart's modules and reload, a
+    #: consumer's exchange and routing key): in the audit line
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -69,6 +72,8 @@ class ActionResult:
             out["count"] = self.count
         if self.marked:
             out["marked"] = list(self.marked)
+        if self.options:
+            out["options"] = dict(self.options)
         return out
 
     def lines(self) -> list[str]:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from lazycelery.core import audit
 from lazycelery.core.action_result import ActionError, ActionResult, ReadOnlyError, Reply
+from lazycelery.core.control_options import consumer_options, pool_options
 from lazycelery.core.model import PENDING, RECEIVED, RETRY, TaskRecord
 from lazycelery.core.placement import (
     Placement,
@@ -220,7 +221,9 @@ class Actions:
         return result
 
     def _control(self, action: str, command: str, workers: Sequence[str],
-                 targets: Sequence[str] | None = None, **arguments: Any) -> ActionResult:
+                 targets: Sequence[str] | None = None, *,
+                 options: Mapping[str, Any] | None = None, **arguments: Any) -> ActionResult:
+        """``options``: what the audit line records of ``arguments`` beyond the targets."""
         self.guard(action)
         dest = _destination(workers)
         method = getattr(self.app.control, command)
@@ -228,12 +231,13 @@ class Actions:
             replies = method(destination=dest, reply=True, timeout=self.timeout, **arguments)
         except Exception as exc:
             result = ActionResult(action, tuple(targets or dest), False,
-                                  message=f"not sent: {error_line(exc)}")
+                                  message=f"not sent: {error_line(exc)}",
+                                  options=dict(options or {}))
             return self._audited(result)
         got, missing = _collect(replies, dest)
         ok = bool(got) and all(r.ok for r in got.values()) and not missing
         result = ActionResult(action, tuple(targets or dest), ok, replies=got, missing=missing,
-                              message=_summary(got, missing))
+                              message=_summary(got, missing), options=dict(options or {}))
         return self._audited(result)
 
     def locate(self, task_ids: Sequence[str]) -> Placement:
@@ -457,9 +461,12 @@ class Actions:
 
     def pool_restart(self, workers: Sequence[str], *, modules: Sequence[str] | None = None,
                      reload: bool = False) -> ActionResult:
-        """Needs ``worker_pool_restarts = True`` on the worker (else it replies an error)."""
-        return self._control("pool-restart", "pool_restart", workers,
-                             modules=list(modules) if modules else None, reload=reload)
+        """Needs ``worker_pool_restarts = True`` on the worker (else it replies an error).
+        ``modules`` are imported in the worker (reloaded with ``reload``; ``reload`` without
+        them reloads every task module): dotted Python names only (``BadOption``)."""
+        options = pool_options(modules, reload)
+        return self._control("pool-restart", "pool_restart", workers, options=options,
+                             modules=options.get("modules"), reload=reload)
 
     def pool_grow(self, workers: Sequence[str], n: int = 1) -> ActionResult:
         _positive(n, "pool-grow: n")
@@ -479,9 +486,10 @@ class Actions:
     def add_consumer(self, workers: Sequence[str], queue: str, *, exchange: str | None = None,
                      exchange_type: str = "direct", routing_key: str | None = None) -> ActionResult:
         _named(queue, "add-consumer: queue")
+        options = consumer_options(exchange, exchange_type, routing_key)  # BadOption
         return self._control("add-consumer", "add_consumer", workers, targets=_with(workers, queue),
-                             queue=queue, exchange=exchange, exchange_type=exchange_type,
-                             routing_key=routing_key)
+                             options=options, queue=queue, exchange=exchange,
+                             exchange_type=exchange_type, routing_key=routing_key)
 
     def cancel_consumer(self, workers: Sequence[str], queue: str) -> ActionResult:
         _named(queue, "cancel-consumer: queue")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from lazycelery.core.action_result import ActionError, ActionResult, Reply
 from lazycelery.core.actions import QUEUED_STATES, WAITING_STATES, guard
+from lazycelery.core.control_options import consumer_options, pool_options
 from lazycelery.core.model import TaskRecord
 from lazycelery.core.placement import Placement
 from lazycelery.core.retry_plan import Refusal, RetryBatch, RetryPlan
@@ -52,7 +53,8 @@ def result_from_json(body: Mapping[str, Any], action: str) -> ActionResult:
         refused={str(k): str(v) for k, v in (body.get("refused") or {}).items()},
         audit_error=(str(body["audit_error"]) if body.get("audit_error") else None),
         count=count if isinstance(count, int) else None,
-        marked=tuple(str(m) for m in body.get("marked") or ()))
+        marked=tuple(str(m) for m in body.get("marked") or ()),
+        options=dict(options) if isinstance(options := body.get("options"), Mapping) else {})
 
 
 def _plan(body: Mapping[str, Any]) -> RetryPlan:
@@ -96,8 +98,8 @@ class RemoteActions:
     """``Actions`` through a serve. ``index`` (the remote dashboard's) gets the REVOKED and
     PURGED marks serve made in its own index, so the viewer's list agrees at once."""
 
-    #: no celery app here: the workflow links are serve's (the dashboard says so); reveal,
-    #: a queue move and a worker restart are asked of serve
+    #: no celery app here: the workflow links (``core.workflow_remote``), reveal, a queue
+    #: move and a worker restart are asked of serve
     app = None
     #: the worker restart runs serve's own configured command (the dashboard asks first)
     restarts_on_serve = True
@@ -278,9 +280,9 @@ class RemoteActions:
 
     def pool_restart(self, workers: Sequence[str], *, modules: Sequence[str] | None = None,
                      reload: bool = False) -> ActionResult:
-        if modules or reload:
-            raise ActionError("pool-restart: modules and reload are not forwarded to serve")
-        return self._workers("pool-restart", workers)
+        """``modules`` and ``reload`` as serve's worker gets them (checked here first, and
+        again by serve: a dotted Python name each)."""
+        return self._workers("pool-restart", workers, **pool_options(modules, reload))
 
     def pool_grow(self, workers: Sequence[str], n: int = 1) -> ActionResult:
         return self._workers("pool-grow", workers, n=n)
@@ -294,9 +296,10 @@ class RemoteActions:
     def add_consumer(self, workers: Sequence[str], queue: str, *, exchange: str | None = None,
                      exchange_type: str = "direct",
                      routing_key: str | None = None) -> ActionResult:
-        if exchange or routing_key:
-            raise ActionError("add-consumer: exchange and routing key are not forwarded to serve")
-        return self._workers("add-consumer", workers, queue=queue)
+        """The exchange, its type and the routing key go with the queue (checked here first,
+        and again by serve); serve's audit line records them."""
+        options = consumer_options(exchange, exchange_type, routing_key)
+        return self._workers("add-consumer", workers, queue=queue, **options)
 
     def cancel_consumer(self, workers: Sequence[str], queue: str) -> ActionResult:
         return self._workers("cancel-consumer", workers, queue=queue)

@@ -24,9 +24,9 @@ from typing import Any, Final
 
 from lazycelery.core.model import READY_STATES, TaskRecord
 
-__all__ = ["MAX_NODES", "Member", "Node", "build_tree", "group_links", "members_from",
-           "meta_children",
-           "sibling_candidates", "tree_json", "tree_lines", "workflow_ids"]
+__all__ = ["MAX_NODES", "Member", "Node", "build_tree", "group_links", "link_meta",
+           "members_from", "meta_children", "sibling_candidates", "tree_from_json", "tree_json",
+           "tree_lines", "workflow_ids"]
 
 #: a workflow is cut at this many tasks (a tree bigger than a screenful is read in --json)
 MAX_NODES: Final = 5000
@@ -105,6 +105,20 @@ def meta_children(meta: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, l
 def _is_result(value: Any) -> bool:
     return (isinstance(value, (list, tuple)) and len(value) >= 1 and isinstance(value[0], (list, tuple))
             and len(value[0]) >= 1 and isinstance(value[0][0], str))
+
+
+def link_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """What the tree reads of a result-backend meta (name, status, parent and group ids, the
+    children's ids, rebuilt in celery's tuple shape), nothing else: no args, kwargs, result or
+    traceback. What serve answers a remote dashboard's workflow links with."""
+    out: dict[str, Any] = {key: value for key in ("name", "status", "parent_id", "group_id")
+                           if isinstance(value := meta.get(key), str) and value}
+    plain, groups = meta_children(meta)
+    children: list[Any] = [[[cid, None], None] for cid in plain]
+    children += [[[gid, None], [[[m, None], None] for m in ids]] for gid, ids in groups]
+    if children:
+        out["children"] = children
+    return out
 
 
 def group_links(metas: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
@@ -344,3 +358,21 @@ def tree_json(node: Node) -> dict[str, Any]:
     out["counts"] = dict(sorted(node.counts.items()))
     out["children"] = [tree_json(c) for c in node.children]
     return out
+
+
+def tree_from_json(doc: Mapping[str, Any], depth: int = 0) -> Node:
+    """The ``Node`` that ``tree_json`` wrote (serve's ``/api/v1/tasks/ID/tree``), so a remote
+    tree prints with ``tree_lines`` as a local one does. Odd values become unknowns."""
+    kind = doc.get("kind")
+    node = Node(kind if kind in (TASK, GROUP, WORKFLOW) else TASK, str(doc.get("id") or ""),
+                name=_str(doc.get("name")), state=_str(doc.get("state")),
+                role=_str(doc.get("role")) or "", known=doc.get("known") is not False)
+    counts = doc.get("counts")
+    if isinstance(counts, Mapping):
+        node.counts.update({str(k): v for k, v in counts.items()
+                            if isinstance(v, int) and not isinstance(v, bool)})
+    children = doc.get("children")
+    if isinstance(children, list) and depth < _MAX_DEPTH:
+        node.children = [tree_from_json(c, depth + 1) for c in children
+                         if isinstance(c, Mapping)]
+    return node

@@ -52,6 +52,7 @@ from lazycelery.tui.screen.shell import Shell
 if TYPE_CHECKING:
     from lazycelery.broker.model import QueueStats
     from lazycelery.core.reconcile import ReconcileReport
+    from lazycelery.core.workflow_remote import WorkflowLinks
     from lazycelery.tui.screen.model import ScreenModel
 
 __all__ = ["ON_DEMAND", "ActionsLike", "Operator", "QueueOps", "ReconcilerLike"]
@@ -123,6 +124,9 @@ class Operator:
         self.read_only_reason = _READ_ONLY
         #: the environment's worker restart command (docs/fleet.md); None: none configured
         self.restart_command: str | None = None
+        #: the workflow links of a task read by a serve (``--server``: only serve reads the
+        #: result backend), for any token role; None: read from the actions' own app
+        self.read_links: Callable[[str], WorkflowLinks] | None = None
         self.board = MessageBoard()
         self.dialog: Dialog | None = None
         self.pending: deque[Dialog] = deque()

@@ -5,7 +5,8 @@ The broker sees one subscriber however many dashboards are attached (serve's).
 Actions are forwarded to the server (``core.actions_remote``): the same dialogs and dry runs
 (asked of the server, which alone has the tasks' real args), then a POST to its
 ``/api/v1/actions``; the server checks the role and its own --read-only and audits with the
-token's name. A viewer token gets no actions: the dashboard is read-only and says why."""
+token's name. A viewer token gets no actions: the dashboard is read-only and says why. The
+workflow links (``W``) are a read: serve reads its result backend for any token role."""
 
 from __future__ import annotations
 
@@ -34,9 +35,11 @@ def connect_remote_operator(dashboard: Dashboard, server: str, token: str | None
     a read-only serve, is read-only with the reason. ``read_only``: this process's
     --read-only (refused here, before sending)."""
     from lazycelery.core.actions_remote import RemoteActions, RemoteQueueOps
+    from lazycelery.core.workflow_remote import RemoteWorkflow
     from lazycelery.urls import mask_url
 
     op = dashboard.operator
+    op.read_links = RemoteWorkflow(server, token).links  # a read: any role, read-only too
     if role != "operator":
         op.read_only_reason = viewer_refusal(mask_url(server), role)
         return
@@ -46,8 +49,8 @@ def connect_remote_operator(dashboard: Dashboard, server: str, token: str | None
         return
     op.attach(RemoteActions(server, token, read_only=read_only, index=dashboard.index),
               queue_ops=RemoteQueueOps(server, token))
-    op.unavailable = ("not available with --server: the server reads the result backend "
-                      "and reconciles (docs/remote.md)")
+    op.unavailable = ("not available with --server: the server reconciles with its result "
+                      "backend (docs/remote.md)")
 
 
 def run_remote_dashboard(settings: Settings, server: str, token: str | None, *,

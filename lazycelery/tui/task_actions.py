@@ -217,16 +217,26 @@ class TaskActions:
 
     def workflow_links(self) -> None:
         """Read the shown task's workflow from the result backend (group ids, a chord's
-        header): the detail's Family section then shows groups and chords. Reads only."""
+        header): the detail's Family section then shows groups and chords. Reads only; with
+        ``--server`` serve reads its backend (``op.read_links``)."""
         rec = self.op.task()
         if rec is None:
             self.op.board.post("workflow: no task selected", level="error")
+            return
+        index, uuid = self.op.screen.index, rec.uuid
+        read_links = self.op.read_links
+        if read_links is not None:
+            def remote() -> tuple[dict[str, Mapping[str, Any]], int, str | None]:
+                links = read_links(uuid)
+                return links.metas, links.count, links.note
+
+            self.op.background(f"workflow: asking serve for the links of {short_id(uuid)}…",
+                               remote, self._show_links)
             return
         app = getattr(self.op.actions, "app", None)
         if app is None:
             self.op.board.post(f"workflow: {self.op.unavailable}", level="error")
             return
-        index, uuid = self.op.screen.index, rec.uuid
 
         def fetch() -> tuple[dict[str, Mapping[str, Any]], int, str | None]:
             from lazycelery.core.reconcile import NoResultBackend, fetch_metas, result_backend
@@ -247,16 +257,17 @@ class TaskActions:
                         records=index.records, fetch=read)
             return metas, len(wf.ids), wf.note
 
-        def then(found: tuple[dict[str, Mapping[str, Any]], int, str | None]) -> None:
-            metas, n, note = found
-            if note:
-                self.op.board.post(f"workflow: {note}", level="error")
-                return
-            self.op.screen.detail.links = metas
-            self.op.board.post(f"workflow: {n} task{'' if n == 1 else 's'} linked "
-                               "(groups and chords from the result backend)", level="ok")
+        self.op.background(f"workflow: reading the links of {short_id(uuid)}…", fetch,
+                           self._show_links)
 
-        self.op.background(f"workflow: reading the links of {short_id(uuid)}…", fetch, then)
+    def _show_links(self, found: tuple[dict[str, Mapping[str, Any]], int, str | None]) -> None:
+        metas, n, note = found
+        if note:
+            self.op.board.post(f"workflow: {note}", level="error")
+            return
+        self.op.screen.detail.links = metas
+        self.op.board.post(f"workflow: {n} task{'' if n == 1 else 's'} linked "
+                           "(groups and chords from the result backend)", level="ok")
 
     # ---------------------------------------------------------------- export
 

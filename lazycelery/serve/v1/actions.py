@@ -23,6 +23,12 @@ from starlette.routing import Route
 from lazycelery.broker.bulk import BulkOutcome, Selection
 from lazycelery.core.action_result import ActionResult
 from lazycelery.core.actions import Actions, Placement, Refusal, RetryPlan, normalize_signal
+from lazycelery.core.control_options import (
+    MAX_MODULES,
+    BadOption,
+    consumer_options,
+    pool_options,
+)
 from lazycelery.core.placement import (
     AmbiguousTaskId,
     UnknownTaskId,
@@ -98,6 +104,36 @@ class WorkerBody(msgspec.Struct, forbid_unknown_fields=True):
     rate: Annotated[str, msgspec.Meta(max_length=40)] | None = None
     soft: Annotated[float, msgspec.Meta(ge=0)] | None = None
     hard: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    #: pool-restart: modules to import (reloaded with ``reload``), dotted Python names
+    modules: Annotated[list[Name], msgspec.Meta(max_length=MAX_MODULES)] | None = None
+    reload: bool = False
+    #: add-consumer: what the queue is bound to (celery's default: its own name, direct)
+    exchange: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+    exchange_type: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    routing_key: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+
+
+#: the body's fields each worker action alone takes (any other action refuses them)
+_OWN_FIELDS: Final = {"modules": "pool-restart", "reload": "pool-restart",
+                      "exchange": "add-consumer", "exchange_type": "add-consumer",
+                      "routing_key": "add-consumer"}
+
+
+def _options_of(action: str, body: WorkerBody) -> dict[str, Any]:
+    """The checked options of a pool restart or an add-consumer (400 naming the parameter
+    that is bad, or that this action does not take)."""
+    for name, owner in _OWN_FIELDS.items():
+        if owner != action and getattr(body, name) not in (None, False):
+            raise ApiError(400, f"{action} takes no {name} (only {owner} does)",
+                           parameter=name)
+    try:
+        if action == "pool-restart":
+            return pool_options(body.modules, body.reload)
+        if action == "add-consumer":
+            return consumer_options(body.exchange, body.exchange_type, body.routing_key)
+    except BadOption as exc:
+        raise ApiError(400, str(exc), parameter=exc.parameter) from None
+    return {}
 
 
 def _body(raw: dict[str, Any], kind: type[Any]) -> Any:
@@ -349,20 +385,22 @@ class ActionsV1:
             raise ApiError(404, f"Unknown worker action '{action[:40]}' "
                                 f"(one of: {', '.join(WORKER_ACTIONS)})")
         body = _body(await json_body(request), WorkerBody)
+        options = _options_of(action, body)  # before the workers are looked up: a bad body
         assert self.service.workers is not None
         for name in body.workers:
             if not self.service.workers.known(name):
                 raise ApiError(404, f"Unknown worker '{name[:200]}'")
         actions = self._actions(caller)
-        return await self._run(self._worker_call(actions, action, body))
+        return await self._run(self._worker_call(actions, action, body, options))
 
-    def _worker_call(self, actions: Actions, action: str,
-                     body: WorkerBody) -> Callable[[], ActionResult]:
+    def _worker_call(self, actions: Actions, action: str, body: WorkerBody,
+                     options: dict[str, Any]) -> Callable[[], ActionResult]:
         workers = body.workers
         if action == "shutdown":
             return lambda: actions.shutdown(workers)
         if action == "pool-restart":
-            return lambda: actions.pool_restart(workers)
+            return lambda: actions.pool_restart(workers, modules=options.get("modules"),
+                                                reload=body.reload)
         if action == "pool-grow":
             return lambda: actions.pool_grow(workers, body.n)
         if action == "pool-shrink":
@@ -386,7 +424,10 @@ class ActionsV1:
                 raise ApiError(400, f"{action} needs queue", parameter="queue")
             queue = body.queue
             if action == "add-consumer":
-                return lambda: actions.add_consumer(workers, queue)
+                return lambda: actions.add_consumer(
+                    workers, queue, exchange=options.get("exchange"),
+                    exchange_type=options.get("exchange_type", "direct"),
+                    routing_key=options.get("routing_key"))
             return lambda: actions.cancel_consumer(workers, queue)
         if body.task_name is None:
             raise ApiError(400, f"{action} needs task_name", parameter="task_name")

@@ -23,7 +23,7 @@ from lazycelery.serve.auth import Caller, Guard
 from lazycelery.serve.errors import ApiError, bad_param
 from lazycelery.serve.http import json_response, protect
 from lazycelery.serve.service import Service
-from lazycelery.serve.v1.debug_data import Loaded, load, tree_doc
+from lazycelery.serve.v1.debug_data import Loaded, links_doc, load, tree_doc
 from lazycelery.serve.v1.query import query_of, v1_int
 from lazycelery.serve.v1.tasks import Cursor, compile_q, limit_of, parse_cursor, record_dict
 
@@ -174,6 +174,15 @@ class DebugApi:
             raise ApiError(404, f"unknown task {task_id[:200]!r}", parameter="task_id")
         return json_response(doc)
 
+    async def links(self, request: Request, caller: Caller) -> Response:
+        """The result backend's links of a task's workflow (the remote dashboard's ``W``):
+        a read, any role, allowed read-only, as ``.../tree``."""
+        task_id = request.path_params["task_id"]
+        doc = await run_in_threadpool(links_doc, self.service, task_id)
+        if doc is None:
+            raise ApiError(404, f"unknown task {task_id[:200]!r}", parameter="task_id")
+        return json_response(doc)
+
     async def export(self, request: Request, caller: Caller) -> Response:
         from lazycelery.core.export import row, stream_rows
 
@@ -207,5 +216,6 @@ def debug_routes(service: Service, guard: Guard) -> list[Route]:
         get("/errors/{group}/trend", api.error_trend),
         get("/timeline", api.timeline),
         get("/tasks/{task_id}/tree", api.tree),
+        get("/tasks/{task_id}/links", api.links),
         get("/export", api.export),
     ]

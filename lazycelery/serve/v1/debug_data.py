@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -24,7 +25,7 @@ from lazycelery.core.model import TaskRecord
 from lazycelery.serve.errors import ApiError
 from lazycelery.serve.service import Service
 
-__all__ = ["Loaded", "load", "tree_doc"]
+__all__ = ["Loaded", "links_doc", "load", "tree_doc"]
 
 #: store replays running at once (more wait their turn)
 MAX_LOADS: Final = 2
@@ -226,3 +227,32 @@ def tree_doc(service: Service, task_id: str) -> dict[str, Any] | None:
         return None
     notes = [n for n in (wf.note, store_note) if n]
     return {"task": task_id, "tree": tree_json(wf.root), "notes": notes}
+
+
+def links_doc(service: Service, task_id: str) -> dict[str, Any] | None:
+    """The result backend's links of ``task_id``'s workflow (what the dashboard's ``W`` reads
+    locally): serve's index and result backend gathered as the dashboard gathers them, each
+    meta trimmed to its links (``link_meta``: never args, kwargs or a result). None: neither
+    the index nor the backend knows the task."""
+    from lazycelery.core.workflow import link_meta
+    from lazycelery.core.workflow_fetch import backend_fetch, gather
+
+    fetch, no_backend = backend_fetch(service.app)
+    index = service.index
+    if fetch is None:
+        if index.get(task_id) is None:
+            return None
+        return {"task": task_id, "links": {}, "count": 0, "note": no_backend}
+    metas: dict[str, Mapping[str, Any]] = {}
+
+    def read(ids: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
+        got = fetch(ids)
+        metas.update(got)
+        return got
+
+    wf = gather(task_id, get=index.get, children_of=index.children_of, records=index.records,
+                fetch=read)
+    if index.get(task_id) is None and task_id not in metas and wf.note is None:
+        return None
+    return {"task": task_id, "links": {uuid: link_meta(meta) for uuid, meta in metas.items()},
+            "count": len(wf.ids), "note": wf.note}

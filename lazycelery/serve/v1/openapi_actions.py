@@ -45,6 +45,9 @@ RESULT: dict[str, Any] = {
         "refused": {"type": "object", "additionalProperties": {"type": "string"}},
         "count": {"type": "integer"}, "marked": _STRINGS,
         "audit_error": {"type": "string"},
+        "options": {"type": "object", "description": "the command's options beyond its "
+                    "targets, as audited: a pool restart's `modules` and `reload`, a "
+                    "consumer's `exchange`, `exchange_type` and `routing_key`"},
     },
     "additionalProperties": False,
 }
@@ -179,9 +182,12 @@ def action_paths(json: Json, errors: Errors) -> tuple[dict[str, Any], dict[str, 
             (403, *by_id)),
         "/api/v1/actions/workers/{action}": post(
             "controlWorkers", "A control command to named workers, never a broadcast: "
-            "pool-grow/pool-shrink take `n`, autoscale `min` and `max`, add-consumer and "
-            "cancel-consumer `queue`, rate-limit `task_name` and `rate`, time-limit "
-            "`task_name`, `soft`, `hard` (operator; audited)", ref["WorkerBody"], acted,
+            "pool-grow/pool-shrink take `n`, autoscale `min` and `max`, pool-restart "
+            "`modules` (dotted Python names) and `reload`, add-consumer `queue` and "
+            "optionally `exchange`, `exchange_type`, `routing_key`, cancel-consumer `queue`, "
+            "rate-limit `task_name` and `rate`, time-limit `task_name`, `soft`, `hard`; a "
+            "bad value, or one the action does not take, is a 400 naming the parameter "
+            "(operator; audited with the options)", ref["WorkerBody"], acted,
             (403, 404), [worker_action]),
     }
     return paths, schemas

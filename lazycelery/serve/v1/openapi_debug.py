@@ -85,6 +85,14 @@ _NODE = {"type": "object", "required": ["kind", "id", "counts", "children"],
 _TREE = {"type": "object", "required": ["task", "tree", "notes"],
          "properties": {"task": {"type": "string"}, "tree": _NODE,
                         "notes": {"type": "array", "items": {"type": "string"}}}}
+_LINKS = {"type": "object", "required": ["task", "links", "count", "note"],
+          "properties": {
+              "task": {"type": "string"},
+              "links": {"type": "object", "description": "task id -> its result-backend meta "
+                        "trimmed to the links: name, status, parent_id, group_id, children "
+                        "(celery's tuple shape); never args, kwargs or a result",
+                        "additionalProperties": _OBJ},
+              "count": _INT, "note": _NULL_STR}}
 _EXPORT = {
     "description": "the tasks, streamed: CSV (a header row), a JSON array, or one JSON "
                    "object a line (NDJSON); the columns of `lazycelery export`",
@@ -146,6 +154,12 @@ def debug_paths(*, get: Callable[..., dict[str, Any]], json_: Callable[..., dict
             _json(_TREE, "the workflow tree"),
             [_param("task_id", "the task id", {"type": "string"}, where="path",
                     required=True)], (404,), "getTaskTree"),
+        "/api/v1/tasks/{task_id}/links": _get(
+            "The result backend's links of a task's workflow (group ids, a chord's header): "
+            "what the remote dashboard's `W` shows in the task's Family section",
+            _json(_LINKS, "the links"),
+            [_param("task_id", "the task id", {"type": "string"}, where="path",
+                    required=True)], (404,), "getTaskLinks"),
         "/api/v1/export": _get(
             "The filtered tasks as CSV, JSON or NDJSON, streamed (`lazycelery export`)",
             _EXPORT,
