@@ -191,6 +191,7 @@ class KombuSession:
                  stats: DecodeStats, transport_options: Mapping[str, Any] | None = None,
                  wakeup: bool = True, flush_delay: float = 0.02, poll_interval: float = 0.25,
                  probe: Callable[[], BrokerIdentity | None] | None = None,
+                 connect_options: Mapping[str, Any] | None = None,
                  shared_queue: str | None = None) -> None:
         self.app = app
         self.shared_queue = shared_queue
@@ -203,11 +204,14 @@ class KombuSession:
         self.flush_delay = flush_delay
         self.poll_interval = poll_interval
         self.probe = probe
+        #: more ``connection_for_read`` arguments (``ssl``: ``ingest_path.kombu_tls``)
+        self.connect_options = dict(connect_options or {})
         self.receiver_cls = receiver_class(app)
 
     def run(self, on_connected: Callable[[BrokerIdentity | None], None]) -> None:
         """Returns when ``stop`` is set; raises whatever the broker client raises."""
         options = {"transport_options": self.transport_options} if self.transport_options else {}
+        options.update(self.connect_options)
         with _counting_kombu_drops(self.stats), \
                 self.app.connection_for_read(self.url, **options) as conn:
             # Fail at once when the broker is down: the Ingestor does the (interruptible)
