@@ -417,6 +417,11 @@ def check_url(value: object, source: str, *, backend: bool = False) -> str:
     if backend and _BACKEND_ALIAS.fullmatch(url):
         return url
     problem = url_problem(url)
+    if problem is None and not backend:
+        try:
+            amqp_tls(url)
+        except ValueError as exc:
+            problem = str(exc)
     if problem is None:
         return url
     if problem == "not a URL":

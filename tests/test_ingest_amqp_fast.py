@@ -508,3 +508,15 @@ def test_coalesce_joins_small_reads_in_order_without_splitting_any() -> None:
     pieces = coalesce(chunks, 64)
     assert b"".join(pieces) == b"".join(chunks)
     assert all(len(p) <= 64 for p in pieces) and len(pieces) < len(chunks) // 5
+
+
+def test_a_bad_tls_option_is_refused_with_the_url_masked() -> None:
+    from lazycelery.errors import ConfigError
+    from lazycelery.urls import check_url
+
+    with pytest.raises(ConfigError) as refused:
+        check_url("amqps://u:s3cret@h//?ssl_check_hostname=maybe", "--broker")
+    assert str(refused.value) == (
+        "--broker: bad URL amqps://u:********@h//?ssl_check_hostname=maybe: "
+        "ssl_check_hostname must be true or false, not 'maybe'")
+    assert check_url("amqps://u:p@h//?ssl_ca_certs=/c/ca.pem", "--broker").endswith("ca.pem")
