@@ -457,7 +457,10 @@ def test_pump_heartbeats_come_from_the_reader_thread() -> None:
     left, right = socket.socketpair()
     sink, stop = _Sink(), threading.Event()
     conn = _Conn(left)
-    conn.heartbeat = 0.1  # type: ignore[assignment]
+    # 0.5 s: a heartbeat every 0.25 s; the broker is given up after 1 s without a frame from
+    # it, so "the broker" answers each heartbeat (a machine at load 10+ may hold this thread
+    # longer than a 0.1 s heartbeat's 0.2 s)
+    conn.heartbeat = 0.5  # type: ignore[assignment]
     session = AmqpFastSession(parse_amqp_url("amqp://h//"), event_queue,
                               AmqpDecoder(LocalClock()), sink, stop, poll_interval=0.01)
     thread = threading.Thread(target=session._pump, args=(conn, 1), daemon=True)
@@ -467,6 +470,7 @@ def test_pump_heartbeats_come_from_the_reader_thread() -> None:
         got = b""
         while got.count(HEARTBEAT) < 3:
             got += right.recv(64)
+            right.sendall(HEARTBEAT)
         assert got == HEARTBEAT * (len(got) // len(HEARTBEAT))
         conn.transport.outbox.send(b"close-ok")  # what py-amqp's frame writer would call
         while not got.endswith(b"close-ok"):
