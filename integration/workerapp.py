@@ -2,12 +2,14 @@
 
 Broker, backend and queue come from the environment so one module serves Redis and RabbitMQ:
 LC_BROKER, LC_BACKEND (optional), LC_QUEUE (default ``lc-test``: a private queue, so other
-workers on a shared broker never take these tasks).
+workers on a shared broker never take these tasks), LC_BROKER_CA (optional: the CA file an
+``amqps://`` broker's certificate is checked against, as ``broker_use_ssl``).
 """
 
 from __future__ import annotations
 
 import os
+import ssl
 import time
 from typing import Any
 
@@ -30,6 +32,9 @@ app.conf.update(
     worker_hijack_root_logger=False,
     worker_pool_restarts=True,
 )
+if os.environ.get("LC_BROKER_CA"):
+    app.conf.broker_use_ssl = {"ca_certs": os.environ["LC_BROKER_CA"],
+                               "cert_reqs": ssl.CERT_REQUIRED}
 
 
 @app.task

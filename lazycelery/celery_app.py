@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lazycelery.errors import ConfigError
-from lazycelery.urls import check_url, error_line
+from lazycelery.urls import amqp_tls, check_url, error_line
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -96,18 +96,30 @@ def bare_app(broker_url: str, result_backend: str | None) -> Celery:
     """An app of our own for the broker, when the user gave none (``-A``)."""
     from celery import Celery
 
-    return Celery(
-        "lazycelery",
-        broker=broker_url,
-        backend=result_backend,
-        set_as_current=False,
-    )
+    kombu_url, tls = _kombu_broker(broker_url)
+    app = Celery("lazycelery", broker=kombu_url, backend=result_backend, set_as_current=False)
+    if tls:
+        app.conf["broker_use_ssl"] = tls
+    return app
+
+
+def _kombu_broker(broker_url: str) -> tuple[str, dict[str, Any] | None]:
+    """The URL kombu is given and the TLS options of an ``amqps://...?ssl_ca_certs=`` URL,
+    which kombu would hand py-amqp unrenamed (and so refuse): they become ``broker_use_ssl``."""
+    try:
+        return amqp_tls(broker_url)
+    except ValueError as exc:
+        raise ConfigError(f"broker URL: {exc}") from None
 
 
 def align_app(app: Celery, broker_url: str, result_backend: str | None,
               transport_options: Mapping[str, Any]) -> None:
     """Point ``app`` at what lazycelery resolved (flags and variables beat the app's own)."""
     conf = app.conf
+    broker_url, tls = _kombu_broker(broker_url)
+    if tls:
+        own = conf.broker_use_ssl
+        conf["broker_use_ssl"] = {**(own if isinstance(own, Mapping) else {}), **tls}
     # celery's conf.broker_url prefers os.environ["CELERY_BROKER_URL"] to the configured value;
     # the read/write URLs (what connection_for_read/_write use) are consulted first: pin them.
     if conf.broker_url != broker_url:

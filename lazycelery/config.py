@@ -113,6 +113,23 @@ class Settings:
     def masked_store(self) -> str:
         return mask_url(self.store_url) if self.store_url else "default"
 
+    def broker_ssl(self) -> Any:
+        """RabbitMQ's TLS options for a connection of our own (queue depths): the ``-A`` app's
+        ``broker_use_ssl`` with the URL's ``ssl_*`` options on top; None for other brokers
+        or an AMQP URL with no app and no options (no app is built for those)."""
+        from lazycelery.urls import amqp_tls
+
+        scheme = self.broker_url.partition("://")[0].lower()
+        if scheme not in {"amqp", "amqps", "pyamqp"}:
+            return None
+        try:
+            has_options = amqp_tls(self.broker_url)[1] is not None
+        except ValueError:
+            has_options = False  # reported where the connection is made
+        if not (self.app_spec or self._preimported_app or has_options):
+            return None
+        return self.celery_app().conf.broker_use_ssl
+
     def celery_app(self) -> Celery:
         """The user's app (``-A``) or a bare one, configured to match these settings."""
         holder = self._app_holder

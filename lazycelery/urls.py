@@ -14,15 +14,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from lazycelery.errors import ConfigError
 from lazycelery.text import visible
 
 __all__ = [
+    "AMQP_TLS_PARAMS",
     "MASK",
     "PERCENT_ENCODING_HINT",
     "POSTGRES_SCHEMES",
+    "amqp_tls",
     "check_store",
     "check_url",
     "error_line",
@@ -415,6 +417,11 @@ def check_url(value: object, source: str, *, backend: bool = False) -> str:
     if backend and _BACKEND_ALIAS.fullmatch(url):
         return url
     problem = url_problem(url)
+    if problem is None and not backend:
+        try:
+            amqp_tls(url)
+        except ValueError as exc:
+            problem = str(exc)
     if problem is None:
         return url
     if problem == "not a URL":
@@ -441,3 +448,53 @@ def check_store(value: str, source: str) -> str:
     if problem is not None:
         raise ConfigError(f"{source}: bad URL {shown_url(url)}: {problem}")
     return url
+
+
+# --- AMQP over TLS -----------------------------------------------------------------------------
+
+#: the ``amqps://`` URL options lazycelery reads (the names kombu's ``rediss://`` takes) and
+#: py-amqp's ``ssl`` keys they become; kombu itself hands ``ssl_*`` options of an AMQP URL to
+#: py-amqp unrenamed, which refuses them (``unexpected keyword argument 'ssl_ca_certs'``)
+AMQP_TLS_PARAMS: Final[Mapping[str, str]] = {
+    "ssl_ca_certs": "ca_certs", "ssl_certfile": "certfile", "ssl_keyfile": "keyfile",
+    "ssl_cert_reqs": "cert_reqs", "ssl_check_hostname": "server_hostname",
+    "ssl_server_hostname": "server_hostname",
+}
+_CERT_REQS: Final[Mapping[str, int]] = {"none": 0, "cert_none": 0, "optional": 1,
+                                        "cert_optional": 1, "required": 2, "cert_required": 2}
+_AMQP_URL_SCHEMES: Final = frozenset({"amqp", "amqps", "pyamqp"})
+
+
+def amqp_tls(url: str) -> tuple[str, dict[str, Any] | None]:
+    """An AMQP URL without its ``ssl_*`` options, and those options as py-amqp's ``ssl`` dict
+    (kombu's ``Connection(ssl=...)``, celery's ``broker_use_ssl``); ``(url, None)`` when it has
+    none or is no AMQP URL. ``ssl_cert_reqs`` is ``required``/``optional``/``none``;
+    ``ssl_check_hostname=true`` checks the certificate names the URL's host. Raises
+    ``ValueError`` (naming the option, never the URL) for a value it cannot read."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in _AMQP_URL_SCHEMES or ";" in url or not parts.query:
+        return url, None
+    kept: list[tuple[str, str]] = []
+    options: dict[str, Any] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        key = AMQP_TLS_PARAMS.get(name)
+        if key is None:
+            kept.append((name, value))
+        elif name == "ssl_cert_reqs":
+            reqs = _CERT_REQS.get(value.strip().lower())
+            if reqs is None:
+                raise ValueError(f"ssl_cert_reqs must be required, optional or none, "
+                                 f"not {value!r}")
+            options[key] = reqs
+        elif name == "ssl_check_hostname":
+            flag = value.strip().lower()
+            if flag not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError(f"ssl_check_hostname must be true or false, not {value!r}")
+            if flag in {"true", "1", "yes"}:
+                options.setdefault(key, parts.hostname or "localhost")
+        else:
+            options[key] = value
+    if not options and len(kept) == len(parse_qsl(parts.query, keep_blank_values=True)):
+        return url, None
+    stripped = urlunsplit(parts._replace(query=urlencode(kept)))
+    return stripped, options

@@ -225,6 +225,37 @@ def test_parse_amqp_url() -> None:
         parse_amqp_url("amqp://h//?heartbeat=5")
 
 
+def test_parse_amqp_url_reads_the_tls_options_of_the_url() -> None:
+    ep = parse_amqp_url("amqps://u:p%26w@h:5676//?ssl_ca_certs=/c/ca.pem&ssl_cert_reqs=required"
+                        "&ssl_certfile=/c/me.pem&ssl_keyfile=/c/me.key&ssl_check_hostname=true",
+                        {"ciphers": "HIGH", "ca_certs": "/app/ca.pem"})
+    assert (ep.host, ep.port, ep.password) == ("h", 5676, "p&w")
+    # the URL's options beat the app's broker_use_ssl, which is kept for the rest
+    assert ep.ssl == {"ciphers": "HIGH", "ca_certs": "/c/ca.pem", "cert_reqs": 2,
+                      "certfile": "/c/me.pem", "keyfile": "/c/me.key", "server_hostname": "h"}
+    # ssl_* on amqp:// turns TLS on, on the TLS port (kombu's rule)
+    plain = parse_amqp_url("amqp://h//?ssl_cert_reqs=none&ssl_check_hostname=false")
+    assert (plain.port, plain.ssl) == (5671, {"cert_reqs": 0})
+    with pytest.raises(ValueError, match="ssl_cert_reqs") as bad:
+        parse_amqp_url("amqps://u:s3cret@h//?ssl_cert_reqs=always")
+    assert "s3cret" not in str(bad.value)
+    with pytest.raises(ValueError, match="options"):
+        parse_amqp_url("amqps://h//?ssl_ca_certs=/c&heartbeat=5")
+
+
+def test_amqp_tls_leaves_a_url_kombu_and_celery_read() -> None:
+    from kombu import Connection
+
+    from lazycelery.urls import amqp_tls
+
+    url, tls = amqp_tls("amqps://u:p%2Fw@h:5671/v?ssl_ca_certs=/c/ca.pem&heartbeat=10")
+    assert (url, tls) == ("amqps://u:p%2Fw@h:5671/v?heartbeat=10", {"ca_certs": "/c/ca.pem"})
+    conn = Connection(url, ssl=tls)
+    assert (conn.password, conn.ssl, conn.heartbeat) == ("p/w", {"ca_certs": "/c/ca.pem"}, 10.0)
+    assert amqp_tls("amqps://h//") == ("amqps://h//", None)
+    assert amqp_tls("rediss://h/0?ssl_ca_certs=/c") == ("rediss://h/0?ssl_ca_certs=/c", None)
+
+
 def test_event_queue_matches_celerys_receiver() -> None:
     from celery import Celery
 
@@ -426,7 +457,10 @@ def test_pump_heartbeats_come_from_the_reader_thread() -> None:
     left, right = socket.socketpair()
     sink, stop = _Sink(), threading.Event()
     conn = _Conn(left)
-    conn.heartbeat = 0.1  # type: ignore[assignment]
+    # 0.5 s: a heartbeat every 0.25 s; the broker is given up after 1 s without a frame from
+    # it, so "the broker" answers each heartbeat (a machine at load 10+ may hold this thread
+    # longer than a 0.1 s heartbeat's 0.2 s)
+    conn.heartbeat = 0.5  # type: ignore[assignment]
     session = AmqpFastSession(parse_amqp_url("amqp://h//"), event_queue,
                               AmqpDecoder(LocalClock()), sink, stop, poll_interval=0.01)
     thread = threading.Thread(target=session._pump, args=(conn, 1), daemon=True)
@@ -436,6 +470,7 @@ def test_pump_heartbeats_come_from_the_reader_thread() -> None:
         got = b""
         while got.count(HEARTBEAT) < 3:
             got += right.recv(64)
+            right.sendall(HEARTBEAT)
         assert got == HEARTBEAT * (len(got) // len(HEARTBEAT))
         conn.transport.outbox.send(b"close-ok")  # what py-amqp's frame writer would call
         while not got.endswith(b"close-ok"):
@@ -477,3 +512,15 @@ def test_coalesce_joins_small_reads_in_order_without_splitting_any() -> None:
     pieces = coalesce(chunks, 64)
     assert b"".join(pieces) == b"".join(chunks)
     assert all(len(p) <= 64 for p in pieces) and len(pieces) < len(chunks) // 5
+
+
+def test_a_bad_tls_option_is_refused_with_the_url_masked() -> None:
+    from lazycelery.errors import ConfigError
+    from lazycelery.urls import check_url
+
+    with pytest.raises(ConfigError) as refused:
+        check_url("amqps://u:s3cret@h//?ssl_check_hostname=maybe", "--broker")
+    assert str(refused.value) == (
+        "--broker: bad URL amqps://u:********@h//?ssl_check_hostname=maybe: "
+        "ssl_check_hostname must be true or false, not 'maybe'")
+    assert check_url("amqps://u:p@h//?ssl_ca_certs=/c/ca.pem", "--broker").endswith("ca.pem")

@@ -40,13 +40,15 @@ def scheme_of(broker_url: str) -> str:
 def open_inspector(broker_url: str, transport_options: Mapping[str, Any] | None = None,
                    known_queues: Iterable[str] = (), *,
                    management_url: str | None = None,
-                   dead_letter: str | None = None) -> BrokerInspector:
+                   dead_letter: str | None = None,
+                   ssl_options: Any = None) -> BrokerInspector:
     """The inspector for the broker's transport.
 
     ``known_queues`` are reported even when empty or undiscoverable (the app's configured
     queues). ``management_url`` is for RabbitMQ only: None derives it from the broker URL,
     ``""`` disables the management API. ``dead_letter`` is Redis's naming convention for
-    dead-letter queues (``"{queue}.dlq"``); RabbitMQ declares its own.
+    dead-letter queues (``"{queue}.dlq"``); RabbitMQ declares its own. ``ssl_options`` is
+    celery's ``broker_use_ssl`` (RabbitMQ; an ``amqps://`` URL's ``ssl_*`` options are read too).
     """
     scheme = scheme_of(broker_url)
     try:
@@ -59,7 +61,7 @@ def open_inspector(broker_url: str, transport_options: Mapping[str, Any] | None 
             from lazycelery.broker.amqp import AmqpInspector
 
             return AmqpInspector(broker_url, transport_options, known_queues,
-                                 management_url=management_url)
+                                 management_url=management_url, ssl_options=ssl_options)
     except (ValueError, UnicodeError) as exc:
         # config.check_url refuses such URLs first; a URL built elsewhere still gets one line.
         # Not the library's message: it may quote a piece of the password ("port 'p4ss'").

@@ -26,7 +26,7 @@ from lazycelery.broker.management import (
 )
 from lazycelery.broker.model import PeekedMessage, QueueSnapshot, QueueStats, Source
 from lazycelery.errors import BrokerError, UsageError
-from lazycelery.urls import scrub, shown_url, url_problem
+from lazycelery.urls import amqp_tls, scrub, shown_url, url_problem
 
 __all__ = ["DEFAULT_QUEUES", "AmqpInspector"]
 
@@ -52,13 +52,20 @@ def _is_internal(name: str) -> bool:
     return name.startswith(("celeryev.", "amq.")) or name.endswith(".pidbox")
 
 
-def _connection(url: str, transport_options: Mapping[str, Any] | None) -> tuple[Any, str]:
-    """A kombu Connection (not connected yet) and a credential-free ``host:port vhost 'v'``."""
+def _connection(url: str, transport_options: Mapping[str, Any] | None,
+                ssl_options: Any = None) -> tuple[Any, str]:
+    """A kombu Connection (not connected yet) and a credential-free ``host:port vhost 'v'``.
+    ``ssl_options`` is celery's ``broker_use_ssl``; the URL's ``ssl_*`` options (``amqp_tls``:
+    kombu would hand them to py-amqp unrenamed) are added to it."""
     from kombu.connection import Connection
 
     try:
-        connection = Connection(url, transport_options=dict(transport_options or {}),  # type: ignore[no-untyped-call]
-                                connect_timeout=CONNECT_TIMEOUT)
+        kombu_url, url_tls = amqp_tls(url)
+        tls: Any = ssl_options or False
+        if url_tls:
+            tls = {**(ssl_options if isinstance(ssl_options, Mapping) else {}), **url_tls}
+        connection = Connection(kombu_url, transport_options=dict(transport_options or {}),  # type: ignore[no-untyped-call]
+                                connect_timeout=CONNECT_TIMEOUT, ssl=tls)
         # kombu parses the port lazily: a malformed one must fail here, as a one-line error.
         where = (f"{connection.hostname}:{connection.port or 5672} "
                  f"vhost {connection.virtual_host or '/'!r}")
@@ -84,8 +91,8 @@ class AmqpInspector:
 
     def __init__(self, url: str, transport_options: Mapping[str, Any] | None = None,
                  known_queues: Iterable[str] = (), *, management_url: str | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
-        self._conn, self.where = _connection(url, transport_options)
+                 ssl_options: Any = None, clock: Callable[[], float] = time.time) -> None:
+        self._conn, self.where = _connection(url, transport_options, ssl_options)
         self._failover = max(0, len(self._conn.alt) - 1)
         vhost = self._conn.virtual_host or "/"
         self._known = set(known_queues)

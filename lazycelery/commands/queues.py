@@ -133,7 +133,8 @@ def _open(args: argparse.Namespace, settings: Settings) -> BrokerInspector:
     else:
         management = check_url(management, "--management-url")
     return open_inspector(settings.broker_url, settings.transport_options, settings.queues,
-                          management_url=management, dead_letter=settings.dead_letter)
+                          management_url=management, dead_letter=settings.dead_letter,
+                          ssl_options=settings.broker_ssl())
 
 
 def _print_json(document: Any, *, pretty: bool) -> None:

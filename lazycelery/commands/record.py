@@ -383,7 +383,8 @@ class Recorder:
         settings = self.settings
         try:
             inspector = open_inspector(settings.broker_url, settings.transport_options,
-                                       settings.queues, management_url=settings.management_url)
+                                       settings.queues, management_url=settings.management_url,
+                                       ssl_options=settings.broker_ssl())
         except Exception as exc:
             _say(f"queue sampling off: {exc}")
             return None

@@ -281,7 +281,7 @@ class _Serve:
         s = self.settings
         try:
             inspector = open_inspector(s.broker_url, s.transport_options, s.queues,
-                                       management_url=s.management_url)
+                                       management_url=s.management_url, ssl_options=s.broker_ssl())
         except Exception as exc:
             _say(f"queue lengths off: {exc}")
             return None

@@ -197,7 +197,7 @@ def _queue_monitor(settings: Settings) -> tuple[QueueMonitor | None, str | None]
     try:
         inspector = open_inspector(settings.broker_url, settings.transport_options,
                                    settings.queues or ("celery",),
-                                   management_url=settings.management_url)
+                                   management_url=settings.management_url, ssl_options=settings.broker_ssl())
     except LazyCeleryError as exc:
         return None, error_line(exc)
     return QueueMonitor(inspector, interval=1.0), None

@@ -20,6 +20,7 @@ from lazycelery.core.ingest_path import (
     FAST,
     KOMBU,
     MODES,
+    kombu_tls,
     kombu_url,
     resolve_path,
     url_scheme,
@@ -241,7 +242,8 @@ class Ingestor:
                             self._stop, stats=self._stats, transport_options=given_options,
                             wakeup=self.wakeup, flush_delay=FLUSH_DELAY,
                             poll_interval=POLL_INTERVAL, probe=probe,
-                            shared_queue=self.shared_queue, subscriptions=subscriptions)
+                            shared_queue=self.shared_queue, subscriptions=subscriptions,
+                            connect_options=kombu_tls(self.broker_url, self.app))
 
     def _fast_session(self) -> _Session:
         from lazycelery.core.fastpath import EventDecoder, LocalClock
@@ -300,7 +302,8 @@ class Ingestor:
                 app = self._celery_app()
                 # to the broker we read, which may not be the given app's own broker_url
                 with app.connection_for_write(kombu_url(self.broker_url),
-                                              transport_options=self.transport_options) as conn:
+                                              transport_options=self.transport_options,
+                                              **kombu_tls(self.broker_url, self.app)) as conn:
                     app.control.broadcast("heartbeat", connection=conn)
             except Exception as exc:
                 log.debug("wakeup broadcast failed: %s", error_line(exc, limit=300))

@@ -31,6 +31,7 @@ from lazycelery.core.sanitize import (
     UNDECODABLE,
     UNSUPPORTED_CONTENT,
 )
+from lazycelery.urls import amqp_tls
 
 if TYPE_CHECKING:
     from lazycelery.core.batch import EventSink
@@ -107,25 +108,32 @@ class AmqpEndpoint:
 def parse_amqp_url(url: str, ssl_options: Any = None, heartbeat: float | None = None
                    ) -> AmqpEndpoint:
     """``amqp://user:pass@host:port/vhost`` (``//`` is the vhost ``/``). ``ssl_options`` is
-    celery's ``broker_use_ssl``. Raises ``ValueError`` (without the URL) when unsupported."""
+    celery's ``broker_use_ssl``; the URL's ``ssl_*`` options (``urls.amqp_tls``) are added to
+    it. Raises ``ValueError`` (without the URL) when unsupported."""
+    if ";" in url:
+        raise ValueError("the AMQP fast path reads one broker, not a failover list")
+    url, url_tls = amqp_tls(url)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in AMQP_SCHEMES:
         raise ValueError(f"not an AMQP URL ({scheme}://)")
-    if ";" in url:
-        raise ValueError("the AMQP fast path reads one broker, not a failover list")
     if parts.query and parse_qsl(parts.query, keep_blank_values=True):
-        raise ValueError("the AMQP fast path does not read URL options (?...)")
+        raise ValueError("the AMQP fast path reads no URL options (?...) but ssl_*")
+    if ssl_options and not isinstance(ssl_options, (bool, Mapping)):
+        raise ValueError("broker_use_ssl must be a bool or a dict for the AMQP fast path")
+    tls: bool | Mapping[str, Any] = False
+    if scheme == "amqps" or ssl_options or url_tls:
+        if isinstance(ssl_options, Mapping) or url_tls:
+            tls = {**(ssl_options if isinstance(ssl_options, Mapping) else {}),
+                   **(url_tls or {})}
+        else:
+            tls = True
     try:
-        port = parts.port or _PORTS[scheme]
+        # kombu's rule: the TLS port when TLS is on and the URL names none
+        port = parts.port or (_PORTS["amqps"] if tls else _PORTS[scheme])
     except ValueError as exc:
         raise ValueError(f"bad port in the broker URL: {exc}") from None
     path = parts.path[1:] if parts.path.startswith("/") else parts.path
-    tls: bool | Mapping[str, Any] = False
-    if scheme == "amqps" or ssl_options:
-        if ssl_options and not isinstance(ssl_options, (bool, Mapping)):
-            raise ValueError("broker_use_ssl must be a bool or a dict for the AMQP fast path")
-        tls = dict(ssl_options) if isinstance(ssl_options, Mapping) else True
     return AmqpEndpoint(
         host=parts.hostname or "127.0.0.1", port=port,
         virtual_host=unquote(path) if path else "/",

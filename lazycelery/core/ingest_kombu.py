@@ -196,6 +196,7 @@ class KombuSession:
                  stats: DecodeStats, transport_options: Mapping[str, Any] | None = None,
                  wakeup: bool = True, flush_delay: float = 0.02, poll_interval: float = 0.25,
                  probe: Callable[[], BrokerIdentity | None] | None = None,
+                 connect_options: Mapping[str, Any] | None = None,
                  shared_queue: str | None = None,
                  subscriptions: Callable[[str], int | None] | None = None) -> None:
         self.app = app
@@ -213,13 +214,16 @@ class KombuSession:
         self.flush_delay = flush_delay
         self.poll_interval = poll_interval
         self.probe = probe
+        #: more ``connection_for_read`` arguments (``ssl``: ``ingest_path.kombu_tls``)
+        self.connect_options = dict(connect_options or {})
         self.receiver_cls = receiver_class(app)
 
     def run(self, on_connected: Callable[[BrokerIdentity | None], None]) -> None:
         """Returns when ``stop`` is set; raises whatever the broker client raises."""
         options = dict(self.transport_options)
         client_name = self._client_name(options) if self.subscriptions is not None else None
-        kwargs = {"transport_options": options} if options else {}
+        kwargs: dict[str, Any] = {"transport_options": options} if options else {}
+        kwargs.update(self.connect_options)
         with _counting_kombu_drops(self.stats), \
                 self.app.connection_for_read(self.url, **kwargs) as conn:
             # Fail at once when the broker is down: the Ingestor does the (interruptible)

@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from lazycelery.errors import UsageError
+from lazycelery.urls import amqp_tls
 
-__all__ = ["AMQP_SCHEMES", "FAST", "KOMBU", "MODES", "kombu_url", "resolve_path", "url_scheme"]
+__all__ = ["AMQP_SCHEMES", "FAST", "KOMBU", "MODES", "kombu_tls", "kombu_url", "resolve_path",
+           "url_scheme"]
 
 FAST: Final = "fast"
 KOMBU: Final = "kombu"
@@ -71,7 +73,10 @@ def resolve_path(broker_url: str, mode: str = "auto", app: Any = None,
 
 
 def kombu_url(url: str) -> str:
-    """redis-py's ``unix:///path?db=N`` is kombu's ``redis+socket:///path?virtual_host=N``."""
+    """redis-py's ``unix:///path?db=N`` is kombu's ``redis+socket:///path?virtual_host=N``;
+    an AMQP URL loses its ``ssl_*`` options (``kombu_tls`` has them)."""
+    if url_scheme(url) in AMQP_SCHEMES:
+        return amqp_tls(url)[0]
     if url_scheme(url) != "unix":
         return url
     from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -80,3 +85,16 @@ def kombu_url(url: str) -> str:
     query = [("virtual_host" if key == "db" else key, value)
              for key, value in parse_qsl(parts.query)]
     return urlunsplit(parts._replace(scheme="redis+socket", query=urlencode(query)))
+
+
+def kombu_tls(url: str, app: Any = None) -> dict[str, Any]:
+    """The ``ssl`` argument for kombu's connection to ``kombu_url(url)``: the ``ssl_*`` options
+    of an AMQP URL on top of the app's ``broker_use_ssl``; nothing (kombu reads
+    ``broker_use_ssl`` itself) when the URL has none."""
+    if url_scheme(url) not in AMQP_SCHEMES:
+        return {}
+    url_options = amqp_tls(url)[1]
+    if not url_options:
+        return {}
+    own = app.conf.broker_use_ssl if app is not None else None
+    return {"ssl": {**(own if isinstance(own, Mapping) else {}), **url_options}}

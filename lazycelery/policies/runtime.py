@@ -107,7 +107,7 @@ def _inspector(settings: Settings) -> BrokerInspector:
 
     return open_inspector(settings.broker_url, settings.transport_options, settings.queues,
                           management_url=settings.management_url,
-                          dead_letter=settings.dead_letter)
+                          dead_letter=settings.dead_letter, ssl_options=settings.broker_ssl())
 
 
 def _named_consumers(settings: Settings, inspector: BrokerInspector, queue: str) -> int:

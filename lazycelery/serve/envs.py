@@ -152,7 +152,7 @@ class EnvServices:
         assert s is not None
         try:
             inspector = open_inspector(s.broker_url, s.transport_options, s.queues,
-                                       management_url=s.management_url)
+                                       management_url=s.management_url, ssl_options=s.broker_ssl())
         except Exception as exc:  # the queues of this environment only; its tasks still show
             watch.queue_note = error_line(exc)
             self._say(f"{watch.name}: queue lengths off: {watch.queue_note}")

@@ -94,7 +94,7 @@ def inspector_opener(settings: Settings) -> Callable[[Sequence[str]], Any]:
         return open_inspector(settings.broker_url, settings.transport_options,
                               (*settings.queues, *queues),
                               management_url=settings.management_url,
-                              dead_letter=settings.dead_letter)
+                              dead_letter=settings.dead_letter, ssl_options=settings.broker_ssl())
 
     return open_one
 

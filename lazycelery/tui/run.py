@@ -29,7 +29,7 @@ def _queue_monitor(settings: Settings) -> tuple[QueueMonitorLike | None, str | N
     try:
         inspector = open_inspector(settings.broker_url, settings.transport_options,
                                    settings.queues, management_url=settings.management_url,
-                                   dead_letter=settings.dead_letter)
+                                   dead_letter=settings.dead_letter, ssl_options=settings.broker_ssl())
     except LazyCeleryError as exc:
         return None, str(exc)
     # the workers the broker lists, by name (RabbitMQ without its API: a read-only inspect)

@@ -310,7 +310,8 @@ class ActionsV1:
                 opened: BrokerInspector = self.service.open_inspector(queues)
                 return opened
             return open_inspector(str(conf.broker_url),
-                                  dict(conf.broker_transport_options or {}), queues)
+                                  dict(conf.broker_transport_options or {}), queues,
+                                  ssl_options=conf.broker_use_ssl)
         except Exception as exc:
             raise ApiError(503, f"cannot open the broker: {error_line(exc)}") from None
 
