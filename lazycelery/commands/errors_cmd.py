@@ -179,7 +179,7 @@ def _listen(args: argparse.Namespace, settings: Any, groups: Any, index: Any) ->
             until = f" or {counted(limit, 'failure')}" if limit is not None else ""
             print(f"lazycelery: listening to {settings.masked_broker()} for {args.listen:g} s"
                   f"{until}", file=sys.stderr, flush=True)
-            done.wait(max(0.0, args.listen - (time.time() - started)))
+            done.wait(args.listen)  # counted from here: the time to connect is not taken off
     finally:
         ingestor.stop(timeout=2.0)
     watch.check(settings.masked_broker())
