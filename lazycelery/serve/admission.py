@@ -15,6 +15,7 @@ at 30,000 events/s)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -52,6 +53,28 @@ class Admission:
         self.behind = behind
         self.inflight = 0
         self.shed: dict[str, int] = {BUSY: 0, INGEST: 0}
+        # set when the last request in flight is answered (``quiet``); made on the loop
+        self._idle: asyncio.Event | None = None
+
+    async def quiet(self, timeout: float) -> bool:
+        """Wait until no request is in flight, at most ``timeout`` s; whether it is so.
+        The live stream's writers call it before each write: requests go first."""
+        if self.inflight == 0:
+            return True
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        self._idle.clear()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return self.inflight == 0
+        return True
+
+    def done(self) -> None:
+        """A request in flight was answered."""
+        self.inflight -= 1
+        if self.inflight == 0 and self._idle is not None:
+            self._idle.set()
 
     def refusal(self) -> str | None:
         """Why a new GET is refused now (a reason counted in ``shed``), or None."""
@@ -99,4 +122,4 @@ class AdmissionMiddleware:
         try:
             await self.app(scope, receive, send)
         finally:
-            admission.inflight -= 1
+            admission.done()
