@@ -103,3 +103,17 @@ def test_a_stream_write_waits_for_the_requests_then_sends_everything() -> None:
     held, data = asyncio.run(main())
     assert held
     assert data.count(b"event: task\n") == 5 and b"event: loss" not in data
+
+
+def test_quiet_works_on_a_new_event_loop() -> None:
+    """A future left from another loop (a test client's, a restarted server's) is not
+    awaited on this one."""
+    admission = Admission(8)
+    admission.inflight = 1
+    assert asyncio.run(admission.quiet(0.01)) is False
+
+    async def answered_meanwhile() -> bool:
+        asyncio.get_running_loop().call_later(0.01, admission.done)
+        return await admission.quiet(30)
+
+    assert asyncio.run(answered_meanwhile()) is True
