@@ -70,6 +70,12 @@ def start_serve(broker: str, port: int, source: Path | None = None) -> subproces
                             start_new_session=True)
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time (user + system) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_until(check: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -240,7 +246,8 @@ def clients_main(port: int, n: int, rate: float, conn: Connection) -> None:
 
 
 def step(name: str, broker: str, port: int, pubs: Publishers, rate: int, seconds: float,
-         clients: int, req_rate: float, catch_up_limit: float = float("inf")) -> dict[str, Any]:
+         clients: int, req_rate: float, catch_up_limit: float = float("inf"),
+         pid: int | None = None) -> dict[str, Any]:
     child = asker = None
     if clients:
         child = Child(clients_main, (port, clients, req_rate), "clients")
@@ -248,8 +255,11 @@ def step(name: str, broker: str, port: int, pubs: Publishers, rate: int, seconds
         asker = Child(requester_main, (port, req_rate), "requests")
         asker.recv(30)
     before = metrics(port)
+    cpu0 = cpu_seconds(pid) if pid is not None else None
     events = int(rate * seconds)
     rep = pubs.run(rate, events, publisher_processes("redis", pubs.mode, rate))
+    # serve's CPU over the publishing window (ingest, streams and requests together)
+    serve_cpu = cpu_seconds(pid) - cpu0 if pid is not None and cpu0 is not None else None
     asked = None
     if asker is not None:  # the requests cover the publishing window
         asker.conn.send("stop")
@@ -265,6 +275,7 @@ def step(name: str, broker: str, port: int, pubs: Publishers, rate: int, seconds
         - before["lazycelery_stream_published_total"],
         "client_lost_total": after["lazycelery_stream_client_lost_total"]
         - before["lazycelery_stream_client_lost_total"],
+        "serve_cpu_s": serve_cpu, "publish_s": rep["end"] - rep.get("start", rep["end"]),
     }
     if child is not None:
         # the clients read on after the ingest is done: until each has every stream item
@@ -298,6 +309,9 @@ def step(name: str, broker: str, port: int, pubs: Publishers, rate: int, seconds
             "clients": clients, "items_per_client_median": median(
                 [s["items"] for s in report["stats"]]),
             "told_lost_per_client_median": median([s["lost"] for s in report["stats"]]),
+            # what the requester managed to send: below the rate asked, its own process was
+            # starved (a busy machine), and answered/s says as much about it as about serve
+            "sent_per_s": (len(lat) + len(shed) + asked["errors"]) / max(1e-9, asked["seconds"]),
             "requests": len(lat), "request_errors": asked["errors"],  # neither 200 nor 503
             "requests_per_s": len(lat) / max(1e-9, asked["seconds"]),
             "request_p50_ms": 1000 * median(lat) if lat else None,
@@ -352,7 +366,8 @@ def main() -> int:
                             results.append(step(f"{label}{rate:,}/s, {args.clients} stream "
                                                 f"clients + {args.requests:g} req/s", redis.url,
                                                 port, pubs, rate, args.seconds, args.clients,
-                                                args.requests, args.catch_up_limit))
+                                                args.requests, args.catch_up_limit,
+                                                serve.pid))
                             log(json.dumps(results[-1]))
                         finally:
                             serve.terminate()
@@ -370,14 +385,18 @@ def main() -> int:
              "-" if r.get("request_p50_ms") is None else f"{r['request_p50_ms']:.1f}",
              "-" if r.get("request_p95_ms") is None else f"{r['request_p95_ms']:.1f}",
              str(r.get("requests", "-")),
+             "-" if r.get("sent_per_s") is None else f"{r['sent_per_s']:.0f}",
              "-" if r.get("requests_per_s") is None else f"{r['requests_per_s']:.0f}",
              "-" if r.get("shed_per_s") is None else f"{r['shed_per_s']:.0f}",
              str(r.get("request_errors", "-")),
-             f"{r.get('catch_up_s', 0):.1f}"] for r in results]
+             f"{r.get('catch_up_s', 0):.1f}",
+             "-" if r.get("serve_cpu_s") is None else f"{r['serve_cpu_s']:.1f}"]
+            for r in results]
     print(md_table(["step", "published", "publisher/s", "applied by serve", "ingest lost",
                     "gaps", "items/client (median)", "told lost/client (median)",
                     "client loss (sum)", "req p50 ms", "req p95 ms", "answered",
-                    "answered/s", "shed (503)/s", "errors", "clients caught up after s"],
+                    "sent/s", "answered/s", "shed (503)/s", "errors",
+                    "clients caught up after s", "serve CPU s (publishing)"],
                    rows))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -15,6 +15,7 @@ at 30,000 events/s)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -52,6 +53,26 @@ class Admission:
         self.behind = behind
         self.inflight = 0
         self.shed: dict[str, int] = {BUSY: 0, INGEST: 0}
+        # resolved when the last request in flight is answered (``quiet``); made on the loop
+        self._idle: asyncio.Future[None] | None = None
+
+    async def quiet(self, timeout: float) -> bool:
+        """Wait until no request is in flight, at most ``timeout`` s; whether it is so.
+        The live stream's writers call it before each write: requests go first. The waiters
+        share one future (``asyncio.wait`` on it makes no task per waiter)."""
+        if self.inflight == 0:
+            return True
+        loop = asyncio.get_running_loop()
+        if self._idle is None or self._idle.done() or self._idle.get_loop() is not loop:
+            self._idle = loop.create_future()
+        await asyncio.wait((self._idle,), timeout=timeout)
+        return self.inflight == 0
+
+    def done(self) -> None:
+        """A request in flight was answered."""
+        self.inflight -= 1
+        if self.inflight == 0 and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
 
     def refusal(self) -> str | None:
         """Why a new GET is refused now (a reason counted in ``shed``), or None."""
@@ -99,4 +120,4 @@ class AdmissionMiddleware:
         try:
             await self.app(scope, receive, send)
         finally:
-            admission.inflight -= 1
+            admission.done()

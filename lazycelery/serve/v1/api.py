@@ -30,6 +30,7 @@ from lazycelery.serve.v1.tasks import (
     memory_page,
     parse_cursor,
     record_dict,
+    record_json,
     scan_page,
     store_page,
 )
@@ -49,14 +50,15 @@ class V1Api:
 
     # ------------------------------------------------------------------ helpers
 
-    def _dicts(self, records: list[TaskRecord], live: bool) -> list[dict[str, Any]]:
-        """Records as JSON-ready dicts; live ones copied with their children under the lock."""
+    def _encoded(self, records: list[TaskRecord], live: bool) -> list[msgspec.Raw]:
+        """Records as encoded JSON (``record_json``); live ones copied with their children
+        under the lock, encoded off it."""
         index = self.service.index
         if not live:
-            return [record_dict(r, []) for r in records]
+            return [record_json(r, []) for r in records]
         with index.lock:
             pairs = [(msgspec.structs.replace(r), index.children_of(r.uuid)) for r in records]
-        return [record_dict(r, kids) for r, kids in pairs]
+        return [record_json(r, kids) for r, kids in pairs]
 
     def _open_store(self) -> Any:
         from lazycelery.store import open_store
@@ -74,7 +76,7 @@ class V1Api:
         after = parse_cursor(params.text(query, "cursor"))
         index = self.service.index
         has_store = self.service.store_url is not None
-        out: list[dict[str, Any]] = []
+        out: list[msgspec.Raw] = []
         next_: Cursor | None = None
         from_store = 0
         if after is None or after.source == "memory":
@@ -83,7 +85,7 @@ class V1Api:
             page = scan_page(index, pred, after, limit)
             found, more = page if page is not None else await run_in_threadpool(
                 memory_page, index, pred, after, limit)
-            out = self._dicts(found, live=True)
+            out = self._encoded(found, live=True)
             if more:
                 next_ = Cursor("memory", found[-1].last_seen, found[-1].uuid)
             elif has_store and len(found) == limit:
@@ -94,7 +96,7 @@ class V1Api:
             stored, next_ = await run_in_threadpool(store_page, self._open_store, index, pred,
                                                     start, limit - len(out))
             from_store = len(stored)
-            out.extend(self._dicts(stored, live=False))
+            out.extend(self._encoded(stored, live=False))
         return json_response({"tasks": out, "count": len(out),
                               "next": next_.encode() if next_ is not None else None,
                               "from_store": from_store, "limit": limit})
@@ -205,7 +207,7 @@ class V1Api:
         newest = self.service.index.newest(limit)
         return json_response({
             "last_event_id": position, "time": time.time(),
-            "tasks": self._dicts(newest, live=True), "workers": self.worker_dicts(),
+            "tasks": self._encoded(newest, live=True), "workers": self.worker_dicts(),
             "queues": self.queue_dict(), "environment": self.service.environment,
             "read_only": self.service.read_only, "role": caller.role,
         })

@@ -24,7 +24,7 @@ __all__ = ["v1_routes"]
 
 
 def v1_routes(service: Service, guard: Guard, hub: StreamHub) -> list[Route]:
-    api, live = V1Api(service, hub), StreamApi(hub)
+    api, live = V1Api(service, hub), StreamApi(hub, service.admission.quiet)
     document = openapi_document(__version__)
 
     async def openapi(request: Request, caller: Caller) -> Response:

@@ -10,7 +10,7 @@ connection and a dead client is noticed."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
 import msgspec
@@ -34,6 +34,9 @@ DEFAULT_HEARTBEAT: Final = 15.0
 TICK: Final = 0.05
 #: ... while the ingest is behind its broker
 PAUSE: Final = 0.5
+#: seconds a stream's next write waits at most for the requests in flight to be answered
+#: (requests go first: a page costs a few ms, a write to a client far behind is megabytes)
+YIELD_MAX: Final = 0.25
 _encoder = msgspec.json.Encoder()
 
 
@@ -46,8 +49,10 @@ class _Client:
     """One connection's filter and position."""
 
     def __init__(self, hub: StreamHub, pred: Predicate | None, workers: bool,
-                 position: int, heartbeat: float) -> None:
+                 position: int, heartbeat: float,
+                 quiet: Callable[[float], Awaitable[bool]] | None = None) -> None:
         self.hub = hub
+        self.quiet = quiet
         self.pred = pred
         self.workers = workers
         self.position = position
@@ -90,6 +95,8 @@ class _Client:
         try:
             yield hello
             while not hub.closed:
+                if self.quiet is not None:
+                    await self.quiet(YIELD_MAX)  # the requests in flight first
                 waiter.clear()
                 data, more = self.turn()
                 if data:
@@ -110,8 +117,11 @@ class _Client:
 
 
 class StreamApi:
-    def __init__(self, hub: StreamHub) -> None:
+    def __init__(self, hub: StreamHub,
+                 quiet: Callable[[float], Awaitable[bool]] | None = None) -> None:
+        """``quiet(timeout)``: waits until no request is in flight (``Admission.quiet``)."""
         self.hub = hub
+        self.quiet = quiet
 
     async def stream(self, request: Request, caller: Caller) -> Response:
         query = query_of(request)
@@ -120,7 +130,7 @@ class StreamApi:
         heartbeat = v1_number(query, "heartbeat", DEFAULT_HEARTBEAT, minimum=0.1, cap=300.0)
         last_id = request.headers.get("last-event-id") or params.text(query, "last_event_id")
         position, problem = self.hub.position_of(last_id)
-        client = _Client(self.hub, pred, workers, position, heartbeat)
+        client = _Client(self.hub, pred, workers, position, heartbeat, self.quiet)
         hello = b"retry: 2000\n" + b"id: %s\nevent: hello\ndata: %s\n\n" % (
             self.hub.event_id(position).encode(),
             _encoder.encode({"resumed": bool(last_id) and problem is None,

@@ -28,7 +28,7 @@ from lazycelery.serve.errors import bad_param
 from lazycelery.serve.v1.query import v1_int
 
 __all__ = ["MAX_LIMIT", "Cursor", "TaskPage", "compile_q", "memory_page", "parse_cursor",
-           "record_dict", "scan_page", "store_page"]
+           "record_dict", "record_json", "scan_page", "store_page"]
 
 DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 1000
@@ -41,6 +41,7 @@ SCAN_BUDGET: Final = 5_000
 _LAST_SEEN = operator.attrgetter("last_seen")
 
 _cursor_encoder = msgspec.json.Encoder()
+_record_encoder = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True)
@@ -190,3 +191,13 @@ def record_dict(rec: TaskRecord, children: list[str]) -> dict[str, Any]:
     out["children"] = children
     out["timestamp"] = rec.timestamp
     return out
+
+
+def record_json(rec: TaskRecord, children: list[str]) -> msgspec.Raw:
+    """``record_dict`` already encoded: the record's own JSON (msgspec, in C, field order)
+    with ``children`` and ``timestamp`` appended; it goes into a response as it is. A page's
+    records cost half what building and encoding their dicts did."""
+    encode = _record_encoder.encode
+    body = encode(rec)
+    return msgspec.Raw(b'%s,"children":%s,"timestamp":%s}' % (
+        body[:-1], encode(children), encode(rec.timestamp)))
