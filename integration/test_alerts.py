@@ -72,7 +72,7 @@ def test_record_fires_then_resolves_and_alerts_test_replays_it(
     store = f"sqlite:///{tmp_path / 'history.sqlite3'}"
     recorder = RecordProcess(redis_url, store, tmp_path)
     try:
-        reader = wait_for(lambda: _try_open(store), timeout=30, what="the store")
+        reader = wait_for(lambda: _try_open(store), timeout=60, what="the store")
         _send_until_recorded(app, reader)
         assert state_of("fails") == "ok"
         failing = [app.send_task("workerapp.always_fail", args=(i,)) for i in range(5)]

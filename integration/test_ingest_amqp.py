@@ -36,7 +36,7 @@ def test_kombu_path_on_rabbitmq(amqp_url: str, celery_worker_factory: Callable[.
                                 ingest: tuple[Ingestor, TaskIndex, list[int]]) -> None:
     ingestor, index, batches = ingest
     assert ingestor.path == "kombu"
-    wait_for(lambda: ingestor.status.state == CONNECTED, 20, what="the AMQP connection")
+    wait_for(lambda: ingestor.status.state == CONNECTED, 60, what="the AMQP connection")
     worker = celery_worker_factory(amqp_url)
     client = worker.app()
     try:
@@ -61,7 +61,7 @@ def test_kombu_path_on_rabbitmq(amqp_url: str, celery_worker_factory: Callable[.
     # timestamps are the senders' epoch times, not shifted (localize=False)
     assert abs(records[ok].succeeded - time.time()) < 120
     assert max(batches) >= 1 and sum(batches) == index.events_total
-    wait_for(lambda: worker.hostname in index.workers, 10, what="the worker record")
+    wait_for(lambda: worker.hostname in index.workers, 60, what="the worker record")
     started = time.monotonic()
     ingestor.stop()
     assert time.monotonic() - started < 2.5

@@ -50,7 +50,7 @@ def test_fast_and_kombu_paths_build_the_same_index(
         both: tuple[Ingestor, Ingestor]) -> None:
     fast, kombu = both
     assert (fast.path, kombu.path) == ("fast", "kombu")
-    wait_for(lambda: fast.status.state == kombu.status.state == CONNECTED, 20,
+    wait_for(lambda: fast.status.state == kombu.status.state == CONNECTED, 60,
              what="both AMQP connections")
     assert fast.status.describe() == "connected (fast path)"
     worker = celery_worker_factory(amqp_url)
@@ -70,7 +70,7 @@ def test_fast_and_kombu_paths_build_the_same_index(
         wait_for(lambda i=ingestor: all(_state(i.index, t) == s for t, s in expected.items()),
                  60, what=f"the tasks to finish ({ingestor.path} path)")
     # both saw the same stream: wait until the event counts settle and agree
-    wait_for(lambda: fast.index.events_total == kombu.index.events_total, 10,
+    wait_for(lambda: fast.index.events_total == kombu.index.events_total, 60,
              what="both paths to apply the same number of events")
     for task_id in expected:
         assert _record(fast.index, task_id) == _record(kombu.index, task_id)
@@ -81,7 +81,7 @@ def test_fast_and_kombu_paths_build_the_same_index(
     chained = fast.index.get(chain[1])
     assert chained is not None and chained.parent_id == chain[0]
     assert abs((fast.index.get(ok).succeeded or 0) - time.time()) < 120  # type: ignore[union-attr]
-    wait_for(lambda: worker.hostname in fast.index.workers, 10, what="the worker record")
+    wait_for(lambda: worker.hostname in fast.index.workers, 60, what="the worker record")
     assert fast.counters()["malformed"] == fast.counters()["unsupported"] == 0
     assert fast.index.counts()["by_state"] == kombu.index.counts()["by_state"]
     started = time.monotonic()
@@ -96,7 +96,7 @@ def test_wrong_password_is_one_masked_line(amqp_url: str) -> None:
     ingestor = Ingestor(bad, TaskIndex(), mode="fast", wakeup=False)
     ingestor.start()
     try:
-        wait_for(lambda: ingestor.status.state == RECONNECTING, 20, what="the login failure")
+        wait_for(lambda: ingestor.status.state == RECONNECTING, 60, what="the login failure")
         error = ingestor.status.last_error or ""
         assert error and "\n" not in error and "s3cret" not in error
         assert "ACCESS_REFUSED" in error or "refused" in error.lower() or "closed" in error.lower()
@@ -110,7 +110,7 @@ def test_wrong_password_is_one_masked_line(amqp_url: str) -> None:
 def test_stop_is_prompt_while_idle_and_queue_goes_away(amqp_url: str) -> None:
     ingestor = Ingestor(amqp_url, TaskIndex(), mode="fast", wakeup=False)
     ingestor.start()
-    wait_for(lambda: ingestor.status.state == CONNECTED, 20, what="the AMQP connection")
+    wait_for(lambda: ingestor.status.state == CONNECTED, 60, what="the AMQP connection")
     time.sleep(0.5)
     started = time.monotonic()
     ingestor.stop()
@@ -124,7 +124,7 @@ def test_refused_connection_reconnects(amqp_url: str) -> None:
                         wakeup=False)
     ingestor.start()
     try:
-        wait_for(lambda: ingestor.status.state == RECONNECTING, 10, what="the refused connect")
+        wait_for(lambda: ingestor.status.state == RECONNECTING, 60, what="the refused connect")
         assert "refused" in (ingestor.status.last_error or "").lower()
     finally:
         started = time.monotonic()
@@ -173,11 +173,11 @@ def test_read_ahead_rides_out_a_stall_longer_than_the_queue_ttl(amqp_url: str) -
                                 virtual_host=unquote(parts.path[1:]) or "/")
     ingestor.start()
     try:
-        wait_for(lambda: ingestor.status.state == CONNECTED, 20, what="the AMQP connection")
+        wait_for(lambda: ingestor.status.state == CONNECTED, 60, what="the AMQP connection")
         assert ingestor.path == "fast"
         publisher.connect()
         channel = publisher.channel()
-        wait_for(lambda: len(_event_queues(amqp_url)) == 1, 20, what="the event queue")
+        wait_for(lambda: len(_event_queues(amqp_url)) == 1, 60, what="the event queue")
         (queue,) = _event_queues(amqp_url)
         assert queue["arguments"].get("x-message-ttl") == 5000
         stall.set()
@@ -189,7 +189,7 @@ def test_read_ahead_rides_out_a_stall_longer_than_the_queue_ttl(amqp_url: str) -
                 exchange="celeryev", routing_key="task.received")
 
         publish(0)
-        wait_for(stalled.is_set, 10, what="the consumer to stall")
+        wait_for(stalled.is_set, 60, what="the consumer to stall")
         count = 6000  # ~24 MB
         for i in range(1, count + 1):
             publish(i)

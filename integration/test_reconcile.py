@@ -30,17 +30,17 @@ def test_tasks_that_finished_while_we_ignored_events_are_corrected(
     ingestor = Ingestor(redis_url, index, mode="auto")
     ingestor.start()
     try:
-        wait_for(lambda: ingestor.status.state == CONNECTED, timeout=20, what="the ingestor")
+        wait_for(lambda: ingestor.status.state == CONNECTED, timeout=60, what="the ingestor")
         short = [client.send_task("workerapp.long_running", args=[2.0]).id for _ in range(2)]
         failing = client.send_task("workerapp.always_fail", args=["x"], countdown=5).id
         still = client.send_task("workerapp.long_running", args=[60]).id
-        wait_for(lambda: states(index, [*short, still]) == ["STARTED"] * 3, timeout=30,
+        wait_for(lambda: states(index, [*short, still]) == ["STARTED"] * 3, timeout=60,
                  what="the tasks to start")
-        wait_for(lambda: states(index, [failing]) == ["RECEIVED"], timeout=30, what="the ETA task")
+        wait_for(lambda: states(index, [failing]) == ["RECEIVED"], timeout=60, what="the ETA task")
         ingestor.stop()  # from here on we hear nothing
         backend = client.backend
         wait_for(lambda: [backend.get_task_meta(i)["status"] for i in [*short, failing]]
-                 == ["SUCCESS", "SUCCESS", "FAILURE"], timeout=30, what="the tasks to finish")
+                 == ["SUCCESS", "SUCCESS", "FAILURE"], timeout=60, what="the tasks to finish")
         assert states(index, [*short, failing, still]) == ["STARTED", "STARTED", "RECEIVED", "STARTED"]
 
         app = Settings(broker_url=redis_url, result_backend=redis_url).celery_app()
@@ -70,10 +70,10 @@ def test_without_a_backend_vanished_tasks_are_flagged_unknown(
     ingestor = Ingestor(redis_url, index, mode="auto")
     ingestor.start()
     try:
-        wait_for(lambda: ingestor.status.state == CONNECTED, timeout=20, what="the ingestor")
+        wait_for(lambda: ingestor.status.state == CONNECTED, timeout=60, what="the ingestor")
         done = client.send_task("workerapp.long_running", args=[1.5]).id
         still = client.send_task("workerapp.long_running", args=[60]).id
-        wait_for(lambda: states(index, [done, still]) == ["STARTED"] * 2, timeout=30,
+        wait_for(lambda: states(index, [done, still]) == ["STARTED"] * 2, timeout=60,
                  what="the tasks to start")
         lost_at = time.time()
         ingestor.stop()
@@ -118,13 +118,13 @@ def test_after_a_broker_restart_tasks_that_finished_in_the_gap_are_finished(
     reconciler.start()
     ingestor.start()
     try:
-        wait_for(lambda: ingestor.status.state == CONNECTED, timeout=20, what="the ingestor")
+        wait_for(lambda: ingestor.status.state == CONNECTED, timeout=60, what="the ingestor")
         ids = [client.send_task("workerapp.long_running", args=[3.0]).id for _ in range(3)]
-        wait_for(lambda: states(index, ids) == ["STARTED"] * 3, timeout=30, what="the tasks to start")
+        wait_for(lambda: states(index, ids) == ["STARTED"] * 3, timeout=60, what="the tasks to start")
         broker.stop()  # the tasks finish while the broker, and so the event stream, is down
         backend = client.backend
         wait_for(lambda: all(backend.get_task_meta(i)["status"] == "SUCCESS" for i in ids),
-                 timeout=30, what="the tasks to finish during the gap")
+                 timeout=60, what="the tasks to finish during the gap")
         assert states(index, ids) == ["STARTED"] * 3
         broker.start()
         assert reconciled.wait(60), (reports, statuses[-3:])
@@ -151,19 +151,19 @@ def test_a_task_first_seen_without_a_name_is_named_from_the_backend(
     reconciler = Reconciler(index, app, interval=120, timeout=3.0)
     try:
         task = client.send_task("workerapp.long_running", args=[4.0])
-        wait_for(lambda: _active(client, worker, task.id), timeout=30, what="the task to start")
+        wait_for(lambda: _active(client, worker, task.id), timeout=60, what="the task to start")
         ingestor.start()
         reconciler.start()
-        wait_for(lambda: ingestor.status.state == CONNECTED, timeout=20, what="the ingestor")
+        wait_for(lambda: ingestor.status.state == CONNECTED, timeout=60, what="the ingestor")
         # The worker publishes task-started from its event loop, which on a busy machine can
         # come after `inspect active` already lists the task: we may hear it. It carries no
         # name either (only uuid, hostname, pid), so the task is still first seen unnamed.
         first = index.get(task.id)
         assert first is None or first.name is None
-        wait_for(lambda: states(index, [task.id]) == ["SUCCESS"], timeout=30,
+        wait_for(lambda: states(index, [task.id]) == ["SUCCESS"], timeout=60,
                  what="its task-succeeded")
         wait_for(lambda: getattr(index.get(task.id), "name", None) == "workerapp.long_running",
-                 timeout=15, what="its name from the result backend")
+                 timeout=60, what="its name from the result backend")
         named = index.get(task.id)
         assert named is not None and named.args == "(4.0,)" and index.by_name == {
             "workerapp.long_running": 1}

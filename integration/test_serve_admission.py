@@ -65,5 +65,5 @@ def test_flood_is_shed_with_json_503_and_counted(redis_url: str,
     assert _shed(url)["busy"] == 40
     # the held requests are done: answered again
     wait_for(lambda: httpx.get(f"{url}/api/v1/tasks", timeout=10).status_code == 200,
-             timeout=30, what="serve to answer again")
+             timeout=60, what="serve to answer again")
     assert "Traceback" not in serve.output()

@@ -43,10 +43,10 @@ def test_a_dropped_schema_is_said_once_and_counted(redis_url: str, postgres_url:
     _publish(redis_url, 20)
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         wait_for(lambda: admin.execute("SELECT count(*) FROM tasks").fetchone()[0] >= 20,
-                 timeout=30, what="the first events recorded")
+                 timeout=60, what="the first events recorded")
         admin.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     _publish(redis_url, 150)  # ~3 s of batches, each refused
-    wait_for(lambda: "does not exist" in serve.output(), timeout=30, what="the error said")
+    wait_for(lambda: "does not exist" in serve.output(), timeout=60, what="the error said")
     assert serve.stop() == 0, serve.output()[-3000:]
     lines = [line for line in serve.output().splitlines() if "does not exist" in line]
     full = [line for line in lines if "(repeated" not in line]
