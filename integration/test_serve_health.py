@@ -98,7 +98,7 @@ def test_unreachable_broker_is_503_starting(servers: Callable[..., Server]  # no
     assert first.json()["error"].startswith("starting: the event stream is not subscribed yet")
     # still not ready once the ingest is retrying (the second attempt is 1 s later)
     retrying = wait_for(lambda: "reconnecting" in httpx.get(
-        f"{serve.url}/healthcheck", timeout=2).text, timeout=60, what="reconnecting")
+        f"{serve.url}/healthcheck", timeout=10).text, timeout=60, what="reconnecting")
     assert retrying
-    assert httpx.get(f"{serve.url}/healthcheck", timeout=2).status_code == 503
+    assert httpx.get(f"{serve.url}/healthcheck", timeout=10).status_code == 503
     assert httpx.get(f"{serve.url}/api/workers", timeout=5).status_code == 200  # serving
