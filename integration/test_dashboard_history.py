@@ -228,7 +228,7 @@ def test_lazycelery_store_in_a_real_terminal(
         found = int(re.search(r"\+(\d+) from history", screen).group(1))  # type: ignore[union-attr]
         assert found >= len(ids) - 5
         term.press("q")
-        term.child.expect(pexpect.EOF, timeout=15)
+        term.child.expect(pexpect.EOF, timeout=60)
 
         down = terminal("--broker", redis_url, "--store",
                         "postgresql://lc:s3cret@127.0.0.1:1/nowhere")
@@ -247,7 +247,7 @@ def test_lazycelery_store_in_a_real_terminal(
 
         wait_for(live_task_shown, timeout=60, interval=0, what="a live task despite the store")
         down.press("q")
-        down.child.expect(pexpect.EOF, timeout=15)
+        down.child.expect(pexpect.EOF, timeout=60)
     finally:
         recorder.close()
         if reader is not None:

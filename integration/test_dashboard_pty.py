@@ -140,7 +140,7 @@ def test_dashboard_end_to_end(redis_url: str, celery_worker_factory: Any,
     term.press("\x1b", settle=0.5)
     term.wait_for(lambda s: "3 Tasks" in s, 60, "the task list")
     term.press("q")
-    term.child.expect(pexpect.EOF, timeout=15)
+    term.child.expect(pexpect.EOF, timeout=60)
     term.child.close()
     assert term.child.exitstatus == 0
     assert (tmp_path / "stty.before").read_text() == (tmp_path / "stty.after").read_text()
@@ -155,7 +155,7 @@ def test_dashboard_without_a_broker_shows_the_banner(terminal: Callable[..., Ter
     screen = term.wait_for(lambda s: "reconnecting: attempt" in s, 60, "the banner")
     assert "Traceback" not in screen
     term.press("q")
-    term.child.expect(pexpect.EOF, timeout=15)
+    term.child.expect(pexpect.EOF, timeout=60)
     term.child.close()
     assert term.child.exitstatus == 0
     assert (tmp_path / "stty.before").read_text() == (tmp_path / "stty.after").read_text()
@@ -203,7 +203,7 @@ def test_hostile_values_on_screen_and_q_still_quits(redis_url: str,
     # (core/sanitize.py); the display's own "?" for such values is tested in test_hostile_render
     assert re.match(r"\d\d:\d\d:\d\d ", row.lstrip()), row
     term.press("q")
-    term.child.expect(pexpect.EOF, timeout=15)
+    term.child.expect(pexpect.EOF, timeout=60)
     term.child.close()
     assert term.child.exitstatus == 0
     assert (tmp_path / "stty.before").read_text() == (tmp_path / "stty.after").read_text()
@@ -222,7 +222,7 @@ def test_dashboard_started_in_a_tiny_terminal_waits_for_a_bigger_one(
                            "the dashboard after the resize")
     assert "Terminal too small" not in screen
     term.press("q")
-    term.child.expect(pexpect.EOF, timeout=15)
+    term.child.expect(pexpect.EOF, timeout=60)
     term.child.close()
     assert term.child.exitstatus == 0
     assert b"Traceback" not in bytes(term.raw)
@@ -236,7 +236,7 @@ def test_the_header_masks_a_password_with_raw_special_characters(
     screen = term.wait_for(lambda s: "reconnecting: attempt" in s, 60, "the banner")
     assert "redis://:********@127.0.0.1:1/0" in screen
     term.press("q")
-    term.child.expect(pexpect.EOF, timeout=15)
+    term.child.expect(pexpect.EOF, timeout=60)
     term.child.close()
     everything = bytes(term.raw).decode("utf-8", "replace")
     leaked = [password[i:i + 3] for i in range(len(password) - 2)

@@ -90,4 +90,4 @@ def test_two_real_clusters_and_a_closed_port_in_one_dashboard(
     term.press("r")
     term.wait_for(lambda s: "read-only" in s, 60, "the refusal")
     term.press("q")
-    term.child.expect(pexpect.EOF, timeout=20)
+    term.child.expect(pexpect.EOF, timeout=60)

@@ -229,8 +229,8 @@ def test_tail_prints_every_valid_event_and_reports_the_bad_ones(redis_url: str) 
             return {(d["uuid"], d["type"]) for d in tail.docs()
                     if isinstance(d.get("uuid"), str) and isinstance(d.get("type"), str)}
 
-        tail.wait_until(lambda: valid <= shown(), 30, "every valid event on stdout")
-        tail.wait_stderr("bad events: ", timeout=10)
+        tail.wait_until(lambda: valid <= shown(), 60, "every valid event on stdout")
+        tail.wait_stderr("bad events: ", timeout=60)
         errors = tail.stderr()
         assert "connection lost" not in errors and "reconnect" not in errors, errors
         assert_no_traceback(errors)
