@@ -70,11 +70,12 @@ def test_a_dropped_schema_is_said_once_and_counted(redis_url: str, postgres_url:
     full = [line for line in lines if "(repeated" not in line]
     summaries = [line for line in lines if "(repeated" in line]
     # one line per kind of error (the events', the gap's; PostgreSQL words its first one
-    # with "at character N"; the recorder row's at stop, and its alive mark when no write has
-    # succeeded for ALIVE_EVERY - a slow run reaches that), never one per batch
+    # with "at character N"; the recorder row's at stop; and more kinds - its alive mark,
+    # the gaps' - the longer the writes fail, which a loaded machine makes longer), never one
+    # per batch: fewer lines than the ROUNDS (at least) refused writes, none said twice
     kinds = [notice_key(line) for line in full]
     assert full and len(kinds) == len(set(kinds)), "\n".join(lines)
-    assert len(full) <= 5, "\n".join(lines)
+    assert len(full) < ROUNDS, "\n".join(lines)
     assert summaries, "\n".join(lines)
     repeated = sum(int(m.group(1)) for line in summaries
                    if (m := re.search(r"\(repeated (\d+) times? in ", line)))
