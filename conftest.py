@@ -58,6 +58,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.contextmanager
+def closed_port() -> Iterator[int]:
+    """A port nothing listens on, held for the block: bound (not listening), so connecting is
+    refused and no other process (a redis-server a concurrent test starts on a free_port())
+    can take it meanwhile, as it can a port free_port() has already released."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
 def _tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -373,4 +383,4 @@ def shared_fixtures() -> Path:
     return path
 
 
-__all__ = ["RedisServer", "WorkerProcess", "free_port", "tempfile", "wait_for"]
+__all__ = ["RedisServer", "WorkerProcess", "closed_port", "free_port", "tempfile", "wait_for"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, free_port, wait_for
+from conftest import ROOT, closed_port, wait_for
 from lazycelery.core.index import TaskIndex
 from lazycelery.store import Store, StoreError, open_store
 from lazycelery.store.query import TaskFilter, page
@@ -144,13 +144,16 @@ def test_an_unknown_role_or_database_is_one_line_without_the_password(
 
 
 def test_tail_since_with_an_unreachable_postgresql_follows_live_with_one_line() -> None:
-    url = f"postgresql://lc:pw-s3cret@127.0.0.1:{free_port()}/celerymon"
     env = {k: v for k, v in os.environ.items() if k != "LAZYCELERY_STORE"}
-    done = subprocess.run(
-        [sys.executable, "-m", "lazycelery", "tail", "--broker",
-         f"redis://127.0.0.1:{free_port()}/0", "--since", "1h", "--store", url,
-         "--timeout", "1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-        check=False)
+    # ports held closed: a free_port() is released at once, and a server that a concurrent
+    # test starts could take it before tail connects ("refused" would then not be said)
+    with closed_port() as store_port, closed_port() as broker_port:
+        url = f"postgresql://lc:pw-s3cret@127.0.0.1:{store_port}/celerymon"
+        done = subprocess.run(
+            [sys.executable, "-m", "lazycelery", "tail", "--broker",
+             f"redis://127.0.0.1:{broker_port}/0", "--since", "1h", "--store", url,
+             "--timeout", "1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+            check=False)
     assert done.returncode == 0, done.stderr
     first = done.stderr.splitlines()[0]
     assert first.startswith("lazycelery: history off: store postgresql://lc:********@127.0.0.1:")
