@@ -36,9 +36,12 @@ RECORDED = ROOT / "tests" / "data" / "recorded"  # copied from ../shared/fixture
 # --------------------------------------------------------------------------- helpers
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05,
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.05,
              what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout``."""
+    """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout``.
+
+    The default only bounds a wait (it returns as soon as the condition holds), so it is sized
+    for a loaded machine (load 15 on 2 cores), where a worker can take 20-30 s to answer."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -53,6 +56,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def closed_port() -> Iterator[int]:
+    """A port nothing listens on, held for the block: bound (not listening), so connecting is
+    refused and no other process (a redis-server a concurrent test starts on a free_port())
+    can take it meanwhile, as it can a port free_port() has already released."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
 
 
 def _tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -370,4 +383,4 @@ def shared_fixtures() -> Path:
     return path
 
 
-__all__ = ["RedisServer", "WorkerProcess", "free_port", "tempfile", "wait_for"]
+__all__ = ["RedisServer", "WorkerProcess", "closed_port", "free_port", "tempfile", "wait_for"]

@@ -29,7 +29,7 @@ def test_a_cli_revoke_is_audited_in_the_file_and_in_postgresql(
     try:
         slow = client.send_task("workerapp.add", args=[1, 2], countdown=120)
         wait_for(lambda: slow.id in str(client.control.inspect(
-            destination=[worker.hostname], timeout=3.0).scheduled()), timeout=30,
+            destination=[worker.hostname], timeout=3.0).scheduled()), timeout=60,
                  what="the worker to hold the ETA task")
         assert main(["-b", worker.broker, "--store", postgres_url, "task", "revoke", slow.id,
                      "--yes"]) == 0

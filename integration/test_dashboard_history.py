@@ -57,7 +57,7 @@ def test_evicted_tasks_open_from_the_store_in_the_dashboard(
     recorder = RecordProcess(redis_url, store_url, tmp_path)
     reader: Store | None = None
     try:
-        reader = wait_for(lambda: _try_open(store_url), timeout=30, what="the store")
+        reader = wait_for(lambda: _try_open(store_url), timeout=60, what="the store")
         _send_until_recorded(app, reader)
         ids = [str(app.send_task("workerapp.add", args=(i, i)).id) for i in range(12)]
         ids += [str(app.send_task("workerapp.always_fail", args=(f"p{i}",)).id) for i in range(3)]
@@ -146,7 +146,7 @@ def test_tail_since_switches_to_live_with_nothing_lost_or_twice(
 
     producer = threading.Thread(target=produce, daemon=True)
     try:
-        reader = wait_for(lambda: _try_open(store_url), timeout=30, what="the store")
+        reader = wait_for(lambda: _try_open(store_url), timeout=60, what="the store")
         _send_until_recorded(app, reader)
         producer.start()
         wait_for(lambda: len(reader.fetch_tasks(sent[:50])) >= 50, timeout=60,
@@ -169,7 +169,7 @@ def test_tail_since_switches_to_live_with_nothing_lost_or_twice(
         stored = {(str(u), str(t), float(at)) for u, t, at in
                   reader.query("SELECT uuid, type, time FROM transitions")}
         wait_for(lambda: len([d for d in tail.docs() if d["type"].startswith("task-")])
-                 >= len(stored), timeout=30, what="tail to print every stored event")
+                 >= len(stored), timeout=60, what="tail to print every stored event")
         docs = [d for d in tail.docs() if d["type"].startswith("task-")]
         keys = [(d["uuid"], d["type"], d["timestamp"]) for d in docs]
         assert len(keys) == len(set(keys)), "an event printed twice across the switch"
@@ -209,7 +209,7 @@ def test_lazycelery_store_in_a_real_terminal(
     recorder = RecordProcess(redis_url, store_url, tmp_path)
     reader: Store | None = None
     try:
-        reader = wait_for(lambda: _try_open(store_url), timeout=30, what="the store")
+        reader = wait_for(lambda: _try_open(store_url), timeout=60, what="the store")
         _send_until_recorded(app, reader)
         ids = [str(app.send_task("workerapp.add", args=(i, 1000)).id) for i in range(12)]
         metas = wait_for(lambda: _final_metas(app.backend, ids), timeout=90,
@@ -219,23 +219,23 @@ def test_lazycelery_store_in_a_real_terminal(
         assert recorder.terminate() == 0
 
         term = terminal("--broker", redis_url, "--store", store_url, "--max-tasks", "5")
-        screen = term.wait_for(lambda s: "history: 5 tasks" in s and "H " in s, 30,
+        screen = term.wait_for(lambda s: "history: 5 tasks" in s and "H " in s, 60,
                                "the tasks from history")
         assert "● connected" in screen or "connecting" in screen
         term.press("/since:1h\r")
-        screen = term.wait_for(lambda s: re.search(r"\+\d+ from history", s) is not None, 30,
+        screen = term.wait_for(lambda s: re.search(r"\+\d+ from history", s) is not None, 60,
                                "the range read from the store")
         found = int(re.search(r"\+(\d+) from history", screen).group(1))  # type: ignore[union-attr]
         assert found >= len(ids) - 5
         term.press("q")
-        term.child.expect(pexpect.EOF, timeout=15)
+        term.child.expect(pexpect.EOF, timeout=60)
 
         down = terminal("--broker", redis_url, "--store",
                         "postgresql://lc:s3cret@127.0.0.1:1/nowhere")
-        screen = down.wait_for(lambda s: "history off" in s, 30, "the history-off line")
+        screen = down.wait_for(lambda s: "history off" in s, 60, "the history-off line")
         assert "postgresql://lc:********@127.0.0.1:1/nowhere" in screen
         assert "s3cret" not in screen
-        down.wait_for(lambda s: "● connected" in s, 30, "the live stream")
+        down.wait_for(lambda s: "● connected" in s, 60, "the live stream")
 
         def live_task_shown() -> bool:  # PUB/SUB: a task sent before the subscription is lost
             app.send_task("workerapp.add", args=(1, 1))
@@ -245,9 +245,9 @@ def test_lazycelery_store_in_a_real_terminal(
                 return False
             return True
 
-        wait_for(live_task_shown, timeout=30, interval=0, what="a live task despite the store")
+        wait_for(live_task_shown, timeout=60, interval=0, what="a live task despite the store")
         down.press("q")
-        down.child.expect(pexpect.EOF, timeout=15)
+        down.child.expect(pexpect.EOF, timeout=60)
     finally:
         recorder.close()
         if reader is not None:

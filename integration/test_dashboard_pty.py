@@ -98,7 +98,7 @@ def test_dashboard_end_to_end(redis_url: str, celery_worker_factory: Any,
     worker = celery_worker_factory(redis_url)
     term = terminal("--broker", redis_url)
     short_host = worker.hostname.split("@")[0]
-    term.wait_for(lambda s: "connected" in s and short_host in s, 30,
+    term.wait_for(lambda s: "connected" in s and short_host in s, 60,
                   "the worker to show up in the workers pane")
 
     app = worker.app()
@@ -109,38 +109,38 @@ def test_dashboard_end_to_end(redis_url: str, celery_worker_factory: Any,
     finally:
         app.close()
     screen = term.wait_for(lambda s: "workerapp.always_fail" in s and "FAILURE" in s
-                           and s.count("workerapp.add") >= 5, 30, "tasks to appear")
+                           and s.count("workerapp.add") >= 5, 60, "tasks to appear")
     assert "SUCCESS" in screen
 
     # reach the failed task's traceback with keys: filter, open, next sections
     term.press("/state:failure\r")
-    term.wait_for(lambda s: "/ state:failure" in s, 10, "the filter in the pane title")
+    term.wait_for(lambda s: "/ state:failure" in s, 60, "the filter in the pane title")
     term.press("\r")
-    term.wait_for(lambda s: "Task detail" in s and "Exception" in s, 10, "the detail pane")
+    term.wait_for(lambda s: "Task detail" in s and "Exception" in s, 60, "the detail pane")
     for _ in range(8):
         if "Traceback (most recent call last)" in term.text and \
                 "ValueError: bad payload: 'e2e-payload'" in term.text:
             break
         term.press("]")
-    screen = term.wait_for(lambda s: "ValueError: bad payload: 'e2e-payload'" in s, 10,
+    screen = term.wait_for(lambda s: "ValueError: bad payload: 'e2e-payload'" in s, 60,
                            "the traceback")
     assert "Traceback (most recent call last)" in screen
     assert "History" in screen and "STARTED" in screen
 
     # ? shows the help generated from the command registry; ? closes it
     term.press("?")
-    term.wait_for(lambda s: "cursor.down" in s and "Keys — detail pane" in s, 10,
+    term.wait_for(lambda s: "cursor.down" in s and "Keys — detail pane" in s, 60,
                   "the help overlay")
     term.press("G")  # scroll to its end: the filter language and remapping
-    term.wait_for(lambda s: "Filter language" in s and "[keys]" in s, 10, "the help's end")
+    term.wait_for(lambda s: "Filter language" in s and "[keys]" in s, 60, "the help's end")
     term.press("?")
-    term.wait_for(lambda s: "Filter language" not in s, 10, "the help to close")
+    term.wait_for(lambda s: "Filter language" not in s, 60, "the help to close")
 
     # esc goes back to the list; q quits and restores the terminal
     term.press("\x1b", settle=0.5)
-    term.wait_for(lambda s: "3 Tasks" in s, 10, "the task list")
+    term.wait_for(lambda s: "3 Tasks" in s, 60, "the task list")
     term.press("q")
-    term.child.expect(pexpect.EOF, timeout=15)
+    term.child.expect(pexpect.EOF, timeout=60)
     term.child.close()
     assert term.child.exitstatus == 0
     assert (tmp_path / "stty.before").read_text() == (tmp_path / "stty.after").read_text()
@@ -152,10 +152,10 @@ def test_dashboard_without_a_broker_shows_the_banner(terminal: Callable[..., Ter
                                                      tmp_path: Path) -> None:
     # nothing listens on port 1: the dashboard must keep retrying, never crash
     term = terminal("--broker", "redis://127.0.0.1:1/0")
-    screen = term.wait_for(lambda s: "reconnecting: attempt" in s, 30, "the banner")
+    screen = term.wait_for(lambda s: "reconnecting: attempt" in s, 60, "the banner")
     assert "Traceback" not in screen
     term.press("q")
-    term.child.expect(pexpect.EOF, timeout=15)
+    term.child.expect(pexpect.EOF, timeout=60)
     term.child.close()
     assert term.child.exitstatus == 0
     assert (tmp_path / "stty.before").read_text() == (tmp_path / "stty.after").read_text()
@@ -192,10 +192,10 @@ def test_hostile_values_on_screen_and_q_still_quits(redis_url: str,
                                                      terminal: Callable[..., Terminal],
                                                      tmp_path: Path) -> None:
     term = terminal("--broker", redis_url)
-    term.wait_for(lambda s: "connected" in s, 30, "the dashboard to connect")
+    term.wait_for(lambda s: "connected" in s, 60, "the dashboard to connect")
     _send_hostile_events(redis_url)
     screen = term.wait_for(lambda s: "evil\\x1b]0;pwned" in s and "huge.time" in s
-                           and "w\\x1b]0;x\\x07@host" in s, 30, "the hostile rows")
+                           and "w\\x1b]0;x\\x07@host" in s, 60, "the hostile rows")
     assert "Traceback" not in screen and "Press ENTER" not in screen
     assert "pwned" not in (term.screen.title or "")  # the escape did not retitle the window
     row = next(line for line in term.screen.display if "evil\\x1b]0;pwned" in line)
@@ -203,7 +203,7 @@ def test_hostile_values_on_screen_and_q_still_quits(redis_url: str,
     # (core/sanitize.py); the display's own "?" for such values is tested in test_hostile_render
     assert re.match(r"\d\d:\d\d:\d\d ", row.lstrip()), row
     term.press("q")
-    term.child.expect(pexpect.EOF, timeout=15)
+    term.child.expect(pexpect.EOF, timeout=60)
     term.child.close()
     assert term.child.exitstatus == 0
     assert (tmp_path / "stty.before").read_text() == (tmp_path / "stty.after").read_text()
@@ -214,15 +214,15 @@ def test_dashboard_started_in_a_tiny_terminal_waits_for_a_bigger_one(
     # started at 40x10 (the minimum is 60x14): the "too small" message, not a traceback;
     # enlarged, the dashboard; q quits cleanly
     term = terminal("--broker", "redis://127.0.0.1:1/0", rows=10, cols=40)
-    screen = term.wait_for(lambda s: "Terminal too small: 40×10" in s, 30, "the too-small message")
+    screen = term.wait_for(lambda s: "Terminal too small: 40×10" in s, 60, "the too-small message")
     assert "lazycelery needs at least 60×14" in screen
     assert "Traceback" not in screen
     term.resize(30, 100)
-    screen = term.wait_for(lambda s: "Tasks" in s and "reconnecting: attempt" in s, 30,
+    screen = term.wait_for(lambda s: "Tasks" in s and "reconnecting: attempt" in s, 60,
                            "the dashboard after the resize")
     assert "Terminal too small" not in screen
     term.press("q")
-    term.child.expect(pexpect.EOF, timeout=15)
+    term.child.expect(pexpect.EOF, timeout=60)
     term.child.close()
     assert term.child.exitstatus == 0
     assert b"Traceback" not in bytes(term.raw)
@@ -233,10 +233,10 @@ def test_the_header_masks_a_password_with_raw_special_characters(
         terminal: Callable[..., Terminal]) -> None:
     password = "Zq9@Xy7:Wv Ut%Sr"  # raw "@", ":", a space and "%": kombu reads it as written
     term = terminal("--broker", f"redis://:{password}@127.0.0.1:1/0")
-    screen = term.wait_for(lambda s: "reconnecting: attempt" in s, 30, "the banner")
+    screen = term.wait_for(lambda s: "reconnecting: attempt" in s, 60, "the banner")
     assert "redis://:********@127.0.0.1:1/0" in screen
     term.press("q")
-    term.child.expect(pexpect.EOF, timeout=15)
+    term.child.expect(pexpect.EOF, timeout=60)
     term.child.close()
     everything = bytes(term.raw).decode("utf-8", "replace")
     leaked = [password[i:i + 3] for i in range(len(password) - 2)

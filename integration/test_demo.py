@@ -294,7 +294,7 @@ def test_children_stop_by_themselves_when_the_demo_is_killed(demo_factory: Any,
     pids = _pids(info)
     assert len(pids) == 5  # two workers, the producer, beat and the embedded broker
     demo.stop(signal.SIGKILL)  # no chance to clean up: the children watch their parent
-    wait_for(lambda: all(_group_gone(pid) for pid in pids), timeout=30, interval=0.2,
+    wait_for(lambda: all(_group_gone(pid) for pid in pids), timeout=60, interval=0.2,
              what="the orphaned workers, producer, beat and broker to exit")
     # the next run removes the dead run's temp dir
     data_dir = Path(info["data_dir"])
@@ -335,10 +335,10 @@ def test_a_worker_stops_promptly_when_its_pool_was_slow_to_take_a_task(
         os.kill(pool[0], signal.SIGSTOP)
         result = app.signature("demo.generate_report", args=(1, 60.0)).apply_async()
         wait_for(lambda: f"demo.generate_report[{result.id}] received" in log.read_text(),
-                 timeout=30, what="the worker to receive the task")
+                 timeout=60, what="the worker to receive the task")
         stopper = threading.Thread(target=lambda: killed.extend(demo.supervisor.stop()))
         stopper.start()
-        wait_for(lambda: "Hitting Ctrl+C again" in log.read_text(), timeout=30,
+        wait_for(lambda: "Hitting Ctrl+C again" in log.read_text(), timeout=60,
                  what="the worker's cold shutdown to begin")
         os.kill(pool[0], signal.SIGCONT)  # it takes the task now, as a busy CPU gets to it
         stopper.join(60)

@@ -138,6 +138,6 @@ def test_a_hang_up_stops_the_demo(terminal: DemoTerminal) -> None:
     data_dir = terminal.started()
     # what a closed SSH session does: the terminal goes away, SIGHUP to its foreground group
     terminal.child.kill(signal.SIGHUP)
-    wait_for(lambda: not terminal.child.isalive(), timeout=30, what="the demo to exit")
+    wait_for(lambda: not terminal.child.isalive(), timeout=60, what="the demo to exit")
     wait_for(lambda: all(_group_gone(pid) for pid in terminal.pids) and not data_dir.exists(),
-             timeout=30, what="the workers to stop and the temp dir to go")
+             timeout=60, what="the workers to stop and the temp dir to go")

@@ -75,11 +75,11 @@ def test_each_environment_streams_and_the_closed_one_says_why(
                 return envs[name].index.by_state.get("SUCCESS", 0) > 0
             wait_for(succeeded, timeout=60, interval=0.5, what=f"a success in {name}")
             wait_for(lambda name=name: envs[name].status().workers_online >= 1,  # type: ignore[misc]
-                     timeout=30, what=f"a worker online in {name}")
+                     timeout=60, what=f"a worker online in {name}")
         _send(workers["red"], "workerapp.always_fail", "boom")
-        wait_for(lambda: envs["red"].index.by_state.get("FAILURE", 0) > 0, timeout=30,
+        wait_for(lambda: envs["red"].index.by_state.get("FAILURE", 0) > 0, timeout=60,
                  what="the failure in red")
-        down = wait_for(lambda: _reconnecting(envs["down"].status()), timeout=30,
+        down = wait_for(lambda: _reconnecting(envs["down"].status()), timeout=60,
                         what="the closed port's reason")
         assert "Connection refused" in down.connection_text()
         assert "\n" not in down.describe() and "hunter2" not in down.describe()
@@ -139,7 +139,7 @@ def test_tail_all_envs_tags_every_line_and_goes_on_past_a_closed_port(
                 return any(json.loads(line).get("env") == name for line in list(tail.out))
             wait_for(seen, timeout=60, interval=0.5, what=f"a line of {name}")
         wait_for(lambda: any(line.startswith("lazycelery: down: cannot connect")
-                             for line in list(tail.err)), timeout=30, what="down's line")
+                             for line in list(tail.err)), timeout=60, what="down's line")
         docs = [json.loads(line) for line in list(tail.out)]
         assert {d["env"] for d in docs} == {"red", "rabbit"}
         assert all(d["type"] == "task-succeeded" and next(iter(d)) == "env" for d in docs)

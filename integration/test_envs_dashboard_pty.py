@@ -65,29 +65,29 @@ def test_two_real_clusters_and_a_closed_port_in_one_dashboard(
         app.send_task("workerapp.add", (1, 2))
     finally:
         app.close()
-    term.wait_for(lambda s: "workerapp.add" in s and "SUCCESS" in s, 30, "red's task")
+    term.wait_for(lambda s: "workerapp.add" in s and "SUCCESS" in s, 60, "red's task")
 
     term.press("0")  # the Clusters pane: one row per environment
-    screen = term.wait_for(lambda s: "Connection refused" in s and "* red (ro)" in s, 30,
+    screen = term.wait_for(lambda s: "Connection refused" in s and "* red (ro)" in s, 60,
                            "the cluster view")
     assert "rabbit" in screen and "down" in screen
 
     term.press("E")  # every pane follows: rabbit's workers, rabbit's tasks
     term.wait_for(lambda s: " rabbit " in _header(s) and rabbit_host in s
-                  and red_host not in s, 30, "rabbit's dashboard")
+                  and red_host not in s, 60, "rabbit's dashboard")
     app = rabbit.app()
     try:
         app.send_task("workerapp.always_fail", ("pty",))
     finally:
         app.close()
-    screen = term.wait_for(lambda s: "workerapp.always_fail" in s, 30, "rabbit's task")
+    screen = term.wait_for(lambda s: "workerapp.always_fail" in s, 60, "rabbit's task")
     assert "workerapp.add" not in screen  # red's task is in red's dashboard only
 
     term.press("EE")  # down, then red again: read-only there
-    term.wait_for(lambda s: " red " in _header(s) and "READ-ONLY" in _header(s), 30,
+    term.wait_for(lambda s: " red " in _header(s) and "READ-ONLY" in _header(s), 60,
                   "back to red")
     term.press("3")  # the tasks pane, then retry the selected task
     term.press("r")
-    term.wait_for(lambda s: "read-only" in s, 10, "the refusal")
+    term.wait_for(lambda s: "read-only" in s, 60, "the refusal")
     term.press("q")
-    term.child.expect(pexpect.EOF, timeout=20)
+    term.child.expect(pexpect.EOF, timeout=60)

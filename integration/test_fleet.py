@@ -66,7 +66,7 @@ def _probe_until_recorded(app: Any, reader: Store) -> float:
         rec = reader.fetch_tasks(sent[-1:]).get(sent[-1], (None,))[0]
         return rec.succeeded if rec is not None else None
 
-    return float(wait_for(finished, timeout=30, what="the last probe done in the store"))
+    return float(wait_for(finished, timeout=60, what="the last probe done in the store"))
 
 
 @pytest.mark.timeout(300)
@@ -80,7 +80,7 @@ def test_two_workers_shares_p95_and_sla(broker: tuple[str, str], celery_worker_f
     recorder = RecordProcess(broker_url, store_url, tmp_path)
     reader: Store | None = None
     try:
-        reader = wait_for(lambda: _try_open(store_url), timeout=30, what="the store")
+        reader = wait_for(lambda: _try_open(store_url), timeout=60, what="the store")
         probed = _probe_until_recorded(app1, reader)
         since = datetime.fromtimestamp(probed + 0.001, timezone.utc).isoformat()
         fast = [app1.send_task("workerapp.add", args=(i, i)) for i in range(9)]
@@ -91,7 +91,7 @@ def test_two_workers_shares_p95_and_sla(broker: tuple[str, str], celery_worker_f
         ids = [str(r.id) for r in fast + slow]
         wait_for(lambda: sum(rec.state == "SUCCESS"
                              for rec, _ in reader.fetch_tasks(ids).values()) == len(ids),  # type: ignore[union-attr]
-                 timeout=30, what="every task in the store")
+                 timeout=60, what="every task in the store")
     finally:
         if reader is not None:
             reader.close()
@@ -159,7 +159,7 @@ def test_stats_listen_reads_live_events(broker: tuple[str, str],
     reader = threading.Thread(target=lambda: err.extend(cli.stderr or []), daemon=True)
     reader.start()
     try:
-        wait_for(lambda: any("listening to" in line for line in err), timeout=30,
+        wait_for(lambda: any("listening to" in line for line in err), timeout=60,
                  what="the listening line")
         sent = [w1.app().send_task("workerapp.add", args=(i, i)) for i in range(4)]
         sent += [w2.app().send_task("workerapp.add", args=(i, 2)) for i in range(2)]

@@ -120,7 +120,7 @@ def test_the_store_file_holds_no_masked_value(redis_url: str, celery_worker_fact
     recorder = RecordProcess(redis_url, store_url, tmp_path)
     reader: Store | None = None
     try:
-        reader = wait_for(lambda: _try_open(store_url), timeout=30, what="the store")
+        reader = wait_for(lambda: _try_open(store_url), timeout=60, what="the store")
         _send_until_recorded(app, reader)
         ids, secrets = _generated(app)
         task = app.send_task("workerapp.echo", args=(CARD,), kwargs={"password": SECRET})

@@ -220,7 +220,7 @@ def test_record_otel_exports_a_chain_as_one_trace(
         failed = str(app.send_task("workerapp.always_fail", args=("x",)).id)
         assert result.get(timeout=30) == 7
         ids = [result.parent.parent.id, result.parent.id, result.id]
-        wait_for(lambda: all(receiver.task(t) for t in [*ids, failed]), timeout=30,
+        wait_for(lambda: all(receiver.task(t) for t in [*ids, failed]), timeout=60,
                  what="the chain's and the failure's spans")
         code = record.stop()
     assert code == 0, record.stderr()
@@ -272,7 +272,7 @@ def test_traceparent_companion_joins_the_producer_trace(
                 steps = chain(add.clone(args=(1, 1)), add.clone(args=(2,))).apply_async()
             outside = str(app.send_task("workerapp.add", args=(5, 5)).id)
             ids = [single, steps.parent.id, steps.id, outside]
-            wait_for(lambda: all(receiver.task(t) for t in ids), timeout=30,
+            wait_for(lambda: all(receiver.task(t) for t in ids), timeout=60,
                      what="the spans of the tasks sent in and outside the request")
             record.stop()
     finally:
@@ -344,7 +344,7 @@ def test_tail_otel_exports_while_it_prints(
         failed = str(app.send_task("workerapp.always_fail", args=("t",)).id)
         tail.wait_doc(lambda d: d["type"] == "task-failed" and d["uuid"] == failed,
                       what="the failure printed")
-        wait_for(lambda: receiver.task(failed), timeout=30, what="the failure's span")
+        wait_for(lambda: receiver.task(failed), timeout=60, what="the failure's span")
         assert tail.interrupt() == 0
     finally:
         tail.close()
@@ -384,7 +384,7 @@ def test_serve_otel_exports_while_it_serves(
 
         wait_for(arrived, timeout=60, interval=1.0, what="a probe span at the receiver")
         failed = str(app.send_task("workerapp.always_fail", args=("s",)).id)
-        wait_for(lambda: receiver.task(failed), timeout=30, what="the failure's span")
+        wait_for(lambda: receiver.task(failed), timeout=60, what="the failure's span")
         assert server.proc.poll() is None  # exported while serve runs
         info = httpx.get(f"{server.url}/api/task/info/{failed}", timeout=10).json()
         assert info["state"] == "FAILURE"
@@ -418,7 +418,7 @@ def test_dashboard_otel_exports_while_it_draws(
     term = Terminal(sys.executable, ["-m", "lazycelery", "--broker", redis_url, "--otel"], env)
     try:
         short_host = worker.hostname.split("@")[0]
-        term.wait_for(lambda s: "connected" in s and short_host in s, 30, "the worker")
+        term.wait_for(lambda s: "connected" in s and short_host in s, 60, "the worker")
         sent: list[str] = []
 
         def arrived() -> bool:
@@ -429,7 +429,7 @@ def test_dashboard_otel_exports_while_it_draws(
 
         wait_for(arrived, timeout=60, interval=1.0, what="a span from the dashboard")
         failed = str(app.send_task("workerapp.always_fail", args=("d",)).id)
-        wait_for(lambda: (term.pump(0.1), receiver.task(failed))[1], timeout=30,
+        wait_for(lambda: (term.pump(0.1), receiver.task(failed))[1], timeout=60,
                  what="the failure's span")
         assert term.child.isalive()  # exported while the dashboard runs
         term.press("q")

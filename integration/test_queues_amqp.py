@@ -176,7 +176,7 @@ def test_worker_ready_vs_unacked(amqp_url: str, inspectors: Callable[..., AmqpIn
 
         # Celery raises its prefetch by one per ETA task, so all 3 leave the ready count;
         # queue_declare's message_count is ready messages only.
-        stats = wait_for(probed, timeout=30, what="the worker to prefetch the 3 ETA tasks")
+        stats = wait_for(probed, timeout=60, what="the worker to prefetch the 3 ETA tasks")
         assert stats.reserved is None
 
         api = _with_management(amqp_url)
@@ -187,7 +187,7 @@ def test_worker_ready_vs_unacked(amqp_url: str, inspectors: Callable[..., AmqpIn
             return found if found is not None and found.reserved == 3 else None
 
         # The management API's figures lag by its stats interval (5 s by default).
-        full = wait_for(counted, timeout=30, interval=0.5, what="3 unacked via the API")
+        full = wait_for(counted, timeout=60, interval=0.5, what="3 unacked via the API")
         assert (full.ready, full.consumers) == (0, 1)
         assert full.sources["ready"] == Source.AMQP_DECLARE
         assert full.sources["reserved"] == Source.MANAGEMENT
@@ -200,11 +200,11 @@ def test_worker_ready_vs_unacked(amqp_url: str, inspectors: Callable[..., AmqpIn
         app.control.cancel_consumer(worker.queue, destination=[worker.hostname], reply=True)
         for _ in range(2):
             app.send_task("workerapp.add", args=(2, 2), queue=worker.queue)
-        assert wait_for(lambda: amqp_only.stats(worker.queue).ready == 2, timeout=10,
+        assert wait_for(lambda: amqp_only.stats(worker.queue).ready == 2, timeout=60,
                         what="2 ready messages")
         assert amqp_only.purge(worker.queue) == 2
         after = wait_for(lambda: (s := both.snapshot().get(worker.queue)) is not None
-                         and s.reserved == 3 and s.ready == 0 and s, timeout=30, interval=0.5,
+                         and s.reserved == 3 and s.ready == 0 and s, timeout=60, interval=0.5,
                          what="purge to leave the unacked messages alone")
         assert after.consumers == 0
     finally:
@@ -219,7 +219,7 @@ def test_management_listing_finds_unconfigured_queues(amqp_url: str,
     inspector = inspectors(amqp_url, (), management_url=api)
     # The API lists a new queue at once but its figures only after a stats interval.
     full = wait_for(lambda: (s := inspector.snapshot().get(hidden)) is not None
-                    and s.ready == 4 and s.consumers is not None and s, timeout=30, interval=0.5,
+                    and s.ready == 4 and s.consumers is not None and s, timeout=60, interval=0.5,
                     what="API stats")
     assert full.reserved == 0 and full.consumers == 0
     # Listed by the API only (not configured, so not probed): every figure says so.

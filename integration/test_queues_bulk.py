@@ -275,7 +275,7 @@ def test_amqp_dead_letters_requeued_and_consumed_by_a_real_worker(
         _reject_all(amqp_url, queue)
         inspector = inspectors(amqp_url, (queue,), management_url=api.base)
         stats = wait_for(lambda: (s := inspector.snapshot().get(queue)) is not None
-                         and s.dead_letter_ready == 4 and s, timeout=30,
+                         and s.dead_letter_ready == 4 and s, timeout=60,
                          what="the management API to count the dead letters")
         assert stats.dead_letter == dead
         assert inspector.snapshot().get(dead).dead_letter_of == queue  # type: ignore[union-attr]

@@ -234,7 +234,7 @@ def test_watch_survives_a_broker_outage_in_the_table(env: dict[str, str],
         assert json.loads(proc.stdout.readline())["stale"] is False
         server.stop()
         stale = wait_for(lambda: (d := json.loads(proc.stdout.readline()))["stale"] and d,  # type: ignore[union-attr]
-                         timeout=20, what="a stale document")
+                         timeout=60, what="a stale document")
         assert stale["error"].startswith("cannot reach redis at 127.0.0.1:")
         assert proc.poll() is None  # still running
         proc.send_signal(signal.SIGINT)

@@ -314,7 +314,7 @@ def password_redis(tmp_path: Path) -> Iterator[int]:
                              "--save", "", "--requirepass", "s3cret", "--dir", str(tmp_path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: _answers(port), timeout=10, what="redis-server with a password")
+        wait_for(lambda: _answers(port), timeout=60, what="redis-server with a password")
         yield port
     finally:
         proc.terminate()
@@ -367,7 +367,7 @@ def test_worker_reserved_consumers_and_purge(
             return snap if stats is not None and stats.reserved == 3 and \
                 snap.unacked_total == 3 else None
 
-        snapshot = wait_for(reserved, timeout=30, what="3 reserved ETA tasks")
+        snapshot = wait_for(reserved, timeout=60, what="3 reserved ETA tasks")
         stats = snapshot.get(worker.queue)
         assert stats is not None and stats.ready == 0
         assert stats.sources["reserved"] == Source.REDIS_UNACKED
@@ -422,5 +422,5 @@ def test_consumers_show_soon_when_the_monitor_started_before_the_worker(
         stats = monitor.refresh().get(queue)
         return stats is not None and stats.consumers == 1
 
-    wait_for(consumed, timeout=30, interval=0.1, what=f"{worker.hostname} counted as consumer")
+    wait_for(consumed, timeout=60, interval=0.1, what=f"{worker.hostname} counted as consumer")
     assert time.monotonic() - ready_at < 30

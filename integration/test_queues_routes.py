@@ -57,7 +57,7 @@ def test_routes_tree_and_one_task_route(broker: str, tmp_path: Path,
         tree = json.loads(cli("routes", "--json").stdout)["tree"]
         return tree["consumers"] if {math, echoes} <= set(tree["consumers"]) else None
 
-    consumers = wait_for(consumed, timeout=30, what="the worker's queues in the tree")
+    consumers = wait_for(consumed, timeout=60, what="the worker's queues in the tree")
     assert consumers[math] == [worker.hostname] and consumers[echoes] == [worker.hostname]
     table = cli("routes")
     assert table.returncode == 0, table.stderr

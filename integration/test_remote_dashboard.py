@@ -56,4 +56,4 @@ def test_dashboard_attached_to_serve(redis_url: str, celery_worker_factory: Call
     live = send_add(serve.url, 1, 2)
     term.wait_for(lambda s: live[:8] in s, what="a live task from the stream on screen")
     term.press("q")
-    term.child.expect(pexpect.EOF, timeout=15)
+    term.child.expect(pexpect.EOF, timeout=60)

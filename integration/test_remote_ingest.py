@@ -91,12 +91,12 @@ def test_snapshot_stream_restart_and_gap(port: int, viewer: tuple[RemoteIngestor
         server.feed(events[:half])  # before the viewer: it learns them from the snapshot
         ingestor, local = viewer
         ingestor.start()
-        wait_for(lambda: states(local) == states(server.index), timeout=30,
+        wait_for(lambda: states(local) == states(server.index), timeout=60,
                  what="the snapshot in the viewer")
         wait_for(lambda: ingestor.status.state == CONNECTED, what="the stream connected")
         assert ingestor.status.gap is None
         server.feed(events[half:-200])  # live: through the stream
-        wait_for(lambda: states(local) == states(server.index), timeout=30,
+        wait_for(lambda: states(local) == states(server.index), timeout=60,
                  what="the stream's events in the viewer")
     finally:
         server.stop()
@@ -105,11 +105,11 @@ def test_snapshot_stream_restart_and_gap(port: int, viewer: tuple[RemoteIngestor
     restarted = Served(server.index, port)
     try:
         restarted.feed(events[-200:])
-        wait_for(lambda: ingestor.status.gap is not None, timeout=30,
+        wait_for(lambda: ingestor.status.gap is not None, timeout=60,
                  what="the gap reported after the restart")
         assert "restarted" in ingestor.status.gap.reason  # type: ignore[union-attr]
         assert any(s.state == RECONNECTING for s in statuses)
-        wait_for(lambda: states(local) == states(restarted.index), timeout=30,
+        wait_for(lambda: states(local) == states(restarted.index), timeout=60,
                  what="the viewer caught up from the new snapshot")
     finally:
         ingestor.stop(timeout=5)

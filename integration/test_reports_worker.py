@@ -47,7 +47,7 @@ file = "{tmp_path / 'report-{time}.json'}"
         recorder = RecordProcess(redis_url, store_url, tmp_path, "--config", str(config))
         reader: Store | None = None
         try:
-            reader = wait_for(lambda: _try_open(store_url), timeout=30, what="the store")
+            reader = wait_for(lambda: _try_open(store_url), timeout=60, what="the store")
             assert reader is not None
             _send_until_recorded(app, reader)
             failing = [app.send_task("workerapp.always_fail", args=(f"p{i}",)) for i in range(3)]

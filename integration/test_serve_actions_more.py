@@ -76,7 +76,7 @@ def test_a_forwarded_retry_follows_serves_routing_rules(
     new_id = result.created[failed]
     assert result.replies[failed].text == f"sent as {new_id} to {ROUTED}"
     # in the routed queue, which no worker consumes: not in the task's own queue
-    wait_for(lambda: new_id in _queued_ids(redis_url, ROUTED), timeout=30,
+    wait_for(lambda: new_id in _queued_ids(redis_url, ROUTED), timeout=60,
              what="the retry in the routed queue")
     assert new_id not in _queued_ids(redis_url, worker.queue)
     assert _who(tmp_path) == [("retry", "api:token:ops")]

@@ -19,7 +19,9 @@ from conftest import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 pytest.importorskip("starlette", reason="the serve extra")
 
-HOLD = 4.0  # seconds each held request waits for a result that never comes
+#: seconds each held request waits for a result that never comes: the window in which the
+#: flood must be sent and answered, so it leaves room for a loaded machine
+HOLD = 15.0
 
 
 def _shed(url: str) -> dict[str, float]:
@@ -31,16 +33,28 @@ def _shed(url: str) -> dict[str, float]:
     return out
 
 
+def _inflight(url: str) -> float:
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("lazycelery_http_inflight "):
+            return float(line.split()[-1])
+    raise AssertionError("no lazycelery_http_inflight")
+
+
 async def _flood(url: str, held: int, count: int) -> tuple[list[httpx.Response], float]:
     async with httpx.AsyncClient(timeout=30) as client:
         holds = [asyncio.create_task(client.get(f"{url}/api/task/result/held-{n}",
                                                 params={"timeout": HOLD}))
                  for n in range(held)]
-        await asyncio.sleep(1.0)  # the held ones are in flight (in serve's threads)
+        # the held ones are in flight (in serve's threads): observed, not slept for
+        deadline = time.monotonic() + HOLD / 2
+        while await asyncio.to_thread(_inflight, url) < held:
+            assert time.monotonic() < deadline, "the held requests never got in flight"
+            await asyncio.sleep(0.05)
         t0 = time.monotonic()
         flood = await asyncio.gather(*(client.get(f"{url}/api/v1/tasks", params={"limit": 100})
                                        for _ in range(count)))
         took = time.monotonic() - t0
+        assert not any(hold.done() for hold in holds)  # all answered while those were held
         for got in await asyncio.gather(*holds):
             assert got.status_code == 200, got.text
         return list(flood), took
@@ -65,5 +79,5 @@ def test_flood_is_shed_with_json_503_and_counted(redis_url: str,
     assert _shed(url)["busy"] == 40
     # the held requests are done: answered again
     wait_for(lambda: httpx.get(f"{url}/api/v1/tasks", timeout=10).status_code == 200,
-             timeout=30, what="serve to answer again")
+             timeout=60, what="serve to answer again")
     assert "Traceback" not in serve.output()

@@ -127,7 +127,7 @@ def test_each_environment_runs_its_own_alert_rules(
         try:
             wait_for(serve.healthy, timeout=60, interval=0.2, what="serve to answer")
             _check(serve.url, hook, worker_a, worker_b)
-            wait_for(lambda: _policy_entries(tmp_path), timeout=30, interval=0.3,
+            wait_for(lambda: _policy_entries(tmp_path), timeout=60, interval=0.3,
                      what="the retry policy to act in a")
         finally:
             code = serve.stop()

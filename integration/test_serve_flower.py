@@ -64,7 +64,7 @@ def test_serve_answers_like_flower(transport: str, request: pytest.FixtureReques
     serve = servers("serve", broker, worker.queue, backend=backend)
     for server in (flower, serve):
         wait_for(lambda s=server: get(s, "/api/workers", status="true").get(worker.hostname),
-                 timeout=30, what="the worker to be seen online")
+                 timeout=60, what="the worker to be seen online")
 
     app = worker.app()
     try:
@@ -129,7 +129,7 @@ def test_serve_answers_like_flower(transport: str, request: pytest.FixtureReques
                 return counts  # Flower reads RabbitMQ's management API only: none here
             return counts if counts == [(q["name"], q["messages"]) for q in b] else None
 
-        counts = wait_for(lengths, timeout=45, interval=0.5,
+        counts = wait_for(lengths, timeout=60, interval=0.5,
                           what="equal, non-zero queue lengths")
         assert counts[0][0] == worker.queue
         app.control.revoke(sleeper.id, terminate=True, destination=[worker.hostname])

@@ -43,7 +43,7 @@ def test_a_flower_client_script_runs_unchanged_against_serve(
     for server in (flower, serve):
         wait_for(lambda s=server: httpx.get(f"{s.url}/api/workers", params={"status": "1"},
                                             timeout=5).json().get(worker.hostname),
-                 timeout=30, what="the worker to be seen online")
+                 timeout=60, what="the worker to be seen online")
 
     theirs = run_script(flower, worker.hostname, worker.queue)
     ours = run_script(serve, worker.hostname, worker.queue)

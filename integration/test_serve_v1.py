@@ -104,9 +104,9 @@ def test_v1_reads_stream_tail_and_roles(redis_url: str,
     try:
         # tail has connected once serve counts a second stream client
         wait_for(lambda: b"lazycelery_stream_clients 2" in _metrics(url) or tail.poll(),
-                 timeout=30, what="tail --server to connect")
+                 timeout=60, what="tail --server to connect")
         task_id = send_add(url, 2, 3)
-        wait_for(lambda: "task-succeeded" in stream.events_of(task_id), timeout=30,
+        wait_for(lambda: "task-succeeded" in stream.events_of(task_id), timeout=60,
                  what="task-succeeded on the stream")
         out, err = tail.communicate(timeout=30)
     finally:

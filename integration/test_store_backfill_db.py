@@ -46,7 +46,7 @@ def test_a_gap_is_backfilled_from_the_database_result_backend(
     second: RecordProcess | None = None
     reader: Store | None = None
     try:
-        reader = wait_for(lambda: _try_open(store), timeout=30, what="the store")
+        reader = wait_for(lambda: _try_open(store), timeout=60, what="the store")
         _send_until_recorded(app, reader)
         before = [str(app.send_task("workerapp.add", args=(i, 1)).id) for i in range(10)]
         metas: dict[str, dict[str, Any]] = wait_for(lambda: _final_metas(backend, before),
@@ -96,7 +96,7 @@ def test_an_unsupported_result_backend_is_said_in_one_line(
     store = f"sqlite:///{tmp_path / 'history.sqlite3'}"
     first = RecordProcess(redis_url, store, tmp_path, name="first")
     try:
-        wait_for(lambda: "recording " in first.stderr(), timeout=30, what="the first run")
+        wait_for(lambda: "recording " in first.stderr(), timeout=60, what="the first run")
         first.proc.kill()
         first.proc.wait(10)
     finally:

@@ -107,7 +107,7 @@ def test_record_keeps_every_task_in_its_final_state_and_tail_since_prints_them(
     reader: Store | None = None
     tail: TailProcess | None = None
     try:
-        reader = wait_for(lambda: _try_open(store_url), timeout=30, what="the store")
+        reader = wait_for(lambda: _try_open(store_url), timeout=60, what="the store")
         probe = _send_until_recorded(app, reader)
         ids = _scenario(app)
         every = [probe, *(i for group in ids.values() for i in group)]
@@ -202,14 +202,14 @@ def test_a_recorder_killed_and_restarted_ends_with_every_task_in_its_final_state
     second: RecordProcess | None = None
     reader: Store | None = None
     try:
-        reader = wait_for(lambda: _try_open(store_url), timeout=30, what="the store")
+        reader = wait_for(lambda: _try_open(store_url), timeout=60, what="the store")
         _send_until_recorded(app, reader)
         before = [str(app.send_task("workerapp.add", args=(i, 1)).id) for i in range(20)]
         metas = wait_for(lambda: _final_metas(backend, before), timeout=60, what="batch 1")
         _wait_recorded(reader, before, metas)
         # in flight at the kill: received (maybe started) by the worker, finished in the gap
         crossing = [str(app.send_task("workerapp.sleepy", args=(1.5,)).id) for _ in range(2)]
-        wait_for(lambda: len(reader.fetch_tasks(crossing)) == 2, timeout=30,
+        wait_for(lambda: len(reader.fetch_tasks(crossing)) == 2, timeout=60,
                  what="the sleepy tasks in the store")
         first.proc.kill()  # SIGKILL: no flush, no clean stop
         first.proc.wait(10)

@@ -183,7 +183,7 @@ def _run_two_recorders(app: Any, backend: Any, store_url: str,
     workload; returns the reader, the processes, every task id and its result meta, and the
     ids sent while the second was down."""
     procs = [start(names[0]), start(names[1])]
-    reader = wait_for(lambda: _try_open(store_url), timeout=30, what="the store")
+    reader = wait_for(lambda: _try_open(store_url), timeout=60, what="the store")
     _probe_until_recorded(app, reader, names[0].startswith("shard"))
     ids = _workload(app, 150, "a")
     # kill -9 mid-workload: the second recorder dies with events read but not written

@@ -174,22 +174,32 @@ def types_of(docs: Iterable[Doc]) -> list[str]:
     return [doc["type"] for doc in docs]
 
 
+#: countdown of the task revoked while the worker holds it for its ETA (seconds)
+ETA_REVOKED = 15
+
+
 def run_scenario(tail: TailProcess, app: Any, worker_hostname: str) -> dict[str, str]:
     """Success, failure, retry, a revoke while waiting for an ETA, and a chain of three;
     asserts on tail's JSON lines and returns the task ids by role."""
     ok = str(app.send_task("workerapp.add", args=(2, 3)).id)
     bad = str(app.send_task("workerapp.always_fail", args=("boom",)).id)
     flaky = str(app.send_task("workerapp.flaky", args=(7,), kwargs={"fail_for": 1}).id)
-    later = str(app.send_task("workerapp.sleepy", args=(0.1,), countdown=3).id)
+    # the ETA is far enough off for tail to show task-received and the revoke to reach the
+    # worker before it on a loaded machine (the worker announces task-revoked at the ETA)
+    later = str(app.send_task("workerapp.sleepy", args=(0.1,), countdown=ETA_REVOKED).id)
     steps = (app.signature("workerapp.add", args=(1, 2)) | app.signature("workerapp.add", args=(3,))
              | app.signature("workerapp.add", args=(4,)))
     chain_last = str(steps.apply_async().id)
 
     # success: the whole lifecycle, each line with the state right after it
     tail.wait_doc(lambda d: d["uuid"] == ok and d["type"] == "task-succeeded", what="add succeeded")
+    # the client publishes task-sent after the task message itself: on a loaded machine the
+    # worker's three events can all arrive first, so wait for the fourth
+    lifecycle = ["task-received", "task-sent", "task-started", "task-succeeded"]
+    tail.wait_until(lambda: len(tail.task_docs(ok)) >= len(lifecycle), 30,
+                    "the four events of add")
     lines = tail.task_docs(ok)
-    assert sorted(types_of(lines)) == ["task-received", "task-sent", "task-started",
-                                       "task-succeeded"]
+    assert sorted(types_of(lines)) == lifecycle
     assert_states_follow_the_model(lines)
     if types_of(lines) == ["task-sent", "task-received", "task-started", "task-succeeded"]:
         assert [d["state"] for d in lines] == ["PENDING", "RECEIVED", "STARTED", "SUCCESS"]
@@ -225,7 +235,7 @@ def run_scenario(tail: TailProcess, app: Any, worker_hostname: str) -> dict[str,
                   what="sleepy received")
     app.control.revoke(later, destination=[worker_hostname])
     revoked = tail.wait_doc(lambda d: d["uuid"] == later and d["type"] == "task-revoked",
-                            timeout=30, what="sleepy revoked")
+                            timeout=ETA_REVOKED + 45, what="sleepy revoked")
     assert revoked["state"] == "REVOKED" and revoked["name"] == "workerapp.sleepy"
     assert revoked["terminated"] is False and revoked["expired"] is False
     assert not any(d["type"] == "task-started" for d in tail.task_docs(later))

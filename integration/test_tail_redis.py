@@ -235,7 +235,7 @@ def test_tasks_finished_during_a_gap_are_reconciled_from_the_result_backend(
                           timeout=30, what=f"{uuid} to start")
         server.stop()  # the event stream goes down while the tasks run
         wait_for(lambda: all(app.backend.get_task_meta(u)["status"] == "SUCCESS" for u in ids),
-                 timeout=30, what="the tasks to finish during the gap")
+                 timeout=60, what="the tasks to finish during the gap")
         worker.stop()  # its buffered task-succeeded events die with it
         server.start()
         for uuid in ids:

@@ -48,7 +48,7 @@ def client(worker: WorkerProcess) -> Iterator[Any]:
 def test_real_tasks_are_bars_in_their_worker_process_lane(
         worker: WorkerProcess, client: Any, screen: ScreenModel) -> None:
     wait_for(lambda: screen.ingest_status is not None and
-             screen.ingest_status.state == "connected", timeout=20, what="ingest to connect")
+             screen.ingest_status.state == "connected", timeout=60, what="ingest to connect")
     ok = [client.send_task("workerapp.sleepy", (0.3,), queue=worker.queue) for _ in range(4)]
     bad = client.send_task("workerapp.always_fail", queue=worker.queue)
     running = client.send_task("workerapp.long_running", (30,), queue=worker.queue)

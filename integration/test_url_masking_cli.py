@@ -164,7 +164,7 @@ def password_redis(tmp_path: Path) -> Iterator[str]:
         import redis
 
         client = redis.Redis(port=port, password=RAW_OK)
-        wait_for(lambda: _pings(client), timeout=10, what="redis-server with requirepass")
+        wait_for(lambda: _pings(client), timeout=60, what="redis-server with requirepass")
         client.close()
         yield f"redis://:{RAW_OK}@127.0.0.1:{port}/0"
     finally:

@@ -73,7 +73,7 @@ def test_detail_shows_a_running_task_with_its_pool_process(worker: WorkerProcess
                                                             client: Any) -> None:
     result = client.send_task("workerapp.sleepy", (5,))
     wait_for(lambda: fetch_worker_detail(client, worker.hostname, timeout=5.0).active,
-             timeout=20, what="the task to be active")
+             timeout=60, what="the task to be active")
     detail = fetch_worker_detail(client, worker.hostname, timeout=5.0)
     (task,) = detail.active
     assert task.id == result.id and task.name == "workerapp.sleepy"
@@ -165,7 +165,7 @@ def test_dashboard_enter_on_the_worker_shows_its_real_detail(worker: WorkerProce
             finally:
                 if d.app.is_running:
                     d.app.exit(result=0)
-                assert await asyncio.wait_for(task, 10) == 0
+                assert await asyncio.wait_for(task, 60) == 0
                 d.shutdown()
 
         asyncio.run(main())

@@ -43,7 +43,7 @@ def index(worker: WorkerProcess) -> Iterator[TaskIndex]:
     ingestor = Ingestor(worker.broker, idx)
     ingestor.start()
     try:
-        wait_for(lambda: ingestor.status.state == CONNECTED, 20, what="ingest to connect")
+        wait_for(lambda: ingestor.status.state == CONNECTED, 60, what="ingest to connect")
         yield idx
     finally:
         ingestor.stop()
@@ -80,7 +80,7 @@ def test_a_chord_is_one_tree_from_any_header_task(worker: WorkerProcess, client:
     body = chord([_sig(client, "add", i, i) for i in range(3)],
                  _sig(client, "echo")).apply_async()
     assert body.get(timeout=30) == {"args": [[0, 2, 4]], "kwargs": {}}
-    wait_for(lambda: _all_done(index, 4), 20, what="the chord's four tasks in the index")
+    wait_for(lambda: _all_done(index, 4), 60, what="the chord's four tasks in the index")
     metas = fetch_metas(client, [body.id])
     last_header = metas[body.id]["parent_id"]
     headers = [r.uuid for r in index.records() if r.uuid != body.id]
@@ -105,7 +105,7 @@ def test_a_nested_chain_of_groups_and_the_cli_tree(worker: WorkerProcess, client
                          _sig(client, "add", 6, 6, immutable=True)))
     last = canvas.apply_async()
     assert sorted(last.get(timeout=30)) == [10, 12]
-    wait_for(lambda: _all_done(index, 6), 20, what="the six tasks in the index")
+    wait_for(lambda: _all_done(index, 6), 60, what="the six tasks in the index")
     leaf = last.results[0].id
     root = _tree(index, client, leaf)
     assert root.kind == TASK and root.name == "workerapp.add" and root.counts == {SUCCESS: 6}
@@ -140,7 +140,7 @@ def test_a_replay_runs_again_with_the_same_args_as_a_child(
     assert client.AsyncResult(new_id).get(timeout=30) == expected  # the worker ran it again
     meta = client.backend.get_task_meta(new_id)
     assert meta["parent_id"] == first.id and meta["queue"] == worker.queue
-    wait_for(lambda: new_id in index.children_of(first.id), 20,
+    wait_for(lambda: new_id in index.children_of(first.id), 60,
              what="the replay as a child of the original in the index")
     root = _tree(index, client, first.id)
     assert [c.id for c in root.children] == [new_id] and root.counts == {SUCCESS: 2}
@@ -180,7 +180,7 @@ def test_the_tree_is_read_from_a_recorded_store_after_memory_is_gone(
     recorder = RecordProcess(worker.broker, url, tmp_path)
     reader = None
     try:
-        reader = wait_for(lambda: _try_open(url), 30, interval=0.2, what="the recorder's store")
+        reader = wait_for(lambda: _try_open(url), 60, interval=0.2, what="the recorder's store")
         _send_until_recorded(client, reader)
         nested = chain(_sig(client, "add", 1, 1, immutable=True),
                        group(_sig(client, "add", 2, 2, immutable=True),

@@ -70,8 +70,8 @@ def test_buffer_hands_out_chunks_and_keeps_the_wakeup_until_empty() -> None:
     buffer.put_lines([b"%d\n" % i for i in range(10)])
     assert len(buffer.take(max_items=4)) == 4
     start = time.monotonic()
-    buffer.wait(5.0)  # still pending: returns at once
-    assert time.monotonic() - start < 1.0
+    buffer.wait(60.0)  # still pending: returns at once (10 s: room for a loaded machine)
+    assert time.monotonic() - start < 10
     assert len(buffer.take()) == 6
     start = time.monotonic()
     buffer.wait(0.2)

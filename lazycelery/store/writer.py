@@ -321,7 +321,10 @@ class StoreWriter:
             now = self.clock()
             gap = GapRow(min(times) if times else now, max(times) if times else now,
                          f"write failed: {message}", "store", batch.events)
-            self._queue.appendleft(WriteBatch(gaps=[gap]))
+            # the gaps this batch carried go again with its own: an earlier failure's gap is
+            # queued in front of the next batch and merged into its write, so when that write
+            # fails too, dropping them lost the record of the earlier loss
+            self._queue.appendleft(WriteBatch(gaps=[*batch.gaps, gap]))
             self._gaps += 1
         self._notify(f"{message}; {counted(batch.events, 'event')} not recorded (gap recorded)")
         self.store.reconnect()
