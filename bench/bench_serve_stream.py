@@ -226,9 +226,16 @@ async def _raw_requests(port: int, rate: float, latencies: list[float], errors: 
             t = time.monotonic()
             conn = None
             try:
-                conn = idle.pop() if idle else await asyncio.wait_for(
-                    asyncio.open_connection("127.0.0.1", port), 10.0)
-                status, retry = await asyncio.wait_for(exchange(*conn), 10.0)
+                if idle:  # a kept-alive connection the server may have closed meanwhile
+                    conn = idle.pop()  # (uvicorn: 5 s idle): tried again on a new one, as
+                    try:               # every HTTP client does
+                        status, retry = await asyncio.wait_for(exchange(*conn), 10.0)
+                    except (OSError, asyncio.IncompleteReadError):
+                        conn[1].close()
+                        conn = None
+                if conn is None:
+                    conn = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 10.0)
+                    status, retry = await asyncio.wait_for(exchange(*conn), 10.0)
             except (OSError, EOFError, ValueError, asyncio.TimeoutError,
                     asyncio.IncompleteReadError, asyncio.LimitOverrunError):
                 if conn is not None:
