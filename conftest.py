@@ -36,6 +36,25 @@ RECORDED = ROOT / "tests" / "data" / "recorded"  # copied from ../shared/fixture
 # --------------------------------------------------------------------------- helpers
 
 
+#: A stop that waited for the next event (none comes while idle) or for a connect timeout would
+#: take that long or never return; a prompt one takes a poll interval and the connection's
+#: close. PROMPT tells the two apart with room for a loaded machine (load 15 on 2 cores, where
+#: RabbitMQ's close-ok alone can take a second): the join is not cut short at Ingestor.stop's
+#: default 2 s, so a slow stop is measured, not mistaken for a thread still running.
+PROMPT = 10.0
+
+
+def stop_promptly(ingestor: Any) -> None:
+    """Stop an ``Ingestor`` and check the stop was prompt and complete."""
+    from lazycelery.core.ingest import STOPPED
+
+    started = time.monotonic()
+    ingestor.stop(timeout=3 * PROMPT)
+    took = time.monotonic() - started
+    assert took < PROMPT, f"stop took {took:.1f} s"
+    assert ingestor.status.state == STOPPED
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.05,
              what: str = "condition") -> Any:
     """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout``.

@@ -14,27 +14,11 @@ from urllib.parse import quote, unquote, urlsplit
 import msgspec
 import pytest
 
-from conftest import WorkerProcess, wait_for
+from conftest import WorkerProcess, stop_promptly, wait_for
 from lazycelery.core.index import TaskIndex
-from lazycelery.core.ingest import CONNECTED, RECONNECTING, STOPPED, Ingestor
+from lazycelery.core.ingest import CONNECTED, RECONNECTING, Ingestor
 
 pytestmark = pytest.mark.integration
-
-
-#: A stop that waited for the next event (none comes while idle) or for a connect timeout would
-#: take that long or never return; a prompt one takes a poll interval and the connection's
-#: close. PROMPT tells the two apart with room for a loaded machine (load 15 on 2 cores, where
-#: RabbitMQ's close-ok alone can take a second): the join is not cut short at Ingestor.stop's
-#: default 2 s, so a slow stop is measured, not mistaken for a thread still running.
-PROMPT = 10.0
-
-
-def stop_promptly(ingestor: Ingestor) -> None:
-    started = time.monotonic()
-    ingestor.stop(timeout=3 * PROMPT)
-    took = time.monotonic() - started
-    assert took < PROMPT, f"stop took {took:.1f} s"
-    assert ingestor.status.state == STOPPED
 
 
 @pytest.fixture(params=[None, 0], ids=["read-ahead", "read-ahead-0"])
