@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -177,20 +178,26 @@ async def _requests(port: int, rate: float, latencies: list[float], errors: list
 
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
     async with httpx.AsyncClient(timeout=10.0, limits=limits) as client:
-        interval, next_at = 1.0 / rate, time.monotonic()
-        pending: set[asyncio.Task[None]] = set()
-        while not stop.is_set():
-            task = asyncio.create_task(one(client))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-            next_at += interval
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-        # what is still waiting 10 s after the window is not answered in time: cancelled
-        if pending:
-            await asyncio.wait(set(pending), timeout=10.0)
-        for task in list(pending):
-            task.cancel()
-            errors.append(-1)
+        await _on_schedule(lambda: one(client), rate, stop, errors)
+
+
+async def _on_schedule(one: Callable[[], Coroutine[Any, Any, None]], rate: float,
+                       stop: asyncio.Event, errors: list[int]) -> None:
+    """``one()`` started ``rate`` times a second, each a task of its own, until ``stop``."""
+    interval, next_at = 1.0 / rate, time.monotonic()
+    pending: set[asyncio.Task[None]] = set()
+    while not stop.is_set():
+        task = asyncio.create_task(one())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        next_at += interval
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+    # what is still waiting 10 s after the window is not answered in time: cancelled
+    if pending:
+        await asyncio.wait(set(pending), timeout=10.0)
+    for task in list(pending):
+        task.cancel()
+        errors.append(-1)
 
 
 async def _raw_requests(port: int, rate: float, latencies: list[float], errors: list[int],
@@ -251,19 +258,7 @@ async def _raw_requests(port: int, rate: float, latencies: list[float], errors: 
             else:
                 errors.append(status)
 
-    interval, next_at = 1.0 / rate, time.monotonic()
-    pending: set[asyncio.Task[None]] = set()
-    while not stop.is_set():
-        task = asyncio.create_task(one())
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-        next_at += interval
-        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-    if pending:
-        await asyncio.wait(set(pending), timeout=10.0)
-    for task in list(pending):
-        task.cancel()
-        errors.append(-1)
+    await _on_schedule(one, rate, stop, errors)
     for _reader, writer in idle:
         writer.close()
 
